@@ -1,0 +1,4 @@
+import type { Command } from "../command.js";
+
+/** Every command of the CLI; `promoter --help` lists them in this order. */
+export const commands: readonly Command[] = [];

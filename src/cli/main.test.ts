@@ -1,0 +1,23 @@
+import { describe, expect, it } from "vitest";
+import { captureIO } from "../../test/support/cli.js";
+import { runCli } from "./main.js";
+
+describe("runCli", () => {
+  it("prints the version", async () => {
+    const { io, out } = captureIO();
+    expect(await runCli(["--version"], io)).toBe(0);
+    expect(out()).toMatch(/^\d+\.\d+\.\d+\n$/);
+  });
+
+  it("prints help", async () => {
+    const { io, out } = captureIO();
+    expect(await runCli(["--help"], io)).toBe(0);
+    expect(out()).toContain("Usage: promoter <command>");
+  });
+
+  it("refuses unknown commands with exit 2", async () => {
+    const { io, err } = captureIO();
+    expect(await runCli(["frobnicate"], io)).toBe(2);
+    expect(err()).toContain("unknown command");
+  });
+});

@@ -1,0 +1,56 @@
+/**
+ * The one error base of the project. Every error the library raises on purpose is a
+ * `PromoterError` with a stable, machine-readable `code`; callers branch on `code`, people read
+ * `message`. Messages never contain secrets: anything that may carry a credential goes through
+ * `registry/redact` before it reaches an error.
+ */
+export class PromoterError extends Error {
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** Bad input from the person running the tool (flags, missing files): exit status 2. */
+export class UsageError extends PromoterError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("usage", message, options);
+  }
+}
+
+/** A string that does not follow one of the name grammars (digest, tag, repository, reference). */
+export class InvalidNameError extends PromoterError {
+  readonly kind: "digest" | "tag" | "repository" | "registry" | "reference";
+  readonly input: string;
+
+  constructor(kind: InvalidNameError["kind"], input: string, reason: string) {
+    super(`invalid-${kind}`, `invalid ${kind} ${JSON.stringify(truncateForMessage(input))}: ${reason}`);
+    this.kind = kind;
+    this.input = input;
+  }
+}
+
+/** Signals that work was stopped on purpose (Ctrl-C, SIGTERM, a deadline). */
+export class AbortedError extends PromoterError {
+  constructor(message = "operation aborted", options?: { cause?: unknown }) {
+    super("aborted", message, options);
+  }
+}
+
+export function isPromoterError(error: unknown): error is PromoterError {
+  return error instanceof PromoterError;
+}
+
+/** Long inputs would flood a terminal; keep the start, which is what a person recognises. */
+export function truncateForMessage(text: string, max = 200): string {
+  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length} characters)`;
+}
+
+/** A message for any thrown value, without assuming it is an Error. */
+export function describeError(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return String(error);
+}

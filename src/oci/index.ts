@@ -1,0 +1,3 @@
+export * from "./media-type.js";
+export * from "./descriptor.js";
+export * from "./manifest.js";

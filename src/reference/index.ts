@@ -1,0 +1,4 @@
+export * from "./digest.js";
+export * from "./tag.js";
+export * from "./name.js";
+export * from "./reference.js";

@@ -1,0 +1,60 @@
+import { PromoterError } from "../errors.js";
+import type { Side } from "./store.js";
+
+/**
+ * A failure talking to a registry or layout directory. The message says which operation, which
+ * registry and repository, which side (source or destination), the request (method and redacted
+ * URL), the HTTP status and the registry's error codes. Never a credential.
+ * https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#error-codes
+ */
+export interface RegistryErrorDetails {
+  readonly operation: string;
+  readonly registry: string;
+  readonly repository?: string;
+  readonly side?: Side;
+  /** `METHOD url` with credentials and signed query strings removed. */
+  readonly request?: string;
+  readonly status?: number;
+  /** Error codes from the registry's error body, such as MANIFEST_UNKNOWN or DENIED. */
+  readonly registryCodes?: readonly string[];
+  /** Human text from the registry's error body, already redacted and truncated. */
+  readonly registryMessage?: string;
+}
+
+export type RegistryErrorCode =
+  | "registry-http" // an unexpected HTTP status
+  | "registry-network" // connection refused, reset, DNS, TLS
+  | "registry-timeout"
+  | "registry-auth" // no or wrong credentials, token endpoint refused
+  | "registry-denied" // authenticated but not allowed
+  | "registry-not-found"
+  | "registry-digest-mismatch" // bytes do not hash to the digest asked for or announced
+  | "registry-too-large" // a response above its size cap
+  | "registry-protocol" // a response that breaks the spec (bad Location, bad JSON)
+  | "registry-insecure" // a request that would weaken transport security (https -> http, foreign realm)
+  | "layout-invalid"; // an OCI layout directory that is malformed or tries to escape
+
+export class RegistryError extends PromoterError {
+  readonly details: RegistryErrorDetails;
+
+  constructor(
+    code: RegistryErrorCode,
+    summary: string,
+    details: RegistryErrorDetails,
+    options?: { cause?: unknown },
+  ) {
+    super(code, formatRegistryMessage(summary, details), options);
+    this.details = details;
+  }
+}
+
+function formatRegistryMessage(summary: string, details: RegistryErrorDetails): string {
+  const where = details.repository ? `${details.registry}/${details.repository}` : details.registry;
+  const side = details.side ? `${details.side} ` : "";
+  const parts = [`${details.operation} ${side}${where}: ${summary}`];
+  if (details.status !== undefined) parts.push(`HTTP ${details.status}`);
+  if (details.registryCodes && details.registryCodes.length > 0) parts.push(details.registryCodes.join(", "));
+  if (details.registryMessage) parts.push(details.registryMessage);
+  if (details.request) parts.push(`(${details.request})`);
+  return parts.join("; ");
+}

@@ -1,0 +1,4 @@
+/** Vitest global setup. Registry-backed suites start their own registries through the harness. */
+export default function setup(): void {
+  // Filled in by the registry harness.
+}
