@@ -1,0 +1,139 @@
+import { InvalidNameError } from "../errors.js";
+import { isDigest, digestProblem } from "./digest.js";
+import { joinRepositoryPath, looksLikeRegistryHost, MAX_NAME_LENGTH, registryHostProblem, repositoryPathProblem, } from "./name.js";
+import { isTag, tagProblem } from "./tag.js";
+/** Docker Hub's canonical name; its API lives at `registry-1.docker.io`. */
+export const DOCKER_HUB = "docker.io";
+const DOCKER_HUB_ALIASES = new Set(["docker.io", "index.docker.io", "registry-1.docker.io"]);
+/** The prefix that names a local OCI image layout directory instead of a registry. */
+export const OCI_LAYOUT_PREFIX = "oci:";
+/**
+ * Parses `[host[:port]/]path[:tag][@digest]` with Docker's normalisation: a name without a
+ * registry host means Docker Hub, and a single-component Docker Hub name lives under `library/`
+ * (`ubuntu` -> `docker.io/library/ubuntu`).
+ */
+export function parseImageReference(input) {
+    const fail = (reason) => {
+        throw new InvalidNameError("reference", input, reason);
+    };
+    if (input.length === 0)
+        fail("a reference cannot be empty");
+    let rest = input;
+    let digest;
+    const at = rest.indexOf("@");
+    if (at >= 0) {
+        const candidate = rest.slice(at + 1);
+        if (!isDigest(candidate))
+            fail(digestProblem(candidate) ?? "invalid digest");
+        digest = candidate;
+        rest = rest.slice(0, at);
+    }
+    let tag;
+    const lastSlash = rest.lastIndexOf("/");
+    const lastColon = rest.lastIndexOf(":");
+    // A colon after the last slash separates the tag; one before it belongs to host:port.
+    if (lastColon > lastSlash) {
+        const candidate = rest.slice(lastColon + 1);
+        if (!isTag(candidate))
+            fail(tagProblem(candidate) ?? "invalid tag");
+        tag = candidate;
+        rest = rest.slice(0, lastColon);
+    }
+    const slash = rest.indexOf("/");
+    let host;
+    let path;
+    if (slash >= 0 && looksLikeRegistryHost(rest.slice(0, slash))) {
+        host = rest.slice(0, slash);
+        path = rest.slice(slash + 1);
+    }
+    else {
+        host = DOCKER_HUB;
+        path = rest;
+    }
+    if (DOCKER_HUB_ALIASES.has(host.toLowerCase())) {
+        host = DOCKER_HUB;
+        if (!path.includes("/"))
+            path = `library/${path}`;
+    }
+    const hostProblem = registryHostProblem(host);
+    if (hostProblem)
+        fail(hostProblem);
+    const pathProblem = repositoryPathProblem(path);
+    if (pathProblem)
+        fail(pathProblem);
+    if (host.length + 1 + path.length > MAX_NAME_LENGTH) {
+        fail(`a name is at most ${MAX_NAME_LENGTH} characters`);
+    }
+    return {
+        registry: host,
+        repository: path,
+        ...(tag === undefined ? {} : { tag }),
+        ...(digest === undefined ? {} : { digest }),
+    };
+}
+export function formatImageReference(reference) {
+    let text = `${reference.registry}/${reference.repository}`;
+    if (reference.tag !== undefined)
+        text += `:${reference.tag}`;
+    if (reference.digest !== undefined)
+        text += `@${reference.digest}`;
+    return text;
+}
+/** Why a registry name from a manifest is unusable, or undefined. */
+export function registryLocationProblem(name) {
+    if (name.startsWith(OCI_LAYOUT_PREFIX)) {
+        const directory = name.slice(OCI_LAYOUT_PREFIX.length);
+        if (directory.length === 0)
+            return "oci: needs a directory, e.g. oci:./staging";
+        if (directory.includes("\0"))
+            return "a directory name cannot contain NUL";
+        return undefined;
+    }
+    if (name.length === 0)
+        return "a registry name cannot be empty";
+    if (name.endsWith("/"))
+        return "a registry name cannot end with /";
+    const slash = name.indexOf("/");
+    const host = slash < 0 ? name : name.slice(0, slash);
+    if (!looksLikeRegistryHost(host)) {
+        return `${JSON.stringify(host)} is not a registry host (expected a host such as gcr.io or 127.0.0.1:5000, or oci:DIR)`;
+    }
+    const hostProblem = registryHostProblem(host);
+    if (hostProblem)
+        return hostProblem;
+    if (slash >= 0)
+        return repositoryPathProblem(name.slice(slash + 1));
+    return undefined;
+}
+export function parseRegistryLocation(name) {
+    const problem = registryLocationProblem(name);
+    if (problem)
+        throw new InvalidNameError("registry", name, problem);
+    if (name.startsWith(OCI_LAYOUT_PREFIX)) {
+        return { kind: "oci-layout", directory: name.slice(OCI_LAYOUT_PREFIX.length), name };
+    }
+    const slash = name.indexOf("/");
+    return {
+        kind: "remote",
+        host: (slash < 0 ? name : name.slice(0, slash)),
+        prefix: (slash < 0 ? "" : name.slice(slash + 1)),
+        name,
+    };
+}
+/**
+ * The repository an image lands in: `<registry name>/<image name>` (a destination deeper than the
+ * source "rebases" the image under its own prefix, as kpromo does).
+ */
+export function repositoryIn(location, image) {
+    if (location.kind === "remote") {
+        return { kind: "remote", host: location.host, repository: joinRepositoryPath(location.prefix, image) };
+    }
+    return { kind: "oci-layout", directory: location.directory, repository: image };
+}
+/** A short, stable display form: `host/path` or `oci:DIR/path`. */
+export function formatRepositoryLocation(location) {
+    if (location.kind === "remote")
+        return `${location.host}/${location.repository}`;
+    return `${OCI_LAYOUT_PREFIX}${location.directory.replace(/\/+$/, "")}/${location.repository}`;
+}
+//# sourceMappingURL=reference.js.map
