@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Makes sure the programs the test suite drives are installed: Debian's docker-registry (the CNCF
 // distribution registry), skopeo (the independent judge of what we write), openssl (certificates
-// for the token-auth registry) and git (the pre-merge check tests). Installs them with apt-get
-// when missing and running as root; otherwise stops with a message naming the packages.
+// for the token-auth registry), git (the pre-merge check tests) and htpasswd from apache2-utils
+// (bcrypt password files: distribution's htpasswd auth accepts only bcrypt). Installs them with
+// apt-get when missing and running as root; otherwise stops with a message naming the packages.
 import { execFileSync, spawnSync } from "node:child_process";
 
 const needed = [
@@ -10,6 +11,7 @@ const needed = [
   { program: "skopeo", pkg: "skopeo" },
   { program: "openssl", pkg: "openssl" },
   { program: "git", pkg: "git" },
+  { program: "htpasswd", pkg: "apache2-utils" },
 ];
 
 function onPath(program) {
@@ -19,7 +21,7 @@ function onPath(program) {
 const missing = needed.filter(({ program }) => !onPath(program));
 if (missing.length === 0) process.exit(0);
 
-const packages = missing.map(({ pkg }) => pkg);
+const packages = [...new Set(missing.map(({ pkg }) => pkg))];
 const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
 if (!isRoot || !onPath("apt-get")) {
   console.error(
@@ -37,3 +39,9 @@ execFileSync("apt-get", ["install", "-y", "-qq", "--no-install-recommends", ...p
 });
 // Debian starts the packaged registry as a service on :5000; the tests start their own instances.
 spawnSync("sh", ["-c", "command -v service >/dev/null && service docker-registry stop"], { stdio: "ignore" });
+
+const stillMissing = needed.filter(({ program }) => !onPath(program));
+if (stillMissing.length > 0) {
+  console.error(`Still missing after apt-get: ${stillMissing.map(({ program }) => program).join(", ")}`);
+  process.exit(1);
+}
