@@ -1,0 +1,192 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { AbortedError, describeError } from "../errors.js";
+import type { Descriptor } from "../oci/index.js";
+import { isAbort, isRetryable, nodeFailure } from "./errors.js";
+import { fanOut } from "./fan-out.js";
+import {
+  NODE_WRITTEN,
+  nodeKey,
+  type DestinationRun,
+  type NodeResult,
+  type RunContext,
+  type SourceRef,
+} from "./run-state.js";
+
+/** Pause before another attempt, times the attempt number: long enough for a blip to pass. */
+export const BLOB_RETRY_DELAY_MS = 200;
+
+/** One destination waiting for a blob; `settle` resolves its node promise. */
+export interface BlobDelivery {
+  readonly destination: DestinationRun;
+  /** The blob's role, for messages: `config` or `layer`. */
+  readonly what: string;
+  readonly settle: (result: NodeResult) => void;
+}
+
+interface TransferGroup {
+  readonly source: SourceRef;
+  readonly descriptor: Descriptor;
+  readonly deliveries: BlobDelivery[];
+}
+
+/**
+ * Uploads of blobs that destinations lack, grouped so one source read feeds every destination
+ * that needs the blob. A request joins the group for the same source blob while that group is
+ * still waiting for a transfer slot (so tasks sharing a base layer share its read too); once the
+ * group starts, later requests form a new group.
+ */
+export class BlobTransfers {
+  private readonly waiting = new Map<string, TransferGroup>();
+
+  constructor(private readonly run: RunContext) {}
+
+  request(source: SourceRef, descriptor: Descriptor, deliveries: readonly BlobDelivery[]): void {
+    // The size is part of the key: a descriptor that lies about it must not share a stream
+    // (and a verification) with one that does not.
+    const key = `${nodeKey(source.key, descriptor.digest)}/${descriptor.size}`;
+    const waiting = this.waiting.get(key);
+    if (waiting) {
+      waiting.deliveries.push(...deliveries);
+      return;
+    }
+    const group: TransferGroup = { source, descriptor, deliveries: [...deliveries] };
+    this.waiting.set(key, group);
+    const leave = () => {
+      if (this.waiting.get(key) === group) this.waiting.delete(key);
+    };
+    this.run.transfers
+      .run(async () => {
+        leave();
+        await this.transfer(group);
+      })
+      .catch((error: unknown) => {
+        // Refused before it started (abort), or an unexpected throw: nobody may wait forever.
+        leave();
+        for (const delivery of group.deliveries) {
+          delivery.settle({ ok: false, failure: this.failure(error, group, delivery, "source") });
+        }
+      });
+  }
+
+  /**
+   * Streams the blob to every delivery, retrying the destinations whose upload failed with a
+   * fresh source read each time (an upload restarts its session; bodies are never replayed).
+   */
+  private async transfer(group: TransferGroup): Promise<void> {
+    const { signal, call, blobAttempts, emit, logger } = this.run;
+    const { source, descriptor } = group;
+    let pending: readonly BlobDelivery[] = group.deliveries;
+    for (let attempt = 1; pending.length > 0; attempt += 1) {
+      if (signal?.aborted === true) {
+        for (const delivery of pending) {
+          delivery.settle({
+            ok: false,
+            failure: this.failure(new AbortedError(), group, delivery, "destination"),
+          });
+        }
+        return;
+      }
+      const finalAttempt = attempt >= blobAttempts;
+      emit({
+        type: "source-read",
+        taskId: source.taskId,
+        source: source.store.name,
+        digest: descriptor.digest,
+        size: descriptor.size,
+        destinations: pending.length,
+        attempt,
+      });
+      for (const { destination } of pending) {
+        emit({ ...this.blobEvent(destination, descriptor), type: "blob-started", attempt });
+      }
+
+      let results;
+      try {
+        const stream = await source.store.openBlob(descriptor, call);
+        results = await fanOut(
+          stream as AsyncIterable<Uint8Array>,
+          pending.map(
+            ({ destination }) =>
+              (content) =>
+                destination.store.putBlob(descriptor, content, call),
+          ),
+          {
+            signal,
+            onProgress: (index, bytes) => {
+              const delivery = pending[index];
+              if (delivery) {
+                emit({ ...this.blobEvent(delivery.destination, descriptor), type: "blob-progress", bytes });
+              }
+            },
+          },
+        );
+      } catch (error) {
+        results = pending.map(() => ({ ok: false, failedSide: "source", error }) as const);
+      }
+
+      const again: BlobDelivery[] = [];
+      results.forEach((result, index) => {
+        const delivery = pending[index];
+        if (!delivery) return;
+        const { destination } = delivery;
+        if (result.ok) {
+          destination.stats.blobsUploaded += 1;
+          destination.stats.bytesWritten += descriptor.size;
+          emit({ ...this.blobEvent(destination, descriptor), type: "blob-uploaded" });
+          delivery.settle(NODE_WRITTEN);
+          return;
+        }
+        const side = result.failedSide === "source" ? "source" : "destination";
+        const failure = this.failure(result.error, group, delivery, side);
+        const retrying = !finalAttempt && !isAbort(result.error, signal) && isRetryable(result.error);
+        emit({ ...this.blobEvent(destination, descriptor), type: "blob-failed", error: failure, retrying });
+        if (retrying) {
+          logger.log("warn", `retrying blob upload: ${failure.message}`, {
+            digest: descriptor.digest,
+            destination: destination.name,
+            attempt,
+          });
+          again.push(delivery);
+        } else {
+          delivery.settle({ ok: false, failure });
+        }
+      });
+      pending = again;
+      if (pending.length > 0) await pause(BLOB_RETRY_DELAY_MS * attempt, signal);
+    }
+  }
+
+  private failure(
+    error: unknown,
+    group: TransferGroup,
+    delivery: BlobDelivery,
+    side: "source" | "destination",
+  ) {
+    return nodeFailure(error, {
+      side,
+      digest: group.descriptor.digest,
+      what: delivery.what,
+      source: group.source.store.name,
+      destination: delivery.destination.name,
+      signal: this.run.signal,
+    });
+  }
+
+  private blobEvent(destination: DestinationRun, descriptor: Descriptor) {
+    return {
+      taskId: destination.taskId,
+      destination: destination.name,
+      digest: descriptor.digest,
+      size: descriptor.size,
+    };
+  }
+}
+
+async function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  try {
+    await sleep(ms, undefined, signal ? { signal } : {});
+  } catch (error) {
+    // An abort ends the pause early; the caller's loop sees the signal and stops.
+    if (!isAbort(error, signal)) throw new Error(`retry pause failed: ${describeError(error)}`);
+  }
+}

@@ -1,0 +1,97 @@
+import { describeError, UsageError } from "../errors.js";
+import { silentLogger } from "../log.js";
+import type { CopyEvent } from "./events.js";
+import { GraphCopier } from "./graph-copier.js";
+import type { RunContext } from "./run-state.js";
+import type { CopyOptions, CopyOutcome, CopyTask } from "./task.js";
+import { WorkLimiter } from "./work-limiter.js";
+
+/** Blob transfers in flight by default: enough to hide latency, few enough for a laptop uplink. */
+export const DEFAULT_COPY_CONCURRENCY = 8;
+/** Attempts per blob and destination (each with a fresh source read). */
+export const DEFAULT_BLOB_ATTEMPTS = 3;
+
+export interface CopyLimits {
+  /** Source blob reads in flight (each feeding all the destinations that need the blob). */
+  readonly transfers: number;
+  /** Small requests in flight: existence checks, manifest reads and writes, mounts. */
+  readonly requests: number;
+  /** Tasks in flight; the rest wait in a queue so a large run does not start everything at once. */
+  readonly tasks: number;
+}
+
+/** How one `concurrency` figure splits into the engine's limits. */
+export function copyLimits(concurrency: number = DEFAULT_COPY_CONCURRENCY): CopyLimits {
+  return { transfers: concurrency, requests: concurrency * 4, tasks: concurrency * 2 };
+}
+
+/**
+ * Copies each task's image graph from its source to its destinations: blobs first, then
+ * manifests from the leaves up, each stored under its digest, and the tags last, so a tag never
+ * points at an incomplete image. Skips what a destination already has (checked by digest), writes
+ * each blob once per destination repository for the whole run, reads each needed source blob
+ * once for all the destinations of a node, and mounts across repositories when a destination can.
+ *
+ * Resolves with one outcome per (task, destination), in task order then destination order;
+ * failures are outcomes, not rejections. When `options.signal` aborts, nothing new starts, no
+ * tag is written, in-flight transfers are abandoned, and what was not done is reported `aborted`.
+ */
+export async function copyGraphs(
+  tasks: readonly CopyTask[],
+  options: CopyOptions = {},
+): Promise<CopyOutcome[]> {
+  const concurrency = options.concurrency ?? DEFAULT_COPY_CONCURRENCY;
+  if (!Number.isSafeInteger(concurrency) || concurrency < 1) {
+    throw new UsageError(`concurrency must be a positive integer, got ${concurrency}`);
+  }
+  const blobAttempts = options.blobAttempts ?? DEFAULT_BLOB_ATTEMPTS;
+  if (!Number.isSafeInteger(blobAttempts) || blobAttempts < 1) {
+    throw new UsageError(`blobAttempts must be a positive integer, got ${blobAttempts}`);
+  }
+  const { signal } = options;
+  const logger = options.logger ?? silentLogger;
+  const limits = copyLimits(concurrency);
+  const listener = options.onEvent;
+  const emit = listener
+    ? (event: CopyEvent) => {
+        try {
+          listener(event);
+        } catch (error) {
+          logger.log("warn", `progress listener failed: ${describeError(error)}`, { event: event.type });
+        }
+      }
+    : () => undefined;
+  const run: RunContext = {
+    signal,
+    call: signal ? { signal } : {},
+    logger,
+    emit,
+    mount: options.mount ?? true,
+    blobAttempts,
+    requests: new WorkLimiter(limits.requests, signal),
+    transfers: new WorkLimiter(limits.transfers, signal),
+  };
+  const copier = new GraphCopier(run);
+
+  const outcomes: CopyOutcome[][] = new Array<CopyOutcome[]>(tasks.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < tasks.length) {
+      const index = next++;
+      const task = tasks[index];
+      if (task === undefined) return;
+      outcomes[index] = signal?.aborted === true ? copier.skipTask(task) : await copier.copyTask(task);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limits.tasks, tasks.length) }, worker));
+  const flat = outcomes.flat();
+  const failed = flat.filter((outcome) => outcome.status === "failed").length;
+  const aborted = flat.filter((outcome) => outcome.status === "aborted").length;
+  logger.log(failed > 0 ? "warn" : "info", "copy finished", {
+    tasks: tasks.length,
+    outcomes: flat.length,
+    failed,
+    aborted,
+  });
+  return flat;
+}

@@ -1,0 +1,482 @@
+import { AbortedError, describeError } from "../errors.js";
+import {
+  InvalidContentError,
+  parseManifest,
+  successors,
+  type Descriptor,
+  type ParsedManifest,
+} from "../oci/index.js";
+import { digestAlgorithm, digestOf, type Digest, type Tag } from "../reference/index.js";
+import type { ManifestContent } from "../registry/index.js";
+import { BlobTransfers, type BlobDelivery } from "./blob-transfers.js";
+import { CopyError, nodeFailure, type NodeFailure } from "./errors.js";
+import {
+  deferred,
+  DestinationRun,
+  NODE_PRESENT,
+  NODE_WRITTEN,
+  nodeKey,
+  repositoryKey,
+  type NodeResult,
+  type RunContext,
+  type SourceRef,
+} from "./run-state.js";
+import type { CopyOutcome, CopyStatus, CopyTask } from "./task.js";
+
+/**
+ * Index nesting accepted below a root (an index of indexes of manifests is depth 2). Content
+ * addressing rules out cycles; the cap only bounds how deep hostile content can drag us.
+ */
+export const MAX_MANIFEST_DEPTH = 8;
+
+/**
+ * Layer media types that registries do not hold: clients fetch them from the descriptor's
+ * `urls`. Like other registry-to-registry copiers, we leave them out.
+ * https://github.com/opencontainers/image-spec/blob/v1.1.0/layer.md#non-distributable-layers
+ * https://github.com/distribution/distribution/blob/main/docs/content/spec/manifest-v2-2.md
+ */
+const NON_DISTRIBUTABLE_MEDIA_TYPES: ReadonlySet<string> = new Set([
+  "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+  "application/vnd.oci.image.layer.nondistributable.v1.tar",
+  "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+  "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+]);
+
+interface NodeEntry {
+  readonly destination: DestinationRun;
+  readonly settle: (result: NodeResult) => void;
+}
+
+type NodeResults = ReadonlyMap<DestinationRun, Promise<NodeResult>>;
+
+/**
+ * Copies image graphs for one run. Every node (manifest or blob) is handled once per destination
+ * repository for the whole run: the first task to need it starts the work, later ones (other
+ * tasks, or a second reference in the same graph) wait on the same promise. Within a node, the
+ * destinations of a task are handled together so a blob missing at several of them is read
+ * once. A node is written to a destination only after everything it references is there.
+ */
+export class GraphCopier {
+  private readonly manifests = new Map<string, Promise<NodeResult>>();
+  private readonly blobs = new Map<string, Promise<NodeResult>>();
+  /** Source manifest reads in flight, so parents sharing a child read it once. */
+  private readonly sourceReads = new Map<string, Promise<ManifestContent>>();
+  private readonly transfers: BlobTransfers;
+
+  constructor(private readonly run: RunContext) {
+    this.transfers = new BlobTransfers(run);
+  }
+
+  /** Copies one task to all its destinations; never rejects. */
+  async copyTask(task: CopyTask): Promise<CopyOutcome[]> {
+    const started = performance.now();
+    const source: SourceRef = { taskId: task.id, store: task.source, key: repositoryKey(task.source) };
+    const destinations = task.destinations.map(
+      (destination, index) => new DestinationRun(task.id, index, destination.store),
+    );
+    this.run.emit({ type: "task-started", taskId: task.id, destinations: destinations.length });
+
+    // The root's bytes serve both the graph copy and the tag writes: read them at most once.
+    let rootRead: Promise<ManifestContent> | undefined;
+    const readRoot = () => (rootRead ??= this.readSourceManifest(source, task.digest));
+    const roots = this.ensureManifest(source, task.digest, destinations, 0, readRoot, "manifest");
+
+    return Promise.all(
+      destinations.map(async (destination) => {
+        const root = (await roots.get(destination)) ?? NODE_PRESENT;
+        const tags = task.destinations[destination.index]?.tags ?? [];
+        const finish = await this.writeTags(source, destination, task.digest, root, tags, readRoot);
+        const outcome: CopyOutcome = {
+          taskId: task.id,
+          destinationIndex: destination.index,
+          source: task.source.name,
+          destination: destination.name,
+          digest: task.digest,
+          ...finish,
+          stats: { ...destination.stats },
+          durationMs: performance.now() - started,
+        };
+        this.run.emit({ type: "destination-done", taskId: task.id, outcome });
+        return outcome;
+      }),
+    );
+  }
+
+  /** Outcomes for a task that was never started because the run had been aborted. */
+  skipTask(task: CopyTask): CopyOutcome[] {
+    return task.destinations.map((destination, index) => {
+      const outcome: CopyOutcome = {
+        taskId: task.id,
+        destinationIndex: index,
+        source: task.source.name,
+        destination: destination.store.name,
+        digest: task.digest,
+        status: "aborted",
+        tagsWritten: [],
+        error: new AbortedError(
+          `${task.digest} not copied to ${destination.store.name}: the run was aborted`,
+        ),
+        stats: new DestinationRun(task.id, index, destination.store).stats,
+        durationMs: 0,
+      };
+      this.run.emit({ type: "destination-done", taskId: task.id, outcome });
+      return outcome;
+    });
+  }
+
+  /** Tags go last, only on a complete root, and never after an abort. */
+  private async writeTags(
+    source: SourceRef,
+    destination: DestinationRun,
+    digest: Digest,
+    root: NodeResult,
+    tags: readonly Tag[],
+    readRoot: () => Promise<ManifestContent>,
+  ): Promise<Pick<CopyOutcome, "status" | "tagsWritten" | "error">> {
+    if (!root.ok) return failedWith(root.failure, []);
+    const tagsWritten: Tag[] = [];
+    const fail = (error: unknown, side: "source" | "destination", what: string) =>
+      failedWith(
+        nodeFailure(error, {
+          side,
+          digest,
+          what,
+          source: source.store.name,
+          destination: destination.name,
+          signal: this.run.signal,
+        }),
+        tagsWritten,
+      );
+    for (const tag of tags) {
+      let content: ManifestContent;
+      try {
+        content = await readRoot();
+      } catch (error) {
+        return fail(error, "source", "manifest");
+      }
+      try {
+        await this.run.requests.run(() => {
+          // Checked at the last moment: a tag must never be written once the run is stopping.
+          if (this.run.signal?.aborted === true) throw new AbortedError();
+          return destination.store.putManifest(content, tag, this.run.call);
+        });
+      } catch (error) {
+        return fail(error, "destination", `tag ${tag} of manifest`);
+      }
+      tagsWritten.push(tag);
+      this.run.emit({
+        type: "tag-written",
+        taskId: destination.taskId,
+        destination: destination.name,
+        digest,
+        tag,
+      });
+    }
+    const status: CopyStatus = root.written ? "copied" : tags.length > 0 ? "tagged" : "unchanged";
+    return { status, tagsWritten };
+  }
+
+  /**
+   * Makes the manifest `digest` exist at each destination; returns one promise per destination.
+   * `read` gives the manifest's bytes from the source, called only if a destination lacks it.
+   */
+  private ensureManifest(
+    source: SourceRef,
+    digest: Digest,
+    destinations: readonly DestinationRun[],
+    depth: number,
+    read: () => Promise<ManifestContent>,
+    what: string,
+  ): NodeResults {
+    const { results, fresh } = this.claim(this.manifests, digest, destinations, (stats) => {
+      stats.manifestsSkipped += 1;
+    });
+    if (fresh.length > 0) void this.copyManifest(source, digest, fresh, depth, read, what);
+    return results;
+  }
+
+  private ensureBlob(
+    source: SourceRef,
+    descriptor: Descriptor,
+    destinations: readonly DestinationRun[],
+    what: string,
+  ): NodeResults {
+    const { results, fresh } = this.claim(this.blobs, descriptor.digest, destinations, (stats) => {
+      stats.blobsSkipped += 1;
+    });
+    if (fresh.length > 0) void this.copyBlob(source, descriptor, fresh, what);
+    return results;
+  }
+
+  /**
+   * Splits destinations into those whose node is already being handled in this run (they wait
+   * on it, and count it as skipped) and fresh ones, registered here before any await so that a
+   * concurrent caller finds them.
+   */
+  private claim(
+    registry: Map<string, Promise<NodeResult>>,
+    digest: Digest,
+    destinations: readonly DestinationRun[],
+    countShared: (stats: DestinationRun["stats"]) => void,
+  ): { results: NodeResults; fresh: NodeEntry[] } {
+    const results = new Map<DestinationRun, Promise<NodeResult>>();
+    const fresh: NodeEntry[] = [];
+    for (const destination of destinations) {
+      const key = nodeKey(destination.key, digest);
+      const existing = registry.get(key);
+      if (existing) {
+        results.set(
+          destination,
+          existing.then((result) => {
+            if (result.ok) countShared(destination.stats);
+            return result;
+          }),
+        );
+        continue;
+      }
+      const node = deferred<NodeResult>();
+      registry.set(key, node.promise);
+      results.set(destination, node.promise);
+      fresh.push({ destination, settle: node.resolve });
+    }
+    return { results, fresh };
+  }
+
+  private async copyManifest(
+    source: SourceRef,
+    digest: Digest,
+    entries: readonly NodeEntry[],
+    depth: number,
+    read: () => Promise<ManifestContent>,
+    what: string,
+  ): Promise<void> {
+    const { requests, call } = this.run;
+    const fail = (entry: NodeEntry, error: unknown, side: "source" | "destination") => {
+      entry.settle({
+        ok: false,
+        failure: this.failure(error, side, digest, what, source, entry.destination),
+      });
+    };
+
+    // Existence is checked by digest, never through a tag.
+    const missing: NodeEntry[] = [];
+    await Promise.all(
+      entries.map(async (entry) => {
+        const { destination } = entry;
+        try {
+          const found = await requests.run(() => destination.store.resolve(digest, call));
+          if (found === undefined) {
+            missing.push(entry);
+            return;
+          }
+        } catch (error) {
+          fail(entry, error, "destination");
+          return;
+        }
+        destination.stats.manifestsSkipped += 1;
+        this.run.emit({
+          type: "manifest-skipped",
+          taskId: destination.taskId,
+          destination: destination.name,
+          digest,
+        });
+        // Present means complete: its children are not checked.
+        entry.settle(NODE_PRESENT);
+      }),
+    );
+    if (missing.length === 0) return;
+
+    let content: ManifestContent;
+    let manifest: ParsedManifest;
+    try {
+      content = await read();
+      manifest = parseManifest(content.bytes, content.mediaType, `${source.store.name}@${digest}`);
+      if (manifest.kind === "index" && depth >= MAX_MANIFEST_DEPTH) {
+        throw new InvalidContentError(
+          `${source.store.name}@${digest}: indexes nested deeper than ${MAX_MANIFEST_DEPTH} levels`,
+        );
+      }
+    } catch (error) {
+      for (const entry of missing) fail(entry, error, "source");
+      return;
+    }
+
+    // Children are requested for all missing destinations at once, so shared blobs fan out.
+    const destinations = missing.map((entry) => entry.destination);
+    const children: NodeResults[] =
+      manifest.kind === "index"
+        ? manifest.manifests.map((child) =>
+            this.ensureManifest(
+              source,
+              child.digest,
+              destinations,
+              depth + 1,
+              () => this.readSourceManifest(source, child.digest),
+              "child manifest",
+            ),
+          )
+        : successors(manifest).map((blob, index) =>
+            this.ensureBlob(source, blob, destinations, index === 0 ? "config" : "layer"),
+          );
+
+    // Each destination moves on as soon as its own children are there: a slow mirror does not
+    // hold back the others' manifests and tags.
+    await Promise.all(
+      missing.map(async (entry) => {
+        const { destination } = entry;
+        const results = await Promise.all(
+          children.map((child) => child.get(destination) ?? Promise.resolve(NODE_PRESENT)),
+        );
+        const failed = results.find((result) => !result.ok);
+        if (failed) {
+          entry.settle(failed);
+          return;
+        }
+        try {
+          await requests.run(() => {
+            if (this.run.signal?.aborted === true) throw new AbortedError();
+            return destination.store.putManifest(content, digest, call);
+          });
+        } catch (error) {
+          fail(entry, error, "destination");
+          return;
+        }
+        destination.stats.manifestsWritten += 1;
+        destination.stats.bytesWritten += content.bytes.byteLength;
+        this.run.emit({
+          type: "manifest-written",
+          taskId: destination.taskId,
+          destination: destination.name,
+          digest,
+          mediaType: content.mediaType,
+          size: content.bytes.byteLength,
+        });
+        entry.settle(NODE_WRITTEN);
+      }),
+    );
+  }
+
+  private async copyBlob(
+    source: SourceRef,
+    descriptor: Descriptor,
+    entries: readonly NodeEntry[],
+    what: string,
+  ): Promise<void> {
+    const { requests, call, emit, logger } = this.run;
+    const { digest, size } = descriptor;
+    const event = (destination: DestinationRun) => ({
+      taskId: destination.taskId,
+      destination: destination.name,
+      digest,
+      size,
+    });
+
+    if (NON_DISTRIBUTABLE_MEDIA_TYPES.has(descriptor.mediaType)) {
+      for (const { destination, settle } of entries) {
+        destination.stats.blobsSkipped += 1;
+        emit({ ...event(destination), type: "blob-skipped", reason: "non-distributable" });
+        settle(NODE_PRESENT);
+      }
+      return;
+    }
+
+    const uploads: BlobDelivery[] = [];
+    const mountFrom = source.store.location.repository;
+    await Promise.all(
+      entries.map(async (entry) => {
+        const { destination } = entry;
+        try {
+          if (await requests.run(() => destination.store.hasBlob(digest, call))) {
+            destination.stats.blobsSkipped += 1;
+            emit({ ...event(destination), type: "blob-skipped", reason: "exists" });
+            entry.settle(NODE_PRESENT);
+            return;
+          }
+        } catch (error) {
+          entry.settle({
+            ok: false,
+            failure: this.failure(error, "destination", digest, what, source, destination),
+          });
+          return;
+        }
+        if (this.run.mount && destination.store.canMountFrom(source.store)) {
+          try {
+            if (await requests.run(() => destination.store.mountBlob(descriptor, mountFrom, call))) {
+              destination.stats.blobsMounted += 1;
+              emit({ ...event(destination), type: "blob-mounted" });
+              entry.settle(NODE_WRITTEN);
+              return;
+            }
+          } catch (error) {
+            const failure = this.failure(error, "destination", digest, what, source, destination);
+            if (failure instanceof AbortedError) {
+              entry.settle({ ok: false, failure });
+              return;
+            }
+            // A refused mount is not fatal: the upload below does the same job the long way.
+            logger.log("debug", `mount failed, uploading instead: ${describeError(error)}`, {
+              digest,
+              destination: destination.name,
+            });
+          }
+        }
+        uploads.push({ destination, what, settle: entry.settle });
+      }),
+    );
+    if (uploads.length > 0) this.transfers.request(source, descriptor, uploads);
+  }
+
+  /** The manifest's bytes from the source, checked against `digest`; concurrent reads are shared. */
+  private readSourceManifest(source: SourceRef, digest: Digest): Promise<ManifestContent> {
+    const key = nodeKey(source.key, digest);
+    const inFlight = this.sourceReads.get(key);
+    if (inFlight) return inFlight;
+    const reading = this.run.requests
+      .run(() => source.store.getManifest(digest, this.run.call))
+      .then((content) => {
+        if (content === undefined) {
+          throw new CopyError("copy-source-missing", `manifest ${digest} not found in ${source.store.name}`, {
+            side: "source",
+            digest,
+          });
+        }
+        // The store verifies too; these bytes go to production, so check once more here.
+        if (content.digest !== digest || digestOf(content.bytes, digestAlgorithm(digest)) !== digest) {
+          throw new CopyError(
+            "copy-source-failed",
+            `manifest ${digest} from ${source.store.name}: the bytes do not match the digest`,
+            { side: "source", digest },
+          );
+        }
+        return content;
+      })
+      .finally(() => this.sourceReads.delete(key));
+    this.sourceReads.set(key, reading);
+    return reading;
+  }
+
+  private failure(
+    error: unknown,
+    side: "source" | "destination",
+    digest: Digest,
+    what: string,
+    source: SourceRef,
+    destination: DestinationRun,
+  ): NodeFailure {
+    return nodeFailure(error, {
+      side,
+      digest,
+      what,
+      source: source.store.name,
+      destination: destination.name,
+      signal: this.run.signal,
+    });
+  }
+}
+
+function failedWith(
+  failure: NodeFailure,
+  tagsWritten: readonly Tag[],
+): Pick<CopyOutcome, "status" | "tagsWritten" | "error"> {
+  return { status: failure instanceof AbortedError ? "aborted" : "failed", tagsWritten, error: failure };
+}

@@ -1,0 +1,17 @@
+/**
+ * Graph copy between repository stores: the engine that carries out a promotion plan.
+ * https://github.com/opencontainers/image-spec/blob/v1.1.0/manifest.md
+ * https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#push
+ */
+export {
+  copyGraphs,
+  copyLimits,
+  DEFAULT_BLOB_ATTEMPTS,
+  DEFAULT_COPY_CONCURRENCY,
+  type CopyLimits,
+} from "./copy-graphs.js";
+export type { CopyDestination, CopyOptions, CopyOutcome, CopyStats, CopyStatus, CopyTask } from "./task.js";
+export type { CopyEvent, CopyEventType } from "./events.js";
+export { CopyError, type CopyErrorCode } from "./errors.js";
+export { MAX_MANIFEST_DEPTH } from "./graph-copier.js";
+export { FAN_OUT_HIGH_WATER_BYTES } from "./fan-out.js";

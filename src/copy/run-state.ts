@@ -1,0 +1,90 @@
+import type { Logger } from "../log.js";
+import { formatRepositoryLocation } from "../reference/index.js";
+import type { CallOptions, RepositoryStore } from "../registry/index.js";
+import type { NodeFailure } from "./errors.js";
+import type { CopyEvent } from "./events.js";
+import type { CopyStats } from "./task.js";
+import type { WorkLimiter } from "./work-limiter.js";
+
+/** Shared by every part of one `copyGraphs` run. */
+export interface RunContext {
+  readonly signal: AbortSignal | undefined;
+  /** `{ signal }` for every store call. */
+  readonly call: CallOptions;
+  readonly logger: Logger;
+  readonly emit: (event: CopyEvent) => void;
+  readonly mount: boolean;
+  readonly blobAttempts: number;
+  /** Manifest reads and writes, existence checks, mounts: small requests. */
+  readonly requests: WorkLimiter;
+  /** Blob transfers: one slot per source read, whatever the number of destinations it feeds. */
+  readonly transfers: WorkLimiter;
+}
+
+/**
+ * Where a node of a graph is one: resolved (`written` says whether this run wrote it) or failed.
+ * Node promises resolve with this and never reject, so a node shared by several parents and
+ * tasks can be awaited by any of them at any time.
+ */
+export type NodeResult =
+  { readonly ok: true; readonly written: boolean } | { readonly ok: false; readonly failure: NodeFailure };
+
+export const NODE_PRESENT: NodeResult = { ok: true, written: false };
+export const NODE_WRITTEN: NodeResult = { ok: true, written: true };
+
+/** The source of a task, with the key that identifies its repository across store objects. */
+export interface SourceRef {
+  readonly taskId: string;
+  readonly store: RepositoryStore;
+  readonly key: string;
+}
+
+/** One destination of one task: the statistics it reports and the key of its repository. */
+export class DestinationRun {
+  readonly stats: CopyStats = {
+    bytesWritten: 0,
+    blobsUploaded: 0,
+    blobsMounted: 0,
+    blobsSkipped: 0,
+    manifestsWritten: 0,
+    manifestsSkipped: 0,
+  };
+  readonly key: string;
+
+  constructor(
+    readonly taskId: string,
+    readonly index: number,
+    readonly store: RepositoryStore,
+  ) {
+    this.key = repositoryKey(store);
+  }
+
+  get name(): string {
+    return this.store.name;
+  }
+}
+
+/**
+ * Identifies a repository whatever store object stands for it: two tasks that name the same
+ * destination through different objects still share its blobs.
+ */
+export function repositoryKey(store: RepositoryStore): string {
+  return formatRepositoryLocation(store.location);
+}
+
+/** Key of a node at a repository. */
+export function nodeKey(repository: string, digest: string): string {
+  return `${repository}@${digest}`;
+}
+
+export interface Deferred<T> {
+  readonly promise: Promise<T>;
+  readonly resolve: (value: T) => void;
+}
+
+/** A promise settled from outside (`Promise.withResolvers` needs Node 22). Later calls are no-ops. */
+export function deferred<T>(): Deferred<T> {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((settle) => (resolve = settle));
+  return { promise, resolve };
+}

@@ -1,0 +1,94 @@
+import type { AbortedError } from "../errors.js";
+import type { Logger } from "../log.js";
+import type { Digest, Tag } from "../reference/index.js";
+import type { RepositoryStore } from "../registry/index.js";
+import type { CopyError } from "./errors.js";
+import type { CopyEvent } from "./events.js";
+
+/** One destination repository of a task and the tags the root must carry there. */
+export interface CopyDestination {
+  readonly store: RepositoryStore;
+  /**
+   * Tags to point at the root once the image is complete there. Empty for a tagless digest.
+   * The caller has decided these are wanted (the planner refuses tag moves); the engine writes
+   * them without reading them first.
+   */
+  readonly tags: readonly Tag[];
+}
+
+/**
+ * Work already decided by the planner: make `digest` (an image, an index, or any manifest)
+ * and everything it references exist in every destination, then write the tags. A destination
+ * that already has the digest only gets its tags.
+ */
+export interface CopyTask {
+  /** Caller's name for the task, repeated in events and outcomes (e.g. the image and digest). */
+  readonly id: string;
+  readonly source: RepositoryStore;
+  readonly digest: Digest;
+  readonly destinations: readonly CopyDestination[];
+}
+
+export interface CopyOptions {
+  readonly signal?: AbortSignal;
+  readonly logger?: Logger;
+  /**
+   * Blob transfers in flight: source reads, each feeding every destination that needs the blob
+   * (so up to `concurrency` x destinations uploads). Default `DEFAULT_COPY_CONCURRENCY`.
+   * Manifest operations and existence checks get 4x this; tasks in flight 2x (see
+   * `copyLimits`). Per-host request limits are the registry client's.
+   */
+  readonly concurrency?: number;
+  /** Try a cross-repository mount before uploading when both ends share a registry. Default true. */
+  readonly mount?: boolean;
+  /**
+   * Attempts per blob and destination; each attempt reads the source afresh and restarts the
+   * upload. Default `DEFAULT_BLOB_ATTEMPTS`.
+   */
+  readonly blobAttempts?: number;
+  /** Progress events, called inline; a listener that throws is logged and ignored. */
+  readonly onEvent?: (event: CopyEvent) => void;
+}
+
+/**
+ * - `copied`: the root was missing and is now complete at the destination (with its tags).
+ * - `tagged`: the root was already there; only tags were written.
+ * - `unchanged`: the root was already there and no tag was asked for.
+ * - `failed`: something failed; `error` says what and on which side. No tag was written unless
+ *   listed in `tagsWritten` (tags are written only once the image is complete).
+ * - `aborted`: the run was stopped before this destination was finished.
+ */
+export type CopyStatus = "copied" | "tagged" | "unchanged" | "failed" | "aborted";
+
+export interface CopyStats {
+  /** Blob bytes uploaded plus manifest bytes written, counting completed writes only. */
+  bytesWritten: number;
+  blobsUploaded: number;
+  blobsMounted: number;
+  /**
+   * Blobs not transferred: already at the destination, written there earlier in this run for
+   * another task, or non-distributable.
+   */
+  blobsSkipped: number;
+  /** Manifests (and indexes) stored under their digest. Tags are not counted here. */
+  manifestsWritten: number;
+  /** Manifests the destination already had, or that another task of this run wrote. */
+  manifestsSkipped: number;
+}
+
+/** The result for one (task, destination) pair. */
+export interface CopyOutcome {
+  readonly taskId: string;
+  /** Position of the destination in `task.destinations`. */
+  readonly destinationIndex: number;
+  readonly source: string;
+  readonly destination: string;
+  readonly digest: Digest;
+  readonly status: CopyStatus;
+  readonly tagsWritten: readonly Tag[];
+  /** Set for `failed` (a `CopyError`, whose `side` is source or destination) and `aborted`. */
+  readonly error?: CopyError | AbortedError;
+  readonly stats: Readonly<CopyStats>;
+  /** From the start of the task to the end of this destination. */
+  readonly durationMs: number;
+}
