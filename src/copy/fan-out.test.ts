@@ -8,6 +8,15 @@ import { fanOut, type FanOutConsumer } from "./fan-out.js";
 
 const CHUNK = 16 * 1024;
 
+interface Sink {
+  digest?: string;
+  bytes: number;
+}
+
+function newSink(): Sink {
+  return { bytes: 0 };
+}
+
 /** A source of `count` chunks that records how far it has been read. */
 function countingSource(count: number, options: { failAt?: number } = {}) {
   const state = { produced: 0, destroyed: false };
@@ -33,7 +42,7 @@ function expectedDigest(count: number): string {
 }
 
 /** A consumer that pipes its content into a hashing Writable, optionally slowly. */
-function hashingConsumer(sink: { digest?: string; bytes: number }, delayMs = 0): FanOutConsumer {
+function hashingConsumer(sink: Sink, delayMs = 0): FanOutConsumer {
   return async (content) => {
     const hash = createHash("sha256");
     await pipeline(
@@ -54,7 +63,7 @@ function hashingConsumer(sink: { digest?: string; bytes: number }, delayMs = 0):
 describe("fanOut", () => {
   it("feeds identical bytes to every consumer from one read of the source", async () => {
     const { stream, state } = countingSource(64);
-    const sinks = Array.from({ length: 5 }, () => ({ bytes: 0 }));
+    const sinks = Array.from({ length: 5 }, () => newSink());
     const results = await fanOut(
       stream,
       sinks.map((sink, i) => hashingConsumer(sink, i === 4 ? 1 : 0)),
@@ -93,7 +102,7 @@ describe("fanOut", () => {
 
   it("detaches a consumer that fails mid-stream without stalling or failing the others", async () => {
     const { stream } = countingSource(50);
-    const good = { bytes: 0 } as { digest?: string; bytes: number };
+    const good = newSink();
     const stalledThenFailed: FanOutConsumer = async (content) => {
       // Reads three chunks by hand, stops reading, then fails without closing its iterator (as
       // an upload whose socket died abandons its body): the others must go on.
@@ -113,7 +122,7 @@ describe("fanOut", () => {
 
   it("fails every consumer on the source side when the source breaks", async () => {
     const { stream } = countingSource(30, { failAt: 10 });
-    const sinks = [{ bytes: 0 }, { bytes: 0 }];
+    const sinks = [newSink(), newSink()];
     const results = await fanOut(
       stream,
       sinks.map((sink) => hashingConsumer(sink)),
@@ -138,7 +147,7 @@ describe("fanOut", () => {
 
   it("treats a consumer that stops reading (return) as detached", async () => {
     const { stream } = countingSource(30);
-    const good = { bytes: 0 } as { digest?: string; bytes: number };
+    const good = newSink();
     const early: FanOutConsumer = async (content) => {
       for await (const _chunk of content) break;
     };
@@ -155,7 +164,7 @@ describe("fanOut", () => {
         await sleep(5);
       }
     }
-    const sinks = [{ bytes: 0 }, { bytes: 0 }];
+    const sinks = [newSink(), newSink()];
     setTimeout(() => {
       controller.abort();
     }, 30);
@@ -173,7 +182,7 @@ describe("fanOut", () => {
   it("reports progress per consumer", async () => {
     const { stream } = countingSource(8);
     const progress = [0, 0];
-    await fanOut(stream, [hashingConsumer({ bytes: 0 }), hashingConsumer({ bytes: 0 })], {
+    await fanOut(stream, [hashingConsumer(newSink()), hashingConsumer(newSink())], {
       onProgress: (index, bytes) => (progress[index] = (progress[index] ?? 0) + bytes),
     });
     expect(progress).toEqual([8 * CHUNK, 8 * CHUNK]);
