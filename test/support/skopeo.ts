@@ -6,6 +6,7 @@
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { Digest } from "../../src/reference/index.js";
@@ -125,8 +126,19 @@ export interface SkopeoCopyOptions extends SkopeoOptions {
   readonly format?: "oci" | "v2s2";
 }
 
+/** The folder of an `oci:PATH[:tag]` reference, or undefined for other transports. */
+function ociLayoutPath(ref: string): string | undefined {
+  if (!ref.startsWith("oci:")) return undefined;
+  const rest = ref.slice("oci:".length);
+  const colon = rest.lastIndexOf(":");
+  return colon > rest.lastIndexOf("/") ? rest.slice(0, colon) : rest;
+}
+
 /** `skopeo copy` between any two transports (`docker://`, `oci:`), TLS verification off. */
 export async function skopeoCopy(src: string, dst: string, options: SkopeoCopyOptions = {}): Promise<void> {
+  // skopeo creates the layout folder but not its parents ("lstat PARENT: no such file").
+  const layout = ociLayoutPath(dst);
+  if (layout !== undefined) await mkdir(path.dirname(layout), { recursive: true });
   const args = [
     "copy",
     "--quiet",
@@ -143,12 +155,16 @@ export async function skopeoCopy(src: string, dst: string, options: SkopeoCopyOp
   await runSkopeo(args, options);
 }
 
-/** `skopeo list-tags`: the tags of a repository (`docker://host/repo` or `oci:DIR`). */
+/**
+ * `skopeo list-tags docker://host/repo`: the tags of a registry repository. (skopeo 1.9.3 lists
+ * tags only for `docker://` and archives, not for `oci:` layouts.)
+ */
 export async function skopeoListTags(
   ref: string,
   options: SkopeoOptions & { creds?: SkopeoCredentials } = {},
 ): Promise<string[]> {
-  const tls = ref.startsWith("docker://") ? ["--tls-verify=false"] : [];
+  if (!ref.startsWith("docker://")) throw new Error(`skopeoListTags needs a docker:// reference, got ${ref}`);
+  const tls = ["--tls-verify=false"];
   const stdout = await runSkopeo(
     ["list-tags", ...tls, ...credsArguments("--creds", options.creds), ref],
     options,

@@ -1,0 +1,150 @@
+import { MediaType, parseDescriptor, type Descriptor } from "../../oci/index.js";
+import { isTag, type Digest, type Tag } from "../../reference/index.js";
+
+/**
+ * The `index.json` of an OCI image layout as data: its entries (descriptors, tagged through the
+ * `org.opencontainers.image.ref.name` annotation), with pure functions to find and change them.
+ * Unknown fields of the file and of each entry are kept as they were when it is written back.
+ * https://github.com/opencontainers/image-spec/blob/v1.1.0/image-layout.md#indexjson-file
+ * https://github.com/opencontainers/image-spec/blob/v1.1.0/annotations.md#pre-defined-annotation-keys
+ */
+
+export const REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name";
+
+export interface LayoutIndexEntry {
+  readonly descriptor: Descriptor;
+  /** The ref.name annotation, when present. */
+  readonly refName?: string;
+  /** The entry exactly as read (or as we made it), for writing back unchanged. */
+  readonly raw: Readonly<Record<string, unknown>>;
+}
+
+export interface LayoutIndex {
+  /** Top-level fields other than `manifests`, kept as read. */
+  readonly fields: Readonly<Record<string, unknown>>;
+  readonly entries: readonly LayoutIndexEntry[];
+}
+
+/** A malformed or hostile index.json; the store turns it into a `layout-invalid` RegistryError. */
+export class LayoutIndexProblem extends Error {}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Why a ref.name is refused outright, or undefined. Names that are not tags (the OCI grammar
+ * allows `/`, `:` and `@`) are kept but are not tags; names that look like attempts to reach
+ * other files, or that carry control characters, make the whole layout suspect.
+ */
+export function refNameProblem(name: string): string | undefined {
+  if (name.length === 0) return "empty ref.name";
+  // eslint-disable-next-line no-control-regex -- control characters are what we look for
+  if (/[\u0000-\u001f\u007f]/.test(name))
+    return `ref.name ${JSON.stringify(name)} contains control characters`;
+  if (name.startsWith("/") || name.includes("\\"))
+    return `ref.name ${JSON.stringify(name)} looks like a path`;
+  if (name.split("/").some((part) => part === ".." || part === ".")) {
+    return `ref.name ${JSON.stringify(name)} contains a "." or ".." path segment`;
+  }
+  return undefined;
+}
+
+export function emptyLayoutIndex(): LayoutIndex {
+  return { fields: { schemaVersion: 2, mediaType: MediaType.ociImageIndex }, entries: [] };
+}
+
+export function parseLayoutIndex(bytes: Uint8Array): LayoutIndex {
+  let document: unknown;
+  try {
+    document = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  } catch (error) {
+    throw new LayoutIndexProblem(`index.json is not UTF-8 JSON: ${(error as Error).message}`);
+  }
+  if (!isRecord(document)) throw new LayoutIndexProblem("index.json must be a JSON object");
+  if (document.schemaVersion !== 2) {
+    throw new LayoutIndexProblem(
+      `index.json has schemaVersion ${JSON.stringify(document.schemaVersion)}, not 2`,
+    );
+  }
+  const manifests = document.manifests ?? [];
+  if (!Array.isArray(manifests)) throw new LayoutIndexProblem("index.json manifests must be a list");
+  const entries = manifests.map((raw: unknown, position): LayoutIndexEntry => {
+    let descriptor: Descriptor;
+    try {
+      descriptor = parseDescriptor(raw, `index.json manifests[${position}]`);
+    } catch (error) {
+      throw new LayoutIndexProblem((error as Error).message);
+    }
+    const refName = descriptor.annotations?.[REF_NAME_ANNOTATION];
+    if (refName !== undefined) {
+      const problem = refNameProblem(refName);
+      if (problem) throw new LayoutIndexProblem(`index.json manifests[${position}]: ${problem}`);
+    }
+    return { descriptor, ...(refName !== undefined ? { refName } : {}), raw: raw as Record<string, unknown> };
+  });
+  const { manifests: _manifests, ...fields } = document;
+  return { fields, entries };
+}
+
+export function serializeLayoutIndex(index: LayoutIndex): Uint8Array {
+  const document = {
+    schemaVersion: 2,
+    mediaType: MediaType.ociImageIndex,
+    ...index.fields,
+    manifests: index.entries.map((entry) => entry.raw),
+  };
+  return new TextEncoder().encode(JSON.stringify(document));
+}
+
+/** The entry a tag names; when a broken file names it twice, the last one wins. */
+export function findTagged(index: LayoutIndex, tag: Tag): LayoutIndexEntry | undefined {
+  return index.entries.findLast((entry) => entry.refName === tag);
+}
+
+export function findByDigest(index: LayoutIndex, digest: Digest): LayoutIndexEntry | undefined {
+  return index.entries.find((entry) => entry.descriptor.digest === digest);
+}
+
+/** Tags in the layout (ref.names that are valid tags), sorted, each once. */
+export function tagsOf(index: LayoutIndex): Tag[] {
+  const tags = new Set<Tag>();
+  for (const entry of index.entries) {
+    if (entry.refName !== undefined && isTag(entry.refName)) tags.add(entry.refName);
+  }
+  return [...tags].sort();
+}
+
+function entryFor(descriptor: Descriptor, refName: string | undefined): LayoutIndexEntry {
+  const raw: Record<string, unknown> = {
+    mediaType: descriptor.mediaType,
+    digest: descriptor.digest,
+    size: descriptor.size,
+    ...(descriptor.artifactType !== undefined ? { artifactType: descriptor.artifactType } : {}),
+    ...(descriptor.platform !== undefined ? { platform: descriptor.platform } : {}),
+  };
+  if (refName !== undefined) raw.annotations = { [REF_NAME_ANNOTATION]: refName };
+  return { descriptor: raw as unknown as Descriptor, ...(refName !== undefined ? { refName } : {}), raw };
+}
+
+/** Points `tag` at `descriptor`: removes the tag's old entries (the tag moves), appends one. */
+export function withTag(index: LayoutIndex, descriptor: Descriptor, tag: Tag): LayoutIndex {
+  return {
+    fields: index.fields,
+    entries: [...index.entries.filter((entry) => entry.refName !== tag), entryFor(descriptor, tag)],
+  };
+}
+
+/** Adds an untagged entry for `descriptor` unless some entry already lists its digest. */
+export function withUntagged(index: LayoutIndex, descriptor: Descriptor): LayoutIndex {
+  if (findByDigest(index, descriptor.digest)) return index;
+  return { fields: index.fields, entries: [...index.entries, entryFor(descriptor, undefined)] };
+}
+
+/** Removes every entry (tagged or not) for `digest`. */
+export function withoutDigest(index: LayoutIndex, digest: Digest): LayoutIndex {
+  return {
+    fields: index.fields,
+    entries: index.entries.filter((entry) => entry.descriptor.digest !== digest),
+  };
+}

@@ -1,0 +1,527 @@
+import * as path from "node:path";
+import { addAbortSignal, Transform, type Readable, type TransformCallback } from "node:stream";
+import { silentLogger, type Logger } from "../../log.js";
+import {
+  INDEX_MEDIA_TYPES,
+  isManifestMediaType,
+  parseManifest,
+  type Descriptor,
+  type ParsedManifest,
+} from "../../oci/index.js";
+import {
+  digestAlgorithm,
+  digestHex,
+  digestOf,
+  DigestVerifier,
+  formatRepositoryLocation,
+  isDigest,
+  isTag,
+  OCI_LAYOUT_PREFIX,
+  type Digest,
+  type RepositoryLocation,
+  type RepositoryPath,
+  type Tag,
+} from "../../reference/index.js";
+import { RegistryError, type RegistryErrorCode } from "../errors.js";
+import type { CallOptions, ManifestContent, RepositoryStore, Side } from "../store.js";
+import { LayoutFiles, layoutDirectoryOf, layoutPathProblem, throwIfAborted } from "./layout-files.js";
+import {
+  emptyLayoutIndex,
+  findByDigest,
+  findTagged,
+  LayoutIndexProblem,
+  parseLayoutIndex,
+  serializeLayoutIndex,
+  tagsOf,
+  withoutDigest,
+  withTag,
+  withUntagged,
+  type LayoutIndex,
+} from "./layout-index.js";
+import { MAX_INDEX_JSON_BYTES, MAX_LAYOUT_MANIFEST_BYTES } from "./limits.js";
+import { withLayoutLock } from "./layout-lock.js";
+
+export interface OciLayoutOptions {
+  readonly logger?: Logger;
+}
+
+type OciLayoutLocation = Extract<RepositoryLocation, { kind: "oci-layout" }>;
+
+/**
+ * The tag a registry without the referrers API uses for the referrers of `digest`.
+ * https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#referrers-tag-schema
+ */
+function referrersFallbackTag(digest: Digest): Tag {
+  return `${digestAlgorithm(digest)}-${digestHex(digest)}` as Tag;
+}
+
+/**
+ * Opens one repository of an OCI layout tree: the layout directory `directory/repository`
+ * (each repository is its own layout). Nothing is touched on disk until the first call; the
+ * layout is created by the first write.
+ */
+export function openOciLayoutRepository(
+  location: OciLayoutLocation,
+  side: Side,
+  options: OciLayoutOptions = {},
+): RepositoryStore {
+  return new OciLayoutRepositoryStore(location, side, options.logger ?? silentLogger);
+}
+
+class OciLayoutRepositoryStore implements RepositoryStore {
+  readonly location: OciLayoutLocation;
+  readonly name: string;
+  readonly side: Side;
+  private readonly logger: Logger;
+  private readonly files: LayoutFiles;
+  /** Subjects of manifests read for `referrers`, by manifest digest (content never changes). */
+  private readonly subjectCache = new Map<Digest, Digest | null>();
+
+  constructor(location: OciLayoutLocation, side: Side, logger: Logger) {
+    this.location = location;
+    this.side = side;
+    this.logger = logger;
+    this.name = formatRepositoryLocation(location);
+    const problem = layoutPathProblem(location.directory, location.repository);
+    if (problem) throw this.error("layout-invalid", "open", problem);
+    this.files = new LayoutFiles(layoutDirectoryOf(location.directory, location.repository), (...args) =>
+      this.error(...args),
+    );
+  }
+
+  private error(code: RegistryErrorCode, operation: string, summary: string, cause?: unknown): RegistryError {
+    return new RegistryError(
+      code,
+      summary,
+      {
+        operation,
+        registry: `${OCI_LAYOUT_PREFIX}${this.location.directory}`,
+        repository: this.location.repository,
+        side: this.side,
+      },
+      cause === undefined ? undefined : { cause },
+    );
+  }
+
+  /** index.json as data; an empty index when the layout or the file does not exist yet. */
+  private async readIndex(operation: string): Promise<LayoutIndex> {
+    const bytes = await this.files.readCapped(this.files.indexJsonPath(), MAX_INDEX_JSON_BYTES, operation);
+    if (bytes === undefined) return emptyLayoutIndex();
+    try {
+      return parseLayoutIndex(bytes);
+    } catch (error) {
+      if (error instanceof LayoutIndexProblem) throw this.error("layout-invalid", operation, error.message);
+      throw error;
+    }
+  }
+
+  /** Read-modify-write of index.json under the layout's lock, written atomically. */
+  private async updateIndex(
+    operation: string,
+    change: (index: LayoutIndex) => LayoutIndex | undefined,
+  ): Promise<void> {
+    await withLayoutLock(this.files.root, async () => {
+      const before = await this.readIndex(operation);
+      const after = change(before);
+      if (after === undefined || after === before) return;
+      await this.files.writeAtomic(this.files.indexJsonPath(), serializeLayoutIndex(after));
+    });
+  }
+
+  /** Reads a manifest blob (capped) and checks it hashes to its name. */
+  private async readManifestBlob(digest: Digest, operation: string): Promise<Buffer | undefined> {
+    const bytes = await this.files.readCapped(
+      this.files.blobPath(digest),
+      MAX_LAYOUT_MANIFEST_BYTES,
+      operation,
+    );
+    if (bytes === undefined) return undefined;
+    const actual = digestOf(bytes, digestAlgorithm(digest));
+    if (actual !== digest) {
+      throw this.error(
+        "registry-digest-mismatch",
+        operation,
+        `blob ${digest} in the layout hashes to ${actual}`,
+      );
+    }
+    return bytes;
+  }
+
+  private checkReference(reference: string, operation: string): Tag | Digest {
+    if (isDigest(reference) || isTag(reference)) return reference;
+    throw this.error(
+      "layout-invalid",
+      operation,
+      `${JSON.stringify(reference)} is neither a tag nor a digest`,
+    );
+  }
+
+  async resolve(reference: Tag | Digest, options: CallOptions = {}): Promise<Descriptor | undefined> {
+    return (await this.find(reference, "resolve", options))?.descriptor;
+  }
+
+  /** The descriptor and bytes of a manifest by tag or digest. */
+  private async find(
+    reference: Tag | Digest,
+    operation: string,
+    options: CallOptions,
+  ): Promise<{ descriptor: Descriptor; bytes: Buffer } | undefined> {
+    throwIfAborted(options.signal, operation);
+    const checked = this.checkReference(reference, operation);
+    const index = await this.readIndex(operation);
+    if (isDigest(checked)) {
+      const entry = findByDigest(index, checked);
+      const bytes = await this.readManifestBlob(checked, operation);
+      if (bytes === undefined) {
+        if (entry)
+          throw this.error("layout-invalid", operation, `index.json lists ${checked}, which has no blob`);
+        return undefined;
+      }
+      // Children of an index are only blobs: their media type comes from the document itself.
+      const mediaType = entry?.descriptor.mediaType ?? this.manifestMediaTypeOf(bytes, checked);
+      if (mediaType === undefined) return undefined;
+      return { descriptor: { mediaType, digest: checked, size: bytes.length }, bytes };
+    }
+    const entry = findTagged(index, checked);
+    if (!entry) return undefined;
+    const { mediaType, digest, size } = entry.descriptor;
+    const bytes = await this.readManifestBlob(digest, operation);
+    if (bytes === undefined) {
+      throw this.error("layout-invalid", operation, `tag ${checked} points at ${digest}, which has no blob`);
+    }
+    if (bytes.length !== size) {
+      throw this.error(
+        "registry-digest-mismatch",
+        operation,
+        `tag ${checked}: blob ${digest} has ${bytes.length} bytes, index.json says ${size}`,
+      );
+    }
+    return { descriptor: { mediaType, digest, size }, bytes };
+  }
+
+  /** The media type of bytes that parse as a manifest or index, else undefined (a plain blob). */
+  private manifestMediaTypeOf(bytes: Uint8Array, digest: Digest): string | undefined {
+    try {
+      return parseManifest(bytes, undefined, `${this.name}@${digest}`).mediaType;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async getManifest(
+    reference: Tag | Digest,
+    options: CallOptions = {},
+  ): Promise<ManifestContent | undefined> {
+    const found = await this.find(reference, "get manifest", options);
+    if (!found) return undefined;
+    return { digest: found.descriptor.digest, mediaType: found.descriptor.mediaType, bytes: found.bytes };
+  }
+
+  async putManifest(
+    content: ManifestContent,
+    reference: Tag | Digest,
+    options: CallOptions = {},
+  ): Promise<void> {
+    const operation = "put manifest";
+    throwIfAborted(options.signal, operation);
+    const checked = this.checkReference(reference, operation);
+    if (content.bytes.byteLength > MAX_LAYOUT_MANIFEST_BYTES) {
+      throw this.error(
+        "registry-too-large",
+        operation,
+        `manifest ${content.digest} is ${content.bytes.byteLength} bytes, above ${MAX_LAYOUT_MANIFEST_BYTES}`,
+      );
+    }
+    const actual = digestOf(content.bytes, digestAlgorithm(content.digest));
+    if (actual !== content.digest) {
+      throw this.error(
+        "registry-digest-mismatch",
+        operation,
+        `manifest bytes hash to ${actual}, not ${content.digest}`,
+      );
+    }
+    if (isDigest(checked) && checked !== content.digest) {
+      throw this.error(
+        "registry-digest-mismatch",
+        operation,
+        `manifest ${content.digest} put under digest ${checked}`,
+      );
+    }
+    if (!isManifestMediaType(content.mediaType)) {
+      throw this.error("layout-invalid", operation, `unsupported manifest media type ${content.mediaType}`);
+    }
+    const manifest = parseManifest(content.bytes, content.mediaType, `${this.name}@${content.digest}`);
+    await this.checkReferencedContent(manifest, content.digest, operation);
+
+    await this.files.ensureLayout(digestAlgorithm(content.digest), operation);
+    if ((await this.files.blobSize(content.digest, operation)) === undefined) {
+      await this.files.writeBlob(
+        content.digest,
+        content.bytes.byteLength,
+        [content.bytes],
+        options.signal,
+        operation,
+      );
+    }
+    const descriptor: Descriptor = {
+      mediaType: content.mediaType,
+      digest: content.digest,
+      size: content.bytes.byteLength,
+    };
+    throwIfAborted(options.signal, operation);
+    await this.updateIndex(operation, (index) =>
+      isDigest(checked) ? withUntagged(index, descriptor) : withTag(index, descriptor, checked),
+    );
+    this.logger.log("debug", "stored manifest in OCI layout", {
+      layout: this.name,
+      digest: content.digest,
+      reference: checked,
+    });
+  }
+
+  /**
+   * As a registry does (MANIFEST_BLOB_UNKNOWN), refuse a manifest whose config, layers or child
+   * manifests are missing: a layout with dangling references is broken for every reader.
+   * Layers with `urls` (foreign layers) may live elsewhere.
+   */
+  private async checkReferencedContent(
+    manifest: ParsedManifest,
+    digest: Digest,
+    operation: string,
+  ): Promise<void> {
+    const needed =
+      manifest.kind === "index"
+        ? manifest.manifests
+        : [
+            manifest.config,
+            ...manifest.layers.filter((layer) => layer.urls === undefined || layer.urls.length === 0),
+          ];
+    for (const descriptor of needed) {
+      if ((await this.files.blobSize(descriptor.digest, operation)) === undefined) {
+        const what = manifest.kind === "index" ? "child manifest" : "blob";
+        throw new RegistryError(
+          "registry-not-found",
+          `manifest ${digest} references ${what} ${descriptor.digest}, which the layout does not have`,
+          {
+            operation,
+            registry: `${OCI_LAYOUT_PREFIX}${this.location.directory}`,
+            repository: this.location.repository,
+            side: this.side,
+            registryCodes: ["MANIFEST_BLOB_UNKNOWN"],
+          },
+        );
+      }
+    }
+  }
+
+  async hasBlob(digest: Digest, options: CallOptions = {}): Promise<boolean> {
+    throwIfAborted(options.signal, "has blob");
+    return (await this.files.blobSize(digest, "has blob")) !== undefined;
+  }
+
+  async openBlob(descriptor: Descriptor, options: CallOptions = {}): Promise<Readable> {
+    const operation = "open blob";
+    throwIfAborted(options.signal, operation);
+    const size = await this.files.blobSize(descriptor.digest, operation);
+    if (size === undefined) {
+      throw this.error("registry-not-found", operation, `blob ${descriptor.digest} is not in the layout`);
+    }
+    if (size !== descriptor.size) {
+      throw this.error(
+        "registry-digest-mismatch",
+        operation,
+        `blob ${descriptor.digest} has ${size} bytes, the descriptor says ${descriptor.size}`,
+      );
+    }
+    const source = this.files.openBlobFile(descriptor.digest);
+    const verified = source.pipe(this.verifyingStream(descriptor, operation));
+    source.on("error", (error) => verified.destroy(error));
+    if (options.signal) addAbortSignal(options.signal, verified);
+    verified.on("close", () => source.destroy());
+    return verified;
+  }
+
+  /** Passes bytes through, failing instead of ending when size or digest do not match. */
+  private verifyingStream(descriptor: Descriptor, operation: string): Transform {
+    const verifier = new DigestVerifier(descriptor.digest);
+    const fail = (summary: string): RegistryError =>
+      this.error("registry-digest-mismatch", operation, summary);
+    return new Transform({
+      transform(chunk: Buffer, _encoding, callback: TransformCallback) {
+        if (verifier.bytesSeen + chunk.byteLength > descriptor.size) {
+          callback(fail(`blob ${descriptor.digest} is longer than ${descriptor.size} bytes`));
+          return;
+        }
+        verifier.update(chunk);
+        callback(null, chunk);
+      },
+      flush(callback: TransformCallback) {
+        if (verifier.bytesSeen !== descriptor.size) {
+          callback(
+            fail(`blob ${descriptor.digest} has ${verifier.bytesSeen} bytes, expected ${descriptor.size}`),
+          );
+          return;
+        }
+        const actual = verifier.finish();
+        if (actual !== descriptor.digest) {
+          callback(fail(`blob ${descriptor.digest} hashes to ${actual}`));
+          return;
+        }
+        callback();
+      },
+    });
+  }
+
+  async putBlob(
+    descriptor: Descriptor,
+    content: AsyncIterable<Uint8Array>,
+    options: CallOptions = {},
+  ): Promise<void> {
+    const operation = "put blob";
+    throwIfAborted(options.signal, operation);
+    await this.files.ensureLayout(digestAlgorithm(descriptor.digest), operation);
+    await this.files.writeBlob(descriptor.digest, descriptor.size, content, options.signal, operation);
+    this.logger.log("debug", "stored blob in OCI layout", { layout: this.name, digest: descriptor.digest });
+  }
+
+  async mountBlob(descriptor: Descriptor, from: RepositoryPath, options: CallOptions = {}): Promise<boolean> {
+    const operation = "mount blob";
+    throwIfAborted(options.signal, operation);
+    const problem = layoutPathProblem(this.location.directory, from);
+    if (problem) throw this.error("layout-invalid", operation, `mount source: ${problem}`);
+    if (from === this.location.repository) return this.hasBlob(descriptor.digest, options);
+    const source = new OciLayoutRepositoryStore(
+      { kind: "oci-layout", directory: this.location.directory, repository: from },
+      this.side,
+      this.logger,
+    );
+    const sourceSize = await source.files.blobSize(descriptor.digest, operation);
+    if (sourceSize === undefined || sourceSize !== descriptor.size) return false;
+    if ((await this.files.blobSize(descriptor.digest, operation)) !== undefined) return true;
+    await this.files.ensureLayout(digestAlgorithm(descriptor.digest), operation);
+    // Blobs never change, so both layouts can share one file; across file systems, copy.
+    if (await this.files.linkBlob(source.files.blobPath(descriptor.digest), descriptor.digest)) {
+      this.logger.log("debug", "linked blob between OCI layouts", {
+        from,
+        to: this.name,
+        digest: descriptor.digest,
+      });
+      return true;
+    }
+    const stream = await source.openBlob(descriptor, options);
+    await this.files.writeBlob(descriptor.digest, descriptor.size, stream, options.signal, operation);
+    return true;
+  }
+
+  canMountFrom(other: RepositoryStore): boolean {
+    return (
+      other instanceof OciLayoutRepositoryStore &&
+      path.resolve(other.location.directory) === path.resolve(this.location.directory)
+    );
+  }
+
+  async listTags(options: CallOptions = {}): Promise<Tag[]> {
+    throwIfAborted(options.signal, "list tags");
+    return tagsOf(await this.readIndex("list tags"));
+  }
+
+  async referrers(
+    digest: Digest,
+    options: CallOptions & { readonly artifactType?: string } = {},
+  ): Promise<Descriptor[]> {
+    const operation = "referrers";
+    throwIfAborted(options.signal, operation);
+    const index = await this.readIndex(operation);
+    const found = new Map<Digest, Descriptor>();
+    for (const entry of index.entries) {
+      throwIfAborted(options.signal, operation);
+      const candidate = entry.descriptor;
+      if (!isManifestMediaType(candidate.mediaType) || found.has(candidate.digest)) continue;
+      const referrer = await this.referrerDescriptor(candidate, digest, operation);
+      if (referrer) found.set(referrer.digest, referrer);
+    }
+    // Referrers pushed to a registry without the API, then copied here, sit in a tagged index.
+    const fallback = findTagged(index, referrersFallbackTag(digest));
+    if (fallback && INDEX_MEDIA_TYPES.has(fallback.descriptor.mediaType)) {
+      const bytes = await this.readManifestBlob(fallback.descriptor.digest, operation);
+      if (bytes) {
+        const parsed = parseManifest(bytes, fallback.descriptor.mediaType, `${this.name} referrers tag`);
+        if (parsed.kind === "index") {
+          for (const descriptor of parsed.manifests) {
+            if (!found.has(descriptor.digest)) found.set(descriptor.digest, descriptor);
+          }
+        }
+      }
+    }
+    const all = [...found.values()];
+    return options.artifactType === undefined
+      ? all
+      : all.filter((descriptor) => descriptor.artifactType === options.artifactType);
+  }
+
+  /**
+   * The referrers-API descriptor of `candidate` when its `subject` is `subject`: artifactType
+   * (or, for an image manifest without one, its config media type) and its annotations.
+   * https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#listing-referrers
+   */
+  private async referrerDescriptor(
+    candidate: Descriptor,
+    subject: Digest,
+    operation: string,
+  ): Promise<Descriptor | undefined> {
+    const cached = this.subjectCache.get(candidate.digest);
+    if (cached !== undefined && cached !== subject) return undefined;
+    const bytes = await this.readManifestBlob(candidate.digest, operation);
+    if (bytes === undefined) return undefined;
+    let manifest: ParsedManifest;
+    try {
+      manifest = parseManifest(bytes, candidate.mediaType, `${this.name}@${candidate.digest}`);
+    } catch {
+      this.subjectCache.set(candidate.digest, null);
+      return undefined;
+    }
+    this.subjectCache.set(candidate.digest, manifest.subject?.digest ?? null);
+    if (manifest.subject?.digest !== subject) return undefined;
+    const artifactType =
+      manifest.artifactType ?? (manifest.kind === "manifest" ? manifest.config.mediaType : undefined);
+    return {
+      mediaType: manifest.mediaType,
+      digest: candidate.digest,
+      size: bytes.length,
+      ...(artifactType !== undefined ? { artifactType } : {}),
+      ...(manifest.annotations ? { annotations: manifest.annotations } : {}),
+    };
+  }
+
+  async deleteManifest(digest: Digest, options: CallOptions = {}): Promise<void> {
+    const operation = "delete manifest";
+    throwIfAborted(options.signal, operation);
+    const found = { listed: false };
+    await this.updateIndex(operation, (index) => {
+      found.listed = findByDigest(index, digest) !== undefined;
+      return found.listed ? withoutDigest(index, digest) : undefined;
+    });
+    // Only manifests: a digest that names a layer must not delete the layer.
+    const bytes = await this.files
+      .readCapped(this.files.blobPath(digest), MAX_LAYOUT_MANIFEST_BYTES, operation)
+      .catch(() => undefined);
+    const isManifest = bytes !== undefined && this.manifestMediaTypeOf(bytes, digest) !== undefined;
+    const removed =
+      (found.listed || isManifest) && (await this.files.removeFile(this.files.blobPath(digest)));
+    if (!found.listed && !removed) {
+      throw this.error("registry-not-found", operation, `manifest ${digest} is not in the layout`);
+    }
+    this.subjectCache.delete(digest);
+  }
+
+  async deleteBlob(digest: Digest, options: CallOptions = {}): Promise<void> {
+    const operation = "delete blob";
+    throwIfAborted(options.signal, operation);
+    if (
+      (await this.files.blobSize(digest, operation)) === undefined ||
+      !(await this.files.removeFile(this.files.blobPath(digest)))
+    ) {
+      throw this.error("registry-not-found", operation, `blob ${digest} is not in the layout`);
+    }
+  }
+}
