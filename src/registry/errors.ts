@@ -19,6 +19,8 @@ export interface RegistryErrorDetails {
   readonly registryCodes?: readonly string[];
   /** Human text from the registry's error body, already redacted and truncated. */
   readonly registryMessage?: string;
+  /** How many times the request was sent before this error was given up on (when more than once). */
+  readonly attempts?: number;
 }
 
 export type RegistryErrorCode =
@@ -35,7 +37,10 @@ export type RegistryErrorCode =
   | "layout-invalid"; // an OCI layout directory that is malformed or tries to escape
 
 export class RegistryError extends PromoterError {
+  declare readonly code: RegistryErrorCode;
   readonly details: RegistryErrorDetails;
+  /** What went wrong, without the details that `message` adds around it. */
+  readonly summary: string;
 
   constructor(
     code: RegistryErrorCode,
@@ -45,6 +50,7 @@ export class RegistryError extends PromoterError {
   ) {
     super(code, formatRegistryMessage(summary, details), options);
     this.details = details;
+    this.summary = summary;
   }
 }
 
@@ -55,6 +61,8 @@ function formatRegistryMessage(summary: string, details: RegistryErrorDetails): 
   if (details.status !== undefined) parts.push(`HTTP ${details.status}`);
   if (details.registryCodes && details.registryCodes.length > 0) parts.push(details.registryCodes.join(", "));
   if (details.registryMessage) parts.push(details.registryMessage);
+  if (details.attempts !== undefined && details.attempts > 1)
+    parts.push(`gave up after ${details.attempts} attempts`);
   if (details.request) parts.push(`(${details.request})`);
   return parts.join("; ");
 }

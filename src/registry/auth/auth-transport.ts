@@ -1,0 +1,282 @@
+import type { Logger } from "../../log.js";
+import { hostnameOf, type RegistryHost } from "../../reference/index.js";
+import type { Credential } from "../credentials/types.js";
+import type { RegistryError } from "../errors.js";
+import { MAX_ERROR_BODY_BYTES } from "../limits.js";
+import { redactUrl, type Redactor } from "../redact.js";
+import { readBody } from "../transport/body.js";
+import type { Clock } from "../transport/clock.js";
+import { isInternalHost, type HostResolver } from "../transport/network-address.js";
+import { parseErrorBody, requestError } from "../transport/request-error.js";
+import type { SecurityPolicy } from "../transport/security-policy.js";
+import {
+  isReplayableBody,
+  type HttpRequest,
+  type HttpResponse,
+  type RequestAuth,
+  type Transport,
+} from "../transport/types.js";
+import { parseChallenges, preferredChallenge, type Challenge } from "./challenge.js";
+import { mergeScopes } from "./scope.js";
+import { TokenCache, tokenCacheKey } from "./token-cache.js";
+import { requestToken } from "./token-client.js";
+
+/**
+ * The auth layer: anonymous, HTTP Basic, and the bearer token flow of the distribution token
+ * spec. It learns each registry's challenge from its first 401, then authorises later requests
+ * up front: Basic with the user's credentials, Bearer with a token for exactly the request's
+ * scopes (cached per realm, service, scopes and credential until shortly before it expires).
+ * A 401 is answered once, with a fresh token; a second 401 is an error that names the registry
+ * and where credentials were looked for.
+ *
+ * Credentials go to the registry's own origin only (`RequestAuth.origin`); the redirect layer
+ * below drops them when a hop leaves it. A token realm must be https (unless the registry
+ * itself is reached over plain HTTP) and must not point at a loopback, private or link-local
+ * address unless the registry is on one too.
+ * https://distribution.github.io/distribution/spec/auth/token/
+ */
+
+/** Looks up credentials for a registry (see credentials/credential-store.ts). */
+export interface CredentialProvider {
+  lookup(
+    registry: RegistryHost,
+    repository: RequestAuth["repository"],
+    options?: { readonly signal?: AbortSignal },
+  ): Promise<Credential | undefined>;
+  /** Where credentials for `registry` were looked for, for messages. */
+  places(registry: RegistryHost): string[];
+}
+
+export interface AuthTransportOptions {
+  readonly credentials: CredentialProvider;
+  readonly policy: SecurityPolicy;
+  readonly resolveHost: HostResolver;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly redactor: Redactor;
+}
+
+interface Authorization {
+  readonly header: string;
+  /** The token cache entry the header came from, to drop it when the registry refuses it. */
+  readonly cacheKey?: string;
+}
+
+function principalOf(credential: Credential | undefined): string {
+  if (!credential) return "anonymous";
+  if (credential.kind === "registry-token") return `${credential.source}\n(registry token)`;
+  return `${credential.source}\n${credential.username}`;
+}
+
+export class AuthTransport implements Transport {
+  private readonly challenges = new Map<string, Challenge>();
+  private readonly tokens: TokenCache;
+  private readonly refreshTokens = new Map<string, string>();
+  private readonly internalHosts = new Map<string, Promise<boolean>>();
+
+  constructor(
+    private readonly next: Transport,
+    private readonly options: AuthTransportOptions,
+  ) {
+    this.tokens = new TokenCache(options.clock);
+  }
+
+  async send(request: HttpRequest): Promise<HttpResponse> {
+    const { auth } = request;
+    if (auth?.origin !== request.url.origin) return this.next.send(request);
+
+    const credential = await this.credentialFor(auth, request.signal);
+    const known = this.challenges.get(auth.origin);
+    const first = known ? await this.authorize(request, auth, credential, known, false) : undefined;
+    const response = await this.next.send(withAuthorization(request, first?.header));
+    if (response.status !== 401 || response.url.origin !== auth.origin) return response;
+
+    const challenge = preferredChallenge(parseChallenges(response.headers.all("www-authenticate")));
+    if (first?.cacheKey !== undefined) this.tokens.delete(first.cacheKey);
+    if (!challenge || !isReplayableBody(request.body)) {
+      throw await this.failure(response, request, auth, credential, challenge);
+    }
+    this.challenges.set(auth.origin, challenge);
+    await response.discard();
+    const retry = await this.authorize(request, auth, credential, challenge, true);
+    if (!retry) throw await this.failure(response, request, auth, credential, challenge);
+
+    const second = await this.next.send(withAuthorization(request, retry.header));
+    if (second.status === 401 && second.url.origin === auth.origin) {
+      if (retry.cacheKey !== undefined) this.tokens.delete(retry.cacheKey);
+      throw await this.failure(second, request, auth, credential, challenge);
+    }
+    return second;
+  }
+
+  private async credentialFor(
+    auth: RequestAuth,
+    signal: AbortSignal | undefined,
+  ): Promise<Credential | undefined> {
+    const credential = await this.options.credentials.lookup(
+      auth.registry,
+      auth.repository,
+      signal ? { signal } : {},
+    );
+    const { redactor } = this.options;
+    if (credential?.kind === "basic") redactor.addBasic(credential.username, credential.password);
+    else if (credential?.kind === "identity-token") redactor.add(credential.identityToken);
+    else if (credential?.kind === "registry-token") redactor.add(credential.token);
+    return credential;
+  }
+
+  /** The Authorization header for `challenge`, or undefined when there is nothing to send. */
+  private async authorize(
+    request: HttpRequest,
+    auth: RequestAuth,
+    credential: Credential | undefined,
+    challenge: Challenge,
+    fresh: boolean,
+  ): Promise<Authorization | undefined> {
+    if (credential?.kind === "registry-token") return { header: `Bearer ${credential.token}` };
+    if (challenge.scheme === "basic") {
+      if (credential?.kind === "basic") {
+        return { header: basicHeader(credential.username, credential.password) };
+      }
+      if (credential?.kind === "identity-token") {
+        return { header: basicHeader(credential.username, credential.identityToken) };
+      }
+      return undefined;
+    }
+    const realmText = challenge.params.realm;
+    if (realmText === undefined) return undefined;
+    const realm = await this.checkedRealm(realmText, request, auth);
+    const service = challenge.params.service;
+    // The scopes the request needs, plus any the registry named in its challenge.
+    const scopes = mergeScopes([
+      ...auth.scopes,
+      ...(fresh && challenge.params.scope ? [challenge.params.scope] : []),
+    ]);
+    const cacheKey = tokenCacheKey({
+      realm: realm.href,
+      service: service ?? "",
+      scopes,
+      principal: principalOf(credential),
+    });
+    const refreshKey = principalOf(credential);
+    const token = await this.tokens.getOrFetch(
+      cacheKey,
+      async () => {
+        this.options.logger.log("debug", `token request to ${redactUrl(realm)}`, { scopes });
+        const refreshToken = this.refreshTokens.get(refreshKey);
+        const answer = await requestToken(
+          this.next,
+          {
+            realm,
+            ...(service === undefined ? {} : { service }),
+            scopes,
+            ...(credential === undefined ? {} : { credential }),
+            ...(refreshToken === undefined ? {} : { refreshToken }),
+            context: request.context,
+            ...(request.signal === undefined ? {} : { signal: request.signal }),
+          },
+          this.options.redactor,
+          () => this.options.credentials.places(auth.registry).join(", "),
+        );
+        if (answer.refreshToken !== undefined) this.refreshTokens.set(refreshKey, answer.refreshToken);
+        return answer;
+      },
+      { fresh },
+    );
+    return { header: `Bearer ${token}`, cacheKey };
+  }
+
+  /** Parses and vets a token realm (see the class comment). */
+  private async checkedRealm(realmText: string, request: HttpRequest, auth: RequestAuth): Promise<URL> {
+    let realm: URL;
+    try {
+      realm = new URL(realmText);
+    } catch {
+      throw requestError("registry-protocol", "the registry's token realm is not a URL", request);
+    }
+    const registryUrl = new URL(auth.origin);
+    if (realm.protocol !== "https:") {
+      const registryIsPlain = registryUrl.protocol === "http:";
+      if (realm.protocol !== "http:" || !registryIsPlain) {
+        throw requestError(
+          "registry-insecure",
+          `refusing token realm ${redactUrl(realm)}: a registry reached over https must use an https token realm`,
+          request,
+        );
+      }
+    }
+    if (realm.username !== "" || realm.password !== "") {
+      throw requestError("registry-insecure", "refusing a token realm with user info in its URL", request);
+    }
+    const [realmInternal, registryInternal] = await Promise.all([
+      this.isInternal(realm.hostname),
+      this.isInternal(registryUrl.hostname),
+    ]);
+    if (realmInternal && !registryInternal) {
+      throw requestError(
+        "registry-insecure",
+        `refusing token realm ${redactUrl(realm)}: it points at a loopback, private or link-local address while the registry ${hostnameOf(auth.registry)} does not`,
+        request,
+      );
+    }
+    return realm;
+  }
+
+  private isInternal(hostname: string): Promise<boolean> {
+    const key = hostname.toLowerCase();
+    let answer = this.internalHosts.get(key);
+    if (!answer) {
+      answer = isInternalHost(key, this.options.resolveHost);
+      this.internalHosts.set(key, answer);
+    }
+    return answer;
+  }
+
+  /** The registry-auth error for a final 401, naming where credentials were looked for. */
+  private async failure(
+    response: HttpResponse,
+    request: HttpRequest,
+    auth: RequestAuth,
+    credential: Credential | undefined,
+    challenge: Challenge | undefined,
+  ): Promise<RegistryError> {
+    let codes: string[] = [];
+    let message: string | undefined;
+    try {
+      const bytes = response.bytes ?? (await readBody(response.body, MAX_ERROR_BODY_BYTES, "truncate"));
+      const parsed = parseErrorBody(bytes, this.options.redactor);
+      codes = parsed.codes;
+      message = parsed.message;
+    } catch {
+      // The status is enough.
+    }
+    await response.discard();
+    const needs = auth.scopes.join(" ");
+    let summary: string;
+    if (!challenge) {
+      summary = "the registry asks for authentication without a usable WWW-Authenticate challenge";
+    } else if (!isReplayableBody(request.body)) {
+      summary =
+        "the registry refused the authorisation of a streamed upload (the token may have expired); try again";
+    } else if (!credential) {
+      summary = `authentication required and no credentials found for ${auth.registry} (looked in: ${this.options.credentials.places(auth.registry).join(", ")})`;
+    } else {
+      summary = `the credentials from ${credential.source} were refused or do not allow ${needs}`;
+    }
+    return requestError("registry-auth", summary, request, {
+      status: 401,
+      registryCodes: codes,
+      ...(message === undefined ? {} : { registryMessage: message }),
+      url: response.url,
+    });
+  }
+}
+
+function basicHeader(username: string, password: string): string {
+  return `Basic ${Buffer.from(`${username}:${password}`).toString("base64")}`;
+}
+
+function withAuthorization(request: HttpRequest, header: string | undefined): HttpRequest {
+  if (header === undefined) return request;
+  return { ...request, headers: { ...request.headers, authorization: header } };
+}

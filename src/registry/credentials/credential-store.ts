@@ -1,0 +1,45 @@
+import type { RegistryHost, RepositoryPath } from "../../reference/index.js";
+import type { Credential, CredentialSource } from "./types.js";
+
+/**
+ * Asks credential sources in order and remembers the answer per registry and repository, so a
+ * helper program runs once per registry in a run, not once per request.
+ */
+export class CredentialStore {
+  private readonly cache = new Map<string, Promise<Credential | undefined>>();
+
+  constructor(private readonly sources: readonly CredentialSource[]) {}
+
+  lookup(
+    registry: RegistryHost,
+    repository: RepositoryPath | undefined,
+    options: { readonly signal?: AbortSignal } = {},
+  ): Promise<Credential | undefined> {
+    const key = `${registry.toLowerCase()}/${repository ?? ""}`;
+    let answer = this.cache.get(key);
+    if (!answer) {
+      answer = this.ask(registry, repository, options);
+      this.cache.set(key, answer);
+      // A failure (a helper that timed out) is not remembered: the next request asks again.
+      answer.catch(() => this.cache.delete(key));
+    }
+    return answer;
+  }
+
+  private async ask(
+    registry: RegistryHost,
+    repository: RepositoryPath | undefined,
+    options: { readonly signal?: AbortSignal },
+  ): Promise<Credential | undefined> {
+    for (const source of this.sources) {
+      const credential = await source.lookup(registry, repository, options);
+      if (credential) return credential;
+    }
+    return undefined;
+  }
+
+  /** Every place looked in for `registry`, in order. */
+  places(registry: RegistryHost): string[] {
+    return this.sources.flatMap((source) => source.describe(registry));
+  }
+}

@@ -1,0 +1,46 @@
+/**
+ * Size caps for everything read from the network into memory, and other fixed bounds of the
+ * registry client. A hostile or broken registry must not make the promoter buffer gigabytes or
+ * follow redirects forever.
+ */
+
+/**
+ * Manifests and indexes: the distribution spec asks clients and registries to support at least
+ * 4 MiB, and registries refuse bigger ones.
+ * https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#pushing-manifests
+ */
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+
+/** Error bodies: only the JSON error list is wanted, and it is small. */
+export const MAX_ERROR_BODY_BYTES = 64 * 1024;
+
+/** Token endpoint responses (JWTs of a few KiB, refresh tokens, metadata). */
+export const MAX_TOKEN_RESPONSE_BYTES = 1024 * 1024;
+
+/** One page of a JSON listing: tags, `_catalog`, referrers. Repositories with 100k tags fit. */
+export const MAX_LISTING_BYTES = 32 * 1024 * 1024;
+
+/** The registry's own error text kept in a message. */
+export const MAX_REGISTRY_MESSAGE_CHARS = 500;
+
+/** Redirect hops per request before giving up. */
+export const MAX_REDIRECTS = 10;
+
+/** Pages of one listing before giving up (a registry whose `Link` never ends). */
+export const MAX_LISTING_PAGES = 100_000;
+
+/** Page size asked for in tag and catalog listings (`n`); registries may answer with fewer or more. */
+export const LISTING_PAGE_SIZE = 1000;
+
+/** Default and maximum size of one PATCH chunk in a chunked upload; chunks are held in memory. */
+export const DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024;
+export const MAX_CHUNK_BYTES = 64 * 1024 * 1024;
+
+/** Output of a credential helper program (`docker-credential-<name> get`). */
+export const MAX_CREDENTIAL_HELPER_OUTPUT_BYTES = 1024 * 1024;
+
+/** Credential files (`config.json`, `auth.json`). */
+export const MAX_CREDENTIAL_FILE_BYTES = 4 * 1024 * 1024;
+
+/** A CA bundle file given with `--registry-ca`. */
+export const MAX_CA_BUNDLE_BYTES = 16 * 1024 * 1024;

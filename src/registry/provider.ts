@@ -1,0 +1,220 @@
+import { readFileSync, statSync } from "node:fs";
+import { homedir } from "node:os";
+import { PromoterError } from "../errors.js";
+import { silentLogger, type Logger } from "../log.js";
+import type { RegistryHost, RepositoryLocation, RepositoryPath } from "../reference/index.js";
+import { AuthTransport } from "./auth/auth-transport.js";
+import { CredentialStore } from "./credentials/credential-store.js";
+import { defaultCredentialSources } from "./credentials/sources.js";
+import type { CredentialSource } from "./credentials/types.js";
+import { MAX_CA_BUNDLE_BYTES } from "./limits.js";
+import { listOciLayoutRepositories, openOciLayoutRepository } from "./oci-layout/index.js";
+import { Redactor, redactingLogger } from "./redact.js";
+import { RegistryEndpoint } from "./remote/endpoint.js";
+import { listCatalog } from "./remote/listing.js";
+import { RemoteRepository } from "./remote/remote-repository.js";
+import type { CallOptions, RepositoryStore, RequestCount, Side, StoreProvider } from "./store.js";
+import { systemClock, type Clock } from "./transport/clock.js";
+import {
+  DEFAULT_MAX_CONCURRENT_PER_HOST,
+  HostLimitTransport,
+  type HostLimit,
+} from "./transport/host-limits.js";
+import { createHostResolver } from "./transport/network-address.js";
+import { RedirectTransport } from "./transport/redirect.js";
+import { CountingTransport, RequestCounter } from "./transport/request-counter.js";
+import { unexpectedResponse } from "./transport/request-error.js";
+import { DEFAULT_RETRY_POLICY, RetryTransport, type RetryPolicy } from "./transport/retry.js";
+import { SecurityPolicy } from "./transport/security-policy.js";
+import { UndiciTransport } from "./transport/undici-transport.js";
+import { countingStore } from "./counting-store.js";
+
+export interface StoreTimeouts {
+  /** Stall timeout while waiting for response headers (refreshed while a body is sent). Default 60 s. */
+  readonly headersMs?: number;
+  /** Longest silence while a response body streams. Default 60 s. */
+  readonly bodyIdleMs?: number;
+  /** TCP and TLS connection set-up. Default 15 s. */
+  readonly connectMs?: number;
+  /** Wait for the answer to the request that completes a blob upload (registries verify then). Default 10 min. */
+  readonly uploadCommitMs?: number;
+}
+
+export interface StoreProviderOptions {
+  /** `HOST` or `HOST:PORT` reached over plain HTTP; loopback hosts always are. */
+  readonly insecureRegistries?: readonly string[];
+  /** Extra trusted CA certificates, as PEM text (added to Node's bundled roots). */
+  readonly caCertificates?: string;
+  /** A PEM file of extra trusted CA certificates, read once when the provider is created. */
+  readonly caBundleFile?: string;
+  /**
+   * Where credentials come from, asked in order. Default: `defaultCredentialSources` over `env`
+   * and `homeDirectory` (environment variables, REGISTRY_AUTH_FILE, DOCKER_CONFIG, containers
+   * auth.json, ~/.docker/config.json).
+   */
+  readonly credentialSources?: readonly CredentialSource[];
+  /** Environment for the default credential sources and helper programs. Default: process.env. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** Home directory for the default credential sources. Default: os.homedir(). */
+  readonly homeDirectory?: string;
+  /** How long a credential helper program may take. Default 30 s. */
+  readonly credentialHelperTimeoutMs?: number;
+  /**
+   * Per-host limits (`host` or `host:port` keys). Default: 16 requests in flight per host, no
+   * rate limit.
+   */
+  readonly limits?: {
+    readonly defaults?: HostLimit;
+    readonly perHost?: Readonly<Record<string, HostLimit>>;
+  };
+  readonly timeouts?: StoreTimeouts;
+  readonly retry?: Partial<RetryPolicy>;
+  readonly logger?: Logger;
+  /** Time source for backoff, Retry-After, rate limits and token expiry (tests inject one). */
+  readonly clock?: Clock;
+  /** Jitter source in [0, 1). */
+  readonly random?: () => number;
+  /** Host name -> IP address, consulted before DNS (like `curl --resolve`). */
+  readonly hostAddresses?: Readonly<Record<string, string>>;
+  /** Upload blobs in PATCH chunks of this many bytes (default: one PUT unless the registry asks for chunks). */
+  readonly uploadChunkBytes?: number;
+  readonly userAgent?: string;
+}
+
+/** A StoreProvider with the client's own extras. */
+export interface RegistryStoreProvider extends StoreProvider {
+  /** Removes every secret the client has handled from `text`; for output built outside it. */
+  redact(text: string): string;
+  /** Closes idle connections (pending requests finish first). */
+  close(): Promise<void>;
+}
+
+const DEFAULT_UPLOAD_COMMIT_TIMEOUT_MS = 10 * 60_000;
+
+function readCaBundle(file: string): string {
+  const fail = (reason: string) =>
+    new PromoterError("registry-ca", `cannot use CA bundle ${file}: ${reason}`);
+  let text: string;
+  try {
+    if (statSync(file).size > MAX_CA_BUNDLE_BYTES) throw fail(`larger than ${MAX_CA_BUNDLE_BYTES} bytes`);
+    text = readFileSync(file, "utf8");
+  } catch (error) {
+    if (error instanceof PromoterError) throw error;
+    throw fail((error as Error).message);
+  }
+  if (!text.includes("-----BEGIN CERTIFICATE-----")) throw fail("no PEM certificate in it");
+  return text;
+}
+
+/**
+ * The one place that knows registries from layouts: opens remote repositories with the
+ * distribution client (one transport stack per provider) and `oci:` locations with the OCI
+ * layout backend.
+ */
+export function createStoreProvider(options: StoreProviderOptions = {}): RegistryStoreProvider {
+  const clock = options.clock ?? systemClock;
+  const redactor = new Redactor();
+  const logger = redactingLogger(options.logger ?? silentLogger, redactor);
+  const policy = new SecurityPolicy(options.insecureRegistries ?? []);
+  const hostAddresses = new Map(
+    Object.entries(options.hostAddresses ?? {}).map(([name, address]) => [name.toLowerCase(), address]),
+  );
+  const caParts = [
+    ...(options.caCertificates === undefined ? [] : [options.caCertificates]),
+    ...(options.caBundleFile === undefined ? [] : [readCaBundle(options.caBundleFile)]),
+  ];
+  const env = options.env ?? process.env;
+  const credentials = new CredentialStore(
+    options.credentialSources ??
+      defaultCredentialSources({
+        env,
+        homeDirectory: options.homeDirectory ?? homedir(),
+        ...(options.credentialHelperTimeoutMs === undefined
+          ? {}
+          : { helperTimeoutMs: options.credentialHelperTimeoutMs }),
+      }),
+  );
+
+  const network = new UndiciTransport({
+    policy,
+    ...(caParts.length > 0 ? { caCertificates: caParts.join("\n") } : {}),
+    hostAddresses,
+    ...(options.timeouts?.headersMs === undefined ? {} : { headersTimeoutMs: options.timeouts.headersMs }),
+    ...(options.timeouts?.bodyIdleMs === undefined ? {} : { bodyTimeoutMs: options.timeouts.bodyIdleMs }),
+    ...(options.timeouts?.connectMs === undefined ? {} : { connectTimeoutMs: options.timeouts.connectMs }),
+    ...(options.userAgent === undefined ? {} : { userAgent: options.userAgent }),
+  });
+  const counter = new RequestCounter();
+  const limited = new HostLimitTransport(network, {
+    defaults: options.limits?.defaults ?? { maxConcurrent: DEFAULT_MAX_CONCURRENT_PER_HOST },
+    ...(options.limits?.perHost === undefined ? {} : { perHost: options.limits.perHost }),
+    clock,
+  });
+  const counted = new CountingTransport(limited, counter);
+  const retried = new RetryTransport(counted, {
+    policy: { ...DEFAULT_RETRY_POLICY, ...options.retry },
+    clock,
+    logger,
+    ...(options.random === undefined ? {} : { random: options.random }),
+  });
+  const redirected = new RedirectTransport(retried, { logger });
+  const transport = new AuthTransport(redirected, {
+    credentials,
+    policy,
+    resolveHost: createHostResolver(hostAddresses),
+    clock,
+    logger,
+    redactor,
+  });
+
+  const upload = {
+    ...(options.uploadChunkBytes === undefined ? {} : { chunkBytes: options.uploadChunkBytes }),
+    commitTimeoutMs: options.timeouts?.uploadCommitMs ?? DEFAULT_UPLOAD_COMMIT_TIMEOUT_MS,
+  };
+  const endpoints = new Map<string, RegistryEndpoint>();
+  const endpointFor = (host: RegistryHost): RegistryEndpoint => {
+    const key = host.toLowerCase();
+    let endpoint = endpoints.get(key);
+    if (!endpoint) {
+      endpoint = new RegistryEndpoint(host, policy.schemeFor(host), transport, redactor, logger, upload);
+      endpoints.set(key, endpoint);
+    }
+    return endpoint;
+  };
+
+  return {
+    repository(location: RepositoryLocation, side: Side): RepositoryStore {
+      if (location.kind === "remote") {
+        return new RemoteRepository(endpointFor(location.host), location.repository, side, clock);
+      }
+      const store = openOciLayoutRepository(location, side, { logger });
+      return countingStore(store, counter, `oci:${location.directory}`);
+    },
+
+    async catalog(registry, prefix, callOptions: CallOptions = {}): Promise<RepositoryPath[]> {
+      if (registry.kind === "oci-layout") {
+        counter.record(`oci:${registry.directory}`, "GET");
+        return listOciLayoutRepositories(registry.directory, prefix, { ...callOptions, logger });
+      }
+      const endpoint = endpointFor(registry.host as RegistryHost);
+      return listCatalog(
+        endpoint,
+        prefix,
+        (response, request) => unexpectedResponse(response, request, redactor, "cannot list repositories"),
+        callOptions,
+      );
+    },
+
+    requestCounts(): ReadonlyMap<string, RequestCount> {
+      return counter.snapshot();
+    },
+
+    redact(text: string): string {
+      return redactor.redact(text);
+    },
+
+    close(): Promise<void> {
+      return network.close();
+    },
+  };
+}

@@ -1,0 +1,72 @@
+import type { Logger } from "../../log.js";
+import type { RegistryHost } from "../../reference/index.js";
+import type { Redactor } from "../redact.js";
+import type { Transport } from "../transport/types.js";
+import { PendingSessions } from "./blob-upload.js";
+
+/** Docker Hub is named `docker.io` but its API is served at this host. */
+export const DOCKER_HUB_API_HOST = "registry-1.docker.io";
+
+/** How uploads are sent (see blob-upload.ts). */
+export interface UploadSettings {
+  /** Upload in PATCH chunks of this many bytes even when the registry does not ask for it. */
+  readonly chunkBytes?: number;
+  /** Stall timeout for the response to the request that completes an upload. */
+  readonly commitTimeoutMs: number;
+}
+
+/**
+ * One registry as the client sees it: the host people name, the origin its API answers at, the
+ * transport stack, and what was learnt about it during the run (whether it has the referrers
+ * API). Shared by every repository of the registry.
+ */
+export class RegistryEndpoint {
+  /** `scheme://host[:port]` of the API; credentials go here only. */
+  readonly origin: string;
+  readonly apiHost: string;
+  /** undefined until the first referrers request tells. */
+  referrersApi: boolean | undefined;
+  /** Upload sessions opened by declined mounts (see blob-upload.ts). */
+  readonly pendingUploads = new PendingSessions();
+  /** Serialises read-modify-write updates of referrers fallback tags (per repository and tag). */
+  private readonly tagLocks = new Map<string, Promise<void>>();
+
+  constructor(
+    readonly host: RegistryHost,
+    scheme: "http" | "https",
+    readonly transport: Transport,
+    readonly redactor: Redactor,
+    readonly logger: Logger,
+    readonly upload: UploadSettings,
+  ) {
+    this.apiHost = host.toLowerCase() === "docker.io" ? DOCKER_HUB_API_HOST : host;
+    this.origin = `${scheme}://${this.apiHost}`;
+  }
+
+  /** A URL of the API: `path` starts with `/v2/`. */
+  url(path: string, query: Readonly<Record<string, string | undefined>> = {}): URL {
+    const url = new URL(path, this.origin);
+    for (const [name, value] of Object.entries(query)) {
+      if (value !== undefined) url.searchParams.set(name, value);
+    }
+    return url;
+  }
+
+  /** Runs `update` after any earlier update of the same key has finished. */
+  async exclusive<T>(key: string, update: () => Promise<T>): Promise<T> {
+    const previous = this.tagLocks.get(key) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const chained = previous.then(() => mine);
+    this.tagLocks.set(key, chained);
+    await previous;
+    try {
+      return await update();
+    } finally {
+      release();
+      if (this.tagLocks.get(key) === chained) this.tagLocks.delete(key);
+    }
+  }
+}

@@ -1,0 +1,159 @@
+import { isRepositoryPath, isTag, type RepositoryPath, type Tag } from "../../reference/index.js";
+import { LISTING_PAGE_SIZE, MAX_LISTING_BYTES, MAX_LISTING_PAGES } from "../limits.js";
+import type { CallOptions } from "../store.js";
+import { requestError } from "../transport/request-error.js";
+import type { HttpRequest, HttpResponse, RequestContext } from "../transport/types.js";
+import { CATALOG_SCOPE, pullScope } from "../auth/scope.js";
+import type { RegistryEndpoint } from "./endpoint.js";
+import type { RepositoryClient } from "./repository-client.js";
+
+/**
+ * Paginated listings: tags and `_catalog`. Pages are followed through the `Link: <...>;
+ * rel="next"` header (RFC 8288), relative to the page that sent it. A registry that ignores `n`
+ * and sends everything at once, or sends a `Link` back to a page already read, or a page with
+ * nothing new, ends the listing instead of looping.
+ * https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#listing-tags
+ */
+
+/** The `rel="next"` target of `Link` header values, resolved against `base`. */
+export function nextLink(values: readonly string[], base: URL): URL | undefined {
+  for (const value of values) {
+    for (const match of value.matchAll(/<([^>]*)>((?:\s*;\s*[^;,]*)*)/g)) {
+      const target = match[1];
+      const params = match[2] ?? "";
+      if (target === undefined) continue;
+      const rel = /;\s*rel\s*=\s*"?([^";]*)"?/i.exec(params)?.[1];
+      if (!rel?.toLowerCase().split(/\s+/).includes("next")) continue;
+      try {
+        return new URL(target, base);
+      } catch {
+        return undefined;
+      }
+    }
+  }
+  return undefined;
+}
+
+interface PageSource {
+  readonly context: RequestContext;
+  readonly endpoint: RegistryEndpoint;
+  readonly auth: HttpRequest["auth"];
+  fail(response: HttpResponse, request: HttpRequest): Promise<Error>;
+}
+
+/**
+ * Collects the string entries of `field` over all pages. `onAbsent` is what a 404 on the first
+ * page means (an absent repository has no tags).
+ */
+async function collectPages(
+  source: PageSource,
+  first: URL,
+  field: "tags" | "repositories",
+  absentMeansEmpty: boolean,
+  options: CallOptions,
+): Promise<string[]> {
+  const seen = new Set<string>();
+  const visited = new Set<string>();
+  let url: URL = first;
+  let retriedWithoutN = false;
+  for (let page = 0; page < MAX_LISTING_PAGES; page++) {
+    visited.add(url.href);
+    const request: HttpRequest = {
+      method: "GET",
+      url,
+      headers: { accept: "application/json" },
+      context: source.context,
+      bufferLimit: MAX_LISTING_BYTES,
+      ...(source.auth === undefined ? {} : { auth: source.auth }),
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    };
+    const response = await source.endpoint.transport.send(request);
+    if (response.status === 404 && page === 0 && absentMeansEmpty) return [];
+    if (response.status === 400 && page === 0 && !retriedWithoutN && url.searchParams.has("n")) {
+      // Some registries refuse a page size above their own maximum: let them choose.
+      await response.discard();
+      url = new URL(url);
+      url.searchParams.delete("n");
+      retriedWithoutN = true;
+      page--;
+      continue;
+    }
+    if (response.status !== 200) throw await source.fail(response, request);
+    let document: unknown;
+    try {
+      document = JSON.parse(Buffer.from(response.bytes ?? new Uint8Array()).toString("utf8"));
+    } catch {
+      throw requestError("registry-protocol", "listing page is not JSON", request, {
+        status: response.status,
+      });
+    }
+    const entries =
+      typeof document === "object" && document !== null
+        ? (document as Record<string, unknown>)[field]
+        : undefined;
+    const before = seen.size;
+    if (Array.isArray(entries)) {
+      for (const entry of entries) if (typeof entry === "string") seen.add(entry);
+    } else if (entries !== undefined && entries !== null) {
+      throw requestError("registry-protocol", `listing page has no ${field} list`, request, {
+        status: response.status,
+      });
+    }
+    const next = nextLink(response.headers.all("link"), response.url);
+    if (next === undefined || visited.has(next.href) || seen.size === before) break;
+    url = next;
+  }
+  return [...seen];
+}
+
+export async function listTags(client: RepositoryClient, options: CallOptions = {}): Promise<Tag[]> {
+  const request = client.request("list tags", {
+    method: "GET",
+    url: client.endpoint.url(client.path("tags/list"), { n: String(LISTING_PAGE_SIZE) }),
+    scopes: [pullScope(client.repository)],
+  });
+  const entries = await collectPages(
+    {
+      context: request.context,
+      endpoint: client.endpoint,
+      auth: request.auth,
+      fail: (response, failed) => client.fail(response, failed),
+    },
+    request.url,
+    "tags",
+    true,
+    options,
+  );
+  return entries.filter(isTag);
+}
+
+/** Repository paths of a registry, optionally only those at or below `prefix`. */
+export async function listCatalog(
+  endpoint: RegistryEndpoint,
+  prefix: string,
+  fail: (response: HttpResponse, request: HttpRequest) => Promise<Error>,
+  options: CallOptions = {},
+): Promise<RepositoryPath[]> {
+  const context: RequestContext = {
+    operation: "list repositories",
+    registry: endpoint.host,
+    ...(prefix ? { repository: prefix } : {}),
+  };
+  const entries = await collectPages(
+    {
+      context,
+      endpoint,
+      auth: { registry: endpoint.host, origin: endpoint.origin, scopes: [CATALOG_SCOPE] },
+      fail,
+    },
+    endpoint.url("/v2/_catalog", { n: String(LISTING_PAGE_SIZE) }),
+    "repositories",
+    false,
+    options,
+  );
+  const trimmed = prefix.replace(/\/+$/, "");
+  return entries
+    .filter(isRepositoryPath)
+    .filter((name) => trimmed === "" || name === trimmed || name.startsWith(`${trimmed}/`))
+    .sort();
+}

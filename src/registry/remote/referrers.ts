@@ -1,0 +1,228 @@
+import {
+  MediaType,
+  isIndexMediaType,
+  parseDescriptor,
+  parseManifest,
+  type Descriptor,
+  type ParsedManifest,
+} from "../../oci/index.js";
+import {
+  digestAlgorithm,
+  digestHex,
+  digestOf,
+  parseTag,
+  type Digest,
+  type Tag,
+} from "../../reference/index.js";
+import { MAX_LISTING_BYTES, MAX_LISTING_PAGES } from "../limits.js";
+import type { CallOptions, ManifestContent } from "../store.js";
+import { requestError } from "../transport/request-error.js";
+import { pullScope } from "../auth/scope.js";
+import { nextLink } from "./listing.js";
+import { getManifest, putManifest } from "./manifests.js";
+import type { RepositoryClient } from "./repository-client.js";
+
+/**
+ * Referrers: the API (`GET /v2/<name>/referrers/<digest>`) where the registry has it, and the
+ * referrers tag schema (an image index tagged `<alg>-<hex>`) where it answers 404.
+ * https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#listing-referrers
+ * https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#referrers-tag-schema
+ */
+
+/** `<alg>-<ref>`, the encoded digest limited to 64 characters. */
+export function referrersFallbackTag(subject: Digest): Tag {
+  return parseTag(`${digestAlgorithm(subject)}-${digestHex(subject).slice(0, 64)}`);
+}
+
+/** The descriptor a referrers list holds for a manifest with a subject. */
+export function referrerDescriptor(content: ManifestContent, manifest: ParsedManifest): Descriptor {
+  const artifactType =
+    manifest.artifactType ?? (manifest.kind === "manifest" ? manifest.config.mediaType : undefined);
+  return {
+    mediaType: content.mediaType,
+    digest: content.digest,
+    size: content.bytes.byteLength,
+    ...(artifactType === undefined ? {} : { artifactType }),
+    ...(manifest.annotations === undefined ? {} : { annotations: manifest.annotations }),
+  };
+}
+
+/** Statuses that say "no referrers API here". */
+const NO_API_STATUSES: ReadonlySet<number> = new Set([404, 405, 501]);
+
+function filterByArtifactType(descriptors: Descriptor[], artifactType: string | undefined): Descriptor[] {
+  return artifactType === undefined
+    ? descriptors
+    : descriptors.filter((descriptor) => descriptor.artifactType === artifactType);
+}
+
+function indexDescriptors(bytes: Uint8Array, where: string): Descriptor[] {
+  const document = JSON.parse(Buffer.from(bytes).toString("utf8")) as { manifests?: unknown };
+  if (!Array.isArray(document.manifests)) return [];
+  return document.manifests.map((entry, i) => parseDescriptor(entry, `${where} manifests[${i}]`));
+}
+
+/** Referrers through the API; undefined when the registry has no referrers API. */
+async function referrersFromApi(
+  client: RepositoryClient,
+  subject: Digest,
+  artifactType: string | undefined,
+  options: CallOptions,
+): Promise<Descriptor[] | undefined> {
+  const found: Descriptor[] = [];
+  const visited = new Set<string>();
+  let url: URL | undefined = client.endpoint.url(client.path(`referrers/${subject}`), { artifactType });
+  for (let page = 0; url !== undefined && page < MAX_LISTING_PAGES; page++) {
+    visited.add(url.href);
+    const { request, response } = await client.send(
+      "list referrers",
+      {
+        method: "GET",
+        url,
+        scopes: [pullScope(client.repository)],
+        headers: { accept: MediaType.ociImageIndex },
+        bufferLimit: MAX_LISTING_BYTES,
+      },
+      options,
+    );
+    if (page === 0 && NO_API_STATUSES.has(response.status)) {
+      const error = await client.fail(response, request);
+      // A repository the registry does not know says nothing about the API.
+      if (error.details.registryCodes?.includes("NAME_UNKNOWN")) return [];
+      return undefined;
+    }
+    if (response.status !== 200) throw await client.fail(response, request);
+    let descriptors: Descriptor[];
+    try {
+      descriptors = indexDescriptors(response.bytes ?? new Uint8Array(), `referrers of ${subject}`);
+    } catch (error) {
+      throw requestError(
+        "registry-protocol",
+        `referrers response is not an image index: ${(error as Error).message}`,
+        request,
+        {
+          status: response.status,
+        },
+      );
+    }
+    const filtered = (response.headers.get("oci-filters-applied") ?? "")
+      .split(",")
+      .map((entry) => entry.trim())
+      .includes("artifactType");
+    found.push(...(filtered ? descriptors : filterByArtifactType(descriptors, artifactType)));
+    const next = nextLink(response.headers.all("link"), response.url);
+    url = next !== undefined && !visited.has(next.href) ? next : undefined;
+  }
+  return found;
+}
+
+/** Referrers from the fallback tag's index (none when the tag is absent or not an index). */
+async function referrersFromTag(
+  client: RepositoryClient,
+  subject: Digest,
+  artifactType: string | undefined,
+  options: CallOptions,
+): Promise<Descriptor[]> {
+  const tag = referrersFallbackTag(subject);
+  const content = await getManifest(client, tag, options);
+  if (!content || !isIndexMediaType(content.mediaType)) return [];
+  try {
+    return filterByArtifactType(indexDescriptors(content.bytes, `${client.repository}:${tag}`), artifactType);
+  } catch {
+    // "If the tag schema does not return a valid image index, assume there are no referrers."
+    return [];
+  }
+}
+
+export async function listReferrers(
+  client: RepositoryClient,
+  subject: Digest,
+  artifactType: string | undefined,
+  options: CallOptions = {},
+): Promise<Descriptor[]> {
+  if (client.endpoint.referrersApi !== false) {
+    const viaApi = await referrersFromApi(client, subject, artifactType, options);
+    if (viaApi !== undefined) {
+      client.endpoint.referrersApi = true;
+      return viaApi;
+    }
+    client.endpoint.referrersApi = false;
+  }
+  return referrersFromTag(client, subject, artifactType, options);
+}
+
+/**
+ * Adds `referrer` to the fallback index of `subject` (read, add once, write), for registries
+ * that did not process the subject themselves (no `OCI-Subject` answer). Updates of one tag are
+ * serialised within this process; other writers can still race, as the spec warns.
+ */
+export async function addToReferrersFallback(
+  client: RepositoryClient,
+  subject: Digest,
+  referrer: Descriptor,
+  options: CallOptions = {},
+): Promise<void> {
+  const tag = referrersFallbackTag(subject);
+  await client.endpoint.exclusive(`${client.repository}:${tag}`, async () => {
+    const existing = await getManifest(client, tag, options);
+    let document: Record<string, unknown> = {
+      schemaVersion: 2,
+      mediaType: MediaType.ociImageIndex,
+      manifests: [],
+    };
+    if (existing) {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(Buffer.from(existing.bytes).toString("utf8"));
+      } catch {
+        parsed = undefined;
+      }
+      if (
+        !isIndexMediaType(existing.mediaType) ||
+        typeof parsed !== "object" ||
+        parsed === null ||
+        !Array.isArray((parsed as { manifests?: unknown }).manifests)
+      ) {
+        throw requestError(
+          "registry-protocol",
+          `cannot record referrer ${referrer.digest}: tag ${tag} holds ${existing.mediaType}, not an image index`,
+          {
+            method: "GET",
+            url: client.endpoint.url(client.path(`manifests/${tag}`)),
+            context: client.context("update referrers"),
+          },
+        );
+      }
+      document = parsed as Record<string, unknown>;
+    }
+    const manifests = document.manifests as unknown[];
+    const present = manifests.some(
+      (entry) =>
+        typeof entry === "object" &&
+        entry !== null &&
+        (entry as { digest?: unknown }).digest === referrer.digest,
+    );
+    if (present) return;
+    manifests.push(referrer);
+    const bytes = new TextEncoder().encode(JSON.stringify(document));
+    await putManifest(
+      client,
+      { digest: digestOf(bytes), mediaType: existing?.mediaType ?? MediaType.ociImageIndex, bytes },
+      tag,
+      options,
+    );
+  });
+}
+
+/** The subject of manifest bytes, if they parse and have one. */
+export function subjectOf(
+  content: ManifestContent,
+): { subject: Descriptor; manifest: ParsedManifest } | undefined {
+  let manifest: ParsedManifest;
+  try {
+    manifest = parseManifest(content.bytes, content.mediaType, "pushed manifest");
+  } catch {
+    return undefined;
+  }
+  return manifest.subject ? { subject: manifest.subject, manifest } : undefined;
+}

@@ -1,0 +1,126 @@
+import type { Readable } from "node:stream";
+import type { Descriptor } from "../../oci/index.js";
+import type { Digest, RepositoryLocation, RepositoryPath, Tag } from "../../reference/index.js";
+import type { CallOptions, ManifestContent, RepositoryStore, Side } from "../store.js";
+import type { Clock } from "../transport/clock.js";
+import { deleteScope } from "../auth/scope.js";
+import { mountBlob, uploadBlob } from "./blob-upload.js";
+import { hasBlob, openBlob } from "./blobs.js";
+import type { RegistryEndpoint } from "./endpoint.js";
+import { listTags } from "./listing.js";
+import { getManifest, putManifest, resolveManifest } from "./manifests.js";
+import { addToReferrersFallback, listReferrers, referrerDescriptor, subjectOf } from "./referrers.js";
+import { RepositoryClient } from "./repository-client.js";
+
+/**
+ * A repository in a registry that speaks the OCI distribution spec v1.1.
+ * https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md
+ */
+export class RemoteRepository implements RepositoryStore {
+  readonly location: RepositoryLocation;
+  readonly name: string;
+  readonly side: Side;
+  private readonly client: RepositoryClient;
+
+  constructor(
+    readonly endpoint: RegistryEndpoint,
+    repository: RepositoryPath,
+    side: Side,
+    private readonly clock: Clock,
+  ) {
+    this.location = { kind: "remote", host: endpoint.host, repository };
+    this.name = `${endpoint.host}/${repository}`;
+    this.side = side;
+    this.client = new RepositoryClient(endpoint, repository, side);
+  }
+
+  get repository(): RepositoryPath {
+    return this.client.repository;
+  }
+
+  resolve(reference: Tag | Digest, options?: CallOptions): Promise<Descriptor | undefined> {
+    return resolveManifest(this.client, reference, options);
+  }
+
+  getManifest(reference: Tag | Digest, options?: CallOptions): Promise<ManifestContent | undefined> {
+    return getManifest(this.client, reference, options);
+  }
+
+  async putManifest(content: ManifestContent, reference: Tag | Digest, options?: CallOptions): Promise<void> {
+    const { subjectProcessed } = await putManifest(this.client, content, reference, options);
+    if (subjectProcessed) return;
+    // A registry without the referrers API: keep the tag-schema index of the subject up to date.
+    // https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#pushing-manifests-with-subject
+    const withSubject = subjectOf(content);
+    if (!withSubject) return;
+    await addToReferrersFallback(
+      this.client,
+      withSubject.subject.digest,
+      referrerDescriptor(content, withSubject.manifest),
+      options,
+    );
+  }
+
+  hasBlob(digest: Digest, options?: CallOptions): Promise<boolean> {
+    return hasBlob(this.client, digest, options);
+  }
+
+  openBlob(descriptor: Descriptor, options?: CallOptions): Promise<Readable> {
+    return openBlob(this.client, descriptor, options);
+  }
+
+  putBlob(descriptor: Descriptor, content: AsyncIterable<Uint8Array>, options?: CallOptions): Promise<void> {
+    return uploadBlob(this.client, descriptor, content, this.clock.now(), options);
+  }
+
+  mountBlob(descriptor: Descriptor, from: RepositoryPath, options?: CallOptions): Promise<boolean> {
+    return mountBlob(this.client, descriptor, from, this.clock.now(), options);
+  }
+
+  canMountFrom(other: RepositoryStore): boolean {
+    return other instanceof RemoteRepository && other.endpoint.origin === this.endpoint.origin;
+  }
+
+  listTags(options?: CallOptions): Promise<Tag[]> {
+    return listTags(this.client, options);
+  }
+
+  referrers(
+    digest: Digest,
+    options: CallOptions & { readonly artifactType?: string } = {},
+  ): Promise<Descriptor[]> {
+    const { artifactType, ...callOptions } = options;
+    return listReferrers(this.client, digest, artifactType, callOptions);
+  }
+
+  deleteManifest(digest: Digest, options?: CallOptions): Promise<void> {
+    return this.delete("delete manifest", `manifests/${digest}`, options);
+  }
+
+  deleteBlob(digest: Digest, options?: CallOptions): Promise<void> {
+    return this.delete("delete blob", `blobs/${digest}`, options);
+  }
+
+  /** DELETE; an absent manifest or blob is already what was asked for. */
+  private async delete(operation: string, path: string, options?: CallOptions): Promise<void> {
+    const { request, response } = await this.client.send(
+      operation,
+      {
+        method: "DELETE",
+        url: this.endpoint.url(this.client.path(path)),
+        scopes: [deleteScope(this.repository)],
+      },
+      options,
+    );
+    if (
+      response.status === 202 ||
+      response.status === 200 ||
+      response.status === 204 ||
+      response.status === 404
+    ) {
+      await response.discard();
+      return;
+    }
+    throw await this.client.fail(response, request);
+  }
+}

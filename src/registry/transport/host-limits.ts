@@ -1,0 +1,160 @@
+import { AbortedError } from "../../errors.js";
+import type { Clock } from "./clock.js";
+import type { HttpRequest, HttpResponse, Transport } from "./types.js";
+
+/**
+ * Per-host limits: how many requests may be in flight at once and how many may start per second.
+ * Quotas are per registry (and per storage backend a registry redirects to), so each host
+ * (`name[:port]` of the URL) has its own limiter.
+ *
+ * A concurrency slot is held from sending the request until its response headers arrive (for an
+ * upload that includes sending the whole body). It is not held while a response body streams:
+ * a copy that reads a blob from a host and uploads it to the same host would otherwise hold one
+ * slot while waiting for another, and N such copies would deadlock a limit of N. How many blob
+ * bodies stream at once is the copy engine's own concurrency setting.
+ */
+export interface HostLimit {
+  /** Requests in flight at once; undefined or 0: no limit. */
+  readonly maxConcurrent?: number;
+  /** Requests started per second; undefined or 0: no limit. */
+  readonly requestsPerSecond?: number;
+}
+
+export interface HostLimitsOptions {
+  /** Limits of every host not named in `perHost`. */
+  readonly defaults?: HostLimit;
+  /** Limits by `host` or `host:port` (the more specific entry wins). */
+  readonly perHost?: Readonly<Record<string, HostLimit>>;
+  readonly clock: Clock;
+}
+
+export const DEFAULT_MAX_CONCURRENT_PER_HOST = 16;
+
+/** A FIFO counting semaphore whose waits can be aborted. */
+export class Semaphore {
+  private available: number;
+  private readonly waiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
+
+  constructor(readonly capacity: number) {
+    this.available = capacity;
+  }
+
+  get inUse(): number {
+    return this.capacity - this.available;
+  }
+
+  get waiting(): number {
+    return this.waiters.length;
+  }
+
+  async acquire(signal?: AbortSignal): Promise<() => void> {
+    if (signal?.aborted) throw new AbortedError();
+    if (this.available > 0 && this.waiters.length === 0) {
+      this.available -= 1;
+      return this.releaser();
+    }
+    await new Promise<void>((resolve, reject) => {
+      const waiter = {
+        resolve: () => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve();
+        },
+        reject,
+      };
+      const onAbort = () => {
+        const index = this.waiters.indexOf(waiter);
+        if (index >= 0) this.waiters.splice(index, 1);
+        reject(new AbortedError());
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.waiters.push(waiter);
+    });
+    return this.releaser();
+  }
+
+  private releaser(): () => void {
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.waiters.shift();
+      // The slot passes straight to the next waiter; `available` only grows when nobody waits.
+      if (next) next.resolve();
+      else this.available += 1;
+    };
+  }
+}
+
+/**
+ * Spaces request starts `1/rate` seconds apart (a generic cell rate algorithm with no burst):
+ * within any one-second window at most `rate` (rounded up) requests start.
+ */
+export class RateLimiter {
+  private readonly intervalMs: number;
+  private nextStart = Number.NEGATIVE_INFINITY;
+
+  constructor(
+    readonly requestsPerSecond: number,
+    private readonly clock: Clock,
+  ) {
+    this.intervalMs = 1000 / requestsPerSecond;
+  }
+
+  async acquire(signal?: AbortSignal): Promise<void> {
+    const now = this.clock.now();
+    const start = Math.max(now, this.nextStart);
+    // Reserve the slot before waiting so callers queue in order.
+    this.nextStart = start + this.intervalMs;
+    const wait = start - now;
+    if (wait > 0) await this.clock.sleep(wait, signal);
+  }
+}
+
+interface HostLimiter {
+  readonly concurrency?: Semaphore;
+  readonly rate?: RateLimiter;
+}
+
+export class HostLimitTransport implements Transport {
+  private readonly limiters = new Map<string, HostLimiter>();
+
+  constructor(
+    private readonly next: Transport,
+    private readonly options: HostLimitsOptions,
+  ) {}
+
+  /** The limits that apply to `host` (`name[:port]`). */
+  limitFor(host: string): HostLimit {
+    const key = host.toLowerCase();
+    const perHost = this.options.perHost ?? {};
+    const name = key.startsWith("[") ? key.slice(0, key.indexOf("]") + 1) : key.replace(/:\d+$/, "");
+    return perHost[key] ?? perHost[name] ?? this.options.defaults ?? {};
+  }
+
+  private limiterFor(host: string): HostLimiter {
+    const key = host.toLowerCase();
+    let limiter = this.limiters.get(key);
+    if (!limiter) {
+      const limit = this.limitFor(key);
+      limiter = {
+        ...(limit.maxConcurrent ? { concurrency: new Semaphore(limit.maxConcurrent) } : {}),
+        ...(limit.requestsPerSecond
+          ? { rate: new RateLimiter(limit.requestsPerSecond, this.options.clock) }
+          : {}),
+      };
+      this.limiters.set(key, limiter);
+    }
+    return limiter;
+  }
+
+  async send(request: HttpRequest): Promise<HttpResponse> {
+    const limiter = this.limiterFor(request.url.host);
+    const release = limiter.concurrency ? await limiter.concurrency.acquire(request.signal) : undefined;
+    try {
+      if (limiter.rate) await limiter.rate.acquire(request.signal);
+      return await this.next.send(request);
+    } finally {
+      release?.();
+    }
+  }
+}

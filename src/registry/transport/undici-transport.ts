@@ -1,0 +1,261 @@
+import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from "node:dns";
+import { isIP } from "node:net";
+import { Readable } from "node:stream";
+import { rootCertificates } from "node:tls";
+import { Agent, request as undiciRequest, type Dispatcher } from "undici";
+import { AbortedError } from "../../errors.js";
+import { RegistryError } from "../errors.js";
+import { BodyTooLargeError, discardBody, emptyBody, readBody } from "./body.js";
+import { requestError } from "./request-error.js";
+import type { SecurityPolicy } from "./security-policy.js";
+import type { HttpRequest, HttpResponse, ResponseHeaders, Transport } from "./types.js";
+
+/**
+ * The bottom layer: one HTTP request on undici. `undici.request` (rather than `fetch`) because it
+ * gives the body as a Node stream with back-pressure for multi-gigabyte blobs, never follows
+ * redirects by itself (the redirect layer does, by hand), and has per-request headers and
+ * body-idle timeouts, so a stalled connection cannot hang a run.
+ *
+ * This layer also enforces the scheme policy on every URL, redirect targets and token realms
+ * included: plain HTTP only to loopback hosts and hosts named insecure; TLS always verified.
+ */
+
+export interface UndiciTransportOptions {
+  readonly policy: SecurityPolicy;
+  /** Extra trusted CA certificates (PEM), added to Node's bundled roots. */
+  readonly caCertificates?: string;
+  /** Host name -> IP address, consulted before DNS (like `curl --resolve`); for tests and pinning. */
+  readonly hostAddresses?: ReadonlyMap<string, string>;
+  /** Stall timeout before response headers arrive (refreshed while a request body is sent). */
+  readonly headersTimeoutMs?: number;
+  /** Longest silence while a response body streams. */
+  readonly bodyTimeoutMs?: number;
+  readonly connectTimeoutMs?: number;
+  readonly userAgent?: string;
+}
+
+export const DEFAULT_HEADERS_TIMEOUT_MS = 60_000;
+export const DEFAULT_BODY_TIMEOUT_MS = 60_000;
+export const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
+
+type LookupCallback = (
+  error: NodeJS.ErrnoException | null,
+  address: string | LookupAddress[],
+  family?: number,
+) => void;
+
+/** A `lookup` for net/tls.connect that answers from `hostAddresses` first. */
+export function lookupWithOverrides(hostAddresses: ReadonlyMap<string, string>) {
+  return (hostname: string, options: LookupOptions, callback: LookupCallback): void => {
+    const pinned = hostAddresses.get(hostname.toLowerCase());
+    if (pinned === undefined) {
+      dnsLookup(
+        hostname,
+        options,
+        callback,
+      );
+      return;
+    }
+    const family = isIP(pinned) === 6 ? 6 : 4;
+    if (options.all) callback(null, [{ address: pinned, family }]);
+    else callback(null, pinned, family);
+  };
+}
+
+function wrapHeaders(raw: Dispatcher.ResponseData["headers"]): ResponseHeaders {
+  const lower = new Map<string, string[]>();
+  for (const [name, value] of Object.entries(raw)) {
+    if (value === undefined) continue;
+    lower.set(name.toLowerCase(), Array.isArray(value) ? value : [value]);
+  }
+  return {
+    get: (name) => {
+      const values = lower.get(name.toLowerCase());
+      return values === undefined ? undefined : values.join(", ");
+    },
+    all: (name) => [...(lower.get(name.toLowerCase()) ?? [])],
+  };
+}
+
+/** Node and undici error codes that another attempt will not fix. */
+const PERMANENT_NETWORK_CODES: ReadonlySet<string> = new Set([
+  "ENOTFOUND",
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+  "CERT_HAS_EXPIRED",
+  "CERT_NOT_YET_VALID",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "ERR_SSL_WRONG_VERSION_NUMBER",
+  "UND_ERR_INVALID_ARG",
+  "UND_ERR_REQ_CONTENT_LENGTH_MISMATCH",
+  "UND_ERR_NOT_SUPPORTED",
+]);
+
+function errorCode(error: unknown): string | undefined {
+  if (typeof error !== "object" || error === null) return undefined;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === "string") return code;
+  return errorCode((error as { cause?: unknown }).cause);
+}
+
+/**
+ * Whether a failure raised by this layer may succeed when tried again: connection refused or
+ * reset, timeouts; not TLS verification failures, unknown host names, or our own refusals.
+ */
+export function isTransientNetworkError(error: unknown): boolean {
+  if (!(error instanceof RegistryError)) return false;
+  if (error.code === "registry-timeout") return true;
+  if (error.code !== "registry-network") return false;
+  const code = errorCode(error.cause);
+  return code === undefined || !PERMANENT_NETWORK_CODES.has(code);
+}
+
+const TIMEOUT_CODES: ReadonlySet<string> = new Set([
+  "UND_ERR_HEADERS_TIMEOUT",
+  "UND_ERR_BODY_TIMEOUT",
+  "UND_ERR_CONNECT_TIMEOUT",
+]);
+
+/** Maps an undici or socket failure to a RegistryError (or AbortedError when asked to stop). */
+export function networkError(error: unknown, request: HttpRequest, phase: "request" | "body"): Error {
+  if (error instanceof RegistryError || error instanceof AbortedError) return error;
+  if (request.signal?.aborted)
+    return new AbortedError(`${request.context.operation} aborted`, { cause: error });
+  const code = errorCode(error) ?? "";
+  const detail = error instanceof Error ? error.message : String(error);
+  const cause = error instanceof Error ? error : undefined;
+  if (TIMEOUT_CODES.has(code)) {
+    const what =
+      code === "UND_ERR_HEADERS_TIMEOUT"
+        ? "no response headers in time"
+        : code === "UND_ERR_BODY_TIMEOUT"
+          ? "the response body stalled"
+          : "could not connect in time";
+    return requestError("registry-timeout", `timed out: ${what}`, request, { cause });
+  }
+  const summary = `network error${phase === "body" ? " while reading the response" : ""}: ${code ? `${code} ` : ""}${detail}`;
+  return requestError("registry-network", summary, request, { cause });
+}
+
+export class UndiciTransport implements Transport {
+  private readonly agent: Agent;
+  private readonly options: UndiciTransportOptions;
+
+  constructor(options: UndiciTransportOptions) {
+    this.options = options;
+    this.agent = new Agent({
+      headersTimeout: options.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS,
+      bodyTimeout: options.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS,
+      connect: {
+        rejectUnauthorized: true,
+        timeout: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+        ...(options.caCertificates === undefined
+          ? {}
+          : { ca: [...rootCertificates, options.caCertificates] }),
+        ...(options.hostAddresses === undefined || options.hostAddresses.size === 0
+          ? {}
+          : { lookup: lookupWithOverrides(options.hostAddresses) }),
+      },
+    });
+  }
+
+  async send(request: HttpRequest): Promise<HttpResponse> {
+    const { url } = request;
+    if (url.protocol === "http:") {
+      if (!this.options.policy.allowsPlainHttp(url.host)) {
+        throw requestError(
+          "registry-insecure",
+          `refusing plain HTTP to ${url.host}: only loopback registries and those named with --insecure-registry are reached without TLS`,
+          request,
+        );
+      }
+    } else if (url.protocol !== "https:") {
+      throw requestError("registry-protocol", `unsupported URL scheme ${url.protocol}`, request);
+    }
+    if (request.signal?.aborted) throw new AbortedError(`${request.context.operation} aborted`);
+
+    const headers: Record<string, string> = {
+      "user-agent": this.options.userAgent ?? "image-promoter",
+      ...request.headers,
+    };
+    let body: Buffer | Readable | undefined;
+    if (request.body instanceof Uint8Array) {
+      body = Buffer.from(request.body.buffer, request.body.byteOffset, request.body.byteLength);
+      headers["content-length"] = String(body.byteLength);
+    } else if (request.body !== undefined) {
+      body = Readable.from(request.body, { objectMode: false });
+    } else if (request.method === "PUT" || request.method === "POST" || request.method === "PATCH") {
+      headers["content-length"] = "0";
+    }
+
+    let raw;
+    try {
+      raw = await undiciRequest(url, {
+        method: request.method,
+        headers,
+        body: body ?? null,
+        dispatcher: this.agent,
+        signal: request.signal ?? null,
+        ...(request.headersTimeoutMs === undefined ? {} : { headersTimeout: request.headersTimeoutMs }),
+      });
+    } catch (error) {
+      if (body instanceof Readable) body.destroy();
+      throw networkError(error, request, "request");
+    }
+
+    const responseHeaders = wrapHeaders(raw.headers);
+    const stream: Readable = raw.body;
+    // Errors while a caller streams the body are mapped by the caller; keep one listener so an
+    // unconsumed body that fails cannot crash the process.
+    stream.on("error", () => undefined);
+    if (request.bufferLimit === undefined || request.method === "HEAD") {
+      if (request.method === "HEAD") await discardBody(stream);
+      return {
+        status: raw.statusCode,
+        headers: responseHeaders,
+        url,
+        body: request.method === "HEAD" ? emptyBody() : stream,
+        discard: () => discardBody(stream),
+      };
+    }
+
+    const limit = request.bufferLimit;
+    const announced = Number(responseHeaders.get("content-length") ?? Number.NaN);
+    if (Number.isFinite(announced) && announced > limit) {
+      stream.destroy();
+      throw requestError(
+        "registry-too-large",
+        `response of ${announced} bytes is over the ${limit}-byte cap`,
+        request,
+        { status: raw.statusCode },
+      );
+    }
+    let bytes: Uint8Array;
+    try {
+      bytes = await readBody(stream, limit);
+    } catch (error) {
+      if (error instanceof BodyTooLargeError) {
+        throw requestError("registry-too-large", `response body is over the ${limit}-byte cap`, request, {
+          status: raw.statusCode,
+        });
+      }
+      throw networkError(error, request, "body");
+    }
+    return {
+      status: raw.statusCode,
+      headers: responseHeaders,
+      url,
+      bytes,
+      body: emptyBody(),
+      discard: () => Promise.resolve(),
+    };
+  }
+
+  /** Closes idle connections; pending requests finish first. */
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+}
