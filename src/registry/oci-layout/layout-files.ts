@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { constants, createReadStream } from "node:fs";
+import { constants, createReadStream, type BigIntStats } from "node:fs";
 import { link, lstat, mkdir, open, realpath, rename, stat, unlink, type FileHandle } from "node:fs/promises";
 import * as path from "node:path";
 import type { Readable } from "node:stream";
@@ -62,6 +62,11 @@ export function layoutDirectoryOf(directory: string, repository: string): string
     throw new Error(`repository ${JSON.stringify(repository)} leaves the layout directory`);
   }
   return joined;
+}
+
+/** What changes whenever a file is replaced or rewritten (writers here replace by rename). */
+function identityOf(info: BigIntStats): string {
+  return `${info.dev}:${info.ino}:${info.size}:${info.mtimeNs}:${info.ctimeNs}`;
 }
 
 function isNotFound(error: unknown): boolean {
@@ -130,6 +135,21 @@ export class LayoutFiles {
 
   /** A whole small file (manifest, index.json), or undefined when absent. Refuses above `max`. */
   async readCapped(file: string, max: number, operation: string): Promise<Buffer | undefined> {
+    const read = await this.readCappedUnlessKnown(file, max, operation, undefined);
+    return read?.bytes;
+  }
+
+  /**
+   * Like `readCapped`, but returns the identity of the file it opened (inode, size, times) and
+   * skips reading when that identity is `known`: writers replace files by rename, so an unchanged
+   * identity means unchanged content.
+   */
+  async readCappedUnlessKnown(
+    file: string,
+    max: number,
+    operation: string,
+    known: string | undefined,
+  ): Promise<{ identity: string; bytes?: Buffer } | undefined> {
     if (!(await this.exists(file, operation))) return undefined;
     let handle: FileHandle;
     try {
@@ -139,9 +159,11 @@ export class LayoutFiles {
       throw this.fail("layout-invalid", operation, `cannot open ${this.describe(file)}`, error);
     }
     try {
-      const info = await handle.stat();
+      const info = await handle.stat({ bigint: true });
       if (!info.isFile())
         throw this.fail("layout-invalid", operation, `${this.describe(file)} is not a file`);
+      const identity = identityOf(info);
+      if (identity === known) return { identity };
       if (info.size > max) {
         throw this.fail(
           "registry-too-large",
@@ -153,7 +175,7 @@ export class LayoutFiles {
       if (bytes.length > max) {
         throw this.fail("registry-too-large", operation, `${this.describe(file)} grew above ${max} bytes`);
       }
-      return bytes;
+      return { identity, bytes };
     } finally {
       await handle.close();
     }
@@ -234,20 +256,26 @@ export class LayoutFiles {
     );
   }
 
-  /** Writes a whole file atomically: readers see the old file or the new one, never a part. */
-  async writeAtomic(file: string, bytes: Uint8Array): Promise<void> {
+  /**
+   * Writes a whole file atomically: readers see the old file or the new one, never a part.
+   * Returns the identity (as `readCappedUnlessKnown` computes it) of the file written, taken
+   * from the open handle after the rename, so it names our inode even if another writer has
+   * replaced the file since.
+   */
+  async writeAtomic(file: string, bytes: Uint8Array): Promise<string> {
     const temporary = this.temporaryPathFor(file);
     const handle = await open(temporary, "wx", 0o644);
     try {
       await handle.writeFile(bytes);
       await handle.sync();
+      await this.renameIntoPlace(temporary, file);
+      return identityOf(await handle.stat({ bigint: true }));
     } catch (error) {
-      await handle.close();
       await unlink(temporary).catch(() => undefined);
       throw error;
+    } finally {
+      await handle.close();
     }
-    await handle.close();
-    await this.renameIntoPlace(temporary, file);
   }
 
   private async renameIntoPlace(temporary: string, file: string): Promise<void> {

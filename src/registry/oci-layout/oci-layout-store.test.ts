@@ -152,6 +152,18 @@ describe("writing and reading", () => {
     expect(await store.resolve(image.layers[0]!.descriptor.digest)).toBeUndefined();
   });
 
+  it("notices index.json changed by another writer", async () => {
+    const store = open();
+    await putContent(store, image, "v1");
+    expect(await store.listTags()).toEqual(["v1"]);
+    await writeOciLayoutDirectly(path.join(root, "team/app"), [
+      { content: image, tag: "v1" },
+      { content: other, tag: "v2" },
+    ]);
+    expect(await store.listTags()).toEqual(["v1", "v2"]);
+    expect(await store.resolve(tag("v2"))).toMatchObject({ digest: other.digest });
+  });
+
   it("moves a tag, adds untagged entries once, and keeps the old manifest by digest", async () => {
     const store = open();
     await putContent(store, image, "latest");

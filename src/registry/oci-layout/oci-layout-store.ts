@@ -39,7 +39,7 @@ import {
   type LayoutIndex,
 } from "./layout-index.js";
 import { MAX_INDEX_JSON_BYTES, MAX_LAYOUT_MANIFEST_BYTES } from "./limits.js";
-import { withLayoutLock } from "./layout-lock.js";
+import { queueIndexChange } from "./index-update-queue.js";
 
 export interface OciLayoutOptions {
   readonly logger?: Logger;
@@ -76,6 +76,8 @@ class OciLayoutRepositoryStore implements RepositoryStore {
   private readonly files: LayoutFiles;
   /** Subjects of manifests read for `referrers`, by manifest digest (content never changes). */
   private readonly subjectCache = new Map<Digest, Digest | null>();
+  /** The last index.json parsed, by file identity: a layout with many tags is parsed once per change. */
+  private parsedIndex: { identity: string; index: LayoutIndex } | undefined;
 
   constructor(location: OciLayoutLocation, side: Side, logger: Logger) {
     this.location = location;
@@ -105,26 +107,38 @@ class OciLayoutRepositoryStore implements RepositoryStore {
 
   /** index.json as data; an empty index when the layout or the file does not exist yet. */
   private async readIndex(operation: string): Promise<LayoutIndex> {
-    const bytes = await this.files.readCapped(this.files.indexJsonPath(), MAX_INDEX_JSON_BYTES, operation);
-    if (bytes === undefined) return emptyLayoutIndex();
+    const read = await this.files.readCappedUnlessKnown(
+      this.files.indexJsonPath(),
+      MAX_INDEX_JSON_BYTES,
+      operation,
+      this.parsedIndex?.identity,
+    );
+    if (read === undefined) return emptyLayoutIndex();
+    if (read.bytes === undefined && this.parsedIndex) return this.parsedIndex.index;
     try {
-      return parseLayoutIndex(bytes);
+      const index = parseLayoutIndex(read.bytes ?? new Uint8Array());
+      this.parsedIndex = { identity: read.identity, index };
+      return index;
     } catch (error) {
       if (error instanceof LayoutIndexProblem) throw this.error("layout-invalid", operation, error.message);
       throw error;
     }
   }
 
-  /** Read-modify-write of index.json under the layout's lock, written atomically. */
-  private async updateIndex(
+  /**
+   * Read-modify-write of index.json, serialised per layout and batched with concurrent changes,
+   * written atomically. Resolves once the change is on disk.
+   */
+  private updateIndex(
     operation: string,
     change: (index: LayoutIndex) => LayoutIndex | undefined,
   ): Promise<void> {
-    await withLayoutLock(this.files.root, async () => {
+    return queueIndexChange(this.files.root, change, async (apply) => {
       const before = await this.readIndex(operation);
-      const after = change(before);
-      if (after === undefined || after === before) return;
-      await this.files.writeAtomic(this.files.indexJsonPath(), serializeLayoutIndex(after));
+      const after = apply(before);
+      if (after === before) return;
+      const identity = await this.files.writeAtomic(this.files.indexJsonPath(), serializeLayoutIndex(after));
+      this.parsedIndex = { identity, index: after };
     });
   }
 

@@ -1,0 +1,105 @@
+import { describe, expect, it } from "vitest";
+import { digestOf, type Tag } from "../../reference/index.js";
+import type { Descriptor } from "../../oci/index.js";
+import {
+  emptyLayoutIndex,
+  findTagged,
+  LayoutIndexProblem,
+  parseLayoutIndex,
+  REF_NAME_ANNOTATION,
+  refNameProblem,
+  serializeLayoutIndex,
+  tagsOf,
+  withoutDigest,
+  withTag,
+  withUntagged,
+} from "./layout-index.js";
+
+const manifest = (seed: string): Descriptor => ({
+  mediaType: "application/vnd.oci.image.manifest.v1+json",
+  digest: digestOf(seed),
+  size: seed.length,
+});
+const encode = (value: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(value));
+const decode = (bytes: Uint8Array): unknown => JSON.parse(new TextDecoder().decode(bytes));
+
+describe("index.json model", () => {
+  it("keeps unknown fields of the file and of entries when written back", () => {
+    const a = manifest("a");
+    const parsed = parseLayoutIndex(
+      encode({
+        schemaVersion: 2,
+        annotations: { "com.example.kept": "yes" },
+        manifests: [{ ...a, platform: { os: "linux", architecture: "amd64" }, "x-extra": 1 }],
+      }),
+    );
+    const written = decode(serializeLayoutIndex(withUntagged(parsed, manifest("b")))) as Record<
+      string,
+      unknown
+    >;
+    expect(written).toEqual({
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.index.v1+json",
+      annotations: { "com.example.kept": "yes" },
+      manifests: [
+        { ...a, platform: { os: "linux", architecture: "amd64" }, "x-extra": 1 },
+        { ...manifest("b") },
+      ],
+    });
+  });
+
+  it("moves tags, adds untagged entries once, removes by digest", () => {
+    const a = manifest("a");
+    const b = manifest("b");
+    let index = withTag(emptyLayoutIndex(), a, "v1" as Tag);
+    index = withTag(index, a, "v2" as Tag);
+    index = withTag(index, b, "v1" as Tag);
+    expect(findTagged(index, "v1" as Tag)?.descriptor.digest).toBe(b.digest);
+    expect(tagsOf(index)).toEqual(["v1", "v2"]);
+    expect(withUntagged(index, a)).toBe(index); // already listed (tagged v2)
+    index = withUntagged(index, manifest("c"));
+    expect(index.entries).toHaveLength(3);
+    index = withoutDigest(index, a.digest);
+    expect(tagsOf(index)).toEqual(["v1"]);
+    expect(index.entries[0]?.raw).toEqual({ ...b, annotations: { [REF_NAME_ANNOTATION]: "v1" } });
+  });
+
+  it("treats the last of duplicate tag entries as the tag", () => {
+    const index = parseLayoutIndex(
+      encode({
+        schemaVersion: 2,
+        manifests: [
+          { ...manifest("a"), annotations: { [REF_NAME_ANNOTATION]: "t" } },
+          { ...manifest("b"), annotations: { [REF_NAME_ANNOTATION]: "t" } },
+        ],
+      }),
+    );
+    expect(findTagged(index, "t" as Tag)?.descriptor.digest).toBe(digestOf("b"));
+    expect(tagsOf(index)).toEqual(["t"]);
+  });
+
+  it.each([
+    ["not JSON", new TextEncoder().encode("{"), /not UTF-8 JSON/],
+    ["not an object", encode([1]), /JSON object/],
+    ["schemaVersion 1", encode({ schemaVersion: 1, manifests: [] }), /schemaVersion 1/],
+    ["manifests not a list", encode({ schemaVersion: 2, manifests: {} }), /must be a list/],
+    ["a bad size", encode({ schemaVersion: 2, manifests: [{ ...manifest("a"), size: -1 }] }), /size/],
+  ])("refuses %s", (_name, bytes, reason) => {
+    expect(() => parseLayoutIndex(bytes)).toThrow(LayoutIndexProblem);
+    expect(() => parseLayoutIndex(bytes)).toThrow(reason);
+  });
+
+  it.each([
+    ["v1.0", undefined],
+    ["example.com/app:1.0", undefined],
+    ["", /empty/],
+    ["../x", /path segment/],
+    ["a/./b", /path segment/],
+    ["/abs", /looks like a path/],
+    ["a\\b", /looks like a path/],
+    ["a\nb", /control characters/],
+  ])("ref.name %j", (name, problem) => {
+    if (problem === undefined) expect(refNameProblem(name)).toBeUndefined();
+    else expect(refNameProblem(name)).toMatch(problem);
+  });
+});
