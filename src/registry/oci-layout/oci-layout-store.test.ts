@@ -547,6 +547,14 @@ describe("mount, delete, catalog", () => {
       "source",
     );
     expect(target.canMountFrom(elsewhere)).toBe(false);
+    const wrapped = new Proxy(source, {}); // as a counting wrapper would hand it out
+    expect(target.canMountFrom(wrapped)).toBe(true);
+    expect(
+      target.canMountFrom({
+        ...source,
+        location: { kind: "remote", host: root, repository: repo("team/app") },
+      } as unknown as RepositoryStore),
+    ).toBe(false);
     const layer = image.layers[0]!.descriptor as Descriptor;
     expect(await target.mountBlob(layer, repo("team/app"))).toBe(true);
     expect(await target.hasBlob(layer.digest)).toBe(true);

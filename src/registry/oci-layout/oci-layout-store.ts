@@ -428,8 +428,9 @@ class OciLayoutRepositoryStore implements RepositoryStore {
   }
 
   canMountFrom(other: RepositoryStore): boolean {
+    // By location, not by class: the store provider may hand out wrapped (counting) stores.
     return (
-      other instanceof OciLayoutRepositoryStore &&
+      other.location.kind === "oci-layout" &&
       path.resolve(other.location.directory) === path.resolve(this.location.directory)
     );
   }
