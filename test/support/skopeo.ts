@@ -10,6 +10,7 @@ import { mkdir } from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { Digest } from "../../src/reference/index.js";
+import { RUN_DIRECTORY_ENV } from "./registry-harness.js";
 
 export const SKOPEO_PROGRAM = "/usr/bin/skopeo";
 const DEFAULT_TIMEOUT_MS = 60_000;
@@ -50,14 +51,25 @@ function redactArgument(argument: string, index: number, all: readonly string[])
 }
 
 let emptyAuthFile: string | undefined;
-/** An empty auth file so skopeo never reads the user's `auth.json` or Docker config. */
+/**
+ * An empty auth file so skopeo never reads the user's `auth.json` or Docker config. It lives in
+ * the test run's folder (removed by the global teardown); outside Vitest, in a temp folder
+ * removed on exit.
+ */
 function isolatedAuthFile(): string {
   if (emptyAuthFile === undefined) {
-    const directory = mkdtempSync(path.join(os.tmpdir(), "image-promoter-skopeo-"));
-    process.once("exit", () => {
-      rmSync(directory, { recursive: true, force: true });
-    });
-    const file = path.join(directory, "auth.json");
+    const runDirectory = process.env[RUN_DIRECTORY_ENV];
+    let directory: string;
+    if (runDirectory) {
+      directory = runDirectory;
+    } else {
+      const temporary = mkdtempSync(path.join(os.tmpdir(), "image-promoter-skopeo-"));
+      process.once("exit", () => {
+        rmSync(temporary, { recursive: true, force: true });
+      });
+      directory = temporary;
+    }
+    const file = path.join(directory, `skopeo-auth-${process.pid}.json`);
     writeFileSync(file, '{"auths":{}}\n');
     emptyAuthFile = file;
   }
