@@ -6,3 +6,5 @@ export * from "./errors.js";
 export * from "./log.js";
 export * from "./reference/index.js";
 export * from "./oci/index.js";
+export * from "./manifest/index.js";
+export { countEdges, promotionEdges, type PromotionEdge } from "./plan/edge.js";

@@ -1,4 +1,5 @@
 import type { Command } from "../command.js";
+import { validateCommand } from "./validate.js";
 
 /** Every command of the CLI; `promoter --help` lists them in this order. */
-export const commands: readonly Command[] = [];
+export const commands: readonly Command[] = [validateCommand];

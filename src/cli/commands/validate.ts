@@ -1,0 +1,144 @@
+import * as path from "node:path";
+import { UsageError } from "../../errors.js";
+import {
+  loadManifests,
+  validate,
+  type Finding,
+  type SourcePosition,
+  type ValidationResult,
+} from "../../manifest/index.js";
+import { stringOption, type Command } from "../command.js";
+import { ExitCode, type CliIO } from "../io.js";
+
+const OUTPUT_FORMATS = ["text", "json"] as const;
+type OutputFormat = (typeof OUTPUT_FORMATS)[number];
+
+/** Version of the `--output json` document; bump on incompatible changes (docs/manifest-format.md). */
+export const VALIDATE_JSON_VERSION = 1;
+
+/**
+ * `promoter validate`: everything that can be known from the manifests alone, without asking
+ * any registry. The JSON form is documented in docs/manifest-format.md.
+ */
+export const validateCommand: Command = {
+  words: ["validate"],
+  summary: "Check promotion manifests without contacting any registry",
+  usage: "validate (--manifest FILE | --thin-manifest-dir DIR) [--output text|json]",
+  description: `
+Reads a plain promotion manifest (registries and images in one file) or a thin-manifest tree
+(DIR/manifests/<project>/promoter-manifest.yaml with DIR/images/<project>/images.yaml) and
+reports every problem at once, each as FILE:LINE:COLUMN: SEVERITY[RULE]: MESSAGE with a hint.
+Paths are shown relative to the current directory. Then prints a summary: projects, images,
+digests, tags, destinations and promotion edges (one per image, digest and tag, per destination).
+
+Exit status: 0 when there are no errors (warnings do not fail), 1 when there are errors,
+2 when the input cannot be read or the flags are wrong.
+Rules and the JSON format: docs/manifest-format.md.`,
+  options: {
+    manifest: { type: "string", valueName: "FILE", description: "A plain promotion manifest file" },
+    "thin-manifest-dir": {
+      type: "string",
+      valueName: "DIR",
+      description: "A thin-manifest tree (with manifests/ and images/)",
+    },
+    output: { type: "string", valueName: "FORMAT", description: "text (default) or json" },
+  },
+  async run({ io, values }) {
+    const manifest = stringOption(values, "manifest");
+    const thinManifestDir = stringOption(values, "thin-manifest-dir");
+    const output: OutputFormat = stringOption(values, "output", OUTPUT_FORMATS) ?? "text";
+    if (manifest !== undefined && thinManifestDir !== undefined) {
+      throw new UsageError("give either --manifest or --thin-manifest-dir, not both");
+    }
+    if (manifest === undefined && thinManifestDir === undefined) {
+      throw new UsageError("give --manifest FILE or --thin-manifest-dir DIR");
+    }
+    if (manifest === "" || thinManifestDir === "") throw new UsageError("the path must not be empty");
+    const set = await loadManifests(
+      manifest !== undefined ? { manifest } : { thinManifestDir: thinManifestDir ?? "" },
+      { signal: io.signal, cwd: io.cwd },
+    );
+    const result = validate(set);
+    writeValidation(io, result, output);
+    return result.ok ? ExitCode.ok : ExitCode.failed;
+  },
+};
+
+function relativeFile(cwd: string, file: string): string {
+  if (!path.isAbsolute(file)) return file;
+  const relative = path.relative(cwd, file);
+  return relative === "" ? file : relative;
+}
+
+function positionText(cwd: string, position: SourcePosition): string {
+  return `${relativeFile(cwd, position.file)}:${position.line}:${position.column}`;
+}
+
+function plural(count: number, word: string, many = `${word}s`): string {
+  return `${count} ${count === 1 ? word : many}`;
+}
+
+/** Compiler-style lines: `file:line:col: error[rule]: message`, then indented hint and related places. */
+export function validationText(result: ValidationResult, cwd: string): string {
+  const lines: string[] = [];
+  for (const finding of result.findings) {
+    lines.push(
+      `${positionText(cwd, finding.position)}: ${finding.severity}[${finding.rule}]: ${finding.message}`,
+    );
+    if (finding.hint) lines.push(`    hint: ${finding.hint}`);
+    for (const related of finding.related ?? []) lines.push(`    see: ${positionText(cwd, related)}`);
+  }
+  const summary = result.summary;
+  if (lines.length > 0) lines.push("");
+  lines.push(
+    [
+      plural(summary.projects, "project"),
+      plural(summary.images, "image"),
+      plural(summary.digests, "digest"),
+      plural(summary.tags, "tag"),
+      plural(summary.destinations, "destination"),
+      plural(summary.edges, "promotion edge"),
+    ].join(", "),
+  );
+  lines.push(
+    `${plural(summary.errors, "error")}, ${plural(summary.warnings, "warning")}: ${result.ok ? "valid" : "invalid"}`,
+  );
+  return `${lines.join("\n")}\n`;
+}
+
+interface JsonPosition {
+  file: string;
+  line: number;
+  column: number;
+}
+
+function jsonPosition(cwd: string, position: SourcePosition): JsonPosition {
+  return { file: relativeFile(cwd, position.file), line: position.line, column: position.column };
+}
+
+function jsonFinding(cwd: string, finding: Finding) {
+  return {
+    severity: finding.severity,
+    rule: finding.rule,
+    message: finding.message,
+    hint: finding.hint ?? null,
+    ...jsonPosition(cwd, finding.position),
+    related: (finding.related ?? []).map((position) => jsonPosition(cwd, position)),
+  };
+}
+
+/** The `--output json` document (schema in docs/manifest-format.md). */
+export function validationJson(result: ValidationResult, cwd: string) {
+  return {
+    version: VALIDATE_JSON_VERSION,
+    ok: result.ok,
+    summary: result.summary,
+    findings: result.findings.map((finding) => jsonFinding(cwd, finding)),
+  };
+}
+
+/** Prints a validation result in the chosen format; other commands that validate first reuse it. */
+export function writeValidation(io: CliIO, result: ValidationResult, output: "text" | "json"): void {
+  if (output === "json") io.stdout.write(`${JSON.stringify(validationJson(result, io.cwd), null, 2)}\n`);
+  else io.stdout.write(validationText(result, io.cwd));
+}

@@ -1,0 +1,65 @@
+/** Promotion manifests: the typed model, parsing, loading from disk, and the rules. */
+export type {
+  DigestEntry,
+  Finding,
+  ImageEntry,
+  ManifestSet,
+  PromotionManifest,
+  RegistryEntry,
+  Severity,
+  SourcePosition,
+  TagEntry,
+} from "./model.js";
+export {
+  compareFindings,
+  countBySeverity,
+  formatPosition,
+  MANIFEST_RULES,
+  sortFindings,
+  type ManifestRuleId,
+} from "./finding.js";
+export {
+  MAX_MANIFEST_FILE_BYTES,
+  MAX_YAML_ALIAS_EXPANSION,
+  MAX_YAML_ALIASES,
+  MAX_YAML_DEPTH,
+  MAX_YAML_ERRORS_PER_FILE,
+} from "./yaml-source.js";
+export {
+  parsePlainManifest,
+  parseThinManifest,
+  type ManifestText,
+  type ParsedPromotionManifest,
+} from "./parse.js";
+export {
+  checkManifests,
+  createManifestSet,
+  findTagConflicts,
+  registryFindings,
+  tagConflictFindings,
+  type TagClaim,
+  type TagConflict,
+} from "./rules.js";
+export {
+  countManifest,
+  destinationRegistries,
+  mergeImages,
+  sameRegistry,
+  sourceRegistry,
+  type ManifestCounts,
+  type MergedDigest,
+  type MergedImage,
+  type UsableRegistry,
+} from "./view.js";
+export { validate, type ValidationResult, type ValidationSummary } from "./validate.js";
+export {
+  EmptyManifestTreeError,
+  loadManifests,
+  ManifestIoError,
+  MAX_CONCURRENT_MANIFEST_READS,
+  MAX_MANIFEST_TREE_DEPTH,
+  THIN_IMAGES_FILE,
+  THIN_MANIFEST_FILE,
+  type LoadManifestOptions,
+  type ManifestInput,
+} from "./load.js";

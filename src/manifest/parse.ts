@@ -1,0 +1,402 @@
+import * as path from "node:path";
+import { isScalar, Scalar, type ParsedNode } from "yaml";
+import {
+  digestProblem,
+  isDigest,
+  isTag,
+  MAX_NAME_LENGTH,
+  parseRegistryLocation,
+  registryLocationProblem,
+  repositoryPathProblem,
+  tagProblem,
+  type Digest,
+  type RegistryLocation,
+  type RepositoryPath,
+  type Tag,
+} from "../reference/index.js";
+import { makeFinding } from "./finding.js";
+import type {
+  DigestEntry,
+  Finding,
+  ImageEntry,
+  PromotionManifest,
+  RegistryEntry,
+  SourcePosition,
+  TagEntry,
+} from "./model.js";
+import { ManifestReader } from "./reader.js";
+import { parseYamlSource, readWithinLimits } from "./yaml-source.js";
+
+/**
+ * Parsing of kpromo promotion manifests into the typed model. Pure: text in, model and findings
+ * out. Reading files is the loader's job (load.ts).
+ *
+ * Formats (https://github.com/kubernetes-sigs/promo-tools, `Manifest` and `ThinManifest`):
+ *   plain manifest:  {registries: [{name, src, service-account}], images: [{name, dmap}]}
+ *   thin manifest:   manifests/<project>/promoter-manifest.yaml holds {registries} and
+ *                    images/<project>/images.yaml holds the bare list of images.
+ */
+
+/** The text of one file and the name findings use for it. */
+export interface ManifestText {
+  readonly file: string;
+  readonly text: string;
+}
+
+export interface ParsedPromotionManifest {
+  /** Undefined when the file holding `registries:` could not be parsed at all. */
+  readonly manifest: PromotionManifest | undefined;
+  readonly findings: readonly Finding[];
+}
+
+const PLAIN_MANIFEST_KEYS = ["registries", "images"] as const;
+const THIN_MANIFEST_KEYS = ["registries", "imagesPath"] as const;
+const REGISTRY_KEYS = ["name", "src", "service-account"] as const;
+const IMAGE_KEYS = ["name", "dmap"] as const;
+const BOOLEAN_SPELLINGS: ReadonlyMap<string, boolean> = new Map([
+  ["true", true],
+  ["True", true],
+  ["TRUE", true],
+  ["false", false],
+  ["False", false],
+  ["FALSE", false],
+]);
+
+/** A plain manifest (`--manifest FILE`): registries and images in one file. */
+export function parsePlainManifest(input: ManifestText): ParsedPromotionManifest {
+  const findings: Finding[] = [];
+  const project = path.basename(input.file).replace(/\.[^.]*$/, "");
+  const { source, findings: yamlFindings } = parseYamlSource(input.text, input.file);
+  findings.push(...yamlFindings);
+  if (!source) return { manifest: undefined, findings };
+  const reader = new ManifestReader(source, findings);
+  const read = readWithinLimits(source, findings, () => {
+    let registries: RegistryEntry[] = [];
+    let images: ImageEntry[] = [];
+    const root = reader.resolve(source.root);
+    if (!reader.isNull(root) && root !== undefined) {
+      const map = reader.mapping(root, "a promotion manifest");
+      if (map) {
+        const fields = reader.fields(map, PLAIN_MANIFEST_KEYS, "the manifest");
+        registries = readRegistries(reader, fields.get("registries")?.value);
+        images = readImageList(reader, fields.get("images")?.value, "images");
+      }
+    }
+    return { registries, images: withinNameLimits(reader, images, registries) };
+  });
+  if (!read) return { manifest: undefined, findings };
+  return { manifest: { project, file: input.file, ...read }, findings };
+}
+
+/**
+ * One project of a thin-manifest tree. `images` is undefined when the project has no
+ * images file (reported as `missing-images-file` at the manifest).
+ */
+export function parseThinManifest(
+  project: string,
+  manifestInput: ManifestText,
+  imagesInput: ManifestText | undefined,
+): ParsedPromotionManifest {
+  const findings: Finding[] = [];
+  const { source, findings: yamlFindings } = parseYamlSource(manifestInput.text, manifestInput.file);
+  findings.push(...yamlFindings);
+  let registries: RegistryEntry[] | undefined;
+  if (source) {
+    const reader = new ManifestReader(source, findings);
+    registries = readWithinLimits(source, findings, () => {
+      const root = reader.resolve(source.root);
+      if (reader.isNull(root) || root === undefined) return [];
+      const map = reader.mapping(root, "a thin promoter manifest");
+      if (!map) return [];
+      const fields = reader.fields(map, THIN_MANIFEST_KEYS, "the manifest");
+      const imagesPath = fields.get("imagesPath");
+      if (imagesPath) {
+        reader.report(
+          "deprecated-key",
+          imagesPath.keyPosition,
+          `imagesPath is deprecated and ignored: the images are read from images/${project}/images.yaml`,
+        );
+      }
+      return readRegistries(reader, fields.get("registries")?.value);
+    });
+  }
+
+  let images: ImageEntry[] = [];
+  if (imagesInput === undefined) {
+    findings.push(
+      makeFinding(
+        "missing-images-file",
+        { file: manifestInput.file, line: 1, column: 1 },
+        `project ${JSON.stringify(project)} has no images file images/${project}/images.yaml`,
+      ),
+    );
+  } else {
+    const parsedImages = parseYamlSource(imagesInput.text, imagesInput.file);
+    findings.push(...parsedImages.findings);
+    const imagesSource = parsedImages.source;
+    if (imagesSource) {
+      const reader = new ManifestReader(imagesSource, findings);
+      const read = readWithinLimits(imagesSource, findings, () =>
+        readImageList(reader, reader.resolve(imagesSource.root), "the images file"),
+      );
+      images = read ?? [];
+      if (registries) images = withinNameLimits(reader, images, registries);
+    }
+  }
+  if (!registries) return { manifest: undefined, findings };
+  return {
+    manifest: {
+      project,
+      file: manifestInput.file,
+      ...(imagesInput === undefined ? {} : { imagesFile: imagesInput.file }),
+      registries,
+      images,
+    },
+    findings,
+  };
+}
+
+function readRegistries(reader: ManifestReader, node: ParsedNode | undefined): RegistryEntry[] {
+  if (node === undefined || reader.isNull(node)) return [];
+  const list = reader.sequence(node, "registries");
+  if (!list) return [];
+  const registries: RegistryEntry[] = [];
+  for (const item of list.items) {
+    const entry = readRegistry(reader, reader.resolve(item));
+    if (entry) registries.push(entry);
+  }
+  return registries;
+}
+
+function readRegistry(reader: ManifestReader, node: ParsedNode | undefined): RegistryEntry | undefined {
+  // A dangling alias reads as undefined and is already reported.
+  if (node === undefined) return undefined;
+  const map = reader.mapping(node, "a registry entry");
+  if (!map) return undefined;
+  const position = reader.positionOf(map);
+  const fields = reader.fields(map, REGISTRY_KEYS, "a registry entry");
+  const nameField = fields.get("name");
+  let valid = true;
+  let src = false;
+  const srcField = fields.get("src");
+  if (srcField) {
+    const value = srcField.value;
+    const spelled =
+      value !== undefined && isScalar(value) && value.type === Scalar.PLAIN
+        ? BOOLEAN_SPELLINGS.get(String(value.value))
+        : undefined;
+    if (spelled === undefined) {
+      reader.report(
+        "invalid-type",
+        value ?? srcField.keyPosition,
+        `src must be true or false (unquoted), found ${reader.describe(value)}`,
+      );
+      valid = false;
+    } else {
+      src = spelled;
+    }
+  }
+  let serviceAccount: string | undefined;
+  const accountField = fields.get("service-account");
+  if (accountField) {
+    const account = reader.string(accountField.value, "service-account", accountField.keyPosition);
+    if (account) serviceAccount = account.value;
+    else valid = false;
+  }
+  if (!nameField) {
+    reader.report("missing-field", position, "a registry entry has no name");
+    return undefined;
+  }
+  const name = reader.string(nameField.value, "a registry name", nameField.keyPosition);
+  if (!name) return undefined;
+  const problem = registryLocationProblem(name.value);
+  let location: RegistryLocation | undefined;
+  if (problem) {
+    reader.report(
+      "invalid-registry-name",
+      name.position,
+      `invalid registry name ${JSON.stringify(name.value)}: ${problem}`,
+    );
+  } else {
+    location = resolveLocation(parseRegistryLocation(name.value), reader.source.file);
+  }
+  if (!valid) return undefined;
+  return {
+    name: name.value,
+    location,
+    src,
+    ...(serviceAccount === undefined ? {} : { serviceAccount }),
+    position: name.position,
+  };
+}
+
+/**
+ * `oci:DIR` names a directory relative to the file that names it, so a tree can be moved and
+ * run from anywhere; the loader passes absolute file names, which makes the directory absolute.
+ */
+function resolveLocation(location: RegistryLocation, file: string): RegistryLocation {
+  if (location.kind !== "oci-layout") return location;
+  const directory = path.isAbsolute(location.directory)
+    ? path.normalize(location.directory)
+    : path.join(path.dirname(file), location.directory);
+  return { kind: "oci-layout", directory, name: location.name };
+}
+
+function readImageList(reader: ManifestReader, node: ParsedNode | undefined, what: string): ImageEntry[] {
+  if (node === undefined || reader.isNull(node)) return [];
+  const list = reader.sequence(node, what);
+  if (!list) return [];
+  const images: ImageEntry[] = [];
+  for (const item of list.items) {
+    const entry = readImage(reader, reader.resolve(item));
+    if (entry) images.push(entry);
+  }
+  return images;
+}
+
+function readImage(reader: ManifestReader, node: ParsedNode | undefined): ImageEntry | undefined {
+  if (node === undefined) return undefined;
+  const map = reader.mapping(node, "an image entry");
+  if (!map) return undefined;
+  const position = reader.positionOf(map);
+  const fields = reader.fields(map, IMAGE_KEYS, "an image entry");
+  let valid = true;
+  let name: RepositoryPath | undefined;
+  let label = "this image";
+  const nameField = fields.get("name");
+  if (!nameField) {
+    reader.report("missing-field", position, "an image entry has no name");
+    valid = false;
+  } else {
+    const located = reader.string(nameField.value, "an image name", nameField.keyPosition);
+    if (!located) {
+      valid = false;
+    } else {
+      label = `image ${JSON.stringify(located.value)}`;
+      const problem = repositoryPathProblem(located.value);
+      if (problem) {
+        reader.report(
+          "invalid-image-name",
+          located.position,
+          `invalid image name ${JSON.stringify(located.value)}: ${problem}`,
+        );
+        valid = false;
+      } else {
+        name = located.value as RepositoryPath;
+      }
+    }
+  }
+  const dmapField = fields.get("dmap");
+  let digests: DigestEntry[] = [];
+  if (!dmapField) {
+    if (nameField) reader.report("empty-dmap", position, `${label} has no dmap: it promotes nothing`);
+  } else if (reader.isNull(dmapField.value) || dmapField.value === undefined) {
+    reader.report("empty-dmap", dmapField.keyPosition, `the dmap of ${label} is empty: it promotes nothing`);
+  } else {
+    const dmap = reader.mapping(dmapField.value, `the dmap of ${label}`);
+    if (!dmap) {
+      valid = false;
+    } else if (dmap.items.length === 0) {
+      reader.report(
+        "empty-dmap",
+        dmapField.keyPosition,
+        `the dmap of ${label} is empty: it promotes nothing`,
+      );
+    } else {
+      digests = readDmap(reader, dmap, label);
+    }
+  }
+  if (!valid || name === undefined) return undefined;
+  return { name, digests, position };
+}
+
+function readDmap(
+  reader: ManifestReader,
+  dmap: Parameters<ManifestReader["pairs"]>[0],
+  label: string,
+): DigestEntry[] {
+  const digests: DigestEntry[] = [];
+  for (const field of reader.pairs(dmap, `the dmap of ${label}`)) {
+    let valid = true;
+    const problem = isDigest(field.name) ? undefined : (digestProblem(field.name) ?? "not a digest");
+    if (problem) {
+      reader.report(
+        "invalid-digest",
+        field.keyPosition,
+        `invalid digest ${JSON.stringify(field.name)} in ${label}: ${problem}`,
+      );
+      valid = false;
+    }
+    const tags = readTags(reader, field.value, field.keyPosition, field.name, label);
+    if (!tags) valid = false;
+    if (valid && tags) {
+      digests.push({ digest: field.name as Digest, tags, position: field.keyPosition });
+    }
+  }
+  return digests;
+}
+
+/**
+ * The tags of one digest; undefined when any is invalid, so that a digest is never promoted
+ * with fewer tags (or none) than the reviewer approved.
+ */
+function readTags(
+  reader: ManifestReader,
+  node: ParsedNode | undefined,
+  at: SourcePosition,
+  digest: string,
+  label: string,
+): TagEntry[] | undefined {
+  if (node === undefined || reader.isNull(node)) return [];
+  const list = reader.sequence(node, `the tags of ${digest.slice(0, 19)}… in ${label}`);
+  if (!list) return undefined;
+  const tags: TagEntry[] = [];
+  let valid = true;
+  for (const item of list.items) {
+    const resolved = reader.resolve(item);
+    const located = reader.string(resolved, "a tag", at);
+    if (!located) {
+      valid = false;
+      continue;
+    }
+    const problem = isTag(located.value) ? undefined : (tagProblem(located.value) ?? "not a tag");
+    if (problem) {
+      reader.report(
+        "invalid-tag",
+        located.position,
+        `invalid tag ${JSON.stringify(located.value)} in ${label}: ${problem}`,
+      );
+      valid = false;
+      continue;
+    }
+    tags.push({ tag: located.value as Tag, position: located.position });
+  }
+  return valid ? tags : undefined;
+}
+
+/**
+ * The reference grammar limits a whole name (host and path) to 255 characters; an image that
+ * fits at the source may not fit under a deeper destination prefix.
+ */
+function withinNameLimits(
+  reader: ManifestReader,
+  images: ImageEntry[],
+  registries: readonly RegistryEntry[],
+): ImageEntry[] {
+  const prefixes: string[] = [];
+  for (const registry of registries) {
+    if (registry.location?.kind === "remote") prefixes.push(registry.location.name);
+  }
+  const longest = prefixes.reduce((a, b) => (b.length > a.length ? b : a), "");
+  if (longest.length === 0) return images;
+  return images.filter((image) => {
+    const length = longest.length + 1 + image.name.length;
+    if (length <= MAX_NAME_LENGTH) return true;
+    reader.report(
+      "invalid-image-name",
+      image.position,
+      `image ${JSON.stringify(image.name)} under registry ${JSON.stringify(longest)} makes a name of ${length} characters (at most ${MAX_NAME_LENGTH})`,
+    );
+    return false;
+  });
+}

@@ -1,0 +1,190 @@
+import { describe, expect, it } from "vitest";
+import { isMap, isScalar, isSeq } from "yaml";
+import { parsePlainManifest } from "./parse.js";
+import {
+  MAX_MANIFEST_FILE_BYTES,
+  MAX_YAML_ALIAS_EXPANSION,
+  MAX_YAML_ALIASES,
+  MAX_YAML_DEPTH,
+  MAX_YAML_ERRORS_PER_FILE,
+  parseYamlSource,
+} from "./yaml-source.js";
+
+const FILE = "/m/x.yaml";
+
+function timed<T>(work: () => T): { result: T; ms: number } {
+  const start = performance.now();
+  const result = work();
+  return { result, ms: performance.now() - start };
+}
+
+describe("parseYamlSource", () => {
+  it("keeps every scalar as the string written (failsafe schema)", () => {
+    const { source, findings } = parseYamlSource("a: [3.10, 010, true, null, ~, 1e3, 0x1F, 12:30]\n", FILE);
+    expect(findings).toEqual([]);
+    const root = source?.root;
+    expect(isMap(root)).toBe(true);
+    if (!isMap(root)) return;
+    const list = root.items[0]?.value;
+    expect(isSeq(list)).toBe(true);
+    if (!isSeq(list)) return;
+    expect(list.items.map((item) => (isScalar(item) ? item.value : undefined))).toEqual([
+      "3.10",
+      "010",
+      "true",
+      "null",
+      "~",
+      "1e3",
+      "0x1F",
+      "12:30",
+    ]);
+  });
+
+  it("gives 1-based line and column positions", () => {
+    const { source } = parseYamlSource("# comment\nkey:\n  - value\n", FILE);
+    expect(source?.positionAt(0)).toEqual({ file: FILE, line: 1, column: 1 });
+    expect(source?.positionAt("# comment\nkey:\n  - ".length)).toEqual({ file: FILE, line: 3, column: 5 });
+  });
+
+  it("reports a syntax error as a finding with its position, not an exception", () => {
+    const { source, findings } = parseYamlSource('a: "unterminated\nb: 1\n', FILE);
+    expect(source).toBeUndefined();
+    expect(findings[0]).toMatchObject({
+      rule: "yaml-syntax",
+      severity: "error",
+      message: expect.stringMatching(/quote/) as unknown,
+    });
+    const other = parseYamlSource("a: b\n  c: d\n", FILE);
+    expect(other.findings[0]).toMatchObject({ rule: "yaml-syntax", position: { line: 1, column: 4 } });
+  });
+
+  it("caps the number of syntax errors reported per file", () => {
+    const text = Array.from({ length: 100 }, () => 'a: "x" y\n').join("");
+    const { findings } = parseYamlSource(text, FILE);
+    const syntax = findings.filter((finding) => finding.rule === "yaml-syntax");
+    expect(syntax.length).toBe(MAX_YAML_ERRORS_PER_FILE + 1);
+    expect(syntax.at(-1)?.message).toMatch(/more YAML errors/);
+  });
+
+  it.each([
+    ["flow lists", (n: number) => `${"[".repeat(n)}${"]".repeat(n)}`, 200_000],
+    ["flow mappings", (n: number) => `${"{a: ".repeat(n)}${"}".repeat(n)}`, 200_000],
+    [
+      "block lists",
+      (n: number) => Array.from({ length: n }, (_, i) => `${" ".repeat(i)}- `).join("\n"),
+      3000,
+    ],
+    [
+      "block mappings",
+      (n: number) => Array.from({ length: n }, (_, i) => `${" ".repeat(i)}a:`).join("\n"),
+      3000,
+    ],
+  ])("refuses %s nested deeper than MAX_YAML_DEPTH quickly", (_label, make, deep) => {
+    const shallow = parseYamlSource(make(MAX_YAML_DEPTH - 8), FILE);
+    expect(shallow.findings.filter((finding) => finding.rule === "yaml-limit")).toEqual([]);
+    // Unguarded, 200,000 flow levels take the parser seconds, and a few thousand levels of
+    // any kind overflow the composer's stack.
+    const { result, ms } = timed(() => parseYamlSource(make(deep), FILE));
+    expect(result.source).toBeUndefined();
+    expect(result.findings).toMatchObject([
+      { rule: "yaml-limit", message: expect.stringMatching(/nested/) as unknown },
+    ]);
+    expect(ms).toBeLessThan(1000);
+  });
+
+  it("refuses more than MAX_YAML_ALIASES aliases", () => {
+    const text = `a: &x v\nb: [${Array.from({ length: MAX_YAML_ALIASES + 1 }, () => "*x").join(", ")}]\n`;
+    const { source, findings } = parseYamlSource(text, FILE);
+    expect(source).toBeUndefined();
+    expect(findings).toMatchObject([
+      { rule: "yaml-limit", message: expect.stringMatching(/aliases/) as unknown },
+    ]);
+  });
+
+  it("does not count an asterisk inside block scalars or quotes as an alias", () => {
+    const star = Array.from({ length: MAX_YAML_ALIASES + 5 }, () => "*x").join("\n  ");
+    const { findings } = parseYamlSource(`a: |\n  ${star}\nb: "*x"\n`, FILE);
+    expect(findings).toEqual([]);
+  });
+
+  it("stops an alias bomb (billion laughs) while reading the manifest", () => {
+    const levels = ["a: &a [v1, v2, v3, v4, v5, v6, v7, v8, v9, v10]"];
+    for (let i = 1; i < 9; i++) {
+      const previous = String.fromCharCode(96 + i);
+      const name = String.fromCharCode(97 + i);
+      levels.push(`${name}: &${name} [${Array.from({ length: 10 }, () => `*${previous}`).join(", ")}]`);
+    }
+    const text = `${levels.join("\n")}\n`;
+    const { result, ms } = timed(() => parsePlainManifest({ file: FILE, text }));
+    expect(ms).toBeLessThan(1000);
+    // The unknown keys are reported, the values never expanded.
+    expect(result.findings.every((finding) => finding.rule === "unknown-key")).toBe(true);
+  });
+
+  it("refuses aliases that expand to more than MAX_YAML_ALIAS_EXPANSION nodes", () => {
+    const digests = Array.from(
+      { length: 300 },
+      (_, i) => `    "sha256:${i.toString(16).padStart(64, "0")}": []`,
+    );
+    const text = [
+      "registries:",
+      "- name: gcr.io/staging",
+      "  src: true",
+      "- name: us.gcr.io/prod",
+      "images:",
+      "- &image",
+      "  name: foo",
+      "  dmap:",
+      ...digests,
+      ...Array.from({ length: 60 }, () => "- *image"),
+      "",
+    ].join("\n");
+    const { result, ms } = timed(() => parsePlainManifest({ file: FILE, text }));
+    expect(ms).toBeLessThan(1000);
+    expect(result.manifest).toBeUndefined();
+    expect(result.findings).toMatchObject([
+      {
+        rule: "yaml-limit",
+        message: expect.stringMatching(new RegExp(`more than ${MAX_YAML_ALIAS_EXPANSION}`)) as unknown,
+      },
+    ]);
+  });
+
+  it("allows modest alias use", () => {
+    const text = [
+      "registries:",
+      "- name: gcr.io/staging",
+      "  src: true",
+      "- name: us.gcr.io/prod",
+      "images:",
+      "- &image",
+      "  name: foo",
+      "  dmap:",
+      `    "sha256:${"a".repeat(64)}": [v1]`,
+      "- *image",
+      "",
+    ].join("\n");
+    const result = parsePlainManifest({ file: FILE, text });
+    expect(result.findings).toEqual([]);
+    expect(result.manifest?.images.length).toBe(2);
+  });
+
+  it("refuses text larger than MAX_MANIFEST_FILE_BYTES without parsing it", () => {
+    const text = `a: ${"x".repeat(MAX_MANIFEST_FILE_BYTES)}\n`;
+    const { result, ms } = timed(() => parseYamlSource(text, FILE));
+    expect(result.source).toBeUndefined();
+    expect(result.findings).toMatchObject([{ rule: "yaml-limit", position: { line: 1, column: 1 } }]);
+    expect(ms).toBeLessThan(100);
+  });
+
+  it("refuses a second document", () => {
+    const { findings } = parseYamlSource("a: 1\n---\nb: 2\n", FILE);
+    expect(findings).toMatchObject([{ rule: "yaml-syntax", position: { line: 2, column: 1 } }]);
+  });
+
+  it("turns YAML warnings into yaml-warning findings", () => {
+    const { source, findings } = parseYamlSource("a: !!unknown-tag x\n", FILE);
+    expect(source).toBeDefined();
+    expect(findings).toMatchObject([{ rule: "yaml-warning", severity: "warning" }]);
+  });
+});

@@ -1,0 +1,255 @@
+import {
+  Composer,
+  CST,
+  isAlias,
+  Lexer,
+  LineCounter,
+  Parser,
+  visit,
+  type Document,
+  type ParsedNode,
+} from "yaml";
+import { truncateForMessage } from "../errors.js";
+import { makeFinding } from "./finding.js";
+import type { Finding, SourcePosition } from "./model.js";
+
+/**
+ * Safe YAML reading for promotion manifests: the whole YAML 1.2 syntax through eemeli/yaml, but
+ * with every scalar kept as the string that was written (the failsafe schema: tag `3.10` stays
+ * "3.10", never the number 3.1) and with limits that refuse hostile input quickly.
+ *
+ * The limits are far above anything a real manifest needs (the largest known file, the frozen
+ * legacy backfill, is 3 MB deep 5 with no aliases).
+ */
+
+/** Larger files are refused without being read. */
+export const MAX_MANIFEST_FILE_BYTES = 16 * 1024 * 1024;
+/**
+ * Deepest nesting of collections. A manifest needs 6 levels; deep input would otherwise make the
+ * parser slow (flow collections) and overflow the composer's stack.
+ */
+export const MAX_YAML_DEPTH = 64;
+/** Aliases (`*name`) per file. */
+export const MAX_YAML_ALIASES = 100;
+/** Nodes reached through aliases per file: stops "billion laughs" expansion. */
+export const MAX_YAML_ALIAS_EXPANSION = 10_000;
+/** YAML syntax errors reported per file; the rest are counted in the last message. */
+export const MAX_YAML_ERRORS_PER_FILE = 20;
+
+/** A parsed YAML file: its root node (undefined for an empty or comment-only file) and positions. */
+export class YamlSource {
+  readonly file: string;
+  readonly root: ParsedNode | undefined;
+  private readonly lineCounter: LineCounter;
+  private readonly document: Document.Parsed;
+  private aliasTargets: Map<ParsedNode, ParsedNode | undefined> | undefined;
+  private expandedNodes = 0;
+
+  constructor(file: string, document: Document.Parsed, lineCounter: LineCounter) {
+    this.file = file;
+    this.document = document;
+    this.lineCounter = lineCounter;
+    this.root = document.contents ?? undefined;
+  }
+
+  /** 1-based line and column of a byte offset in the file. */
+  positionAt(offset: number): SourcePosition {
+    const { line, col } = this.lineCounter.linePos(offset);
+    return { file: this.file, line, column: col };
+  }
+
+  positionOf(node: ParsedNode): SourcePosition {
+    return this.positionAt(node.range[0]);
+  }
+
+  /**
+   * The node an alias stands for (the last anchor of that name before it), or the node itself.
+   * Throws `YamlLimitError` when aliases expand to too many nodes.
+   */
+  dereference(node: ParsedNode): ParsedNode | undefined {
+    if (!isAlias(node)) return node;
+    this.aliasTargets ??= collectAliasTargets(this.document);
+    const target = this.aliasTargets.get(node);
+    if (target !== undefined) {
+      // Each use of an alias copies its whole target; nested aliases count again when reached.
+      this.expandedNodes += subtreeSize(target);
+      if (this.expandedNodes > MAX_YAML_ALIAS_EXPANSION) {
+        throw new YamlLimitError(
+          node.range[0],
+          `aliases expand to more than ${MAX_YAML_ALIAS_EXPANSION} nodes (a YAML alias bomb?)`,
+        );
+      }
+    }
+    return target;
+  }
+}
+
+const subtreeSizes = new WeakMap<ParsedNode, number>();
+
+/** Nodes in a subtree, not following aliases (a pair counts its key and value). */
+function subtreeSize(node: ParsedNode): number {
+  const cached = subtreeSizes.get(node);
+  if (cached !== undefined) return cached;
+  let size = 0;
+  visit(node, {
+    Node() {
+      size += 1;
+    },
+  });
+  subtreeSizes.set(node, size);
+  return size;
+}
+
+/** Raised inside parsing when input exceeds a limit; becomes a `yaml-limit` finding. */
+export class YamlLimitError extends Error {
+  readonly offset: number;
+  constructor(offset: number, message: string) {
+    super(message);
+    this.offset = offset;
+  }
+}
+
+/**
+ * Runs a reader over a parsed source; when aliases expand past the limit, the findings made
+ * so far are replaced by one `yaml-limit` finding and the result is undefined.
+ */
+export function readWithinLimits<T>(source: YamlSource, findings: Finding[], read: () => T): T | undefined {
+  const before = findings.length;
+  try {
+    return read();
+  } catch (error) {
+    if (!(error instanceof YamlLimitError)) throw error;
+    findings.length = before;
+    findings.push(makeFinding("yaml-limit", source.positionAt(error.offset), error.message));
+    return undefined;
+  }
+}
+
+/** One pass over the document, in order, mapping each alias to the last anchor before it. */
+function collectAliasTargets(document: Document.Parsed): Map<ParsedNode, ParsedNode | undefined> {
+  const anchors = new Map<string, ParsedNode>();
+  const targets = new Map<ParsedNode, ParsedNode | undefined>();
+  visit(document, {
+    Node(_key, node) {
+      const parsed = node as ParsedNode;
+      if (isAlias(parsed)) {
+        targets.set(parsed, anchors.get(parsed.source));
+        return;
+      }
+      if (parsed.anchor) anchors.set(parsed.anchor, parsed);
+    },
+  });
+  return targets;
+}
+
+/**
+ * The parser's token stream with a depth limit. The parser's stack is the chain of collections
+ * open at the current token, so its length is the nesting depth; checking it after every lexeme
+ * stops deep input before it costs time and before the composer recurses into it.
+ */
+function* depthLimitedTokens(text: string, lineCounter: LineCounter): Generator<CST.Token> {
+  const parser = new Parser(lineCounter.addNewLine);
+  lineCounter.addNewLine(0);
+  let aliases = 0;
+  let offset = 0;
+  let previous = "";
+  for (const lexeme of new Lexer().lex(text)) {
+    yield* parser.next(lexeme);
+    if (parser.stack.length > MAX_YAML_DEPTH) {
+      throw new YamlLimitError(offset, `collections are nested more than ${MAX_YAML_DEPTH} levels deep`);
+    }
+    // An alias is a lexeme starting with *; scalar contents (which may too) follow the scalar marker.
+    if (lexeme.charCodeAt(0) === 42 /* "*" */ && previous !== CST.SCALAR) {
+      aliases += 1;
+      if (aliases > MAX_YAML_ALIASES) {
+        throw new YamlLimitError(offset, `more than ${MAX_YAML_ALIASES} aliases`);
+      }
+    }
+    offset += lexeme.length;
+    previous = lexeme;
+  }
+  yield* parser.end();
+}
+
+/**
+ * Parses one YAML document. Syntax problems and exceeded limits become findings (the file then
+ * yields no source); YAML warnings become `yaml-warning` findings.
+ */
+export function parseYamlSource(
+  text: string,
+  file: string,
+): { source: YamlSource | undefined; findings: Finding[] } {
+  const findings: Finding[] = [];
+  const lineCounter = new LineCounter();
+  const positionAt = (offset: number): SourcePosition => {
+    const { line, col } = lineCounter.linePos(offset);
+    return { file, line, column: Math.max(1, col) };
+  };
+  if (text.length > MAX_MANIFEST_FILE_BYTES) {
+    findings.push(
+      makeFinding(
+        "yaml-limit",
+        { file, line: 1, column: 1 },
+        `file is larger than ${MAX_MANIFEST_FILE_BYTES} bytes`,
+      ),
+    );
+    return { source: undefined, findings };
+  }
+  const composer = new Composer({
+    schema: "failsafe",
+    // Duplicate keys are reported by the manifest reader with both positions and a rule id.
+    uniqueKeys: false,
+    prettyErrors: false,
+    version: "1.2",
+  });
+  let document: Document.Parsed | undefined;
+  try {
+    for (const next of composer.compose(depthLimitedTokens(text, lineCounter), true, text.length)) {
+      if (!document) {
+        document = next;
+      } else {
+        findings.push(
+          makeFinding(
+            "yaml-syntax",
+            positionAt(next.range[0]),
+            "a manifest holds one YAML document; remove the second one (after ---)",
+          ),
+        );
+        break;
+      }
+    }
+  } catch (error) {
+    if (!(error instanceof YamlLimitError)) throw error;
+    findings.push(makeFinding("yaml-limit", positionAt(error.offset), error.message));
+    return { source: undefined, findings };
+  }
+  if (!document) {
+    // compose(..., forceDoc = true) always yields one; stay safe if it does not.
+    return { source: undefined, findings };
+  }
+  const errors = document.errors;
+  for (const error of errors.slice(0, MAX_YAML_ERRORS_PER_FILE)) {
+    findings.push(makeFinding("yaml-syntax", positionAt(error.pos[0]), yamlMessage(error.message)));
+  }
+  if (errors.length > MAX_YAML_ERRORS_PER_FILE) {
+    const last = errors[MAX_YAML_ERRORS_PER_FILE];
+    findings.push(
+      makeFinding(
+        "yaml-syntax",
+        positionAt(last?.pos[0] ?? 0),
+        `${errors.length - MAX_YAML_ERRORS_PER_FILE} more YAML errors in this file are not shown`,
+      ),
+    );
+  }
+  for (const warning of document.warnings.slice(0, MAX_YAML_ERRORS_PER_FILE)) {
+    findings.push(makeFinding("yaml-warning", positionAt(warning.pos[0]), yamlMessage(warning.message)));
+  }
+  if (errors.length > 0) return { source: undefined, findings };
+  return { source: new YamlSource(file, document, lineCounter), findings };
+}
+
+/** eemeli/yaml messages are sentences starting with a capital; ours are lower-case clauses. */
+function yamlMessage(message: string): string {
+  const line = truncateForMessage(message.split("\n")[0] ?? message, 300);
+  return `YAML: ${line.charAt(0).toLowerCase()}${line.slice(1)}`;
+}
