@@ -299,6 +299,15 @@ describe("blob streams are verified", () => {
     );
   });
 
+  it("stops a read stream when its signal aborts", async () => {
+    const store = open();
+    await store.putBlob(good, chunked(payload));
+    const controller = new AbortController();
+    const stream = await store.openBlob(good, { signal: controller.signal });
+    controller.abort();
+    await expect(readAll(stream)).rejects.toMatchObject({ name: "AbortError" });
+  });
+
   it("survives concurrent writes of the same blob and of many tags", async () => {
     const store = open();
     await Promise.all(
