@@ -1,6 +1,43 @@
 /**
  * The registry layer's public face: the store interface every backend implements, its errors,
- * and the provider that opens remote registries and OCI layout directories.
+ * and the provider that opens remote registries (distribution spec v1.1 client) and OCI layout
+ * directories.
  */
 export * from "./store.js";
 export * from "./errors.js";
+export {
+  createStoreProvider,
+  type RegistryStoreProvider,
+  type StoreProviderOptions,
+  type StoreTimeouts,
+} from "./provider.js";
+export {
+  MAX_MANIFEST_BYTES,
+  MAX_ERROR_BODY_BYTES,
+  MAX_TOKEN_RESPONSE_BYTES,
+  MAX_LISTING_BYTES,
+  MAX_REDIRECTS,
+} from "./limits.js";
+export { Redactor, redactUrl, redactText, redactingLogger, REDACTED } from "./redact.js";
+export type { HostLimit } from "./transport/host-limits.js";
+export { DEFAULT_MAX_CONCURRENT_PER_HOST } from "./transport/host-limits.js";
+export { DEFAULT_RETRY_POLICY, type RetryPolicy } from "./transport/retry.js";
+export { systemClock, type Clock } from "./transport/clock.js";
+export {
+  CredentialStore,
+  EnvCredentialSource,
+  FileCredentialSource,
+  REGISTRY_AUTH_VARIABLE,
+  defaultCredentialSources,
+  registryAuthVariable,
+  type Credential,
+  type CredentialSource,
+} from "./credentials/index.js";
+export { RemoteRepository } from "./remote/remote-repository.js";
+export { referrersFallbackTag } from "./remote/referrers.js";
+export { DOCKER_HUB_API_HOST } from "./remote/endpoint.js";
+export {
+  openOciLayoutRepository,
+  listOciLayoutRepositories,
+  type OciLayoutOptions,
+} from "./oci-layout/index.js";

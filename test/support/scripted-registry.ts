@@ -146,7 +146,11 @@ export class ScriptedRegistry {
 
   async stop(): Promise<void> {
     for (const socket of this.sockets) socket.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => { resolve(); }));
+    await new Promise<void>((resolve) =>
+      this.server.close(() => {
+        resolve();
+      }),
+    );
   }
 }
 
@@ -255,6 +259,7 @@ export function memoryRegistryRoutes(
   scripted: ScriptedRegistry,
   memory: MemoryRegistry,
   guard: (request: ScriptedRequest, response: ServerResponse) => boolean = () => false,
+  options: { readonly chunkMinLength?: number } = {},
 ): void {
   const uploads = new Map<string, { repository: string; data: Buffer }>();
   let nextUpload = 1;
@@ -282,7 +287,13 @@ export function memoryRegistryRoutes(
         }
         const session = String(nextUpload++);
         uploads.set(session, { repository: name, data: Buffer.alloc(0) });
-        response.writeHead(202, { location: `/v2/${name}/blobs/uploads/${session}`, range: "0-0" });
+        response.writeHead(202, {
+          location: `/v2/${name}/blobs/uploads/${session}`,
+          range: "0-0",
+          ...(options.chunkMinLength === undefined
+            ? {}
+            : { "oci-chunk-min-length": String(options.chunkMinLength) }),
+        });
         response.end();
         return;
       }

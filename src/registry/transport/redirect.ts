@@ -98,7 +98,8 @@ export class RedirectTransport implements Transport {
       const headers = Object.fromEntries(
         Object.entries(current.headers ?? {}).filter(
           ([name]) =>
-            !(crossOrigin && CREDENTIAL_HEADERS.includes(name)) && !(becomesGet && BODY_HEADERS.includes(name)),
+            !(crossOrigin && CREDENTIAL_HEADERS.includes(name)) &&
+            !(becomesGet && BODY_HEADERS.includes(name)),
         ),
       );
       this.options.logger.log("debug", `redirect ${response.status} to ${redactUrl(target)}`, {

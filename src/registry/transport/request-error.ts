@@ -58,9 +58,7 @@ export function parseErrorBody(bytes: Uint8Array, redactor: Redactor): RegistryE
       : { codes: [] };
   }
   const errors =
-    typeof document === "object" && document !== null && "errors" in document
-      ? (document).errors
-      : undefined;
+    typeof document === "object" && document !== null && "errors" in document ? document.errors : undefined;
   if (!Array.isArray(errors)) return { codes: [] };
   const codes: string[] = [];
   const messages: string[] = [];

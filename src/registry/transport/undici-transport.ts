@@ -49,11 +49,7 @@ export function lookupWithOverrides(hostAddresses: ReadonlyMap<string, string>) 
   return (hostname: string, options: LookupOptions, callback: LookupCallback): void => {
     const pinned = hostAddresses.get(hostname.toLowerCase());
     if (pinned === undefined) {
-      dnsLookup(
-        hostname,
-        options,
-        callback,
-      );
+      dnsLookup(hostname, options, callback);
       return;
     }
     const family = isIP(pinned) === 6 ? 6 : 4;

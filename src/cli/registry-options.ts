@@ -1,0 +1,122 @@
+import { homedir } from "node:os";
+import * as path from "node:path";
+import { PromoterError, UsageError } from "../errors.js";
+import type { Logger } from "../log.js";
+import { registryHostProblem } from "../reference/index.js";
+import {
+  createStoreProvider,
+  DEFAULT_MAX_CONCURRENT_PER_HOST,
+  type RegistryStoreProvider,
+  type StoreProviderOptions,
+} from "../registry/index.js";
+import { stringListOption, stringOption, type OptionSpecs, type ParsedValues } from "./command.js";
+import type { CliIO } from "./io.js";
+
+/**
+ * The options every command that talks to registries shares. Spread them into a command's
+ * `options` and build the store provider with `storeProviderFromOptions`.
+ *
+ * Registries on loopback addresses (127.0.0.0/8, ::1, localhost) are reached over plain HTTP, as
+ * Docker does for local registries; any other registry over HTTPS unless named with
+ * `--insecure-registry`. Credentials come from the environment (`PROMOTER_AUTH_<HOST>`,
+ * `PROMOTER_REGISTRY_AUTH`), `REGISTRY_AUTH_FILE`, `DOCKER_CONFIG`, the containers auth.json and
+ * `~/.docker/config.json` (see docs/registries.md).
+ */
+export const registryOptionSpecs = {
+  "insecure-registry": {
+    type: "string",
+    multiple: true,
+    valueName: "HOST[:PORT]",
+    description: "Reach this registry over plain HTTP (repeatable; loopback registries always are)",
+  },
+  "registry-ca": {
+    type: "string",
+    valueName: "FILE",
+    description: "Also trust the CA certificates in this PEM file for registry TLS",
+  },
+  "max-requests-per-host": {
+    type: "string",
+    valueName: "N",
+    description: `Requests in flight at once per registry host (default ${DEFAULT_MAX_CONCURRENT_PER_HOST})`,
+  },
+  "requests-per-second": {
+    type: "string",
+    valueName: "N",
+    description: "Requests started per second per registry host, e.g. 10 or 0.5 (default: no limit)",
+  },
+  "registry-timeout": {
+    type: "string",
+    valueName: "SECONDS",
+    description: "Give up on a registry that sends nothing for this long (default 60)",
+  },
+} as const satisfies OptionSpecs;
+
+/** The names of the shared options, for commands that list them. */
+export const REGISTRY_OPTION_NAMES = Object.keys(registryOptionSpecs);
+
+function positiveNumber(
+  values: ParsedValues,
+  name: string,
+  integer: boolean,
+  max: number,
+): number | undefined {
+  const text = stringOption(values, name);
+  if (text === undefined) return undefined;
+  const pattern = integer ? /^\d+$/ : /^(?:\d+(?:\.\d*)?|\.\d+)$/;
+  const value = Number(text);
+  if (!pattern.test(text) || !Number.isFinite(value) || value <= 0 || value > max) {
+    throw new UsageError(
+      `--${name} must be a ${integer ? "whole" : "positive"} number between ${integer ? 1 : "0"} and ${max}, not ${JSON.stringify(text)}`,
+    );
+  }
+  return value;
+}
+
+/** Store provider options from the shared flags (no I/O besides what the provider does). */
+export function registryProviderOptions(
+  values: ParsedValues,
+  io: CliIO,
+  logger: Logger,
+): StoreProviderOptions {
+  const insecure = stringListOption(values, "insecure-registry");
+  for (const host of insecure) {
+    const problem = registryHostProblem(host);
+    if (problem) throw new UsageError(`--insecure-registry ${JSON.stringify(host)}: ${problem}`);
+  }
+  const caFile = stringOption(values, "registry-ca");
+  const maxConcurrent = positiveNumber(values, "max-requests-per-host", true, 10_000);
+  const requestsPerSecond = positiveNumber(values, "requests-per-second", false, 100_000);
+  const timeoutSeconds = positiveNumber(values, "registry-timeout", false, 86_400);
+  const timeoutMs = timeoutSeconds === undefined ? undefined : Math.ceil(timeoutSeconds * 1000);
+  return {
+    insecureRegistries: insecure,
+    ...(caFile === undefined ? {} : { caBundleFile: path.resolve(io.cwd, caFile) }),
+    env: io.env,
+    homeDirectory: io.env.HOME ?? homedir(),
+    limits: {
+      defaults: {
+        maxConcurrent: maxConcurrent ?? DEFAULT_MAX_CONCURRENT_PER_HOST,
+        ...(requestsPerSecond === undefined ? {} : { requestsPerSecond }),
+      },
+    },
+    ...(timeoutMs === undefined ? {} : { timeouts: { headersMs: timeoutMs, bodyIdleMs: timeoutMs } }),
+    logger,
+  };
+}
+
+/** The store provider a registry-talking command uses, configured from the shared flags. */
+export function storeProviderFromOptions(
+  values: ParsedValues,
+  io: CliIO,
+  logger: Logger,
+): RegistryStoreProvider {
+  const options = registryProviderOptions(values, io, logger);
+  try {
+    return createStoreProvider(options);
+  } catch (error) {
+    // An unreadable or empty --registry-ca file is the user's input: a usage error.
+    if (error instanceof PromoterError && error.code === "registry-ca")
+      throw new UsageError(`--registry-ca: ${error.message}`);
+    throw error;
+  }
+}

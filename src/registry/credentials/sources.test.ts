@@ -1,0 +1,247 @@
+import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseRepositoryPath, type RegistryHost } from "../../reference/index.js";
+import type { RegistryError } from "../errors.js";
+import { normalizeAuthKey } from "./auth-file.js";
+import { CredentialStore } from "./credential-store.js";
+import {
+  EnvCredentialSource,
+  FileCredentialSource,
+  defaultCredentialSources,
+  registryAuthVariable,
+} from "./sources.js";
+
+const host = (name: string) => name as RegistryHost;
+const basic = (user: string, password: string) => Buffer.from(`${user}:${password}`).toString("base64");
+
+let directory: string;
+let binDirectory: string;
+const HELPER_SECRET = "helper-Secret-42";
+
+beforeAll(async () => {
+  directory = await mkdtemp(path.join(os.tmpdir(), "credentials-test-"));
+  binDirectory = path.join(directory, "bin");
+  await mkdir(binDirectory);
+  // A credential helper: knows ghcr.io (password) and tokens.example (identity token); logs calls.
+  const helper = `#!/bin/sh
+read server
+echo "$server" >> "${path.join(directory, "helper-calls")}"
+case "$server" in
+  ghcr.io) printf '{"ServerURL":"ghcr.io","Username":"helper-user","Secret":"${HELPER_SECRET}"}' ;;
+  tokens.example) printf '{"ServerURL":"tokens.example","Username":"<token>","Secret":"refresh-abc"}' ;;
+  https://index.docker.io/v1/) printf '{"ServerURL":"x","Username":"hub-user","Secret":"hub-pass"}' ;;
+  slow.example) sleep 5 ;;
+  broken.example) echo "keychain exploded: Bearer abcdefgh" >&2; exit 3 ;;
+  *) echo "credentials not found in native keychain"; exit 1 ;;
+esac
+`;
+  await writeFile(path.join(binDirectory, "docker-credential-test"), helper);
+  await chmod(path.join(binDirectory, "docker-credential-test"), 0o755);
+});
+
+afterAll(async () => {
+  await rm(directory, { recursive: true, force: true });
+});
+
+function helperEnv() {
+  return { PATH: `${binDirectory}:${process.env.PATH ?? "/usr/bin:/bin"}` };
+}
+
+async function writeJson(name: string, value: unknown): Promise<string> {
+  const file = path.join(directory, name);
+  await mkdir(path.dirname(file), { recursive: true });
+  await writeFile(file, JSON.stringify(value));
+  return file;
+}
+
+describe("credential file keys", () => {
+  it("normalise schemes, API suffixes and Docker Hub aliases", () => {
+    expect(normalizeAuthKey("https://index.docker.io/v1/")).toBe("docker.io");
+    expect(normalizeAuthKey("registry-1.docker.io")).toBe("docker.io");
+    expect(normalizeAuthKey("http://LOCALHOST:5000/v2/")).toBe("localhost:5000");
+    expect(normalizeAuthKey("quay.io/team/repo")).toBe("quay.io/team/repo");
+  });
+});
+
+describe("Docker config.json", () => {
+  it("reads auth, username/password and identity tokens, matching hosts and Docker Hub's URL key", async () => {
+    const file = await writeJson("docker/config.json", {
+      auths: {
+        "https://index.docker.io/v1/": { auth: basic("hubuser", "hub:pass:with:colons") },
+        "registry.example:5000": { username: "u", password: "p4ssword" },
+        "https://id.example": { auth: basic("<token>", ""), identitytoken: "refresh-token-1" },
+        "placeholder.example": {},
+      },
+    });
+    const source = new FileCredentialSource(file, { format: "docker", helperEnv: helperEnv() });
+    expect(await source.lookup(host("docker.io"), undefined)).toEqual({
+      kind: "basic",
+      username: "hubuser",
+      password: "hub:pass:with:colons",
+      source: file,
+    });
+    expect(await source.lookup(host("registry.example:5000"), undefined)).toMatchObject({
+      username: "u",
+      password: "p4ssword",
+    });
+    expect(await source.lookup(host("id.example"), undefined)).toEqual({
+      kind: "identity-token",
+      username: "<token>",
+      identityToken: "refresh-token-1",
+      source: file,
+    });
+    expect(await source.lookup(host("placeholder.example"), undefined)).toBeUndefined();
+    expect(await source.lookup(host("unknown.example"), undefined)).toBeUndefined();
+  });
+
+  it("asks credHelpers and credsStore programs, with Docker Hub's server URL", async () => {
+    const file = await writeJson("helpers/config.json", {
+      credHelpers: { "ghcr.io": "test", "tokens.example": "test", "missing.example": "absent-helper" },
+      credsStore: "test",
+      auths: { "inline.example": { auth: basic("inline", "inline-pass") } },
+    });
+    const source = new FileCredentialSource(file, { format: "docker", helperEnv: helperEnv() });
+    expect(await source.lookup(host("ghcr.io"), undefined)).toEqual({
+      kind: "basic",
+      username: "helper-user",
+      password: HELPER_SECRET,
+      source: `docker-credential-test (${file} credHelpers)`,
+    });
+    expect(await source.lookup(host("tokens.example"), undefined)).toMatchObject({
+      kind: "identity-token",
+      identityToken: "refresh-abc",
+    });
+    // credsStore for hosts without their own helper; "not found" falls back to the inline entry.
+    expect(await source.lookup(host("docker.io"), undefined)).toMatchObject({ username: "hub-user" });
+    expect(await source.lookup(host("inline.example"), undefined)).toMatchObject({ username: "inline" });
+    const error = await source.lookup(host("missing.example"), undefined).catch((caught: unknown) => caught);
+    expect((error as RegistryError).code).toBe("registry-auth");
+    expect((error as RegistryError).message).toContain("docker-credential-absent-helper");
+    expect((error as RegistryError).message).toContain("is not on PATH");
+  });
+
+  it("reports a failing helper without echoing secrets, and times out a stuck one", async () => {
+    const file = await writeJson("helpers2/config.json", { credsStore: "test" });
+    const source = new FileCredentialSource(file, {
+      format: "docker",
+      helperEnv: helperEnv(),
+      helperTimeoutMs: 300,
+    });
+    const broken = await source.lookup(host("broken.example"), undefined).catch((caught: unknown) => caught);
+    expect((broken as RegistryError).message).toContain("exited with status 3");
+    expect((broken as RegistryError).message).not.toContain("abcdefgh");
+    const started = Date.now();
+    const slow = await source.lookup(host("slow.example"), undefined).catch((caught: unknown) => caught);
+    expect((slow as RegistryError).message).toContain("timed out");
+    expect(Date.now() - started).toBeLessThan(3000);
+  });
+
+  it("refuses an unparseable file by name, without its content", async () => {
+    const file = path.join(directory, "bad/config.json");
+    await mkdir(path.dirname(file), { recursive: true });
+    await writeFile(file, '{"auths": {"x": {"auth": "c2VjcmV0"}} oops');
+    const source = new FileCredentialSource(file, { format: "docker", helperEnv: {} });
+    const error = await source.lookup(host("x"), undefined).catch((caught: unknown) => caught);
+    expect((error as RegistryError).message).toContain(file);
+    expect((error as RegistryError).message).not.toContain("c2VjcmV0");
+  });
+});
+
+describe("containers auth.json", () => {
+  it("picks the most specific repository path prefix", async () => {
+    const file = await writeJson("containers/auth.json", {
+      auths: {
+        "quay.io": { auth: basic("host", "h") },
+        "quay.io/team": { auth: basic("team", "t") },
+        "quay.io/team/app": { auth: basic("app", "a") },
+      },
+    });
+    const source = new FileCredentialSource(file, { format: "containers", helperEnv: {} });
+    const userFor = async (repository: string | undefined) =>
+      (
+        (await source.lookup(
+          host("quay.io"),
+          repository === undefined ? undefined : parseRepositoryPath(repository),
+        )) as {
+          username: string;
+        }
+      ).username;
+    expect(await userFor("team/app")).toBe("app");
+    expect(await userFor("team/app/sub")).toBe("app");
+    expect(await userFor("team/application")).toBe("team");
+    expect(await userFor("other")).toBe("host");
+    expect(await userFor(undefined)).toBe("host");
+  });
+});
+
+describe("environment variables", () => {
+  it("reads PROMOTER_AUTH_<HOST> and PROMOTER_REGISTRY_AUTH", async () => {
+    expect(registryAuthVariable("ghcr.io")).toBe("PROMOTER_AUTH_GHCR_IO");
+    expect(registryAuthVariable("127.0.0.1:5000")).toBe("PROMOTER_AUTH_127_0_0_1_5000");
+    expect(registryAuthVariable("index.docker.io")).toBe("PROMOTER_AUTH_DOCKER_IO");
+    const source = new EnvCredentialSource({
+      PROMOTER_AUTH_GHCR_IO: "bot:ghp_token:with-colon",
+      PROMOTER_REGISTRY_AUTH: JSON.stringify({
+        auths: { "gcr.io/project": { username: "_json_key", password: "{}k" } },
+      }),
+      PROMOTER_AUTH_BAD_EXAMPLE: "no-colon",
+    });
+    expect(await source.lookup(host("ghcr.io"), undefined)).toEqual({
+      kind: "basic",
+      username: "bot",
+      password: "ghp_token:with-colon",
+      source: "$PROMOTER_AUTH_GHCR_IO",
+    });
+    expect(await source.lookup(host("gcr.io"), parseRepositoryPath("project/img"))).toMatchObject({
+      username: "_json_key",
+    });
+    expect(await source.lookup(host("gcr.io"), parseRepositoryPath("other/img"))).toBeUndefined();
+    const error = await source.lookup(host("bad.example"), undefined).catch((caught: unknown) => caught);
+    expect((error as RegistryError).message).toContain("must be username:password");
+    expect((error as RegistryError).message).not.toContain("no-colon");
+  });
+});
+
+describe("default sources", () => {
+  it("ask the environment, REGISTRY_AUTH_FILE, DOCKER_CONFIG, then the containers and Docker defaults", () => {
+    const home = path.join(directory, "home");
+    const runtime = path.join(directory, "run");
+    const sources = defaultCredentialSources({ env: { XDG_RUNTIME_DIR: runtime }, homeDirectory: home });
+    const store = new CredentialStore(sources);
+    expect(store.places(host("r.example"))).toEqual([
+      "$PROMOTER_AUTH_R_EXAMPLE",
+      "$PROMOTER_REGISTRY_AUTH",
+      path.join(runtime, "containers", "auth.json"),
+      path.join(home, ".config", "containers", "auth.json"),
+      path.join(home, ".docker", "config.json"),
+    ]);
+    const explicit = defaultCredentialSources({
+      env: { REGISTRY_AUTH_FILE: "/a/auth.json", DOCKER_CONFIG: "/d" },
+      homeDirectory: home,
+    });
+    expect(new CredentialStore(explicit).places(host("r.example")).slice(2)).toEqual([
+      "/a/auth.json",
+      "/d/config.json",
+    ]);
+  });
+
+  it("take the first source with a credential and remember the answer", async () => {
+    const dockerConfig = path.join(directory, "first");
+    await writeJson("first/config.json", { auths: { "r.example": { auth: basic("docker", "d") } } });
+    const authFile = await writeJson("first/auth.json", {
+      auths: { "r.example": { auth: basic("containers", "c") } },
+    });
+    const store = new CredentialStore(
+      defaultCredentialSources({
+        env: { DOCKER_CONFIG: dockerConfig, REGISTRY_AUTH_FILE: authFile },
+        homeDirectory: path.join(directory, "nohome"),
+      }),
+    );
+    expect(await store.lookup(host("r.example"), undefined)).toMatchObject({ username: "containers" });
+    await writeJson("first/auth.json", {});
+    expect(await store.lookup(host("r.example"), undefined)).toMatchObject({ username: "containers" });
+    expect(await store.lookup(host("other.example"), undefined)).toBeUndefined();
+  });
+});
