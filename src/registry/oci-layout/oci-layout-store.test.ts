@@ -575,6 +575,27 @@ describe("mount, delete, catalog", () => {
     await expectRegistryError(target.mountBlob(layer, repo("../escape")), "layout-invalid");
   });
 
+  it("copies (verified) when a hard link is impossible across file systems", async (context) => {
+    const shm = "/dev/shm";
+    if (!existsSync(shm) || (await stat(shm)).dev === (await stat(root)).dev) {
+      context.skip("needs /dev/shm on another file system than the temp folder");
+    }
+    const elsewhere = await mkdtemp(path.join(shm, "oci-layout-mount-"));
+    try {
+      await mkdir(path.join(root, "prod"), { recursive: true });
+      await symlink(elsewhere, path.join(root, "prod/app")); // the repository folder lives on tmpfs
+      const source = open("team/app");
+      await putContent(source, image, "v1");
+      const layer = image.layers[0]!.descriptor as Descriptor;
+      const target = open("prod/app");
+      expect(await target.mountBlob(layer, repo("team/app"))).toBe(true);
+      const copied = await readFile(path.join(elsewhere, "blobs/sha256", layer.digest.slice(7)));
+      expect(copied.equals(image.layers[0]!.bytes)).toBe(true);
+    } finally {
+      await rm(elsewhere, { recursive: true, force: true });
+    }
+  });
+
   it("deletes manifests (and their tags) and blobs", async () => {
     const store = open();
     await putContent(store, image, "v1");
