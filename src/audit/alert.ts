@@ -1,0 +1,189 @@
+import { describeError } from "../errors.js";
+import type { Logger } from "../log.js";
+
+/**
+ * Alert delivery to a Slack-compatible incoming webhook (`{"text": ...}`, which Slack, Mattermost,
+ * Rocket.Chat, Google Chat and most chat bridges accept). Deliveries run one at a time in the
+ * background, in order, each retried with exponential backoff and jitter on network errors, 408,
+ * 429 and 5xx (honouring `Retry-After`). The webhook URL is a secret (it is the credential): it
+ * never appears in logs or errors, only its origin.
+ */
+
+export const DEFAULT_ALERT_ATTEMPTS = 5;
+export const DEFAULT_ALERT_BASE_DELAY_MS = 1000;
+export const ALERT_TIMEOUT_MS = 10_000;
+/** The longest wait between two attempts, whatever `Retry-After` says. */
+export const MAX_ALERT_DELAY_MS = 60_000;
+/** Alerts queued beyond this are dropped (and counted as failures): a flood must not eat memory. */
+export const MAX_QUEUED_ALERTS = 10_000;
+/** Characters of alert text kept: chat services refuse very long messages. */
+export const MAX_ALERT_TEXT = 3000;
+
+export type AlertResultListener = (delivered: boolean) => void;
+
+export interface AlertSink {
+  /** Queues an alert; `onResult` learns whether it was delivered. Never throws. */
+  send(text: string, onResult?: AlertResultListener): void;
+  /** Waits until queued alerts are delivered or given up, at most `timeoutMs`. */
+  drain(timeoutMs: number): Promise<void>;
+  /** Stops: in-flight attempts are aborted, queued alerts are reported as not delivered. */
+  close(): void;
+}
+
+export interface WebhookAlertOptions {
+  readonly url: string;
+  readonly logger: Logger;
+  readonly attempts?: number;
+  readonly baseDelayMs?: number;
+  readonly timeoutMs?: number;
+}
+
+/** Escapes the three characters Slack's mrkdwn treats as control characters. */
+export function escapeSlackText(text: string): string {
+  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}
+
+/** Validates an alert webhook URL; returns a reason when unusable. */
+export function alertWebhookProblem(url: string): string | undefined {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return "not a URL";
+  }
+  if (parsed.protocol !== "https:" && parsed.protocol !== "http:") return "must be an http or https URL";
+  if (parsed.username || parsed.password) return "must not carry credentials in the URL user part";
+  return undefined;
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) {
+      resolve();
+      return;
+    }
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+function retryAfterMs(header: string | null): number | undefined {
+  if (header === null) return undefined;
+  const seconds = Number(header);
+  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
+  const date = Date.parse(header);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+
+export class WebhookAlertSink implements AlertSink {
+  private readonly url: string;
+  private readonly origin: string;
+  private readonly logger: Logger;
+  private readonly attempts: number;
+  private readonly baseDelayMs: number;
+  private readonly timeoutMs: number;
+  private readonly queue: { text: string; onResult: AlertResultListener | undefined }[] = [];
+  private readonly controller = new AbortController();
+  private running: Promise<void> | undefined;
+
+  constructor(options: WebhookAlertOptions) {
+    this.url = options.url;
+    this.origin = new URL(options.url).origin;
+    this.logger = options.logger;
+    this.attempts = Math.max(1, options.attempts ?? DEFAULT_ALERT_ATTEMPTS);
+    this.baseDelayMs = options.baseDelayMs ?? DEFAULT_ALERT_BASE_DELAY_MS;
+    this.timeoutMs = options.timeoutMs ?? ALERT_TIMEOUT_MS;
+  }
+
+  send(text: string, onResult?: AlertResultListener): void {
+    if (this.controller.signal.aborted || this.queue.length >= MAX_QUEUED_ALERTS) {
+      this.logger.log("error", "alert dropped: queue full or alerts stopped", { webhook: this.origin });
+      onResult?.(false);
+      return;
+    }
+    this.queue.push({ text, onResult });
+    this.running ??= this.run().finally(() => {
+      this.running = undefined;
+    });
+  }
+
+  async drain(timeoutMs: number): Promise<void> {
+    const running = this.running;
+    if (!running) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([running, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+    clearTimeout(timer);
+  }
+
+  close(): void {
+    this.controller.abort();
+    for (const entry of this.queue.splice(0)) entry.onResult?.(false);
+  }
+
+  private stopped(): boolean {
+    return this.controller.signal.aborted;
+  }
+
+  private async run(): Promise<void> {
+    for (let entry = this.queue.shift(); entry; entry = this.queue.shift()) {
+      let delivered = false;
+      try {
+        delivered = await this.deliver(entry.text);
+      } catch (error) {
+        this.logger.log("error", "alert delivery failed", {
+          webhook: this.origin,
+          error: describeError(error),
+        });
+      }
+      entry.onResult?.(delivered);
+    }
+  }
+
+  private async deliver(text: string): Promise<boolean> {
+    const body = JSON.stringify({
+      text: text.length > MAX_ALERT_TEXT ? `${text.slice(0, MAX_ALERT_TEXT)}…` : text,
+    });
+    let lastProblem = "";
+    for (let attempt = 1; attempt <= this.attempts; attempt += 1) {
+      if (this.stopped()) return false;
+      let waitMs = Math.min(MAX_ALERT_DELAY_MS, this.baseDelayMs * 2 ** (attempt - 1));
+      waitMs = waitMs / 2 + Math.random() * (waitMs / 2);
+      try {
+        const response = await fetch(this.url, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body,
+          redirect: "error",
+          signal: AbortSignal.any([this.controller.signal, AbortSignal.timeout(this.timeoutMs)]),
+        });
+        // The body is not needed; release the connection.
+        await response.arrayBuffer().catch(() => undefined);
+        if (response.ok) return true;
+        lastProblem = `HTTP ${response.status}`;
+        const retriable = response.status === 408 || response.status === 429 || response.status >= 500;
+        if (!retriable) break;
+        const after = retryAfterMs(response.headers.get("retry-after"));
+        if (after !== undefined) waitMs = Math.min(MAX_ALERT_DELAY_MS, after);
+      } catch (error) {
+        if (this.stopped()) return false;
+        lastProblem = describeError(error);
+      }
+      if (attempt < this.attempts) {
+        this.logger.log("warn", "alert delivery failed; retrying", {
+          webhook: this.origin,
+          attempt,
+          problem: lastProblem,
+          retryInMs: Math.round(waitMs),
+        });
+        await sleep(waitMs, this.controller.signal);
+      }
+    }
+    this.logger.log("error", "alert not delivered", { webhook: this.origin, problem: lastProblem });
+    return false;
+  }
+}

@@ -1,0 +1,339 @@
+import { describe, expect, it } from "vitest";
+import { createManifestSet, parsePlainManifest, type PromotionManifest } from "../manifest/index.js";
+import type { Digest, RepositoryPath, Tag } from "../reference/index.js";
+import {
+  judgeEvent,
+  parseAttachedArtifactTag,
+  type Judgement,
+  type ManifestFacts,
+  type ManifestLookup,
+} from "./decide.js";
+import { buildDesiredState, repositoryStanding, type DesiredState } from "./desired-state.js";
+import type { RegistryEvent } from "./event.js";
+
+const digest = (fill: string): Digest => `sha256:${fill.repeat(64)}` as Digest;
+const INDEX = digest("1");
+const IMAGE = digest("2");
+const TAGLESS = digest("3");
+const CHILD_A = digest("4");
+const CHILD_B = digest("5");
+const OUTER = digest("6");
+const INNER = digest("7");
+const NESTED_CHILD = digest("8");
+const REFERRER = digest("9");
+const STRANGER = digest("a");
+const SIGNATURE_MANIFEST = digest("b");
+const hex = (value: Digest): string => value.slice("sha256:".length);
+
+function manifest(file: string, text: string): PromotionManifest {
+  const parsed = parsePlainManifest({ file, text });
+  if (!parsed.manifest) throw new Error(JSON.stringify(parsed.findings));
+  return parsed.manifest;
+}
+
+const MAIN = manifest(
+  "main.yaml",
+  `
+registries:
+  - name: reg.example/prod/staging
+    src: true
+  - name: reg.example/prod
+  - name: Mirror.example/images
+images:
+  - name: app
+    dmap:
+      "${INDEX}": ["1.0"]
+      "${IMAGE}": ["2.0", "latest"]
+      "${TAGLESS}": []
+      "${OUTER}": []
+`,
+);
+
+function state(...manifests: PromotionManifest[]): DesiredState {
+  return buildDesiredState(createManifestSet(manifests.length > 0 ? manifests : [MAIN]));
+}
+
+/** An in-memory lookup: the facts a registry would give, and the tags verified so far. */
+class MemoryLookup implements ManifestLookup {
+  readonly reads: Digest[] = [];
+  readonly facts = new Map<Digest, ManifestFacts>([
+    [INDEX, { mediaType: "application/vnd.oci.image.index.v1+json", children: [CHILD_A, CHILD_B] }],
+    [IMAGE, { mediaType: "application/vnd.oci.image.manifest.v1+json", children: [] }],
+    [OUTER, { mediaType: "application/vnd.oci.image.index.v1+json", children: [INNER] }],
+    [INNER, { mediaType: "application/vnd.oci.image.index.v1+json", children: [NESTED_CHILD] }],
+    [REFERRER, { mediaType: "application/vnd.oci.image.manifest.v1+json", children: [], subject: IMAGE }],
+  ]);
+  readonly verifiedTags = new Map<string, Tag>();
+  readonly tags = new Map<Tag, Digest>();
+
+  manifest(_repository: unknown, wanted: Digest): Promise<ManifestFacts | undefined> {
+    this.reads.push(wanted);
+    return Promise.resolve(this.facts.get(wanted));
+  }
+
+  verifiedTagFor(repositoryKey: string, wanted: Digest): Tag | undefined {
+    return this.verifiedTags.get(`${repositoryKey}@${wanted}`);
+  }
+
+  resolveTag(_repository: unknown, tag: Tag): Promise<Digest | undefined> {
+    return Promise.resolve(this.tags.get(tag));
+  }
+}
+
+let counter = 0;
+type EventFields = Omit<Partial<RegistryEvent>, "repository"> & { repository?: string };
+
+function event(fields: EventFields): RegistryEvent {
+  counter += 1;
+  return {
+    id: `distribution:${counter}`,
+    source: "distribution",
+    action: "push",
+    targetKind: "manifest",
+    host: "reg.example",
+    mediaType: "application/vnd.oci.image.manifest.v1+json",
+    ...fields,
+    repository: (fields.repository ?? "prod/app") as RepositoryPath,
+  };
+}
+
+async function judge(
+  fields: Parameters<typeof event>[0],
+  options: { final?: boolean } = {},
+  lookup = new MemoryLookup(),
+) {
+  return judgeEvent(event(fields), state(), lookup, options);
+}
+
+function verdictOf(judgement: Judgement): string {
+  return judgement.kind === "decided" ? `${judgement.verdict}:${judgement.rule}` : judgement.kind;
+}
+
+describe("desired state", () => {
+  it("holds production repositories only, mirrors sharing their content", () => {
+    const desired = state();
+    expect([...desired.repositories.keys()].sort()).toEqual([
+      "mirror.example/images/app",
+      "reg.example/prod/app",
+    ]);
+    const prod = desired.repositories.get("reg.example/prod/app")!;
+    expect(prod.tags.get("latest" as Tag)).toEqual([IMAGE]);
+    expect(prod.digests.get(TAGLESS)?.tags).toEqual([]);
+    expect(prod.digests.get(IMAGE)?.sources.map((source) => source.repository)).toEqual(["prod/staging/app"]);
+    expect(desired.repositories.get("mirror.example/images/app")?.digests).toBe(prod.digests);
+    expect(desired.edgeCount).toBe((1 + 2 + 1 + 1) * 2);
+  });
+
+  it("classifies by the most specific registry location", () => {
+    const desired = state();
+    expect(repositoryStanding(desired, "REG.example", "prod/app").kind).toBe("managed");
+    expect(repositoryStanding(desired, "reg.example", "prod/other").kind).toBe("unmanaged");
+    expect(repositoryStanding(desired, "reg.example", "prod/staging/app").kind).toBe("not-production");
+    expect(repositoryStanding(desired, "reg.example", "elsewhere/app").kind).toBe("not-production");
+    expect(repositoryStanding(desired, "other.example", "prod/app").kind).toBe("not-production");
+  });
+
+  it("merges two manifests promoting into one repository without touching the shared mirror content", () => {
+    const second = manifest(
+      "second.yaml",
+      `
+registries:
+  - name: stage2.example/s
+    src: true
+  - name: reg.example/prod
+images:
+  - name: app
+    dmap:
+      "${STRANGER}": ["1.0", "extra"]
+`,
+    );
+    const desired = state(MAIN, second);
+    const prod = desired.repositories.get("reg.example/prod/app")!;
+    expect(prod.tags.get("1.0" as Tag)).toEqual([INDEX, STRANGER]);
+    expect(prod.digests.get(STRANGER)?.sources.map((source) => source.repository)).toEqual(["s/app"]);
+    const mirror = desired.repositories.get("mirror.example/images/app")!;
+    expect(mirror.digests.has(STRANGER)).toBe(false);
+    expect(mirror.tags.get("1.0" as Tag)).toEqual([INDEX]);
+  });
+});
+
+describe("attached artifact tags", () => {
+  it.each([
+    [`sha256-${hex(IMAGE)}.sig`, "signature"],
+    [`sha256-${hex(IMAGE)}.att`, "attestation"],
+    [`sha256-${hex(IMAGE)}.sbom`, "sbom"],
+    [`sha256-${hex(IMAGE)}`, "referrers-index"],
+  ])("%s is a %s", (tag, kind) => {
+    expect(parseAttachedArtifactTag(tag)).toEqual({ subject: IMAGE, kind });
+  });
+
+  it.each([
+    "sha256-abc.sig",
+    `sha512-${hex(IMAGE)}.sig`,
+    `sha256-${hex(IMAGE)}.sigx`,
+    "v1.0",
+    `sha256-${"A".repeat(64)}.sig`,
+  ])("%s is not", (tag) => {
+    expect(parseAttachedArtifactTag(tag)).toBeUndefined();
+  });
+});
+
+describe("judgeEvent", () => {
+  it("ignores pulls, blobs and repositories outside production", async () => {
+    expect(verdictOf(await judge({ action: "pull", digest: STRANGER }))).toBe("ignored");
+    expect(verdictOf(await judge({ targetKind: "blob", digest: STRANGER }))).toBe("ignored");
+    expect(verdictOf(await judge({ action: "mount", targetKind: "blob", digest: STRANGER }))).toBe("ignored");
+    expect(
+      verdictOf(await judge({ repository: "prod/staging/app", digest: STRANGER, tag: "x" as Tag })),
+    ).toBe("ignored");
+    expect(verdictOf(await judge({ host: "unknown.example", digest: STRANGER }))).toBe("ignored");
+  });
+
+  it("verifies what the manifests ask for, at every mirror", async () => {
+    expect(verdictOf(await judge({ digest: INDEX, tag: "1.0" as Tag }))).toBe("verified:promoted-tag");
+    expect(verdictOf(await judge({ digest: IMAGE, tag: "latest" as Tag }))).toBe("verified:promoted-tag");
+    expect(verdictOf(await judge({ digest: TAGLESS }))).toBe("verified:promoted-digest");
+    expect(verdictOf(await judge({ host: "mirror.example", repository: "images/app", digest: INDEX }))).toBe(
+      "verified:promoted-digest",
+    );
+  });
+
+  it("verifies children of promoted indexes and names the parent, also when nested", async () => {
+    const child = await judge({ digest: CHILD_B });
+    expect(child).toMatchObject({ verdict: "verified", rule: "child-of-promoted-index", parent: INDEX });
+    expect(child.kind === "decided" && child.reason).toContain(INDEX);
+    expect(await judge({ digest: NESTED_CHILD })).toMatchObject({
+      rule: "child-of-promoted-index",
+      parent: OUTER,
+    });
+    expect(await judge({ digest: INNER })).toMatchObject({ rule: "child-of-promoted-index", parent: OUTER });
+  });
+
+  it("refuses tags the manifests do not ask for, and tags pointing elsewhere", async () => {
+    const retag = await judge({ digest: IMAGE, tag: "extra" as Tag });
+    expect(verdictOf(retag)).toBe("violation:unexpected-tag");
+    expect(retag.kind === "decided" && retag.reason).toMatch(/the digest is promoted, the tag is not/);
+    const moved = await judge({ digest: IMAGE, tag: "1.0" as Tag });
+    expect(verdictOf(moved)).toBe("violation:tag-points-elsewhere");
+    expect(moved.kind === "decided" && moved.reason).toContain(INDEX);
+  });
+
+  it("verifies signature, attestation and SBOM tags of promoted digests and their children", async () => {
+    for (const suffix of [".sig", ".att", ".sbom", ""]) {
+      const judgement = await judge({
+        digest: SIGNATURE_MANIFEST,
+        tag: `sha256-${hex(IMAGE)}${suffix}` as Tag,
+      });
+      expect(judgement).toMatchObject({ verdict: "verified", rule: "attached-artifact-tag", subject: IMAGE });
+    }
+    expect(
+      await judge({ digest: SIGNATURE_MANIFEST, tag: `sha256-${hex(CHILD_A)}.sig` as Tag }),
+    ).toMatchObject({
+      verdict: "verified",
+      subject: CHILD_A,
+      parent: INDEX,
+    });
+    expect(
+      verdictOf(await judge({ digest: SIGNATURE_MANIFEST, tag: `sha256-${hex(STRANGER)}.sig` as Tag })),
+    ).toBe("violation:unexpected-attached-artifact");
+  });
+
+  it("verifies referrers whose subject is promoted", async () => {
+    expect(await judge({ digest: REFERRER })).toMatchObject({
+      verdict: "verified",
+      rule: "referrer-of-promoted-digest",
+      subject: IMAGE,
+    });
+    const lookup = new MemoryLookup();
+    lookup.facts.set(STRANGER, {
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
+      children: [],
+      subject: TAGLESS.replace("3", "c") as Digest,
+    });
+    expect(verdictOf(await judge({ digest: STRANGER }, { final: true }, lookup))).toBe(
+      "violation:unexpected-digest",
+    );
+  });
+
+  it("holds an unexplained tagless push until final, then calls it a violation", async () => {
+    expect(verdictOf(await judge({ digest: STRANGER }))).toBe("undetermined");
+    const final = await judge({ digest: STRANGER }, { final: true });
+    expect(verdictOf(final)).toBe("violation:unexpected-digest");
+  });
+
+  it("explains a tagless push by a verified tag that followed it", async () => {
+    const lookup = new MemoryLookup();
+    lookup.verifiedTags.set(`reg.example/prod/app@${SIGNATURE_MANIFEST}`, `sha256-${hex(IMAGE)}.sig` as Tag);
+    expect(await judge({ digest: SIGNATURE_MANIFEST }, {}, lookup)).toMatchObject({
+      verdict: "verified",
+      rule: "tagged-after-push",
+    });
+  });
+
+  it("calls every delete in production a violation", async () => {
+    expect(verdictOf(await judge({ action: "delete", targetKind: "unknown", digest: INDEX }))).toBe(
+      "violation:delete",
+    );
+    expect(verdictOf(await judge({ action: "delete", targetKind: "unknown", tag: "1.0" as Tag }))).toBe(
+      "violation:delete",
+    );
+    expect(verdictOf(await judge({ action: "delete", targetKind: "blob", digest: STRANGER }))).toBe(
+      "violation:delete",
+    );
+    expect(verdictOf(await judge({ action: "delete", repository: "prod/other", digest: STRANGER }))).toBe(
+      "violation:delete",
+    );
+    expect(
+      verdictOf(await judge({ action: "delete", repository: "prod/staging/app", digest: STRANGER })),
+    ).toBe("ignored");
+  });
+
+  it("calls a push into a production repository no manifest names a violation", async () => {
+    const judgement = await judge({ repository: "prod/other", digest: STRANGER, tag: "1" as Tag });
+    expect(verdictOf(judgement)).toBe("violation:unmanaged-repository");
+  });
+
+  it("resolves a tag event without digest (Pub/Sub) through the lookup", async () => {
+    const lookup = new MemoryLookup();
+    lookup.tags.set("2.0" as Tag, IMAGE);
+    expect(verdictOf(await judge({ source: "pubsub", tag: "2.0" as Tag }, {}, lookup))).toBe(
+      "verified:promoted-tag",
+    );
+    expect(verdictOf(await judge({ source: "pubsub", tag: "9.9" as Tag }, {}, lookup))).toBe(
+      "violation:unexpected-tag",
+    );
+  });
+
+  it("accepts either digest of a conflicting tag claim", async () => {
+    const second = manifest(
+      "second.yaml",
+      `
+registries:
+  - name: stage2.example/s
+    src: true
+  - name: reg.example/prod
+images:
+  - name: app
+    dmap:
+      "${STRANGER}": ["1.0"]
+`,
+    );
+    const desired = state(MAIN, second);
+    for (const claimed of [INDEX, STRANGER]) {
+      const judgement = await judgeEvent(
+        event({ digest: claimed, tag: "1.0" as Tag }),
+        desired,
+        new MemoryLookup(),
+      );
+      expect(verdictOf(judgement)).toBe("verified:promoted-tag");
+    }
+  });
+
+  it("reads each promoted manifest once per judgement", async () => {
+    const lookup = new MemoryLookup();
+    await judge({ digest: STRANGER }, {}, lookup);
+    const counts = new Map<Digest, number>();
+    for (const read of lookup.reads) counts.set(read, (counts.get(read) ?? 0) + 1);
+    expect(Math.max(...counts.values())).toBe(1);
+  });
+});

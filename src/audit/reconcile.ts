@@ -1,0 +1,335 @@
+import { describeError } from "../errors.js";
+import type { Logger } from "../log.js";
+import type { Digest, RepositoryPath, Tag } from "../reference/index.js";
+import type { StoreProvider } from "../registry/store.js";
+import { parseAttachedArtifactTag, promotedRelation, type ManifestLookup } from "./decide.js";
+import {
+  productionRepositories,
+  repositoryStanding,
+  type DesiredRepository,
+  type DesiredState,
+} from "./desired-state.js";
+import { auditRepositoryKey } from "./event.js";
+import { RegistryManifestLookup } from "./lookup.js";
+
+/**
+ * `promoter audit reconcile`: one comparison of what the manifests want with what production
+ * registries hold, through the store interface (any registry, or OCI layout directories).
+ *
+ * What can be seen is limited by the distribution spec: a registry lists tags (`tags/list`) and
+ * repositories (`_catalog`, where offered) but not the manifests of a repository. So unexpected
+ * digests are found when a tag points at them, as children of an unexpected tagged index, or
+ * as the content of a repository the manifests do not name (through its tags); a manifest
+ * pushed by digest only, without a tag, into a managed repository is invisible here — the
+ * event auditor (`audit serve`) is what catches those.
+ */
+
+export type ReconcileIssueKind =
+  /** A tag no manifest asks for (signature, attestation and SBOM tags of promoted digests are expected). */
+  | "unexpected-tag"
+  /** A tag the manifests ask for points at another digest. */
+  | "wrong-digest"
+  /** A tag the manifests ask for is absent (the digest may be there). */
+  | "missing-tag"
+  /** A digest the manifests promote is absent from this mirror. */
+  | "missing-digest"
+  /** A digest no manifest promotes (found through a tag or as a child of an unexpected index). */
+  | "unexpected-digest"
+  /** A repository under a production registry that no manifest promotes into. */
+  | "unexpected-repository"
+  /** The repository could not be read. */
+  | "unreadable";
+
+export interface ReconcileIssue {
+  readonly kind: ReconcileIssueKind;
+  /** `host/path` or `oci:DIR/path`. */
+  readonly repository: string;
+  readonly tag?: Tag;
+  readonly digest?: Digest;
+  /** What the manifests want (wrong-digest). */
+  readonly expected?: readonly Digest[];
+  readonly detail: string;
+}
+
+export interface ReconcileReport {
+  readonly repositories: number;
+  readonly issues: readonly ReconcileIssue[];
+  /** What could not be checked and why (catalog not offered, ...): not failures. */
+  readonly notes: readonly string[];
+}
+
+/** What was read from one production repository. */
+export interface RepositoryObservation {
+  /** Every tag listed, with the digest it resolved to (undefined: gone between list and resolve). */
+  readonly tags: ReadonlyMap<Tag, Digest | undefined>;
+  /** Promoted digests found absent. */
+  readonly missingDigests: ReadonlySet<Digest>;
+  /** Non-promoted digests that are explained: child of a promoted index, referrer, attached artifact. */
+  readonly explained: ReadonlySet<Digest>;
+  /** Children of unexpected tagged indexes: child -> index. */
+  readonly childrenOfUnexpected: ReadonlyMap<Digest, Digest>;
+}
+
+/** Pure: the issues of one repository from its desired and observed state. */
+export function compareRepository(
+  desired: DesiredRepository,
+  observed: RepositoryObservation,
+): ReconcileIssue[] {
+  const issues: ReconcileIssue[] = [];
+  const repository = desired.key;
+  const reportedDigests = new Set<Digest>();
+  const unexpectedDigest = (digest: Digest, detail: string): void => {
+    if (desired.digests.has(digest) || observed.explained.has(digest) || reportedDigests.has(digest)) return;
+    reportedDigests.add(digest);
+    issues.push({ kind: "unexpected-digest", repository, digest, detail });
+  };
+  for (const [tag, digest] of [...observed.tags].sort(([a], [b]) => a.localeCompare(b))) {
+    if (digest === undefined) continue;
+    const claims = desired.tags.get(tag);
+    if (claims) {
+      if (!claims.includes(digest)) {
+        issues.push({
+          kind: "wrong-digest",
+          repository,
+          tag,
+          digest,
+          expected: claims,
+          detail: `tag ${tag} points at ${digest}; the manifests want ${claims.join(" or ")}`,
+        });
+        unexpectedDigest(digest, `tag ${tag} points at it`);
+      }
+      continue;
+    }
+    const attached = parseAttachedArtifactTag(tag);
+    if (attached && (desired.digests.has(attached.subject) || observed.explained.has(attached.subject)))
+      continue;
+    issues.push({
+      kind: "unexpected-tag",
+      repository,
+      tag,
+      digest,
+      detail: attached
+        ? `${attached.kind} tag of ${attached.subject}, which is not promoted here`
+        : `no manifest asks for tag ${tag}${desired.digests.has(digest) ? " (its digest is promoted)" : ""}`,
+    });
+    unexpectedDigest(digest, `tag ${tag} points at it`);
+  }
+  for (const [child, index] of observed.childrenOfUnexpected) {
+    unexpectedDigest(child, `child manifest of unexpected index ${index}`);
+  }
+  for (const [digest, wanted] of desired.digests) {
+    if (observed.missingDigests.has(digest)) {
+      issues.push({
+        kind: "missing-digest",
+        repository,
+        digest,
+        detail:
+          wanted.tags.length > 0
+            ? `promoted with tags ${wanted.tags.join(", ")}, absent here`
+            : "promoted, absent here",
+      });
+      continue;
+    }
+    for (const tag of wanted.tags) {
+      // A conflicting claim cannot be met for every digest; wrong-digest covers it when listed.
+      if (!observed.tags.has(tag)) {
+        issues.push({
+          kind: "missing-tag",
+          repository,
+          tag,
+          digest,
+          detail: `tag ${tag} -> ${digest} is absent`,
+        });
+      }
+    }
+  }
+  return issues;
+}
+
+export const DEFAULT_RECONCILE_CONCURRENCY = 8;
+
+export interface ReconcileOptions {
+  readonly provider: StoreProvider;
+  readonly logger: Logger;
+  readonly signal?: AbortSignal;
+  readonly concurrency?: number;
+  /** List production registries (`_catalog`) for repositories no manifest names. Default true. */
+  readonly catalog?: boolean;
+}
+
+async function forEachLimited<T>(
+  items: readonly T[],
+  limit: number,
+  work: (item: T) => Promise<void>,
+  signal?: AbortSignal,
+): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      signal?.throwIfAborted();
+      const item = items[next++] as T;
+      await work(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+}
+
+/** Reads one production repository: tags and where they point, absent promoted digests, explanations. */
+async function observeRepository(
+  desired: DesiredRepository,
+  provider: StoreProvider,
+  lookup: ManifestLookup,
+  signal: AbortSignal | undefined,
+): Promise<RepositoryObservation> {
+  const call = signal ? { signal } : {};
+  const store = provider.repository(desired.location, "destination");
+  const tags = new Map<Tag, Digest | undefined>();
+  for (const tag of await store.listTags(call)) {
+    const attached = parseAttachedArtifactTag(tag);
+    // Attached-artifact tags of promoted digests are expected whatever they point at: no read.
+    if (attached && desired.digests.has(attached.subject)) {
+      tags.set(tag, undefined);
+      continue;
+    }
+    tags.set(tag, (await store.resolve(tag, call))?.digest);
+  }
+  const present = new Set<Digest>();
+  for (const [tag, digest] of tags) {
+    if (digest !== undefined && desired.tags.get(tag)?.includes(digest)) present.add(digest);
+  }
+  const missingDigests = new Set<Digest>();
+  for (const digest of desired.digests.keys()) {
+    if (present.has(digest)) continue;
+    if (!(await store.resolve(digest, call))) missingDigests.add(digest);
+  }
+  // Non-promoted digests seen through tags, and attached-artifact subjects: explained or not.
+  const candidates = new Set<Digest>();
+  for (const [tag, digest] of tags) {
+    if (digest !== undefined && !desired.digests.has(digest)) candidates.add(digest);
+    const attached = parseAttachedArtifactTag(tag);
+    if (attached && !desired.digests.has(attached.subject)) candidates.add(attached.subject);
+  }
+  const explained = new Set<Digest>();
+  const childrenOfUnexpected = new Map<Digest, Digest>();
+  for (const digest of candidates) {
+    if (await promotedRelation(desired, digest, lookup)) {
+      explained.add(digest);
+      continue;
+    }
+    const facts = await lookup.manifest(desired, digest);
+    if (facts?.subject !== undefined && (await promotedRelation(desired, facts.subject, lookup))) {
+      explained.add(digest);
+      continue;
+    }
+    for (const child of facts?.children ?? []) childrenOfUnexpected.set(child, digest);
+  }
+  return { tags, missingDigests, explained, childrenOfUnexpected };
+}
+
+export async function reconcile(state: DesiredState, options: ReconcileOptions): Promise<ReconcileReport> {
+  const { provider, logger, signal } = options;
+  const lookup = new RegistryManifestLookup({
+    provider,
+    logger,
+    verifiedTagFor: () => undefined,
+    ...(signal ? { signal } : {}),
+  });
+  const repositories = productionRepositories(state);
+  const issues: ReconcileIssue[] = [];
+  const notes: string[] = [];
+  await forEachLimited(
+    repositories,
+    options.concurrency ?? DEFAULT_RECONCILE_CONCURRENCY,
+    async (desired) => {
+      try {
+        const observed = await observeRepository(desired, provider, lookup, signal);
+        issues.push(...compareRepository(desired, observed));
+      } catch (error) {
+        signal?.throwIfAborted();
+        logger.log("warn", "cannot read production repository", {
+          repository: desired.key,
+          error: describeError(error),
+        });
+        issues.push({ kind: "unreadable", repository: desired.key, detail: describeError(error) });
+      }
+    },
+    signal,
+  );
+  if (options.catalog ?? true) {
+    issues.push(...(await unexpectedRepositories(state, options, notes)));
+  }
+  issues.sort(
+    (a, b) =>
+      a.repository.localeCompare(b.repository) ||
+      a.kind.localeCompare(b.kind) ||
+      (a.tag ?? "").localeCompare(b.tag ?? "") ||
+      (a.digest ?? "").localeCompare(b.digest ?? ""),
+  );
+  return { repositories: repositories.length, issues, notes };
+}
+
+/** Repositories under production registry locations that no manifest promotes into. */
+async function unexpectedRepositories(
+  state: DesiredState,
+  options: ReconcileOptions,
+  notes: string[],
+): Promise<ReconcileIssue[]> {
+  const { provider, signal } = options;
+  const call = signal ? { signal } : {};
+  const issues: ReconcileIssue[] = [];
+  const seen = new Set<string>();
+  for (const scope of state.registries) {
+    if (!scope.production) continue;
+    let paths: RepositoryPath[];
+    try {
+      paths = await provider.catalog(
+        scope.location.kind === "remote"
+          ? { kind: "remote", host: scope.location.host }
+          : { kind: "oci-layout", directory: scope.location.directory },
+        scope.location.kind === "remote" ? scope.location.prefix : "",
+        call,
+      );
+    } catch (error) {
+      signal?.throwIfAborted();
+      notes.push(`cannot list repositories of ${scope.key} (catalog): ${describeError(error)}`);
+      continue;
+    }
+    for (const repositoryPath of paths) {
+      if (scope.location.kind === "oci-layout") {
+        const key = `${scope.location.name.replace(/\/+$/, "")}/${repositoryPath}`;
+        if (seen.has(key) || state.repositories.has(key)) continue;
+        seen.add(key);
+        issues.push({
+          kind: "unexpected-repository",
+          repository: key,
+          detail: "no manifest promotes into it",
+        });
+        continue;
+      }
+      const key = auditRepositoryKey(scope.location.host, repositoryPath);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      if (repositoryStanding(state, scope.location.host, repositoryPath).kind !== "unmanaged") continue;
+      let tags: Tag[] = [];
+      try {
+        tags = await provider
+          .repository(
+            { kind: "remote", host: scope.location.host, repository: repositoryPath },
+            "destination",
+          )
+          .listTags(call);
+      } catch (error) {
+        signal?.throwIfAborted();
+        notes.push(`cannot list tags of ${key}: ${describeError(error)}`);
+      }
+      // A repository whose every manifest was deleted stays in the catalog with no tags.
+      if (tags.length === 0) continue;
+      issues.push({
+        kind: "unexpected-repository",
+        repository: key,
+        detail: `no manifest promotes into it; tags: ${tags.slice(0, 10).join(", ")}${tags.length > 10 ? `, … (${tags.length})` : ""}`,
+      });
+    }
+  }
+  return issues;
+}

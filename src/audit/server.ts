@@ -1,0 +1,333 @@
+import { createHash, timingSafeEqual } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { describeError } from "../errors.js";
+import type { Logger } from "../log.js";
+import type { Auditor } from "./auditor.js";
+import {
+  MalformedEventError,
+  parseDistributionEnvelope,
+  parseJsonBody,
+  parsePubSubPush,
+  type HostMapping,
+  type ParsedEvents,
+} from "./event.js";
+import {
+  MAX_FINDINGS_LIMIT,
+  type AuditFinding,
+  type FindingFilter,
+  type FindingStore,
+} from "./finding-store.js";
+import type { AuditMetrics, RejectReason } from "./metrics.js";
+
+/**
+ * The auditor's HTTP face (node:http):
+ *   POST /events   distribution notification envelope   (bearer token)
+ *   POST /pubsub   Pub/Sub push message                 (bearer token, or ?token= for Pub/Sub)
+ *   GET  /findings JSON findings with filters
+ *   GET  /healthz  liveness and manifest state
+ *   GET  /metrics  Prometheus text
+ * Every request is answered; no input can crash the process: handlers are wrapped, bodies are
+ * capped, and a request is refused before its body is read when the token is wrong.
+ */
+
+/** Largest notification body read: distribution batches and Pub/Sub messages are a few KiB. */
+export const MAX_EVENT_BODY_BYTES = 1024 * 1024;
+/** A request must arrive completely within this time. */
+export const REQUEST_TIMEOUT_MS = 30_000;
+
+export interface AuditServerOptions {
+  readonly auditor: Auditor;
+  readonly store: FindingStore;
+  readonly metrics: AuditMetrics;
+  /** The shared secret notification senders present as `Authorization: Bearer <token>`. */
+  readonly token: string;
+  readonly hostMapping: HostMapping;
+  readonly logger: Logger;
+  readonly maxBodyBytes?: number;
+  readonly now?: () => number;
+}
+
+export interface AuditServer {
+  /** `http://HOST:PORT` actually bound (port 0 picks a free one). */
+  readonly url: string;
+  readonly address: AddressInfo;
+  close(): Promise<void>;
+}
+
+class HttpProblem extends Error {
+  readonly status: number;
+  readonly reject: RejectReason | undefined;
+
+  constructor(status: number, message: string, reject?: RejectReason) {
+    super(message);
+    this.status = status;
+    this.reject = reject;
+  }
+}
+
+function sha256(text: string): Buffer {
+  return createHash("sha256").update(text, "utf8").digest();
+}
+
+/** Constant-time comparison: hashing first gives equal lengths whatever was sent. */
+export function tokenMatches(presented: string | undefined, expected: string): boolean {
+  if (presented === undefined) return false;
+  return timingSafeEqual(sha256(presented), sha256(expected));
+}
+
+function bearerToken(request: IncomingMessage): string | undefined {
+  const header = request.headers.authorization;
+  if (header === undefined) return undefined;
+  const match = /^Bearer[ \t]+(\S.*?)[ \t]*$/i.exec(header);
+  return match?.[1];
+}
+
+function sendJson(response: ServerResponse, status: number, body: unknown, close = false): void {
+  if (response.headersSent) return;
+  const text = `${JSON.stringify(body)}\n`;
+  response.writeHead(status, {
+    "content-type": "application/json; charset=utf-8",
+    "content-length": Buffer.byteLength(text),
+    "cache-control": "no-store",
+    ...(close ? { connection: "close" } : {}),
+  });
+  response.end(text);
+}
+
+function readBody(request: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = request.headers["content-length"];
+  if (declared !== undefined && Number(declared) > limit) {
+    return Promise.reject(new HttpProblem(413, `body larger than ${limit} bytes`, "too-large"));
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    request.on("data", (chunk: Buffer) => {
+      if (done) return;
+      size += chunk.length;
+      if (size > limit) {
+        done = true;
+        reject(new HttpProblem(413, `body larger than ${limit} bytes`, "too-large"));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    request.on("end", () => {
+      if (done) return;
+      done = true;
+      resolve(Buffer.concat(chunks));
+    });
+    request.on("error", (error) => {
+      if (done) return;
+      done = true;
+      reject(error);
+    });
+  });
+}
+
+function isJsonContentType(value: string | undefined): boolean {
+  // Distribution sends application/vnd.docker.distribution.events.v1+json; Pub/Sub application/json.
+  return value === undefined || /json/i.test(value);
+}
+
+export function startAuditServer(
+  options: AuditServerOptions,
+  listen: { readonly host: string; readonly port: number },
+): Promise<AuditServer> {
+  const limit = options.maxBodyBytes ?? MAX_EVENT_BODY_BYTES;
+  const now = options.now ?? Date.now;
+  const { logger, metrics } = options;
+
+  const handle = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
+    const url = new URL(request.url ?? "/", "http://audit.invalid");
+    const route = url.pathname;
+    if (route === "/events" || route === "/pubsub") {
+      if (request.method !== "POST") throw new HttpProblem(405, "use POST", "method");
+      const presented =
+        bearerToken(request) ??
+        (route === "/pubsub" ? (url.searchParams.get("token") ?? undefined) : undefined);
+      if (!tokenMatches(presented, options.token)) {
+        throw new HttpProblem(401, "missing or wrong bearer token", "unauthorized");
+      }
+      if (!isJsonContentType(request.headers["content-type"])) {
+        throw new HttpProblem(415, "expected a JSON body", "media-type");
+      }
+      const body = await readBody(request, limit);
+      let parsed: ParsedEvents;
+      try {
+        const json = parseJsonBody(body);
+        parsed =
+          route === "/events"
+            ? parseDistributionEnvelope(json, options.hostMapping)
+            : parsePubSubPush(json, options.hostMapping);
+      } catch (error) {
+        if (error instanceof MalformedEventError) throw new HttpProblem(400, error.message, "malformed");
+        throw error;
+      }
+      if (parsed.events.length === 0 && parsed.problems.length > 0 && route === "/events") {
+        throw new HttpProblem(400, parsed.problems.map((problem) => problem.reason).join("; "), "malformed");
+      }
+      for (const problem of parsed.problems) {
+        metrics.countEvent("invalid");
+        logger.log("warn", "audit event skipped", { route, reason: problem.reason });
+      }
+      const result = options.auditor.receive(parsed.events);
+      sendJson(response, 200, { ...result, rejected: parsed.problems });
+      return;
+    }
+    if (request.method !== "GET" && request.method !== "HEAD")
+      throw new HttpProblem(405, "use GET", "method");
+    if (route === "/findings") {
+      const findings = options.store.query(findingFilter(url.searchParams));
+      sendJson(response, 200, { findings: findings.map(findingJson) });
+      return;
+    }
+    if (route === "/healthz") {
+      const age = metrics.lastManifestLoad === undefined ? null : (now() - metrics.lastManifestLoad) / 1000;
+      sendJson(response, 200, {
+        status: "ok",
+        pendingEvents: options.auditor.pendingCount,
+        desiredRepositories: options.auditor.desiredState.repositories.size,
+        manifestReloadAgeSeconds: age,
+      });
+      return;
+    }
+    if (route === "/metrics") {
+      const text = metrics.render({
+        findings: options.store.countByVerdict(),
+        pending: options.auditor.pendingCount,
+        nowMs: now(),
+      });
+      response.writeHead(200, {
+        "content-type": "text/plain; version=0.0.4; charset=utf-8",
+        "content-length": Buffer.byteLength(text),
+      });
+      response.end(text);
+      return;
+    }
+    throw new HttpProblem(404, `no route ${route}`, "not-found");
+  };
+
+  const server: Server = createServer((request, response) => {
+    handle(request, response).catch((error: unknown) => {
+      if (error instanceof HttpProblem) {
+        if (error.reject) metrics.countRejected(error.reject);
+        if (error.status !== 404) {
+          logger.log("warn", "audit request refused", {
+            method: request.method,
+            path: request.url?.split("?")[0],
+            status: error.status,
+            reason: error.message,
+            remote: request.socket.remoteAddress,
+          });
+        }
+        // A refused body is not read: close the connection instead of draining it.
+        const unread = !request.complete;
+        sendJson(response, error.status, { error: error.message }, unread);
+        if (unread) response.on("finish", () => request.socket.destroy());
+        return;
+      }
+      logger.log("error", "audit request failed", {
+        path: request.url?.split("?")[0],
+        error: describeError(error),
+      });
+      sendJson(response, 500, { error: "internal error" }, !request.complete);
+    });
+  });
+  server.requestTimeout = REQUEST_TIMEOUT_MS;
+  server.headersTimeout = Math.min(REQUEST_TIMEOUT_MS, 20_000);
+  server.on("clientError", (_error, socket) => {
+    if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n");
+    else socket.destroy();
+  });
+
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(listen.port, listen.host, () => {
+      server.off("error", reject);
+      server.on("error", (error) => {
+        logger.log("error", "audit server error", { error: describeError(error) });
+      });
+      const address = server.address() as AddressInfo;
+      const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+      resolve({
+        url: `http://${host}:${address.port}`,
+        address,
+        close: () =>
+          new Promise<void>((done) => {
+            server.close(() => {
+              done();
+            });
+            server.closeAllConnections();
+          }),
+      });
+    });
+  });
+}
+
+/** Reads `/findings` query parameters; refuses bad values with 400. */
+function findingFilter(params: URLSearchParams): FindingFilter {
+  const filter: { -readonly [K in keyof FindingFilter]: FindingFilter[K] } = {};
+  const verdict = params.get("verdict");
+  if (verdict !== null) {
+    if (verdict !== "verified" && verdict !== "violation") {
+      throw new HttpProblem(400, "verdict must be verified or violation");
+    }
+    filter.verdict = verdict;
+  }
+  for (const name of ["repository", "digest", "tag"] as const) {
+    const value = params.get(name);
+    if (value !== null) filter[name] = value;
+  }
+  const since = params.get("since");
+  if (since !== null) {
+    const normalised = normaliseTime(since);
+    if (normalised === undefined) {
+      throw new HttpProblem(400, "since must be an ISO 8601 time, e.g. 2026-01-31T12:00:00Z");
+    }
+    filter.since = normalised;
+  }
+  for (const [name, max] of [
+    ["limit", MAX_FINDINGS_LIMIT],
+    ["before", Number.MAX_SAFE_INTEGER],
+  ] as const) {
+    const value = params.get(name);
+    if (value === null) continue;
+    if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > max) {
+      throw new HttpProblem(400, `${name} must be a whole number from 1 to ${max}`);
+    }
+    filter[name] = Number(value);
+  }
+  return filter;
+}
+
+/** An ISO 8601 time normalised so it compares with stored times as text, or undefined. */
+export function normaliseTime(value: string): string | undefined {
+  const time = Date.parse(value);
+  return Number.isNaN(time) ? undefined : new Date(time).toISOString();
+}
+
+/** The JSON form of a finding (`GET /findings`, `promoter audit findings --output json`). */
+export function findingJson(finding: AuditFinding): Record<string, unknown> {
+  return {
+    verdict: finding.verdict,
+    action: finding.action,
+    repository: finding.repository,
+    digest: finding.digest,
+    tag: finding.tag,
+    reason: finding.reason,
+    rule: finding.rule,
+    mediaType: finding.mediaType,
+    parent: finding.parent,
+    subject: finding.subject,
+    eventId: finding.eventId,
+    source: finding.source,
+    eventTime: finding.eventTime,
+    receivedAt: finding.receivedAt,
+    decidedAt: finding.decidedAt,
+    alert: finding.alert,
+    seq: finding.seq,
+  };
+}
