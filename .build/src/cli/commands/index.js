@@ -1,3 +1,0 @@
-/** Every command of the CLI; `promoter --help` lists them in this order. */
-export const commands = [];
-//# sourceMappingURL=index.js.map

@@ -1,9 +1,0 @@
-/**
- * image-promoter's library API. The CLI is a thin layer over these functions; other programs can
- * call them directly.
- */
-export * from "./errors.js";
-export * from "./log.js";
-export * from "./reference/index.js";
-export * from "./oci/index.js";
-//# sourceMappingURL=index.js.map
