@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { runCli } from "./main.js";
 
 /**
@@ -6,6 +7,8 @@ import { runCli } from "./main.js";
  */
 export async function main(): Promise<void> {
   const controller = new AbortController();
+  // Every in-flight request listens for the abort: hundreds at once is normal, not a leak.
+  setMaxListeners(0, controller.signal);
   let interrupts = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
     interrupts += 1;

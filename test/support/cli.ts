@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { PassThrough } from "node:stream";
 import type { CliIO } from "../../src/cli/io.js";
 
@@ -11,12 +12,14 @@ export function captureIO(
   let err = "";
   stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
   stderr.on("data", (chunk: Buffer) => (err += chunk.toString()));
+  const signal = options.signal ?? new AbortController().signal;
+  setMaxListeners(0, signal);
   const io: CliIO = {
     stdout,
     stderr,
     env: options.env ?? {},
     cwd: options.cwd ?? process.cwd(),
-    signal: options.signal ?? new AbortController().signal,
+    signal,
   };
   return { io, out: () => out, err: () => err };
 }

@@ -1,5 +1,6 @@
 import type { Command } from "../command.js";
+import { promoteCommand } from "./promote.js";
 import { validateCommand } from "./validate.js";
 
 /** Every command of the CLI; `promoter --help` lists them in this order. */
-export const commands: readonly Command[] = [validateCommand];
+export const commands: readonly Command[] = [validateCommand, promoteCommand];

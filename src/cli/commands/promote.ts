@@ -1,0 +1,308 @@
+import { readFile, writeFile } from "node:fs/promises";
+import * as path from "node:path";
+import { describeError, UsageError } from "../../errors.js";
+import { loadManifests, type Finding, type SourcePosition } from "../../manifest/index.js";
+import {
+  countDecisions,
+  edgesFromDocument,
+  EDGE_OUTCOME_KINDS,
+  groupForDisplay,
+  isFailureOutcome,
+  jsonEdge,
+  outcomeWithoutWrite,
+  PLAN_DOCUMENT_SCHEMA,
+  PLAN_DOCUMENT_VERSION,
+  PlanDocumentError,
+  planDrift,
+  RepositoryKeys,
+  rowsFromOutcomes,
+  rowsFromPlan,
+  type EdgeOutcomeKind,
+  type PlanDocument,
+} from "../../plan/index.js";
+import { planEdges, planPromotion, runPlanned, type PromotionResult } from "../../promote/index.js";
+import { booleanOption, integerOption, stringOption, type Command, type ParsedValues } from "../command.js";
+import { formatBytes, formatDuration, plural, positionText, relativeFile } from "../format.js";
+import { ExitCode, writeLine, type CliIO } from "../io.js";
+import { createCliLogger, type LogFormat } from "../logger.js";
+import { manifestInputFromOptions, manifestOptionSpecs } from "../manifest-options.js";
+import { ProgressReporter } from "../progress.js";
+import { registryOptionSpecs, storeProviderFromOptions } from "../registry-options.js";
+import { planMarkdown } from "../render/plan-markdown.js";
+import { planText } from "../render/plan-text.js";
+
+const OUTPUTS = ["text", "json", "markdown"] as const;
+type Output = (typeof OUTPUTS)[number];
+
+export const promoteCommand: Command = {
+  words: ["promote"],
+  summary: "Plan a promotion, and with --confirm copy the images to every destination",
+  usage:
+    "promote (--manifest FILE | --thin-manifest-dir DIR | --from-plan FILE) [--confirm] [--output text|json|markdown]\n" +
+    "        [--report FILE] [--plan-file FILE] [--concurrency N] [--insecure-registry HOST[:PORT]]",
+  description: `
+Reads the manifests, asks the registries only what the promotion needs (where each wanted tag
+points, whether each wanted digest exists) and decides every edge (image, digest, tag x
+destination): already done, add a tag, copy, refused (a tag that points at another digest is
+never moved), or missing in the source. Without --confirm nothing is written: the plan is shown.
+With --confirm the images are copied (blobs first, manifests bottom-up, tags last, so a tag never
+points at an incomplete image) and the result is shown.
+
+Invalid manifest entries are reported and skipped; the rest is promoted. A refused or failed edge
+blocks only itself. State is read from the registries, so an interrupted run is completed by
+running again.
+
+Exit status: 0 every edge done or already done; 1 some edge refused or failed, or the manifests
+have errors; 2 invalid input or usage. Formats: docs/promotion.md.`,
+  options: {
+    ...manifestOptionSpecs,
+    confirm: { type: "boolean", description: "Write to the registries (without it: dry run)" },
+    output: { type: "string", valueName: "FORMAT", description: "text (default), json or markdown" },
+    report: {
+      type: "string",
+      valueName: "FILE",
+      description: "Write the JSON report (every edge's outcome, bytes, requests)",
+    },
+    "plan-file": {
+      type: "string",
+      valueName: "FILE",
+      description: "Save the plan as JSON, to run later with --from-plan",
+    },
+    "from-plan": {
+      type: "string",
+      valueName: "FILE",
+      description: "Run exactly this saved plan, after checking the registries still match it",
+    },
+    concurrency: { type: "string", valueName: "N", description: "Blob transfers in flight (default 8)" },
+    quiet: { type: "boolean", short: "q", description: "No progress display" },
+    "log-format": { type: "string", valueName: "FORMAT", description: "Log lines as text (default) or json" },
+    ...registryOptionSpecs,
+  },
+  run: runPromote,
+};
+
+async function runPromote({ io, values }: { io: CliIO; values: ParsedValues }): Promise<number> {
+  const output: Output = stringOption(values, "output", OUTPUTS) ?? "text";
+  const logFormat: LogFormat = stringOption(values, "log-format", ["text", "json"] as const) ?? "text";
+  const confirm = booleanOption(values, "confirm");
+  const quiet = booleanOption(values, "quiet");
+  const concurrency = integerOption(values, "concurrency", 1, 1024);
+  const fromPlan = stringOption(values, "from-plan");
+  const input = manifestInputFromOptions(values, true);
+  if (fromPlan !== undefined && input !== undefined) {
+    throw new UsageError("--from-plan runs a saved plan: do not also give --manifest or --thin-manifest-dir");
+  }
+  if (fromPlan === undefined && input === undefined) {
+    throw new UsageError("give --manifest FILE, --thin-manifest-dir DIR or --from-plan FILE");
+  }
+  const logger = createCliLogger(io.stderr, { format: logFormat, level: quiet ? "warn" : "info" });
+  const provider = storeProviderFromOptions(values, io, logger);
+  const started = performance.now();
+  try {
+    const options = {
+      provider,
+      signal: io.signal,
+      logger,
+      confirm,
+      ...(concurrency === undefined ? {} : { copyConcurrency: concurrency }),
+    };
+
+    let planned;
+    let findings: readonly Finding[] = [];
+    if (fromPlan !== undefined) {
+      const saved = await readPlanFile(path.resolve(io.cwd, fromPlan));
+      planned = await planEdges(saved.edges, new Map(), options);
+      const drift = planDrift(saved.decisions, planned.plan.edges);
+      if (drift.length > 0) {
+        writeLine(
+          io.stderr,
+          `promoter promote: the registries no longer match the plan in ${fromPlan}; nothing was written:`,
+        );
+        for (const line of drift.slice(0, 50)) writeLine(io.stderr, `  ${line}`);
+        if (drift.length > 50) writeLine(io.stderr, `  ... and ${drift.length - 50} more`);
+        writeLine(io.stderr, "Make a new plan and review it.");
+        return ExitCode.failed;
+      }
+    } else {
+      const set = await loadManifests(input ?? {}, { signal: io.signal, cwd: io.cwd });
+      planned = await planPromotion(set, options);
+      findings = planned.validation.findings;
+      writeFindings(io, findings);
+    }
+
+    const planFile = stringOption(values, "plan-file");
+    if (planFile !== undefined) {
+      await writeFile(
+        path.resolve(io.cwd, planFile),
+        `${JSON.stringify(planDocument(planned, io.cwd, "plan"), null, 2)}\n`,
+      );
+    }
+
+    let result: PromotionResult = planned;
+    if (confirm) {
+      if (output === "text") io.stdout.write(renderText(planned, io.cwd, "Promotion plan"));
+      const copies = planned.plan.copies;
+      const progress = new ProgressReporter({
+        stream: io.stderr,
+        mode: quiet ? "quiet" : logFormat === "json" ? "json" : io.stderr.isTTY ? "tty" : "plain",
+        logger,
+        totalTasks: copies.length,
+        totalDestinations: copies.reduce((sum, copy) => sum + copy.destinations.length, 0),
+      });
+      try {
+        result = await runPlanned(planned, { ...options, onEvent: progress.onEvent });
+      } finally {
+        progress.finish();
+      }
+    }
+
+    const elapsedMs = performance.now() - started;
+    const report = planDocument(result, io.cwd, confirm ? "report" : "plan", {
+      requests: Object.fromEntries(provider.requestCounts()),
+      durationMs: Math.round(elapsedMs),
+      timings: roundTimings(result.timings),
+      bytesWritten: result.execution?.copies.reduce((sum, copy) => sum + copy.stats.bytesWritten, 0) ?? 0,
+      validation: {
+        errors: planned.validation.summary.errors,
+        warnings: planned.validation.summary.warnings,
+      },
+    });
+    const reportFile = stringOption(values, "report");
+    if (reportFile !== undefined) {
+      await writeFile(path.resolve(io.cwd, reportFile), `${JSON.stringify(report, null, 2)}\n`);
+    }
+
+    if (output === "json") io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    else if (output === "markdown") io.stdout.write(renderMarkdown(result, io.cwd, confirm));
+    else io.stdout.write(renderText(result, io.cwd, confirm ? "Promotion result" : DRY_RUN_TITLE));
+    if (output === "text") io.stdout.write(`${summaryText(result, confirm, elapsedMs)}\n`);
+
+    const failed = outcomesOf(result).some((outcome) => isFailureOutcome(outcome));
+    return failed || !planned.validation.ok || io.signal.aborted ? ExitCode.failed : ExitCode.ok;
+  } finally {
+    await provider.close();
+  }
+}
+
+const DRY_RUN_TITLE = "Promotion plan (dry run: nothing was written; add --confirm to promote)";
+
+async function readPlanFile(file: string): Promise<ReturnType<typeof edgesFromDocument>> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (error) {
+    throw new UsageError(`cannot read plan file ${file}: ${describeError(error)}`);
+  }
+  try {
+    return edgesFromDocument(JSON.parse(text));
+  } catch (error) {
+    if (error instanceof PlanDocumentError)
+      throw new UsageError(`${file}: ${error.message}`, { cause: error });
+    throw new UsageError(`${file}: not valid JSON (${describeError(error)})`);
+  }
+}
+
+function writeFindings(io: CliIO, findings: readonly Finding[]): void {
+  for (const finding of findings) {
+    writeLine(
+      io.stderr,
+      `${positionText(io.cwd, finding.position)}: ${finding.severity}[${finding.rule}]: ${finding.message}`,
+    );
+  }
+  const errors = findings.filter((finding) => finding.severity === "error").length;
+  if (errors > 0) {
+    writeLine(
+      io.stderr,
+      `${plural(errors, "manifest error")}: those entries are skipped; everything else is planned.`,
+    );
+  }
+}
+
+/** The outcome of every edge: what happened, or for a dry run what is already settled. */
+function outcomesOf(result: PromotionResult): EdgeOutcomeKind[] {
+  if (result.execution) return result.execution.outcomes.map((outcome) => outcome.outcome);
+  return result.plan.edges.flatMap(({ decision }) => {
+    const settled = outcomeWithoutWrite(decision);
+    return settled ? [settled.outcome] : [];
+  });
+}
+
+function rows(result: PromotionResult) {
+  return result.execution ? rowsFromOutcomes(result.execution.outcomes) : rowsFromPlan(result.plan.edges);
+}
+
+function renderText(result: PromotionResult, cwd: string, title: string): string {
+  return planText(groupForDisplay(rows(result)), { cwd, title });
+}
+
+function totals(result: PromotionResult): [string, number][] {
+  if (result.execution) {
+    const counts = Object.fromEntries(EDGE_OUTCOME_KINDS.map((kind) => [kind, 0])) as Record<
+      EdgeOutcomeKind,
+      number
+    >;
+    for (const outcome of result.execution.outcomes) counts[outcome.outcome] += 1;
+    return EDGE_OUTCOME_KINDS.map((kind) => [kind, counts[kind]]);
+  }
+  const counts = countDecisions(result.plan.edges);
+  return [
+    ["to copy", counts.copy],
+    ["tags to add", counts["add-tag"]],
+    ["unchanged", counts.unchanged],
+    ["refused tag moves", counts["refused-tag-move"]],
+    ["missing in source", counts["missing-source"]],
+    ["conflicting claims", counts["refused-conflict"]],
+    ["unreadable", counts.unreadable],
+  ];
+}
+
+function renderMarkdown(result: PromotionResult, cwd: string, confirm: boolean): string {
+  const title = confirm ? "Promotion result" : "Promotion plan (dry run)";
+  return planMarkdown(groupForDisplay(rows(result)), { cwd, title, totals: totals(result) });
+}
+
+function summaryText(result: PromotionResult, confirm: boolean, elapsedMs: number): string {
+  const parts = totals(result)
+    .filter(([, count]) => count > 0)
+    .map(([label, count]) => `${count.toLocaleString("en-US")} ${label}`);
+  const edges = result.plan.edges.length;
+  const bytes = result.execution?.copies.reduce((sum, copy) => sum + copy.stats.bytesWritten, 0);
+  const moved = bytes === undefined ? "" : `; ${formatBytes(bytes)} written`;
+  return `${confirm ? "Result" : "Plan"}: ${plural(edges, "edge")}${parts.length > 0 ? `: ${parts.join(", ")}` : ""}${moved}; ${formatDuration(elapsedMs)}`;
+}
+
+function roundTimings(timings: PromotionResult["timings"]): Record<string, number> {
+  return Object.fromEntries(Object.entries(timings).map(([key, value]) => [key, Math.round(value)]));
+}
+
+function planDocument(
+  result: PromotionResult,
+  cwd: string,
+  kind: "plan" | "report",
+  extra: Record<string, unknown> = {},
+): PlanDocument {
+  const keys = new RepositoryKeys();
+  const relative = (position: SourcePosition): SourcePosition => ({
+    ...position,
+    file: relativeFile(cwd, position.file),
+  });
+  const edges = (kind === "report" && result.execution ? result.execution.outcomes : result.plan.edges).map(
+    (edge) => jsonEdge(edge, keys, relative),
+  );
+  const outcomes = result.execution
+    ? (Object.fromEntries(totals(result)) as Record<EdgeOutcomeKind, number>)
+    : undefined;
+  return {
+    schema: PLAN_DOCUMENT_SCHEMA,
+    version: PLAN_DOCUMENT_VERSION,
+    kind,
+    createdAt: new Date().toISOString(),
+    summary: {
+      edges: result.plan.edges.length,
+      decisions: countDecisions(result.plan.edges),
+      ...(outcomes && kind === "report" ? { outcomes } : {}),
+    },
+    edges,
+    ...extra,
+  };
+}

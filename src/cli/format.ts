@@ -1,0 +1,50 @@
+import * as path from "node:path";
+import type { SourcePosition } from "../manifest/index.js";
+
+/** Shared text formatting for command output: paths relative to where the user stands, counts. */
+
+export function relativeFile(cwd: string, file: string): string {
+  if (!path.isAbsolute(file)) return file;
+  const relative = path.relative(cwd, file);
+  return relative === "" ? file : relative;
+}
+
+export function positionText(cwd: string, position: SourcePosition): string {
+  return `${relativeFile(cwd, position.file)}:${position.line}:${position.column}`;
+}
+
+export function plural(count: number, word: string, many = `${word}s`): string {
+  return `${count.toLocaleString("en-US")} ${count === 1 ? word : many}`;
+}
+
+/** Bytes for people: 1.5 MiB. */
+export function formatBytes(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return unit === 0 ? `${bytes} B` : `${value.toFixed(value >= 100 ? 0 : 1)} ${units[unit] ?? "B"}`;
+}
+
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  const seconds = ms / 1000;
+  if (seconds < 60) return `${seconds.toFixed(1)} s`;
+  const minutes = Math.floor(seconds / 60);
+  return `${minutes} min ${Math.round(seconds - minutes * 60)} s`;
+}
+
+/** A list that stays one line: the first `shown` names, then "and N more". */
+export function abbreviatedList(names: readonly string[], shown = 3): string {
+  if (names.length <= shown + 1) return names.join(", ");
+  return `${names.slice(0, shown).join(", ")} and ${names.length - shown} more`;
+}
+
+/** `sha256:0123456789ab…`: enough to recognise a digest in a list; problems print it whole. */
+export function shortDigest(digest: string): string {
+  const colon = digest.indexOf(":");
+  return colon < 0 ? digest : `${digest.slice(0, colon + 13)}…`;
+}

@@ -1,0 +1,43 @@
+import type { Writable } from "node:stream";
+import type { LogFields, Logger, LogLevel } from "../log.js";
+
+export type LogFormat = "text" | "json";
+
+const LEVEL_RANK: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
+
+/**
+ * The CLI's logger: text lines for people (`promoter: warn: message (key=value)`) or one JSON
+ * object per line for log collectors (`--log-format json`). Library code reaches the terminal
+ * only through this.
+ */
+export function createCliLogger(
+  stream: Writable,
+  options: { format: LogFormat; level?: LogLevel; now?: () => Date },
+): Logger {
+  const threshold = LEVEL_RANK[options.level ?? "info"];
+  const now = options.now ?? (() => new Date());
+  return {
+    log(level: LogLevel, message: string, fields: LogFields = {}) {
+      if (LEVEL_RANK[level] < threshold) return;
+      if (options.format === "json") {
+        stream.write(
+          `${JSON.stringify({ time: now().toISOString(), level, msg: message, ...jsonFields(fields) })}\n`,
+        );
+        return;
+      }
+      const extra = Object.entries(fields)
+        .filter(([, value]) => value !== undefined)
+        .map(([key, value]) => `${key}=${typeof value === "string" ? value : JSON.stringify(value)}`)
+        .join(" ");
+      stream.write(`promoter: ${level}: ${message}${extra ? ` (${extra})` : ""}\n`);
+    },
+  };
+}
+
+function jsonFields(fields: LogFields): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(fields)) {
+    out[key] = value instanceof Error ? value.message : value;
+  }
+  return out;
+}

@@ -1,0 +1,70 @@
+import type { DestinationLine, ImageGroup, RowStatus } from "../../plan/index.js";
+import { abbreviatedList, plural, positionText, shortDigest } from "../format.js";
+
+/**
+ * The plan or result as GitHub-flavoured markdown, for a pull-request comment or a CI job
+ * summary: a totals table, then one table row per distinct action. Problems come first.
+ */
+
+const LABEL: Record<RowStatus, string> = {
+  copy: "copy",
+  copied: "copied",
+  "add-tag": "add tag",
+  tagged: "tagged",
+  unchanged: "unchanged",
+  "refused-tag-move": ":x: refused tag move",
+  "missing-source": ":x: missing in source",
+  "refused-conflict": ":x: conflicting claims",
+  unreadable: ":x: cannot read registry",
+  failed: ":x: failed",
+};
+
+function cell(text: string): string {
+  return text.replace(/\|/g, "\\|").replace(/\n/g, " ");
+}
+
+export function planMarkdown(
+  groups: readonly ImageGroup[],
+  options: { cwd: string; title: string; totals: readonly [string, number][] },
+): string {
+  const out: string[] = [`### ${options.title}`, ""];
+  out.push("| | edges |", "|---|---:|");
+  for (const [label, count] of options.totals)
+    out.push(`| ${cell(label)} | ${count.toLocaleString("en-US")} |`);
+  out.push("");
+  const rows: { problem: boolean; text: string }[] = [];
+  let quiet = 0;
+  for (const group of groups) {
+    let listed = false;
+    for (const digest of group.digests) {
+      for (const line of digest.lines) {
+        listed = true;
+        rows.push({
+          problem: line.kind === "problem",
+          text: rowText(group, digest.digest, line, options.cwd),
+        });
+      }
+    }
+    if (!listed) quiet += 1;
+  }
+  if (rows.length > 0) {
+    out.push("| image | digest | tags | action | destinations |", "|---|---|---|---|---|");
+    for (const row of [...rows.filter((r) => r.problem), ...rows.filter((r) => !r.problem)])
+      out.push(row.text);
+    out.push("");
+  } else {
+    out.push("Nothing to do: every edge is already promoted.", "");
+  }
+  if (quiet > 0) out.push(`${plural(quiet, "image")} already promoted everywhere, not listed.`, "");
+  return out.join("\n");
+}
+
+function rowText(group: ImageGroup, digest: string, line: DestinationLine, cwd: string): string {
+  const digestText = line.kind === "problem" ? digest : shortDigest(digest);
+  let action = LABEL[line.status];
+  if (line.detail) action += `: ${line.detail}`;
+  if (line.position) action += ` (\`${positionText(cwd, line.position)}\`)`;
+  const tags = line.tags.length > 0 ? line.tags.map((tag) => `\`${tag}\``).join(", ") : "(no tag)";
+  const destinations = `${line.destinations.length}: ${abbreviatedList(line.destinations)}`;
+  return `| \`${cell(group.image)}\` | \`${digestText}\` | ${cell(tags)} | ${cell(action)} | ${cell(destinations)} |`;
+}

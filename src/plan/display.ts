@@ -1,0 +1,221 @@
+import type { SourcePosition } from "../manifest/index.js";
+import type { Digest, Tag } from "../reference/index.js";
+import type { EdgeDecisionKind, PlannedEdge } from "./decide.js";
+import { RepositoryKeys } from "./decide.js";
+import type { PromotionEdge } from "./edge.js";
+import type { EdgeOutcome, EdgeOutcomeKind } from "./outcome.js";
+
+/**
+ * Grouping edges for people: by image, then digest, then one line per distinct action with the
+ * destinations that share it. A project that promotes to 22 mirrors reads as one line per action,
+ * not 22 identical ones. Pure; the CLI renders the groups as text or markdown.
+ */
+
+/** A planned decision (dry run) or what happened (after --confirm). */
+export type RowStatus = EdgeDecisionKind | EdgeOutcomeKind;
+
+export interface DisplayRow {
+  readonly edge: PromotionEdge;
+  readonly status: RowStatus;
+  /** For problems: the reason (current digest of a moved tag, an error message). */
+  readonly detail?: string;
+}
+
+export type LineKind = "copy" | "tag" | "problem";
+
+export interface DestinationLine {
+  readonly kind: LineKind;
+  readonly status: RowStatus;
+  /** Tags this line applies (copy, tag) or concerns (problem); empty for a tagless digest. */
+  readonly tags: readonly Tag[];
+  readonly detail?: string;
+  /** Where the manifest asks for it (problems point people at the line to fix). */
+  readonly position?: SourcePosition;
+  /** Destination registry names as written in the manifest, sorted. */
+  readonly destinations: readonly string[];
+}
+
+export interface DigestGroup {
+  readonly digest: Digest;
+  /** Every tag the manifests want for this digest, sorted. */
+  readonly tags: readonly Tag[];
+  readonly lines: readonly DestinationLine[];
+  /** Edges with nothing to do (already promoted). */
+  readonly unchanged: number;
+}
+
+export interface ImageGroup {
+  readonly project: string;
+  readonly image: string;
+  /** The source repository, `host/path` or `oci:DIR/path`. */
+  readonly source: string;
+  readonly digests: readonly DigestGroup[];
+  readonly edges: number;
+  readonly unchanged: number;
+}
+
+const PROBLEM_STATUSES: ReadonlySet<RowStatus> = new Set([
+  "refused-tag-move",
+  "missing-source",
+  "refused-conflict",
+  "unreadable",
+  "failed",
+]);
+
+export function isProblemStatus(status: RowStatus): boolean {
+  return PROBLEM_STATUSES.has(status);
+}
+
+function lineKindOf(status: RowStatus): LineKind | undefined {
+  if (status === "copy" || status === "copied") return "copy";
+  if (status === "add-tag" || status === "tagged") return "tag";
+  if (PROBLEM_STATUSES.has(status)) return "problem";
+  return undefined;
+}
+
+/** Rows for a dry run: the decisions. */
+export function rowsFromPlan(edges: readonly PlannedEdge[]): DisplayRow[] {
+  return edges.map(({ edge, decision }) => {
+    switch (decision.kind) {
+      case "refused-tag-move":
+        return { edge, status: decision.kind, detail: `points at ${decision.current}` };
+      case "refused-conflict":
+        return {
+          edge,
+          status: decision.kind,
+          detail: `claimed for ${new Set(decision.conflict.claims.map((claim) => claim.digest)).size} different digests`,
+        };
+      case "unreadable":
+        return { edge, status: decision.kind, detail: `${decision.side}: ${decision.message}` };
+      default:
+        return { edge, status: decision.kind };
+    }
+  });
+}
+
+/** Rows for a run that wrote: the outcomes. */
+export function rowsFromOutcomes(outcomes: readonly EdgeOutcome[]): DisplayRow[] {
+  return outcomes.map(({ edge, decision, outcome, error }) => {
+    if (outcome === "refused-tag-move" && decision.kind === "refused-tag-move") {
+      return { edge, status: outcome, detail: `points at ${decision.current}` };
+    }
+    if (error) return { edge, status: outcome, detail: error.message };
+    return { edge, status: outcome };
+  });
+}
+
+interface DestinationRows {
+  readonly name: string;
+  readonly rows: DisplayRow[];
+}
+
+export function groupForDisplay(rows: Iterable<DisplayRow>, keys = new RepositoryKeys()): ImageGroup[] {
+  // project|image -> digest -> destination key -> rows
+  const images = new Map<
+    string,
+    { project: string; image: string; source: string; digests: Map<Digest, Map<string, DestinationRows>> }
+  >();
+  for (const row of rows) {
+    const { edge } = row;
+    const imageKey = `${edge.project}\u0000${edge.image}`;
+    let image = images.get(imageKey);
+    if (!image) {
+      image = { project: edge.project, image: edge.image, source: keys.of(edge.source), digests: new Map() };
+      images.set(imageKey, image);
+    }
+    let byDestination = image.digests.get(edge.digest);
+    if (!byDestination) {
+      byDestination = new Map();
+      image.digests.set(edge.digest, byDestination);
+    }
+    const destinationKey = keys.of(edge.destination);
+    let destination = byDestination.get(destinationKey);
+    if (!destination) {
+      destination = { name: edge.destinationRegistry.name, rows: [] };
+      byDestination.set(destinationKey, destination);
+    }
+    destination.rows.push(row);
+  }
+
+  const groups: ImageGroup[] = [];
+  for (const image of images.values()) {
+    const digests: DigestGroup[] = [];
+    let edges = 0;
+    let unchanged = 0;
+    for (const [digest, byDestination] of image.digests) {
+      const lines = new Map<
+        string,
+        { line: Omit<DestinationLine, "destinations">; destinations: string[] }
+      >();
+      const tags = new Set<Tag>();
+      let digestUnchanged = 0;
+      for (const destination of byDestination.values()) {
+        for (const line of linesOfDestination(destination.rows)) {
+          const key = `${line.kind}|${line.status}|${line.tags.join(",")}|${line.detail ?? ""}`;
+          const existing = lines.get(key);
+          if (existing) existing.destinations.push(destination.name);
+          else lines.set(key, { line, destinations: [destination.name] });
+        }
+        for (const row of destination.rows) {
+          edges += 1;
+          if (row.edge.tag !== undefined) tags.add(row.edge.tag);
+          if (row.status === "unchanged") digestUnchanged += 1;
+        }
+      }
+      unchanged += digestUnchanged;
+      digests.push({
+        digest,
+        tags: [...tags].sort(),
+        lines: [...lines.values()]
+          .map(({ line, destinations }) => ({ ...line, destinations: destinations.sort() }))
+          .sort(compareLines),
+        unchanged: digestUnchanged,
+      });
+    }
+    groups.push({
+      project: image.project,
+      image: image.image,
+      source: image.source,
+      digests: digests.sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0)),
+      edges,
+      unchanged,
+    });
+  }
+  return groups.sort((a, b) => a.image.localeCompare(b.image) || a.project.localeCompare(b.project));
+}
+
+const KIND_ORDER: Record<LineKind, number> = { problem: 0, copy: 1, tag: 2 };
+
+function compareLines(a: DestinationLine, b: DestinationLine): number {
+  return (
+    KIND_ORDER[a.kind] - KIND_ORDER[b.kind] ||
+    a.status.localeCompare(b.status) ||
+    a.tags.join().localeCompare(b.tags.join())
+  );
+}
+
+/** The lines one destination contributes for one digest: its copy, its added tags, its problems. */
+function linesOfDestination(rows: readonly DisplayRow[]): Omit<DestinationLine, "destinations">[] {
+  const byKey = new Map<
+    string,
+    { kind: LineKind; status: RowStatus; tags: Tag[]; detail?: string; position?: SourcePosition }
+  >();
+  for (const row of rows) {
+    const kind = lineKindOf(row.status);
+    if (!kind) continue;
+    const key = `${kind}|${row.status}|${row.detail ?? ""}`;
+    let line = byKey.get(key);
+    if (!line) {
+      line = {
+        kind,
+        status: row.status,
+        tags: [],
+        ...(row.detail === undefined ? {} : { detail: row.detail }),
+        ...(kind === "problem" ? { position: row.edge.position } : {}),
+      };
+      byKey.set(key, line);
+    }
+    if (row.edge.tag !== undefined) line.tags.push(row.edge.tag);
+  }
+  return [...byKey.values()].map((line) => ({ ...line, tags: [...new Set(line.tags)].sort() }));
+}

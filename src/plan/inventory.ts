@@ -1,0 +1,33 @@
+import type { Digest, Tag } from "../reference/index.js";
+
+/**
+ * What was observed in one repository: where the wanted tags point and which wanted digests are
+ * present. Only what the plan needs is asked for (see promote/inventory.ts); a tag absent from
+ * `tags` was looked for and not found.
+ */
+export interface RepositoryObservation {
+  readonly kind: "observed";
+  readonly tags: ReadonlyMap<Tag, Digest>;
+  readonly digests: ReadonlySet<Digest>;
+}
+
+/** The repository could not be read (the registry failed or refused); its edges fail. */
+export interface RepositoryReadFailure {
+  readonly kind: "unreadable";
+  readonly code: string;
+  readonly message: string;
+}
+
+export type RepositoryState = RepositoryObservation | RepositoryReadFailure;
+
+/**
+ * Observed state keyed by repository display name (`formatRepositoryLocation`). Sources and
+ * destinations share the map: a repository is the same whichever side asks.
+ */
+export type Inventory = ReadonlyMap<string, RepositoryState>;
+
+/** What to observe in one repository: the tags and digests its edges mention. */
+export interface RepositoryQuestion {
+  readonly tags: Set<Tag>;
+  readonly digests: Set<Digest>;
+}

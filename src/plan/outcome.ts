@@ -1,0 +1,67 @@
+import type { EdgeDecision } from "./decide.js";
+import type { PromotionEdge } from "./edge.js";
+
+/**
+ * What happened to an edge in a run that wrote (`--confirm`). The names are part of the CLI
+ * contract (the JSON report's `outcome`): copied, tagged, unchanged, refused-tag-move,
+ * missing-source, failed.
+ */
+export type EdgeOutcomeKind =
+  "copied" | "tagged" | "unchanged" | "refused-tag-move" | "missing-source" | "failed";
+
+export const EDGE_OUTCOME_KINDS: readonly EdgeOutcomeKind[] = [
+  "copied",
+  "tagged",
+  "unchanged",
+  "refused-tag-move",
+  "missing-source",
+  "failed",
+];
+
+export interface EdgeError {
+  readonly code: string;
+  readonly message: string;
+  readonly side?: "source" | "destination";
+}
+
+export interface EdgeOutcome {
+  readonly edge: PromotionEdge;
+  readonly decision: EdgeDecision;
+  readonly outcome: EdgeOutcomeKind;
+  readonly error?: EdgeError;
+}
+
+/** The outcome a decision has without any write (everything but copy and add-tag). */
+export function outcomeWithoutWrite(
+  decision: EdgeDecision,
+): { outcome: EdgeOutcomeKind; error?: EdgeError } | undefined {
+  switch (decision.kind) {
+    case "unchanged":
+      return { outcome: "unchanged" };
+    case "refused-tag-move":
+      return { outcome: "refused-tag-move" };
+    case "missing-source":
+      return { outcome: "missing-source" };
+    case "refused-conflict":
+      return {
+        outcome: "failed",
+        error: {
+          code: "tag-conflict",
+          message: `tag ${decision.conflict.tag} is claimed for ${new Set(decision.conflict.claims.map((c) => c.digest)).size} different digests`,
+        },
+      };
+    case "unreadable":
+      return {
+        outcome: "failed",
+        error: { code: decision.code, message: decision.message, side: decision.side },
+      };
+    case "copy":
+    case "add-tag":
+      return undefined;
+  }
+}
+
+/** Outcomes that make the run exit 1. */
+export function isFailureOutcome(outcome: EdgeOutcomeKind): boolean {
+  return outcome === "refused-tag-move" || outcome === "missing-source" || outcome === "failed";
+}

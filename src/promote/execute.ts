@@ -1,0 +1,108 @@
+import { copyGraphs, type CopyEvent, type CopyOutcome, type CopyTask } from "../copy/index.js";
+import type { Logger } from "../log.js";
+import {
+  outcomeWithoutWrite,
+  RepositoryKeys,
+  type EdgeOutcome,
+  type PlannedEdge,
+  type PromotionPlan,
+} from "../plan/index.js";
+import type { Digest } from "../reference/index.js";
+import type { StoreProvider } from "../registry/index.js";
+
+export interface ExecuteOptions {
+  readonly provider: StoreProvider;
+  readonly signal?: AbortSignal;
+  readonly logger?: Logger;
+  readonly concurrency?: number;
+  readonly onEvent?: (event: CopyEvent) => void;
+}
+
+export interface ExecutionResult {
+  readonly outcomes: readonly EdgeOutcome[];
+  readonly copies: readonly CopyOutcome[];
+}
+
+const TAG_NOT_WRITTEN = { code: "tag-not-written", message: "the copy engine did not write this tag" };
+
+function copyKey(sourceKey: string, digest: Digest, destinationKey: string): string {
+  return `${sourceKey}\u0000${digest}\u0000${destinationKey}`;
+}
+
+/**
+ * Carries out a plan: every planned copy goes to the copy engine (content first, tags last), and
+ * each edge gets its outcome from the engine's result for its (source, digest, destination).
+ */
+export async function executePlan(plan: PromotionPlan, options: ExecuteOptions): Promise<ExecutionResult> {
+  const tasks: CopyTask[] = plan.copies.map((copy) => ({
+    id: `${copy.sourceKey}@${copy.digest}`,
+    source: options.provider.repository(copy.source, "source"),
+    digest: copy.digest,
+    destinations: copy.destinations.map((destination) => ({
+      store: options.provider.repository(destination.location, "destination"),
+      tags: destination.tags,
+    })),
+  }));
+  const copies = await copyGraphs(tasks, {
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.logger ? { logger: options.logger } : {}),
+    ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
+    ...(options.onEvent ? { onEvent: options.onEvent } : {}),
+  });
+
+  const copyByTaskId = new Map(tasks.map((task, index) => [task.id, plan.copies[index]]));
+  const byKey = new Map<string, CopyOutcome>();
+  for (const outcome of copies) {
+    const copy = copyByTaskId.get(outcome.taskId);
+    const destination = copy?.destinations[outcome.destinationIndex];
+    if (copy && destination) byKey.set(copyKey(copy.sourceKey, copy.digest, destination.key), outcome);
+  }
+  const keys = new RepositoryKeys();
+  const outcomes = plan.edges.map((planned) => edgeOutcome(planned, byKey, keys));
+  return { outcomes, copies };
+}
+
+function edgeOutcome(
+  planned: PlannedEdge,
+  copies: ReadonlyMap<string, CopyOutcome>,
+  keys: RepositoryKeys,
+): EdgeOutcome {
+  const { edge, decision } = planned;
+  const settled = outcomeWithoutWrite(decision);
+  if (settled) return { edge, decision, ...settled };
+  const copy = copies.get(copyKey(keys.of(edge.source), edge.digest, keys.of(edge.destination)));
+  if (!copy) {
+    return {
+      edge,
+      decision,
+      outcome: "failed",
+      error: { code: "not-run", message: "the copy for this edge did not run" },
+    };
+  }
+  switch (copy.status) {
+    case "copied":
+      if (edge.tag === undefined || copy.tagsWritten.includes(edge.tag))
+        return { edge, decision, outcome: "copied" };
+      return { edge, decision, outcome: "failed", error: TAG_NOT_WRITTEN };
+    case "tagged":
+    case "unchanged":
+      // The content was already there (or arrived meanwhile): a tag edge is written by this run.
+      if (edge.tag === undefined) return { edge, decision, outcome: "unchanged" };
+      if (copy.tagsWritten.includes(edge.tag)) return { edge, decision, outcome: "tagged" };
+      return { edge, decision, outcome: "failed", error: TAG_NOT_WRITTEN };
+    case "failed":
+    case "aborted": {
+      const error = copy.error;
+      return {
+        edge,
+        decision,
+        outcome: "failed",
+        error: {
+          code: error?.code ?? copy.status,
+          message: error?.message ?? `copy ${copy.status}`,
+          ...(error && "side" in error ? { side: error.side } : {}),
+        },
+      };
+    }
+  }
+}
