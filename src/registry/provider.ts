@@ -78,6 +78,8 @@ export interface StoreProviderOptions {
   readonly hostAddresses?: Readonly<Record<string, string>>;
   /** Upload blobs in PATCH chunks of this many bytes (default: one PUT unless the registry asks for chunks). */
   readonly uploadChunkBytes?: number;
+  /** Page size (`n`) asked for in tag and catalog listings. Default 1000. */
+  readonly listingPageSize?: number;
   readonly userAgent?: string;
 }
 
@@ -176,7 +178,15 @@ export function createStoreProvider(options: StoreProviderOptions = {}): Registr
     const key = host.toLowerCase();
     let endpoint = endpoints.get(key);
     if (!endpoint) {
-      endpoint = new RegistryEndpoint(host, policy.schemeFor(host), transport, redactor, logger, upload);
+      endpoint = new RegistryEndpoint(
+        host,
+        policy.schemeFor(host),
+        transport,
+        redactor,
+        logger,
+        upload,
+        options.listingPageSize,
+      );
       endpoints.set(key, endpoint);
     }
     return endpoint;

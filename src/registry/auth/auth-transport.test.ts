@@ -5,6 +5,7 @@ import {
   bearerChallenge,
   createMemoryRegistry,
   memoryRegistryRoutes,
+  selfSignedCertificate,
   sendError,
   sendJson,
   type ScriptedRequest,
@@ -14,6 +15,10 @@ import { parseDigest, parseRepositoryPath, parseTag, type RegistryHost } from ".
 import type { Credential, CredentialSource } from "../credentials/types.js";
 import { RegistryError } from "../errors.js";
 import { createStoreProvider, type StoreProviderOptions } from "../provider.js";
+import { Redactor } from "../redact.js";
+import { SecurityPolicy } from "../transport/security-policy.js";
+import { UndiciTransport } from "../transport/undici-transport.js";
+import { AuthTransport } from "./auth-transport.js";
 
 const SECRET = "s3cr3t-Pa55word-that-must-never-leak";
 const TOKEN_PREFIX = "tok-";
@@ -231,5 +236,268 @@ describe("bearer token flow against a scripted registry", () => {
     const everything = JSON.stringify([String(error), (error as Error).stack, logger.lines]);
     expect(everything).not.toContain(wrong);
     expect(everything).not.toContain(Buffer.from(`alice:${wrong}`).toString("base64"));
+  });
+});
+
+describe("other auth schemes and refreshed tokens", () => {
+  const servers: ScriptedRegistry[] = [];
+  afterEach(async () => {
+    await Promise.all(servers.splice(0).map((server) => server.stop()));
+  });
+
+  async function start(count: number): Promise<ScriptedRegistry[]> {
+    const started = await Promise.all(Array.from({ length: count }, () => ScriptedRegistry.start()));
+    servers.push(...started);
+    return started;
+  }
+
+  it("answers a Basic challenge and then authorises up front", async () => {
+    const [registry] = await start(1);
+    const expected = `Basic ${Buffer.from(`alice:${SECRET}`).toString("base64")}`;
+    registry!.on("GET", "/v2/app/tags/list", (request, response) => {
+      if (request.headers.authorization !== expected) {
+        sendError(response, 401, "UNAUTHORIZED", "login", { "www-authenticate": 'Basic realm="Registry"' });
+      } else {
+        sendJson(response, 200, { name: "app", tags: ["v1"] });
+      }
+    });
+    const provider = createStoreProvider({
+      credentialSources: [
+        staticCredentials({
+          [registry!.host]: { kind: "basic", username: "alice", password: SECRET, source: "t" },
+        }),
+      ],
+    });
+    const store = provider.repository(
+      { kind: "remote", host: registry!.host as RegistryHost, repository: parseRepositoryPath("app") },
+      "source",
+    );
+    expect(await store.listTags()).toEqual(["v1"]);
+    expect(await store.listTags()).toEqual(["v1"]);
+    expect(registry!.requests.map((request) => request.headers.authorization ?? "none")).toEqual([
+      "none",
+      expected,
+      expected,
+    ]);
+    await provider.close();
+  });
+
+  it("exchanges an identity token with an OAuth2 refresh-token POST, keeping the rotated refresh token", async () => {
+    const [registry, authServer] = await start(2);
+    const posts: URLSearchParams[] = [];
+    let issued = 0;
+    authServer!.on("POST", "/oauth", (request, response) => {
+      const form = new URLSearchParams(request.body.toString());
+      posts.push(form);
+      issued += 1;
+      sendJson(response, 200, {
+        access_token: `access-${issued}`,
+        refresh_token: `refresh-${issued}`,
+        expires_in: 60,
+      });
+    });
+    registry!.on("GET", "/v2/app/tags/list", (request, response) => {
+      if (!request.headers.authorization?.startsWith("Bearer access-")) {
+        sendError(response, 401, "UNAUTHORIZED", "token", {
+          "www-authenticate": bearerChallenge(`${authServer!.url}/oauth`, "svc"),
+        });
+      } else {
+        sendJson(response, 200, { name: "app", tags: [] });
+      }
+    });
+    const clock = new FakeClock();
+    const provider = createStoreProvider({
+      clock,
+      credentialSources: [
+        staticCredentials({
+          [registry!.host]: {
+            kind: "identity-token",
+            username: "<token>",
+            identityToken: "refresh-0",
+            source: "t",
+          },
+        }),
+      ],
+    });
+    const store = provider.repository(
+      { kind: "remote", host: registry!.host as RegistryHost, repository: parseRepositoryPath("app") },
+      "source",
+    );
+    await store.listTags();
+    clock.advance(120_000);
+    await store.listTags();
+    expect(posts.map((form) => Object.fromEntries(form))).toEqual([
+      {
+        grant_type: "refresh_token",
+        client_id: "image-promoter",
+        refresh_token: "refresh-0",
+        service: "svc",
+        scope: "repository:app:pull",
+      },
+      {
+        grant_type: "refresh_token",
+        client_id: "image-promoter",
+        refresh_token: "refresh-1",
+        service: "svc",
+        scope: "repository:app:pull",
+      },
+    ]);
+    await provider.close();
+  });
+
+  it("retries once with a fresh token when the registry refuses a cached one", async () => {
+    const [registry, authServer] = await start(2);
+    let issued = 0;
+    let revokedBelow = 0;
+    authServer!.on("GET", "/token", (_request, response) => {
+      issued += 1;
+      sendJson(response, 200, { token: `t${issued}`, expires_in: 300 });
+    });
+    registry!.on("GET", "/v2/app/tags/list", (request, response) => {
+      const number = Number(/^Bearer t(\d+)$/.exec(request.headers.authorization ?? "")?.[1] ?? 0);
+      if (number === 0 || number <= revokedBelow) {
+        sendError(response, 401, "UNAUTHORIZED", "token", {
+          "www-authenticate": bearerChallenge(`${authServer!.url}/token`, "svc"),
+        });
+      } else {
+        sendJson(response, 200, { name: "app", tags: [] });
+      }
+    });
+    const provider = createStoreProvider({ credentialSources: [], clock: new FakeClock() });
+    const store = provider.repository(
+      { kind: "remote", host: registry!.host as RegistryHost, repository: parseRepositoryPath("app") },
+      "source",
+    );
+    await store.listTags();
+    revokedBelow = 1;
+    await store.listTags();
+    expect(issued).toBe(2);
+    expect(registry!.requests.map((request) => request.headers.authorization ?? "none")).toEqual([
+      "none",
+      "Bearer t1",
+      "Bearer t1",
+      "Bearer t2",
+    ]);
+    // Refused again after the fresh token: an error, not a loop.
+    revokedBelow = 100;
+    const error = await store.listTags().catch((caught: unknown) => caught);
+    expect((error as RegistryError).code).toBe("registry-auth");
+    expect(registry!.requests).toHaveLength(6);
+    await provider.close();
+  });
+});
+
+describe("token realm policy", () => {
+  const servers: ScriptedRegistry[] = [];
+  afterEach(async () => {
+    await Promise.all(servers.splice(0).map((server) => server.stop()));
+  });
+
+  /**
+   * A registry named `registry.test` (reached on 127.0.0.1 through a pinned address, over plain
+   * HTTP because it is named insecure) whose name resolves, for the address check, to a public
+   * address: it is "not internal", so a realm on 127.0.0.1 or 169.254.169.254 must be refused.
+   */
+  async function setUp(realm: (authServer: ScriptedRegistry) => string) {
+    const registry = await ScriptedRegistry.start();
+    const authServer = await ScriptedRegistry.start();
+    servers.push(registry, authServer);
+    authServer.on("GET", "/token", (_request, response) => {
+      sendJson(response, 200, { token: "leaked?" });
+    });
+    registry.on("GET", /.*/, (_request, response) => {
+      sendError(response, 401, "UNAUTHORIZED", "token", {
+        "www-authenticate": bearerChallenge(realm(authServer), "svc"),
+      });
+    });
+    const network = new UndiciTransport({
+      policy: new SecurityPolicy([`registry.test:${registry.port}`]),
+      hostAddresses: new Map([["registry.test", "127.0.0.1"]]),
+    });
+    const transport = new AuthTransport(network, {
+      credentials: {
+        lookup: () => Promise.resolve({ kind: "basic", username: "alice", password: SECRET, source: "t" }),
+        places: () => [],
+      },
+      policy: new SecurityPolicy([`registry.test:${registry.port}`]),
+      resolveHost: (hostname) =>
+        Promise.resolve(
+          hostname === "registry.test"
+            ? ["203.0.113.10"]
+            : hostname === "metadata.test"
+              ? ["169.254.169.254"]
+              : [hostname],
+        ),
+      clock: new FakeClock(),
+      logger: new MemoryLogger(),
+      redactor: new Redactor(),
+    });
+    const origin = `http://registry.test:${registry.port}`;
+    const send = () =>
+      transport.send({
+        method: "GET",
+        url: new URL("/v2/app/tags/list", origin),
+        context: { operation: "list tags", registry: "registry.test" },
+        auth: {
+          registry: `registry.test:${registry.port}` as RegistryHost,
+          origin,
+          scopes: ["repository:app:pull"],
+        },
+      });
+    return { authServer, send, network };
+  }
+
+  it("refuses a realm on a loopback or link-local address while the registry is public", async () => {
+    for (const realm of [
+      (auth: ScriptedRegistry) => `${auth.url}/token`,
+      () => "https://metadata.test/computeMetadata/v1/token",
+    ]) {
+      const { authServer, send, network } = await setUp(realm);
+      const error = await send().catch((caught: unknown) => caught);
+      expect((error as RegistryError).code).toBe("registry-insecure");
+      expect((error as RegistryError).message).toContain("loopback, private or link-local");
+      expect(authServer.requests).toHaveLength(0);
+      await network.close();
+    }
+  });
+});
+
+describe("token realm of an https registry", () => {
+  it("must be https", async () => {
+    const tls = await selfSignedCertificate(["registry.test"]);
+    const registry = await ScriptedRegistry.start({ tls });
+    const authServer = await ScriptedRegistry.start();
+    authServer.on("GET", "/token", (_request, response) => {
+      sendJson(response, 200, { token: "t" });
+    });
+    registry.on("GET", /.*/, (_request, response) => {
+      sendError(response, 401, "UNAUTHORIZED", "token", {
+        "www-authenticate": bearerChallenge(`${authServer.url}/token`, "svc"),
+      });
+    });
+    const provider = createStoreProvider({
+      caCertificates: tls.cert,
+      hostAddresses: { "registry.test": "127.0.0.1" },
+      credentialSources: [],
+    });
+    try {
+      const store = provider.repository(
+        {
+          kind: "remote",
+          host: `registry.test:${registry.port}` as RegistryHost,
+          repository: parseRepositoryPath("app"),
+        },
+        "source",
+      );
+      const error = await store.listTags().catch((caught: unknown) => caught);
+      expect((error as RegistryError).code).toBe("registry-insecure");
+      expect((error as RegistryError).message).toContain("must use an https token realm");
+      expect(registry.requests).toHaveLength(1);
+      expect(authServer.requests).toHaveLength(0);
+    } finally {
+      await provider.close();
+      await registry.stop();
+      await authServer.stop();
+    }
   });
 });

@@ -145,16 +145,38 @@ export async function mountBlob(
   options: CallOptions = {},
 ): Promise<boolean> {
   const pending = client.endpoint.pendingUploads;
-  const { request, response } = await client.send(
-    "mount blob",
-    {
-      method: "POST",
-      url: client.endpoint.url(client.path("blobs/uploads/"), { mount: descriptor.digest, from }),
-      scopes: [pushScope(client.repository), pullScope(from)],
-      idempotent: true,
-    },
-    options,
-  );
+  const pair = `${from} -> ${client.repository}`;
+  if (client.endpoint.refusedMounts.has(pair)) return false;
+  let sent;
+  try {
+    sent = await client.send(
+      "mount blob",
+      {
+        method: "POST",
+        url: client.endpoint.url(client.path("blobs/uploads/"), { mount: descriptor.digest, from }),
+        scopes: [pushScope(client.repository), pullScope(from)],
+        idempotent: true,
+      },
+      options,
+    );
+  } catch (error) {
+    // Distribution answers 401 (not 202) when the token does not grant pull on `from`: the
+    // mount is refused, but an upload with push on this repository alone may still work.
+    if (
+      error instanceof RegistryError &&
+      (error.code === "registry-auth" || error.code === "registry-denied")
+    ) {
+      refuseMounts(client, pair, error.code);
+      return false;
+    }
+    throw error;
+  }
+  const { request, response } = sent;
+  if (response.status === 403) {
+    await response.discard();
+    refuseMounts(client, pair, "registry-denied");
+    return false;
+  }
   if (response.status === 201) {
     await response.discard();
     return true;
@@ -170,6 +192,14 @@ export async function mountBlob(
     return false;
   }
   throw await client.fail(response, request, `cannot mount blob ${descriptor.digest} from ${from}`);
+}
+
+/** Remembers that mounts from one repository into another are not allowed, to stop asking. */
+function refuseMounts(client: RepositoryClient, pair: string, why: string): void {
+  client.endpoint.refusedMounts.add(pair);
+  client.endpoint.logger.log("debug", `mounts ${pair} refused (${why}); uploading instead`, {
+    registry: client.endpoint.host,
+  });
 }
 
 /** Yields `content`, failing when it is longer or shorter than `size`. */

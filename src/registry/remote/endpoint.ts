@@ -1,4 +1,5 @@
 import type { Logger } from "../../log.js";
+import { LISTING_PAGE_SIZE } from "../limits.js";
 import type { RegistryHost } from "../../reference/index.js";
 import type { Redactor } from "../redact.js";
 import type { Transport } from "../transport/types.js";
@@ -28,6 +29,8 @@ export class RegistryEndpoint {
   referrersApi: boolean | undefined;
   /** Upload sessions opened by declined mounts (see blob-upload.ts). */
   readonly pendingUploads = new PendingSessions();
+  /** `from -> to` repository pairs whose mounts the registry refused (no pull on `from`). */
+  readonly refusedMounts = new Set<string>();
   /** Serialises read-modify-write updates of referrers fallback tags (per repository and tag). */
   private readonly tagLocks = new Map<string, Promise<void>>();
 
@@ -38,6 +41,8 @@ export class RegistryEndpoint {
     readonly redactor: Redactor,
     readonly logger: Logger,
     readonly upload: UploadSettings,
+    /** `n` asked for in tag and catalog listings. */
+    readonly listingPageSize: number = LISTING_PAGE_SIZE,
   ) {
     this.apiHost = host.toLowerCase() === "docker.io" ? DOCKER_HUB_API_HOST : host;
     this.origin = `${scheme}://${this.apiHost}`;

@@ -1,5 +1,5 @@
 import { isRepositoryPath, isTag, type RepositoryPath, type Tag } from "../../reference/index.js";
-import { LISTING_PAGE_SIZE, MAX_LISTING_BYTES, MAX_LISTING_PAGES } from "../limits.js";
+import { MAX_LISTING_BYTES, MAX_LISTING_PAGES } from "../limits.js";
 import type { CallOptions } from "../store.js";
 import { requestError } from "../transport/request-error.js";
 import type { HttpRequest, HttpResponse, RequestContext } from "../transport/types.js";
@@ -109,7 +109,7 @@ async function collectPages(
 export async function listTags(client: RepositoryClient, options: CallOptions = {}): Promise<Tag[]> {
   const request = client.request("list tags", {
     method: "GET",
-    url: client.endpoint.url(client.path("tags/list"), { n: String(LISTING_PAGE_SIZE) }),
+    url: client.endpoint.url(client.path("tags/list"), { n: String(client.endpoint.listingPageSize) }),
     scopes: [pullScope(client.repository)],
   });
   const entries = await collectPages(
@@ -146,7 +146,7 @@ export async function listCatalog(
       auth: { registry: endpoint.host, origin: endpoint.origin, scopes: [CATALOG_SCOPE] },
       fail,
     },
-    endpoint.url("/v2/_catalog", { n: String(LISTING_PAGE_SIZE) }),
+    endpoint.url("/v2/_catalog", { n: String(endpoint.listingPageSize) }),
     "repositories",
     false,
     options,
