@@ -1,0 +1,100 @@
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import { MemoryLogger } from "../log.js";
+import { alertWebhookProblem, escapeSlackText, WebhookAlertSink } from "./alert.js";
+
+/** A local webhook receiver answering with the scripted statuses, then 200. */
+async function receiver(statuses: number[]): Promise<{ url: string; bodies: unknown[]; server: Server }> {
+  const bodies: unknown[] = [];
+  const server = createServer((request, response) => {
+    let text = "";
+    request.on("data", (chunk: Buffer) => (text += chunk.toString()));
+    request.on("end", () => {
+      bodies.push(JSON.parse(text));
+      const status = statuses.shift() ?? 200;
+      response.writeHead(status, status === 429 ? { "retry-after": "0" } : {});
+      response.end(status === 200 ? "ok" : "no");
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}/services/T000/B000/secret-part`, bodies, server };
+}
+
+function deliver(sink: WebhookAlertSink, text: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    sink.send(text, resolve);
+  });
+}
+
+describe("webhook alerts", () => {
+  const servers: Server[] = [];
+  afterEach(() => {
+    for (const server of servers.splice(0)) server.close();
+  });
+
+  it("posts Slack-compatible JSON and retries 5xx and 429 with backoff", async () => {
+    const target = await receiver([503, 429, 200]);
+    servers.push(target.server);
+    const logger = new MemoryLogger();
+    const sink = new WebhookAlertSink({ url: target.url, logger, baseDelayMs: 5 });
+    expect(await deliver(sink, "violation <one> & more")).toBe(true);
+    expect(target.bodies).toEqual([
+      { text: "violation <one> & more" },
+      { text: "violation <one> & more" },
+      { text: "violation <one> & more" },
+    ]);
+    const retries = logger.lines.filter((line) => line.message.includes("retrying"));
+    expect(retries).toHaveLength(2);
+    // The webhook URL is the credential: only its origin is ever logged.
+    expect(JSON.stringify(logger.lines)).not.toContain("secret-part");
+  });
+
+  it("gives up after the attempts, and at once on a client error", async () => {
+    const failing = await receiver([500, 500, 500]);
+    servers.push(failing.server);
+    const sink = new WebhookAlertSink({
+      url: failing.url,
+      logger: new MemoryLogger(),
+      attempts: 3,
+      baseDelayMs: 5,
+    });
+    expect(await deliver(sink, "a")).toBe(false);
+    expect(failing.bodies).toHaveLength(3);
+    const refusing = await receiver([400]);
+    servers.push(refusing.server);
+    const refused = new WebhookAlertSink({ url: refusing.url, logger: new MemoryLogger(), baseDelayMs: 5 });
+    expect(await deliver(refused, "b")).toBe(false);
+    expect(refusing.bodies).toHaveLength(1);
+  });
+
+  it("keeps order, and reports queued alerts as undelivered when closed", async () => {
+    const target = await receiver([]);
+    servers.push(target.server);
+    const sink = new WebhookAlertSink({ url: target.url, logger: new MemoryLogger() });
+    const results = await Promise.all(["1", "2", "3"].map((text) => deliver(sink, text)));
+    expect(results).toEqual([true, true, true]);
+    expect(target.bodies).toEqual([{ text: "1" }, { text: "2" }, { text: "3" }]);
+    sink.close();
+    expect(await deliver(sink, "late")).toBe(false);
+  });
+
+  it("fails when nothing listens", async () => {
+    const sink = new WebhookAlertSink({
+      url: "http://127.0.0.1:1/hook",
+      logger: new MemoryLogger(),
+      attempts: 2,
+      baseDelayMs: 1,
+    });
+    expect(await deliver(sink, "x")).toBe(false);
+  });
+
+  it("validates URLs and escapes Slack control characters", () => {
+    expect(alertWebhookProblem("https://hooks.slack.com/services/x")).toBeUndefined();
+    expect(alertWebhookProblem("ftp://x")).toMatch(/http/);
+    expect(alertWebhookProblem("not a url")).toMatch(/not a URL/);
+    expect(alertWebhookProblem("https://user:pw@x.example/")).toMatch(/credentials/);
+    expect(escapeSlackText("<a> & <b>")).toBe("&lt;a&gt; &amp; &lt;b&gt;");
+  });
+});
