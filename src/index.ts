@@ -8,3 +8,4 @@ export * from "./reference/index.js";
 export * from "./oci/index.js";
 export * from "./manifest/index.js";
 export { countEdges, promotionEdges, type PromotionEdge } from "./plan/edge.js";
+export * from "./audit/index.js";

@@ -1,0 +1,307 @@
+import { readFile, stat } from "node:fs/promises";
+import * as path from "node:path";
+import {
+  alertWebhookProblem,
+  Auditor,
+  AuditMetrics,
+  DEFAULT_AUDIT_DB,
+  DEFAULT_PENDING_GRACE_MS,
+  DEFAULT_RELOAD_INTERVAL_MS,
+  FindingStore,
+  ManifestWatcher,
+  parseHostMapping,
+  RegistryManifestLookup,
+  startAuditServer,
+  WebhookAlertSink,
+  type AlertSink,
+  type HostMapping,
+  type ManifestOrigin,
+} from "../../audit/index.js";
+import { describeError, UsageError } from "../../errors.js";
+import type { Tag } from "../../reference/index.js";
+import {
+  integerOption,
+  stringListOption,
+  stringOption,
+  type Command,
+  type ParsedValues,
+} from "../command.js";
+import { ExitCode } from "../io.js";
+import { registryOptionSpecs, storeProviderFromOptions } from "../registry-options.js";
+import { jsonLineLogger, parseLogLevel } from "./audit-logger.js";
+
+/** A token shorter than this is refused: it is the only thing between the internet and the log. */
+export const MIN_TOKEN_LENGTH = 16;
+const MAX_TOKEN_FILE_BYTES = 4096;
+/** How long shutdown waits for queued alerts. */
+const SHUTDOWN_ALERT_DRAIN_MS = 5000;
+
+/** `--listen HOST:PORT` (`[::1]:8080` for IPv6). */
+export function parseListen(value: string): { host: string; port: number } {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value);
+  const host = match?.[1] ?? match?.[2];
+  const port = Number(match?.[3]);
+  if (!match || host === undefined || port > 65535) {
+    throw new UsageError(
+      `--listen must be HOST:PORT (e.g. 127.0.0.1:8080 or [::1]:8080), not ${JSON.stringify(value)}`,
+    );
+  }
+  return { host, port };
+}
+
+/** The manifests to watch, from exactly one of the three inputs. */
+export function manifestOrigin(values: ParsedValues): ManifestOrigin {
+  const manifest = stringOption(values, "manifest");
+  const thin = stringOption(values, "thin-manifest-dir");
+  const gitUrl = stringOption(values, "git-url");
+  const given = [manifest, thin, gitUrl].filter((value) => value !== undefined);
+  if (given.length !== 1) {
+    throw new UsageError("give exactly one of --manifest FILE, --thin-manifest-dir DIR or --git-url URL");
+  }
+  if (given[0] === "") throw new UsageError("the manifest path or URL must not be empty");
+  const branch = stringOption(values, "branch");
+  const inside = stringOption(values, "path");
+  if (gitUrl === undefined && (branch !== undefined || inside !== undefined)) {
+    throw new UsageError("--branch and --path go with --git-url");
+  }
+  if (manifest !== undefined) return { kind: "manifest", file: manifest };
+  if (thin !== undefined) return { kind: "thin-manifest-dir", directory: thin };
+  return {
+    kind: "git",
+    url: gitUrl ?? "",
+    ...(branch === undefined ? {} : { branch }),
+    ...(inside === undefined ? {} : { path: inside }),
+  };
+}
+
+/** Reads the shared secret: the file's content without surrounding whitespace. */
+export async function readTokenFile(file: string): Promise<{ token: string; looseMode: boolean }> {
+  let text: string;
+  let mode: number;
+  try {
+    const info = await stat(file);
+    if (!info.isFile() || info.size > MAX_TOKEN_FILE_BYTES) {
+      throw new UsageError(`--token-file ${file}: expected a small file holding the token`);
+    }
+    mode = info.mode;
+    text = await readFile(file, "utf8");
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
+    throw new UsageError(`--token-file ${file}: ${describeError(error)}`);
+  }
+  const token = text.trim();
+  if (token.length < MIN_TOKEN_LENGTH || /\s/.test(token)) {
+    throw new UsageError(
+      `--token-file ${file}: the token must be at least ${MIN_TOKEN_LENGTH} characters without spaces (e.g. openssl rand -hex 32)`,
+    );
+  }
+  return { token, looseMode: (mode & 0o077) !== 0 };
+}
+
+function hostMappingOption(values: ParsedValues): HostMapping {
+  try {
+    return parseHostMapping(stringListOption(values, "registry-host"));
+  } catch (error) {
+    throw new UsageError(describeError(error));
+  }
+}
+
+/** Resolves when the signal aborts. */
+function aborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve();
+    else
+      signal.addEventListener(
+        "abort",
+        () => {
+          resolve();
+        },
+        { once: true },
+      );
+  });
+}
+
+export const auditServeCommand: Command = {
+  words: ["audit", "serve"],
+  summary: "Judge registry notifications against the manifests, record findings, raise alerts",
+  usage:
+    "audit serve (--thin-manifest-dir DIR | --manifest FILE | --git-url URL [--branch B] [--path P]) --listen HOST:PORT --token-file FILE [--db FILE] [--alert-webhook URL]",
+  description: `
+Receives registry notifications and judges each change in a production repository against the
+promotion manifests: a digest or tag a manifest asks for, a child manifest of a promoted index, a
+signature/attestation/SBOM tag or referrer of a promoted digest is verified; anything else is a
+violation, and so is every delete. Pulls, blob uploads and source repositories are not judged.
+
+Endpoints: POST /events (distribution registry notifications), POST /pubsub (Google Pub/Sub push
+with GCR / Artifact Registry payloads), GET /findings, GET /healthz, GET /metrics. The POST
+endpoints need "Authorization: Bearer <token>" (for Pub/Sub also "?token=<token>").
+
+Findings are kept in an SQLite database (--db, default ./${DEFAULT_AUDIT_DB}); violations are logged
+as JSON lines on stdout and sent to --alert-webhook (Slack-compatible). Manifests are reloaded when
+they change; a broken change keeps the last good state and raises an alert.
+Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
+  options: {
+    manifest: { type: "string", valueName: "FILE", description: "A plain promotion manifest file" },
+    "thin-manifest-dir": { type: "string", valueName: "DIR", description: "A thin-manifest tree" },
+    "git-url": {
+      type: "string",
+      valueName: "URL",
+      description: "Clone the manifests from this git repository",
+    },
+    branch: {
+      type: "string",
+      valueName: "B",
+      description: "Branch of --git-url (default: its default branch)",
+    },
+    path: {
+      type: "string",
+      valueName: "P",
+      description: "Manifest file or thin-manifest tree inside the repository (default: its root)",
+    },
+    listen: {
+      type: "string",
+      valueName: "HOST:PORT",
+      description: "Address to listen on, e.g. 127.0.0.1:8080",
+    },
+    "token-file": {
+      type: "string",
+      valueName: "FILE",
+      description: `File holding the bearer token notification senders present (>= ${MIN_TOKEN_LENGTH} characters)`,
+    },
+    db: {
+      type: "string",
+      valueName: "FILE",
+      description: `SQLite findings database (default ./${DEFAULT_AUDIT_DB})`,
+    },
+    "alert-webhook": {
+      type: "string",
+      valueName: "URL",
+      description: 'POST a Slack-compatible {"text": ...} message per violation',
+    },
+    "registry-host": {
+      type: "string",
+      multiple: true,
+      valueName: "SEEN=NAME|NAME",
+      description: "Map the registry host seen in events to the manifests' name (repeatable)",
+    },
+    "pending-grace": {
+      type: "string",
+      valueName: "SECONDS",
+      description: `How long an unexplained tagless manifest push waits for its index or tag (default ${DEFAULT_PENDING_GRACE_MS / 1000})`,
+    },
+    "reload-interval": {
+      type: "string",
+      valueName: "SECONDS",
+      description: `How often manifests are checked for changes (default ${DEFAULT_RELOAD_INTERVAL_MS / 1000})`,
+    },
+    "log-level": { type: "string", valueName: "LEVEL", description: "debug, info (default), warn or error" },
+    ...registryOptionSpecs,
+  },
+  async run({ io, values }) {
+    const origin = manifestOrigin(values);
+    const listenText = stringOption(values, "listen");
+    if (listenText === undefined) throw new UsageError("--listen HOST:PORT is required");
+    const listen = parseListen(listenText);
+    const tokenFile = stringOption(values, "token-file");
+    if (tokenFile === undefined) throw new UsageError("--token-file FILE is required");
+    const webhook = stringOption(values, "alert-webhook");
+    if (webhook !== undefined) {
+      const problem = alertWebhookProblem(webhook);
+      if (problem) throw new UsageError(`--alert-webhook: ${problem}`);
+    }
+    const hostMapping = hostMappingOption(values);
+    const graceSeconds = integerOption(values, "pending-grace", 0, 86_400);
+    const reloadSeconds = integerOption(values, "reload-interval", 1, 86_400);
+    const logger = jsonLineLogger(io.stdout, parseLogLevel(stringOption(values, "log-level")));
+    const { token, looseMode } = await readTokenFile(path.resolve(io.cwd, tokenFile));
+    if (looseMode)
+      logger.log("warn", "the token file is readable by group or others; chmod 600 it", { tokenFile });
+    const dbPath = path.resolve(io.cwd, stringOption(values, "db") ?? DEFAULT_AUDIT_DB);
+
+    const metrics = new AuditMetrics();
+    // The watcher's callbacks run before the auditor exists (the first load) and after.
+    const running: { auditor?: Auditor } = {};
+    const watcher = new ManifestWatcher({
+      origin,
+      cwd: io.cwd,
+      logger,
+      ...(reloadSeconds === undefined ? {} : { intervalMs: reloadSeconds * 1000 }),
+      onState: (loaded) => {
+        metrics.manifestReloads += 1;
+        metrics.lastManifestLoad = Date.now();
+        metrics.desiredRepositories = loaded.state.repositories.size;
+        metrics.desiredEdges = loaded.state.edgeCount;
+        logger.log("info", "manifests loaded", {
+          repositories: loaded.state.repositories.size,
+          edges: loaded.state.edgeCount,
+          errors: loaded.errors.length,
+          warnings: loaded.warnings,
+        });
+        running.auditor?.setDesiredState(loaded.state);
+      },
+      onChecked: () => {
+        metrics.lastManifestLoad = Date.now();
+      },
+      onBroken: (message, details) => {
+        metrics.manifestReloadFailures += 1;
+        if (running.auditor) running.auditor.raiseAlert(message, details);
+        else logger.log("error", message, details);
+      },
+    });
+    logger.log("info", "loading manifests", { source: watcher.describe() });
+    const initial = await watcher.loadInitial(io.signal).catch(async (error: unknown) => {
+      await watcher.close();
+      throw error;
+    });
+
+    const store = FindingStore.open(dbPath);
+    const provider = storeProviderFromOptions(values, io, logger);
+    const alerts: AlertSink | undefined =
+      webhook === undefined ? undefined : new WebhookAlertSink({ url: webhook, logger });
+    const lookup = new RegistryManifestLookup({
+      provider,
+      logger,
+      verifiedTagFor: (repository, digest) => store.verifiedTagFor(repository, digest) as Tag | undefined,
+      signal: io.signal,
+    });
+    const auditor = new Auditor(initial.state, {
+      store,
+      lookup,
+      logger,
+      metrics,
+      ...(alerts ? { alerts } : {}),
+      ...(graceSeconds === undefined ? {} : { pendingGraceMs: graceSeconds * 1000 }),
+    });
+    running.auditor = auditor;
+    let server;
+    try {
+      auditor.start();
+      server = await startAuditServer({ auditor, store, metrics, token, hostMapping, logger }, listen);
+    } catch (error) {
+      await auditor.close();
+      store.close();
+      await watcher.close();
+      await provider.close();
+      throw new UsageError(`cannot listen on ${listenText}: ${describeError(error)}`, { cause: error });
+    }
+    watcher.start();
+    logger.log("info", "audit server listening", {
+      url: server.url,
+      manifests: watcher.describe(),
+      database: dbPath,
+      alertWebhook: webhook === undefined ? null : new URL(webhook).origin,
+    });
+
+    await aborted(io.signal);
+    logger.log("info", "audit server stopping");
+    await server.close();
+    await watcher.close();
+    await auditor.close();
+    await alerts?.drain(SHUTDOWN_ALERT_DRAIN_MS);
+    alerts?.close();
+    store.close();
+    await provider.close();
+    logger.log("info", "audit server stopped");
+    return ExitCode.ok;
+  },
+};
