@@ -145,6 +145,7 @@ export function createStoreProvider(options: StoreProviderOptions = {}): Registr
     ...(options.timeouts?.bodyIdleMs === undefined ? {} : { bodyTimeoutMs: options.timeouts.bodyIdleMs }),
     ...(options.timeouts?.connectMs === undefined ? {} : { connectTimeoutMs: options.timeouts.connectMs }),
     ...(options.userAgent === undefined ? {} : { userAgent: options.userAgent }),
+    logger,
   });
   const counter = new RequestCounter();
   const limited = new HostLimitTransport(network, {

@@ -112,23 +112,12 @@ export async function resolveManifest(
   if (response.status === 404) return undefined;
   if (response.status !== 200) throw await client.fail(response, request);
   const announced = announcedDigest(response.headers.get("docker-content-digest"));
-  const mediaType = bareMediaType(response.headers.get("content-type"));
-  const size = Number(response.headers.get("content-length") ?? Number.NaN);
-  const usable =
+  if (
+    isDigest(reference) &&
     announced !== undefined &&
-    mediaType !== undefined &&
-    isManifestMediaType(mediaType) &&
-    Number.isSafeInteger(size) &&
-    size >= 0 &&
-    (!isDigest(reference) || digestAlgorithm(announced) === digestAlgorithm(reference));
-  if (!usable) {
-    // Some registries omit the digest or the length on HEAD: read the manifest instead.
-    const content = await getManifest(client, reference, options);
-    return (
-      content && { mediaType: content.mediaType, digest: content.digest, size: content.bytes.byteLength }
-    );
-  }
-  if (isDigest(reference) && announced !== reference) {
+    digestAlgorithm(announced) === digestAlgorithm(reference) &&
+    announced !== reference
+  ) {
     throw requestError(
       "registry-digest-mismatch",
       `asked for manifest ${reference} but the registry announced ${announced}`,
@@ -136,7 +125,24 @@ export async function resolveManifest(
       { status: response.status, url: response.url },
     );
   }
-  return { mediaType, digest: announced, size };
+  // By digest, the digest is the one asked for; by tag, the registry must announce it.
+  const digest = isDigest(reference) ? reference : announced;
+  const mediaType = bareMediaType(response.headers.get("content-type"));
+  const size = Number(response.headers.get("content-length") ?? Number.NaN);
+  if (
+    digest === undefined ||
+    mediaType === undefined ||
+    !isManifestMediaType(mediaType) ||
+    !Number.isSafeInteger(size) ||
+    size < 0
+  ) {
+    // Some registries omit the digest, type or length on HEAD: read the manifest instead.
+    const content = await getManifest(client, reference, options);
+    return (
+      content && { mediaType: content.mediaType, digest: content.digest, size: content.bytes.byteLength }
+    );
+  }
+  return { mediaType, digest, size };
 }
 
 /** PUTs manifest bytes; returns the response headers the caller may need (`OCI-Subject`). */

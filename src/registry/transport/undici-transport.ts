@@ -4,6 +4,8 @@ import { Readable } from "node:stream";
 import { rootCertificates } from "node:tls";
 import { Agent, request as undiciRequest, type Dispatcher } from "undici";
 import { AbortedError } from "../../errors.js";
+import type { Logger } from "../../log.js";
+import { redactUrl } from "../redact.js";
 import { RegistryError } from "../errors.js";
 import { BodyTooLargeError, discardBody, emptyBody, readBody } from "./body.js";
 import { requestError } from "./request-error.js";
@@ -32,6 +34,8 @@ export interface UndiciTransportOptions {
   readonly bodyTimeoutMs?: number;
   readonly connectTimeoutMs?: number;
   readonly userAgent?: string;
+  /** Gets one debug line per response (method, redacted URL, status, time to headers). */
+  readonly logger?: Logger;
 }
 
 export const DEFAULT_HEADERS_TIMEOUT_MS = 60_000;
@@ -187,6 +191,7 @@ export class UndiciTransport implements Transport {
       headers["content-length"] = "0";
     }
 
+    const started = Date.now();
     let raw;
     try {
       raw = await undiciRequest(url, {
@@ -202,6 +207,10 @@ export class UndiciTransport implements Transport {
       throw networkError(error, request, "request");
     }
 
+    this.options.logger?.log("debug", `${request.method} ${redactUrl(url)} ${raw.statusCode}`, {
+      ms: Date.now() - started,
+      operation: request.context.operation,
+    });
     const responseHeaders = wrapHeaders(raw.headers);
     const stream: Readable = raw.body;
     // Errors while a caller streams the body are mapped by the caller; keep one listener so an
