@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { AbortedError, describeError } from "../errors.js";
 import type { Descriptor } from "../oci/index.js";
 import { isAbort, isRetryable, nodeFailure } from "./errors.js";
-import { fanOut } from "./fan-out.js";
+import { fanOut, type FanOutResult } from "./fan-out.js";
 import {
   NODE_WRITTEN,
   nodeKey,
@@ -14,6 +14,11 @@ import {
 
 /** Pause before another attempt, times the attempt number: long enough for a blip to pass. */
 export const BLOB_RETRY_DELAY_MS = 200;
+/**
+ * How often one upload may be sent back to the queue for not starting in time (see `fanOut`)
+ * before that counts as a failed attempt.
+ */
+export const MAX_NOT_STARTED_REQUEUES = 10;
 
 /** One destination waiting for a blob; `settle` resolves its node promise. */
 export interface BlobDelivery {
@@ -37,6 +42,7 @@ interface TransferGroup {
  */
 export class BlobTransfers {
   private readonly waiting = new Map<string, TransferGroup>();
+  private readonly requeues = new WeakMap<BlobDelivery, number>();
 
   constructor(private readonly run: RunContext) {}
 
@@ -100,7 +106,7 @@ export class BlobTransfers {
         emit({ ...this.blobEvent(destination, descriptor), type: "blob-started", attempt });
       }
 
-      let results;
+      let results: FanOutResult[];
       try {
         const stream = await source.store.openBlob(descriptor, call);
         results = await fanOut(
@@ -112,6 +118,7 @@ export class BlobTransfers {
           ),
           {
             signal,
+            startTimeoutMs: this.run.uploadStartTimeoutMs,
             onProgress: (index, bytes) => {
               const delivery = pending[index];
               if (delivery) {
@@ -121,10 +128,11 @@ export class BlobTransfers {
           },
         );
       } catch (error) {
-        results = pending.map(() => ({ ok: false, failedSide: "source", error }) as const);
+        results = pending.map((): FanOutResult => ({ ok: false, failedSide: "source", error }));
       }
 
       const again: BlobDelivery[] = [];
+      const requeued: BlobDelivery[] = [];
       results.forEach((result, index) => {
         const delivery = pending[index];
         if (!delivery) return;
@@ -138,6 +146,21 @@ export class BlobTransfers {
         }
         const side = result.failedSide === "source" ? "source" : "destination";
         const failure = this.failure(result.error, group, delivery, side);
+        const requeues = this.requeues.get(delivery) ?? 0;
+        if (result.notStarted === true && requeues < MAX_NOT_STARTED_REQUEUES && signal?.aborted !== true) {
+          // Not its fault: it waited for a connection while the others streamed. It goes to the
+          // back of the queue for its own read, without using up an attempt.
+          this.requeues.set(delivery, requeues + 1);
+          emit({
+            ...this.blobEvent(destination, descriptor),
+            type: "blob-failed",
+            error: failure,
+            retrying: true,
+          });
+          logger.log("debug", `upload requeued: ${failure.message}`, { digest: descriptor.digest });
+          requeued.push(delivery);
+          return;
+        }
         const retrying = !finalAttempt && !isAbort(result.error, signal) && isRetryable(result.error);
         emit({ ...this.blobEvent(destination, descriptor), type: "blob-failed", error: failure, retrying });
         if (retrying) {
@@ -151,6 +174,7 @@ export class BlobTransfers {
           delivery.settle({ ok: false, failure });
         }
       });
+      if (requeued.length > 0) this.request(source, descriptor, requeued);
       pending = again;
       if (pending.length > 0) await pause(BLOB_RETRY_DELAY_MS * attempt, signal);
     }

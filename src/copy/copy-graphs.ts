@@ -1,6 +1,7 @@
 import { describeError, UsageError } from "../errors.js";
 import { silentLogger } from "../log.js";
 import type { CopyEvent } from "./events.js";
+import { FAN_OUT_START_TIMEOUT_MS } from "./fan-out.js";
 import { GraphCopier } from "./graph-copier.js";
 import type { RunContext } from "./run-state.js";
 import type { CopyOptions, CopyOutcome, CopyTask } from "./task.js";
@@ -68,6 +69,7 @@ export async function copyGraphs(
     emit,
     mount: options.mount ?? true,
     blobAttempts,
+    uploadStartTimeoutMs: options.uploadStartTimeoutMs ?? FAN_OUT_START_TIMEOUT_MS,
     requests: new WorkLimiter(limits.requests, signal),
     transfers: new WorkLimiter(limits.transfers, signal),
   };

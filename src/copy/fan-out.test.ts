@@ -4,7 +4,7 @@ import { pipeline } from "node:stream/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
 import { AbortedError } from "../errors.js";
-import { fanOut, type FanOutConsumer } from "./fan-out.js";
+import { fanOut, FanOutNotStartedError, type FanOutConsumer } from "./fan-out.js";
 
 const CHUNK = 16 * 1024;
 
@@ -177,6 +177,43 @@ describe("fanOut", () => {
       expect(result).toMatchObject({ ok: false, failedSide: "source" });
       expect((result as { error: unknown }).error).toBeInstanceOf(AbortedError);
     }
+  });
+
+  it("drops a consumer that has not started while it holds the others back, breaking a slot deadlock", async () => {
+    // Consumer B waits for a "connection slot" that A holds until A has stored everything; A
+    // needs B to keep up. Without the start timeout this never ends.
+    const { stream } = countingSource(200);
+    let releaseSlot!: () => void;
+    const slot = new Promise<void>((resolve) => (releaseSlot = resolve));
+    const a = newSink();
+    const holder: FanOutConsumer = async (content) => {
+      await hashingConsumer(a)(content);
+      releaseSlot();
+    };
+    const waiter: FanOutConsumer = async (content) => {
+      await slot;
+      await hashingConsumer(newSink())(content);
+    };
+    const results = await fanOut(stream, [holder, waiter], { highWaterBytes: 4 * CHUNK, startTimeoutMs: 50 });
+    expect(results[0]).toEqual({ ok: true });
+    expect(a.digest).toBe(expectedDigest(200));
+    expect(results[1]).toMatchObject({ ok: false, failedSide: "consumer", notStarted: true });
+    expect((results[1] as { error: unknown }).error).toBeInstanceOf(FanOutNotStartedError);
+  }, 5_000);
+
+  it("waits for a consumer that starts late but within the start timeout", async () => {
+    const { stream } = countingSource(100);
+    const late = newSink();
+    const slowStarter: FanOutConsumer = async (content) => {
+      await sleep(30);
+      await hashingConsumer(late)(content);
+    };
+    const results = await fanOut(stream, [hashingConsumer(newSink()), slowStarter], {
+      highWaterBytes: 2 * CHUNK,
+      startTimeoutMs: 2_000,
+    });
+    expect(results).toEqual([{ ok: true }, { ok: true }]);
+    expect(late.digest).toBe(expectedDigest(100));
   });
 
   it("reports progress per consumer", async () => {

@@ -1,4 +1,4 @@
-import { AbortedError } from "../errors.js";
+import { AbortedError, PromoterError } from "../errors.js";
 
 /**
  * One read of a source stream feeding several consumers (the uploads of one blob to every
@@ -7,24 +7,52 @@ import { AbortedError } from "../errors.js";
  * consumer sets the pace and memory stays bounded (chunks are shared, not copied). A consumer
  * that fails or stops reading is detached: it no longer holds the others back, and its failure
  * is reported for it alone. When every consumer is gone, the source is closed early.
+ *
+ * One exception keeps this from deadlocking against per-host request limits: an upload may
+ * wait for a connection slot before it reads its first byte, and the slots may all be held by
+ * uploads (of this or other blobs) that wait for this very source. A consumer that has not
+ * started reading and holds the source back for `startTimeoutMs` is dropped with
+ * `FanOutNotStartedError` (`notStarted` in its result) so the others can finish; the caller
+ * gives it a fresh read later.
  */
 
 /** Bytes a consumer may lag behind the source before the source is paused. */
 export const FAN_OUT_HIGH_WATER_BYTES = 1024 * 1024;
+/** How long a consumer that has not read its first byte may hold the source back. */
+export const FAN_OUT_START_TIMEOUT_MS = 5_000;
 
 /** Receives its own view of the source and resolves once it has stored all of it. */
 export type FanOutConsumer = (content: AsyncIterable<Uint8Array>) => Promise<void>;
 
 export type FanOutResult =
   | { readonly ok: true }
-  /** `failedSide` says whether the source stream or this consumer broke first. */
-  | { readonly ok: false; readonly failedSide: "source" | "consumer"; readonly error: unknown };
+  /**
+   * `failedSide` says whether the source stream or this consumer broke first; `notStarted`
+   * that the consumer was dropped for not starting in time (nothing wrong with it as such).
+   */
+  | {
+      readonly ok: false;
+      readonly failedSide: "source" | "consumer";
+      readonly error: unknown;
+      readonly notStarted?: true;
+    };
 
 export interface FanOutOptions {
   readonly signal?: AbortSignal | undefined;
   readonly highWaterBytes?: number;
+  readonly startTimeoutMs?: number;
   /** Called as consumer `index` takes `bytes` more bytes (for progress display). */
   readonly onProgress?: (index: number, bytes: number) => void;
+}
+
+/** A consumer was dropped because it had not started reading while the others waited for it. */
+export class FanOutNotStartedError extends PromoterError {
+  constructor(timeoutMs: number) {
+    super(
+      "copy-upload-not-started",
+      `the upload had not started reading after ${timeoutMs} ms while other destinations waited; it will get its own read`,
+    );
+  }
 }
 
 /**
@@ -37,6 +65,7 @@ export async function fanOut(
   options: FanOutOptions = {},
 ): Promise<FanOutResult[]> {
   const highWater = options.highWaterBytes ?? FAN_OUT_HIGH_WATER_BYTES;
+  const startTimeoutMs = options.startTimeoutMs ?? FAN_OUT_START_TIMEOUT_MS;
   const pace = new PaceSignal();
   const branches = consumers.map(
     (_, index) =>
@@ -57,6 +86,9 @@ export async function fanOut(
       return { ok: true };
     } catch (error) {
       branch.detach();
+      if (branch.notStartedError) {
+        return { ok: false, failedSide: "consumer", error: branch.notStartedError, notStarted: true };
+      }
       return sourceState.failed
         ? { ok: false, failedSide: "source", error: sourceState.error }
         : { ok: false, failedSide: "consumer", error };
@@ -76,6 +108,27 @@ export async function fanOut(
   if (options.signal?.aborted) stopOnAbort();
   else options.signal?.addEventListener("abort", stopOnAbort, { once: true });
 
+  const behind = () => branches.filter((branch) => branch.live && branch.buffered > highWater);
+  /** Waits until no live consumer is more than `highWater` behind, dropping idle ones in time. */
+  const waitForPace = async () => {
+    let blockedSince: number | undefined;
+    for (let lagging = behind(); lagging.length > 0; lagging = behind()) {
+      if (!lagging.every((branch) => !branch.started)) {
+        blockedSince = undefined;
+        await pace.wait();
+        continue;
+      }
+      blockedSince ??= performance.now();
+      const remaining = blockedSince + startTimeoutMs - performance.now();
+      if (remaining > 0) {
+        await pace.wait(remaining);
+        continue;
+      }
+      const error = new FanOutNotStartedError(startTimeoutMs);
+      for (const branch of lagging) branch.dropNotStarted(error);
+    }
+  };
+
   const iterator = source[Symbol.asyncIterator]();
   let finished = false;
   try {
@@ -90,7 +143,7 @@ export async function fanOut(
         break;
       }
       for (const branch of branches) branch.push(next.value);
-      await pace.until(() => branches.every((branch) => !branch.live || branch.buffered <= highWater));
+      await waitForPace();
     }
   } catch (error) {
     failSource(error);
@@ -142,10 +195,14 @@ class PaceSignal {
     wakeUp?.();
   }
 
-  async until(condition: () => boolean): Promise<void> {
-    while (!condition()) {
-      await new Promise<void>((resolve) => (this.wakeUp = resolve));
-    }
+  /** Resolves at the next wake, or after `timeoutMs` when given. */
+  async wait(timeoutMs?: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await new Promise<void>((resolve) => {
+      this.wakeUp = resolve;
+      if (timeoutMs !== undefined) timer = setTimeout(resolve, timeoutMs);
+    });
+    clearTimeout(timer);
   }
 }
 
@@ -164,6 +221,15 @@ class FanOutBranch implements AsyncIterableIterator<Uint8Array> {
     private readonly pace: PaceSignal,
     private readonly onTaken: (bytes: number) => void,
   ) {}
+
+  /** Set when dropped for not starting in time. */
+  notStartedError: FanOutNotStartedError | undefined;
+  private hasStarted = false;
+
+  /** The consumer has asked for its first chunk. */
+  get started(): boolean {
+    return this.hasStarted;
+  }
 
   /** Still consuming: its pace counts. */
   get live(): boolean {
@@ -200,6 +266,12 @@ class FanOutBranch implements AsyncIterableIterator<Uint8Array> {
     reader?.reject(error);
   }
 
+  dropNotStarted(error: FanOutNotStartedError): void {
+    this.notStartedError = error;
+    this.fail(error);
+    this.pace.wake();
+  }
+
   detach(): void {
     if (this.state === "detached") return;
     this.state = "detached";
@@ -209,6 +281,7 @@ class FanOutBranch implements AsyncIterableIterator<Uint8Array> {
   }
 
   next(): Promise<IteratorResult<Uint8Array>> {
+    this.hasStarted = true;
     const chunk = this.queue.shift();
     if (chunk !== undefined) {
       this.queuedBytes -= chunk.byteLength;

@@ -14,4 +14,4 @@ export type { CopyDestination, CopyOptions, CopyOutcome, CopyStats, CopyStatus, 
 export type { CopyEvent, CopyEventType } from "./events.js";
 export { CopyError, type CopyErrorCode } from "./errors.js";
 export { MAX_MANIFEST_DEPTH } from "./graph-copier.js";
-export { FAN_OUT_HIGH_WATER_BYTES } from "./fan-out.js";
+export { FAN_OUT_HIGH_WATER_BYTES, FAN_OUT_START_TIMEOUT_MS } from "./fan-out.js";

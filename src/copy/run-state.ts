@@ -15,6 +15,7 @@ export interface RunContext {
   readonly emit: (event: CopyEvent) => void;
   readonly mount: boolean;
   readonly blobAttempts: number;
+  readonly uploadStartTimeoutMs: number;
   /** Manifest reads and writes, existence checks, mounts: small requests. */
   readonly requests: WorkLimiter;
   /** Blob transfers: one slot per source read, whatever the number of destinations it feeds. */

@@ -46,6 +46,12 @@ export interface CopyOptions {
    * upload. Default `DEFAULT_BLOB_ATTEMPTS`.
    */
   readonly blobAttempts?: number;
+  /**
+   * How long an upload that has not read its first byte (waiting for a connection slot, say)
+   * may hold back the other destinations of the same source read; it then gets a read of its
+   * own later. Default `FAN_OUT_START_TIMEOUT_MS`.
+   */
+  readonly uploadStartTimeoutMs?: number;
   /** Progress events, called inline; a listener that throws is logged and ignored. */
   readonly onEvent?: (event: CopyEvent) => void;
 }
