@@ -4,6 +4,8 @@ import {
   outcomeWithoutWrite,
   RepositoryKeys,
   type EdgeOutcome,
+  type PlannedCopy,
+  type PlannedDestination,
   type PlannedEdge,
   type PromotionPlan,
 } from "../plan/index.js";
@@ -34,15 +36,36 @@ function copyKey(sourceKey: string, digest: Digest, destinationKey: string): str
  * each edge gets its outcome from the engine's result for its (source, digest, destination).
  */
 export async function executePlan(plan: PromotionPlan, options: ExecuteOptions): Promise<ExecutionResult> {
-  const tasks: CopyTask[] = plan.copies.map((copy) => ({
-    id: `${copy.sourceKey}@${copy.digest}`,
-    source: options.provider.repository(copy.source, "source"),
-    digest: copy.digest,
-    destinations: copy.destinations.map((destination) => ({
-      store: options.provider.repository(destination.location, "destination"),
-      tags: destination.tags,
-    })),
-  }));
+  // Destinations that need content get one task fed from the source (one read fans out to all
+  // of them). A destination that already holds the digest only needs tags: its own copy of the
+  // manifest is the source, so the staging registry is not asked at all.
+  const tasks: CopyTask[] = [];
+  const taskTargets: { copy: PlannedCopy; destinations: PlannedDestination[] }[] = [];
+  for (const copy of plan.copies) {
+    const withContent = copy.destinations.filter((destination) => destination.needsContent);
+    if (withContent.length > 0) {
+      tasks.push({
+        id: `${copy.sourceKey}@${copy.digest}`,
+        source: options.provider.repository(copy.source, "source"),
+        digest: copy.digest,
+        destinations: withContent.map((destination) => ({
+          store: options.provider.repository(destination.location, "destination"),
+          tags: destination.tags,
+        })),
+      });
+      taskTargets.push({ copy, destinations: withContent });
+    }
+    for (const destination of copy.destinations.filter((candidate) => !candidate.needsContent)) {
+      const store = options.provider.repository(destination.location, "destination");
+      tasks.push({
+        id: `${destination.key}@${copy.digest}`,
+        source: store,
+        digest: copy.digest,
+        destinations: [{ store, tags: destination.tags }],
+      });
+      taskTargets.push({ copy, destinations: [destination] });
+    }
+  }
   const copies = await copyGraphs(tasks, {
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.logger ? { logger: options.logger } : {}),
@@ -50,12 +73,13 @@ export async function executePlan(plan: PromotionPlan, options: ExecuteOptions):
     ...(options.onEvent ? { onEvent: options.onEvent } : {}),
   });
 
-  const copyByTaskId = new Map(tasks.map((task, index) => [task.id, plan.copies[index]]));
+  const targetsByTaskId = new Map(tasks.map((task, index) => [task.id, taskTargets[index]]));
   const byKey = new Map<string, CopyOutcome>();
   for (const outcome of copies) {
-    const copy = copyByTaskId.get(outcome.taskId);
-    const destination = copy?.destinations[outcome.destinationIndex];
-    if (copy && destination) byKey.set(copyKey(copy.sourceKey, copy.digest, destination.key), outcome);
+    const target = targetsByTaskId.get(outcome.taskId);
+    const destination = target?.destinations[outcome.destinationIndex];
+    if (target && destination)
+      byKey.set(copyKey(target.copy.sourceKey, target.copy.digest, destination.key), outcome);
   }
   const keys = new RepositoryKeys();
   const outcomes = plan.edges.map((planned) => edgeOutcome(planned, byKey, keys));
