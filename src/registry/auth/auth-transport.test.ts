@@ -6,8 +6,10 @@ import {
   createMemoryRegistry,
   memoryRegistryRoutes,
   selfSignedCertificate,
+  sendBytes,
   sendError,
   sendJson,
+  sha256,
   type ScriptedRequest,
 } from "../../../test/support/scripted-registry.js";
 import { MemoryLogger } from "../../log.js";
@@ -498,6 +500,67 @@ describe("token realm of an https registry", () => {
       await provider.close();
       await registry.stop();
       await authServer.stop();
+    }
+  });
+});
+
+describe("credentials and other origins", () => {
+  it("sends credentials to the registry only, never to a storage origin it redirects to, and redacts echoes", async () => {
+    const registry = await ScriptedRegistry.start();
+    const storage = await ScriptedRegistry.start();
+    const expected = `Basic ${Buffer.from(`alice:${SECRET}`).toString("base64")}`;
+    const blob = Buffer.from("blob bytes");
+    const digest = parseDigest(sha256(blob));
+    registry.on(undefined, /.*/, (request, response) => {
+      if (request.headers.authorization !== expected) {
+        sendError(response, 401, "UNAUTHORIZED", "login", { "www-authenticate": 'Basic realm="r"' });
+      } else if (request.path.endsWith(`/blobs/${digest}`)) {
+        response.writeHead(307, { location: `${storage.url}/store/blob?X-Amz-Signature=sig-0123456789` });
+        response.end();
+      } else {
+        // A registry that echoes what it received into its error message.
+        sendError(response, 400, "BAD", `you sent ${request.headers.authorization ?? ""} and ${SECRET}`);
+      }
+    });
+    storage.on("GET", "/store/blob", (_request, response) => {
+      sendBytes(response, 200, blob);
+    });
+    const logger = new MemoryLogger();
+    const provider = createStoreProvider({
+      logger,
+      credentialSources: [
+        staticCredentials({
+          [registry.host]: { kind: "basic", username: "alice", password: SECRET, source: "t" },
+        }),
+      ],
+    });
+    try {
+      const store = provider.repository(
+        { kind: "remote", host: registry.host as RegistryHost, repository: parseRepositoryPath("app") },
+        "source",
+      );
+      const stream = await store.openBlob({
+        mediaType: "application/octet-stream",
+        digest,
+        size: blob.length,
+      });
+      const chunks: Buffer[] = [];
+      for await (const chunk of stream) chunks.push(chunk as Buffer);
+      expect(Buffer.concat(chunks).equals(blob)).toBe(true);
+      expect(storage.requests).toHaveLength(1);
+      expect(storage.requests[0]?.headers.authorization).toBeUndefined();
+
+      const error = await store.listTags().catch((caught: unknown) => caught);
+      expect((error as RegistryError).code).toBe("registry-http");
+      const everything = JSON.stringify([String(error), logger.lines]);
+      expect(everything).toContain("you sent");
+      expect(everything).not.toContain(SECRET);
+      expect(everything).not.toContain(expected.slice("Basic ".length));
+      expect(everything).not.toContain("sig-0123456789");
+    } finally {
+      await provider.close();
+      await registry.stop();
+      await storage.stop();
     }
   });
 });

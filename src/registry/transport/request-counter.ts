@@ -9,8 +9,9 @@ import type { HttpRequest, HttpResponse, Transport } from "./types.js";
 export class RequestCounter {
   private readonly counts = new Map<string, RequestCount>();
 
+  /** `host` as in a URL (already lower case), or `oci:DIR` (kept as is: paths are case-sensitive). */
   record(host: string, method: string): void {
-    const key = host.toLowerCase();
+    const key = host;
     let count = this.counts.get(key);
     if (!count) {
       count = { total: 0, byMethod: {} };
