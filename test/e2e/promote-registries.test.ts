@@ -352,9 +352,9 @@ describe("promote against real registries", () => {
     // point at a complete image.
     const scanner = createStoreProvider({ env: { DOCKER_CONFIG: dockerConfig }, homeDirectory: work });
     const incomplete: string[] = [];
-    let scanning = true;
+    const scanState = { running: true };
     const scan = (async () => {
-      while (scanning) {
+      while (scanState.running) {
         for (const name of destinations()) {
           const store = scanner.repository(
             repositoryIn(parseRegistryLocation(name), parseRepositoryPath("big")),
@@ -400,7 +400,7 @@ describe("promote against real registries", () => {
       const child = spawn(process.execPath, args.slice(0, -2), { cwd: work, env, stdio: "ignore" });
       child.on("exit", resolve);
     });
-    scanning = false;
+    scanState.running = false;
     await scan;
     await scanner.close();
     expect(rerun).toBe(0);
