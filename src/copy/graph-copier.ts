@@ -15,8 +15,9 @@ import {
   DestinationRun,
   NODE_PRESENT,
   NODE_WRITTEN,
+  emptyStats,
   nodeKey,
-  repositoryKey,
+  RepositoryKeys,
   type NodeResult,
   type RunContext,
   type SourceRef,
@@ -49,6 +50,9 @@ interface NodeEntry {
 
 type NodeResults = ReadonlyMap<DestinationRun, Promise<NodeResult>>;
 
+const PRESENT = Promise.resolve(NODE_PRESENT);
+const WRITTEN = Promise.resolve(NODE_WRITTEN);
+
 /**
  * Copies image graphs for one run. Every node (manifest or blob) is handled once per destination
  * repository for the whole run: the first task to need it starts the work, later ones (other
@@ -62,6 +66,7 @@ export class GraphCopier {
   /** Source manifest reads in flight, so parents sharing a child read it once. */
   private readonly sourceReads = new Map<string, Promise<ManifestContent>>();
   private readonly transfers: BlobTransfers;
+  private readonly repositories = new RepositoryKeys();
 
   constructor(private readonly run: RunContext) {
     this.transfers = new BlobTransfers(run);
@@ -70,9 +75,10 @@ export class GraphCopier {
   /** Copies one task to all its destinations; never rejects. */
   async copyTask(task: CopyTask): Promise<CopyOutcome[]> {
     const started = performance.now();
-    const source: SourceRef = { taskId: task.id, store: task.source, key: repositoryKey(task.source) };
+    const source: SourceRef = { taskId: task.id, store: task.source, key: this.repositories.of(task.source) };
     const destinations = task.destinations.map(
-      (destination, index) => new DestinationRun(task.id, index, destination.store),
+      (destination, index) =>
+        new DestinationRun(task.id, index, destination.store, this.repositories.of(destination.store)),
     );
     this.run.emit({ type: "task-started", taskId: task.id, destinations: destinations.length });
 
@@ -116,7 +122,7 @@ export class GraphCopier {
         error: new AbortedError(
           `${task.digest} not copied to ${destination.store.name}: the run was aborted`,
         ),
-        stats: new DestinationRun(task.id, index, destination.store).stats,
+        stats: emptyStats(),
         durationMs: 0,
       };
       this.run.emit({ type: "destination-done", taskId: task.id, outcome });
@@ -191,7 +197,11 @@ export class GraphCopier {
     const { results, fresh } = this.claim(this.manifests, digest, destinations, (stats) => {
       stats.manifestsSkipped += 1;
     });
-    if (fresh.length > 0) void this.copyManifest(source, digest, fresh, depth, read, what);
+    if (fresh.length > 0) {
+      this.copyManifest(source, digest, fresh, depth, read, what).catch((error: unknown) => {
+        this.settleUnexpected(fresh, error, source, digest, what);
+      });
+    }
     return results;
   }
 
@@ -204,7 +214,11 @@ export class GraphCopier {
     const { results, fresh } = this.claim(this.blobs, descriptor.digest, destinations, (stats) => {
       stats.blobsSkipped += 1;
     });
-    if (fresh.length > 0) void this.copyBlob(source, descriptor, fresh, what);
+    if (fresh.length > 0) {
+      this.copyBlob(source, descriptor, fresh, what).catch((error: unknown) => {
+        this.settleUnexpected(fresh, error, source, descriptor.digest, what);
+      });
+    }
     return results;
   }
 
@@ -235,9 +249,22 @@ export class GraphCopier {
         continue;
       }
       const node = deferred<NodeResult>();
+      let settled = false;
       registry.set(key, node.promise);
       results.set(destination, node.promise);
-      fresh.push({ destination, settle: node.resolve });
+      fresh.push({
+        destination,
+        settle: (result) => {
+          if (settled) return;
+          settled = true;
+          node.resolve(result);
+          // Completed nodes share two constant promises: a long run keeps one entry per
+          // (repository, node), and a settled promise per entry would double its size.
+          if (result.ok && registry.get(key) === node.promise) {
+            registry.set(key, result.written ? WRITTEN : PRESENT);
+          }
+        },
+      });
     }
     return { results, fresh };
   }
@@ -453,6 +480,23 @@ export class GraphCopier {
       .finally(() => this.sourceReads.delete(key));
     this.sourceReads.set(key, reading);
     return reading;
+  }
+
+  /** A bug must not leave parents and tags waiting forever: settle whatever is still open. */
+  private settleUnexpected(
+    entries: readonly NodeEntry[],
+    error: unknown,
+    source: SourceRef,
+    digest: Digest,
+    what: string,
+  ): void {
+    this.run.logger.log("error", `unexpected failure copying ${what} ${digest}: ${describeError(error)}`);
+    for (const entry of entries) {
+      entry.settle({
+        ok: false,
+        failure: this.failure(error, "destination", digest, what, source, entry.destination),
+      });
+    }
   }
 
   private failure(

@@ -42,7 +42,23 @@ export interface SourceRef {
 
 /** One destination of one task: the statistics it reports and the key of its repository. */
 export class DestinationRun {
-  readonly stats: CopyStats = {
+  readonly stats: CopyStats = emptyStats();
+
+  constructor(
+    readonly taskId: string,
+    readonly index: number,
+    readonly store: RepositoryStore,
+    /** From `RepositoryKeys`: equal for every store object that stands for the same repository. */
+    readonly key: string,
+  ) {}
+
+  get name(): string {
+    return this.store.name;
+  }
+}
+
+export function emptyStats(): CopyStats {
+  return {
     bytesWritten: 0,
     blobsUploaded: 0,
     blobsMounted: 0,
@@ -50,27 +66,25 @@ export class DestinationRun {
     manifestsWritten: 0,
     manifestsSkipped: 0,
   };
-  readonly key: string;
-
-  constructor(
-    readonly taskId: string,
-    readonly index: number,
-    readonly store: RepositoryStore,
-  ) {
-    this.key = repositoryKey(store);
-  }
-
-  get name(): string {
-    return this.store.name;
-  }
 }
 
 /**
- * Identifies a repository whatever store object stands for it: two tasks that name the same
- * destination through different objects still share its blobs.
+ * Short keys for repositories, whatever store object stands for them: two tasks that name the
+ * same destination through different objects still share its blobs. Short because a large run
+ * keeps one entry per (repository, node) for its whole length.
  */
-export function repositoryKey(store: RepositoryStore): string {
-  return formatRepositoryLocation(store.location);
+export class RepositoryKeys {
+  private readonly keys = new Map<string, string>();
+
+  of(store: RepositoryStore): string {
+    const location = formatRepositoryLocation(store.location);
+    let key = this.keys.get(location);
+    if (key === undefined) {
+      key = `r${this.keys.size}`;
+      this.keys.set(location, key);
+    }
+    return key;
+  }
 }
 
 /** Key of a node at a repository. */
