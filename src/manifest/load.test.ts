@@ -167,7 +167,7 @@ describe("loadManifests: I/O errors", () => {
     await truncate(file, MAX_MANIFEST_FILE_BYTES + 1);
     const started = performance.now();
     const set = await loadManifests({ manifest: file });
-    expect(performance.now() - started).toBeLessThan(500);
+    expect(performance.now() - started).toBeLessThan(3000);
     expect(set.findings).toMatchObject([{ rule: "yaml-limit", position: { file, line: 1, column: 1 } }]);
   });
 

@@ -25,7 +25,7 @@ import type {
   TagEntry,
 } from "./model.js";
 import { ManifestReader } from "./reader.js";
-import { parseYamlSource, readWithinLimits } from "./yaml-source.js";
+import { parseYamlSource, readSequenceItems, readWithinLimits } from "./yaml-source.js";
 
 /**
  * Parsing of kpromo promotion manifests into the typed model. Pure: text in, model and findings
@@ -82,7 +82,7 @@ export function parsePlainManifest(input: ManifestText): ParsedPromotionManifest
         images = readImageList(reader, fields.get("images")?.value, "images");
       }
     }
-    return { registries, images: withinNameLimits(reader, images, registries) };
+    return { registries, images: withinNameLimits(findings, images, registries) };
   });
   if (!read) return { manifest: undefined, findings };
   return { manifest: { project, file: input.file, ...read }, findings };
@@ -131,17 +131,8 @@ export function parseThinManifest(
       ),
     );
   } else {
-    const parsedImages = parseYamlSource(imagesInput.text, imagesInput.file);
-    findings.push(...parsedImages.findings);
-    const imagesSource = parsedImages.source;
-    if (imagesSource) {
-      const reader = new ManifestReader(imagesSource, findings);
-      const read = readWithinLimits(imagesSource, findings, () =>
-        readImageList(reader, reader.resolve(imagesSource.root), "the images file"),
-      );
-      images = read ?? [];
-      if (registries) images = withinNameLimits(reader, images, registries);
-    }
+    images = readImagesFile(imagesInput, findings);
+    if (registries) images = withinNameLimits(findings, images, registries);
   }
   if (!registries) return { manifest: undefined, findings };
   return {
@@ -154,6 +145,28 @@ export function parseThinManifest(
     },
     findings,
   };
+}
+
+/** A thin tree's images file: a bare list of images, read item by item when it can be. */
+function readImagesFile(input: ManifestText, findings: Finding[]): ImageEntry[] {
+  const images: ImageEntry[] = [];
+  const findingsBefore = findings.length;
+  const itemByItem = readSequenceItems(input.text, input.file, ({ source, node }) => {
+    const entry = readImage(new ManifestReader(source, findings), node);
+    if (entry) images.push(entry);
+  });
+  if (itemByItem) return images;
+  findings.length = findingsBefore;
+  const parsed = parseYamlSource(input.text, input.file);
+  findings.push(...parsed.findings);
+  const source = parsed.source;
+  if (!source) return [];
+  const reader = new ManifestReader(source, findings);
+  return (
+    readWithinLimits(source, findings, () =>
+      readImageList(reader, reader.resolve(source.root), "the images file"),
+    ) ?? []
+  );
 }
 
 function readRegistries(reader: ManifestReader, node: ParsedNode | undefined): RegistryEntry[] {
@@ -379,23 +392,25 @@ function readTags(
  * fits at the source may not fit under a deeper destination prefix.
  */
 function withinNameLimits(
-  reader: ManifestReader,
+  findings: Finding[],
   images: ImageEntry[],
   registries: readonly RegistryEntry[],
 ): ImageEntry[] {
-  const prefixes: string[] = [];
+  let longest = "";
   for (const registry of registries) {
-    if (registry.location?.kind === "remote") prefixes.push(registry.location.name);
+    if (registry.location?.kind === "remote" && registry.name.length > longest.length)
+      longest = registry.name;
   }
-  const longest = prefixes.reduce((a, b) => (b.length > a.length ? b : a), "");
   if (longest.length === 0) return images;
   return images.filter((image) => {
     const length = longest.length + 1 + image.name.length;
     if (length <= MAX_NAME_LENGTH) return true;
-    reader.report(
-      "invalid-image-name",
-      image.position,
-      `image ${JSON.stringify(image.name)} under registry ${JSON.stringify(longest)} makes a name of ${length} characters (at most ${MAX_NAME_LENGTH})`,
+    findings.push(
+      makeFinding(
+        "invalid-image-name",
+        image.position,
+        `image ${JSON.stringify(image.name)} under registry ${JSON.stringify(longest)} makes a name of ${length} characters (at most ${MAX_NAME_LENGTH})`,
+      ),
     );
     return false;
   });
