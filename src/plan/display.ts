@@ -47,7 +47,7 @@ export interface DigestGroup {
 export interface ImageGroup {
   readonly project: string;
   readonly image: string;
-  /** The source repository, `host/path` or `oci:DIR/path`. */
+  /** The source repository as the manifest names it: `host/path/image` or `oci:DIR/image`. */
   readonly source: string;
   readonly digests: readonly DigestGroup[];
   readonly edges: number;
@@ -120,7 +120,13 @@ export function groupForDisplay(rows: Iterable<DisplayRow>, keys = new Repositor
     const imageKey = `${edge.project}\u0000${edge.image}`;
     let image = images.get(imageKey);
     if (!image) {
-      image = { project: edge.project, image: edge.image, source: keys.of(edge.source), digests: new Map() };
+      // The source as the manifest names it (`oci:staging/web`, not the resolved absolute path).
+      image = {
+        project: edge.project,
+        image: edge.image,
+        source: `${edge.sourceRegistry.name}/${edge.image}`,
+        digests: new Map(),
+      };
       images.set(imageKey, image);
     }
     let byDestination = image.digests.get(edge.digest);

@@ -99,7 +99,9 @@ describe("promoter promote with OCI layouts", () => {
       "report.json",
     );
     expect(real.status).toBe(0);
-    expect(real.out).toContain("Promotion result");
+    expect(real.out).toContain("Promotion plan");
+    expect(real.out).toContain("Result: 6 edges: 6 copied");
+    expect(real.out).not.toContain("problems");
     for (const mirror of ["mirror-a/app", "mirror-b/app"]) {
       expect(await tagsIn(mirror)).toEqual({ v1: multi.digest, "v1.0": multi.digest });
     }

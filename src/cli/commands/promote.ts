@@ -174,7 +174,8 @@ async function runPromote({ io, values }: { io: CliIO; values: ParsedValues }): 
 
     if (output === "json") io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     else if (output === "markdown") io.stdout.write(renderMarkdown(result, io.cwd, confirm));
-    else io.stdout.write(renderText(result, io.cwd, confirm ? "Promotion result" : DRY_RUN_TITLE));
+    else if (confirm) io.stdout.write(renderText(result, io.cwd, "Promotion result: problems", true));
+    else io.stdout.write(renderText(result, io.cwd, DRY_RUN_TITLE));
     if (output === "text") io.stdout.write(`${summaryText(result, confirm, elapsedMs)}\n`);
 
     const failed = outcomesOf(result).some((outcome) => isFailureOutcome(outcome));
@@ -231,8 +232,17 @@ function rows(result: PromotionResult) {
   return result.execution ? rowsFromOutcomes(result.execution.outcomes) : rowsFromPlan(result.plan.edges);
 }
 
-function renderText(result: PromotionResult, cwd: string, title: string): string {
-  return planText(groupForDisplay(rows(result)), { cwd, title });
+function renderText(result: PromotionResult, cwd: string, title: string, onlyProblems = false): string {
+  const groups = groupForDisplay(rows(result));
+  if (
+    onlyProblems &&
+    !groups.some((group) =>
+      group.digests.some((digest) => digest.lines.some((line) => line.kind === "problem")),
+    )
+  ) {
+    return "";
+  }
+  return planText(groups, { cwd, title, onlyProblems });
 }
 
 function totals(result: PromotionResult): [string, number][] {

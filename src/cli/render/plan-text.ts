@@ -50,6 +50,8 @@ export interface PlanTextOptions {
   readonly title: string;
   /** List images that have nothing to do too. */
   readonly showUnchanged?: boolean;
+  /** List only problem lines (after a run whose plan was already printed). */
+  readonly onlyProblems?: boolean;
 }
 
 export function planText(groups: readonly ImageGroup[], options: PlanTextOptions): string {
@@ -57,7 +59,8 @@ export function planText(groups: readonly ImageGroup[], options: PlanTextOptions
   let quietImages = 0;
   let quietEdges = 0;
   for (const group of groups) {
-    const active = group.digests.filter((digest) => digest.lines.length > 0);
+    const shown = (line: DestinationLine): boolean => !options.onlyProblems || line.kind === "problem";
+    const active = group.digests.filter((digest) => digest.lines.some(shown));
     if (active.length === 0 && !options.showUnchanged) {
       quietImages += 1;
       quietEdges += group.edges;
@@ -72,12 +75,12 @@ export function planText(groups: readonly ImageGroup[], options: PlanTextOptions
         for (const text of lineText(line, options.cwd)) out.push(`    ${text}`);
       if (digest.lines.length === 0) out.push("    already promoted everywhere");
     }
-    if (group.unchanged > 0 && active.length > 0) {
+    if (group.unchanged > 0 && active.length > 0 && !options.onlyProblems) {
       out.push(`  (${plural(group.unchanged, "edge")} of this image already promoted)`);
     }
     out.push("");
   }
-  if (quietImages > 0) {
+  if (quietImages > 0 && !options.onlyProblems) {
     out.push(
       `${plural(quietImages, "image")} already promoted everywhere (${plural(quietEdges, "edge")}), not listed.`,
       "",
