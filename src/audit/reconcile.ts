@@ -1,9 +1,10 @@
 import { describeError } from "../errors.js";
 import type { Logger } from "../log.js";
-import type { Digest, RepositoryPath, Tag } from "../reference/index.js";
+import { repositoryIn, type Digest, type RepositoryPath, type Tag } from "../reference/index.js";
 import type { StoreProvider } from "../registry/store.js";
 import { parseAttachedArtifactTag, promotedRelation, type ManifestLookup } from "./decide.js";
 import {
+  desiredRepositoryKey,
   productionRepositories,
   repositoryStanding,
   type DesiredRepository,
@@ -70,7 +71,17 @@ export interface RepositoryObservation {
   readonly childrenOfUnexpected: ReadonlyMap<Digest, Digest>;
 }
 
-/** Pure: the issues of one repository from its desired and observed state. */
+/** Issue order in reports: repository, kind, tag, digest. */
+export function compareIssues(a: ReconcileIssue, b: ReconcileIssue): number {
+  return (
+    a.repository.localeCompare(b.repository) ||
+    a.kind.localeCompare(b.kind) ||
+    (a.tag ?? "").localeCompare(b.tag ?? "") ||
+    (a.digest ?? "").localeCompare(b.digest ?? "")
+  );
+}
+
+/** Pure: the issues of one repository from its desired and observed state, in report order. */
 export function compareRepository(
   desired: DesiredRepository,
   observed: RepositoryObservation,
@@ -143,7 +154,7 @@ export function compareRepository(
       }
     }
   }
-  return issues;
+  return issues.sort(compareIssues);
 }
 
 export const DEFAULT_RECONCILE_CONCURRENCY = 8;
@@ -258,13 +269,7 @@ export async function reconcile(state: DesiredState, options: ReconcileOptions):
   if (options.catalog ?? true) {
     issues.push(...(await unexpectedRepositories(state, options, notes)));
   }
-  issues.sort(
-    (a, b) =>
-      a.repository.localeCompare(b.repository) ||
-      a.kind.localeCompare(b.kind) ||
-      (a.tag ?? "").localeCompare(b.tag ?? "") ||
-      (a.digest ?? "").localeCompare(b.digest ?? ""),
-  );
+  issues.sort(compareIssues);
   return { repositories: repositories.length, issues, notes };
 }
 
@@ -296,7 +301,7 @@ async function unexpectedRepositories(
     }
     for (const repositoryPath of paths) {
       if (scope.location.kind === "oci-layout") {
-        const key = `${scope.location.name.replace(/\/+$/, "")}/${repositoryPath}`;
+        const key = desiredRepositoryKey(repositoryIn(scope.location, repositoryPath));
         if (seen.has(key) || state.repositories.has(key)) continue;
         seen.add(key);
         issues.push({
