@@ -49,7 +49,7 @@ images:
 }
 
 function observation(
-  fields: Partial<RepositoryObservation> & { tags?: Record<string, Digest | undefined> },
+  fields: Partial<Omit<RepositoryObservation, "tags">> & { tags?: Record<string, Digest | undefined> },
 ): RepositoryObservation {
   return {
     tags: new Map(Object.entries(fields.tags ?? { "1.0": A, latest: A }) as [Tag, Digest | undefined][]),
