@@ -1,5 +1,5 @@
 import * as path from "node:path";
-import { isScalar, Scalar, type ParsedNode } from "yaml";
+import { isScalar, Scalar, type ParsedNode, type YAMLMap } from "yaml";
 import {
   digestProblem,
   isDigest,
@@ -323,11 +323,7 @@ function readImage(reader: ManifestReader, node: ParsedNode | undefined): ImageE
   return { name, digests, position };
 }
 
-function readDmap(
-  reader: ManifestReader,
-  dmap: Parameters<ManifestReader["pairs"]>[0],
-  label: string,
-): DigestEntry[] {
+function readDmap(reader: ManifestReader, dmap: YAMLMap.Parsed, label: string): DigestEntry[] {
   const digests: DigestEntry[] = [];
   for (const field of reader.pairs(dmap, `the dmap of ${label}`)) {
     let valid = true;
