@@ -89,8 +89,9 @@ export function parsePlainManifest(input: ManifestText): ParsedPromotionManifest
 }
 
 /**
- * One project of a thin-manifest tree. `images` is undefined when the project has no
- * images file (reported as `missing-images-file` at the manifest).
+ * One project of a thin-manifest tree. `imagesInput` is undefined when the project has no
+ * images file (reported as `missing-images-file` at the manifest). The manifest is undefined
+ * when its registries file cannot be parsed; the images file's findings are still reported.
  */
 export function parseThinManifest(
   project: string,
