@@ -230,8 +230,10 @@ describe("audit serve reloads its manifests without a restart", () => {
     await writeFile(manifest, "registries: [broken\n");
     const evenLater = new Date(Date.now() + 4000);
     await utimes(manifest, evenLater, evenLater);
-    await until(async () =>
-      alerts.some((text) => text.includes("keeping the last good manifests")) ? true : undefined,
+    await until(() =>
+      Promise.resolve(
+        alerts.some((text) => text.includes("keeping the last good manifests")) ? true : undefined,
+      ),
     );
     await send("still", D2, "2.0");
     expect(await verdictOf("2.0")).toBe("verified");
