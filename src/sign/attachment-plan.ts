@@ -1,0 +1,125 @@
+import type { Descriptor } from "../oci/index.js";
+import type { Digest, RepositoryLocation, RepositoryPath, Tag } from "../reference/index.js";
+import type { ManifestContent, RepositoryStore } from "../registry/index.js";
+import type { AttachmentKind } from "./cosign-format.js";
+import type { PlannedBlob } from "./blob-io.js";
+import type { SignatureSubject } from "./subjects.js";
+
+/**
+ * The signature and attachment part of a promotion plan: for each promoted digest, what is
+ * signed and what is written where. Decided from what the registries hold (the `.sig`, `.att`
+ * and `.sbom` tags of each subject at each destination, the referrers), so a re-run does only
+ * what is missing.
+ */
+
+/** Which signature layout is written: cosign's `.sig` tags, or a sigstore bundle referrer. */
+export type SignatureFormat = "cosign" | "bundle";
+export const SIGNATURE_FORMATS: readonly SignatureFormat[] = ["cosign", "bundle"];
+
+/**
+ * Which promoted digests get what staging has attached (`.sig`, `.att`, `.sbom`, referrers):
+ * - `copied`: those this run copies somewhere (the source is read for them anyway);
+ * - `all`: every promoted digest, every run (reconciles attachments added to staging later);
+ * - `none`: nothing is carried.
+ */
+export type AttachmentMode = "none" | "copied" | "all";
+export const ATTACHMENT_MODES: readonly AttachmentMode[] = ["none", "copied", "all"];
+
+/** One destination of a promoted digest. */
+export interface TargetDestination {
+  readonly location: RepositoryLocation;
+  /** `formatRepositoryLocation` of the location: how plans name it. */
+  readonly key: string;
+  /** The destination registry as written in the manifest, for display. */
+  readonly registry: string;
+}
+
+/** One promoted digest of one source repository, with every destination it is promoted to. */
+export interface SignatureTarget {
+  readonly project: string;
+  readonly image: RepositoryPath;
+  readonly source: RepositoryLocation;
+  readonly sourceKey: string;
+  readonly digest: Digest;
+  /** The docker-references signatures name (one per configured identity; usually one). */
+  readonly identities: readonly string[];
+  readonly destinations: readonly TargetDestination[];
+  /** Whether this run copies the digest to some destination (the source is read anyway). */
+  readonly copied: boolean;
+  /** The root's descriptor when the inventory saw it (media type, size). */
+  readonly descriptor?: Descriptor;
+}
+
+export type WorkItemKind = AttachmentKind | "referrer" | "bundle";
+
+/** What is written: manifest bytes with their blobs, or a graph copied from a store. */
+export type PlannedContent =
+  | {
+      readonly kind: "manifest";
+      readonly manifest: ManifestContent;
+      /** Config and layers, written before the manifest. */
+      readonly blobs: readonly PlannedBlob[];
+    }
+  | { readonly kind: "graph"; readonly from: RepositoryStore; readonly digest: Digest };
+
+/** A layer to keep in a `.sig` manifest that gets a new signature, and where to read it. */
+export interface KeptLayer {
+  readonly descriptor: Descriptor;
+  readonly from: RepositoryStore;
+}
+
+/**
+ * - `unchanged`: every destination already holds the canonical content.
+ * - `write`: the canonical content (known now) goes to `writeTo`.
+ * - `sign`: a new signature is made once, merged with `keep`, and written to `writeTo`.
+ * - `conflict`: a destination holds a different single-document attachment (`.sbom`); it is
+ *   left alone.
+ */
+export type WorkAction = "unchanged" | "write" | "sign" | "conflict";
+
+export interface WorkItem {
+  readonly kind: WorkItemKind;
+  /** The tag written (`sha256-<hex>.sig` ...); absent for referrers. */
+  readonly tag?: Tag;
+  readonly action: WorkAction;
+  /** Destination keys to write to. */
+  readonly writeTo: readonly string[];
+  /** Destinations whose state could not be read: they fail, the others proceed. */
+  readonly unreadable: readonly { readonly key: string; readonly message: string }[];
+  /** Destinations holding another document under the tag (`.sbom`), left alone. */
+  readonly conflicts: readonly { readonly key: string; readonly current: Digest }[];
+  readonly content?: PlannedContent;
+  /** For `sign`: who to sign as and the existing signatures kept next to ours. */
+  readonly sign?: { readonly identities: readonly string[]; readonly keep: readonly KeptLayer[] };
+  /** The digest of what is written, when known before writing. */
+  readonly digest?: Digest;
+  /** For referrers: the artifact type; for bundles: the identity. */
+  readonly detail?: string;
+}
+
+export interface SubjectWork {
+  readonly subject: SignatureSubject;
+  readonly items: readonly WorkItem[];
+}
+
+export interface AttachmentWork {
+  readonly target: SignatureTarget;
+  readonly subjects: readonly SubjectWork[];
+  /** Children skipped (artifacts, not images). */
+  readonly notes: readonly string[];
+  /** When set, nothing could be planned for this digest (e.g. its index is unreadable). */
+  readonly problem?: { readonly code: string; readonly message: string };
+}
+
+export interface AttachmentPlan {
+  readonly format: SignatureFormat;
+  readonly mode: AttachmentMode;
+  /** The signer's description, when signing. */
+  readonly signer?: string;
+  readonly works: readonly AttachmentWork[];
+}
+
+/** Whether a work item writes anything (or fails to be read). */
+export function itemHasWork(item: WorkItem): boolean {
+  return item.writeTo.length > 0 || item.unreadable.length > 0;
+}

@@ -1,0 +1,335 @@
+import { generateKeyPairSync, sign as cryptoSign, type KeyObject } from "node:crypto";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import {
+  readTaggedManifest,
+  verifyCosignSignature,
+  type VerifierLocation,
+} from "../../test/support/cosign-verifier.js";
+import {
+  makeImage,
+  makeIndex,
+  makeReferrer,
+  sha256Digest,
+  writeOciLayoutDirectly,
+  type LayoutEntry,
+  type TestImage,
+} from "../../test/support/test-images.js";
+import type { RepositoryLocation, RepositoryPath } from "../reference/index.js";
+import { createStoreProvider, type RegistryStoreProvider } from "../registry/index.js";
+import type { SignatureTarget } from "./attachment-plan.js";
+import { executeAttachments } from "./execute-attachments.js";
+import { parseSigningKey } from "./keys.js";
+import { planAttachments, type PlanAttachmentsOptions } from "./plan-attachments.js";
+import { createKeySigner } from "./signer.js";
+
+/**
+ * The signature engine against real OCI layout stores, judged by the independent verifier
+ * (test/support/cosign-verifier.ts), which does not use this code.
+ */
+
+const IDENTITY = "registry.example.io/project/app";
+const MIRRORS = ["mirror-a", "mirror-b", "mirror-c"];
+
+const amd64 = makeImage({
+  layers: 1,
+  layerSize: 128,
+  mediaTypes: "oci",
+  seed: "s-amd64",
+  platform: { architecture: "amd64", os: "linux" },
+});
+const arm64 = makeImage({
+  layers: 1,
+  layerSize: 128,
+  mediaTypes: "oci",
+  seed: "s-arm64",
+  platform: { architecture: "arm64", os: "linux" },
+});
+const attestation = makeReferrer({
+  subject: amd64.descriptor,
+  artifactType: "application/vnd.in-toto+json",
+  seed: "att-child",
+});
+const attestationChild = {
+  ...attestation,
+  descriptor: {
+    mediaType: attestation.mediaType,
+    digest: attestation.digest,
+    size: attestation.bytes.length,
+    platform: { architecture: "unknown", os: "unknown" },
+    annotations: { "vnd.docker.reference.type": "attestation-manifest" },
+  },
+};
+const multi = makeIndex([amd64, arm64, attestationChild], { mediaType: "oci" });
+
+let dir: string;
+let provider: RegistryStoreProvider;
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), "sign-attachments-"));
+  provider = createStoreProvider();
+});
+afterEach(async () => {
+  await provider.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+function keyPair(): { privateKey: KeyObject; pem: string; publicKeyPem: string } {
+  const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  return {
+    privateKey,
+    pem: privateKey.export({ type: "pkcs8", format: "pem" }).toString(),
+    publicKeyPem: publicKey.export({ type: "spki", format: "pem" }).toString(),
+  };
+}
+
+function location(layout: string): RepositoryLocation {
+  return { kind: "oci-layout", directory: path.join(dir, layout), repository: "app" as RepositoryPath };
+}
+
+function verifierAt(layout: string): VerifierLocation {
+  return { kind: "layout", directory: path.join(dir, layout, "app") };
+}
+
+function target(overrides: Partial<SignatureTarget> = {}): SignatureTarget {
+  return {
+    project: "test",
+    image: "app" as RepositoryPath,
+    source: location("staging"),
+    sourceKey: `oci:${path.join(dir, "staging")}/app`,
+    digest: multi.digest,
+    identities: [IDENTITY],
+    destinations: MIRRORS.map((mirror) => ({
+      location: location(mirror),
+      key: `oci:${path.join(dir, mirror)}/app`,
+      registry: `oci:${mirror}`,
+    })),
+    copied: false,
+    ...overrides,
+  };
+}
+
+/** A `.sig`/`.att`-shaped manifest built here, independently of src/sign. */
+function layerSetImage(
+  layers: { mediaType: string; bytes: Buffer; annotations: Record<string, string> }[],
+): TestImage {
+  const configBytes = Buffer.from(
+    '{"architecture":"","os":"","rootfs":{"type":"layers","diff_ids":[]},"config":{}}',
+  );
+  const config = {
+    descriptor: {
+      mediaType: "application/vnd.oci.image.config.v1+json",
+      digest: sha256Digest(configBytes),
+      size: configBytes.length,
+    },
+    bytes: configBytes,
+  };
+  const blobs = layers.map((layer) => ({
+    descriptor: {
+      mediaType: layer.mediaType,
+      digest: sha256Digest(layer.bytes),
+      size: layer.bytes.length,
+      annotations: layer.annotations,
+    },
+    bytes: layer.bytes,
+  }));
+  const bytes = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
+      config: config.descriptor,
+      layers: blobs.map((blob) => blob.descriptor),
+    }),
+  );
+  const digest = sha256Digest(bytes);
+  return {
+    kind: "image",
+    mediaType: "application/vnd.oci.image.manifest.v1+json",
+    bytes,
+    digest,
+    descriptor: { mediaType: "application/vnd.oci.image.manifest.v1+json", digest, size: bytes.length },
+    config,
+    layers: blobs,
+    platform: { architecture: "", os: "" },
+  };
+}
+
+function otherSignerSignature(privateKey: KeyObject, digest: string): TestImage {
+  const payload = Buffer.from(
+    JSON.stringify({
+      critical: {
+        identity: { "docker-reference": "builder.example/app" },
+        image: { "docker-manifest-digest": digest },
+        type: "cosign container image signature",
+      },
+      optional: { creator: "the builder" },
+    }),
+  );
+  return layerSetImage([
+    {
+      mediaType: "application/vnd.dev.cosign.simplesigning.v1+json",
+      bytes: payload,
+      annotations: {
+        "dev.cosignproject.cosign/signature": cryptoSign("sha256", payload, privateKey).toString("base64"),
+      },
+    },
+  ]);
+}
+
+async function seed(layout: string, entries: LayoutEntry[]): Promise<void> {
+  await writeOciLayoutDirectly(path.join(dir, layout, "app"), entries);
+}
+
+async function run(options: Partial<PlanAttachmentsOptions> = {}, targets = [target()]) {
+  const plan = await planAttachments(targets, { provider, ...options });
+  const outcomes = await executeAttachments(plan, {
+    provider,
+    ...(options.signer ? { signer: options.signer } : {}),
+  });
+  return { plan, outcomes };
+}
+
+async function sigDigests(digest: string): Promise<(string | undefined)[]> {
+  return Promise.all(
+    MIRRORS.map(async (mirror) => {
+      const bytes = await readTaggedManifest(verifierAt(mirror), `${digest.replace(":", "-")}.sig`);
+      return bytes ? sha256Digest(bytes) : undefined;
+    }),
+  );
+}
+
+describe("signing promoted digests (OCI layouts)", () => {
+  it("signs an index and its images once, writes identical .sig manifests everywhere, then has nothing to do", async () => {
+    const key = keyPair();
+    await seed("staging", [{ content: multi, tag: "v1" }]);
+    for (const mirror of MIRRORS) await seed(mirror, [{ content: multi, tag: "v1" }]);
+    const signer = createKeySigner(parseSigningKey(key.pem, "test key"));
+
+    const { plan, outcomes } = await run({ signer });
+    const work = plan.works[0];
+    expect(work?.notes.join()).toMatch(/unknown\/unknown.*not signed/);
+    expect(work?.subjects.map((subject) => subject.items.map((item) => item.action))).toEqual([
+      ["sign"],
+      ["sign"],
+      ["sign"],
+      [],
+    ]);
+    expect(outcomes.filter((outcome) => outcome.status === "signed")).toHaveLength(9);
+
+    for (const subject of [multi.digest, amd64.digest, arm64.digest]) {
+      const digests = await sigDigests(subject);
+      expect(new Set(digests).size).toBe(1);
+      expect(digests[0]).toBeDefined();
+      for (const mirror of MIRRORS) {
+        const check = await verifyCosignSignature(verifierAt(mirror), subject, {
+          publicKeyPem: key.publicKeyPem,
+          identity: IDENTITY,
+        });
+        expect(check.ok, `${mirror} ${subject}: ${check.reason ?? ""}`).toBe(true);
+        expect(check.layers).toHaveLength(1);
+      }
+    }
+    expect(
+      (
+        await verifyCosignSignature(verifierAt("mirror-a"), attestation.digest, {
+          publicKeyPem: key.publicKeyPem,
+          identity: IDENTITY,
+        })
+      ).ok,
+    ).toBe(false);
+
+    const again = await run({ signer });
+    expect(
+      again.plan.works[0]?.subjects.flatMap((subject) => subject.items.map((item) => item.action)),
+    ).toEqual(["unchanged", "unchanged", "unchanged"]);
+    expect(again.outcomes).toEqual([]);
+  });
+
+  it("keeps another signer's signature, and copies the merged manifest to every mirror", async () => {
+    const key = keyPair();
+    const builder = keyPair();
+    const image = makeImage({ layers: 1, layerSize: 64, mediaTypes: "oci", seed: "keep-other" });
+    await seed("staging", [{ content: image, tag: "v1" }]);
+    const theirs = otherSignerSignature(builder.privateKey, image.digest);
+    for (const mirror of MIRRORS) {
+      await seed(mirror, [
+        { content: image, tag: "v1" },
+        ...(mirror === "mirror-b" ? [{ content: theirs, tag: `${image.digest.replace(":", "-")}.sig` }] : []),
+      ]);
+    }
+    const signer = createKeySigner(parseSigningKey(key.pem, "test key"));
+    await run({ signer }, [target({ digest: image.digest })]);
+
+    const digests = await sigDigests(image.digest);
+    expect(new Set(digests).size).toBe(1);
+    for (const mirror of MIRRORS) {
+      const ours = await verifyCosignSignature(verifierAt(mirror), image.digest, {
+        publicKeyPem: key.publicKeyPem,
+        identity: IDENTITY,
+      });
+      const kept = await verifyCosignSignature(verifierAt(mirror), image.digest, {
+        publicKeyPem: builder.publicKeyPem,
+        identity: "builder.example/app",
+      });
+      expect(ours.ok && kept.ok, `${mirror}: ${ours.reason ?? ""} ${kept.reason ?? ""}`).toBe(true);
+      expect(ours.layers).toHaveLength(2);
+    }
+
+    // A second run finds our signature in the merged manifest and adds no second copy.
+    const again = await run({ signer }, [target({ digest: image.digest })]);
+    expect(again.plan.works[0]?.subjects[0]?.items.map((item) => item.action)).toEqual(["unchanged"]);
+  });
+
+  it("carries staging's .sig, .att, .sbom and referrers to every destination", async () => {
+    const builder = keyPair();
+    const image = makeImage({ layers: 1, layerSize: 64, mediaTypes: "oci", seed: "carry" });
+    const sig = otherSignerSignature(builder.privateKey, image.digest);
+    const att = layerSetImage([
+      {
+        mediaType: "application/vnd.dsse.envelope.v1+json",
+        bytes: Buffer.from('{"payloadType":"application/vnd.in-toto+json","payload":"e30=","signatures":[]}'),
+        annotations: { predicateType: "https://slsa.dev/provenance/v1" },
+      },
+    ]);
+    const sbom = layerSetImage([
+      { mediaType: "text/spdx+json", bytes: Buffer.from('{"spdxVersion":"SPDX-2.3"}'), annotations: {} },
+    ]);
+    const referrer = makeReferrer({
+      subject: image.descriptor,
+      artifactType: "application/vnd.example.sbom+json",
+      seed: "ref",
+    });
+    const prefix = image.digest.replace(":", "-");
+    await seed("staging", [
+      { content: image, tag: "v1" },
+      { content: sig, tag: `${prefix}.sig` },
+      { content: att, tag: `${prefix}.att` },
+      { content: sbom, tag: `${prefix}.sbom` },
+      { content: referrer },
+    ]);
+    for (const mirror of MIRRORS) await seed(mirror, [{ content: image, tag: "v1" }]);
+
+    const { outcomes } = await run({ attachments: "all" }, [target({ digest: image.digest })]);
+    expect(outcomes.every((outcome) => outcome.status === "written")).toBe(true);
+    for (const mirror of MIRRORS) {
+      for (const [suffix, content] of [
+        ["sig", sig],
+        ["att", att],
+        ["sbom", sbom],
+      ] as const) {
+        const bytes = await readTaggedManifest(verifierAt(mirror), `${prefix}.${suffix}`);
+        expect(bytes && sha256Digest(bytes), `${mirror} .${suffix}`).toBe(content.digest);
+      }
+      const check = await verifyCosignSignature(verifierAt(mirror), image.digest, {
+        publicKeyPem: builder.publicKeyPem,
+        identity: "builder.example/app",
+      });
+      expect(check.ok).toBe(true);
+      const index = await readFile(path.join(dir, mirror, "app", "index.json"), "utf8");
+      expect(index).toContain(referrer.digest);
+    }
+    const again = await run({ attachments: "all" }, [target({ digest: image.digest })]);
+    expect(again.outcomes).toEqual([]);
+  });
+});

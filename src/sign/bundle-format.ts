@@ -1,0 +1,213 @@
+import { createPublicKey } from "node:crypto";
+import { bundleFromJSON, type SerializedBundle } from "@sigstore/bundle";
+import { toSignedEntity, Verifier, type TrustMaterial } from "@sigstore/verify";
+import { describeError } from "../errors.js";
+import { MediaType, parseManifest, type Descriptor } from "../oci/index.js";
+import { digestAlgorithm, digestHex, digestOf, type Digest } from "../reference/index.js";
+import type { ManifestContent } from "../registry/index.js";
+import type { BlobContent } from "./cosign-format.js";
+import { SignError } from "./errors.js";
+import type { VerificationKey } from "./keys.js";
+
+/**
+ * The newer layout: a sigstore bundle attached to the image as an OCI referrer, as cosign's
+ * `--new-bundle-format` writes it.
+ * https://github.com/sigstore/cosign/blob/main/specs/BUNDLE_SPEC.md
+ *
+ * The bundle holds a DSSE envelope over an in-toto statement whose subject is the image digest
+ * and whose predicate type is cosign's signing predicate. The referrer manifest has
+ * `artifactType` = the bundle media type, the empty config, one layer (the bundle) and
+ * `subject` = the image. We also name the signed identity in the statement subject's `name`.
+ */
+
+export const BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json";
+export const COSIGN_SIGN_PREDICATE = "https://sigstore.dev/cosign/sign/v1";
+export const IN_TOTO_STATEMENT_TYPE = "https://in-toto.io/Statement/v1";
+export const BundleAnnotation = {
+  content: "dev.sigstore.bundle.content",
+  predicateType: "dev.sigstore.bundle.predicateType",
+  created: "org.opencontainers.image.created",
+} as const;
+
+/** The empty JSON blob `{}` of the empty descriptor. */
+const EMPTY_CONFIG_BYTES = new TextEncoder().encode("{}");
+export const EMPTY_CONFIG: BlobContent = {
+  descriptor: { mediaType: MediaType.ociEmpty, digest: digestOf(EMPTY_CONFIG_BYTES), size: 2 },
+  bytes: EMPTY_CONFIG_BYTES,
+};
+
+/** A bundle larger than this is not one of ours (they are a few KiB). */
+export const MAX_BUNDLE_BYTES = 1024 * 1024;
+
+/** The statement the bundle layout signs for `subject` as `identity`. */
+export function signingStatement(subject: Digest, identity: string): Uint8Array {
+  const statement = {
+    _type: IN_TOTO_STATEMENT_TYPE,
+    subject: [{ name: identity, digest: { [digestAlgorithm(subject)]: digestHex(subject) } }],
+    predicateType: COSIGN_SIGN_PREDICATE,
+    predicate: {},
+  };
+  return new TextEncoder().encode(JSON.stringify(statement));
+}
+
+export interface BuiltBundleReferrer {
+  readonly manifest: ManifestContent;
+  readonly blobs: readonly BlobContent[];
+}
+
+/**
+ * The referrer manifest for a bundle. `created` is an RFC 3339 time: the manifest is built once
+ * and the same bytes go to every destination.
+ */
+export function buildBundleReferrer(
+  bundle: Uint8Array,
+  subject: Descriptor,
+  created: string,
+): BuiltBundleReferrer {
+  const layer: BlobContent = {
+    descriptor: { mediaType: BUNDLE_MEDIA_TYPE, digest: digestOf(bundle), size: bundle.length },
+    bytes: bundle,
+  };
+  const document = {
+    schemaVersion: 2,
+    mediaType: MediaType.ociImageManifest,
+    artifactType: BUNDLE_MEDIA_TYPE,
+    config: {
+      mediaType: EMPTY_CONFIG.descriptor.mediaType,
+      size: EMPTY_CONFIG.descriptor.size,
+      digest: EMPTY_CONFIG.descriptor.digest,
+    },
+    layers: [
+      { mediaType: layer.descriptor.mediaType, size: layer.descriptor.size, digest: layer.descriptor.digest },
+    ],
+    subject: { mediaType: subject.mediaType, size: subject.size, digest: subject.digest },
+    annotations: {
+      [BundleAnnotation.content]: "dsse-envelope",
+      [BundleAnnotation.predicateType]: COSIGN_SIGN_PREDICATE,
+      [BundleAnnotation.created]: created,
+    },
+  };
+  const bytes = new TextEncoder().encode(JSON.stringify(document));
+  return {
+    manifest: { digest: digestOf(bytes), mediaType: MediaType.ociImageManifest, bytes },
+    blobs: [EMPTY_CONFIG, layer],
+  };
+}
+
+/** Whether a referrers-list entry looks like a cosign signing bundle. */
+export function isSigningBundleReferrer(descriptor: Descriptor): boolean {
+  return (
+    descriptor.artifactType === BUNDLE_MEDIA_TYPE &&
+    (descriptor.annotations?.[BundleAnnotation.predicateType] ?? COSIGN_SIGN_PREDICATE) ===
+      COSIGN_SIGN_PREDICATE
+  );
+}
+
+/** The bundle layer of a referrer manifest. */
+export function bundleLayerOf(content: ManifestContent, where: string): Descriptor {
+  const parsed = parseManifest(content.bytes, content.mediaType, where);
+  if (parsed.kind !== "manifest" || parsed.artifactType !== BUNDLE_MEDIA_TYPE) {
+    throw new SignError("sign-format", `${where}: not a sigstore bundle referrer`);
+  }
+  const layer = parsed.layers.find((candidate) => candidate.mediaType === BUNDLE_MEDIA_TYPE);
+  if (!layer) throw new SignError("sign-format", `${where}: no bundle layer`);
+  if (layer.size > MAX_BUNDLE_BYTES)
+    throw new SignError("sign-format", `${where}: bundle larger than ${MAX_BUNDLE_BYTES} bytes`);
+  return layer;
+}
+
+export type BundleVerdict =
+  | { readonly ok: true; readonly keyId: string; readonly identity: string | undefined }
+  | { readonly ok: false; readonly reason: string };
+
+/** Trust material holding only public keys (no CA, no log): for key-signed bundles. */
+export function publicKeyTrustMaterial(keys: readonly VerificationKey[]): TrustMaterial {
+  return {
+    certificateAuthorities: [],
+    timestampAuthorities: [],
+    tlogs: [],
+    ctlogs: [],
+    publicKey: (hint: string) => {
+      const key = keys.find((candidate) => candidate.keyId === hint);
+      if (!key) throw new SignError("sign-failed", `no public key with id ${hint}`);
+      return { publicKey: createPublicKey(key.publicKeyPem), validFor: () => true };
+    },
+  };
+}
+
+/**
+ * Verifies a key-signed bundle with `@sigstore/verify` (signature over the DSSE envelope with the
+ * key its hint names), then checks the statement: cosign's signing predicate, the subject digest
+ * and, when given, the identity.
+ */
+export function verifySigningBundle(
+  bundleBytes: Uint8Array,
+  keys: readonly VerificationKey[],
+  expectation: { readonly digest: Digest; readonly identity?: string },
+): BundleVerdict {
+  let serialized: SerializedBundle;
+  try {
+    serialized = JSON.parse(new TextDecoder().decode(bundleBytes)) as SerializedBundle;
+  } catch {
+    return { ok: false, reason: "the bundle is not JSON" };
+  }
+  let keyId: string;
+  let payload: Buffer;
+  try {
+    const bundle = bundleFromJSON(serialized);
+    if (bundle.content.$case !== "dsseEnvelope")
+      return { ok: false, reason: "the bundle holds no DSSE envelope" };
+    if (bundle.verificationMaterial.content.$case !== "publicKey") {
+      return { ok: false, reason: "the bundle is not signed with a public key" };
+    }
+    keyId = bundle.verificationMaterial.content.publicKey.hint;
+    if (!keys.some((key) => key.keyId === keyId)) return { ok: false, reason: "signed with another key" };
+    const verifier = new Verifier(publicKeyTrustMaterial(keys), {
+      tlogThreshold: 0,
+      ctlogThreshold: 0,
+      timestampThreshold: 0,
+    });
+    verifier.verify(toSignedEntity(bundle));
+    payload = bundle.content.dsseEnvelope.payload;
+  } catch (error) {
+    return { ok: false, reason: `the bundle does not verify: ${describeError(error)}` };
+  }
+  return checkStatement(payload, keyId, expectation);
+}
+
+function checkStatement(
+  payload: Buffer,
+  keyId: string,
+  expectation: { readonly digest: Digest; readonly identity?: string },
+): BundleVerdict {
+  let statement: unknown;
+  try {
+    statement = JSON.parse(payload.toString("utf8"));
+  } catch {
+    return { ok: false, reason: "the statement is not JSON" };
+  }
+  const record = statement as { predicateType?: unknown; subject?: unknown };
+  if (record.predicateType !== COSIGN_SIGN_PREDICATE) {
+    return {
+      ok: false,
+      reason: `predicate type ${JSON.stringify(record.predicateType)} is not ${COSIGN_SIGN_PREDICATE}`,
+    };
+  }
+  const subjects = Array.isArray(record.subject)
+    ? (record.subject as { name?: unknown; digest?: unknown }[])
+    : [];
+  const algorithm = digestAlgorithm(expectation.digest);
+  const match = subjects.find(
+    (subject) =>
+      (subject.digest as Record<string, unknown> | undefined)?.[algorithm] === digestHex(expectation.digest),
+  );
+  if (!match) return { ok: false, reason: `the statement does not name ${expectation.digest}` };
+  const identity = typeof match.name === "string" ? match.name : undefined;
+  if (expectation.identity !== undefined && identity !== expectation.identity) {
+    return {
+      ok: false,
+      reason: `the statement names ${JSON.stringify(identity)}, not ${JSON.stringify(expectation.identity)}`,
+    };
+  }
+  return { ok: true, keyId, identity };
+}

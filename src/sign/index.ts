@@ -1,0 +1,93 @@
+/**
+ * Signatures: cosign's tag layout and the sigstore bundle layout, key-based and keyless signing,
+ * carrying what staging has attached, and checking signatures.
+ * https://github.com/sigstore/cosign/blob/main/specs/SIGNATURE_SPEC.md
+ * https://github.com/sigstore/cosign/blob/main/specs/BUNDLE_SPEC.md
+ */
+export { SignError, type SignErrorCode } from "./errors.js";
+export {
+  ENV_KEY_PREFIX,
+  keyIdOf,
+  loadSigningKey,
+  loadVerificationKey,
+  MAX_KEY_FILE_BYTES,
+  parseSigningKey,
+  parseVerificationKey,
+  SIGN_KEY_PASSWORD_VARIABLE,
+  SIGN_KEY_VARIABLE,
+  verificationKeyOf,
+  type KeySourceOptions,
+  type SigningKey,
+  type VerificationKey,
+} from "./keys.js";
+export {
+  ATTACHMENT_KINDS,
+  attachmentTag,
+  buildLayerSet,
+  CosignAnnotation,
+  CosignMediaType,
+  isMergeableAttachment,
+  layerKey,
+  MAX_SIGNATURE_LAYER_BYTES,
+  MAX_SIGNATURE_LAYERS,
+  mergeLayers,
+  parseLayerSet,
+  parseSimpleSigningPayload,
+  signatureLayer,
+  signatureTag,
+  SIMPLE_SIGNING_TYPE,
+  simpleSigningPayload,
+  type AttachmentKind,
+  type BlobContent,
+  type BuiltLayerSet,
+  type ParsedLayerSet,
+  type SimpleSigningClaims,
+} from "./cosign-format.js";
+export {
+  BUNDLE_MEDIA_TYPE,
+  BundleAnnotation,
+  buildBundleReferrer,
+  COSIGN_SIGN_PREDICATE,
+  EMPTY_CONFIG,
+  isSigningBundleReferrer,
+  signingStatement,
+  verifySigningBundle,
+  type BundleVerdict,
+} from "./bundle-format.js";
+export {
+  createKeylessSigner,
+  createKeySigner,
+  DEFAULT_SIGSTORE_TIMEOUT_MS,
+  IDENTITY_TOKEN_VARIABLE,
+  readIdentityToken,
+  type CosignRekorBundle,
+  type ImageSigner,
+  type KeylessSignerOptions,
+  type KeySignerOptions,
+} from "./signer.js";
+export { hasOwnSignature, verifySimpleSigningLayer, type LayerVerdict } from "./verify-layer.js";
+export { notAnImageReason, platformText, signatureSubjects, type SignatureSubject } from "./subjects.js";
+export {
+  ATTACHMENT_MODES,
+  itemHasWork,
+  SIGNATURE_FORMATS,
+  type AttachmentMode,
+  type AttachmentPlan,
+  type AttachmentWork,
+  type SignatureFormat,
+  type SignatureTarget,
+  type SubjectWork,
+  type TargetDestination,
+  type WorkAction,
+  type WorkItem,
+  type WorkItemKind,
+} from "./attachment-plan.js";
+export { decideLayerSet, decideSingleDocument } from "./decide-attachments.js";
+export { planAttachments, type PlanAttachmentsOptions } from "./plan-attachments.js";
+export {
+  executeAttachments,
+  type AttachmentOutcome,
+  type AttachmentStatus,
+  type ExecuteAttachmentsOptions,
+} from "./execute-attachments.js";
+export { checkIdentity, identityFor, signatureTargets, type TargetOptions } from "./targets.js";

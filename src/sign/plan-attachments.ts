@@ -1,0 +1,498 @@
+import { describeError, isPromoterError } from "../errors.js";
+import { silentLogger, type Logger } from "../log.js";
+import { isIndexMediaType, parseManifest, type Descriptor, type ImageIndex } from "../oci/index.js";
+import type { Digest } from "../reference/index.js";
+import type { CallOptions, RepositoryStore, StoreProvider } from "../registry/index.js";
+import type {
+  AttachmentMode,
+  AttachmentPlan,
+  AttachmentWork,
+  SignatureFormat,
+  SignatureTarget,
+  SubjectWork,
+  WorkItem,
+} from "./attachment-plan.js";
+import { readSmallBlob } from "./blob-io.js";
+import {
+  BUNDLE_MEDIA_TYPE,
+  bundleLayerOf,
+  isSigningBundleReferrer,
+  MAX_BUNDLE_BYTES,
+  verifySigningBundle,
+} from "./bundle-format.js";
+import { attachmentTag, parseLayerSet } from "./cosign-format.js";
+import {
+  decideLayerSet,
+  decideSingleDocument,
+  type DestinationTagState,
+  type ObservedLayerSet,
+  type TagState,
+} from "./decide-attachments.js";
+import type { ImageSigner } from "./signer.js";
+import { signatureSubjects, type SignatureSubject } from "./subjects.js";
+import { hasKeylessSignatureOf, hasOwnSignature } from "./verify-layer.js";
+
+/**
+ * Observing what is attached to every promoted digest, then deciding (decide-attachments.ts)
+ * what to sign and write. Requests per subject: one HEAD of the `.sig` tag per destination and
+ * one GET per distinct `.sig` manifest when signing; when staging's attachments are carried, one
+ * HEAD per attachment tag in staging (and per destination for those staging has) and the
+ * referrers of the subject.
+ */
+
+export interface PlanAttachmentsOptions {
+  readonly provider: StoreProvider;
+  /** Sign what is promoted; nothing is signed without one. */
+  readonly signer?: ImageSigner;
+  readonly format?: SignatureFormat;
+  readonly attachments?: AttachmentMode;
+  /** Sign each image of an index too (default true). */
+  readonly signChildren?: boolean;
+  readonly signal?: AbortSignal;
+  readonly logger?: Logger;
+  /** Promoted digests planned at once (their requests go through the per-host limits). */
+  readonly concurrency?: number;
+}
+
+/** Bundle referrers examined per subject when looking for our own signature. */
+const MAX_BUNDLE_CANDIDATES = 16;
+
+interface Context {
+  readonly options: PlanAttachmentsOptions;
+  readonly call: CallOptions;
+  readonly format: SignatureFormat;
+  readonly mode: AttachmentMode;
+  readonly signChildren: boolean;
+  /**
+   * Subjects already planned by another promoted digest (an image listed on its own and inside
+   * an index): planning them twice would make two different `.sig` manifests race.
+   */
+  readonly claimed: Set<string>;
+}
+
+interface OpenDestination {
+  readonly key: string;
+  readonly store: RepositoryStore;
+}
+
+export async function planAttachments(
+  targets: readonly SignatureTarget[],
+  options: PlanAttachmentsOptions,
+): Promise<AttachmentPlan> {
+  const context: Context = {
+    options,
+    call: options.signal ? { signal: options.signal } : {},
+    format: options.format ?? "cosign",
+    mode: options.attachments ?? "copied",
+    signChildren: options.signChildren ?? true,
+    claimed: new Set(),
+  };
+  const works: (AttachmentWork | undefined)[] = new Array<AttachmentWork | undefined>(targets.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < targets.length) {
+      options.signal?.throwIfAborted();
+      const index = next++;
+      const target = targets[index];
+      if (target) works[index] = await planTarget(target, context);
+    }
+  };
+  const concurrency = Math.max(1, Math.min(options.concurrency ?? 8, targets.length));
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return {
+    format: context.format,
+    mode: context.mode,
+    ...(options.signer ? { signer: options.signer.description } : {}),
+    works: works.filter((work): work is AttachmentWork => work !== undefined),
+  };
+}
+
+function carries(target: SignatureTarget, mode: AttachmentMode): boolean {
+  return mode === "all" || (mode === "copied" && target.copied);
+}
+
+function problemOf(error: unknown): { code: string; message: string } {
+  return { code: isPromoterError(error) ? error.code : "internal", message: describeError(error) };
+}
+
+async function planTarget(target: SignatureTarget, context: Context): Promise<AttachmentWork | undefined> {
+  const { options } = context;
+  const signing = options.signer !== undefined;
+  const carry = carries(target, context.mode);
+  if (!signing && !carry) return undefined;
+  const logger = options.logger ?? silentLogger;
+  const source = options.provider.repository(target.source, "source");
+  const destinations: OpenDestination[] = target.destinations.map((destination) => ({
+    key: destination.key,
+    store: options.provider.repository(destination.location, "destination"),
+  }));
+  let subjects: SignatureSubject[];
+  try {
+    subjects = await subjectsOf(target, source, destinations, context, signing, carry);
+  } catch (error) {
+    if (options.signal?.aborted) throw error;
+    logger.log("warn", `cannot read ${target.digest} to plan its signatures`, {
+      error: describeError(error),
+    });
+    return { target, subjects: [], notes: [], problem: problemOf(error) };
+  }
+  const notes = subjects.flatMap((subject) => (subject.note === undefined ? [] : [subject.note]));
+  try {
+    const planned: SubjectWork[] = [];
+    const destinationKeys = target.destinations
+      .map((destination) => destination.key)
+      .sort()
+      .join(",");
+    for (const subject of subjects) {
+      const claim = `${subject.digest}|${target.identities.join(",")}|${destinationKeys}`;
+      if (context.claimed.has(claim)) {
+        planned.push({ subject, items: [] });
+        continue;
+      }
+      context.claimed.add(claim);
+      planned.push({
+        subject,
+        items: await planSubject(
+          target,
+          subject,
+          source,
+          destinations,
+          context,
+          signing && subject.sign,
+          carry,
+        ),
+      });
+    }
+    return { target, subjects: planned, notes };
+  } catch (error) {
+    if (options.signal?.aborted) throw error;
+    logger.log("warn", `cannot plan the signatures of ${target.digest}`, { error: describeError(error) });
+    return { target, subjects: [], notes, problem: problemOf(error) };
+  }
+}
+
+/** The root and, for an index, its children, read from wherever the digest already is. */
+async function subjectsOf(
+  target: SignatureTarget,
+  source: RepositoryStore,
+  destinations: readonly OpenDestination[],
+  context: Context,
+  signing: boolean,
+  carry: boolean,
+): Promise<SignatureSubject[]> {
+  const needChildren = (signing && context.signChildren) || carry;
+  const known = target.descriptor;
+  if (known && (!needChildren || !isIndexMediaType(known.mediaType))) {
+    return signatureSubjects(known, undefined, context.signChildren);
+  }
+  // A digest this run copies is read from the source; one already promoted from a destination.
+  const readers = target.copied
+    ? [source, ...destinations.map((destination) => destination.store)]
+    : [...destinations.map((destination) => destination.store), source];
+  for (const store of readers) {
+    let content;
+    try {
+      content = await store.getManifest(target.digest, context.call);
+    } catch (error) {
+      if (context.options.signal?.aborted) throw error;
+      continue;
+    }
+    if (!content) continue;
+    const root: Descriptor = {
+      mediaType: content.mediaType,
+      digest: content.digest,
+      size: content.bytes.length,
+    };
+    const parsed = parseManifest(content.bytes, content.mediaType, `${store.name}@${target.digest}`);
+    const index: ImageIndex | undefined = parsed.kind === "index" && needChildren ? parsed : undefined;
+    return signatureSubjects(root, index, context.signChildren);
+  }
+  throw new Error(`${target.digest} is neither in ${source.name} nor in any destination`);
+}
+
+async function tagState(
+  store: RepositoryStore,
+  tag: string,
+  call: CallOptions,
+  signal?: AbortSignal,
+): Promise<TagState> {
+  try {
+    const descriptor = await store.resolve(tag as Parameters<RepositoryStore["resolve"]>[0], call);
+    return descriptor ? { kind: "present", digest: descriptor.digest } : { kind: "absent" };
+  } catch (error) {
+    if (signal?.aborted) throw error;
+    return { kind: "unreadable", message: describeError(error) };
+  }
+}
+
+async function readObserved(
+  store: RepositoryStore,
+  digest: Digest,
+  call: CallOptions,
+): Promise<ObservedLayerSet> {
+  const content = await store.getManifest(digest, call);
+  if (!content) throw new Error(`${store.name}: ${digest} vanished while it was read`);
+  const parsed = parseLayerSet(content, `${store.name}@${digest}`);
+  return { content, config: parsed.config, layers: parsed.layers, from: store };
+}
+
+async function planSubject(
+  target: SignatureTarget,
+  subject: SignatureSubject,
+  source: RepositoryStore,
+  destinations: readonly OpenDestination[],
+  context: Context,
+  signThis: boolean,
+  carry: boolean,
+): Promise<WorkItem[]> {
+  const { call } = context;
+  const signal = context.options.signal;
+  const signer = context.options.signer;
+  const items: WorkItem[] = [];
+  const sourceTags = new Map<"sig" | "att" | "sbom", Digest>();
+  if (carry) {
+    for (const kind of ["sig", "att", "sbom"] as const) {
+      const descriptor = await source.resolve(attachmentTag(subject.digest, kind), call);
+      if (descriptor) sourceTags.set(kind, descriptor.digest);
+    }
+  }
+
+  for (const kind of ["sig", "att"] as const) {
+    const signHere = kind === "sig" && signThis && context.format === "cosign";
+    const sourceDigest = sourceTags.get(kind);
+    if (!signHere && sourceDigest === undefined) continue;
+    const tag = attachmentTag(subject.digest, kind);
+    const states = await Promise.all(
+      destinations.map(async (destination): Promise<DestinationTagState> => ({
+        key: destination.key,
+        state: await tagState(destination.store, tag, call, signal),
+      })),
+    );
+    const manifests = new Map<Digest, ObservedLayerSet>();
+    const resolved: DestinationTagState[] = [];
+    for (const [i, state] of states.entries()) {
+      const destination = destinations[i];
+      if (!destination || state.state.kind !== "present") {
+        resolved.push(state);
+        continue;
+      }
+      const digest = state.state.digest;
+      if (!manifests.has(digest)) {
+        try {
+          manifests.set(digest, await readObserved(destination.store, digest, call));
+        } catch (error) {
+          if (signal?.aborted) throw error;
+          resolved.push({
+            key: state.key,
+            state: { kind: "unreadable", message: `${tag} cannot be merged: ${describeError(error)}` },
+          });
+          continue;
+        }
+      }
+      resolved.push(state);
+    }
+    const sourceSet =
+      sourceDigest === undefined
+        ? undefined
+        : (manifests.get(sourceDigest) ?? (await readObserved(source, sourceDigest, call)));
+    const item = decideLayerSet({
+      kind,
+      tag,
+      ...(sourceSet ? { source: sourceSet } : {}),
+      destinations: resolved,
+      manifests,
+      missingIdentities: (union) => {
+        if (!signHere || !signer) return [];
+        const key = signer.verificationKey;
+        return target.identities.filter((identity) =>
+          key
+            ? !hasOwnSignature(union, subject.digest, identity, key)
+            : !hasKeylessSignatureOf(union, subject.digest, identity),
+        );
+      },
+    });
+    if (item) items.push(item);
+  }
+
+  const sbom = sourceTags.get("sbom");
+  if (sbom !== undefined) {
+    const tag = attachmentTag(subject.digest, "sbom");
+    const states = await Promise.all(
+      destinations.map(async (destination): Promise<DestinationTagState> => ({
+        key: destination.key,
+        state: await tagState(destination.store, tag, call, signal),
+      })),
+    );
+    items.push(decideSingleDocument({ tag, source: { digest: sbom, from: source }, destinations: states }));
+  }
+
+  const listings = new Map<string, Descriptor[] | { error: string }>();
+  const destinationReferrers = async (
+    destination: OpenDestination,
+  ): Promise<Descriptor[] | { error: string }> => {
+    let listing = listings.get(destination.key);
+    if (!listing) {
+      try {
+        listing = await destination.store.referrers(subject.digest, call);
+      } catch (error) {
+        if (signal?.aborted) throw error;
+        listing = { error: describeError(error) };
+      }
+      listings.set(destination.key, listing);
+    }
+    return listing;
+  };
+
+  if (carry) {
+    const referrers = await source.referrers(subject.digest, call);
+    for (const referrer of referrers) {
+      const writeTo: string[] = [];
+      const unreadable: { key: string; message: string }[] = [];
+      for (const destination of destinations) {
+        const listing = await destinationReferrers(destination);
+        if ("error" in listing) unreadable.push({ key: destination.key, message: listing.error });
+        else if (!listing.some((entry) => entry.digest === referrer.digest)) writeTo.push(destination.key);
+      }
+      items.push({
+        kind: "referrer",
+        action: writeTo.length > 0 ? "write" : "unchanged",
+        writeTo,
+        unreadable,
+        conflicts: [],
+        digest: referrer.digest,
+        content: { kind: "graph", from: source, digest: referrer.digest },
+        ...(referrer.artifactType === undefined ? {} : { detail: referrer.artifactType }),
+      });
+    }
+  }
+
+  if (signThis && context.format === "bundle" && signer) {
+    items.push(...(await planBundles(target, subject, destinations, destinationReferrers, context, signer)));
+  }
+  return items;
+}
+
+/**
+ * Bundle layout: our signature is a referrer of the subject. One that verifies with our key (or,
+ * keyless, names our identity) found at any destination is copied to the others; otherwise one
+ * is made.
+ */
+async function planBundles(
+  target: SignatureTarget,
+  subject: SignatureSubject,
+  destinations: readonly OpenDestination[],
+  referrersOf: (destination: OpenDestination) => Promise<Descriptor[] | { error: string }>,
+  context: Context,
+  signer: ImageSigner,
+): Promise<WorkItem[]> {
+  const { call } = context;
+  const unreadable: { key: string; message: string }[] = [];
+  const holders = new Map<Digest, { count: number; store: RepositoryStore; keys: Set<string> }>();
+  for (const destination of destinations) {
+    const listing = await referrersOf(destination);
+    if ("error" in listing) {
+      unreadable.push({ key: destination.key, message: listing.error });
+      continue;
+    }
+    for (const entry of listing) {
+      if (!isSigningBundleReferrer(entry)) continue;
+      const holder = holders.get(entry.digest) ?? {
+        count: 0,
+        store: destination.store,
+        keys: new Set<string>(),
+      };
+      holder.count += 1;
+      holder.keys.add(destination.key);
+      holders.set(entry.digest, holder);
+    }
+  }
+  const candidates = [...holders.entries()]
+    .sort((a, b) => b[1].count - a[1].count || (a[0] < b[0] ? -1 : 1))
+    .slice(0, MAX_BUNDLE_CANDIDATES);
+  const found = new Map<string, { digest: Digest; store: RepositoryStore; keys: Set<string> }>();
+  for (const [digest, holder] of candidates) {
+    let identity: string | undefined;
+    try {
+      identity = await ownBundleIdentity(holder.store, digest, subject.digest, signer, call);
+    } catch (error) {
+      if (context.options.signal?.aborted) throw error;
+      continue;
+    }
+    if (identity !== undefined && target.identities.includes(identity) && !found.has(identity)) {
+      found.set(identity, { digest, store: holder.store, keys: holder.keys });
+    }
+  }
+  const readableKeys = destinations
+    .map((destination) => destination.key)
+    .filter((key) => !unreadable.some((entry) => entry.key === key));
+  return target.identities.map((identity): WorkItem => {
+    const existing = found.get(identity);
+    if (!existing) {
+      return {
+        kind: "bundle",
+        action: "sign",
+        writeTo: readableKeys,
+        unreadable,
+        conflicts: [],
+        sign: { identities: [identity], keep: [] },
+        detail: identity,
+      };
+    }
+    const writeTo = readableKeys.filter((key) => !existing.keys.has(key));
+    return {
+      kind: "bundle",
+      action: writeTo.length > 0 ? "write" : "unchanged",
+      writeTo,
+      unreadable,
+      conflicts: [],
+      digest: existing.digest,
+      content: { kind: "graph", from: existing.store, digest: existing.digest },
+      detail: identity,
+    };
+  });
+}
+
+/** The identity of a bundle referrer when it is a valid signature of ours for `subject`. */
+async function ownBundleIdentity(
+  store: RepositoryStore,
+  referrer: Digest,
+  subject: Digest,
+  signer: ImageSigner,
+  call: CallOptions,
+): Promise<string | undefined> {
+  const content = await store.getManifest(referrer, call);
+  if (!content) return undefined;
+  const layer = bundleLayerOf(content, `${store.name}@${referrer}`);
+  if (layer.mediaType !== BUNDLE_MEDIA_TYPE) return undefined;
+  const bytes = await readSmallBlob(store, layer, MAX_BUNDLE_BYTES, call);
+  const key = signer.verificationKey;
+  if (key) {
+    const verdict = verifySigningBundle(bytes, [key], { digest: subject });
+    return verdict.ok ? verdict.identity : undefined;
+  }
+  return keylessBundleIdentity(bytes, subject);
+}
+
+/** Keyless: the identity named by a certificate-signed statement over `subject` (not verified here). */
+function keylessBundleIdentity(bytes: Uint8Array, subject: Digest): string | undefined {
+  try {
+    const bundle = JSON.parse(new TextDecoder().decode(bytes)) as {
+      verificationMaterial?: { certificate?: unknown; x509CertificateChain?: unknown };
+      dsseEnvelope?: { payload?: string };
+    };
+    if (!bundle.verificationMaterial?.certificate && !bundle.verificationMaterial?.x509CertificateChain)
+      return undefined;
+    const payload = bundle.dsseEnvelope?.payload;
+    if (typeof payload !== "string") return undefined;
+    const statement = JSON.parse(Buffer.from(payload, "base64").toString("utf8")) as {
+      subject?: { name?: unknown; digest?: Record<string, unknown> }[];
+    };
+    const [algorithm, hex] = subject.split(":");
+    const match = statement.subject?.find(
+      (entry) => algorithm !== undefined && entry.digest?.[algorithm] === hex,
+    );
+    return typeof match?.name === "string" ? match.name : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,127 @@
+import type { Descriptor } from "../oci/index.js";
+import { RepositoryKeys, type PlannedEdge } from "../plan/index.js";
+import { parseImageReference, type Digest, type RepositoryPath } from "../reference/index.js";
+import { SignError } from "./errors.js";
+import type { SignatureTarget, TargetDestination } from "./attachment-plan.js";
+
+/**
+ * Which digests are signed, as whom, and where their signatures go: one target per promoted
+ * (source repository, digest), with every destination where the digest is (or will be after this
+ * run). Pure.
+ *
+ * The identity (the `docker-reference` of the payload) is the image's canonical name: the
+ * configured `--sign-identity` prefix (a vanity registry such as `registry.example.io/project`)
+ * followed by `/<image>`, or, without it, the manifest's first destination registry followed by
+ * `/<image>`. `{image}` in the configured value is replaced instead of appended. The same name
+ * goes into the signature at every mirror, so one signature serves them all.
+ */
+
+export interface TargetOptions {
+  /** `--sign-identity`: a prefix, or a template with `{image}`. */
+  readonly identity?: string;
+  /** Descriptors seen by the inventory, by destination or source key, then digest. */
+  readonly descriptorOf?: (repositoryKey: string, digest: Digest) => Descriptor | undefined;
+}
+
+/** The identity for an image, from the configured prefix or template. */
+export function identityFor(configured: string, image: RepositoryPath): string {
+  const identity = configured.includes("{image}")
+    ? configured.split("{image}").join(image)
+    : `${configured.replace(/\/+$/, "")}/${image}`;
+  return identity;
+}
+
+/** Checks a configured identity: it must make a repository reference (no tag, no digest). */
+export function checkIdentity(configured: string): void {
+  const sample = identityFor(configured, "image" as RepositoryPath);
+  let parsed;
+  try {
+    parsed = parseImageReference(sample);
+  } catch (error) {
+    throw new SignError(
+      "sign-policy",
+      `--sign-identity ${JSON.stringify(configured)}: ${(error as Error).message}`,
+    );
+  }
+  if (parsed.tag !== undefined || parsed.digest !== undefined) {
+    throw new SignError(
+      "sign-policy",
+      `--sign-identity ${JSON.stringify(configured)} must name a repository, without tag or digest`,
+    );
+  }
+}
+
+const PROMOTED_DECISIONS = new Set(["copy", "add-tag", "unchanged"]);
+
+export function signatureTargets(
+  edges: readonly PlannedEdge[],
+  options: TargetOptions = {},
+): SignatureTarget[] {
+  const keys = new RepositoryKeys();
+  const groups = new Map<
+    string,
+    {
+      first: PlannedEdge;
+      identities: string[];
+      projects: Set<string>;
+      destinations: Map<string, TargetDestination>;
+      copied: boolean;
+    }
+  >();
+  for (const planned of edges) {
+    const { edge, decision } = planned;
+    const sourceKey = keys.of(edge.source);
+    const groupKey = `${sourceKey}@${edge.digest}`;
+    let group = groups.get(groupKey);
+    if (!group) {
+      group = { first: planned, identities: [], projects: new Set(), destinations: new Map(), copied: false };
+      groups.set(groupKey, group);
+    }
+    // The first edge of each project names the identity: edges go to destinations in the order
+    // the manifest lists them, so its destination is the manifest's first.
+    if (!group.projects.has(edge.project)) {
+      group.projects.add(edge.project);
+      const identity =
+        options.identity !== undefined
+          ? identityFor(options.identity, edge.image)
+          : `${edge.destinationRegistry.name.replace(/\/+$/, "")}/${edge.image}`;
+      if (!group.identities.includes(identity)) group.identities.push(identity);
+    }
+    if (!PROMOTED_DECISIONS.has(decision.kind)) continue;
+    if (decision.kind === "copy") group.copied = true;
+    const key = keys.of(edge.destination);
+    if (!group.destinations.has(key)) {
+      group.destinations.set(key, {
+        location: edge.destination,
+        key,
+        registry: edge.destinationRegistry.name,
+      });
+    }
+  }
+  const targets: SignatureTarget[] = [];
+  for (const group of groups.values()) {
+    if (group.destinations.size === 0) continue;
+    const { edge } = group.first;
+    const sourceKey = keys.of(edge.source);
+    const destinations = [...group.destinations.values()].sort((a, b) =>
+      a.key < b.key ? -1 : a.key > b.key ? 1 : 0,
+    );
+    let descriptor: Descriptor | undefined;
+    for (const key of [...destinations.map((destination) => destination.key), sourceKey]) {
+      descriptor = options.descriptorOf?.(key, edge.digest);
+      if (descriptor) break;
+    }
+    targets.push({
+      project: edge.project,
+      image: edge.image,
+      source: edge.source,
+      sourceKey,
+      digest: edge.digest,
+      identities: group.identities,
+      destinations,
+      copied: group.copied,
+      ...(descriptor ? { descriptor } : {}),
+    });
+  }
+  return targets;
+}
