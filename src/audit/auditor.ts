@@ -77,6 +77,8 @@ export class Auditor {
   private readonly pendingByRepository = new Map<string, Set<string>>();
   private chain: Promise<void> = Promise.resolve();
   private sweepTimer: NodeJS.Timeout | undefined;
+  /** A sweep is queued and not started: the next tick does not queue another. */
+  private sweepQueued = false;
   private closed = false;
 
   constructor(state: DesiredState, options: AuditorOptions) {
@@ -224,12 +226,17 @@ export class Auditor {
   }
 
   private sweep(): void {
-    if (this.closed) return;
+    if (this.closed || this.sweepQueued || this.pending.size === 0) return;
     const now = this.now();
-    const due = [...this.pending.values()]
-      .filter((entry) => Date.parse(entry.deadline) <= now)
-      .map((entry) => entry.event.id);
-    if (due.length > 0) this.enqueue(() => this.rejudge(due));
+    if (![...this.pending.values()].some((entry) => Date.parse(entry.deadline) <= now)) return;
+    this.sweepQueued = true;
+    this.enqueue(async () => {
+      this.sweepQueued = false;
+      const due = [...this.pending.values()]
+        .filter((entry) => Date.parse(entry.deadline) <= this.now())
+        .map((entry) => entry.event.id);
+      await this.rejudge(due);
+    });
   }
 
   private async processArrivals(ids: readonly string[]): Promise<void> {

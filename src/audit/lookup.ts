@@ -36,7 +36,8 @@ export class RegistryManifestLookup implements ManifestLookup {
   private readonly signal: AbortSignal | undefined;
   private readonly now: () => number;
   private readonly facts = new Map<Digest, ManifestFacts>();
-  private readonly missing = new Map<Digest, number>();
+  /** digest -> repository key -> when it could not be read there (a digest may be in one repository only). */
+  private readonly missing = new Map<Digest, Map<string, number>>();
   private readonly hints = new Map<Digest, ManifestFacts>();
   private readonly inFlight = new Map<string, Promise<ManifestFacts | undefined>>();
   private active = 0;
@@ -89,7 +90,7 @@ export class RegistryManifestLookup implements ManifestLookup {
   async manifest(repository: DesiredRepository, digest: Digest): Promise<ManifestFacts | undefined> {
     const known = this.facts.get(digest);
     if (known) return known;
-    const missingAt = this.missing.get(digest);
+    const missingAt = this.missing.get(digest)?.get(repository.key);
     if (missingAt !== undefined && this.now() - missingAt < NEGATIVE_CACHE_MS) return this.hints.get(digest);
     const key = `${repository.key}@${digest}`;
     let pending = this.inFlight.get(key);
@@ -130,7 +131,13 @@ export class RegistryManifestLookup implements ManifestLookup {
         });
       }
     }
-    this.missing.set(digest, this.now());
+    let byRepository = this.missing.get(digest);
+    if (!byRepository) {
+      if (this.missing.size >= MAX_CACHED_MANIFESTS) this.missing.clear();
+      byRepository = new Map();
+      this.missing.set(digest, byRepository);
+    }
+    byRepository.set(repository.key, this.now());
     return this.hints.get(digest);
   }
 
