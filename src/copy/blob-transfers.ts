@@ -1,19 +1,17 @@
-import { setTimeout as sleep } from "node:timers/promises";
-import { AbortedError, describeError } from "../errors.js";
+import { AbortedError } from "../errors.js";
 import type { Descriptor } from "../oci/index.js";
 import { isAbort, isRetryable, nodeFailure } from "./errors.js";
 import { fanOut, type FanOutResult } from "./fan-out.js";
 import {
   NODE_WRITTEN,
   nodeKey,
+  pauseBeforeRetry,
   type DestinationRun,
   type NodeResult,
   type RunContext,
   type SourceRef,
 } from "./run-state.js";
 
-/** Pause before another attempt, times the attempt number: long enough for a blip to pass. */
-export const BLOB_RETRY_DELAY_MS = 200;
 /**
  * How often one upload may be sent back to the queue for not starting in time (see `fanOut`)
  * before that counts as a failed attempt.
@@ -79,7 +77,7 @@ export class BlobTransfers {
    * fresh source read each time (an upload restarts its session; bodies are never replayed).
    */
   private async transfer(group: TransferGroup): Promise<void> {
-    const { signal, call, blobAttempts, emit, logger } = this.run;
+    const { signal, call, writeAttempts, emit, logger } = this.run;
     const { source, descriptor } = group;
     let pending: readonly BlobDelivery[] = group.deliveries;
     for (let attempt = 1; pending.length > 0; attempt += 1) {
@@ -92,7 +90,7 @@ export class BlobTransfers {
         }
         return;
       }
-      const finalAttempt = attempt >= blobAttempts;
+      const finalAttempt = attempt >= writeAttempts;
       emit({
         type: "source-read",
         taskId: source.taskId,
@@ -176,7 +174,7 @@ export class BlobTransfers {
       });
       if (requeued.length > 0) this.request(source, descriptor, requeued);
       pending = again;
-      if (pending.length > 0) await pause(BLOB_RETRY_DELAY_MS * attempt, signal);
+      if (pending.length > 0) await pauseBeforeRetry(attempt, signal);
     }
   }
 
@@ -203,14 +201,5 @@ export class BlobTransfers {
       digest: descriptor.digest,
       size: descriptor.size,
     };
-  }
-}
-
-async function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  try {
-    await sleep(ms, undefined, signal ? { signal } : {});
-  } catch (error) {
-    // An abort ends the pause early; the caller's loop sees the signal and stops.
-    if (!isAbort(error, signal)) throw new Error(`retry pause failed: ${describeError(error)}`);
   }
 }

@@ -9,8 +9,8 @@ import { WorkLimiter } from "./work-limiter.js";
 
 /** Blob transfers in flight by default: enough to hide latency, few enough for a laptop uplink. */
 export const DEFAULT_COPY_CONCURRENCY = 8;
-/** Attempts per blob and destination (each with a fresh source read). */
-export const DEFAULT_BLOB_ATTEMPTS = 3;
+/** Attempts per write and destination (a blob upload gets a fresh source read each time). */
+export const DEFAULT_WRITE_ATTEMPTS = 3;
 
 export interface CopyLimits {
   /** Source blob reads in flight (each feeding all the destinations that need the blob). */
@@ -45,9 +45,9 @@ export async function copyGraphs(
   if (!Number.isSafeInteger(concurrency) || concurrency < 1) {
     throw new UsageError(`concurrency must be a positive integer, got ${concurrency}`);
   }
-  const blobAttempts = options.blobAttempts ?? DEFAULT_BLOB_ATTEMPTS;
-  if (!Number.isSafeInteger(blobAttempts) || blobAttempts < 1) {
-    throw new UsageError(`blobAttempts must be a positive integer, got ${blobAttempts}`);
+  const writeAttempts = options.writeAttempts ?? DEFAULT_WRITE_ATTEMPTS;
+  if (!Number.isSafeInteger(writeAttempts) || writeAttempts < 1) {
+    throw new UsageError(`writeAttempts must be a positive integer, got ${writeAttempts}`);
   }
   const { signal } = options;
   const logger = options.logger ?? silentLogger;
@@ -68,7 +68,7 @@ export async function copyGraphs(
     logger,
     emit,
     mount: options.mount ?? true,
-    blobAttempts,
+    writeAttempts,
     uploadStartTimeoutMs: options.uploadStartTimeoutMs ?? FAN_OUT_START_TIMEOUT_MS,
     requests: new WorkLimiter(limits.requests, signal),
     transfers: new WorkLimiter(limits.transfers, signal),

@@ -9,7 +9,7 @@ import {
 import { digestAlgorithm, digestOf, type Digest, type Tag } from "../reference/index.js";
 import type { ManifestContent } from "../registry/index.js";
 import { BlobTransfers, type BlobDelivery } from "./blob-transfers.js";
-import { CopyError, nodeFailure, type NodeFailure } from "./errors.js";
+import { CopyError, isAbort, isRetryable, nodeFailure, type NodeFailure } from "./errors.js";
 import {
   deferred,
   DestinationRun,
@@ -17,6 +17,7 @@ import {
   NODE_WRITTEN,
   emptyStats,
   nodeKey,
+  pauseBeforeRetry,
   RepositoryKeys,
   type NodeResult,
   type RunContext,
@@ -161,11 +162,7 @@ export class GraphCopier {
         return fail(error, "source", "manifest");
       }
       try {
-        await this.run.requests.run(() => {
-          // Checked at the last moment: a tag must never be written once the run is stopping.
-          if (this.run.signal?.aborted === true) throw new AbortedError();
-          return destination.store.putManifest(content, tag, this.run.call);
-        });
+        await this.putManifest(destination, content, tag);
       } catch (error) {
         return fail(error, "destination", `tag ${tag} of manifest`);
       }
@@ -360,10 +357,7 @@ export class GraphCopier {
           return;
         }
         try {
-          await requests.run(() => {
-            if (this.run.signal?.aborted === true) throw new AbortedError();
-            return destination.store.putManifest(content, digest, call);
-          });
+          await this.putManifest(destination, content, digest);
         } catch (error) {
           fail(entry, error, "destination");
           return;
@@ -480,6 +474,37 @@ export class GraphCopier {
       .finally(() => this.sourceReads.delete(key));
     this.sourceReads.set(key, reading);
     return reading;
+  }
+
+  /**
+   * Writes a manifest under its digest or a tag, with a few attempts: besides network trouble,
+   * a registry may refuse an index for a moment while another request rewrites a child's
+   * metadata (distribution's filesystem driver does). Checked against the abort signal right
+   * before each attempt: nothing is written once the run is stopping.
+   */
+  private async putManifest(
+    destination: DestinationRun,
+    content: ManifestContent,
+    reference: Digest | Tag,
+  ): Promise<void> {
+    const { signal, call, requests, writeAttempts, logger } = this.run;
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        await requests.run(() => {
+          if (signal?.aborted === true) throw new AbortedError();
+          return destination.store.putManifest(content, reference, call);
+        });
+        return;
+      } catch (error) {
+        if (attempt >= writeAttempts || isAbort(error, signal) || !isRetryable(error)) throw error;
+        logger.log("warn", `retrying manifest write: ${describeError(error)}`, {
+          destination: destination.name,
+          reference,
+          attempt,
+        });
+        await pauseBeforeRetry(attempt, signal);
+      }
+    }
   }
 
   /** A bug must not leave parents and tags waiting forever: settle whatever is still open. */

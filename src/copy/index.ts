@@ -6,7 +6,7 @@
 export {
   copyGraphs,
   copyLimits,
-  DEFAULT_BLOB_ATTEMPTS,
+  DEFAULT_WRITE_ATTEMPTS,
   DEFAULT_COPY_CONCURRENCY,
   type CopyLimits,
 } from "./copy-graphs.js";

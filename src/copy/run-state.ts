@@ -1,7 +1,8 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "../log.js";
 import { formatRepositoryLocation } from "../reference/index.js";
 import type { CallOptions, RepositoryStore } from "../registry/index.js";
-import type { NodeFailure } from "./errors.js";
+import { isAbort, type NodeFailure } from "./errors.js";
 import type { CopyEvent } from "./events.js";
 import type { CopyStats } from "./task.js";
 import type { WorkLimiter } from "./work-limiter.js";
@@ -14,7 +15,7 @@ export interface RunContext {
   readonly logger: Logger;
   readonly emit: (event: CopyEvent) => void;
   readonly mount: boolean;
-  readonly blobAttempts: number;
+  readonly writeAttempts: number;
   readonly uploadStartTimeoutMs: number;
   /** Manifest reads and writes, existence checks, mounts: small requests. */
   readonly requests: WorkLimiter;
@@ -102,4 +103,17 @@ export function deferred<T>(): Deferred<T> {
   let resolve!: (value: T) => void;
   const promise = new Promise<T>((settle) => (resolve = settle));
   return { promise, resolve };
+}
+
+/** Pause before another attempt, times the attempt number: long enough for a blip to pass. */
+export const RETRY_DELAY_MS = 200;
+
+/** Waits before attempt `attempt + 1`; returns early (without throwing) when `signal` aborts. */
+export async function pauseBeforeRetry(attempt: number, signal: AbortSignal | undefined): Promise<void> {
+  try {
+    await sleep(RETRY_DELAY_MS * attempt, undefined, signal ? { signal } : {});
+  } catch (error) {
+    // An abort ends the pause early; the caller sees the signal and stops.
+    if (!isAbort(error, signal)) throw error;
+  }
 }

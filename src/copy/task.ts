@@ -42,10 +42,11 @@ export interface CopyOptions {
   /** Try a cross-repository mount before uploading when both ends share a registry. Default true. */
   readonly mount?: boolean;
   /**
-   * Attempts per blob and destination; each attempt reads the source afresh and restarts the
-   * upload. Default `DEFAULT_BLOB_ATTEMPTS`.
+   * Attempts per write and destination: a blob upload (each attempt reads the source afresh and
+   * restarts the upload) or a manifest or tag write. Errors that another attempt cannot fix
+   * (denied, not found, invalid content) are not retried. Default `DEFAULT_WRITE_ATTEMPTS`.
    */
-  readonly blobAttempts?: number;
+  readonly writeAttempts?: number;
   /**
    * How long an upload that has not read its first byte (waiting for a connection slot, say)
    * may hold back the other destinations of the same source read; it then gets a read of its
