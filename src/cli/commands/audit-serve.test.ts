@@ -12,6 +12,7 @@ import {
   allBlobs,
   makeImage,
   makeIndex,
+  makeReferrer,
   pushWithSkopeo,
   writeOciLayoutDirectly,
 } from "../../../test/support/test-images.js";
@@ -60,6 +61,12 @@ const promoted = makeIndex(
 );
 const rogue = makeImage({ layers: 1, layerSize: 700, mediaTypes: "oci", seed: "audit-rogue" });
 const rogueWhileDown = makeImage({ layers: 1, layerSize: 700, mediaTypes: "oci", seed: "audit-rogue-2" });
+/** Stands in for a cosign signature manifest: what matters to the auditor is its tag. */
+const signature = makeReferrer({
+  subject: app.descriptor,
+  artifactType: "application/vnd.dev.cosign.test",
+  seed: "audit-sig",
+});
 const tagless = makeImage({ layers: 1, layerSize: 300, mediaTypes: "oci", seed: "audit-tagless" });
 
 interface Finding {
@@ -194,6 +201,7 @@ beforeAll(async () => {
     { content: promoted, tag: "promoted" },
     { content: rogue, tag: "rogue" },
     { content: rogueWhileDown, tag: "rogue-2" },
+    { content: signature, tag: "signature" },
   ]);
   await stage("app");
   await stage("multi");
@@ -274,6 +282,25 @@ describe("promoter audit serve against a real registry", () => {
         parent: promoted.digest,
       });
     }
+    expect(alerts).toEqual([]);
+  });
+
+  it("verifies the signature and SBOM tags of promoted digests, also of an index's children", async () => {
+    const appSig = `sha256-${app.digest.slice("sha256:".length)}.sig`;
+    const childSbom = `sha256-${multi.manifests[1]!.digest.slice("sha256:".length)}.sbom`;
+    await skopeoCopy(`oci:${layout}:signature`, `docker://${prod("app")}:${appSig}`);
+    await skopeoCopy(`oci:${layout}:signature`, `docker://${prod("multi")}:${childSbom}`);
+    const all = await settledWith("the SBOM tag", (finding) => finding.tag === childSbom);
+    expect(all.find((finding) => finding.tag === appSig)).toMatchObject({
+      verdict: "verified",
+      rule: "attached-artifact-tag",
+    });
+    expect(all.find((finding) => finding.tag === childSbom)).toMatchObject({
+      verdict: "verified",
+      rule: "attached-artifact-tag",
+      parent: multi.digest,
+    });
+    expect(all.filter((finding) => finding.verdict === "violation")).toEqual([]);
     expect(alerts).toEqual([]);
   });
 
