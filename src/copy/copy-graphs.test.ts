@@ -121,6 +121,8 @@ interface Faults {
   putBlobFailsAfter?: (digest: Digest, attempt: number) => number | undefined;
   /** Every call fails, as with a mirror that refuses connections. */
   dead?: boolean;
+  /** Whether this manifest write (digest or tag, 1-based attempt) fails with a 400 before reaching the store. */
+  putManifestFails?: (reference: string, attempt: number) => boolean;
   /** Skip the completeness check at manifest writes (its reads would show in request counts). */
   uncheckedWrites?: boolean;
   /** Runs before a write is forwarded (used to abort a run at a chosen moment). */
@@ -129,6 +131,7 @@ interface Faults {
 
 class RecordingStore implements RepositoryStore {
   private readonly uploadAttempts = new Map<Digest, number>();
+  private readonly manifestAttempts = new Map<string, number>();
 
   constructor(
     readonly inner: RepositoryStore,
@@ -174,8 +177,19 @@ class RecordingStore implements RepositoryStore {
   }
 
   putManifest(content: ManifestContent, reference: Tag | Digest, options?: CallOptions) {
+    const attempt = (this.manifestAttempts.get(reference) ?? 0) + 1;
+    this.manifestAttempts.set(reference, attempt);
     return this.record("putManifest", reference, async () => {
       this.faults.beforeWrite?.("putManifest", reference);
+      if (this.faults.putManifestFails?.(reference, attempt) === true) {
+        throw new RegistryError("registry-http", "unexpected response (injected)", {
+          operation: "put manifest",
+          registry: this.name,
+          side: this.side,
+          status: 400,
+          registryCodes: ["MANIFEST_BLOB_UNKNOWN"],
+        });
+      }
       // The invariant the engine promises: whatever a manifest or tag points at is complete.
       if (this.faults.uncheckedWrites !== true) {
         const missing = await missingBelow(this.inner, content);
@@ -667,6 +681,34 @@ describe("copyGraphs between OCI layouts", () => {
       expect(journal.count("openBlob", { reference: blob.descriptor.digest })).toBe(2);
     }
     expect(journal.violations).toEqual([]);
+  });
+
+  it("retries a refused manifest or tag write, and gives up after the attempts", async () => {
+    const { index } = multiArch("refused", "oci", 1024);
+    const source = await stage("refused", [{ content: index, tag: "v1" }]);
+    const blip = layoutStore("blip", "app", "destination", {
+      putManifestFails: (reference, attempt) =>
+        attempt === 1 && (reference === index.digest || reference === "v1"),
+    });
+    const refusing = layoutStore("refusing", "app", "destination", {
+      putManifestFails: (reference) => reference === "v1",
+    });
+    const outcomes = await copyGraphs([
+      task("index", source, index, [
+        [blip, ["v1"]],
+        [refusing, ["v1"]],
+      ]),
+    ]);
+    expect(outcomes[0]).toMatchObject({ status: "copied", tagsWritten: ["v1"] });
+    expect(journal.count("putManifest", { store: blip.name, reference: index.digest })).toBe(2);
+    expect(journal.count("putManifest", { store: blip.name, reference: "v1" })).toBe(2);
+    await expectComplete(blip, index);
+    // Complete by digest, but the tag could not be written: failed, and said so.
+    expect(outcomes[1]).toMatchObject({ status: "failed", tagsWritten: [] });
+    expect(outcomes[1]?.error).toMatchObject({ side: "destination", code: "copy-destination-failed" });
+    expect(outcomes[1]?.error?.message).toMatch(/tag v1 of manifest .*MANIFEST_BLOB_UNKNOWN/);
+    expect(journal.count("putManifest", { store: refusing.name, reference: "v1" })).toBe(3);
+    await expectComplete(refusing, index);
   });
 
   it("fails cleanly when a source blob does not match its digest, writing no manifest and no tag", async () => {
