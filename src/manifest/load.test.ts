@@ -147,6 +147,12 @@ describe("loadManifests: I/O errors", () => {
       message: "thin-manifest directory nope does not exist",
     });
     await expect(loadManifests({ thinManifestDir: scratch })).rejects.toThrow(ManifestIoError);
+    await expect(
+      loadManifests({ thinManifestDir: "plain/invalid.yaml" }, { cwd: fixtures }),
+    ).rejects.toMatchObject({
+      code: "manifest-io",
+      message: "thin-manifest directory plain/invalid.yaml is not a directory",
+    });
   });
 
   it("throws ManifestIoError when a tree's file cannot be read", async () => {
