@@ -20,6 +20,11 @@ export type EdgeDecision =
   | { readonly kind: "refused-tag-move"; readonly current: Digest }
   /** The digest is not in the source repository. */
   | { readonly kind: "missing-source" }
+  /**
+   * The source digest has no valid signature by a trusted key or identity (a source signature
+   * policy is in force); `reason` says what was found.
+   */
+  | { readonly kind: "refused-source-signature"; readonly reason: string }
   /** Two manifests claim this destination tag for different digests: neither is applied. */
   | { readonly kind: "refused-conflict"; readonly conflict: TagConflict }
   /** A repository this edge needs could not be read. */
@@ -164,16 +169,24 @@ export function sourceQuestions(
   return sources;
 }
 
+/** Key of a source policy verdict: the source repository and the digest. */
+export function sourceVerdictKey(sourceKey: string, digest: Digest): string {
+  return `${sourceKey}@${digest}`;
+}
+
 /**
  * Decides every edge and groups the work into copy tasks. Pure: the inventories hold everything
  * observed (destinations, and the sources asked in the second round). They are kept apart
  * because one repository can be a destination of one project and the source of another.
+ * `sourceRefusals` (by `sourceVerdictKey`) refuses the copies and added tags of source digests
+ * that fail a signature policy, with the reason.
  */
 export function decidePlan(
   edges: readonly PromotionEdge[],
   inventory: { readonly destinations: Inventory; readonly sources: Inventory },
   conflicts: ReadonlyMap<string, TagConflict>,
   keys = new RepositoryKeys(),
+  sourceRefusals?: ReadonlyMap<string, string>,
 ): PromotionPlan {
   const planned: PlannedEdge[] = new Array<PlannedEdge>(edges.length);
   // sourceKey -> digest -> destinationKey -> destination under construction
@@ -212,6 +225,10 @@ export function decidePlan(
           decision = MISSING_SOURCE;
         }
       }
+    }
+    if ((decision.kind === "copy" || decision.kind === "add-tag") && sourceRefusals !== undefined) {
+      const reason = sourceRefusals.get(sourceVerdictKey(keys.of(edge.source), edge.digest));
+      if (reason !== undefined) decision = { kind: "refused-source-signature", reason };
     }
     planned[i] = { edge, decision };
     if (decision.kind !== "copy" && decision.kind !== "add-tag") continue;
@@ -268,6 +285,7 @@ export function countDecisions(edges: readonly PlannedEdge[]): Record<EdgeDecisi
     "refused-tag-move": 0,
     "missing-source": 0,
     "refused-conflict": 0,
+    "refused-source-signature": 0,
     unreadable: 0,
   };
   for (const { decision } of edges) counts[decision.kind] += 1;

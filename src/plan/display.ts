@@ -58,6 +58,7 @@ const PROBLEM_STATUSES: ReadonlySet<RowStatus> = new Set([
   "refused-tag-move",
   "missing-source",
   "refused-conflict",
+  "refused-source-signature",
   "unreadable",
   "failed",
 ]);
@@ -87,6 +88,8 @@ export function rowsFromPlan(edges: readonly PlannedEdge[]): DisplayRow[] {
         };
       case "unreadable":
         return { edge, status: decision.kind, detail: `${decision.side}: ${decision.message}` };
+      case "refused-source-signature":
+        return { edge, status: decision.kind, detail: decision.reason };
       default:
         return { edge, status: decision.kind };
     }

@@ -85,6 +85,8 @@ function reasonOf(decision: EdgeDecision): string | undefined {
       ].join(", ")}`;
     case "unreadable":
       return `${decision.side} could not be read: ${decision.message}`;
+    case "refused-source-signature":
+      return `the source digest has no valid signature: ${decision.reason}`;
     default:
       return undefined;
   }

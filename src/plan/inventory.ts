@@ -9,6 +9,11 @@ export interface RepositoryObservation {
   readonly kind: "observed";
   readonly tags: ReadonlyMap<Tag, Digest>;
   readonly digests: ReadonlySet<Digest>;
+  /**
+   * The observed digests that are image indexes (the rest are single manifests), from the media
+   * type the registry announced. Signing reads only these to find their child images.
+   */
+  readonly indexes?: ReadonlySet<Digest>;
 }
 
 /** The repository could not be read (the registry failed or refused); its edges fail. */

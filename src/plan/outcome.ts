@@ -55,6 +55,15 @@ export function outcomeWithoutWrite(
         outcome: "failed",
         error: { code: decision.code, message: decision.message, side: decision.side },
       };
+    case "refused-source-signature":
+      return {
+        outcome: "failed",
+        error: {
+          code: "source-signature",
+          message: `the source digest has no valid signature: ${decision.reason}`,
+          side: "source",
+        },
+      };
     case "copy":
     case "add-tag":
       return undefined;

@@ -11,6 +11,7 @@ import {
 } from "../plan/index.js";
 import type { Digest } from "../reference/index.js";
 import type { StoreProvider } from "../registry/index.js";
+import type { AttachmentOutcome } from "../sign/index.js";
 
 export interface ExecuteOptions {
   readonly provider: StoreProvider;
@@ -23,6 +24,8 @@ export interface ExecuteOptions {
 export interface ExecutionResult {
   readonly outcomes: readonly EdgeOutcome[];
   readonly copies: readonly CopyOutcome[];
+  /** What was signed and attached, per subject and destination (when signing or carrying). */
+  readonly attachments?: readonly AttachmentOutcome[];
 }
 
 const TAG_NOT_WRITTEN = { code: "tag-not-written", message: "the copy engine did not write this tag" };

@@ -14,5 +14,7 @@ export {
   type PlannedPromotion,
   type PromoteOptions,
   type PromotionResult,
+  type SignatureOptions,
 } from "./promote.js";
+export { executeSignatures, type ExecuteSignaturesOptions } from "./signatures.js";
 export { runBounded } from "./bounded.js";

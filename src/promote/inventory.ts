@@ -1,5 +1,6 @@
 import { describeError, isPromoterError } from "../errors.js";
 import type { Logger } from "../log.js";
+import { isIndexMediaType } from "../oci/index.js";
 import type { RepositoryQuestion, RepositoryState } from "../plan/index.js";
 import type { Digest, RepositoryLocation, Tag } from "../reference/index.js";
 import type { RepositoryStore, Side, StoreProvider } from "../registry/index.js";
@@ -48,6 +49,7 @@ export async function observeRepository(
   const signal = options.signal;
   const tags = new Map<Tag, Digest>();
   const digests = new Set<Digest>();
+  const indexes = new Set<Digest>();
   try {
     let candidates: Iterable<Tag> = question.tags;
     if (question.tags.size >= TAG_LIST_THRESHOLD) {
@@ -59,14 +61,18 @@ export async function observeRepository(
       if (descriptor) {
         tags.set(tag, descriptor.digest);
         digests.add(descriptor.digest);
+        if (isIndexMediaType(descriptor.mediaType)) indexes.add(descriptor.digest);
       }
     });
     const unknown = [...question.digests].filter((digest) => !digests.has(digest));
     await runBounded(unknown, 8, async (digest) => {
       const descriptor = await store.resolve(digest, { ...(signal ? { signal } : {}) });
-      if (descriptor) digests.add(digest);
+      if (descriptor) {
+        digests.add(digest);
+        if (isIndexMediaType(descriptor.mediaType)) indexes.add(digest);
+      }
     });
-    return { kind: "observed", tags, digests };
+    return { kind: "observed", tags, digests, indexes };
   } catch (error) {
     if (signal?.aborted) throw error;
     options.logger?.log("warn", `could not read ${store.name}`, { error: describeError(error) });

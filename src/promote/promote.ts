@@ -8,13 +8,29 @@ import {
   promotionEdges,
   RepositoryKeys,
   sourceQuestions,
+  sourceVerdictKey,
   type Inventory,
+  type PlannedEdge,
   type PromotionEdge,
   type PromotionPlan,
 } from "../plan/index.js";
+import type { Digest } from "../reference/index.js";
 import type { StoreProvider } from "../registry/index.js";
+import {
+  checkSourceSignatures,
+  planAttachments,
+  ruleFor,
+  signatureTargets,
+  type AttachmentMode,
+  type AttachmentPlan,
+  type ImageSigner,
+  type SignatureFormat,
+  type SourceCheckRequest,
+  type SourcePolicy,
+} from "../sign/index.js";
 import { executePlan, type ExecutionResult } from "./execute.js";
 import { observeRepositories } from "./inventory.js";
+import { executeSignatures } from "./signatures.js";
 
 export interface PlanPromotionOptions {
   readonly provider: StoreProvider;
@@ -24,13 +40,33 @@ export interface PlanPromotionOptions {
   readonly concurrency?: number;
   /** Keep only some edges (sharding, or the digests of one change). */
   readonly filter?: (edge: PromotionEdge) => boolean;
+  /** Signing, carrying staging's attachments, and the source signature policy. */
+  readonly signatures?: SignatureOptions;
+}
+
+/**
+ * What promotion does about signatures (docs/signing.md). Without a signer nothing is signed;
+ * `attachments` defaults to `none` here (the CLI's default is `copied`).
+ */
+export interface SignatureOptions {
+  readonly signer?: ImageSigner;
+  readonly format?: SignatureFormat;
+  readonly attachments?: AttachmentMode;
+  /** Sign each image of an index too (default true). */
+  readonly signChildren?: boolean;
+  /** `--sign-identity`: the canonical registry prefix (or `{image}` template) signatures name. */
+  readonly identity?: string;
+  /** Refuse edges whose source digest is not signed as the policy requires. */
+  readonly sourcePolicy?: SourcePolicy;
 }
 
 export interface PlannedPromotion {
   readonly validation: ValidationResult;
   readonly plan: PromotionPlan;
   readonly inventory: { readonly destinations: Inventory; readonly sources: Inventory };
-  readonly timings: { readonly inventoryMs: number; readonly planMs: number };
+  /** Signatures and attachments to write, when signing or carrying is on. */
+  readonly attachments?: AttachmentPlan;
+  readonly timings: { readonly inventoryMs: number; readonly planMs: number; readonly signaturesMs?: number };
 }
 
 /**
@@ -78,8 +114,76 @@ export async function planEdges(
   const inventoryMs = performance.now() - started;
   const planStarted = performance.now();
   const inventory = { destinations, sources };
-  const plan = decidePlan(edges, inventory, conflicts, keys);
-  return { validation, plan, inventory, timings: { inventoryMs, planMs: performance.now() - planStarted } };
+  let plan = decidePlan(edges, inventory, conflicts, keys);
+  const planMs = performance.now() - planStarted;
+  const signatures = options.signatures;
+  if (!signatures) return { validation, plan, inventory, timings: { inventoryMs, planMs } };
+
+  const signaturesStarted = performance.now();
+  if (signatures.sourcePolicy) {
+    const requests = sourceCheckRequests(plan.edges, signatures.sourcePolicy, keys);
+    options.logger?.log("info", "checking source signatures", { digests: requests.length });
+    const refusals = await checkSourceSignatures(requests, {
+      provider: options.provider,
+      ...observe,
+    });
+    if (refusals.size > 0) plan = decidePlan(edges, inventory, conflicts, keys, refusals);
+  }
+  let attachments: AttachmentPlan | undefined;
+  const mode = signatures.attachments ?? "none";
+  if (signatures.signer || mode !== "none") {
+    const targets = signatureTargets(plan.edges, {
+      ...(signatures.identity === undefined ? {} : { identity: signatures.identity }),
+      isIndex: (repositoryKey, digest) => isIndexIn(inventory, repositoryKey, digest),
+    });
+    options.logger?.log("info", "reading signatures and attachments", { digests: targets.length });
+    attachments = await planAttachments(targets, {
+      provider: options.provider,
+      ...(signatures.signer ? { signer: signatures.signer } : {}),
+      ...(signatures.format ? { format: signatures.format } : {}),
+      attachments: mode,
+      ...(signatures.signChildren === undefined ? {} : { signChildren: signatures.signChildren }),
+      ...observe,
+    });
+  }
+  return {
+    validation,
+    plan,
+    inventory,
+    ...(attachments ? { attachments } : {}),
+    timings: { inventoryMs, planMs, signaturesMs: performance.now() - signaturesStarted },
+  };
+}
+
+/** The source digests a policy applies to: those this run would copy or tag. */
+function sourceCheckRequests(
+  edges: readonly PlannedEdge[],
+  policy: SourcePolicy,
+  keys: RepositoryKeys,
+): SourceCheckRequest[] {
+  const requests = new Map<string, SourceCheckRequest>();
+  for (const { edge, decision } of edges) {
+    if (decision.kind !== "copy" && decision.kind !== "add-tag") continue;
+    const key = sourceVerdictKey(keys.of(edge.source), edge.digest);
+    if (requests.has(key)) continue;
+    const rule = ruleFor(policy, edge.sourceRegistry.name, edge.project);
+    if (rule) requests.set(key, { location: edge.source, key, digest: edge.digest, rule });
+  }
+  return [...requests.values()];
+}
+
+function isIndexIn(
+  inventory: { readonly destinations: Inventory; readonly sources: Inventory },
+  repositoryKey: string,
+  digest: Digest,
+): boolean | undefined {
+  for (const side of [inventory.destinations, inventory.sources]) {
+    const state = side.get(repositoryKey);
+    if (state?.kind === "observed" && state.digests.has(digest) && state.indexes !== undefined) {
+      return state.indexes.has(digest);
+    }
+  }
+  return undefined;
 }
 
 const EMPTY_VALIDATION: ValidationResult = validate({ manifests: [], findings: [] });
@@ -110,12 +214,20 @@ export async function runPlanned(
   options: PromoteOptions,
 ): Promise<PromotionResult> {
   const started = performance.now();
-  const execution = await executePlan(planned.plan, {
+  let execution = await executePlan(planned.plan, {
     provider: options.provider,
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.logger ? { logger: options.logger } : {}),
     ...(options.copyConcurrency === undefined ? {} : { concurrency: options.copyConcurrency }),
     ...(options.onEvent ? { onEvent: options.onEvent } : {}),
   });
+  if (planned.attachments) {
+    execution = await executeSignatures(planned.attachments, execution, {
+      provider: options.provider,
+      ...(options.signatures?.signer ? { signer: options.signatures.signer } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.logger ? { logger: options.logger } : {}),
+    });
+  }
   return { ...planned, execution, timings: { ...planned.timings, executeMs: performance.now() - started } };
 }

@@ -46,8 +46,8 @@ export interface SignatureTarget {
   readonly destinations: readonly TargetDestination[];
   /** Whether this run copies the digest to some destination (the source is read anyway). */
   readonly copied: boolean;
-  /** The root's descriptor when the inventory saw it (media type, size). */
-  readonly descriptor?: Descriptor;
+  /** Whether the digest is an image index, when the inventory saw its media type. */
+  readonly rootIsIndex?: boolean;
 }
 
 export type WorkItemKind = AttachmentKind | "referrer" | "bundle";

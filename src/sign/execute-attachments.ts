@@ -245,6 +245,8 @@ async function signedContent(
     const bundle = await signer.signStatement(signingStatement(subject.digest, identity), context.call);
     const bytes = new TextEncoder().encode(JSON.stringify(bundle));
     const created = (context.options.now?.() ?? new Date()).toISOString();
+    if (!subject.descriptor)
+      throw new SignError("sign-failed", `no descriptor of ${subject.digest} for the bundle subject`);
     const built = buildBundleReferrer(bytes, subject.descriptor, created);
     return {
       kind: "manifest",

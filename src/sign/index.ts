@@ -91,3 +91,28 @@ export {
   type ExecuteAttachmentsOptions,
 } from "./execute-attachments.js";
 export { checkIdentity, identityFor, signatureTargets, type TargetOptions } from "./targets.js";
+export {
+  checkSignatures,
+  type SignatureCheck,
+  type SignatureExpectation,
+  type SignatureStatus,
+} from "./check-signatures.js";
+export {
+  checkKeylessIdentity,
+  createKeylessPolicy,
+  identityMatches,
+  trustMaterialFromTrustedRoot,
+  type KeylessIdentity,
+  type KeylessPolicy,
+  type KeylessVerdict,
+} from "./keyless-policy.js";
+export {
+  checkSourceSignatures,
+  loadSourcePolicy,
+  MAX_POLICY_FILE_BYTES,
+  ruleFor,
+  withDefaultKeys,
+  type SourceCheckRequest,
+  type SourcePolicy,
+  type SourceRule,
+} from "./source-policy.js";

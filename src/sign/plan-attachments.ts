@@ -1,6 +1,6 @@
 import { describeError, isPromoterError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
-import { isIndexMediaType, parseManifest, type Descriptor, type ImageIndex } from "../oci/index.js";
+import { parseManifest, type Descriptor, type ImageIndex } from "../oci/index.js";
 import type { Digest } from "../reference/index.js";
 import type { CallOptions, RepositoryStore, StoreProvider } from "../registry/index.js";
 import type {
@@ -181,14 +181,20 @@ async function subjectsOf(
   carry: boolean,
 ): Promise<SignatureSubject[]> {
   const needChildren = (signing && context.signChildren) || carry;
-  const known = target.descriptor;
-  if (known && (!needChildren || !isIndexMediaType(known.mediaType))) {
-    return signatureSubjects(known, undefined, context.signChildren);
-  }
+  // The bundle layout names the subject by descriptor (media type and size).
+  const needDescriptor = signing && context.format === "bundle";
   // A digest this run copies is read from the source; one already promoted from a destination.
   const readers = target.copied
     ? [source, ...destinations.map((destination) => destination.store)]
     : [...destinations.map((destination) => destination.store), source];
+  if (target.rootIsIndex === false || (target.rootIsIndex === true && !needChildren)) {
+    if (!needDescriptor) return signatureSubjects(target.digest, undefined, undefined, context.signChildren);
+    for (const store of readers) {
+      const descriptor = await resolveQuietly(store, target.digest, context);
+      if (descriptor) return signatureSubjects(target.digest, descriptor, undefined, context.signChildren);
+    }
+    throw new Error(`${target.digest} is neither in ${source.name} nor in any destination`);
+  }
   for (const store of readers) {
     let content;
     try {
@@ -205,9 +211,22 @@ async function subjectsOf(
     };
     const parsed = parseManifest(content.bytes, content.mediaType, `${store.name}@${target.digest}`);
     const index: ImageIndex | undefined = parsed.kind === "index" && needChildren ? parsed : undefined;
-    return signatureSubjects(root, index, context.signChildren);
+    return signatureSubjects(target.digest, root, index, context.signChildren);
   }
   throw new Error(`${target.digest} is neither in ${source.name} nor in any destination`);
+}
+
+async function resolveQuietly(
+  store: RepositoryStore,
+  digest: Digest,
+  context: Context,
+): Promise<Descriptor | undefined> {
+  try {
+    return await store.resolve(digest, context.call);
+  } catch (error) {
+    if (context.options.signal?.aborted) throw error;
+    return undefined;
+  }
 }
 
 async function tagState(

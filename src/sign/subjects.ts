@@ -14,8 +14,11 @@ const DOCKER_REFERENCE_TYPE = "vnd.docker.reference.type";
 export interface SignatureSubject {
   readonly digest: Digest;
   readonly role: "root" | "child";
-  /** What the index says about it: media type, size, platform. */
-  readonly descriptor: Descriptor;
+  /**
+   * What the index says about it (media type, size, platform); for the root, what the registry
+   * said, when it was read (the bundle layout needs it for `subject`).
+   */
+  readonly descriptor?: Descriptor;
   /** Whether it is signed (images, and the root whatever it is). */
   readonly sign: boolean;
   /** Why a child is not signed. */
@@ -47,13 +50,16 @@ export function notAnImageReason(descriptor: Descriptor): string | undefined {
  * its children in index order, each once.
  */
 export function signatureSubjects(
-  root: Descriptor,
+  root: Digest,
+  rootDescriptor: Descriptor | undefined,
   index: ImageIndex | undefined,
   signChildren: boolean,
 ): SignatureSubject[] {
-  const subjects: SignatureSubject[] = [{ digest: root.digest, role: "root", descriptor: root, sign: true }];
+  const subjects: SignatureSubject[] = [
+    { digest: root, role: "root", ...(rootDescriptor ? { descriptor: rootDescriptor } : {}), sign: true },
+  ];
   if (!index) return subjects;
-  const seen = new Set<Digest>([root.digest]);
+  const seen = new Set<Digest>([root]);
   for (const child of index.manifests) {
     if (seen.has(child.digest)) continue;
     seen.add(child.digest);

@@ -1,4 +1,3 @@
-import type { Descriptor } from "../oci/index.js";
 import { RepositoryKeys, type PlannedEdge } from "../plan/index.js";
 import { parseImageReference, type Digest, type RepositoryPath } from "../reference/index.js";
 import { SignError } from "./errors.js";
@@ -19,8 +18,11 @@ import type { SignatureTarget, TargetDestination } from "./attachment-plan.js";
 export interface TargetOptions {
   /** `--sign-identity`: a prefix, or a template with `{image}`. */
   readonly identity?: string;
-  /** Descriptors seen by the inventory, by destination or source key, then digest. */
-  readonly descriptorOf?: (repositoryKey: string, digest: Digest) => Descriptor | undefined;
+  /**
+   * Whether the inventory saw `digest` as an index in the repository `repositoryKey` (undefined:
+   * not seen there).
+   */
+  readonly isIndex?: (repositoryKey: string, digest: Digest) => boolean | undefined;
 }
 
 /** The identity for an image, from the configured prefix or template. */
@@ -106,10 +108,10 @@ export function signatureTargets(
     const destinations = [...group.destinations.values()].sort((a, b) =>
       a.key < b.key ? -1 : a.key > b.key ? 1 : 0,
     );
-    let descriptor: Descriptor | undefined;
+    let rootIsIndex: boolean | undefined;
     for (const key of [...destinations.map((destination) => destination.key), sourceKey]) {
-      descriptor = options.descriptorOf?.(key, edge.digest);
-      if (descriptor) break;
+      rootIsIndex = options.isIndex?.(key, edge.digest);
+      if (rootIsIndex !== undefined) break;
     }
     targets.push({
       project: edge.project,
@@ -120,7 +122,7 @@ export function signatureTargets(
       identities: group.identities,
       destinations,
       copied: group.copied,
-      ...(descriptor ? { descriptor } : {}),
+      ...(rootIsIndex === undefined ? {} : { rootIsIndex }),
     });
   }
   return targets;

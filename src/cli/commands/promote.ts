@@ -30,6 +30,15 @@ import { ProgressReporter } from "../progress.js";
 import { registryOptionSpecs, storeProviderFromOptions } from "../registry-options.js";
 import { planMarkdown } from "../render/plan-markdown.js";
 import { planText } from "../render/plan-text.js";
+import { signaturesJson, signaturesMarkdown, signaturesText } from "../render/signatures.js";
+import {
+  attachmentModeOption,
+  promoteSignatureOptionSpecs,
+  signatureFormatOption,
+  signerFromOptions,
+  sourcePolicyFromOptions,
+} from "../signing-options.js";
+import type { SignatureOptions } from "../../promote/index.js";
 
 const OUTPUTS = ["text", "json", "markdown"] as const;
 type Output = (typeof OUTPUTS)[number];
@@ -39,7 +48,8 @@ export const promoteCommand: Command = {
   summary: "Plan a promotion, and with --confirm copy the images to every destination",
   usage:
     "promote (--manifest FILE | --thin-manifest-dir DIR | --from-plan FILE) [--confirm] [--output text|json|markdown]\n" +
-    "        [--report FILE] [--plan-file FILE] [--concurrency N] [--insecure-registry HOST[:PORT]]",
+    "        [--report FILE] [--plan-file FILE] [--concurrency N] [--insecure-registry HOST[:PORT]]\n" +
+    "        [--sign-key FILE [--sign-identity REF]] [--require-source-signature --source-public-key FILE]",
   description: `
 Reads the manifests, asks the registries only what the promotion needs (where each wanted tag
 points, whether each wanted digest exists) and decides every edge (image, digest, tag x
@@ -51,6 +61,14 @@ points at an incomplete image) and the result is shown.
 Invalid manifest entries are reported and skipped; the rest is promoted. A refused or failed edge
 blocks only itself. State is read from the registries, so an interrupted run is completed by
 running again.
+
+With --sign-key (or --keyless) every promoted digest, and each image of an index, is signed once
+in cosign's layout (sha256-<hex>.sig) as its canonical name (--sign-identity, default the first
+destination), and the same signature manifest is written to every destination. Staging's
+signatures, attestations, SBOMs and referrers go along (--attachments). With
+--require-source-signature an edge whose staging digest has no valid signature by a
+--source-public-key (or a --source-policy identity) is refused. Signatures are part of the plan
+and are reconciled like images: a re-run adds whatever is missing. See docs/signing.md.
 
 Exit status: 0 every edge done or already done; 1 some edge refused or failed, or the manifests
 have errors; 2 invalid input or usage. Formats: docs/promotion.md.`,
@@ -76,6 +94,7 @@ have errors; 2 invalid input or usage. Formats: docs/promotion.md.`,
     concurrency: { type: "string", valueName: "N", description: "Blob transfers in flight (default 8)" },
     quiet: { type: "boolean", short: "q", description: "No progress display" },
     "log-format": { type: "string", valueName: "FORMAT", description: "Log lines as text (default) or json" },
+    ...promoteSignatureOptionSpecs,
     ...registryOptionSpecs,
   },
   run: runPromote,
@@ -99,12 +118,14 @@ async function runPromote({ io, values }: { io: CliIO; values: ParsedValues }): 
   const provider = storeProviderFromOptions(values, io, logger);
   const started = performance.now();
   try {
+    const signatures = await signatureOptions(values, io);
     const options = {
       provider,
       signal: io.signal,
       logger,
       confirm,
       ...(concurrency === undefined ? {} : { copyConcurrency: concurrency }),
+      ...(signatures ? { signatures } : {}),
     };
 
     let planned;
@@ -140,7 +161,10 @@ async function runPromote({ io, values }: { io: CliIO; values: ParsedValues }): 
 
     let result: PromotionResult = planned;
     if (confirm) {
-      if (output === "text") io.stdout.write(renderText(planned, io.cwd, "Promotion plan"));
+      if (output === "text") {
+        io.stdout.write(renderText(planned, io.cwd, "Promotion plan"));
+        if (planned.attachments) io.stdout.write(signaturesText(planned.attachments));
+      }
       const copies = planned.plan.copies;
       const progress = new ProgressReporter({
         stream: io.stderr,
@@ -166,6 +190,9 @@ async function runPromote({ io, values }: { io: CliIO; values: ParsedValues }): 
         errors: planned.validation.summary.errors,
         warnings: planned.validation.summary.warnings,
       },
+      ...(result.attachments
+        ? { signatures: signaturesJson(result.attachments, result.execution?.attachments) }
+        : {}),
     });
     const reportFile = stringOption(values, "report");
     if (reportFile !== undefined) {
@@ -173,9 +200,21 @@ async function runPromote({ io, values }: { io: CliIO; values: ParsedValues }): 
     }
 
     if (output === "json") io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-    else if (output === "markdown") io.stdout.write(renderMarkdown(result, io.cwd, confirm));
-    else if (confirm) io.stdout.write(renderText(result, io.cwd, "Promotion result: problems", true));
-    else io.stdout.write(renderText(result, io.cwd, DRY_RUN_TITLE));
+    else if (output === "markdown") {
+      io.stdout.write(renderMarkdown(result, io.cwd, confirm));
+      if (result.attachments)
+        io.stdout.write(signaturesMarkdown(result.attachments, result.execution?.attachments));
+    } else if (confirm) {
+      io.stdout.write(renderText(result, io.cwd, "Promotion result: problems", true));
+      if (result.attachments && result.execution?.attachments) {
+        io.stdout.write(
+          signaturesText(result.attachments, { outcomes: result.execution.attachments, onlyProblems: true }),
+        );
+      }
+    } else {
+      io.stdout.write(renderText(result, io.cwd, DRY_RUN_TITLE));
+      if (result.attachments) io.stdout.write(signaturesText(result.attachments));
+    }
     if (output === "text") io.stdout.write(`${summaryText(result, confirm, elapsedMs)}\n`);
 
     const failed = outcomesOf(result).some((outcome) => isFailureOutcome(outcome));
@@ -186,6 +225,23 @@ async function runPromote({ io, values }: { io: CliIO; values: ParsedValues }): 
 }
 
 const DRY_RUN_TITLE = "Promotion plan (dry run: nothing was written; add --confirm to promote)";
+
+/** Signing, attachments and source policy from the flags; undefined when none applies. */
+async function signatureOptions(values: ParsedValues, io: CliIO): Promise<SignatureOptions | undefined> {
+  const signer = await signerFromOptions(values, io);
+  const sourcePolicy = await sourcePolicyFromOptions(values, io);
+  const attachments = attachmentModeOption(values);
+  if (!signer && !sourcePolicy && attachments === "none") return undefined;
+  const identity = stringOption(values, "sign-identity");
+  return {
+    ...(signer ? { signer } : {}),
+    ...(sourcePolicy ? { sourcePolicy } : {}),
+    attachments,
+    format: signatureFormatOption(values),
+    signChildren: !booleanOption(values, "sign-index-only"),
+    ...(identity === undefined ? {} : { identity }),
+  };
+}
 
 async function readPlanFile(file: string): Promise<ReturnType<typeof edgesFromDocument>> {
   let text: string;
@@ -262,6 +318,7 @@ function totals(result: PromotionResult): [string, number][] {
     ["refused tag moves", counts["refused-tag-move"]],
     ["missing in source", counts["missing-source"]],
     ["conflicting claims", counts["refused-conflict"]],
+    ["refused: source not signed", counts["refused-source-signature"]],
     ["unreadable", counts.unreadable],
   ];
 }
@@ -278,7 +335,32 @@ function summaryText(result: PromotionResult, confirm: boolean, elapsedMs: numbe
   const edges = result.plan.edges.length;
   const bytes = result.execution?.copies.reduce((sum, copy) => sum + copy.stats.bytesWritten, 0);
   const moved = bytes === undefined ? "" : `; ${formatBytes(bytes)} written`;
-  return `${confirm ? "Result" : "Plan"}: ${plural(edges, "edge")}${parts.length > 0 ? `: ${parts.join(", ")}` : ""}${moved}; ${formatDuration(elapsedMs)}`;
+  const signed = signatureSummary(result);
+  return `${confirm ? "Result" : "Plan"}: ${plural(edges, "edge")}${parts.length > 0 ? `: ${parts.join(", ")}` : ""}${moved}${signed}; ${formatDuration(elapsedMs)}`;
+}
+
+/** `; signatures: 3 signed, 6 written` (after a run) or `; signatures: 3 to sign` (plan). */
+function signatureSummary(result: PromotionResult): string {
+  if (!result.attachments) return "";
+  const counts = new Map<string, number>();
+  const add = (label: string, n = 1) => counts.set(label, (counts.get(label) ?? 0) + n);
+  if (result.execution?.attachments) {
+    for (const outcome of result.execution.attachments) add(outcome.status);
+  } else {
+    for (const work of result.attachments.works) {
+      if (work.problem) add("unreadable");
+      for (const { items } of work.subjects) {
+        for (const item of items) {
+          if (item.writeTo.length > 0)
+            add(item.action === "sign" ? "to sign" : "to copy", item.writeTo.length);
+          if (item.unreadable.length > 0) add("unreadable");
+          if (item.conflicts.length > 0) add("conflicting");
+        }
+      }
+    }
+  }
+  if (counts.size === 0) return "; signatures and attachments in place";
+  return `; signatures and attachments: ${[...counts].map(([label, n]) => `${n.toLocaleString("en-US")} ${label}`).join(", ")}`;
 }
 
 function roundTimings(timings: PromotionResult["timings"]): Record<string, number> {

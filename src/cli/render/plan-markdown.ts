@@ -15,6 +15,7 @@ const LABEL: Record<RowStatus, string> = {
   "refused-tag-move": ":x: refused tag move",
   "missing-source": ":x: missing in source",
   "refused-conflict": ":x: conflicting claims",
+  "refused-source-signature": ":x: source not signed",
   unreadable: ":x: cannot read registry",
   failed: ":x: failed",
 };

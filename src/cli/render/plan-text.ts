@@ -16,6 +16,7 @@ const VERB: Record<RowStatus, string> = {
   "refused-tag-move": "refused tag move",
   "missing-source": "missing in source",
   "refused-conflict": "refused: conflicting claims",
+  "refused-source-signature": "refused: source not signed",
   unreadable: "cannot read registry",
   failed: "failed",
 };

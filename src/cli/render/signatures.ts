@@ -1,0 +1,248 @@
+import type { AttachmentOutcome, AttachmentPlan, AttachmentWork, WorkItem } from "../../sign/index.js";
+import { abbreviatedList, plural, shortDigest } from "../format.js";
+
+/**
+ * The signature and attachment part of a plan or result, for people (text, markdown) and
+ * machines (the `signatures` section of the JSON plan and report, docs/signing.md). Lines are
+ * collapsed like the image plan: one per action and set of destinations, with the number of
+ * manifests (an index and its images) it concerns.
+ */
+
+interface Line {
+  readonly problem: boolean;
+  readonly text: string;
+  readonly destinations: readonly string[];
+  readonly count: number;
+}
+
+function itemLabel(item: WorkItem): string {
+  switch (item.kind) {
+    case "sig":
+      return item.action === "sign" ? "sign" : "copy signature (.sig)";
+    case "att":
+      return "copy attestations (.att)";
+    case "sbom":
+      return "copy SBOM (.sbom)";
+    case "referrer":
+      return `copy referrer${item.detail ? ` ${item.detail}` : ""}`;
+    case "bundle":
+      return item.action === "sign" ? "sign (bundle)" : "copy signature bundle";
+  }
+}
+
+function destinationName(work: AttachmentWork, key: string): string {
+  return work.target.destinations.find((destination) => destination.key === key)?.registry ?? key;
+}
+
+/** Lines of one promoted digest, planned (dry run). */
+function plannedLines(work: AttachmentWork): Line[] {
+  const lines = new Map<string, { problem: boolean; text: string; destinations: string[]; count: number }>();
+  const add = (problem: boolean, text: string, destinations: string[]) => {
+    const sorted = [...new Set(destinations)].sort();
+    const key = `${problem ? "x" : "-"}|${text}|${sorted.join(",")}`;
+    const line = lines.get(key);
+    if (line) line.count += 1;
+    else lines.set(key, { problem, text, destinations: sorted, count: 1 });
+  };
+  if (work.problem) add(true, `cannot plan signatures: ${work.problem.message}`, []);
+  for (const { items } of work.subjects) {
+    for (const item of items) {
+      if (item.writeTo.length > 0) {
+        add(
+          false,
+          itemLabel(item),
+          item.writeTo.map((key) => destinationName(work, key)),
+        );
+      }
+      for (const entry of item.unreadable) {
+        add(true, `cannot read ${item.tag ?? item.kind}: ${entry.message}`, [
+          destinationName(work, entry.key),
+        ]);
+      }
+      for (const entry of item.conflicts) {
+        add(
+          true,
+          `${item.tag ?? item.kind} holds another document (${shortDigest(entry.current)}); left alone`,
+          [destinationName(work, entry.key)],
+        );
+      }
+    }
+  }
+  return [...lines.values()];
+}
+
+/** Lines of one promoted digest after the run. */
+function resultLines(work: AttachmentWork, outcomes: readonly AttachmentOutcome[]): Line[] {
+  const lines = new Map<string, { problem: boolean; text: string; destinations: string[]; count: number }>();
+  const subjects = new Map<string, Set<string>>();
+  for (const outcome of outcomes) {
+    const failed = outcome.status === "failed" || outcome.status === "conflict";
+    const what = outcome.kind === "subjects" ? "signatures" : (outcome.tag ?? outcome.kind);
+    const text = failed
+      ? `${outcome.status === "conflict" ? "conflict" : "failed"}: ${what}: ${outcome.error?.message ?? ""}`
+      : `${outcome.status} ${outcome.kind === "sig" || outcome.kind === "bundle" ? "signature" : outcome.kind}`;
+    const key = `${failed ? "x" : "-"}|${text}`;
+    const line = lines.get(key) ?? { problem: failed, text, destinations: [], count: 0 };
+    const name = destinationName(work, outcome.destination);
+    if (!line.destinations.includes(name)) line.destinations.push(name);
+    const seen = subjects.get(key) ?? new Set<string>();
+    if (!seen.has(outcome.subject)) {
+      seen.add(outcome.subject);
+      line.count += 1;
+    }
+    subjects.set(key, seen);
+    lines.set(key, line);
+  }
+  return [...lines.values()].map((line) => ({ ...line, destinations: line.destinations.sort() }));
+}
+
+function lineText(line: Line): string {
+  const count = line.count > 1 ? ` (${line.count} manifests)` : "";
+  const where =
+    line.destinations.length > 0
+      ? ` -> ${plural(line.destinations.length, "destination")}: ${abbreviatedList(line.destinations)}`
+      : "";
+  return `${line.problem ? "x " : ""}${line.text}${count}${where}`;
+}
+
+function heading(plan: AttachmentPlan): string {
+  const parts: string[] = [];
+  if (plan.signer) parts.push(`signing with ${plan.signer}, ${plan.format} layout`);
+  if (plan.mode !== "none") parts.push(`staging attachments: ${plan.mode}`);
+  return `Signatures and attachments (${parts.join("; ")})`;
+}
+
+export interface SignatureTextOptions {
+  /** After a run: what was done (only problems when `onlyProblems`). */
+  readonly outcomes?: readonly AttachmentOutcome[];
+  readonly onlyProblems?: boolean;
+}
+
+export function signaturesText(plan: AttachmentPlan, options: SignatureTextOptions = {}): string {
+  const out: string[] = [heading(plan), ""];
+  let quiet = 0;
+  const byWork = new Map<AttachmentWork, AttachmentOutcome[]>();
+  for (const outcome of options.outcomes ?? []) {
+    const work = plan.works.find((candidate) => candidate.target === outcome.target);
+    if (!work) continue;
+    const list = byWork.get(work) ?? [];
+    list.push(outcome);
+    byWork.set(work, list);
+  }
+  for (const work of plan.works) {
+    let lines = options.outcomes ? resultLines(work, byWork.get(work) ?? []) : plannedLines(work);
+    if (options.onlyProblems) lines = lines.filter((line) => line.problem);
+    if (lines.length === 0) {
+      quiet += 1;
+      continue;
+    }
+    const { target } = work;
+    const identities = plan.signer ? `  as ${target.identities.join(", ")}` : "";
+    out.push(`${target.image}@${shortDigest(target.digest)}${identities}`);
+    for (const line of lines.sort((a, b) => Number(b.problem) - Number(a.problem)))
+      out.push(`  ${lineText(line)}`);
+    if (!options.onlyProblems) for (const note of work.notes) out.push(`  note: ${note}`);
+    out.push("");
+  }
+  if (quiet === plan.works.length && options.onlyProblems) return "";
+  if (quiet > 0 && !options.onlyProblems) {
+    out.push(
+      `${plural(quiet, "promoted digest")} with ${plan.signer ? "signatures and attachments" : "attachments"} already in place everywhere, not listed.`,
+      "",
+    );
+  }
+  return out.join("\n");
+}
+
+function cell(text: string): string {
+  return text.replace(/\|/g, "\\|").replace(/\n/g, " ");
+}
+
+export function signaturesMarkdown(plan: AttachmentPlan, outcomes?: readonly AttachmentOutcome[]): string {
+  const out: string[] = [`#### ${heading(plan)}`, ""];
+  const rows: string[] = [];
+  let quiet = 0;
+  for (const work of plan.works) {
+    const lines = outcomes
+      ? resultLines(
+          work,
+          outcomes.filter((outcome) => outcome.target === work.target),
+        )
+      : plannedLines(work);
+    if (lines.length === 0) {
+      quiet += 1;
+      continue;
+    }
+    for (const line of lines) {
+      const count = line.count > 1 ? ` (${line.count} manifests)` : "";
+      rows.push(
+        `| \`${cell(work.target.image)}\` | \`${shortDigest(work.target.digest)}\` | ${line.problem ? ":x: " : ""}${cell(line.text)}${count} | ${line.destinations.length}: ${cell(abbreviatedList(line.destinations))} |`,
+      );
+    }
+  }
+  if (rows.length > 0)
+    out.push("| image | digest | action | destinations |", "|---|---|---|---|", ...rows, "");
+  if (quiet > 0)
+    out.push(`${plural(quiet, "promoted digest")} already signed and attached everywhere, not listed.`, "");
+  return out.join("\n");
+}
+
+/** The `signatures` section of the JSON plan and report. */
+export function signaturesJson(
+  plan: AttachmentPlan,
+  outcomes?: readonly AttachmentOutcome[],
+): Record<string, unknown> {
+  const actions: Record<string, number> = { sign: 0, write: 0, unchanged: 0, conflict: 0 };
+  const statuses: Record<string, number> = { signed: 0, written: 0, conflict: 0, skipped: 0, failed: 0 };
+  for (const outcome of outcomes ?? []) statuses[outcome.status] = (statuses[outcome.status] ?? 0) + 1;
+  const digests = plan.works.map((work) => ({
+    project: work.target.project,
+    image: work.target.image,
+    source: work.target.sourceKey,
+    digest: work.target.digest,
+    identities: work.target.identities,
+    destinations: work.target.destinations.map((destination) => destination.key),
+    notes: work.notes,
+    ...(work.problem ? { problem: work.problem } : {}),
+    subjects: work.subjects.map(({ subject, items }) => ({
+      digest: subject.digest,
+      role: subject.role,
+      signed: subject.sign,
+      items: items.map((item) => {
+        actions[item.action] = (actions[item.action] ?? 0) + 1;
+        return {
+          kind: item.kind,
+          ...(item.tag ? { tag: item.tag } : {}),
+          action: item.action,
+          ...(item.digest ? { digest: item.digest } : {}),
+          writeTo: item.writeTo,
+          ...(item.unreadable.length > 0 ? { unreadable: item.unreadable } : {}),
+          ...(item.conflicts.length > 0 ? { conflicts: item.conflicts } : {}),
+          ...(item.detail ? { detail: item.detail } : {}),
+        };
+      }),
+    })),
+    ...(outcomes
+      ? {
+          outcomes: outcomes
+            .filter((outcome) => outcome.target === work.target)
+            .map((outcome) => ({
+              subject: outcome.subject,
+              kind: outcome.kind,
+              ...(outcome.tag ? { tag: outcome.tag } : {}),
+              destination: outcome.destination,
+              status: outcome.status,
+              ...(outcome.digest ? { digest: outcome.digest } : {}),
+              ...(outcome.error ? { error: outcome.error } : {}),
+            })),
+        }
+      : {}),
+  }));
+  return {
+    format: plan.format,
+    attachments: plan.mode,
+    ...(plan.signer ? { signer: plan.signer } : {}),
+    summary: { digests: plan.works.length, actions, ...(outcomes ? { outcomes: statuses } : {}) },
+    digests,
+  };
+}

@@ -1,0 +1,172 @@
+import { UsageError } from "../errors.js";
+import {
+  ATTACHMENT_MODES,
+  checkIdentity,
+  createKeylessSigner,
+  createKeySigner,
+  IDENTITY_TOKEN_VARIABLE,
+  loadSigningKey,
+  loadSourcePolicy,
+  loadVerificationKey,
+  SIGNATURE_FORMATS,
+  withDefaultKeys,
+  type AttachmentMode,
+  type ImageSigner,
+  type SignatureFormat,
+  type SourcePolicy,
+} from "../sign/index.js";
+import {
+  booleanOption,
+  stringListOption,
+  stringOption,
+  type OptionSpecs,
+  type ParsedValues,
+} from "./command.js";
+import type { CliIO } from "./io.js";
+
+/**
+ * The signing flags shared by `promote` and `verify --repair`: a key (`--sign-key FILE` or
+ * `env://NAME`) or keyless signing (`--keyless` with Fulcio, Rekor and an OIDC token), the
+ * identity signatures name, and the layout. See docs/signing.md.
+ */
+export const signerOptionSpecs = {
+  "sign-key": {
+    type: "string",
+    valueName: "FILE",
+    description: "Sign with this ECDSA P-256 private key (PEM; or env://NAME for a variable)",
+  },
+  "sign-identity": {
+    type: "string",
+    valueName: "REF",
+    description:
+      "Canonical registry the signatures name, e.g. registry.example.io/project (default: the first destination)",
+  },
+  "signature-format": {
+    type: "string",
+    valueName: "FORMAT",
+    description: "cosign (.sig tags, default) or bundle (sigstore bundle as an OCI referrer)",
+  },
+  "sign-index-only": { type: "boolean", description: "Sign an index but not its images" },
+  keyless: {
+    type: "boolean",
+    description: "Sign keyless: Fulcio certificate from an OIDC token, Rekor entry",
+  },
+  "fulcio-url": {
+    type: "string",
+    valueName: "URL",
+    description: "Fulcio for --keyless (default https://fulcio.sigstore.dev)",
+  },
+  "rekor-url": {
+    type: "string",
+    valueName: "URL",
+    description: "Rekor for --keyless (default https://rekor.sigstore.dev); with --sign-key, also log there",
+  },
+  "identity-token": {
+    type: "string",
+    valueName: "FILE",
+    description: `OIDC token for --keyless: a file, or env://NAME (default env://${IDENTITY_TOKEN_VARIABLE})`,
+  },
+} as const satisfies OptionSpecs;
+
+export const promoteSignatureOptionSpecs = {
+  ...signerOptionSpecs,
+  attachments: {
+    type: "string",
+    valueName: "MODE",
+    description: "Carry staging's .sig/.att/.sbom and referrers: copied (default), all or none",
+  },
+  "require-source-signature": {
+    type: "boolean",
+    description:
+      "Refuse edges whose staging digest has no valid signature by a source key or policy identity",
+  },
+  "source-public-key": {
+    type: "string",
+    multiple: true,
+    valueName: "FILE",
+    description: "A trusted public key for --require-source-signature (repeatable)",
+  },
+  "source-policy": {
+    type: "string",
+    valueName: "FILE",
+    description: "Signature policy per registry or project, with keyless identities (docs/signing.md)",
+  },
+} as const satisfies OptionSpecs;
+
+export const DEFAULT_FULCIO_URL = "https://fulcio.sigstore.dev";
+export const DEFAULT_REKOR_URL = "https://rekor.sigstore.dev";
+
+/** The signer the flags ask for, or undefined when they ask for none. */
+export async function signerFromOptions(values: ParsedValues, io: CliIO): Promise<ImageSigner | undefined> {
+  const keyFile = stringOption(values, "sign-key");
+  const keyless = booleanOption(values, "keyless");
+  const fulcio = stringOption(values, "fulcio-url");
+  const rekor = stringOption(values, "rekor-url");
+  const token = stringOption(values, "identity-token");
+  if (keyFile !== undefined && keyless) throw new UsageError("give either --sign-key or --keyless, not both");
+  if (!keyless && (fulcio !== undefined || token !== undefined)) {
+    throw new UsageError("--fulcio-url and --identity-token are for --keyless");
+  }
+  const format = stringOption(values, "signature-format", SIGNATURE_FORMATS);
+  const identity = stringOption(values, "sign-identity");
+  if (keyFile === undefined && !keyless) {
+    if (
+      identity !== undefined ||
+      format !== undefined ||
+      booleanOption(values, "sign-index-only") ||
+      rekor !== undefined
+    ) {
+      throw new UsageError(
+        "--sign-identity, --signature-format, --sign-index-only and --rekor-url need --sign-key or --keyless",
+      );
+    }
+    return undefined;
+  }
+  if (identity !== undefined) checkIdentity(identity);
+  if (keyFile !== undefined) {
+    const key = await loadSigningKey(keyFile, { env: io.env, cwd: io.cwd, signal: io.signal });
+    return createKeySigner(key, rekor === undefined ? {} : { rekorUrl: rekor });
+  }
+  return createKeylessSigner({
+    fulcioUrl: fulcio ?? DEFAULT_FULCIO_URL,
+    rekorUrl: rekor ?? DEFAULT_REKOR_URL,
+    identityToken: token ?? `env://${IDENTITY_TOKEN_VARIABLE}`,
+    env: io.env,
+    cwd: io.cwd,
+  });
+}
+
+export function signatureFormatOption(values: ParsedValues): SignatureFormat {
+  return stringOption(values, "signature-format", SIGNATURE_FORMATS) ?? "cosign";
+}
+
+export function attachmentModeOption(values: ParsedValues): AttachmentMode {
+  return stringOption(values, "attachments", ATTACHMENT_MODES) ?? "copied";
+}
+
+/** The source policy of `--require-source-signature` with keys and/or a policy file. */
+export async function sourcePolicyFromOptions(
+  values: ParsedValues,
+  io: CliIO,
+): Promise<SourcePolicy | undefined> {
+  const required = booleanOption(values, "require-source-signature");
+  const keyFiles = stringListOption(values, "source-public-key");
+  const policyFile = stringOption(values, "source-policy");
+  if (!required) {
+    if (keyFiles.length > 0 || policyFile !== undefined) {
+      throw new UsageError(
+        "--source-public-key and --source-policy take effect with --require-source-signature",
+      );
+    }
+    return undefined;
+  }
+  if (keyFiles.length === 0 && policyFile === undefined) {
+    throw new UsageError("--require-source-signature needs --source-public-key FILE or --source-policy FILE");
+  }
+  const keys = await Promise.all(
+    keyFiles.map((file) => loadVerificationKey(file, { env: io.env, cwd: io.cwd })),
+  );
+  const policy =
+    policyFile === undefined ? undefined : await loadSourcePolicy(policyFile, { cwd: io.cwd, env: io.env });
+  return withDefaultKeys(policy, keys);
+}

@@ -1,0 +1,78 @@
+import type { Logger } from "../log.js";
+import { RepositoryKeys, type EdgeOutcome, type EdgeOutcomeKind } from "../plan/index.js";
+import type { StoreProvider } from "../registry/index.js";
+import {
+  executeAttachments,
+  type AttachmentOutcome,
+  type AttachmentPlan,
+  type ImageSigner,
+  type SignatureTarget,
+} from "../sign/index.js";
+import type { ExecutionResult } from "./execute.js";
+
+/**
+ * The signature step of a promotion, after the copy: signatures and attachments go to the
+ * destinations where the promoted digest now is. An edge whose image arrived but whose
+ * signature or attachment could not be written there is `failed` (`signature-failed` or
+ * `attachment-failed`): the run did not reach the wanted state, and the next run repairs it.
+ */
+
+export interface ExecuteSignaturesOptions {
+  readonly provider: StoreProvider;
+  readonly signer?: ImageSigner;
+  readonly signal?: AbortSignal;
+  readonly logger?: Logger;
+}
+
+const DONE: ReadonlySet<EdgeOutcomeKind> = new Set(["copied", "tagged", "unchanged"]);
+
+function presenceKey(sourceKey: string, digest: string, destinationKey: string): string {
+  return `${sourceKey}\u0000${digest}\u0000${destinationKey}`;
+}
+
+export async function executeSignatures(
+  plan: AttachmentPlan,
+  execution: ExecutionResult,
+  options: ExecuteSignaturesOptions,
+): Promise<ExecutionResult> {
+  const keys = new RepositoryKeys();
+  const present = new Set<string>();
+  for (const { edge, outcome } of execution.outcomes) {
+    if (DONE.has(outcome))
+      present.add(presenceKey(keys.of(edge.source), edge.digest, keys.of(edge.destination)));
+  }
+  const isPresent = (target: SignatureTarget, destinationKey: string): boolean =>
+    present.has(presenceKey(target.sourceKey, target.digest, destinationKey));
+  const attachments = await executeAttachments(plan, {
+    provider: options.provider,
+    isPresent,
+    ...(options.signer ? { signer: options.signer } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.logger ? { logger: options.logger } : {}),
+  });
+
+  const failures = new Map<string, AttachmentOutcome>();
+  for (const outcome of attachments) {
+    if (outcome.status !== "failed") continue;
+    const key = presenceKey(outcome.target.sourceKey, outcome.target.digest, outcome.destination);
+    if (!failures.has(key)) failures.set(key, outcome);
+  }
+  if (failures.size === 0) return { ...execution, attachments };
+  const outcomes = execution.outcomes.map((edgeOutcome): EdgeOutcome => {
+    if (!DONE.has(edgeOutcome.outcome)) return edgeOutcome;
+    const { edge } = edgeOutcome;
+    const failure = failures.get(presenceKey(keys.of(edge.source), edge.digest, keys.of(edge.destination)));
+    if (!failure) return edgeOutcome;
+    const signature = failure.kind === "sig" || failure.kind === "bundle" || failure.kind === "subjects";
+    const what = signature ? "signature" : `${failure.tag ?? failure.kind} attachment`;
+    return {
+      ...edgeOutcome,
+      outcome: "failed",
+      error: {
+        code: signature ? "signature-failed" : "attachment-failed",
+        message: `the image is ${edgeOutcome.outcome === "unchanged" ? "in place" : edgeOutcome.outcome}, but the ${what} of ${failure.subject} could not be written: ${failure.error?.message ?? "unknown error"}`,
+      },
+    };
+  });
+  return { ...execution, outcomes, attachments };
+}

@@ -1,0 +1,126 @@
+import { describeError } from "../errors.js";
+import type { Descriptor } from "../oci/index.js";
+import type { Digest } from "../reference/index.js";
+import type { CallOptions, RepositoryStore } from "../registry/index.js";
+import { readSmallBlob } from "./blob-io.js";
+import {
+  bundleLayerOf,
+  isSigningBundleReferrer,
+  MAX_BUNDLE_BYTES,
+  verifySigningBundle,
+} from "./bundle-format.js";
+import {
+  CosignAnnotation,
+  CosignMediaType,
+  MAX_SIGNATURE_LAYER_BYTES,
+  parseLayerSet,
+  signatureTag,
+} from "./cosign-format.js";
+import type { VerificationKey } from "./keys.js";
+import type { KeylessPolicy } from "./keyless-policy.js";
+import { verifySimpleSigningLayer } from "./verify-layer.js";
+
+/**
+ * Whether a digest in one repository carries a valid signature: any layer of its `.sig`
+ * manifest (payload fetched and hashed, ECDSA-SHA256 checked with one of the keys, or a keyless
+ * certificate accepted by the policy), or a sigstore bundle referrer, that names the digest (and
+ * the identity, when one is expected). Used by the source policy and by `promoter verify`.
+ */
+
+export interface SignatureExpectation {
+  readonly keys: readonly VerificationKey[];
+  /** Keyless signers accepted (certificate identity and issuer). */
+  readonly keyless?: KeylessPolicy;
+  /** The docker-reference the payload must name; any when absent. */
+  readonly identity?: string;
+  /** Also accept sigstore bundle referrers (default true). */
+  readonly bundles?: boolean;
+}
+
+export type SignatureStatus = "valid" | "missing" | "invalid";
+
+export interface SignatureCheck {
+  readonly status: SignatureStatus;
+  /** For `missing` and `invalid`: what was found and why it does not count. */
+  readonly reasons: readonly string[];
+  /** The `.sig` manifest digest, when there is one. */
+  readonly manifestDigest?: Digest;
+  /** Who signed, for valid signatures: key ids, or keyless subjects. */
+  readonly signers: readonly string[];
+}
+
+export async function checkSignatures(
+  store: RepositoryStore,
+  digest: Digest,
+  expectation: SignatureExpectation,
+  options: CallOptions = {},
+): Promise<SignatureCheck> {
+  const reasons: string[] = [];
+  const signers: string[] = [];
+  const tag = signatureTag(digest);
+  const content = await store.getManifest(tag, options);
+  let manifestDigest: Digest | undefined;
+  if (content) {
+    manifestDigest = content.digest;
+    let layers: readonly Descriptor[];
+    try {
+      layers = parseLayerSet(content, `${store.name}:${tag}`).layers;
+    } catch (error) {
+      layers = [];
+      reasons.push(describeError(error));
+    }
+    for (const layer of layers) {
+      if (layer.mediaType !== CosignMediaType.simpleSigning) continue;
+      let payload: Uint8Array;
+      try {
+        payload = await readSmallBlob(store, layer, MAX_SIGNATURE_LAYER_BYTES, options);
+      } catch (error) {
+        if (options.signal?.aborted) throw error;
+        reasons.push(`layer ${layer.digest}: payload unreadable (${describeError(error)})`);
+        continue;
+      }
+      const expected = {
+        digest,
+        ...(expectation.identity === undefined ? {} : { identity: expectation.identity }),
+      };
+      if (layer.annotations?.[CosignAnnotation.certificate] !== undefined && expectation.keyless) {
+        const verdict = await expectation.keyless.verifyLayer(layer, payload, expected);
+        if (verdict.ok) signers.push(verdict.signer);
+        else reasons.push(`layer ${layer.digest}: ${verdict.reason}`);
+        continue;
+      }
+      const verdict = verifySimpleSigningLayer(layer, payload, expectation.keys, expected);
+      if (verdict.ok) signers.push(verdict.keyId);
+      else reasons.push(`layer ${layer.digest}: ${verdict.reason}`);
+    }
+    if (layers.length === 0 && reasons.length === 0) reasons.push(`${tag} has no signature layer`);
+  }
+  if (signers.length === 0 && expectation.bundles !== false && expectation.keys.length > 0) {
+    const referrers = await store.referrers(digest, options);
+    for (const referrer of referrers.filter(isSigningBundleReferrer)) {
+      try {
+        const manifest = await store.getManifest(referrer.digest, options);
+        if (!manifest) continue;
+        const layer = bundleLayerOf(manifest, `${store.name}@${referrer.digest}`);
+        const bytes = await readSmallBlob(store, layer, MAX_BUNDLE_BYTES, options);
+        const verdict = verifySigningBundle(bytes, expectation.keys, {
+          digest,
+          ...(expectation.identity === undefined ? {} : { identity: expectation.identity }),
+        });
+        if (verdict.ok) signers.push(verdict.keyId);
+        else reasons.push(`bundle ${referrer.digest}: ${verdict.reason}`);
+      } catch (error) {
+        if (options.signal?.aborted) throw error;
+        reasons.push(`bundle ${referrer.digest}: ${describeError(error)}`);
+      }
+    }
+  }
+  const status: SignatureStatus =
+    signers.length > 0 ? "valid" : content || reasons.length > 0 ? "invalid" : "missing";
+  return {
+    status,
+    reasons: status === "missing" ? [`no signature (${tag} is absent)`] : status === "valid" ? [] : reasons,
+    ...(manifestDigest === undefined ? {} : { manifestDigest }),
+    signers,
+  };
+}

@@ -1,0 +1,269 @@
+import { createHash, createPublicKey } from "node:crypto";
+import type { Bundle } from "@sigstore/bundle";
+import { X509Certificate } from "@sigstore/core";
+import { toSignedEntity, Verifier, type TrustMaterial } from "@sigstore/verify";
+import { describeError } from "../errors.js";
+import type { Descriptor } from "../oci/index.js";
+import type { Digest } from "../reference/index.js";
+import { CosignAnnotation, parseSimpleSigningPayload } from "./cosign-format.js";
+import { SignError } from "./errors.js";
+
+/**
+ * Accepting keyless (Fulcio certificate) signatures in cosign's tag layout: the certificate must
+ * chain to a trusted Fulcio root, the Rekor inclusion promise in `dev.sigstore.cosign/bundle`
+ * must verify with a trusted log key (its time proves the short-lived certificate was valid),
+ * the signature must verify with the certificate's key, and the certificate's identity (subject
+ * alternative name) and OIDC issuer must match one of the policy's identities, exactly or by
+ * regular expression. Verification is `@sigstore/verify`'s; trust comes from a sigstore
+ * `trusted_root.json` (https://github.com/sigstore/protobuf-specs, TrustedRoot).
+ */
+
+export interface KeylessIdentity {
+  /** The certificate's subject alternative name (an email, a workflow URI), exact. */
+  readonly subject?: string;
+  /** ... or a regular expression it must match whole. */
+  readonly subjectRegExp?: string;
+  /** The OIDC issuer, exact. */
+  readonly issuer?: string;
+  /** ... or a regular expression it must match whole. */
+  readonly issuerRegExp?: string;
+}
+
+export type KeylessVerdict =
+  { readonly ok: true; readonly signer: string } | { readonly ok: false; readonly reason: string };
+
+export interface KeylessPolicy {
+  readonly identities: readonly KeylessIdentity[];
+  verifyLayer(
+    layer: Descriptor,
+    payload: Uint8Array,
+    expectation: { readonly digest: Digest; readonly identity?: string },
+  ): Promise<KeylessVerdict>;
+}
+
+function wholeMatch(pattern: string, value: string): boolean {
+  return new RegExp(`^(?:${pattern})$`).test(value);
+}
+
+export function identityMatches(
+  identity: KeylessIdentity,
+  subject: string | undefined,
+  issuer: string | undefined,
+): boolean {
+  if (subject === undefined || issuer === undefined) return false;
+  if (identity.subject !== undefined && identity.subject !== subject) return false;
+  if (identity.subjectRegExp !== undefined && !wholeMatch(identity.subjectRegExp, subject)) return false;
+  if (identity.issuer !== undefined && identity.issuer !== issuer) return false;
+  if (identity.issuerRegExp !== undefined && !wholeMatch(identity.issuerRegExp, issuer)) return false;
+  return true;
+}
+
+/** Checks a policy identity: it names a subject and an issuer, and its expressions compile. */
+export function checkKeylessIdentity(identity: KeylessIdentity, where: string): void {
+  if (identity.subject === undefined && identity.subjectRegExp === undefined) {
+    throw new SignError("sign-policy", `${where}: a keyless identity needs subject or subjectRegExp`);
+  }
+  if (identity.issuer === undefined && identity.issuerRegExp === undefined) {
+    throw new SignError("sign-policy", `${where}: a keyless identity needs issuer or issuerRegExp`);
+  }
+  for (const pattern of [identity.subjectRegExp, identity.issuerRegExp]) {
+    if (pattern === undefined) continue;
+    try {
+      new RegExp(pattern);
+    } catch (error) {
+      throw new SignError(
+        "sign-policy",
+        `${where}: invalid regular expression ${JSON.stringify(pattern)}: ${describeError(error)}`,
+      );
+    }
+  }
+}
+
+function pemToDer(pem: string): Buffer[] {
+  return [...pem.matchAll(/-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/g)].map((match) =>
+    Buffer.from((match[1] ?? "").replace(/\s+/g, ""), "base64"),
+  );
+}
+
+interface RekorAnnotation {
+  SignedEntryTimestamp?: unknown;
+  Payload?: { body?: unknown; integratedTime?: unknown; logIndex?: unknown; logID?: unknown };
+}
+
+/**
+ * The sigstore bundle equivalent to a keyless cosign layer: message signature over the payload,
+ * the certificate (and chain), and the Rekor entry with its inclusion promise.
+ */
+function bundleOfLayer(layer: Descriptor, payload: Uint8Array): Bundle | string {
+  const annotations = layer.annotations ?? {};
+  const signature = annotations[CosignAnnotation.signature];
+  const certificates = pemToDer(
+    `${annotations[CosignAnnotation.certificate] ?? ""}${annotations[CosignAnnotation.chain] ?? ""}`,
+  );
+  if (!signature) return "no signature annotation";
+  if (certificates.length === 0) return "no certificate";
+  let rekor: RekorAnnotation;
+  try {
+    rekor = JSON.parse(annotations[CosignAnnotation.bundle] ?? "") as RekorAnnotation;
+  } catch {
+    return "no Rekor bundle annotation (a keyless signature needs its transparency log entry)";
+  }
+  const entry = rekor.Payload;
+  if (
+    typeof rekor.SignedEntryTimestamp !== "string" ||
+    typeof entry?.body !== "string" ||
+    typeof entry.integratedTime !== "number" ||
+    typeof entry.logIndex !== "number" ||
+    typeof entry.logID !== "string"
+  ) {
+    return "the Rekor bundle annotation is incomplete";
+  }
+  const body = Buffer.from(entry.body, "base64");
+  let kind: { kind?: unknown; apiVersion?: unknown };
+  try {
+    const parsed: unknown = JSON.parse(body.toString("utf8"));
+    kind = typeof parsed === "object" && parsed !== null ? parsed : {};
+  } catch {
+    return "the Rekor entry body is not JSON";
+  }
+  const bundle: unknown = {
+    mediaType: "application/vnd.dev.sigstore.bundle+json;version=0.1",
+    verificationMaterial: {
+      content: {
+        $case: "x509CertificateChain",
+        x509CertificateChain: { certificates: certificates.map((rawBytes) => ({ rawBytes })) },
+      },
+      tlogEntries: [
+        {
+          logIndex: String(entry.logIndex),
+          logId: { keyId: Buffer.from(entry.logID, "hex") },
+          kindVersion: { kind: String(kind.kind), version: String(kind.apiVersion) },
+          integratedTime: String(entry.integratedTime),
+          inclusionPromise: { signedEntryTimestamp: Buffer.from(rekor.SignedEntryTimestamp, "base64") },
+          inclusionProof: undefined,
+          canonicalizedBody: body,
+        },
+      ],
+      timestampVerificationData: undefined,
+    },
+    content: {
+      $case: "messageSignature",
+      messageSignature: {
+        // HashAlgorithm.SHA2_256 in sigstore's protobuf specs.
+        messageDigest: { algorithm: 1, digest: createHash("sha256").update(payload).digest() },
+        signature: Buffer.from(signature, "base64"),
+      },
+    },
+  };
+  return bundle as Bundle;
+}
+
+export function createKeylessPolicy(
+  identities: readonly KeylessIdentity[],
+  trust: TrustMaterial,
+): KeylessPolicy {
+  const verifier = new Verifier(trust, { tlogThreshold: 1, ctlogThreshold: 0, timestampThreshold: 1 });
+  return {
+    identities,
+    verifyLayer(layer, payload, expectation) {
+      const bundle = bundleOfLayer(layer, payload);
+      if (typeof bundle === "string") return Promise.resolve({ ok: false, reason: bundle });
+      let subject: string | undefined;
+      let issuer: string | undefined;
+      try {
+        const signer = verifier.verify(toSignedEntity(bundle, Buffer.from(payload)));
+        subject = signer.identity?.subjectAlternativeName;
+        issuer = signer.identity?.extensions?.issuer;
+      } catch (error) {
+        return Promise.resolve({
+          ok: false,
+          reason: `keyless signature does not verify: ${describeError(error)}`,
+        });
+      }
+      if (!identities.some((identity) => identityMatches(identity, subject, issuer))) {
+        return Promise.resolve({
+          ok: false,
+          reason: `signed by ${subject ?? "(no subject)"} from ${issuer ?? "(no issuer)"}, which the policy does not accept`,
+        });
+      }
+      const parsed = parseSimpleSigningPayload(payload);
+      if (!parsed.ok) return Promise.resolve({ ok: false, reason: parsed.reason });
+      if (parsed.claims.manifestDigest !== expectation.digest) {
+        return Promise.resolve({
+          ok: false,
+          reason: `the payload signs ${parsed.claims.manifestDigest}, not ${expectation.digest}`,
+        });
+      }
+      if (expectation.identity !== undefined && parsed.claims.dockerReference !== expectation.identity) {
+        return Promise.resolve({
+          ok: false,
+          reason: `the payload names ${parsed.claims.dockerReference}, not ${expectation.identity}`,
+        });
+      }
+      return Promise.resolve({ ok: true, signer: `${subject ?? "?"} (${issuer ?? "?"})` });
+    },
+  };
+}
+
+interface TrustedRootJson {
+  tlogs?: {
+    baseUrl?: string;
+    publicKey?: { rawBytes?: string; validFor?: { start?: string; end?: string } };
+    logId?: { keyId?: string };
+  }[];
+  certificateAuthorities?: {
+    certChain?: { certificates?: { rawBytes?: string }[] };
+    validFor?: { start?: string; end?: string };
+  }[];
+  ctlogs?: TrustedRootJson["tlogs"];
+  timestampAuthorities?: TrustedRootJson["certificateAuthorities"];
+}
+
+function validity(range: { start?: string; end?: string } | undefined): { start: Date; end: Date } {
+  return {
+    start: range?.start ? new Date(range.start) : new Date(0),
+    end: range?.end ? new Date(range.end) : new Date(8640000000000000),
+  };
+}
+
+/**
+ * Trust material from a sigstore `trusted_root.json` (public-good's, or a private deployment's):
+ * Fulcio CA chains, Rekor and CT log keys, timestamp authorities.
+ */
+export function trustMaterialFromTrustedRoot(json: unknown, where: string): TrustMaterial {
+  if (typeof json !== "object" || json === null)
+    throw new SignError("sign-policy", `${where}: not a trusted root`);
+  const root = json as TrustedRootJson;
+  try {
+    const logs = (entries: TrustedRootJson["tlogs"]) =>
+      (entries ?? []).map((log) => ({
+        logID: Buffer.from(log.logId?.keyId ?? "", "base64"),
+        baseURL: log.baseUrl ?? "",
+        publicKey: createPublicKey({
+          key: Buffer.from(log.publicKey?.rawBytes ?? "", "base64"),
+          format: "der",
+          type: "spki",
+        }),
+        validFor: validity(log.publicKey?.validFor),
+      }));
+    const authorities = (entries: TrustedRootJson["certificateAuthorities"]) =>
+      (entries ?? []).map((authority) => ({
+        certChain: (authority.certChain?.certificates ?? []).map((cert) =>
+          X509Certificate.parse(Buffer.from(cert.rawBytes ?? "", "base64")),
+        ),
+        validFor: validity(authority.validFor),
+      }));
+    return {
+      certificateAuthorities: authorities(root.certificateAuthorities),
+      timestampAuthorities: authorities(root.timestampAuthorities),
+      tlogs: logs(root.tlogs),
+      ctlogs: logs(root.ctlogs),
+      publicKey: () => {
+        throw new SignError("sign-policy", "a trusted root holds no plain public keys");
+      },
+    };
+  } catch (error) {
+    if (error instanceof SignError) throw error;
+    throw new SignError("sign-policy", `${where}: cannot read the trusted root: ${describeError(error)}`);
+  }
+}
