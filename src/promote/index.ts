@@ -1,7 +1,7 @@
 export {
   observeRepositories,
   observeRepository,
-  TAG_LIST_THRESHOLD,
+  TAG_LIST_MIN_TAGS,
   type ObserveOptions,
 } from "./inventory.js";
 export { executePlan, type ExecuteOptions, type ExecutionResult } from "./execute.js";

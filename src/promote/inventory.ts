@@ -10,13 +10,14 @@ import { runBounded } from "./bounded.js";
  * Reading what the plan needs, and nothing more: for each repository an edge touches, where the
  * wanted tags point and whether the wanted digests exist, using only standard API calls.
  * A HEAD of a tag answers with its digest (Docker-Content-Digest), so a repository where
- * everything is already promoted costs one request per tag. Listing tags first pays off only
- * when many tags are wanted and some may be missing, so it is used above a threshold.
+ * everything is already promoted costs one request per tag and nothing more. When the first tag
+ * asked for is absent, the repository is probably new or behind: one tags-list request then
+ * replaces the HEADs of every absent tag (a new repository costs two requests, not one per tag).
  * https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#checking-if-content-exists-in-the-registry
  */
 
-/** At or above this many wanted tags in one repository, one tags-list request replaces the HEADs of absent tags. */
-export const TAG_LIST_THRESHOLD = 32;
+/** With fewer wanted tags than this, listing cannot save a request: HEAD each one. */
+export const TAG_LIST_MIN_TAGS = 3;
 
 export interface ObserveOptions {
   readonly signal?: AbortSignal;
@@ -51,26 +52,35 @@ export async function observeRepository(
   const digests = new Set<Digest>();
   const indexes = new Set<Digest>();
   try {
-    let candidates: Iterable<Tag> = question.tags;
-    if (question.tags.size >= TAG_LIST_THRESHOLD) {
-      const listed = new Set(await store.listTags({ ...(signal ? { signal } : {}) }));
-      candidates = [...question.tags].filter((tag) => listed.has(tag));
-    }
-    await runBounded([...candidates], 8, async (tag) => {
-      const descriptor = await store.resolve(tag, { ...(signal ? { signal } : {}) });
-      if (descriptor) {
-        tags.set(tag, descriptor.digest);
-        digests.add(descriptor.digest);
-        if (isIndexMediaType(descriptor.mediaType)) indexes.add(descriptor.digest);
+    const call = signal ? { signal } : {};
+    const present = (digest: Digest, mediaType: string): void => {
+      digests.add(digest);
+      if (isIndexMediaType(mediaType)) indexes.add(digest);
+    };
+    const resolveTag = async (tag: Tag): Promise<boolean> => {
+      const descriptor = await store.resolve(tag, call);
+      if (!descriptor) return false;
+      tags.set(tag, descriptor.digest);
+      present(descriptor.digest, descriptor.mediaType);
+      return true;
+    };
+    let candidates = [...question.tags];
+    if (candidates.length >= TAG_LIST_MIN_TAGS) {
+      const [first, ...rest] = candidates as [Tag, ...Tag[]];
+      if (await resolveTag(first)) {
+        candidates = rest;
+      } else {
+        const listed = new Set(await store.listTags(call));
+        candidates = rest.filter((tag) => listed.has(tag));
       }
+    }
+    await runBounded(candidates, 8, async (tag) => {
+      await resolveTag(tag);
     });
     const unknown = [...question.digests].filter((digest) => !digests.has(digest));
     await runBounded(unknown, 8, async (digest) => {
-      const descriptor = await store.resolve(digest, { ...(signal ? { signal } : {}) });
-      if (descriptor) {
-        digests.add(digest);
-        if (isIndexMediaType(descriptor.mediaType)) indexes.add(digest);
-      }
+      const descriptor = await store.resolve(digest, call);
+      if (descriptor) present(digest, descriptor.mediaType);
     });
     return { kind: "observed", tags, digests, indexes };
   } catch (error) {
