@@ -52,7 +52,7 @@ function buildWorkload(): Workload {
   const repositories = new Map<string, Map<string, TestContent>>();
   const add = (repository: string, tag: string, content: TestContent) => {
     let tags = repositories.get(repository);
-    if (!tags) repositories.set(repository, (tags = new Map()));
+    if (!tags) repositories.set(repository, (tags = new Map<string, TestContent>()));
     tags.set(tag, content);
   };
   for (let i = 0; i < 200; i++) {
