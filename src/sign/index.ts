@@ -116,3 +116,9 @@ export {
   type SourcePolicy,
   type SourceRule,
 } from "./source-policy.js";
+export {
+  verifyTargets,
+  type VerifyResult,
+  type VerifyStatus,
+  type VerifyTargetsOptions,
+} from "./verify-targets.js";

@@ -48,6 +48,11 @@ export interface PlanAttachmentsOptions {
   readonly attachments?: AttachmentMode;
   /** Sign each image of an index too (default true). */
   readonly signChildren?: boolean;
+  /**
+   * Make every destination hold the union of the `.sig` manifests found at the destinations,
+   * even without a signer (`promoter verify --repair` copies the canonical signature).
+   */
+  readonly mirrorSignatures?: boolean;
   readonly signal?: AbortSignal;
   readonly logger?: Logger;
   /** Promoted digests planned at once (their requests go through the per-host limits). */
@@ -119,7 +124,7 @@ async function planTarget(target: SignatureTarget, context: Context): Promise<At
   const { options } = context;
   const signing = options.signer !== undefined;
   const carry = carries(target, context.mode);
-  if (!signing && !carry) return undefined;
+  if (!signing && !carry && options.mirrorSignatures !== true) return undefined;
   const logger = options.logger ?? silentLogger;
   const source = options.provider.repository(target.source, "source");
   const destinations: OpenDestination[] = target.destinations.map((destination) => ({
@@ -180,7 +185,8 @@ async function subjectsOf(
   signing: boolean,
   carry: boolean,
 ): Promise<SignatureSubject[]> {
-  const needChildren = (signing && context.signChildren) || carry;
+  const needChildren =
+    ((signing || context.options.mirrorSignatures === true) && context.signChildren) || carry;
   // The bundle layout names the subject by descriptor (media type and size).
   const needDescriptor = signing && context.format === "bundle";
   // A digest this run copies is read from the source; one already promoted from a destination.
@@ -278,8 +284,9 @@ async function planSubject(
 
   for (const kind of ["sig", "att"] as const) {
     const signHere = kind === "sig" && signThis && context.format === "cosign";
+    const mirrorHere = kind === "sig" && subject.sign && context.options.mirrorSignatures === true;
     const sourceDigest = sourceTags.get(kind);
-    if (!signHere && sourceDigest === undefined) continue;
+    if (!signHere && !mirrorHere && sourceDigest === undefined) continue;
     const tag = attachmentTag(subject.digest, kind);
     const states = await Promise.all(
       destinations.map(async (destination): Promise<DestinationTagState> => ({

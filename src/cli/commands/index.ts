@@ -4,11 +4,13 @@ import { auditReconcileCommand } from "./audit-reconcile.js";
 import { auditServeCommand } from "./audit-serve.js";
 import { promoteCommand } from "./promote.js";
 import { validateCommand } from "./validate.js";
+import { verifyCommand } from "./verify.js";
 
 /** Every command of the CLI; `promoter --help` lists them in this order. */
 export const commands: readonly Command[] = [
   validateCommand,
   promoteCommand,
+  verifyCommand,
   auditServeCommand,
   auditReconcileCommand,
   auditFindingsCommand,

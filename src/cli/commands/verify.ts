@@ -1,0 +1,281 @@
+import { UsageError } from "../../errors.js";
+import { loadManifests, validate } from "../../manifest/index.js";
+import { promotionEdges, type PlannedEdge } from "../../plan/index.js";
+import {
+  checkIdentity,
+  executeAttachments,
+  loadSourcePolicy,
+  loadVerificationKey,
+  planAttachments,
+  signatureTargets,
+  verifyTargets,
+  type AttachmentOutcome,
+  type AttachmentPlan,
+  type SignatureTarget,
+  type VerificationKey,
+  type VerifyResult,
+} from "../../sign/index.js";
+import {
+  booleanOption,
+  stringListOption,
+  stringOption,
+  type Command,
+  type ParsedValues,
+} from "../command.js";
+import { plural, shortDigest } from "../format.js";
+import { ExitCode, writeLine, type CliIO } from "../io.js";
+import { createCliLogger, type LogFormat } from "../logger.js";
+import { manifestInputFromOptions, manifestOptionSpecs } from "../manifest-options.js";
+import { registryOptionSpecs, storeProviderFromOptions } from "../registry-options.js";
+import { signaturesJson, signaturesText } from "../render/signatures.js";
+import { signatureFormatOption, signerFromOptions, signerOptionSpecs } from "../signing-options.js";
+
+const OUTPUTS = ["text", "json"] as const;
+type Output = (typeof OUTPUTS)[number];
+
+/** The JSON document of `promoter verify --output json` (docs/signing.md). */
+export const VERIFY_DOCUMENT_SCHEMA = "image-promoter/verify";
+export const VERIFY_DOCUMENT_VERSION = 1;
+
+export const verifyCommand: Command = {
+  words: ["verify"],
+  summary: "Check that every promoted image carries a valid signature at every destination",
+  usage:
+    "verify (--manifest FILE | --thin-manifest-dir DIR) --public-key FILE [--sign-identity REF] [--output text|json]\n" +
+    "       [--repair [--confirm] [--sign-key FILE]]",
+  description: `
+For every digest the manifests promote (and each image of an index), at every destination that
+holds it, checks that a valid signature is there: cosign's sha256-<hex>.sig layout (each
+simple-signing payload fetched, hashed and verified with ECDSA-SHA256) or a sigstore bundle
+referrer, signed by one of the --public-key keys (or a --policy keyless identity) and naming the
+expected identity (--sign-identity, default the first destination, as promote signs). Prints the
+missing and invalid signatures.
+
+With --repair the missing ones are fixed: the signature manifest found at the other destinations
+(the union of all of them, computed once) is copied, or, with --sign-key, a signature is made
+where none exists. Without --confirm --repair only shows what it would write.
+
+Exit status: 0 every signature valid (or repaired); 1 some missing or invalid; 2 invalid input.`,
+  options: {
+    ...manifestOptionSpecs,
+    "public-key": {
+      type: "string",
+      multiple: true,
+      valueName: "FILE",
+      description: "A trusted ECDSA P-256 public key (PEM), repeatable; env://NAME for a variable",
+    },
+    policy: {
+      type: "string",
+      valueName: "FILE",
+      description: "A signature policy file: its default rule's keys and keyless identities count",
+    },
+    repair: { type: "boolean", description: "Fix missing signatures (dry run without --confirm)" },
+    confirm: { type: "boolean", description: "With --repair: write" },
+    output: { type: "string", valueName: "FORMAT", description: "text (default) or json" },
+    quiet: { type: "boolean", short: "q", description: "Only warnings and errors on stderr" },
+    "log-format": { type: "string", valueName: "FORMAT", description: "Log lines as text (default) or json" },
+    ...signerOptionSpecs,
+    ...registryOptionSpecs,
+  },
+  run: runVerify,
+};
+
+async function runVerify({ io, values }: { io: CliIO; values: ParsedValues }): Promise<number> {
+  const output: Output = stringOption(values, "output", OUTPUTS) ?? "text";
+  const logFormat: LogFormat = stringOption(values, "log-format", ["text", "json"] as const) ?? "text";
+  const repair = booleanOption(values, "repair");
+  const confirm = booleanOption(values, "confirm");
+  const input = manifestInputFromOptions(values);
+  if (confirm && !repair) throw new UsageError("--confirm writes repairs: give --repair too");
+  const hasSigner = stringOption(values, "sign-key") !== undefined || booleanOption(values, "keyless");
+  if (hasSigner && !repair) throw new UsageError("--sign-key and --keyless sign repairs: give --repair too");
+  const identity = stringOption(values, "sign-identity");
+  if (identity !== undefined) checkIdentity(identity);
+
+  const keyFiles = stringListOption(values, "public-key");
+  const policyFile = stringOption(values, "policy");
+  if (keyFiles.length === 0 && policyFile === undefined) {
+    throw new UsageError("give --public-key FILE (or --policy FILE) to say whose signatures count");
+  }
+  const keys: VerificationKey[] = await Promise.all(
+    keyFiles.map((file) => loadVerificationKey(file, { env: io.env, cwd: io.cwd, signal: io.signal })),
+  );
+  const policy =
+    policyFile === undefined ? undefined : await loadSourcePolicy(policyFile, { cwd: io.cwd, env: io.env });
+  keys.push(...(policy?.default?.keys ?? []));
+  const keyless = policy?.default?.keyless;
+  const signer = repair ? await signerFromOptions(valuesWithoutIdentity(values), io) : undefined;
+  if (signer?.verificationKey && !keys.some((key) => key.keyId === signer.verificationKey?.keyId)) {
+    // Signatures we make during the repair must count.
+    keys.push(signer.verificationKey);
+  }
+
+  const logger = createCliLogger(io.stderr, {
+    format: logFormat,
+    level: booleanOption(values, "quiet") ? "warn" : "info",
+  });
+  const provider = storeProviderFromOptions(values, io, logger);
+  try {
+    const set = await loadManifests(input, { signal: io.signal, cwd: io.cwd });
+    const validation = validate(set);
+    for (const finding of validation.findings.filter((entry) => entry.severity === "error")) {
+      writeLine(
+        io.stderr,
+        `${finding.position.file}:${finding.position.line}:${finding.position.column}: error[${finding.rule}]: ${finding.message}`,
+      );
+    }
+    const edges: PlannedEdge[] = [];
+    for (const edge of promotionEdges(set)) edges.push({ edge, decision: { kind: "unchanged" } });
+    const targets = signatureTargets(edges, identity === undefined ? {} : { identity });
+    const expectation = { keys, ...(keyless ? { keyless } : {}) };
+    const signChildren = !booleanOption(values, "sign-index-only");
+    const verifyOptions = { provider, expectation, signChildren, signal: io.signal };
+    logger.log("info", "checking signatures", { digests: targets.length });
+    let results = await verifyTargets(targets, verifyOptions);
+
+    let repairPlan: AttachmentPlan | undefined;
+    let repairOutcomes: AttachmentOutcome[] | undefined;
+    if (repair) {
+      const broken = repairTargets(targets, results);
+      if (broken.length > 0) {
+        repairPlan = await planAttachments(broken, {
+          provider,
+          ...(signer ? { signer } : {}),
+          format: signatureFormatOption(values),
+          attachments: "none",
+          signChildren,
+          mirrorSignatures: true,
+          signal: io.signal,
+          logger,
+        });
+        if (confirm) {
+          repairOutcomes = await executeAttachments(repairPlan, {
+            provider,
+            ...(signer ? { signer } : {}),
+            signal: io.signal,
+            logger,
+          });
+          // What remains after the repair.
+          const repaired = new Set(broken.map((target) => target.sourceKey + target.digest));
+          const rechecked = await verifyTargets(broken, verifyOptions);
+          results = [
+            ...results.filter((result) => !repaired.has(result.target.sourceKey + result.target.digest)),
+            ...rechecked,
+          ];
+        }
+      }
+    }
+
+    const problems = results.filter(
+      (result) =>
+        result.status === "missing" || result.status === "invalid" || result.status === "unreadable",
+    );
+    if (output === "json") {
+      io.stdout.write(`${JSON.stringify(verifyDocument(results, repairPlan, repairOutcomes), null, 2)}\n`);
+    } else {
+      io.stdout.write(verifyText(results, problems));
+      if (repairPlan) {
+        io.stdout.write(
+          repairOutcomes
+            ? signaturesText(repairPlan, { outcomes: repairOutcomes })
+            : `Repair plan (dry run: add --confirm to write)\n\n${signaturesText(repairPlan)}`,
+        );
+      }
+    }
+    const failedRepairs = repairOutcomes?.some((outcome) => outcome.status === "failed") ?? false;
+    return problems.length > 0 || failedRepairs || !validation.ok || io.signal.aborted
+      ? ExitCode.failed
+      : ExitCode.ok;
+  } finally {
+    await provider.close();
+  }
+}
+
+/** `--sign-identity` sets the expected identity for checking; the signer takes it from there too. */
+function valuesWithoutIdentity(values: ParsedValues): ParsedValues {
+  const { "sign-identity": _identity, ...rest } = values;
+  return rest;
+}
+
+/** Targets with a missing or invalid signature, limited to the destinations that hold the digest. */
+function repairTargets(
+  targets: readonly SignatureTarget[],
+  results: readonly VerifyResult[],
+): SignatureTarget[] {
+  const broken: SignatureTarget[] = [];
+  for (const target of targets) {
+    const own = results.filter((result) => result.target === target);
+    if (!own.some((result) => result.status === "missing" || result.status === "invalid")) continue;
+    const present = new Set(
+      own
+        .filter((result) => result.status !== "not-promoted" && result.status !== "unreadable")
+        .map((result) => result.destination),
+    );
+    broken.push({
+      ...target,
+      destinations: target.destinations.filter((destination) => present.has(destination.key)),
+    });
+  }
+  return broken;
+}
+
+function verifyText(results: readonly VerifyResult[], problems: readonly VerifyResult[]): string {
+  const checked = results.filter((result) => result.status !== "not-promoted");
+  const count = (status: string) => results.filter((result) => result.status === status).length;
+  const notPromoted = count("not-promoted");
+  const out = [
+    `Signatures: ${plural(checked.length, "signature")} checked: ${count("valid")} valid, ${count("missing")} missing, ${count("invalid")} invalid${count("unreadable") > 0 ? `, ${count("unreadable")} unreadable` : ""}${notPromoted > 0 ? ` (${plural(notPromoted, "destination")} without the image, not checked)` : ""}`,
+    "",
+  ];
+  if (problems.length === 0) return `${out.join("\n")}\n`;
+  const rows = problems.map((result) => [
+    result.status,
+    result.destination,
+    `${result.target.image}${result.role === "child" ? " (image of index)" : ""}`,
+    shortDigest(result.subject),
+    result.reasons.join("; "),
+  ]);
+  const header = ["STATUS", "DESTINATION", "IMAGE", "DIGEST", "WHY"];
+  const widths = header.map((title, i) =>
+    Math.min(60, Math.max(title.length, ...rows.map((row) => (row[i] ?? "").length))),
+  );
+  const line = (cells: readonly string[]) =>
+    cells.map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join("  ");
+  out.push(line(header), ...rows.map(line), "");
+  return `${out.join("\n")}\n`;
+}
+
+function verifyDocument(
+  results: readonly VerifyResult[],
+  repairPlan: AttachmentPlan | undefined,
+  repairOutcomes: readonly AttachmentOutcome[] | undefined,
+): Record<string, unknown> {
+  const summary: Record<string, number> = {
+    valid: 0,
+    missing: 0,
+    invalid: 0,
+    unreadable: 0,
+    "not-promoted": 0,
+  };
+  for (const result of results) summary[result.status] = (summary[result.status] ?? 0) + 1;
+  return {
+    schema: VERIFY_DOCUMENT_SCHEMA,
+    version: VERIFY_DOCUMENT_VERSION,
+    createdAt: new Date().toISOString(),
+    summary,
+    results: results.map((result) => ({
+      project: result.target.project,
+      image: result.target.image,
+      digest: result.subject,
+      promotedDigest: result.target.digest,
+      role: result.role,
+      destination: result.destination,
+      identity: result.identity,
+      status: result.status,
+      ...(result.reasons.length > 0 ? { reasons: result.reasons } : {}),
+      ...(result.signers.length > 0 ? { signers: result.signers } : {}),
+      ...(result.manifestDigest ? { signatureManifest: result.manifestDigest } : {}),
+    })),
+    ...(repairPlan ? { repair: signaturesJson(repairPlan, repairOutcomes) } : {}),
+  };
+}

@@ -1,0 +1,139 @@
+import { describeError, isPromoterError } from "../errors.js";
+import { parseManifest } from "../oci/index.js";
+import type { Digest } from "../reference/index.js";
+import type { CallOptions, RepositoryStore, StoreProvider } from "../registry/index.js";
+import type { SignatureTarget } from "./attachment-plan.js";
+import { checkSignatures, type SignatureExpectation, type SignatureStatus } from "./check-signatures.js";
+import { signatureSubjects, type SignatureSubject } from "./subjects.js";
+
+/**
+ * `promoter verify`: for every promoted digest (and each image of an index) at every
+ * destination that holds it, whether a valid signature with the expected identity is there.
+ */
+
+export type VerifyStatus = SignatureStatus | "not-promoted" | "unreadable";
+
+export interface VerifyResult {
+  readonly target: SignatureTarget;
+  readonly subject: Digest;
+  readonly role: "root" | "child";
+  readonly destination: string;
+  readonly identity: string;
+  readonly status: VerifyStatus;
+  readonly reasons: readonly string[];
+  readonly signers: readonly string[];
+  readonly manifestDigest?: Digest;
+}
+
+export interface VerifyTargetsOptions {
+  readonly provider: StoreProvider;
+  /** Keys (and keyless identities) that count; the identity is each target's. */
+  readonly expectation: Omit<SignatureExpectation, "identity">;
+  readonly signChildren?: boolean;
+  readonly signal?: AbortSignal;
+  /** Promoted digests checked at once. */
+  readonly concurrency?: number;
+}
+
+export async function verifyTargets(
+  targets: readonly SignatureTarget[],
+  options: VerifyTargetsOptions,
+): Promise<VerifyResult[]> {
+  const call: CallOptions = options.signal ? { signal: options.signal } : {};
+  const results: VerifyResult[][] = new Array<VerifyResult[]>(targets.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < targets.length) {
+      options.signal?.throwIfAborted();
+      const index = next++;
+      const target = targets[index];
+      if (target) results[index] = await verifyTarget(target, options, call);
+    }
+  };
+  await Promise.all(
+    Array.from({ length: Math.max(1, Math.min(options.concurrency ?? 8, targets.length)) }, worker),
+  );
+  return results.flat();
+}
+
+async function verifyTarget(
+  target: SignatureTarget,
+  options: VerifyTargetsOptions,
+  call: CallOptions,
+): Promise<VerifyResult[]> {
+  const results: VerifyResult[] = [];
+  const identity = target.identities[0] ?? "";
+  const base = { target, subject: target.digest, role: "root" as const, identity, signers: [] };
+  const present: { key: string; store: RepositoryStore }[] = [];
+  for (const destination of target.destinations) {
+    const store = options.provider.repository(destination.location, "destination");
+    try {
+      if (await store.resolve(target.digest, call)) present.push({ key: destination.key, store });
+      else results.push({ ...base, destination: destination.key, status: "not-promoted", reasons: [] });
+    } catch (error) {
+      if (options.signal?.aborted) throw error;
+      results.push({
+        ...base,
+        destination: destination.key,
+        status: "unreadable",
+        reasons: [describeError(error)],
+      });
+    }
+  }
+  const first = present[0];
+  if (!first) return results;
+  let subjects: SignatureSubject[];
+  try {
+    const content = await first.store.getManifest(target.digest, call);
+    if (!content) throw new Error(`${target.digest} vanished from ${first.store.name}`);
+    const parsed = parseManifest(content.bytes, content.mediaType, `${first.store.name}@${target.digest}`);
+    subjects = signatureSubjects(
+      target.digest,
+      { mediaType: content.mediaType, digest: content.digest, size: content.bytes.length },
+      parsed.kind === "index" ? parsed : undefined,
+      options.signChildren ?? true,
+    ).filter((subject) => subject.sign);
+  } catch (error) {
+    if (options.signal?.aborted) throw error;
+    for (const { key } of present) {
+      results.push({ ...base, destination: key, status: "unreadable", reasons: [describeError(error)] });
+    }
+    return results;
+  }
+  for (const subject of subjects) {
+    for (const { key, store } of present) {
+      try {
+        const check = await checkSignatures(
+          store,
+          subject.digest,
+          { ...options.expectation, identity },
+          call,
+        );
+        results.push({
+          target,
+          subject: subject.digest,
+          role: subject.role,
+          destination: key,
+          identity,
+          status: check.status,
+          reasons: check.reasons,
+          signers: check.signers,
+          ...(check.manifestDigest ? { manifestDigest: check.manifestDigest } : {}),
+        });
+      } catch (error) {
+        if (options.signal?.aborted) throw error;
+        results.push({
+          target,
+          subject: subject.digest,
+          role: subject.role,
+          destination: key,
+          identity,
+          status: "unreadable",
+          reasons: [isPromoterError(error) ? `${error.code}: ${error.message}` : describeError(error)],
+          signers: [],
+        });
+      }
+    }
+  }
+  return results;
+}
