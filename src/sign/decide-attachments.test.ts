@@ -127,7 +127,7 @@ describe("deciding .sig manifests", () => {
 
 describe("deciding a single-document attachment (.sbom)", () => {
   it("copies where absent and leaves a different document alone", () => {
-    const staging = digestOf("sbom") as Digest;
+    const staging = digestOf("sbom");
     const item = decideSingleDocument({
       tag: "sha256-x.sbom" as Tag,
       source: { digest: staging, from: store("staging") },
