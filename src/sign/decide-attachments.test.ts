@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Descriptor } from "../oci/index.js";
-import { digestOf, type Digest, type Tag } from "../reference/index.js";
+import { digestOf, type Tag } from "../reference/index.js";
 import type { RepositoryStore } from "../registry/index.js";
 import { buildLayerSet, CosignMediaType, signatureTag } from "./cosign-format.js";
 import { decideLayerSet, decideSingleDocument, type ObservedLayerSet } from "./decide-attachments.js";
