@@ -134,13 +134,28 @@ function decideAtDestination(edge: PromotionEdge, state: RepositoryState | undef
   return state.digests.has(edge.digest) ? UNCHANGED : COPY;
 }
 
-export function conflictKey(destinationKey: string, tag: Tag): string {
-  return `${destinationKey}:${tag}`;
+/**
+ * Tag conflicts (as `findTagConflicts` reports them) by destination repository, then tag: a
+ * lookup per edge without building a string per edge.
+ */
+export type ConflictIndex = ReadonlyMap<string, ReadonlyMap<Tag, TagConflict>>;
+
+export function indexConflicts(conflicts: readonly TagConflict[]): ConflictIndex {
+  const index = new Map<string, Map<Tag, TagConflict>>();
+  for (const conflict of conflicts) {
+    let byTag = index.get(conflict.destination);
+    if (!byTag) index.set(conflict.destination, (byTag = new Map<Tag, TagConflict>()));
+    byTag.set(conflict.tag, conflict);
+  }
+  return index;
 }
 
-/** Index of tag conflicts by `destination:tag`, as `findTagConflicts` reports them. */
-export function indexConflicts(conflicts: readonly TagConflict[]): Map<string, TagConflict> {
-  return new Map(conflicts.map((conflict) => [conflictKey(conflict.destination, conflict.tag), conflict]));
+function conflictOf(
+  conflicts: ConflictIndex,
+  destinationKey: string,
+  tag: Tag | undefined,
+): TagConflict | undefined {
+  return tag === undefined || conflicts.size === 0 ? undefined : conflicts.get(destinationKey)?.get(tag);
 }
 
 /**
@@ -150,13 +165,13 @@ export function indexConflicts(conflicts: readonly TagConflict[]): Map<string, T
 export function sourceQuestions(
   edges: readonly PromotionEdge[],
   destinations: Inventory,
-  conflicts: ReadonlyMap<string, TagConflict>,
+  conflicts: ConflictIndex,
   keys = new RepositoryKeys(),
 ): Map<string, { location: RepositoryLocation; question: RepositoryQuestion }> {
   const sources = new Map<string, { location: RepositoryLocation; question: RepositoryQuestion }>();
   for (const edge of edges) {
     const destinationKey = keys.of(edge.destination);
-    if (edge.tag !== undefined && conflicts.has(conflictKey(destinationKey, edge.tag))) continue;
+    if (conflictOf(conflicts, destinationKey, edge.tag)) continue;
     if (decideAtDestination(edge, destinations.get(destinationKey)).kind !== "copy") continue;
     const key = keys.of(edge.source);
     let entry = sources.get(key);
@@ -184,27 +199,21 @@ export function sourceVerdictKey(sourceKey: string, digest: Digest): string {
 export function decidePlan(
   edges: readonly PromotionEdge[],
   inventory: { readonly destinations: Inventory; readonly sources: Inventory },
-  conflicts: ReadonlyMap<string, TagConflict>,
+  conflicts: ConflictIndex,
   keys = new RepositoryKeys(),
   sourceRefusals?: ReadonlyMap<string, string>,
 ): PromotionPlan {
   const planned: PlannedEdge[] = new Array<PlannedEdge>(edges.length);
-  // sourceKey -> digest -> destinationKey -> destination under construction
+  // sourceKey -> digest -> destinationKey -> destination, built in place (the planned
+  // destinations themselves, so nothing is copied afterwards: the real tree has ~440,000).
   const work = new Map<
     string,
-    {
-      location: RepositoryLocation;
-      digests: Map<
-        Digest,
-        Map<string, { location: RepositoryLocation; tags: Set<Tag>; needsContent: boolean }>
-      >;
-    }
+    { location: RepositoryLocation; digests: Map<Digest, Map<string, MutableDestination>> }
   >();
 
   for (const [i, edge] of edges.entries()) {
     const destinationKey = keys.of(edge.destination);
-    const conflict =
-      edge.tag === undefined ? undefined : conflicts.get(conflictKey(destinationKey, edge.tag));
+    const conflict = conflictOf(conflicts, destinationKey, edge.tag);
     let decision: EdgeDecision;
     if (conflict) {
       decision = { kind: "refused-conflict", conflict };
@@ -246,30 +255,31 @@ export function decidePlan(
     }
     let destination = byDigest.get(destinationKey);
     if (!destination) {
-      destination = { location: edge.destination, tags: new Set(), needsContent: false };
+      destination = { location: edge.destination, key: destinationKey, tags: [], needsContent: false };
       byDigest.set(destinationKey, destination);
     }
     if (decision.kind === "copy") destination.needsContent = true;
-    if (edge.tag !== undefined) destination.tags.add(edge.tag);
+    // A handful of tags per digest: an array beats a Set in memory at this scale.
+    if (edge.tag !== undefined && !destination.tags.includes(edge.tag)) destination.tags.push(edge.tag);
   }
 
   const copies: PlannedCopy[] = [];
   for (const [sourceKey, bySource] of [...work].sort(compareByKey)) {
     for (const [digest, byDestination] of [...bySource.digests].sort(compareByKey)) {
-      copies.push({
-        source: bySource.location,
-        sourceKey,
-        digest,
-        destinations: [...byDestination].sort(compareByKey).map(([key, destination]) => ({
-          location: destination.location,
-          key,
-          tags: [...destination.tags].sort(),
-          needsContent: destination.needsContent,
-        })),
-      });
+      const destinations = [...byDestination.values()].sort(compareDestinations);
+      for (const destination of destinations) destination.tags.sort();
+      copies.push({ source: bySource.location, sourceKey, digest, destinations });
     }
   }
   return { edges: planned, copies };
+}
+
+type MutableDestination = { -readonly [K in keyof PlannedDestination]: PlannedDestination[K] } & {
+  tags: Tag[];
+};
+
+function compareDestinations(a: PlannedDestination, b: PlannedDestination): number {
+  return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
 }
 
 function compareByKey<T>(a: readonly [string, T], b: readonly [string, T]): number {
