@@ -1,0 +1,18 @@
+import type { ManifestInput } from "../manifest/index.js";
+import type { PromotionEdge } from "../plan/index.js";
+import { changedEdgeFilter } from "./edge-diff.js";
+import { loadManifestsAtRevision, type RevisionOptions } from "./revision-manifests.js";
+
+/**
+ * `promote --changed-since REV`: the edges a merged change added, so the post-merge job promotes
+ * what was reviewed in that change and nothing else (a scheduled full run reconciles the rest).
+ * The same git reading and edge comparison as `promoter check`.
+ */
+export async function edgesChangedSince(
+  input: ManifestInput,
+  revision: string,
+  options: RevisionOptions,
+): Promise<{ readonly commit: string; readonly filter: (edge: PromotionEdge) => boolean }> {
+  const base = await loadManifestsAtRevision(input, revision, options);
+  return { commit: base.commit, filter: changedEdgeFilter(base.set) };
+}

@@ -1,0 +1,654 @@
+import { readFile } from "node:fs/promises";
+import { describeError, isPromoterError } from "../errors.js";
+import { silentLogger, type Logger } from "../log.js";
+import {
+  loadManifests,
+  mergeImages,
+  type Finding,
+  type ManifestInput,
+  type ManifestSet,
+  type SourcePosition,
+} from "../manifest/index.js";
+import {
+  countDecisions,
+  destinationQuestions,
+  RepositoryKeys,
+  type EdgeDecisionKind,
+  type PlannedEdge,
+  type PromotionEdge,
+} from "../plan/index.js";
+import { observeRepositories, planPromotion, runBounded } from "../promote/index.js";
+import type { Digest, Tag } from "../reference/index.js";
+import type { StoreProvider } from "../registry/index.js";
+import { diffEdges, PromotedContent } from "./edge-diff.js";
+import {
+  platformText,
+  readImageFacts,
+  readImageKind,
+  type ImageFacts,
+  type ImageKind,
+} from "./image-facts.js";
+import { loadManifestsAtRevision } from "./revision-manifests.js";
+import { previousInSeries, tagSeries } from "./tag-series.js";
+import {
+  applyVulnerabilityGate,
+  type SeverityThreshold,
+  type VulnerabilityFinding,
+  type VulnerabilityReport,
+} from "./vulnerability-report.js";
+
+/**
+ * `promoter check`: judges a change to the manifests (a pull request) before it is merged, by
+ * comparing the manifests at a base git revision with the working copy. Only what changed is
+ * judged: new validation findings in changed files, the new edges against the live registries
+ * (tag moves, digests missing in staging), removed edges that production still serves, the size
+ * and kind (index or single manifest) of new images, and an optional vulnerability report.
+ * Registries are only read.
+ */
+
+export type CheckId =
+  "validation" | "tag-moves" | "removals" | "image-size" | "kind-changes" | "vulnerabilities";
+
+export const CHECK_TITLES: Readonly<Record<CheckId, string>> = {
+  validation: "Manifest validation (changed files)",
+  "tag-moves": "New edges against the registries",
+  removals: "Removed edges",
+  "image-size": "Image size",
+  "kind-changes": "Image kind (index or single-platform) in tag series",
+  vulnerabilities: "Vulnerability report",
+};
+
+/** fail: the change must not be merged as it is; warn: a person should look; skipped: not asked for. */
+export type CheckStatus = "pass" | "warn" | "fail" | "skipped";
+
+export interface CheckItem {
+  readonly severity: "error" | "warning" | "notice";
+  readonly message: string;
+  /** Where the working copy (or, for removals, the base revision) says it. */
+  readonly position?: SourcePosition;
+  readonly hint?: string;
+}
+
+export interface CheckResult {
+  readonly id: CheckId;
+  readonly title: string;
+  readonly status: CheckStatus;
+  /** One line. */
+  readonly summary: string;
+  readonly items: readonly CheckItem[];
+}
+
+export interface CheckReport {
+  readonly base: { readonly revision: string; readonly commit: string };
+  /** Manifest and images files that differ between the base and the working copy (absolute). */
+  readonly changedFiles: readonly string[];
+  readonly edges: { readonly added: number; readonly removed: number };
+  /** Decisions for the added edges, as a dry-run promotion would make them. */
+  readonly decisions: Readonly<Record<EdgeDecisionKind, number>>;
+  readonly checks: readonly CheckResult[];
+  /** No check failed. */
+  readonly ok: boolean;
+}
+
+export interface CheckOptions {
+  readonly input: ManifestInput;
+  /** The git revision to compare with (`origin/main`, a commit). */
+  readonly base: string;
+  readonly cwd: string;
+  readonly provider: StoreProvider;
+  readonly signal?: AbortSignal;
+  readonly logger?: Logger;
+  /** Largest allowed download size of one platform image, in bytes. */
+  readonly maxImageSize?: number;
+  /** Vulnerability reports of the images the change adds, already parsed. */
+  readonly vulnerabilityReports?: readonly { readonly file: string; readonly report: VulnerabilityReport }[];
+  readonly vulnerabilityThreshold?: SeverityThreshold;
+  /** Removing edges that production serves is reported but does not fail. */
+  readonly allowRemovals?: boolean;
+  /** An index -> single-platform change in a tag series is reported but does not fail. */
+  readonly allowKindChanges?: boolean;
+  /** Registry reads in flight. */
+  readonly concurrency?: number;
+  readonly gitProgram?: string;
+}
+
+/** Default `--vuln-severity-threshold`. */
+export const DEFAULT_VULNERABILITY_THRESHOLD: SeverityThreshold = "HIGH";
+/** Items listed per check; the rest are counted. */
+export const MAX_ITEMS_PER_CHECK = 200;
+
+export async function runCheck(options: CheckOptions): Promise<CheckReport> {
+  const logger = options.logger ?? silentLogger;
+  const signal = options.signal;
+  const call = signal ? { signal } : {};
+  const head = await loadManifests(options.input, { cwd: options.cwd, ...call });
+  const base = await loadManifestsAtRevision(options.input, options.base, {
+    cwd: options.cwd,
+    ...call,
+    ...(options.gitProgram ? { gitProgram: options.gitProgram } : {}),
+  });
+  const changedFiles = await changedManifestFiles(head, base.files);
+  const changed = new Set(changedFiles);
+  const diff = diffEdges(base.set, head);
+  logger.log("info", "change", {
+    base: base.commit,
+    changedFiles: changedFiles.length,
+    addedEdges: diff.added.length,
+    removedEdges: diff.removed.length,
+  });
+
+  const checks: CheckResult[] = [];
+  checks.push(validationCheck(head, base.set, changed));
+
+  const keys = new RepositoryKeys();
+  const baseContent = PromotedContent.of(base.set);
+  let planned: readonly PlannedEdge[] = [];
+  if (diff.added.length > 0) {
+    const result = await planPromotion(head, {
+      provider: options.provider,
+      ...call,
+      logger,
+      ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
+      filter: (edge) => !baseContent.covers(edge, keys),
+    });
+    planned = result.plan.edges;
+  }
+  checks.push(tagMoveCheck(planned));
+  checks.push(await removalCheck(diff.removed, options));
+
+  const facts = await readNewImageFacts(planned, baseContent, keys, options);
+  checks.push(sizeCheck(facts, options.maxImageSize));
+  checks.push(await kindCheck(planned, base.set, facts, options));
+  checks.push(vulnerabilityCheck(options));
+
+  return {
+    base: { revision: base.revision, commit: base.commit },
+    changedFiles,
+    edges: { added: diff.added.length, removed: diff.removed.length },
+    decisions: countDecisions(planned),
+    checks,
+    ok: checks.every((check) => check.status !== "fail"),
+  };
+}
+
+/** Files of the working copy whose text differs from the base (or that exist on one side only). */
+async function changedManifestFiles(
+  head: ManifestSet,
+  baseFiles: ReadonlyMap<string, string>,
+): Promise<string[]> {
+  const headFiles = new Set<string>();
+  for (const manifest of head.manifests) {
+    headFiles.add(manifest.file);
+    if (manifest.imagesFile) headFiles.add(manifest.imagesFile);
+  }
+  const changed = new Set<string>();
+  for (const file of headFiles) {
+    let text: string | undefined;
+    try {
+      text = await readFile(file, "utf8");
+    } catch {
+      text = undefined;
+    }
+    if (text !== baseFiles.get(file)) changed.add(file);
+  }
+  for (const file of baseFiles.keys()) if (!headFiles.has(file)) changed.add(file);
+  // Findings of files that did not load (a project whose manifest no longer parses) count too.
+  for (const finding of head.findings) {
+    if (!headFiles.has(finding.position.file) && baseFiles.get(finding.position.file) === undefined) {
+      changed.add(finding.position.file);
+    }
+  }
+  return [...changed].sort();
+}
+
+function findingIdentity(finding: Finding): string {
+  // Line numbers move when lines are added above; the message names the values involved.
+  return `${finding.position.file}\u0000${finding.rule}\u0000${finding.message}`;
+}
+
+function validationCheck(head: ManifestSet, base: ManifestSet, changed: ReadonlySet<string>): CheckResult {
+  const before = new Map<string, number>();
+  for (const finding of base.findings) {
+    const key = findingIdentity(finding);
+    before.set(key, (before.get(key) ?? 0) + 1);
+  }
+  const items: CheckItem[] = [];
+  let preexisting = 0;
+  for (const finding of head.findings) {
+    const touches =
+      changed.has(finding.position.file) ||
+      (finding.related ?? []).some((position) => changed.has(position.file));
+    if (!touches) continue;
+    const key = findingIdentity(finding);
+    const earlier = before.get(key) ?? 0;
+    if (earlier > 0) {
+      before.set(key, earlier - 1);
+      preexisting += 1;
+      continue;
+    }
+    items.push({
+      severity: finding.severity,
+      message: `${finding.severity}[${finding.rule}]: ${finding.message}`,
+      position: finding.position,
+      ...(finding.hint ? { hint: finding.hint } : {}),
+    });
+  }
+  const errors = items.filter((item) => item.severity === "error").length;
+  const warnings = items.length - errors;
+  const old = preexisting > 0 ? `; ${preexisting} older findings in these files are not judged` : "";
+  return {
+    id: "validation",
+    title: CHECK_TITLES.validation,
+    status: errors > 0 ? "fail" : warnings > 0 ? "warn" : "pass",
+    summary:
+      changed.size === 0
+        ? "no manifest file changed"
+        : `${changed.size} changed files: ${errors} new errors, ${warnings} new warnings${old}`,
+    items: capItems(items),
+  };
+}
+
+function capItems(items: CheckItem[]): CheckItem[] {
+  if (items.length <= MAX_ITEMS_PER_CHECK) return items;
+  const shown = items.slice(0, MAX_ITEMS_PER_CHECK);
+  shown.push({ severity: "notice", message: `${items.length - MAX_ITEMS_PER_CHECK} more not shown` });
+  return shown;
+}
+
+/** Problems of one kind, grouped so that 22 mirrors refusing the same tag read as one item. */
+function groupEdges<T extends { edge: PromotionEdge }>(
+  entries: readonly T[],
+  keyOf: (entry: T) => string,
+): { first: T; destinations: string[] }[] {
+  const groups = new Map<string, { first: T; destinations: string[] }>();
+  for (const entry of entries) {
+    const key = keyOf(entry);
+    const group = groups.get(key);
+    const name = entry.edge.destinationRegistry.name;
+    if (group) {
+      if (!group.destinations.includes(name)) group.destinations.push(name);
+    } else groups.set(key, { first: entry, destinations: [name] });
+  }
+  return [...groups.values()];
+}
+
+function destinationsText(destinations: readonly string[]): string {
+  const [first] = destinations;
+  if (destinations.length === 1 && first !== undefined) return first;
+  return `${destinations.length} destinations (${destinations.slice(0, 2).join(", ")}${destinations.length > 2 ? ", ..." : ""})`;
+}
+
+function edgeName(edge: PromotionEdge): string {
+  return `${edge.image}${edge.tag === undefined ? "" : `:${edge.tag}`}`;
+}
+
+function tagMoveCheck(planned: readonly PlannedEdge[]): CheckResult {
+  const items: CheckItem[] = [];
+  const moves = planned.filter((entry) => entry.decision.kind === "refused-tag-move");
+  for (const { first, destinations } of groupEdges(moves, ({ edge, decision }) =>
+    [
+      edge.project,
+      edge.image,
+      edge.tag,
+      edge.digest,
+      decision.kind === "refused-tag-move" ? decision.current : "",
+    ].join("\u0000"),
+  )) {
+    const current = first.decision.kind === "refused-tag-move" ? first.decision.current : "";
+    items.push({
+      severity: "error",
+      message: `tag move: ${edgeName(first.edge)} points at ${current} in ${destinationsText(destinations)}; the change asks for ${first.edge.digest}`,
+      position: first.edge.position,
+      hint: "Tags are never moved: publish the new digest under a new tag, or keep the tag on the digest production has.",
+    });
+  }
+  const missing = planned.filter((entry) => entry.decision.kind === "missing-source");
+  for (const { first } of groupEdges(
+    missing,
+    ({ edge }) => `${edge.project}\u0000${edge.image}\u0000${edge.digest}`,
+  )) {
+    items.push({
+      severity: "error",
+      message: `missing in staging: ${first.edge.digest} is not in ${first.edge.sourceRegistry.name}/${first.edge.image}`,
+      position: first.edge.position,
+      hint: "Push the image to the staging registry first, or fix the digest (copy it from the registry).",
+    });
+  }
+  const unreadable = planned.filter((entry) => entry.decision.kind === "unreadable");
+  for (const { first, destinations } of groupEdges(unreadable, ({ decision }) =>
+    decision.kind === "unreadable" ? `${decision.side}\u0000${decision.message}` : "",
+  )) {
+    const detail =
+      first.decision.kind === "unreadable" ? `${first.decision.side}: ${first.decision.message}` : "";
+    items.push({
+      severity: "error",
+      message: `could not check ${edgeName(first.edge)} (${destinationsText(destinations)}): ${detail}`,
+      position: first.edge.position,
+    });
+  }
+  const counts = countDecisions(planned);
+  const failed = items.length > 0;
+  return {
+    id: "tag-moves",
+    title: CHECK_TITLES["tag-moves"],
+    status: failed ? "fail" : "pass",
+    summary:
+      planned.length === 0
+        ? "no new edges"
+        : `${planned.length} new edges: ${counts.copy} to copy, ${counts["add-tag"]} tags to add, ${counts.unchanged} already in place, ${counts["refused-tag-move"]} refused tag moves, ${counts["missing-source"]} missing in staging`,
+    items: capItems(items),
+  };
+}
+
+async function removalCheck(removed: readonly PromotionEdge[], options: CheckOptions): Promise<CheckResult> {
+  if (removed.length === 0) {
+    return {
+      id: "removals",
+      title: CHECK_TITLES.removals,
+      status: "pass",
+      summary: "nothing removed",
+      items: [],
+    };
+  }
+  const keys = new RepositoryKeys();
+  const { destinations } = destinationQuestions(removed, keys);
+  const observed = await observeRepositories(destinations, options.provider, "destination", {
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.logger ? { logger: options.logger } : {}),
+    ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
+  });
+  const live: { edge: PromotionEdge }[] = [];
+  const unreadable: { edge: PromotionEdge; message: string }[] = [];
+  let notPromoted = 0;
+  for (const edge of removed) {
+    const state = observed.get(keys.of(edge.destination));
+    if (!state || state.kind === "unreadable") {
+      unreadable.push({ edge, message: state?.kind === "unreadable" ? state.message : "not read" });
+      continue;
+    }
+    const present =
+      edge.tag === undefined ? state.digests.has(edge.digest) : state.tags.get(edge.tag) === edge.digest;
+    if (present) live.push({ edge });
+    else notPromoted += 1;
+  }
+  const severity = options.allowRemovals ? "warning" : "error";
+  const items: CheckItem[] = groupEdges(live, ({ edge }) =>
+    [edge.project, edge.image, edge.digest, edge.tag ?? ""].join("\u0000"),
+  ).map(({ first, destinations }) => ({
+    severity,
+    message: `removed from the manifest but live in production: ${edgeName(first.edge)}@${first.edge.digest} in ${destinationsText(destinations)}`,
+    position: first.edge.position,
+    hint: "Removing lines deletes nothing: the image stays in production and is no longer reviewed or re-promoted. Restore the lines, or pass --allow-removals when that is the intent.",
+  }));
+  for (const { first, destinations } of groupEdges(unreadable, ({ message }) => message)) {
+    items.push({
+      severity: "error",
+      message: `could not check whether ${edgeName(first.edge)} is in production (${destinationsText(destinations)}): ${first.message}`,
+      position: first.edge.position,
+    });
+  }
+  const failed = items.some((item) => item.severity === "error");
+  return {
+    id: "removals",
+    title: CHECK_TITLES.removals,
+    status: failed ? "fail" : items.length > 0 ? "warn" : "pass",
+    summary: `${removed.length} removed edges: ${live.length} still live in production, ${notPromoted} never promoted${live.length > 0 ? "; removing lines deletes nothing from the registries" : ""}`,
+    items: capItems(items),
+  };
+}
+
+interface NewImage {
+  readonly edge: PromotionEdge;
+  readonly facts: ImageFacts | undefined;
+  readonly error?: string;
+}
+
+/** Facts of digests that the change brings to a repository for the first time, from staging. */
+async function readNewImageFacts(
+  planned: readonly PlannedEdge[],
+  baseContent: PromotedContent,
+  keys: RepositoryKeys,
+  options: CheckOptions,
+): Promise<Map<string, NewImage>> {
+  const wanted = new Map<string, PromotionEdge>();
+  for (const { edge, decision } of planned) {
+    if (decision.kind === "missing-source" || decision.kind === "unreadable") continue;
+    const key = `${keys.of(edge.source)}@${edge.digest}`;
+    if (wanted.has(key)) continue;
+    const isNew = !baseContent.hasDigest(keys.of(edge.destination), edge.digest);
+    const tagged = edge.tag !== undefined;
+    if (isNew || tagged) wanted.set(key, edge);
+  }
+  const facts = new Map<string, NewImage>();
+  await runBounded(
+    [...wanted],
+    options.concurrency ?? 8,
+    async ([key, edge]) => {
+      const store = options.provider.repository(edge.source, "source");
+      try {
+        facts.set(key, {
+          edge,
+          facts: await readImageFacts(store, edge.digest, options.signal ? { signal: options.signal } : {}),
+        });
+      } catch (error) {
+        if (options.signal?.aborted) throw error;
+        facts.set(key, { edge, facts: undefined, error: describeError(error) });
+      }
+    },
+    options.signal,
+  );
+  return facts;
+}
+
+function formatSize(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit] ?? "B"}`;
+}
+
+function sizeCheck(images: ReadonlyMap<string, NewImage>, maxImageSize: number | undefined): CheckResult {
+  if (maxImageSize === undefined) {
+    return {
+      id: "image-size",
+      title: CHECK_TITLES["image-size"],
+      status: "skipped",
+      summary: "no --max-image-size given",
+      items: [],
+    };
+  }
+  const items: CheckItem[] = [];
+  let checked = 0;
+  let largest = 0;
+  for (const { edge, facts, error } of images.values()) {
+    if (error !== undefined) {
+      items.push({
+        severity: "warning",
+        message: `could not read ${edge.image}@${edge.digest} from staging: ${error}`,
+        position: edge.position,
+      });
+      continue;
+    }
+    if (!facts) continue;
+    for (const platform of facts.platforms) {
+      checked += 1;
+      largest = Math.max(largest, platform.size);
+      if (platform.size <= maxImageSize) continue;
+      items.push({
+        severity: "error",
+        message: `${edge.image}@${edge.digest} (${platformText(platform.platform)}${facts.kind === "index" ? ` ${platform.digest}` : ""}) is ${formatSize(platform.size)} compressed, over the limit of ${formatSize(maxImageSize)}`,
+        position: edge.position,
+        hint: "Make the image smaller (multi-stage builds, a slimmer base), or raise --max-image-size in the workflow after review.",
+      });
+    }
+  }
+  const failed = items.some((item) => item.severity === "error");
+  return {
+    id: "image-size",
+    title: CHECK_TITLES["image-size"],
+    status: failed ? "fail" : items.length > 0 ? "warn" : "pass",
+    summary: `${checked} platform images of new digests checked against ${formatSize(maxImageSize)}${checked > 0 ? `; largest ${formatSize(largest)}` : ""}`,
+    items: capItems(items),
+  };
+}
+
+/** Tag -> digest for each (project, image) of the base: the versions already reviewed. */
+function baseTags(base: ManifestSet): Map<string, Map<Tag, Digest>> {
+  const result = new Map<string, Map<Tag, Digest>>();
+  for (const manifest of base.manifests) {
+    for (const image of mergeImages(manifest)) {
+      const tags = new Map<Tag, Digest>();
+      for (const digest of image.digests) for (const tag of digest.tags) tags.set(tag.tag, digest.digest);
+      result.set(`${manifest.project}\u0000${image.name}`, tags);
+    }
+  }
+  return result;
+}
+
+async function kindCheck(
+  planned: readonly PlannedEdge[],
+  base: ManifestSet,
+  images: ReadonlyMap<string, NewImage>,
+  options: CheckOptions,
+): Promise<CheckResult> {
+  const keys = new RepositoryKeys();
+  const previousVersions = baseTags(base);
+  // One comparison per (project, image, tag): the first destination edge carries it.
+  const comparisons = new Map<string, { edge: PromotionEdge; previousTag: Tag; previousDigest: Digest }>();
+  for (const { edge, decision } of planned) {
+    if (edge.tag === undefined || decision.kind === "missing-source" || decision.kind === "unreadable")
+      continue;
+    const key = `${edge.project}\u0000${edge.image}\u0000${edge.tag}`;
+    if (comparisons.has(key)) continue;
+    const known = previousVersions.get(`${edge.project}\u0000${edge.image}`);
+    if (!known) continue;
+    const previousTag = previousInSeries(edge.tag, known.keys()) as Tag | undefined;
+    if (previousTag === undefined) continue;
+    const previousDigest = known.get(previousTag);
+    if (previousDigest === undefined || previousDigest === edge.digest) continue;
+    comparisons.set(key, { edge, previousTag, previousDigest });
+  }
+  const kindCache = new Map<string, Promise<ImageKind | undefined>>();
+  const kindOf = (edge: PromotionEdge, digest: Digest): Promise<ImageKind | undefined> => {
+    const cacheKey = `${keys.of(edge.source)}@${digest}`;
+    let pending = kindCache.get(cacheKey);
+    if (!pending) {
+      pending = (async () => {
+        const known = images.get(cacheKey)?.facts;
+        if (known) return known.kind;
+        const call = options.signal ? { signal: options.signal } : {};
+        // The previous version may be gone from staging: production still has it.
+        for (const [location, side] of [
+          [edge.source, "source"],
+          [edge.destination, "destination"],
+        ] as const) {
+          try {
+            const found = await readImageKind(options.provider.repository(location, side), digest, call);
+            if (found) return found.kind;
+          } catch (error) {
+            if (options.signal?.aborted) throw error;
+            if (!isPromoterError(error)) throw error;
+          }
+        }
+        return undefined;
+      })();
+      kindCache.set(cacheKey, pending);
+    }
+    return pending;
+  };
+
+  const items: CheckItem[] = [];
+  let compared = 0;
+  const entries = [...comparisons.values()];
+  const results = new Array<{ now: ImageKind | undefined; before: ImageKind | undefined }>(entries.length);
+  await runBounded(
+    entries,
+    options.concurrency ?? 8,
+    async ({ edge, previousDigest }, index) => {
+      results[index] = { now: await kindOf(edge, edge.digest), before: await kindOf(edge, previousDigest) };
+    },
+    options.signal,
+  );
+  for (const [index, { edge, previousTag, previousDigest }] of entries.entries()) {
+    const result = results[index];
+    if (!result?.now || !result.before) continue;
+    compared += 1;
+    if (result.now === result.before) continue;
+    const series = tagSeries(edge.tag ?? "");
+    if (result.before === "index") {
+      items.push({
+        severity: options.allowKindChanges ? "warning" : "error",
+        message: `${edgeName(edge)} is a single-platform image, but the previous version in its tag series (${series}), ${previousTag} (${previousDigest}), is a multi-platform index`,
+        position: edge.position,
+        hint: "Promote the multi-arch index digest (docker buildx imagetools inspect shows it), not one platform's digest; pass --allow-kind-change if dropping platforms is intended.",
+      });
+    } else {
+      items.push({
+        severity: "notice",
+        message: `${edgeName(edge)} is a multi-platform index; the previous version in its tag series (${series}), ${previousTag}, is a single-platform image`,
+        position: edge.position,
+      });
+    }
+  }
+  const failed = items.some((item) => item.severity === "error");
+  return {
+    id: "kind-changes",
+    title: CHECK_TITLES["kind-changes"],
+    status: failed ? "fail" : items.some((item) => item.severity === "warning") ? "warn" : "pass",
+    summary: `${compared} new tags compared with the previous version in their series; ${items.length} changed kind`,
+    items: capItems(items),
+  };
+}
+
+function vulnerabilityCheck(options: CheckOptions): CheckResult {
+  const reports = options.vulnerabilityReports ?? [];
+  if (reports.length === 0) {
+    return {
+      id: "vulnerabilities",
+      title: CHECK_TITLES.vulnerabilities,
+      status: "skipped",
+      summary: "no --vuln-report given",
+      items: [],
+    };
+  }
+  const threshold = options.vulnerabilityThreshold ?? DEFAULT_VULNERABILITY_THRESHOLD;
+  const items: CheckItem[] = [];
+  let failing = 0;
+  let unfixable = 0;
+  let below = 0;
+  for (const { file, report } of reports) {
+    const gate = applyVulnerabilityGate(report.findings, threshold);
+    failing += gate.failing.length;
+    unfixable += gate.unfixable.length;
+    below += gate.below;
+    for (const finding of gate.failing) {
+      items.push({ severity: "error", message: `${vulnerabilityText(finding)} (${file})` });
+    }
+  }
+  return {
+    id: "vulnerabilities",
+    title: CHECK_TITLES.vulnerabilities,
+    status: failing > 0 ? "fail" : "pass",
+    summary: `${failing} fixable findings at or above ${threshold}; ${unfixable} at or above ${threshold} without a fix yet (not failing); ${below} below ${threshold}`,
+    items: capItems(items),
+  };
+}
+
+function vulnerabilityText(finding: VulnerabilityFinding): string {
+  const where = finding.package
+    ? ` in ${finding.package}${finding.installedVersion ? ` ${finding.installedVersion}` : ""}`
+    : finding.target
+      ? ` in ${finding.target}`
+      : "";
+  const fix =
+    finding.fixable === "unknown"
+      ? "; the report does not say whether a fix exists (counted as fixable)"
+      : finding.fixedVersion
+        ? `; fixed in ${finding.fixedVersion}`
+        : "";
+  return `${finding.severity} ${finding.id}${where}${fix}`;
+}

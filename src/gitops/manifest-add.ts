@@ -1,0 +1,283 @@
+import { mkdir, readFile, realpath, rename, rm, stat, writeFile } from "node:fs/promises";
+import * as path from "node:path";
+import { PromoterError, UsageError } from "../errors.js";
+import {
+  findTagConflicts,
+  formatPosition,
+  loadManifests,
+  mergeImages,
+  parseThinManifest,
+  sourceRegistry,
+  THIN_IMAGES_FILE,
+  type PromotionManifest,
+  type TagConflict,
+} from "../manifest/index.js";
+import {
+  digestProblem,
+  isDigest,
+  isTag,
+  repositoryIn,
+  repositoryPathProblem,
+  tagProblem,
+  type Digest,
+  type RepositoryPath,
+  type Tag,
+} from "../reference/index.js";
+import type { StoreProvider } from "../registry/index.js";
+import { addToImagesFile, type ImagesFileAddition, type ImagesFileChange } from "./images-file.js";
+
+/**
+ * `promoter manifest add`: adds an image's digest and tags to a project's images.yaml, the way a
+ * maintainer would by hand but without typos: the digest of each tag is looked up in the
+ * project's staging (source) registry, `latest` and tags that already point at another digest
+ * anywhere in the tree are refused, and the file is edited in place (images-file.ts) so that the
+ * pull request shows only the added lines. A second identical call changes nothing.
+ */
+
+/** Tags that float by nature; a reviewed manifest pins versions. Compared without case. */
+export const REFUSED_TAGS: readonly string[] = ["latest"];
+
+/** A request the manifests or the registry say no to (exit status 1: the answer is "no"). */
+export class ManifestAddRefusedError extends PromoterError {
+  constructor(message: string) {
+    super("manifest-add-refused", message);
+  }
+}
+
+export interface ManifestAddOptions {
+  readonly thinManifestDir: string;
+  readonly project: string;
+  readonly image: string;
+  /** Tags to add; looked up in staging unless `digest` is given. */
+  readonly tags: readonly string[];
+  /** The digest to add; with `tags`, they are set on it; alone, it is listed without a tag. */
+  readonly digest?: string;
+  readonly provider: StoreProvider;
+  readonly cwd: string;
+  readonly signal?: AbortSignal;
+  /** Work everything out but do not write the file. */
+  readonly dryRun?: boolean;
+}
+
+export interface ManifestAddResult {
+  /** The images file (absolute). */
+  readonly file: string;
+  /** What was asked for, with digests resolved. */
+  readonly additions: readonly ImagesFileAddition[];
+  /** What changed; empty when everything was already listed. */
+  readonly changes: readonly ImagesFileChange[];
+  readonly written: boolean;
+  /** Where the digests were looked up: `host/path/image` or `oci:DIR/image`. */
+  readonly source: string;
+}
+
+function checkRequest(options: ManifestAddOptions): { image: RepositoryPath; tags: Tag[]; digest?: Digest } {
+  const imageProblem = repositoryPathProblem(options.image);
+  if (imageProblem) throw new UsageError(`--image ${JSON.stringify(options.image)}: ${imageProblem}`);
+  if (options.project === "" || options.project.includes("/") || options.project.startsWith(".")) {
+    throw new UsageError(`--project ${JSON.stringify(options.project)} is not a project folder name`);
+  }
+  for (const tag of options.tags) {
+    if (!isTag(tag))
+      throw new UsageError(`--tag ${JSON.stringify(tag)}: ${tagProblem(tag) ?? "invalid tag"}`);
+  }
+  if (options.digest !== undefined && !isDigest(options.digest)) {
+    throw new UsageError(
+      `--digest ${JSON.stringify(options.digest)}: ${digestProblem(options.digest) ?? "invalid digest"}`,
+    );
+  }
+  if (options.tags.length === 0 && options.digest === undefined) {
+    throw new UsageError("give --tag T (repeatable) or --digest D, or both");
+  }
+  const refused = options.tags.filter((tag) => REFUSED_TAGS.includes(tag.toLowerCase()));
+  if (refused.length > 0) {
+    throw new ManifestAddRefusedError(
+      `tag ${JSON.stringify(refused[0])} is refused: it moves with every build, and promoted tags never move; add a version tag`,
+    );
+  }
+  return {
+    image: options.image as RepositoryPath,
+    tags: [...new Set(options.tags)] as Tag[],
+    ...(options.digest === undefined ? {} : { digest: options.digest }),
+  };
+}
+
+function projectManifest(
+  manifests: readonly PromotionManifest[],
+  project: string,
+  dir: string,
+): PromotionManifest {
+  const manifest = manifests.find((candidate) => candidate.project === project);
+  if (!manifest) {
+    throw new UsageError(
+      `no project ${JSON.stringify(project)} in ${dir}: expected manifests/${project}/promoter-manifest.yaml (projects: ${manifests.map((m) => m.project).join(", ") || "none"})`,
+    );
+  }
+  return manifest;
+}
+
+export async function addToManifest(options: ManifestAddOptions): Promise<ManifestAddResult> {
+  const request = checkRequest(options);
+  const call = options.signal ? { signal: options.signal } : {};
+  const dir = path.resolve(options.cwd, options.thinManifestDir);
+  const set = await loadManifests({ thinManifestDir: dir }, { cwd: options.cwd, ...call });
+  const manifest = projectManifest(set.manifests, options.project, dir);
+  const source = sourceRegistry(manifest);
+  if (!source) {
+    throw new ManifestAddRefusedError(
+      `project ${JSON.stringify(options.project)} has no usable source registry (exactly one with src: true); run promoter validate`,
+    );
+  }
+  const sourceLocation = repositoryIn(source.location, request.image);
+  const store = options.provider.repository(sourceLocation, "source");
+
+  // Digests from staging: a typo in a tag or digest fails here, not after review.
+  const additions: ImagesFileAddition[] = [];
+  if (request.digest !== undefined) {
+    const found = await store.resolve(request.digest, call);
+    if (!found) {
+      throw new ManifestAddRefusedError(`${request.digest} is not in the staging repository ${store.name}`);
+    }
+    additions.push({ image: request.image, digest: request.digest, tags: request.tags });
+  } else {
+    const byDigest = new Map<Digest, Tag[]>();
+    for (const tag of request.tags) {
+      const found = await store.resolve(tag, call);
+      if (!found)
+        throw new ManifestAddRefusedError(`tag ${tag} is not in the staging repository ${store.name}`);
+      const list = byDigest.get(found.digest);
+      if (list) list.push(tag);
+      else byDigest.set(found.digest, [tag]);
+    }
+    for (const [digest, tags] of byDigest) additions.push({ image: request.image, digest, tags });
+  }
+
+  const imagesFile = manifest.imagesFile ?? path.join(dir, "images", options.project, THIN_IMAGES_FILE);
+  let before: string;
+  try {
+    before = await readFile(imagesFile, "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+    before = "";
+  }
+  const edit = addToImagesFile(before, imagesFile, additions);
+  const result = { file: imagesFile, additions, changes: edit.changes, source: store.name };
+  if (edit.changes.length === 0) return { ...result, written: false };
+
+  const manifestText = { file: manifest.file, text: await readFile(manifest.file, "utf8") };
+  const edited = parseThinManifest(options.project, manifestText, { file: imagesFile, text: edit.text });
+  const original = parseThinManifest(options.project, manifestText, { file: imagesFile, text: before });
+  if (!edited.manifest || !original.manifest) {
+    throw new PromoterError(
+      "internal",
+      `${imagesFile}: the edited file no longer parses; nothing was written`,
+    );
+  }
+  verifyEdit(original.manifest, edited.manifest, edit.changes, imagesFile);
+  const newFindings = edited.findings.length - original.findings.length;
+  if (newFindings > 0) {
+    throw new PromoterError(
+      "internal",
+      `${imagesFile}: the edit would add ${newFindings} findings; nothing was written`,
+    );
+  }
+  const others = set.manifests.filter((candidate) => candidate !== manifest);
+  const conflicts = newConflicts(
+    findTagConflicts([...others, edited.manifest]),
+    options.project,
+    edit.changes,
+  );
+  if (conflicts.length > 0) {
+    const lines = conflicts.map((conflict) => {
+      const elsewhere = conflict.claims.filter(
+        (claim) =>
+          !(
+            claim.project === options.project && edit.changes.some((change) => change.digest === claim.digest)
+          ),
+      );
+      const where = elsewhere.map(
+        (claim) => `${claim.digest} at ${formatPosition(claim.position)} (project ${claim.project})`,
+      );
+      return `${conflict.destination}:${conflict.tag} already points at ${where.join(", ")}`;
+    });
+    throw new ManifestAddRefusedError(
+      `refused: ${lines.join("; ")}. A destination tag points at one digest; choose a new tag.`,
+    );
+  }
+  if (!options.dryRun) await writeAtomically(imagesFile, edit.text);
+  return { ...result, written: !options.dryRun };
+}
+
+/** The edited model must be the original plus exactly the changes: anything else is a bug. */
+function verifyEdit(
+  original: PromotionManifest,
+  edited: PromotionManifest,
+  changes: readonly ImagesFileChange[],
+  file: string,
+): void {
+  const triples = (manifest: PromotionManifest): Set<string> => {
+    const result = new Set<string>();
+    for (const image of mergeImages(manifest)) {
+      for (const digest of image.digests) {
+        result.add(`${image.name}@${digest.digest}`);
+        for (const tag of digest.tags) result.add(`${image.name}@${digest.digest}:${tag.tag}`);
+      }
+    }
+    return result;
+  };
+  const expected = triples(original);
+  for (const change of changes) {
+    expected.add(`${change.image}@${change.digest}`);
+    for (const tag of change.addedTags) expected.add(`${change.image}@${change.digest}:${tag}`);
+  }
+  const actual = triples(edited);
+  const same = actual.size === expected.size && [...actual].every((entry) => expected.has(entry));
+  if (!same) {
+    throw new PromoterError(
+      "internal",
+      `${file}: the edit does not read back as intended; nothing was written`,
+    );
+  }
+}
+
+/** Conflicts that a new claim of this change takes part in (older conflicts are not ours to judge). */
+function newConflicts(
+  conflicts: readonly TagConflict[],
+  project: string,
+  changes: readonly ImagesFileChange[],
+): TagConflict[] {
+  return conflicts.filter((conflict) =>
+    changes.some(
+      (change) =>
+        change.addedTags.includes(conflict.tag) &&
+        conflict.claims.some(
+          (claim) =>
+            claim.project === project && claim.image === change.image && claim.digest === change.digest,
+        ),
+    ),
+  );
+}
+
+/**
+ * Writes to a sibling temporary file and renames it over the target, so the file is never
+ * half-written; the target of a symbolic link is written, with the mode it had.
+ */
+async function writeAtomically(file: string, text: string): Promise<void> {
+  let target = file;
+  let mode = 0o644;
+  try {
+    target = await realpath(file);
+    mode = (await stat(target)).mode & 0o777;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+    await mkdir(path.dirname(file), { recursive: true });
+  }
+  const temporary = path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.tmp`);
+  try {
+    await writeFile(temporary, text, { mode });
+    await rename(temporary, target);
+  } catch (error) {
+    await rm(temporary, { force: true });
+    throw error;
+  }
+}

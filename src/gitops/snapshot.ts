@@ -1,0 +1,239 @@
+import { parseAttachedArtifactTag } from "../audit/index.js";
+import { PromoterError } from "../errors.js";
+import { silentLogger, type Logger } from "../log.js";
+import { isIndexMediaType, parseManifest } from "../oci/index.js";
+import { runBounded } from "../promote/index.js";
+import {
+  isRepositoryPath,
+  repositoryIn,
+  repositoryPathProblem,
+  type Digest,
+  type RegistryLocation,
+  type RepositoryPath,
+  type Tag,
+} from "../reference/index.js";
+import { RegistryError, type RepositoryStore, type StoreProvider } from "../registry/index.js";
+
+/**
+ * `promoter snapshot`: what a registry path (or OCI layout tree) holds, as the images.yaml that
+ * would promote exactly that. This is how an existing production registry is brought under
+ * manifests. Repositories come from `_catalog` or are named; each repository's tags are listed
+ * and resolved, and the children of every index are listed too (as digests without tags).
+ *
+ * Limits of the distribution API, stated in the help: a registry cannot list manifests that no
+ * tag points at, so a tagless digest is found only as a child of a tagged index. Signature,
+ * attestation and SBOM tags (`sha256-<hex>.sig|.att|.sbom`) and referrers fallback tags
+ * (`sha256-<hex>`) are attachments of images, not images, and are left out.
+ */
+
+/** Nested indexes followed when listing children. */
+export const MAX_SNAPSHOT_INDEX_DEPTH = 4;
+/** Tags resolved at once in one repository. */
+const TAG_CONCURRENCY = 8;
+
+/** `no-catalog`: the registry does not list repositories; `invalid-repository`: a bad --repository. */
+export class SnapshotError extends PromoterError {
+  declare readonly code: "no-catalog" | "invalid-repository";
+}
+
+export interface SnapshotOptions {
+  readonly provider: StoreProvider;
+  readonly signal?: AbortSignal;
+  readonly logger?: Logger;
+  /** Repositories to read, relative to the location, instead of listing `_catalog`. */
+  readonly repositories?: readonly string[];
+  /** Keep only digests that carry one of these tags. */
+  readonly tags?: readonly Tag[];
+  /** Leave out tagless digests that are children of an index in the same repository. */
+  readonly minimal?: boolean;
+  /** Repositories read at once. */
+  readonly concurrency?: number;
+}
+
+export interface SnapshotDigest {
+  readonly digest: Digest;
+  /** Sorted; empty for a digest found only as a child of an index. */
+  readonly tags: readonly Tag[];
+  readonly mediaType: string;
+}
+
+export interface SnapshotImage {
+  /** The repository path relative to the snapshot location: the image name for a manifest. */
+  readonly name: RepositoryPath;
+  /** Sorted by digest. */
+  readonly digests: readonly SnapshotDigest[];
+}
+
+export interface Snapshot {
+  /** Sorted by name; repositories with nothing to list are left out. */
+  readonly images: readonly SnapshotImage[];
+  readonly repositories: number;
+  /** Signature, attestation, SBOM and referrers tags left out. */
+  readonly attachmentTags: number;
+}
+
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+async function listRepositories(
+  location: RegistryLocation,
+  options: SnapshotOptions,
+): Promise<RepositoryPath[]> {
+  const call = options.signal ? { signal: options.signal } : {};
+  if (options.repositories && options.repositories.length > 0) {
+    return [...new Set(options.repositories)].map((name) => {
+      const problem = repositoryPathProblem(name);
+      if (problem)
+        throw new SnapshotError(
+          "invalid-repository",
+          `invalid repository ${JSON.stringify(name)}: ${problem}`,
+        );
+      return name as RepositoryPath;
+    });
+  }
+  if (location.kind === "oci-layout") {
+    return options.provider.catalog({ kind: "oci-layout", directory: location.directory }, "", call);
+  }
+  let paths: RepositoryPath[];
+  try {
+    paths = await options.provider.catalog({ kind: "remote", host: location.host }, location.prefix, call);
+  } catch (error) {
+    if (
+      error instanceof RegistryError &&
+      error.code !== "registry-network" &&
+      error.code !== "registry-timeout"
+    ) {
+      throw new SnapshotError(
+        "no-catalog",
+        `${location.host} does not list its repositories (_catalog: ${error.summary}); name them with --repository NAME`,
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+  const prefix = location.prefix === "" ? "" : `${location.prefix}/`;
+  const names: RepositoryPath[] = [];
+  for (const repository of paths) {
+    if (!repository.startsWith(prefix)) {
+      // The prefix itself is a repository: it has no name below the location.
+      options.logger?.log(
+        "warn",
+        `${location.host}/${repository} is the snapshot path itself, not an image below it; snapshot its parent to include it`,
+      );
+      continue;
+    }
+    const name = repository.slice(prefix.length);
+    if (isRepositoryPath(name)) names.push(name);
+  }
+  return names;
+}
+
+/** Reads what one repository holds: tagged digests, and the children of indexes. */
+async function readRepository(
+  store: RepositoryStore,
+  options: SnapshotOptions,
+): Promise<{ digests: SnapshotDigest[]; attachmentTags: number }> {
+  const call = options.signal ? { signal: options.signal } : {};
+  const allTags = await store.listTags(call);
+  const tags = allTags.filter((tag) => parseAttachedArtifactTag(tag) === undefined);
+  const found = new Map<Digest, { tags: Set<Tag>; mediaType: string; child: boolean }>();
+  const resolved: { tag: Tag; digest: Digest; mediaType: string }[] = [];
+  await runBounded(
+    tags,
+    TAG_CONCURRENCY,
+    async (tag) => {
+      const descriptor = await store.resolve(tag, call);
+      // A tag deleted between the listing and now is simply not there.
+      if (descriptor) resolved.push({ tag, digest: descriptor.digest, mediaType: descriptor.mediaType });
+    },
+    options.signal,
+  );
+  for (const { tag, digest, mediaType } of resolved) {
+    const entry = found.get(digest);
+    if (entry) entry.tags.add(tag);
+    else found.set(digest, { tags: new Set([tag]), mediaType, child: false });
+  }
+  // Children of indexes: the platform images a tagless digest entry promotes on its own.
+  const visited = new Set<Digest>();
+  const visit = async (digest: Digest, depth: number): Promise<void> => {
+    if (visited.has(digest) || depth > MAX_SNAPSHOT_INDEX_DEPTH) return;
+    visited.add(digest);
+    const content = await store.getManifest(digest, call);
+    if (!content) return;
+    const parsed = parseManifest(content.bytes, content.mediaType, `${store.name}@${digest}`);
+    if (parsed.kind !== "index") return;
+    for (const child of parsed.manifests) {
+      const entry = found.get(child.digest);
+      if (entry) entry.child = true;
+      else found.set(child.digest, { tags: new Set(), mediaType: child.mediaType, child: true });
+      if (isIndexMediaType(child.mediaType)) await visit(child.digest, depth + 1);
+    }
+  };
+  const indexes = [...found]
+    .filter(([, entry]) => isIndexMediaType(entry.mediaType))
+    .map(([digest]) => digest);
+  for (const digest of indexes) await visit(digest, 1);
+
+  const wanted = options.tags && options.tags.length > 0 ? new Set<string>(options.tags) : undefined;
+  const digests: SnapshotDigest[] = [];
+  for (const [digest, entry] of found) {
+    if (wanted && ![...entry.tags].some((tag) => wanted.has(tag))) continue;
+    if (options.minimal && entry.tags.size === 0 && entry.child) continue;
+    digests.push({ digest, tags: [...entry.tags].sort(compareText), mediaType: entry.mediaType });
+  }
+  digests.sort((a, b) => compareText(a.digest, b.digest));
+  return { digests, attachmentTags: allTags.length - tags.length };
+}
+
+/** Reads the repositories under `location` (a registry path or an `oci:` tree with an absolute directory). */
+export async function takeSnapshot(location: RegistryLocation, options: SnapshotOptions): Promise<Snapshot> {
+  const logger = options.logger ?? silentLogger;
+  const names = await listRepositories(location, options);
+  logger.log("info", "reading repositories", { repositories: names.length });
+  const images: SnapshotImage[] = [];
+  let attachmentTags = 0;
+  await runBounded(
+    names,
+    options.concurrency ?? 4,
+    async (name) => {
+      const store = options.provider.repository(repositoryIn(location, name), "source");
+      const read = await readRepository(store, options);
+      attachmentTags += read.attachmentTags;
+      if (read.digests.length > 0) images.push({ name, digests: read.digests });
+    },
+    options.signal,
+  );
+  images.sort((a, b) => compareText(a.name, b.name));
+  return { images, repositories: names.length, attachmentTags };
+}
+
+/**
+ * kpromo's images.yaml format: images sorted by name, digests sorted and quoted, tags sorted in
+ * a flow list. An empty snapshot is `[]`.
+ */
+export function snapshotYaml(images: readonly SnapshotImage[]): string {
+  if (images.length === 0) return "[]\n";
+  const lines: string[] = [];
+  for (const image of images) {
+    lines.push(`- name: ${image.name}`, "  dmap:");
+    for (const digest of image.digests) {
+      lines.push(
+        `    ${JSON.stringify(digest.digest)}: [${digest.tags.map((tag) => JSON.stringify(tag)).join(", ")}]`,
+      );
+    }
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+/** One row per (image, digest, tag); a digest without tags has an empty tag. */
+export function snapshotCsv(images: readonly SnapshotImage[]): string {
+  const lines = ["image,digest,tag"];
+  for (const image of images) {
+    for (const digest of image.digests) {
+      if (digest.tags.length === 0) lines.push(`${image.name},${digest.digest},`);
+      for (const tag of digest.tags) lines.push(`${image.name},${digest.digest},${tag}`);
+    }
+  }
+  return `${lines.join("\n")}\n`;
+}
