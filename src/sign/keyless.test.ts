@@ -1,0 +1,178 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { bundleFromJSON } from "@sigstore/bundle";
+import { toSignedEntity, Verifier } from "@sigstore/verify";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { captureIO } from "../../test/support/cli.js";
+import {
+  identityToken,
+  startSigstoreStandIns,
+  type SigstoreStandIns,
+} from "../../test/support/sigstore-stand-ins.js";
+import { makeImage, writeOciLayoutDirectly } from "../../test/support/test-images.js";
+import { runCli } from "../cli/main.js";
+import { digestOf } from "../reference/index.js";
+import { signingStatement } from "./bundle-format.js";
+import { CosignAnnotation, CosignMediaType, simpleSigningPayload } from "./cosign-format.js";
+import { createKeylessPolicy, trustMaterialFromTrustedRoot } from "./keyless-policy.js";
+import { createKeylessSigner } from "./signer.js";
+
+/**
+ * Keyless signing through @sigstore/sign against the Fulcio and Rekor stand-ins, and the
+ * keyless policy verifying the result with @sigstore/verify.
+ */
+
+const SUBJECT = "release@example.com";
+const ISSUER = "https://issuer.example";
+const DIGEST = digestOf("image");
+let services: SigstoreStandIns;
+let otherServices: SigstoreStandIns;
+let dir: string;
+
+beforeAll(async () => {
+  [services, otherServices] = await Promise.all([startSigstoreStandIns(), startSigstoreStandIns()]);
+  dir = await mkdtemp(path.join(tmpdir(), "keyless-"));
+});
+afterAll(async () => {
+  await Promise.all([services.close(), otherServices.close()]);
+  await rm(dir, { recursive: true, force: true });
+});
+
+function signer(token = identityToken(SUBJECT, ISSUER)) {
+  return createKeylessSigner({
+    fulcioUrl: services.fulcioUrl,
+    rekorUrl: services.rekorUrl,
+    identityToken: "env://SIGSTORE_ID_TOKEN",
+    env: { SIGSTORE_ID_TOKEN: token },
+  });
+}
+
+describe("keyless signing (stand-in Fulcio and Rekor)", () => {
+  it("makes a cosign layer with certificate, chain and Rekor bundle that the keyless policy accepts", async () => {
+    const payload = simpleSigningPayload("registry.example.io/app", DIGEST);
+    const annotations = await signer().signPayload(payload);
+    expect(annotations[CosignAnnotation.certificate]).toMatch(/^-----BEGIN CERTIFICATE-----/);
+    const rekor = JSON.parse(annotations[CosignAnnotation.bundle] ?? "{}") as {
+      Payload?: { logID?: string; integratedTime?: number };
+    };
+    expect(rekor.Payload?.logID).toMatch(/^[0-9a-f]{64}$/);
+    const layer = {
+      mediaType: CosignMediaType.simpleSigning,
+      digest: digestOf(payload),
+      size: payload.length,
+      annotations,
+    };
+    const trust = trustMaterialFromTrustedRoot(services.trustedRoot(), "stand-in root");
+    const exact = createKeylessPolicy([{ subject: SUBJECT, issuer: ISSUER }], trust);
+    expect(
+      await exact.verifyLayer(layer, payload, { digest: DIGEST, identity: "registry.example.io/app" }),
+    ).toEqual({
+      ok: true,
+      signer: `${SUBJECT} (${ISSUER})`,
+    });
+    const pattern = createKeylessPolicy(
+      [{ subjectRegExp: ".*@example\\.com", issuerRegExp: "https://issuer\\..*" }],
+      trust,
+    );
+    expect((await pattern.verifyLayer(layer, payload, { digest: DIGEST })).ok).toBe(true);
+
+    const stranger = createKeylessPolicy([{ subject: "someone@example.com", issuer: ISSUER }], trust);
+    expect(await stranger.verifyLayer(layer, payload, { digest: DIGEST })).toMatchObject({
+      ok: false,
+      reason: /does not accept/,
+    });
+    const partialMatch = createKeylessPolicy([{ subjectRegExp: "release", issuer: ISSUER }], trust);
+    expect((await partialMatch.verifyLayer(layer, payload, { digest: DIGEST })).ok).toBe(false);
+    const untrusted = createKeylessPolicy(
+      [{ subject: SUBJECT, issuer: ISSUER }],
+      trustMaterialFromTrustedRoot(otherServices.trustedRoot(), "other root"),
+    );
+    expect(await untrusted.verifyLayer(layer, payload, { digest: DIGEST })).toMatchObject({
+      ok: false,
+      reason: /does not verify/,
+    });
+    const tampered = simpleSigningPayload("registry.example.io/evil", DIGEST);
+    expect(
+      (
+        await exact.verifyLayer({ ...layer, digest: digestOf(tampered), size: tampered.length }, tampered, {
+          digest: DIGEST,
+        })
+      ).ok,
+    ).toBe(false);
+    expect(await exact.verifyLayer(layer, payload, { digest: digestOf("other") })).toMatchObject({
+      ok: false,
+      reason: /signs sha256/,
+    });
+  });
+
+  it("makes a DSSE bundle that @sigstore/verify accepts with the stand-ins' trust root", async () => {
+    const serialized = await signer().signStatement(signingStatement(DIGEST, "registry.example.io/app"));
+    const bundle = bundleFromJSON(serialized);
+    expect(bundle.verificationMaterial.tlogEntries).toHaveLength(1);
+    const trust = trustMaterialFromTrustedRoot(services.trustedRoot(), "stand-in root");
+    const verified = new Verifier(trust, { ctlogThreshold: 0 }).verify(toSignedEntity(bundle), {
+      subjectAlternativeName: SUBJECT,
+      extensions: { issuer: ISSUER },
+    });
+    expect(verified.identity?.subjectAlternativeName).toBe(SUBJECT);
+  });
+
+  it("reports Fulcio failures without the identity token", async () => {
+    services.failNext("fulcio", 1);
+    const token = identityToken(SUBJECT, ISSUER);
+    const error = await signer(token)
+      .signPayload(simpleSigningPayload("x", DIGEST))
+      .catch((caught: unknown) => caught);
+    expect(error).toMatchObject({ code: "sign-failed" });
+    expect((error as Error).message).toMatch(/CA_CREATE_SIGNING_CERTIFICATE_ERROR.*HTTP 503/);
+    expect((error as Error).message).not.toContain(token);
+    const broken = await signer("not-a-jwt")
+      .signPayload(simpleSigningPayload("x", DIGEST))
+      .catch((caught: unknown) => caught);
+    expect((broken as Error).message).toMatch(/not a JWT/);
+  });
+
+  it("promotes with --keyless, verifies with a policy file, and does not re-sign on the next run", async () => {
+    const image = makeImage({ layers: 1, layerSize: 64, mediaTypes: "oci", seed: "keyless-promote" });
+    await writeOciLayoutDirectly(path.join(dir, "staging", "app"), [{ content: image, tag: "v1" }]);
+    await writeFile(
+      path.join(dir, "promoter.yaml"),
+      `registries:\n- name: oci:staging\n  src: true\n- name: oci:mirror-a\n- name: oci:mirror-b\nimages:\n- name: app\n  dmap:\n    "${image.digest}": ["v1"]\n`,
+    );
+    await writeFile(path.join(dir, "trusted_root.json"), JSON.stringify(services.trustedRoot()));
+    await writeFile(
+      path.join(dir, "policy.yaml"),
+      `trustedRoot: trusted_root.json\ndefault:\n  keyless:\n    - subject: ${SUBJECT}\n      issuerRegExp: https://issuer\\.example\n`,
+    );
+    const run = async (...args: string[]) => {
+      const capture = captureIO({ cwd: dir, env: { SIGSTORE_ID_TOKEN: identityToken(SUBJECT, ISSUER) } });
+      const status = await runCli(args, capture.io);
+      return { status, out: capture.out(), err: capture.err() };
+    };
+    const keyless = ["--keyless", "--fulcio-url", services.fulcioUrl, "--rekor-url", services.rekorUrl];
+    const promoted = await run("promote", "--manifest", "promoter.yaml", "--confirm", "--quiet", ...keyless);
+    expect(promoted.status, promoted.err + promoted.out).toBe(0);
+    expect(promoted.out).toMatch(/2 signed/);
+
+    const verified = await run("verify", "--manifest", "promoter.yaml", "--policy", "policy.yaml");
+    expect(verified.status, verified.out + verified.err).toBe(0);
+    expect(verified.out).toMatch(/2 valid/);
+
+    await writeFile(
+      path.join(dir, "other-policy.yaml"),
+      `trustedRoot: trusted_root.json\ndefault:\n  keyless:\n    - subject: someone@example.com\n      issuer: ${ISSUER}\n`,
+    );
+    const refused = await run("verify", "--manifest", "promoter.yaml", "--policy", "other-policy.yaml");
+    expect(refused.status).toBe(1);
+    expect(refused.out).toMatch(
+      /signed by release@example\.com from https:\/\/issuer\.example, which the policy does not accept/,
+    );
+
+    const fulcioCalls = services.requests.filter((request) => request.service === "fulcio").length;
+    const again = await run("promote", "--manifest", "promoter.yaml", "--confirm", "--quiet", ...keyless);
+    expect(again.status).toBe(0);
+    expect(again.out).toMatch(/signatures and attachments in place/);
+    expect(services.requests.filter((request) => request.service === "fulcio").length).toBe(fulcioCalls);
+  });
+});
