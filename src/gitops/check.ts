@@ -235,7 +235,7 @@ function validationCheck(head: ManifestSet, base: ManifestSet, changed: Readonly
   }
   const errors = items.filter((item) => item.severity === "error").length;
   const warnings = items.length - errors;
-  const old = preexisting > 0 ? `; ${preexisting} older findings in these files are not judged` : "";
+  const old = preexisting > 0 ? `; ${count(preexisting, "older finding")} in these files not judged` : "";
   return {
     id: "validation",
     title: CHECK_TITLES.validation,
@@ -243,9 +243,14 @@ function validationCheck(head: ManifestSet, base: ManifestSet, changed: Readonly
     summary:
       changed.size === 0
         ? "no manifest file changed"
-        : `${changed.size} changed files: ${errors} new errors, ${warnings} new warnings${old}`,
+        : `${count(changed.size, "changed file")}: ${count(errors, "new error")}, ${count(warnings, "new warning")}${old}`,
     items: capItems(items),
   };
+}
+
+/** "1 new edge", "2 new edges". */
+function count(value: number, word: string): string {
+  return `${value} ${word}${value === 1 ? "" : "s"}`;
 }
 
 function capItems(items: CheckItem[]): CheckItem[] {
@@ -335,7 +340,7 @@ function tagMoveCheck(planned: readonly PlannedEdge[]): CheckResult {
     summary:
       planned.length === 0
         ? "no new edges"
-        : `${planned.length} new edges: ${counts.copy} to copy, ${counts["add-tag"]} tags to add, ${counts.unchanged} already in place, ${counts["refused-tag-move"]} refused tag moves, ${counts["missing-source"]} missing in staging`,
+        : `${count(planned.length, "new edge")}: ${counts.copy} to copy, ${count(counts["add-tag"], "tag")} to add, ${counts.unchanged} already in place, ${count(counts["refused-tag-move"], "refused tag move")}, ${counts["missing-source"]} missing in staging`,
     items: capItems(items),
   };
 }
@@ -376,7 +381,7 @@ async function removalCheck(removed: readonly PromotionEdge[], options: CheckOpt
     [edge.project, edge.image, edge.digest, edge.tag ?? ""].join("\u0000"),
   ).map(({ first, destinations }) => ({
     severity,
-    message: `removed from the manifest but live in production: ${edgeName(first.edge)}@${first.edge.digest} in ${destinationsText(destinations)}`,
+    message: `removed from the manifest but live in production: ${edgeName(first.edge)}@${first.edge.digest} in ${destinationsText(destinations)} (the line was here at the base revision)`,
     position: first.edge.position,
     hint: "Removing lines deletes nothing: the image stays in production and is no longer reviewed or re-promoted. Restore the lines, or pass --allow-removals when that is the intent.",
   }));
@@ -392,7 +397,7 @@ async function removalCheck(removed: readonly PromotionEdge[], options: CheckOpt
     id: "removals",
     title: CHECK_TITLES.removals,
     status: failed ? "fail" : items.length > 0 ? "warn" : "pass",
-    summary: `${removed.length} removed edges: ${live.length} still live in production, ${notPromoted} never promoted${live.length > 0 ? "; removing lines deletes nothing from the registries" : ""}`,
+    summary: `${count(removed.length, "removed edge")}: ${live.length} still live in production, ${notPromoted} never promoted${live.length > 0 ? "; removing lines deletes nothing from the registries" : ""}`,
     items: capItems(items),
   };
 }
@@ -491,7 +496,7 @@ function sizeCheck(images: ReadonlyMap<string, NewImage>, maxImageSize: number |
     id: "image-size",
     title: CHECK_TITLES["image-size"],
     status: failed ? "fail" : items.length > 0 ? "warn" : "pass",
-    summary: `${checked} platform images of new digests checked against ${formatSize(maxImageSize)}${checked > 0 ? `; largest ${formatSize(largest)}` : ""}`,
+    summary: `${count(checked, "platform image")} of new digests checked against ${formatSize(maxImageSize)}${checked > 0 ? `; largest ${formatSize(largest)}` : ""}`,
     items: capItems(items),
   };
 }
@@ -599,7 +604,7 @@ async function kindCheck(
     id: "kind-changes",
     title: CHECK_TITLES["kind-changes"],
     status: failed ? "fail" : items.some((item) => item.severity === "warning") ? "warn" : "pass",
-    summary: `${compared} new tags compared with the previous version in their series; ${items.length} changed kind`,
+    summary: `${count(compared, "new tag")} compared with the previous version in its series; ${items.length} changed kind`,
     items: capItems(items),
   };
 }
@@ -633,7 +638,7 @@ function vulnerabilityCheck(options: CheckOptions): CheckResult {
     id: "vulnerabilities",
     title: CHECK_TITLES.vulnerabilities,
     status: failing > 0 ? "fail" : "pass",
-    summary: `${failing} fixable findings at or above ${threshold}; ${unfixable} at or above ${threshold} without a fix yet (not failing); ${below} below ${threshold}`,
+    summary: `${count(failing, "fixable finding")} at or above ${threshold}; ${unfixable} at or above ${threshold} without a fix yet (not failing); ${below} below ${threshold}`,
     items: capItems(items),
   };
 }

@@ -1,6 +1,7 @@
 import { readFile, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { describeError, UsageError } from "../../errors.js";
+import { edgesChangedSince } from "../../gitops/index.js";
 import { loadManifests, type Finding, type SourcePosition } from "../../manifest/index.js";
 import {
   countDecisions,
@@ -94,6 +95,11 @@ have errors; 2 invalid input or usage. Formats: docs/promotion.md.`,
     concurrency: { type: "string", valueName: "N", description: "Blob transfers in flight (default 8)" },
     quiet: { type: "boolean", short: "q", description: "No progress display" },
     "log-format": { type: "string", valueName: "FORMAT", description: "Log lines as text (default) or json" },
+    "changed-since": {
+      type: "string",
+      valueName: "REV",
+      description: "Only edges added since this git revision, e.g. HEAD^ (docs/owners.md)",
+    },
     ...promoteSignatureOptionSpecs,
     ...registryOptionSpecs,
   },
@@ -146,7 +152,12 @@ async function runPromote({ io, values }: { io: CliIO; values: ParsedValues }): 
       }
     } else {
       const set = await loadManifests(input ?? {}, { signal: io.signal, cwd: io.cwd });
-      planned = await planPromotion(set, options);
+      const changedSince = stringOption(values, "changed-since");
+      const changed =
+        changedSince === undefined
+          ? undefined
+          : await edgesChangedSince(input ?? {}, changedSince, { cwd: io.cwd, signal: io.signal });
+      planned = await planPromotion(set, { ...options, ...(changed ? { filter: changed.filter } : {}) });
       findings = planned.validation.findings;
       writeFindings(io, findings);
     }
