@@ -370,7 +370,7 @@ function signatureSummary(result: PromotionResult): string {
       }
     }
   }
-  if (counts.size === 0) return "; signatures and attachments in place";
+  if (counts.size === 0) return result.attachments.signer ? "; signatures and attachments in place" : "";
   return `; signatures and attachments: ${[...counts].map(([label, n]) => `${n.toLocaleString("en-US")} ${label}`).join(", ")}`;
 }
 

@@ -144,7 +144,8 @@ export function signaturesText(plan: AttachmentPlan, options: SignatureTextOptio
     if (!options.onlyProblems) for (const note of work.notes) out.push(`  note: ${note}`);
     out.push("");
   }
-  if (quiet === plan.works.length && options.onlyProblems) return "";
+  // Without signing, a run that carries nothing says nothing about attachments.
+  if (quiet === plan.works.length && (options.onlyProblems || !plan.signer)) return "";
   if (quiet > 0 && !options.onlyProblems) {
     out.push(
       `${plural(quiet, "promoted digest")} with ${plan.signer ? "signatures and attachments" : "attachments"} already in place everywhere, not listed.`,
@@ -180,6 +181,7 @@ export function signaturesMarkdown(plan: AttachmentPlan, outcomes?: readonly Att
       );
     }
   }
+  if (rows.length === 0 && !plan.signer) return "";
   if (rows.length > 0)
     out.push("| image | digest | action | destinations |", "|---|---|---|---|", ...rows, "");
   if (quiet > 0)
