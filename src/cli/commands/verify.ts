@@ -191,9 +191,17 @@ async function runVerify({ io, values }: { io: CliIO; values: ParsedValues }): P
   }
 }
 
-/** `--sign-identity` sets the expected identity for checking; the signer takes it from there too. */
+/**
+ * `--sign-identity`, `--sign-index-only` and `--signature-format` also shape the check, so they
+ * are allowed without a signer here (promote refuses them without one).
+ */
 function valuesWithoutIdentity(values: ParsedValues): ParsedValues {
-  const { "sign-identity": _identity, ...rest } = values;
+  const {
+    "sign-identity": _identity,
+    "sign-index-only": _indexOnly,
+    "signature-format": _format,
+    ...rest
+  } = values;
   return rest;
 }
 
