@@ -125,5 +125,5 @@ export {
   type ReconcileIssueKind,
   type ReconcileOptions,
   type ReconcileReport,
-  type RepositoryObservation,
+  type ReconcileObservation,
 } from "./reconcile.js";

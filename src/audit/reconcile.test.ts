@@ -22,7 +22,7 @@ import {
 } from "../reference/index.js";
 import { createStoreProvider, type RegistryStoreProvider } from "../registry/index.js";
 import { buildDesiredState, type DesiredRepository } from "./desired-state.js";
-import { compareRepository, reconcile, type RepositoryObservation } from "./reconcile.js";
+import { compareRepository, reconcile, type ReconcileObservation } from "./reconcile.js";
 
 const digest = (fill: string): Digest => `sha256:${fill.repeat(64)}` as Digest;
 const A = digest("a");
@@ -49,8 +49,8 @@ images:
 }
 
 function observation(
-  fields: Partial<Omit<RepositoryObservation, "tags">> & { tags?: Record<string, Digest | undefined> },
-): RepositoryObservation {
+  fields: Partial<Omit<ReconcileObservation, "tags">> & { tags?: Record<string, Digest | undefined> },
+): ReconcileObservation {
   return {
     tags: new Map(Object.entries(fields.tags ?? { "1.0": A, latest: A }) as [Tag, Digest | undefined][]),
     missingDigests: fields.missingDigests ?? new Set(),

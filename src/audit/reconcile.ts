@@ -60,7 +60,7 @@ export interface ReconcileReport {
 }
 
 /** What was read from one production repository. */
-export interface RepositoryObservation {
+export interface ReconcileObservation {
   /** Every tag listed, with the digest it resolved to (undefined: gone between list and resolve). */
   readonly tags: ReadonlyMap<Tag, Digest | undefined>;
   /** Promoted digests found absent. */
@@ -84,7 +84,7 @@ export function compareIssues(a: ReconcileIssue, b: ReconcileIssue): number {
 /** Pure: the issues of one repository from its desired and observed state, in report order. */
 export function compareRepository(
   desired: DesiredRepository,
-  observed: RepositoryObservation,
+  observed: ReconcileObservation,
 ): ReconcileIssue[] {
   const issues: ReconcileIssue[] = [];
   const repository = desired.key;
@@ -191,7 +191,7 @@ async function observeRepository(
   provider: StoreProvider,
   lookup: ManifestLookup,
   signal: AbortSignal | undefined,
-): Promise<RepositoryObservation> {
+): Promise<ReconcileObservation> {
   const call = signal ? { signal } : {};
   const store = provider.repository(desired.location, "destination");
   const tags = new Map<Tag, Digest | undefined>();
