@@ -1,3 +1,4 @@
+import { runBounded } from "../concurrency/index.js";
 import { describeError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { repositoryIn, type Digest, type RepositoryPath, type Tag } from "../reference/index.js";
@@ -168,23 +169,6 @@ export interface ReconcileOptions {
   readonly catalog?: boolean;
 }
 
-async function forEachLimited<T>(
-  items: readonly T[],
-  limit: number,
-  work: (item: T) => Promise<void>,
-  signal?: AbortSignal,
-): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      signal?.throwIfAborted();
-      const item = items[next++] as T;
-      await work(item);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-}
-
 /** Reads one production repository: tags and where they point, absent promoted digests, explanations. */
 async function observeRepository(
   desired: DesiredRepository,
@@ -248,7 +232,7 @@ export async function reconcile(state: DesiredState, options: ReconcileOptions):
   const repositories = productionRepositories(state);
   const issues: ReconcileIssue[] = [];
   const notes: string[] = [];
-  await forEachLimited(
+  await runBounded(
     repositories,
     options.concurrency ?? DEFAULT_RECONCILE_CONCURRENCY,
     async (desired) => {

@@ -5,7 +5,7 @@ import type { CallOptions, RepositoryStore } from "../registry/index.js";
 import { isAbort, type NodeFailure } from "./errors.js";
 import type { CopyEvent } from "./events.js";
 import type { CopyStats } from "./task.js";
-import type { WorkLimiter } from "./work-limiter.js";
+import type { WorkLimiter } from "../concurrency/index.js";
 
 /** Shared by every part of one `copyGraphs` run. */
 export interface RunContext {

@@ -17,4 +17,5 @@ export {
   type SignatureOptions,
 } from "./promote.js";
 export { executeSignatures, type ExecuteSignaturesOptions } from "./signatures.js";
-export { runBounded } from "./bounded.js";
+/** @deprecated import from the concurrency layer; kept for callers written before it existed. */
+export { runBounded } from "../concurrency/index.js";

@@ -4,7 +4,7 @@ import { isIndexMediaType } from "../oci/index.js";
 import type { RepositoryQuestion, RepositoryState } from "../plan/index.js";
 import type { Digest, RepositoryLocation, Tag } from "../reference/index.js";
 import type { RepositoryStore, Side, StoreProvider } from "../registry/index.js";
-import { runBounded } from "./bounded.js";
+import { runBounded } from "../concurrency/index.js";
 
 /**
  * Reading what the plan needs, and nothing more: for each repository an edge touches, where the

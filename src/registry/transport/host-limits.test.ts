@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { FakeClock, ScriptedRegistry, sendJson } from "../../../test/support/scripted-registry.js";
 import { AbortedError } from "../../errors.js";
-import { HostLimitTransport, RateLimiter, Semaphore } from "./host-limits.js";
+import { Semaphore } from "../../concurrency/index.js";
+import { HostLimitTransport, RateLimiter } from "./host-limits.js";
 import { SecurityPolicy } from "./security-policy.js";
 import { UndiciTransport } from "./undici-transport.js";
 

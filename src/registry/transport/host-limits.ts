@@ -1,4 +1,4 @@
-import { AbortedError } from "../../errors.js";
+import { Semaphore } from "../../concurrency/index.js";
 import type { Clock } from "./clock.js";
 import type { HttpRequest, HttpResponse, Transport } from "./types.js";
 
@@ -29,61 +29,6 @@ export interface HostLimitsOptions {
 }
 
 export const DEFAULT_MAX_CONCURRENT_PER_HOST = 16;
-
-/** A FIFO counting semaphore whose waits can be aborted. */
-export class Semaphore {
-  private available: number;
-  private readonly waiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
-
-  constructor(readonly capacity: number) {
-    this.available = capacity;
-  }
-
-  get inUse(): number {
-    return this.capacity - this.available;
-  }
-
-  get waiting(): number {
-    return this.waiters.length;
-  }
-
-  async acquire(signal?: AbortSignal): Promise<() => void> {
-    if (signal?.aborted) throw new AbortedError();
-    if (this.available > 0 && this.waiters.length === 0) {
-      this.available -= 1;
-      return this.releaser();
-    }
-    await new Promise<void>((resolve, reject) => {
-      const waiter = {
-        resolve: () => {
-          signal?.removeEventListener("abort", onAbort);
-          resolve();
-        },
-        reject,
-      };
-      const onAbort = () => {
-        const index = this.waiters.indexOf(waiter);
-        if (index >= 0) this.waiters.splice(index, 1);
-        reject(new AbortedError());
-      };
-      signal?.addEventListener("abort", onAbort, { once: true });
-      this.waiters.push(waiter);
-    });
-    return this.releaser();
-  }
-
-  private releaser(): () => void {
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      const next = this.waiters.shift();
-      // The slot passes straight to the next waiter; `available` only grows when nobody waits.
-      if (next) next.resolve();
-      else this.available += 1;
-    };
-  }
-}
 
 /**
  * Spaces request starts `1/rate` seconds apart (a generic cell rate algorithm with no burst):

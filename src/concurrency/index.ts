@@ -1,0 +1,4 @@
+/** Limits on work in flight, shared by the transport, the copy engine, inventory and the auditor. */
+export { Semaphore } from "./semaphore.js";
+export { WorkLimiter } from "./work-limiter.js";
+export { runBounded } from "./run-bounded.js";
