@@ -1,13 +1,26 @@
 import type { Writable } from "node:stream";
+import { UsageError } from "../errors.js";
 import type { LogFields, Logger, LogLevel } from "../log.js";
 
 export type LogFormat = "text" | "json";
 
 const LEVEL_RANK: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
 
+export const LOG_LEVELS = Object.keys(LEVEL_RANK) as readonly LogLevel[];
+
+/** `--log-level` (default info). */
+export function parseLogLevel(value: string | undefined): LogLevel {
+  if (value === undefined) return "info";
+  if (!(LOG_LEVELS as readonly string[]).includes(value)) {
+    throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(", ")}, not ${JSON.stringify(value)}`);
+  }
+  return value as LogLevel;
+}
+
 /**
  * The CLI's logger: text lines for people (`promoter: warn: message (key=value)`) or one JSON
- * object per line for log collectors (`--log-format json`). Library code reaches the terminal
+ * object per line, `{"time","level","message",...fields}`, for log collectors and alerting on log
+ * lines (`--log-format json`, and always for `audit serve`). Library code reaches the terminal
  * only through this.
  */
 export function createCliLogger(
@@ -21,7 +34,7 @@ export function createCliLogger(
       if (LEVEL_RANK[level] < threshold) return;
       if (options.format === "json") {
         stream.write(
-          `${JSON.stringify({ time: now().toISOString(), level, msg: message, ...jsonFields(fields) })}\n`,
+          `${JSON.stringify({ time: now().toISOString(), level, message, ...jsonFields(fields) })}\n`,
         );
         return;
       }

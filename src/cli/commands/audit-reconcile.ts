@@ -9,7 +9,7 @@ import { loadManifests } from "../../manifest/index.js";
 import { booleanOption, integerOption, stringOption, type Command } from "../command.js";
 import { ExitCode, writeLine, type CliIO } from "../io.js";
 import { registryOptionSpecs, storeProviderFromOptions } from "../registry-options.js";
-import { textLogger } from "./audit-logger.js";
+import { createCliLogger } from "../logger.js";
 
 const OUTPUT_FORMATS = ["text", "json", "markdown"] as const;
 type OutputFormat = (typeof OUTPUT_FORMATS)[number];
@@ -62,7 +62,7 @@ Details: docs/auditor.md.`,
     if (manifest === "" || thinManifestDir === "") throw new UsageError("the path must not be empty");
     const output: OutputFormat = stringOption(values, "output", OUTPUT_FORMATS) ?? "text";
     const concurrency = integerOption(values, "concurrency", 1, 256);
-    const logger = textLogger(io.stderr, "warn");
+    const logger = createCliLogger(io.stderr, { format: "text", level: "warn" });
     const set = await loadManifests(
       manifest !== undefined ? { manifest } : { thinManifestDir: thinManifestDir ?? "" },
       {

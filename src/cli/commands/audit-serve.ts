@@ -28,7 +28,7 @@ import {
 } from "../command.js";
 import { ExitCode } from "../io.js";
 import { registryOptionSpecs, storeProviderFromOptions } from "../registry-options.js";
-import { jsonLineLogger, parseLogLevel } from "./audit-logger.js";
+import { createCliLogger, parseLogLevel } from "../logger.js";
 
 /** A token shorter than this is refused: it is the only thing between the internet and the log. */
 export const MIN_TOKEN_LENGTH = 16;
@@ -212,7 +212,10 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
     const hostMapping = hostMappingOption(values);
     const graceSeconds = integerOption(values, "pending-grace", 0, 86_400);
     const reloadSeconds = integerOption(values, "reload-interval", 1, 86_400);
-    const logger = jsonLineLogger(io.stdout, parseLogLevel(stringOption(values, "log-level")));
+    const logger = createCliLogger(io.stdout, {
+      format: "json",
+      level: parseLogLevel(stringOption(values, "log-level")),
+    });
     const { token, looseMode } = await readTokenFile(path.resolve(io.cwd, tokenFile));
     if (looseMode)
       logger.log("warn", "the token file is readable by group or others; chmod 600 it", { tokenFile });
