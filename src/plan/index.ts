@@ -4,3 +4,4 @@ export * from "./decide.js";
 export * from "./outcome.js";
 export * from "./display.js";
 export * from "./document.js";
+export * from "./shard.js";

@@ -15,8 +15,11 @@ import {
   PLAN_DOCUMENT_VERSION,
   PlanDocumentError,
   planDrift,
+  allOfFilters,
+  formatShard,
   RepositoryKeys,
   rowsFromOutcomes,
+  shardFilter,
   rowsFromPlan,
   type EdgeOutcomeKind,
   type PlanDocument,
@@ -28,6 +31,7 @@ import { ExitCode, writeLine, type CliIO } from "../io.js";
 import { createCliLogger, type LogFormat } from "../logger.js";
 import { manifestInputFromOptions, manifestOptionSpecs } from "../manifest-options.js";
 import { ProgressReporter } from "../progress.js";
+import { shardFromOptions, shardOptionSpecs } from "../shard-options.js";
 import { registryOptionSpecs, storeProviderFromOptions } from "../registry-options.js";
 import { planMarkdown } from "../render/plan-markdown.js";
 import { planText } from "../render/plan-text.js";
@@ -50,7 +54,8 @@ export const promoteCommand: Command = {
   usage:
     "promote (--manifest FILE | --thin-manifest-dir DIR | --from-plan FILE) [--confirm] [--output text|json|markdown]\n" +
     "        [--report FILE] [--plan-file FILE] [--concurrency N] [--insecure-registry HOST[:PORT]]\n" +
-    "        [--sign-key FILE [--sign-identity REF]] [--require-source-signature --source-public-key FILE]",
+    "        [--sign-key FILE [--sign-identity REF]] [--require-source-signature --source-public-key FILE]\n" +
+    "        [--shard I/N | --shards N]",
   description: `
 Reads the manifests, asks the registries only what the promotion needs (where each wanted tag
 points, whether each wanted digest exists) and decides every edge (image, digest, tag x
@@ -70,6 +75,11 @@ signatures, attestations, SBOMs and referrers go along (--attachments). With
 --require-source-signature an edge whose staging digest has no valid signature by a
 --source-public-key (or a --source-policy identity) is refused. Signatures are part of the plan
 and are reconciled like images: a re-run adds whatever is missing. See docs/signing.md.
+
+With --shard I/N (0-based I) only the destination repositories of shard I of N are planned and
+written, so N workers share one promotion without overlap; --shards N takes I from
+JOB_COMPLETION_INDEX (a Kubernetes Indexed Job). The split hashes the repository path below the
+registry, so all mirrors of one image stay in one shard. See docs/sharding.md.
 
 Exit status: 0 every edge done or already done; 1 some edge refused or failed, or the manifests
 have errors; 2 invalid input or usage. Formats: docs/promotion.md.`,
@@ -101,6 +111,7 @@ have errors; 2 invalid input or usage. Formats: docs/promotion.md.`,
       description: "Only edges added since this git revision, e.g. HEAD^ (docs/owners.md)",
     },
     ...promoteSignatureOptionSpecs,
+    ...shardOptionSpecs,
     ...registryOptionSpecs,
   },
   run: runPromote,
@@ -119,6 +130,12 @@ async function runPromote({ io, values }: { io: CliIO; values: ParsedValues }): 
   }
   if (fromPlan === undefined && input === undefined) {
     throw new UsageError("give --manifest FILE, --thin-manifest-dir DIR or --from-plan FILE");
+  }
+  const shard = shardFromOptions(values, io);
+  if (shard && fromPlan !== undefined) {
+    throw new UsageError(
+      "--from-plan runs a saved plan as it is: shard when making it (--shard with --plan-file)",
+    );
   }
   const logger = createCliLogger(io.stderr, { format: logFormat, level: quiet ? "warn" : "info" });
   const provider = storeProviderFromOptions(values, io, logger);
@@ -157,7 +174,8 @@ async function runPromote({ io, values }: { io: CliIO; values: ParsedValues }): 
         changedSince === undefined
           ? undefined
           : await edgesChangedSince(input ?? {}, changedSince, { cwd: io.cwd, signal: io.signal });
-      planned = await planPromotion(set, { ...options, ...(changed ? { filter: changed.filter } : {}) });
+      const filter = allOfFilters(changed?.filter, shard && shardFilter(shard));
+      planned = await planPromotion(set, { ...options, ...(filter ? { filter } : {}) });
       findings = planned.validation.findings;
       writeFindings(io, findings);
     }
@@ -193,6 +211,7 @@ async function runPromote({ io, values }: { io: CliIO; values: ParsedValues }): 
 
     const elapsedMs = performance.now() - started;
     const report = planDocument(result, io.cwd, confirm ? "report" : "plan", {
+      ...(shard ? { shard } : {}),
       requests: Object.fromEntries(provider.requestCounts()),
       durationMs: Math.round(elapsedMs),
       timings: roundTimings(result.timings),
@@ -226,7 +245,10 @@ async function runPromote({ io, values }: { io: CliIO; values: ParsedValues }): 
       io.stdout.write(renderText(result, io.cwd, DRY_RUN_TITLE));
       if (result.attachments) io.stdout.write(signaturesText(result.attachments));
     }
-    if (output === "text") io.stdout.write(`${summaryText(result, confirm, elapsedMs)}\n`);
+    if (output === "text") {
+      const prefix = shard ? `Shard ${formatShard(shard)}: ` : "";
+      io.stdout.write(`${prefix}${summaryText(result, confirm, elapsedMs)}\n`);
+    }
 
     const failed = outcomesOf(result).some((outcome) => isFailureOutcome(outcome));
     return failed || !planned.validation.ok || io.signal.aborted ? ExitCode.failed : ExitCode.ok;
