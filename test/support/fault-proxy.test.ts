@@ -43,7 +43,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   upstream.closeAllConnections();
-  await new Promise<void>((resolve) => upstream.close(() => { resolve(); }));
+  await new Promise<void>((resolve) =>
+    upstream.close(() => {
+      resolve();
+    }),
+  );
 });
 
 let proxy: FaultProxy | undefined;
@@ -83,7 +87,9 @@ function send(
         options.firstBytes?.(chunk.length);
       });
       response.on("error", reject);
-      response.on("aborted", () => { reject(new Error("aborted")); });
+      response.on("aborted", () => {
+        reject(new Error("aborted"));
+      });
       response.on("end", () => {
         if (!response.complete) reject(new Error("incomplete"));
         else
@@ -177,9 +183,14 @@ describe("FaultProxy", () => {
         const request = httpRequest(`${p.url}/v2/x/blobs/sha256:a`, { agent: false }, (response) => {
           length = response.headers["content-length"];
           response.on("data", (chunk: Buffer) => (received += chunk.length));
-          response.on("aborted", () => { reject(new Error("aborted")); });
+          response.on("aborted", () => {
+            reject(new Error("aborted"));
+          });
           response.on("error", reject);
-          response.on("end", () => { response.complete ? resolve(received) : reject(new Error("incomplete")); });
+          response.on("end", () => {
+            if (response.complete) resolve(received);
+            else reject(new Error("incomplete"));
+          });
         });
         request.on("error", reject);
         request.end();

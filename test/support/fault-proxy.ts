@@ -191,7 +191,11 @@ export class FaultProxy {
   async stop(): Promise<void> {
     this.stopped = true;
     for (const socket of this.sockets) socket.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => { resolve(); }));
+    await new Promise<void>((resolve) =>
+      this.server.close(() => {
+        resolve();
+      }),
+    );
   }
 
   /** The first rule that fires for this request, advancing its counters. */
