@@ -46,7 +46,7 @@ export function checkText(report: CheckReport, cwd: string): string {
       if (item.hint) lines.push(`        hint: ${item.hint}`);
     }
   }
-  lines.push("", `Result: ${report.ok ? "PASS" : "FAIL"} (${headline(report)})`);
+  lines.push("", report.ok ? "Result: PASS" : `Result: FAIL (${headline(report)})`);
   return `${lines.join("\n")}\n`;
 }
 
