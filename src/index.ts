@@ -16,3 +16,4 @@ export * from "./copy/index.js";
 export * from "./promote/index.js";
 export * from "./sign/index.js";
 export * from "./audit/index.js";
+export * from "./gitops/index.js";

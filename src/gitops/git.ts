@@ -13,7 +13,7 @@ export const MAX_GIT_OUTPUT_BYTES = 256 * 1024 * 1024;
 const MAX_GIT_STDERR_CHARS = 4000;
 
 /** A git command failed or git is missing (exit status 2 in the CLI: the input is wrong). */
-export class GitError extends PromoterError {
+export class GitCommandError extends PromoterError {
   constructor(message: string, options?: { cause?: unknown }) {
     super("git", message, options);
   }
@@ -27,7 +27,7 @@ export interface GitOptions {
   readonly program?: string;
 }
 
-/** Runs git and resolves with its stdout; rejects with GitError on a non-zero exit. */
+/** Runs git and resolves with its stdout; rejects with GitCommandError on a non-zero exit. */
 export function runGit(args: readonly string[], options: GitOptions, input?: string): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     if (options.signal?.aborted) {
@@ -50,7 +50,7 @@ export function runGit(args: readonly string[], options: GitOptions, input?: str
       if (size > MAX_GIT_OUTPUT_BYTES) {
         failed = true;
         child.kill();
-        reject(new GitError(`git ${args[0] ?? ""} printed more than ${MAX_GIT_OUTPUT_BYTES} bytes`));
+        reject(new GitCommandError(`git ${args[0] ?? ""} printed more than ${MAX_GIT_OUTPUT_BYTES} bytes`));
         return;
       }
       chunks.push(chunk);
@@ -62,14 +62,14 @@ export function runGit(args: readonly string[], options: GitOptions, input?: str
       if (failed) return;
       failed = true;
       if (options.signal?.aborted) reject(new AbortedError("git was aborted", { cause: error }));
-      else reject(new GitError(`cannot run git: ${error.message}`, { cause: error }));
+      else reject(new GitCommandError(`cannot run git: ${error.message}`, { cause: error }));
     });
     child.on("close", (code) => {
       if (failed) return;
       if (code === 0) resolve(Buffer.concat(chunks));
       else {
         const reason = stderr.trim().split("\n").slice(0, 3).join("; ");
-        reject(new GitError(`git ${args.join(" ")} failed (exit ${code ?? "killed"}): ${reason}`));
+        reject(new GitCommandError(`git ${args.join(" ")} failed (exit ${code ?? "killed"}): ${reason}`));
       }
     });
     child.stdin.on("error", () => {
@@ -88,7 +88,7 @@ export async function gitTopLevel(options: GitOptions): Promise<string> {
 /** The full commit id a revision names (`main`, `HEAD~1`, `origin/main`, a hash). */
 export async function resolveCommit(revision: string, options: GitOptions): Promise<string> {
   if (revision.startsWith("-") || revision.length === 0) {
-    throw new GitError(`${JSON.stringify(revision)} is not a revision`);
+    throw new GitCommandError(`${JSON.stringify(revision)} is not a revision`);
   }
   try {
     const output = await runGit(
@@ -97,8 +97,8 @@ export async function resolveCommit(revision: string, options: GitOptions): Prom
     );
     return output.toString("utf8").trim();
   } catch (error) {
-    if (error instanceof GitError) {
-      throw new GitError(
+    if (error instanceof GitCommandError) {
+      throw new GitCommandError(
         `unknown revision ${JSON.stringify(revision)} (in CI, fetch enough history: actions/checkout with fetch-depth: 0)`,
         { cause: error },
       );
@@ -154,11 +154,11 @@ export async function readBlobs(
   let offset = 0;
   for (const object of unique) {
     const headerEnd = output.indexOf(0x0a, offset);
-    if (headerEnd < 0) throw new GitError("git cat-file --batch ended early");
+    if (headerEnd < 0) throw new GitCommandError("git cat-file --batch ended early");
     const header = output.subarray(offset, headerEnd).toString("utf8");
     const [id, type, sizeText] = header.split(" ");
     if (type === "missing" || sizeText === undefined || id === undefined) {
-      throw new GitError(`git object ${object} is missing`);
+      throw new GitCommandError(`git object ${object} is missing`);
     }
     const size = Number(sizeText);
     const start = headerEnd + 1;

@@ -49,7 +49,7 @@ export {
   type RevisionOptions,
 } from "./revision-manifests.js";
 export {
-  GitError,
+  GitCommandError,
   gitTopLevel,
   listTree,
   MAX_GIT_OUTPUT_BYTES,
@@ -78,7 +78,6 @@ export {
 export {
   MAX_IMAGE_INDEX_DEPTH,
   MAX_PLATFORM_IMAGES,
-  platformText,
   readImageFacts,
   readImageKind,
   type ImageFacts,

@@ -14,7 +14,7 @@ import {
   type ManifestText,
   type PromotionManifest,
 } from "../manifest/index.js";
-import { gitTopLevel, GitError, listTree, readBlobs, resolveCommit, type GitOptions } from "./git.js";
+import { gitTopLevel, GitCommandError, listTree, readBlobs, resolveCommit, type GitOptions } from "./git.js";
 
 /**
  * The manifests as they were at a git revision, read straight from the object database (nothing
@@ -57,7 +57,7 @@ function pathInRepository(top: string, target: string): string {
   const real = path.join(realpathSync(existing), path.relative(existing, target));
   const relative = path.relative(realpathSync(top), real);
   if (relative.startsWith("..") || path.isAbsolute(relative)) {
-    throw new GitError(`${target} is not inside the git work tree ${top}`);
+    throw new GitCommandError(`${target} is not inside the git work tree ${top}`);
   }
   return relative.split(path.sep).join("/");
 }
