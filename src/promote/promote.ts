@@ -20,6 +20,7 @@ import {
   checkSourceSignatures,
   planAttachments,
   ruleFor,
+  canonicalRegistries,
   signatureTargets,
   type AttachmentMode,
   type AttachmentPlan,
@@ -42,6 +43,11 @@ export interface PlanPromotionOptions {
   readonly filter?: (edge: PromotionEdge) => boolean;
   /** Signing, carrying staging's attachments, and the source signature policy. */
   readonly signatures?: SignatureOptions;
+  /**
+   * Each project's canonical registry (its manifest's first destination) for default signing
+   * identities; `planPromotion` fills it from the manifests.
+   */
+  readonly canonicalRegistries?: ReadonlyMap<string, string>;
 }
 
 /**
@@ -85,7 +91,13 @@ export async function planPromotion(
   const edges: PromotionEdge[] = [];
   for (const edge of all) if (!options.filter || options.filter(edge)) edges.push(edge);
   const conflicts = indexConflicts(findTagConflicts(set.manifests));
-  return planEdges(edges, conflicts, { ...options, logger }, keys, validation);
+  return planEdges(
+    edges,
+    conflicts,
+    { ...options, logger, canonicalRegistries: canonicalRegistries(set) },
+    keys,
+    validation,
+  );
 }
 
 /** Planning from edges directly (a saved plan re-checked before it runs). */
@@ -134,6 +146,7 @@ export async function planEdges(
   if (signatures.signer || mode !== "none") {
     const targets = signatureTargets(plan.edges, {
       ...(signatures.identity === undefined ? {} : { identity: signatures.identity }),
+      ...(options.canonicalRegistries ? { canonicalRegistries: options.canonicalRegistries } : {}),
       isIndex: (repositoryKey, digest) => isIndexIn(inventory, repositoryKey, digest),
     });
     options.logger?.log("info", "reading signatures and attachments", { digests: targets.length });

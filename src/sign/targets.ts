@@ -1,3 +1,4 @@
+import { destinationRegistries, type ManifestSet } from "../manifest/index.js";
 import { RepositoryKeys, type PlannedEdge } from "../plan/index.js";
 import { parseImageReference, type Digest, type RepositoryPath } from "../reference/index.js";
 import { SignError } from "./errors.js";
@@ -19,10 +20,26 @@ export interface TargetOptions {
   /** `--sign-identity`: a prefix, or a template with `{image}`. */
   readonly identity?: string;
   /**
+   * Without `identity`: each project's canonical registry, its manifest's first destination
+   * (`canonicalRegistries`). Needed when only some edges are planned (`--changed-since`,
+   * `--shard`): the first planned edge may go to another mirror.
+   */
+  readonly canonicalRegistries?: ReadonlyMap<string, string>;
+  /**
    * Whether the inventory saw `digest` as an index in the repository `repositoryKey` (undefined:
    * not seen there).
    */
   readonly isIndex?: (repositoryKey: string, digest: Digest) => boolean | undefined;
+}
+
+/** Each project's canonical registry for signatures: the first destination its manifest lists. */
+export function canonicalRegistries(set: ManifestSet): Map<string, string> {
+  const registries = new Map<string, string>();
+  for (const manifest of set.manifests) {
+    const first = destinationRegistries(manifest)[0];
+    if (first) registries.set(manifest.project, first.name);
+  }
+  return registries;
 }
 
 /** The identity for an image, from the configured prefix or template. */
@@ -83,10 +100,11 @@ export function signatureTargets(
     // the manifest lists them, so its destination is the manifest's first.
     if (!group.projects.has(edge.project)) {
       group.projects.add(edge.project);
+      const registry = options.canonicalRegistries?.get(edge.project) ?? edge.destinationRegistry.name;
       const identity =
         options.identity !== undefined
           ? identityFor(options.identity, edge.image)
-          : `${edge.destinationRegistry.name.replace(/\/+$/, "")}/${edge.image}`;
+          : `${registry.replace(/\/+$/, "")}/${edge.image}`;
       if (!group.identities.includes(identity)) group.identities.push(identity);
     }
     if (!PROMOTED_DECISIONS.has(decision.kind)) continue;

@@ -7,6 +7,7 @@ import {
   loadSourcePolicy,
   loadVerificationKey,
   planAttachments,
+  canonicalRegistries,
   signatureTargets,
   verifyTargets,
   type AttachmentOutcome,
@@ -126,7 +127,10 @@ async function runVerify({ io, values }: { io: CliIO; values: ParsedValues }): P
     }
     const edges: PlannedEdge[] = [];
     for (const edge of promotionEdges(set)) edges.push({ edge, decision: { kind: "unchanged" } });
-    const targets = signatureTargets(edges, identity === undefined ? {} : { identity });
+    const targets = signatureTargets(edges, {
+      ...(identity === undefined ? {} : { identity }),
+      canonicalRegistries: canonicalRegistries(set),
+    });
     const expectation = { keys, ...(keyless ? { keyless } : {}) };
     const signChildren = !booleanOption(values, "sign-index-only");
     const verifyOptions = { provider, expectation, signChildren, signal: io.signal };
