@@ -17,7 +17,8 @@ import {
   type PlannedEdge,
   type PromotionEdge,
 } from "../plan/index.js";
-import { observeRepositories, planPromotion, runBounded } from "../promote/index.js";
+import { runBounded } from "../concurrency/index.js";
+import { observeRepositories, planPromotion } from "../promote/index.js";
 import type { Digest, Tag } from "../reference/index.js";
 import type { StoreProvider } from "../registry/index.js";
 import { diffEdges, PromotedContent } from "./edge-diff.js";

@@ -2,7 +2,7 @@ import { parseAttachedArtifactTag } from "../audit/index.js";
 import { PromoterError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import { isIndexMediaType, parseManifest } from "../oci/index.js";
-import { runBounded } from "../promote/index.js";
+import { runBounded } from "../concurrency/index.js";
 import {
   isRepositoryPath,
   repositoryIn,

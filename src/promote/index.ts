@@ -17,5 +17,3 @@ export {
   type SignatureOptions,
 } from "./promote.js";
 export { executeSignatures, type ExecuteSignaturesOptions } from "./signatures.js";
-/** @deprecated import from the concurrency layer; kept for callers written before it existed. */
-export { runBounded } from "../concurrency/index.js";
