@@ -4,6 +4,7 @@
  *
  *   npm run bench                 # builds, then 2 rounds
  *   BENCH_ROUNDS=3 npm run bench
+ *   BENCH_ATTACHMENTS=copied npm run bench   # also carry staging signatures (the CLI default)
  *
  * Workload: a staging registry with 200 small images (20 of them multi-arch indexes of two
  * platform images) and 20 images of three 1 MiB layers, spread over 11 repositories, promoted to
@@ -40,6 +41,9 @@ import {
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const promoterBin = path.join(repoRoot, "bin", "promoter.js");
 const rounds = Number(process.env.BENCH_ROUNDS ?? 2);
+// skopeo sync copies only the tags it is given; carrying staging's signatures and SBOMs
+// (the promoter's default) is extra work skopeo does not do. Like for like by default.
+const attachments = process.env.BENCH_ATTACHMENTS ?? "none";
 
 interface Workload {
   /** repository (image name) -> tag -> content */
@@ -238,6 +242,8 @@ async function main(): Promise<void> {
                 "promoter.yaml",
                 "--confirm",
                 "--quiet",
+                "--attachments",
+                attachments,
                 "--report",
                 `report-${phase}.json`,
               ],
