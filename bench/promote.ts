@@ -19,22 +19,16 @@ import { spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
-import { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
-import {
-  parseRegistryLocation,
-  parseRepositoryPath,
-  parseTag,
-  repositoryIn,
-} from "../src/reference/index.js";
+import { parseRegistryLocation, parseRepositoryPath, repositoryIn } from "../src/reference/index.js";
 import { createStoreProvider } from "../src/registry/index.js";
 import { startRegistry, type TestRegistry } from "../test/support/registry-harness.js";
 import { SKOPEO_PROGRAM } from "../test/support/skopeo.js";
 import {
   allBlobs,
-  allManifests,
   makeImage,
   makeIndex,
+  pushToStore,
   type TestContent,
 } from "../test/support/test-images.js";
 
@@ -102,19 +96,7 @@ async function seed(staging: TestRegistry, workload: Workload): Promise<void> {
   const location = parseRegistryLocation(`${staging.host}/staging`);
   for (const [repository, tags] of workload.repositories) {
     const store = provider.repository(repositoryIn(location, parseRepositoryPath(repository)), "destination");
-    for (const [tag, content] of tags) {
-      for (const blob of allBlobs(content)) await store.putBlob(blob.descriptor, Readable.from([blob.bytes]));
-      for (const manifest of allManifests(content)) {
-        await store.putManifest(
-          { digest: manifest.digest, mediaType: manifest.mediaType, bytes: manifest.bytes },
-          manifest.digest,
-        );
-      }
-      await store.putManifest(
-        { digest: content.digest, mediaType: content.mediaType, bytes: content.bytes },
-        parseTag(tag),
-      );
-    }
+    for (const [tag, content] of tags) await pushToStore(store, content, [tag]);
   }
   await provider.close();
 }

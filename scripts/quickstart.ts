@@ -14,17 +14,10 @@
 import { spawnSync } from "node:child_process";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import * as path from "node:path";
-import { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { parseRepositoryPath, parseTag, type Tag } from "../src/reference/index.js";
 import { createStoreProvider } from "../src/registry/index.js";
-import {
-  allBlobs,
-  allManifests,
-  makeImage,
-  makeIndex,
-  type TestContent,
-} from "../test/support/test-images.js";
+import { makeImage, makeIndex, pushToStore, type TestContent } from "../test/support/test-images.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const target = path.resolve(process.argv[2] ?? "quickstart");
@@ -40,19 +33,7 @@ async function writeImage(
     { kind: "oci-layout", directory, repository: parseRepositoryPath(image) },
     "destination",
   );
-  for (const blob of allBlobs(content)) await store.putBlob(blob.descriptor, Readable.from([blob.bytes]));
-  for (const manifest of allManifests(content)) {
-    await store.putManifest(
-      { digest: manifest.digest, mediaType: manifest.mediaType, bytes: manifest.bytes },
-      manifest.digest,
-    );
-  }
-  for (const tag of tags) {
-    await store.putManifest(
-      { digest: content.digest, mediaType: content.mediaType, bytes: content.bytes },
-      tag,
-    );
-  }
+  await pushToStore(store, content, tags);
   await provider.close();
 }
 

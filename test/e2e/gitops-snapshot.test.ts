@@ -1,23 +1,16 @@
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
-import { Readable } from "node:stream";
 import { parse } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../../src/cli/main.js";
-import {
-  parseRegistryLocation,
-  parseRepositoryPath,
-  repositoryIn,
-  type Tag,
-} from "../../src/reference/index.js";
+import { parseRegistryLocation, parseRepositoryPath, repositoryIn } from "../../src/reference/index.js";
 import { createStoreProvider } from "../../src/registry/index.js";
 import { captureIO } from "../support/cli.js";
 import { startRegistry, type TestRegistry } from "../support/registry-harness.js";
 import { skopeoInspectRaw, skopeoListTags } from "../support/skopeo.js";
 import {
-  allBlobs,
-  allManifests,
+  pushToStore,
   makeImage,
   makeIndex,
   makeReferrer,
@@ -105,19 +98,7 @@ async function seed(
     repositoryIn(parseRegistryLocation(registry.host), parseRepositoryPath(repository)),
     "destination",
   );
-  for (const { content, tag } of docker) {
-    for (const blob of allBlobs(content)) await store.putBlob(blob.descriptor, Readable.from([blob.bytes]));
-    for (const manifest of allManifests(content)) {
-      await store.putManifest(
-        { digest: manifest.digest, mediaType: manifest.mediaType, bytes: manifest.bytes },
-        manifest.digest,
-      );
-    }
-    await store.putManifest(
-      { digest: content.digest, mediaType: content.mediaType, bytes: content.bytes },
-      tag as Tag,
-    );
-  }
+  for (const { content, tag } of docker) await pushToStore(store, content, [tag]);
   await provider.close();
 }
 

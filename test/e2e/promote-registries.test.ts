@@ -1,5 +1,4 @@
 import { spawn } from "node:child_process";
-import { Readable } from "node:stream";
 import { mkdtemp, readFile, rm, writeFile, mkdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
@@ -11,15 +10,13 @@ import {
   parseRepositoryPath,
   repositoryIn,
   type Digest,
-  type Tag,
 } from "../../src/reference/index.js";
 import { createStoreProvider } from "../../src/registry/index.js";
 import { captureIO } from "../support/cli.js";
 import { startRegistry, type TestRegistry } from "../support/registry-harness.js";
 import { skopeoInspectRaw, skopeoListTags } from "../support/skopeo.js";
 import {
-  allBlobs,
-  allManifests,
+  pushToStore,
   makeImage,
   makeIndex,
   pushWithSkopeo,
@@ -84,19 +81,7 @@ async function seed(
     repositoryIn(parseRegistryLocation(registry.host), parseRepositoryPath(repository)),
     "destination",
   );
-  for (const { content, tag } of docker) {
-    for (const blob of allBlobs(content)) await store.putBlob(blob.descriptor, Readable.from([blob.bytes]));
-    for (const manifest of allManifests(content)) {
-      await store.putManifest(
-        { digest: manifest.digest, mediaType: manifest.mediaType, bytes: manifest.bytes },
-        manifest.digest,
-      );
-    }
-    await store.putManifest(
-      { digest: content.digest, mediaType: content.mediaType, bytes: content.bytes },
-      tag as Tag,
-    );
-  }
+  for (const { content, tag } of docker) await pushToStore(store, content, [tag]);
   await provider.close();
 }
 

@@ -8,8 +8,10 @@
 import { createHash } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
 import * as path from "node:path";
+import { Readable } from "node:stream";
 import { gzipSync } from "node:zlib";
-import type { Digest } from "../../src/reference/index.js";
+import { parseTag, type Digest } from "../../src/reference/index.js";
+import type { RepositoryStore } from "../../src/registry/index.js";
 import { skopeoCopy, type SkopeoCredentials, type SkopeoOptions } from "./skopeo.js";
 
 export const TestMediaType = {
@@ -332,4 +334,29 @@ export async function pushWithSkopeo(
     all: true,
     preserveDigests: true,
   });
+}
+
+/**
+ * Writes content through one of the project's stores (a registry or an OCI layout): blobs, then
+ * manifests children first, then the tags. For seeding what skopeo cannot (Docker media types in
+ * an OCI layout) and for benchmarks; the builders above stay independent of the stores.
+ */
+export async function pushToStore(
+  store: RepositoryStore,
+  content: TestContent,
+  tags: readonly string[] = [],
+): Promise<void> {
+  for (const item of allBlobs(content)) await store.putBlob(item.descriptor, Readable.from([item.bytes]));
+  for (const manifest of allManifests(content)) {
+    await store.putManifest(
+      { digest: manifest.digest, mediaType: manifest.mediaType, bytes: manifest.bytes },
+      manifest.digest,
+    );
+  }
+  for (const tag of tags) {
+    await store.putManifest(
+      { digest: content.digest, mediaType: content.mediaType, bytes: content.bytes },
+      parseTag(tag),
+    );
+  }
 }
