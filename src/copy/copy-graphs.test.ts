@@ -44,7 +44,14 @@ import {
   type TestImage,
 } from "../../test/support/test-images.js";
 import { skopeoInspectRaw, skopeoListTags } from "../../test/support/skopeo.js";
-import { copyGraphs, CopyError, type CopyEvent, type CopyOutcome, type CopyTask } from "./index.js";
+import {
+  copyGraphs,
+  CopyError,
+  DEFAULT_WRITE_ATTEMPTS,
+  type CopyEvent,
+  type CopyOutcome,
+  type CopyTask,
+} from "./index.js";
 
 // ---------------------------------------------------------------------------------------------
 // Recording wrapper
@@ -707,7 +714,9 @@ describe("copyGraphs between OCI layouts", () => {
     expect(outcomes[1]).toMatchObject({ status: "failed", tagsWritten: [] });
     expect(outcomes[1]?.error).toMatchObject({ side: "destination", code: "copy-destination-failed" });
     expect(outcomes[1]?.error?.message).toMatch(/tag v1 of manifest .*MANIFEST_BLOB_UNKNOWN/);
-    expect(journal.count("putManifest", { store: refusing.name, reference: "v1" })).toBe(3);
+    expect(journal.count("putManifest", { store: refusing.name, reference: "v1" })).toBe(
+      DEFAULT_WRITE_ATTEMPTS,
+    );
     await expectComplete(refusing, index);
   });
 
@@ -747,7 +756,7 @@ describe("copyGraphs between OCI layouts", () => {
       expect(await mirror.inner.listTags()).toEqual([]);
     }
     // Retried with fresh reads (a corrupt body may be a transient fault), then given up.
-    expect(journal.count("openBlob", { reference: layer.descriptor.digest })).toBe(3);
+    expect(journal.count("openBlob", { reference: layer.descriptor.digest })).toBe(DEFAULT_WRITE_ATTEMPTS);
   });
 
   it("reports a digest the source does not have as missing at the source", async () => {

@@ -9,8 +9,14 @@ import { WorkLimiter } from "../concurrency/index.js";
 
 /** Blob transfers in flight by default: enough to hide latency, few enough for a laptop uplink. */
 export const DEFAULT_COPY_CONCURRENCY = 8;
-/** Attempts per write and destination (a blob upload gets a fresh source read each time). */
-export const DEFAULT_WRITE_ATTEMPTS = 3;
+/**
+ * Attempts per write and destination (a blob upload gets a fresh source read each time). As
+ * many as the transport gives one request (DEFAULT_RETRY_POLICY.maxAttempts): an upload chains a
+ * source read and a streamed PUT that the transport cannot replay, so each attempt fails when any
+ * of them does. With 3, about 5% of requests failing made one blob upload in a few hundred give
+ * up (test/e2e/faults.test.ts).
+ */
+export const DEFAULT_WRITE_ATTEMPTS = 5;
 
 export interface CopyLimits {
   /** Source blob reads in flight (each feeding all the destinations that need the blob). */
