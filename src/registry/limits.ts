@@ -11,6 +11,12 @@
  */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
+/**
+ * Reads of one manifest whose bytes do not hash to the expected digest, before the mismatch is
+ * an error: damage on the way is fixed by reading again, a lying registry is not.
+ */
+export const MANIFEST_READ_ATTEMPTS = 3;
+
 /** Error bodies: only the JSON error list is wanted, and it is small. */
 export const MAX_ERROR_BODY_BYTES = 64 * 1024;
 

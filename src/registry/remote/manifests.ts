@@ -1,6 +1,6 @@
 import { MANIFEST_ACCEPT, isManifestMediaType, type Descriptor } from "../../oci/index.js";
 import { digestAlgorithm, digestOf, isDigest, type Digest, type Tag } from "../../reference/index.js";
-import { MAX_MANIFEST_BYTES } from "../limits.js";
+import { MANIFEST_READ_ATTEMPTS, MAX_MANIFEST_BYTES } from "../limits.js";
 import type { CallOptions, ManifestContent } from "../store.js";
 import { requestError } from "../transport/request-error.js";
 import { pullScope, pushScope } from "../auth/scope.js";
@@ -45,6 +45,35 @@ export async function getManifest(
   reference: Tag | Digest,
   options: CallOptions = {},
 ): Promise<ManifestContent | undefined> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await getManifestOnce(client, reference, options);
+    } catch (error) {
+      // Bytes that do not hash to the digest were damaged on the way (a proxy, a flaky link) as
+      // often as they are a lie: read again, a few times, before giving up. The transport
+      // retries network failures; only this layer knows the bytes are wrong.
+      if (!(error instanceof CorruptManifestError)) throw error;
+      if (attempt >= MANIFEST_READ_ATTEMPTS) throw error.inner;
+      client.endpoint.logger.log("warn", `reading manifest ${reference} again: ${error.inner.message}`, {
+        attempt,
+        repository: client.repository,
+      });
+    }
+  }
+}
+
+/** A digest mismatch of the bytes read, which another read may not have. */
+class CorruptManifestError extends Error {
+  constructor(readonly inner: Error) {
+    super(inner.message);
+  }
+}
+
+async function getManifestOnce(
+  client: RepositoryClient,
+  reference: Tag | Digest,
+  options: CallOptions,
+): Promise<ManifestContent | undefined> {
   const { request, response } = await client.send(
     "get manifest",
     {
@@ -66,11 +95,13 @@ export async function getManifest(
   const expected: Digest = isDigest(reference) ? reference : (announced ?? digestOf(bytes));
   const actual = digestOf(bytes, digestAlgorithm(expected));
   if (actual !== expected) {
-    throw requestError(
-      "registry-digest-mismatch",
-      `manifest ${reference} bytes hash to ${actual}, not ${expected}`,
-      request,
-      { status: response.status, url: response.url },
+    throw new CorruptManifestError(
+      requestError(
+        "registry-digest-mismatch",
+        `manifest ${reference} bytes hash to ${actual}, not ${expected}`,
+        request,
+        { status: response.status, url: response.url },
+      ),
     );
   }
   if (

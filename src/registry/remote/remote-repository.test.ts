@@ -18,7 +18,7 @@ import {
   type RegistryHost,
 } from "../../reference/index.js";
 import { RegistryError } from "../errors.js";
-import { MAX_MANIFEST_BYTES } from "../limits.js";
+import { MANIFEST_READ_ATTEMPTS, MAX_MANIFEST_BYTES } from "../limits.js";
 import { createStoreProvider, type RegistryStoreProvider, type StoreProviderOptions } from "../provider.js";
 import type { RepositoryStore } from "../store.js";
 import { referrersFallbackTag } from "./referrers.js";
@@ -130,6 +130,43 @@ describe("RemoteRepository against a scripted registry", () => {
       expect(message).toContain(`${server.host}/${REPOSITORY}`);
       expect(message).toContain(wanted);
       expect(message).toContain("source");
+    });
+
+    it("reads a manifest again when its bytes were damaged on the way, and gives up after MANIFEST_READ_ATTEMPTS", async () => {
+      const bytes = Buffer.from(
+        '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}',
+      );
+      const digest = digestOfText(bytes);
+      const damaged = Buffer.from(bytes);
+      damaged[5] = damaged[5]! ^ 1;
+      const store = await setUp((scripted) => {
+        scripted.on(
+          "GET",
+          `/v2/${REPOSITORY}/manifests/${digest}`,
+          (_request, response) => {
+            sendBytes(response, 200, damaged, { "content-type": MediaType.ociImageIndex });
+          },
+          MANIFEST_READ_ATTEMPTS - 1,
+        );
+      });
+      storeManifest(bytes, MediaType.ociImageIndex);
+      expect((await store.getManifest(digest))?.bytes).toEqual(new Uint8Array(bytes));
+      expect(server.requestsTo(`/v2/${REPOSITORY}/manifests/${digest}`, "GET")).toHaveLength(
+        MANIFEST_READ_ATTEMPTS,
+      );
+
+      // Always damaged: the mismatch is the error, after exactly MANIFEST_READ_ATTEMPTS reads.
+      await server.stop();
+      await provider.close();
+      const always = await setUp((scripted) => {
+        scripted.on("GET", `/v2/${REPOSITORY}/manifests/${digest}`, (_request, response) => {
+          sendBytes(response, 200, damaged, { "content-type": MediaType.ociImageIndex });
+        });
+      });
+      await expect(always.getManifest(digest)).rejects.toMatchObject({ code: "registry-digest-mismatch" });
+      expect(server.requestsTo(`/v2/${REPOSITORY}/manifests/${digest}`, "GET")).toHaveLength(
+        MANIFEST_READ_ATTEMPTS,
+      );
     });
 
     it("computes the digest of a tag when the registry omits Docker-Content-Digest, and checks it when sent", async () => {
