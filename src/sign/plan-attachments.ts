@@ -195,18 +195,21 @@ async function subjectsOf(
     : [...destinations.map((destination) => destination.store), source];
   if (target.rootIsIndex === false || (target.rootIsIndex === true && !needChildren)) {
     if (!needDescriptor) return signatureSubjects(target.digest, undefined, undefined, context.signChildren);
+    const failures: string[] = [];
     for (const store of readers) {
-      const descriptor = await resolveQuietly(store, target.digest, context);
+      const descriptor = await resolveQuietly(store, target.digest, context, failures);
       if (descriptor) return signatureSubjects(target.digest, descriptor, undefined, context.signChildren);
     }
-    throw new Error(`${target.digest} is neither in ${source.name} nor in any destination`);
+    throw notFound(target.digest, source, failures);
   }
+  const failures: string[] = [];
   for (const store of readers) {
     let content;
     try {
       content = await store.getManifest(target.digest, context.call);
     } catch (error) {
       if (context.options.signal?.aborted) throw error;
+      failures.push(describeError(error));
       continue;
     }
     if (!content) continue;
@@ -219,18 +222,30 @@ async function subjectsOf(
     const index: ImageIndex | undefined = parsed.kind === "index" && needChildren ? parsed : undefined;
     return signatureSubjects(target.digest, root, index, context.signChildren);
   }
-  throw new Error(`${target.digest} is neither in ${source.name} nor in any destination`);
+  throw notFound(target.digest, source, failures);
+}
+
+/**
+ * Why a digest could not be read anywhere: absent everywhere, or (the first) read that failed.
+ * A failed read is not absence: saying "neither in staging nor in any destination" after a
+ * network error sent people looking for a missing image that was there.
+ */
+function notFound(digest: Digest, source: RepositoryStore, failures: readonly string[]): Error {
+  if (failures.length > 0) return new Error(`cannot read ${digest}: ${failures[0]}`);
+  return new Error(`${digest} is neither in ${source.name} nor in any destination`);
 }
 
 async function resolveQuietly(
   store: RepositoryStore,
   digest: Digest,
   context: Context,
+  failures: string[],
 ): Promise<Descriptor | undefined> {
   try {
     return await store.resolve(digest, context.call);
   } catch (error) {
     if (context.options.signal?.aborted) throw error;
+    failures.push(describeError(error));
     return undefined;
   }
 }
