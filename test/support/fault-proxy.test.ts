@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { FaultProxy, seededUnit, type FaultRule } from "./fault-proxy.js";
 
 /** An upstream that answers every GET with 64 KiB of known bytes and echoes request bodies. */
-const PAYLOAD = Buffer.alloc(64 * 1024, 0).map((_, i) => (i * 31) % 251);
+const PAYLOAD = Buffer.from(Array.from({ length: 64 * 1024 }, (_, i) => (i * 31) % 251));
 let upstream: Server;
 let upstreamUrl: string;
 const upstreamSeen: { method: string; path: string; host: string | undefined; body: Buffer }[] = [];
@@ -274,6 +274,17 @@ describe("FaultProxy", () => {
     expect(first.length).toBeGreaterThan(20);
     expect(first.length).toBeLessThan(60);
     expect(seededUnit("a")).toBe(seededUnit("a"));
+  });
+
+  it("tells listeners about each request as it arrives, until they unsubscribe", async () => {
+    const p = await start([{ path: "/v2/gone", fault: { kind: "status", status: 500 } }]);
+    const seen: string[] = [];
+    const stop = p.onRequest((request) => seen.push(`${request.method} ${request.path}`));
+    await send(`${p.url}/v2/`);
+    await send(`${p.url}/v2/gone`);
+    stop();
+    await send(`${p.url}/v2/later`);
+    expect(seen).toEqual(["GET /v2/", "GET /v2/gone"]);
   });
 
   it("steps aside after skip and count, and takes new rules at run time", async () => {

@@ -134,6 +134,7 @@ export class FaultProxy {
   private rules: RuleState[] = [];
   private readonly seen = new Map<string, number>();
   private readonly sockets = new Set<Socket>();
+  private readonly listeners = new Set<(request: FaultRequest) => void>();
   private readonly upstream: URL;
   private seed: string;
   private stopped = false;
@@ -172,6 +173,16 @@ export class FaultProxy {
     this.rules = rules.map((rule, index) => ({ rule, index, matched: 0, fired: 0 }));
     if (seed !== undefined) this.seed = String(seed);
     this.seen.clear();
+  }
+
+  /**
+   * Calls `listener` as each request arrives, before it is forwarded or faulted (a test can act
+   * at an exact point of a client's work, e.g. kill it at its 40th request). Returns a function
+   * that removes the listener.
+   */
+  onRequest(listener: (request: FaultRequest) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   /** Requests faulted so far, by rule name. */
@@ -227,6 +238,7 @@ export class FaultProxy {
       url,
       headers: incoming.headers,
     };
+    for (const listener of this.listeners) listener(request);
     const picked = this.pick(request);
     const fault = picked?.rule.fault;
     const name = picked ? (picked.rule.name ?? picked.rule.fault.kind) : undefined;
