@@ -197,7 +197,15 @@ export class AuthTransport implements Transport {
     const registryUrl = new URL(auth.origin);
     if (realm.protocol !== "https:") {
       const registryIsPlain = registryUrl.protocol === "http:";
-      if (realm.protocol !== "http:" || !registryIsPlain) {
+      if (realm.protocol !== "http:") {
+        // file:, ftp:, data:...: never a place to send credentials to, whatever the registry.
+        throw requestError(
+          "registry-insecure",
+          `refusing token realm ${redactUrl(realm)}: a token realm must be an https URL (or http for a registry reached over plain HTTP), not ${realm.protocol}`,
+          request,
+        );
+      }
+      if (!registryIsPlain) {
         throw requestError(
           "registry-insecure",
           `refusing token realm ${redactUrl(realm)}: a registry reached over https must use an https token realm`,
