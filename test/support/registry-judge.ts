@@ -20,12 +20,21 @@ function sha256(bytes: Uint8Array): string {
   return `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
 }
 
-/** Pushes content to `registryUrl` (http://host:port) under `repository`, tagging it with `tags`. */
+/**
+ * Pushes content to `registryUrl` (http://host:port) under `repository`, tagging it with `tags`.
+ * `authorization` is sent with every request (HTTP Basic for an htpasswd registry).
+ */
 export async function seedRegistry(
   registryUrl: string,
   repository: string,
   entries: readonly { content: TestContent; tags: readonly string[] }[],
+  authorization?: string,
 ): Promise<void> {
+  const fetch = (url: string | URL, init: RequestInit = {}) =>
+    globalThis.fetch(url, {
+      ...init,
+      headers: { ...(init.headers as Record<string, string>), ...(authorization ? { authorization } : {}) },
+    });
   for (const { content, tags } of entries) {
     for (const blob of allBlobs(content)) {
       const head = await fetch(`${registryUrl}/v2/${repository}/blobs/${blob.descriptor.digest}`, {
