@@ -177,6 +177,24 @@ describe("loadManifests: I/O errors", () => {
     expect(set.findings).toMatchObject([{ rule: "yaml-limit", position: { file, line: 1, column: 1 } }]);
   });
 
+  it("refuses a file that is not UTF-8, saying where the first bad byte is", async () => {
+    const file = path.join(scratch, "latin1.yaml");
+    // "é" in Latin-1 (0xe9) inside a comment on line 2, after 10 characters.
+    await writeFile(
+      file,
+      Buffer.concat([Buffer.from("registries: []\n# caf\u00e9 ok "), Buffer.from([0xe9]), Buffer.from("\n")]),
+    );
+    const set = await loadManifests({ manifest: file });
+    expect(set.manifests).toEqual([]);
+    expect(set.findings).toMatchObject([
+      {
+        rule: "yaml-syntax",
+        position: { file, line: 2, column: 11 },
+        message: "the file is not UTF-8 text (byte 0xe9 at line 2, column 11); YAML files are UTF-8",
+      },
+    ]);
+  });
+
   it("needs exactly one input and stops when aborted", async () => {
     await expect(loadManifests({})).rejects.toThrow(UsageError);
     await expect(loadManifests({ manifest: "a", thinManifestDir: "b" })).rejects.toThrow(UsageError);

@@ -123,9 +123,15 @@ function ioError(context: LoadContext, what: string, filePath: string, error: un
 }
 
 type ReadResult =
-  { readonly kind: "text"; readonly text: string } | { readonly kind: "too-large"; readonly size: number };
+  | { readonly kind: "text"; readonly text: string }
+  /** Not used, for the reason the finding gives (too large, not UTF-8). */
+  | { readonly kind: "refused"; readonly finding: Finding };
 
-/** Reads a UTF-8 file, refusing (without reading) files above MAX_MANIFEST_FILE_BYTES. */
+/**
+ * Reads a UTF-8 file, refusing (without reading) files above MAX_MANIFEST_FILE_BYTES and files
+ * that are not UTF-8: decoding would turn bad bytes into U+FFFD silently, in a comment unseen,
+ * in a tag as a baffling "character � is not allowed".
+ */
 async function readManifestFile(context: LoadContext, what: string, filePath: string): Promise<ReadResult> {
   checkAborted(context.signal);
   let handle;
@@ -142,17 +148,53 @@ async function readManifestFile(context: LoadContext, what: string, filePath: st
         filePath,
       );
     }
-    if (info.size > MAX_MANIFEST_FILE_BYTES) return { kind: "too-large", size: info.size };
-    const text = await handle.readFile({
-      encoding: "utf8",
-      ...(context.signal ? { signal: context.signal } : {}),
-    });
-    return { kind: "text", text };
+    if (info.size > MAX_MANIFEST_FILE_BYTES) {
+      return { kind: "refused", finding: tooLargeFinding(filePath, info.size) };
+    }
+    const bytes = await handle.readFile(context.signal ? { signal: context.signal } : {});
+    try {
+      return { kind: "text", text: new TextDecoder("utf-8", { fatal: true }).decode(bytes) };
+    } catch {
+      return { kind: "refused", finding: notUtf8Finding(filePath, bytes) };
+    }
   } catch (error) {
     throw ioError(context, what, filePath, error);
   } finally {
     await handle.close();
   }
+}
+
+/** Where the first byte that is not UTF-8 is (1-based line, column in characters before it). */
+function notUtf8Finding(file: string, bytes: Uint8Array): Finding {
+  const decoder = new TextDecoder("utf-8", { fatal: true });
+  // The longest prefix that decodes: a binary search over cut points (UTF-8 sequences are 1-4 bytes).
+  let good = 0;
+  let low = 0;
+  let high = bytes.length;
+  while (low <= high) {
+    const middle = Math.floor((low + high) / 2);
+    let ok = false;
+    for (let cut = middle; cut >= Math.max(0, middle - 3) && !ok; cut--) {
+      try {
+        decoder.decode(bytes.subarray(0, cut));
+        good = Math.max(good, cut);
+        ok = true;
+      } catch {
+        // Cut inside a sequence, or a bad byte before it.
+      }
+    }
+    if (ok) low = middle + 1;
+    else high = middle - 1;
+  }
+  const before = new TextDecoder().decode(bytes.subarray(0, good));
+  const lines = before.split("\n");
+  const line = lines.length;
+  const column = (lines.at(-1) ?? "").length + 1;
+  return makeFinding(
+    "yaml-syntax",
+    { file, line, column },
+    `the file is not UTF-8 text (byte 0x${(bytes[good] ?? 0).toString(16).padStart(2, "0")} at line ${line}, column ${column}); YAML files are UTF-8`,
+  );
 }
 
 function tooLargeFinding(file: string, size: number): Finding {
@@ -165,7 +207,7 @@ function tooLargeFinding(file: string, size: number): Finding {
 
 async function loadPlainManifest(file: string, context: LoadContext): Promise<ManifestSet> {
   const read = await readManifestFile(context, "manifest file", file);
-  if (read.kind === "too-large") return createManifestSet([], [tooLargeFinding(file, read.size)]);
+  if (read.kind === "refused") return createManifestSet([], [read.finding]);
   const parsed = parsePlainManifest({ file, text: read.text });
   return createManifestSet(parsed.manifest ? [parsed.manifest] : [], parsed.findings);
 }
@@ -289,13 +331,13 @@ async function loadThinManifestTree(root: string, context: LoadContext): Promise
         readImagesFile(context, imagesFile),
       ]);
       const projectFindings: Finding[] = [];
-      if (manifestRead.kind === "too-large") {
-        projectFindings.push(tooLargeFinding(file, manifestRead.size));
+      if (manifestRead.kind === "refused") {
+        projectFindings.push(manifestRead.finding);
         return { manifest: undefined, findings: projectFindings };
       }
       let images: ManifestText | undefined;
-      if (imagesRead?.kind === "too-large") {
-        projectFindings.push(tooLargeFinding(imagesFile, imagesRead.size));
+      if (imagesRead?.kind === "refused") {
+        projectFindings.push(imagesRead.finding);
         images = { file: imagesFile, text: "" };
       } else if (imagesRead) {
         images = { file: imagesFile, text: imagesRead.text };

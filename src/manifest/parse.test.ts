@@ -139,6 +139,28 @@ describe("parsePlainManifest: valid input and YAML quirks", () => {
     expect(manifest?.images[1]?.digests[0]?.tags.map((t) => t.tag)).toEqual(["v1", "v2"]);
   });
 
+  it("refuses values that an explicit YAML tag turns into something other than the text written", () => {
+    // "YXBw" is base64 for "app", "djE=" for "v1": a reviewer must promote what they read.
+    const { manifest, findings } = check(
+      withImages(`- name: !!binary YXBw
+  dmap:
+    "${D1}": ["v1"]
+- name: bar
+  dmap:
+    "${D2}": [!!binary djE=, !!str v2]
+    !!binary c2hhMjU2OmFh: ["v3"]
+`),
+    );
+    expect(findings.map((f) => `${f.position.line} ${f.rule}: ${f.message}`)).toEqual([
+      '6 invalid-type: an image name must be plain text, but the YAML tag !!binary turns "YXBw" into something else; write the value itself',
+      '11 invalid-type: a tag must be plain text, but the YAML tag !!binary turns "djE=" into something else; write the value itself',
+      '12 invalid-type: a key of the dmap of image "bar" must be plain text, but the YAML tag !!binary turns "c2hhMjU2OmFh" into something else; write the value itself',
+    ]);
+    // The image with a bad name is left out; bar keeps nothing of the digest with a bad tag.
+    expect(manifest?.images.map((image) => image.name)).toEqual(["bar"]);
+    expect(manifest?.images[0]?.digests).toEqual([]);
+  });
+
   it("resolves oci: registries against the manifest's folder and keeps the name as written", () => {
     const { manifest, short } = check(`registries:
 - name: oci:./staging

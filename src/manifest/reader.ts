@@ -78,6 +78,21 @@ export class ManifestReader {
     return "an alias";
   }
 
+  /**
+   * Whether a scalar is still the text that was written. The YAML library resolves a few explicit
+   * tags even in the failsafe schema (`!!binary` decodes base64, `!!timestamp` makes a date): a
+   * reviewer would read `!!binary djE=` while `v1` is promoted. Such values are refused.
+   */
+  private isText(node: Scalar.Parsed, what: string): boolean {
+    if (typeof node.value === "string") return true;
+    this.report(
+      "invalid-type",
+      node,
+      `${what} must be plain text, but the YAML tag ${(node.tag ?? "").replace("tag:yaml.org,2002:", "!!")} turns ${JSON.stringify(node.source)} into something else; write the value itself`,
+    );
+    return false;
+  }
+
   mapping(node: ParsedNode, what: string): YAMLMap.Parsed | undefined {
     if (isMap(node)) return node;
     this.report("invalid-type", node, `${what} must be a mapping, found ${this.describe(node)}`);
@@ -93,6 +108,7 @@ export class ManifestReader {
   /** A scalar read as the exact string written (the failsafe schema never converts it). */
   string(node: ParsedNode | undefined, what: string, at: SourcePosition): Located | undefined {
     if (node !== undefined && isScalar(node) && !this.isNull(node)) {
+      if (!this.isText(node, what)) return undefined;
       return { value: String(node.value), position: this.positionOf(node) };
     }
     this.report("invalid-type", node ?? at, `${what} must be a string, found ${this.describe(node)}`);
@@ -117,6 +133,7 @@ export class ManifestReader {
         );
         continue;
       }
+      if (!this.isText(key, `a key of ${what}`)) continue;
       const name = String(key.value);
       const keyPosition = this.positionOf(key);
       const first = firstPosition.get(name);

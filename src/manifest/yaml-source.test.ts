@@ -189,8 +189,10 @@ describe("parseYamlSource", () => {
   });
 
   it("refuses a second document", () => {
-    const { findings } = parseYamlSource("a: 1\n---\nb: 2\n", FILE);
+    const { source, findings } = parseYamlSource("a: 1\n---\nb: 2\n", FILE);
     expect(findings).toMatchObject([{ rule: "yaml-syntax", position: { line: 2, column: 1 } }]);
+    // The file is not used at all, not even its first document.
+    expect(source).toBeUndefined();
   });
 
   it("turns YAML warnings into yaml-warning findings", () => {

@@ -201,11 +201,13 @@ export function parseYamlSource(
   }
   const composer = new Composer(COMPOSER_OPTIONS);
   let document: Document.Parsed | undefined;
+  let secondDocument = false;
   try {
     for (const next of composer.compose(depthLimitedTokens(text, lineCounter), true, text.length)) {
       if (!document) {
         document = next;
       } else {
+        secondDocument = true;
         findings.push(
           makeFinding(
             "yaml-syntax",
@@ -242,7 +244,9 @@ export function parseYamlSource(
   for (const warning of document.warnings.slice(0, MAX_YAML_ERRORS_PER_FILE)) {
     findings.push(makeFinding("yaml-warning", positionAt(warning.pos[0]), yamlMessage(warning.message)));
   }
-  if (errors.length > 0) return { source: undefined, findings };
+  // A second document is a syntax error like any other: the whole file is not used (the first
+  // document alone is not what the author wrote, and not what a reviewer of the file read).
+  if (errors.length > 0 || secondDocument) return { source: undefined, findings };
   return { source: new YamlSource(file, document, lineCounter), findings };
 }
 

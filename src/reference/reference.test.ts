@@ -209,6 +209,8 @@ describe("registry location", () => {
     ["gcr.io/", /cannot end with/],
     ["gcr.io/Foo", /upper-case/],
     ["gcr.io//foo", /empty path component/],
+    ["https://gcr.io/foo", /has no scheme: write "gcr.io\/foo", not "https:\/\/gcr.io\/foo"/],
+    ["docker://127.0.0.1:5000", /has no scheme: write "127.0.0.1:5000"/],
   ])("rejects %j", (name, reason) => {
     expect(registryLocationProblem(name)).toMatch(reason);
     expect(() => parseRegistryLocation(name)).toThrow(/invalid registry/);

@@ -124,6 +124,11 @@ export function registryLocationProblem(name: string): string | undefined {
     return undefined;
   }
   if (name.length === 0) return "a registry name cannot be empty";
+  // Without this, "https://gcr.io/x" was refused for its "port" (the empty text after "https:").
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(name);
+  if (scheme) {
+    return `a registry name has no scheme: write ${JSON.stringify(name.slice(scheme[0].length))}, not ${JSON.stringify(name)} (HTTPS is used unless the registry is on loopback or named with --insecure-registry)`;
+  }
   if (name.endsWith("/")) return "a registry name cannot end with /";
   const slash = name.indexOf("/");
   const host = slash < 0 ? name : name.slice(0, slash);
