@@ -70,6 +70,8 @@ const UNCHANGED: EdgeDecision = Object.freeze({ kind: "unchanged" });
 const ADD_TAG: EdgeDecision = Object.freeze({ kind: "add-tag" });
 const COPY: EdgeDecision = Object.freeze({ kind: "copy" });
 const MISSING_SOURCE: EdgeDecision = Object.freeze({ kind: "missing-source" });
+/** Shared by destinations without tags until their first one; frozen, so never written to. */
+const NO_TAGS = Object.freeze([]) as unknown as Tag[];
 
 /**
  * Memoised display keys: edges share their RepositoryLocation objects, so formatting each
@@ -210,8 +212,12 @@ export function decidePlan(
     string,
     { location: RepositoryLocation; digests: Map<Digest, Map<string, MutableDestination>> }
   >();
+  const tagLists = new TagLists();
 
-  for (const [i, edge] of edges.entries()) {
+  // for-of over an array allocates nothing per step; entries() made a pair per edge.
+  let next = 0;
+  for (const edge of edges) {
+    const i = next++;
     const destinationKey = keys.of(edge.destination);
     const conflict = conflictOf(conflicts, destinationKey, edge.tag);
     let decision: EdgeDecision;
@@ -255,23 +261,55 @@ export function decidePlan(
     }
     let destination = byDigest.get(destinationKey);
     if (!destination) {
-      destination = { location: edge.destination, key: destinationKey, tags: [], needsContent: false };
+      destination = { location: edge.destination, key: destinationKey, tags: NO_TAGS, needsContent: false };
       byDigest.set(destinationKey, destination);
     }
     if (decision.kind === "copy") destination.needsContent = true;
-    // A handful of tags per digest: an array beats a Set in memory at this scale.
-    if (edge.tag !== undefined && !destination.tags.includes(edge.tag)) destination.tags.push(edge.tag);
+    if (edge.tag !== undefined && !destination.tags.includes(edge.tag)) {
+      destination.tags = tagLists.with(destination.tags, edge.tag);
+    }
   }
 
   const copies: PlannedCopy[] = [];
   for (const [sourceKey, bySource] of [...work].sort(compareByKey)) {
     for (const [digest, byDestination] of [...bySource.digests].sort(compareByKey)) {
       const destinations = [...byDestination.values()].sort(compareDestinations);
-      for (const destination of destinations) destination.tags.sort();
+      for (const destination of destinations) destination.tags = tagLists.sorted(destination.tags);
       copies.push({ source: bySource.location, sourceKey, digest, destinations });
     }
   }
   return { edges: planned, copies };
+}
+
+/**
+ * The tag lists of planned destinations, shared: the mirrors of one digest (22 to 66 in the real
+ * tree) get the same tags in the same order, so one list serves them all instead of one array
+ * per destination (~720,000 in the real tree). Lists are never changed once handed out: adding a
+ * tag gives another list.
+ */
+class TagLists {
+  private readonly next = new WeakMap<readonly Tag[], Map<Tag, Tag[]>>();
+  private readonly sortedLists = new WeakMap<readonly Tag[], Tag[]>();
+
+  /** The list of `tags` followed by `tag`. */
+  with(tags: readonly Tag[], tag: Tag): Tag[] {
+    let byTag = this.next.get(tags);
+    if (!byTag) this.next.set(tags, (byTag = new Map<Tag, Tag[]>()));
+    let list = byTag.get(tag);
+    if (!list) byTag.set(tag, (list = [...tags, tag].slice()));
+    return list;
+  }
+
+  /** `tags` sorted, itself when it already is. */
+  sorted(tags: Tag[]): Tag[] {
+    if (tags.length < 2) return tags;
+    let sorted = this.sortedLists.get(tags);
+    if (!sorted) {
+      sorted = tags.slice().sort();
+      this.sortedLists.set(tags, sorted);
+    }
+    return sorted;
+  }
 }
 
 type MutableDestination = { -readonly [K in keyof PlannedDestination]: PlannedDestination[K] } & {
