@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { captureIO } from "../../test/support/cli.js";
+import { commands } from "./commands/index.js";
 import { runCli } from "./main.js";
 
 describe("runCli", () => {
@@ -19,5 +20,18 @@ describe("runCli", () => {
     const { io, err } = captureIO();
     expect(await runCli(["frobnicate"], io)).toBe(2);
     expect(err()).toContain("unknown command");
+  });
+
+  it("names each lazily loaded command by the words its module declares, and lists them all in help", async () => {
+    for (const entry of commands) expect((await entry.load()).words).toEqual(entry.words);
+    const { io, out } = captureIO();
+    await runCli(["--help"], io);
+    for (const entry of commands) expect(out()).toContain(`  ${entry.words.join(" ")} `);
+  });
+
+  it("shows a command's help through `help WORDS`", async () => {
+    const { io, out } = captureIO();
+    expect(await runCli(["help", "audit", "serve"], io)).toBe(0);
+    expect(out()).toContain("Usage: promoter audit serve");
   });
 });

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { describeError, isPromoterError, UsageError } from "../errors.js";
 import { formatCommandHelp, parseCommandArgs, type Command } from "./command.js";
-import { commands } from "./commands/index.js";
+import { commands, type CommandEntry } from "./commands/index.js";
 import { ExitCode, writeLine, type CliIO } from "./io.js";
 
 /** The package version, read once from package.json next to dist/ or src/. */
@@ -10,17 +10,19 @@ export function packageVersion(): string {
   return (JSON.parse(text) as { version: string }).version;
 }
 
-function findCommand(argv: readonly string[]): { command: Command; rest: string[] } | undefined {
-  let best: Command | undefined;
-  for (const command of commands) {
-    const matches = command.words.every((word, i) => argv[i] === word);
-    if (matches && (!best || command.words.length > best.words.length)) best = command;
+function findCommand(argv: readonly string[]): { entry: CommandEntry; rest: string[] } | undefined {
+  let best: CommandEntry | undefined;
+  for (const entry of commands) {
+    const matches = entry.words.every((word, i) => argv[i] === word);
+    if (matches && (!best || entry.words.length > best.words.length)) best = entry;
   }
-  return best ? { command: best, rest: argv.slice(best.words.length) } : undefined;
+  return best ? { entry: best, rest: argv.slice(best.words.length) } : undefined;
 }
 
-export function formatGeneralHelp(): string {
-  const width = Math.max(...commands.map((command) => command.words.join(" ").length)) + 4;
+/** General help loads every command (for its summary); running one loads only that one. */
+export async function formatGeneralHelp(): Promise<string> {
+  const loaded = await Promise.all(commands.map((entry) => entry.load()));
+  const width = Math.max(...loaded.map((command) => command.words.join(" ").length)) + 4;
   const lines = [
     "Usage: promoter <command> [options]",
     "",
@@ -28,7 +30,7 @@ export function formatGeneralHelp(): string {
     "promotion manifest says so. Dry run unless --confirm is given.",
     "",
     "Commands:",
-    ...commands.map((command) => `  ${command.words.join(" ").padEnd(width)}${command.summary}`),
+    ...loaded.map((command) => `  ${command.words.join(" ").padEnd(width)}${command.summary}`),
     "",
     "Global options:",
     "  --help, -h     Show help (also: promoter <command> --help)",
@@ -46,7 +48,7 @@ export function formatGeneralHelp(): string {
 export async function runCli(argv: readonly string[], io: CliIO): Promise<number> {
   if (argv.length === 0 || argv[0] === "--help" || argv[0] === "-h" || argv[0] === "help") {
     const topic = argv[0] === "help" ? findCommand(argv.slice(1)) : undefined;
-    io.stdout.write(topic ? formatCommandHelp(topic.command) : formatGeneralHelp());
+    io.stdout.write(topic ? formatCommandHelp(await topic.entry.load()) : await formatGeneralHelp());
     return argv.length === 0 ? ExitCode.usage : ExitCode.ok;
   }
   if (argv[0] === "--version" || argv[0] === "-v") {
@@ -59,7 +61,8 @@ export async function runCli(argv: readonly string[], io: CliIO): Promise<number
     writeLine(io.stderr, `promoter: unknown command ${JSON.stringify(argv.join(" "))}. Commands: ${known}.`);
     return ExitCode.usage;
   }
-  const { command, rest } = found;
+  const { entry, rest } = found;
+  const command = await entry.load();
   if (rest.includes("--help") || rest.includes("-h")) {
     io.stdout.write(formatCommandHelp(command));
     return ExitCode.ok;

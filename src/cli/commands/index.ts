@@ -1,23 +1,29 @@
 import type { Command } from "../command.js";
-import { auditFindingsCommand } from "./audit-findings.js";
-import { auditReconcileCommand } from "./audit-reconcile.js";
-import { auditServeCommand } from "./audit-serve.js";
-import { checkCommand } from "./check.js";
-import { manifestAddCommand } from "./manifest-add.js";
-import { promoteCommand } from "./promote.js";
-import { snapshotCommand } from "./snapshot.js";
-import { validateCommand } from "./validate.js";
-import { verifyCommand } from "./verify.js";
 
-/** Every command of the CLI; `promoter --help` lists them in this order. */
-export const commands: readonly Command[] = [
-  validateCommand,
-  promoteCommand,
-  checkCommand,
-  manifestAddCommand,
-  snapshotCommand,
-  verifyCommand,
-  auditServeCommand,
-  auditReconcileCommand,
-  auditFindingsCommand,
+/**
+ * Every command of the CLI, by the words that name it; `promoter --help` lists them in this
+ * order. A command's module is loaded only when it runs: each pulls in its own part of the
+ * library (the registry client, sigstore, SQLite), and a `validate` should not pay for an auditor.
+ */
+export interface CommandEntry {
+  readonly words: readonly string[];
+  readonly load: () => Promise<Command>;
+}
+
+export const commands: readonly CommandEntry[] = [
+  { words: ["validate"], load: async () => (await import("./validate.js")).validateCommand },
+  { words: ["promote"], load: async () => (await import("./promote.js")).promoteCommand },
+  { words: ["check"], load: async () => (await import("./check.js")).checkCommand },
+  { words: ["manifest", "add"], load: async () => (await import("./manifest-add.js")).manifestAddCommand },
+  { words: ["snapshot"], load: async () => (await import("./snapshot.js")).snapshotCommand },
+  { words: ["verify"], load: async () => (await import("./verify.js")).verifyCommand },
+  { words: ["audit", "serve"], load: async () => (await import("./audit-serve.js")).auditServeCommand },
+  {
+    words: ["audit", "reconcile"],
+    load: async () => (await import("./audit-reconcile.js")).auditReconcileCommand,
+  },
+  {
+    words: ["audit", "findings"],
+    load: async () => (await import("./audit-findings.js")).auditFindingsCommand,
+  },
 ];
