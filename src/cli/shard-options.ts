@@ -1,5 +1,12 @@
 import { UsageError } from "../errors.js";
-import { checkedShard, parseShard, ShardError, type Shard } from "../plan/index.js";
+import {
+  checkedShard,
+  parseShard,
+  SHARD_KEYS,
+  ShardError,
+  type Shard,
+  type ShardKey,
+} from "../plan/index.js";
 import { stringOption, type OptionSpecs, type ParsedValues } from "./command.js";
 import type { CliIO } from "./io.js";
 
@@ -18,10 +25,30 @@ export const shardOptionSpecs = {
     valueName: "N",
     description: `Do only shard $${JOB_COMPLETION_INDEX_VARIABLE} of N (a Kubernetes Indexed Job)`,
   },
+  "shard-by": {
+    type: "string",
+    valueName: "KEY",
+    description: "repository (default: even shards) or image (all mirrors of an image in one shard)",
+  },
 } as const satisfies OptionSpecs;
 
+/** A shard and the key its repositories are hashed by. */
+export interface ShardSelection extends Shard {
+  readonly by: ShardKey;
+}
+
 /** The shard named by the flags, or undefined for the whole promotion. */
-export function shardFromOptions(values: ParsedValues, io: CliIO): Shard | undefined {
+export function shardFromOptions(values: ParsedValues, io: CliIO): ShardSelection | undefined {
+  const by = stringOption(values, "shard-by", SHARD_KEYS);
+  const shard = selectedShard(values, io);
+  if (!shard) {
+    if (by !== undefined) throw new UsageError("--shard-by goes with --shard I/N or --shards N");
+    return undefined;
+  }
+  return { ...shard, by: by ?? "repository" };
+}
+
+function selectedShard(values: ParsedValues, io: CliIO): Shard | undefined {
   const shard = stringOption(values, "shard");
   const shards = stringOption(values, "shards");
   try {

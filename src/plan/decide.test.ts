@@ -79,7 +79,8 @@ function decide(edges: PromotionEdge[], inv: ReturnType<typeof inventory>, confl
   return decidePlan(edges, inv, indexConflicts(conflicts));
 }
 
-const kinds = (decisions: readonly { readonly decision: EdgeDecision }[]) => decisions.map(({ decision }) => decision.kind);
+const kinds = (decisions: readonly { readonly decision: EdgeDecision }[]) =>
+  decisions.map(({ decision }) => decision.kind);
 
 describe("decidePlan", () => {
   it.each<[string, RepositoryState, EdgeDecision["kind"]]>([

@@ -13,7 +13,9 @@ import {
   parseShard,
   ShardError,
   shardFilter,
-  shardOfRepository,
+  shardKeyOf,
+  shardOfKey,
+  type ShardKey,
 } from "./shard.js";
 
 const repoRoot = path.resolve(import.meta.dirname, "../..");
@@ -38,40 +40,29 @@ describe("parseShard", () => {
   });
 });
 
-describe("shardOfRepository", () => {
-  it("is a stable function of the path (pinned: a change would split running Indexed Jobs)", () => {
-    // The first 48 bits of sha256("k8s-artifacts-prod/images/kwok/kwok") mod N; see docs/sharding.md.
+describe("shardOfKey", () => {
+  it("is a stable function of the key (pinned: a change would split running Indexed Jobs)", () => {
+    // The first 48 bits of sha256(key) mod N; docs/sharding.md computes the same with sha256sum.
     const pinned = [
+      "us-central1-docker.pkg.dev/k8s-artifacts-prod/images/kwok/kwok",
       "k8s-artifacts-prod/images/kwok/kwok",
-      "k8s-artifacts-prod/images/kubernetes/kube-apiserver",
       "prod/app",
-    ].map((repository) => [shardOfRepository(repository, 4), shardOfRepository(repository, 1000)]);
-    expect(pinned).toMatchInlineSnapshot(`
-      [
-        [
-          2,
-          846,
-        ],
-        [
-          0,
-          988,
-        ],
-        [
-          2,
-          242,
-        ],
-      ]
-    `);
+    ].map((key) => [shardOfKey(key, 4), shardOfKey(key, 1000)]);
+    expect(pinned).toEqual([
+      [2, 254],
+      [2, 846],
+      [2, 242],
+    ]);
     for (const count of [1, 2, 3, 7, 64]) {
-      const shard = shardOfRepository("prod/app", count);
+      const shard = shardOfKey("prod/app", count);
       expect(shard).toBeGreaterThanOrEqual(0);
       expect(shard).toBeLessThan(count);
     }
   });
 
-  it("spreads repositories evenly", () => {
+  it("spreads keys evenly", () => {
     const counts = new Array<number>(8).fill(0);
-    for (let i = 0; i < 8000; i++) counts[shardOfRepository(`images/project-${i}/image`, 8)]! += 1;
+    for (let i = 0; i < 8000; i++) counts[shardOfKey(`images/project-${i}/image`, 8)]! += 1;
     for (const count of counts) expect(count).toBeGreaterThan(850);
   });
 });
@@ -92,7 +83,11 @@ function edgeKeys(edges: Iterable<PromotionEdge>, keys: RepositoryKeys): Map<str
  * edge gets the same decision in its shard's plan as in the whole plan. Problems are collected
  * and asserted once (an expect per edge would take minutes on the real tree).
  */
-function checkPartition(set: ManifestSet, count: number): { edges: number; perShard: number[] } {
+function checkPartition(
+  set: ManifestSet,
+  count: number,
+  by: ShardKey,
+): { edges: number; perShard: number[] } {
   const keys = new RepositoryKeys();
   const all = [...promotionEdges(set)];
   const whole = edgeKeys(all, keys);
@@ -107,7 +102,7 @@ function checkPartition(set: ManifestSet, count: number): { edges: number; perSh
   const wholeDecisions = decisionsByKey(decidePlan(all, inventory, conflicts, keys).edges, keys);
 
   for (let index = 0; index < count; index++) {
-    const mine = all.filter(shardFilter({ index, count }));
+    const mine = all.filter(shardFilter({ index, count }, by));
     perShard.push(mine.length);
     for (const [key, n] of edgeKeys(mine, keys)) {
       if (seen.has(key)) problems.push(`${key} is in two shards`);
@@ -117,7 +112,7 @@ function checkPartition(set: ManifestSet, count: number): { edges: number; perSh
       const repository = keys.of(edge.destination);
       if ((repositoryShard.get(repository) ?? index) !== index) problems.push(`${repository} is split`);
       repositoryShard.set(repository, index);
-      if ((pathShard.get(edge.destination.repository) ?? index) !== index) {
+      if (by === "image" && (pathShard.get(edge.destination.repository) ?? index) !== index) {
         problems.push(`the mirrors of ${edge.destination.repository} are split`);
       }
       pathShard.set(edge.destination.repository, index);
@@ -186,8 +181,32 @@ describe("shardFilter", () => {
   it("partitions the fixture trees: disjoint shards that together are the whole plan", async () => {
     for (const tree of ["valid", "conflict", "nested"]) {
       const set = await loadManifests({ thinManifestDir: path.join(fixtures, tree) });
-      for (const count of [1, 2, 3, 5]) checkPartition(set, count);
+      for (const by of ["repository", "image"] as const) {
+        for (const count of [1, 2, 3, 5]) checkPartition(set, count, by);
+      }
     }
+  });
+
+  it("keys remote repositories by host and path, layouts by the registry name as written", () => {
+    const remote = {
+      image: "kwok",
+      destination: {
+        kind: "remote",
+        host: "US-Central1-docker.pkg.dev",
+        repository: "k8s-artifacts-prod/images/kwok/kwok",
+      },
+      destinationRegistry: { name: "US-Central1-docker.pkg.dev/k8s-artifacts-prod/images/kwok" },
+    } as unknown as PromotionEdge;
+    expect(shardKeyOf(remote)).toBe("us-central1-docker.pkg.dev/k8s-artifacts-prod/images/kwok/kwok");
+    expect(shardKeyOf(remote, "image")).toBe("k8s-artifacts-prod/images/kwok/kwok");
+    // The absolute directory differs between checkouts; the name in the manifest does not.
+    const layout = {
+      image: "team/app",
+      destination: { kind: "oci-layout", directory: "/home/ci/run-17/mirror/", repository: "team/app" },
+      destinationRegistry: { name: "oci:mirror/" },
+    } as unknown as PromotionEdge;
+    expect(shardKeyOf(layout)).toBe("oci:mirror/team/app");
+    expect(shardKeyOf(layout, "image")).toBe("team/app");
   });
 
   it("keeps everything with one shard, and combines with another filter", () => {
@@ -204,10 +223,13 @@ describe("shardFilter", () => {
     "partitions the real registry.k8s.io tree into disjoint shards that together are the whole plan",
     async () => {
       const set = await loadManifests({ thinManifestDir: path.join(k8sio, "registry.k8s.io") });
-      const { edges, perShard } = checkPartition(set, 4);
-      expect(edges).toBeGreaterThan(700_000);
-      // Image paths are the unit: no shard is empty or holds most of the work.
-      for (const n of perShard) expect(n / edges).toBeGreaterThan(0.1);
+      const byRepository = checkPartition(set, 4, "repository");
+      expect(byRepository.edges).toBeGreaterThan(700_000);
+      // ~9,800 repositories: even shards.
+      for (const n of byRepository.perShard) expect(n / byRepository.edges).toBeGreaterThan(0.23);
+      // ~450 image paths, some much bigger than others: no shard is empty or holds most of it.
+      const byImage = checkPartition(set, 3, "image");
+      for (const n of byImage.perShard) expect(n / byImage.edges).toBeGreaterThan(0.2);
     },
     120_000,
   );

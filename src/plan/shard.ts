@@ -9,20 +9,26 @@ import type { PromotionEdge } from "./edge.js";
  * destination repository, so every claim on one repository (its tags, a refused tag move, a
  * conflict) is decided by one worker, and no two workers ever write the same repository.
  *
- * The key hashed is the destination repository's path *within its registry* (`images/foo/bar`,
- * without the host). Mirrors name the same path on every host (registry.k8s.io has 22 regional
- * hosts with identical paths), so all mirrors of one image land in the same shard: its source is
- * read once and fans out to all of them, as in an unsharded run. A destination repository is a
- * single path, so it is never split between shards.
- *
- * The hash is stable across versions, platforms and runs: the first 48 bits of the SHA-256 of the
- * path's UTF-8 bytes, as an unsigned integer, modulo N (docs/sharding.md).
+ * The shard of a repository is a stable hash of its key: the first 48 bits of the SHA-256 of the
+ * key's UTF-8 bytes, as an unsigned integer, modulo N (docs/sharding.md shows it in one shell
+ * line). Two keys:
+ * - `repository` (default): the destination repository as the manifest names it,
+ *   `host/path/image` (host in lower case; for `oci:` the registry name as written, never the
+ *   absolute directory, which differs between checkouts). Spreads the work evenly, also the
+ *   mirrors of one image; each worker reads from the source what its own mirrors need.
+ * - `image`: the repository's path below its registry (`path/image`). Mirrors name the same path
+ *   on every host (registry.k8s.io: 22 regional hosts), so all mirrors of one image land in one
+ *   shard and its source blobs are read once for all of them, as in an unsharded run; shards are
+ *   less even (the unit is an image, and images differ in size).
  */
 export interface Shard {
   /** 0-based. */
   readonly index: number;
   readonly count: number;
 }
+
+export const SHARD_KEYS = ["repository", "image"] as const;
+export type ShardKey = (typeof SHARD_KEYS)[number];
 
 /** More shards than this is surely a typo (and each one reads the manifests). */
 export const MAX_SHARDS = 10_000;
@@ -55,24 +61,32 @@ export function checkedShard(index: number, count: number): Shard {
   return { index, count };
 }
 
-/** The shard (0 to count-1) a destination repository path belongs to. */
-export function shardOfRepository(repositoryPath: string, count: number): number {
-  const hex = createHash("sha256").update(repositoryPath, "utf8").digest("hex");
+/** The shard (0 to count-1) of a shard key. */
+export function shardOfKey(key: string, count: number): number {
+  const hex = createHash("sha256").update(key, "utf8").digest("hex");
   // 48 bits stay exact in a double; the modulo bias over at most MAX_SHARDS is below 1e-10.
   return Number.parseInt(hex.slice(0, 12), 16) % count;
 }
 
+/** The key an edge is sharded by (see the module comment). */
+export function shardKeyOf(edge: PromotionEdge, by: ShardKey = "repository"): string {
+  const destination = edge.destination;
+  if (by === "image") return destination.repository;
+  if (destination.kind === "remote") return `${destination.host.toLowerCase()}/${destination.repository}`;
+  return `${edge.destinationRegistry.name.replace(/\/+$/, "")}/${edge.image}`;
+}
+
 /**
- * A `planPromotion` filter keeping the edges of one shard. Edges share their location objects,
- * so each repository is hashed once however many edges name it.
+ * A `planPromotion` filter keeping the edges of one shard. Edges of one repository share their
+ * location object, so each repository is hashed once however many edges name it.
  */
-export function shardFilter(shard: Shard): (edge: PromotionEdge) => boolean {
+export function shardFilter(shard: Shard, by: ShardKey = "repository"): (edge: PromotionEdge) => boolean {
   if (shard.count === 1) return () => true;
   const cache = new WeakMap<RepositoryLocation, boolean>();
   return (edge) => {
     let mine = cache.get(edge.destination);
     if (mine === undefined) {
-      mine = shardOfRepository(edge.destination.repository, shard.count) === shard.index;
+      mine = shardOfKey(shardKeyOf(edge, by), shard.count) === shard.index;
       cache.set(edge.destination, mine);
     }
     return mine;
@@ -91,7 +105,7 @@ export function allOfFilters(
   return (edge) => present.every((filter) => filter(edge));
 }
 
-/** `shard 2/8` for messages (1-based would confuse: Kubernetes' completion index is 0-based). */
+/** `2/8` for messages: 0-based, as Kubernetes' completion index. */
 export function formatShard(shard: Shard): string {
   return `${shard.index}/${shard.count}`;
 }

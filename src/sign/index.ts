@@ -90,7 +90,13 @@ export {
   type AttachmentStatus,
   type ExecuteAttachmentsOptions,
 } from "./execute-attachments.js";
-export { canonicalRegistries, checkIdentity, identityFor, signatureTargets, type TargetOptions } from "./targets.js";
+export {
+  canonicalRegistries,
+  checkIdentity,
+  identityFor,
+  signatureTargets,
+  type TargetOptions,
+} from "./targets.js";
 export {
   checkSignatures,
   type SignatureCheck,

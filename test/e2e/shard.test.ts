@@ -98,29 +98,36 @@ afterAll(async () => {
 });
 
 describe("promote --shard", () => {
-  it("plans disjoint shards that together are the whole plan, keeping each image's mirrors together", async () => {
+  it("plans disjoint shards that together are the whole plan; --shard-by image keeps each image's mirrors together", async () => {
     const whole = await plan([]);
     expect(whole.status, whole.err).toBe(0);
     const all = whole.document!.edges.map(key).sort();
     expect(all).toHaveLength(2 * images.reduce((sum, image) => sum + image.tags.length, 0));
 
-    for (const count of [2, 3, 5]) {
-      const seen: string[] = [];
-      const byPath = new Map<string, number>();
-      for (let index = 0; index < count; index++) {
-        const shard = await plan(["--shard", `${index}/${count}`]);
-        expect(shard.status, shard.err).toBe(0);
-        expect(shard.document!.shard).toEqual({ index, count });
-        for (const edge of shard.document!.edges) {
-          seen.push(key(edge));
-          // mirror-a/<image> and mirror-b/deep/<image> share the path below the registry.
-          const image = edge.destination.replace(/^oci:.*\/mirror-(a|b\/deep)\//, "");
-          expect(byPath.get(image) ?? index, `${image} split across shards`).toBe(index);
-          byPath.set(image, index);
+    for (const by of ["repository", "image"] as const) {
+      for (const count of [2, 3, 5]) {
+        const seen: string[] = [];
+        const byRepository = new Map<string, number>();
+        const byPath = new Map<string, number>();
+        for (let index = 0; index < count; index++) {
+          const args = ["--shard", `${index}/${count}`, ...(by === "image" ? ["--shard-by", "image"] : [])];
+          const shard = await plan(args);
+          expect(shard.status, shard.err).toBe(0);
+          expect(shard.document!.shard).toEqual({ index, count, by });
+          for (const edge of shard.document!.edges) {
+            seen.push(key(edge));
+            expect(byRepository.get(edge.destination) ?? index, `${edge.destination} split`).toBe(index);
+            byRepository.set(edge.destination, index);
+            if (by !== "image") continue;
+            // mirror-a/<image> and mirror-b/deep/<image> share the path below the registry.
+            const image = edge.destination.replace(/^oci:.*\/mirror-(a|b\/deep)\//, "");
+            expect(byPath.get(image) ?? index, `${image} split across shards`).toBe(index);
+            byPath.set(image, index);
+          }
         }
+        expect(new Set(seen).size).toBe(seen.length); // disjoint
+        expect(seen.sort()).toEqual(all); // together, the whole plan
       }
-      expect(new Set(seen).size).toBe(seen.length); // disjoint
-      expect(seen.sort()).toEqual(all); // together, the whole plan
     }
   });
 
@@ -145,6 +152,8 @@ describe("promote --shard", () => {
         'JOB_COMPLETION_INDEX must be a whole number, not "x"',
       ],
       [["--shard", "0/2", "--shards", "2"], {}, "give either --shard I/N or --shards N, not both"],
+      [["--shard-by", "image"], {}, "--shard-by goes with --shard I/N or --shards N"],
+      [["--shard", "0/2", "--shard-by", "host"], {}, "--shard-by"],
     ] as const) {
       const run = await plan([...args], env);
       expect(run.status).toBe(2);

@@ -55,7 +55,7 @@ export const promoteCommand: Command = {
     "promote (--manifest FILE | --thin-manifest-dir DIR | --from-plan FILE) [--confirm] [--output text|json|markdown]\n" +
     "        [--report FILE] [--plan-file FILE] [--concurrency N] [--insecure-registry HOST[:PORT]]\n" +
     "        [--sign-key FILE [--sign-identity REF]] [--require-source-signature --source-public-key FILE]\n" +
-    "        [--shard I/N | --shards N]",
+    "        [--shard I/N | --shards N] [--shard-by repository|image]",
   description: `
 Reads the manifests, asks the registries only what the promotion needs (where each wanted tag
 points, whether each wanted digest exists) and decides every edge (image, digest, tag x
@@ -78,8 +78,9 @@ and are reconciled like images: a re-run adds whatever is missing. See docs/sign
 
 With --shard I/N (0-based I) only the destination repositories of shard I of N are planned and
 written, so N workers share one promotion without overlap; --shards N takes I from
-JOB_COMPLETION_INDEX (a Kubernetes Indexed Job). The split hashes the repository path below the
-registry, so all mirrors of one image stay in one shard. See docs/sharding.md.
+JOB_COMPLETION_INDEX (a Kubernetes Indexed Job). Repositories are split by a stable hash of
+their name; --shard-by image keeps all mirrors of an image in one shard, so its source blobs are
+read once. Limits such as --requests-per-second apply per worker. See docs/sharding.md.
 
 Exit status: 0 every edge done or already done; 1 some edge refused or failed, or the manifests
 have errors; 2 invalid input or usage. Formats: docs/promotion.md.`,
@@ -174,7 +175,7 @@ async function runPromote({ io, values }: { io: CliIO; values: ParsedValues }): 
         changedSince === undefined
           ? undefined
           : await edgesChangedSince(input ?? {}, changedSince, { cwd: io.cwd, signal: io.signal });
-      const filter = allOfFilters(changed?.filter, shard && shardFilter(shard));
+      const filter = allOfFilters(changed?.filter, shard && shardFilter(shard, shard.by));
       planned = await planPromotion(set, { ...options, ...(filter ? { filter } : {}) });
       findings = planned.validation.findings;
       writeFindings(io, findings);
