@@ -1,4 +1,5 @@
 import { describeError, isPromoterError } from "../errors.js";
+import { runBounded } from "../concurrency/index.js";
 import { silentLogger, type Logger } from "../log.js";
 import { parseManifest, type Descriptor, type ImageIndex } from "../oci/index.js";
 import type { Digest } from "../reference/index.js";
@@ -93,17 +94,14 @@ export async function planAttachments(
     claimed: new Set(),
   };
   const works: (AttachmentWork | undefined)[] = new Array<AttachmentWork | undefined>(targets.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < targets.length) {
-      options.signal?.throwIfAborted();
-      const index = next++;
-      const target = targets[index];
-      if (target) works[index] = await planTarget(target, context);
-    }
-  };
-  const concurrency = Math.max(1, Math.min(options.concurrency ?? 8, targets.length));
-  await Promise.all(Array.from({ length: concurrency }, worker));
+  await runBounded(
+    targets,
+    options.concurrency ?? 8,
+    async (target, index) => {
+      works[index] = await planTarget(target, context);
+    },
+    options.signal,
+  );
   return {
     format: context.format,
     mode: context.mode,

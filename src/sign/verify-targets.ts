@@ -1,4 +1,5 @@
 import { describeError, isPromoterError } from "../errors.js";
+import { runBounded } from "../concurrency/index.js";
 import { parseManifest } from "../oci/index.js";
 import type { Digest } from "../reference/index.js";
 import type { CallOptions, RepositoryStore, StoreProvider } from "../registry/index.js";
@@ -41,17 +42,13 @@ export async function verifyTargets(
 ): Promise<VerifyResult[]> {
   const call: CallOptions = options.signal ? { signal: options.signal } : {};
   const results: VerifyResult[][] = new Array<VerifyResult[]>(targets.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < targets.length) {
-      options.signal?.throwIfAborted();
-      const index = next++;
-      const target = targets[index];
-      if (target) results[index] = await verifyTarget(target, options, call);
-    }
-  };
-  await Promise.all(
-    Array.from({ length: Math.max(1, Math.min(options.concurrency ?? 8, targets.length)) }, worker),
+  await runBounded(
+    targets,
+    options.concurrency ?? 8,
+    async (target, index) => {
+      results[index] = await verifyTarget(target, options, call);
+    },
+    options.signal,
   );
   return results.flat();
 }
