@@ -159,9 +159,12 @@ export async function scanForIncompleteTags(
   for (const repository of repositories) {
     for (const tag of await listTags(registryUrl, repository)) {
       tags += 1;
-      const manifest = await getManifest(registryUrl, repository, tag);
-      if (manifest.status !== 200) {
-        problems.push(`${repository}:${tag}: manifest HTTP ${manifest.status}`);
+      const manifest = await resolveListedTag(registryUrl, repository, tag);
+      // Not pullable (yet): nobody can be served an incomplete image through it. The end-state
+      // check catches a tag that never resolves.
+      if (!manifest) continue;
+      if ("problem" in manifest) {
+        problems.push(manifest.problem);
         continue;
       }
       const key = `${repository}@${sha256(manifest.bytes)}`;
@@ -172,6 +175,31 @@ export async function scanForIncompleteTags(
     }
   }
   return { problems, tags };
+}
+
+/**
+ * The manifest a listed tag resolves to, or undefined while it does not resolve. distribution
+ * 2.8 lists a tag as soon as its folder exists, a moment before the link file that makes it
+ * resolve is written (404), and its filesystem driver truncates then writes that file in place,
+ * so a read in between finds it empty (500: an invalid digest). Both are the registry's own tag
+ * write in progress, so the tag is read again a few times; any other answer is a problem.
+ */
+async function resolveListedTag(
+  registryUrl: string,
+  repository: string,
+  tag: string,
+): Promise<{ bytes: Buffer } | { problem: string } | undefined> {
+  for (let attempt = 1; ; attempt++) {
+    const manifest = await getManifest(registryUrl, repository, tag);
+    if (manifest.status === 200) return manifest;
+    if (manifest.status !== 404 && manifest.status !== 500) {
+      return {
+        problem: `${repository}:${tag}: manifest HTTP ${manifest.status}: ${manifest.bytes.toString()}`,
+      };
+    }
+    if (attempt === 5) return undefined;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
 
 /**
