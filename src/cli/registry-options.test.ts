@@ -47,20 +47,22 @@ describe("registry options", () => {
       "2.5",
       "--registry-timeout",
       "30",
+      "--disable-http2",
     ]);
     const options = registryProviderOptions(values, io, silentLogger);
     expect(options.insecureRegistries).toEqual(["reg.internal:5000", "other.internal"]);
     expect(options.limits).toEqual({ defaults: { maxConcurrent: 4, requestsPerSecond: 2.5 } });
     expect(options.timeouts).toEqual({ headersMs: 30_000, bodyIdleMs: 30_000 });
+    expect(options.http2).toBe(false);
     expect(options.homeDirectory).toBe("/home/me");
     expect(options.env).toBe(io.env);
   });
 
-  it("defaults to 16 requests per host and no rate limit", () => {
+  it("defaults to 16 requests per host, no rate limit, and HTTP/2 where offered", () => {
     const { io } = captureIO();
-    expect(registryProviderOptions(parse([]), io, silentLogger).limits).toEqual({
-      defaults: { maxConcurrent: 16 },
-    });
+    const options = registryProviderOptions(parse([]), io, silentLogger);
+    expect(options.limits).toEqual({ defaults: { maxConcurrent: 16 } });
+    expect(options.http2).toBeUndefined();
   });
 
   it("refuses bad values with usage errors", () => {

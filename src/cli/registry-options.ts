@@ -9,7 +9,13 @@ import {
   type RegistryStoreProvider,
   type StoreProviderOptions,
 } from "../registry/index.js";
-import { stringListOption, stringOption, type OptionSpecs, type ParsedValues } from "./command.js";
+import {
+  booleanOption,
+  stringListOption,
+  stringOption,
+  type OptionSpecs,
+  type ParsedValues,
+} from "./command.js";
 import type { CliIO } from "./io.js";
 
 /**
@@ -48,6 +54,10 @@ export const registryOptionSpecs = {
     type: "string",
     valueName: "SECONDS",
     description: "Give up on a registry that sends nothing for this long (default 60)",
+  },
+  "disable-http2": {
+    type: "boolean",
+    description: "Speak only HTTP/1.1 to TLS registries (default: HTTP/2 where offered, blobs over HTTP/1.1)",
   },
 } as const satisfies OptionSpecs;
 
@@ -100,6 +110,7 @@ export function registryProviderOptions(
       },
     },
     ...(timeoutMs === undefined ? {} : { timeouts: { headersMs: timeoutMs, bodyIdleMs: timeoutMs } }),
+    ...(booleanOption(values, "disable-http2") ? { http2: false } : {}),
     logger,
   };
 }

@@ -76,6 +76,11 @@ export interface StoreProviderOptions {
   readonly random?: () => number;
   /** Host name -> IP address, consulted before DNS (like `curl --resolve`). */
   readonly hostAddresses?: Readonly<Record<string, string>>;
+  /**
+   * Offer HTTP/2 to TLS registries (default true): one connection per host carries every
+   * request, where HTTP/1.1 opens a new connection (and TLS handshake) after each HEAD.
+   */
+  readonly http2?: boolean;
   /** Upload blobs in PATCH chunks of this many bytes (default: one PUT unless the registry asks for chunks). */
   readonly uploadChunkBytes?: number;
   /** Page size (`n`) asked for in tag and catalog listings. Default 1000. */
@@ -145,6 +150,7 @@ export function createStoreProvider(options: StoreProviderOptions = {}): Registr
     ...(options.timeouts?.bodyIdleMs === undefined ? {} : { bodyTimeoutMs: options.timeouts.bodyIdleMs }),
     ...(options.timeouts?.connectMs === undefined ? {} : { connectTimeoutMs: options.timeouts.connectMs }),
     ...(options.userAgent === undefined ? {} : { userAgent: options.userAgent }),
+    ...(options.http2 === undefined ? {} : { http2: options.http2 }),
     logger,
   });
   const counter = new RequestCounter();

@@ -10,6 +10,8 @@ import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile, unlink } from "node:fs/promises";
 import { rmSync, unlinkSync } from "node:fs";
+import { get as httpGet } from "node:http";
+import { get as httpsGet } from "node:https";
 import { createServer } from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -55,12 +57,17 @@ export interface StartRegistryOptions {
   readonly tokenExpiresInSeconds?: number;
   /** Token auth: make the registry refuse tokens right at `expires_in` (it adds 60 s leeway). */
   readonly compensateTokenLeeway?: boolean;
+  /**
+   * Serve HTTPS with this key and certificate (PEM; `selfSignedCertificate` makes one). The
+   * registry then offers HTTP/2 and HTTP/1.1 by ALPN, as distribution does by default over TLS.
+   */
+  readonly tls?: { readonly key: string; readonly cert: string };
 }
 
 export interface TestRegistry {
   /** `127.0.0.1:PORT`, the registry host for references. */
   readonly host: string;
-  /** `http://127.0.0.1:PORT`. */
+  /** `http://127.0.0.1:PORT` (`https://` with `tls`). */
   readonly url: string;
   readonly auth: RegistryAuth;
   readonly users: readonly TestUser[];
@@ -149,6 +156,7 @@ function registryConfig(input: {
   relativeUrls: boolean;
   auth: Record<string, unknown> | undefined;
   notifications: readonly NotificationEndpoint[];
+  tls: { certificate: string; key: string } | undefined;
 }): string {
   const config: Record<string, unknown> = {
     version: 0.1,
@@ -164,6 +172,7 @@ function registryConfig(input: {
       secret: randomBytes(16).toString("hex"),
       relativeurls: input.relativeUrls,
       headers: { "X-Content-Type-Options": ["nosniff"] },
+      ...(input.tls ? { tls: input.tls } : {}),
     },
   };
   if (input.auth) config.auth = input.auth;
@@ -222,6 +231,13 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
       };
     }
 
+    let tlsFiles: { certificate: string; key: string } | undefined;
+    if (options.tls) {
+      tlsFiles = { certificate: path.join(tempDir, "tls.crt"), key: path.join(tempDir, "tls.key") };
+      await writeFile(tlsFiles.certificate, options.tls.cert);
+      await writeFile(tlsFiles.key, options.tls.key, { mode: 0o600 });
+    }
+
     let lastError: unknown;
     for (let attempt = 0; attempt < PORT_ATTEMPTS; attempt++) {
       const port = await findFreePort();
@@ -234,10 +250,20 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
           relativeUrls: options.relativeUrls ?? false,
           auth: authConfig,
           notifications: options.notifications ?? [],
+          tls: tlsFiles,
         }),
       );
       try {
-        return await launch({ port, auth, users, dataDir, tempDir, configPath, tokenServer });
+        return await launch({
+          port,
+          auth,
+          users,
+          dataDir,
+          tempDir,
+          configPath,
+          tokenServer,
+          tls: tlsFiles !== undefined,
+        });
       } catch (error) {
         lastError = error;
         // Another process took the port between our probe and the registry's bind: try another.
@@ -254,6 +280,25 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
 
 class PortTakenError extends Error {}
 
+/**
+ * The status of a GET, for the readiness probe. Over TLS the test's self-signed certificate is
+ * not checked here: the probe only asks whether the process is listening; the code under test
+ * always verifies.
+ */
+function probeStatus(url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const get = url.startsWith("https:") ? httpsGet : httpGet;
+    const request = get(url, { rejectUnauthorized: false, timeout: 1_000 }, (response) => {
+      response.resume();
+      response.on("end", () => {
+        resolve(response.statusCode ?? 0);
+      });
+    });
+    request.on("timeout", () => request.destroy(new Error("timeout")));
+    request.on("error", reject);
+  });
+}
+
 async function launch(input: {
   port: number;
   auth: RegistryAuth;
@@ -262,6 +307,7 @@ async function launch(input: {
   tempDir: string;
   configPath: string;
   tokenServer: TestTokenServer | undefined;
+  tls: boolean;
 }): Promise<TestRegistry> {
   const child = spawn(REGISTRY_PROGRAM, ["serve", input.configPath], {
     stdio: ["ignore", "pipe", "pipe"],
@@ -297,7 +343,7 @@ async function launch(input: {
     if (pidFile) await unlink(pidFile).catch(() => undefined);
   };
 
-  const url = `http://127.0.0.1:${input.port}`;
+  const url = `${input.tls ? "https" : "http"}://127.0.0.1:${input.port}`;
   const deadline = Date.now() + READY_TIMEOUT_MS;
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null) {
@@ -308,9 +354,8 @@ async function launch(input: {
       );
     }
     try {
-      const response = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(1_000) });
-      await response.arrayBuffer();
-      if (response.status === 200 || response.status === 401) break;
+      const status = await probeStatus(`${url}/v2/`);
+      if (status === 200 || status === 401) break;
     } catch {
       // Not listening yet.
     }
