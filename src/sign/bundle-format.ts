@@ -1,6 +1,6 @@
 import { createPublicKey } from "node:crypto";
-import { bundleFromJSON, type SerializedBundle } from "@sigstore/bundle";
-import { toSignedEntity, Verifier, type TrustMaterial } from "@sigstore/verify";
+import type { SerializedBundle } from "@sigstore/bundle";
+import type { TrustMaterial } from "@sigstore/verify";
 import { describeError } from "../errors.js";
 import { MediaType, parseManifest, type Descriptor } from "../oci/index.js";
 import { digestAlgorithm, digestHex, digestOf, type Digest } from "../reference/index.js";
@@ -138,19 +138,23 @@ export function publicKeyTrustMaterial(keys: readonly VerificationKey[]): TrustM
 /**
  * Verifies a key-signed bundle with `@sigstore/verify` (signature over the DSSE envelope with the
  * key its hint names), then checks the statement: cosign's signing predicate, the subject digest
- * and, when given, the identity.
+ * and, when given, the identity. sigstore-js is loaded on the first call (see signer.ts).
  */
-export function verifySigningBundle(
+export async function verifySigningBundle(
   bundleBytes: Uint8Array,
   keys: readonly VerificationKey[],
   expectation: { readonly digest: Digest; readonly identity?: string },
-): BundleVerdict {
+): Promise<BundleVerdict> {
   let serialized: SerializedBundle;
   try {
     serialized = JSON.parse(new TextDecoder().decode(bundleBytes)) as SerializedBundle;
   } catch {
     return { ok: false, reason: "the bundle is not JSON" };
   }
+  const [{ bundleFromJSON }, { toSignedEntity, Verifier }] = await Promise.all([
+    import("@sigstore/bundle"),
+    import("@sigstore/verify"),
+  ]);
   let keyId: string;
   let payload: Buffer;
   try {

@@ -103,7 +103,7 @@ export async function checkSignatures(
         if (!manifest) continue;
         const layer = bundleLayerOf(manifest, `${store.name}@${referrer.digest}`);
         const bytes = await readSmallBlob(store, layer, MAX_BUNDLE_BYTES, options);
-        const verdict = verifySigningBundle(bytes, expectation.keys, {
+        const verdict = await verifySigningBundle(bytes, expectation.keys, {
           digest,
           ...(expectation.identity === undefined ? {} : { identity: expectation.identity }),
         });

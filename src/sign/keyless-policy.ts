@@ -1,7 +1,7 @@
 import { createHash, createPublicKey } from "node:crypto";
 import type { Bundle } from "@sigstore/bundle";
-import { X509Certificate } from "@sigstore/core";
-import { toSignedEntity, Verifier, type TrustMaterial } from "@sigstore/verify";
+import type * as SigstoreVerifyModule from "@sigstore/verify";
+import type { TrustMaterial, Verifier } from "@sigstore/verify";
 import { describeError } from "../errors.js";
 import type { Descriptor } from "../oci/index.js";
 import type { Digest } from "../reference/index.js";
@@ -162,45 +162,52 @@ export function createKeylessPolicy(
   identities: readonly KeylessIdentity[],
   trust: TrustMaterial,
 ): KeylessPolicy {
-  const verifier = new Verifier(trust, { tlogThreshold: 1, ctlogThreshold: 0, timestampThreshold: 1 });
+  // sigstore-js is loaded when the first keyless signature is checked (see signer.ts).
+  let verifier: Promise<{ verifier: Verifier; verify: typeof SigstoreVerifyModule }> | undefined;
+  const loadVerifier = () =>
+    (verifier ??= import("@sigstore/verify").then((verify) => ({
+      verify,
+      verifier: new verify.Verifier(trust, { tlogThreshold: 1, ctlogThreshold: 0, timestampThreshold: 1 }),
+    })));
   return {
     identities,
-    verifyLayer(layer, payload, expectation) {
+    async verifyLayer(layer, payload, expectation) {
       const bundle = bundleOfLayer(layer, payload);
-      if (typeof bundle === "string") return Promise.resolve({ ok: false, reason: bundle });
+      if (typeof bundle === "string") return { ok: false, reason: bundle };
+      const { verify, verifier: loaded } = await loadVerifier();
       let subject: string | undefined;
       let issuer: string | undefined;
       try {
-        const signer = verifier.verify(toSignedEntity(bundle, Buffer.from(payload)));
+        const signer = loaded.verify(verify.toSignedEntity(bundle, Buffer.from(payload)));
         subject = signer.identity?.subjectAlternativeName;
         issuer = signer.identity?.extensions?.issuer;
       } catch (error) {
-        return Promise.resolve({
+        return {
           ok: false,
           reason: `keyless signature does not verify: ${describeError(error)}`,
-        });
+        };
       }
       if (!identities.some((identity) => identityMatches(identity, subject, issuer))) {
-        return Promise.resolve({
+        return {
           ok: false,
           reason: `signed by ${subject ?? "(no subject)"} from ${issuer ?? "(no issuer)"}, which the policy does not accept`,
-        });
+        };
       }
       const parsed = parseSimpleSigningPayload(payload);
-      if (!parsed.ok) return Promise.resolve({ ok: false, reason: parsed.reason });
+      if (!parsed.ok) return { ok: false, reason: parsed.reason };
       if (parsed.claims.manifestDigest !== expectation.digest) {
-        return Promise.resolve({
+        return {
           ok: false,
           reason: `the payload signs ${parsed.claims.manifestDigest}, not ${expectation.digest}`,
-        });
+        };
       }
       if (expectation.identity !== undefined && parsed.claims.dockerReference !== expectation.identity) {
-        return Promise.resolve({
+        return {
           ok: false,
           reason: `the payload names ${parsed.claims.dockerReference}, not ${expectation.identity}`,
-        });
+        };
       }
-      return Promise.resolve({ ok: true, signer: `${subject ?? "?"} (${issuer ?? "?"})` });
+      return { ok: true, signer: `${subject ?? "?"} (${issuer ?? "?"})` };
     },
   };
 }
@@ -230,9 +237,10 @@ function validity(range: { start?: string; end?: string } | undefined): { start:
  * Trust material from a sigstore `trusted_root.json` (public-good's, or a private deployment's):
  * Fulcio CA chains, Rekor and CT log keys, timestamp authorities.
  */
-export function trustMaterialFromTrustedRoot(json: unknown, where: string): TrustMaterial {
+export async function trustMaterialFromTrustedRoot(json: unknown, where: string): Promise<TrustMaterial> {
   if (typeof json !== "object" || json === null)
     throw new SignError("sign-policy", `${where}: not a trusted root`);
+  const { X509Certificate } = await import("@sigstore/core");
   const root = json as TrustedRootJson;
   try {
     const logs = (entries: TrustedRootJson["tlogs"]) =>

@@ -63,7 +63,7 @@ describe("keyless signing (stand-in Fulcio and Rekor)", () => {
       size: payload.length,
       annotations,
     };
-    const trust = trustMaterialFromTrustedRoot(services.trustedRoot(), "stand-in root");
+    const trust = await trustMaterialFromTrustedRoot(services.trustedRoot(), "stand-in root");
     const exact = createKeylessPolicy([{ subject: SUBJECT, issuer: ISSUER }], trust);
     expect(
       await exact.verifyLayer(layer, payload, { digest: DIGEST, identity: "registry.example.io/app" }),
@@ -86,7 +86,7 @@ describe("keyless signing (stand-in Fulcio and Rekor)", () => {
     expect((await partialMatch.verifyLayer(layer, payload, { digest: DIGEST })).ok).toBe(false);
     const untrusted = createKeylessPolicy(
       [{ subject: SUBJECT, issuer: ISSUER }],
-      trustMaterialFromTrustedRoot(otherServices.trustedRoot(), "other root"),
+      await trustMaterialFromTrustedRoot(otherServices.trustedRoot(), "other root"),
     );
     expect(await untrusted.verifyLayer(layer, payload, { digest: DIGEST })).toMatchObject({
       ok: false,
@@ -110,7 +110,7 @@ describe("keyless signing (stand-in Fulcio and Rekor)", () => {
     const serialized = await signer().signStatement(signingStatement(DIGEST, "registry.example.io/app"));
     const bundle = bundleFromJSON(serialized);
     expect(bundle.verificationMaterial.tlogEntries).toHaveLength(1);
-    const trust = trustMaterialFromTrustedRoot(services.trustedRoot(), "stand-in root");
+    const trust = await trustMaterialFromTrustedRoot(services.trustedRoot(), "stand-in root");
     const verified = new Verifier(trust, { ctlogThreshold: 0 }).verify(toSignedEntity(bundle), {
       subjectAlternativeName: SUBJECT,
       extensions: { issuer: ISSUER },

@@ -506,7 +506,7 @@ async function ownBundleIdentity(
   const bytes = await readSmallBlob(store, layer, MAX_BUNDLE_BYTES, call);
   const key = signer.verificationKey;
   if (key) {
-    const verdict = verifySigningBundle(bytes, [key], { digest: subject });
+    const verdict = await verifySigningBundle(bytes, [key], { digest: subject });
     return verdict.ok ? verdict.identity : undefined;
   }
   return keylessBundleIdentity(bytes, subject);

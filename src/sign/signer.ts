@@ -1,15 +1,9 @@
 import { sign as cryptoSign } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import * as path from "node:path";
-import { bundleToJSON, type Bundle, type SerializedBundle } from "@sigstore/bundle";
-import {
-  DSSEBundleBuilder,
-  FulcioSigner,
-  MessageSignatureBundleBuilder,
-  RekorWitness,
-  type Signer as SigstoreSigner,
-  type Witness,
-} from "@sigstore/sign";
+import type { Bundle, SerializedBundle } from "@sigstore/bundle";
+import type * as SigstoreSignModule from "@sigstore/sign";
+import type { Signer as SigstoreSigner, Witness } from "@sigstore/sign";
 import { AbortedError, describeError } from "../errors.js";
 import type { CallOptions } from "../registry/index.js";
 import { CosignAnnotation } from "./cosign-format.js";
@@ -22,7 +16,14 @@ import { ENV_KEY_PREFIX, verificationKeyOf, type SigningKey, type VerificationKe
  * (cosign's tag layout takes its signature, certificate and Rekor entry from it), or a DSSE
  * bundle over an in-toto statement (the sigstore bundle layout).
  * https://github.com/sigstore/sigstore-js/tree/main/packages/sign
+ *
+ * sigstore-js is loaded when the first signature is made, not when a command starts: most runs
+ * sign nothing, and loading it costs ~0.2 s.
  */
+
+type SigstoreSign = typeof SigstoreSignModule;
+/** Makes the sigstore-js signer and witnesses of a mode, once sigstore-js is loaded. */
+type SigstoreParts = (sign: SigstoreSign) => { signer: SigstoreSigner; witnesses: () => Witness[] };
 
 /** The in-toto payload type of the statements the bundle layout signs. */
 export const IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json";
@@ -119,28 +120,39 @@ export function cosignAnnotationsFromBundle(bundle: Bundle): Record<string, stri
 }
 
 class BundleSigner implements ImageSigner {
+  private loaded:
+    Promise<{ sign: SigstoreSign; signer: SigstoreSigner; witnesses: () => Witness[] }> | undefined;
+
   constructor(
     readonly mode: "key" | "keyless",
     readonly description: string,
-    private readonly signer: SigstoreSigner,
-    private readonly witnesses: () => Witness[],
+    private readonly parts: SigstoreParts,
     private readonly redact: (text: string) => string,
     readonly verificationKey: VerificationKey | undefined,
   ) {}
 
   async signPayload(payload: Uint8Array, options: CallOptions = {}): Promise<Record<string, string>> {
-    const builder = new MessageSignatureBundleBuilder({ signer: this.signer, witnesses: this.witnesses() });
+    const { sign, signer, witnesses } = await this.load();
+    const builder = new sign.MessageSignatureBundleBuilder({ signer, witnesses: witnesses() });
     const bundle = await this.run(() => builder.create({ data: Buffer.from(payload) }), options);
     return cosignAnnotationsFromBundle(bundle);
   }
 
   async signStatement(statement: Uint8Array, options: CallOptions = {}): Promise<SerializedBundle> {
-    const builder = new DSSEBundleBuilder({ signer: this.signer, witnesses: this.witnesses() });
+    const { sign, signer, witnesses } = await this.load();
+    const builder = new sign.DSSEBundleBuilder({ signer, witnesses: witnesses() });
     const bundle = await this.run(
       () => builder.create({ data: Buffer.from(statement), type: IN_TOTO_PAYLOAD_TYPE }),
       options,
     );
+    const { bundleToJSON } = await import("@sigstore/bundle");
     return bundleToJSON(bundle);
+  }
+
+  /** sigstore-js, and this mode's signer (one for the whole run: Fulcio's holds its key). */
+  private load() {
+    this.loaded ??= import("@sigstore/sign").then((sign) => ({ sign, ...this.parts(sign) }));
+    return this.loaded;
   }
 
   private async run<T>(work: () => Promise<T>, options: CallOptions): Promise<T> {
@@ -188,20 +200,22 @@ export function createKeySigner(key: SigningKey, options: KeySignerOptions = {})
       }),
   };
   const rekorUrl = options.rekorUrl;
-  const witnesses = (): Witness[] =>
-    rekorUrl === undefined
-      ? []
-      : [
-          new RekorWitness({
-            rekorBaseURL: rekorUrl,
-            timeout: options.timeoutMs ?? DEFAULT_SIGSTORE_TIMEOUT_MS,
-          }),
-        ];
+  const parts: SigstoreParts = (sign) => ({
+    signer,
+    witnesses: () =>
+      rekorUrl === undefined
+        ? []
+        : [
+            new sign.RekorWitness({
+              rekorBaseURL: rekorUrl,
+              timeout: options.timeoutMs ?? DEFAULT_SIGSTORE_TIMEOUT_MS,
+            }),
+          ],
+  });
   return new BundleSigner(
     "key",
     `key ${key.keyId.slice(0, 19)}…`,
-    signer,
-    witnesses,
+    parts,
     (text) => text,
     verificationKeyOf(key),
   );
@@ -249,21 +263,16 @@ export function createKeylessSigner(options: KeylessSignerOptions): ImageSigner 
       return token;
     },
   };
-  const signer = new FulcioSigner({ identityProvider, fulcioBaseURL: options.fulcioUrl, timeout });
-  const witnesses = (): Witness[] => [new RekorWitness({ rekorBaseURL: options.rekorUrl, timeout })];
+  const parts: SigstoreParts = (sign) => ({
+    signer: new sign.FulcioSigner({ identityProvider, fulcioBaseURL: options.fulcioUrl, timeout }),
+    witnesses: () => [new sign.RekorWitness({ rekorBaseURL: options.rekorUrl, timeout })],
+  });
   const redact = (text: string): string => {
     let result = text;
     for (const token of seen) result = result.split(token).join("[REDACTED]");
     return result;
   };
-  return new BundleSigner(
-    "keyless",
-    `keyless (Fulcio ${options.fulcioUrl})`,
-    signer,
-    witnesses,
-    redact,
-    undefined,
-  );
+  return new BundleSigner("keyless", `keyless (Fulcio ${options.fulcioUrl})`, parts, redact, undefined);
 }
 
 /** Reads an OIDC token from a file or `env://NAME`, read afresh each time (tokens expire). */

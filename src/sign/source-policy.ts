@@ -202,7 +202,7 @@ export async function loadSourcePolicy(
         `${file}: cannot read trustedRoot ${record.trustedRoot}: ${describeError(error)}`,
       );
     }
-    const trust = trustMaterialFromTrustedRoot(root, record.trustedRoot);
+    const trust = await trustMaterialFromTrustedRoot(root, record.trustedRoot);
     keyless = (identities) => createKeylessPolicy(identities, trust);
   }
   const rule = async (value: unknown, where: string): Promise<SourceRule> => {
