@@ -27,9 +27,10 @@ afterAll(async () => {
   await registry.stop();
 });
 
-function provider(http2?: boolean): RegistryStoreProvider {
+function provider(http2?: boolean, uploadChunkBytes?: number): RegistryStoreProvider {
   return createStoreProvider({
     credentialSources: [],
+    ...(uploadChunkBytes === undefined ? {} : { uploadChunkBytes }),
     caCertificates: certificate.cert,
     hostAddresses: { "registry.test": "127.0.0.1" },
     ...(http2 === undefined ? {} : { http2 }),
@@ -100,6 +101,24 @@ describe("distribution 2.8.2 over TLS", () => {
     // What was written is what skopeo reads (it reaches the same registry by its address).
     const judged = await skopeoInspectRaw(`docker://${registry.host}/tls/app:v2`);
     expect(judged.digest).toBe(image("h2").digest);
+  });
+
+  it("sends the chunks of a chunked upload over HTTP/1.1 too", async () => {
+    const client = provider(true, 100_000);
+    try {
+      const store = client.repository(
+        { kind: "remote", host, repository: parseRepositoryPath("tls/chunked") },
+        "destination",
+      );
+      await pushToStore(store, image("chunked"), ["v1"]);
+      expect((await store.resolve(parseTag("v1")))?.digest).toBe(image("chunked").digest);
+    } finally {
+      await client.close();
+    }
+    const patches = accessLog("tls/chunked").filter((line) => line.startsWith("PATCH "));
+    // Four layers of ~256 KiB in chunks of 100,000 bytes.
+    expect(patches.length).toBeGreaterThanOrEqual(12);
+    expect(new Set(patches.map((line) => line.split(" ")[2]))).toEqual(new Set(["HTTP/1.1"]));
   });
 
   it("speaks HTTP/1.1 only when HTTP/2 is off", async () => {

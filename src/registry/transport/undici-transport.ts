@@ -196,8 +196,12 @@ export class UndiciTransport implements Transport {
     });
   }
 
-  /** Whether a blob's bytes travel in this request (see the class comment). */
+  /**
+   * Whether a blob's bytes travel in this request (see the class comment): a streamed body, a
+   * chunk of a chunked upload (the client PATCHes only blob chunks), or a streamed response.
+   */
   private static carriesBlob(request: HttpRequest): boolean {
+    if (request.method === "PATCH") return true;
     if (request.body !== undefined && !(request.body instanceof Uint8Array)) return true;
     return request.method === "GET" && request.bufferLimit === undefined;
   }
