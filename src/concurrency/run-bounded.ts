@@ -1,4 +1,5 @@
 import { AbortedError } from "../errors.js";
+import { shareSignal } from "./shared-signal.js";
 
 /**
  * Runs `work` over `items` with at most `limit` in flight, in order of start. Rejects with the
@@ -10,6 +11,7 @@ export async function runBounded<T>(
   work: (item: T, index: number) => Promise<void>,
   signal?: AbortSignal,
 ): Promise<void> {
+  shareSignal(signal);
   let next = 0;
   let failure: { error: unknown } | undefined;
   const worker = async (): Promise<void> => {

@@ -5,7 +5,7 @@ import { FAN_OUT_START_TIMEOUT_MS } from "./fan-out.js";
 import { GraphCopier } from "./graph-copier.js";
 import type { RunContext } from "./run-state.js";
 import type { CopyOptions, CopyOutcome, CopyTask } from "./task.js";
-import { WorkLimiter } from "../concurrency/index.js";
+import { shareSignal, WorkLimiter } from "../concurrency/index.js";
 
 /** Blob transfers in flight by default: enough to hide latency, few enough for a laptop uplink. */
 export const DEFAULT_COPY_CONCURRENCY = 8;
@@ -56,6 +56,7 @@ export async function copyGraphs(
     throw new UsageError(`writeAttempts must be a positive integer, got ${writeAttempts}`);
   }
   const { signal } = options;
+  shareSignal(signal);
   const logger = options.logger ?? silentLogger;
   const limits = copyLimits(concurrency);
   const listener = options.onEvent;
