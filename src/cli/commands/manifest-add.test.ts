@@ -41,6 +41,21 @@ async function run(...args: string[]) {
   return { status, out: capture.out(), err: capture.err() };
 }
 
+/** `promoter manifest add --thin-manifest-dir tree --project <project> --image <image> ...rest`. */
+function addToManifest(project: string, image: string, ...rest: string[]) {
+  return run(
+    "manifest",
+    "add",
+    "--thin-manifest-dir",
+    "tree",
+    "--project",
+    project,
+    "--image",
+    image,
+    ...rest,
+  );
+}
+
 function git(...args: string[]): string {
   return execFileSync("git", args, {
     cwd: dir,
@@ -113,36 +128,14 @@ describe("promoter manifest add", () => {
   it("adds the staging digest of a tag as one line, then finds nothing to do", async () => {
     await writeProject("demo", IMAGES);
     commitAll();
-    const first = await run(
-      "manifest",
-      "add",
-      "--thin-manifest-dir",
-      "tree",
-      "--project",
-      "demo",
-      "--image",
-      "app",
-      "--tag",
-      "v2.0.0",
-    );
+    const first = await addToManifest("demo", "app", "--tag", "v2.0.0");
     expect(first.status, first.err).toBe(0);
     expect(first.out).toBe(`tree/images/demo/images.yaml:7: added ${multi.digest} to app, tags v2.0.0\n`);
     expect(numstat()).toEqual({ "tree/images/demo/images.yaml": [1, 0] });
     expect(addedLines()).toEqual([`    "${multi.digest}": ["v2.0.0"]`]);
     const text = await readFile(path.join(dir, "tree/images/demo/images.yaml"), "utf8");
 
-    const again = await run(
-      "manifest",
-      "add",
-      "--thin-manifest-dir",
-      "tree",
-      "--project",
-      "demo",
-      "--image",
-      "app",
-      "--tag",
-      "v2.0.0",
-    );
+    const again = await addToManifest("demo", "app", "--tag", "v2.0.0");
     expect(again.status).toBe(0);
     expect(again.out).toContain("already lists app@");
     expect(again.out).toContain("nothing to change");
@@ -155,14 +148,8 @@ describe("promoter manifest add", () => {
   it("sets production tags on a digest, lists a digest without a tag, adds new images in order", async () => {
     await writeProject("demo", IMAGES);
     commitAll();
-    const tagged = await run(
-      "manifest",
-      "add",
-      "--thin-manifest-dir",
-      "tree",
-      "--project",
+    const tagged = await addToManifest(
       "demo",
-      "--image",
       "app",
       "--digest",
       single.digest,
@@ -175,35 +162,13 @@ describe("promoter manifest add", () => {
     expect(numstat()).toEqual({ "tree/images/demo/images.yaml": [1, 1] });
     expect(addedLines()).toEqual([`    "${single.digest}": ["v1.0.0", "v1.0", "v1"]`]);
 
-    const tagless = await run(
-      "manifest",
-      "add",
-      "--thin-manifest-dir",
-      "tree",
-      "--project",
-      "demo",
-      "--image",
-      "app",
-      "--digest",
-      amd64.digest,
-    );
+    const tagless = await addToManifest("demo", "app", "--digest", amd64.digest);
     expect(tagless.status, tagless.err).toBe(0);
     expect(tagless.out).toContain("(no tag)");
     expect(addedLines()).toContain(`    "${amd64.digest}": []`);
 
     await writeOciLayoutDirectly(path.join(dir, "staging", "middle"), [{ content: other, tag: "v9" }]);
-    const image = await run(
-      "manifest",
-      "add",
-      "--thin-manifest-dir",
-      "tree",
-      "--project",
-      "demo",
-      "--image",
-      "middle",
-      "--tag",
-      "v9",
-    );
+    const image = await addToManifest("demo", "middle", "--tag", "v9");
     expect(image.status, image.err).toBe(0);
     const text = await readFile(path.join(dir, "tree/images/demo/images.yaml"), "utf8");
     expect(text).toContain(`\n- name: middle\n  dmap:\n    "${other.digest}": ["v9"]\n- name: zeta\n`);
@@ -214,33 +179,11 @@ describe("promoter manifest add", () => {
     await writeProject("demo", IMAGES);
     await writeProject("other", `- name: app\n  dmap:\n    "${other.digest}": ["v2.0.0", "v4"]\n`);
     commitAll();
-    const latest = await run(
-      "manifest",
-      "add",
-      "--thin-manifest-dir",
-      "tree",
-      "--project",
-      "demo",
-      "--image",
-      "app",
-      "--tag",
-      "latest",
-    );
+    const latest = await addToManifest("demo", "app", "--tag", "latest");
     expect(latest.status).toBe(1);
     expect(latest.err).toContain('tag "latest" is refused');
 
-    const moved = await run(
-      "manifest",
-      "add",
-      "--thin-manifest-dir",
-      "tree",
-      "--project",
-      "demo",
-      "--image",
-      "app",
-      "--tag",
-      "v2.0.0",
-    );
+    const moved = await addToManifest("demo", "app", "--tag", "v2.0.0");
     expect(moved.status).toBe(1);
     expect(moved.err).toMatch(
       /prod\/app:v2\.0\.0 already points at sha256:\S+ at tree\/images\/other\/images\.yaml:3:\d+ \(project other\)|already points at/,
@@ -248,32 +191,10 @@ describe("promoter manifest add", () => {
     expect(moved.err).toContain("images/other/images.yaml:3");
     expect(numstat()).toEqual({});
 
-    const missing = await run(
-      "manifest",
-      "add",
-      "--thin-manifest-dir",
-      "tree",
-      "--project",
-      "demo",
-      "--image",
-      "app",
-      "--tag",
-      "v7",
-    );
+    const missing = await addToManifest("demo", "app", "--tag", "v7");
     expect(missing.status).toBe(1);
     expect(missing.err).toContain("tag v7 is not in the staging repository");
-    const unknownDigest = await run(
-      "manifest",
-      "add",
-      "--thin-manifest-dir",
-      "tree",
-      "--project",
-      "demo",
-      "--image",
-      "app",
-      "--digest",
-      `sha256:${"b".repeat(64)}`,
-    );
+    const unknownDigest = await addToManifest("demo", "app", "--digest", `sha256:${"b".repeat(64)}`);
     expect(unknownDigest.status).toBe(1);
     expect(numstat()).toEqual({});
   });
@@ -295,35 +216,12 @@ describe("promoter manifest add", () => {
   it("--dry-run writes nothing; a read-only file keeps its mode when written", async () => {
     await writeProject("demo", IMAGES);
     const file = path.join(dir, "tree/images/demo/images.yaml");
-    const dry = await run(
-      "manifest",
-      "add",
-      "--thin-manifest-dir",
-      "tree",
-      "--project",
-      "demo",
-      "--image",
-      "app",
-      "--tag",
-      "v3.0.0",
-      "--dry-run",
-    );
+    const dry = await addToManifest("demo", "app", "--tag", "v3.0.0", "--dry-run");
     expect(dry.status).toBe(0);
     expect(dry.out).toContain("would add");
     expect(await readFile(file, "utf8")).toBe(IMAGES);
     await chmod(file, 0o640);
-    const real = await run(
-      "manifest",
-      "add",
-      "--thin-manifest-dir",
-      "tree",
-      "--project",
-      "demo",
-      "--image",
-      "app",
-      "--tag",
-      "v3.0.0",
-    );
+    const real = await addToManifest("demo", "app", "--tag", "v3.0.0");
     expect(real.status).toBe(0);
     expect(statSync(file).mode & 0o777).toBe(0o640);
   });
@@ -342,36 +240,14 @@ describe.skipIf(!haveRealTree)("promoter manifest add on copies of real images.y
     const real = await readFile(path.join(realTree, "images", project, "images.yaml"), "utf8");
     await writeProject(project, real);
     commitAll();
-    const added = await run(
-      "manifest",
-      "add",
-      "--thin-manifest-dir",
-      "tree",
-      "--project",
-      project,
-      "--image",
-      image,
-      "--tag",
-      "v99.0.0",
-    );
+    const added = await addToManifest(project, image, "--tag", "v99.0.0");
     expect(added.status, added.err).toBe(0);
     const stats = numstat()[`tree/images/${project}/images.yaml`];
     expect(stats?.[1]).toBe(0);
     expect(addedLines().join("\n")).toContain(multi.digest);
     expect(addedLines().join("\n")).toContain("v99.0.0");
 
-    const tag = await run(
-      "manifest",
-      "add",
-      "--thin-manifest-dir",
-      "tree",
-      "--project",
-      project,
-      "--image",
-      image,
-      "--tag",
-      "v99.0.1",
-    );
+    const tag = await addToManifest(project, image, "--tag", "v99.0.1");
     expect(tag.status, tag.err).toBe(0);
     const after = numstat()[`tree/images/${project}/images.yaml`];
     expect(after?.[1]).toBe(0);
