@@ -1,5 +1,3 @@
-import * as path from "node:path";
-import { UsageError } from "../../errors.js";
 import {
   loadManifests,
   validate,
@@ -8,7 +6,9 @@ import {
   type ValidationResult,
 } from "../../manifest/index.js";
 import { stringOption, type Command } from "../command.js";
+import { positionText, relativeFile } from "../format.js";
 import { ExitCode, type CliIO } from "../io.js";
+import { manifestInputFromOptions } from "../manifest-options.js";
 
 const OUTPUT_FORMATS = ["text", "json"] as const;
 type OutputFormat = (typeof OUTPUT_FORMATS)[number];
@@ -44,36 +44,16 @@ Rules and the JSON format: docs/manifest-format.md.`,
     output: { type: "string", valueName: "FORMAT", description: "text (default) or json" },
   },
   async run({ io, values }) {
-    const manifest = stringOption(values, "manifest");
-    const thinManifestDir = stringOption(values, "thin-manifest-dir");
     const output: OutputFormat = stringOption(values, "output", OUTPUT_FORMATS) ?? "text";
-    if (manifest !== undefined && thinManifestDir !== undefined) {
-      throw new UsageError("give either --manifest or --thin-manifest-dir, not both");
-    }
-    if (manifest === undefined && thinManifestDir === undefined) {
-      throw new UsageError("give --manifest FILE or --thin-manifest-dir DIR");
-    }
-    if (manifest === "" || thinManifestDir === "") throw new UsageError("the path must not be empty");
-    const set = await loadManifests(
-      manifest !== undefined ? { manifest } : { thinManifestDir: thinManifestDir ?? "" },
-      { signal: io.signal, cwd: io.cwd },
-    );
+    const input = manifestInputFromOptions(values);
+    const set = await loadManifests(input, { signal: io.signal, cwd: io.cwd });
     const result = validate(set);
     writeValidation(io, result, output);
     return result.ok ? ExitCode.ok : ExitCode.failed;
   },
 };
 
-function relativeFile(cwd: string, file: string): string {
-  if (!path.isAbsolute(file)) return file;
-  const relative = path.relative(cwd, file);
-  return relative === "" ? file : relative;
-}
-
-function positionText(cwd: string, position: SourcePosition): string {
-  return `${relativeFile(cwd, position.file)}:${position.line}:${position.column}`;
-}
-
+/** Like format.ts's `plural` but without thousands separators, as validate has always printed counts. */
 function plural(count: number, word: string, many = `${word}s`): string {
   return `${count} ${count === 1 ? word : many}`;
 }
