@@ -10,7 +10,6 @@ import {
 } from "../../oci/index.js";
 import {
   digestAlgorithm,
-  digestHex,
   digestOf,
   DigestVerifier,
   formatRepositoryLocation,
@@ -40,20 +39,13 @@ import {
 } from "./layout-index.js";
 import { MAX_INDEX_JSON_BYTES, MAX_LAYOUT_MANIFEST_BYTES } from "./limits.js";
 import { queueIndexChange } from "./index-update-queue.js";
+import { referrerDescriptor, referrersFallbackTag } from "../remote/referrers.js";
 
 export interface OciLayoutOptions {
   readonly logger?: Logger;
 }
 
 type OciLayoutLocation = Extract<RepositoryLocation, { kind: "oci-layout" }>;
-
-/**
- * The tag a registry without the referrers API uses for the referrers of `digest`.
- * https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#referrers-tag-schema
- */
-function referrersFallbackTag(digest: Digest): Tag {
-  return `${digestAlgorithm(digest)}-${digestHex(digest)}` as Tag;
-}
 
 /**
  * Opens one repository of an OCI layout tree: the layout directory `directory/repository`
@@ -452,7 +444,7 @@ class OciLayoutRepositoryStore implements RepositoryStore {
       throwIfAborted(options.signal, operation);
       const candidate = entry.descriptor;
       if (!isManifestMediaType(candidate.mediaType) || found.has(candidate.digest)) continue;
-      const referrer = await this.referrerDescriptor(candidate, digest, operation);
+      const referrer = await this.referrerOf(candidate, digest, operation);
       if (referrer) found.set(referrer.digest, referrer);
     }
     // Referrers pushed to a registry without the API, then copied here, sit in a tagged index.
@@ -479,7 +471,7 @@ class OciLayoutRepositoryStore implements RepositoryStore {
    * (or, for an image manifest without one, its config media type) and its annotations.
    * https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#listing-referrers
    */
-  private async referrerDescriptor(
+  private async referrerOf(
     candidate: Descriptor,
     subject: Digest,
     operation: string,
@@ -497,15 +489,7 @@ class OciLayoutRepositoryStore implements RepositoryStore {
     }
     this.subjectCache.set(candidate.digest, manifest.subject?.digest ?? null);
     if (manifest.subject?.digest !== subject) return undefined;
-    const artifactType =
-      manifest.artifactType ?? (manifest.kind === "manifest" ? manifest.config.mediaType : undefined);
-    return {
-      mediaType: manifest.mediaType,
-      digest: candidate.digest,
-      size: bytes.length,
-      ...(artifactType !== undefined ? { artifactType } : {}),
-      ...(manifest.annotations ? { annotations: manifest.annotations } : {}),
-    };
+    return referrerDescriptor({ mediaType: manifest.mediaType, digest: candidate.digest, bytes }, manifest);
   }
 
   async deleteManifest(digest: Digest, options: CallOptions = {}): Promise<void> {
