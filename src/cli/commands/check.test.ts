@@ -46,6 +46,16 @@ async function run(env: Record<string, string> = {}, ...args: string[]) {
   return { status, out: capture.out(), err: capture.err() };
 }
 
+/** `promoter check --base HEAD --thin-manifest-dir gitops ...args`. */
+function checkAgainstHead(...args: string[]) {
+  return run({}, "check", "--base", "HEAD", "--thin-manifest-dir", "gitops", ...args);
+}
+
+/** {@link checkAgainstHead} with `...args --output json -q`. */
+function checkJson(...args: string[]) {
+  return checkAgainstHead(...args, "--output", "json", "-q");
+}
+
 const imagesFile = (): string => path.join(dir, "repo", "gitops", "images", "app", "images.yaml");
 
 beforeEach(async () => {
@@ -91,23 +101,13 @@ function statusOf(document: CheckJson): Record<string, string> {
 
 describe("promoter check", () => {
   it("passes when nothing changed, and judges an added image against the registries", async () => {
-    const same = await run({}, "check", "--base", "HEAD", "--thin-manifest-dir", "gitops");
+    const same = await checkAgainstHead();
     expect(same.status, same.out + same.err).toBe(0);
     expect(same.out).toContain("0 changed files, 0 new edges, 0 removed edges");
     expect(same.out).toContain("Result: PASS");
 
     await writeFile(imagesFile(), `- name: app\n  dmap:\n    "${v1.digest}": ["v1.0.0", "v1.0"]\n`);
-    const added = await run(
-      {},
-      "check",
-      "--base",
-      "HEAD",
-      "--thin-manifest-dir",
-      "gitops",
-      "--output",
-      "json",
-      "-q",
-    );
+    const added = await checkJson();
     expect(added.status, added.out + added.err).toBe(0);
     const document = JSON.parse(added.out) as CheckJson & {
       schema: string;
@@ -130,7 +130,7 @@ describe("promoter check", () => {
 
   it("fails a tag move and a removal of what production serves; --allow-removals lets the removal pass", async () => {
     await writeFile(imagesFile(), `- name: app\n  dmap:\n    "${v2.digest}": ["v1.0.0"]\n`);
-    const moved = await run({}, "check", "--base", "HEAD", "--thin-manifest-dir", "gitops", "-q");
+    const moved = await checkAgainstHead("-q");
     expect(moved.status).toBe(1);
     expect(moved.out).toMatch(/FAIL {2}New edges against the registries/);
     expect(moved.out).toContain(
@@ -141,17 +141,7 @@ describe("promoter check", () => {
     expect(moved.out).toContain("Removing lines deletes nothing");
 
     await writeFile(imagesFile(), "[]\n");
-    const removed = await run(
-      {},
-      "check",
-      "--base",
-      "HEAD",
-      "--thin-manifest-dir",
-      "gitops",
-      "--output",
-      "json",
-      "-q",
-    );
+    const removed = await checkJson();
     expect(removed.status).toBe(1);
     const document = JSON.parse(removed.out) as CheckJson;
     expect(statusOf(document).removals).toBe("fail");
@@ -160,16 +150,7 @@ describe("promoter check", () => {
       file: "gitops/images/app/images.yaml",
       line: 3,
     });
-    const allowed = await run(
-      {},
-      "check",
-      "--base",
-      "HEAD",
-      "--thin-manifest-dir",
-      "gitops",
-      "--allow-removals",
-      "-q",
-    );
+    const allowed = await checkAgainstHead("--allow-removals", "-q");
     expect(allowed.status).toBe(0);
     expect(allowed.out).toMatch(/WARN {2}Removed edges/);
   });
@@ -179,17 +160,7 @@ describe("promoter check", () => {
       imagesFile(),
       `- name: app\n  dmap:\n    "${v1.digest}": ["v1.0.0"]\n    "sha256:${"1".repeat(63)}": ["v9"]\n    "sha256:${"2".repeat(64)}": ["v3.0.0"]\n    "${v2.digest}": ["v1.1.0"]\n`,
     );
-    const result = await run(
-      {},
-      "check",
-      "--base",
-      "HEAD",
-      "--thin-manifest-dir",
-      "gitops",
-      "--output",
-      "json",
-      "-q",
-    );
+    const result = await checkJson();
     expect(result.status).toBe(1);
     const document = JSON.parse(result.out) as CheckJson;
     const statuses = statusOf(document);
@@ -203,18 +174,7 @@ describe("promoter check", () => {
       `app:v1.1.0 is a single-platform image, but the previous version in its tag series (v#.#.#), v1.0.0 (${v1.digest}), is a multi-platform index`,
     );
 
-    const allowed = await run(
-      {},
-      "check",
-      "--base",
-      "HEAD",
-      "--thin-manifest-dir",
-      "gitops",
-      "--allow-kind-change",
-      "--output",
-      "json",
-      "-q",
-    );
+    const allowed = await checkJson("--allow-kind-change");
     expect(statusOf(JSON.parse(allowed.out) as CheckJson)["kind-changes"]).toBe("warn");
   });
 
@@ -272,13 +232,7 @@ describe("promoter check", () => {
     expect(markdown.startsWith("# earlier step\n### promoter check: :x: 2 checks failed")).toBe(true);
     expect(markdown).toContain("| Image size | :x: fail |");
 
-    const passing = await run(
-      {},
-      "check",
-      "--base",
-      "HEAD",
-      "--thin-manifest-dir",
-      "gitops",
+    const passing = await checkAgainstHead(
       "--allow-kind-change",
       "--max-image-size",
       "1MiB",
@@ -312,31 +266,11 @@ describe("promoter check", () => {
   it("compares with a tree that did not exist at the base: everything is new", async () => {
     git("rm", "-q", "-r", "gitops");
     git("commit", "-q", "-m", "remove");
-    const result = await run(
-      {},
-      "check",
-      "--base",
-      "HEAD",
-      "--thin-manifest-dir",
-      "gitops",
-      "--output",
-      "json",
-      "-q",
-    );
+    const result = await checkJson();
     // The working copy lost the files too (git rm): restore them from the first commit.
     expect(result.status).toBe(2);
     git("checkout", "-q", "HEAD~1", "--", "gitops");
-    const restored = await run(
-      {},
-      "check",
-      "--base",
-      "HEAD",
-      "--thin-manifest-dir",
-      "gitops",
-      "--output",
-      "json",
-      "-q",
-    );
+    const restored = await checkJson();
     const document = JSON.parse(restored.out) as CheckJson;
     expect(document.edges).toEqual({ added: 1, removed: 0 });
     expect(restored.status).toBe(0);
