@@ -1,10 +1,16 @@
 import type { Dirent } from "node:fs";
 import { open, readdir, realpath, stat } from "node:fs/promises";
 import * as path from "node:path";
+import { runBounded } from "../concurrency/index.js";
 import { AbortedError, PromoterError, UsageError } from "../errors.js";
 import { makeFinding } from "./finding.js";
 import type { Finding, ManifestSet, PromotionManifest } from "./model.js";
-import { parsePlainManifest, parseThinManifest, type ManifestText } from "./parse.js";
+import {
+  parsePlainManifest,
+  parseThinManifest,
+  type ManifestText,
+  type ParsedPromotionManifest,
+} from "./parse.js";
 import { createManifestSet } from "./rules.js";
 import { MAX_MANIFEST_FILE_BYTES } from "./yaml-source.js";
 
@@ -212,9 +218,14 @@ async function loadPlainManifest(file: string, context: LoadContext): Promise<Ma
   return createManifestSet(parsed.manifest ? [parsed.manifest] : [], parsed.findings);
 }
 
+interface FoundProject {
+  readonly project: string;
+  readonly file: string;
+}
+
 interface FoundManifests {
   /** `manifests/<project>/promoter-manifest.yaml`, by project. */
-  readonly projects: { readonly project: string; readonly file: string }[];
+  readonly projects: FoundProject[];
   /** promoter-manifest.yaml files anywhere else below manifests/. */
   readonly misplaced: string[];
 }
@@ -284,24 +295,6 @@ async function requireDirectory(context: LoadContext, what: string, directory: s
   }
 }
 
-/** Runs `task` over `items` with at most `limit` at a time; results keep the input order. */
-async function mapWithLimit<T, R>(
-  items: readonly T[],
-  limit: number,
-  task: (item: T) => Promise<R>,
-): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await task(items[index] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
-}
-
 async function loadThinManifestTree(root: string, context: LoadContext): Promise<ManifestSet> {
   await requireDirectory(context, "thin-manifest directory", root);
   const manifestsDir = path.join(root, "manifests");
@@ -321,32 +314,33 @@ async function loadThinManifestTree(root: string, context: LoadContext): Promise
     ),
   );
 
-  const results = await mapWithLimit(
-    found.projects,
-    MAX_CONCURRENT_MANIFEST_READS,
-    async ({ project, file }) => {
-      const imagesFile = path.join(root, "images", project, THIN_IMAGES_FILE);
-      const [manifestRead, imagesRead] = await Promise.all([
-        readManifestFile(context, "manifest file", file),
-        readImagesFile(context, imagesFile),
-      ]);
-      const projectFindings: Finding[] = [];
-      if (manifestRead.kind === "refused") {
-        projectFindings.push(manifestRead.finding);
-        return { manifest: undefined, findings: projectFindings };
-      }
-      let images: ManifestText | undefined;
-      if (imagesRead?.kind === "refused") {
-        projectFindings.push(imagesRead.finding);
-        images = { file: imagesFile, text: "" };
-      } else if (imagesRead) {
-        images = { file: imagesFile, text: imagesRead.text };
-      }
-      const parsed = parseThinManifest(project, { file, text: manifestRead.text }, images);
-      projectFindings.push(...parsed.findings);
-      return { manifest: parsed.manifest, findings: projectFindings };
-    },
-  );
+  const readProject = async ({ project, file }: FoundProject): Promise<ParsedPromotionManifest> => {
+    const imagesFile = path.join(root, "images", project, THIN_IMAGES_FILE);
+    const [manifestRead, imagesRead] = await Promise.all([
+      readManifestFile(context, "manifest file", file),
+      readImagesFile(context, imagesFile),
+    ]);
+    const projectFindings: Finding[] = [];
+    if (manifestRead.kind === "refused") {
+      projectFindings.push(manifestRead.finding);
+      return { manifest: undefined, findings: projectFindings };
+    }
+    let images: ManifestText | undefined;
+    if (imagesRead?.kind === "refused") {
+      projectFindings.push(imagesRead.finding);
+      images = { file: imagesFile, text: "" };
+    } else if (imagesRead) {
+      images = { file: imagesFile, text: imagesRead.text };
+    }
+    const parsed = parseThinManifest(project, { file, text: manifestRead.text }, images);
+    projectFindings.push(...parsed.findings);
+    return { manifest: parsed.manifest, findings: projectFindings };
+  };
+  const results = new Array<ParsedPromotionManifest>(found.projects.length);
+  // No signal here: readManifestFile checks it and says what was aborted.
+  await runBounded(found.projects, MAX_CONCURRENT_MANIFEST_READS, async (project, index) => {
+    results[index] = await readProject(project);
+  });
 
   const manifests: PromotionManifest[] = [];
   for (const result of results) {
