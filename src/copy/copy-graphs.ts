@@ -5,7 +5,7 @@ import { FAN_OUT_START_TIMEOUT_MS } from "./fan-out.js";
 import { GraphCopier } from "./graph-copier.js";
 import type { RunContext } from "./run-state.js";
 import type { CopyOptions, CopyOutcome, CopyTask } from "./task.js";
-import { shareSignal, WorkLimiter } from "../concurrency/index.js";
+import { runBounded, shareSignal, WorkLimiter } from "../concurrency/index.js";
 
 /** Blob transfers in flight by default: enough to hide latency, few enough for a laptop uplink. */
 export const DEFAULT_COPY_CONCURRENCY = 8;
@@ -83,16 +83,11 @@ export async function copyGraphs(
   const copier = new GraphCopier(run);
 
   const outcomes: CopyOutcome[][] = new Array<CopyOutcome[]>(tasks.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < tasks.length) {
-      const index = next++;
-      const task = tasks[index];
-      if (task === undefined) return;
-      outcomes[index] = signal?.aborted === true ? copier.skipTask(task) : await copier.copyTask(task);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limits.tasks, tasks.length) }, worker));
+  // No signal for runBounded: after an abort the remaining tasks still get their `aborted`
+  // outcomes (copyTask never rejects, skipTask does no I/O).
+  await runBounded(tasks, limits.tasks, async (task, index) => {
+    outcomes[index] = signal?.aborted === true ? copier.skipTask(task) : await copier.copyTask(task);
+  });
   const flat = outcomes.flat();
   const failed = flat.filter((outcome) => outcome.status === "failed").length;
   const aborted = flat.filter((outcome) => outcome.status === "aborted").length;
