@@ -143,17 +143,7 @@ export class GraphCopier {
     if (!root.ok) return failedWith(root.failure, []);
     const tagsWritten: Tag[] = [];
     const fail = (error: unknown, side: "source" | "destination", what: string) =>
-      failedWith(
-        nodeFailure(error, {
-          side,
-          digest,
-          what,
-          source: source.store.name,
-          destination: destination.name,
-          signal: this.run.signal,
-        }),
-        tagsWritten,
-      );
+      failedWith(this.failure(error, side, digest, what, source, destination), tagsWritten);
     for (const tag of tags) {
       let content: ManifestContent;
       try {
