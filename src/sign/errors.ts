@@ -1,4 +1,4 @@
-import { PromoterError } from "../errors.js";
+import { describeError, isPromoterError, PromoterError } from "../errors.js";
 
 /**
  * - `sign-key`: a signing or verification key cannot be used (unreadable, not PEM, not ECDSA
@@ -12,4 +12,9 @@ export type SignErrorCode = "sign-key" | "sign-failed" | "sign-policy" | "sign-f
 
 export class SignError extends PromoterError {
   declare readonly code: SignErrorCode;
+}
+
+/** An error as the code and message plans and outcomes carry (`internal` when not ours). */
+export function problemOf(error: unknown): { code: string; message: string } {
+  return { code: isPromoterError(error) ? error.code : "internal", message: describeError(error) };
 }

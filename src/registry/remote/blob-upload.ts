@@ -1,5 +1,5 @@
 import type { Descriptor } from "../../oci/index.js";
-import { digestAlgorithm, isDigest, type Digest, type RepositoryPath } from "../../reference/index.js";
+import type { Digest, RepositoryPath } from "../../reference/index.js";
 import { RegistryError } from "../errors.js";
 import { DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES } from "../limits.js";
 import { redactUrl } from "../redact.js";
@@ -7,6 +7,7 @@ import type { CallOptions } from "../store.js";
 import { requestError } from "../transport/request-error.js";
 import type { HttpRequest, HttpResponse } from "../transport/types.js";
 import { pullScope, pushScope } from "../auth/scope.js";
+import { announcedDigest, contradicts } from "./manifests.js";
 import type { RepositoryClient } from "./repository-client.js";
 
 /**
@@ -245,13 +246,8 @@ function closingUrl(session: URL, digest: Digest): URL {
 }
 
 function checkStored(response: HttpResponse, request: HttpRequest, descriptor: Descriptor): void {
-  const announced = response.headers.get("docker-content-digest")?.trim();
-  if (
-    announced !== undefined &&
-    isDigest(announced) &&
-    digestAlgorithm(announced) === digestAlgorithm(descriptor.digest) &&
-    announced !== descriptor.digest
-  ) {
+  const announced = announcedDigest(response);
+  if (contradicts(announced, descriptor.digest)) {
     throw requestError(
       "registry-digest-mismatch",
       `uploaded blob ${descriptor.digest} but the registry stored ${announced}`,

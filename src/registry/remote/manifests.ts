@@ -3,6 +3,7 @@ import { digestAlgorithm, digestOf, isDigest, type Digest, type Tag } from "../.
 import { MANIFEST_READ_ATTEMPTS, MAX_MANIFEST_BYTES } from "../limits.js";
 import type { CallOptions, ManifestContent } from "../store.js";
 import { requestError } from "../transport/request-error.js";
+import type { HttpResponse } from "../transport/types.js";
 import { pullScope, pushScope } from "../auth/scope.js";
 import type { RepositoryClient } from "./repository-client.js";
 
@@ -21,9 +22,22 @@ export function bareMediaType(contentType: string | undefined): string | undefin
   return bare === undefined || bare.length === 0 ? undefined : bare;
 }
 
-function announcedDigest(value: string | undefined): Digest | undefined {
-  const trimmed = value?.trim();
+/** The digest a response announces in `Docker-Content-Digest`, when it is one. */
+export function announcedDigest(response: HttpResponse): Digest | undefined {
+  const trimmed = response.headers.get("docker-content-digest")?.trim();
   return trimmed !== undefined && isDigest(trimmed) ? trimmed : undefined;
+}
+
+/**
+ * Whether an announced digest contradicts `expected`: same algorithm, other value. A digest of
+ * another algorithm says nothing about `expected`.
+ */
+export function contradicts(announced: Digest | undefined, expected: Digest): announced is Digest {
+  return (
+    announced !== undefined &&
+    digestAlgorithm(announced) === digestAlgorithm(expected) &&
+    announced !== expected
+  );
 }
 
 /** The media type of manifest bytes: the document's own `mediaType`, else the Content-Type. */
@@ -91,7 +105,7 @@ async function getManifestOnce(
   }
   if (response.status !== 200) throw await client.fail(response, request);
   const bytes = response.bytes ?? new Uint8Array();
-  const announced = announcedDigest(response.headers.get("docker-content-digest"));
+  const announced = announcedDigest(response);
   const expected: Digest = isDigest(reference) ? reference : (announced ?? digestOf(bytes));
   const actual = digestOf(bytes, digestAlgorithm(expected));
   if (actual !== expected) {
@@ -104,19 +118,13 @@ async function getManifestOnce(
       ),
     );
   }
-  if (
-    isDigest(reference) &&
-    announced !== undefined &&
-    digestAlgorithm(announced) === digestAlgorithm(reference)
-  ) {
-    if (announced !== reference) {
-      throw requestError(
-        "registry-digest-mismatch",
-        `asked for manifest ${reference} but the registry announced ${announced}`,
-        request,
-        { status: response.status, url: response.url },
-      );
-    }
+  if (isDigest(reference) && contradicts(announced, reference)) {
+    throw requestError(
+      "registry-digest-mismatch",
+      `asked for manifest ${reference} but the registry announced ${announced}`,
+      request,
+      { status: response.status, url: response.url },
+    );
   }
   return {
     digest: expected,
@@ -142,13 +150,8 @@ export async function resolveManifest(
   );
   if (response.status === 404) return undefined;
   if (response.status !== 200) throw await client.fail(response, request);
-  const announced = announcedDigest(response.headers.get("docker-content-digest"));
-  if (
-    isDigest(reference) &&
-    announced !== undefined &&
-    digestAlgorithm(announced) === digestAlgorithm(reference) &&
-    announced !== reference
-  ) {
+  const announced = announcedDigest(response);
+  if (isDigest(reference) && contradicts(announced, reference)) {
     throw requestError(
       "registry-digest-mismatch",
       `asked for manifest ${reference} but the registry announced ${announced}`,
@@ -226,12 +229,8 @@ export async function putManifest(
     throw await client.fail(response, request);
   }
   await response.discard();
-  const announced = announcedDigest(response.headers.get("docker-content-digest"));
-  if (
-    announced !== undefined &&
-    digestAlgorithm(announced) === digestAlgorithm(content.digest) &&
-    announced !== content.digest
-  ) {
+  const announced = announcedDigest(response);
+  if (contradicts(announced, content.digest)) {
     throw requestError(
       "registry-digest-mismatch",
       `pushed manifest ${content.digest} but the registry stored ${announced}`,
