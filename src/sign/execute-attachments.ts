@@ -1,5 +1,5 @@
 import { copyGraphs } from "../copy/index.js";
-import { AbortedError, describeError, isPromoterError } from "../errors.js";
+import { AbortedError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import type { Digest, Tag } from "../reference/index.js";
 import type { CallOptions, RepositoryStore, StoreProvider } from "../registry/index.js";
@@ -19,7 +19,7 @@ import {
   signatureLayer,
   simpleSigningPayload,
 } from "./cosign-format.js";
-import { SignError } from "./errors.js";
+import { problemOf, SignError } from "./errors.js";
 import type { ImageSigner } from "./signer.js";
 import { signingStatement } from "./bundle-format.js";
 import type { SignatureSubject } from "./subjects.js";
@@ -72,10 +72,6 @@ interface Context {
   readonly call: CallOptions;
   readonly cache: BlobCache;
   readonly logger: Logger;
-}
-
-function errorOf(error: unknown): { code: string; message: string } {
-  return { code: isPromoterError(error) ? error.code : "internal", message: describeError(error) };
 }
 
 export async function executeAttachments(
@@ -196,7 +192,7 @@ async function executeItem(
     }
   } catch (error) {
     if (error instanceof AbortedError) throw error;
-    const failure = errorOf(error);
+    const failure = problemOf(error);
     context.logger.log("error", `signing ${subject.digest} failed`, { error: failure.message });
     for (const key of writeTo) outcomes.push({ ...base, destination: key, status: "failed", error: failure });
     return outcomes;
@@ -290,7 +286,7 @@ async function writeContent(
           await store.putManifest(content.manifest, reference, context.call);
         } catch (error) {
           if (context.options.signal?.aborted) throw error;
-          failures.set(key, errorOf(error));
+          failures.set(key, problemOf(error));
         }
       }),
     );
@@ -316,7 +312,7 @@ async function writeContent(
     if (!entry) continue;
     const [key, store] = entry;
     if (copy.status === "failed" || copy.status === "aborted") {
-      failures.set(key, errorOf(copy.error ?? new Error(`copy ${copy.status}`)));
+      failures.set(key, problemOf(copy.error ?? new Error(`copy ${copy.status}`)));
       continue;
     }
     // A referrer already stored but missing from the destination's referrers list (copied by a
@@ -327,7 +323,7 @@ async function writeContent(
         if (manifest) await store.putManifest(manifest, content.digest, context.call);
       } catch (error) {
         if (context.options.signal?.aborted) throw error;
-        failures.set(key, errorOf(error));
+        failures.set(key, problemOf(error));
       }
     }
   }

@@ -1,4 +1,4 @@
-import { describeError, isPromoterError } from "../errors.js";
+import { describeError } from "../errors.js";
 import { runBounded } from "../concurrency/index.js";
 import { silentLogger, type Logger } from "../log.js";
 import { parseManifest, type Descriptor, type ImageIndex } from "../oci/index.js";
@@ -29,6 +29,7 @@ import {
   type ObservedLayerSet,
   type TagState,
 } from "./decide-attachments.js";
+import { problemOf } from "./errors.js";
 import type { ImageSigner } from "./signer.js";
 import { signatureSubjects, type SignatureSubject } from "./subjects.js";
 import { hasKeylessSignatureOf, hasOwnSignature } from "./verify-layer.js";
@@ -112,10 +113,6 @@ export async function planAttachments(
 
 function carries(target: SignatureTarget, mode: AttachmentMode): boolean {
   return mode === "all" || (mode === "copied" && target.copied);
-}
-
-function problemOf(error: unknown): { code: string; message: string } {
-  return { code: isPromoterError(error) ? error.code : "internal", message: describeError(error) };
 }
 
 async function planTarget(target: SignatureTarget, context: Context): Promise<AttachmentWork | undefined> {
