@@ -1,3 +1,4 @@
+import { runBounded } from "../concurrency/index.js";
 import { copyGraphs } from "../copy/index.js";
 import { AbortedError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
@@ -12,7 +13,7 @@ import type {
   WorkItemKind,
 } from "./attachment-plan.js";
 import { BlobCache, ensureBlob, type PlannedBlob } from "./blob-io.js";
-import { buildBundleReferrer } from "./bundle-format.js";
+import { buildBundleReferrer, signingStatement } from "./bundle-format.js";
 import {
   buildLayerSet,
   MAX_SIGNATURE_LAYER_BYTES,
@@ -21,7 +22,6 @@ import {
 } from "./cosign-format.js";
 import { problemOf, SignError } from "./errors.js";
 import type { ImageSigner } from "./signer.js";
-import { signingStatement } from "./bundle-format.js";
 import type { SignatureSubject } from "./subjects.js";
 
 /**
@@ -85,16 +85,11 @@ export async function executeAttachments(
     logger: options.logger ?? silentLogger,
   };
   const results: AttachmentOutcome[][] = new Array<AttachmentOutcome[]>(plan.works.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < plan.works.length) {
-      const index = next++;
-      const work = plan.works[index];
-      if (work) results[index] = await executeWork(work, context);
-    }
-  };
-  const concurrency = Math.max(1, Math.min(options.concurrency ?? 8, plan.works.length));
-  await Promise.all(Array.from({ length: concurrency }, worker));
+  // No signal for runBounded: after an abort each remaining work still reports its items as
+  // aborted (executeWork checks the signal itself).
+  await runBounded(plan.works, options.concurrency ?? 8, async (work, index) => {
+    results[index] = await executeWork(work, context);
+  });
   return results.flat();
 }
 
