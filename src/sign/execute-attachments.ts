@@ -3,7 +3,7 @@ import { copyGraphs } from "../copy/index.js";
 import { AbortedError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import type { Digest, Tag } from "../reference/index.js";
-import type { CallOptions, RepositoryStore, StoreProvider } from "../registry/index.js";
+import type { CallOptions, ManifestContent, RepositoryStore, StoreProvider } from "../registry/index.js";
 import type {
   AttachmentPlan,
   AttachmentWork,
@@ -302,6 +302,8 @@ async function writeContent(
       logger: context.logger,
     },
   );
+  // Read once for every destination that needs it re-stored; a failed read is not kept.
+  let referrer: ManifestContent | undefined;
   for (const copy of copies) {
     const entry = entries[copy.destinationIndex];
     if (!entry) continue;
@@ -314,8 +316,8 @@ async function writeContent(
     // tool that did not maintain the tag-schema index): storing it again records it there.
     if (!item.tag && copy.status !== "copied") {
       try {
-        const manifest = await content.from.getManifest(content.digest, context.call);
-        if (manifest) await store.putManifest(manifest, content.digest, context.call);
+        referrer ??= await content.from.getManifest(content.digest, context.call);
+        if (referrer) await store.putManifest(referrer, content.digest, context.call);
       } catch (error) {
         if (context.options.signal?.aborted) throw error;
         failures.set(key, problemOf(error));
