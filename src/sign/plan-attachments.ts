@@ -260,6 +260,21 @@ async function tagState(
   }
 }
 
+/** The tag's state at each destination, in order. */
+function tagStates(
+  destinations: readonly OpenDestination[],
+  tag: string,
+  call: CallOptions,
+  signal?: AbortSignal,
+): Promise<DestinationTagState[]> {
+  return Promise.all(
+    destinations.map(async (destination) => ({
+      key: destination.key,
+      state: await tagState(destination.store, tag, call, signal),
+    })),
+  );
+}
+
 async function readObserved(
   store: RepositoryStore,
   digest: Digest,
@@ -298,12 +313,7 @@ async function planSubject(
     const sourceDigest = sourceTags.get(kind);
     if (!signHere && !mirrorHere && sourceDigest === undefined) continue;
     const tag = attachmentTag(subject.digest, kind);
-    const states = await Promise.all(
-      destinations.map(async (destination): Promise<DestinationTagState> => ({
-        key: destination.key,
-        state: await tagState(destination.store, tag, call, signal),
-      })),
-    );
+    const states = await tagStates(destinations, tag, call, signal);
     const manifests = new Map<Digest, ObservedLayerSet>();
     const resolved: DestinationTagState[] = [];
     for (const [i, state] of states.entries()) {
@@ -353,12 +363,7 @@ async function planSubject(
   const sbom = sourceTags.get("sbom");
   if (sbom !== undefined) {
     const tag = attachmentTag(subject.digest, "sbom");
-    const states = await Promise.all(
-      destinations.map(async (destination): Promise<DestinationTagState> => ({
-        key: destination.key,
-        state: await tagState(destination.store, tag, call, signal),
-      })),
-    );
+    const states = await tagStates(destinations, tag, call, signal);
     items.push(decideSingleDocument({ tag, source: { digest: sbom, from: source }, destinations: states }));
   }
 
