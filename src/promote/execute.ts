@@ -7,6 +7,7 @@ import {
   type PlannedCopy,
   type PlannedDestination,
   type PlannedEdge,
+  type PromotionEdge,
   type PromotionPlan,
 } from "../plan/index.js";
 import type { Digest } from "../reference/index.js";
@@ -30,8 +31,14 @@ export interface ExecutionResult {
 
 const TAG_NOT_WRITTEN = { code: "tag-not-written", message: "the copy engine did not write this tag" };
 
-function copyKey(sourceKey: string, digest: Digest, destinationKey: string): string {
+/** Names one (source repository, digest, destination repository) of a plan. */
+export function copyKey(sourceKey: string, digest: Digest, destinationKey: string): string {
   return `${sourceKey}\u0000${digest}\u0000${destinationKey}`;
+}
+
+/** `copyKey` of an edge. */
+export function edgeCopyKey(keys: RepositoryKeys, edge: PromotionEdge): string {
+  return copyKey(keys.of(edge.source), edge.digest, keys.of(edge.destination));
 }
 
 /**
@@ -97,7 +104,7 @@ function edgeOutcome(
   const { edge, decision } = planned;
   const settled = outcomeWithoutWrite(decision);
   if (settled) return { edge, decision, ...settled };
-  const copy = copies.get(copyKey(keys.of(edge.source), edge.digest, keys.of(edge.destination)));
+  const copy = copies.get(edgeCopyKey(keys, edge));
   if (!copy) {
     return {
       edge,

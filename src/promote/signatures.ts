@@ -8,7 +8,7 @@ import {
   type ImageSigner,
   type SignatureTarget,
 } from "../sign/index.js";
-import type { ExecutionResult } from "./execute.js";
+import { copyKey, edgeCopyKey, type ExecutionResult } from "./execute.js";
 
 /**
  * The signature step of a promotion, after the copy: signatures and attachments go to the
@@ -26,10 +26,6 @@ export interface ExecuteSignaturesOptions {
 
 const DONE: ReadonlySet<EdgeOutcomeKind> = new Set(["copied", "tagged", "unchanged"]);
 
-function presenceKey(sourceKey: string, digest: string, destinationKey: string): string {
-  return `${sourceKey}\u0000${digest}\u0000${destinationKey}`;
-}
-
 export async function executeSignatures(
   plan: AttachmentPlan,
   execution: ExecutionResult,
@@ -38,11 +34,10 @@ export async function executeSignatures(
   const keys = new RepositoryKeys();
   const present = new Set<string>();
   for (const { edge, outcome } of execution.outcomes) {
-    if (DONE.has(outcome))
-      present.add(presenceKey(keys.of(edge.source), edge.digest, keys.of(edge.destination)));
+    if (DONE.has(outcome)) present.add(edgeCopyKey(keys, edge));
   }
   const isPresent = (target: SignatureTarget, destinationKey: string): boolean =>
-    present.has(presenceKey(target.sourceKey, target.digest, destinationKey));
+    present.has(copyKey(target.sourceKey, target.digest, destinationKey));
   const attachments = await executeAttachments(plan, {
     provider: options.provider,
     isPresent,
@@ -54,14 +49,14 @@ export async function executeSignatures(
   const failures = new Map<string, AttachmentOutcome>();
   for (const outcome of attachments) {
     if (outcome.status !== "failed") continue;
-    const key = presenceKey(outcome.target.sourceKey, outcome.target.digest, outcome.destination);
+    const key = copyKey(outcome.target.sourceKey, outcome.target.digest, outcome.destination);
     if (!failures.has(key)) failures.set(key, outcome);
   }
   if (failures.size === 0) return { ...execution, attachments };
   const outcomes = execution.outcomes.map((edgeOutcome): EdgeOutcome => {
     if (!DONE.has(edgeOutcome.outcome)) return edgeOutcome;
     const { edge } = edgeOutcome;
-    const failure = failures.get(presenceKey(keys.of(edge.source), edge.digest, keys.of(edge.destination)));
+    const failure = failures.get(edgeCopyKey(keys, edge));
     if (!failure) return edgeOutcome;
     const signature = failure.kind === "sig" || failure.kind === "bundle" || failure.kind === "subjects";
     const what = signature ? "signature" : `${failure.tag ?? failure.kind} attachment`;
