@@ -11,9 +11,11 @@ import {
 import {
   makeImage,
   makeIndex,
+  makeLayerSetImage,
   makeReferrer,
   sha256Digest,
   writeOciLayoutDirectly,
+  type LayerSetLayer,
   type LayoutEntry,
   type TestImage,
 } from "../../test/support/test-images.js";
@@ -111,48 +113,11 @@ function target(overrides: Partial<SignatureTarget> = {}): SignatureTarget {
 }
 
 /** A `.sig`/`.att`-shaped manifest built here, independently of src/sign. */
-function layerSetImage(
-  layers: { mediaType: string; bytes: Buffer; annotations: Record<string, string> }[],
-): TestImage {
-  const configBytes = Buffer.from(
+function layerSetImage(layers: LayerSetLayer[]): TestImage {
+  return makeLayerSetImage(
+    layers,
     '{"architecture":"","os":"","rootfs":{"type":"layers","diff_ids":[]},"config":{}}',
   );
-  const config = {
-    descriptor: {
-      mediaType: "application/vnd.oci.image.config.v1+json",
-      digest: sha256Digest(configBytes),
-      size: configBytes.length,
-    },
-    bytes: configBytes,
-  };
-  const blobs = layers.map((layer) => ({
-    descriptor: {
-      mediaType: layer.mediaType,
-      digest: sha256Digest(layer.bytes),
-      size: layer.bytes.length,
-      annotations: layer.annotations,
-    },
-    bytes: layer.bytes,
-  }));
-  const bytes = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: "application/vnd.oci.image.manifest.v1+json",
-      config: config.descriptor,
-      layers: blobs.map((blob) => blob.descriptor),
-    }),
-  );
-  const digest = sha256Digest(bytes);
-  return {
-    kind: "image",
-    mediaType: "application/vnd.oci.image.manifest.v1+json",
-    bytes,
-    digest,
-    descriptor: { mediaType: "application/vnd.oci.image.manifest.v1+json", digest, size: bytes.length },
-    config,
-    layers: blobs,
-    platform: { architecture: "", os: "" },
-  };
 }
 
 function otherSignerSignature(privateKey: KeyObject, digest: string): TestImage {

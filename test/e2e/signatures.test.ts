@@ -25,8 +25,10 @@ import {
   allManifests,
   makeImage,
   makeIndex,
+  makeLayerSetImage,
   makeReferrer,
   sha256Digest,
+  type LayerSetLayer,
   type TestContent,
   type TestImage,
 } from "../support/test-images.js";
@@ -72,46 +74,8 @@ const strangerPublic = stranger.publicKey.export({ type: "spki", format: "pem" }
 const IDENTITY = "registry.example.io/project";
 
 /** A `.sig`/`.att`-shaped manifest built here, without project code. */
-function layerSet(
-  layers: { mediaType: string; bytes: Buffer; annotations: Record<string, string> }[],
-): TestImage {
-  const configBytes = Buffer.from('{"architecture":"","os":"","config":{}}');
-  const config = {
-    descriptor: {
-      mediaType: "application/vnd.oci.image.config.v1+json",
-      digest: sha256Digest(configBytes),
-      size: configBytes.length,
-    },
-    bytes: configBytes,
-  };
-  const blobs = layers.map((layer) => ({
-    descriptor: {
-      mediaType: layer.mediaType,
-      digest: sha256Digest(layer.bytes),
-      size: layer.bytes.length,
-      annotations: layer.annotations,
-    },
-    bytes: layer.bytes,
-  }));
-  const bytes = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: "application/vnd.oci.image.manifest.v1+json",
-      config: config.descriptor,
-      layers: blobs.map((blob) => blob.descriptor),
-    }),
-  );
-  const digest = sha256Digest(bytes);
-  return {
-    kind: "image",
-    mediaType: "application/vnd.oci.image.manifest.v1+json",
-    bytes,
-    digest,
-    descriptor: { mediaType: "application/vnd.oci.image.manifest.v1+json", digest, size: bytes.length },
-    config,
-    layers: blobs,
-    platform: { architecture: "", os: "" },
-  };
+function layerSet(layers: LayerSetLayer[]): TestImage {
+  return makeLayerSetImage(layers, '{"architecture":"","os":"","config":{}}');
 }
 
 function signatureBy(key: KeyObject, digest: string, identity: string): TestImage {

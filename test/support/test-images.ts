@@ -264,6 +264,51 @@ export function makeReferrer(options: MakeReferrerOptions): TestImage {
   };
 }
 
+/** One layer of {@link makeLayerSetImage}: a signature payload, an attestation, an SBOM. */
+export interface LayerSetLayer {
+  readonly mediaType: string;
+  readonly bytes: Buffer;
+  readonly annotations: Record<string, string>;
+}
+
+/**
+ * A cosign-style layer set (what `.sig`/`.att` tags point at), built without project code: an OCI
+ * image manifest whose config is `configJson` (OCI config media type) and whose layers are `layers`,
+ * each annotated.
+ */
+export function makeLayerSetImage(layers: readonly LayerSetLayer[], configJson: string): TestImage {
+  const config = blob(TestMediaType.ociConfig, Buffer.from(configJson));
+  const blobs = layers.map((layer) => ({
+    descriptor: {
+      mediaType: layer.mediaType,
+      digest: sha256Digest(layer.bytes),
+      size: layer.bytes.length,
+      annotations: layer.annotations,
+    },
+    bytes: layer.bytes,
+  }));
+  const mediaType = TestMediaType.ociManifest;
+  const bytes = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType,
+      config: config.descriptor,
+      layers: blobs.map((layerBlob) => layerBlob.descriptor),
+    }),
+  );
+  const digest = sha256Digest(bytes);
+  return {
+    kind: "image",
+    mediaType,
+    bytes,
+    digest,
+    descriptor: { mediaType, digest, size: bytes.length },
+    config,
+    layers: blobs,
+    platform: { architecture: "", os: "" },
+  };
+}
+
 /** Every manifest in the tree, children before parents (the order a copy writes them). */
 export function allManifests(content: TestContent): TestContent[] {
   if (content.kind === "image") return [content];

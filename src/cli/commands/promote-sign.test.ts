@@ -16,6 +16,7 @@ import {
 import {
   makeImage,
   makeIndex,
+  makeLayerSetImage,
   sha256Digest,
   writeOciLayoutDirectly,
   type LayoutEntry,
@@ -113,51 +114,20 @@ function stagingSignature(digest: string): TestImage {
       optional: null,
     }),
   );
-  const configBytes = Buffer.from("{}");
-  const config = {
-    descriptor: {
-      mediaType: "application/vnd.oci.image.config.v1+json",
-      digest: sha256Digest(configBytes),
-      size: 2,
-    },
-    bytes: configBytes,
-  };
-  const layer = {
-    descriptor: {
-      mediaType: "application/vnd.dev.cosign.simplesigning.v1+json",
-      digest: sha256Digest(payload),
-      size: payload.length,
-      annotations: {
-        "dev.cosignproject.cosign/signature": cryptoSign("sha256", payload, stagingKey.privateKey).toString(
-          "base64",
-        ),
+  return makeLayerSetImage(
+    [
+      {
+        mediaType: "application/vnd.dev.cosign.simplesigning.v1+json",
+        bytes: payload,
+        annotations: {
+          "dev.cosignproject.cosign/signature": cryptoSign("sha256", payload, stagingKey.privateKey).toString(
+            "base64",
+          ),
+        },
       },
-    },
-    bytes: payload,
-  };
-  const bytes = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: "application/vnd.oci.image.manifest.v1+json",
-      config: config.descriptor,
-      layers: [layer.descriptor],
-    }),
+    ],
+    "{}",
   );
-  const manifestDigest = sha256Digest(bytes);
-  return {
-    kind: "image",
-    mediaType: "application/vnd.oci.image.manifest.v1+json",
-    bytes,
-    digest: manifestDigest,
-    descriptor: {
-      mediaType: "application/vnd.oci.image.manifest.v1+json",
-      digest: manifestDigest,
-      size: bytes.length,
-    },
-    config,
-    layers: [layer],
-    platform: { architecture: "", os: "" },
-  };
 }
 
 describe("promoter promote --sign-key (OCI layouts)", () => {
