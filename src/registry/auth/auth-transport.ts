@@ -2,12 +2,10 @@ import type { Logger } from "../../log.js";
 import { hostnameOf, type RegistryHost } from "../../reference/index.js";
 import type { Credential } from "../credentials/types.js";
 import type { RegistryError } from "../errors.js";
-import { MAX_ERROR_BODY_BYTES } from "../limits.js";
 import { redactUrl, type Redactor } from "../redact.js";
-import { readBody } from "../transport/body.js";
 import type { Clock } from "../transport/clock.js";
 import { isInternalHost, type HostResolver } from "../transport/network-address.js";
-import { parseErrorBody, requestError } from "../transport/request-error.js";
+import { errorBodyDetails, readErrorBody, requestError } from "../transport/request-error.js";
 import type { SecurityPolicy } from "../transport/security-policy.js";
 import {
   isReplayableBody,
@@ -19,7 +17,7 @@ import {
 import { parseChallenges, preferredChallenge, type Challenge } from "./challenge.js";
 import { mergeScopes } from "./scope.js";
 import { TokenCache, tokenCacheKey } from "./token-cache.js";
-import { requestToken } from "./token-client.js";
+import { basicHeader, requestToken } from "./token-client.js";
 
 /**
  * The auth layer: anonymous, HTTP Basic, and the bearer token flow of the distribution token
@@ -248,17 +246,7 @@ export class AuthTransport implements Transport {
     credential: Credential | undefined,
     challenge: Challenge | undefined,
   ): Promise<RegistryError> {
-    let codes: string[] = [];
-    let message: string | undefined;
-    try {
-      const bytes = response.bytes ?? (await readBody(response.body, MAX_ERROR_BODY_BYTES, "truncate"));
-      const parsed = parseErrorBody(bytes, this.options.redactor);
-      codes = parsed.codes;
-      message = parsed.message;
-    } catch {
-      // The status is enough.
-    }
-    await response.discard();
+    const parsed = await readErrorBody(response, request, this.options.redactor);
     const needs = auth.scopes.join(" ");
     let summary: string;
     if (!challenge) {
@@ -273,15 +261,10 @@ export class AuthTransport implements Transport {
     }
     return requestError("registry-auth", summary, request, {
       status: 401,
-      registryCodes: codes,
-      ...(message === undefined ? {} : { registryMessage: message }),
+      ...errorBodyDetails(parsed),
       url: response.url,
     });
   }
-}
-
-function basicHeader(username: string, password: string): string {
-  return `Basic ${Buffer.from(`${username}:${password}`).toString("base64")}`;
 }
 
 function withAuthorization(request: HttpRequest, header: string | undefined): HttpRequest {

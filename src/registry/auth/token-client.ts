@@ -1,7 +1,7 @@
 import type { Credential } from "../credentials/types.js";
 import { MAX_TOKEN_RESPONSE_BYTES } from "../limits.js";
 import type { Redactor } from "../redact.js";
-import { parseErrorBody, requestError } from "../transport/request-error.js";
+import { errorBodyDetails, parseErrorBody, requestError } from "../transport/request-error.js";
 import type { HttpRequest, RequestContext, Transport } from "../transport/types.js";
 import { DEFAULT_TOKEN_LIFETIME_MS } from "./token-cache.js";
 
@@ -34,7 +34,8 @@ export interface TokenResponse {
   readonly refreshToken?: string;
 }
 
-function basicHeader(username: string, password: string): string {
+/** An `Authorization: Basic` value. */
+export function basicHeader(username: string, password: string): string {
   return `Basic ${Buffer.from(`${username}:${password}`).toString("base64")}`;
 }
 
@@ -98,8 +99,7 @@ export async function requestToken(
       http,
       {
         status: response.status,
-        registryCodes: parsed.codes,
-        ...(parsed.message === undefined ? {} : { registryMessage: parsed.message }),
+        ...errorBodyDetails(parsed),
         url: response.url,
       },
     );

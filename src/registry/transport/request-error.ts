@@ -85,15 +85,14 @@ export function codeForStatus(status: number, registryCodes: readonly string[]):
 }
 
 /**
- * Turns an unexpected response into a RegistryError: reads (a capped part of) the body for the
- * registry's error codes and message, and discards the rest.
+ * Reads (a capped part of) an error response's body for the registry's error codes and message,
+ * and discards the rest. A HEAD response has no body to read.
  */
-export async function unexpectedResponse(
+export async function readErrorBody(
   response: HttpResponse,
-  request: Pick<HttpRequest, "method" | "url" | "context">,
+  request: Pick<HttpRequest, "method">,
   redactor: Redactor,
-  summary = "unexpected response",
-): Promise<RegistryError> {
+): Promise<RegistryErrorBody> {
   let parsed: RegistryErrorBody = { codes: [] };
   if (request.method !== "HEAD") {
     try {
@@ -104,10 +103,31 @@ export async function unexpectedResponse(
     }
   }
   await response.discard();
-  return requestError(codeForStatus(response.status, parsed.codes), summary, request, {
-    status: response.status,
+  return parsed;
+}
+
+/** The `requestError` extras that carry a registry's error body. */
+export function errorBodyDetails(parsed: RegistryErrorBody): {
+  registryCodes: readonly string[];
+  registryMessage?: string;
+} {
+  return {
     registryCodes: parsed.codes,
     ...(parsed.message === undefined ? {} : { registryMessage: parsed.message }),
+  };
+}
+
+/** Turns an unexpected response into a RegistryError with the registry's codes and message. */
+export async function unexpectedResponse(
+  response: HttpResponse,
+  request: Pick<HttpRequest, "method" | "url" | "context">,
+  redactor: Redactor,
+  summary = "unexpected response",
+): Promise<RegistryError> {
+  const parsed = await readErrorBody(response, request, redactor);
+  return requestError(codeForStatus(response.status, parsed.codes), summary, request, {
+    status: response.status,
+    ...errorBodyDetails(parsed),
     url: response.url,
   });
 }
