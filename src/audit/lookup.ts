@@ -1,3 +1,4 @@
+import { WorkLimiter } from "../concurrency/index.js";
 import { describeError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { parseManifest } from "../oci/index.js";
@@ -40,8 +41,8 @@ export class RegistryManifestLookup implements ManifestLookup {
   private readonly missing = new Map<Digest, Map<string, number>>();
   private readonly hints = new Map<Digest, ManifestFacts>();
   private readonly inFlight = new Map<string, Promise<ManifestFacts | undefined>>();
-  private active = 0;
-  private readonly waiting: (() => void)[] = [];
+  /** Without the signal: each read is given it, and fails and is logged like any other once it fires. */
+  private readonly reads = new WorkLimiter(LOOKUP_CONCURRENCY);
 
   constructor(options: RegistryLookupOptions) {
     this.provider = options.provider;
@@ -71,7 +72,7 @@ export class RegistryManifestLookup implements ManifestLookup {
 
   async resolveTag(repository: DesiredRepository, tag: Tag): Promise<Digest | undefined> {
     try {
-      const descriptor = await this.limited(() =>
+      const descriptor = await this.reads.run(() =>
         this.provider
           .repository(repository.location, "destination")
           .resolve(tag, this.signal ? { signal: this.signal } : {}),
@@ -105,7 +106,7 @@ export class RegistryManifestLookup implements ManifestLookup {
     for (const location of this.candidates(repository, digest)) {
       const side = location === repository.location ? "destination" : "source";
       try {
-        const content = await this.limited(() =>
+        const content = await this.reads.run(() =>
           this.provider
             .repository(location, side)
             .getManifest(digest, this.signal ? { signal: this.signal } : {}),
@@ -167,18 +168,5 @@ export class RegistryManifestLookup implements ManifestLookup {
       if (!oldest.done) this.facts.delete(oldest.value);
     }
     this.facts.set(digest, facts);
-  }
-
-  private async limited<T>(work: () => Promise<T>): Promise<T> {
-    while (this.active >= LOOKUP_CONCURRENCY) {
-      await new Promise<void>((resolve) => this.waiting.push(resolve));
-    }
-    this.active += 1;
-    try {
-      return await work();
-    } finally {
-      this.active -= 1;
-      this.waiting.shift()?.();
-    }
   }
 }
