@@ -4,7 +4,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { describeError, PromoterError } from "../errors.js";
 import type { Logger } from "../log.js";
-import { loadManifests, type Finding, type ManifestSet } from "../manifest/index.js";
+import { formatPosition, loadManifests, type Finding, type ManifestSet } from "../manifest/index.js";
 import { buildDesiredState, type DesiredState } from "./desired-state.js";
 import { GitCheckout, redactGitUrl } from "./git-checkout.js";
 
@@ -66,7 +66,7 @@ function findingKey(finding: Finding): string {
 }
 
 function describeFinding(finding: Finding): string {
-  return `${finding.position.file}:${finding.position.line}:${finding.position.column}: ${finding.rule}: ${finding.message}`;
+  return `${formatPosition(finding.position)}: ${finding.rule}: ${finding.message}`;
 }
 
 async function fingerprintFiles(root: string, signal?: AbortSignal): Promise<string> {
