@@ -1,4 +1,10 @@
-import { destinationRegistries, mergeImages, sourceRegistry, type ManifestSet } from "../manifest/index.js";
+import {
+  countManifest,
+  destinationRegistries,
+  mergeImages,
+  sourceRegistry,
+  type ManifestSet,
+} from "../manifest/index.js";
 import {
   formatRepositoryLocation,
   repositoryIn,
@@ -137,7 +143,9 @@ export function buildDesiredState(set: ManifestSet): DesiredState {
     const source = sourceRegistry(manifest);
     const destinations = destinationRegistries(manifest);
     if (!source || destinations.length === 0) continue;
-    for (const image of mergeImages(manifest)) {
+    const images = mergeImages(manifest);
+    edgeCount += countManifest(manifest, images).edges;
+    for (const image of images) {
       // An image without digests has no edges: its repository is not promoted into.
       if (image.digests.length === 0) continue;
       const sourceLocation = repositoryIn(source.location, image.name);
@@ -149,7 +157,6 @@ export function buildDesiredState(set: ManifestSet): DesiredState {
           entry.tags.map((tagEntry) => tagEntry.tag),
           sourceLocation,
         );
-        edgeCount += Math.max(1, entry.tags.length) * destinations.length;
       }
       for (const destination of destinations) {
         const location = repositoryIn(destination.location, image.name);
