@@ -85,6 +85,11 @@ async function run(...args: string[]) {
   return { status, out: capture.out(), err: capture.err() };
 }
 
+/** `promoter promote --manifest promoter.yaml ...args`. */
+function promote(...args: string[]) {
+  return run("promote", "--manifest", "promoter.yaml", ...args);
+}
+
 async function seedStaging(
   app: LayoutEntry[],
   tool: LayoutEntry[] = [{ content: single, tag: "v2" }],
@@ -135,41 +140,22 @@ describe("promoter promote --sign-key (OCI layouts)", () => {
     await seedStaging([{ content: multi, tag: "v1" }]);
     await writeFile(path.join(dir, "promoter.yaml"), manifestText(IMAGES));
 
-    const dry = await run("promote", "--manifest", "promoter.yaml", "--sign-key", "release.key");
+    const dry = await promote("--sign-key", "release.key");
     expect(dry.status, dry.err).toBe(0);
     expect(dry.out).toMatch(/Signatures and attachments \(signing with key sha256:/);
     expect(dry.out).toMatch(
       /app@sha256:.{12}… {2}as oci:mirror-a\/app\n {2}sign \(3 manifests\) -> 3 destinations/,
     );
     expect(dry.out).toMatch(/tool@sha256:.* as oci:mirror-a\/tool\n {2}sign -> 3 destinations/);
-    const json = await run(
-      "promote",
-      "--manifest",
-      "promoter.yaml",
-      "--sign-key",
-      "release.key",
-      "--output",
-      "json",
-    );
+    const json = await promote("--sign-key", "release.key", "--output", "json");
     const document = JSON.parse(json.out) as { signatures: { summary: { actions: Record<string, number> } } };
     expect(document.signatures.summary.actions.sign).toBe(4);
-    const markdown = await run(
-      "promote",
-      "--manifest",
-      "promoter.yaml",
-      "--sign-key",
-      "release.key",
-      "--output",
-      "markdown",
-    );
+    const markdown = await promote("--sign-key", "release.key", "--output", "markdown");
     expect(markdown.out).toContain("| `app` |");
     expect(markdown.out).toMatch(/\| sign \(3 manifests\) \| 3: oci:mirror-a/);
     expect(await sigDigest("mirror-a", "app", multi.digest)).toBeUndefined();
 
-    const real = await run(
-      "promote",
-      "--manifest",
-      "promoter.yaml",
+    const real = await promote(
       "--confirm",
       "--quiet",
       "--sign-key",
@@ -206,10 +192,7 @@ describe("promoter promote --sign-key (OCI layouts)", () => {
     };
     expect(report.signatures.summary.outcomes.signed).toBe(12);
 
-    const again = await run(
-      "promote",
-      "--manifest",
-      "promoter.yaml",
+    const again = await promote(
       "--confirm",
       "--quiet",
       "--sign-key",
@@ -224,18 +207,10 @@ describe("promoter promote --sign-key (OCI layouts)", () => {
   it("signs on a later run what an earlier run copied unsigned", async () => {
     await seedStaging([{ content: multi, tag: "v1" }]);
     await writeFile(path.join(dir, "promoter.yaml"), manifestText(IMAGES));
-    expect((await run("promote", "--manifest", "promoter.yaml", "--confirm", "--quiet")).status).toBe(0);
+    expect((await promote("--confirm", "--quiet")).status).toBe(0);
     expect(await sigDigest("mirror-b", "app", multi.digest)).toBeUndefined();
 
-    const dry = await run(
-      "promote",
-      "--manifest",
-      "promoter.yaml",
-      "--sign-key",
-      "release.key",
-      "--output",
-      "json",
-    );
+    const dry = await promote("--sign-key", "release.key", "--output", "json");
     const plan = JSON.parse(dry.out) as {
       summary: { decisions: Record<string, number> };
       signatures: { summary: { actions: Record<string, number> } };
@@ -243,15 +218,7 @@ describe("promoter promote --sign-key (OCI layouts)", () => {
     expect(plan.summary.decisions.unchanged).toBe(6);
     expect(plan.signatures.summary.actions.sign).toBe(4);
 
-    const signed = await run(
-      "promote",
-      "--manifest",
-      "promoter.yaml",
-      "--confirm",
-      "--quiet",
-      "--sign-key",
-      "release.key",
-    );
+    const signed = await promote("--confirm", "--quiet", "--sign-key", "release.key");
     expect(signed.status).toBe(0);
     for (const mirror of MIRRORS) {
       const check = await verifyCosignSignature(at(mirror), arm64.digest, {
@@ -272,16 +239,9 @@ describe("promoter promote --sign-key (OCI layouts)", () => {
       ],
     );
     await writeFile(path.join(dir, "promoter.yaml"), manifestText(IMAGES));
-    const args = [
-      "promote",
-      "--manifest",
-      "promoter.yaml",
-      "--require-source-signature",
-      "--source-public-key",
-      "staging.pub",
-    ];
+    const args = ["--require-source-signature", "--source-public-key", "staging.pub"];
 
-    const dry = await run(...args, "--output", "json");
+    const dry = await promote(...args, "--output", "json");
     expect(dry.status).toBe(1);
     const plan = JSON.parse(dry.out) as { edges: { image: string; decision: string; reason?: string }[] };
     const app = plan.edges.filter((edge) => edge.image === "app");
@@ -291,10 +251,10 @@ describe("promoter promote --sign-key (OCI layouts)", () => {
       new Set(["copy"]),
     );
 
-    const text = await run(...args);
+    const text = await promote(...args);
     expect(text.out).toMatch(/x refused: source not signed: v1 no signature/);
 
-    const real = await run(...args, "--confirm", "--quiet", "--report", "report.json");
+    const real = await promote(...args, "--confirm", "--quiet", "--report", "report.json");
     expect(real.status).toBe(1);
     const report = JSON.parse(await readFile(path.join(dir, "report.json"), "utf8")) as {
       edges: { image: string; outcome: string; error?: { code: string } }[];
@@ -314,10 +274,7 @@ describe("promoter promote --sign-key (OCI layouts)", () => {
     }
 
     // A signature by another key does not count.
-    const wrong = await run(
-      "promote",
-      "--manifest",
-      "promoter.yaml",
+    const wrong = await promote(
       "--require-source-signature",
       "--source-public-key",
       "release.pub",
@@ -337,18 +294,8 @@ describe("promoter promote --sign-key (OCI layouts)", () => {
       path.join(dir, "promoter.yaml"),
       manifestText(`- name: tool\n  dmap:\n    "${single.digest}": ["v2"]\n`),
     );
-    const args = [
-      "promote",
-      "--manifest",
-      "promoter.yaml",
-      "--confirm",
-      "--quiet",
-      "--sign-key",
-      "release.key",
-      "--signature-format",
-      "bundle",
-    ];
-    const result = await run(...args);
+    const args = ["--confirm", "--quiet", "--sign-key", "release.key", "--signature-format", "bundle"];
+    const result = await promote(...args);
     expect(result.status, result.err + result.out).toBe(0);
 
     const referrerDigests = new Set<string>();
@@ -416,7 +363,7 @@ describe("promoter promote --sign-key (OCI layouts)", () => {
       expect(() => stranger.verify(toSignedEntity(bundle))).toThrow(/signature/i);
     }
     expect(referrerDigests.size).toBe(1);
-    const again = await run(...args);
+    const again = await promote(...args);
     expect(again.out).toMatch(/signatures and attachments in place/);
   });
 
@@ -424,30 +371,17 @@ describe("promoter promote --sign-key (OCI layouts)", () => {
     await writeFile(path.join(dir, "public-as-private.pem"), publicPem);
     await seedStaging([{ content: multi, tag: "v1" }]);
     await writeFile(path.join(dir, "promoter.yaml"), manifestText(IMAGES));
-    const result = await run(
-      "promote",
-      "--manifest",
-      "promoter.yaml",
-      "--confirm",
-      "--sign-key",
-      "public-as-private.pem",
-    );
+    const result = await promote("--confirm", "--sign-key", "public-as-private.pem");
     expect(result.status).toBe(2);
     expect(result.err).toMatch(
       /error\[sign-key\]: cannot use key public-as-private\.pem: it holds a public key/,
     );
     expect(result.err).not.toContain(publicPem.split("\n")[1]);
     await expect(readFile(path.join(dir, "mirror-a", "app", "index.json"))).rejects.toThrow();
-    const usage = await run(
-      "promote",
-      "--manifest",
-      "promoter.yaml",
-      "--sign-identity",
-      "registry.example.io",
-    );
+    const usage = await promote("--sign-identity", "registry.example.io");
     expect(usage.status).toBe(2);
     expect(usage.err).toMatch(/need --sign-key or --keyless/);
-    const missing = await run("promote", "--manifest", "promoter.yaml", "--require-source-signature");
+    const missing = await promote("--require-source-signature");
     expect(missing.status).toBe(2);
   });
 });

@@ -60,6 +60,16 @@ async function run(...args: string[]) {
   return { status, out: capture.out(), err: capture.err() };
 }
 
+/** `promoter promote --manifest promoter.yaml ...args`. */
+function promote(...args: string[]) {
+  return run("promote", "--manifest", "promoter.yaml", ...args);
+}
+
+/** `promoter verify --manifest promoter.yaml --public-key release.pub ...args`. */
+function verify(...args: string[]) {
+  return run("verify", "--manifest", "promoter.yaml", "--public-key", "release.pub", ...args);
+}
+
 function at(mirror: string): VerifierLocation {
   return { kind: "layout", directory: path.join(dir, mirror, "app") };
 }
@@ -131,26 +141,14 @@ async function foreignSignature(mirror: string, digest: string): Promise<void> {
 
 describe("promoter verify", () => {
   it("passes when every mirror is signed, lists missing and invalid ones, and repairs them", async () => {
-    expect(
-      (
-        await run(
-          "promote",
-          "--manifest",
-          "promoter.yaml",
-          "--confirm",
-          "--quiet",
-          "--sign-key",
-          "release.key",
-        )
-      ).status,
-    ).toBe(0);
-    const ok = await run("verify", "--manifest", "promoter.yaml", "--public-key", "release.pub");
+    expect((await promote("--confirm", "--quiet", "--sign-key", "release.key")).status).toBe(0);
+    const ok = await verify();
     expect(ok.status, ok.err + ok.out).toBe(0);
     expect(ok.out).toMatch(/9 signatures checked: 9 valid, 0 missing, 0 invalid/);
 
     await dropTag("mirror-b", `${multi.digest.replace(":", "-")}.sig`);
     await foreignSignature("mirror-c", amd64.digest);
-    const broken = await run("verify", "--manifest", "promoter.yaml", "--public-key", "release.pub");
+    const broken = await verify();
     expect(broken.status).toBe(1);
     expect(broken.out).toMatch(/7 valid, 1 missing, 1 invalid/);
     expect(broken.out).toMatch(
@@ -160,15 +158,7 @@ describe("promoter verify", () => {
       /invalid +oci:.*mirror-c\/app +app \(image of index\) +sha256:.* +layer sha256:.*: the signature does not verify with the public key/,
     );
 
-    const json = await run(
-      "verify",
-      "--manifest",
-      "promoter.yaml",
-      "--public-key",
-      "release.pub",
-      "--output",
-      "json",
-    );
+    const json = await verify("--output", "json");
     const document = JSON.parse(json.out) as {
       schema: string;
       summary: Record<string, number>;
@@ -177,7 +167,7 @@ describe("promoter verify", () => {
     expect(document.schema).toBe("image-promoter/verify");
     expect(document.summary).toMatchObject({ valid: 7, missing: 1, invalid: 1 });
 
-    const dry = await run("verify", "--manifest", "promoter.yaml", "--public-key", "release.pub", "--repair");
+    const dry = await verify("--repair");
     expect(dry.status).toBe(1);
     expect(dry.out).toMatch(/Repair plan \(dry run/);
     expect(dry.out).toMatch(/copy signature \(\.sig\) -> 1 destination: oci:mirror-b/);
@@ -190,15 +180,7 @@ describe("promoter verify", () => {
       ).ok,
     ).toBe(false);
 
-    const fixed = await run(
-      "verify",
-      "--manifest",
-      "promoter.yaml",
-      "--public-key",
-      "release.pub",
-      "--repair",
-      "--confirm",
-    );
+    const fixed = await verify("--repair", "--confirm");
     expect(fixed.status, fixed.out + fixed.err).toBe(0);
     expect(fixed.out).toMatch(/9 valid, 0 missing, 0 invalid/);
     for (const digest of [multi.digest, amd64.digest, arm64.digest]) {
@@ -222,45 +204,22 @@ describe("promoter verify", () => {
   });
 
   it("signs with --repair --sign-key where no signature exists", async () => {
-    expect((await run("promote", "--manifest", "promoter.yaml", "--confirm", "--quiet")).status).toBe(0);
-    const missing = await run("verify", "--manifest", "promoter.yaml", "--public-key", "release.pub");
+    expect((await promote("--confirm", "--quiet")).status).toBe(0);
+    const missing = await verify();
     expect(missing.status).toBe(1);
     expect(missing.out).toMatch(/0 valid, 9 missing/);
-    const copyOnly = await run(
-      "verify",
-      "--manifest",
-      "promoter.yaml",
-      "--public-key",
-      "release.pub",
-      "--repair",
-      "--confirm",
-    );
+    const copyOnly = await verify("--repair", "--confirm");
     expect(copyOnly.status).toBe(1);
-    const signed = await run(
-      "verify",
-      "--manifest",
-      "promoter.yaml",
-      "--public-key",
-      "release.pub",
-      "--repair",
-      "--confirm",
-      "--sign-key",
-      "release.key",
-    );
+    const signed = await verify("--repair", "--confirm", "--sign-key", "release.key");
     expect(signed.status, signed.out + signed.err).toBe(0);
     expect(signed.out).toMatch(/signed signature \(3 manifests\) -> 3 destinations/);
-    expect((await run("verify", "--manifest", "promoter.yaml", "--public-key", "release.pub")).status).toBe(
-      0,
-    );
+    expect((await verify()).status).toBe(0);
   });
 
   it("checks the configured identity and refuses bad usage", async () => {
     expect(
       (
-        await run(
-          "promote",
-          "--manifest",
-          "promoter.yaml",
+        await promote(
           "--confirm",
           "--quiet",
           "--sign-key",
@@ -270,26 +229,12 @@ describe("promoter verify", () => {
         )
       ).status,
     ).toBe(0);
-    expect(
-      (
-        await run(
-          "verify",
-          "--manifest",
-          "promoter.yaml",
-          "--public-key",
-          "release.pub",
-          "--sign-identity",
-          "registry.example.io",
-        )
-      ).status,
-    ).toBe(0);
-    const wrong = await run("verify", "--manifest", "promoter.yaml", "--public-key", "release.pub");
+    expect((await verify("--sign-identity", "registry.example.io")).status).toBe(0);
+    const wrong = await verify();
     expect(wrong.status).toBe(1);
     expect(wrong.out).toMatch(/names "registry\.example\.io\/app", not "oci:mirror-a\/app"/);
     expect((await run("verify", "--manifest", "promoter.yaml")).status).toBe(2);
-    expect(
-      (await run("verify", "--manifest", "promoter.yaml", "--public-key", "release.pub", "--confirm")).status,
-    ).toBe(2);
+    expect((await verify("--confirm")).status).toBe(2);
     expect((await run("verify", "--manifest", "promoter.yaml", "--public-key", "release.key")).err).toMatch(
       /holds a private key/,
     );
