@@ -82,27 +82,37 @@ const MIN_SECRET_LENGTH = 4;
  */
 export class Redactor {
   private readonly secrets = new Set<string>();
+  /**
+   * `secrets` longest first, so a secret that contains another is removed whole. Sorted again
+   * only after a new secret arrives: `redact` runs on every log line and error message.
+   */
+  private longestFirst: readonly string[] | undefined;
 
   add(secret: string | undefined): void {
     if (secret === undefined || secret.length < MIN_SECRET_LENGTH) return;
-    this.secrets.add(secret);
+    this.remember(secret);
     // The same secret as it appears inside a Basic header or a URL.
-    this.secrets.add(Buffer.from(secret).toString("base64"));
+    this.remember(Buffer.from(secret).toString("base64"));
     const encoded = encodeURIComponent(secret);
-    if (encoded !== secret) this.secrets.add(encoded);
+    if (encoded !== secret) this.remember(encoded);
   }
 
   /** Registers `user:password` pairs the way they travel (base64 in `Authorization: Basic`). */
   addBasic(username: string, password: string): void {
     this.add(password);
-    this.secrets.add(Buffer.from(`${username}:${password}`).toString("base64"));
+    this.remember(Buffer.from(`${username}:${password}`).toString("base64"));
+  }
+
+  private remember(secret: string): void {
+    if (this.secrets.has(secret)) return;
+    this.secrets.add(secret);
+    this.longestFirst = undefined;
   }
 
   redact(text: string): string {
+    this.longestFirst ??= [...this.secrets].sort((a, b) => b.length - a.length);
     let result = text;
-    // Longest first, so a secret that contains another is removed whole.
-    const secrets = [...this.secrets].sort((a, b) => b.length - a.length);
-    for (const secret of secrets) result = result.split(secret).join(REDACTED);
+    for (const secret of this.longestFirst) result = result.split(secret).join(REDACTED);
     return redactPatterns(result);
   }
 }
