@@ -1,5 +1,5 @@
 import type { AttachmentOutcome, AttachmentPlan, AttachmentWork, WorkItem } from "../../sign/index.js";
-import { abbreviatedList, plural, shortDigest } from "../format.js";
+import { abbreviatedList, markdownCell, plural, shortDigest } from "../format.js";
 
 /**
  * The signature and attachment part of a plan or result, for people (text, markdown) and
@@ -28,6 +28,19 @@ function itemLabel(item: WorkItem): string {
     case "bundle":
       return item.action === "sign" ? "sign (bundle)" : "copy signature bundle";
   }
+}
+
+/** Outcomes by the promoted digest they belong to, in run order: one pass instead of a search per digest. */
+function outcomesByTarget(
+  outcomes: readonly AttachmentOutcome[],
+): Map<AttachmentWork["target"], AttachmentOutcome[]> {
+  const byTarget = new Map<AttachmentWork["target"], AttachmentOutcome[]>();
+  for (const outcome of outcomes) {
+    const list = byTarget.get(outcome.target);
+    if (list) list.push(outcome);
+    else byTarget.set(outcome.target, [outcome]);
+  }
+  return byTarget;
 }
 
 function destinationName(work: AttachmentWork, key: string): string {
@@ -121,16 +134,9 @@ export interface SignatureTextOptions {
 export function signaturesText(plan: AttachmentPlan, options: SignatureTextOptions = {}): string {
   const out: string[] = [heading(plan), ""];
   let quiet = 0;
-  const byWork = new Map<AttachmentWork, AttachmentOutcome[]>();
-  for (const outcome of options.outcomes ?? []) {
-    const work = plan.works.find((candidate) => candidate.target === outcome.target);
-    if (!work) continue;
-    const list = byWork.get(work) ?? [];
-    list.push(outcome);
-    byWork.set(work, list);
-  }
+  const byTarget = outcomesByTarget(options.outcomes ?? []);
   for (const work of plan.works) {
-    let lines = options.outcomes ? resultLines(work, byWork.get(work) ?? []) : plannedLines(work);
+    let lines = options.outcomes ? resultLines(work, byTarget.get(work.target) ?? []) : plannedLines(work);
     if (options.onlyProblems) lines = lines.filter((line) => line.problem);
     if (lines.length === 0) {
       quiet += 1;
@@ -155,21 +161,13 @@ export function signaturesText(plan: AttachmentPlan, options: SignatureTextOptio
   return out.join("\n");
 }
 
-function cell(text: string): string {
-  return text.replace(/\|/g, "\\|").replace(/\n/g, " ");
-}
-
 export function signaturesMarkdown(plan: AttachmentPlan, outcomes?: readonly AttachmentOutcome[]): string {
   const out: string[] = [`#### ${heading(plan)}`, ""];
   const rows: string[] = [];
   let quiet = 0;
+  const byTarget = outcomesByTarget(outcomes ?? []);
   for (const work of plan.works) {
-    const lines = outcomes
-      ? resultLines(
-          work,
-          outcomes.filter((outcome) => outcome.target === work.target),
-        )
-      : plannedLines(work);
+    const lines = outcomes ? resultLines(work, byTarget.get(work.target) ?? []) : plannedLines(work);
     if (lines.length === 0) {
       quiet += 1;
       continue;
@@ -177,7 +175,7 @@ export function signaturesMarkdown(plan: AttachmentPlan, outcomes?: readonly Att
     for (const line of lines) {
       const count = line.count > 1 ? ` (${line.count} manifests)` : "";
       rows.push(
-        `| \`${cell(work.target.image)}\` | \`${shortDigest(work.target.digest)}\` | ${line.problem ? ":x: " : ""}${cell(line.text)}${count} | ${line.destinations.length}: ${cell(abbreviatedList(line.destinations))} |`,
+        `| \`${markdownCell(work.target.image)}\` | \`${shortDigest(work.target.digest)}\` | ${line.problem ? ":x: " : ""}${markdownCell(line.text)}${count} | ${line.destinations.length}: ${markdownCell(abbreviatedList(line.destinations))} |`,
       );
     }
   }
@@ -197,6 +195,7 @@ export function signaturesJson(
   const actions: Record<string, number> = { sign: 0, write: 0, unchanged: 0, conflict: 0 };
   const statuses: Record<string, number> = { signed: 0, written: 0, conflict: 0, skipped: 0, failed: 0 };
   for (const outcome of outcomes ?? []) statuses[outcome.status] = (statuses[outcome.status] ?? 0) + 1;
+  const byTarget = outcomesByTarget(outcomes ?? []);
   const digests = plan.works.map((work) => ({
     project: work.target.project,
     image: work.target.image,
@@ -226,17 +225,15 @@ export function signaturesJson(
     })),
     ...(outcomes
       ? {
-          outcomes: outcomes
-            .filter((outcome) => outcome.target === work.target)
-            .map((outcome) => ({
-              subject: outcome.subject,
-              kind: outcome.kind,
-              ...(outcome.tag ? { tag: outcome.tag } : {}),
-              destination: outcome.destination,
-              status: outcome.status,
-              ...(outcome.digest ? { digest: outcome.digest } : {}),
-              ...(outcome.error ? { error: outcome.error } : {}),
-            })),
+          outcomes: (byTarget.get(work.target) ?? []).map((outcome) => ({
+            subject: outcome.subject,
+            kind: outcome.kind,
+            ...(outcome.tag ? { tag: outcome.tag } : {}),
+            destination: outcome.destination,
+            status: outcome.status,
+            ...(outcome.digest ? { digest: outcome.digest } : {}),
+            ...(outcome.error ? { error: outcome.error } : {}),
+          })),
         }
       : {}),
   }));
