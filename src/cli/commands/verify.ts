@@ -214,9 +214,15 @@ function repairTargets(
   targets: readonly SignatureTarget[],
   results: readonly VerifyResult[],
 ): SignatureTarget[] {
+  const byTarget = new Map<SignatureTarget, VerifyResult[]>();
+  for (const result of results) {
+    const list = byTarget.get(result.target);
+    if (list) list.push(result);
+    else byTarget.set(result.target, [result]);
+  }
   const broken: SignatureTarget[] = [];
   for (const target of targets) {
-    const own = results.filter((result) => result.target === target);
+    const own = byTarget.get(target) ?? [];
     if (!own.some((result) => result.status === "missing" || result.status === "invalid")) continue;
     const present = new Set(
       own
