@@ -61,9 +61,6 @@ export const registryOptionSpecs = {
   },
 } as const satisfies OptionSpecs;
 
-/** The names of the shared options, for commands that list them. */
-export const REGISTRY_OPTION_NAMES = Object.keys(registryOptionSpecs);
-
 function positiveNumber(
   values: ParsedValues,
   name: string,

@@ -49,8 +49,6 @@ export interface PlanTextOptions {
   readonly cwd: string;
   /** Header line, e.g. "Promotion plan (dry run: nothing written; add --confirm to promote)". */
   readonly title: string;
-  /** List images that have nothing to do too. */
-  readonly showUnchanged?: boolean;
   /** List only problem lines (after a run whose plan was already printed). */
   readonly onlyProblems?: boolean;
 }
@@ -62,21 +60,20 @@ export function planText(groups: readonly ImageGroup[], options: PlanTextOptions
   for (const group of groups) {
     const shown = (line: DestinationLine): boolean => !options.onlyProblems || line.kind === "problem";
     const active = group.digests.filter((digest) => digest.lines.some(shown));
-    if (active.length === 0 && !options.showUnchanged) {
+    if (active.length === 0) {
       quietImages += 1;
       quietEdges += group.edges;
       continue;
     }
     out.push(`${group.image}  (project ${group.project}; from ${group.source})`);
-    for (const digest of options.showUnchanged ? group.digests : active) {
+    for (const digest of active) {
       const tags = digest.tags.length > 0 ? `  ${digest.tags.join(", ")}` : "  (no tag)";
       const hasProblem = digest.lines.some((line) => line.kind === "problem");
       out.push(`  ${hasProblem ? digest.digest : shortDigest(digest.digest)}${tags}`);
       for (const line of digest.lines)
         for (const text of lineText(line, options.cwd)) out.push(`    ${text}`);
-      if (digest.lines.length === 0) out.push("    already promoted everywhere");
     }
-    if (group.unchanged > 0 && active.length > 0 && !options.onlyProblems) {
+    if (group.unchanged > 0 && !options.onlyProblems) {
       out.push(`  (${plural(group.unchanged, "edge")} of this image already promoted)`);
     }
     out.push("");
