@@ -7,6 +7,7 @@ import {
 import { UsageError } from "../../errors.js";
 import { loadManifests } from "../../manifest/index.js";
 import { booleanOption, integerOption, stringOption, type Command } from "../command.js";
+import { markdownCell } from "../format.js";
 import { ExitCode, writeLine, type CliIO } from "../io.js";
 import { registryOptionSpecs, storeProviderFromOptions } from "../registry-options.js";
 import { createCliLogger } from "../logger.js";
@@ -144,10 +145,6 @@ function writeReconcileText(io: CliIO, report: ReconcileReport): void {
       ? `OK: ${report.repositories} production repositories match the manifests`
       : `${report.issues.length} problems in ${report.repositories} production repositories`,
   );
-}
-
-function markdownCell(text: string): string {
-  return text.replace(/\|/g, "\\|").replace(/\n/g, " ");
 }
 
 export function reconcileMarkdown(report: ReconcileReport): string {

@@ -1,5 +1,5 @@
 import type { DestinationLine, ImageGroup, RowStatus } from "../../plan/index.js";
-import { abbreviatedList, plural, positionText, shortDigest } from "../format.js";
+import { abbreviatedList, markdownCell, plural, positionText, shortDigest } from "../format.js";
 
 /**
  * The plan or result as GitHub-flavoured markdown, for a pull-request comment or a CI job
@@ -20,10 +20,6 @@ const LABEL: Record<RowStatus, string> = {
   failed: ":x: failed",
 };
 
-function cell(text: string): string {
-  return text.replace(/\|/g, "\\|").replace(/\n/g, " ");
-}
-
 export function planMarkdown(
   groups: readonly ImageGroup[],
   options: { cwd: string; title: string; totals: readonly [string, number][] },
@@ -31,7 +27,7 @@ export function planMarkdown(
   const out: string[] = [`### ${options.title}`, ""];
   out.push("| | edges |", "|---|---:|");
   for (const [label, count] of options.totals)
-    out.push(`| ${cell(label)} | ${count.toLocaleString("en-US")} |`);
+    out.push(`| ${markdownCell(label)} | ${count.toLocaleString("en-US")} |`);
   out.push("");
   const rows: { problem: boolean; text: string }[] = [];
   let quiet = 0;
@@ -67,5 +63,5 @@ function rowText(group: ImageGroup, digest: string, line: DestinationLine, cwd: 
   if (line.position) action += ` (\`${positionText(cwd, line.position)}\`)`;
   const tags = line.tags.length > 0 ? line.tags.map((tag) => `\`${tag}\``).join(", ") : "(no tag)";
   const destinations = `${line.destinations.length}: ${abbreviatedList(line.destinations)}`;
-  return `| \`${cell(group.image)}\` | \`${digestText}\` | ${cell(tags)} | ${cell(action)} | ${cell(destinations)} |`;
+  return `| \`${markdownCell(group.image)}\` | \`${digestText}\` | ${markdownCell(tags)} | ${markdownCell(action)} | ${markdownCell(destinations)} |`;
 }
