@@ -170,16 +170,26 @@ function readImagesFile(input: ManifestText, findings: Finding[]): ImageEntry[] 
   );
 }
 
-function readRegistries(reader: ManifestReader, node: ParsedNode | undefined): RegistryEntry[] {
+/** The usable entries of a list; an empty value is an empty list. */
+function readList<T>(
+  reader: ManifestReader,
+  node: ParsedNode | undefined,
+  what: string,
+  readItem: (reader: ManifestReader, node: ParsedNode | undefined) => T | undefined,
+): T[] {
   if (node === undefined || reader.isNull(node)) return [];
-  const list = reader.sequence(node, "registries");
+  const list = reader.sequence(node, what);
   if (!list) return [];
-  const registries: RegistryEntry[] = [];
+  const entries: T[] = [];
   for (const item of list.items) {
-    const entry = readRegistry(reader, reader.resolve(item));
-    if (entry) registries.push(entry);
+    const entry = readItem(reader, reader.resolve(item));
+    if (entry) entries.push(entry);
   }
-  return registries;
+  return entries;
+}
+
+function readRegistries(reader: ManifestReader, node: ParsedNode | undefined): RegistryEntry[] {
+  return readList(reader, node, "registries", readRegistry);
 }
 
 function readRegistry(reader: ManifestReader, node: ParsedNode | undefined): RegistryEntry | undefined {
@@ -257,15 +267,7 @@ function resolveLocation(location: RegistryLocation, file: string): RegistryLoca
 }
 
 function readImageList(reader: ManifestReader, node: ParsedNode | undefined, what: string): ImageEntry[] {
-  if (node === undefined || reader.isNull(node)) return [];
-  const list = reader.sequence(node, what);
-  if (!list) return [];
-  const images: ImageEntry[] = [];
-  for (const item of list.items) {
-    const entry = readImage(reader, reader.resolve(item));
-    if (entry) images.push(entry);
-  }
-  return images;
+  return readList(reader, node, what, readImage);
 }
 
 function readImage(reader: ManifestReader, node: ParsedNode | undefined): ImageEntry | undefined {
