@@ -1,5 +1,6 @@
 import { Semaphore } from "../../concurrency/index.js";
 import type { Clock } from "./clock.js";
+import { hostWithoutPort } from "./security-policy.js";
 import type { HttpRequest, HttpResponse, Transport } from "./types.js";
 
 /**
@@ -72,8 +73,7 @@ export class HostLimitTransport implements Transport {
   limitFor(host: string): HostLimit {
     const key = host.toLowerCase();
     const perHost = this.options.perHost ?? {};
-    const name = key.startsWith("[") ? key.slice(0, key.indexOf("]") + 1) : key.replace(/:\d+$/, "");
-    return perHost[key] ?? perHost[name] ?? this.options.defaults ?? {};
+    return perHost[key] ?? perHost[hostWithoutPort(key)] ?? this.options.defaults ?? {};
   }
 
   private limiterFor(host: string): HostLimiter {

@@ -32,7 +32,8 @@ export class SecurityPolicy {
   }
 }
 
-function hostWithoutPort(host: string): string {
+/** `name[:port]` (as in a URL) without the port; an IPv6 literal keeps its brackets. */
+export function hostWithoutPort(host: string): string {
   if (host.startsWith("[")) return host.slice(0, host.indexOf("]") + 1);
   const colon = host.lastIndexOf(":");
   return colon >= 0 ? host.slice(0, colon) : host;
