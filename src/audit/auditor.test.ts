@@ -2,13 +2,13 @@ import { mkdtempSync, rmSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { appDesiredState } from "../../test/support/audit-state.js";
 import { MemoryLogger } from "../log.js";
-import { createManifestSet, parsePlainManifest } from "../manifest/index.js";
 import type { Digest, RepositoryPath, Tag } from "../reference/index.js";
 import type { AlertResultListener, AlertSink } from "./alert.js";
 import { Auditor } from "./auditor.js";
 import type { ManifestFacts } from "./decide.js";
-import { buildDesiredState, type DesiredState } from "./desired-state.js";
+import type { DesiredState } from "./desired-state.js";
 import type { RegistryEvent } from "./event.js";
 import { FindingStore } from "./finding-store.js";
 import { AuditMetrics } from "./metrics.js";
@@ -25,20 +25,7 @@ const INDEX_TYPE = "application/vnd.oci.image.index.v1+json";
 const IMAGE_TYPE = "application/vnd.oci.image.manifest.v1+json";
 
 function desiredState(): DesiredState {
-  const parsed = parsePlainManifest({
-    file: "m.yaml",
-    text: `
-registries:
-  - name: reg.example/staging
-    src: true
-  - name: reg.example/prod
-images:
-  - name: app
-    dmap:
-      "${INDEX}": ["1.0"]
-`,
-  });
-  return buildDesiredState(createManifestSet([parsed.manifest!]));
+  return appDesiredState({ [INDEX]: ["1.0"] });
 }
 
 /**
@@ -240,20 +227,7 @@ describe("Auditor", () => {
     subject.receive([push({ digest: STRANGER })]);
     await subject.idle();
     expect(subject.pendingCount).toBe(1);
-    const parsed = parsePlainManifest({
-      file: "m.yaml",
-      text: `
-registries:
-  - name: reg.example/staging
-    src: true
-  - name: reg.example/prod
-images:
-  - name: app
-    dmap:
-      "${STRANGER}": []
-`,
-    });
-    subject.setDesiredState(buildDesiredState(createManifestSet([parsed.manifest!])));
+    subject.setDesiredState(appDesiredState({ [STRANGER]: [] }));
     await subject.idle();
     expect(store.query()[0]).toMatchObject({ verdict: "verified", rule: "promoted-digest" });
   });

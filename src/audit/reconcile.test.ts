@@ -3,6 +3,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { appDesiredState } from "../../test/support/audit-state.js";
 import { startRegistry, type TestRegistry } from "../../test/support/registry-harness.js";
 import {
   allBlobs,
@@ -12,7 +13,6 @@ import {
   type TestContent,
 } from "../../test/support/test-images.js";
 import { MemoryLogger } from "../log.js";
-import { createManifestSet, parsePlainManifest } from "../manifest/index.js";
 import {
   parseRegistryLocation,
   parseRepositoryPath,
@@ -21,7 +21,7 @@ import {
   type Tag,
 } from "../reference/index.js";
 import { createStoreProvider, type RegistryStoreProvider } from "../registry/index.js";
-import { buildDesiredState, type DesiredRepository } from "./desired-state.js";
+import type { DesiredRepository } from "./desired-state.js";
 import { compareRepository, reconcile, type ReconcileObservation } from "./reconcile.js";
 
 const digest = (fill: string): Digest => `sha256:${fill.repeat(64)}` as Digest;
@@ -31,21 +31,7 @@ const C = digest("c");
 const CHILD = digest("d");
 
 function desired(): DesiredRepository {
-  const parsed = parsePlainManifest({
-    file: "m.yaml",
-    text: `
-registries:
-  - name: reg.example/staging
-    src: true
-  - name: reg.example/prod
-images:
-  - name: app
-    dmap:
-      "${A}": ["1.0", "latest"]
-      "${B}": []
-`,
-  });
-  return buildDesiredState(createManifestSet([parsed.manifest!])).repositories.get("reg.example/prod/app")!;
+  return appDesiredState({ [A]: ["1.0", "latest"], [B]: [] }).repositories.get("reg.example/prod/app")!;
 }
 
 function observation(
@@ -181,22 +167,10 @@ describe("reconcile against a real registry", () => {
   });
 
   it("lists what differs from the manifests, with mirrors and the catalog", async () => {
-    const parsed = parsePlainManifest({
-      file: "m.yaml",
-      text: `
-registries:
-  - name: ${registry.host}/staging
-    src: true
-  - name: ${registry.host}/prod
-  - name: ${registry.host}/mirror
-images:
-  - name: app
-    dmap:
-      "${tagged.digest}": ["1.0"]
-      "${tagless.digest}": []
-`,
-    });
-    const state = buildDesiredState(createManifestSet([parsed.manifest!]));
+    const state = appDesiredState(
+      { [tagged.digest]: ["1.0"], [tagless.digest]: [] },
+      { host: registry.host, mirrors: ["mirror"] },
+    );
     const report = await reconcile(state, { provider, logger: new MemoryLogger() });
     const host = registry.host;
     const rogueChild = rogueIndex.manifests[0]!.digest;

@@ -3,11 +3,10 @@ import { request as httpRequest } from "node:http";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { appDesiredState } from "../../test/support/audit-state.js";
 import { MemoryLogger } from "../log.js";
-import { createManifestSet, parsePlainManifest } from "../manifest/index.js";
 import type { Digest } from "../reference/index.js";
 import { Auditor } from "./auditor.js";
-import { buildDesiredState } from "./desired-state.js";
 import { parseHostMapping } from "./event.js";
 import { FindingStore } from "./finding-store.js";
 import { AuditMetrics } from "./metrics.js";
@@ -47,23 +46,10 @@ describe("audit HTTP server", () => {
   beforeAll(async () => {
     directory = mkdtempSync(path.join(os.tmpdir(), "promoter-audit-server-test-"));
     store = FindingStore.open(path.join(directory, "audit.db"));
-    const parsed = parsePlainManifest({
-      file: "m.yaml",
-      text: `
-registries:
-  - name: reg.example/staging
-    src: true
-  - name: reg.example/prod
-images:
-  - name: app
-    dmap:
-      "${PROMOTED}": ["1.0"]
-`,
-    });
     metrics = new AuditMetrics();
     metrics.lastManifestLoad = Date.now();
     const logger = new MemoryLogger();
-    auditor = new Auditor(buildDesiredState(createManifestSet([parsed.manifest!])), {
+    auditor = new Auditor(appDesiredState({ [PROMOTED]: ["1.0"] }), {
       store,
       logger,
       metrics,
