@@ -16,7 +16,7 @@
  * Targets: promoter cold >= 3x faster than skopeo, warm >= 10x, each source blob read once.
  */
 import { spawn } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -233,7 +233,6 @@ async function main(): Promise<void> {
             );
             if (result.status !== 0) throw new Error(`promoter failed (${result.status}):\n${result.output}`);
             if (process.env.BENCH_VERBOSE) {
-              const { readFile } = await import("node:fs/promises");
               const report = JSON.parse(await readFile(path.join(work, `report-${phase}.json`), "utf8")) as {
                 timings: unknown;
                 durationMs: number;

@@ -12,6 +12,7 @@
  */
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -116,7 +117,6 @@ if (!existsSync(path.join(repoRoot, "dist/cli/entry.js"))) {
   console.error("dist/ is missing: run `npm run build` first (npm run bench:validate does).");
   process.exit(2);
 }
-const os = await import("node:os");
 const load = os.loadavg().map((value) => value.toFixed(2));
 console.log(`node ${process.version}, ${os.availableParallelism()} cores, load average ${load.join(" ")}`);
 const registryOk = await benchTree("registry.k8s.io", true);
