@@ -71,6 +71,8 @@ export class AuthTransport implements Transport {
   private readonly tokens: TokenCache;
   private readonly refreshTokens = new Map<string, string>();
   private readonly internalHosts = new Map<string, Promise<boolean>>();
+  /** Credentials whose secrets the redactor already knows (the credential store caches them). */
+  private readonly redacted = new WeakSet<Credential>();
 
   constructor(
     private readonly next: Transport,
@@ -116,10 +118,12 @@ export class AuthTransport implements Transport {
       auth.repository,
       signal ? { signal } : {},
     );
+    if (credential === undefined || this.redacted.has(credential)) return credential;
+    this.redacted.add(credential);
     const { redactor } = this.options;
-    if (credential?.kind === "basic") redactor.addBasic(credential.username, credential.password);
-    else if (credential?.kind === "identity-token") redactor.add(credential.identityToken);
-    else if (credential?.kind === "registry-token") redactor.add(credential.token);
+    if (credential.kind === "basic") redactor.addBasic(credential.username, credential.password);
+    else if (credential.kind === "identity-token") redactor.add(credential.identityToken);
+    else redactor.add(credential.token);
     return credential;
   }
 
