@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
+import { runBounded } from "../concurrency/index.js";
 import { describeError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import type { Digest, RepositoryLocation } from "../reference/index.js";
@@ -78,30 +79,23 @@ export async function checkSourceSignatures(
   const logger = options.logger ?? silentLogger;
   const refusals = new Map<string, string>();
   const call = options.signal ? { signal: options.signal } : {};
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < requests.length) {
-      options.signal?.throwIfAborted();
-      const request = requests[next++];
-      if (!request) return;
-      const store = options.provider.repository(request.location, "source");
-      try {
-        const check = await checkSignatures(
-          store,
-          request.digest,
-          { keys: request.rule.keys, ...(request.rule.keyless ? { keyless: request.rule.keyless } : {}) },
-          call,
-        );
-        if (check.status !== "valid") refusals.set(request.key, check.reasons.join("; "));
-      } catch (error) {
-        if (options.signal?.aborted) throw error;
-        refusals.set(request.key, `the source signature could not be read: ${describeError(error)}`);
-      }
+  // The signal is checked here, not by runBounded, so an abort rejects with the signal's reason.
+  await runBounded(requests, options.concurrency ?? 8, async (request) => {
+    options.signal?.throwIfAborted();
+    const store = options.provider.repository(request.location, "source");
+    try {
+      const check = await checkSignatures(
+        store,
+        request.digest,
+        { keys: request.rule.keys, ...(request.rule.keyless ? { keyless: request.rule.keyless } : {}) },
+        call,
+      );
+      if (check.status !== "valid") refusals.set(request.key, check.reasons.join("; "));
+    } catch (error) {
+      if (options.signal?.aborted) throw error;
+      refusals.set(request.key, `the source signature could not be read: ${describeError(error)}`);
     }
-  };
-  await Promise.all(
-    Array.from({ length: Math.max(1, Math.min(options.concurrency ?? 8, requests.length)) }, worker),
-  );
+  });
   logger.log(refusals.size > 0 ? "warn" : "info", "source signatures checked", {
     digests: requests.length,
     refused: refusals.size,
