@@ -1,3 +1,4 @@
+import { describeError } from "../errors.js";
 import { destinationRegistries, type ManifestSet } from "../manifest/index.js";
 import { RepositoryKeys, type PlannedEdge } from "../plan/index.js";
 import { parseImageReference, type Digest, type RepositoryPath } from "../reference/index.js";
@@ -44,10 +45,9 @@ export function canonicalRegistries(set: ManifestSet): Map<string, string> {
 
 /** The identity for an image, from the configured prefix or template. */
 export function identityFor(configured: string, image: RepositoryPath): string {
-  const identity = configured.includes("{image}")
+  return configured.includes("{image}")
     ? configured.split("{image}").join(image)
     : `${configured.replace(/\/+$/, "")}/${image}`;
-  return identity;
 }
 
 /** Checks a configured identity: it must make a repository reference (no tag, no digest). */
@@ -59,7 +59,7 @@ export function checkIdentity(configured: string): void {
   } catch (error) {
     throw new SignError(
       "sign-policy",
-      `--sign-identity ${JSON.stringify(configured)}: ${(error as Error).message}`,
+      `--sign-identity ${JSON.stringify(configured)}: ${describeError(error)}`,
     );
   }
   if (parsed.tag !== undefined || parsed.digest !== undefined) {
@@ -100,11 +100,9 @@ export function signatureTargets(
     // the manifest lists them, so its destination is the manifest's first.
     if (!group.projects.has(edge.project)) {
       group.projects.add(edge.project);
-      const registry = options.canonicalRegistries?.get(edge.project) ?? edge.destinationRegistry.name;
-      const identity =
-        options.identity !== undefined
-          ? identityFor(options.identity, edge.image)
-          : `${registry.replace(/\/+$/, "")}/${edge.image}`;
+      const configured =
+        options.identity ?? options.canonicalRegistries?.get(edge.project) ?? edge.destinationRegistry.name;
+      const identity = identityFor(configured, edge.image);
       if (!group.identities.includes(identity)) group.identities.push(identity);
     }
     if (!PROMOTED_DECISIONS.has(decision.kind)) continue;
