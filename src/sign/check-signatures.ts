@@ -58,6 +58,10 @@ export async function checkSignatures(
   const reasons: string[] = [];
   const signers: string[] = [];
   const tag = signatureTag(digest);
+  const expected = {
+    digest,
+    ...(expectation.identity === undefined ? {} : { identity: expectation.identity }),
+  };
   const content = await store.getManifest(tag, options);
   let manifestDigest: Digest | undefined;
   if (content) {
@@ -79,10 +83,6 @@ export async function checkSignatures(
         reasons.push(`layer ${layer.digest}: payload unreadable (${describeError(error)})`);
         continue;
       }
-      const expected = {
-        digest,
-        ...(expectation.identity === undefined ? {} : { identity: expectation.identity }),
-      };
       if (layer.annotations?.[CosignAnnotation.certificate] !== undefined && expectation.keyless) {
         const verdict = await expectation.keyless.verifyLayer(layer, payload, expected);
         if (verdict.ok) signers.push(verdict.signer);
@@ -103,10 +103,7 @@ export async function checkSignatures(
         if (!manifest) continue;
         const layer = bundleLayerOf(manifest, `${store.name}@${referrer.digest}`);
         const bytes = await readSmallBlob(store, layer, MAX_BUNDLE_BYTES, options);
-        const verdict = await verifySigningBundle(bytes, expectation.keys, {
-          digest,
-          ...(expectation.identity === undefined ? {} : { identity: expectation.identity }),
-        });
+        const verdict = await verifySigningBundle(bytes, expectation.keys, expected);
         if (verdict.ok) signers.push(verdict.keyId);
         else reasons.push(`bundle ${referrer.digest}: ${verdict.reason}`);
       } catch (error) {

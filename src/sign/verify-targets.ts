@@ -99,6 +99,7 @@ async function verifyTarget(
   }
   for (const subject of subjects) {
     for (const { key, store } of present) {
+      const at = { target, subject: subject.digest, role: subject.role, destination: key, identity };
       try {
         const check = await checkSignatures(
           store,
@@ -107,11 +108,7 @@ async function verifyTarget(
           call,
         );
         results.push({
-          target,
-          subject: subject.digest,
-          role: subject.role,
-          destination: key,
-          identity,
+          ...at,
           status: check.status,
           reasons: check.reasons,
           signers: check.signers,
@@ -120,11 +117,7 @@ async function verifyTarget(
       } catch (error) {
         if (options.signal?.aborted) throw error;
         results.push({
-          target,
-          subject: subject.digest,
-          role: subject.role,
-          destination: key,
-          identity,
+          ...at,
           status: "unreadable",
           reasons: [isPromoterError(error) ? `${error.code}: ${error.message}` : describeError(error)],
           signers: [],
