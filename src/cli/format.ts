@@ -1,5 +1,5 @@
 import * as path from "node:path";
-import type { SourcePosition } from "../manifest/index.js";
+import type { Finding, SourcePosition } from "../manifest/index.js";
 
 /** Shared text formatting for command output: paths relative to where the user stands, counts. */
 
@@ -11,6 +11,11 @@ export function relativeFile(cwd: string, file: string): string {
 
 export function positionText(cwd: string, position: SourcePosition): string {
   return `${relativeFile(cwd, position.file)}:${position.line}:${position.column}`;
+}
+
+/** A finding as a compiler would print it: `file:line:col: error[rule]: message`. */
+export function findingText(cwd: string, finding: Finding): string {
+  return `${positionText(cwd, finding.position)}: ${finding.severity}[${finding.rule}]: ${finding.message}`;
 }
 
 export function plural(count: number, word: string, many = `${word}s`): string {

@@ -26,7 +26,7 @@ import {
 } from "../../plan/index.js";
 import { planEdges, planPromotion, runPlanned, type PromotionResult } from "../../promote/index.js";
 import { booleanOption, integerOption, stringOption, type Command, type ParsedValues } from "../command.js";
-import { formatBytes, formatDuration, plural, positionText, relativeFile } from "../format.js";
+import { findingText, formatBytes, formatDuration, plural, relativeFile } from "../format.js";
 import { ExitCode, writeLine, type CliIO } from "../io.js";
 import { createCliLogger, type LogFormat } from "../logger.js";
 import { manifestInputFromOptions, manifestOptionSpecs } from "../manifest-options.js";
@@ -295,10 +295,7 @@ async function readPlanFile(file: string): Promise<ReturnType<typeof edgesFromDo
 
 function writeFindings(io: CliIO, findings: readonly Finding[]): void {
   for (const finding of findings) {
-    writeLine(
-      io.stderr,
-      `${positionText(io.cwd, finding.position)}: ${finding.severity}[${finding.rule}]: ${finding.message}`,
-    );
+    writeLine(io.stderr, findingText(io.cwd, finding));
   }
   const errors = findings.filter((finding) => finding.severity === "error").length;
   if (errors > 0) {

@@ -6,7 +6,7 @@ import {
   type ValidationResult,
 } from "../../manifest/index.js";
 import { stringOption, type Command } from "../command.js";
-import { positionText, relativeFile } from "../format.js";
+import { findingText, positionText, relativeFile } from "../format.js";
 import { ExitCode, type CliIO } from "../io.js";
 import { manifestInputFromOptions } from "../manifest-options.js";
 
@@ -62,9 +62,7 @@ function plural(count: number, word: string, many = `${word}s`): string {
 export function validationText(result: ValidationResult, cwd: string): string {
   const lines: string[] = [];
   for (const finding of result.findings) {
-    lines.push(
-      `${positionText(cwd, finding.position)}: ${finding.severity}[${finding.rule}]: ${finding.message}`,
-    );
+    lines.push(findingText(cwd, finding));
     if (finding.hint) lines.push(`    hint: ${finding.hint}`);
     for (const related of finding.related ?? []) lines.push(`    see: ${positionText(cwd, related)}`);
   }
