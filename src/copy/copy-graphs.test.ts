@@ -329,6 +329,22 @@ function task(
   };
 }
 
+/** {@link task} with the same tags at every one of `stores`. */
+function taskToEach(
+  id: string,
+  source: RepositoryStore,
+  content: TestContent | Digest,
+  stores: readonly RepositoryStore[],
+  tags: readonly string[],
+): CopyTask {
+  return task(
+    id,
+    source,
+    content,
+    stores.map((store) => [store, tags] as const),
+  );
+}
+
 /** A two-platform image sharing its layers between platforms (as multi-arch builds of data do). */
 function multiArch(seed: string, mediaTypes: "oci" | "docker" = "oci", layerSize = 4096) {
   const amd64 = makeImage({
@@ -413,30 +429,10 @@ describe("copyGraphs between OCI layouts", () => {
     const events: CopyEvent[] = [];
     const outcomes = await copyGraphs(
       [
-        task(
-          "index",
-          source,
-          index,
-          mirrors.map((m) => [m, ["v1", "latest"]] as const),
-        ),
-        task(
-          "amd64",
-          source,
-          amd64,
-          mirrors.map((m) => [m, ["v1-amd64"]] as const),
-        ),
-        task(
-          "arm64",
-          source,
-          arm64,
-          mirrors.map((m) => [m, ["v1-arm64"]] as const),
-        ),
-        task(
-          "tagless",
-          source,
-          extra,
-          mirrors.map((m) => [m, []] as const),
-        ),
+        taskToEach("index", source, index, mirrors, ["v1", "latest"]),
+        taskToEach("amd64", source, amd64, mirrors, ["v1-amd64"]),
+        taskToEach("arm64", source, arm64, mirrors, ["v1-arm64"]),
+        taskToEach("tagless", source, extra, mirrors, []),
       ],
       { onEvent: (event) => events.push(event) },
     );
@@ -733,14 +729,7 @@ describe("copyGraphs between OCI layouts", () => {
       layoutStore("m2", "corrupt", "destination"),
     ];
 
-    const outcomes = await copyGraphs([
-      task(
-        "corrupt",
-        source,
-        image,
-        mirrors.map((m) => [m, ["v1"]] as const),
-      ),
-    ]);
+    const outcomes = await copyGraphs([taskToEach("corrupt", source, image, mirrors, ["v1"])]);
     for (const outcome of outcomes) {
       expect(outcome.status).toBe("failed");
       expect(outcome.error).toMatchObject({
@@ -820,14 +809,7 @@ describe("copyGraphs between OCI layouts", () => {
         },
       }),
     );
-    const tasks = images.map((image, i) =>
-      task(
-        `image-${i}`,
-        source,
-        image,
-        mirrors.map((m) => [m, [`v${i}`]] as const),
-      ),
-    );
+    const tasks = images.map((image, i) => taskToEach(`image-${i}`, source, image, mirrors, [`v${i}`]));
     const outcomes = await copyGraphs(tasks, { signal: controller.signal, concurrency: 2 });
 
     expect(outcomes).toHaveLength(18);
@@ -894,14 +876,7 @@ describe("copyGraphs between OCI layouts", () => {
     );
     const mirrors = Array.from({ length: 3 }, (_, i) => layoutStore(`m${i}`, "queue", "destination"));
     const outcomes = await copyGraphs(
-      images.map((image, i) =>
-        task(
-          `image-${i}`,
-          source,
-          image,
-          mirrors.map((m) => [m, [`t${i}`]] as const),
-        ),
-      ),
+      images.map((image, i) => taskToEach(`image-${i}`, source, image, mirrors, [`t${i}`])),
       { concurrency: 2 },
     );
     expect(byStatus(outcomes)).toEqual({ copied: 90 });
@@ -935,14 +910,7 @@ describe("copyGraphs between OCI layouts", () => {
     const doneByTask = new Map<string, number>();
     const started = performance.now();
     const outcomes = await copyGraphs(
-      images.map((image, i) =>
-        task(
-          `image-${i}`,
-          source,
-          image,
-          mirrors.map((m) => [m, []] as const),
-        ),
-      ),
+      images.map((image, i) => taskToEach(`image-${i}`, source, image, mirrors, [])),
       {
         concurrency: 2,
         onEvent: (event) => {
@@ -1056,24 +1024,9 @@ describe("copyGraphs between real registries", () => {
     const logger = new MemoryLogger();
     const outcomes = await copyGraphs(
       [
-        task(
-          "index",
-          source,
-          index,
-          mirrors.map((m) => [m, ["v1"]] as const),
-        ),
-        task(
-          "amd64",
-          source,
-          amd64,
-          mirrors.map((m) => [m, ["v1-amd64"]] as const),
-        ),
-        task(
-          "tagless",
-          source,
-          tagless,
-          mirrors.map((m) => [m, []] as const),
-        ),
+        taskToEach("index", source, index, mirrors, ["v1"]),
+        taskToEach("amd64", source, amd64, mirrors, ["v1-amd64"]),
+        taskToEach("tagless", source, tagless, mirrors, []),
       ],
       { logger },
     );
@@ -1110,24 +1063,9 @@ describe("copyGraphs between real registries", () => {
     // Already promoted: one existence check (HEAD) per (task, destination), nothing else.
     const before = mirrorRegistries.map(requestsTo);
     const again = await copyGraphs([
-      task(
-        "index",
-        source,
-        index,
-        mirrors.map((m) => [m, []] as const),
-      ),
-      task(
-        "amd64",
-        source,
-        amd64,
-        mirrors.map((m) => [m, []] as const),
-      ),
-      task(
-        "tagless",
-        source,
-        tagless,
-        mirrors.map((m) => [m, []] as const),
-      ),
+      taskToEach("index", source, index, mirrors, []),
+      taskToEach("amd64", source, amd64, mirrors, []),
+      taskToEach("tagless", source, tagless, mirrors, []),
     ]);
     expect(again.map((o) => o.status)).toEqual(Array(9).fill("unchanged"));
     mirrorRegistries.forEach((registry, i) => {
