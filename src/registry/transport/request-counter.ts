@@ -11,11 +11,10 @@ export class RequestCounter {
 
   /** `host` as in a URL (already lower case), or `oci:DIR` (kept as is: paths are case-sensitive). */
   record(host: string, method: string): void {
-    const key = host;
-    let count = this.counts.get(key);
+    let count = this.counts.get(host);
     if (!count) {
       count = { total: 0, byMethod: {} };
-      this.counts.set(key, count);
+      this.counts.set(host, count);
     }
     count.total += 1;
     count.byMethod[method] = (count.byMethod[method] ?? 0) + 1;

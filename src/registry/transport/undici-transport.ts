@@ -3,14 +3,20 @@ import { isIP } from "node:net";
 import { Readable } from "node:stream";
 import { createSecureContext, rootCertificates, type SecureContext } from "node:tls";
 import { Agent, request as undiciRequest, type Dispatcher } from "undici";
-import { AbortedError } from "../../errors.js";
+import { AbortedError, describeError } from "../../errors.js";
 import type { Logger } from "../../log.js";
 import { redactUrl } from "../redact.js";
 import { RegistryError } from "../errors.js";
 import { BodyTooLargeError, discardBody, emptyBody, readBody } from "./body.js";
 import { requestError } from "./request-error.js";
 import type { SecurityPolicy } from "./security-policy.js";
-import type { HttpRequest, HttpResponse, ResponseHeaders, Transport } from "./types.js";
+import {
+  isReplayableBody,
+  type HttpRequest,
+  type HttpResponse,
+  type ResponseHeaders,
+  type Transport,
+} from "./types.js";
 
 /**
  * The bottom layer: one HTTP request on undici. `undici.request` (rather than `fetch`) because it
@@ -130,7 +136,7 @@ export function networkError(error: unknown, request: HttpRequest, phase: "reque
   if (request.signal?.aborted)
     return new AbortedError(`${request.context.operation} aborted`, { cause: error });
   const code = errorCode(error) ?? "";
-  const detail = error instanceof Error ? error.message : String(error);
+  const detail = describeError(error);
   const cause = error instanceof Error ? error : undefined;
   if (TIMEOUT_CODES.has(code)) {
     const what =
@@ -202,7 +208,7 @@ export class UndiciTransport implements Transport {
    */
   private static carriesBlob(request: HttpRequest): boolean {
     if (request.method === "PATCH") return true;
-    if (request.body !== undefined && !(request.body instanceof Uint8Array)) return true;
+    if (!isReplayableBody(request.body)) return true;
     return request.method === "GET" && request.bufferLimit === undefined;
   }
 
