@@ -2,7 +2,7 @@ import type { TagConflict } from "../manifest/index.js";
 import type { Digest, RepositoryLocation, Tag } from "../reference/index.js";
 import { formatRepositoryLocation } from "../reference/index.js";
 import type { PromotionEdge } from "./edge.js";
-import type { Inventory, RepositoryQuestion, RepositoryState } from "./inventory.js";
+import type { Inventory, RepositoryQuestion, RepositoryReadFailure, RepositoryState } from "./inventory.js";
 
 /**
  * Deciding each promotion edge from what the registries hold: kpromo's semantics, but isolated
@@ -114,19 +114,16 @@ export function destinationQuestions(
   return { destinations };
 }
 
+/** A repository an edge needs that was not read, or could not be. */
+function unreadable(side: "source" | "destination", state: RepositoryReadFailure | undefined): EdgeDecision {
+  return state
+    ? { kind: "unreadable", side, code: state.code, message: state.message }
+    : { kind: "unreadable", side, code: "not-observed", message: "repository was not read" };
+}
+
 /** Destination-only decision; `copy` still needs the source checked. */
 function decideAtDestination(edge: PromotionEdge, state: RepositoryState | undefined): EdgeDecision {
-  if (!state) {
-    return {
-      kind: "unreadable",
-      side: "destination",
-      code: "not-observed",
-      message: "repository was not read",
-    };
-  }
-  if (state.kind === "unreadable") {
-    return { kind: "unreadable", side: "destination", code: state.code, message: state.message };
-  }
+  if (state?.kind !== "observed") return unreadable("destination", state);
   if (edge.tag !== undefined) {
     const current = state.tags.get(edge.tag);
     if (current !== undefined)
@@ -134,6 +131,12 @@ function decideAtDestination(edge: PromotionEdge, state: RepositoryState | undef
     return state.digests.has(edge.digest) ? ADD_TAG : COPY;
   }
   return state.digests.has(edge.digest) ? UNCHANGED : COPY;
+}
+
+/** A `copy` decided at the destination, checked against what the source holds. */
+function decideAtSource(edge: PromotionEdge, state: RepositoryState | undefined): EdgeDecision {
+  if (state?.kind !== "observed") return unreadable("source", state);
+  return state.digests.has(edge.digest) ? COPY : MISSING_SOURCE;
 }
 
 /**
@@ -220,35 +223,22 @@ export function decidePlan(
     const i = next++;
     const destinationKey = keys.of(edge.destination);
     const conflict = conflictOf(conflicts, destinationKey, edge.tag);
-    let decision: EdgeDecision;
-    if (conflict) {
-      decision = { kind: "refused-conflict", conflict };
-    } else {
-      decision = decideAtDestination(edge, inventory.destinations.get(destinationKey));
-      if (decision.kind === "copy") {
-        const source = inventory.sources.get(keys.of(edge.source));
-        if (!source) {
-          decision = {
-            kind: "unreadable",
-            side: "source",
-            code: "not-observed",
-            message: "repository was not read",
-          };
-        } else if (source.kind === "unreadable") {
-          decision = { kind: "unreadable", side: "source", code: source.code, message: source.message };
-        } else if (!source.digests.has(edge.digest)) {
-          decision = MISSING_SOURCE;
-        }
-      }
+    let decision: EdgeDecision = conflict
+      ? { kind: "refused-conflict", conflict }
+      : decideAtDestination(edge, inventory.destinations.get(destinationKey));
+    if (decision.kind !== "copy" && decision.kind !== "add-tag") {
+      planned[i] = { edge, decision };
+      continue;
     }
+    const sourceKey = keys.of(edge.source);
+    if (decision.kind === "copy") decision = decideAtSource(edge, inventory.sources.get(sourceKey));
     if ((decision.kind === "copy" || decision.kind === "add-tag") && sourceRefusals !== undefined) {
-      const reason = sourceRefusals.get(sourceVerdictKey(keys.of(edge.source), edge.digest));
+      const reason = sourceRefusals.get(sourceVerdictKey(sourceKey, edge.digest));
       if (reason !== undefined) decision = { kind: "refused-source-signature", reason };
     }
     planned[i] = { edge, decision };
     if (decision.kind !== "copy" && decision.kind !== "add-tag") continue;
 
-    const sourceKey = keys.of(edge.source);
     let bySource = work.get(sourceKey);
     if (!bySource) {
       bySource = { location: edge.source, digests: new Map() };
