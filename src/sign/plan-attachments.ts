@@ -2,7 +2,7 @@ import { describeError } from "../errors.js";
 import { runBounded } from "../concurrency/index.js";
 import { silentLogger, type Logger } from "../log.js";
 import { parseManifest, type Descriptor, type ImageIndex } from "../oci/index.js";
-import type { Digest } from "../reference/index.js";
+import { digestAlgorithm, digestHex, type Digest } from "../reference/index.js";
 import type { CallOptions, RepositoryStore, StoreProvider } from "../registry/index.js";
 import type {
   AttachmentMode,
@@ -528,10 +528,9 @@ function keylessBundleIdentity(bytes: Uint8Array, subject: Digest): string | und
     const statement = JSON.parse(Buffer.from(payload, "base64").toString("utf8")) as {
       subject?: { name?: unknown; digest?: Record<string, unknown> }[];
     };
-    const [algorithm, hex] = subject.split(":");
-    const match = statement.subject?.find(
-      (entry) => algorithm !== undefined && entry.digest?.[algorithm] === hex,
-    );
+    const algorithm = digestAlgorithm(subject);
+    const hex = digestHex(subject);
+    const match = statement.subject?.find((entry) => entry.digest?.[algorithm] === hex);
     return typeof match?.name === "string" ? match.name : undefined;
   } catch {
     return undefined;
