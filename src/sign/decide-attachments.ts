@@ -69,14 +69,14 @@ export function decideLayerSet(input: LayerSetInput): WorkItem | undefined {
       holders.set(destination.state.digest, (holders.get(destination.state.digest) ?? 0) + 1);
     }
   }
+  /** The manifest most destinations hold first; ties in order of digest. */
+  const byHolders = (a: ObservedLayerSet, b: ObservedLayerSet): number =>
+    (holders.get(b.content.digest) ?? 0) - (holders.get(a.content.digest) ?? 0) ||
+    compareDigests(a.content.digest, b.content.digest);
   const held = [...holders.keys()]
     .map((digest) => input.manifests.get(digest))
     .filter((manifest): manifest is ObservedLayerSet => manifest !== undefined)
-    .sort(
-      (a, b) =>
-        (holders.get(b.content.digest) ?? 0) - (holders.get(a.content.digest) ?? 0) ||
-        compareDigests(a.content.digest, b.content.digest),
-    );
+    .sort(byHolders);
   const [base, ...others] = held;
   const ordered: ObservedLayerSet[] = [];
   for (const manifest of [
@@ -115,13 +115,7 @@ export function decideLayerSet(input: LayerSetInput): WorkItem | undefined {
     return unreadable.length > 0 ? { ...common, action: "unchanged", writeTo: [] } : undefined;
   }
 
-  const candidates = ordered
-    .filter((manifest) => containsLayers(manifest.layers, union))
-    .sort(
-      (a, b) =>
-        (holders.get(b.content.digest) ?? 0) - (holders.get(a.content.digest) ?? 0) ||
-        compareDigests(a.content.digest, b.content.digest),
-    );
+  const candidates = ordered.filter((manifest) => containsLayers(manifest.layers, union)).sort(byHolders);
   const chosen = candidates[0];
   let manifest: ManifestContent;
   let blobs: PlannedBlob[];
