@@ -21,7 +21,7 @@ import {
   type RepositoryPath,
   type Tag,
 } from "../../reference/index.js";
-import { RegistryError, type RegistryErrorCode } from "../errors.js";
+import { RegistryError, type RegistryErrorCode, type RegistryErrorDetails } from "../errors.js";
 import type { CallOptions, ManifestContent, RepositoryStore, Side } from "../store.js";
 import { LayoutFiles, layoutDirectoryOf, layoutPathProblem, throwIfAborted } from "./layout-files.js";
 import {
@@ -87,14 +87,18 @@ class OciLayoutRepositoryStore implements RepositoryStore {
     return new RegistryError(
       code,
       summary,
-      {
-        operation,
-        registry: `${OCI_LAYOUT_PREFIX}${this.location.directory}`,
-        repository: this.location.repository,
-        side: this.side,
-      },
+      this.errorDetails(operation),
       cause === undefined ? undefined : { cause },
     );
+  }
+
+  private errorDetails(operation: string): RegistryErrorDetails {
+    return {
+      operation,
+      registry: `${OCI_LAYOUT_PREFIX}${this.location.directory}`,
+      repository: this.location.repository,
+      side: this.side,
+    };
   }
 
   /** index.json as data; an empty index when the layout or the file does not exist yet. */
@@ -308,13 +312,7 @@ class OciLayoutRepositoryStore implements RepositoryStore {
         throw new RegistryError(
           "registry-not-found",
           `manifest ${digest} references ${what} ${descriptor.digest}, which the layout does not have`,
-          {
-            operation,
-            registry: `${OCI_LAYOUT_PREFIX}${this.location.directory}`,
-            repository: this.location.repository,
-            side: this.side,
-            registryCodes: ["MANIFEST_BLOB_UNKNOWN"],
-          },
+          { ...this.errorDetails(operation), registryCodes: ["MANIFEST_BLOB_UNKNOWN"] },
         );
       }
     }
