@@ -187,26 +187,27 @@ export async function putManifest(
   options: CallOptions = {},
 ): Promise<{ readonly subjectProcessed: boolean }> {
   const url = client.endpoint.url(client.path(`manifests/${reference}`));
+  const target = { method: "PUT", url, context: client.context("put manifest") } as const;
   const actual = digestOf(content.bytes, digestAlgorithm(content.digest));
   if (actual !== content.digest) {
     throw requestError(
       "registry-digest-mismatch",
       `refusing to push: the manifest bytes hash to ${actual}, not ${content.digest}`,
-      { method: "PUT", url, context: client.context("put manifest") },
+      target,
     );
   }
   if (isDigest(reference) && reference !== content.digest) {
     throw requestError(
       "registry-digest-mismatch",
       `refusing to push manifest ${content.digest} under digest ${reference}`,
-      { method: "PUT", url, context: client.context("put manifest") },
+      target,
     );
   }
   if (content.bytes.byteLength > MAX_MANIFEST_BYTES) {
     throw requestError(
       "registry-too-large",
       `manifest of ${content.bytes.byteLength} bytes is over the ${MAX_MANIFEST_BYTES}-byte cap`,
-      { method: "PUT", url, context: client.context("put manifest") },
+      target,
     );
   }
   const { request, response } = await client.send(
