@@ -118,6 +118,8 @@ function stringList(value: unknown, where: string): string[] {
   return value as string[];
 }
 
+const KEYLESS_FIELDS: readonly string[] = ["subject", "subjectRegExp", "issuer", "issuerRegExp"];
+
 function keylessList(value: unknown, where: string): KeylessIdentity[] {
   if (value === undefined) return [];
   if (!Array.isArray(value)) throw new SignError("sign-policy", `${where} must be a list`);
@@ -127,16 +129,14 @@ function keylessList(value: unknown, where: string): KeylessIdentity[] {
       throw new SignError("sign-policy", `${at} must be a mapping`);
     const record = entry as Record<string, unknown>;
     const identity: Record<string, string> = {};
-    for (const field of ["subject", "subjectRegExp", "issuer", "issuerRegExp"]) {
+    for (const field of KEYLESS_FIELDS) {
       const fieldValue = record[field];
       if (fieldValue === undefined) continue;
       if (typeof fieldValue !== "string")
         throw new SignError("sign-policy", `${at}.${field} must be a string`);
       identity[field] = fieldValue;
     }
-    const unknown = Object.keys(record).filter(
-      (field) => !["subject", "subjectRegExp", "issuer", "issuerRegExp"].includes(field),
-    );
+    const unknown = Object.keys(record).filter((field) => !KEYLESS_FIELDS.includes(field));
     if (unknown.length > 0) throw new SignError("sign-policy", `${at}: unknown field ${unknown.join(", ")}`);
     checkKeylessIdentity(identity, at);
     return identity;
