@@ -33,6 +33,7 @@ export {
 } from "./parse.js";
 export {
   checkManifests,
+  conflictDigests,
   createManifestSet,
   findTagConflicts,
   registryFindings,

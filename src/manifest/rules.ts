@@ -101,6 +101,11 @@ export interface TagConflict {
   readonly claims: readonly TagClaim[];
 }
 
+/** The distinct digests that claim a conflicting tag, in order of their first claim. */
+export function conflictDigests(conflict: TagConflict): Digest[] {
+  return [...new Set(conflict.claims.map((claim) => claim.digest))];
+}
+
 interface ClaimGroup {
   readonly claims: Map<Tag, TagClaim[]>;
   /** Conflicts inside the group alone, computed once for all its destinations. */
@@ -214,7 +219,7 @@ export function tagConflictFindings(conflicts: readonly TagConflict[]): Finding[
   }
   const findings: Finding[] = [];
   for (const { conflict, destinations } of grouped.values()) {
-    const digests = [...new Set(conflict.claims.map((claim) => claim.digest))];
+    const digests = conflictDigests(conflict);
     const projects = [...new Set(conflict.claims.map((claim) => claim.project))];
     const where = destinations.length === 1 ? "" : ` (and in ${destinations.length - 1} more destinations)`;
     const across = projects.length > 1 ? ` across projects ${projects.join(", ")}` : "";

@@ -1,4 +1,4 @@
-import type { SourcePosition } from "../manifest/index.js";
+import { conflictDigests, type SourcePosition } from "../manifest/index.js";
 import type { Digest, Tag } from "../reference/index.js";
 import type { EdgeDecisionKind, PlannedEdge } from "./decide.js";
 import { RepositoryKeys } from "./decide.js";
@@ -84,7 +84,7 @@ export function rowsFromPlan(edges: readonly PlannedEdge[]): DisplayRow[] {
         return {
           edge,
           status: decision.kind,
-          detail: `claimed for ${new Set(decision.conflict.claims.map((claim) => claim.digest)).size} different digests`,
+          detail: `claimed for ${conflictDigests(decision.conflict).length} different digests`,
         };
       case "unreadable":
         return { edge, status: decision.kind, detail: `${decision.side}: ${decision.message}` };

@@ -1,5 +1,5 @@
 import { PromoterError } from "../errors.js";
-import type { RegistryEntry, SourcePosition } from "../manifest/index.js";
+import { conflictDigests, type RegistryEntry, type SourcePosition } from "../manifest/index.js";
 import {
   isDigest,
   isRepositoryPath,
@@ -80,9 +80,7 @@ function reasonOf(decision: EdgeDecision): string | undefined {
     case "missing-source":
       return "the digest is not in the source repository";
     case "refused-conflict":
-      return `tag ${decision.conflict.tag} is claimed for different digests: ${[
-        ...new Set(decision.conflict.claims.map((claim) => claim.digest)),
-      ].join(", ")}`;
+      return `tag ${decision.conflict.tag} is claimed for different digests: ${conflictDigests(decision.conflict).join(", ")}`;
     case "unreadable":
       return `${decision.side} could not be read: ${decision.message}`;
     case "refused-source-signature":

@@ -1,3 +1,4 @@
+import { conflictDigests } from "../manifest/index.js";
 import type { EdgeDecision } from "./decide.js";
 import type { PromotionEdge } from "./edge.js";
 
@@ -47,7 +48,7 @@ export function outcomeWithoutWrite(
         outcome: "failed",
         error: {
           code: "tag-conflict",
-          message: `tag ${decision.conflict.tag} is claimed for ${new Set(decision.conflict.claims.map((c) => c.digest)).size} different digests`,
+          message: `tag ${decision.conflict.tag} is claimed for ${conflictDigests(decision.conflict).length} different digests`,
         },
       };
     case "unreadable":
