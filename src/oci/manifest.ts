@@ -1,6 +1,11 @@
 import type { Digest } from "../reference/index.js";
 import { parseDescriptor, InvalidContentError, type Descriptor } from "./descriptor.js";
-import { INDEX_MEDIA_TYPES, IMAGE_MANIFEST_MEDIA_TYPES, isManifestMediaType } from "./media-type.js";
+import {
+  INDEX_MEDIA_TYPES,
+  IMAGE_MANIFEST_MEDIA_TYPES,
+  isManifestMediaType,
+  MediaType,
+} from "./media-type.js";
 
 /**
  * An image manifest (OCI or Docker v2 schema 2): a config blob and layers.
@@ -97,8 +102,8 @@ export function parseManifest(
 
 /** Old documents may omit `mediaType`; the shape tells which kind they are. */
 function guessMediaType(document: Record<string, unknown>): string {
-  if (Array.isArray(document.manifests)) return "application/vnd.oci.image.index.v1+json";
-  return "application/vnd.oci.image.manifest.v1+json";
+  if (Array.isArray(document.manifests)) return MediaType.ociImageIndex;
+  return MediaType.ociImageManifest;
 }
 
 /**
