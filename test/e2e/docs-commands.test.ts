@@ -7,13 +7,7 @@ import { runCli } from "../../src/cli/main.js";
 import { captureIO } from "../support/cli.js";
 import { startRegistry, type TestRegistry } from "../support/registry-harness.js";
 import { skopeoInspectRaw } from "../support/skopeo.js";
-import {
-  makeImage,
-  makeIndex,
-  pushWithSkopeo,
-  writeOciLayoutDirectly,
-  type TestContent,
-} from "../support/test-images.js";
+import { makeImage, makeIndex, pushTagsWithSkopeo, type TestContent } from "../support/test-images.js";
 import { startCliShim, type CliShim } from "./gitops-cli-shim.js";
 
 /**
@@ -86,10 +80,7 @@ async function push(
   repository: string,
   entries: { content: TestContent; tag: string }[],
 ): Promise<void> {
-  const layout = await mkdtemp(path.join(work, "seed-"));
-  await writeOciLayoutDirectly(layout, entries);
-  for (const entry of entries)
-    await pushWithSkopeo(layout, entry.tag, `${registry.host}/${repository}:${entry.tag}`);
+  await pushTagsWithSkopeo(work, registry.host, repository, entries);
 }
 
 interface Sandbox {

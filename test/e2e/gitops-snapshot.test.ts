@@ -14,8 +14,7 @@ import {
   makeImage,
   makeIndex,
   makeReferrer,
-  pushWithSkopeo,
-  writeOciLayoutDirectly,
+  pushTagsWithSkopeo,
   type TestContent,
 } from "../support/test-images.js";
 
@@ -85,12 +84,7 @@ async function seed(
   entries: { content: TestContent; tag: string }[],
 ): Promise<void> {
   const oci = entries.filter((entry) => !entry.content.mediaType.includes("docker"));
-  if (oci.length > 0) {
-    const layout = await mkdtemp(path.join(work, "seed-"));
-    await writeOciLayoutDirectly(layout, oci);
-    for (const entry of oci)
-      await pushWithSkopeo(layout, entry.tag, `${registry.host}/${repository}:${entry.tag}`);
-  }
+  if (oci.length > 0) await pushTagsWithSkopeo(work, registry.host, repository, oci);
   const docker = entries.filter((entry) => entry.content.mediaType.includes("docker"));
   if (docker.length === 0) return;
   const provider = createStoreProvider({ env: {}, homeDirectory: work });

@@ -19,8 +19,7 @@ import {
   pushToStore,
   makeImage,
   makeIndex,
-  pushWithSkopeo,
-  writeOciLayoutDirectly,
+  pushTagsWithSkopeo,
   type TestContent,
 } from "../support/test-images.js";
 
@@ -64,16 +63,8 @@ async function seed(
   repository: string,
   entries: { content: TestContent; tag: string }[],
 ): Promise<void> {
-  const layout = await mkdtemp(path.join(work, "seed-"));
   const oci = entries.filter((entry) => !entry.content.mediaType.includes("docker"));
-  await writeOciLayoutDirectly(layout, oci);
-  for (const entry of oci)
-    await pushWithSkopeo(
-      layout,
-      entry.tag,
-      `${registry.host}/${repository}:${entry.tag}`,
-      credsFor(registry),
-    );
+  await pushTagsWithSkopeo(work, registry.host, repository, oci, credsFor(registry));
   const docker = entries.filter((entry) => entry.content.mediaType.includes("docker"));
   if (docker.length === 0) return;
   const provider = createStoreProvider({ env: { DOCKER_CONFIG: dockerConfig }, homeDirectory: work });

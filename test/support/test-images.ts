@@ -6,7 +6,7 @@
  * https://github.com/opencontainers/image-spec/blob/v1.1.0/image-layout.md
  */
 import { createHash } from "node:crypto";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { Readable } from "node:stream";
 import { gzipSync } from "node:zlib";
@@ -379,6 +379,24 @@ export async function pushWithSkopeo(
     all: true,
     preserveDigests: true,
   });
+}
+
+/**
+ * Pushes each tagged entry to `<host>/<repository>:<tag>` with skopeo, from an OCI layout written
+ * in a new folder under `scratch`. skopeo 1.9's oci: transport ignores layout entries with Docker
+ * media types: push those with {@link pushToStore}.
+ */
+export async function pushTagsWithSkopeo(
+  scratch: string,
+  host: string,
+  repository: string,
+  entries: readonly { content: TestContent; tag: string }[],
+  creds?: SkopeoCredentials,
+): Promise<void> {
+  const layout = await mkdtemp(path.join(scratch, "seed-"));
+  await writeOciLayoutDirectly(layout, entries);
+  for (const entry of entries)
+    await pushWithSkopeo(layout, entry.tag, `${host}/${repository}:${entry.tag}`, creds);
 }
 
 /**
