@@ -1,6 +1,6 @@
 import { readFileSync, statSync } from "node:fs";
 import { homedir } from "node:os";
-import { PromoterError } from "../errors.js";
+import { PromoterError, describeError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import type { RegistryHost, RepositoryLocation, RepositoryPath } from "../reference/index.js";
 import { AuthTransport } from "./auth/auth-transport.js";
@@ -107,7 +107,7 @@ function readCaBundle(file: string): string {
     text = readFileSync(file, "utf8");
   } catch (error) {
     if (error instanceof PromoterError) throw error;
-    throw fail((error as Error).message);
+    throw fail(describeError(error));
   }
   if (!text.includes("-----BEGIN CERTIFICATE-----")) throw fail("no PEM certificate in it");
   return text;

@@ -1,4 +1,5 @@
 import { readFile, stat } from "node:fs/promises";
+import { describeError } from "../../errors.js";
 import type { RegistryHost, RepositoryPath } from "../../reference/index.js";
 import { RegistryError } from "../errors.js";
 import { MAX_CREDENTIAL_FILE_BYTES } from "../limits.js";
@@ -176,7 +177,7 @@ export async function readAuthFile(path: string): Promise<AuthDocument | undefin
     ) {
       return undefined;
     }
-    throw new RegistryError("registry-auth", `cannot read ${path}: ${(error as Error).message}`, {
+    throw new RegistryError("registry-auth", `cannot read ${path}: ${describeError(error)}`, {
       operation: "read credentials",
       registry: path,
     });

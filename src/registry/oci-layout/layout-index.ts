@@ -1,3 +1,4 @@
+import { describeError } from "../../errors.js";
 import { MediaType, parseDescriptor, type Descriptor } from "../../oci/index.js";
 import { isTag, type Digest, type Tag } from "../../reference/index.js";
 
@@ -59,7 +60,7 @@ export function parseLayoutIndex(bytes: Uint8Array): LayoutIndex {
   try {
     document = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
   } catch (error) {
-    throw new LayoutIndexProblem(`index.json is not UTF-8 JSON: ${(error as Error).message}`);
+    throw new LayoutIndexProblem(`index.json is not UTF-8 JSON: ${describeError(error)}`);
   }
   if (!isRecord(document)) throw new LayoutIndexProblem("index.json must be a JSON object");
   if (document.schemaVersion !== 2) {
@@ -74,7 +75,7 @@ export function parseLayoutIndex(bytes: Uint8Array): LayoutIndex {
     try {
       descriptor = parseDescriptor(raw, `index.json manifests[${position}]`);
     } catch (error) {
-      throw new LayoutIndexProblem((error as Error).message);
+      throw new LayoutIndexProblem(describeError(error));
     }
     const refName = descriptor.annotations?.[REF_NAME_ANNOTATION];
     if (refName !== undefined) {

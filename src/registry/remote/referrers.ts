@@ -1,3 +1,4 @@
+import { describeError } from "../../errors.js";
 import {
   MediaType,
   isIndexMediaType,
@@ -98,7 +99,7 @@ async function referrersFromApi(
     } catch (error) {
       throw requestError(
         "registry-protocol",
-        `referrers response is not an image index: ${(error as Error).message}`,
+        `referrers response is not an image index: ${describeError(error)}`,
         request,
         {
           status: response.status,
