@@ -95,8 +95,12 @@ function addToContent(
     wanted = { tags: [], sources: [] };
     content.digests.set(digest, wanted);
   }
-  const sourceKey = desiredRepositoryKey(source);
-  if (!wanted.sources.some((known) => desiredRepositoryKey(known) === sourceKey)) wanted.sources.push(source);
+  // The mirrors of one image share their source location object: compare keys only for others.
+  if (!wanted.sources.includes(source)) {
+    const sourceKey = desiredRepositoryKey(source);
+    if (!wanted.sources.some((known) => desiredRepositoryKey(known) === sourceKey))
+      wanted.sources.push(source);
+  }
   for (const tag of tags) {
     if (!wanted.tags.includes(tag)) wanted.tags.push(tag);
     const claims = content.tags.get(tag);
