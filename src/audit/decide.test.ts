@@ -49,6 +49,23 @@ images:
 `,
 );
 
+/** second.yaml: a second staging (stage2.example/s) promoting STRANGER with `tags` to reg.example/prod/app. */
+function secondManifest(tags: readonly string[]): PromotionManifest {
+  return manifest(
+    "second.yaml",
+    `
+registries:
+  - name: stage2.example/s
+    src: true
+  - name: reg.example/prod
+images:
+  - name: app
+    dmap:
+      "${STRANGER}": [${tags.map((tag) => JSON.stringify(tag)).join(", ")}]
+`,
+  );
+}
+
 function state(...manifests: PromotionManifest[]): DesiredState {
   return buildDesiredState(createManifestSet(manifests.length > 0 ? manifests : [MAIN]));
 }
@@ -134,19 +151,7 @@ describe("desired state", () => {
   });
 
   it("merges two manifests promoting into one repository without touching the shared mirror content", () => {
-    const second = manifest(
-      "second.yaml",
-      `
-registries:
-  - name: stage2.example/s
-    src: true
-  - name: reg.example/prod
-images:
-  - name: app
-    dmap:
-      "${STRANGER}": ["1.0", "extra"]
-`,
-    );
+    const second = secondManifest(["1.0", "extra"]);
     const desired = state(MAIN, second);
     const prod = desired.repositories.get("reg.example/prod/app")!;
     expect(prod.tags.get("1.0" as Tag)).toEqual([INDEX, STRANGER]);
@@ -305,19 +310,7 @@ describe("judgeEvent", () => {
   });
 
   it("accepts either digest of a conflicting tag claim", async () => {
-    const second = manifest(
-      "second.yaml",
-      `
-registries:
-  - name: stage2.example/s
-    src: true
-  - name: reg.example/prod
-images:
-  - name: app
-    dmap:
-      "${STRANGER}": ["1.0"]
-`,
-    );
+    const second = secondManifest(["1.0"]);
     const desired = state(MAIN, second);
     for (const claimed of [INDEX, STRANGER]) {
       const judgement = await judgeEvent(
