@@ -156,6 +156,23 @@ async function promoter(...args: string[]) {
   return { status, out: capture.out(), err: capture.err() };
 }
 
+/** `promote --manifest app.yaml --confirm`, signing with release.key for IDENTITY, reporting to `report`. */
+function promoteAppSigned(report: string) {
+  return promoter(
+    "promote",
+    "--manifest",
+    "app.yaml",
+    "--confirm",
+    "--quiet",
+    "--sign-key",
+    "release.key",
+    "--sign-identity",
+    IDENTITY,
+    "--report",
+    report,
+  );
+}
+
 function unsignedJwt(): string {
   const encode = (value: object) => Buffer.from(JSON.stringify(value)).toString("base64url");
   return `${encode({ alg: "none" })}.${encode({ sub: "release@example.com", iss: "https://issuer.example" })}.`;
@@ -209,19 +226,7 @@ describe("signatures across real registries", () => {
       path.join(work, "app.yaml"),
       manifestYaml(`- name: app\n  dmap:\n    "${multi.digest}": ["v1"]\n`),
     );
-    const run = await promoter(
-      "promote",
-      "--manifest",
-      "app.yaml",
-      "--confirm",
-      "--quiet",
-      "--sign-key",
-      "release.key",
-      "--sign-identity",
-      IDENTITY,
-      "--report",
-      "first.json",
-    );
+    const run = await promoteAppSigned("first.json");
     expect(run.status, run.err + run.out).toBe(0);
 
     const prefix = multi.digest.replace(":", "-");
@@ -288,19 +293,7 @@ describe("signatures across real registries", () => {
     }
 
     // A second run finds everything in place: no writes, nothing asked of staging.
-    const again = await promoter(
-      "promote",
-      "--manifest",
-      "app.yaml",
-      "--confirm",
-      "--quiet",
-      "--sign-key",
-      "release.key",
-      "--sign-identity",
-      IDENTITY,
-      "--report",
-      "second.json",
-    );
+    const again = await promoteAppSigned("second.json");
     expect(again.status, again.err + again.out).toBe(0);
     const report = JSON.parse(await readFile(path.join(work, "second.json"), "utf8")) as {
       requests: Record<string, { total: number; byMethod: Record<string, number> }>;
