@@ -29,6 +29,26 @@ function timed<T>(work: () => T): { result: T; ms: number } {
   return { result, ms: performance.now() - start };
 }
 
+/**
+ * A manifest whose image `foo` (`dmapLines` under its dmap) is anchored, then listed `aliases`
+ * more times by alias.
+ */
+function aliasedImageManifest(dmapLines: readonly string[], aliases: number): string {
+  return [
+    "registries:",
+    "- name: gcr.io/staging",
+    "  src: true",
+    "- name: us.gcr.io/prod",
+    "images:",
+    "- &image",
+    "  name: foo",
+    "  dmap:",
+    ...dmapLines,
+    ...Array.from({ length: aliases }, () => "- *image"),
+    "",
+  ].join("\n");
+}
+
 describe("parseYamlSource", () => {
   it("keeps every scalar as the string written (failsafe schema)", () => {
     const { source, findings } = parseYamlSource("a: [3.10, 010, true, null, ~, 1e3, 0x1F, 12:30]\n", FILE);
@@ -137,19 +157,7 @@ describe("parseYamlSource", () => {
       { length: 300 },
       (_, i) => `    "sha256:${i.toString(16).padStart(64, "0")}": []`,
     );
-    const text = [
-      "registries:",
-      "- name: gcr.io/staging",
-      "  src: true",
-      "- name: us.gcr.io/prod",
-      "images:",
-      "- &image",
-      "  name: foo",
-      "  dmap:",
-      ...digests,
-      ...Array.from({ length: 60 }, () => "- *image"),
-      "",
-    ].join("\n");
+    const text = aliasedImageManifest(digests, 60);
     const { result, ms } = timed(() => parsePlainManifest({ file: FILE, text }));
     expect(ms).toBeLessThan(QUICKLY_MS);
     expect(result.manifest).toBeUndefined();
@@ -162,19 +170,7 @@ describe("parseYamlSource", () => {
   });
 
   it("allows modest alias use", () => {
-    const text = [
-      "registries:",
-      "- name: gcr.io/staging",
-      "  src: true",
-      "- name: us.gcr.io/prod",
-      "images:",
-      "- &image",
-      "  name: foo",
-      "  dmap:",
-      `    "sha256:${"a".repeat(64)}": [v1]`,
-      "- *image",
-      "",
-    ].join("\n");
+    const text = aliasedImageManifest([`    "sha256:${"a".repeat(64)}": [v1]`], 1);
     const result = parsePlainManifest({ file: FILE, text });
     expect(result.findings).toEqual([]);
     expect(result.manifest?.images.length).toBe(2);
