@@ -110,6 +110,11 @@ async function promoter(args: string[]) {
   return { status, out: capture.out(), err: capture.err() };
 }
 
+/** `promote --manifest <manifest> --confirm --quiet ...rest`. */
+function promoteConfirmed(manifest: string, ...rest: string[]) {
+  return promoter(["promote", "--manifest", manifest, "--confirm", "--quiet", ...rest]);
+}
+
 beforeAll(async () => {
   work = await mkdtemp(path.join(tmpdir(), "promote-e2e-"));
   [staging, mirrors, secured] = await Promise.all([
@@ -165,15 +170,7 @@ describe("promote against real registries", () => {
     expect(dry.status, dry.err).toBe(0);
     expect(dry.out).toContain("-> 3 destinations");
 
-    const run = await promoter([
-      "promote",
-      "--manifest",
-      "plain.yaml",
-      "--confirm",
-      "--quiet",
-      "--report",
-      "first.json",
-    ]);
+    const run = await promoteConfirmed("plain.yaml", "--report", "first.json");
     expect(run.status, run.err + run.out).toBe(0);
     const expected = { "v1.0": multi.digest, "v1.0-amd64": amd64.digest, "v1.0-arm64": arm64.digest };
     await expectTags("prod/mirror-1/app", mirrors, expected);
@@ -199,15 +196,7 @@ describe("promote against real registries", () => {
     expect(staging.logs().match(/"GET \/v2\/staging\/app\/blobs\/sha256:/g)?.length ?? 0).toBe(blobs.size);
 
     // A second run writes nothing and costs about one request per edge.
-    const again = await promoter([
-      "promote",
-      "--manifest",
-      "plain.yaml",
-      "--confirm",
-      "--quiet",
-      "--report",
-      "second.json",
-    ]);
+    const again = await promoteConfirmed("plain.yaml", "--report", "second.json");
     expect(again.status).toBe(0);
     const second = JSON.parse(await readFile(path.join(work, "second.json"), "utf8")) as typeof report;
     expect(second.edges.every((edge) => edge.outcome === "unchanged")).toBe(true);
@@ -266,15 +255,7 @@ describe("promote against real registries", () => {
     "${intruder.digest}": ["never-pushed"]
 `),
     );
-    const run = await promoter([
-      "promote",
-      "--manifest",
-      "mixed.yaml",
-      "--confirm",
-      "--quiet",
-      "--output",
-      "json",
-    ]);
+    const run = await promoteConfirmed("mixed.yaml", "--output", "json");
     expect(run.status).toBe(1);
     const document = JSON.parse(run.out) as {
       edges: {
