@@ -23,6 +23,13 @@ export const MAX_ERROR_BODY_BYTES = 64 * 1024;
 /** Token endpoint responses (JWTs of a few KiB, refresh tokens, metadata). */
 export const MAX_TOKEN_RESPONSE_BYTES = 1024 * 1024;
 
+/**
+ * One access or refresh token from a token endpoint. Real ones are JWTs or opaque strings of a
+ * few KiB; an access token is sent in every request's `Authorization` header and cached per
+ * repository, so a realm must not make those megabytes.
+ */
+export const MAX_TOKEN_CHARS = 64 * 1024;
+
 /** One page of a JSON listing: tags, `_catalog`, referrers. Repositories with 100k tags fit. */
 export const MAX_LISTING_BYTES = 32 * 1024 * 1024;
 

@@ -147,7 +147,11 @@ describe("refresh and access tokens stay with their registry", () => {
         [staging.host]: { identitytoken: "staging-identity-token" },
       },
     });
-    const manifest = await writeManifest("refresh-own-realm", `${staging.host}/staging`, `${mirror.host}/prod`);
+    const manifest = await writeManifest(
+      "refresh-own-realm",
+      `${staging.host}/staging`,
+      `${mirror.host}/prod`,
+    );
     await runPromoter(["promote", "--manifest", manifest], {
       cwd: work,
       env: baseEnv({ DOCKER_CONFIG: dockerConfig }),
@@ -182,7 +186,11 @@ describe("refresh and access tokens stay with their registry", () => {
         [staging.host]: { identitytoken: "staging-identity-token" },
       },
     });
-    const manifest = await writeManifest("refresh-foreign-realm", `${staging.host}/prod`, `${mirror.host}/prod`);
+    const manifest = await writeManifest(
+      "refresh-foreign-realm",
+      `${staging.host}/prod`,
+      `${mirror.host}/prod`,
+    );
     const run = await runPromoter(["promote", "--manifest", manifest], {
       cwd: work,
       env: baseEnv({ DOCKER_CONFIG: dockerConfig }),
@@ -208,11 +216,15 @@ describe("refresh and access tokens stay with their registry", () => {
         const authorization = request.headers.authorization;
         if (authorization === undefined) return own;
         if (jwtClaims(authorization) !== undefined) return undefined; // a token of the mirror: take it
-        return /\/manifests\/sha256-/.test(request.path) ? mirrorRealm : undefined;
+        return request.path.includes("/manifests/sha256-") ? mirrorRealm : undefined;
       },
     });
     staging.seed("cached/app", image);
-    const manifest = await writeManifest("cached-foreign-realm", `${staging.host}/cached`, `${mirror.host}/cached`);
+    const manifest = await writeManifest(
+      "cached-foreign-realm",
+      `${staging.host}/cached`,
+      `${mirror.host}/cached`,
+    );
     await runPromoter(["promote", "--manifest", manifest, "--confirm"], {
       cwd: work,
       env: baseEnv({
@@ -246,7 +258,11 @@ describe("refresh and access tokens stay with their registry", () => {
     const dockerConfig = await writeDockerConfig("redirected-token", {
       auths: { [staging.host]: { identitytoken: "staging-identity-token" } },
     });
-    const manifest = await writeManifest("redirected-token", `${staging.host}/staging`, `${mirror.host}/prod`);
+    const manifest = await writeManifest(
+      "redirected-token",
+      `${staging.host}/staging`,
+      `${mirror.host}/prod`,
+    );
     const run = await runPromoter(["promote", "--manifest", manifest], {
       cwd: work,
       env: baseEnv({
@@ -262,7 +278,11 @@ describe("refresh and access tokens stay with their registry", () => {
 
 describe("token responses", () => {
   for (const [what, token, message] of [
-    ["a header break", "staging-token\r\nX-Injected: 1", /token endpoint's token has characters other than printable ASCII/],
+    [
+      "a header break",
+      "staging-token\r\nX-Injected: 1",
+      /token endpoint's token has characters other than printable ASCII/,
+    ],
     ["a megabyte", "t".repeat(1000 * 1000), /token endpoint's token is longer than 65536 characters/],
   ] as const) {
     it(`a token with ${what} stops that registry with one clear line`, async () => {
@@ -270,7 +290,10 @@ describe("token responses", () => {
         name: "staging",
         answerTokenRequest: (_request, response) => {
           const body = JSON.stringify({ token, expires_in: 300 });
-          response.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+          response.writeHead(200, {
+            "content-type": "application/json",
+            "content-length": Buffer.byteLength(body),
+          });
           response.end(body);
           return true;
         },
@@ -375,7 +398,16 @@ describe("credential helpers", () => {
       expect(environment).not.toMatch(new RegExp(`^${name}=`, "m"));
     }
     // What a helper legitimately needs is still there.
-    for (const name of ["PATH", "HOME", "DOCKER_CONFIG", "LANG", "HTTPS_PROXY", "NO_PROXY", "XDG_CONFIG_HOME", "AWS_REGION"]) {
+    for (const name of [
+      "PATH",
+      "HOME",
+      "DOCKER_CONFIG",
+      "LANG",
+      "HTTPS_PROXY",
+      "NO_PROXY",
+      "XDG_CONFIG_HOME",
+      "AWS_REGION",
+    ]) {
       expect(environment).toMatch(new RegExp(`^${name}=`, "m"));
     }
     expect(run.stderr).not.toMatch(/docker-credential-dump/);

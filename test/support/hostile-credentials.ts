@@ -32,7 +32,11 @@ export interface CliRun {
 /** Runs `bin/promoter.js` (built dist/) as a child process with exactly `env`. */
 export function runPromoter(
   args: readonly string[],
-  options: { readonly cwd: string; readonly env: Readonly<Record<string, string>>; readonly timeoutMs?: number },
+  options: {
+    readonly cwd: string;
+    readonly env: Readonly<Record<string, string>>;
+    readonly timeoutMs?: number;
+  },
 ): Promise<CliRun> {
   const timeoutMs = options.timeoutMs ?? 60_000;
   return new Promise((resolve, reject) => {
@@ -189,7 +193,8 @@ export class HostileRegistry {
   }
 
   private token(request: ScriptedRequest, response: ServerResponse): void {
-    if (request.headers.authorization !== undefined) this.realmAuthorizations.push(request.headers.authorization);
+    if (request.headers.authorization !== undefined)
+      this.realmAuthorizations.push(request.headers.authorization);
     if (this.options.answerTokenRequest?.(request, response)) return;
     this.minted += 1;
     const accessToken = `${this.options.name}-access-${this.minted}`;

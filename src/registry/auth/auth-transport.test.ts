@@ -389,6 +389,123 @@ describe("other auth schemes and refreshed tokens", () => {
   });
 });
 
+describe("tokens bound to the registry origin", () => {
+  const servers: ScriptedRegistry[] = [];
+  afterEach(async () => {
+    await Promise.all(servers.splice(0).map((server) => server.stop()));
+  });
+
+  /** Two registries whose 401s name one realm; it mints `token-<n>` and rotates to `rotated-<n>`. */
+  async function twoRegistriesOneRealm() {
+    const [first, second, realm] = await Promise.all([
+      ScriptedRegistry.start(),
+      ScriptedRegistry.start(),
+      ScriptedRegistry.start(),
+    ]);
+    servers.push(first, second, realm);
+    const minted: { form: Record<string, string>; authorization?: string }[] = [];
+    realm.on(undefined, "/token", (request, response) => {
+      const form = Object.fromEntries(new URLSearchParams(request.body.toString()));
+      minted.push({
+        form,
+        ...(request.headers.authorization === undefined
+          ? {}
+          : { authorization: request.headers.authorization }),
+      });
+      sendJson(response, 200, {
+        token: `token-${minted.length}`,
+        ...(form.refresh_token === undefined ? {} : { refresh_token: `rotated-${minted.length}` }),
+        expires_in: 300,
+      });
+    });
+    for (const registry of [first, second]) {
+      registry.on("GET", "/v2/app/tags/list", (request, response) => {
+        if (request.headers.authorization === undefined) {
+          sendError(response, 401, "UNAUTHORIZED", "token", {
+            // The challenge asks for more than the request needs: it is not added.
+            "www-authenticate": bearerChallenge(
+              `${realm.url}/token`,
+              "svc",
+              "repository:app:pull,push,delete",
+            ),
+          });
+        } else {
+          sendJson(response, 200, { name: "app", tags: [] });
+        }
+      });
+    }
+    return { first: first, second: second, minted };
+  }
+
+  function storeOf(provider: ReturnType<typeof createStoreProvider>, registry: ScriptedRegistry) {
+    return provider.repository(
+      { kind: "remote", host: registry.host as RegistryHost, repository: parseRepositoryPath("app") },
+      "source",
+    );
+  }
+
+  it("never hands one registry a token cached for another, even with the same realm, service and user", async () => {
+    const { first, second, minted } = await twoRegistriesOneRealm();
+    const provider = createStoreProvider({
+      clock: new FakeClock(),
+      credentialSources: [
+        staticCredentials({
+          [first.host]: { kind: "basic", username: "robot", password: "first-password", source: "t" },
+          [second.host]: { kind: "basic", username: "robot", password: "second-password", source: "t" },
+        }),
+      ],
+    });
+    await storeOf(provider, first).listTags();
+    await storeOf(provider, second).listTags();
+    await storeOf(provider, first).listTags();
+    expect(minted).toHaveLength(2);
+    expect(first.requests.map((request) => request.headers.authorization ?? "none")).toEqual([
+      "none",
+      "Bearer token-1",
+      "Bearer token-1",
+    ]);
+    expect(second.requests.map((request) => request.headers.authorization ?? "none")).toEqual([
+      "none",
+      "Bearer token-2",
+    ]);
+    await provider.close();
+  });
+
+  it("sends a rotated refresh token back only for the registry it was rotated for", async () => {
+    const { first, second, minted } = await twoRegistriesOneRealm();
+    const clock = new FakeClock();
+    const identity = (identityToken: string): Credential => ({
+      kind: "identity-token",
+      username: "<token>",
+      identityToken,
+      source: "one config.json",
+    });
+    const provider = createStoreProvider({
+      clock,
+      credentialSources: [
+        staticCredentials({
+          [first.host]: identity("first-identity"),
+          [second.host]: identity("second-identity"),
+        }),
+      ],
+    });
+    await storeOf(provider, first).listTags();
+    await storeOf(provider, second).listTags();
+    clock.advance(600_000);
+    await storeOf(provider, second).listTags();
+    await storeOf(provider, first).listTags();
+    expect(minted.map((entry) => entry.form.refresh_token)).toEqual([
+      "first-identity",
+      "second-identity",
+      "rotated-2",
+      "rotated-1",
+    ]);
+    // Exactly the scopes the requests need, whatever the challenge asked for.
+    expect(new Set(minted.map((entry) => entry.form.scope))).toEqual(new Set(["repository:app:pull"]));
+    await provider.close();
+  });
+});
+
 describe("token realm policy", () => {
   const servers: ScriptedRegistry[] = [];
   afterEach(async () => {

@@ -16,21 +16,30 @@ import {
 } from "../transport/types.js";
 import { parseChallenges, preferredChallenge, type Challenge } from "./challenge.js";
 import { mergeScopes } from "./scope.js";
-import { TokenCache, tokenCacheKey } from "./token-cache.js";
+import { TokenCache, credentialFingerprint, tokenCacheKey } from "./token-cache.js";
 import { basicHeader, requestToken } from "./token-client.js";
 
 /**
  * The auth layer: anonymous, HTTP Basic, and the bearer token flow of the distribution token
  * spec. It learns each registry's challenge from its first 401, then authorises later requests
  * up front: Basic with the user's credentials, Bearer with a token for exactly the request's
- * scopes (cached per realm, service, scopes and credential until shortly before it expires).
- * A 401 is answered once, with a fresh token; a second 401 is an error that names the registry
- * and where credentials were looked for.
+ * scopes (cached per registry origin, realm, service, scopes and credential until shortly
+ * before it expires). A 401 is answered once, with a fresh token; a second 401 is an error that
+ * names the registry and where credentials were looked for.
  *
- * Credentials go to the registry's own origin only (`RequestAuth.origin`); the redirect layer
- * below drops them when a hop leaves it. A token realm must be https (unless the registry
- * itself is reached over plain HTTP) and must not point at a loopback, private or link-local
- * address unless the registry is on one too.
+ * Everything is bound to the registry origin it belongs to (`RequestAuth.origin`), because the
+ * realm, service and scope of a challenge are whatever the registry says and a hostile registry
+ * may name another registry's realm:
+ * - the credential is the one looked up for that registry; it goes to the registry's own origin
+ *   (Basic) or to the realm the registry names (which may be on another host, as Docker Hub's
+ *   is), never anywhere else; the redirect layer below drops it when a hop leaves the origin;
+ * - access tokens are cached per origin, and only ever sent to that origin;
+ * - a refresh token a realm rotated is kept per origin and realm, and only ever sent back to
+ *   that realm for that origin;
+ * - a token is asked for the scopes the request needs, never for more: the challenge's own
+ *   `scope` is not added, so a registry cannot have a token minted with wider access;
+ * - a token realm must be https (unless the registry itself is reached over plain HTTP) and
+ *   must not point at a loopback, private or link-local address unless the registry is on one.
  * https://distribution.github.io/distribution/spec/auth/token/
  */
 
@@ -60,15 +69,10 @@ interface Authorization {
   readonly cacheKey?: string;
 }
 
-function principalOf(credential: Credential | undefined): string {
-  if (!credential) return "anonymous";
-  if (credential.kind === "registry-token") return `${credential.source}\n(registry token)`;
-  return `${credential.source}\n${credential.username}`;
-}
-
 export class AuthTransport implements Transport {
   private readonly challenges = new Map<string, Challenge>();
   private readonly tokens: TokenCache;
+  /** Rotated refresh tokens by (registry origin, realm, credential). */
   private readonly refreshTokens = new Map<string, string>();
   private readonly internalHosts = new Map<string, Promise<boolean>>();
   /** Credentials whose secrets the redactor already knows (the credential store caches them). */
@@ -149,18 +153,18 @@ export class AuthTransport implements Transport {
     if (realmText === undefined) return undefined;
     const realm = await this.checkedRealm(realmText, request, auth);
     const service = challenge.params.service;
-    // The scopes the request needs, plus any the registry named in its challenge.
-    const scopes = mergeScopes([
-      ...auth.scopes,
-      ...(fresh && challenge.params.scope ? [challenge.params.scope] : []),
-    ]);
+    // Exactly the scopes the request needs: not the challenge's `scope`, which the registry
+    // chooses (see the class comment).
+    const scopes = mergeScopes(auth.scopes);
+    const principal = credentialFingerprint(credential);
     const cacheKey = tokenCacheKey({
+      origin: auth.origin,
       realm: realm.href,
       service: service ?? "",
       scopes,
-      principal: principalOf(credential),
+      principal,
     });
-    const refreshKey = principalOf(credential);
+    const refreshKey = JSON.stringify([auth.origin, realm.href, principal]);
     const token = await this.tokens.getOrFetch(
       cacheKey,
       async () => {

@@ -1,8 +1,13 @@
+import { createHash } from "node:crypto";
+import type { Credential } from "../credentials/types.js";
 import type { Clock } from "../transport/clock.js";
 
 /**
- * Bearer tokens by (realm, service, scopes, credential), kept until shortly before they expire.
- * Concurrent requests that need the same token share one token request.
+ * Bearer tokens by (registry origin, realm, service, scopes, credential), kept until shortly
+ * before they expire. Concurrent requests that need the same token share one token request.
+ * The registry origin is part of the key because a realm and service are whatever a registry's
+ * 401 says: a hostile registry naming another registry's realm must not be handed a token
+ * cached for that other registry.
  */
 
 /** Tokens are dropped this long before they expire (at most a quarter of their lifetime). */
@@ -12,15 +17,36 @@ export const TOKEN_EXPIRY_MARGIN_MS = 30_000;
 export const DEFAULT_TOKEN_LIFETIME_MS = 60_000;
 
 export interface TokenKey {
+  /** `scheme://host[:port]` of the registry whose requests the token authorises. */
+  readonly origin: string;
   readonly realm: string;
   readonly service: string;
   readonly scopes: readonly string[];
-  /** Who asks: the credential's source and user name, or `anonymous`. */
+  /** Who asks: a fingerprint of the credential (see `credentialFingerprint`), or `anonymous`. */
   readonly principal: string;
 }
 
+/**
+ * Who asks for a token, for cache keys: a hash of the credential's kind, user name and secret
+ * (never the secret itself), or `anonymous`. Equal secrets share tokens whichever source they
+ * came from; two credentials that only share a source and user name (`oauth2accesstoken`,
+ * `<token>`) do not.
+ */
+export function credentialFingerprint(credential: Credential | undefined): string {
+  if (!credential) return "anonymous";
+  const secret =
+    credential.kind === "basic"
+      ? [credential.username, credential.password]
+      : credential.kind === "identity-token"
+        ? [credential.username, credential.identityToken]
+        : [credential.token];
+  return createHash("sha256")
+    .update(JSON.stringify([credential.kind, ...secret]))
+    .digest("hex");
+}
+
 export function tokenCacheKey(key: TokenKey): string {
-  return JSON.stringify([key.realm, key.service, key.scopes, key.principal]);
+  return JSON.stringify([key.origin, key.realm, key.service, key.scopes, key.principal]);
 }
 
 export class TokenCache {

@@ -1,5 +1,5 @@
 import type { Credential } from "../credentials/types.js";
-import { MAX_TOKEN_RESPONSE_BYTES } from "../limits.js";
+import { MAX_TOKEN_CHARS, MAX_TOKEN_RESPONSE_BYTES } from "../limits.js";
 import type { Redactor } from "../redact.js";
 import { errorBodyDetails, parseErrorBody, requestError } from "../transport/request-error.js";
 import type { HttpRequest, RequestContext, Transport } from "../transport/types.js";
@@ -78,6 +78,19 @@ function buildRequest(request: TokenRequest): HttpRequest {
   };
 }
 
+/**
+ * Printable ASCII without spaces (RFC 9110 VCHAR): what can follow `Bearer ` in a header
+ * (RFC 6750 section 2.1 asks for less still). A control character would split the header.
+ */
+const TOKEN_TEXT = /^[\x21-\x7e]+$/;
+
+/** Why a token from a token endpoint cannot be used, or undefined when it can. */
+function tokenTextProblem(token: string): string | undefined {
+  if (token.length > MAX_TOKEN_CHARS) return `is longer than ${MAX_TOKEN_CHARS} characters`;
+  if (!TOKEN_TEXT.test(token)) return "has characters other than printable ASCII";
+  return undefined;
+}
+
 export async function requestToken(
   transport: Transport,
   request: TokenRequest,
@@ -133,6 +146,12 @@ export async function requestToken(
     });
   }
   redactor.add(token);
+  const tokenProblem = tokenTextProblem(token);
+  if (tokenProblem !== undefined) {
+    throw requestError("registry-protocol", `the token endpoint's token ${tokenProblem}`, http, {
+      status: response.status,
+    });
+  }
   const expiresIn = fields.expires_in;
   const lifetimeMs =
     typeof expiresIn === "number" && Number.isFinite(expiresIn) && expiresIn > 0
@@ -142,6 +161,14 @@ export async function requestToken(
     typeof fields.refresh_token === "string" && fields.refresh_token.length > 0
       ? fields.refresh_token
       : undefined;
-  if (refreshToken !== undefined) redactor.add(refreshToken);
+  if (refreshToken !== undefined) {
+    redactor.add(refreshToken);
+    const refreshProblem = tokenTextProblem(refreshToken);
+    if (refreshProblem !== undefined) {
+      throw requestError("registry-protocol", `the token endpoint's refresh token ${refreshProblem}`, http, {
+        status: response.status,
+      });
+    }
+  }
   return { token, lifetimeMs, ...(refreshToken === undefined ? {} : { refreshToken }) };
 }

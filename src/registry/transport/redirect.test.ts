@@ -108,6 +108,40 @@ describe("RedirectTransport", () => {
     expect(registry.requestsTo(/^\/hop/)).toHaveLength(4);
   });
 
+  it("keeps a body on its origin: a 307 or 308 elsewhere is refused, a 303 drops the body", async () => {
+    const form = new TextEncoder().encode("grant_type=refresh_token&refresh_token=secret-refresh");
+    for (const status of [307, 308]) {
+      registry.once("POST", "/token", (_request, response) => {
+        response.writeHead(status, { location: `${storage.url}/collect` });
+        response.end();
+      });
+      const error = await transport
+        .send({ ...get("/token"), method: "POST", body: form, headers: {} })
+        .catch((caught: unknown) => caught);
+      expect((error as RegistryError).code).toBe("registry-insecure");
+      expect((error as RegistryError).message).toContain("refusing to send the body of POST");
+    }
+    registry.once("POST", "/token", (_request, response) => {
+      response.writeHead(303, { location: `${storage.url}/collect` });
+      response.end();
+    });
+    storage.once("GET", "/collect", (_request, response) => {
+      sendBytes(response, 200, Buffer.from("{}"));
+    });
+    await transport.send({ ...get("/token"), method: "POST", body: form, headers: {} });
+    expect(storage.requests.map((request) => [request.method, request.body.length])).toEqual([["GET", 0]]);
+    // Within the origin a 307 keeps the body, as before.
+    registry.once("POST", "/token", (_request, response) => {
+      response.writeHead(307, { location: "/token2" });
+      response.end();
+    });
+    registry.once("POST", "/token2", (request, response) => {
+      sendBytes(response, 200, request.body);
+    });
+    const same = await transport.send({ ...get("/token"), method: "POST", body: form, headers: {} });
+    expect(Buffer.from(same.bytes!).toString()).toContain("secret-refresh");
+  });
+
   it("refuses to replay a streamed upload", async () => {
     registry.once("PUT", "/upload", (_request, response) => {
       response.writeHead(307, { location: "/elsewhere" });

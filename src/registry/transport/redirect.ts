@@ -11,7 +11,10 @@ import { isReplayableBody, type HttpRequest, type HttpResponse, type Transport }
  *   instead);
  * - never from https to http;
  * - at most MAX_REDIRECTS hops, and a URL seen twice is a loop;
- * - a streamed body cannot be sent twice, so a redirect of an upload is an error.
+ * - a streamed body cannot be sent twice, so a redirect of an upload is an error;
+ * - a body never follows a redirect to another origin (a 307 or 308 keeps it): it may hold a
+ *   secret, such as the refresh token of a token request, and it is meant for the origin it
+ *   was sent to.
  * https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#pulling-blobs
  */
 const REDIRECT_STATUSES: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
@@ -95,6 +98,14 @@ export class RedirectTransport implements Transport {
         );
       }
       const crossOrigin = target.origin !== current.url.origin;
+      if (crossOrigin && !becomesGet && current.body !== undefined) {
+        throw requestError(
+          "registry-insecure",
+          `refusing to send the body of ${current.method} ${redactUrl(current.url)} on to another origin (${redactUrl(target)})`,
+          current,
+          { status: response.status },
+        );
+      }
       const headers = Object.fromEntries(
         Object.entries(current.headers ?? {}).filter(
           ([name]) =>
