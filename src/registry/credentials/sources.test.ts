@@ -179,7 +179,7 @@ describe("containers auth.json", () => {
 describe("environment variables", () => {
   it("reads PROMOTER_AUTH_<HOST> and PROMOTER_REGISTRY_AUTH", async () => {
     expect(registryAuthVariable("ghcr.io")).toBe("PROMOTER_AUTH_GHCR_IO");
-    expect(registryAuthVariable("127.0.0.1:5000")).toBe("PROMOTER_AUTH_127_0_0_1_5000");
+    expect(registryAuthVariable("127.0.0.1:5000")).toBe("PROMOTER_AUTH_127_0_0_1___5000");
     expect(registryAuthVariable("index.docker.io")).toBe("PROMOTER_AUTH_DOCKER_IO");
     const source = new EnvCredentialSource({
       PROMOTER_AUTH_GHCR_IO: "bot:ghp_token:with-colon",
@@ -201,6 +201,79 @@ describe("environment variables", () => {
     const error = await source.lookup(host("bad.example"), undefined).catch((caught: unknown) => caught);
     expect((error as RegistryError).message).toContain("must be username:password");
     expect((error as RegistryError).message).not.toContain("no-colon");
+  });
+});
+
+describe("PROMOTER_AUTH_<HOST> spelling", () => {
+  it("gives look-alike hosts, ports and Docker Hub's aliases the variables they should have", () => {
+    const spelled = (name: string) => registryAuthVariable(name).slice("PROMOTER_AUTH_".length);
+    expect(spelled("registry.k8s.io")).toBe("REGISTRY_K8S_IO");
+    expect(spelled("registry-k8s.io")).toBe("REGISTRY__K8S_IO");
+    expect(spelled("registry.k8s-io")).toBe("REGISTRY_K8S__IO");
+    expect(spelled("registry.k8s.io:443")).toBe("REGISTRY_K8S_IO___443");
+    expect(spelled("registry.k8s.io.443")).toBe("REGISTRY_K8S_IO_443");
+    expect(spelled("xn--bcher-kva.example")).toBe("XN____BCHER__KVA_EXAMPLE");
+    expect(spelled("us-central1-docker.pkg.dev")).toBe("US__CENTRAL1__DOCKER_PKG_DEV");
+    // Host names are case-insensitive: one registry, one variable.
+    expect(spelled("Registry.K8s.IO")).toBe("REGISTRY_K8S_IO");
+    for (const alias of ["docker.io", "index.docker.io", "registry-1.docker.io"]) {
+      expect(spelled(alias)).toBe("DOCKER_IO");
+    }
+    expect(() => registryAuthVariable("[::1]:5000")).toThrow(/PROMOTER_REGISTRY_AUTH/);
+  });
+
+  it("never maps two hosts to one variable", () => {
+    const labels = ["a", "a1", "1", "b-c", "b--c", "x"];
+    const hosts = new Set<string>();
+    for (const first of labels) {
+      for (const second of labels) {
+        for (const third of ["", ".io", "-io", ".io-x"]) {
+          hosts.add(`${first}.${second}${third}`);
+          hosts.add(`${first}-${second}${third}`);
+          hosts.add(`${first}.${second}${third}:5000`);
+          hosts.add(`${first}.${second}${third}.5000`);
+          hosts.add(`${first}-${second}${third}-5000`);
+        }
+      }
+    }
+    const owners = new Map<string, string>();
+    for (const name of hosts) {
+      const variable = registryAuthVariable(name);
+      expect(owners.get(variable), `${name} and ${owners.get(variable)} share ${variable}`).toBeUndefined();
+      owners.set(variable, name);
+    }
+  });
+
+  it("refuses a variable under the old spelling with one line naming the new one, and sends nothing", async () => {
+    const source = new EnvCredentialSource({
+      PROMOTER_AUTH_REGISTRY_K8S_IO: "real:Real-pw-1",
+      PROMOTER_AUTH_127_0_0_1_5000: "local:Local-pw-2",
+      PROMOTER_AUTH____1__5000: "six:Six-pw-3",
+    });
+    // The variable is registry.k8s.io's: used there, refused for the look-alike.
+    expect(await source.lookup(host("registry.k8s.io"), undefined)).toMatchObject({ username: "real" });
+    const lookAlike = await source
+      .lookup(host("registry-k8s.io"), undefined)
+      .catch((caught: unknown) => caught);
+    expect((lookAlike as RegistryError).code).toBe("registry-auth");
+    expect((lookAlike as RegistryError).summary).toBe(
+      "not using $PROMOTER_AUTH_REGISTRY_K8S_IO for registry-k8s.io: that variable is registry.k8s.io's " +
+        "(dots, dashes and a port's colon are spelled apart so that look-alike hosts never share one); " +
+        "registry-k8s.io's is $PROMOTER_AUTH_REGISTRY__K8S_IO",
+    );
+    const port = await source.lookup(host("127.0.0.1:5000"), undefined).catch((caught: unknown) => caught);
+    expect((port as RegistryError).summary).toContain("127.0.0.1:5000's is $PROMOTER_AUTH_127_0_0_1___5000");
+    const ipv6 = await source.lookup(host("[::1]:5000"), undefined).catch((caught: unknown) => caught);
+    expect((ipv6 as RegistryError).summary).toContain("is no registry's");
+    expect((ipv6 as RegistryError).summary).toContain("goes in $PROMOTER_REGISTRY_AUTH");
+    for (const error of [lookAlike, port, ipv6]) expect((error as Error).message).not.toMatch(/pw-\d/);
+    // The new name wins over the old one where both are set.
+    const both = new EnvCredentialSource({
+      PROMOTER_AUTH_127_0_0_1_5000: "old:Old-pw",
+      PROMOTER_AUTH_127_0_0_1___5000: "new:New-pw",
+    });
+    expect(await both.lookup(host("127.0.0.1:5000"), undefined)).toMatchObject({ username: "new" });
+    expect(new EnvCredentialSource({}).describe(host("[::1]:5000"))).toEqual(["$PROMOTER_REGISTRY_AUTH"]);
   });
 });
 

@@ -78,11 +78,81 @@ export class FileCredentialSource implements CredentialSource {
   }
 }
 
-/** The environment variable that holds `username:password` for one registry. */
-export function registryAuthVariable(registry: RegistryHost | string): string {
-  return `PROMOTER_AUTH_${registryAuthKey(registry as RegistryHost)
+const AUTH_VARIABLE_PREFIX = "PROMOTER_AUTH_";
+
+/**
+ * A registry key (`registryAuthKey`: lower case, Docker Hub as `docker.io`) that has a
+ * `PROMOTER_AUTH_` variable: host-name labels of letters and digits joined by a dot or by dashes
+ * (never starting or ending with a dash, as the reference grammar requires), then an optional
+ * `:port`. IPv6 literals have none.
+ */
+const VARIABLE_HOST = /^[a-z0-9]+(?:(?:\.|-+)[a-z0-9]+)*(?::[0-9]+)?$/;
+
+/**
+ * The spelling of a registry in its `PROMOTER_AUTH_` variable, or undefined for an IPv6
+ * literal: upper case, each `.` as `_`, each `-` as `__`, the `:` before the port as `___`.
+ * Between two letters or digits of such a host there is exactly one dot, one colon or a run of
+ * dashes, so a run of underscores reads back one way only (1: dot, 3: colon, even: dashes): no
+ * two hosts share a variable (`registry.k8s.io` -> `REGISTRY_K8S_IO`, `registry-k8s.io` ->
+ * `REGISTRY__K8S_IO`, `registry.k8s.io:443` -> `REGISTRY_K8S_IO___443`).
+ */
+function authVariableOf(registry: RegistryHost | string): string | undefined {
+  const key = registryAuthKey(registry as RegistryHost);
+  if (!VARIABLE_HOST.test(key)) return undefined;
+  const spelled = key.replace(/[.:-]/g, (separator) =>
+    separator === "." ? "_" : separator === "-" ? "__" : "___",
+  );
+  return `${AUTH_VARIABLE_PREFIX}${spelled.toUpperCase()}`;
+}
+
+/**
+ * The host a `PROMOTER_AUTH_` variable is for, or undefined when its name is no host's (the
+ * inverse of `authVariableOf`).
+ */
+function hostOfAuthVariable(variable: string): string | undefined {
+  if (!variable.startsWith(AUTH_VARIABLE_PREFIX)) return undefined;
+  const spelled = variable.slice(AUTH_VARIABLE_PREFIX.length);
+  if (!/^[A-Z0-9]+(?:_+[A-Z0-9]+)*$/.test(spelled)) return undefined;
+  const host = spelled
+    .toLowerCase()
+    .replace(/_+/g, (run) =>
+      run.length === 1
+        ? "."
+        : run.length === 3
+          ? ":"
+          : run.length % 2 === 0
+            ? "-".repeat(run.length / 2)
+            : "?",
+    );
+  return VARIABLE_HOST.test(host) ? host : undefined;
+}
+
+/**
+ * The name the variable had before look-alike hosts were told apart, when every character
+ * other than a letter or digit became `_` (`registry.k8s.io`, `registry-k8s.io` and
+ * `registry.k8s-io` all read `PROMOTER_AUTH_REGISTRY_K8S_IO`). Only to tell its users the new
+ * name.
+ */
+function ambiguousAuthVariableOf(registry: RegistryHost): string {
+  return `${AUTH_VARIABLE_PREFIX}${registryAuthKey(registry)
     .toUpperCase()
     .replace(/[^A-Z0-9]/g, "_")}`;
+}
+
+/**
+ * The environment variable that holds `username:password` for one registry (see
+ * `authVariableOf`). An IPv6 literal has none: its credential goes in `PROMOTER_REGISTRY_AUTH`.
+ */
+export function registryAuthVariable(registry: RegistryHost | string): string {
+  const variable = authVariableOf(registry);
+  if (variable === undefined) {
+    throw new RegistryError(
+      "registry-auth",
+      `${registry} has no ${AUTH_VARIABLE_PREFIX}<HOST> variable; put its credential in $${REGISTRY_AUTH_VARIABLE}`,
+      { operation: "look up credentials", registry },
+    );
+  }
+  return variable;
 }
 
 /** The environment variable that holds a whole docker-config-style `{"auths": {...}}` document. */
@@ -90,11 +160,12 @@ export const REGISTRY_AUTH_VARIABLE = "PROMOTER_REGISTRY_AUTH";
 
 /**
  * Credentials from environment variables, for CI systems that hand out secrets that way:
- * - `PROMOTER_AUTH_<HOST>=username:password` for one registry, where `<HOST>` is the registry
- *   host in upper case with every other character than a letter or digit replaced by `_`
- *   (`ghcr.io` -> `PROMOTER_AUTH_GHCR_IO`, `127.0.0.1:5000` -> `PROMOTER_AUTH_127_0_0_1_5000`);
+ * - `PROMOTER_AUTH_<HOST>=username:password` for one registry, `<HOST>` spelled so that no two
+ *   hosts share a variable (see `authVariableOf`);
  * - `PROMOTER_REGISTRY_AUTH` with a JSON document like Docker's config.json `auths` (keys may be
  *   `host/namespace` prefixes, as in containers auth.json). Helper programs are not run from it.
+ * A variable under the old, ambiguous spelling of the registry (`ambiguousAuthVariableOf`) is
+ * refused with a line naming the new one: it may have been meant for a look-alike host.
  */
 export class EnvCredentialSource implements CredentialSource {
   private document: AuthDocument | undefined;
@@ -102,9 +173,9 @@ export class EnvCredentialSource implements CredentialSource {
   constructor(private readonly env: Env) {}
 
   lookup(registry: RegistryHost, repository: RepositoryPath | undefined): Promise<Credential | undefined> {
-    const variable = registryAuthVariable(registry);
-    const single = this.env[variable];
-    if (single !== undefined && single.length > 0) {
+    const variable = authVariableOf(registry);
+    const single = variable === undefined ? undefined : this.env[variable];
+    if (variable !== undefined && single !== undefined && single.length > 0) {
       const colon = single.indexOf(":");
       if (colon <= 0 || colon === single.length - 1) {
         return Promise.reject(
@@ -121,6 +192,10 @@ export class EnvCredentialSource implements CredentialSource {
         source: `$${variable}`,
       });
     }
+    const ambiguous = ambiguousAuthVariableOf(registry);
+    if (ambiguous !== variable && (this.env[ambiguous] ?? "").length > 0) {
+      return Promise.reject(ambiguousVariableError(registry, ambiguous, variable));
+    }
     const text = this.env[REGISTRY_AUTH_VARIABLE];
     if (text === undefined || text.trim().length === 0) return Promise.resolve(undefined);
     try {
@@ -135,8 +210,28 @@ export class EnvCredentialSource implements CredentialSource {
   }
 
   describe(registry: RegistryHost): string[] {
-    return [`$${registryAuthVariable(registry)}`, `$${REGISTRY_AUTH_VARIABLE}`];
+    const variable = authVariableOf(registry);
+    return [...(variable === undefined ? [] : [`$${variable}`]), `$${REGISTRY_AUTH_VARIABLE}`];
   }
+}
+
+/** One line for a variable under the old spelling: whose it is now, and which one to set. */
+function ambiguousVariableError(
+  registry: RegistryHost,
+  ambiguous: string,
+  variable: string | undefined,
+): RegistryError {
+  const owner = hostOfAuthVariable(ambiguous);
+  const now = owner === undefined ? "is no registry's" : `is ${owner}'s`;
+  const instead =
+    variable === undefined
+      ? `an IPv6 registry's credential goes in $${REGISTRY_AUTH_VARIABLE}`
+      : `${registry}'s is $${variable}`;
+  return new RegistryError(
+    "registry-auth",
+    `not using $${ambiguous} for ${registry}: that variable ${now} (dots, dashes and a port's colon are spelled apart so that look-alike hosts never share one); ${instead}`,
+    { operation: "look up credentials", registry },
+  );
 }
 
 export interface DefaultSourcesOptions {
