@@ -18,8 +18,71 @@ export const DEFAULT_HELPER_TIMEOUT_MS = 30_000;
 
 const HELPER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
+/**
+ * What a credential helper is given of the promoter's environment: what finding and running a
+ * program needs (PATH, HOME, user, locale, temporary folder), where Docker, XDG and password
+ * stores keep their files, the session bus of secret services, proxies and CA settings for
+ * helpers that call an API, and the cloud SDK settings and credentials the cloud helpers
+ * exchange (ecr-login: AWS_*, gcr: GOOGLE_* and CLOUDSDK_*, acr-env: AZURE_*). Nothing else:
+ * not the promoter's own secrets (PROMOTER_AUTH_*, PROMOTER_REGISTRY_AUTH, PROMOTER_SIGN_KEY),
+ * not CI tokens (GITHUB_TOKEN, OIDC request tokens), not REGISTRY_AUTH_FILE.
+ */
+const HELPER_VARIABLES: ReadonlySet<string> = new Set([
+  "PATH",
+  "HOME",
+  "USER",
+  "LOGNAME",
+  "SHELL",
+  "TMPDIR",
+  "TZ",
+  "LANG",
+  "LANGUAGE",
+  "DOCKER_CONFIG",
+  "DBUS_SESSION_BUS_ADDRESS",
+  "GNUPGHOME",
+  "GPG_AGENT_INFO",
+  "PASSWORD_STORE_DIR",
+  "SSL_CERT_FILE",
+  "SSL_CERT_DIR",
+  "HTTP_PROXY",
+  "HTTPS_PROXY",
+  "NO_PROXY",
+  "ALL_PROXY",
+  "http_proxy",
+  "https_proxy",
+  "no_proxy",
+  "all_proxy",
+]);
+const HELPER_VARIABLE_PREFIXES: readonly string[] = ["LC_", "XDG_", "AWS_", "GOOGLE_", "CLOUDSDK_", "AZURE_"];
+
+/**
+ * Names more variables a helper needs (for a helper of one's own: `VAULT_ADDR,VAULT_TOKEN`),
+ * separated by commas or spaces. The promoter's own `PROMOTER_*` variables are never passed.
+ */
+export const HELPER_ENV_VARIABLE = "PROMOTER_CREDENTIAL_HELPER_ENV";
+
+/** The part of `env` a credential helper runs with (see HELPER_VARIABLES). */
+export function credentialHelperEnvironment(
+  env: Readonly<Record<string, string | undefined>>,
+): Record<string, string> {
+  const extra = new Set((env[HELPER_ENV_VARIABLE] ?? "").split(/[\s,]+/).filter(Boolean));
+  const passed: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (value === undefined || name.startsWith("PROMOTER_")) continue;
+    const wanted =
+      HELPER_VARIABLES.has(name) ||
+      HELPER_VARIABLE_PREFIXES.some((prefix) => name.startsWith(prefix)) ||
+      extra.has(name);
+    if (wanted) passed[name] = value;
+  }
+  return passed;
+}
+
 export interface HelperOptions {
-  /** Environment of the helper process; its PATH finds the program. */
+  /**
+   * The promoter's environment: the helper runs with the part of it a helper needs
+   * (`credentialHelperEnvironment`); its PATH finds the program.
+   */
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly timeoutMs?: number;
   readonly signal?: AbortSignal;
@@ -48,9 +111,7 @@ export async function runCredentialHelper(
   }
   const program = `docker-credential-${helper}`;
   const timeoutMs = options.timeoutMs ?? DEFAULT_HELPER_TIMEOUT_MS;
-  const env = Object.fromEntries(
-    Object.entries(options.env).filter((entry): entry is [string, string] => entry[1] !== undefined),
-  );
+  const env = credentialHelperEnvironment(options.env);
   const { code, stdout, stderr, failure } = await new Promise<{
     code: number | null;
     stdout: string;

@@ -6,6 +6,7 @@ import { parseRepositoryPath, type RegistryHost } from "../../reference/index.js
 import type { RegistryError } from "../errors.js";
 import { normalizeAuthKey } from "./auth-file.js";
 import { CredentialStore } from "./credential-store.js";
+import { credentialHelperEnvironment } from "./helper.js";
 import {
   EnvCredentialSource,
   FileCredentialSource,
@@ -201,6 +202,46 @@ describe("environment variables", () => {
     const error = await source.lookup(host("bad.example"), undefined).catch((caught: unknown) => caught);
     expect((error as RegistryError).message).toContain("must be username:password");
     expect((error as RegistryError).message).not.toContain("no-colon");
+  });
+});
+
+describe("credential helper environment", () => {
+  it("passes what a helper needs and nothing of the promoter's secrets", () => {
+    expect(
+      credentialHelperEnvironment({
+        PATH: "/bin",
+        HOME: "/home/ci",
+        LANG: "C.UTF-8",
+        LC_ALL: "C",
+        XDG_RUNTIME_DIR: "/run/user/1000",
+        DOCKER_CONFIG: "/home/ci/.docker",
+        https_proxy: "http://proxy:3128",
+        AWS_ROLE_ARN: "arn:aws:iam::1:role/r",
+        GOOGLE_APPLICATION_CREDENTIALS: "/key.json",
+        VAULT_ADDR: "https://vault",
+        VAULT_TOKEN: "hvs.vault",
+        UNRELATED: "x",
+        GITHUB_TOKEN: "ghs_secret",
+        REGISTRY_AUTH_FILE: "/auth.json",
+        PROMOTER_SIGN_KEY: "key",
+        PROMOTER_AUTH_GHCR_IO: "u:p",
+        PROMOTER_REGISTRY_AUTH: "{}",
+        PROMOTER_CREDENTIAL_HELPER_ENV: "VAULT_ADDR, VAULT_TOKEN PROMOTER_SIGN_KEY",
+        EMPTY: undefined,
+      }),
+    ).toEqual({
+      PATH: "/bin",
+      HOME: "/home/ci",
+      LANG: "C.UTF-8",
+      LC_ALL: "C",
+      XDG_RUNTIME_DIR: "/run/user/1000",
+      DOCKER_CONFIG: "/home/ci/.docker",
+      https_proxy: "http://proxy:3128",
+      AWS_ROLE_ARN: "arn:aws:iam::1:role/r",
+      GOOGLE_APPLICATION_CREDENTIALS: "/key.json",
+      VAULT_ADDR: "https://vault",
+      VAULT_TOKEN: "hvs.vault",
+    });
   });
 });
 

@@ -18,7 +18,7 @@ type Env = Readonly<Record<string, string | undefined>>;
 export interface FileSourceOptions {
   /** `docker`: keys are hosts; `containers`: keys may be `host/namespace/...` prefixes. */
   readonly format: "docker" | "containers";
-  /** Environment for credential helper programs (PATH finds them). */
+  /** The promoter's environment; helper programs get only the part they need (helper.ts). */
   readonly helperEnv: Env;
   readonly helperTimeoutMs?: number;
 }
