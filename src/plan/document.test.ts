@@ -99,7 +99,7 @@ describe("PlanBinding", () => {
   ];
   for (const [field, tamper] of tamperings) {
     it(`refuses an edge whose ${field} the manifests do not produce, naming it`, () => {
-      const plan = planOf(promotionEdges(SET)).map((edge) => ({ ...edge }));
+      const plan: Record<string, unknown>[] = planOf(promotionEdges(SET)).map((edge) => ({ ...edge }));
       tamper(plan[0]!);
       const { binding, selected } = bind(plan);
       expect(selected).toHaveLength(5);
@@ -119,7 +119,7 @@ describe("PlanBinding", () => {
   });
 
   it("reports drift by edge, not by position, and never prints a planned decision it does not know", () => {
-    const plan = planOf(promotionEdges(SET)).map((edge) => ({ ...edge }));
+    const plan: Record<string, unknown>[] = planOf(promotionEdges(SET)).map((edge) => ({ ...edge }));
     plan[1]!.decision = "\u001b[2Jcopy";
     const { binding, selected } = bind([...plan].reverse());
     const fresh: PlannedEdge[] = selected.map((edge) => ({ edge, decision: COPY }));
