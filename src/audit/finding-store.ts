@@ -123,6 +123,52 @@ interface FindingRow {
   alert: AlertState;
 }
 
+/** Findings from rows of `SELECT * FROM findings` (as `findingQuery` selects them). */
+export function findingsFromRows(rows: readonly unknown[]): AuditFinding[] {
+  return (rows as readonly FindingRow[]).map(fromRow);
+}
+
+/**
+ * The SQL for a findings query, newest first (`seq` descending). Pure: the server runs it on its
+ * reader thread, `audit findings` on its own connection.
+ */
+export function findingQuery(filter: FindingFilter = {}): { sql: string; params: (string | number)[] } {
+  const where: string[] = [];
+  const params: (string | number)[] = [];
+  if (filter.verdict !== undefined) {
+    where.push("verdict = ?");
+    params.push(filter.verdict);
+  }
+  if (filter.repository !== undefined) {
+    if (filter.repository.endsWith("/")) {
+      where.push("substr(repository, 1, ?) = ?");
+      params.push(filter.repository.length, filter.repository);
+    } else {
+      where.push("repository = ?");
+      params.push(filter.repository);
+    }
+  }
+  if (filter.digest !== undefined) {
+    where.push("digest = ?");
+    params.push(filter.digest);
+  }
+  if (filter.tag !== undefined) {
+    where.push("tag = ?");
+    params.push(filter.tag);
+  }
+  if (filter.since !== undefined) {
+    where.push("received_at >= ?");
+    params.push(filter.since);
+  }
+  if (filter.before !== undefined) {
+    where.push("seq < ?");
+    params.push(filter.before);
+  }
+  const limit = Math.min(Math.max(filter.limit ?? DEFAULT_FINDINGS_LIMIT, 1), MAX_FINDINGS_LIMIT);
+  const sql = `SELECT * FROM findings ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY seq DESC LIMIT ${limit}`;
+  return { sql, params };
+}
+
 function fromRow(row: FindingRow): AuditFinding {
   return {
     seq: row.seq,
@@ -148,6 +194,7 @@ function fromRow(row: FindingRow): AuditFinding {
 export class FindingStore {
   private readonly db: Database.Database;
   readonly path: string;
+  private verdictCounts: Record<Verdict, number> | undefined;
 
   private constructor(db: Database.Database, path: string) {
     this.db = db;
@@ -180,7 +227,9 @@ export class FindingStore {
         cause: error,
       });
     }
-    return new FindingStore(db, path);
+    const store = new FindingStore(db, path);
+    store.countByVerdict();
+    return store;
   }
 
   /** Opens an existing database read-only (for `promoter audit findings`). */
@@ -224,7 +273,9 @@ export class FindingStore {
       return result.changes === 1 ? Number(result.lastInsertRowid) : undefined;
     });
     const seq = run(finding);
-    return seq === undefined ? undefined : { seq, ...finding };
+    if (seq === undefined) return undefined;
+    if (this.verdictCounts) this.verdictCounts[finding.verdict] += 1;
+    return { seq, ...finding };
   }
 
   addPending(pending: PendingEvent): boolean {
@@ -279,50 +330,25 @@ export class FindingStore {
 
   /** Newest first. */
   query(filter: FindingFilter = {}): AuditFinding[] {
-    const where: string[] = [];
-    const params: (string | number)[] = [];
-    if (filter.verdict !== undefined) {
-      where.push("verdict = ?");
-      params.push(filter.verdict);
-    }
-    if (filter.repository !== undefined) {
-      if (filter.repository.endsWith("/")) {
-        where.push("substr(repository, 1, ?) = ?");
-        params.push(filter.repository.length, filter.repository);
-      } else {
-        where.push("repository = ?");
-        params.push(filter.repository);
-      }
-    }
-    if (filter.digest !== undefined) {
-      where.push("digest = ?");
-      params.push(filter.digest);
-    }
-    if (filter.tag !== undefined) {
-      where.push("tag = ?");
-      params.push(filter.tag);
-    }
-    if (filter.since !== undefined) {
-      where.push("received_at >= ?");
-      params.push(filter.since);
-    }
-    if (filter.before !== undefined) {
-      where.push("seq < ?");
-      params.push(filter.before);
-    }
-    const limit = Math.min(Math.max(filter.limit ?? DEFAULT_FINDINGS_LIMIT, 1), MAX_FINDINGS_LIMIT);
-    const sql = `SELECT * FROM findings ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY seq DESC LIMIT ${limit}`;
-    return (this.db.prepare(sql).all(...params) as FindingRow[]).map(fromRow);
+    const { sql, params } = findingQuery(filter);
+    return findingsFromRows(this.db.prepare(sql).all(...params));
   }
 
-  /** Findings per verdict over the database's whole life. */
+  /**
+   * Findings per verdict over the database's whole life. Counted once, then kept up to date by
+   * `record` (this process is the only writer): `GET /metrics` needs no token, so what it costs
+   * must not grow with the database.
+   */
   countByVerdict(): Record<Verdict, number> {
-    const counts: Record<Verdict, number> = { verified: 0, violation: 0 };
-    const rows = this.db.prepare("SELECT verdict, COUNT(*) AS n FROM findings GROUP BY verdict").all() as {
-      verdict: Verdict;
-      n: number;
-    }[];
-    for (const row of rows) counts[row.verdict] = row.n;
-    return counts;
+    if (!this.verdictCounts) {
+      const counts: Record<Verdict, number> = { verified: 0, violation: 0 };
+      const rows = this.db.prepare("SELECT verdict, COUNT(*) AS n FROM findings GROUP BY verdict").all() as {
+        verdict: Verdict;
+        n: number;
+      }[];
+      for (const row of rows) counts[row.verdict] = row.n;
+      this.verdictCounts = counts;
+    }
+    return { ...this.verdictCounts };
   }
 }

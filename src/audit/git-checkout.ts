@@ -5,6 +5,12 @@ import { PromoterError } from "../errors.js";
  * A shallow clone of the repository holding the manifests, kept up to date by fetching one
  * branch. Uses the `git` program (so users' credential helpers, SSH keys and `insteadOf`
  * rules apply) with prompts disabled: the server must never wait for a password.
+ *
+ * Credentials in an http(s) URL (`https://user:token@host/...`) are never given to git in the
+ * URL: git would put the URL on its command line and its remote helper's (readable by every
+ * local user in /proc/<pid>/cmdline) and write it into the clone's .git/config. They are sent as
+ * an `Authorization` header instead, configured through git's environment (GIT_CONFIG_COUNT,
+ * git 2.31 or later; https://git-scm.com/docs/git-config#ENVIRONMENT) for that origin only.
  */
 
 /** One git command may take this long (a first clone of a large repository included). */
@@ -37,7 +43,46 @@ export function gitBranchProblem(branch: string): string | undefined {
   return undefined;
 }
 
-function runGit(args: readonly string[], cwd: string | undefined, signal?: AbortSignal): Promise<string> {
+/** An http(s) URL without its user part, and that user part as an HTTP Basic `Authorization` value. */
+export function splitGitCredentials(url: string): { url: string; authorization?: string } {
+  if (!/^https?:\/\//i.test(url)) return { url };
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return { url };
+  }
+  if (parsed.username === "" && parsed.password === "") return { url };
+  const credentials = `${decodeURIComponent(parsed.username)}:${decodeURIComponent(parsed.password)}`;
+  parsed.username = "";
+  parsed.password = "";
+  return { url: parsed.href, authorization: `Basic ${Buffer.from(credentials).toString("base64")}` };
+}
+
+/** git's environment: no prompts, and the `Authorization` header for `url`'s origin when given. */
+function gitEnvironment(url: string, authorization: string | undefined): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    GIT_TERMINAL_PROMPT: "0",
+    GIT_ASKPASS: "",
+    SSH_ASKPASS: "",
+  };
+  if (authorization === undefined) return env;
+  // Entries the user configured this way stay; ours is added after them.
+  const existing = Number.parseInt(process.env.GIT_CONFIG_COUNT ?? "0", 10);
+  const index = Number.isSafeInteger(existing) && existing > 0 ? existing : 0;
+  env.GIT_CONFIG_COUNT = String(index + 1);
+  env[`GIT_CONFIG_KEY_${index}`] = `http.${new URL(url).origin}/.extraHeader`;
+  env[`GIT_CONFIG_VALUE_${index}`] = `Authorization: ${authorization}`;
+  return env;
+}
+
+function runGit(
+  args: readonly string[],
+  cwd: string | undefined,
+  env: NodeJS.ProcessEnv,
+  signal?: AbortSignal,
+): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(
       "git",
@@ -46,7 +91,7 @@ function runGit(args: readonly string[], cwd: string | undefined, signal?: Abort
         ...(cwd === undefined ? {} : { cwd }),
         timeout: GIT_TIMEOUT_MS,
         maxBuffer: MAX_GIT_OUTPUT_BYTES,
-        env: { ...process.env, GIT_TERMINAL_PROMPT: "0", GIT_ASKPASS: "", SSH_ASKPASS: "" },
+        env,
         ...(signal ? { signal } : {}),
       },
       (error, stdout, stderr) => {
@@ -69,9 +114,11 @@ export interface GitCheckoutOptions {
 }
 
 export class GitCheckout {
+  /** The URL git is given: without credentials (see above). */
   readonly url: string;
   readonly branch: string | undefined;
   readonly directory: string;
+  private readonly env: NodeJS.ProcessEnv;
 
   constructor(options: GitCheckoutOptions) {
     const urlProblem = gitUrlProblem(options.url);
@@ -80,7 +127,9 @@ export class GitCheckout {
       const branchProblem = gitBranchProblem(options.branch);
       if (branchProblem) throw new GitError(`--branch: ${branchProblem}`);
     }
-    this.url = options.url;
+    const { url, authorization } = splitGitCredentials(options.url);
+    this.url = url;
+    this.env = gitEnvironment(url, authorization);
     this.branch = options.branch;
     this.directory = options.directory;
   }
@@ -102,13 +151,14 @@ export class GitCheckout {
         this.directory,
       ],
       undefined,
+      this.env,
       signal,
     );
     return this.commit(signal);
   }
 
   async commit(signal?: AbortSignal): Promise<string> {
-    return runGit(["rev-parse", "HEAD"], this.directory, signal);
+    return runGit(["rev-parse", "HEAD"], this.directory, this.env, signal);
   }
 
   /**
@@ -120,11 +170,12 @@ export class GitCheckout {
     await runGit(
       ["fetch", "--quiet", "--depth", "1", "--no-tags", "origin", this.branch ?? "HEAD"],
       this.directory,
+      this.env,
       signal,
     );
-    const fetched = await runGit(["rev-parse", "FETCH_HEAD"], this.directory, signal);
+    const fetched = await runGit(["rev-parse", "FETCH_HEAD"], this.directory, this.env, signal);
     if (fetched === before) return { commit: before, changed: false };
-    await runGit(["reset", "--quiet", "--hard", fetched], this.directory, signal);
+    await runGit(["reset", "--quiet", "--hard", fetched], this.directory, this.env, signal);
     return { commit: fetched, changed: true };
   }
 }

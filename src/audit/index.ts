@@ -52,6 +52,8 @@ export {
   AuditStoreError,
   DEFAULT_AUDIT_DB,
   DEFAULT_FINDINGS_LIMIT,
+  findingQuery,
+  findingsFromRows,
   FindingStore,
   MAX_FINDINGS_LIMIT,
   type AlertState,
@@ -60,6 +62,14 @@ export {
   type NewFinding,
   type PendingEvent,
 } from "./finding-store.js";
+export {
+  FindingReader,
+  FindingReaderBusyError,
+  MAX_QUEUED_READS,
+  READ_TIMEOUT_MS,
+  type FindingQueries,
+  type FindingReaderOptions,
+} from "./finding-reader.js";
 export {
   Auditor,
   DEFAULT_PENDING_GRACE_MS,
@@ -85,6 +95,7 @@ export { AuditMetrics, type EventOutcome, type RejectReason } from "./metrics.js
 export {
   findingJson,
   MAX_EVENT_BODY_BYTES,
+  MAX_FINDINGS_PAGE,
   normaliseTime,
   REQUEST_TIMEOUT_MS,
   startAuditServer,
@@ -116,6 +127,7 @@ export {
   gitBranchProblem,
   gitUrlProblem,
   redactGitUrl,
+  splitGitCredentials,
 } from "./git-checkout.js";
 export {
   compareRepository,

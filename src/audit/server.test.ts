@@ -10,9 +10,10 @@ import { Auditor } from "./auditor.js";
 import { parseHostMapping } from "./event.js";
 import { FindingStore } from "./finding-store.js";
 import { AuditMetrics } from "./metrics.js";
-import { startAuditServer, tokenMatches, type AuditServer } from "./server.js";
+import { MAX_FINDINGS_PAGE, startAuditServer, tokenMatches, type AuditServer } from "./server.js";
 
 const TOKEN = "0123456789abcdef-test-token";
+const READER_TOKEN = "reader-0123456789abcdef-token";
 const PROMOTED = `sha256:${"1".repeat(64)}` as Digest;
 const OTHER = `sha256:${"2".repeat(64)}` as Digest;
 const MAX_BODY = 4096;
@@ -65,6 +66,7 @@ describe("audit HTTP server", () => {
         store,
         metrics,
         token: TOKEN,
+        readerToken: READER_TOKEN,
         hostMapping: parseHostMapping(["internal:5000=reg.example"]),
         logger,
         maxBodyBytes: MAX_BODY,
@@ -93,9 +95,13 @@ describe("audit HTTP server", () => {
     return { status: response.status, body: (await response.json()) as Record<string, unknown> };
   }
 
+  function read(query: string, token = READER_TOKEN): Promise<Response> {
+    return fetch(`${server.url}/findings${query}`, { headers: { authorization: `Bearer ${token}` } });
+  }
+
   async function findings(query = ""): Promise<Record<string, unknown>[]> {
     await auditor.idle();
-    const response = await fetch(`${server.url}/findings${query}`);
+    const response = await read(query);
     expect(response.status).toBe(200);
     return ((await response.json()) as { findings: Record<string, unknown>[] }).findings;
   }
@@ -198,9 +204,38 @@ describe("audit HTTP server", () => {
     expect(await findings("?repository=reg.example/prod/other")).toHaveLength(0);
     expect(await findings("?limit=1")).toHaveLength(1);
     expect(await findings("?since=2999-01-01T00:00:00Z")).toHaveLength(0);
-    for (const bad of ["?verdict=maybe", "?limit=0", "?limit=x", "?since=yesterday"]) {
-      expect((await fetch(`${server.url}/findings${bad}`)).status).toBe(400);
+    for (const bad of [
+      "?verdict=maybe",
+      "?limit=0",
+      "?limit=x",
+      "?since=yesterday",
+      `?limit=${MAX_FINDINGS_PAGE + 1}`,
+    ]) {
+      expect((await read(bad)).status).toBe(400);
     }
+  });
+
+  it("serves findings to the reader token only, a page at a time with a cursor", async () => {
+    for (const headers of [
+      {},
+      { authorization: `Bearer ${TOKEN}` },
+      { authorization: `Bearer ${READER_TOKEN}x` },
+    ]) {
+      expect((await fetch(`${server.url}/findings`, { headers })).status).toBe(401);
+    }
+    await auditor.idle();
+    const first = (await (await read("?limit=1")).json()) as {
+      findings: { seq: number }[];
+      next: number | null;
+    };
+    expect(first.findings).toHaveLength(1);
+    expect(first.next).toBe(first.findings[0]?.seq);
+    const second = (await (await read(`?limit=1&before=${first.next}`)).json()) as {
+      findings: { seq: number }[];
+      next: number | null;
+    };
+    expect(second.findings[0]?.seq).toBeLessThan(first.findings[0]?.seq ?? 0);
+    expect(second.next).toBeNull();
   });
 
   it("accepts Pub/Sub pushes with the token in the query", async () => {
@@ -229,7 +264,7 @@ describe("audit HTTP server", () => {
     expect(text).toMatch(/^promoter_audit_events_total\{verdict="violation"\} 2$/m);
     expect(text).toMatch(/^promoter_audit_events_total\{verdict="duplicate"\} 1$/m);
     expect(text).toMatch(/^promoter_audit_findings\{verdict="verified"\} 1$/m);
-    expect(text).toMatch(/^promoter_audit_requests_rejected_total\{reason="unauthorized"\} 4$/m);
+    expect(text).toMatch(/^promoter_audit_requests_rejected_total\{reason="unauthorized"\} 7$/m);
     expect(text).toMatch(/^promoter_audit_manifest_reload_age_seconds \d+\.\d+$/m);
     expect(text).toMatch(/^promoter_audit_alert_failures_total 0$/m);
     expect((await fetch(`${server.url}/nothing`)).status).toBe(404);

@@ -12,8 +12,9 @@ import {
   type HostMapping,
   type ParsedEvents,
 } from "./event.js";
+import { FindingReader, FindingReaderBusyError, type FindingQueries } from "./finding-reader.js";
 import {
-  MAX_FINDINGS_LIMIT,
+  DEFAULT_FINDINGS_LIMIT,
   type AuditFinding,
   type FindingFilter,
   type FindingStore,
@@ -24,17 +25,21 @@ import type { AuditMetrics, RejectReason } from "./metrics.js";
  * The auditor's HTTP face (node:http):
  *   POST /events   distribution notification envelope   (bearer token)
  *   POST /pubsub   Pub/Sub push message                 (bearer token, or ?token= for Pub/Sub)
- *   GET  /findings JSON findings with filters
+ *   GET  /findings JSON findings with filters, a page at a time   (reader bearer token)
  *   GET  /healthz  liveness and manifest state
  *   GET  /metrics  Prometheus text
  * Every request is answered; no input can crash the process: handlers are wrapped, bodies are
- * capped, and a request is refused before its body is read when the token is wrong.
+ * capped, and a request is refused before its body is read when the token is wrong. Reading
+ * findings takes its own token (a notification sender cannot read, a reader cannot send) and
+ * runs off the event loop (finding-reader.ts), so readers never hold up notifications.
  */
 
 /** Largest notification body read: distribution batches and Pub/Sub messages are a few KiB. */
 export const MAX_EVENT_BODY_BYTES = 1024 * 1024;
 /** A request must arrive completely within this time. */
 export const REQUEST_TIMEOUT_MS = 30_000;
+/** Most findings one `GET /findings` returns; `next` leads to the following page. */
+export const MAX_FINDINGS_PAGE = 500;
 
 export interface AuditServerOptions {
   readonly auditor: Auditor;
@@ -42,6 +47,13 @@ export interface AuditServerOptions {
   readonly metrics: AuditMetrics;
   /** The shared secret notification senders present as `Authorization: Bearer <token>`. */
   readonly token: string;
+  /**
+   * The secret `GET /findings` readers present as `Authorization: Bearer <token>`; distinct from
+   * `token`. Without it `GET /findings` is refused.
+   */
+  readonly readerToken?: string;
+  /** Where findings are read; default: a `FindingReader` on `store`'s database, closed with the server. */
+  readonly findings?: FindingQueries;
   readonly hostMapping: HostMapping;
   readonly logger: Logger;
   readonly maxBodyBytes?: number;
@@ -58,11 +70,13 @@ export interface AuditServer {
 class HttpProblem extends Error {
   readonly status: number;
   readonly reject: RejectReason | undefined;
+  readonly retryAfterSeconds: number | undefined;
 
-  constructor(status: number, message: string, reject?: RejectReason) {
+  constructor(status: number, message: string, reject?: RejectReason, retryAfterSeconds?: number) {
     super(message);
     this.status = status;
     this.reject = reject;
+    this.retryAfterSeconds = retryAfterSeconds;
   }
 }
 
@@ -83,7 +97,13 @@ function bearerToken(request: IncomingMessage): string | undefined {
   return match?.[1];
 }
 
-function sendJson(response: ServerResponse, status: number, body: unknown, close = false): void {
+function sendJson(
+  response: ServerResponse,
+  status: number,
+  body: unknown,
+  close = false,
+  retryAfterSeconds?: number,
+): void {
   if (response.headersSent) return;
   const text = `${JSON.stringify(body)}\n`;
   response.writeHead(status, {
@@ -91,6 +111,7 @@ function sendJson(response: ServerResponse, status: number, body: unknown, close
     "content-length": Buffer.byteLength(text),
     "cache-control": "no-store",
     ...(close ? { connection: "close" } : {}),
+    ...(retryAfterSeconds === undefined ? {} : { "retry-after": String(retryAfterSeconds) }),
   });
   response.end(text);
 }
@@ -139,6 +160,8 @@ export function startAuditServer(
   const limit = options.maxBodyBytes ?? MAX_EVENT_BODY_BYTES;
   const now = options.now ?? Date.now;
   const { logger, metrics } = options;
+  const ownReader = options.findings === undefined;
+  const findings = options.findings ?? new FindingReader(options.store.path);
 
   const handle = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
     const url = new URL(request.url ?? "/", "http://audit.invalid");
@@ -180,8 +203,25 @@ export function startAuditServer(
     if (request.method !== "GET" && request.method !== "HEAD")
       throw new HttpProblem(405, "use GET", "method");
     if (route === "/findings") {
-      const findings = options.store.query(findingFilter(url.searchParams));
-      sendJson(response, 200, { findings: findings.map(findingJson) });
+      if (options.readerToken === undefined || !tokenMatches(bearerToken(request), options.readerToken)) {
+        throw new HttpProblem(401, "missing or wrong reader token", "unauthorized");
+      }
+      const filter = findingFilter(url.searchParams);
+      const pageSize = filter.limit ?? DEFAULT_FINDINGS_LIMIT;
+      let rows: AuditFinding[];
+      try {
+        // One more than the page tells whether another page follows.
+        rows = await findings.query({ ...filter, limit: pageSize + 1 });
+      } catch (error) {
+        if (error instanceof FindingReaderBusyError) throw new HttpProblem(503, error.message, undefined, 1);
+        throw error;
+      }
+      const page = rows.slice(0, pageSize);
+      const last = page.at(-1);
+      sendJson(response, 200, {
+        findings: page.map(findingJson),
+        next: rows.length > pageSize && last ? last.seq : null,
+      });
       return;
     }
     if (route === "/healthz") {
@@ -225,7 +265,7 @@ export function startAuditServer(
         }
         // A refused body is not read: close the connection instead of draining it.
         const unread = !request.complete;
-        sendJson(response, error.status, { error: error.message }, unread);
+        sendJson(response, error.status, { error: error.message }, unread, error.retryAfterSeconds);
         if (unread) response.on("finish", () => request.socket.destroy());
         return;
       }
@@ -244,9 +284,13 @@ export function startAuditServer(
   });
 
   return new Promise((resolve, reject) => {
-    server.once("error", reject);
+    const failed = (error: Error): void => {
+      if (ownReader) void findings.close();
+      reject(error);
+    };
+    server.once("error", failed);
     server.listen(listen.port, listen.host, () => {
-      server.off("error", reject);
+      server.off("error", failed);
       server.on("error", (error) => {
         logger.log("error", "audit server error", { error: describeError(error) });
       });
@@ -255,13 +299,15 @@ export function startAuditServer(
       resolve({
         url: `http://${host}:${address.port}`,
         address,
-        close: () =>
-          new Promise<void>((done) => {
+        close: async () => {
+          await new Promise<void>((done) => {
             server.close(() => {
               done();
             });
             server.closeAllConnections();
-          }),
+          });
+          if (ownReader) await findings.close();
+        },
       });
     });
   });
@@ -290,7 +336,7 @@ function findingFilter(params: URLSearchParams): FindingFilter {
     filter.since = normalised;
   }
   for (const [name, max] of [
-    ["limit", MAX_FINDINGS_LIMIT],
+    ["limit", MAX_FINDINGS_PAGE],
     ["before", Number.MAX_SAFE_INTEGER],
   ] as const) {
     const value = params.get(name);

@@ -1,6 +1,7 @@
 import { PromoterError } from "../errors.js";
 import { conflictDigests, type RegistryEntry, type SourcePosition } from "../manifest/index.js";
 import {
+  formatRepositoryLocation,
   isDigest,
   isRepositoryPath,
   isTag,
@@ -8,7 +9,13 @@ import {
   type RegistryHost,
   type RepositoryLocation,
 } from "../reference/index.js";
-import { RepositoryKeys, type EdgeDecision, type EdgeDecisionKind, type PlannedEdge } from "./decide.js";
+import {
+  countDecisions,
+  RepositoryKeys,
+  type EdgeDecision,
+  type EdgeDecisionKind,
+  type PlannedEdge,
+} from "./decide.js";
 import type { PromotionEdge } from "./edge.js";
 import type { EdgeError, EdgeOutcome, EdgeOutcomeKind } from "./outcome.js";
 
@@ -124,6 +131,10 @@ export class PlanDocumentError extends PromoterError {
   }
 }
 
+// Control characters in a saved path would let a plan rewrite the lines that name it.
+// eslint-disable-next-line no-control-regex -- control characters are what we look for
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;
+
 function parseLocation(value: unknown, where: string): RepositoryLocation {
   const fail = (): never => {
     throw new PlanDocumentError(`${where}: not a repository location`);
@@ -135,17 +146,38 @@ function parseLocation(value: unknown, where: string): RepositoryLocation {
   if (record.kind === "remote" && typeof record.host === "string" && !registryHostProblem(record.host)) {
     return { kind: "remote", host: record.host as RegistryHost, repository: repository };
   }
-  if (record.kind === "oci-layout" && typeof record.directory === "string" && record.directory.length > 0) {
+  if (
+    record.kind === "oci-layout" &&
+    typeof record.directory === "string" &&
+    record.directory.length > 0 &&
+    !CONTROL_CHARACTERS.test(record.directory)
+  ) {
     return { kind: "oci-layout", directory: record.directory, repository: repository };
   }
   return fail();
 }
 
 /**
- * Edges and their planned decisions from a saved plan. Locations are shared per repository again
- * so re-planning stays cheap; registry entries carry only what messages need (the name).
+ * One edge of a saved plan, as the plan states it. Nothing here is trusted on execution: a run
+ * from a plan executes the edges the manifests produce that match these (see `PlanBinding`).
  */
-export function edgesFromDocument(document: unknown): { edges: PromotionEdge[]; decisions: JsonEdge[] } {
+export interface SavedPlanEdge {
+  /** `edges[i]`: where the edge is in the document, for messages. */
+  readonly where: string;
+  readonly edge: PromotionEdge;
+  /** The display names the plan shows (`source`, `destination`). */
+  readonly source: string;
+  readonly destination: string;
+  /** The planned decision, and for a refused tag move where the tag pointed. */
+  readonly decision: unknown;
+  readonly currentDigest: unknown;
+}
+
+/**
+ * The edges of a saved plan (`--from-plan`), checked for shape only. Registry entries carry only
+ * the name the plan gives.
+ */
+export function edgesFromDocument(document: unknown): SavedPlanEdge[] {
   if (typeof document !== "object" || document === null) throw new PlanDocumentError("not a JSON object");
   const record = document as Record<string, unknown>;
   if (record.schema !== PLAN_DOCUMENT_SCHEMA) {
@@ -157,56 +189,52 @@ export function edgesFromDocument(document: unknown): { edges: PromotionEdge[]; 
     );
   }
   if (!Array.isArray(record.edges)) throw new PlanDocumentError("the plan has no edges list");
-  const locations = new Map<string, RepositoryLocation>();
-  const registries = new Map<string, RegistryEntry>();
-  const shared = (value: unknown, where: string): RepositoryLocation => {
-    const location = parseLocation(value, where);
-    const key = JSON.stringify(location);
-    const existing = locations.get(key);
-    if (existing) return existing;
-    locations.set(key, location);
-    return location;
-  };
-  const registry = (name: unknown, src: boolean, position: SourcePosition): RegistryEntry => {
-    const text = typeof name === "string" ? name : "";
-    const key = `${src ? "src" : "dst"}\u0000${text}`;
-    let entry = registries.get(key);
-    if (!entry) {
-      entry = { name: text, location: undefined, src, position };
-      registries.set(key, entry);
-    }
-    return entry;
-  };
-  const edges: PromotionEdge[] = [];
-  const decisions: JsonEdge[] = [];
-  record.edges.forEach((value: unknown, index) => {
+  return record.edges.map((value: unknown, index): SavedPlanEdge => {
     const where = `edges[${index}]`;
     if (typeof value !== "object" || value === null) throw new PlanDocumentError(`${where}: not an object`);
     const item = value as Record<string, unknown>;
-    const digest = item.digest;
-    const tag = item.tag;
-    const image = item.image;
+    const { digest, tag, image, project, source, destination, sourceRegistry, destinationRegistry } = item;
     if (typeof digest !== "string" || !isDigest(digest))
       throw new PlanDocumentError(`${where}: invalid digest`);
     if (tag !== null && (typeof tag !== "string" || !isTag(tag)))
       throw new PlanDocumentError(`${where}: invalid tag`);
     if (typeof image !== "string" || !isRepositoryPath(image))
       throw new PlanDocumentError(`${where}: invalid image`);
+    for (const [name, text] of Object.entries({
+      project,
+      source,
+      destination,
+      sourceRegistry,
+      destinationRegistry,
+    })) {
+      if (typeof text !== "string") throw new PlanDocumentError(`${where}: invalid ${name}`);
+    }
     const position = parsePosition(item.position, where);
-    edges.push({
-      project: typeof item.project === "string" ? item.project : "",
-      image,
-      digest: digest,
-      ...(tag === null ? {} : { tag: tag }),
-      source: shared(item.sourceLocation, `${where}.sourceLocation`),
-      destination: shared(item.destinationLocation, `${where}.destinationLocation`),
-      sourceRegistry: registry(item.sourceRegistry, true, position),
-      destinationRegistry: registry(item.destinationRegistry, false, position),
+    const registry = (name: unknown, src: boolean): RegistryEntry => ({
+      name: name as string,
+      location: undefined,
+      src,
       position,
     });
-    decisions.push(item as unknown as JsonEdge);
+    return {
+      where,
+      edge: {
+        project: project as string,
+        image,
+        digest,
+        ...(tag === null ? {} : { tag }),
+        source: parseLocation(item.sourceLocation, `${where}.sourceLocation`),
+        destination: parseLocation(item.destinationLocation, `${where}.destinationLocation`),
+        sourceRegistry: registry(sourceRegistry, true),
+        destinationRegistry: registry(destinationRegistry, false),
+        position,
+      },
+      source: source as string,
+      destination: destination as string,
+      decision: item.decision,
+      currentDigest: item.currentDigest,
+    };
   });
-  return { edges, decisions };
 }
 
 function parsePosition(value: unknown, where: string): SourcePosition {
@@ -220,22 +248,121 @@ function parsePosition(value: unknown, where: string): SourcePosition {
 }
 
 /**
- * How a fresh plan differs from a saved one: every edge whose decision (or the digest a moved tag
- * points at) is not what the saved plan said. Empty when the registries still match the plan.
+ * What identifies an edge when a saved plan is matched with the manifests: every field that is
+ * executed or shown (project, image, digest, tag, registry names, locations, display names);
+ * only the position and the decision are left out (the decision is re-checked as drift).
+ * Locations are shared per repository, so their part of the key is made once.
  */
-export function planDrift(saved: readonly JsonEdge[], fresh: readonly PlannedEdge[]): string[] {
-  const differences: string[] = [];
-  const keys = new RepositoryKeys();
-  fresh.forEach(({ edge, decision }, index) => {
-    const old = saved[index];
-    if (!old) return;
-    const current = decision.kind === "refused-tag-move" ? decision.current : undefined;
-    if (old.decision !== decision.kind || old.currentDigest !== current) {
-      const what = `${keys.of(edge.destination)}${edge.tag === undefined ? "" : `:${edge.tag}`}@${edge.digest}`;
-      differences.push(
-        `${what}: planned ${old.decision}, now ${decision.kind}${current ? ` (tag points at ${current})` : ""}`,
-      );
+class PlanEdgeKeys {
+  private readonly repositoryKeys = new RepositoryKeys();
+  private readonly locationKeys = new WeakMap<RepositoryLocation, string>();
+
+  /** An edge the manifests produce: its display names are made from its locations. */
+  ofEdge(edge: PromotionEdge): string {
+    return this.key(edge, this.repositoryKeys.of(edge.source), this.repositoryKeys.of(edge.destination));
+  }
+
+  ofSaved(saved: SavedPlanEdge): string {
+    return this.key(saved.edge, saved.source, saved.destination);
+  }
+
+  private key(edge: PromotionEdge, source: string, destination: string): string {
+    // Each part is a complete JSON value, so the concatenation cannot be read two ways.
+    return (
+      JSON.stringify([
+        edge.project,
+        edge.image,
+        edge.digest,
+        edge.tag ?? null,
+        edge.sourceRegistry.name,
+        edge.destinationRegistry.name,
+        source,
+        destination,
+      ]) +
+      this.location(edge.source) +
+      this.location(edge.destination)
+    );
+  }
+
+  private location(location: RepositoryLocation): string {
+    let key = this.locationKeys.get(location);
+    if (key === undefined) {
+      key = JSON.stringify(jsonLocation(location));
+      this.locationKeys.set(location, key);
     }
-  });
-  return differences;
+    return key;
+  }
+}
+
+/** Every decision kind (the keys of the decisions summary). */
+const DECISION_KINDS: ReadonlySet<string> = new Set(Object.keys(countDecisions([])));
+
+function isEdgeDecisionKind(value: unknown): value is EdgeDecisionKind {
+  return typeof value === "string" && DECISION_KINDS.has(value);
+}
+
+/** `source -> destination:tag@digest`, from a saved edge's parsed (so printable) fields. */
+function savedEdgeText(saved: SavedPlanEdge): string {
+  const { edge } = saved;
+  const tag = edge.tag === undefined ? "" : `:${edge.tag}`;
+  return `${formatRepositoryLocation(edge.source)} -> ${formatRepositoryLocation(edge.destination)}${tag}@${edge.digest}`;
+}
+
+/**
+ * A saved plan bound to the manifests it must come from (`promote --from-plan`). The plan only
+ * selects: the run executes edges the manifests produce (with their locations, names and
+ * positions), those whose every executed or shown field matches an edge of the plan. An edge of
+ * the plan that the manifests do not produce (tampered with, or the manifests changed since) is
+ * refused by name, and so is one whose decision is no longer the one planned.
+ */
+export class PlanBinding {
+  private readonly keys = new PlanEdgeKeys();
+  private readonly saved = new Map<string, SavedPlanEdge>();
+  private readonly matched = new Set<string>();
+
+  constructor(edges: readonly SavedPlanEdge[]) {
+    for (const edge of edges) {
+      const key = this.keys.ofSaved(edge);
+      if (!this.saved.has(key)) this.saved.set(key, edge);
+    }
+  }
+
+  /** The filter for planning the manifests: whether the plan names this edge (it is noted). */
+  readonly includes = (edge: PromotionEdge): boolean => {
+    const key = this.keys.ofEdge(edge);
+    if (!this.saved.has(key)) return false;
+    this.matched.add(key);
+    return true;
+  };
+
+  /** One line per edge of the plan that no edge of the manifests matched (after planning). */
+  undeclared(): string[] {
+    const lines: string[] = [];
+    for (const [key, saved] of this.saved) {
+      if (this.matched.has(key)) continue;
+      lines.push(`${saved.where}: ${savedEdgeText(saved)}: not declared by the manifests`);
+    }
+    return lines;
+  }
+
+  /**
+   * How the fresh plan differs from the saved one: every edge whose decision (or the digest a
+   * refused tag points at) is not what the saved plan said. Empty when the plan still holds.
+   */
+  drift(fresh: readonly PlannedEdge[]): string[] {
+    const differences: string[] = [];
+    for (const { edge, decision } of fresh) {
+      const old = this.saved.get(this.keys.ofEdge(edge));
+      if (!old) continue;
+      const current = decision.kind === "refused-tag-move" ? decision.current : undefined;
+      if (old.decision !== decision.kind || old.currentDigest !== current) {
+        const what = `${formatRepositoryLocation(edge.destination)}${edge.tag === undefined ? "" : `:${edge.tag}`}@${edge.digest}`;
+        const planned = isEdgeDecisionKind(old.decision) ? old.decision : "something else";
+        differences.push(
+          `${what}: planned ${planned}, now ${decision.kind}${current ? ` (tag points at ${current})` : ""}`,
+        );
+      }
+    }
+    return differences;
+  }
 }

@@ -10,6 +10,7 @@ import { runCli } from "../main.js";
 import { manifestOrigin, parseListen, readTokenFile } from "./audit-serve.js";
 
 const TOKEN = "cli-test-token-0123456789abcdef";
+const READER_TOKEN = "cli-reader-token-0123456789abcdef";
 const D1 = `sha256:${"1".repeat(64)}`;
 const D2 = `sha256:${"2".repeat(64)}`;
 
@@ -83,6 +84,12 @@ describe("audit command flags", () => {
     [["audit", "serve", "--listen", "127.0.0.1:1", "--token-file", "t"], /exactly one/],
     [["audit", "serve", "--manifest", "m", "--listen", "x", "--token-file", "t"], /--listen must be/],
     [[...SERVE_USABLE, "--alert-webhook", "ftp://x"], /--alert-webhook/],
+    [[...SERVE_USABLE, "--alert-webhook", "env://UNSET_HOOK_VARIABLE"], /UNSET_HOOK_VARIABLE is not set/],
+    [[...SERVE_USABLE, "--alert-webhook", "http://h/", "--alert-webhook-file", "f"], /not both/],
+    [
+      [...SERVE_USABLE.slice(0, 2), "--git-url-file", "absent-url", ...SERVE_USABLE.slice(4)],
+      /--git-url-file/,
+    ],
     [[...SERVE_USABLE, "--registry-host", "a b"], /--registry-host/],
     [["audit", "reconcile"], /exactly one/],
     [["audit", "reconcile", "--manifest", "m", "--output", "html"], /--output/],
@@ -92,6 +99,26 @@ describe("audit command flags", () => {
     const { io, err } = captureIO({ cwd: work });
     expect(await runCli(argv, io)).toBe(2);
     expect(err()).toMatch(message);
+  });
+
+  it("refuses a reader token that is the notification senders' token", async () => {
+    await writeFile(path.join(work, "same-a"), TOKEN, { mode: 0o600 });
+    await writeFile(path.join(work, "same-b"), `${TOKEN}\n`, { mode: 0o600 });
+    await writeFile(path.join(work, "same.yaml"), manifestText({ [D1]: ["1.0"] }));
+    const { io, err } = captureIO({ cwd: work });
+    const argv = [
+      "audit",
+      "serve",
+      "--manifest",
+      "same.yaml",
+      "--listen",
+      "127.0.0.1:0",
+      "--token-file",
+      "same-a",
+    ];
+    expect(await runCli([...argv, "--reader-token-file", "same-b", "--db", "same.db"], io)).toBe(2);
+    expect(err()).toMatch(/--reader-token-file holds the same token as --token-file/);
+    expect(err()).not.toContain(TOKEN);
   });
 
   it("lists the audit commands in the help", async () => {
@@ -128,6 +155,8 @@ describe("audit serve reloads its manifests without a restart", () => {
     await writeFile(manifest, manifestText({ [D1]: ["1.0"] }));
     const tokenFile = path.join(work, "reload-token");
     await writeFile(tokenFile, TOKEN, { mode: 0o600 });
+    const readerTokenFile = path.join(work, "reload-reader-token");
+    await writeFile(readerTokenFile, READER_TOKEN, { mode: 0o600 });
     const port = await findFreePort();
     const url = `http://127.0.0.1:${port}`;
     const controller = new AbortController();
@@ -142,6 +171,8 @@ describe("audit serve reloads its manifests without a restart", () => {
         `127.0.0.1:${port}`,
         "--token-file",
         tokenFile,
+        "--reader-token-file",
+        readerTokenFile,
         "--db",
         path.join(work, "reload.db"),
         "--alert-webhook",
@@ -183,7 +214,9 @@ describe("audit serve reloads its manifests without a restart", () => {
     };
     const verdictOf = (tag: string) =>
       until(async () => {
-        const response = await fetch(`${url}/findings?tag=${tag}`);
+        const response = await fetch(`${url}/findings?tag=${tag}`, {
+          headers: { authorization: `Bearer ${READER_TOKEN}` },
+        });
         const body = (await response.json()) as { findings: { verdict: string }[] };
         return body.findings[0]?.verdict;
       });

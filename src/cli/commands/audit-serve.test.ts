@@ -29,6 +29,7 @@ import { commands } from "./index.js";
  */
 
 const TOKEN = "audit-test-token-0123456789abcdef";
+const READER_TOKEN = "audit-reader-token-0123456789abcdef";
 const PENDING_GRACE_SECONDS = 1;
 const WAIT_MS = 20_000;
 
@@ -87,6 +88,7 @@ let auditPort: number;
 let auditUrl: string;
 let manifestFile: string;
 let tokenFile: string;
+let readerTokenFile: string;
 let dbFile: string;
 let layout: string;
 let hook: Server;
@@ -114,6 +116,8 @@ function startServe(): RunningServe {
       `127.0.0.1:${auditPort}`,
       "--token-file",
       tokenFile,
+      "--reader-token-file",
+      readerTokenFile,
       "--db",
       dbFile,
       "--alert-webhook",
@@ -149,7 +153,9 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined>): Pr
 }
 
 async function findings(query = ""): Promise<Finding[]> {
-  const response = await fetch(`${auditUrl}/findings?limit=1000${query}`);
+  const response = await fetch(`${auditUrl}/findings?limit=500${query}`, {
+    headers: { authorization: `Bearer ${READER_TOKEN}` },
+  });
   if (response.status !== 200) throw new Error(`GET /findings: ${response.status}`);
   return ((await response.json()) as { findings: Finding[] }).findings;
 }
@@ -229,6 +235,8 @@ beforeAll(async () => {
   );
   tokenFile = path.join(work, "token");
   await writeFile(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
+  readerTokenFile = path.join(work, "reader-token");
+  await writeFile(readerTokenFile, `${READER_TOKEN}\n`, { mode: 0o600 });
   dbFile = path.join(work, "audit.db");
   serve = startServe();
   await waitFor("the audit server", async () => ((await health()).status === "ok" ? true : undefined));

@@ -1,4 +1,3 @@
-import { readFile, stat } from "node:fs/promises";
 import * as path from "node:path";
 import {
   alertWebhookProblem,
@@ -18,6 +17,7 @@ import {
   type ManifestOrigin,
 } from "../../audit/index.js";
 import { describeError, UsageError } from "../../errors.js";
+import type { Logger } from "../../log.js";
 import type { Tag } from "../../reference/index.js";
 import {
   integerOption,
@@ -29,10 +29,10 @@ import {
 import { ExitCode } from "../io.js";
 import { registryOptionSpecs, storeProviderFromOptions } from "../registry-options.js";
 import { createCliLogger, parseLogLevel } from "../logger.js";
+import { readSecretFile, secretOption, type SecretValue } from "../secret-options.js";
 
 /** A token shorter than this is refused: it is the only thing between the internet and the log. */
 export const MIN_TOKEN_LENGTH = 16;
-const MAX_TOKEN_FILE_BYTES = 4096;
 /** How long shutdown waits for queued alerts. */
 const SHUTDOWN_ALERT_DRAIN_MS = 5000;
 
@@ -49,14 +49,21 @@ export function parseListen(value: string): { host: string; port: number } {
   return { host, port };
 }
 
-/** The manifests to watch, from exactly one of the three inputs. */
-export function manifestOrigin(values: ParsedValues): ManifestOrigin {
+/**
+ * The manifests to watch, from exactly one of the three inputs. `gitUrl` is the URL of
+ * `--git-url` or `--git-url-file` once read (see `secretOption`).
+ */
+export function manifestOrigin(
+  values: ParsedValues,
+  gitUrl: string | undefined = stringOption(values, "git-url"),
+): ManifestOrigin {
   const manifest = stringOption(values, "manifest");
   const thin = stringOption(values, "thin-manifest-dir");
-  const gitUrl = stringOption(values, "git-url");
   const given = [manifest, thin, gitUrl].filter((value) => value !== undefined);
   if (given.length !== 1) {
-    throw new UsageError("give exactly one of --manifest FILE, --thin-manifest-dir DIR or --git-url URL");
+    throw new UsageError(
+      "give exactly one of --manifest FILE, --thin-manifest-dir DIR or --git-url URL (or --git-url-file FILE)",
+    );
   }
   if (given[0] === "") throw new UsageError("the manifest path or URL must not be empty");
   const branch = stringOption(values, "branch");
@@ -74,28 +81,23 @@ export function manifestOrigin(values: ParsedValues): ManifestOrigin {
   };
 }
 
-/** Reads the shared secret: the file's content without surrounding whitespace. */
-export async function readTokenFile(file: string): Promise<{ token: string; looseMode: boolean }> {
-  let text: string;
-  let mode: number;
-  try {
-    const info = await stat(file);
-    if (!info.isFile() || info.size > MAX_TOKEN_FILE_BYTES) {
-      throw new UsageError(`--token-file ${file}: expected a small file holding the token`);
-    }
-    mode = info.mode;
-    text = await readFile(file, "utf8");
-  } catch (error) {
-    if (error instanceof UsageError) throw error;
-    throw new UsageError(`--token-file ${file}: ${describeError(error)}`);
-  }
-  const token = text.trim();
+/** Reads a bearer token file (`option` names it in messages): at least 16 characters, no spaces. */
+export async function readTokenFile(
+  file: string,
+  option = "--token-file",
+): Promise<{ token: string; looseMode: boolean }> {
+  const { text: token, looseMode } = await readSecretFile(option, file);
   if (token.length < MIN_TOKEN_LENGTH || /\s/.test(token)) {
     throw new UsageError(
-      `--token-file ${file}: the token must be at least ${MIN_TOKEN_LENGTH} characters without spaces (e.g. openssl rand -hex 32)`,
+      `${option} ${file}: the token must be at least ${MIN_TOKEN_LENGTH} characters without spaces (e.g. openssl rand -hex 32)`,
     );
   }
-  return { token, looseMode: (mode & 0o077) !== 0 };
+  return { token, looseMode };
+}
+
+/** Whether a git URL carries a user or password (`https://user:token@host/...`). */
+function gitUrlHasCredentials(url: string): boolean {
+  return /^[a-z][a-z0-9+.-]*:\/\/[^/@]*@/i.test(url);
 }
 
 function hostMappingOption(values: ParsedValues): HostMapping {
@@ -103,6 +105,27 @@ function hostMappingOption(values: ParsedValues): HostMapping {
     return parseHostMapping(stringListOption(values, "registry-host"));
   } catch (error) {
     throw new UsageError(describeError(error));
+  }
+}
+
+/** Warns when a secret is where others can read it: on the command line, or in a loose file. */
+function warnAboutSecret(
+  logger: Logger,
+  secret: SecretValue | undefined,
+  what: string,
+  sensitiveOnCommandLine: boolean,
+): void {
+  if (!secret) return;
+  if (secret.onCommandLine && sensitiveOnCommandLine) {
+    logger.log(
+      "warn",
+      `${what} is on the command line, visible to every local user; use ${secret.origin}-file FILE or ${secret.origin} env://NAME`,
+    );
+  }
+  if (secret.looseFile !== undefined) {
+    logger.log("warn", `the file holding ${what} is readable by group or others; chmod 600 it`, {
+      file: secret.looseFile,
+    });
   }
 }
 
@@ -125,7 +148,9 @@ export const auditServeCommand: Command = {
   words: ["audit", "serve"],
   summary: "Judge registry notifications against the manifests, record findings, raise alerts",
   usage:
-    "audit serve (--thin-manifest-dir DIR | --manifest FILE | --git-url URL [--branch B] [--path P]) --listen HOST:PORT --token-file FILE [--db FILE] [--alert-webhook URL]",
+    "audit serve (--thin-manifest-dir DIR | --manifest FILE | --git-url URL|env://NAME | --git-url-file FILE [--branch B] [--path P])\n" +
+    "        --listen HOST:PORT --token-file FILE [--reader-token-file FILE] [--db FILE]\n" +
+    "        [--alert-webhook URL|env://NAME | --alert-webhook-file FILE]",
   description: `
 Receives registry notifications and judges each change in a production repository against the
 promotion manifests: a digest or tag a manifest asks for, a child manifest of a promoted index, a
@@ -134,7 +159,15 @@ violation, and so is every delete. Pulls, blob uploads and source repositories a
 
 Endpoints: POST /events (distribution registry notifications), POST /pubsub (Google Pub/Sub push
 with GCR / Artifact Registry payloads), GET /findings, GET /healthz, GET /metrics. The POST
-endpoints need "Authorization: Bearer <token>" (for Pub/Sub also "?token=<token>").
+endpoints need "Authorization: Bearer <token>" of --token-file (for Pub/Sub also
+"?token=<token>"); GET /findings needs the other token of --reader-token-file (without it,
+findings are only readable with 'promoter audit findings'), and returns at most 500 findings a
+page, with "next" for the following one.
+
+Secrets (the webhook URL, a git URL with credentials) given as arguments are visible to every
+local user in the process list: give them as env://NAME or in a file (--alert-webhook-file,
+--git-url-file). Credentials of an http(s) git URL are sent as an HTTP header, never passed to
+git on its command line or written to its configuration.
 
 Findings are kept in an SQLite database (--db, default ./${DEFAULT_AUDIT_DB}); violations are logged
 as JSON lines on stdout and sent to --alert-webhook (Slack-compatible). Manifests are reloaded when
@@ -146,7 +179,13 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
     "git-url": {
       type: "string",
       valueName: "URL",
-      description: "Clone the manifests from this git repository",
+      description:
+        "Clone the manifests from this git repository (or env://NAME: the URL is in that variable)",
+    },
+    "git-url-file": {
+      type: "string",
+      valueName: "FILE",
+      description: "Like --git-url, the URL read from this file (for URLs with credentials)",
     },
     branch: {
       type: "string",
@@ -168,6 +207,11 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
       valueName: "FILE",
       description: `File holding the bearer token notification senders present (>= ${MIN_TOKEN_LENGTH} characters)`,
     },
+    "reader-token-file": {
+      type: "string",
+      valueName: "FILE",
+      description: "File holding the bearer token GET /findings readers present (another token)",
+    },
     db: {
       type: "string",
       valueName: "FILE",
@@ -176,7 +220,13 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
     "alert-webhook": {
       type: "string",
       valueName: "URL",
-      description: 'POST a Slack-compatible {"text": ...} message per violation',
+      description:
+        'POST a Slack-compatible {"text": ...} message per violation (or env://NAME: the URL is in that variable)',
+    },
+    "alert-webhook-file": {
+      type: "string",
+      valueName: "FILE",
+      description: "Like --alert-webhook, the URL read from this file",
     },
     "registry-host": {
       type: "string",
@@ -198,16 +248,19 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
     ...registryOptionSpecs,
   },
   async run({ io, values }) {
-    const origin = manifestOrigin(values);
+    const gitUrl = await secretOption(values, "git-url", io);
+    const origin = manifestOrigin(values, gitUrl?.value);
     const listenText = stringOption(values, "listen");
     if (listenText === undefined) throw new UsageError("--listen HOST:PORT is required");
     const listen = parseListen(listenText);
     const tokenFile = stringOption(values, "token-file");
     if (tokenFile === undefined) throw new UsageError("--token-file FILE is required");
-    const webhook = stringOption(values, "alert-webhook");
-    if (webhook !== undefined) {
-      const problem = alertWebhookProblem(webhook);
-      if (problem) throw new UsageError(`--alert-webhook: ${problem}`);
+    const readerTokenFile = stringOption(values, "reader-token-file");
+    const webhookSecret = await secretOption(values, "alert-webhook", io);
+    const webhook = webhookSecret?.value;
+    if (webhookSecret) {
+      const problem = alertWebhookProblem(webhookSecret.value);
+      if (problem) throw new UsageError(`${webhookSecret.origin}: ${problem}`);
     }
     const hostMapping = hostMappingOption(values);
     const graceSeconds = integerOption(values, "pending-grace", 0, 86_400);
@@ -219,6 +272,28 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
     const { token, looseMode } = await readTokenFile(path.resolve(io.cwd, tokenFile));
     if (looseMode)
       logger.log("warn", "the token file is readable by group or others; chmod 600 it", { tokenFile });
+    let readerToken: string | undefined;
+    if (readerTokenFile !== undefined) {
+      const reader = await readTokenFile(path.resolve(io.cwd, readerTokenFile), "--reader-token-file");
+      if (reader.token === token) {
+        throw new UsageError(
+          "--reader-token-file holds the same token as --token-file: a reader must not be able to send notifications",
+        );
+      }
+      if (reader.looseMode) {
+        logger.log("warn", "the reader token file is readable by group or others; chmod 600 it", {
+          readerTokenFile,
+        });
+      }
+      readerToken = reader.token;
+    }
+    warnAboutSecret(logger, webhookSecret, "the alert webhook URL", true);
+    warnAboutSecret(
+      logger,
+      gitUrl,
+      "the git URL",
+      gitUrl !== undefined && gitUrlHasCredentials(gitUrl.value),
+    );
     const dbPath = path.resolve(io.cwd, stringOption(values, "db") ?? DEFAULT_AUDIT_DB);
 
     const metrics = new AuditMetrics();
@@ -279,7 +354,10 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
     let server;
     try {
       auditor.start();
-      server = await startAuditServer({ auditor, store, metrics, token, hostMapping, logger }, listen);
+      server = await startAuditServer(
+        { auditor, store, metrics, token, ...(readerToken ? { readerToken } : {}), hostMapping, logger },
+        listen,
+      );
     } catch (error) {
       await auditor.close();
       store.close();
@@ -293,6 +371,9 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
       manifests: watcher.describe(),
       database: dbPath,
       alertWebhook: webhook === undefined ? null : new URL(webhook).origin,
+      findings: readerToken
+        ? "GET /findings with the reader token"
+        : "GET /findings refused (no --reader-token-file)",
     });
 
     await aborted(io.signal);

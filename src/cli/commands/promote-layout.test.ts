@@ -152,14 +152,23 @@ describe("promoter promote with OCI layouts", () => {
 
     // Someone pushes v1.0 to mirror-b by hand: the plan no longer holds.
     await writeOciLayoutDirectly(path.join(dir, "mirror-b", "app"), [{ content: other, tag: "v1.0" }]);
-    const refused = await run("promote", "--from-plan", "plan.json", "--confirm", "--quiet");
+    const fromPlan = [
+      "promote",
+      "--from-plan",
+      "plan.json",
+      "--manifest",
+      "promoter.yaml",
+      "--confirm",
+      "--quiet",
+    ];
+    const refused = await run(...fromPlan);
     expect(refused.status).toBe(1);
     expect(refused.err).toContain("no longer match the plan");
     expect(refused.err).toContain("planned copy, now refused-tag-move");
     await expect(readFile(path.join(dir, "mirror-a", "app", "index.json"))).rejects.toThrow();
 
     await rm(path.join(dir, "mirror-b"), { recursive: true });
-    const ran = await run("promote", "--from-plan", "plan.json", "--confirm", "--quiet");
+    const ran = await run(...fromPlan);
     expect(ran.status).toBe(0);
     expect(await tagsIn("mirror-a/app")).toEqual({ v1: multi.digest, "v1.0": multi.digest });
   });
@@ -175,6 +184,7 @@ describe("promoter promote with OCI layouts", () => {
 
   it("refuses bad usage with exit 2", async () => {
     expect((await run("promote")).status).toBe(2);
+    expect((await run("promote", "--from-plan", "p.json")).status).toBe(2);
     expect((await run("promote", "--manifest", "a.yaml", "--from-plan", "p.json")).status).toBe(2);
     expect((await run("promote", "--manifest", "missing.yaml")).status).toBe(2);
     expect((await run("promote", "--manifest", "a.yaml", "--output", "xml")).status).toBe(2);

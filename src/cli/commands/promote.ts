@@ -13,8 +13,8 @@ import {
   outcomeWithoutWrite,
   PLAN_DOCUMENT_SCHEMA,
   PLAN_DOCUMENT_VERSION,
+  PlanBinding,
   PlanDocumentError,
-  planDrift,
   allOfFilters,
   formatShard,
   RepositoryKeys,
@@ -23,8 +23,9 @@ import {
   rowsFromPlan,
   type EdgeOutcomeKind,
   type PlanDocument,
+  type SavedPlanEdge,
 } from "../../plan/index.js";
-import { planEdges, planPromotion, runPlanned, type PromotionResult } from "../../promote/index.js";
+import { planPromotion, runPlanned, type PromotionResult } from "../../promote/index.js";
 import { booleanOption, integerOption, stringOption, type Command, type ParsedValues } from "../command.js";
 import { findingText, formatBytes, formatDuration, plural, relativeFile } from "../format.js";
 import { ExitCode, writeLine, type CliIO } from "../io.js";
@@ -52,7 +53,7 @@ export const promoteCommand: Command = {
   words: ["promote"],
   summary: "Plan a promotion, and with --confirm copy the images to every destination",
   usage:
-    "promote (--manifest FILE | --thin-manifest-dir DIR | --from-plan FILE) [--confirm] [--output text|json|markdown]\n" +
+    "promote (--manifest FILE | --thin-manifest-dir DIR) [--from-plan FILE] [--confirm] [--output text|json|markdown]\n" +
     "        [--report FILE] [--plan-file FILE] [--concurrency N] [--insecure-registry HOST[:PORT]]\n" +
     "        [--sign-key FILE [--sign-identity REF]] [--require-source-signature --source-public-key FILE]\n" +
     "        [--shard I/N | --shards N] [--shard-by repository|image]",
@@ -63,6 +64,11 @@ destination): already done, add a tag, copy, refused (a tag that points at anoth
 never moved), or missing in the source. Without --confirm nothing is written: the plan is shown.
 With --confirm the images are copied (blobs first, manifests bottom-up, tags last, so a tag never
 points at an incomplete image) and the result is shown.
+
+A plan saved with --plan-file runs later with --from-plan and the same manifests: the plan only
+chooses among the edges the manifests declare, and what runs and is shown comes from them. An
+edge of the plan the manifests do not declare (field by field), or whose decision changed, stops
+the run before anything is written.
 
 Invalid manifest entries are reported and skipped; the rest is promoted. A refused or failed edge
 blocks only itself. State is read from the registries, so an interrupted run is completed by
@@ -101,7 +107,8 @@ have errors; 2 invalid input or usage. Formats: docs/promotion.md.`,
     "from-plan": {
       type: "string",
       valueName: "FILE",
-      description: "Run exactly this saved plan, after checking the registries still match it",
+      description:
+        "Run exactly this saved plan: refused unless the manifests declare every edge of it and the registries still match it",
     },
     concurrency: { type: "string", valueName: "N", description: "Blob transfers in flight (default 8)" },
     quiet: { type: "boolean", short: "q", description: "No progress display" },
@@ -126,11 +133,12 @@ async function runPromote({ io, values }: { io: CliIO; values: ParsedValues }): 
   const concurrency = integerOption(values, "concurrency", 1, 1024);
   const fromPlan = stringOption(values, "from-plan");
   const input = manifestInputFromOptions(values, true);
-  if (fromPlan !== undefined && input !== undefined) {
-    throw new UsageError("--from-plan runs a saved plan: do not also give --manifest or --thin-manifest-dir");
-  }
-  if (fromPlan === undefined && input === undefined) {
-    throw new UsageError("give --manifest FILE, --thin-manifest-dir DIR or --from-plan FILE");
+  if (input === undefined) {
+    throw new UsageError(
+      fromPlan === undefined
+        ? "give --manifest FILE or --thin-manifest-dir DIR"
+        : "--from-plan FILE is checked against the manifests it was made from: also give --manifest FILE or --thin-manifest-dir DIR",
+    );
   }
   const shard = shardFromOptions(values, io);
   if (shard && fromPlan !== undefined) {
@@ -152,33 +160,46 @@ async function runPromote({ io, values }: { io: CliIO; values: ParsedValues }): 
       ...(signatures ? { signatures } : {}),
     };
 
+    const set = await loadManifests(input, { signal: io.signal, cwd: io.cwd });
     let planned;
-    let findings: readonly Finding[] = [];
     if (fromPlan !== undefined) {
-      const saved = await readPlanFile(path.resolve(io.cwd, fromPlan));
-      planned = await planEdges(saved.edges, new Map(), options);
-      const drift = planDrift(saved.decisions, planned.plan.edges);
+      // The plan only selects among the edges the manifests produce: what runs, and what is
+      // shown, comes from the manifests (docs/promotion.md#saved-plans).
+      const binding = new PlanBinding(await readPlanFile(path.resolve(io.cwd, fromPlan)));
+      planned = await planPromotion(set, { ...options, filter: binding.includes });
+      writeFindings(io, planned.validation.findings);
+      const undeclared = binding.undeclared();
+      if (undeclared.length > 0) {
+        writeLine(
+          io.stderr,
+          `promoter promote: ${fromPlan} asks for edges the manifests do not declare; nothing was written:`,
+        );
+        writeList(io, undeclared);
+        writeLine(
+          io.stderr,
+          "Every field but position and decision must be what the manifests produce: make a new plan and review it.",
+        );
+        return ExitCode.failed;
+      }
+      const drift = binding.drift(planned.plan.edges);
       if (drift.length > 0) {
         writeLine(
           io.stderr,
           `promoter promote: the registries no longer match the plan in ${fromPlan}; nothing was written:`,
         );
-        for (const line of drift.slice(0, 50)) writeLine(io.stderr, `  ${line}`);
-        if (drift.length > 50) writeLine(io.stderr, `  ... and ${drift.length - 50} more`);
+        writeList(io, drift);
         writeLine(io.stderr, "Make a new plan and review it.");
         return ExitCode.failed;
       }
     } else {
-      const set = await loadManifests(input ?? {}, { signal: io.signal, cwd: io.cwd });
       const changedSince = stringOption(values, "changed-since");
       const changed =
         changedSince === undefined
           ? undefined
-          : await edgesChangedSince(input ?? {}, changedSince, { cwd: io.cwd, signal: io.signal });
+          : await edgesChangedSince(input, changedSince, { cwd: io.cwd, signal: io.signal });
       const filter = allOfFilters(changed?.filter, shard && shardFilter(shard, shard.by));
       planned = await planPromotion(set, { ...options, ...(filter ? { filter } : {}) });
-      findings = planned.validation.findings;
-      writeFindings(io, findings);
+      writeFindings(io, planned.validation.findings);
     }
 
     const planFile = stringOption(values, "plan-file");
@@ -277,7 +298,16 @@ async function signatureOptions(values: ParsedValues, io: CliIO): Promise<Signat
   };
 }
 
-async function readPlanFile(file: string): Promise<ReturnType<typeof edgesFromDocument>> {
+/** The first lines of a refusal's list (a tampered plan can have millions of edges). */
+const MAX_LISTED_EDGES = 50;
+
+function writeList(io: CliIO, lines: readonly string[]): void {
+  for (const line of lines.slice(0, MAX_LISTED_EDGES)) writeLine(io.stderr, `  ${line}`);
+  if (lines.length > MAX_LISTED_EDGES)
+    writeLine(io.stderr, `  ... and ${lines.length - MAX_LISTED_EDGES} more`);
+}
+
+async function readPlanFile(file: string): Promise<SavedPlanEdge[]> {
   let text: string;
   try {
     text = await readFile(file, "utf8");

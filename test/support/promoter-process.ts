@@ -1,0 +1,148 @@
+import { spawn, type ChildProcessByStdio } from "node:child_process";
+import { existsSync } from "node:fs";
+import * as path from "node:path";
+import type { Readable } from "node:stream";
+import { expect } from "vitest";
+
+/**
+ * `promoter` as a user runs it: a child process of bin/promoter.js (which runs dist/, so build
+ * first). For the hostile corpus (test/hostile/), where what matters is what the user sees: the
+ * exit status, one clear line, no stack trace.
+ */
+
+const repoRoot = path.resolve(import.meta.dirname, "../..");
+export const PROMOTER_BIN = path.join(repoRoot, "bin", "promoter.js");
+
+export interface PromoterRun {
+  readonly status: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export interface PromoterProcessOptions {
+  readonly cwd: string;
+  /** The whole environment of the child (PATH and HOME are added when absent). */
+  readonly env?: Readonly<Record<string, string>>;
+  readonly timeoutMs?: number;
+}
+
+/** Throws unless dist/ exists: the child runs the built CLI. */
+export function requireBuiltCli(): void {
+  if (!existsSync(path.join(repoRoot, "dist", "cli", "entry.js"))) {
+    throw new Error("dist/ is missing: run `npm run build` before the hostile tests");
+  }
+}
+
+function childEnv(options: PromoterProcessOptions): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? "/usr/bin:/bin",
+    HOME: options.cwd,
+    ...options.env,
+  };
+}
+
+/** Runs `promoter ...args` to completion. */
+export function runPromoter(args: readonly string[], options: PromoterProcessOptions): Promise<PromoterRun> {
+  const timeoutMs = options.timeoutMs ?? 60_000;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [PROMOTER_BIN, ...args], {
+      cwd: options.cwd,
+      env: childEnv(options),
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`promoter ${args.join(" ")} did not finish in ${timeoutMs} ms:\n${stderr}`));
+    }, timeoutMs);
+    child.on("exit", (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+  });
+}
+
+/** A line of a JavaScript stack trace (not the plan's "at images.yaml:3:5"). */
+export const STACK_LINE = /^\s+at .*(?:\.[cm]?[jt]s|node:[\w/]+):\d+:\d+\)?$/m;
+
+/** The run stopped with `status` and a clear message: no stack trace, no internal error. */
+export function expectClear(run: PromoterRun, status: number, message: RegExp): void {
+  const all = `${run.stdout}\n${run.stderr}`;
+  expect(run.status, all).toBe(status);
+  expect(all).toMatch(message);
+  expect(all).not.toMatch(STACK_LINE);
+  expect(all).not.toMatch(/internal error|This is a bug/);
+  expect(all).not.toMatch(/\[object Object\]|undefined:/);
+}
+
+/** A long-running promoter (`audit serve`): its output lines, and a way to stop it. */
+export class PromoterProcess {
+  private readonly child: ChildProcessByStdio<null, Readable, Readable>;
+  private stdoutText = "";
+  private stderrText = "";
+  private readonly exited: Promise<number | null>;
+  private hasExited = false;
+
+  private constructor(child: ChildProcessByStdio<null, Readable, Readable>) {
+    this.child = child;
+    child.stdout.on("data", (chunk: Buffer) => (this.stdoutText += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (this.stderrText += chunk.toString()));
+    this.exited = new Promise((resolve) => {
+      child.on("exit", (status) => {
+        this.hasExited = true;
+        resolve(status);
+      });
+    });
+  }
+
+  static start(args: readonly string[], options: PromoterProcessOptions): PromoterProcess {
+    return new PromoterProcess(
+      spawn(process.execPath, [PROMOTER_BIN, ...args], {
+        cwd: options.cwd,
+        env: childEnv(options),
+        stdio: ["ignore", "pipe", "pipe"],
+      }),
+    );
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  get stdout(): string {
+    return this.stdoutText;
+  }
+
+  get stderr(): string {
+    return this.stderrText;
+  }
+
+  /** Polls the output until `find` returns a value; throws when the process exits or time runs out. */
+  async waitFor<T>(find: (stdout: string) => T | undefined, timeoutMs = 30_000): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = find(this.stdoutText);
+      if (found !== undefined) return found;
+      if (this.hasExited || Date.now() > deadline) {
+        throw new Error(
+          `promoter ${this.hasExited ? "exited" : "did not print what was awaited"}:\n${this.stdoutText}\n${this.stderrText}`,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  /** SIGTERM, then the exit status (SIGKILL after `timeoutMs`). */
+  async stop(timeoutMs = 10_000): Promise<number | null> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill("SIGTERM");
+    const timer = setTimeout(() => this.child.kill("SIGKILL"), timeoutMs);
+    try {
+      return await this.exited;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
