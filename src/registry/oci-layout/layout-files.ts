@@ -21,8 +21,8 @@ import { MAX_OCI_LAYOUT_FILE_BYTES, MAX_VERIFIED_BLOB_FILES } from "./limits.js"
  * - Nothing below the tree root is reached through a symlink, for reads as for writes: every
  *   folder from the tree root down (repository folders, `blobs/`, `blobs/<alg>/`) is checked with
  *   `lstat`, files are opened with `O_NOFOLLOW` (and `O_NONBLOCK`, so a FIFO cannot hang a read),
- *   and where Linux tells which file a descriptor names (`/proc/self/fd`), that it is inside the
- *   tree (a folder swapped for a symlink between the check and the open is caught). The tree root
+ *   and where Linux tells which file a descriptor names (`/proc/self/fd`), that it is exactly the
+ *   file named (a folder swapped for a symlink between the check and the open is caught). The tree root
  *   itself, and the folders above it, are the user's choice and may be symlinks.
  * - No `..` and no absolute repository names; size caps on what is read into memory.
  * - Writes are atomic (a temporary file created exclusively in the same folder, fsync, rename).
@@ -88,6 +88,9 @@ function isSymlinkRefusal(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException).code;
   return code === "ELOOP" || code === "EMLINK";
 }
+
+/** What Linux appends to `/proc/self/fd/N` when the file was unlinked or replaced after opening. */
+const DELETED_SUFFIX = " (deleted)";
 
 const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
@@ -192,8 +195,9 @@ export class LayoutFiles {
   }
 
   /**
-   * Where Linux can tell (`/proc/self/fd`), that an open descriptor names a file inside the
-   * tree: a folder replaced by a symlink after `foldersExist` checked it is caught here.
+   * Where Linux can tell (`/proc/self/fd`), that an open descriptor names exactly `file` below
+   * the tree's real path: a folder replaced by a symlink after `foldersExist` checked it (even
+   * one pointing elsewhere inside the tree) is caught here.
    */
   private async checkOpenedInside(handle: FileHandle, file: string, operation: string): Promise<void> {
     let opened: string;
@@ -208,11 +212,14 @@ export class LayoutFiles {
     } catch (error) {
       throw this.fail("layout-invalid", operation, "cannot resolve the layout tree", error);
     }
-    if (!opened.startsWith(tree + path.sep)) {
+    // No symlinks below the tree: the file must be exactly where its name says. A file replaced
+    // by rename since it was opened (index.json rewritten by another store) reads " (deleted)".
+    const where = opened.endsWith(DELETED_SUFFIX) ? opened.slice(0, -DELETED_SUFFIX.length) : opened;
+    if (where !== path.join(tree, path.relative(this.tree, file))) {
       throw this.fail(
         "layout-invalid",
         operation,
-        `${this.describe(file)} opened as ${opened}, outside the layout tree; a folder on its way was replaced by a symlink`,
+        `${this.describe(file)} opened as ${opened}; a folder on its way was replaced by a symlink`,
       );
     }
   }
