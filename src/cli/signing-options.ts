@@ -2,16 +2,20 @@ import { UsageError } from "../errors.js";
 import {
   ATTACHMENT_MODES,
   checkIdentity,
+  createKeylessPolicy,
   createKeylessSigner,
   createKeySigner,
   IDENTITY_TOKEN_VARIABLE,
   loadSigningKey,
   loadSourcePolicy,
+  loadTrustedRoot,
   loadVerificationKey,
   SIGNATURE_FORMATS,
+  SignError,
   withDefaultKeys,
   type AttachmentMode,
   type ImageSigner,
+  type KeylessIdentity,
   type SignatureFormat,
   type SourcePolicy,
 } from "../sign/index.js";
@@ -26,8 +30,9 @@ import type { CliIO } from "./io.js";
 
 /**
  * The signing flags shared by `promote` and `verify --repair`: a key (`--sign-key FILE` or
- * `env://NAME`) or keyless signing (`--keyless` with Fulcio, Rekor and an OIDC token), the
- * identity signatures name, and the layout. See docs/signing.md.
+ * `env://NAME`) or keyless signing (`--keyless` with Fulcio, Rekor, an OIDC token, and the
+ * trusted root and certificate identity that recognise our earlier signatures), the identity
+ * signatures name, and the layout. See docs/signing.md.
  */
 export const signerOptionSpecs = {
   "sign-key": {
@@ -66,6 +71,22 @@ export const signerOptionSpecs = {
     valueName: "FILE",
     description: `OIDC token for --keyless: a file, or env://NAME (default env://${IDENTITY_TOKEN_VARIABLE})`,
   },
+  "trusted-root": {
+    type: "string",
+    valueName: "FILE",
+    description:
+      "For --keyless: sigstore trusted_root.json of that Fulcio and Rekor (to recognise our signatures)",
+  },
+  "certificate-identity": {
+    type: "string",
+    valueName: "ID",
+    description: "For --keyless: the identity (email, workflow URI) our Fulcio certificates name",
+  },
+  "certificate-oidc-issuer": {
+    type: "string",
+    valueName: "URL",
+    description: "For --keyless: the OIDC issuer our Fulcio certificates name",
+  },
 } as const satisfies OptionSpecs;
 
 export const promoteSignatureOptionSpecs = {
@@ -103,9 +124,17 @@ export async function signerFromOptions(values: ParsedValues, io: CliIO): Promis
   const fulcio = stringOption(values, "fulcio-url");
   const rekor = stringOption(values, "rekor-url");
   const token = stringOption(values, "identity-token");
+  const trustedRoot = stringOption(values, "trusted-root");
+  const certificateIdentity = stringOption(values, "certificate-identity");
+  const certificateIssuer = stringOption(values, "certificate-oidc-issuer");
   if (keyFile !== undefined && keyless) throw new UsageError("give either --sign-key or --keyless, not both");
-  if (!keyless && (fulcio !== undefined || token !== undefined)) {
-    throw new UsageError("--fulcio-url and --identity-token are for --keyless");
+  if (
+    !keyless &&
+    [fulcio, token, trustedRoot, certificateIdentity, certificateIssuer].some((value) => value !== undefined)
+  ) {
+    throw new UsageError(
+      "--fulcio-url, --identity-token, --trusted-root, --certificate-identity and --certificate-oidc-issuer are for --keyless",
+    );
   }
   const format = stringOption(values, "signature-format", SIGNATURE_FORMATS);
   const identity = stringOption(values, "sign-identity");
@@ -127,12 +156,26 @@ export async function signerFromOptions(values: ParsedValues, io: CliIO): Promis
     const key = await loadSigningKey(keyFile, { env: io.env, cwd: io.cwd, signal: io.signal });
     return createKeySigner(key, rekor === undefined ? {} : { rekorUrl: rekor });
   }
+  // A keyless signature is ours only when it fully verifies as made by our identity (a layer in
+  // staging or at a mirror may be anyone's): without these every run would sign again.
+  if (trustedRoot === undefined || certificateIdentity === undefined || certificateIssuer === undefined) {
+    throw new UsageError(
+      "--keyless needs --trusted-root FILE, --certificate-identity ID and --certificate-oidc-issuer URL: they say which keyless signatures are ours (docs/signing.md)",
+    );
+  }
+  const certificate: KeylessIdentity = { subject: certificateIdentity, issuer: certificateIssuer };
+  const trust = await loadTrustedRoot(
+    trustedRoot,
+    io.cwd,
+    (reason) => new SignError("sign-policy", `cannot read --trusted-root ${trustedRoot}: ${reason}`),
+  );
   return createKeylessSigner({
     fulcioUrl: fulcio ?? DEFAULT_FULCIO_URL,
     rekorUrl: rekor ?? DEFAULT_REKOR_URL,
     identityToken: token ?? `env://${IDENTITY_TOKEN_VARIABLE}`,
     env: io.env,
     cwd: io.cwd,
+    ownIdentity: createKeylessPolicy([certificate], trust),
   });
 }
 

@@ -53,6 +53,7 @@ function flakySigner(failures: number): ImageSigner & { calls: number } {
     mode: real.mode,
     description: real.description,
     verificationKey: real.verificationKey,
+    ownSignatures: real.ownSignatures,
     calls: 0,
     signPayload(payload: Uint8Array) {
       signer.calls += 1;

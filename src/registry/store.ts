@@ -49,7 +49,10 @@ export interface RepositoryStore {
    */
   putManifest(content: ManifestContent, reference: Tag | Digest, options?: CallOptions): Promise<void>;
 
-  /** Whether the blob exists in this repository. */
+  /**
+   * Whether the blob exists in this repository. An OCI layout also checks the file's bytes
+   * against the digest: a file of that name with other bytes is not the blob.
+   */
   hasBlob(digest: Digest, options?: CallOptions): Promise<boolean>;
 
   /**

@@ -176,14 +176,22 @@ export async function verifySigningBundle(
   } catch (error) {
     return { ok: false, reason: `the bundle does not verify: ${describeError(error)}` };
   }
-  return checkStatement(payload, keyId, expectation);
+  const verdict = checkSigningStatement(payload, expectation);
+  return verdict.ok ? { ok: true, keyId, identity: verdict.identity } : verdict;
 }
 
-function checkStatement(
+export type StatementVerdict =
+  | { readonly ok: true; readonly identity: string | undefined }
+  | { readonly ok: false; readonly reason: string };
+
+/**
+ * Checks a verified bundle's in-toto statement: cosign's signing predicate, a subject with the
+ * expected digest and, when given, the expected identity as its name.
+ */
+export function checkSigningStatement(
   payload: Buffer,
-  keyId: string,
   expectation: { readonly digest: Digest; readonly identity?: string },
-): BundleVerdict {
+): StatementVerdict {
   let statement: unknown;
   try {
     statement = JSON.parse(payload.toString("utf8"));
@@ -213,5 +221,5 @@ function checkStatement(
       reason: `the statement names ${JSON.stringify(identity)}, not ${JSON.stringify(expectation.identity)}`,
     };
   }
-  return { ok: true, keyId, identity };
+  return { ok: true, identity };
 }

@@ -23,8 +23,9 @@ import { verifySimpleSigningLayer } from "./verify-layer.js";
 /**
  * Whether a digest in one repository carries a valid signature: any layer of its `.sig`
  * manifest (payload fetched and hashed, ECDSA-SHA256 checked with one of the keys, or a keyless
- * certificate accepted by the policy), or a sigstore bundle referrer, that names the digest (and
- * the identity, when one is expected). Used by the source policy and by `promoter verify`.
+ * certificate accepted by the policy), or a sigstore bundle referrer (verified with one of the
+ * keys, or a certificate the policy accepts), that names the digest (and the identity, when one
+ * is expected). Used by the source policy and by `promoter verify`.
  */
 
 export interface SignatureExpectation {
@@ -95,7 +96,12 @@ export async function checkSignatures(
     }
     if (layers.length === 0 && reasons.length === 0) reasons.push(`${tag} has no signature layer`);
   }
-  if (signers.length === 0 && expectation.bundles !== false && expectation.keys.length > 0) {
+  const keyless = expectation.keyless;
+  if (
+    signers.length === 0 &&
+    expectation.bundles !== false &&
+    (expectation.keys.length > 0 || keyless !== undefined)
+  ) {
     const referrers = await store.referrers(digest, options);
     for (const referrer of referrers.filter(isSigningBundleReferrer)) {
       try {
@@ -103,9 +109,22 @@ export async function checkSignatures(
         if (!manifest) continue;
         const layer = bundleLayerOf(manifest, `${store.name}@${referrer.digest}`);
         const bytes = await readSmallBlob(store, layer, MAX_BUNDLE_BYTES, options);
-        const verdict = await verifySigningBundle(bytes, expectation.keys, expected);
-        if (verdict.ok) signers.push(verdict.keyId);
-        else reasons.push(`bundle ${referrer.digest}: ${verdict.reason}`);
+        const verdict =
+          expectation.keys.length > 0
+            ? await verifySigningBundle(bytes, expectation.keys, expected)
+            : undefined;
+        if (verdict?.ok) {
+          signers.push(verdict.keyId);
+          continue;
+        }
+        // A certificate-signed bundle: the keyless identities of the policy.
+        const keylessVerdict = keyless ? await keyless.verifyBundle(bytes, expected) : undefined;
+        if (keylessVerdict?.ok) {
+          signers.push(keylessVerdict.signer);
+          continue;
+        }
+        const why = [verdict, keylessVerdict].flatMap((entry) => (entry ? [entry.reason] : []));
+        reasons.push(`bundle ${referrer.digest}: ${why.join("; ")}`);
       } catch (error) {
         if (options.signal?.aborted) throw error;
         reasons.push(`bundle ${referrer.digest}: ${describeError(error)}`);

@@ -21,6 +21,7 @@ import {
   simpleSigningPayload,
 } from "./cosign-format.js";
 import { problemOf, SignError } from "./errors.js";
+import type { OwnVerdict } from "./own-signatures.js";
 import type { ImageSigner } from "./signer.js";
 import type { SignatureSubject } from "./subjects.js";
 
@@ -235,6 +236,7 @@ async function signedContent(
     if (identity === undefined) throw new SignError("sign-failed", "no identity to sign as");
     const bundle = await signer.signStatement(signingStatement(subject.digest, identity), context.call);
     const bytes = new TextEncoder().encode(JSON.stringify(bundle));
+    checkRecognised(await signer.ownSignatures.bundle(bytes, subject.digest, identity), signer);
     const created = (context.options.now?.() ?? new Date()).toISOString();
     if (!subject.descriptor)
       throw new SignError("sign-failed", `no descriptor of ${subject.digest} for the bundle subject`);
@@ -249,7 +251,9 @@ async function signedContent(
   for (const identity of identities) {
     const payload = simpleSigningPayload(identity, subject.digest);
     const annotations = await signer.signPayload(payload, context.call);
-    added.push(signatureLayer(payload, annotations));
+    const layer = signatureLayer(payload, annotations);
+    checkRecognised(await signer.ownSignatures.layer(layer.descriptor, subject.digest, identity), signer);
+    added.push(layer);
   }
   const keep = item.sign?.keep ?? [];
   const built = buildLayerSet([
@@ -262,6 +266,19 @@ async function signedContent(
     ...added.map((layer) => ({ descriptor: layer.descriptor, bytes: layer.bytes })),
   ];
   return { kind: "manifest", manifest: built.manifest, blobs };
+}
+
+/**
+ * A signature just made must be one the next run recognises as ours (own-signatures.ts);
+ * otherwise every run would add another (a keyless certificate identity or trusted root that
+ * does not match the token and Fulcio used). Nothing is written then.
+ */
+function checkRecognised(verdict: OwnVerdict, signer: ImageSigner): void {
+  if (verdict.ok) return;
+  throw new SignError(
+    "sign-failed",
+    `${signer.description}: the new signature would not be recognised as ours on the next run (${verdict.reason}); check the trusted root, certificate identity and issuer configured for signing`,
+  );
 }
 
 /** Writes content to each destination; the error per destination key that failed. */

@@ -65,7 +65,13 @@ export {
   type KeylessSignerOptions,
   type KeySignerOptions,
 } from "./signer.js";
-export { hasOwnSignature, verifySimpleSigningLayer, type LayerVerdict } from "./verify-layer.js";
+export { ownLayerProblem, verifySimpleSigningLayer, type LayerVerdict } from "./verify-layer.js";
+export {
+  keylessOwnSignatures,
+  keyOwnSignatures,
+  type OwnSignatures,
+  type OwnVerdict,
+} from "./own-signatures.js";
 export { notAnImageReason, platformText, signatureSubjects, type SignatureSubject } from "./subjects.js";
 export {
   ATTACHMENT_MODES,
@@ -107,6 +113,8 @@ export {
   checkKeylessIdentity,
   createKeylessPolicy,
   identityMatches,
+  loadTrustedRoot,
+  MAX_TRUSTED_ROOT_BYTES,
   trustMaterialFromTrustedRoot,
   type KeylessIdentity,
   type KeylessPolicy,

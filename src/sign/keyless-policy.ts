@@ -1,10 +1,13 @@
 import { createHash, createPublicKey } from "node:crypto";
-import type { Bundle } from "@sigstore/bundle";
+import { open } from "node:fs/promises";
+import * as path from "node:path";
+import type { Bundle, SerializedBundle } from "@sigstore/bundle";
 import type * as SigstoreVerifyModule from "@sigstore/verify";
 import type { TrustMaterial, Verifier } from "@sigstore/verify";
 import { describeError } from "../errors.js";
 import type { Descriptor } from "../oci/index.js";
 import type { Digest } from "../reference/index.js";
+import { checkSigningStatement } from "./bundle-format.js";
 import { CosignAnnotation, parseSimpleSigningPayload } from "./cosign-format.js";
 import { SignError } from "./errors.js";
 
@@ -34,12 +37,25 @@ export type KeylessVerdict =
 
 export interface KeylessPolicy {
   readonly identities: readonly KeylessIdentity[];
+  /** A keyless layer of cosign's tag layout over `payload` (the layer's blob, already read). */
   verifyLayer(
     layer: Descriptor,
     payload: Uint8Array,
     expectation: { readonly digest: Digest; readonly identity?: string },
   ): Promise<KeylessVerdict>;
+  /**
+   * A sigstore bundle of the bundle layout (a DSSE envelope over cosign's signing statement)
+   * signed with a Fulcio certificate: the same checks, then the statement names the digest (and
+   * the identity).
+   */
+  verifyBundle(
+    bundleBytes: Uint8Array,
+    expectation: { readonly digest: Digest; readonly identity?: string },
+  ): Promise<KeylessVerdict>;
 }
+
+/** A sigstore trusted_root.json larger than this is not one (public-good's is about 10 KiB). */
+export const MAX_TRUSTED_ROOT_BYTES = 1024 * 1024;
 
 function wholeMatch(pattern: string, value: string): boolean {
   return new RegExp(`^(?:${pattern})$`).test(value);
@@ -169,30 +185,59 @@ export function createKeylessPolicy(
       verify,
       verifier: new verify.Verifier(trust, { tlogThreshold: 1, ctlogThreshold: 0, timestampThreshold: 1 }),
     })));
+  /**
+   * Certificate chain to a trusted Fulcio CA, Rekor entry with a trusted log key, signature with
+   * the certificate's key, then the certificate's identity and issuer against the policy.
+   */
+  const verifySigned = async (bundle: Bundle, artifact: Buffer | undefined): Promise<KeylessVerdict> => {
+    const { verify, verifier: loaded } = await loadVerifier();
+    let subject: string | undefined;
+    let issuer: string | undefined;
+    try {
+      const signer = loaded.verify(verify.toSignedEntity(bundle, artifact));
+      subject = signer.identity?.subjectAlternativeName;
+      issuer = signer.identity?.extensions?.issuer;
+    } catch (error) {
+      return {
+        ok: false,
+        reason: `keyless signature does not verify: ${describeError(error)}`,
+      };
+    }
+    if (!identities.some((identity) => identityMatches(identity, subject, issuer))) {
+      return {
+        ok: false,
+        reason: `signed by ${subject ?? "(no subject)"} from ${issuer ?? "(no issuer)"}, which the policy does not accept`,
+      };
+    }
+    return { ok: true, signer: `${subject ?? "?"} (${issuer ?? "?"})` };
+  };
   return {
     identities,
+    async verifyBundle(bundleBytes, expectation) {
+      let bundle: Bundle;
+      try {
+        const { bundleFromJSON } = await import("@sigstore/bundle");
+        bundle = bundleFromJSON(JSON.parse(new TextDecoder().decode(bundleBytes)) as SerializedBundle);
+      } catch (error) {
+        return { ok: false, reason: `not a sigstore bundle: ${describeError(error)}` };
+      }
+      if (bundle.content.$case !== "dsseEnvelope") {
+        return { ok: false, reason: "the bundle holds no DSSE envelope" };
+      }
+      const material = bundle.verificationMaterial.content.$case;
+      if (material !== "certificate" && material !== "x509CertificateChain") {
+        return { ok: false, reason: "the bundle is not signed with a certificate" };
+      }
+      const signed = await verifySigned(bundle, undefined);
+      if (!signed.ok) return signed;
+      const statement = checkSigningStatement(bundle.content.dsseEnvelope.payload, expectation);
+      return statement.ok ? signed : statement;
+    },
     async verifyLayer(layer, payload, expectation) {
       const bundle = bundleOfLayer(layer, payload);
       if (typeof bundle === "string") return { ok: false, reason: bundle };
-      const { verify, verifier: loaded } = await loadVerifier();
-      let subject: string | undefined;
-      let issuer: string | undefined;
-      try {
-        const signer = loaded.verify(verify.toSignedEntity(bundle, Buffer.from(payload)));
-        subject = signer.identity?.subjectAlternativeName;
-        issuer = signer.identity?.extensions?.issuer;
-      } catch (error) {
-        return {
-          ok: false,
-          reason: `keyless signature does not verify: ${describeError(error)}`,
-        };
-      }
-      if (!identities.some((identity) => identityMatches(identity, subject, issuer))) {
-        return {
-          ok: false,
-          reason: `signed by ${subject ?? "(no subject)"} from ${issuer ?? "(no issuer)"}, which the policy does not accept`,
-        };
-      }
+      const signed = await verifySigned(bundle, Buffer.from(payload));
+      if (!signed.ok) return signed;
       const parsed = parseSimpleSigningPayload(payload);
       if (!parsed.ok) return { ok: false, reason: parsed.reason };
       if (parsed.claims.manifestDigest !== expectation.digest) {
@@ -207,7 +252,7 @@ export function createKeylessPolicy(
           reason: `the payload names ${parsed.claims.dockerReference}, not ${expectation.identity}`,
         };
       }
-      return { ok: true, signer: `${subject ?? "?"} (${issuer ?? "?"})` };
+      return signed;
     },
   };
 }
@@ -274,4 +319,40 @@ export async function trustMaterialFromTrustedRoot(json: unknown, where: string)
     if (error instanceof SignError) throw error;
     throw new SignError("sign-policy", `${where}: cannot read the trusted root: ${describeError(error)}`);
   }
+}
+
+/**
+ * Reads a sigstore `trusted_root.json` (capped at {@link MAX_TRUSTED_ROOT_BYTES}) into trust
+ * material. `file` is relative to `base`; messages name it as given.
+ */
+export async function loadTrustedRoot(
+  file: string,
+  base: string,
+  problem: (reason: string) => SignError = (reason) =>
+    new SignError("sign-policy", `cannot read the trusted root ${file}: ${reason}`),
+): Promise<TrustMaterial> {
+  let text: string;
+  try {
+    const handle = await open(path.resolve(base, file), "r");
+    try {
+      const info = await handle.stat();
+      if (!info.isFile()) throw problem("not a regular file");
+      if (info.size > MAX_TRUSTED_ROOT_BYTES) {
+        throw problem(`larger than ${MAX_TRUSTED_ROOT_BYTES} bytes`);
+      }
+      text = await handle.readFile("utf8");
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    if (error instanceof SignError) throw error;
+    throw problem(describeError(error));
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw problem("not JSON");
+  }
+  return trustMaterialFromTrustedRoot(json, file);
 }

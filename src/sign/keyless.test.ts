@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { bundleFromJSON } from "@sigstore/bundle";
@@ -16,6 +16,7 @@ import { digestOf } from "../reference/index.js";
 import { signingStatement } from "./bundle-format.js";
 import { CosignAnnotation, CosignMediaType, simpleSigningPayload } from "./cosign-format.js";
 import { createKeylessPolicy, trustMaterialFromTrustedRoot } from "./keyless-policy.js";
+import { keylessOwnSignatures } from "./own-signatures.js";
 import { createKeylessSigner } from "./signer.js";
 
 /**
@@ -118,6 +119,50 @@ describe("keyless signing (stand-in Fulcio and Rekor)", () => {
     expect(verified.identity?.subjectAlternativeName).toBe(SUBJECT);
   });
 
+  it("recognises as its own only a layer or bundle that fully verifies as the configured identity", async () => {
+    const identity = "registry.example.io/app";
+    const payload = simpleSigningPayload(identity, DIGEST);
+    const layerOf = (annotations: Record<string, string>) => ({
+      mediaType: CosignMediaType.simpleSigning,
+      digest: digestOf(payload),
+      size: payload.length,
+      annotations,
+    });
+    const trust = await trustMaterialFromTrustedRoot(services.trustedRoot(), "stand-in root");
+    const own = keylessOwnSignatures(createKeylessPolicy([{ subject: SUBJECT, issuer: ISSUER }], trust));
+    const ours = await signer().signPayload(payload);
+    expect(await own.layer(layerOf(ours), DIGEST, identity)).toEqual({ ok: true });
+    expect((await own.layer(layerOf(ours), DIGEST, "registry.example.io/other")).ok).toBe(false);
+    expect((await own.layer({ ...layerOf(ours), size: payload.length + 1 }, DIGEST, identity)).ok).toBe(
+      false,
+    );
+    expect(
+      await own.layer(layerOf({ ...ours, [CosignAnnotation.rfc3161Timestamp]: "junk" }), DIGEST, identity),
+    ).toMatchObject({ ok: false, reason: /annotations we do not write/ });
+    const mallory = await signer(identityToken("mallory@example.com", ISSUER)).signPayload(payload);
+    expect(await own.layer(layerOf(mallory), DIGEST, identity)).toMatchObject({
+      ok: false,
+      reason: /mallory@example\.com.*does not accept/,
+    });
+    const junk = {
+      ...ours,
+      [CosignAnnotation.certificate]: ours[CosignAnnotation.certificate]!.replace(/[A-Z]{8}/, "AAAAAAAA"),
+    };
+    expect((await own.layer(layerOf(junk), DIGEST, identity)).ok).toBe(false);
+    // Without a configured identity, nothing is ours.
+    expect((await keylessOwnSignatures(undefined).layer(layerOf(ours), DIGEST, identity)).ok).toBe(false);
+
+    const statement = signingStatement(DIGEST, identity);
+    const bundle = new TextEncoder().encode(JSON.stringify(await signer().signStatement(statement)));
+    expect(await own.bundle(bundle, DIGEST, identity)).toEqual({ ok: true });
+    expect((await own.bundle(bundle, digestOf("other"), identity)).ok).toBe(false);
+    const foreign = new TextEncoder().encode(
+      JSON.stringify(await signer(identityToken("mallory@example.com", ISSUER)).signStatement(statement)),
+    );
+    expect((await own.bundle(foreign, DIGEST, identity)).ok).toBe(false);
+    expect((await own.bundle(new TextEncoder().encode("{}"), DIGEST, identity)).ok).toBe(false);
+  });
+
   it("reports Fulcio failures without the identity token", async () => {
     services.failNext("fulcio", 1);
     const token = identityToken(SUBJECT, ISSUER);
@@ -150,7 +195,19 @@ describe("keyless signing (stand-in Fulcio and Rekor)", () => {
       const status = await runCli(args, capture.io);
       return { status, out: capture.out(), err: capture.err() };
     };
-    const keyless = ["--keyless", "--fulcio-url", services.fulcioUrl, "--rekor-url", services.rekorUrl];
+    const keyless = [
+      "--keyless",
+      "--fulcio-url",
+      services.fulcioUrl,
+      "--rekor-url",
+      services.rekorUrl,
+      "--trusted-root",
+      "trusted_root.json",
+      "--certificate-identity",
+      SUBJECT,
+      "--certificate-oidc-issuer",
+      ISSUER,
+    ];
     const promoted = await run("promote", "--manifest", "promoter.yaml", "--confirm", "--quiet", ...keyless);
     expect(promoted.status, promoted.err + promoted.out).toBe(0);
     expect(promoted.out).toMatch(/2 signed/);
@@ -174,5 +231,63 @@ describe("keyless signing (stand-in Fulcio and Rekor)", () => {
     expect(again.status).toBe(0);
     expect(again.out).toMatch(/signatures and attachments in place/);
     expect(services.requests.filter((request) => request.service === "fulcio").length).toBe(fulcioCalls);
+  });
+
+  it("needs the trusted root and certificate identity, and refuses to write a signature it would not recognise", async () => {
+    const image = makeImage({ layers: 1, layerSize: 64, mediaTypes: "oci", seed: "keyless-misconfigured" });
+    await writeOciLayoutDirectly(path.join(dir, "staging", "tool"), [{ content: image, tag: "v1" }]);
+    await writeFile(
+      path.join(dir, "tool.yaml"),
+      `registries:\n- name: oci:staging\n  src: true\n- name: oci:mirror-c\nimages:\n- name: tool\n  dmap:\n    "${image.digest}": ["v1"]\n`,
+    );
+    await writeFile(path.join(dir, "trusted_root.json"), JSON.stringify(services.trustedRoot()));
+    const run = async (...args: string[]) => {
+      const capture = captureIO({ cwd: dir, env: { SIGSTORE_ID_TOKEN: identityToken(SUBJECT, ISSUER) } });
+      const status = await runCli(
+        ["promote", "--manifest", "tool.yaml", "--confirm", "--quiet", ...args],
+        capture.io,
+      );
+      return { status, out: capture.out(), err: capture.err() };
+    };
+    const keylessFlags = ["--keyless", "--fulcio-url", services.fulcioUrl, "--rekor-url", services.rekorUrl];
+    const bare = await run(...keylessFlags);
+    expect(bare.status).toBe(2);
+    expect(bare.err).toMatch(
+      /--keyless needs --trusted-root FILE, --certificate-identity ID and --certificate-oidc-issuer URL/,
+    );
+    const unreadable = await run(
+      ...keylessFlags,
+      "--trusted-root",
+      "missing.json",
+      "--certificate-identity",
+      SUBJECT,
+      "--certificate-oidc-issuer",
+      ISSUER,
+    );
+    expect(unreadable.status).toBe(2);
+    expect(unreadable.err).toMatch(/cannot read --trusted-root missing\.json/);
+    const stray = await runCli(
+      ["promote", "--manifest", "tool.yaml", "--trusted-root", "trusted_root.json"],
+      captureIO({ cwd: dir }).io,
+    );
+    expect(stray).toBe(2);
+
+    // The token is release@example.com's; the flags name someone else: every run would sign again.
+    const wrong = await run(
+      ...keylessFlags,
+      "--trusted-root",
+      "trusted_root.json",
+      "--certificate-identity",
+      "someone@example.com",
+      "--certificate-oidc-issuer",
+      ISSUER,
+    );
+    expect(wrong.status).toBe(1);
+    expect(wrong.out + wrong.err).toMatch(
+      /would not be recognised as ours on the next run \(signed by release@example\.com/,
+    );
+    await expect(readFile(path.join(dir, "mirror-c", "tool", "index.json"), "utf8")).resolves.not.toMatch(
+      /\.sig"/,
+    );
   });
 });

@@ -2,7 +2,7 @@ import { describeError } from "../errors.js";
 import { runBounded } from "../concurrency/index.js";
 import { silentLogger, type Logger } from "../log.js";
 import { parseManifest, type Descriptor, type ImageIndex } from "../oci/index.js";
-import { digestAlgorithm, digestHex, type Digest } from "../reference/index.js";
+import { digestOf, type Digest } from "../reference/index.js";
 import type { CallOptions, RepositoryStore, StoreProvider } from "../registry/index.js";
 import type {
   AttachmentMode,
@@ -19,9 +19,8 @@ import {
   bundleLayerOf,
   isSigningBundleReferrer,
   MAX_BUNDLE_BYTES,
-  verifySigningBundle,
 } from "./bundle-format.js";
-import { attachmentTag, parseLayerSet } from "./cosign-format.js";
+import { attachmentTag, layerKey, parseLayerSet, simpleSigningPayload } from "./cosign-format.js";
 import {
   decideLayerSet,
   decideSingleDocument,
@@ -32,7 +31,7 @@ import {
 import { problemOf } from "./errors.js";
 import type { ImageSigner } from "./signer.js";
 import { signatureSubjects, type SignatureSubject } from "./subjects.js";
-import { hasKeylessSignatureOf, hasOwnSignature } from "./verify-layer.js";
+import type { OwnSignatures } from "./own-signatures.js";
 
 /**
  * Observing what is attached to every promoted digest, then deciding (decide-attachments.ts)
@@ -341,6 +340,16 @@ async function planSubject(
       sourceDigest === undefined
         ? undefined
         : (manifests.get(sourceDigest) ?? (await readObserved(source, sourceDigest, call)));
+    // Destinations first: that is where an earlier run of ours wrote its signature.
+    const own =
+      signHere && signer
+        ? await ownSignatureLayers(
+            [...manifests.values(), ...(sourceSet ? [sourceSet] : [])],
+            subject.digest,
+            target.identities,
+            signer.ownSignatures,
+          )
+        : new Map<string, string>();
     const item = decideLayerSet({
       kind,
       tag,
@@ -348,13 +357,12 @@ async function planSubject(
       destinations: resolved,
       manifests,
       missingIdentities: (union) => {
-        if (!signHere || !signer) return [];
-        const key = signer.verificationKey;
-        return target.identities.filter((identity) =>
-          key
-            ? !hasOwnSignature(union, subject.digest, identity, key)
-            : !hasKeylessSignatureOf(union, subject.digest, identity),
-        );
+        if (!signHere) return [];
+        const keys = new Set(union.map(layerKey));
+        return target.identities.filter((identity) => {
+          const ownKey = own.get(identity);
+          return ownKey === undefined || !keys.has(ownKey);
+        });
       },
     });
     if (item) items.push(item);
@@ -414,8 +422,39 @@ async function planSubject(
 }
 
 /**
- * Bundle layout: our signature is a referrer of the subject. One that verifies with our key (or,
- * keyless, names our identity) found at any destination is copied to the others; otherwise one
+ * For each identity, the key (`layerKey`) of one layer among `sets` that is our own signature of
+ * `subject` as that identity, fully verified by the signer (own-signatures.ts). Only layers over
+ * our exact payload are examined; anything staging or an earlier carry put there that does not
+ * verify as ours is someone else's signature.
+ */
+async function ownSignatureLayers(
+  sets: readonly ObservedLayerSet[],
+  subject: Digest,
+  identities: readonly string[],
+  ownSignatures: OwnSignatures,
+): Promise<Map<string, string>> {
+  const found = new Map<string, string>();
+  for (const identity of identities) {
+    const payloadDigest = digestOf(simpleSigningPayload(identity, subject));
+    const examined = new Set<string>();
+    search: for (const set of sets) {
+      for (const layer of set.layers) {
+        const key = layerKey(layer);
+        if (layer.digest !== payloadDigest || examined.has(key)) continue;
+        examined.add(key);
+        if ((await ownSignatures.layer(layer, subject, identity)).ok) {
+          found.set(identity, key);
+          break search;
+        }
+      }
+    }
+  }
+  return found;
+}
+
+/**
+ * Bundle layout: our signature is a referrer of the subject. One found at any destination that
+ * the signer fully verifies as its own (own-signatures.ts) is copied to the others; otherwise one
  * is made.
  */
 async function planBundles(
@@ -452,16 +491,22 @@ async function planBundles(
     .slice(0, MAX_BUNDLE_CANDIDATES);
   const found = new Map<string, { digest: Digest; store: RepositoryStore; keys: Set<string> }>();
   for (const [digest, holder] of candidates) {
+    if (target.identities.every((identity) => found.has(identity))) break;
     let identity: string | undefined;
     try {
-      identity = await ownBundleIdentity(holder.store, digest, subject.digest, signer, call);
+      identity = await ownBundleIdentity(
+        holder.store,
+        digest,
+        subject.digest,
+        target.identities.filter((candidate) => !found.has(candidate)),
+        signer,
+        call,
+      );
     } catch (error) {
       if (context.options.signal?.aborted) throw error;
       continue;
     }
-    if (identity !== undefined && target.identities.includes(identity) && !found.has(identity)) {
-      found.set(identity, { digest, store: holder.store, keys: holder.keys });
-    }
+    if (identity !== undefined) found.set(identity, { digest, store: holder.store, keys: holder.keys });
   }
   const readableKeys = destinations
     .map((destination) => destination.key)
@@ -493,46 +538,28 @@ async function planBundles(
   });
 }
 
-/** The identity of a bundle referrer when it is a valid signature of ours for `subject`. */
+/**
+ * The identity (among `identities`) of which a bundle referrer is our own signature of `subject`,
+ * fully verified by the signer (own-signatures.ts), or undefined.
+ */
 async function ownBundleIdentity(
   store: RepositoryStore,
   referrer: Digest,
   subject: Digest,
+  identities: readonly string[],
   signer: ImageSigner,
   call: CallOptions,
 ): Promise<string | undefined> {
   const content = await store.getManifest(referrer, call);
   if (!content) return undefined;
+  const parsed = parseManifest(content.bytes, content.mediaType, `${store.name}@${referrer}`);
+  // A referrer of another subject, listed here by a lying referrers index, is not ours.
+  if (parsed.kind !== "manifest" || parsed.subject?.digest !== subject) return undefined;
   const layer = bundleLayerOf(content, `${store.name}@${referrer}`);
   if (layer.mediaType !== BUNDLE_MEDIA_TYPE) return undefined;
   const bytes = await readSmallBlob(store, layer, MAX_BUNDLE_BYTES, call);
-  const key = signer.verificationKey;
-  if (key) {
-    const verdict = await verifySigningBundle(bytes, [key], { digest: subject });
-    return verdict.ok ? verdict.identity : undefined;
+  for (const identity of identities) {
+    if ((await signer.ownSignatures.bundle(bytes, subject, identity)).ok) return identity;
   }
-  return keylessBundleIdentity(bytes, subject);
-}
-
-/** Keyless: the identity named by a certificate-signed statement over `subject` (not verified here). */
-function keylessBundleIdentity(bytes: Uint8Array, subject: Digest): string | undefined {
-  try {
-    const bundle = JSON.parse(new TextDecoder().decode(bytes)) as {
-      verificationMaterial?: { certificate?: unknown; x509CertificateChain?: unknown };
-      dsseEnvelope?: { payload?: string };
-    };
-    if (!bundle.verificationMaterial?.certificate && !bundle.verificationMaterial?.x509CertificateChain)
-      return undefined;
-    const payload = bundle.dsseEnvelope?.payload;
-    if (typeof payload !== "string") return undefined;
-    const statement = JSON.parse(Buffer.from(payload, "base64").toString("utf8")) as {
-      subject?: { name?: unknown; digest?: Record<string, unknown> }[];
-    };
-    const algorithm = digestAlgorithm(subject);
-    const hex = digestHex(subject);
-    const match = statement.subject?.find((entry) => entry.digest?.[algorithm] === hex);
-    return typeof match?.name === "string" ? match.name : undefined;
-  } catch {
-    return undefined;
-  }
+  return undefined;
 }

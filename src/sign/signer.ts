@@ -9,6 +9,8 @@ import type { CallOptions } from "../registry/index.js";
 import { CosignAnnotation } from "./cosign-format.js";
 import { SignError } from "./errors.js";
 import { ENV_KEY_PREFIX, verificationKeyOf, type SigningKey, type VerificationKey } from "./keys.js";
+import type { KeylessPolicy } from "./keyless-policy.js";
+import { keylessOwnSignatures, keyOwnSignatures, type OwnSignatures } from "./own-signatures.js";
 
 /**
  * Making signatures. Both modes go through `@sigstore/sign`'s bundle builders so the key and
@@ -38,8 +40,10 @@ export interface ImageSigner {
   readonly mode: "key" | "keyless";
   /** For messages and plans: `key sha256:1234…` or `keyless (Fulcio https://…)`. */
   readonly description: string;
-  /** The public key of key mode, to recognise our own signatures. Keyless has none. */
+  /** The public key of key mode. Keyless has none. */
   readonly verificationKey: VerificationKey | undefined;
+  /** Recognises this signer's own earlier signatures, fully verified (own-signatures.ts). */
+  readonly ownSignatures: OwnSignatures;
   /** Signs simple-signing payload bytes: the cosign layer annotations for them. */
   signPayload(payload: Uint8Array, options?: CallOptions): Promise<Record<string, string>>;
   /** Signs an in-toto statement into a DSSE sigstore bundle (the bundle layout). */
@@ -129,6 +133,7 @@ class BundleSigner implements ImageSigner {
     private readonly parts: SigstoreParts,
     private readonly redact: (text: string) => string,
     readonly verificationKey: VerificationKey | undefined,
+    readonly ownSignatures: OwnSignatures,
   ) {}
 
   async signPayload(payload: Uint8Array, options: CallOptions = {}): Promise<Record<string, string>> {
@@ -212,12 +217,14 @@ export function createKeySigner(key: SigningKey, options: KeySignerOptions = {})
             }),
           ],
   });
+  const verificationKey = verificationKeyOf(key);
   return new BundleSigner(
     "key",
     `key ${key.keyId.slice(0, 19)}…`,
     parts,
     (text) => text,
-    verificationKeyOf(key),
+    verificationKey,
+    keyOwnSignatures(verificationKey, { logsToRekor: rekorUrl !== undefined }),
   );
 }
 
@@ -229,6 +236,11 @@ export interface KeylessSignerOptions {
   readonly env?: Readonly<Record<string, string | undefined>>;
   readonly cwd?: string;
   readonly timeoutMs?: number;
+  /**
+   * The trusted root and certificate identity (and issuer) of this signer's certificates: what
+   * makes an earlier keyless signature ours. Without it none is, and every run signs again.
+   */
+  readonly ownIdentity?: KeylessPolicy;
 }
 
 function checkServiceUrl(name: string, value: string): void {
@@ -272,7 +284,14 @@ export function createKeylessSigner(options: KeylessSignerOptions): ImageSigner 
     for (const token of seen) result = result.split(token).join("[REDACTED]");
     return result;
   };
-  return new BundleSigner("keyless", `keyless (Fulcio ${options.fulcioUrl})`, parts, redact, undefined);
+  return new BundleSigner(
+    "keyless",
+    `keyless (Fulcio ${options.fulcioUrl})`,
+    parts,
+    redact,
+    undefined,
+    keylessOwnSignatures(options.ownIdentity),
+  );
 }
 
 /** Reads an OIDC token from a file or `env://NAME`, read afresh each time (tokens expire). */

@@ -12,7 +12,7 @@ import { loadVerificationKey, type VerificationKey } from "./keys.js";
 import {
   checkKeylessIdentity,
   createKeylessPolicy,
-  trustMaterialFromTrustedRoot,
+  loadTrustedRoot,
   type KeylessIdentity,
   type KeylessPolicy,
 } from "./keyless-policy.js";
@@ -187,16 +187,12 @@ export async function loadSourcePolicy(
   if (record.trustedRoot !== undefined) {
     if (typeof record.trustedRoot !== "string")
       throw new SignError("sign-policy", `${file}: trustedRoot must be a file name`);
-    let root: unknown;
-    try {
-      root = JSON.parse(await readFile(path.resolve(base, record.trustedRoot), "utf8"));
-    } catch (error) {
-      throw new SignError(
-        "sign-policy",
-        `${file}: cannot read trustedRoot ${record.trustedRoot}: ${describeError(error)}`,
-      );
-    }
-    const trust = await trustMaterialFromTrustedRoot(root, record.trustedRoot);
+    const trustedRoot = record.trustedRoot;
+    const trust = await loadTrustedRoot(
+      trustedRoot,
+      base,
+      (reason) => new SignError("sign-policy", `${file}: cannot read trustedRoot ${trustedRoot}: ${reason}`),
+    );
     keyless = (identities) => createKeylessPolicy(identities, trust);
   }
   const rule = async (value: unknown, where: string): Promise<SourceRule> => {

@@ -1,12 +1,7 @@
 import { verify as cryptoVerify } from "node:crypto";
 import type { Descriptor } from "../oci/index.js";
 import { digestOf, type Digest } from "../reference/index.js";
-import {
-  CosignAnnotation,
-  CosignMediaType,
-  parseSimpleSigningPayload,
-  simpleSigningPayload,
-} from "./cosign-format.js";
+import { CosignAnnotation, CosignMediaType, parseSimpleSigningPayload } from "./cosign-format.js";
 import type { VerificationKey } from "./keys.js";
 
 /**
@@ -84,40 +79,29 @@ function verifiesWith(payload: Uint8Array, signature: Buffer, key: VerificationK
 }
 
 /**
- * Whether `layers` hold our signature of `digest` as `identity`, without fetching payloads:
- * our payload is deterministic, so it is rebuilt, matched by digest and checked against the key.
- * (The registry's content addressing ties the layer digest to the stored payload.)
+ * Why `layer` is not exactly a layer we write over `payload` (our rebuilt simple-signing
+ * payload), or undefined when it is: the simple-signing media type, the payload's digest and
+ * size, no `urls`, `platform` or `artifactType`, and no annotation beyond `allowed`. The payload
+ * is rebuilt, never read, so content addressing ties the layer to these bytes; the signature is
+ * checked by the caller. A layer that also says something else (a junk Rekor bundle, a timestamp,
+ * a wrong size) is someone else's layer, whatever its signature: verifiers that read those
+ * annotations reject it.
  */
-export function hasOwnSignature(
-  layers: readonly Descriptor[],
-  digest: Digest,
-  identity: string,
-  key: VerificationKey,
-): boolean {
-  const payload = simpleSigningPayload(identity, digest);
-  const payloadDigest = digestOf(payload);
-  return layers.some((layer) => {
-    if (layer.mediaType !== CosignMediaType.simpleSigning || layer.digest !== payloadDigest) return false;
-    const signature = decodeSignature(layer);
-    return signature !== undefined && verifiesWith(payload, signature, key);
-  });
-}
-
-/**
- * Keyless signatures use a fresh key each time, so "ours" is recognised by the payload alone: a
- * layer over our exact payload that carries a certificate. The certificate chain is not checked
- * here (that needs the Fulcio root); `promoter verify` with a policy does.
- */
-export function hasKeylessSignatureOf(
-  layers: readonly Descriptor[],
-  digest: Digest,
-  identity: string,
-): boolean {
-  const payloadDigest = digestOf(simpleSigningPayload(identity, digest));
-  return layers.some(
-    (layer) =>
-      layer.mediaType === CosignMediaType.simpleSigning &&
-      layer.digest === payloadDigest &&
-      layer.annotations?.[CosignAnnotation.certificate] !== undefined,
-  );
+export function ownLayerProblem(
+  layer: Descriptor,
+  payload: Uint8Array,
+  allowed: ReadonlySet<string>,
+): string | undefined {
+  if (layer.mediaType !== CosignMediaType.simpleSigning) {
+    return `layer media type ${layer.mediaType} is not a simple-signing payload`;
+  }
+  if (layer.digest !== digestOf(payload) || layer.size !== payload.length) {
+    return "the layer is not over our payload (digest or size differ)";
+  }
+  if (layer.urls !== undefined || layer.platform !== undefined || layer.artifactType !== undefined) {
+    return "the layer descriptor carries urls, platform or artifactType";
+  }
+  const extra = Object.keys(layer.annotations ?? {}).filter((name) => !allowed.has(name));
+  if (extra.length > 0) return `the layer carries annotations we do not write: ${extra.join(", ")}`;
+  return undefined;
 }

@@ -330,6 +330,11 @@ describe("signatures across real registries", () => {
       manifestYaml(`- name: tool\n  dmap:\n    "${tool.digest}": ["v2"]\n`),
     );
     const closed = await findFreePort();
+    // Nothing is trusted: no keyless signature could count as ours, and none is made anyway.
+    await writeFile(
+      path.join(work, "empty_trusted_root.json"),
+      JSON.stringify({ tlogs: [], certificateAuthorities: [], ctlogs: [], timestampAuthorities: [] }),
+    );
     const failed = await promoter(
       "promote",
       "--manifest",
@@ -341,6 +346,12 @@ describe("signatures across real registries", () => {
       `http://127.0.0.1:${closed}`,
       "--rekor-url",
       `http://127.0.0.1:${closed}`,
+      "--trusted-root",
+      "empty_trusted_root.json",
+      "--certificate-identity",
+      "release@example.com",
+      "--certificate-oidc-issuer",
+      "https://issuer.example",
       "--report",
       "failed.json",
     );

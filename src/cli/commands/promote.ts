@@ -76,7 +76,10 @@ running again.
 
 With --sign-key (or --keyless) every promoted digest, and each image of an index, is signed once
 in cosign's layout (sha256-<hex>.sig) as its canonical name (--sign-identity, default the first
-destination), and the same signature manifest is written to every destination. Staging's
+destination), and the same signature manifest is written to every destination. A signature
+already there counts as ours only when it fully verifies: with our key, or, for --keyless, with
+a certificate from --trusted-root naming --certificate-identity and --certificate-oidc-issuer
+(layers staging carries may be anyone's). Staging's
 signatures, attestations, SBOMs and referrers go along (--attachments). With
 --require-source-signature an edge whose staging digest has no valid signature by a
 --source-public-key (or a --source-policy identity) is refused. Signatures are part of the plan

@@ -43,7 +43,8 @@ export const verifyCommand: Command = {
   summary: "Check that every promoted image carries a valid signature at every destination",
   usage:
     "verify (--manifest FILE | --thin-manifest-dir DIR) --public-key FILE [--sign-identity REF] [--output text|json]\n" +
-    "       [--repair [--confirm] [--sign-key FILE]]",
+    "       [--repair [--confirm] [--sign-key FILE | --keyless --trusted-root FILE --certificate-identity ID\n" +
+    "        --certificate-oidc-issuer URL]]",
   description: `
 For every digest the manifests promote (and each image of an index), at every destination that
 holds it, checks that a valid signature is there: cosign's sha256-<hex>.sig layout (each
@@ -53,8 +54,9 @@ expected identity (--sign-identity, default the first destination, as promote si
 missing and invalid signatures.
 
 With --repair the missing ones are fixed: the signature manifest found at the other destinations
-(the union of all of them, computed once) is copied, or, with --sign-key, a signature is made
-where none exists. Without --confirm --repair only shows what it would write.
+(the union of all of them, computed once) is copied, or, with --sign-key (or --keyless), a
+signature is made where none of ours fully verifies. Without --confirm --repair only shows what
+it would write.
 
 Exit status: 0 every signature valid (or repaired); 1 some missing or invalid; 2 invalid input.`,
   options: {

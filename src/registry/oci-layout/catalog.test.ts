@@ -42,6 +42,11 @@ describe("listOciLayoutRepositories", () => {
       await writeFile(path.join(outside, "secret", "oci-layout"), "{}");
       await symlink(outside, path.join(root, "link"));
       expect(await listOciLayoutRepositories(root, "")).toEqual(["good"]);
+      // A prefix through a symlink is refused, not listed.
+      await expect(listOciLayoutRepositories(root, "link")).rejects.toMatchObject({
+        code: "layout-invalid",
+        message: expect.stringMatching(/link is a symlink/) as unknown,
+      });
     } finally {
       await rm(outside, { recursive: true, force: true });
     }

@@ -1,5 +1,5 @@
 import type { Dirent } from "node:fs";
-import { readdir, stat } from "node:fs/promises";
+import { lstat, readdir, stat } from "node:fs/promises";
 import * as path from "node:path";
 import { silentLogger, type Logger } from "../../log.js";
 import {
@@ -73,10 +73,26 @@ export async function listOciLayoutRepositories(
     }
   };
 
-  // The prefix itself may be a repository; it must be a real folder, not a symlink out.
-  try {
-    const info = await stat(start);
+  // The prefix itself may be a repository. Each of its folders below the tree root must be a real
+  // folder: nothing below the tree root is reached through a symlink (the root itself may be one).
+  let folder = directory;
+  for (const segment of prefix === "" ? [] : prefix.split("/")) {
+    folder = path.join(folder, segment);
+    let info;
+    try {
+      info = await lstat(folder);
+    } catch {
+      return [];
+    }
+    if (info.isSymbolicLink()) {
+      throw fail(
+        `${path.relative(directory, folder)} is a symlink; nothing below the layout tree is followed through one`,
+      );
+    }
     if (!info.isDirectory()) return [];
+  }
+  try {
+    if (!(await stat(start)).isDirectory()) return [];
   } catch {
     return [];
   }

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { constants, createReadStream, type BigIntStats } from "node:fs";
-import { link, lstat, mkdir, open, realpath, rename, stat, unlink, type FileHandle } from "node:fs/promises";
+import { constants, type BigIntStats } from "node:fs";
+import { lstat, mkdir, open, readlink, realpath, rename, unlink, type FileHandle } from "node:fs/promises";
 import * as path from "node:path";
 import type { Readable } from "node:stream";
 import { AbortedError } from "../../errors.js";
@@ -13,12 +13,21 @@ import {
   type Digest,
 } from "../../reference/index.js";
 import type { RegistryError, RegistryErrorCode } from "../errors.js";
-import { MAX_OCI_LAYOUT_FILE_BYTES } from "./limits.js";
+import { MAX_OCI_LAYOUT_FILE_BYTES, MAX_VERIFIED_BLOB_FILES } from "./limits.js";
 
 /**
- * The files of one OCI image layout directory, read and written safely: paths cannot leave the
- * layout (no `..`, no absolute names, no symlinks that point outside), size caps on what is read
- * into memory, and writes that are atomic (temporary file in the same folder, fsync, rename).
+ * The files of one OCI image layout directory (`TREE/<repository>`, where `oci:TREE` is what a
+ * manifest names), read and written safely:
+ * - Nothing below the tree root is reached through a symlink, for reads as for writes: every
+ *   folder from the tree root down (repository folders, `blobs/`, `blobs/<alg>/`) is checked with
+ *   `lstat`, files are opened with `O_NOFOLLOW` (and `O_NONBLOCK`, so a FIFO cannot hang a read),
+ *   and where Linux tells which file a descriptor names (`/proc/self/fd`), that it is exactly the
+ *   file named (a folder swapped for a symlink between the check and the open is caught). The tree root
+ *   itself, and the folders above it, are the user's choice and may be symlinks.
+ * - No `..` and no absolute repository names; size caps on what is read into memory.
+ * - Writes are atomic (a temporary file created exclusively in the same folder, fsync, rename).
+ * - Blob bytes are checked against their digest whenever they enter the layout, and a blob
+ *   already present is trusted only once its bytes were hashed (`verifiedBlobSize`).
  * https://github.com/opencontainers/image-spec/blob/v1.1.0/image-layout.md
  */
 
@@ -74,17 +83,51 @@ function isNotFound(error: unknown): boolean {
   return code === "ENOENT" || code === "ENOTDIR";
 }
 
+/** What `open` with `O_NOFOLLOW` fails with on a symlink (Linux: ELOOP; some BSDs: EMLINK). */
+function isSymlinkRefusal(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === "ELOOP" || code === "EMLINK";
+}
+
+/** What Linux appends to `/proc/self/fd/N` when the file was unlinked or replaced after opening. */
+const DELETED_SUFFIX = " (deleted)";
+
+const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+
+/**
+ * Blob files whose bytes were hashed and matched their name, by path, with the identity (inode,
+ * size, times) they had then: a file rewritten since has another identity and is hashed again.
+ * Shared by every store of this process (a run opens one store per edge).
+ */
+const verifiedBlobFiles = new Map<string, string>();
+
+function rememberVerified(file: string, identity: string): void {
+  if (verifiedBlobFiles.size >= MAX_VERIFIED_BLOB_FILES) verifiedBlobFiles.clear();
+  verifiedBlobFiles.set(file, identity);
+}
+
+/** What `verifiedBlobSize` found. */
+export type BlobCheck =
+  | { readonly state: "absent" }
+  | { readonly state: "verified"; readonly size: number }
+  | { readonly state: "corrupt"; readonly size: number; readonly actual: Digest | undefined };
+
 export function throwIfAborted(signal: AbortSignal | undefined, what: string): void {
   if (signal?.aborted) throw new AbortedError(`${what} aborted`, { cause: signal.reason });
 }
 
 export class LayoutFiles {
+  /** The tree root a manifest names (`oci:TREE`): absolute; may itself be a symlink. */
+  readonly tree: string;
+  /** This repository's layout folder, `TREE/<repository>`. */
   readonly root: string;
   private readonly fail: LayoutErrorFactory;
-  private realRootPromise: Promise<string> | undefined;
+  private realTreePromise: Promise<string> | undefined;
 
-  constructor(root: string, fail: LayoutErrorFactory) {
-    this.root = root;
+  constructor(tree: string, repository: string, fail: LayoutErrorFactory) {
+    this.tree = tree;
+    this.root = layoutDirectoryOf(tree, repository);
     this.fail = fail;
   }
 
@@ -96,41 +139,112 @@ export class LayoutFiles {
     return path.join(this.root, INDEX_JSON_FILE);
   }
 
-  private realRoot(): Promise<string> {
-    this.realRootPromise ??= realpath(this.root).catch((error: unknown) => {
-      // Not there yet: retry next time (the layout may be created by a write).
-      this.realRootPromise = undefined;
-      throw error;
-    });
-    return this.realRootPromise;
+  private describe(file: string): string {
+    return path.relative(this.tree, file) || ".";
+  }
+
+  private symlinkRefused(file: string, operation: string): RegistryError {
+    return this.fail(
+      "layout-invalid",
+      operation,
+      `${this.describe(file)} is a symlink; nothing below the layout tree is followed through one`,
+    );
+  }
+
+  /** The folders from just below the tree root down to `file`'s folder, top first. */
+  private foldersTo(file: string): string[] {
+    const relative = path.relative(this.tree, path.dirname(file));
+    if (relative === "") return [];
+    const folders: string[] = [];
+    let current = this.tree;
+    for (const segment of relative.split(path.sep)) {
+      current = path.join(current, segment);
+      folders.push(current);
+    }
+    return folders;
   }
 
   /**
-   * Whether `file` exists, after checking that it (and every folder on its way) resolves inside
-   * the layout: a symlink that points out of the layout is refused, not followed.
+   * Checks every folder on the way to `file` below the tree root: each must be a real folder,
+   * not a symlink. False when one does not exist (nor then does `file`).
    */
-  async exists(file: string, operation: string): Promise<boolean> {
-    let real: string;
-    try {
-      real = await realpath(file);
-    } catch (error) {
-      if (isNotFound(error)) return false;
-      // A dangling symlink also lands here (ENOENT); other errors are real problems.
-      throw this.fail("layout-invalid", operation, `cannot resolve ${this.describe(file)}`, error);
-    }
-    const root = await this.realRoot();
-    if (real !== root && !real.startsWith(root + path.sep)) {
-      throw this.fail(
-        "layout-invalid",
-        operation,
-        `${this.describe(file)} resolves to ${real}, outside the layout directory; refusing to follow it`,
-      );
+  private async foldersExist(file: string, operation: string): Promise<boolean> {
+    for (const folder of this.foldersTo(file)) {
+      let info;
+      try {
+        info = await lstat(folder);
+      } catch (error) {
+        if (isNotFound(error)) return false;
+        throw this.fail("layout-invalid", operation, `cannot read ${this.describe(folder)}`, error);
+      }
+      if (info.isSymbolicLink()) throw this.symlinkRefused(folder, operation);
+      if (!info.isDirectory()) {
+        throw this.fail("layout-invalid", operation, `${this.describe(folder)} is not a folder`);
+      }
     }
     return true;
   }
 
-  private describe(file: string): string {
-    return path.relative(this.root, file) || ".";
+  private realTree(): Promise<string> {
+    this.realTreePromise ??= realpath(this.tree).catch((error: unknown) => {
+      // Not there yet: retry next time (the tree may be created by a write).
+      this.realTreePromise = undefined;
+      throw error;
+    });
+    return this.realTreePromise;
+  }
+
+  /**
+   * Where Linux can tell (`/proc/self/fd`), that an open descriptor names exactly `file` below
+   * the tree's real path: a folder replaced by a symlink after `foldersExist` checked it (even
+   * one pointing elsewhere inside the tree) is caught here.
+   */
+  private async checkOpenedInside(handle: FileHandle, file: string, operation: string): Promise<void> {
+    let opened: string;
+    try {
+      opened = await readlink(`/proc/self/fd/${handle.fd}`);
+    } catch {
+      return; // No /proc: the lstat checks stand alone.
+    }
+    let tree: string;
+    try {
+      tree = await this.realTree();
+    } catch (error) {
+      throw this.fail("layout-invalid", operation, "cannot resolve the layout tree", error);
+    }
+    // No symlinks below the tree: the file must be exactly where its name says. A file replaced
+    // by rename since it was opened (index.json rewritten by another store) reads " (deleted)".
+    const where = opened.endsWith(DELETED_SUFFIX) ? opened.slice(0, -DELETED_SUFFIX.length) : opened;
+    if (where !== path.join(tree, path.relative(this.tree, file))) {
+      throw this.fail(
+        "layout-invalid",
+        operation,
+        `${this.describe(file)} opened as ${opened}; a folder on its way was replaced by a symlink`,
+      );
+    }
+  }
+
+  /** Opens a file below the tree for reading, or undefined when absent; refuses symlinks. */
+  private async openForReading(file: string, operation: string): Promise<FileHandle | undefined> {
+    if (!(await this.foldersExist(file, operation))) return undefined;
+    let handle: FileHandle;
+    try {
+      handle = await open(file, READ_FLAGS);
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      if (isSymlinkRefusal(error)) throw this.symlinkRefused(file, operation);
+      throw this.fail("layout-invalid", operation, `cannot open ${this.describe(file)}`, error);
+    }
+    try {
+      const info = await handle.stat();
+      if (!info.isFile())
+        throw this.fail("layout-invalid", operation, `${this.describe(file)} is not a file`);
+      await this.checkOpenedInside(handle, file, operation);
+      return handle;
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
   }
 
   /** A whole small file (manifest, index.json), or undefined when absent. Refuses above `max`. */
@@ -150,18 +264,10 @@ export class LayoutFiles {
     operation: string,
     known: string | undefined,
   ): Promise<{ identity: string; bytes?: Buffer } | undefined> {
-    if (!(await this.exists(file, operation))) return undefined;
-    let handle: FileHandle;
-    try {
-      handle = await open(file, constants.O_RDONLY);
-    } catch (error) {
-      if (isNotFound(error)) return undefined;
-      throw this.fail("layout-invalid", operation, `cannot open ${this.describe(file)}`, error);
-    }
+    const handle = await this.openForReading(file, operation);
+    if (!handle) return undefined;
     try {
       const info = await handle.stat({ bigint: true });
-      if (!info.isFile())
-        throw this.fail("layout-invalid", operation, `${this.describe(file)} is not a file`);
       const identity = identityOf(info);
       if (identity === known) return { identity };
       if (info.size > max) {
@@ -181,18 +287,77 @@ export class LayoutFiles {
     }
   }
 
-  /** Size of a blob file, or undefined when absent (after the symlink check). */
+  /**
+   * Size of a blob file, or undefined when absent: whether the layout holds the name, not what
+   * it holds (see `verifiedBlobSize`). Refuses symlinks and non-files.
+   */
   async blobSize(digest: Digest, operation: string): Promise<number | undefined> {
     const file = this.blobPath(digest);
-    if (!(await this.exists(file, operation))) return undefined;
-    const info = await stat(file);
+    if (!(await this.foldersExist(file, operation))) return undefined;
+    let info;
+    try {
+      info = await lstat(file);
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw this.fail("layout-invalid", operation, `cannot read ${this.describe(file)}`, error);
+    }
+    if (info.isSymbolicLink()) throw this.symlinkRefused(file, operation);
     if (!info.isFile()) throw this.fail("layout-invalid", operation, `${this.describe(file)} is not a file`);
     return info.size;
   }
 
-  /** A read stream of a blob file; the caller verifies it (see `verifyingStream`). */
-  openBlobFile(digest: Digest): Readable {
-    return createReadStream(this.blobPath(digest));
+  /**
+   * Whether the blob file holds bytes that hash to its name: hashed once per file identity in this
+   * process (written or checked earlier: not again). A present blob is trusted only this way.
+   */
+  async verifiedBlobSize(
+    digest: Digest,
+    signal: AbortSignal | undefined,
+    operation: string,
+  ): Promise<BlobCheck> {
+    const file = this.blobPath(digest);
+    const handle = await this.openForReading(file, operation);
+    if (!handle) return { state: "absent" };
+    try {
+      const info = await handle.stat({ bigint: true });
+      const size = Number(info.size);
+      const identity = identityOf(info);
+      if (verifiedBlobFiles.get(file) === identity) return { state: "verified", size };
+      const verifier = new DigestVerifier(digest);
+      for await (const chunk of handle.createReadStream({
+        autoClose: false,
+        start: 0,
+      }) as AsyncIterable<Buffer>) {
+        throwIfAborted(signal, `checking blob ${digest}`);
+        verifier.update(chunk);
+      }
+      const actual = verifier.finish();
+      if (actual !== digest || verifier.bytesSeen !== size) return { state: "corrupt", size, actual };
+      rememberVerified(file, identity);
+      return { state: "verified", size };
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /**
+   * A read stream of a blob file and its size, or undefined when absent; the caller verifies the
+   * bytes (see the store's `verifyingStream`, or `writeBlob`).
+   */
+  async openBlobFile(
+    digest: Digest,
+    operation: string,
+  ): Promise<{ stream: Readable; size: number } | undefined> {
+    const handle = await this.openForReading(this.blobPath(digest), operation);
+    if (!handle) return undefined;
+    try {
+      const { size } = await handle.stat();
+      // The stream owns the descriptor from here and closes it when it ends or is destroyed.
+      return { stream: handle.createReadStream({ start: 0 }), size };
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
   }
 
   /** Whether the `oci-layout` file exists; refuses an unknown layout version. */
@@ -219,28 +384,30 @@ export class LayoutFiles {
     return true;
   }
 
-  /**
-   * Creates the layout on first write: the folder, `oci-layout`, `blobs/<algorithm>/`. Checks
-   * that the blob folder does not lead out of the layout before anything is written there.
-   */
-  async ensureLayout(algorithm: string, operation: string): Promise<void> {
-    await mkdir(this.root, { recursive: true });
-    // Folder by folder, checking each before creating below it: nothing may be created through a
-    // symlink that leads out of the layout.
-    for (const folder of [
-      path.join(this.root, BLOBS_FOLDER),
-      path.join(this.root, BLOBS_FOLDER, algorithm),
-    ]) {
-      if (await this.exists(folder, operation)) continue;
-      try {
-        await mkdir(folder);
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-      }
-      if (!(await this.exists(folder, operation))) {
-        throw this.fail("layout-invalid", operation, `cannot create ${this.describe(folder)}`);
+  /** Creates `folder` unless it exists; it must then be a real folder, not a symlink. */
+  private async ensureFolder(folder: string, operation: string): Promise<void> {
+    try {
+      await mkdir(folder);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") {
+        throw this.fail("layout-invalid", operation, `cannot create ${this.describe(folder)}`, error);
       }
     }
+    const info = await lstat(folder);
+    if (info.isSymbolicLink()) throw this.symlinkRefused(folder, operation);
+    if (!info.isDirectory())
+      throw this.fail("layout-invalid", operation, `${this.describe(folder)} is not a folder`);
+  }
+
+  /**
+   * Creates the layout on first write: the folders from the tree root down, `oci-layout`,
+   * `blobs/<algorithm>/`. Folder by folder, each checked before anything is created below it.
+   */
+  async ensureLayout(algorithm: string, operation: string): Promise<void> {
+    // The tree root is the user's: created as named, following whatever symlinks they chose.
+    await mkdir(this.tree, { recursive: true });
+    const blobs = path.join(this.root, BLOBS_FOLDER, algorithm);
+    for (const folder of this.foldersTo(path.join(blobs, "file"))) await this.ensureFolder(folder, operation);
     if (!(await this.checkLayoutMarker(operation))) {
       await this.writeAtomic(
         path.join(this.root, OCI_LAYOUT_FILE),
@@ -257,18 +424,50 @@ export class LayoutFiles {
   }
 
   /**
+   * A new temporary file next to `file`, created exclusively (never an existing file or a
+   * symlink), after checking the folders on its way.
+   */
+  private async createTemporary(
+    file: string,
+    operation: string,
+  ): Promise<{ temporary: string; handle: FileHandle }> {
+    if (!(await this.foldersExist(file, operation))) {
+      throw this.fail("layout-invalid", operation, `the folder of ${this.describe(file)} does not exist`);
+    }
+    const temporary = this.temporaryPathFor(file);
+    let handle: FileHandle;
+    try {
+      handle = await open(temporary, CREATE_FLAGS, 0o644);
+    } catch (error) {
+      throw this.fail(
+        "layout-invalid",
+        operation,
+        `cannot create a file next to ${this.describe(file)}`,
+        error,
+      );
+    }
+    try {
+      await this.checkOpenedInside(handle, temporary, operation);
+    } catch (error) {
+      await handle.close();
+      await unlink(temporary).catch(() => undefined);
+      throw error;
+    }
+    return { temporary, handle };
+  }
+
+  /**
    * Writes a whole file atomically: readers see the old file or the new one, never a part.
    * Returns the identity (as `readCappedUnlessKnown` computes it) of the file written, taken
    * from the open handle after the rename, so it names our inode even if another writer has
    * replaced the file since.
    */
-  async writeAtomic(file: string, bytes: Uint8Array): Promise<string> {
-    const temporary = this.temporaryPathFor(file);
-    const handle = await open(temporary, "wx", 0o644);
+  async writeAtomic(file: string, bytes: Uint8Array, operation = "write"): Promise<string> {
+    const { temporary, handle } = await this.createTemporary(file, operation);
     try {
       await handle.writeFile(bytes);
       await handle.sync();
-      await this.renameIntoPlace(temporary, file);
+      await this.renameIntoPlace(temporary, file, operation);
       return identityOf(await handle.stat({ bigint: true }));
     } catch (error) {
       await unlink(temporary).catch(() => undefined);
@@ -278,15 +477,16 @@ export class LayoutFiles {
     }
   }
 
-  private async renameIntoPlace(temporary: string, file: string): Promise<void> {
+  private async renameIntoPlace(temporary: string, file: string, operation: string): Promise<void> {
     // Never replace a symlink's target: rename replaces the directory entry itself.
     try {
       const existing = await lstat(file);
-      if (existing.isSymbolicLink() || existing.isDirectory()) {
+      if (existing.isSymbolicLink()) throw this.symlinkRefused(file, operation);
+      if (existing.isDirectory()) {
         throw this.fail(
           "layout-invalid",
-          "write",
-          `${this.describe(file)} is a ${existing.isDirectory() ? "folder" : "symlink"}; refusing to replace it`,
+          operation,
+          `${this.describe(file)} is a folder; refusing to replace it`,
         );
       }
     } catch (error) {
@@ -305,8 +505,9 @@ export class LayoutFiles {
 
   /**
    * Streams `content` into `blobs/<alg>/<hex>` through a temporary file, verifying size and digest
-   * on the way; the blob appears (by rename) only when both match. Concurrent writers of the same
-   * digest each write their own temporary file and rename identical bytes into place.
+   * on the way; the blob appears (by rename, replacing a corrupt file of that name) only when
+   * both match. Concurrent writers of the same digest each write their own temporary file and
+   * rename identical bytes into place.
    */
   async writeBlob(
     digest: Digest,
@@ -316,9 +517,8 @@ export class LayoutFiles {
     operation: string,
   ): Promise<void> {
     const file = this.blobPath(digest);
-    const temporary = this.temporaryPathFor(file);
+    const { temporary, handle } = await this.createTemporary(file, operation);
     const verifier = new DigestVerifier(digest);
-    const handle = await open(temporary, "wx", 0o644);
     let renamed = false;
     try {
       for await (const chunk of content) {
@@ -346,9 +546,10 @@ export class LayoutFiles {
         throw this.fail("registry-digest-mismatch", operation, `blob ${digest} hashes to ${actual}`);
       }
       await handle.sync();
-      await handle.close();
-      await this.renameIntoPlace(temporary, file);
+      await this.renameIntoPlace(temporary, file, operation);
       renamed = true;
+      rememberVerified(file, identityOf(await handle.stat({ bigint: true })));
+      await handle.close();
     } finally {
       if (!renamed) {
         await handle.close().catch(() => undefined);
@@ -357,22 +558,11 @@ export class LayoutFiles {
     }
   }
 
-  /** Hard-links (or when that fails, reports false) `source` as the blob `digest` here. */
-  async linkBlob(source: string, digest: Digest): Promise<boolean> {
-    const file = this.blobPath(digest);
-    const temporary = this.temporaryPathFor(file);
-    try {
-      await link(source, temporary);
-    } catch {
-      return false;
-    }
-    await this.renameIntoPlace(temporary, file);
-    return true;
-  }
-
-  async removeFile(file: string): Promise<boolean> {
+  async removeFile(file: string, operation = "delete"): Promise<boolean> {
+    if (!(await this.foldersExist(file, operation))) return false;
     try {
       await unlink(file);
+      verifiedBlobFiles.delete(file);
       return true;
     } catch (error) {
       if (isNotFound(error)) return false;

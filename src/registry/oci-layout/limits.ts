@@ -17,3 +17,9 @@ export const MAX_CATALOG_DEPTH = 32;
 
 /** Folders `listOciLayoutRepositories` visits before giving up. */
 export const MAX_CATALOG_FOLDERS = 1_000_000;
+
+/**
+ * Blob files remembered as hashed and matching their digest (by path and file identity), per
+ * process: past this the memory is cleared and blobs are hashed again when next checked.
+ */
+export const MAX_VERIFIED_BLOB_FILES = 100_000;

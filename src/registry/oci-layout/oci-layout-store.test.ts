@@ -439,7 +439,7 @@ describe("hostile layouts", () => {
     expect(await open().listTags()).toEqual([]);
   });
 
-  it("refuses blobs that are symlinks out of the layout", async () => {
+  it("refuses blobs that are symlinks, out of the layout or inside it", async () => {
     await writeOciLayoutDirectly(path.join(root, "team/app"), [{ content: other, tag: "v1" }]);
     const outside = path.join(root, "outside-secret");
     await writeFile(outside, other.bytes);
@@ -447,14 +447,66 @@ describe("hostile layouts", () => {
     await rm(blob);
     await symlink(outside, blob);
     const store = open();
-    await expectRegistryError(store.getManifest(tag("v1")), "layout-invalid", /outside the layout directory/);
-    await expectRegistryError(store.hasBlob(other.digest), "layout-invalid");
-    // A symlink inside the layout is fine.
+    await expectRegistryError(store.getManifest(tag("v1")), "layout-invalid", /is a symlink/);
+    await expectRegistryError(store.hasBlob(other.digest), "layout-invalid", /is a symlink/);
+    // Inside the layout too: nothing below the tree root is followed through a symlink.
     const inside = path.join(root, "team/app/moved");
     await writeFile(inside, other.bytes);
     await rm(blob);
     await symlink(inside, blob);
-    expect((await store.getManifest(tag("v1")))?.digest).toBe(other.digest);
+    await expectRegistryError(
+      store.getManifest(tag("v1")),
+      "layout-invalid",
+      /team\/app\/blobs\/sha256\/[0-9a-f]{64} is a symlink/,
+    );
+  });
+
+  it("refuses repository folders that are symlinks, for reads and writes; the tree root may be one", async () => {
+    const elsewhere = await mkdtemp(path.join(os.tmpdir(), "oci-layout-elsewhere-"));
+    try {
+      await writeOciLayoutDirectly(path.join(elsewhere, "app"), [{ content: other, tag: "v1" }]);
+      await mkdir(path.join(root, "team"), { recursive: true });
+      await symlink(path.join(elsewhere, "app"), path.join(root, "team/app"));
+      await expectRegistryError(open().listTags(), "layout-invalid", /team\/app is a symlink/);
+      await expectRegistryError(putContent(open(), image, "v2"), "layout-invalid", /team\/app is a symlink/);
+      await symlink(elsewhere, path.join(root, "team/linked"));
+      await expectRegistryError(
+        open("team/linked/app").listTags(),
+        "layout-invalid",
+        /team\/linked is a symlink/,
+      );
+      // The tree root is the user's choice.
+      await symlink(elsewhere, path.join(root, "tree-link"));
+      const throughRoot = openOciLayoutRepository(
+        { kind: "oci-layout", directory: path.join(root, "tree-link"), repository: repo("app") },
+        "source",
+      );
+      expect(await throughRoot.listTags()).toEqual(["v1"]);
+    } finally {
+      await rm(elsewhere, { recursive: true, force: true });
+    }
+  });
+
+  it("does not trust a blob file whose bytes do not hash to its name: hasBlob is false and a write replaces it", async () => {
+    const store = open();
+    await putContent(store, image, "v1");
+    const layer = image.layers[0]!;
+    const file = path.join(root, "team/app/blobs/sha256", layer.descriptor.digest.slice(7));
+    const corrupt = Buffer.from(layer.bytes);
+    corrupt[0] = (corrupt[0] ?? 0) ^ 0xff;
+    await rm(file);
+    await writeFile(file, corrupt);
+    const logger = new MemoryLogger();
+    const again = openOciLayoutRepository(
+      { kind: "oci-layout", directory: root, repository: repo("team/app") },
+      "destination",
+      { logger },
+    );
+    expect(await again.hasBlob(layer.descriptor.digest)).toBe(false);
+    expect(logger.lines.some((line) => line.message.includes("does not match its digest"))).toBe(true);
+    await putBlob(again, layer);
+    expect(await again.hasBlob(layer.descriptor.digest)).toBe(true);
+    expect((await readFile(file)).equals(layer.bytes)).toBe(true);
   });
 
   it("does not write through a blobs folder that points out of the layout", async () => {
@@ -546,7 +598,7 @@ describe("referrers", () => {
 });
 
 describe("mount, delete, catalog", () => {
-  it("mounts by hard link between repositories of the same tree", async () => {
+  it("mounts between repositories of the same tree as a verified copy, never a hard link", async () => {
     const source = open("team/app");
     const target = open("prod/app");
     await putContent(source, image, "v1");
@@ -569,31 +621,23 @@ describe("mount, delete, catalog", () => {
     expect(await target.hasBlob(layer.digest)).toBe(true);
     const a = await stat(path.join(root, "team/app/blobs/sha256", layer.digest.slice(7)));
     const b = await stat(path.join(root, "prod/app/blobs/sha256", layer.digest.slice(7)));
-    expect(b.ino).toBe(a.ino);
+    expect(b.ino).not.toBe(a.ino);
     expect(await target.mountBlob(layer, repo("team/app"))).toBe(true); // already there
     expect(await target.mountBlob(other.layers[0]!.descriptor as Descriptor, repo("team/app"))).toBe(false);
     await expectRegistryError(target.mountBlob(layer, repo("../escape")), "layout-invalid");
-  });
 
-  it("copies (verified) when a hard link is impossible across file systems", async (context) => {
-    const shm = "/dev/shm";
-    if (!existsSync(shm) || (await stat(shm)).dev === (await stat(root)).dev) {
-      context.skip("needs /dev/shm on another file system than the temp folder");
-    }
-    const elsewhere = await mkdtemp(path.join(shm, "oci-layout-mount-"));
-    try {
-      await mkdir(path.join(root, "prod"), { recursive: true });
-      await symlink(elsewhere, path.join(root, "prod/app")); // the repository folder lives on tmpfs
-      const source = open("team/app");
-      await putContent(source, image, "v1");
-      const layer = image.layers[0]!.descriptor as Descriptor;
-      const target = open("prod/app");
-      expect(await target.mountBlob(layer, repo("team/app"))).toBe(true);
-      const copied = await readFile(path.join(elsewhere, "blobs/sha256", layer.digest.slice(7)));
-      expect(copied.equals(image.layers[0]!.bytes)).toBe(true);
-    } finally {
-      await rm(elsewhere, { recursive: true, force: true });
-    }
+    // A source blob of the right size with other bytes is refused and leaves nothing.
+    const config = image.config.descriptor as Descriptor;
+    const sourceFile = path.join(root, "team/app/blobs/sha256", config.digest.slice(7));
+    const flipped = Buffer.from(image.config.bytes);
+    flipped[0] = (flipped[0] ?? 0) ^ 0xff;
+    await writeFile(sourceFile, flipped);
+    await expectRegistryError(
+      target.mountBlob(config, repo("team/app")),
+      "registry-digest-mismatch",
+      /hashes to/,
+    );
+    expect(existsSync(path.join(root, "prod/app/blobs/sha256", config.digest.slice(7)))).toBe(false);
   });
 
   it("deletes manifests (and their tags) and blobs", async () => {

@@ -23,7 +23,7 @@ import {
 } from "../../reference/index.js";
 import { RegistryError, type RegistryErrorCode, type RegistryErrorDetails } from "../errors.js";
 import type { CallOptions, ManifestContent, RepositoryStore, Side } from "../store.js";
-import { LayoutFiles, layoutDirectoryOf, layoutPathProblem, throwIfAborted } from "./layout-files.js";
+import { LayoutFiles, layoutPathProblem, throwIfAborted } from "./layout-files.js";
 import {
   emptyLayoutIndex,
   findByDigest,
@@ -78,9 +78,7 @@ class OciLayoutRepositoryStore implements RepositoryStore {
     this.name = formatRepositoryLocation(location);
     const problem = layoutPathProblem(location.directory, location.repository);
     if (problem) throw this.error("layout-invalid", "open", problem);
-    this.files = new LayoutFiles(layoutDirectoryOf(location.directory, location.repository), (...args) =>
-      this.error(...args),
-    );
+    this.files = new LayoutFiles(location.directory, location.repository, (...args) => this.error(...args));
   }
 
   private error(code: RegistryErrorCode, operation: string, summary: string, cause?: unknown): RegistryError {
@@ -157,6 +155,36 @@ class OciLayoutRepositoryStore implements RepositoryStore {
     return bytes;
   }
 
+  /**
+   * `readManifestBlob` for a digest asked for by name. In a destination, a file of that name that
+   * index.json does not list and whose bytes do not hash to it is not the manifest: it counts as
+   * absent (and is replaced when the manifest is written). A listed one, or any in a source,
+   * is an error.
+   */
+  private async readStrayableManifestBlob(
+    digest: Digest,
+    listed: boolean,
+    operation: string,
+  ): Promise<Buffer | undefined> {
+    try {
+      return await this.readManifestBlob(digest, operation);
+    } catch (error) {
+      const mismatch = error instanceof RegistryError && error.code === "registry-digest-mismatch";
+      if (listed || this.side !== "destination" || !mismatch) {
+        throw error;
+      }
+      this.logger.log(
+        "warn",
+        "a manifest file in the OCI layout does not match its digest; it will be replaced",
+        {
+          layout: this.name,
+          digest,
+        },
+      );
+      return undefined;
+    }
+  }
+
   private checkReference(reference: string, operation: string): Tag | Digest {
     if (isDigest(reference) || isTag(reference)) return reference;
     throw this.error(
@@ -181,7 +209,7 @@ class OciLayoutRepositoryStore implements RepositoryStore {
     const index = await this.readIndex(operation);
     if (isDigest(checked)) {
       const entry = findByDigest(index, checked);
-      const bytes = await this.readManifestBlob(checked, operation);
+      const bytes = await this.readStrayableManifestBlob(checked, entry !== undefined, operation);
       if (bytes === undefined) {
         if (entry)
           throw this.error("layout-invalid", operation, `index.json lists ${checked}, which has no blob`);
@@ -264,7 +292,8 @@ class OciLayoutRepositoryStore implements RepositoryStore {
     await this.checkReferencedContent(manifest, content.digest, operation);
 
     await this.files.ensureLayout(digestAlgorithm(content.digest), operation);
-    if ((await this.files.blobSize(content.digest, operation)) === undefined) {
+    // A file of that name with other bytes is replaced: index.json must name these bytes.
+    if (!(await this.holdsVerifiedBlob(content.digest, options.signal, operation))) {
       await this.files.writeBlob(
         content.digest,
         content.bytes.byteLength,
@@ -318,26 +347,52 @@ class OciLayoutRepositoryStore implements RepositoryStore {
     }
   }
 
+  /**
+   * Whether the layout holds the blob with the right bytes. A file of that name whose bytes do
+   * not hash to it (a partial copy by another tool, a file rewritten in place) is not the blob:
+   * it is reported and treated as absent, so the copy writes the real one over it.
+   */
+  private async holdsVerifiedBlob(
+    digest: Digest,
+    signal: AbortSignal | undefined,
+    operation: string,
+  ): Promise<boolean> {
+    const check = await this.files.verifiedBlobSize(digest, signal, operation);
+    if (check.state === "corrupt") {
+      this.logger.log(
+        "warn",
+        "a blob file in the OCI layout does not match its digest; it will be replaced",
+        {
+          layout: this.name,
+          digest,
+          ...(check.actual ? { actual: check.actual } : {}),
+        },
+      );
+    }
+    return check.state === "verified";
+  }
+
   async hasBlob(digest: Digest, options: CallOptions = {}): Promise<boolean> {
     throwIfAborted(options.signal, "has blob");
-    return (await this.files.blobSize(digest, "has blob")) !== undefined;
+    return this.holdsVerifiedBlob(digest, options.signal, "has blob");
   }
 
   async openBlob(descriptor: Descriptor, options: CallOptions = {}): Promise<Readable> {
     const operation = "open blob";
     throwIfAborted(options.signal, operation);
-    const size = await this.files.blobSize(descriptor.digest, operation);
-    if (size === undefined) {
+    const opened = await this.files.openBlobFile(descriptor.digest, operation);
+    if (opened === undefined) {
       throw this.error("registry-not-found", operation, `blob ${descriptor.digest} is not in the layout`);
     }
+    const { stream: source, size } = opened;
     if (size !== descriptor.size) {
+      source.destroy();
       throw this.error(
         "registry-digest-mismatch",
         operation,
         `blob ${descriptor.digest} has ${size} bytes, the descriptor says ${descriptor.size}`,
       );
     }
-    const source = this.files.openBlobFile(descriptor.digest);
     const verified = source.pipe(this.verifyingStream(descriptor, operation));
     source.on("error", (error) => verified.destroy(error));
     if (options.signal) addAbortSignal(options.signal, verified);
@@ -388,6 +443,12 @@ class OciLayoutRepositoryStore implements RepositoryStore {
     this.logger.log("debug", "stored blob in OCI layout", { layout: this.name, digest: descriptor.digest });
   }
 
+  /**
+   * A "mount" between repositories of one tree is a local copy, checked against the digest like
+   * any blob that enters the layout. Never a hard link: the destination would share its inode with
+   * the source repository, and whoever writes the source (a staging pusher) could change a
+   * promoted blob in place afterwards.
+   */
   async mountBlob(descriptor: Descriptor, from: RepositoryPath, options: CallOptions = {}): Promise<boolean> {
     const operation = "mount blob";
     throwIfAborted(options.signal, operation);
@@ -401,19 +462,27 @@ class OciLayoutRepositoryStore implements RepositoryStore {
     );
     const sourceSize = await source.files.blobSize(descriptor.digest, operation);
     if (sourceSize === undefined || sourceSize !== descriptor.size) return false;
-    if ((await this.files.blobSize(descriptor.digest, operation)) !== undefined) return true;
+    if (await this.holdsVerifiedBlob(descriptor.digest, options.signal, operation)) return true;
     await this.files.ensureLayout(digestAlgorithm(descriptor.digest), operation);
-    // Blobs never change, so both layouts can share one file; across file systems, copy.
-    if (await this.files.linkBlob(source.files.blobPath(descriptor.digest), descriptor.digest)) {
-      this.logger.log("debug", "linked blob between OCI layouts", {
-        from,
-        to: this.name,
-        digest: descriptor.digest,
-      });
-      return true;
+    const opened = await source.files.openBlobFile(descriptor.digest, operation);
+    if (opened === undefined) return false;
+    try {
+      // writeBlob checks size and digest as the bytes go through.
+      await this.files.writeBlob(
+        descriptor.digest,
+        descriptor.size,
+        opened.stream,
+        options.signal,
+        operation,
+      );
+    } finally {
+      opened.stream.destroy();
     }
-    const stream = await source.openBlob(descriptor, options);
-    await this.files.writeBlob(descriptor.digest, descriptor.size, stream, options.signal, operation);
+    this.logger.log("debug", "copied blob between OCI layouts of one tree", {
+      from,
+      to: this.name,
+      digest: descriptor.digest,
+    });
     return true;
   }
 

@@ -1,0 +1,246 @@
+/**
+ * What a staging pusher can put next to an image to pass for the promoter's own signature, and an
+ * independent judge of keyless signatures at a registry (plain HTTP and `@sigstore/verify`, not
+ * the project's signature checking). For test/hostile/keyless.test.ts.
+ * https://github.com/sigstore/cosign/blob/main/specs/SIGNATURE_SPEC.md
+ * https://github.com/sigstore/cosign/blob/main/specs/BUNDLE_SPEC.md
+ */
+import { createHash } from "node:crypto";
+import { Readable } from "node:stream";
+import { bundleFromJSON, type SerializedBundle } from "@sigstore/bundle";
+import { toSignedEntity, Verifier } from "@sigstore/verify";
+import {
+  parseRegistryLocation,
+  parseRepositoryPath,
+  repositoryIn,
+  type Tag,
+} from "../../src/reference/index.js";
+import { createStoreProvider } from "../../src/registry/index.js";
+import { trustMaterialFromTrustedRoot } from "../../src/sign/index.js";
+import {
+  allBlobs,
+  allManifests,
+  EMPTY_JSON_BLOB,
+  makeLayerSetImage,
+  sha256Digest,
+  TestMediaType,
+  type LayerSetLayer,
+  type TestContent,
+  type TestImage,
+} from "./test-images.js";
+
+export const SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json";
+export const BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json";
+const COSIGN_SIGN_PREDICATE = "https://sigstore.dev/cosign/sign/v1";
+const Annotation = {
+  signature: "dev.cosignproject.cosign/signature",
+  certificate: "dev.sigstore.cosign/certificate",
+  chain: "dev.sigstore.cosign/chain",
+  bundle: "dev.sigstore.cosign/bundle",
+} as const;
+
+/** The simple-signing payload cosign (and the promoter) signs for `identity` and `digest`. */
+export function cosignPayload(identity: string, digest: string): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      critical: {
+        identity: { "docker-reference": identity },
+        image: { "docker-manifest-digest": digest },
+        type: "cosign container image signature",
+      },
+      optional: null,
+    }),
+  );
+}
+
+/** A certificate-shaped PEM block that is no certificate. */
+const JUNK_CERTIFICATE = `-----BEGIN CERTIFICATE-----\n${Buffer.from("not a certificate, just bytes").toString("base64")}\n-----END CERTIFICATE-----\n`;
+
+/** A layer over our exact payload with a junk signature and a junk certificate (finding 2). */
+export function junkKeylessLayer(identity: string, digest: string): LayerSetLayer {
+  return {
+    mediaType: SIMPLE_SIGNING,
+    bytes: cosignPayload(identity, digest),
+    annotations: {
+      [Annotation.signature]: Buffer.from("junk signature").toString("base64"),
+      [Annotation.certificate]: JUNK_CERTIFICATE,
+    },
+  };
+}
+
+/** A layer over our exact payload with the annotations a (real, but someone else's) keyless signer made. */
+export function keylessLayerWith(
+  identity: string,
+  digest: string,
+  annotations: Record<string, string>,
+): LayerSetLayer {
+  return { mediaType: SIMPLE_SIGNING, bytes: cosignPayload(identity, digest), annotations };
+}
+
+/** A `.sig` manifest of these layers. */
+export function signatureManifest(layers: readonly LayerSetLayer[]): TestImage {
+  return makeLayerSetImage(layers, '{"architecture":"","os":"","config":{}}');
+}
+
+/** The in-toto statement the bundle layout signs (cosign's signing predicate). */
+export function signingStatementBytes(identity: string, digest: string): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      _type: "https://in-toto.io/Statement/v1",
+      subject: [{ name: identity, digest: { sha256: digest.slice("sha256:".length) } }],
+      predicateType: COSIGN_SIGN_PREDICATE,
+      predicate: {},
+    }),
+  );
+}
+
+/** A sigstore bundle stored as an OCI referrer of `subject`, as cosign's new bundle format does. */
+export function bundleReferrer(
+  bundle: SerializedBundle | Record<string, unknown>,
+  subject: { mediaType: string; digest: string; size: number },
+): TestImage {
+  const bytes = Buffer.from(JSON.stringify(bundle));
+  const layer = {
+    descriptor: { mediaType: BUNDLE_MEDIA_TYPE, digest: sha256Digest(bytes), size: bytes.length },
+    bytes,
+  };
+  const mediaType = TestMediaType.ociManifest;
+  const annotations = {
+    "dev.sigstore.bundle.content": "dsse-envelope",
+    "dev.sigstore.bundle.predicateType": COSIGN_SIGN_PREDICATE,
+    "org.opencontainers.image.created": "2024-01-01T00:00:00Z",
+  };
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType,
+      artifactType: BUNDLE_MEDIA_TYPE,
+      config: EMPTY_JSON_BLOB.descriptor,
+      layers: [layer.descriptor],
+      subject,
+      annotations,
+    }),
+  );
+  const digest = sha256Digest(manifest);
+  return {
+    kind: "image",
+    mediaType,
+    bytes: manifest,
+    digest,
+    descriptor: { mediaType, digest, size: manifest.length, artifactType: BUNDLE_MEDIA_TYPE, annotations },
+    config: EMPTY_JSON_BLOB,
+    layers: [layer],
+    platform: { architecture: "unknown", os: "unknown" },
+  };
+}
+
+/** Pushes content (and a tag) to a registry with the project's client: seeding only. */
+export async function pushToRegistry(
+  host: string,
+  repository: string,
+  entries: readonly { content: TestContent; tag?: string }[],
+  home: string,
+): Promise<void> {
+  const provider = createStoreProvider({ homeDirectory: home, env: {} });
+  const store = provider.repository(
+    repositoryIn(parseRegistryLocation(host), parseRepositoryPath(repository)),
+    "destination",
+  );
+  try {
+    for (const { content, tag } of entries) {
+      for (const blob of allBlobs(content)) await store.putBlob(blob.descriptor, Readable.from([blob.bytes]));
+      for (const manifest of allManifests(content)) {
+        await store.putManifest(
+          { digest: manifest.digest, mediaType: manifest.mediaType, bytes: manifest.bytes },
+          manifest.digest,
+        );
+      }
+      if (tag !== undefined) {
+        await store.putManifest(
+          { digest: content.digest, mediaType: content.mediaType, bytes: content.bytes },
+          tag as Tag,
+        );
+      }
+    }
+  } finally {
+    await provider.close();
+  }
+}
+
+async function fetchJson<T>(url: string, accept?: string): Promise<T | undefined> {
+  const response = await fetch(url, accept ? { headers: { accept } } : {});
+  if (response.status === 404) {
+    await response.arrayBuffer();
+    return undefined;
+  }
+  if (!response.ok) throw new Error(`GET ${url}: HTTP ${response.status}`);
+  return (await response.json()) as T;
+}
+
+async function fetchBytes(url: string): Promise<Buffer> {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`GET ${url}: HTTP ${response.status}`);
+  return Buffer.from(await response.arrayBuffer());
+}
+
+export interface KeylessExpectation {
+  /** A sigstore trusted_root.json document. */
+  readonly trustedRoot: unknown;
+  readonly subject: string;
+  readonly issuer: string;
+}
+
+const MANIFEST_ACCEPT = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json";
+
+/**
+ * The bundle referrers of `digest` at a registry (the tag-schema index `sha256-<hex>`: the test
+ * registries have no referrers API) whose bundle verifies with `@sigstore/verify` against the
+ * trusted root, for the expected certificate identity and issuer, and whose statement names
+ * `digest` and `identity`.
+ */
+export async function verifiedKeylessBundles(
+  registryUrl: string,
+  repository: string,
+  digest: string,
+  identity: string,
+  expected: KeylessExpectation,
+): Promise<string[]> {
+  const base = `${registryUrl}/v2/${repository}`;
+  const index = await fetchJson<{ manifests?: { digest: string; artifactType?: string }[] }>(
+    `${base}/manifests/${digest.replace(":", "-")}`,
+    MANIFEST_ACCEPT,
+  );
+  const trust = await trustMaterialFromTrustedRoot(expected.trustedRoot, "judge trusted root");
+  const verifier = new Verifier(trust, { ctlogThreshold: 0, tlogThreshold: 1, timestampThreshold: 1 });
+  const verified: string[] = [];
+  for (const entry of index?.manifests ?? []) {
+    if (entry.artifactType !== BUNDLE_MEDIA_TYPE) continue;
+    const manifest = await fetchJson<{ layers?: { mediaType: string; digest: string }[] }>(
+      `${base}/manifests/${entry.digest}`,
+      MANIFEST_ACCEPT,
+    );
+    const layer = manifest?.layers?.find((candidate) => candidate.mediaType === BUNDLE_MEDIA_TYPE);
+    if (!layer) continue;
+    const bytes = await fetchBytes(`${base}/blobs/${layer.digest}`);
+    if (`sha256:${createHash("sha256").update(bytes).digest("hex")}` !== layer.digest) continue;
+    try {
+      const bundle = bundleFromJSON(JSON.parse(bytes.toString("utf8")));
+      verifier.verify(toSignedEntity(bundle), {
+        subjectAlternativeName: expected.subject,
+        extensions: { issuer: expected.issuer },
+      });
+      if (bundle.content.$case !== "dsseEnvelope") continue;
+      const statement = JSON.parse(bundle.content.dsseEnvelope.payload.toString("utf8")) as {
+        predicateType?: string;
+        subject?: { name?: string; digest?: { sha256?: string } }[];
+      };
+      const named = statement.subject?.some(
+        (subject) => subject.name === identity && `sha256:${subject.digest?.sha256}` === digest,
+      );
+      if (statement.predicateType === COSIGN_SIGN_PREDICATE && named) verified.push(entry.digest);
+    } catch {
+      // Not a valid signature by the expected identity: does not count.
+    }
+  }
+  return verified;
+}
