@@ -1,6 +1,6 @@
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, symlink, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -89,12 +89,28 @@ function promoter(
   });
 }
 
+/** Exit status, the refusal line, and nothing else of what was behind the path. */
+function expectRefused(run: Run, status: number, line: RegExp): void {
+  const all = `${run.stdout}\n${run.stderr}`;
+  expect(run.status, all).toBe(status);
+  expect(all).toMatch(line);
+  expectNothingLeaked(all);
+}
+
 function expectNothingLeaked(all: string): void {
   for (const secret of SECRETS) expect(all).not.toContain(secret);
   for (const marker of DUMP_MARKERS) expect(all).not.toContain(marker);
   expect(all).not.toMatch(/\bHOME=|\bPATH=/);
   expect(all).not.toMatch(STACK_LINE);
   expect(all).not.toMatch(/internal error|This is a bug/);
+}
+
+function git(cwd: string, ...args: string[]): string {
+  return execFileSync("git", ["-c", "user.name=t", "-c", "user.email=t@example.com", ...args], {
+    cwd,
+    encoding: "utf8",
+    env: { ...process.env, GIT_CONFIG_NOSYSTEM: "1", HOME: work },
+  });
 }
 
 const REGISTRIES = `registries:\n- name: ${UNUSED_REGISTRY}/staging\n  src: true\n- name: ${UNUSED_REGISTRY}/prod\n`;
@@ -130,6 +146,168 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (work) await rm(work, { recursive: true, force: true });
+});
+
+describe("a thin tree's files are read only when they are regular files inside the tree", () => {
+  it("an images.yaml linked to /proc/self/environ: validate, promote and check name the path and print nothing of the environment", async () => {
+    const root = await thinTree("environ", ["evil"]);
+    git(root, "init", "-q");
+    git(root, "add", "-A");
+    git(root, "commit", "-q", "-m", "base");
+    // The pull request: the images file becomes a link to the promoter's own environment.
+    await rm(path.join(root, "images", "evil", "images.yaml"));
+    await symlink("/proc/self/environ", path.join(root, "images", "evil", "images.yaml"));
+    git(root, "add", "-A");
+    git(root, "commit", "-q", "-m", "head: a link");
+
+    const refusal = /images\/evil\/images\.yaml:1:1: error\[refused-file\]: .*outside the manifest tree/;
+    const runs: [string[], RegExp][] = [
+      [["validate", "--thin-manifest-dir", "."], refusal],
+      [["validate", "--thin-manifest-dir", ".", "--output", "json"], /"rule": "refused-file"/],
+      [["promote", "--thin-manifest-dir", "."], refusal],
+      [["promote", "--thin-manifest-dir", ".", "--output", "json"], /refused-file/],
+      [["check", "--base", "HEAD~1", "--thin-manifest-dir", "."], /refused-file/],
+      [["check", "--base", "HEAD~1", "--thin-manifest-dir", ".", "--output", "markdown"], /refused-file/],
+      [["check", "--base", "HEAD~1", "--thin-manifest-dir", ".", "--output", "json"], /refused-file/],
+    ];
+    for (const [args, line] of runs) {
+      const run = await promoter(args, { cwd: root });
+      expectRefused(run, 1, line);
+    }
+  });
+
+  it("a promoter-manifest.yaml linked to a docker config.json outside the tree", async () => {
+    const root = await thinTree("docker-config", ["evil", "good"]);
+    const manifest = path.join(root, "manifests", "evil", "promoter-manifest.yaml");
+    await rm(manifest);
+    await symlink(path.relative(path.dirname(manifest), path.join(work, "docker", "config.json")), manifest);
+    const run = await promoter(["validate", "--thin-manifest-dir", "docker-config"]);
+    expectRefused(
+      run,
+      1,
+      /docker-config\/manifests\/evil\/promoter-manifest\.yaml:1:1: error\[refused-file\]: .*outside the manifest tree/,
+    );
+    // The other project is read as usual.
+    expect(run.stdout).toMatch(/^1 project, /m);
+  });
+
+  it("an images/<project> folder linked outside the tree", async () => {
+    const root = await thinTree("linked-project", ["evil"]);
+    const outside = path.join(work, "outside-project");
+    await mkdir(outside);
+    await writeFile(path.join(outside, "images.yaml"), `https://x-access-token:${GIT_TOKEN}@github.com\n`);
+    await rm(path.join(root, "images", "evil"), { recursive: true });
+    await symlink(outside, path.join(root, "images", "evil"));
+    const run = await promoter(["validate", "--thin-manifest-dir", "linked-project"]);
+    expectRefused(run, 1, /linked-project\/images\/evil\/images\.yaml:1:1: error\[refused-file\]/);
+  });
+
+  it("a manifests/ folder linked outside the tree", async () => {
+    const root = path.join(work, "linked-manifests");
+    await mkdir(path.join(root, "images", "evil"), { recursive: true });
+    await writeFile(path.join(root, "images", "evil", "images.yaml"), "");
+    const outside = path.join(work, "outside-manifests");
+    await mkdir(path.join(outside, "evil"), { recursive: true });
+    await writeFile(
+      path.join(outside, "evil", "promoter-manifest.yaml"),
+      `https://x-access-token:${GIT_TOKEN}@github.com\n`,
+    );
+    await symlink(outside, path.join(root, "manifests"));
+    const run = await promoter(["validate", "--thin-manifest-dir", "linked-manifests"]);
+    expectRefused(
+      run,
+      1,
+      /linked-manifests\/manifests:1:1: error\[refused-file\]: .*outside the manifest tree/,
+    );
+  });
+
+  it("a project folder below manifests/ linked outside the tree", async () => {
+    const root = await thinTree("linked-manifest-project", ["good"]);
+    const outside = path.join(work, "outside-manifest-project");
+    await mkdir(outside);
+    await writeFile(
+      path.join(outside, "promoter-manifest.yaml"),
+      `https://x-access-token:${GIT_TOKEN}@github.com\n`,
+    );
+    await symlink(outside, path.join(root, "manifests", "evil"));
+    const run = await promoter(["validate", "--thin-manifest-dir", "linked-manifest-project"]);
+    expectRefused(run, 1, /linked-manifest-project\/manifests\/evil:1:1: error\[refused-file\]/);
+    expect(run.stdout).toMatch(/^1 project, /m);
+  });
+
+  it("a plain --manifest file linked outside its folder", async () => {
+    const folder = path.join(work, "plain-link");
+    await mkdir(folder);
+    await symlink(path.join(work, ".git-credentials"), path.join(folder, "manifest.yaml"));
+    for (const command of ["validate", "promote"]) {
+      const run = await promoter([command, "--manifest", "plain-link/manifest.yaml"]);
+      expectRefused(run, 1, /plain-link\/manifest\.yaml:1:1: error\[refused-file\]: .*outside the folder/);
+    }
+  });
+
+  it("a FIFO where images.yaml belongs is refused at once instead of blocking", async () => {
+    const root = await thinTree("fifo", ["evil", "good"]);
+    await rm(path.join(root, "images", "evil", "images.yaml"));
+    execFileSync("mkfifo", [path.join(root, "images", "evil", "images.yaml")]);
+    const run = await promoter(["validate", "--thin-manifest-dir", "fifo"], { timeoutMs: 15_000 });
+    expectRefused(run, 1, /fifo\/images\/evil\/images\.yaml:1:1: error\[refused-file\]: .*FIFO/);
+    expect(run.stdout).toMatch(/^2 projects, /m);
+  });
+
+  it("a FIFO named by --manifest is an input error, not a hang", async () => {
+    execFileSync("mkfifo", [path.join(work, "plain-fifo.yaml")]);
+    const run = await promoter(["validate", "--manifest", "plain-fifo.yaml"], { timeoutMs: 15_000 });
+    expectRefused(run, 2, /cannot read manifest file plain-fifo\.yaml: not a regular file \(a FIFO\)/);
+  });
+
+  it("a folder where images.yaml belongs is a finding; the other projects load", async () => {
+    const root = await thinTree("folder-for-file", ["evil", "good"]);
+    await rm(path.join(root, "images", "evil", "images.yaml"));
+    await mkdir(path.join(root, "images", "evil", "images.yaml"));
+    const run = await promoter(["validate", "--thin-manifest-dir", "folder-for-file"]);
+    expectRefused(run, 1, /images\/evil\/images\.yaml:1:1: error\[refused-file\]: .*a directory/);
+    expect(run.stdout).toMatch(/^2 projects, /m);
+  });
+
+  it("a folder named promoter-manifest.yaml is a finding", async () => {
+    const root = await thinTree("folder-for-manifest", ["good"]);
+    await mkdir(path.join(root, "manifests", "evil", "promoter-manifest.yaml"), { recursive: true });
+    const run = await promoter(["validate", "--thin-manifest-dir", "folder-for-manifest"]);
+    expectRefused(
+      run,
+      1,
+      /manifests\/evil\/promoter-manifest\.yaml:1:1: error\[refused-file\]: .*a directory/,
+    );
+  });
+
+  it("an images.yaml linked to a device is refused without being opened", async () => {
+    const root = await thinTree("device", ["evil"]);
+    await rm(path.join(root, "images", "evil", "images.yaml"));
+    await symlink("/dev/zero", path.join(root, "images", "evil", "images.yaml"));
+    const run = await promoter(["validate", "--thin-manifest-dir", "device"], { timeoutMs: 15_000 });
+    expectRefused(run, 1, /images\/evil\/images\.yaml:1:1: error\[refused-file\]/);
+  });
+
+  it("a huge images.yaml is refused without being read", async () => {
+    const root = await thinTree("huge", ["evil"]);
+    await truncate(path.join(root, "images", "evil", "images.yaml"), 64 * 1024 * 1024);
+    const run = await promoter(["validate", "--thin-manifest-dir", "huge"]);
+    expectRefused(run, 1, /images\/evil\/images\.yaml:1:1: error\[yaml-limit\]: .*not read/);
+    expect(run.ms).toBeLessThan(10_000);
+  });
+
+  it("links that stay inside the tree are followed, as before", async () => {
+    const root = await thinTree("inside-links", ["shared"]);
+    await mkdir(path.join(root, "manifests", "alias"));
+    await symlink(
+      "../shared/promoter-manifest.yaml",
+      path.join(root, "manifests", "alias", "promoter-manifest.yaml"),
+    );
+    await symlink("shared", path.join(root, "images", "alias"));
+    const run = await promoter(["validate", "--thin-manifest-dir", "inside-links"]);
+    expect(run.status, run.stdout + run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/^2 projects, /m);
+  });
 });
 
 describe("a finding quotes at most a short, escaped excerpt of a value", () => {
