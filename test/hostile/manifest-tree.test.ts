@@ -1,10 +1,13 @@
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, rm, symlink, truncate, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, readdir, rm, symlink, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { registryAuthVariable } from "../../src/registry/index.js";
+import { startRegistry, type TestRegistry } from "../support/registry-harness.js";
+import { seedRegistry } from "../support/registry-judge.js";
+import { makeImage } from "../support/test-images.js";
 
 /**
  * Manifest trees on disk written by an attacker (a pull request's files): links out of the tree,
@@ -347,5 +350,89 @@ describe("a finding quotes at most a short, escaped excerpt of a value", () => {
     expect(run.status).toBe(1);
     expect(run.stdout + run.stderr).toMatch(/must be a mapping, found the string "B{20,80}…"/);
     expectNothingLeaked(run.stdout + run.stderr);
+  });
+});
+
+describe("manifest add writes only inside the tree", () => {
+  let registry: TestRegistry;
+  const content = makeImage({ layers: 1, layerSize: 512, mediaTypes: "oci", seed: "manifest-tree-add" });
+
+  beforeAll(async () => {
+    registry = await startRegistry();
+    await seedRegistry(registry.url, "staging/app", [{ content, tags: ["v1"] }]);
+  });
+  afterAll(async () => {
+    await registry.stop();
+  });
+
+  async function addTree(name: string): Promise<string> {
+    const root = path.join(work, name);
+    await mkdir(path.join(root, "manifests", "p"), { recursive: true });
+    await mkdir(path.join(root, "images"), { recursive: true });
+    await writeFile(
+      path.join(root, "manifests", "p", "promoter-manifest.yaml"),
+      `registries:\n- name: ${registry.host}/staging\n  src: true\n- name: ${registry.host}/prod\n`,
+    );
+    return root;
+  }
+
+  const add = (tree: string) =>
+    promoter([
+      "manifest",
+      "add",
+      "--thin-manifest-dir",
+      tree,
+      "--project",
+      "p",
+      "--image",
+      "app",
+      "--tag",
+      "v1",
+    ]);
+
+  it("through an images.yaml linked to a file outside the tree: refused, and that file is unchanged", async () => {
+    const root = await addTree("add-link-out");
+    const victim = path.join(work, "victim.yaml");
+    const before = '- name: other\n  dmap:\n    "sha256:' + "0".repeat(64) + '": ["keep"]\n';
+    await writeFile(victim, before);
+    await mkdir(path.join(root, "images", "p"));
+    await symlink(victim, path.join(root, "images", "p", "images.yaml"));
+    const run = await add("add-link-out");
+    expectRefused(run, 1, /images\/p\/images\.yaml.*outside the manifest tree/);
+    expect(await readFile(victim, "utf8")).toBe(before);
+  });
+
+  it("through an images/<project> folder linked outside the tree with no images.yaml yet: nothing is created there", async () => {
+    const root = await addTree("add-folder-out");
+    const outside = path.join(work, "add-folder-out-target");
+    await mkdir(outside);
+    await symlink(outside, path.join(root, "images", "p"));
+    const run = await add("add-folder-out");
+    expectRefused(run, 1, /images\/p\/images\.yaml.*outside the manifest tree/);
+    expect(await readdir(outside)).toEqual([]);
+  });
+
+  it("through an images.yaml linked to a missing file outside the tree: nothing is created there", async () => {
+    const root = await addTree("add-dangling-out");
+    const outside = path.join(work, "add-dangling-out-target");
+    await mkdir(outside);
+    await mkdir(path.join(root, "images", "p"));
+    await symlink(path.join(outside, "created.yaml"), path.join(root, "images", "p", "images.yaml"));
+    const run = await add("add-dangling-out");
+    expect(run.status, run.stdout + run.stderr).toBe(1);
+    expectNothingLeaked(run.stdout + run.stderr);
+    expect(await readdir(outside)).toEqual([]);
+  });
+
+  it("an images.yaml linked inside the tree is edited at its target, as before", async () => {
+    const root = await addTree("add-link-in");
+    await mkdir(path.join(root, "shared"));
+    await writeFile(path.join(root, "shared", "images.yaml"), "# Images of p.\n");
+    await mkdir(path.join(root, "images", "p"));
+    await symlink("../../shared/images.yaml", path.join(root, "images", "p", "images.yaml"));
+    const run = await add("add-link-in");
+    expect(run.status, run.stdout + run.stderr).toBe(0);
+    expect(await readFile(path.join(root, "shared", "images.yaml"), "utf8")).toContain(content.digest);
+    expect(await readdir(path.join(root, "shared"))).toEqual(["images.yaml"]);
   });
 });
