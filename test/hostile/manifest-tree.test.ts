@@ -313,6 +313,38 @@ describe("a thin tree's files are read only when they are regular files inside t
   });
 });
 
+describe("the auditor's git checkout is the tree", () => {
+  it("a --path that the repository makes a link out of the checkout is refused", async () => {
+    // A thin tree outside the repository, that the link would make the auditor's desired state.
+    const elsewhere = await thinTree("audit-elsewhere", ["evil"]);
+    const origin = path.join(work, "audit-origin");
+    await mkdir(origin);
+    git(origin, "init", "-q");
+    await symlink(elsewhere, path.join(origin, "registry"));
+    git(origin, "add", "-A");
+    git(origin, "commit", "-q", "-m", "registry is a link");
+    await writeFile(path.join(work, "audit-token"), `${"t".repeat(40)}\n`, { mode: 0o600 });
+    const run = await promoter(
+      [
+        "audit",
+        "serve",
+        "--git-url",
+        `file://${origin}`,
+        "--path",
+        "registry",
+        "--listen",
+        "127.0.0.1:0",
+        "--token-file",
+        "audit-token",
+        "--db",
+        path.join(work, "audit.db"),
+      ],
+      { timeoutMs: 20_000 },
+    );
+    expectRefused(run, 2, /--path registry leaves the repository/);
+  });
+});
+
 describe("a finding quotes at most a short, escaped excerpt of a value", () => {
   it("a long value with terminal escapes, bidi overrides and line separators", async () => {
     const root = await thinTree("flood", ["evil"]);
