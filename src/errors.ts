@@ -1,3 +1,5 @@
+import { quoteExcerpt } from "./excerpt.js";
+
 /**
  * The one error base of the project. Every error the library raises on purpose is a
  * `PromoterError` with a stable, machine-readable `code`; callers branch on `code`, people read
@@ -27,7 +29,7 @@ export class InvalidNameError extends PromoterError {
   readonly input: string;
 
   constructor(kind: InvalidNameError["kind"], input: string, reason: string) {
-    super(`invalid-${kind}`, `invalid ${kind} ${JSON.stringify(truncateForMessage(input))}: ${reason}`);
+    super(`invalid-${kind}`, `invalid ${kind} ${quoteExcerpt(input)}: ${reason}`);
     this.kind = kind;
     this.input = input;
   }

@@ -1,8 +1,9 @@
 import { createHash } from "node:crypto";
-import { mkdtemp, readdir, rm, stat } from "node:fs/promises";
+import { mkdtemp, readdir, realpath, rm, stat } from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
 import { describeError, PromoterError } from "../errors.js";
+import { escapeExcerpt } from "../excerpt.js";
 import type { Logger } from "../log.js";
 import { formatPosition, loadManifests, type Finding, type ManifestSet } from "../manifest/index.js";
 import { buildDesiredState, type DesiredState } from "./desired-state.js";
@@ -58,6 +59,11 @@ export interface ManifestWatcherOptions {
   readonly onBroken: (message: string, details: Readonly<Record<string, unknown>>) => void;
   /** A check confirmed the state is current (unchanged, or reloaded). */
   readonly onChecked?: () => void;
+}
+
+/** Whether `candidate` is `folder` or below it (both absolute and normalised). */
+function isWithin(folder: string, candidate: string): boolean {
+  return candidate === folder || candidate.startsWith(`${folder}${path.sep}`);
 }
 
 function findingKey(finding: Finding): string {
@@ -258,11 +264,19 @@ export class ManifestWatcher {
         const checkout = this.git?.directory ?? "";
         const relative = this.origin.path ?? ".";
         const inside = path.resolve(checkout, relative);
-        if (inside !== checkout && !inside.startsWith(`${checkout}${path.sep}`)) {
-          throw new ManifestReloadError(`--path ${relative} leaves the repository`);
-        }
-        const info = await stat(inside).catch((error: unknown) => {
-          throw new ManifestReloadError(`--path ${relative}: ${describeError(error)}`);
+        const leaves = (): never => {
+          throw new ManifestReloadError(`--path ${escapeExcerpt(relative)} leaves the repository`);
+        };
+        if (!isWithin(checkout, inside)) leaves();
+        // The repository's content may make the path a link: the tree must stay in the checkout.
+        const [realCheckout, realInside] = await Promise.all([realpath(checkout), realpath(inside)]).catch(
+          (error: unknown) => {
+            throw new ManifestReloadError(`--path ${escapeExcerpt(relative)}: ${describeError(error)}`);
+          },
+        );
+        if (!isWithin(realCheckout, realInside)) leaves();
+        const info = await stat(realInside).catch((error: unknown) => {
+          throw new ManifestReloadError(`--path ${escapeExcerpt(relative)}: ${describeError(error)}`);
         });
         return info.isDirectory() ? { thinManifestDir: inside } : { manifest: inside };
       }

@@ -1,12 +1,14 @@
-import { readFile } from "node:fs/promises";
 import { describeError, isPromoterError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import {
   loadManifests,
+  manifestTreeOf,
+  MAX_MANIFEST_FILE_BYTES,
   mergeImages,
   type Finding,
   type ManifestInput,
   type ManifestSet,
+  type ManifestTree,
   type SourcePosition,
 } from "../manifest/index.js";
 import {
@@ -128,7 +130,11 @@ export async function runCheck(options: CheckOptions): Promise<CheckReport> {
     ...call,
     ...(options.gitProgram ? { gitProgram: options.gitProgram } : {}),
   });
-  const changedFiles = await changedManifestFiles(head, base.files);
+  const changedFiles = await changedManifestFiles(
+    head,
+    base.files,
+    await manifestTreeOf(options.input, options.cwd),
+  );
   const changed = new Set(changedFiles);
   const diff = diffEdges(base.set, head);
   logger.log("info", "change", {
@@ -172,10 +178,14 @@ export async function runCheck(options: CheckOptions): Promise<CheckReport> {
   };
 }
 
-/** Files of the working copy whose text differs from the base (or that exist on one side only). */
+/**
+ * Files of the working copy whose text differs from the base (or that exist on one side only).
+ * Read only from inside the tree, as the loader reads them: a refused file counts as changed.
+ */
 async function changedManifestFiles(
   head: ManifestSet,
   baseFiles: ReadonlyMap<string, string>,
+  tree: ManifestTree,
 ): Promise<string[]> {
   const headFiles = new Set<string>();
   for (const manifest of head.manifests) {
@@ -186,7 +196,8 @@ async function changedManifestFiles(
   for (const file of headFiles) {
     let text: string | undefined;
     try {
-      text = await readFile(file, "utf8");
+      const read = await tree.read(file, { maxBytes: MAX_MANIFEST_FILE_BYTES });
+      text = read.kind === "bytes" ? read.bytes.toString("utf8") : undefined;
     } catch {
       text = undefined;
     }

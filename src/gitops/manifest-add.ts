@@ -1,15 +1,20 @@
-import { mkdir, readFile, realpath, rename, rm, stat, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { PromoterError, UsageError } from "../errors.js";
+import { escapeExcerpt, quoteExcerpt } from "../excerpt.js";
 import {
   findTagConflicts,
   formatPosition,
   loadManifests,
+  ManifestTree,
+  MAX_MANIFEST_FILE_BYTES,
   mergeImages,
   parseThinManifest,
   sourceRegistry,
   THIN_IMAGES_FILE,
+  describeTreeFileRefusal,
+  TreeFileRefusedError,
   type PromotionManifest,
+  type TreeFileRefusal,
   type TagConflict,
 } from "../manifest/index.js";
 import {
@@ -73,17 +78,16 @@ export interface ManifestAddResult {
 
 function checkRequest(options: ManifestAddOptions): { image: RepositoryPath; tags: Tag[]; digest?: Digest } {
   const imageProblem = repositoryPathProblem(options.image);
-  if (imageProblem) throw new UsageError(`--image ${JSON.stringify(options.image)}: ${imageProblem}`);
+  if (imageProblem) throw new UsageError(`--image ${quoteExcerpt(options.image)}: ${imageProblem}`);
   if (options.project === "" || options.project.includes("/") || options.project.startsWith(".")) {
-    throw new UsageError(`--project ${JSON.stringify(options.project)} is not a project folder name`);
+    throw new UsageError(`--project ${quoteExcerpt(options.project)} is not a project folder name`);
   }
   for (const tag of options.tags) {
-    if (!isTag(tag))
-      throw new UsageError(`--tag ${JSON.stringify(tag)}: ${tagProblem(tag) ?? "invalid tag"}`);
+    if (!isTag(tag)) throw new UsageError(`--tag ${quoteExcerpt(tag)}: ${tagProblem(tag) ?? "invalid tag"}`);
   }
   if (options.digest !== undefined && !isDigest(options.digest)) {
     throw new UsageError(
-      `--digest ${JSON.stringify(options.digest)}: ${digestProblem(options.digest) ?? "invalid digest"}`,
+      `--digest ${quoteExcerpt(options.digest)}: ${digestProblem(options.digest) ?? "invalid digest"}`,
     );
   }
   if (options.tags.length === 0 && options.digest === undefined) {
@@ -92,7 +96,7 @@ function checkRequest(options: ManifestAddOptions): { image: RepositoryPath; tag
   const refused = options.tags.filter((tag) => REFUSED_TAGS.includes(tag.toLowerCase()));
   if (refused.length > 0) {
     throw new ManifestAddRefusedError(
-      `tag ${JSON.stringify(refused[0])} is refused: it moves with every build, and promoted tags never move; add a version tag`,
+      `tag ${quoteExcerpt(refused[0] ?? "")} is refused: it moves with every build, and promoted tags never move; add a version tag`,
     );
   }
   return {
@@ -110,7 +114,7 @@ function projectManifest(
   const manifest = manifests.find((candidate) => candidate.project === project);
   if (!manifest) {
     throw new UsageError(
-      `no project ${JSON.stringify(project)} in ${dir}: expected manifests/${project}/promoter-manifest.yaml (projects: ${manifests.map((m) => m.project).join(", ") || "none"})`,
+      `no project ${quoteExcerpt(project)} in ${escapeExcerpt(dir)}: expected manifests/${escapeExcerpt(project)}/promoter-manifest.yaml (projects: ${manifests.map((m) => escapeExcerpt(m.project)).join(", ") || "none"})`,
     );
   }
   return manifest;
@@ -125,7 +129,7 @@ export async function addToManifest(options: ManifestAddOptions): Promise<Manife
   const source = sourceRegistry(manifest);
   if (!source) {
     throw new ManifestAddRefusedError(
-      `project ${JSON.stringify(options.project)} has no usable source registry (exactly one with src: true); run promoter validate`,
+      `project ${quoteExcerpt(options.project)} has no usable source registry (exactly one with src: true); run promoter validate`,
     );
   }
   const sourceLocation = repositoryIn(source.location, request.image);
@@ -152,19 +156,19 @@ export async function addToManifest(options: ManifestAddOptions): Promise<Manife
     for (const [digest, tags] of byDigest) additions.push({ image: request.image, digest, tags });
   }
 
+  // Read and written only inside the tree: a link out of it (to a file the promoter can write) is
+  // refused, as the loader refuses to read it.
+  const tree = await ManifestTree.at(dir);
   const imagesFile = manifest.imagesFile ?? path.join(dir, "images", options.project, THIN_IMAGES_FILE);
-  let before: string;
-  try {
-    before = await readFile(imagesFile, "utf8");
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
-    before = "";
-  }
+  const before = (await readTreeText(tree, imagesFile, options.cwd)) ?? "";
   const edit = addToImagesFile(before, imagesFile, additions);
   const result = { file: imagesFile, additions, changes: edit.changes, source: store.name };
   if (edit.changes.length === 0) return { ...result, written: false };
 
-  const manifestText = { file: manifest.file, text: await readFile(manifest.file, "utf8") };
+  const manifestText = {
+    file: manifest.file,
+    text: (await readTreeText(tree, manifest.file, options.cwd)) ?? "",
+  };
   const edited = parseThinManifest(options.project, manifestText, { file: imagesFile, text: edit.text });
   const original = parseThinManifest(options.project, manifestText, { file: imagesFile, text: before });
   if (!edited.manifest || !original.manifest) {
@@ -204,8 +208,40 @@ export async function addToManifest(options: ManifestAddOptions): Promise<Manife
       `refused: ${lines.join("; ")}. A destination tag points at one digest; choose a new tag.`,
     );
   }
-  if (!options.dryRun) await writeAtomically(imagesFile, edit.text);
+  if (!options.dryRun) {
+    try {
+      await tree.writeAtomically(imagesFile, edit.text);
+    } catch (error) {
+      if (error instanceof TreeFileRefusedError)
+        throw refusedInTree(error.path, error.refusal, options.cwd, "written");
+      throw error;
+    }
+  }
   return { ...result, written: !options.dryRun };
+}
+
+function refusedInTree(
+  file: string,
+  refusal: TreeFileRefusal,
+  cwd: string,
+  verb: "read" | "written",
+): ManifestAddRefusedError {
+  return new ManifestAddRefusedError(
+    `${escapeExcerpt(path.relative(cwd, file))}: ${describeTreeFileRefusal(refusal, "the manifest tree", verb)}`,
+  );
+}
+
+/** A file of the tree as text; undefined when it does not exist. */
+async function readTreeText(tree: ManifestTree, file: string, cwd: string): Promise<string | undefined> {
+  let read;
+  try {
+    read = await tree.read(file, { maxBytes: MAX_MANIFEST_FILE_BYTES });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw error;
+  }
+  if (read.kind === "refused") throw refusedInTree(file, read.refusal, cwd, "read");
+  return read.bytes.toString("utf8");
 }
 
 /** The edited model must be the original plus exactly the changes: anything else is a bug. */
@@ -256,28 +292,4 @@ function newConflicts(
         ),
     ),
   );
-}
-
-/**
- * Writes to a sibling temporary file and renames it over the target, so the file is never
- * half-written; the target of a symbolic link is written, with the mode it had.
- */
-async function writeAtomically(file: string, text: string): Promise<void> {
-  let target = file;
-  let mode = 0o644;
-  try {
-    target = await realpath(file);
-    mode = (await stat(target)).mode & 0o777;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
-    await mkdir(path.dirname(file), { recursive: true });
-  }
-  const temporary = path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.tmp`);
-  try {
-    await writeFile(temporary, text, { mode });
-    await rename(temporary, target);
-  } catch (error) {
-    await rm(temporary, { force: true });
-    throw error;
-  }
 }

@@ -18,6 +18,10 @@ export const MANIFEST_RULES = {
     severity: "error",
     hint: "Promotion manifests are small, shallow and plain; split the file or remove anchors and aliases.",
   },
+  "refused-file": {
+    severity: "error",
+    hint: "A tree is read only from regular files inside it, so replace the link, folder, FIFO or device with the file itself.",
+  },
   "invalid-type": {
     severity: "error",
     hint: "Use the shape the manifest format expects (see docs/manifest-format.md).",

@@ -54,9 +54,17 @@ export {
 } from "./view.js";
 export { validate, type ValidationResult, type ValidationSummary } from "./validate.js";
 export {
+  describeTreeFileRefusal,
+  ManifestTree,
+  TreeFileRefusedError,
+  type TreeFileRead,
+  type TreeFileRefusal,
+} from "./tree-files.js";
+export {
   EmptyManifestTreeError,
   loadManifests,
   ManifestIoError,
+  manifestTreeOf,
   MAX_CONCURRENT_MANIFEST_READS,
   MAX_MANIFEST_TREE_DEPTH,
   THIN_IMAGES_FILE,

@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, mkdir, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -155,15 +155,64 @@ describe("loadManifests: I/O errors", () => {
     });
   });
 
-  it("throws ManifestIoError when a tree's file cannot be read", async () => {
-    const root = path.join(scratch, "unreadable");
+  it("reports a folder where a tree's file belongs as refused-file, and loads the rest", async () => {
+    const root = path.join(scratch, "folder-for-file");
     await mkdir(path.join(root, "manifests/foo"), { recursive: true });
     await mkdir(path.join(root, "images/foo/images.yaml"), { recursive: true });
     await writeFile(path.join(root, "manifests/foo/promoter-manifest.yaml"), "registries: []\n");
-    await expect(loadManifests({ thinManifestDir: root })).rejects.toMatchObject({
-      code: "manifest-io",
-      message: expect.stringMatching(/images\/foo\/images\.yaml: not a regular file$/) as unknown,
-    });
+    const set = await loadManifests({ thinManifestDir: root });
+    expect(short(set, root)).toEqual([
+      "images/foo/images.yaml:1:1 error[refused-file]",
+      "manifests/foo/promoter-manifest.yaml:1:1 error[no-source-registry]",
+    ]);
+    expect(set.findings[0]?.message).toBe("it is a directory, not a regular file; it was not read");
+    expect(set.manifests.map((m) => m.project)).toEqual(["foo"]);
+  });
+
+  it("reports links out of the tree as refused-file without reading behind them", async () => {
+    const root = path.join(scratch, "links-out");
+    const outside = path.join(scratch, "outside");
+    await mkdir(path.join(outside, "project"), { recursive: true });
+    await writeFile(path.join(outside, "secret.yaml"), "outside-secret\n");
+    await writeFile(path.join(outside, "project", "promoter-manifest.yaml"), "outside-secret\n");
+    for (const project of ["a", "b"]) {
+      await mkdir(path.join(root, "manifests", project), { recursive: true });
+      await mkdir(path.join(root, "images", project), { recursive: true });
+    }
+    await symlink(path.join(outside, "secret.yaml"), path.join(root, "manifests/a/promoter-manifest.yaml"));
+    await writeFile(path.join(root, "manifests/b/promoter-manifest.yaml"), "registries: []\n");
+    await symlink(path.join(outside, "secret.yaml"), path.join(root, "images/b/images.yaml"));
+    await symlink(path.join(outside, "project"), path.join(root, "manifests/c"));
+    // Never read, so never refused: a link out that is neither a manifest nor a folder.
+    await symlink(path.join(outside, "secret.yaml"), path.join(root, "manifests/README.md"));
+    const set = await loadManifests({ thinManifestDir: root });
+    expect(short(set, root)).toEqual([
+      "images/b/images.yaml:1:1 error[refused-file]",
+      "manifests/a/promoter-manifest.yaml:1:1 error[refused-file]",
+      "manifests/b/promoter-manifest.yaml:1:1 error[no-source-registry]",
+      "manifests/c:1:1 error[refused-file]",
+    ]);
+    expect(JSON.stringify(set)).not.toContain("outside-secret");
+    expect(set.manifests.map((m) => m.project)).toEqual(["b"]);
+  });
+
+  it("refuses a plain manifest linked out of its folder, and follows one that stays in it", async () => {
+    const folder = path.join(scratch, "plain-links");
+    await mkdir(path.join(folder, "..data"), { recursive: true });
+    await writeFile(path.join(folder, "..data", "manifest.yaml"), "registries: []\nimages: []\n");
+    await symlink("..data/manifest.yaml", path.join(folder, "inside.yaml"));
+    await writeFile(path.join(scratch, "secret.yaml"), "outside-secret\n");
+    await symlink(path.join(scratch, "secret.yaml"), path.join(folder, "outside.yaml"));
+    const inside = await loadManifests({ manifest: path.join(folder, "inside.yaml") });
+    expect(inside.findings.map((finding) => finding.rule)).toEqual(["no-source-registry"]);
+    expect(inside.manifests.map((manifest) => manifest.project)).toEqual(["inside"]);
+    const outside = await loadManifests({ manifest: path.join(folder, "outside.yaml") });
+    expect(outside.findings).toMatchObject([
+      {
+        rule: "refused-file",
+        message: "it leads outside the folder of the manifest file through a symbolic link; it was not read",
+      },
+    ]);
   });
 
   it("refuses a file above the size limit without reading it", async () => {

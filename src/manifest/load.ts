@@ -1,8 +1,9 @@
 import type { Dirent } from "node:fs";
-import { open, readdir, realpath, stat } from "node:fs/promises";
+import { lstat, readdir, realpath, stat } from "node:fs/promises";
 import * as path from "node:path";
 import { runBounded } from "../concurrency/index.js";
 import { AbortedError, PromoterError, UsageError } from "../errors.js";
+import { escapeExcerpt } from "../excerpt.js";
 import { makeFinding } from "./finding.js";
 import type { Finding, ManifestSet, PromotionManifest } from "./model.js";
 import {
@@ -12,12 +13,20 @@ import {
   type ParsedPromotionManifest,
 } from "./parse.js";
 import { createManifestSet } from "./rules.js";
+import {
+  describeTreeFileRefusal,
+  entryKind,
+  ManifestTree,
+  type TreeEntryKind,
+  type TreeFileRefusal,
+} from "./tree-files.js";
 import { MAX_MANIFEST_FILE_BYTES } from "./yaml-source.js";
 
 /**
  * Loading promotion manifests from disk: the I/O edge of the manifest layer. Reads files
- * (concurrently, in a stable order), hands the text to the pure parser and rules, and turns
- * file-system problems into `ManifestIoError`s.
+ * (concurrently, in a stable order) only from inside the tree the user named (tree-files.ts),
+ * hands the text to the pure parser and rules, and turns file-system problems into
+ * `ManifestIoError`s and refused files into `refused-file` findings.
  */
 
 /** The file name kpromo looks for in `manifests/<project>/`. */
@@ -81,14 +90,35 @@ export async function loadManifests(
   return loadThinManifestTree(path.resolve(cwd, input.thinManifestDir ?? ""), context);
 }
 
+/**
+ * The tree the files of `input` are read from (tree-files.ts): the thin-manifest directory, or
+ * the folder that holds the plain manifest. Throws the file system's error when it does not resolve.
+ */
+export async function manifestTreeOf(input: ManifestInput, cwd: string): Promise<ManifestTree> {
+  if (input.manifest !== undefined) return ManifestTree.at(path.dirname(path.resolve(cwd, input.manifest)));
+  return ManifestTree.at(path.resolve(cwd, input.thinManifestDir ?? ""));
+}
+
 interface LoadContext {
   readonly cwd: string;
   readonly signal: AbortSignal | undefined;
 }
 
+/** A path for a message, relative to the working directory, with unsafe characters escaped. */
 function display(context: LoadContext, filePath: string): string {
   const relative = path.relative(context.cwd, filePath);
-  return relative === "" ? "." : relative;
+  return relative === "" ? "." : escapeExcerpt(relative);
+}
+
+/** What the files of a tree must stay inside, for messages. */
+const THIN_TREE = "the manifest tree";
+const PLAIN_MANIFEST_FOLDER = "the folder of the manifest file";
+
+/** A refused file of a tree as a finding at its path (its content is never read or shown). */
+function refusedFileFinding(file: string, refusal: TreeFileRefusal, tree: string): Finding {
+  const position = { file, line: 1, column: 1 };
+  if (refusal.reason === "too-large") return tooLargeFinding(file, refusal.size);
+  return makeFinding("refused-file", position, describeTreeFileRefusal(refusal, tree, "read"));
 }
 
 function checkAborted(signal: AbortSignal | undefined): void {
@@ -130,43 +160,43 @@ function ioError(context: LoadContext, what: string, filePath: string, error: un
 
 type ReadResult =
   | { readonly kind: "text"; readonly text: string }
-  /** Not used, for the reason the finding gives (too large, not UTF-8). */
-  | { readonly kind: "refused"; readonly finding: Finding };
+  /** Not used, for the reason the finding gives (refused by the tree, too large, not UTF-8). */
+  | { readonly kind: "refused"; readonly finding: Finding; readonly refusal?: TreeFileRefusal };
 
 /**
- * Reads a UTF-8 file, refusing (without reading) files above MAX_MANIFEST_FILE_BYTES and files
- * that are not UTF-8: decoding would turn bad bytes into U+FFFD silently, in a comment unseen,
- * in a tag as a baffling "character � is not allowed".
+ * Reads a UTF-8 file of `tree` (`where` names the tree in messages), refusing without reading
+ * what the tree refuses (links out of it, FIFOs, devices, folders, files above
+ * MAX_MANIFEST_FILE_BYTES) and files that are not UTF-8: decoding would turn bad bytes into
+ * U+FFFD silently, in a comment unseen, in a tag as a baffling "character � is not allowed".
  */
-async function readManifestFile(context: LoadContext, what: string, filePath: string): Promise<ReadResult> {
+async function readManifestFile(
+  context: LoadContext,
+  tree: ManifestTree,
+  where: string,
+  what: string,
+  filePath: string,
+): Promise<ReadResult> {
   checkAborted(context.signal);
-  let handle;
+  let read;
   try {
-    handle = await open(filePath, "r");
+    read = await tree.read(filePath, {
+      maxBytes: MAX_MANIFEST_FILE_BYTES,
+      ...(context.signal ? { signal: context.signal } : {}),
+    });
   } catch (error) {
     throw ioError(context, what, filePath, error);
   }
+  if (read.kind === "refused") {
+    return {
+      kind: "refused",
+      finding: refusedFileFinding(filePath, read.refusal, where),
+      refusal: read.refusal,
+    };
+  }
   try {
-    const info = await handle.stat();
-    if (!info.isFile()) {
-      throw new ManifestIoError(
-        `cannot read ${what} ${display(context, filePath)}: not a regular file`,
-        filePath,
-      );
-    }
-    if (info.size > MAX_MANIFEST_FILE_BYTES) {
-      return { kind: "refused", finding: tooLargeFinding(filePath, info.size) };
-    }
-    const bytes = await handle.readFile(context.signal ? { signal: context.signal } : {});
-    try {
-      return { kind: "text", text: new TextDecoder("utf-8", { fatal: true }).decode(bytes) };
-    } catch {
-      return { kind: "refused", finding: notUtf8Finding(filePath, bytes) };
-    }
-  } catch (error) {
-    throw ioError(context, what, filePath, error);
-  } finally {
-    await handle.close();
+    return { kind: "text", text: new TextDecoder("utf-8", { fatal: true }).decode(read.bytes) };
+  } catch {
+    return { kind: "refused", finding: notUtf8Finding(filePath, read.bytes) };
   }
 }
 
@@ -211,8 +241,25 @@ function tooLargeFinding(file: string, size: number): Finding {
   );
 }
 
+/**
+ * A plain manifest is its own tree: the folder that holds it, as named. The file itself may be a
+ * link that stays in that folder (a Kubernetes ConfigMap mount is one).
+ */
 async function loadPlainManifest(file: string, context: LoadContext): Promise<ManifestSet> {
-  const read = await readManifestFile(context, "manifest file", file);
+  let tree: ManifestTree;
+  try {
+    tree = await manifestTreeOf({ manifest: file }, context.cwd);
+  } catch (error) {
+    throw ioError(context, "manifest file", file, error);
+  }
+  const read = await readManifestFile(context, tree, PLAIN_MANIFEST_FOLDER, "manifest file", file);
+  if (read.kind === "refused" && read.refusal?.reason === "not-a-file") {
+    // The path the user named is the wrong kind of thing: an input error, as a missing file is.
+    throw new ManifestIoError(
+      `cannot read manifest file ${display(context, file)}: not a regular file (a ${read.refusal.kind})`,
+      file,
+    );
+  }
   if (read.kind === "refused") return createManifestSet([], [read.finding]);
   const parsed = parsePlainManifest({ file, text: read.text });
   return createManifestSet(parsed.manifest ? [parsed.manifest] : [], parsed.findings);
@@ -228,14 +275,43 @@ interface FoundManifests {
   readonly projects: FoundProject[];
   /** promoter-manifest.yaml files anywhere else below manifests/. */
   readonly misplaced: string[];
+  /** Entries that would have been searched or read but are refused (links out, not files). */
+  readonly refused: Finding[];
+}
+
+/** What a directory entry is, following a link that stays inside the tree; undefined when dangling. */
+async function kindInTree(
+  tree: ManifestTree,
+  entry: Dirent,
+  entryPath: string,
+): Promise<TreeEntryKind | "outside" | undefined> {
+  if (!entry.isSymbolicLink()) return entryKind(entry);
+  let located;
+  try {
+    located = await tree.locate(entryPath);
+  } catch {
+    // A dangling link is just another file that is not a manifest.
+    return undefined;
+  }
+  if (!located.inside) return "outside";
+  return entryKind(await lstat(located.real));
 }
 
 /**
- * Walks manifests/ following symbolic links (a link back to an ancestor is not followed twice).
- * Only files named promoter-manifest.yaml matter; everything else is ignored, as kpromo does.
+ * Walks manifests/ following symbolic links that stay inside the tree (a link back to an
+ * ancestor is not followed twice). Only files named promoter-manifest.yaml matter; everything
+ * else is ignored, as kpromo does. A link out of the tree where a folder to search or a manifest
+ * would be, and a promoter-manifest.yaml that is not a regular file, are refused with a finding.
  */
-async function findManifestFiles(manifestsDir: string, context: LoadContext): Promise<FoundManifests> {
-  const found: FoundManifests = { projects: [], misplaced: [] };
+async function findManifestFiles(
+  manifestsDir: string,
+  tree: ManifestTree,
+  context: LoadContext,
+): Promise<FoundManifests> {
+  const found: FoundManifests = { projects: [], misplaced: [], refused: [] };
+  const refuse = (file: string, refusal: TreeFileRefusal): void => {
+    found.refused.push(refusedFileFinding(file, refusal, THIN_TREE));
+  };
   const walk = async (directory: string, depth: number, ancestors: ReadonlySet<string>): Promise<void> => {
     checkAborted(context.signal);
     let real: string;
@@ -251,22 +327,29 @@ async function findManifestFiles(manifestsDir: string, context: LoadContext): Pr
     const subdirectories: string[] = [];
     for (const entry of entries) {
       const entryPath = path.join(directory, entry.name);
-      let isDirectory = entry.isDirectory();
-      let isFile = entry.isFile();
-      if (entry.isSymbolicLink()) {
-        try {
-          const target = await stat(entryPath);
-          isDirectory = target.isDirectory();
-          isFile = target.isFile();
-        } catch {
-          // A dangling link is just another file that is not a manifest.
-          continue;
-        }
+      let kind;
+      try {
+        kind = await kindInTree(tree, entry, entryPath);
+      } catch (error) {
+        throw ioError(context, "directory", entryPath, error);
       }
-      if (isFile && entry.name === THIN_MANIFEST_FILE) {
+      if (kind === undefined) continue;
+      const isManifest = entry.name === THIN_MANIFEST_FILE;
+      if (kind === "outside") {
+        // Other links out (a README shared with the repository) are never read, so not refused.
+        const searched =
+          isManifest ||
+          (await stat(entryPath).then(
+            (info) => info.isDirectory(),
+            () => false,
+          ));
+        if (searched) refuse(entryPath, { reason: "outside-tree" });
+      } else if (isManifest && kind !== "file") {
+        refuse(entryPath, { reason: "not-a-file", kind });
+      } else if (isManifest) {
         if (depth === 1) found.projects.push({ project: path.basename(directory), file: entryPath });
         else found.misplaced.push(entryPath);
-      } else if (isDirectory && depth < MAX_MANIFEST_TREE_DEPTH) {
+      } else if (kind === "directory" && depth < MAX_MANIFEST_TREE_DEPTH) {
         subdirectories.push(entryPath);
       }
     }
@@ -297,10 +380,25 @@ async function requireDirectory(context: LoadContext, what: string, directory: s
 
 async function loadThinManifestTree(root: string, context: LoadContext): Promise<ManifestSet> {
   await requireDirectory(context, "thin-manifest directory", root);
+  let tree: ManifestTree;
+  try {
+    tree = await manifestTreeOf({ thinManifestDir: root }, context.cwd);
+  } catch (error) {
+    throw ioError(context, "thin-manifest directory", root, error);
+  }
   const manifestsDir = path.join(root, "manifests");
   await requireDirectory(context, "manifests directory", manifestsDir);
-  const found = await findManifestFiles(manifestsDir, context);
-  if (found.projects.length === 0 && found.misplaced.length === 0) {
+  let manifestsLocation;
+  try {
+    manifestsLocation = await tree.locate(manifestsDir);
+  } catch (error) {
+    throw ioError(context, "manifests directory", manifestsDir, error);
+  }
+  if (!manifestsLocation.inside) {
+    return createManifestSet([], [refusedFileFinding(manifestsDir, { reason: "outside-tree" }, THIN_TREE)]);
+  }
+  const found = await findManifestFiles(manifestsDir, tree, context);
+  if (found.projects.length === 0 && found.misplaced.length === 0 && found.refused.length === 0) {
     throw new EmptyManifestTreeError(
       `no ${THIN_MANIFEST_FILE} found in ${display(context, manifestsDir)} (expected manifests/<project>/${THIN_MANIFEST_FILE})`,
       manifestsDir,
@@ -313,16 +411,18 @@ async function loadThinManifestTree(root: string, context: LoadContext): Promise
       `${display(context, file)} is not at manifests/<project>/${THIN_MANIFEST_FILE} and is not read`,
     ),
   );
+  findings.push(...found.refused);
 
   const readProject = async ({ project, file }: FoundProject): Promise<ParsedPromotionManifest> => {
     const imagesFile = path.join(root, "images", project, THIN_IMAGES_FILE);
     const [manifestRead, imagesRead] = await Promise.all([
-      readManifestFile(context, "manifest file", file),
-      readImagesFile(context, imagesFile),
+      readManifestFile(context, tree, THIN_TREE, "manifest file", file),
+      readImagesFile(context, tree, imagesFile),
     ]);
     const projectFindings: Finding[] = [];
     if (manifestRead.kind === "refused") {
       projectFindings.push(manifestRead.finding);
+      if (imagesRead?.kind === "refused") projectFindings.push(imagesRead.finding);
       return { manifest: undefined, findings: projectFindings };
     }
     let images: ManifestText | undefined;
@@ -350,10 +450,17 @@ async function loadThinManifestTree(root: string, context: LoadContext): Promise
   return createManifestSet(manifests, findings);
 }
 
-/** The images file, or undefined when it does not exist (a finding, not an I/O error). */
-async function readImagesFile(context: LoadContext, file: string): Promise<ReadResult | undefined> {
+/**
+ * The images file, or undefined when it does not exist (a finding, not an I/O error); a link to
+ * a missing file is missing too.
+ */
+async function readImagesFile(
+  context: LoadContext,
+  tree: ManifestTree,
+  file: string,
+): Promise<ReadResult | undefined> {
   try {
-    return await readManifestFile(context, "images file", file);
+    return await readManifestFile(context, tree, THIN_TREE, "images file", file);
   } catch (error) {
     if (error instanceof ManifestIoError && errnoCode(error.cause) === "ENOENT") return undefined;
     throw error;

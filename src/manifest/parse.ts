@@ -14,6 +14,7 @@ import {
   type RepositoryPath,
   type Tag,
 } from "../reference/index.js";
+import { escapeExcerpt, quoteExcerpt } from "../excerpt.js";
 import { makeFinding } from "./finding.js";
 import type {
   DigestEntry,
@@ -49,6 +50,8 @@ export interface ParsedPromotionManifest {
   readonly findings: readonly Finding[];
 }
 
+/** Characters of a digest that name it in a message: `sha256:` and 12 hex digits. */
+const DIGEST_PREFIX_CHARS = 19;
 const PLAIN_MANIFEST_KEYS = ["registries", "images"] as const;
 const THIN_MANIFEST_KEYS = ["registries", "imagesPath"] as const;
 const REGISTRY_KEYS = ["name", "src", "service-account"] as const;
@@ -115,7 +118,7 @@ export function parseThinManifest(
         reader.report(
           "deprecated-key",
           imagesPath.keyPosition,
-          `imagesPath is deprecated and ignored: the images are read from images/${project}/images.yaml`,
+          `imagesPath is deprecated and ignored: the images are read from images/${escapeExcerpt(project)}/images.yaml`,
         );
       }
       return readRegistries(reader, fields.get("registries")?.value);
@@ -128,7 +131,7 @@ export function parseThinManifest(
       makeFinding(
         "missing-images-file",
         { file: manifestInput.file, line: 1, column: 1 },
-        `project ${JSON.stringify(project)} has no images file images/${project}/images.yaml`,
+        `project ${quoteExcerpt(project)} has no images file images/${escapeExcerpt(project)}/images.yaml`,
       ),
     );
   } else {
@@ -239,7 +242,7 @@ function readRegistry(reader: ManifestReader, node: ParsedNode | undefined): Reg
     reader.report(
       "invalid-registry-name",
       name.position,
-      `invalid registry name ${JSON.stringify(name.value)}: ${problem}`,
+      `invalid registry name ${quoteExcerpt(name.value)}: ${problem}`,
     );
   } else {
     location = resolveLocation(parseRegistryLocation(name.value), reader.source.file);
@@ -288,13 +291,13 @@ function readImage(reader: ManifestReader, node: ParsedNode | undefined): ImageE
     if (!located) {
       valid = false;
     } else {
-      label = `image ${JSON.stringify(located.value)}`;
+      label = `image ${quoteExcerpt(located.value)}`;
       const problem = repositoryPathProblem(located.value);
       if (problem) {
         reader.report(
           "invalid-image-name",
           located.position,
-          `invalid image name ${JSON.stringify(located.value)}: ${problem}`,
+          `invalid image name ${quoteExcerpt(located.value)}: ${problem}`,
         );
         valid = false;
       } else {
@@ -335,7 +338,7 @@ function readDmap(reader: ManifestReader, dmap: YAMLMap.Parsed, label: string): 
       reader.report(
         "invalid-digest",
         field.keyPosition,
-        `invalid digest ${JSON.stringify(field.name)} in ${label}: ${problem}`,
+        `invalid digest ${quoteExcerpt(field.name)} in ${label}: ${problem}`,
       );
       valid = false;
     }
@@ -360,7 +363,7 @@ function readTags(
   label: string,
 ): TagEntry[] | undefined {
   if (node === undefined || reader.isNull(node)) return [];
-  const list = reader.sequence(node, `the tags of ${digest.slice(0, 19)}… in ${label}`);
+  const list = reader.sequence(node, `the tags of ${escapeExcerpt(digest, DIGEST_PREFIX_CHARS)} in ${label}`);
   if (!list) return undefined;
   const tags: TagEntry[] = [];
   let valid = true;
@@ -376,7 +379,7 @@ function readTags(
       reader.report(
         "invalid-tag",
         located.position,
-        `invalid tag ${JSON.stringify(located.value)} in ${label}: ${problem}`,
+        `invalid tag ${quoteExcerpt(located.value)} in ${label}: ${problem}`,
       );
       valid = false;
       continue;
@@ -408,7 +411,7 @@ function withinNameLimits(
       makeFinding(
         "invalid-image-name",
         image.position,
-        `image ${JSON.stringify(image.name)} under registry ${JSON.stringify(longest)} makes a name of ${length} characters (at most ${MAX_NAME_LENGTH})`,
+        `image ${quoteExcerpt(image.name)} under registry ${quoteExcerpt(longest)} makes a name of ${length} characters (at most ${MAX_NAME_LENGTH})`,
       ),
     );
     return false;

@@ -1,4 +1,5 @@
 import { isAlias, isMap, isScalar, isSeq, Scalar, type ParsedNode, type YAMLMap, type YAMLSeq } from "yaml";
+import { escapeExcerpt, MAX_EXCERPT_CHARS, quoteExcerpt } from "../excerpt.js";
 import { makeFinding, type FindingDetails, type ManifestRuleId } from "./finding.js";
 import type { Finding, SourcePosition } from "./model.js";
 import type { YamlSource } from "./yaml-source.js";
@@ -53,7 +54,8 @@ export class ManifestReader {
     if (!isAlias(node)) return node;
     const target = this.source.dereference(node);
     if (target === undefined) {
-      this.report("yaml-syntax", node, `alias *${node.source} has no anchor &${node.source} before it`);
+      const name = escapeExcerpt(node.source, MAX_EXCERPT_CHARS);
+      this.report("yaml-syntax", node, `alias *${name} has no anchor &${name} before it`);
     }
     return target === undefined ? undefined : this.resolve(target);
   }
@@ -74,7 +76,7 @@ export class ManifestReader {
     if (this.isNull(node)) return "nothing";
     if (isMap(node)) return "a mapping";
     if (isSeq(node)) return "a list";
-    if (isScalar(node)) return `the string ${JSON.stringify(String(node.value))}`;
+    if (isScalar(node)) return `the string ${quoteExcerpt(String(node.value))}`;
     return "an alias";
   }
 
@@ -88,7 +90,7 @@ export class ManifestReader {
     this.report(
       "invalid-type",
       node,
-      `${what} must be plain text, but the YAML tag ${(node.tag ?? "").replace("tag:yaml.org,2002:", "!!")} turns ${JSON.stringify(node.source)} into something else; write the value itself`,
+      `${what} must be plain text, but the YAML tag ${escapeExcerpt((node.tag ?? "").replace("tag:yaml.org,2002:", "!!"), MAX_EXCERPT_CHARS)} turns ${quoteExcerpt(node.source)} into something else; write the value itself`,
     );
     return false;
   }
@@ -138,14 +140,9 @@ export class ManifestReader {
       const keyPosition = this.positionOf(key);
       const first = firstPosition.get(name);
       if (first !== undefined) {
-        this.report(
-          "duplicate-key",
-          keyPosition,
-          `${JSON.stringify(name)} appears more than once in ${what}`,
-          {
-            related: [first],
-          },
-        );
+        this.report("duplicate-key", keyPosition, `${quoteExcerpt(name)} appears more than once in ${what}`, {
+          related: [first],
+        });
         duplicated.add(name);
         continue;
       }
@@ -163,7 +160,7 @@ export class ManifestReader {
         this.report(
           "unknown-key",
           field.keyPosition,
-          `unknown key ${JSON.stringify(field.name)} in ${what} (expected ${allowed.join(", ")})`,
+          `unknown key ${quoteExcerpt(field.name)} in ${what} (expected ${allowed.join(", ")})`,
         );
         continue;
       }

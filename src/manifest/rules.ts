@@ -1,3 +1,4 @@
+import { quoteExcerpt } from "../excerpt.js";
 import {
   formatRepositoryLocation,
   repositoryIn,
@@ -26,8 +27,8 @@ export function registryFindings(manifest: PromotionManifest): Finding[] {
         "no-source-registry",
         at,
         manifest.registries.length === 0
-          ? `project ${JSON.stringify(manifest.project)} lists no registries`
-          : `project ${JSON.stringify(manifest.project)} has no registry with src: true`,
+          ? `project ${quoteExcerpt(manifest.project)} lists no registries`
+          : `project ${quoteExcerpt(manifest.project)} has no registry with src: true`,
       ),
     );
   }
@@ -36,7 +37,7 @@ export function registryFindings(manifest: PromotionManifest): Finding[] {
       makeFinding(
         "multiple-source-registries",
         extra.position,
-        `registry ${JSON.stringify(extra.name)} is a second source in project ${JSON.stringify(manifest.project)} (the first is ${JSON.stringify(first?.name)})`,
+        `registry ${quoteExcerpt(extra.name)} is a second source in project ${quoteExcerpt(manifest.project)} (the first is ${quoteExcerpt(first?.name ?? "")})`,
         first ? { related: [first.position] } : {},
       ),
     );
@@ -53,7 +54,7 @@ export function registryFindings(manifest: PromotionManifest): Finding[] {
         makeFinding(
           "destination-is-source",
           registry.position,
-          `destination ${JSON.stringify(registry.name)} is the source registry of project ${JSON.stringify(manifest.project)}`,
+          `destination ${quoteExcerpt(registry.name)} is the source registry of project ${quoteExcerpt(manifest.project)}`,
           { related: [source.position] },
         ),
       );
@@ -65,7 +66,7 @@ export function registryFindings(manifest: PromotionManifest): Finding[] {
         makeFinding(
           "duplicate-registry",
           registry.position,
-          `destination ${JSON.stringify(registry.name)} is listed twice`,
+          `destination ${quoteExcerpt(registry.name)} is listed twice`,
           {
             related: [earlier.position],
           },

@@ -10,7 +10,7 @@ import {
   type Document,
   type ParsedNode,
 } from "yaml";
-import { truncateForMessage } from "../errors.js";
+import { escapeExcerpt } from "../excerpt.js";
 import { makeFinding } from "./finding.js";
 import type { Finding, SourcePosition } from "./model.js";
 
@@ -36,6 +36,11 @@ export const MAX_YAML_ALIASES = 100;
 export const MAX_YAML_ALIAS_EXPANSION = 10_000;
 /** YAML syntax errors reported per file; the rest are counted in the last message. */
 export const MAX_YAML_ERRORS_PER_FILE = 20;
+/**
+ * Characters of a YAML library message kept: the longest of its own sentences has 97; the rest
+ * of a longer one is text quoted from the file (a tag, a block scalar header).
+ */
+export const MAX_YAML_MESSAGE_CHARS = 120;
 
 /** A parsed YAML file: its root node (undefined for an empty or comment-only file) and positions. */
 export class YamlSource {
@@ -332,6 +337,6 @@ export function parseSequenceItems(text: string, file: string): SequenceItem[] |
 
 /** eemeli/yaml messages are sentences starting with a capital; ours are lower-case clauses. */
 function yamlMessage(message: string): string {
-  const line = truncateForMessage(message.split("\n")[0] ?? message, 300);
+  const line = escapeExcerpt(message.split("\n")[0] ?? message, MAX_YAML_MESSAGE_CHARS);
   return `YAML: ${line.charAt(0).toLowerCase()}${line.slice(1)}`;
 }

@@ -1,5 +1,6 @@
 import { createHash, type Hash } from "node:crypto";
 import { InvalidNameError } from "../errors.js";
+import { quoteExcerpt } from "../excerpt.js";
 
 /**
  * A content digest, `algorithm:encoded`, restricted to the algorithms registries must accept:
@@ -23,7 +24,7 @@ export function digestProblem(input: string): string | undefined {
   const algorithm = input.slice(0, colon);
   const encoded = input.slice(colon + 1);
   if (algorithm !== "sha256" && algorithm !== "sha512") {
-    return `unsupported algorithm ${JSON.stringify(algorithm)}; expected sha256 or sha512`;
+    return `unsupported algorithm ${quoteExcerpt(algorithm)}; expected sha256 or sha512`;
   }
   if (/[A-F]/.test(encoded) && /^[0-9a-fA-F]+$/.test(encoded)) {
     return "hex digits must be lower-case";

@@ -1,4 +1,5 @@
 import { InvalidNameError } from "../errors.js";
+import { quoteExcerpt } from "../excerpt.js";
 
 /**
  * Repository and registry names per the distribution reference grammar:
@@ -28,13 +29,13 @@ export const MAX_NAME_LENGTH = 255;
 export function pathComponentProblem(component: string): string | undefined {
   if (component.length === 0) return "empty path component (two slashes, or a leading or trailing slash)";
   if (PATH_COMPONENT.test(component)) return undefined;
-  if (/[A-Z]/.test(component)) return `path component ${JSON.stringify(component)} has upper-case letters`;
+  if (/[A-Z]/.test(component)) return `path component ${quoteExcerpt(component)} has upper-case letters`;
   if (/^[._-]|[._-]$/.test(component)) {
-    return `path component ${JSON.stringify(component)} must start and end with a letter or digit`;
+    return `path component ${quoteExcerpt(component)} must start and end with a letter or digit`;
   }
   const bad = /[^a-z0-9._-]/.exec(component);
-  if (bad) return `character ${JSON.stringify(bad[0])} is not allowed in ${JSON.stringify(component)}`;
-  return `path component ${JSON.stringify(component)} has an invalid separator (use ".", "_", "__" or dashes)`;
+  if (bad) return `character ${quoteExcerpt(bad[0])} is not allowed in ${quoteExcerpt(component)}`;
+  return `path component ${quoteExcerpt(component)} has an invalid separator (use ".", "_", "__" or dashes)`;
 }
 
 export function repositoryPathProblem(input: string): string | undefined {
@@ -75,7 +76,7 @@ export function registryHostProblem(input: string): string | undefined {
       if (!rest.startsWith(":")) return "only :port may follow an IPv6 address";
       port = rest.slice(1);
     }
-    if (!IPV6_HOST.test(host)) return `${JSON.stringify(host)} is not an IPv6 address`;
+    if (!IPV6_HOST.test(host)) return `${quoteExcerpt(host)} is not an IPv6 address`;
   } else {
     const colon = input.lastIndexOf(":");
     if (colon >= 0) {
@@ -85,12 +86,12 @@ export function registryHostProblem(input: string): string | undefined {
     if (host.length === 0) return "the host part is empty";
     for (const component of host.split(".")) {
       if (!DOMAIN_COMPONENT.test(component)) {
-        return `${JSON.stringify(host)} is not a host name (letters, digits and dashes between dots)`;
+        return `${quoteExcerpt(host)} is not a host name (letters, digits and dashes between dots)`;
       }
     }
   }
   if (port !== undefined && (!PORT.test(port) || Number(port) > 65535)) {
-    return `port ${JSON.stringify(port)} must be a number from 0 to 65535`;
+    return `port ${quoteExcerpt(port)} must be a number from 0 to 65535`;
   }
   return undefined;
 }

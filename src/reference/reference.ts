@@ -1,4 +1,5 @@
 import { InvalidNameError } from "../errors.js";
+import { quoteExcerpt } from "../excerpt.js";
 import { isDigest, digestProblem, type Digest } from "./digest.js";
 import {
   joinRepositoryPath,
@@ -127,13 +128,13 @@ export function registryLocationProblem(name: string): string | undefined {
   // Without this, "https://gcr.io/x" was refused for its "port" (the empty text after "https:").
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(name);
   if (scheme) {
-    return `a registry name has no scheme: write ${JSON.stringify(name.slice(scheme[0].length))}, not ${JSON.stringify(name)} (HTTPS is used unless the registry is on loopback or named with --insecure-registry)`;
+    return `a registry name has no scheme: write ${quoteExcerpt(name.slice(scheme[0].length))}, not ${quoteExcerpt(name)} (HTTPS is used unless the registry is on loopback or named with --insecure-registry)`;
   }
   if (name.endsWith("/")) return "a registry name cannot end with /";
   const slash = name.indexOf("/");
   const host = slash < 0 ? name : name.slice(0, slash);
   if (!looksLikeRegistryHost(host)) {
-    return `${JSON.stringify(host)} is not a registry host (expected a host such as gcr.io or 127.0.0.1:5000, or oci:DIR)`;
+    return `${quoteExcerpt(host)} is not a registry host (expected a host such as gcr.io or 127.0.0.1:5000, or oci:DIR)`;
   }
   const hostProblem = registryHostProblem(host);
   if (hostProblem) return hostProblem;

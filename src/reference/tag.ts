@@ -1,4 +1,5 @@
 import { InvalidNameError } from "../errors.js";
+import { quoteExcerpt } from "../excerpt.js";
 
 /**
  * A tag, per the distribution reference grammar: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
@@ -17,7 +18,7 @@ export function tagProblem(input: string): string | undefined {
   if (input.length > 128) return `a tag has at most 128 characters, found ${input.length}`;
   if (!/^[A-Za-z0-9_]/.test(input)) return "a tag must start with a letter, digit or underscore";
   const bad = /[^A-Za-z0-9_.-]/.exec(input);
-  if (bad) return `character ${JSON.stringify(bad[0])} is not allowed (only letters, digits, _ . -)`;
+  if (bad) return `character ${quoteExcerpt(bad[0])} is not allowed (only letters, digits, _ . -)`;
   return undefined;
 }
 

@@ -542,7 +542,8 @@ const CASES: readonly Case[] = [
   {
     input: "plain/a-directory.yaml",
     status: 2,
-    message: "error[manifest-io]: cannot read manifest file plain/a-directory.yaml: not a regular file",
+    message:
+      "error[manifest-io]: cannot read manifest file plain/a-directory.yaml: not a regular file (a directory)",
   },
   {
     input: "plain/does-not-exist.yaml",

@@ -195,7 +195,8 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
     path: {
       type: "string",
       valueName: "P",
-      description: "Manifest file or thin-manifest tree inside the repository (default: its root)",
+      description:
+        "Manifest file or thin-manifest tree inside the repository, links resolved (default: its root)",
     },
     listen: {
       type: "string",

@@ -22,7 +22,9 @@ when the file is sorted). The file is edited in place: comments, blank lines, qu
 order of everything else stay as they are, so the diff shows only the added lines.
 
 Refused (exit 1): the tag latest; a tag that already points at another digest in the manifests
-(any project that promotes to the same destination); a tag or digest that is not in staging.
+(any project that promotes to the same destination); a tag or digest that is not in staging;
+an images file or folder that is a link out of DIR, or a link to a missing file (writes stay
+inside DIR).
 Running the same command again changes nothing and says so (exit 0).
 
 Exit status: 0 added or already there; 1 refused; 2 invalid input or usage.`,

@@ -30,6 +30,8 @@ Reads a plain promotion manifest (registries and images in one file) or a thin-m
 reports every problem at once, each as FILE:LINE:COLUMN: SEVERITY[RULE]: MESSAGE with a hint.
 Paths are shown relative to the current directory. Then prints a summary: projects, images,
 digests, tags, destinations and promotion edges (one per image, digest and tag, per destination).
+Files are read only from inside DIR (or the folder of FILE): a link that leaves it, or a
+folder, FIFO or device where a file belongs, is refused (refused-file) and never shown.
 
 Exit status: 0 when there are no errors (warnings do not fail), 1 when there are errors,
 2 when the input cannot be read or the flags are wrong.
