@@ -610,6 +610,11 @@ describe("known secrets reach no sink", () => {
       });
       expect(response.status).toBe(200);
       await until("the alert", () => alerts.length > 0);
+      // Anyone may read the findings: what the registry echoed is served without the token.
+      const findings = await (await fetch(`http://127.0.0.1:${port}/findings`)).text();
+      transcript.push(findings);
+      expect(findings).toMatch(/newline-command/);
+      expectInert(jsonProblems(findings), "GET /findings");
     } finally {
       child.kill("SIGTERM");
       await new Promise((resolve) => child.once("exit", resolve));

@@ -217,6 +217,14 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
       level: parseLogLevel(stringOption(values, "log-level")),
     });
     const { token, looseMode } = await readTokenFile(path.resolve(io.cwd, tokenFile));
+    // The token and the webhook URL are credentials: no log line or alert may carry them.
+    const secrets = io.secrets;
+    secrets?.add(token);
+    if (webhook !== undefined) {
+      const { pathname, search } = new URL(webhook);
+      secrets?.add(webhook);
+      secrets?.add(`${pathname}${search}`);
+    }
     if (looseMode)
       logger.log("warn", "the token file is readable by group or others; chmod 600 it", { tokenFile });
     const dbPath = path.resolve(io.cwd, stringOption(values, "db") ?? DEFAULT_AUDIT_DB);
@@ -260,7 +268,13 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
     const store = FindingStore.open(dbPath);
     const provider = storeProviderFromOptions(values, io, logger);
     const alerts: AlertSink | undefined =
-      webhook === undefined ? undefined : new WebhookAlertSink({ url: webhook, logger });
+      webhook === undefined
+        ? undefined
+        : new WebhookAlertSink({
+            url: webhook,
+            logger,
+            ...(secrets ? { redact: (text: string) => secrets.redact(text) } : {}),
+          });
     const lookup = new RegistryManifestLookup({
       provider,
       logger,
@@ -279,7 +293,18 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
     let server;
     try {
       auditor.start();
-      server = await startAuditServer({ auditor, store, metrics, token, hostMapping, logger }, listen);
+      server = await startAuditServer(
+        {
+          auditor,
+          store,
+          metrics,
+          token,
+          hostMapping,
+          logger,
+          ...(secrets ? { redact: (text: string) => secrets.redact(text) } : {}),
+        },
+        listen,
+      );
     } catch (error) {
       await auditor.close();
       store.close();
