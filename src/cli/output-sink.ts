@@ -5,6 +5,7 @@ import {
   credentialFromEntry,
   parseAuthDocument,
   Redactor,
+  redactText,
   REGISTRY_AUTH_VARIABLE,
 } from "../registry/index.js";
 import { IDENTITY_TOKEN_VARIABLE, SIGN_KEY_PASSWORD_VARIABLE } from "../sign/index.js";
@@ -117,7 +118,7 @@ export async function writeOutputFile(
   text: string,
   options: { append?: boolean } = {},
 ): Promise<void> {
-  const redacted = io.secrets ? io.secrets.redact(text) : new Redactor().redact(text);
+  const redacted = io.secrets ? io.secrets.redact(text) : redactText(text);
   const guarded = guardedOutput(redacted, { terminal: false });
   await (options.append ? appendFile(file, guarded) : writeFile(file, guarded));
 }
