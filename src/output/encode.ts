@@ -27,7 +27,27 @@
  * tag characters), line and paragraph separators (Zl, Zp), lone surrogates (Cs), and characters
  * that render as nothing (combining grapheme joiner, Hangul fillers).
  */
-const UNSAFE_CHARACTERS = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}\u034f\u115f\u1160\u3164\uffa0]/gu;
+const UNSAFE_BEYOND_CONTROLS = "\\p{Cf}\\p{Zl}\\p{Zp}\\p{Cs}\\u034f\\u115f\\u1160\\u3164\\uffa0";
+
+/**
+ * The unsafe characters except those in `keep` (layout characters a sink writes itself). Kept
+ * characters are left out of the pattern rather than skipped in a callback: a large JSON report
+ * has millions of line feeds.
+ */
+function unsafeCharacters(keep: string): RegExp {
+  const controls: string[] = [];
+  for (let code = 0; code <= 0x9f; code += 1) {
+    if ((code < 0x20 || code >= 0x7f) && !keep.includes(String.fromCharCode(code))) {
+      controls.push(`\\u${code.toString(16).padStart(4, "0")}`);
+    }
+  }
+  return new RegExp(`[${controls.join("")}${UNSAFE_BEYOND_CONTROLS}]`, "gu");
+}
+
+const UNSAFE_CHARACTERS = unsafeCharacters("");
+const UNSAFE_EXCEPT_LINE_FEED = unsafeCharacters("\n");
+const UNSAFE_EXCEPT_LAYOUT = unsafeCharacters("\n\t");
+const UNSAFE_EXCEPT_TERMINAL_LAYOUT = unsafeCharacters("\n\t\r");
 
 /** The GitHub Actions runner's command at a line start, after whitespace (`TrimStart`). */
 const RUNNER_COMMAND_AT_LINE_START = /^(\s*):(?=:)/gmu;
@@ -49,11 +69,9 @@ function escapeCharacter(character: string): string {
   return SHORT_ESCAPES[character] ?? unicodeEscape(character);
 }
 
-/** Unsafe characters as visible escapes (`\n`, `\r`, `\t`, `\u202e`), except those in `keep`. */
-function escapeUnsafeCharacters(text: string, keep = ""): string {
-  return text.replace(UNSAFE_CHARACTERS, (character) =>
-    keep.includes(character) ? character : escapeCharacter(character),
-  );
+/** Characters `pattern` matches as visible escapes (`\n`, `\r`, `\t`, `\u202e`). */
+function escapeUnsafeCharacters(text: string, pattern = UNSAFE_CHARACTERS): string {
+  return text.replace(pattern, escapeCharacter);
 }
 
 /** Breaks what the CI runner would read as a command, in every line of `text`. */
@@ -84,7 +102,9 @@ export function textLines(lines: readonly string[]): string {
  * that forgot `textValue` can still break no line, colour nothing and run no command.
  */
 export function guardedOutput(text: string, options: { terminal: boolean }): string {
-  return breakRunnerCommands(escapeUnsafeCharacters(text, options.terminal ? "\n\t\r" : "\n\t"));
+  return breakRunnerCommands(
+    escapeUnsafeCharacters(text, options.terminal ? UNSAFE_EXCEPT_TERMINAL_LAYOUT : UNSAFE_EXCEPT_LAYOUT),
+  );
 }
 
 /**
@@ -126,11 +146,7 @@ export function markdownCode(value: string): string {
 export function jsonText(value: unknown, indent?: number): string {
   const text = JSON.stringify(value, null, indent);
   // The only raw control character JSON.stringify writes is the line feed of its indentation.
-  return breakRunnerCommands(
-    text.replace(UNSAFE_CHARACTERS, (character) =>
-      character === "\n" ? character : unicodeEscape(character),
-    ),
-  );
+  return breakRunnerCommands(text.replace(UNSAFE_EXCEPT_LINE_FEED, unicodeEscape));
 }
 
 /**
