@@ -40,10 +40,11 @@ describe("webhook alerts", () => {
     const logger = new MemoryLogger();
     const sink = new WebhookAlertSink({ url: target.url, logger, baseDelayMs: 5 });
     expect(await deliver(sink, "violation <one> & more")).toBe(true);
+    // The sink encodes for Slack: callers send plain text.
     expect(target.bodies).toEqual([
-      { text: "violation <one> & more" },
-      { text: "violation <one> & more" },
-      { text: "violation <one> & more" },
+      { text: "violation &lt;one&gt; &amp; more" },
+      { text: "violation &lt;one&gt; &amp; more" },
+      { text: "violation &lt;one&gt; &amp; more" },
     ]);
     const retries = logger.lines.filter((line) => line.message.includes("retrying"));
     expect(retries).toHaveLength(2);
@@ -88,6 +89,20 @@ describe("webhook alerts", () => {
       baseDelayMs: 1,
     });
     expect(await deliver(sink, "x")).toBe(false);
+  });
+
+  it("sends alert text inert and without the run's secrets", async () => {
+    const target = await receiver([]);
+    servers.push(target.server);
+    const sink = new WebhookAlertSink({
+      url: target.url,
+      logger: new MemoryLogger(),
+      redact: (text) => text.replaceAll("tok-123456", "REDACTED"),
+    });
+    expect(await deliver(sink, "event x\n<!channel> \u001b[31m\u202e ##[error] tok-123456")).toBe(true);
+    expect(target.bodies).toEqual([
+      { text: "event x\\n&lt;!channel&gt; \\u001b[31m\\u202e \\u0023#[error] REDACTED" },
+    ]);
   });
 
   it("validates URLs and escapes Slack control characters", () => {

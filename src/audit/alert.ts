@@ -1,12 +1,15 @@
 import { describeError } from "../errors.js";
 import type { Logger } from "../log.js";
+import { slackText } from "../output/encode.js";
 
 /**
  * Alert delivery to a Slack-compatible incoming webhook (`{"text": ...}`, which Slack, Mattermost,
  * Rocket.Chat, Google Chat and most chat bridges accept). Deliveries run one at a time in the
  * background, in order, each retried with exponential backoff and jitter on network errors, 408,
  * 429 and 5xx (honouring `Retry-After`). The webhook URL is a secret (it is the credential): it
- * never appears in logs or errors, only its origin.
+ * never appears in logs or errors, only its origin. Alert text carries outside text (event ids,
+ * repositories, registry hosts): the sink is the one place it is encoded for Slack
+ * (`slackText`) and stripped of known secrets (`redact`), so callers send plain text.
  */
 
 export const DEFAULT_ALERT_ATTEMPTS = 5;
@@ -36,12 +39,15 @@ export interface WebhookAlertOptions {
   readonly attempts?: number;
   readonly baseDelayMs?: number;
   readonly timeoutMs?: number;
+  /** Removes the run's known secrets from alert text (the auditor's token, registry credentials). */
+  readonly redact?: (text: string) => string;
 }
 
-/** Escapes the three characters Slack's mrkdwn treats as control characters. */
-export function escapeSlackText(text: string): string {
-  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
-}
+/**
+ * Text for Slack's mrkdwn: `&`, `<` and `>` (its control characters) escaped, and control,
+ * bidi and invisible characters as visible escapes. The alert sink applies it to every alert.
+ */
+export const escapeSlackText = slackText;
 
 /** Validates an alert webhook URL; returns a reason when unusable. */
 export function alertWebhookProblem(url: string): string | undefined {
@@ -87,6 +93,7 @@ export class WebhookAlertSink implements AlertSink {
   private readonly attempts: number;
   private readonly baseDelayMs: number;
   private readonly timeoutMs: number;
+  private readonly redact: (text: string) => string;
   private readonly queue: { text: string; onResult: AlertResultListener | undefined }[] = [];
   private readonly controller = new AbortController();
   private running: Promise<void> | undefined;
@@ -98,6 +105,7 @@ export class WebhookAlertSink implements AlertSink {
     this.attempts = Math.max(1, options.attempts ?? DEFAULT_ALERT_ATTEMPTS);
     this.baseDelayMs = options.baseDelayMs ?? DEFAULT_ALERT_BASE_DELAY_MS;
     this.timeoutMs = options.timeoutMs ?? ALERT_TIMEOUT_MS;
+    this.redact = options.redact ?? ((text) => text);
   }
 
   send(text: string, onResult?: AlertResultListener): void {
@@ -145,8 +153,9 @@ export class WebhookAlertSink implements AlertSink {
   }
 
   private async deliver(text: string): Promise<boolean> {
+    const shown = slackText(this.redact(text));
     const body = JSON.stringify({
-      text: text.length > MAX_ALERT_TEXT ? `${text.slice(0, MAX_ALERT_TEXT)}…` : text,
+      text: shown.length > MAX_ALERT_TEXT ? `${shown.slice(0, MAX_ALERT_TEXT)}…` : shown,
     });
     let lastProblem = "";
     for (let attempt = 1; attempt <= this.attempts; attempt += 1) {

@@ -2,7 +2,6 @@ import { describeError } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Digest, RegistryHost } from "../reference/index.js";
 import type { AlertSink } from "./alert.js";
-import { escapeSlackText } from "./alert.js";
 import { judgeEvent, type Judgement, type ManifestFacts, type ManifestLookup } from "./decide.js";
 import { repositoryStanding, type DesiredRepository, type DesiredState } from "./desired-state.js";
 import { eventRepositoryKey, indexChildrenOf, type RegistryEvent } from "./event.js";
@@ -177,7 +176,7 @@ export class Auditor {
   raiseAlert(message: string, fields: Readonly<Record<string, unknown>> = {}): void {
     this.logger.log("error", message, { alert: true, ...fields });
     const detail = typeof fields.error === "string" ? `: ${fields.error}` : "";
-    this.alerts?.send(escapeSlackText(`promoter audit: ${message}${detail}`), (delivered) => {
+    this.alerts?.send(`promoter audit: ${message}${detail}`, (delivered) => {
       this.countAlert(delivered);
     });
   }
@@ -398,10 +397,9 @@ export class Auditor {
   private sendAlert(finding: AuditFinding): void {
     if (!this.alerts) return;
     const target = `${finding.repository}${finding.tag === null ? "" : `:${finding.tag}`}${finding.digest === null ? "" : `@${finding.digest}`}`;
-    const text = escapeSlackText(
+    const text =
       `promoter audit: violation (${finding.rule}) ${finding.action} ${target}: ${finding.reason}` +
-        ` [event ${finding.eventId}${finding.eventTime === null ? "" : ` at ${finding.eventTime}`}]`,
-    );
+      ` [event ${finding.eventId}${finding.eventTime === null ? "" : ` at ${finding.eventTime}`}]`;
     this.alerts.send(text, (delivered) => {
       this.countAlert(delivered);
       try {

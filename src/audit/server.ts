@@ -3,6 +3,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { describeError } from "../errors.js";
 import type { Logger } from "../log.js";
+import { ENCODED_SECRET_FORMS, jsonText } from "../output/encode.js";
+import { Redactor } from "../registry/index.js";
 import type { Auditor } from "./auditor.js";
 import {
   MalformedEventError,
@@ -58,6 +60,12 @@ export interface AuditServerOptions {
   readonly logger: Logger;
   readonly maxBodyBytes?: number;
   readonly now?: () => number;
+  /**
+   * Removes known secrets from every response body. `GET /findings` serves what notifications
+   * said (event ids, reasons) to anyone who asks: a registry that echoes the token into an event
+   * must not publish it. Default: removes `token`.
+   */
+  readonly redact?: (text: string) => string;
 }
 
 export interface AuditServer {
@@ -97,15 +105,18 @@ function bearerToken(request: IncomingMessage): string | undefined {
   return match?.[1];
 }
 
+type Redact = (text: string) => string;
+
 function sendJson(
   response: ServerResponse,
+  redact: Redact,
   status: number,
   body: unknown,
   close = false,
   retryAfterSeconds?: number,
 ): void {
   if (response.headersSent) return;
-  const text = `${JSON.stringify(body)}\n`;
+  const text = `${redact(jsonText(body))}\n`;
   response.writeHead(status, {
     "content-type": "application/json; charset=utf-8",
     "content-length": Buffer.byteLength(text),
@@ -153,6 +164,13 @@ function isJsonContentType(value: string | undefined): boolean {
   return value === undefined || /json/i.test(value);
 }
 
+/** Removes the token (and credential patterns) from text. */
+function tokenRedaction(token: string): Redact {
+  const redactor = new Redactor({ encodings: ENCODED_SECRET_FORMS });
+  redactor.add(token);
+  return (text) => redactor.redact(text);
+}
+
 export function startAuditServer(
   options: AuditServerOptions,
   listen: { readonly host: string; readonly port: number },
@@ -162,6 +180,7 @@ export function startAuditServer(
   const { logger, metrics } = options;
   const ownReader = options.findings === undefined;
   const findings = options.findings ?? new FindingReader(options.store.path);
+  const redact = options.redact ?? tokenRedaction(options.token);
 
   const handle = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
     const url = new URL(request.url ?? "/", "http://audit.invalid");
@@ -197,7 +216,7 @@ export function startAuditServer(
         logger.log("warn", "audit event skipped", { route, reason: problem.reason });
       }
       const result = options.auditor.receive(parsed.events);
-      sendJson(response, 200, { ...result, rejected: parsed.problems });
+      sendJson(response, redact, 200, { ...result, rejected: parsed.problems });
       return;
     }
     if (request.method !== "GET" && request.method !== "HEAD")
@@ -218,7 +237,7 @@ export function startAuditServer(
       }
       const page = rows.slice(0, pageSize);
       const last = page.at(-1);
-      sendJson(response, 200, {
+      sendJson(response, redact, 200, {
         findings: page.map(findingJson),
         next: rows.length > pageSize && last ? last.seq : null,
       });
@@ -226,7 +245,7 @@ export function startAuditServer(
     }
     if (route === "/healthz") {
       const age = metrics.lastManifestLoad === undefined ? null : (now() - metrics.lastManifestLoad) / 1000;
-      sendJson(response, 200, {
+      sendJson(response, redact, 200, {
         status: "ok",
         pendingEvents: options.auditor.pendingCount,
         desiredRepositories: options.auditor.desiredState.repositories.size,
@@ -265,7 +284,7 @@ export function startAuditServer(
         }
         // A refused body is not read: close the connection instead of draining it.
         const unread = !request.complete;
-        sendJson(response, error.status, { error: error.message }, unread, error.retryAfterSeconds);
+        sendJson(response, redact, error.status, { error: error.message }, unread, error.retryAfterSeconds);
         if (unread) response.on("finish", () => request.socket.destroy());
         return;
       }
@@ -273,7 +292,7 @@ export function startAuditServer(
         path: request.url?.split("?")[0],
         error: describeError(error),
       });
-      sendJson(response, 500, { error: "internal error" }, !request.complete);
+      sendJson(response, redact, 500, { error: "internal error" }, !request.complete);
     });
   });
   server.requestTimeout = REQUEST_TIMEOUT_MS;

@@ -36,6 +36,16 @@ export interface Command {
   run(context: CommandContext): Promise<number>;
 }
 
+/** A command line that does not parse: reported with a second line pointing at the command's help. */
+export class ArgumentError extends UsageError {
+  readonly help: string;
+
+  constructor(message: string, help: string) {
+    super(message);
+    this.help = help;
+  }
+}
+
 export function parseCommandArgs(
   command: Command,
   argv: readonly string[],
@@ -51,7 +61,7 @@ export function parseCommandArgs(
   } catch (error) {
     // node:util parseArgs messages are clear; drop its hint about "--" which confuses more than it helps.
     const message = (error as Error).message.replace(/\s*To specify a positional argument.*$/s, "");
-    throw new UsageError(`${message}\nRun 'promoter ${command.words.join(" ")} --help' for usage.`);
+    throw new ArgumentError(message, `Run 'promoter ${command.words.join(" ")} --help' for usage.`);
   }
   const positionals = parsed.positionals;
   const range = command.positionals ?? { min: 0, max: 0, names: "" };

@@ -53,8 +53,3 @@ export function shortDigest(digest: string): string {
   const colon = digest.indexOf(":");
   return colon < 0 ? digest : `${digest.slice(0, colon + 13)}…`;
 }
-
-/** Text for a markdown table cell: pipes escaped, line breaks as spaces. */
-export function markdownCell(text: string): string {
-  return text.replace(/\|/g, "\\|").replace(/\n/g, " ");
-}

@@ -1,6 +1,7 @@
 import type { Writable } from "node:stream";
 import { UsageError } from "../errors.js";
 import type { LogFields, Logger, LogLevel } from "../log.js";
+import { jsonText, textValue } from "../output/encode.js";
 
 export type LogFormat = "text" | "json";
 
@@ -21,7 +22,9 @@ export function parseLogLevel(value: string | undefined): LogLevel {
  * The CLI's logger: text lines for people (`promoter: warn: message (key=value)`) or one JSON
  * object per line, `{"time","level","message",...fields}`, for log collectors and alerting on log
  * lines (`--log-format json`, and always for `audit serve`). Library code reaches the terminal
- * only through this.
+ * only through this. Messages and fields carry outside text (registry errors, names): a text
+ * line is encoded whole with `textValue` (it stays one line and runs nothing), a JSON line with
+ * `jsonText`; the stream is the run's guarded one, which removes known secrets.
  */
 export function createCliLogger(
   stream: Writable,
@@ -33,16 +36,14 @@ export function createCliLogger(
     log(level: LogLevel, message: string, fields: LogFields = {}) {
       if (LEVEL_RANK[level] < threshold) return;
       if (options.format === "json") {
-        stream.write(
-          `${JSON.stringify({ time: now().toISOString(), level, message, ...jsonFields(fields) })}\n`,
-        );
+        stream.write(`${jsonText({ time: now().toISOString(), level, message, ...jsonFields(fields) })}\n`);
         return;
       }
-      const extra = Object.entries(fields)
+      const extra = Object.entries(jsonFields(fields))
         .filter(([, value]) => value !== undefined)
         .map(([key, value]) => `${key}=${typeof value === "string" ? value : JSON.stringify(value)}`)
         .join(" ");
-      stream.write(`promoter: ${level}: ${message}${extra ? ` (${extra})` : ""}\n`);
+      stream.write(`${textValue(`promoter: ${level}: ${message}${extra ? ` (${extra})` : ""}`)}\n`);
     },
   };
 }

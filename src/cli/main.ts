@@ -1,8 +1,9 @@
 import { readFileSync } from "node:fs";
 import { describeError, isPromoterError, UsageError } from "../errors.js";
-import { formatCommandHelp, parseCommandArgs, type Command } from "./command.js";
+import { ArgumentError, formatCommandHelp, parseCommandArgs, type Command } from "./command.js";
 import { commands, type CommandEntry } from "./commands/index.js";
 import { ExitCode, writeLine, type CliIO } from "./io.js";
+import { guardedRunIO } from "./output-sink.js";
 
 /** The package version, read once from package.json next to dist/ or src/. */
 export function packageVersion(): string {
@@ -43,9 +44,12 @@ export async function formatGeneralHelp(): Promise<string> {
 
 /**
  * Runs the CLI with `argv` (without node and script) and returns the exit status. It never
- * exits the process itself: `bin/promoter.js` does that with the returned status.
+ * exits the process itself: `bin/promoter.js` does that with the returned status. Everything
+ * the run prints goes through the run's guarded streams (output-sink.ts), which remove its
+ * known secrets and let no control sequence or CI runner command through.
  */
-export async function runCli(argv: readonly string[], io: CliIO): Promise<number> {
+export async function runCli(argv: readonly string[], processIO: CliIO): Promise<number> {
+  const io = guardedRunIO(processIO);
   if (argv.length === 0 || argv[0] === "--help" || argv[0] === "-h" || argv[0] === "help") {
     const topic = argv[0] === "help" ? findCommand(argv.slice(1)) : undefined;
     io.stdout.write(topic ? formatCommandHelp(await topic.entry.load()) : await formatGeneralHelp());
@@ -79,6 +83,7 @@ function reportError(error: unknown, io: CliIO, command: Command): number {
   const name = `promoter ${command.words.join(" ")}`;
   if (error instanceof UsageError) {
     writeLine(io.stderr, `${name}: ${error.message}`);
+    if (error instanceof ArgumentError) writeLine(io.stderr, error.help);
     return ExitCode.usage;
   }
   if (isPromoterError(error)) {
@@ -87,7 +92,9 @@ function reportError(error: unknown, io: CliIO, command: Command): number {
     return ExitCode.usage;
   }
   writeLine(io.stderr, `${name}: internal error: ${describeError(error)}`);
-  if (io.env.PROMOTER_DEBUG && error instanceof Error && error.stack) writeLine(io.stderr, error.stack);
-  else writeLine(io.stderr, "This is a bug in image-promoter; set PROMOTER_DEBUG=1 to see the stack trace.");
+  if (io.env.PROMOTER_DEBUG && error instanceof Error && error.stack) {
+    for (const line of error.stack.split("\n")) writeLine(io.stderr, line);
+  } else
+    writeLine(io.stderr, "This is a bug in image-promoter; set PROMOTER_DEBUG=1 to see the stack trace.");
   return ExitCode.internal;
 }

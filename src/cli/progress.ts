@@ -1,7 +1,7 @@
-import type { Writable } from "node:stream";
 import type { CopyEvent } from "../copy/index.js";
 import type { Logger } from "../log.js";
 import { formatBytes, formatDuration } from "./format.js";
+import type { OutputStream } from "./io.js";
 
 /**
  * Progress of a copy run: a live status line on a terminal, a plain line every
@@ -11,7 +11,7 @@ const TTY_INTERVAL_MS = 200;
 const PLAIN_INTERVAL_MS = 10_000;
 
 export interface ProgressOptions {
-  readonly stream: Writable & { isTTY?: boolean; columns?: number };
+  readonly stream: OutputStream;
   readonly mode: "tty" | "plain" | "json" | "quiet";
   readonly logger: Logger;
   /** Copy tasks (source digest to its destinations) and destination pairs in the plan. */

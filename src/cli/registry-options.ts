@@ -108,6 +108,8 @@ export function registryProviderOptions(
     },
     ...(timeoutMs === undefined ? {} : { timeouts: { headersMs: timeoutMs, bodyIdleMs: timeoutMs } }),
     ...(booleanOption(values, "disable-http2") ? { http2: false } : {}),
+    // The run's secrets learn what the client handles, so every output sink removes it.
+    ...(io.secrets ? { redactor: io.secrets } : {}),
     logger,
   };
 }

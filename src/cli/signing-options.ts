@@ -5,6 +5,7 @@ import {
   createKeylessPolicy,
   createKeylessSigner,
   createKeySigner,
+  ENV_KEY_PREFIX,
   IDENTITY_TOKEN_VARIABLE,
   loadSigningKey,
   loadSourcePolicy,
@@ -17,8 +18,10 @@ import {
   type ImageSigner,
   type KeylessIdentity,
   type SignatureFormat,
+  type SigningKey,
   type SourcePolicy,
 } from "../sign/index.js";
+import type { Redactor } from "../registry/index.js";
 import {
   booleanOption,
   stringListOption,
@@ -154,6 +157,7 @@ export async function signerFromOptions(values: ParsedValues, io: CliIO): Promis
   if (identity !== undefined) checkIdentity(identity);
   if (keyFile !== undefined) {
     const key = await loadSigningKey(keyFile, { env: io.env, cwd: io.cwd, signal: io.signal });
+    if (io.secrets) addSigningKeySecrets(io.secrets, key, keyFile, io.env);
     return createKeySigner(key, rekor === undefined ? {} : { rekorUrl: rekor });
   }
   // A keyless signature is ours only when it fully verifies as made by our identity (a layer in
@@ -177,6 +181,38 @@ export async function signerFromOptions(values: ParsedValues, io: CliIO): Promis
     cwd: io.cwd,
     ownIdentity: createKeylessPolicy([certificate], trust),
   });
+}
+
+/** Base64 lines of a PEM file: 64 characters (RFC 7468 section 2). */
+const PEM_LINE_LENGTH = 64;
+/** Shorter lines of a key variable (a PEM's last line) are too common to search for. */
+const MIN_KEY_LINE_LENGTH = 16;
+
+/**
+ * Registers a signing key's material with the run's secrets: the private key as a key file holds
+ * it (PKCS#8 and SEC1 DER in base64, whole and as PEM lines) and, for `env://NAME`, the
+ * variable's text and its base64 lines. Its password is registered from the environment with the
+ * run (output-sink.ts).
+ */
+export function addSigningKeySecrets(
+  secrets: Redactor,
+  key: SigningKey,
+  keyFile: string,
+  env: Readonly<Record<string, string | undefined>>,
+): void {
+  for (const type of ["pkcs8", "sec1"] as const) {
+    const base64 = key.privateKey.export({ type, format: "der" }).toString("base64");
+    secrets.add(base64);
+    for (let at = 0; at < base64.length; at += PEM_LINE_LENGTH) {
+      secrets.add(base64.slice(at, at + PEM_LINE_LENGTH));
+    }
+  }
+  const variable = keyFile.startsWith(ENV_KEY_PREFIX) ? env[keyFile.slice(ENV_KEY_PREFIX.length)] : undefined;
+  if (variable === undefined) return;
+  secrets.add(variable.trim());
+  for (const line of variable.split(/\r?\n/).map((text) => text.trim())) {
+    if (line.length >= MIN_KEY_LINE_LENGTH && /^[A-Za-z0-9+/=]+$/.test(line)) secrets.add(line);
+  }
 }
 
 export function signatureFormatOption(values: ParsedValues): SignatureFormat {

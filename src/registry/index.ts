@@ -18,7 +18,15 @@ export {
   MAX_LISTING_BYTES,
   MAX_REDIRECTS,
 } from "./limits.js";
-export { Redactor, redactUrl, redactText, redactingLogger, REDACTED } from "./redact.js";
+export {
+  Redactor,
+  redactUrl,
+  redactText,
+  redactingLogger,
+  REDACTED,
+  type RedactorOptions,
+  type SecretEncoding,
+} from "./redact.js";
 export type { HostLimit } from "./transport/host-limits.js";
 export { DEFAULT_MAX_CONCURRENT_PER_HOST } from "./transport/host-limits.js";
 export { DEFAULT_RETRY_POLICY, type RetryPolicy } from "./transport/retry.js";
@@ -30,6 +38,8 @@ export {
   REGISTRY_AUTH_VARIABLE,
   defaultCredentialSources,
   registryAuthVariable,
+  parseAuthDocument,
+  credentialFromEntry,
   type Credential,
   type CredentialSource,
 } from "./credentials/index.js";

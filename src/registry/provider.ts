@@ -86,6 +86,12 @@ export interface StoreProviderOptions {
   /** Page size (`n`) asked for in tag and catalog listings. Default 1000. */
   readonly listingPageSize?: number;
   readonly userAgent?: string;
+  /**
+   * Learns every secret the client handles (passwords, tokens obtained at run time) and removes
+   * them from its messages and log lines. Pass the run's own so that every output sink of the
+   * run removes them too. Default: a redactor of this provider's own.
+   */
+  readonly redactor?: Redactor;
 }
 
 /** A StoreProvider with the client's own extras. */
@@ -120,7 +126,7 @@ function readCaBundle(file: string): string {
  */
 export function createStoreProvider(options: StoreProviderOptions = {}): RegistryStoreProvider {
   const clock = options.clock ?? systemClock;
-  const redactor = new Redactor();
+  const redactor = options.redactor ?? new Redactor();
   const logger = redactingLogger(options.logger ?? silentLogger, redactor);
   const policy = new SecurityPolicy(options.insecureRegistries ?? []);
   const hostAddresses = new Map(

@@ -34,6 +34,37 @@ describe("redactUrl", () => {
 });
 
 describe("Redactor", () => {
+  it("also finds each secret in the forms the output encodings give it", () => {
+    const redactor = new Redactor({ encodings: [(secret) => secret.replace(/_/g, "\\_")] });
+    redactor.add("pass_word_0123");
+    expect(redactor.redact("raw pass_word_0123 and escaped pass\\_word\\_0123")).toBe(
+      "raw REDACTED and escaped REDACTED",
+    );
+  });
+
+  it("is idempotent: output sinks redact messages that were redacted when they were made", () => {
+    const redactor = new Redactor();
+    redactor.addBasic("alice", "correct-horse-battery");
+    const message = `refusing upload Location (${redactUrl("http://x/upload/1?_state=abc&sig=def")}); uploads stay`;
+    const text = `${message}; Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln https://alice:correct-horse-battery@r.example/ {"token": "t0k"} ?sig=x y`;
+    const once = redactor.redact(text);
+    expect(once).toContain("?_state=REDACTED&sig=REDACTED); uploads stay;");
+    expect(redactor.redact(once)).toBe(once);
+  });
+
+  it("registers the secret of any kind of credential", () => {
+    const redactor = new Redactor();
+    redactor.addCredential({ kind: "basic", username: "u", password: "pw-0123456789", source: "x" });
+    redactor.addCredential({
+      kind: "identity-token",
+      username: "u",
+      identityToken: "idt-0123456789",
+      source: "x",
+    });
+    redactor.addCredential({ kind: "registry-token", token: "rt-0123456789", source: "x" });
+    expect(redactor.redact("pw-0123456789 idt-0123456789 rt-0123456789")).toBe("REDACTED REDACTED REDACTED");
+  });
+
   it("removes registered secrets, their base64 and Basic forms, and credential patterns", () => {
     const redactor = new Redactor();
     redactor.addBasic("alice", "correct-horse-battery");

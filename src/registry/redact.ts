@@ -1,4 +1,5 @@
 import type { Logger, LogFields, LogLevel } from "../log.js";
+import type { Credential } from "./credentials/types.js";
 
 /**
  * Redaction of credentials in every message and log line the registry client produces: URLs lose
@@ -54,9 +55,10 @@ const PATTERNS: readonly [RegExp, string][] = [
   [/\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g, REDACTED],
   // user:password@ in URLs.
   [/(\/\/)[^/\s:@]+:[^/\s@]+@/g, `$1${REDACTED}@`],
-  // Signed URL and token query parameters inside free text.
+  // Signed URL and token query parameters inside free text. A value already redacted is left
+  // alone: output sinks redact text that messages redacted before, and must not eat what follows.
   [
-    /([?&](?:x-amz-[a-z-]+|x-goog-[a-z-]+|sig|signature|token|access_token|refresh_token|password|se|sp|sv|skoid|sktid|expires|policy|key-pair-id|_state)=)[^&\s"'<>]+/gi,
+    /([?&](?:x-amz-[a-z-]+|x-goog-[a-z-]+|sig|signature|token|access_token|refresh_token|password|se|sp|sv|skoid|sktid|expires|policy|key-pair-id|_state)=)(?!REDACTED)[^&\s"'<>]+/gi,
     `$1${REDACTED}`,
   ],
   // JSON members that hold credentials (token responses, docker config.json).
@@ -75,18 +77,35 @@ function redactPatterns(text: string): string {
 /** Secrets shorter than this are not searched for in text: they would mangle every message. */
 const MIN_SECRET_LENGTH = 4;
 
+/** How an output sink writes text (`textValue`, `markdownText`, a JSON string...). */
+export type SecretEncoding = (secret: string) => string;
+
+export interface RedactorOptions {
+  /**
+   * The forms a secret takes once an output sink has encoded it (escaped for markdown, for
+   * JSON...): each secret is also looked for in each of these forms, so that redaction can run
+   * on encoded output, at the one place where each sink writes.
+   */
+  readonly encodings?: readonly SecretEncoding[];
+}
+
 /**
- * Remembers the secrets one client has handled (passwords, identity tokens, bearer tokens) and
- * removes them, and the known credential patterns, from text. One per store provider; never
- * process-wide.
+ * Remembers the secrets one client (or one CLI run) has handled (passwords, identity tokens,
+ * bearer tokens, key material) and removes them, and the known credential patterns, from text.
+ * One per store provider or per run; never process-wide.
  */
 export class Redactor {
   private readonly secrets = new Set<string>();
+  private readonly encodings: readonly SecretEncoding[];
   /**
    * `secrets` longest first, so a secret that contains another is removed whole. Sorted again
    * only after a new secret arrives: `redact` runs on every log line and error message.
    */
   private longestFirst: readonly string[] | undefined;
+
+  constructor(options: RedactorOptions = {}) {
+    this.encodings = options.encodings ?? [];
+  }
 
   add(secret: string | undefined): void {
     if (secret === undefined || secret.length < MIN_SECRET_LENGTH) return;
@@ -103,9 +122,18 @@ export class Redactor {
     this.remember(Buffer.from(`${username}:${password}`).toString("base64"));
   }
 
+  /** Registers the secret a credential holds (whatever its kind). */
+  addCredential(credential: Credential): void {
+    if (credential.kind === "basic") this.addBasic(credential.username, credential.password);
+    else if (credential.kind === "identity-token") this.add(credential.identityToken);
+    else this.add(credential.token);
+  }
+
   private remember(secret: string): void {
     if (this.secrets.has(secret)) return;
-    this.secrets.add(secret);
+    for (const form of [secret, ...this.encodings.map((encode) => encode(secret))]) {
+      this.secrets.add(form);
+    }
     this.longestFirst = undefined;
   }
 

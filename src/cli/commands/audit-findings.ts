@@ -11,6 +11,7 @@ import {
   type FindingFilter,
 } from "../../audit/index.js";
 import { UsageError } from "../../errors.js";
+import { jsonText } from "../../output/encode.js";
 import { integerOption, stringOption, type Command } from "../command.js";
 import { ExitCode, writeLine, type CliIO } from "../io.js";
 
@@ -82,8 +83,7 @@ Exit status: 0 when no violation is printed, 1 when at least one is, 2 on bad in
     } finally {
       store.close();
     }
-    if (output === "json")
-      writeLine(io.stdout, JSON.stringify({ findings: findings.map(findingJson) }, null, 2));
+    if (output === "json") io.stdout.write(`${jsonText({ findings: findings.map(findingJson) }, 2)}\n`);
     else writeFindingsText(io, findings);
     return Promise.resolve(
       findings.some((finding) => finding.verdict === "violation") ? ExitCode.failed : ExitCode.ok,
@@ -100,8 +100,9 @@ function writeFindingsText(io: CliIO, findings: readonly AuditFinding[]): void {
     const target = `${finding.repository}${finding.tag === null ? "" : `:${finding.tag}`}${finding.digest === null ? "" : `@${finding.digest}`}`;
     writeLine(
       io.stdout,
-      `${finding.receivedAt} ${finding.verdict.toUpperCase()} ${finding.action} ${target}\n    ${finding.rule}: ${finding.reason}`,
+      `${finding.receivedAt} ${finding.verdict.toUpperCase()} ${finding.action} ${target}`,
     );
+    writeLine(io.stdout, `    ${finding.rule}: ${finding.reason}`);
   }
   const violations = findings.filter((finding) => finding.verdict === "violation").length;
   writeLine(io.stdout, `${findings.length} findings, ${violations} violations`);

@@ -7,7 +7,7 @@ import {
 import { UsageError } from "../../errors.js";
 import { loadManifests } from "../../manifest/index.js";
 import { booleanOption, integerOption, stringOption, type Command } from "../command.js";
-import { markdownCell } from "../format.js";
+import { jsonText, markdownCode, markdownText } from "../../output/encode.js";
 import { ExitCode, writeLine, type CliIO } from "../io.js";
 import { registryOptionSpecs, storeProviderFromOptions } from "../registry-options.js";
 import { createCliLogger } from "../logger.js";
@@ -92,7 +92,7 @@ Details: docs/auditor.md.`,
     } finally {
       await provider.close();
     }
-    if (output === "json") writeLine(io.stdout, JSON.stringify(reconcileJson(report), null, 2));
+    if (output === "json") io.stdout.write(`${jsonText(reconcileJson(report), 2)}\n`);
     else if (output === "markdown") io.stdout.write(reconcileMarkdown(report));
     else writeReconcileText(io, report);
     return report.issues.length > 0 ? ExitCode.failed : ExitCode.ok;
@@ -135,7 +135,10 @@ function groups(report: ReconcileReport): [ReconcileIssue["kind"], ReconcileIssu
 function writeReconcileText(io: CliIO, report: ReconcileReport): void {
   for (const [kind, issues] of groups(report)) {
     writeLine(io.stdout, `${ISSUE_TITLES[kind]} (${issues.length}):`);
-    for (const issue of issues) writeLine(io.stdout, `  ${issueTarget(issue)}\n      ${issue.detail}`);
+    for (const issue of issues) {
+      writeLine(io.stdout, `  ${issueTarget(issue)}`);
+      writeLine(io.stdout, `      ${issue.detail}`);
+    }
     writeLine(io.stdout);
   }
   for (const note of report.notes) writeLine(io.stdout, `note: ${note}`);
@@ -163,14 +166,14 @@ export function reconcileMarkdown(report: ReconcileReport): string {
     );
     for (const issue of issues) {
       lines.push(
-        `| ${markdownCell(issue.repository)} | ${issue.tag === undefined ? "" : `\`${issue.tag}\``} | ${issue.digest === undefined ? "" : `\`${issue.digest}\``} | ${markdownCell(issue.detail)} |`,
+        `| ${markdownText(issue.repository)} | ${issue.tag === undefined ? "" : markdownCode(issue.tag)} | ${issue.digest === undefined ? "" : markdownCode(issue.digest)} | ${markdownText(issue.detail)} |`,
       );
     }
     lines.push("");
   }
   if (report.notes.length > 0) {
     lines.push("## Notes", "");
-    for (const note of report.notes) lines.push(`- ${markdownCell(note)}`);
+    for (const note of report.notes) lines.push(`- ${markdownText(note)}`);
     lines.push("");
   }
   return `${lines.join("\n")}\n`;

@@ -271,6 +271,14 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
       level: parseLogLevel(stringOption(values, "log-level")),
     });
     const { token, looseMode } = await readTokenFile(path.resolve(io.cwd, tokenFile));
+    // The token and the webhook URL are credentials: no log line or alert may carry them.
+    const secrets = io.secrets;
+    secrets?.add(token);
+    if (webhook !== undefined) {
+      const { pathname, search } = new URL(webhook);
+      secrets?.add(webhook);
+      secrets?.add(`${pathname}${search}`);
+    }
     if (looseMode)
       logger.log("warn", "the token file is readable by group or others; chmod 600 it", { tokenFile });
     let readerToken: string | undefined;
@@ -287,6 +295,7 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
         });
       }
       readerToken = reader.token;
+      secrets?.add(reader.token);
     }
     warnAboutSecret(logger, webhookSecret, "the alert webhook URL", true);
     warnAboutSecret(
@@ -336,7 +345,13 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
     const store = FindingStore.open(dbPath);
     const provider = storeProviderFromOptions(values, io, logger);
     const alerts: AlertSink | undefined =
-      webhook === undefined ? undefined : new WebhookAlertSink({ url: webhook, logger });
+      webhook === undefined
+        ? undefined
+        : new WebhookAlertSink({
+            url: webhook,
+            logger,
+            ...(secrets ? { redact: (text: string) => secrets.redact(text) } : {}),
+          });
     const lookup = new RegistryManifestLookup({
       provider,
       logger,
@@ -356,7 +371,16 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
     try {
       auditor.start();
       server = await startAuditServer(
-        { auditor, store, metrics, token, ...(readerToken ? { readerToken } : {}), hostMapping, logger },
+        {
+          auditor,
+          store,
+          metrics,
+          token,
+          ...(readerToken ? { readerToken } : {}),
+          hostMapping,
+          logger,
+          ...(secrets ? { redact: (text: string) => secrets.redact(text) } : {}),
+        },
         listen,
       );
     } catch (error) {

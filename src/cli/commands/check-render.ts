@@ -1,9 +1,13 @@
 import type { CheckItem, CheckReport, CheckStatus } from "../../gitops/index.js";
+import { markdownCode, markdownText, textLines } from "../../output/encode.js";
 import { plural, positionText, relativeFile } from "../format.js";
 
 /**
  * `promoter check` output: text for CI logs, markdown for a pull-request comment or the job
  * summary, JSON for programs (schema `image-promoter/check`, documented in docs/owners.md).
+ * The pull request's author names the files and writes the scalars that end up in messages, and
+ * registries write the errors: text lines go through `textLines`, markdown values through
+ * `markdownCode` and `markdownText`, so none of it becomes a runner command, markup or HTML.
  */
 
 export const CHECK_DOCUMENT_SCHEMA = "image-promoter/check";
@@ -47,34 +51,31 @@ export function checkText(report: CheckReport, cwd: string): string {
     }
   }
   lines.push("", report.ok ? "Result: PASS" : `Result: FAIL (${headline(report)})`);
-  return `${lines.join("\n")}\n`;
-}
-
-function cell(text: string): string {
-  return text.replace(/\|/g, "\\|").replace(/\r?\n/g, " ");
+  return `${textLines(lines)}\n`;
 }
 
 export function checkMarkdown(report: CheckReport, cwd: string): string {
   const out = [
     `### promoter check: ${report.ok ? ":white_check_mark:" : ":x:"} ${headline(report)}`,
     "",
-    `Base \`${report.base.revision}\` (\`${shortCommit(report.base.commit)}\`), ${plural(report.changedFiles.length, "changed file")}, ${plural(report.edges.added, "new edge")}, ${plural(report.edges.removed, "removed edge")}.`,
+    `Base ${markdownCode(report.base.revision)} (${markdownCode(shortCommit(report.base.commit))}), ${plural(report.changedFiles.length, "changed file")}, ${plural(report.edges.added, "new edge")}, ${plural(report.edges.removed, "removed edge")}.`,
     "",
     "| check | result | summary |",
     "|---|---|---|",
     ...report.checks.map(
-      (check) => `| ${cell(check.title)} | ${MARKDOWN_STATUS[check.status]} | ${cell(check.summary)} |`,
+      (check) =>
+        `| ${markdownText(check.title)} | ${MARKDOWN_STATUS[check.status]} | ${markdownText(check.summary)} |`,
     ),
     "",
   ];
   for (const check of report.checks) {
     if (check.items.length === 0) continue;
-    out.push(`#### ${MARKDOWN_STATUS[check.status].split(" ")[0] ?? ""} ${check.title}`, "");
+    out.push(`#### ${MARKDOWN_STATUS[check.status].split(" ")[0] ?? ""} ${markdownText(check.title)}`, "");
     for (const item of check.items) {
-      const where = item.position ? `\`${positionText(cwd, item.position)}\` ` : "";
+      const where = item.position ? `${markdownCode(positionText(cwd, item.position))} ` : "";
       const mark = item.severity === "error" ? "**error**" : item.severity;
-      out.push(`- ${mark}: ${where}${cell(item.message)}`);
-      if (item.hint) out.push(`  <br>_${cell(item.hint)}_`);
+      out.push(`- ${mark}: ${where}${markdownText(item.message)}`);
+      if (item.hint) out.push(`  <br>_${markdownText(item.hint)}_`);
     }
     out.push("");
   }
@@ -82,7 +83,7 @@ export function checkMarkdown(report: CheckReport, cwd: string): string {
     out.push(
       "<details><summary>Changed files</summary>",
       "",
-      ...report.changedFiles.map((file) => `- \`${relativeFile(cwd, file)}\``),
+      ...report.changedFiles.map((file) => `- ${markdownCode(relativeFile(cwd, file))}`),
       "",
       "</details>",
       "",

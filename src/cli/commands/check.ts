@@ -1,4 +1,4 @@
-import { appendFile, readFile, stat } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import * as path from "node:path";
 import { describeError, UsageError } from "../../errors.js";
 import {
@@ -11,7 +11,9 @@ import {
   type VulnerabilityReport,
 } from "../../gitops/index.js";
 import { booleanOption, integerOption, stringListOption, stringOption, type Command } from "../command.js";
+import { jsonText } from "../../output/encode.js";
 import { ExitCode, writeLine, type CliIO } from "../io.js";
+import { writeOutputFile } from "../output-sink.js";
 import { createCliLogger } from "../logger.js";
 import { manifestInputFromOptions, manifestOptionSpecs } from "../manifest-options.js";
 import { registryOptionSpecs, storeProviderFromOptions } from "../registry-options.js";
@@ -177,13 +179,13 @@ revision, an unreadable report). Details: docs/owners.md.`,
         ...(concurrency === undefined ? {} : { concurrency }),
       });
       const markdown = checkMarkdown(report, io.cwd);
-      if (output === "json") io.stdout.write(`${JSON.stringify(checkJson(report, io.cwd), null, 2)}\n`);
+      if (output === "json") io.stdout.write(`${jsonText(checkJson(report, io.cwd), 2)}\n`);
       else if (output === "markdown") io.stdout.write(markdown);
-      else io.stdout.write(provider.redact(checkText(report, io.cwd)));
+      else io.stdout.write(checkText(report, io.cwd));
       const summaryFile = io.env.GITHUB_STEP_SUMMARY;
       if (summaryFile) {
         try {
-          await appendFile(path.resolve(io.cwd, summaryFile), `${markdown}\n`);
+          await writeOutputFile(io, path.resolve(io.cwd, summaryFile), `${markdown}\n`, { append: true });
         } catch (error) {
           writeLine(
             io.stderr,

@@ -1,4 +1,4 @@
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import * as path from "node:path";
 import { describeError, UsageError } from "../../errors.js";
 import { edgesChangedSince } from "../../gitops/index.js";
@@ -28,7 +28,9 @@ import {
 import { planPromotion, runPlanned, type PromotionResult } from "../../promote/index.js";
 import { booleanOption, integerOption, stringOption, type Command, type ParsedValues } from "../command.js";
 import { findingText, formatBytes, formatDuration, plural, relativeFile } from "../format.js";
+import { jsonText } from "../../output/encode.js";
 import { ExitCode, writeLine, type CliIO } from "../io.js";
+import { writeOutputFile } from "../output-sink.js";
 import { createCliLogger, type LogFormat } from "../logger.js";
 import { manifestInputFromOptions, manifestOptionSpecs } from "../manifest-options.js";
 import { ProgressReporter } from "../progress.js";
@@ -207,9 +209,10 @@ async function runPromote({ io, values }: { io: CliIO; values: ParsedValues }): 
 
     const planFile = stringOption(values, "plan-file");
     if (planFile !== undefined) {
-      await writeFile(
+      await writeOutputFile(
+        io,
         path.resolve(io.cwd, planFile),
-        `${JSON.stringify(planDocument(planned, io.cwd, "plan"), null, 2)}\n`,
+        `${jsonText(planDocument(planned, io.cwd, "plan"), 2)}\n`,
       );
     }
 
@@ -251,10 +254,10 @@ async function runPromote({ io, values }: { io: CliIO; values: ParsedValues }): 
     });
     const reportFile = stringOption(values, "report");
     if (reportFile !== undefined) {
-      await writeFile(path.resolve(io.cwd, reportFile), `${JSON.stringify(report, null, 2)}\n`);
+      await writeOutputFile(io, path.resolve(io.cwd, reportFile), `${jsonText(report, 2)}\n`);
     }
 
-    if (output === "json") io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    if (output === "json") io.stdout.write(`${jsonText(report, 2)}\n`);
     else if (output === "markdown") {
       io.stdout.write(renderMarkdown(result, io.cwd, confirm));
       if (result.attachments)
@@ -272,7 +275,7 @@ async function runPromote({ io, values }: { io: CliIO; values: ParsedValues }): 
     }
     if (output === "text") {
       const prefix = shard ? `Shard ${formatShard(shard)}: ` : "";
-      io.stdout.write(`${prefix}${summaryText(result, confirm, elapsedMs)}\n`);
+      writeLine(io.stdout, `${prefix}${summaryText(result, confirm, elapsedMs)}`);
     }
 
     const failed = outcomesOf(result).some((outcome) => isFailureOutcome(outcome));

@@ -5,6 +5,7 @@ import {
   type SourcePosition,
   type ValidationResult,
 } from "../../manifest/index.js";
+import { jsonText, textLines } from "../../output/encode.js";
 import { stringOption, type Command } from "../command.js";
 import { findingText, positionText, relativeFile } from "../format.js";
 import { ExitCode, type CliIO } from "../io.js";
@@ -60,7 +61,11 @@ function plural(count: number, word: string, many = `${word}s`): string {
   return `${count} ${count === 1 ? word : many}`;
 }
 
-/** Compiler-style lines: `file:line:col: error[rule]: message`, then indented hint and related places. */
+/**
+ * Compiler-style lines: `file:line:col: error[rule]: message`, then indented hint and related
+ * places. File names and messages come from the manifests' authors: each line is encoded with
+ * `textValue`, so they stay on their line and run nothing in a CI log.
+ */
 export function validationText(result: ValidationResult, cwd: string): string {
   const lines: string[] = [];
   for (const finding of result.findings) {
@@ -83,7 +88,7 @@ export function validationText(result: ValidationResult, cwd: string): string {
   lines.push(
     `${plural(summary.errors, "error")}, ${plural(summary.warnings, "warning")}: ${result.ok ? "valid" : "invalid"}`,
   );
-  return `${lines.join("\n")}\n`;
+  return `${textLines(lines)}\n`;
 }
 
 interface JsonPosition {
@@ -119,6 +124,6 @@ export function validationJson(result: ValidationResult, cwd: string) {
 
 /** Prints a validation result in the chosen format; other commands that validate first reuse it. */
 export function writeValidation(io: CliIO, result: ValidationResult, output: "text" | "json"): void {
-  if (output === "json") io.stdout.write(`${JSON.stringify(validationJson(result, io.cwd), null, 2)}\n`);
+  if (output === "json") io.stdout.write(`${jsonText(validationJson(result, io.cwd), 2)}\n`);
   else io.stdout.write(validationText(result, io.cwd));
 }

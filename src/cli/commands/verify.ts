@@ -23,6 +23,7 @@ import {
   type Command,
   type ParsedValues,
 } from "../command.js";
+import { jsonText, textLines, textValue } from "../../output/encode.js";
 import { plural, shortDigest } from "../format.js";
 import { ExitCode, writeLine, type CliIO } from "../io.js";
 import { createCliLogger, type LogFormat } from "../logger.js";
@@ -177,7 +178,7 @@ async function runVerify({ io, values }: { io: CliIO; values: ParsedValues }): P
         result.status === "missing" || result.status === "invalid" || result.status === "unreadable",
     );
     if (output === "json") {
-      io.stdout.write(`${JSON.stringify(verifyDocument(results, repairPlan, repairOutcomes), null, 2)}\n`);
+      io.stdout.write(`${jsonText(verifyDocument(results, repairPlan, repairOutcomes), 2)}\n`);
     } else {
       io.stdout.write(verifyText(results, problems));
       if (repairPlan) {
@@ -247,14 +248,17 @@ function verifyText(results: readonly VerifyResult[], problems: readonly VerifyR
     `Signatures: ${plural(checked.length, "signature")} checked: ${count("valid")} valid, ${count("missing")} missing, ${count("invalid")} invalid${count("unreadable") > 0 ? `, ${count("unreadable")} unreadable` : ""}${notPromoted > 0 ? ` (${plural(notPromoted, "destination")} without the image, not checked)` : ""}`,
     "",
   ];
-  if (problems.length === 0) return `${out.join("\n")}\n`;
-  const rows = problems.map((result) => [
-    result.status,
-    result.destination,
-    `${result.target.image}${result.role === "child" ? " (image of index)" : ""}`,
-    shortDigest(result.subject),
-    result.reasons.join("; "),
-  ]);
+  if (problems.length === 0) return `${textLines(out)}\n`;
+  // Cells are encoded before the widths are measured: registry reasons can carry anything.
+  const rows = problems.map((result) =>
+    [
+      result.status,
+      result.destination,
+      `${result.target.image}${result.role === "child" ? " (image of index)" : ""}`,
+      shortDigest(result.subject),
+      result.reasons.join("; "),
+    ].map((cell) => textValue(cell)),
+  );
   const header = ["STATUS", "DESTINATION", "IMAGE", "DIGEST", "WHY"];
   const widths = header.map((title, i) =>
     Math.min(60, Math.max(title.length, ...rows.map((row) => (row[i] ?? "").length))),
@@ -262,7 +266,7 @@ function verifyText(results: readonly VerifyResult[], problems: readonly VerifyR
   const line = (cells: readonly string[]) =>
     cells.map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join("  ");
   out.push(line(header), ...rows.map(line), "");
-  return `${out.join("\n")}\n`;
+  return `${textLines(out)}\n`;
 }
 
 function verifyDocument(

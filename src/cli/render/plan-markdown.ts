@@ -1,9 +1,12 @@
 import type { DestinationLine, ImageGroup, RowStatus } from "../../plan/index.js";
-import { abbreviatedList, markdownCell, plural, positionText, shortDigest } from "../format.js";
+import { markdownCode, markdownText } from "../../output/encode.js";
+import { abbreviatedList, plural, positionText, shortDigest } from "../format.js";
 
 /**
  * The plan or result as GitHub-flavoured markdown, for a pull-request comment or a CI job
- * summary: a totals table, then one table row per distinct action. Problems come first.
+ * summary: a totals table, then one table row per distinct action. Problems come first. Every
+ * value is a `markdownCode` span or `markdownText`: names and registry messages render as
+ * themselves, never as markup or HTML.
  */
 
 const LABEL: Record<RowStatus, string> = {
@@ -27,7 +30,7 @@ export function planMarkdown(
   const out: string[] = [`### ${options.title}`, ""];
   out.push("| | edges |", "|---|---:|");
   for (const [label, count] of options.totals)
-    out.push(`| ${markdownCell(label)} | ${count.toLocaleString("en-US")} |`);
+    out.push(`| ${markdownText(label)} | ${count.toLocaleString("en-US")} |`);
   out.push("");
   const rows: { problem: boolean; text: string }[] = [];
   let quiet = 0;
@@ -59,9 +62,9 @@ export function planMarkdown(
 function rowText(group: ImageGroup, digest: string, line: DestinationLine, cwd: string): string {
   const digestText = line.kind === "problem" ? digest : shortDigest(digest);
   let action = LABEL[line.status];
-  if (line.detail) action += `: ${line.detail}`;
-  if (line.position) action += ` (\`${positionText(cwd, line.position)}\`)`;
-  const tags = line.tags.length > 0 ? line.tags.map((tag) => `\`${tag}\``).join(", ") : "(no tag)";
-  const destinations = `${line.destinations.length}: ${abbreviatedList(line.destinations)}`;
-  return `| \`${markdownCell(group.image)}\` | \`${digestText}\` | ${markdownCell(tags)} | ${markdownCell(action)} | ${markdownCell(destinations)} |`;
+  if (line.detail) action += `: ${markdownText(line.detail)}`;
+  if (line.position) action += ` (${markdownCode(positionText(cwd, line.position))})`;
+  const tags = line.tags.length > 0 ? line.tags.map((tag) => markdownCode(tag)).join(", ") : "(no tag)";
+  const destinations = `${line.destinations.length}: ${markdownText(abbreviatedList(line.destinations))}`;
+  return `| ${markdownCode(group.image)} | ${markdownCode(digestText)} | ${tags} | ${action} | ${destinations} |`;
 }

@@ -1,10 +1,12 @@
 import type { DestinationLine, ImageGroup, RowStatus } from "../../plan/index.js";
+import { textLines } from "../../output/encode.js";
 import { abbreviatedList, plural, positionText, shortDigest } from "../format.js";
 
 /**
  * The plan (or the run's result) as text for a terminal or a CI log: grouped by image, one line
  * per distinct action with the destinations that share it, problems first with the manifest
- * line to fix. Images with nothing to do are counted, not listed.
+ * line to fix. Images with nothing to do are counted, not listed. Each line is encoded with
+ * `textValue`: names and registry messages in it stay on it and run nothing.
  */
 
 const VERB: Record<RowStatus, string> = {
@@ -84,5 +86,5 @@ export function planText(groups: readonly ImageGroup[], options: PlanTextOptions
       "",
     );
   }
-  return out.join("\n");
+  return textLines(out);
 }

@@ -1,11 +1,13 @@
 import type { AttachmentOutcome, AttachmentPlan, AttachmentWork, WorkItem } from "../../sign/index.js";
-import { abbreviatedList, markdownCell, plural, shortDigest } from "../format.js";
+import { markdownCode, markdownText, textLines } from "../../output/encode.js";
+import { abbreviatedList, plural, shortDigest } from "../format.js";
 
 /**
  * The signature and attachment part of a plan or result, for people (text, markdown) and
  * machines (the `signatures` section of the JSON plan and report, docs/signing.md). Lines are
  * collapsed like the image plan: one per action and set of destinations, with the number of
- * manifests (an index and its images) it concerns.
+ * manifests (an index and its images) it concerns. Text lines go through `textLines`, markdown
+ * values through `markdownCode` and `markdownText`: registry messages stay inert.
  */
 
 interface Line {
@@ -158,11 +160,11 @@ export function signaturesText(plan: AttachmentPlan, options: SignatureTextOptio
       "",
     );
   }
-  return out.join("\n");
+  return textLines(out);
 }
 
 export function signaturesMarkdown(plan: AttachmentPlan, outcomes?: readonly AttachmentOutcome[]): string {
-  const out: string[] = [`#### ${heading(plan)}`, ""];
+  const out: string[] = [`#### ${markdownText(heading(plan))}`, ""];
   const rows: string[] = [];
   let quiet = 0;
   const byTarget = outcomesByTarget(outcomes ?? []);
@@ -175,7 +177,7 @@ export function signaturesMarkdown(plan: AttachmentPlan, outcomes?: readonly Att
     for (const line of lines) {
       const count = line.count > 1 ? ` (${line.count} manifests)` : "";
       rows.push(
-        `| \`${markdownCell(work.target.image)}\` | \`${shortDigest(work.target.digest)}\` | ${line.problem ? ":x: " : ""}${markdownCell(line.text)}${count} | ${line.destinations.length}: ${markdownCell(abbreviatedList(line.destinations))} |`,
+        `| ${markdownCode(work.target.image)} | ${markdownCode(shortDigest(work.target.digest))} | ${line.problem ? ":x: " : ""}${markdownText(line.text)}${count} | ${line.destinations.length}: ${markdownText(abbreviatedList(line.destinations))} |`,
       );
     }
   }

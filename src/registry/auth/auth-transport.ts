@@ -124,10 +124,7 @@ export class AuthTransport implements Transport {
     );
     if (credential === undefined || this.redacted.has(credential)) return credential;
     this.redacted.add(credential);
-    const { redactor } = this.options;
-    if (credential.kind === "basic") redactor.addBasic(credential.username, credential.password);
-    else if (credential.kind === "identity-token") redactor.add(credential.identityToken);
-    else redactor.add(credential.token);
+    this.options.redactor.addCredential(credential);
     return credential;
   }
 

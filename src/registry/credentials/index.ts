@@ -9,5 +9,10 @@ export {
   type DefaultSourcesOptions,
   type FileSourceOptions,
 } from "./sources.js";
-export { normalizeAuthKey, DOCKER_HUB_AUTH_KEY } from "./auth-file.js";
+export {
+  normalizeAuthKey,
+  DOCKER_HUB_AUTH_KEY,
+  parseAuthDocument,
+  credentialFromEntry,
+} from "./auth-file.js";
 export { runCredentialHelper, DEFAULT_HELPER_TIMEOUT_MS } from "./helper.js";
