@@ -38,6 +38,7 @@ const PROD_USER = "pusher";
 const PROD_PASSWORD = "Prod-pw-5e2b8c1d9a7f4e60";
 const SIGN_KEY_PASSWORD = "Sign-pw-3a8d6f0e2c9b4d71";
 const AUDIT_TOKEN = "Audit-token-8f1e4c2a7d9b3e65";
+const AUDIT_READER_TOKEN = "Audit-reader-3b7d0e9c5a1f2468";
 
 let work: string;
 let staging: TestRegistry;
@@ -68,6 +69,7 @@ function secretForms(): string[] {
     Buffer.from(PROD_PASSWORD).toString("base64"),
     SIGN_KEY_PASSWORD,
     AUDIT_TOKEN,
+    AUDIT_READER_TOKEN,
   ];
 }
 
@@ -555,6 +557,7 @@ describe("known secrets reach no sink", () => {
     await new Promise<void>((resolve) => hook.listen(0, "127.0.0.1", resolve));
     const port = await findFreePort();
     await writeFile(path.join(work, "audit-token"), `${AUDIT_TOKEN}\n`, { mode: 0o600 });
+    await writeFile(path.join(work, "audit-reader-token"), `${AUDIT_READER_TOKEN}\n`, { mode: 0o600 });
     const child: ChildProcess = spawn(
       process.execPath,
       [
@@ -567,6 +570,8 @@ describe("known secrets reach no sink", () => {
         `127.0.0.1:${port}`,
         "--token-file",
         "audit-token",
+        "--reader-token-file",
+        "audit-reader-token",
         "--db",
         "audit.db",
         "--alert-webhook",
@@ -610,8 +615,12 @@ describe("known secrets reach no sink", () => {
       });
       expect(response.status).toBe(200);
       await until("the alert", () => alerts.length > 0);
-      // Anyone may read the findings: what the registry echoed is served without the token.
-      const findings = await (await fetch(`http://127.0.0.1:${port}/findings`)).text();
+      // A reader sees what the registry echoed, without either token.
+      const findings = await (
+        await fetch(`http://127.0.0.1:${port}/findings`, {
+          headers: { authorization: `Bearer ${AUDIT_READER_TOKEN}` },
+        })
+      ).text();
       transcript.push(findings);
       expect(findings).toMatch(/newline-command/);
       expectInert(jsonProblems(findings), "GET /findings");
