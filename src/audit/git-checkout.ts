@@ -1,14 +1,16 @@
-import { execFile } from "node:child_process";
+import * as path from "node:path";
 import { PromoterError } from "../errors.js";
+import { GIT_TIMEOUT_MS, GitCommandError, runGitProcess, type GitRepository } from "../git/index.js";
 
 /**
  * A shallow clone of the repository holding the manifests, kept up to date by fetching one
  * branch. Uses the `git` program (so users' credential helpers, SSH keys and `insteadOf`
- * rules apply) with prompts disabled: the server must never wait for a password.
+ * rules from their git configuration apply) through the hardened runner (src/git): prompts
+ * disabled (the server must never wait for a password), the clone named explicitly to every
+ * command after it, hooks off, and an environment without the auditor's secrets.
  */
 
-/** One git command may take this long (a first clone of a large repository included). */
-export const GIT_TIMEOUT_MS = 5 * 60_000;
+export { GIT_TIMEOUT_MS };
 const MAX_GIT_OUTPUT_BYTES = 1024 * 1024;
 
 export class GitError extends PromoterError {
@@ -37,28 +39,27 @@ export function gitBranchProblem(branch: string): string | undefined {
   return undefined;
 }
 
-function runGit(args: readonly string[], cwd: string | undefined, signal?: AbortSignal): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      "git",
-      [...args],
-      {
-        ...(cwd === undefined ? {} : { cwd }),
-        timeout: GIT_TIMEOUT_MS,
-        maxBuffer: MAX_GIT_OUTPUT_BYTES,
-        env: { ...process.env, GIT_TERMINAL_PROMPT: "0", GIT_ASKPASS: "", SSH_ASKPASS: "" },
-        ...(signal ? { signal } : {}),
-      },
-      (error, stdout, stderr) => {
-        if (error) {
-          const detail = redactGitUrl(stderr.trim() || error.message);
-          reject(new GitError(`git ${args[0] ?? ""} failed: ${detail}`, { cause: error }));
-          return;
-        }
-        resolve(stdout.trim());
-      },
-    );
-  });
+/** Runs git for the checkout: `repository` undefined only for the clone that creates it. */
+async function runGit(
+  args: readonly string[],
+  repository: GitRepository | undefined,
+  signal?: AbortSignal,
+): Promise<string> {
+  try {
+    const output = await runGitProcess({
+      args,
+      ...(repository ? { repository } : {}),
+      network: "remote",
+      timeoutMs: GIT_TIMEOUT_MS,
+      maxOutputBytes: MAX_GIT_OUTPUT_BYTES,
+      redact: redactGitUrl,
+      ...(signal ? { signal } : {}),
+    });
+    return output.toString("utf8").trim();
+  } catch (error) {
+    if (error instanceof GitCommandError) throw new GitError(error.message, { cause: error });
+    throw error;
+  }
 }
 
 export interface GitCheckoutOptions {
@@ -72,6 +73,8 @@ export class GitCheckout {
   readonly url: string;
   readonly branch: string | undefined;
   readonly directory: string;
+  /** The clone, named to every git command after the clone itself. */
+  private readonly repository: GitRepository;
 
   constructor(options: GitCheckoutOptions) {
     const urlProblem = gitUrlProblem(options.url);
@@ -83,6 +86,7 @@ export class GitCheckout {
     this.url = options.url;
     this.branch = options.branch;
     this.directory = options.directory;
+    this.repository = { gitDir: path.join(options.directory, ".git"), workTree: options.directory };
   }
 
   /** Shallow clone of the branch (or the default branch); returns the commit. */
@@ -96,6 +100,7 @@ export class GitCheckout {
         "1",
         "--single-branch",
         "--no-tags",
+        "--no-recurse-submodules",
         ...branch,
         "--",
         this.url,
@@ -108,7 +113,7 @@ export class GitCheckout {
   }
 
   async commit(signal?: AbortSignal): Promise<string> {
-    return runGit(["rev-parse", "HEAD"], this.directory, signal);
+    return runGit(["rev-parse", "--verify", "HEAD^{commit}"], this.repository, signal);
   }
 
   /**
@@ -118,13 +123,23 @@ export class GitCheckout {
   async update(signal?: AbortSignal): Promise<{ commit: string; changed: boolean }> {
     const before = await this.commit(signal);
     await runGit(
-      ["fetch", "--quiet", "--depth", "1", "--no-tags", "origin", this.branch ?? "HEAD"],
-      this.directory,
+      [
+        "fetch",
+        "--quiet",
+        "--depth",
+        "1",
+        "--no-tags",
+        "--no-recurse-submodules",
+        "--end-of-options",
+        "origin",
+        this.branch ?? "HEAD",
+      ],
+      this.repository,
       signal,
     );
-    const fetched = await runGit(["rev-parse", "FETCH_HEAD"], this.directory, signal);
+    const fetched = await runGit(["rev-parse", "--verify", "FETCH_HEAD^{commit}"], this.repository, signal);
     if (fetched === before) return { commit: before, changed: false };
-    await runGit(["reset", "--quiet", "--hard", fetched], this.directory, signal);
+    await runGit(["reset", "--quiet", "--hard", fetched], this.repository, signal);
     return { commit: fetched, changed: true };
   }
 }
