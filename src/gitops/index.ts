@@ -49,17 +49,27 @@ export {
   type RevisionOptions,
 } from "./revision-manifests.js";
 export {
+  GIT_MODE,
   GitCommandError,
-  gitTopLevel,
+  isRegularFile,
+  listEntries,
   listTree,
+  locateRepository,
   MAX_GIT_OUTPUT_BYTES,
   readBlobs,
   resolveCommit,
   runGit,
   showFile,
   type GitOptions,
+  type GitRepository,
   type TreeFile,
 } from "./git.js";
+export {
+  MAX_TREE_ENTRIES_SEARCHED,
+  ManifestTreeRefusedError,
+  refuseHiddenRepositories,
+  type HiddenRepositorySearch,
+} from "./hidden-repositories.js";
 export { compareTagVersions, previousInSeries, tagSeries } from "./tag-series.js";
 export {
   applyVulnerabilityGate,

@@ -2,6 +2,7 @@ import { appendFile, readFile, stat } from "node:fs/promises";
 import * as path from "node:path";
 import { describeError, UsageError } from "../../errors.js";
 import {
+  ManifestTreeRefusedError,
   MAX_VULNERABILITY_REPORT_BYTES,
   parseVulnerabilityReport,
   runCheck,
@@ -192,6 +193,10 @@ revision, an unreadable report). Details: docs/owners.md.`,
         }
       }
       return report.ok ? ExitCode.ok : ExitCode.failed;
+    } catch (error) {
+      if (!(error instanceof ManifestTreeRefusedError)) throw error;
+      writeLine(io.stderr, `promoter check: refused: ${error.message}`);
+      return ExitCode.failed;
     } finally {
       await provider.close();
     }

@@ -1,7 +1,7 @@
 import { readFile, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { describeError, UsageError } from "../../errors.js";
-import { edgesChangedSince } from "../../gitops/index.js";
+import { edgesChangedSince, ManifestTreeRefusedError } from "../../gitops/index.js";
 import { loadManifests, type Finding, type SourcePosition } from "../../manifest/index.js";
 import {
   countDecisions,
@@ -171,10 +171,22 @@ async function runPromote({ io, values }: { io: CliIO; values: ParsedValues }): 
     } else {
       const set = await loadManifests(input ?? {}, { signal: io.signal, cwd: io.cwd });
       const changedSince = stringOption(values, "changed-since");
-      const changed =
-        changedSince === undefined
-          ? undefined
-          : await edgesChangedSince(input ?? {}, changedSince, { cwd: io.cwd, signal: io.signal });
+      let changed: Awaited<ReturnType<typeof edgesChangedSince>> | undefined;
+      if (changedSince !== undefined) {
+        try {
+          changed = await edgesChangedSince(input ?? {}, changedSince, { cwd: io.cwd, signal: io.signal });
+        } catch (error) {
+          if (!(error instanceof ManifestTreeRefusedError)) throw error;
+          writeLine(io.stderr, `promoter promote: refused: ${error.message}`);
+          return ExitCode.failed;
+        }
+        for (const finding of changed.unread) {
+          writeLine(
+            io.stderr,
+            `${findingText(io.cwd, { ...finding, severity: "warning" })} (its edges count as added)`,
+          );
+        }
+      }
       const filter = allOfFilters(changed?.filter, shard && shardFilter(shard, shard.by));
       planned = await planPromotion(set, { ...options, ...(filter ? { filter } : {}) });
       findings = planned.validation.findings;
