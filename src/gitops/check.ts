@@ -34,6 +34,7 @@ import { loadManifestsAtRevision, type RevisionManifests } from "./revision-mani
 import { previousInSeries, tagSeries } from "./tag-series.js";
 import {
   applyVulnerabilityGate,
+  reportedDigests,
   type SeverityThreshold,
   type VulnerabilityFinding,
   type VulnerabilityReport,
@@ -161,7 +162,7 @@ export async function runCheck(options: CheckOptions): Promise<CheckReport> {
   const facts = await readNewImageFacts(planned, baseContent, keys, options);
   checks.push(sizeCheck(facts, options.maxImageSize));
   checks.push(await kindCheck(planned, base, facts, options));
-  checks.push(vulnerabilityCheck(options));
+  checks.push(vulnerabilityCheck(options, planned));
 
   return {
     base: { revision: base.revision, commit: base.commit },
@@ -682,7 +683,7 @@ async function kindCheck(
   };
 }
 
-function vulnerabilityCheck(options: CheckOptions): CheckResult {
+function vulnerabilityCheck(options: CheckOptions, planned: readonly PlannedEdge[]): CheckResult {
   const reports = options.vulnerabilityReports ?? [];
   if (reports.length === 0) {
     return {
@@ -698,7 +699,9 @@ function vulnerabilityCheck(options: CheckOptions): CheckResult {
   let failing = 0;
   let unfixable = 0;
   let below = 0;
+  const scanned = new Set<string>();
   for (const { file, report } of reports) {
+    for (const digest of reportedDigests(report)) scanned.add(digest);
     const gate = applyVulnerabilityGate(report.findings, threshold);
     failing += gate.failing.length;
     unfixable += gate.unfixable.length;
@@ -707,11 +710,26 @@ function vulnerabilityCheck(options: CheckOptions): CheckResult {
       items.push({ severity: "error", message: `${vulnerabilityText(finding)} (${file})` });
     }
   }
+  // A report of some other image judges nothing: every image the change adds must be named by
+  // digest in a report (a tag names whatever staging holds at scan time).
+  const unscanned = new Map<string, PromotionEdge>();
+  for (const { edge, decision } of planned) {
+    if (decision.kind === "missing-source" || decision.kind === "unreadable") continue;
+    if (!scanned.has(edge.digest) && !unscanned.has(edge.digest)) unscanned.set(edge.digest, edge);
+  }
+  for (const edge of unscanned.values()) {
+    items.push({
+      severity: "error",
+      message: `${edge.sourceRegistry.name}/${edge.image}@${edge.digest} is not named by any --vuln-report: it was not judged`,
+      position: edge.position,
+      hint: "Scan every image the change adds by digest (trivy image --format json REPO@DIGEST); the report names it in ArtifactName or Metadata.RepoDigests (SARIF: Trivy's run properties).",
+    });
+  }
   return {
     id: "vulnerabilities",
     title: CHECK_TITLES.vulnerabilities,
-    status: failing > 0 ? "fail" : "pass",
-    summary: `${count(failing, "fixable finding")} at or above ${threshold}; ${unfixable} at or above ${threshold} without a fix yet (not failing); ${below} below ${threshold}`,
+    status: failing > 0 || unscanned.size > 0 ? "fail" : "pass",
+    summary: `${count(failing, "fixable finding")} at or above ${threshold}; ${unfixable} at or above ${threshold} without a fix yet (not failing); ${below} below ${threshold}${unscanned.size > 0 ? `; ${count(unscanned.size, "new image")} not in any report` : ""}`,
     items: capItems(items),
   };
 }

@@ -75,6 +75,7 @@ export {
   applyVulnerabilityGate,
   MAX_VULNERABILITY_REPORT_BYTES,
   parseVulnerabilityReport,
+  reportedDigests,
   SEVERITY_THRESHOLDS,
   severityRank,
   VULNERABILITY_SEVERITIES,

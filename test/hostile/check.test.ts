@@ -279,6 +279,40 @@ describe("the kind check cannot be passed by not looking", () => {
   });
 });
 
+describe("the vulnerability gate cannot be passed by a report of something else", () => {
+  it("fails when no report names the new image's digest (another image, or only a tag)", async () => {
+    const scanned = image("vuln-clean-other");
+    const added = image("vuln-added");
+    await seedRegistry(registry.url, "staging/vuln", [
+      { content: scanned, tags: ["clean"] },
+      { content: added, tags: ["v1"] },
+    ]);
+    const repo = await checkout("vuln", [], [{ content: added, tags: ["v1"] }]);
+    const clean = (artifact: string) =>
+      JSON.stringify({ SchemaVersion: 2, ArtifactName: artifact, Results: [] });
+    // A clean report, but of another image (what a staging pusher can make a by-tag scan see).
+    await writeFile(
+      path.join(repo.root, "other.json"),
+      clean(`${proxy.host}/staging/vuln@${scanned.digest}`),
+    );
+    await writeFile(path.join(repo.root, "by-tag.json"), clean(`${proxy.host}/staging/vuln:v1`));
+    for (const file of ["other.json", "by-tag.json"]) {
+      const { run, report } = await check(repo, "--vuln-report", file);
+      expect(run.status, run.stdout).toBe(1);
+      const gate = checkOf(report, "vulnerabilities");
+      expect(gate.status).toBe("fail");
+      expect(gate.items.map((item) => item.message).join("\n")).toContain(added.digest);
+    }
+    // The same clean report naming the digest passes.
+    await writeFile(
+      path.join(repo.root, "by-digest.json"),
+      clean(`${proxy.host}/staging/vuln@${added.digest}`),
+    );
+    const named = await check(repo, "--vuln-report", "by-digest.json");
+    expect(checkOf(named.report, "vulnerabilities").status).toBe("pass");
+  });
+});
+
 describe("the removal check sees through the base revision's links", () => {
   const v1 = image("linked-v1");
   const v2 = image("linked-v2");
