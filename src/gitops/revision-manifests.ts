@@ -65,27 +65,19 @@ export interface RevisionOptions {
   readonly gitProgram?: string;
 }
 
-/** `target` relative to the top of the work tree, with `/`; "" for the top itself. */
-function pathInRepository(repository: GitRepository, target: string): string {
-  let real: string;
-  let existing = target;
-  // The input may be gone from the working copy (a deleted tree): resolve its nearest folder.
-  for (;;) {
-    try {
-      real = path.join(realpathSync(existing), path.relative(existing, target));
-      break;
-    } catch {
-      const parent = path.dirname(existing);
-      if (parent === existing) {
-        real = target;
-        break;
-      }
-      existing = parent;
-    }
-  }
+/**
+ * The input's path from the top of the work tree, with `/`; "" for the top itself. Worked out
+ * from the working directory's real path and the path as given, never by resolving links inside
+ * the repository: those are the pull request's, and a link there must not choose which path of
+ * the base revision is read (a tree replaced by a link to a new folder would read as new).
+ */
+function pathInRepository(repository: GitRepository, cwd: string, input: string): string {
+  const real = path.resolve(realpathSync(cwd), input);
   const relative = path.relative(realpathSync(repository.workTree), real);
   if (relative.startsWith("..") || path.isAbsolute(relative)) {
-    throw new GitCommandError(`${target} is not inside the git work tree ${repository.workTree}`);
+    throw new GitCommandError(
+      `${path.resolve(cwd, input)} is not inside the git work tree ${repository.workTree}`,
+    );
   }
   return relative.split(path.sep).join("/");
 }
@@ -184,7 +176,7 @@ export async function loadManifestsAtRevision(
     ...(options.gitProgram ? { program: options.gitProgram } : {}),
   };
   const commit = await resolveCommit(revision, git);
-  const relative = pathInRepository(repository, target);
+  const relative = pathInRepository(repository, options.cwd, input.manifest ?? input.thinManifestDir ?? "");
   const read = input.manifest !== undefined ? readPlainManifest : readThinTree;
   return { revision, commit, ...(await read({ target, relative, commit, revision, git })) };
 }

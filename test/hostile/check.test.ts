@@ -89,7 +89,7 @@ async function checkout(
   git("commit", "-q", "-m", "base");
   const base = git("rev-parse", "HEAD");
   await writeFile(images, imagesYaml(name, after));
-  git("commit", "-q", "-am", "the pull request");
+  git("commit", "-q", "--allow-empty", "-am", "the pull request");
   return { root, base, git };
 }
 
@@ -403,6 +403,52 @@ describe("the removal check sees through the base revision's links", () => {
     const removals = checkOf(report, "removals");
     expect(removals.status).toBe("fail");
     expect(removals.items.map((item) => item.message).join("\n")).toMatch(/symbolic link/);
+  });
+
+  it("the manifest tree replaced by a link to a new folder: the base is still read where the tree was", async () => {
+    await seedRegistry(registry.url, "staging/moved", [
+      { content: v1, tags: ["v1"] },
+      { content: v2, tags: ["v2"] },
+    ]);
+    const repo = await checkout(
+      "moved",
+      [
+        { content: v1, tags: ["v1"] },
+        { content: v2, tags: ["v2"] },
+      ],
+      [
+        { content: v1, tags: ["v1"] },
+        { content: v2, tags: ["v2"] },
+      ],
+    );
+    const promoted = await runPromoterProcess(
+      ["promote", "--thin-manifest-dir", "registry", "--confirm", "--quiet"],
+      { cwd: repo.root, env: { HOME: work } },
+    );
+    expect(promoted.status, promoted.stderr).toBe(0);
+    // The pull request moves the tree to a folder that did not exist at the base, without v1
+    // (live in production), and leaves a link where the tree was.
+    repo.git("mv", "registry", "moved-tree");
+    await writeFile(
+      path.join(repo.root, "moved-tree", "images", "moved", "images.yaml"),
+      imagesYaml("moved", [{ content: v2, tags: ["v2"] }]),
+    );
+    await symlink("moved-tree", path.join(repo.root, "registry"));
+    repo.git("add", "-A");
+    repo.git("commit", "-q", "-m", "move the tree");
+
+    const run = await runPromoterProcess(
+      ["check", "--base", repo.base, "--thin-manifest-dir", "registry", "--output", "json", "--quiet"],
+      { cwd: repo.root, env: { HOME: work } },
+    );
+    expect(run.stderr).not.toMatch(STACK_LINE);
+    // Refused as input (a linked tree) or judged: never a pass that saw no removal.
+    expect(run.status, run.stdout + run.stderr).not.toBe(0);
+    if (run.status === 1 && run.stdout.trim().startsWith("{")) {
+      const removals = checkOf(JSON.parse(run.stdout) as CheckJson, "removals");
+      expect(removals.status).toBe("fail");
+      expect(removals.items.map((item) => item.message).join("\n")).toContain(v1.digest);
+    }
   });
 
   it("a submodule for the project's images folder at the base", async () => {
