@@ -367,6 +367,53 @@ describe("the GitHub Action and the example workflows", () => {
     for (const call of installs) expect(call.args).toContain("--ignore-scripts");
   });
 
+  it("hands the registry-auth and sign-key inputs to the promoter's step only", async () => {
+    const action = parse(await readFile(path.join(REPOSITORY_ROOT, "action.yml"), "utf8")) as {
+      runs: { steps: Step[] };
+    };
+    const step = action.runs.steps.find((candidate) => candidate.id === "run");
+    const fake = await mkdtemp(path.join(work, "action-run-"));
+    const seen = path.join(fake, "promoter-env.json");
+    await writeFile(
+      path.join(fake, "promoter"),
+      `#!${process.execPath}\nrequire("node:fs").writeFileSync(${JSON.stringify(seen)}, JSON.stringify(process.env));\n`,
+    );
+    await chmod(path.join(fake, "promoter"), 0o755);
+    await writeFile(path.join(fake, "output"), "");
+    const status = await new Promise<number>((resolve, reject) => {
+      const child = spawn("bash", ["-e", "-c", step?.run ?? ""], {
+        cwd: fake,
+        env: {
+          PATH: `${fake}:/usr/bin:/bin`,
+          RUNNER_TEMP: fake,
+          GITHUB_OUTPUT: path.join(fake, "output"),
+          COMMAND: "validate",
+          THIN_MANIFEST_DIR: ".",
+          MANIFEST: "",
+          BASE: "",
+          ALL: "false",
+          ARGS: "",
+          SUMMARY: "false",
+          PR_BASE: "",
+          PUSH_BEFORE: "",
+          INPUT_REGISTRY_AUTH: SECRETS.PROMOTER_REGISTRY_AUTH,
+          INPUT_SIGN_KEY: SIGN_KEY,
+        },
+        stdio: "ignore",
+      });
+      child.on("error", reject);
+      child.on("close", (code) => {
+        resolve(code ?? -1);
+      });
+    });
+    expect(status).toBe(0);
+    const env = JSON.parse(await readFile(seen, "utf8")) as Record<string, string>;
+    expect(env.PROMOTER_SIGN_KEY).toBe(SIGN_KEY);
+    expect(env.PROMOTER_REGISTRY_AUTH).toBe(SECRETS.PROMOTER_REGISTRY_AUTH);
+    expect(env.INPUT_SIGN_KEY).toBeUndefined();
+    expect(env.INPUT_REGISTRY_AUTH).toBeUndefined();
+  });
+
   it("the example workflows hand secrets to the action as inputs, never through env of the action's steps", async () => {
     const folder = path.join(REPOSITORY_ROOT, "examples", "gitops-repo", ".github", "workflows");
     for (const name of ["promote.yml", "promote-backstop.yml", "promotion-check.yml"]) {
