@@ -82,8 +82,9 @@ JOB_COMPLETION_INDEX (a Kubernetes Indexed Job). Repositories are split by a sta
 their name; --shard-by image keeps all mirrors of an image in one shard, so its source blobs are
 read once. Limits such as --requests-per-second apply per worker. See docs/sharding.md.
 
-Exit status: 0 every edge done or already done; 1 some edge refused or failed, or the manifests
-have errors; 2 invalid input or usage. Formats: docs/promotion.md.`,
+Exit status: 0 every edge done or already done; 1 some edge refused or failed, the manifests
+have errors, or --changed-since refused a git repository inside the manifest tree; 2 invalid
+input or usage. Formats: docs/promotion.md.`,
   options: {
     ...manifestOptionSpecs,
     confirm: { type: "boolean", description: "Write to the registries (without it: dry run)" },
