@@ -106,6 +106,9 @@ export function gitEnvironment(
     // git 2.44+: a missing object is an error, never a fetch from a promisor remote.
     GIT_NO_LAZY_FETCH: "1",
     GIT_LITERAL_PATHSPECS: "1",
+    // A tree's .gitattributes may name the LFS filter, and its .lfsconfig the server LFS fetches
+    // from with the user's credential helpers: the auditor's checkout keeps the pointer files.
+    GIT_LFS_SKIP_SMUDGE: "1",
   };
 }
 

@@ -146,6 +146,7 @@ export async function listTree(
   paths: readonly string[],
   options: GitOptions,
 ): Promise<TreeFile[]> {
+  requireObjectId(commit);
   return parseTree(
     await runGit(["ls-tree", "-r", "-l", "-z", "--full-tree", commit, "--", ...paths], options),
   );
@@ -158,10 +159,16 @@ export async function listEntries(
   options: GitOptions,
 ): Promise<TreeFile[]> {
   if (paths.length === 0) return [];
+  requireObjectId(commit);
   return parseTree(await runGit(["ls-tree", "-l", "-z", "--full-tree", commit, "--", ...paths], options));
 }
 
 const OBJECT_ID = /^[0-9a-f]{40}(?:[0-9a-f]{24})?$/;
+
+/** Commits and blobs are named to git by id only (resolveCommit makes one from a revision). */
+function requireObjectId(object: string): void {
+  if (!OBJECT_ID.test(object)) throw new GitCommandError(`${JSON.stringify(object)} is not a git object id`);
+}
 
 /** The contents of blobs by object id, read with one `git cat-file --batch`. */
 export async function readBlobs(
@@ -172,8 +179,7 @@ export async function readBlobs(
   const blobs = new Map<string, Buffer>();
   if (unique.length === 0) return blobs;
   // --batch reads revision expressions too ("HEAD:path"); only object ids are asked for.
-  const odd = unique.find((object) => !OBJECT_ID.test(object));
-  if (odd !== undefined) throw new GitCommandError(`${JSON.stringify(odd)} is not a git object id`);
+  unique.forEach(requireObjectId);
   const output = await runGit(["cat-file", "--batch"], options, `${unique.join("\n")}\n`);
   let offset = 0;
   for (const object of unique) {
