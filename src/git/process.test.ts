@@ -91,6 +91,29 @@ describe("runGitProcess", () => {
     expect(existsSync(marker)).toBe(false);
   });
 
+  it("never fetches a missing object, even from a repository it was told to read", async () => {
+    // Second line of defence: were a hostile repository ever named, its promisor remote
+    // (a command in `uploadpack`) is not started, because no transport is allowed.
+    const planted = path.join(dir, "named");
+    const marker = path.join(dir, "fetched");
+    await mkdir(path.join(planted, "objects"), { recursive: true });
+    await mkdir(path.join(planted, "refs"), { recursive: true });
+    await writeFile(path.join(planted, "HEAD"), "ref: refs/heads/main\n");
+    await writeFile(
+      path.join(planted, "config"),
+      `[core]\n\trepositoryformatversion = 1\n\tbare = true\n[extensions]\n\tpartialClone = origin\n[remote "origin"]\n\turl = /nowhere\n\tpromisor = true\n\tuploadpack = "touch ${marker} #"\n`,
+    );
+    await expect(
+      runGitProcess({
+        args: ["rev-parse", "--verify", "--quiet", `${"a".repeat(40)}^{commit}`],
+        repository: { gitDir: planted, workTree: dir },
+        network: "none",
+        maxOutputBytes: 1024,
+      }),
+    ).rejects.toThrow(GitCommandError);
+    expect(existsSync(marker)).toBe(false);
+  });
+
   it("reads a named repository and reports failures in one line", async () => {
     execFileSync("git", ["init", "-q", dir], { env: { PATH: process.env.PATH ?? "" } });
     const repository = { gitDir: path.join(dir, ".git"), workTree: dir };
