@@ -87,6 +87,7 @@ export {
   type VulnerabilitySeverity,
 } from "./vulnerability-report.js";
 export {
+  ImageFactsError,
   MAX_IMAGE_INDEX_DEPTH,
   MAX_PLATFORM_IMAGES,
   readImageFacts,
