@@ -1,5 +1,83 @@
-import { describe, expect, it } from "vitest";
-import { splitGitCredentials } from "./git-checkout.js";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { gitIn, plantCommandRepository, writeGitSpy } from "../../test/support/hostile-git.js";
+import { GitCheckout, splitGitCredentials } from "./git-checkout.js";
+
+/**
+ * The auditor's clone of the manifest repository: the repository's content comes from merged
+ * pull requests, and the auditor's environment holds its secrets. git must never use a
+ * repository committed into the tree, and never see the secrets.
+ */
+
+let dir: string;
+const saved = { PATH: process.env.PATH, secret: process.env.PROMOTER_AUDIT_TEST_SECRET };
+
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), "git-checkout-"));
+});
+afterEach(async () => {
+  process.env.PATH = saved.PATH;
+  if (saved.secret === undefined) delete process.env.PROMOTER_AUDIT_TEST_SECRET;
+  else process.env.PROMOTER_AUDIT_TEST_SECRET = saved.secret;
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("GitCheckout", () => {
+  it("clones and fetches without the auditor's secrets, never using a repository in the tree", async () => {
+    const origin = path.join(dir, "origin");
+    const marker = path.join(dir, "ran");
+    await mkdir(path.join(origin, "registry", "manifests", "app"), { recursive: true });
+    await writeFile(
+      path.join(origin, "registry", "manifests", "app", "promoter-manifest.yaml"),
+      "registries: []\n",
+    );
+    await plantCommandRepository(path.join(origin, "registry"), marker);
+    gitIn(origin, dir, "init", "-q", "-b", "main");
+    gitIn(origin, dir, "add", "-A");
+    gitIn(origin, dir, "commit", "-q", "-m", "first");
+
+    const bin = path.join(dir, "bin");
+    const log = path.join(dir, "git-calls.jsonl");
+    await writeGitSpy(bin, log);
+    process.env.PATH = `${bin}:${saved.PATH ?? "/usr/bin:/bin"}`;
+    process.env.PROMOTER_AUDIT_TEST_SECRET = "audit-secret-5c2e";
+
+    const checkout = new GitCheckout({
+      url: `file://${origin}`,
+      branch: "main",
+      directory: path.join(dir, "clone"),
+    });
+    const first = await checkout.clone();
+    await writeFile(
+      path.join(origin, "registry", "manifests", "app", "promoter-manifest.yaml"),
+      "registries: [] # 2\n",
+    );
+    gitIn(origin, dir, "commit", "-q", "-am", "second");
+    const update = await checkout.update();
+    expect(update.changed).toBe(true);
+    expect(update.commit).not.toBe(first);
+
+    expect(existsSync(marker)).toBe(false);
+    const calls = (await readFile(log, "utf8"))
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as { args: string[]; env: Record<string, string> })
+      // The test's own commits to the origin go through the spy too.
+      .filter((call) => !call.args.includes("user.name=t"));
+    expect(calls.length).toBeGreaterThanOrEqual(4);
+    for (const call of calls) {
+      expect(JSON.stringify(call.env)).not.toContain("audit-secret-5c2e");
+      expect(call.args).toContain("safe.bareRepository=explicit");
+    }
+    // Every command after the clone names the clone's repository.
+    for (const call of calls.filter((entry) => !entry.args.includes("clone"))) {
+      expect(call.args).toContain(`--git-dir=${path.join(dir, "clone", ".git")}`);
+    }
+  });
+});
 
 describe("splitGitCredentials", () => {
   it("moves the user part of an http(s) URL into a Basic Authorization value", () => {

@@ -1,20 +1,21 @@
-import { execFile } from "node:child_process";
+import * as path from "node:path";
 import { PromoterError } from "../errors.js";
+import { GIT_TIMEOUT_MS, GitCommandError, runGitProcess, type GitRepository } from "../git/index.js";
 
 /**
  * A shallow clone of the repository holding the manifests, kept up to date by fetching one
  * branch. Uses the `git` program (so users' credential helpers, SSH keys and `insteadOf`
- * rules apply) with prompts disabled: the server must never wait for a password.
+ * rules from their git configuration apply) through the hardened runner (src/git): prompts
+ * disabled (the server must never wait for a password), the clone named explicitly to every
+ * command after it, hooks off, and an environment without the auditor's secrets.
  *
  * Credentials in an http(s) URL (`https://user:token@host/...`) are never given to git in the
  * URL: git would put the URL on its command line and its remote helper's (readable by every
  * local user in /proc/<pid>/cmdline) and write it into the clone's .git/config. They are sent as
- * an `Authorization` header instead, configured through git's environment (GIT_CONFIG_COUNT,
- * git 2.31 or later; https://git-scm.com/docs/git-config#ENVIRONMENT) for that origin only.
+ * an `Authorization` header for that origin only, configured through git's environment.
  */
 
-/** One git command may take this long (a first clone of a large repository included). */
-export const GIT_TIMEOUT_MS = 5 * 60_000;
+export { GIT_TIMEOUT_MS };
 const MAX_GIT_OUTPUT_BYTES = 1024 * 1024;
 
 export class GitError extends PromoterError {
@@ -59,51 +60,31 @@ export function splitGitCredentials(url: string): { url: string; authorization?:
   return { url: parsed.href, authorization: `Basic ${Buffer.from(credentials).toString("base64")}` };
 }
 
-/** git's environment: no prompts, and the `Authorization` header for `url`'s origin when given. */
-function gitEnvironment(url: string, authorization: string | undefined): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    GIT_TERMINAL_PROMPT: "0",
-    GIT_ASKPASS: "",
-    SSH_ASKPASS: "",
-  };
-  if (authorization === undefined) return env;
-  // Entries the user configured this way stay; ours is added after them.
-  const existing = Number.parseInt(process.env.GIT_CONFIG_COUNT ?? "0", 10);
-  const index = Number.isSafeInteger(existing) && existing > 0 ? existing : 0;
-  env.GIT_CONFIG_COUNT = String(index + 1);
-  env[`GIT_CONFIG_KEY_${index}`] = `http.${new URL(url).origin}/.extraHeader`;
-  env[`GIT_CONFIG_VALUE_${index}`] = `Authorization: ${authorization}`;
-  return env;
-}
+type PrivateConfig = readonly (readonly [key: string, value: string])[];
 
-function runGit(
+/** Runs git for the checkout: `repository` undefined only for the clone that creates it. */
+async function runGit(
   args: readonly string[],
-  cwd: string | undefined,
-  env: NodeJS.ProcessEnv,
+  repository: GitRepository | undefined,
+  privateConfig: PrivateConfig,
   signal?: AbortSignal,
 ): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      "git",
-      [...args],
-      {
-        ...(cwd === undefined ? {} : { cwd }),
-        timeout: GIT_TIMEOUT_MS,
-        maxBuffer: MAX_GIT_OUTPUT_BYTES,
-        env,
-        ...(signal ? { signal } : {}),
-      },
-      (error, stdout, stderr) => {
-        if (error) {
-          const detail = redactGitUrl(stderr.trim() || error.message);
-          reject(new GitError(`git ${args[0] ?? ""} failed: ${detail}`, { cause: error }));
-          return;
-        }
-        resolve(stdout.trim());
-      },
-    );
-  });
+  try {
+    const output = await runGitProcess({
+      args,
+      ...(repository ? { repository } : {}),
+      network: "remote",
+      timeoutMs: GIT_TIMEOUT_MS,
+      maxOutputBytes: MAX_GIT_OUTPUT_BYTES,
+      redact: redactGitUrl,
+      privateConfig,
+      ...(signal ? { signal } : {}),
+    });
+    return output.toString("utf8").trim();
+  } catch (error) {
+    if (error instanceof GitCommandError) throw new GitError(error.message, { cause: error });
+    throw error;
+  }
 }
 
 export interface GitCheckoutOptions {
@@ -118,7 +99,10 @@ export class GitCheckout {
   readonly url: string;
   readonly branch: string | undefined;
   readonly directory: string;
-  private readonly env: NodeJS.ProcessEnv;
+  /** The clone, named to every git command after the clone itself. */
+  private readonly repository: GitRepository;
+  /** The `Authorization` header for the URL's origin, when the URL carried credentials. */
+  private readonly privateConfig: PrivateConfig;
 
   constructor(options: GitCheckoutOptions) {
     const urlProblem = gitUrlProblem(options.url);
@@ -129,9 +113,13 @@ export class GitCheckout {
     }
     const { url, authorization } = splitGitCredentials(options.url);
     this.url = url;
-    this.env = gitEnvironment(url, authorization);
+    this.privateConfig =
+      authorization === undefined
+        ? []
+        : [[`http.${new URL(url).origin}/.extraHeader`, `Authorization: ${authorization}`]];
     this.branch = options.branch;
     this.directory = options.directory;
+    this.repository = { gitDir: path.join(options.directory, ".git"), workTree: options.directory };
   }
 
   /** Shallow clone of the branch (or the default branch); returns the commit. */
@@ -145,20 +133,21 @@ export class GitCheckout {
         "1",
         "--single-branch",
         "--no-tags",
+        "--no-recurse-submodules",
         ...branch,
         "--",
         this.url,
         this.directory,
       ],
       undefined,
-      this.env,
+      this.privateConfig,
       signal,
     );
     return this.commit(signal);
   }
 
   async commit(signal?: AbortSignal): Promise<string> {
-    return runGit(["rev-parse", "HEAD"], this.directory, this.env, signal);
+    return runGit(["rev-parse", "--verify", "HEAD^{commit}"], this.repository, this.privateConfig, signal);
   }
 
   /**
@@ -168,14 +157,29 @@ export class GitCheckout {
   async update(signal?: AbortSignal): Promise<{ commit: string; changed: boolean }> {
     const before = await this.commit(signal);
     await runGit(
-      ["fetch", "--quiet", "--depth", "1", "--no-tags", "origin", this.branch ?? "HEAD"],
-      this.directory,
-      this.env,
+      [
+        "fetch",
+        "--quiet",
+        "--depth",
+        "1",
+        "--no-tags",
+        "--no-recurse-submodules",
+        "--end-of-options",
+        "origin",
+        this.branch ?? "HEAD",
+      ],
+      this.repository,
+      this.privateConfig,
       signal,
     );
-    const fetched = await runGit(["rev-parse", "FETCH_HEAD"], this.directory, this.env, signal);
+    const fetched = await runGit(
+      ["rev-parse", "--verify", "FETCH_HEAD^{commit}"],
+      this.repository,
+      this.privateConfig,
+      signal,
+    );
     if (fetched === before) return { commit: before, changed: false };
-    await runGit(["reset", "--quiet", "--hard", fetched], this.directory, this.env, signal);
+    await runGit(["reset", "--quiet", "--hard", fetched], this.repository, this.privateConfig, signal);
     return { commit: fetched, changed: true };
   }
 }

@@ -1,4 +1,4 @@
-import type { ManifestInput } from "../manifest/index.js";
+import type { Finding, ManifestInput } from "../manifest/index.js";
 import type { PromotionEdge } from "../plan/index.js";
 import { changedEdgeFilter } from "./edge-diff.js";
 import { loadManifestsAtRevision, type RevisionOptions } from "./revision-manifests.js";
@@ -12,7 +12,15 @@ export async function edgesChangedSince(
   input: ManifestInput,
   revision: string,
   options: RevisionOptions,
-): Promise<{ readonly commit: string; readonly filter: (edge: PromotionEdge) => boolean }> {
+): Promise<{
+  readonly commit: string;
+  readonly filter: (edge: PromotionEdge) => boolean;
+  /**
+   * Files at REV that were not read (symbolic links, submodules, files over the size limit): the
+   * edges they held count as added, so at worst more of the reviewed manifests is promoted.
+   */
+  readonly unread: readonly Finding[];
+}> {
   const base = await loadManifestsAtRevision(input, revision, options);
-  return { commit: base.commit, filter: changedEdgeFilter(base.set) };
+  return { commit: base.commit, filter: changedEdgeFilter(base.set), unread: base.unread };
 }

@@ -1,6 +1,7 @@
 import { describeError, isPromoterError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import {
+  conflictDigests,
   loadManifests,
   manifestTreeOf,
   MAX_MANIFEST_FILE_BYTES,
@@ -31,10 +32,11 @@ import {
   type ImageFacts,
   type ImageKind,
 } from "./image-facts.js";
-import { loadManifestsAtRevision } from "./revision-manifests.js";
+import { loadManifestsAtRevision, type RevisionManifests } from "./revision-manifests.js";
 import { previousInSeries, tagSeries } from "./tag-series.js";
 import {
   applyVulnerabilityGate,
+  reportedDigests,
   type SeverityThreshold,
   type VulnerabilityFinding,
   type VulnerabilityReport,
@@ -161,12 +163,12 @@ export async function runCheck(options: CheckOptions): Promise<CheckReport> {
     planned = result.plan.edges;
   }
   checks.push(tagMoveCheck(planned));
-  checks.push(await removalCheck(diff.removed, options));
+  checks.push(await removalCheck(diff.removed, base.unread, options));
 
   const facts = await readNewImageFacts(planned, baseContent, keys, options);
   checks.push(sizeCheck(facts, options.maxImageSize));
-  checks.push(await kindCheck(planned, base.set, facts, options));
-  checks.push(vulnerabilityCheck(options));
+  checks.push(await kindCheck(planned, base, facts, options));
+  checks.push(vulnerabilityCheck(options, planned));
 
   return {
     base: { revision: base.revision, commit: base.commit },
@@ -331,6 +333,19 @@ function tagMoveCheck(planned: readonly PlannedEdge[]): CheckResult {
       hint: "Push the image to the staging registry first, or fix the digest (copy it from the registry).",
     });
   }
+  const conflicts = planned.filter((entry) => entry.decision.kind === "refused-conflict");
+  for (const { first, destinations } of groupEdges(conflicts, ({ edge }) =>
+    [edge.project, edge.image, edge.tag, edge.digest].join("\u0000"),
+  )) {
+    const digests =
+      first.decision.kind === "refused-conflict" ? conflictDigests(first.decision.conflict) : [];
+    items.push({
+      severity: "error",
+      message: `conflicting claims: ${edgeName(first.edge)} in ${destinationsText(destinations)} is claimed for ${digests.length} different digests (${digests.join(", ")}); none would be promoted`,
+      position: first.edge.position,
+      hint: "A tag names one digest: keep one claim.",
+    });
+  }
   const unreadable = planned.filter((entry) => entry.decision.kind === "unreadable");
   for (const { first, destinations } of groupEdges(unreadable, ({ decision }) =>
     decision.kind === "unreadable" ? `${decision.side}\u0000${decision.message}` : "",
@@ -357,7 +372,31 @@ function tagMoveCheck(planned: readonly PlannedEdge[]): CheckResult {
   };
 }
 
-async function removalCheck(removed: readonly PromotionEdge[], options: CheckOptions): Promise<CheckResult> {
+/** One item per file the base revision had but that was not read: what it held is unknown. */
+function unreadItems(unread: readonly Finding[], what: string): CheckItem[] {
+  return unread.map((finding) => ({
+    severity: "error",
+    message: `not read at the base revision: ${finding.message}; ${what}`,
+    position: finding.position,
+    hint: "Links and submodules are never followed in git: make the file a regular file (a copy) in its own folder.",
+  }));
+}
+
+async function removalCheck(
+  removed: readonly PromotionEdge[],
+  unread: readonly Finding[],
+  options: CheckOptions,
+): Promise<CheckResult> {
+  const blind = unreadItems(unread, "lines removed from it cannot be seen");
+  if (removed.length === 0 && blind.length > 0) {
+    return {
+      id: "removals",
+      title: CHECK_TITLES.removals,
+      status: "fail",
+      summary: `${count(blind.length, "file")} at the base revision not read; removals from ${blind.length === 1 ? "it" : "them"} cannot be judged`,
+      items: capItems(blind),
+    };
+  }
   if (removed.length === 0) {
     return {
       id: "removals",
@@ -404,12 +443,13 @@ async function removalCheck(removed: readonly PromotionEdge[], options: CheckOpt
       position: first.edge.position,
     });
   }
+  items.push(...blind);
   const failed = items.some((item) => item.severity === "error");
   return {
     id: "removals",
     title: CHECK_TITLES.removals,
     status: failed ? "fail" : items.length > 0 ? "warn" : "pass",
-    summary: `${count(removed.length, "removed edge")}: ${live.length} still live in production, ${notPromoted} never promoted${live.length > 0 ? "; removing lines deletes nothing from the registries" : ""}`,
+    summary: `${count(removed.length, "removed edge")}: ${live.length} still live in production, ${notPromoted} never promoted${live.length > 0 ? "; removing lines deletes nothing from the registries" : ""}${blind.length > 0 ? `; ${count(blind.length, "file")} at the base revision not read` : ""}`,
     items: capItems(items),
   };
 }
@@ -480,24 +520,27 @@ function sizeCheck(images: ReadonlyMap<string, NewImage>, maxImageSize: number |
   }
   const items: CheckItem[] = [];
   let checked = 0;
+  let attestations = 0;
   let largest = 0;
   for (const { edge, facts, error } of images.values()) {
-    if (error !== undefined) {
+    // What was not measured fails: a size check that cannot look must not pass.
+    if (error !== undefined || !facts) {
       items.push({
-        severity: "warning",
-        message: `could not read ${edge.image}@${edge.digest} from staging: ${error}`,
+        severity: "error",
+        message: `could not read ${edge.image}@${edge.digest} from staging: ${error ?? "the registry does not have it"}; its size was not checked`,
         position: edge.position,
       });
       continue;
     }
-    if (!facts) continue;
     for (const platform of facts.platforms) {
       checked += 1;
+      if (platform.attestation) attestations += 1;
       largest = Math.max(largest, platform.size);
       if (platform.size <= maxImageSize) continue;
+      const what = platform.attestation ? "marked as an attestation" : platformText(platform.platform);
       items.push({
         severity: "error",
-        message: `${edge.image}@${edge.digest} (${platformText(platform.platform)}${facts.kind === "index" ? ` ${platform.digest}` : ""}) is ${formatSize(platform.size)} compressed, over the limit of ${formatSize(maxImageSize)}`,
+        message: `${edge.image}@${edge.digest} (${what}${facts.kind === "index" ? ` ${platform.digest}` : ""}) is ${formatSize(platform.size)} compressed, over the limit of ${formatSize(maxImageSize)}`,
         position: edge.position,
         hint: "Make the image smaller (multi-stage builds, a slimmer base), or raise --max-image-size in the workflow after review.",
       });
@@ -508,7 +551,7 @@ function sizeCheck(images: ReadonlyMap<string, NewImage>, maxImageSize: number |
     id: "image-size",
     title: CHECK_TITLES["image-size"],
     status: failed ? "fail" : items.length > 0 ? "warn" : "pass",
-    summary: `${count(checked, "platform image")} of new digests checked against ${formatSize(maxImageSize)}${checked > 0 ? `; largest ${formatSize(largest)}` : ""}`,
+    summary: `${count(checked, "platform image")} of new digests checked against ${formatSize(maxImageSize)}${attestations > 0 ? ` (${attestations} marked as attestations)` : ""}${checked > 0 ? `; largest ${formatSize(largest)}` : ""}`,
     items: capItems(items),
   };
 }
@@ -526,14 +569,17 @@ function baseTags(base: ManifestSet): Map<string, Map<Tag, Digest>> {
   return result;
 }
 
+/** What a kind lookup found: the kind, or why it is not known. */
+type KindAnswer = { readonly kind: ImageKind } | { readonly unknown: string };
+
 async function kindCheck(
   planned: readonly PlannedEdge[],
-  base: ManifestSet,
+  base: RevisionManifests,
   images: ReadonlyMap<string, NewImage>,
   options: CheckOptions,
 ): Promise<CheckResult> {
   const keys = new RepositoryKeys();
-  const previousVersions = baseTags(base);
+  const previousVersions = baseTags(base.set);
   // One comparison per (project, image, tag): the first destination edge carries it.
   const comparisons = new Map<string, { edge: PromotionEdge; previousTag: Tag; previousDigest: Digest }>();
   for (const { edge, decision } of planned) {
@@ -549,29 +595,33 @@ async function kindCheck(
     if (previousDigest === undefined || previousDigest === edge.digest) continue;
     comparisons.set(key, { edge, previousTag, previousDigest });
   }
-  const kindCache = new Map<string, Promise<ImageKind | undefined>>();
-  const kindOf = (edge: PromotionEdge, digest: Digest): Promise<ImageKind | undefined> => {
+  const kindCache = new Map<string, Promise<KindAnswer>>();
+  const kindOf = (edge: PromotionEdge, digest: Digest): Promise<KindAnswer> => {
     const cacheKey = `${keys.of(edge.source)}@${digest}`;
     let pending = kindCache.get(cacheKey);
     if (!pending) {
-      pending = (async () => {
+      pending = (async (): Promise<KindAnswer> => {
         const known = images.get(cacheKey)?.facts;
-        if (known) return known.kind;
+        if (known) return { kind: known.kind };
         const call = options.signal ? { signal: options.signal } : {};
+        const problems: string[] = [];
         // The previous version may be gone from staging: production still has it.
         for (const [location, side] of [
           [edge.source, "source"],
           [edge.destination, "destination"],
         ] as const) {
+          const store = options.provider.repository(location, side);
           try {
-            const found = await readImageKind(options.provider.repository(location, side), digest, call);
-            if (found) return found.kind;
+            const found = await readImageKind(store, digest, call);
+            if (found) return { kind: found.kind };
+            problems.push(`${store.name} does not have it`);
           } catch (error) {
             if (options.signal?.aborted) throw error;
             if (!isPromoterError(error)) throw error;
+            problems.push(`${store.name}: ${describeError(error)}`);
           }
         }
-        return undefined;
+        return { unknown: problems.join("; ") };
       })();
       kindCache.set(cacheKey, pending);
     }
@@ -580,8 +630,9 @@ async function kindCheck(
 
   const items: CheckItem[] = [];
   let compared = 0;
+  let changed = 0;
   const entries = [...comparisons.values()];
-  const results = new Array<{ now: ImageKind | undefined; before: ImageKind | undefined }>(entries.length);
+  const results = new Array<{ now: KindAnswer; before: KindAnswer }>(entries.length);
   await runBounded(
     entries,
     options.concurrency ?? 8,
@@ -592,11 +643,26 @@ async function kindCheck(
   );
   for (const [index, { edge, previousTag, previousDigest }] of entries.entries()) {
     const result = results[index];
-    if (!result?.now || !result.before) continue;
+    if (!result) continue;
+    const { now, before } = result;
+    const kinds = "kind" in now && "kind" in before ? { now: now.kind, before: before.kind } : undefined;
+    if (!kinds) {
+      // Not knowing is not passing: a registry that will not answer must not hide a change.
+      const digest = "unknown" in now ? edge.digest : previousDigest;
+      const reason = "unknown" in now ? now.unknown : "unknown" in before ? before.unknown : "";
+      items.push({
+        severity: options.allowKindChanges ? "warning" : "error",
+        message: `could not compare ${edgeName(edge)} with ${previousTag}, the previous version in its tag series: the kind of ${digest} is unknown (${reason})`,
+        position: edge.position,
+        hint: "Make the digest readable in staging or production, or pass --allow-kind-change when a change of kind is acceptable.",
+      });
+      continue;
+    }
     compared += 1;
-    if (result.now === result.before) continue;
+    if (kinds.now === kinds.before) continue;
+    changed += 1;
     const series = tagSeries(edge.tag ?? "");
-    if (result.before === "index") {
+    if (kinds.before === "index") {
       items.push({
         severity: options.allowKindChanges ? "warning" : "error",
         message: `${edgeName(edge)} is a single-platform image, but the previous version in its tag series (${series}), ${previousTag} (${previousDigest}), is a multi-platform index`,
@@ -611,17 +677,24 @@ async function kindCheck(
       });
     }
   }
+  // Previous versions in files the base revision did not read are unknown too.
+  if (base.unread.length > 0) {
+    items.push({
+      severity: options.allowKindChanges ? "warning" : "error",
+      message: `${count(base.unread.length, "file")} at the base revision not read (see Removed edges): the previous versions they list were not compared`,
+    });
+  }
   const failed = items.some((item) => item.severity === "error");
   return {
     id: "kind-changes",
     title: CHECK_TITLES["kind-changes"],
     status: failed ? "fail" : items.some((item) => item.severity === "warning") ? "warn" : "pass",
-    summary: `${count(compared, "new tag")} compared with the previous version in its series; ${items.length} changed kind`,
+    summary: `${count(compared, "new tag")} compared with the previous version in its series; ${changed} changed kind${compared < entries.length ? `; ${entries.length - compared} could not be compared` : ""}`,
     items: capItems(items),
   };
 }
 
-function vulnerabilityCheck(options: CheckOptions): CheckResult {
+function vulnerabilityCheck(options: CheckOptions, planned: readonly PlannedEdge[]): CheckResult {
   const reports = options.vulnerabilityReports ?? [];
   if (reports.length === 0) {
     return {
@@ -637,7 +710,9 @@ function vulnerabilityCheck(options: CheckOptions): CheckResult {
   let failing = 0;
   let unfixable = 0;
   let below = 0;
+  const scanned = new Set<string>();
   for (const { file, report } of reports) {
+    for (const digest of reportedDigests(report)) scanned.add(digest);
     const gate = applyVulnerabilityGate(report.findings, threshold);
     failing += gate.failing.length;
     unfixable += gate.unfixable.length;
@@ -646,11 +721,26 @@ function vulnerabilityCheck(options: CheckOptions): CheckResult {
       items.push({ severity: "error", message: `${vulnerabilityText(finding)} (${file})` });
     }
   }
+  // A report of some other image judges nothing: every image the change adds must be named by
+  // digest in a report (a tag names whatever staging holds at scan time).
+  const unscanned = new Map<string, PromotionEdge>();
+  for (const { edge, decision } of planned) {
+    if (decision.kind === "missing-source" || decision.kind === "unreadable") continue;
+    if (!scanned.has(edge.digest) && !unscanned.has(edge.digest)) unscanned.set(edge.digest, edge);
+  }
+  for (const edge of unscanned.values()) {
+    items.push({
+      severity: "error",
+      message: `${edge.sourceRegistry.name}/${edge.image}@${edge.digest} is not named by any --vuln-report: it was not judged`,
+      position: edge.position,
+      hint: "Scan every image the change adds by digest (trivy image --format json REPO@DIGEST); the report names it in ArtifactName or Metadata.RepoDigests (SARIF: Trivy's run properties).",
+    });
+  }
   return {
     id: "vulnerabilities",
     title: CHECK_TITLES.vulnerabilities,
-    status: failing > 0 ? "fail" : "pass",
-    summary: `${count(failing, "fixable finding")} at or above ${threshold}; ${unfixable} at or above ${threshold} without a fix yet (not failing); ${below} below ${threshold}`,
+    status: failing > 0 || unscanned.size > 0 ? "fail" : "pass",
+    summary: `${count(failing, "fixable finding")} at or above ${threshold}; ${unfixable} at or above ${threshold} without a fix yet (not failing); ${below} below ${threshold}${unscanned.size > 0 ? `; ${count(unscanned.size, "new image")} not in any report` : ""}`,
     items: capItems(items),
   };
 }

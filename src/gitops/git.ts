@@ -1,88 +1,71 @@
-import { spawn } from "node:child_process";
-import { AbortedError, PromoterError } from "../errors.js";
+import { runGitProcess, GitCommandError, type GitRepository } from "../git/index.js";
+
+export { GitCommandError, type GitRepository } from "../git/index.js";
 
 /**
- * The few git plumbing commands the GitOps checks need, run as the `git` program: which commit a
- * revision names, which files a tree holds below a path, and their contents. Plumbing output is
- * stable across git versions (https://git-scm.com/docs/git-ls-tree, git-cat-file --batch).
+ * The few git plumbing commands the GitOps checks need, run through the hardened runner
+ * (src/git): where the repository is, which commit a revision names, which entries a tree holds
+ * below a path, and the contents of blobs. Plumbing output is stable across git versions
+ * (https://git-scm.com/docs/git-ls-tree, https://git-scm.com/docs/git-cat-file#_batch_output).
  */
 
 /** Output kept from one git command; a manifest tree is a few MB (the real one ~6 MB). */
 export const MAX_GIT_OUTPUT_BYTES = 256 * 1024 * 1024;
-/** Error text kept from git's stderr. */
-const MAX_GIT_STDERR_CHARS = 4000;
-
-/** A git command failed or git is missing (exit status 2 in the CLI: the input is wrong). */
-export class GitCommandError extends PromoterError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super("git", message, options);
-  }
-}
+/** Output of the command that locates the repository (two paths). */
+const MAX_LOCATE_OUTPUT_BYTES = 64 * 1024;
 
 export interface GitOptions {
-  /** A directory inside the work tree. */
-  readonly cwd: string;
+  /** The repository, from {@link locateRepository}: git never searches for one itself. */
+  readonly repository: GitRepository;
   readonly signal?: AbortSignal;
   /** The git program (default `git` from PATH). */
   readonly program?: string;
 }
 
-/** Runs git and resolves with its stdout; rejects with GitCommandError on a non-zero exit. */
+/** Runs a git command that reads the named repository; no transport is allowed. */
 export function runGit(args: readonly string[], options: GitOptions, input?: string): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    if (options.signal?.aborted) {
-      reject(new AbortedError("git was not started: aborted"));
-      return;
-    }
-    const child = spawn(options.program ?? "git", args, {
-      cwd: options.cwd,
-      stdio: ["pipe", "pipe", "pipe"],
-      // Never ask for credentials or open an editor; the commands used here are read-only.
-      env: { ...process.env, GIT_TERMINAL_PROMPT: "0", GIT_OPTIONAL_LOCKS: "0", LC_ALL: "C" },
-      ...(options.signal ? { signal: options.signal } : {}),
-    });
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let stderr = "";
-    let failed = false;
-    child.stdout.on("data", (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_GIT_OUTPUT_BYTES) {
-        failed = true;
-        child.kill();
-        reject(new GitCommandError(`git ${args[0] ?? ""} printed more than ${MAX_GIT_OUTPUT_BYTES} bytes`));
-        return;
-      }
-      chunks.push(chunk);
-    });
-    child.stderr.on("data", (chunk: Buffer) => {
-      if (stderr.length < MAX_GIT_STDERR_CHARS) stderr += chunk.toString("utf8");
-    });
-    child.on("error", (error) => {
-      if (failed) return;
-      failed = true;
-      if (options.signal?.aborted) reject(new AbortedError("git was aborted", { cause: error }));
-      else reject(new GitCommandError(`cannot run git: ${error.message}`, { cause: error }));
-    });
-    child.on("close", (code) => {
-      if (failed) return;
-      if (code === 0) resolve(Buffer.concat(chunks));
-      else {
-        const reason = stderr.trim().split("\n").slice(0, 3).join("; ");
-        reject(new GitCommandError(`git ${args.join(" ")} failed (exit ${code ?? "killed"}): ${reason}`));
-      }
-    });
-    child.stdin.on("error", () => {
-      // git may exit before reading all input (it reports the reason on stderr).
-    });
-    child.stdin.end(input ?? "");
+  return runGitProcess({
+    args,
+    repository: options.repository,
+    network: "none",
+    maxOutputBytes: MAX_GIT_OUTPUT_BYTES,
+    ...(input === undefined ? {} : { input }),
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.program ? { program: options.program } : {}),
   });
 }
 
-/** The top folder of the work tree that holds `options.cwd`. */
-export async function gitTopLevel(options: GitOptions): Promise<string> {
-  const output = await runGit(["rev-parse", "--show-toplevel"], options);
-  return output.toString("utf8").trim();
+/**
+ * The repository whose work tree holds `directory`: the directory the promoter was started in
+ * (in CI, the checkout), never the manifest folder. git searches upward from there for `.git`
+ * as it always does, but refuses any folder that merely looks like a git directory
+ * (`safe.bareRepository=explicit`), so a repository committed into a pull request's tree is
+ * an error, never the repository read.
+ */
+export async function locateRepository(
+  directory: string,
+  options: { readonly signal?: AbortSignal; readonly program?: string } = {},
+): Promise<GitRepository> {
+  let output: Buffer;
+  try {
+    output = await runGitProcess({
+      args: ["rev-parse", "--absolute-git-dir", "--show-toplevel"],
+      cwd: directory,
+      network: "none",
+      maxOutputBytes: MAX_LOCATE_OUTPUT_BYTES,
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.program ? { program: options.program } : {}),
+    });
+  } catch (error) {
+    if (!(error instanceof GitCommandError)) throw error;
+    throw new GitCommandError(
+      `${directory} is not in a git work tree (${error.message}); run the promoter in the repository's checkout`,
+      { cause: error },
+    );
+  }
+  const [gitDir, workTree] = output.toString("utf8").split("\n");
+  if (!gitDir || !workTree) throw new GitCommandError(`git did not locate the repository of ${directory}`);
+  return { gitDir, workTree };
 }
 
 /** The full commit id a revision names (`main`, `HEAD~1`, `origin/main`, a hash). */
@@ -107,39 +90,84 @@ export async function resolveCommit(revision: string, options: GitOptions): Prom
   }
 }
 
-/** One file of a tree, as `git ls-tree -r -l` lists it. */
+/** Git's file modes (https://git-scm.com/docs/git-fast-import#_filemodify). */
+export const GIT_MODE = {
+  file: "100644",
+  executable: "100755",
+  symlink: "120000",
+  submodule: "160000",
+  tree: "040000",
+} as const;
+
+/** One entry of a tree, as `git ls-tree -l` lists it. */
 export interface TreeFile {
   /** Path from the top of the work tree, with `/`. */
   readonly path: string;
-  /** `100644`, `100755`, `120000` (symbolic link), `160000` (submodule). */
+  /** `100644`, `100755`, `120000` (symbolic link), `160000` (submodule), `040000` (folder). */
   readonly mode: string;
+  /** `blob`, `tree` or `commit` (a submodule). */
+  readonly type: string;
   readonly object: string;
-  /** Size in bytes (undefined for submodules). */
+  /** Size in bytes (undefined for submodules and folders). */
   readonly size: number | undefined;
 }
 
-/** Every file below `paths` (from the top of the work tree) in a commit; absent paths list nothing. */
-export async function listTree(
-  commit: string,
-  paths: readonly string[],
-  options: GitOptions,
-): Promise<TreeFile[]> {
-  const output = await runGit(["ls-tree", "-r", "-l", "-z", "--full-tree", commit, "--", ...paths], options);
+/** A regular file (not a symbolic link, a submodule or a folder): the only entries whose content is read. */
+export function isRegularFile(entry: TreeFile): boolean {
+  return entry.type === "blob" && (entry.mode === GIT_MODE.file || entry.mode === GIT_MODE.executable);
+}
+
+function parseTree(output: Buffer): TreeFile[] {
   const files: TreeFile[] = [];
   for (const record of output.toString("utf8").split("\0")) {
     if (record === "") continue;
     // "<mode> SP <type> SP <object> SP* <size> TAB <path>"
     const tab = record.indexOf("\t");
+    if (tab < 0) continue;
     const [mode, type, object, size] = record.slice(0, tab).split(/ +/);
-    if (tab < 0 || mode === undefined || object === undefined || type !== "blob") continue;
+    if (mode === undefined || type === undefined || object === undefined) continue;
     files.push({
       path: record.slice(tab + 1),
       mode,
+      type,
       object,
       size: size === undefined || size === "-" ? undefined : Number(size),
     });
   }
   return files;
+}
+
+/**
+ * Every entry below `paths` (from the top of the work tree) in a commit, recursively: files,
+ * symbolic links and submodules (folders are walked, not listed). Absent paths list nothing.
+ */
+export async function listTree(
+  commit: string,
+  paths: readonly string[],
+  options: GitOptions,
+): Promise<TreeFile[]> {
+  requireObjectId(commit);
+  return parseTree(
+    await runGit(["ls-tree", "-r", "-l", "-z", "--full-tree", commit, "--", ...paths], options),
+  );
+}
+
+/** The entries named by `paths` themselves (a folder is listed as one entry, not walked). */
+export async function listEntries(
+  commit: string,
+  paths: readonly string[],
+  options: GitOptions,
+): Promise<TreeFile[]> {
+  if (paths.length === 0) return [];
+  requireObjectId(commit);
+  return parseTree(await runGit(["ls-tree", "-l", "-z", "--full-tree", commit, "--", ...paths], options));
+}
+
+const OBJECT_ID = /^[0-9a-f]{40}(?:[0-9a-f]{24})?$/;
+
+/** Commits and blobs are named to git by id only (resolveCommit makes one from a revision). */
+function requireObjectId(object: string): void {
+  if (!OBJECT_ID.test(object)) throw new GitCommandError(`${JSON.stringify(object)} is not a git object id`);
 }
 
 /** The contents of blobs by object id, read with one `git cat-file --batch`. */
@@ -150,6 +178,8 @@ export async function readBlobs(
   const unique = [...new Set(objects)];
   const blobs = new Map<string, Buffer>();
   if (unique.length === 0) return blobs;
+  // --batch reads revision expressions too ("HEAD:path"); only object ids are asked for.
+  unique.forEach(requireObjectId);
   const output = await runGit(["cat-file", "--batch"], options, `${unique.join("\n")}\n`);
   let offset = 0;
   for (const object of unique) {
@@ -160,6 +190,7 @@ export async function readBlobs(
     if (type === "missing" || sizeText === undefined || id === undefined) {
       throw new GitCommandError(`git object ${object} is missing`);
     }
+    if (type !== "blob") throw new GitCommandError(`git object ${object} is a ${type}, not a file`);
     const size = Number(sizeText);
     const start = headerEnd + 1;
     blobs.set(object, output.subarray(start, start + size));
@@ -168,7 +199,7 @@ export async function readBlobs(
   return blobs;
 }
 
-/** A file's contents at a commit, or undefined when the commit does not have it. */
+/** A regular file's contents at a commit, or undefined when the commit does not have one there. */
 export async function showFile(
   commit: string,
   filePath: string,
@@ -176,6 +207,6 @@ export async function showFile(
 ): Promise<Buffer | undefined> {
   const files = await listTree(commit, [filePath], options);
   const file = files.find((entry) => entry.path === filePath);
-  if (!file) return undefined;
+  if (!file || !isRegularFile(file)) return undefined;
   return (await readBlobs([file.object], options)).get(file.object);
 }

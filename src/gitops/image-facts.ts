@@ -5,6 +5,7 @@ import {
   type Descriptor,
   type Platform,
 } from "../oci/index.js";
+import { PromoterError } from "../errors.js";
 import type { Digest } from "../reference/index.js";
 import type { CallOptions, RepositoryStore } from "../registry/index.js";
 
@@ -14,25 +15,40 @@ import type { CallOptions, RepositoryStore } from "../registry/index.js";
  * store; only manifests are fetched, never blobs (layer sizes are in the manifests).
  */
 
-/** Nested indexes followed (an index of indexes is rare; deeper is refused as odd). */
+/** Indexes nested below the top one that are followed; an image deeper cannot be judged. */
 export const MAX_IMAGE_INDEX_DEPTH = 4;
-/** Platform images read per index (real multi-arch images have up to ~10). */
+/**
+ * Manifests an index may list, nested ones included (real multi-arch images have up to ~10,
+ * ~20 with their attestations); an index listing more cannot be judged.
+ */
 export const MAX_PLATFORM_IMAGES = 256;
 
 export type ImageKind = "index" | "manifest";
+
+/** An image whose facts cannot be known in full (the check that needs them fails). */
+export class ImageFactsError extends PromoterError {
+  constructor(message: string) {
+    super("image-facts", message);
+  }
+}
 
 export interface PlatformImage {
   readonly digest: Digest;
   readonly platform?: Platform;
   /** Compressed layers plus the config blob: what a pull of this platform downloads. */
   readonly size: number;
+  /**
+   * The index marks it as an attestation (buildx provenance, SBOM). It is measured all the same:
+   * the mark is only the pusher's word, and promotion copies it like any image.
+   */
+  readonly attestation: boolean;
 }
 
 export interface ImageFacts {
   readonly digest: Digest;
   readonly mediaType: string;
   readonly kind: ImageKind;
-  /** The platform images (one for a single manifest); attestation manifests are left out. */
+  /** Every image manifest the index reaches (one for a single manifest), attestations included. */
   readonly platforms: readonly PlatformImage[];
 }
 
@@ -60,7 +76,11 @@ export async function readImageKind(
   };
 }
 
-/** Kind and platform sizes of a digest, or undefined when the store does not have it. */
+/**
+ * Kind and sizes of every image a digest reaches, or undefined when the store does not have the
+ * digest. Throws ImageFactsError when part of it cannot be read: a child the registry does not
+ * have, more than MAX_PLATFORM_IMAGES children, indexes nested deeper than MAX_IMAGE_INDEX_DEPTH.
+ */
 export async function readImageFacts(
   store: RepositoryStore,
   digest: Digest,
@@ -75,25 +95,46 @@ export async function readImageFacts(
       digest,
       mediaType: top.mediaType,
       kind: "manifest",
-      platforms: [{ digest, size: compressedImageSize(top) }],
+      platforms: [{ digest, size: compressedImageSize(top), attestation: false }],
     };
   }
   const platforms: PlatformImage[] = [];
+  // An index may list one child many times: each is counted, read once.
+  const parsedChildren = new Map<Digest, ReturnType<typeof parseManifest>>();
+  let listed = 0;
   const visit = async (descriptors: readonly Descriptor[], depth: number): Promise<void> => {
     for (const descriptor of descriptors) {
-      if (isAttestation(descriptor)) continue;
-      if (platforms.length >= MAX_PLATFORM_IMAGES) return;
-      const child = await store.getManifest(descriptor.digest, options);
-      if (!child) continue;
-      const parsed = parseManifest(child.bytes, child.mediaType, `${store.name}@${descriptor.digest}`);
+      listed += 1;
+      if (listed > MAX_PLATFORM_IMAGES) {
+        throw new ImageFactsError(
+          `${where} lists more than ${MAX_PLATFORM_IMAGES} manifests; they were not all read`,
+        );
+      }
+      let parsed = parsedChildren.get(descriptor.digest);
+      if (!parsed) {
+        const child = await store.getManifest(descriptor.digest, options);
+        if (!child) {
+          throw new ImageFactsError(
+            `${store.name}@${descriptor.digest}, listed in ${where}, is not in the registry`,
+          );
+        }
+        parsed = parseManifest(child.bytes, child.mediaType, `${store.name}@${descriptor.digest}`);
+        parsedChildren.set(descriptor.digest, parsed);
+      }
       if (parsed.kind === "index") {
-        if (depth < MAX_IMAGE_INDEX_DEPTH) await visit(parsed.manifests, depth + 1);
+        if (depth >= MAX_IMAGE_INDEX_DEPTH) {
+          throw new ImageFactsError(
+            `${where} nests indexes more than ${MAX_IMAGE_INDEX_DEPTH} deep (${descriptor.digest}); the images below were not read`,
+          );
+        }
+        await visit(parsed.manifests, depth + 1);
         continue;
       }
       platforms.push({
         digest: descriptor.digest,
         ...(descriptor.platform ? { platform: descriptor.platform } : {}),
         size: compressedImageSize(parsed),
+        attestation: isAttestation(descriptor),
       });
     }
   };

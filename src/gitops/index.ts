@@ -49,22 +49,33 @@ export {
   type RevisionOptions,
 } from "./revision-manifests.js";
 export {
+  GIT_MODE,
   GitCommandError,
-  gitTopLevel,
+  isRegularFile,
+  listEntries,
   listTree,
+  locateRepository,
   MAX_GIT_OUTPUT_BYTES,
   readBlobs,
   resolveCommit,
   runGit,
   showFile,
   type GitOptions,
+  type GitRepository,
   type TreeFile,
 } from "./git.js";
+export {
+  MAX_TREE_ENTRIES_SEARCHED,
+  ManifestTreeRefusedError,
+  refuseHiddenRepositories,
+  type HiddenRepositorySearch,
+} from "./hidden-repositories.js";
 export { compareTagVersions, previousInSeries, tagSeries } from "./tag-series.js";
 export {
   applyVulnerabilityGate,
   MAX_VULNERABILITY_REPORT_BYTES,
   parseVulnerabilityReport,
+  reportedDigests,
   SEVERITY_THRESHOLDS,
   severityRank,
   VULNERABILITY_SEVERITIES,
@@ -76,6 +87,7 @@ export {
   type VulnerabilitySeverity,
 } from "./vulnerability-report.js";
 export {
+  ImageFactsError,
   MAX_IMAGE_INDEX_DEPTH,
   MAX_PLATFORM_IMAGES,
   readImageFacts,

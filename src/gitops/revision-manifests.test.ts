@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -100,5 +100,50 @@ describe("loadManifestsAtRevision", () => {
     } finally {
       await rm(outside, { recursive: true, force: true });
     }
+  });
+
+  it("reads only regular files: links and submodules are reported as unread, never followed", async () => {
+    const registries = "registries:\n- name: gcr.io/s\n  src: true\n- name: gcr.io/p\n";
+    await write("shared/images.yaml", `- name: app\n  dmap:\n    "${D}": ["v1"]\n`);
+    await write("tree/manifests/linked/promoter-manifest.yaml", registries);
+    await write("tree/manifests/folder/promoter-manifest.yaml", registries);
+    await write("tree/manifests/plain/promoter-manifest.yaml", registries);
+    await write("tree/images/plain/images.yaml", `- name: app\n  dmap:\n    "${D}": ["v1"]\n`);
+    await mkdir(path.join(dir, "tree/images/linked"), { recursive: true });
+    await symlink("../../../shared/images.yaml", path.join(dir, "tree/images/linked/images.yaml"));
+    await symlink("../../shared", path.join(dir, "tree/images/folder"));
+    await symlink("shared/images.yaml", path.join(dir, "plain.yaml"));
+    git("add", "-A");
+    git("commit", "-q", "-m", "links");
+    const commit = git("rev-parse", "HEAD");
+    git("update-index", "--add", "--cacheinfo", `160000,${commit},tree/images/sub`);
+    await write("tree/manifests/sub/promoter-manifest.yaml", registries);
+    git("add", "tree/manifests/sub");
+    git("commit", "-q", "-m", "a submodule");
+
+    const base = await loadManifestsAtRevision({ thinManifestDir: "tree" }, "HEAD", { cwd: dir });
+    expect(base.unread.map((finding) => [path.relative(dir, finding.position.file), finding.rule])).toEqual([
+      ["tree/images/folder", "git-entry"],
+      ["tree/images/linked/images.yaml", "git-entry"],
+      ["tree/images/sub", "git-entry"],
+    ]);
+    expect(base.unread.map((finding) => finding.message).join("\n")).toMatch(
+      /symbolic link.*\n.*symbolic link.*\n.*submodule/s,
+    );
+    // Only the regular images file was read; the link's target path never parsed as YAML.
+    expect([...base.files.keys()].map((file) => path.relative(dir, file)).sort()).toEqual([
+      "tree/images/plain/images.yaml",
+      "tree/manifests/folder/promoter-manifest.yaml",
+      "tree/manifests/linked/promoter-manifest.yaml",
+      "tree/manifests/plain/promoter-manifest.yaml",
+      "tree/manifests/sub/promoter-manifest.yaml",
+    ]);
+
+    // A plain manifest that is a link in the working copy is read where it is, not where it points.
+    const plain = await loadManifestsAtRevision({ manifest: "plain.yaml" }, "HEAD", { cwd: dir });
+    expect(plain.set.manifests).toEqual([]);
+    expect(plain.unread.map((finding) => finding.message)).toEqual([
+      expect.stringMatching(/^a symbolic link at HEAD/),
+    ]);
   });
 });

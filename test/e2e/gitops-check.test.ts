@@ -124,7 +124,8 @@ beforeAll(async () => {
     path.join(work, "trivy.json"),
     JSON.stringify({
       SchemaVersion: 2,
-      ArtifactName: `${staging.host}/staging/web:v2.0.0`,
+      // Scanned by digest: the gate needs every image the change adds named in a report.
+      ArtifactName: `${staging.host}/staging/web@${big.digest}`,
       Results: [
         {
           Target: "web (alpine 3.19)",
@@ -155,6 +156,19 @@ beforeAll(async () => {
       ],
     }),
   );
+  for (const [name, content] of [
+    ["trivy-v110.json", v110],
+    ["trivy-v120.json", v120],
+  ] as const) {
+    await writeFile(
+      path.join(work, name),
+      JSON.stringify({
+        SchemaVersion: 2,
+        ArtifactName: `${staging.host}/staging/web@${content.digest}`,
+        Results: [],
+      }),
+    );
+  }
 }, 180_000);
 
 afterAll(async () => {
@@ -176,6 +190,10 @@ describe("promoter check on a pull request, against real registries", () => {
       "100KiB",
       "--vuln-report",
       "../trivy.json",
+      "--vuln-report",
+      "../trivy-v110.json",
+      "--vuln-report",
+      "../trivy-v120.json",
       "--vuln-severity-threshold",
       "HIGH",
       "--output",

@@ -10,8 +10,8 @@ import { expect } from "vitest";
  * exit status, one clear line, no stack trace.
  */
 
-const repoRoot = path.resolve(import.meta.dirname, "../..");
-export const PROMOTER_BIN = path.join(repoRoot, "bin", "promoter.js");
+export const REPOSITORY_ROOT = path.resolve(import.meta.dirname, "../..");
+export const PROMOTER_BIN = path.join(REPOSITORY_ROOT, "bin", "promoter.js");
 
 export interface PromoterRun {
   readonly status: number | null;
@@ -28,7 +28,7 @@ export interface PromoterProcessOptions {
 
 /** Throws unless dist/ exists: the child runs the built CLI. */
 export function requireBuiltCli(): void {
-  if (!existsSync(path.join(repoRoot, "dist", "cli", "entry.js"))) {
+  if (!existsSync(path.join(REPOSITORY_ROOT, "dist", "cli", "entry.js"))) {
     throw new Error("dist/ is missing: run `npm run build` before the hostile tests");
   }
 }
@@ -58,7 +58,12 @@ export function runPromoter(args: readonly string[], options: PromoterProcessOpt
       child.kill("SIGKILL");
       reject(new Error(`promoter ${args.join(" ")} did not finish in ${timeoutMs} ms:\n${stderr}`));
     }, timeoutMs);
-    child.on("exit", (status) => {
+    child.on("error", (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    // "close", not "exit": every byte the child printed has been read by then.
+    child.on("close", (status) => {
       clearTimeout(timer);
       resolve({ status, stdout, stderr });
     });

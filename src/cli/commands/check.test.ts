@@ -187,6 +187,8 @@ describe("promoter check", () => {
       path.join(dir, "trivy.json"),
       JSON.stringify({
         SchemaVersion: 2,
+        // The image the change adds, by digest: the gate needs every new image named.
+        ArtifactName: `oci:registries/staging/app@${v2.digest}`,
         Results: [
           {
             Target: "app",

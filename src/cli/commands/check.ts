@@ -2,6 +2,7 @@ import { readFile, stat } from "node:fs/promises";
 import * as path from "node:path";
 import { describeError, UsageError } from "../../errors.js";
 import {
+  ManifestTreeRefusedError,
   MAX_VULNERABILITY_REPORT_BYTES,
   parseVulnerabilityReport,
   runCheck,
@@ -92,17 +93,23 @@ the working copy and judges only what changed:
   points at another digest in a destination (a tag move), or a digest missing in staging, fails;
 - removals: an edge removed from the manifests whose tag or digest production still serves.
   Removing lines deletes nothing from the registries; this fails unless --allow-removals;
-- image size: each platform image of a new digest (compressed layers and config, read from
-  staging) over --max-image-size fails;
+- image size: every manifest a new digest reaches (compressed layers and config, read from
+  staging) over --max-image-size fails, and so does a digest that cannot be measured in full;
 - kind changes: a new tag whose previous version in its tag series (the same tag with other
   numbers: v1.2.3 -> v#.#.#) was a multi-platform index but which is a single-platform
-  manifest fails (the reverse is a notice); --allow-kind-change makes it a warning;
+  manifest fails (the reverse is a notice), and so does a kind that cannot be read;
+  --allow-kind-change makes both a warning;
 - vulnerabilities: --vuln-report (Trivy JSON or SARIF, repeatable) fails on fixable findings at
-  or above --vuln-severity-threshold (default HIGH).
+  or above --vuln-severity-threshold (default HIGH), and when an image the change adds is not
+  named by digest in any report.
+A check that cannot judge fails. The git repository is the one holding the working directory
+(run in the checkout); a git repository inside the manifest tree is refused, and at --base only
+regular files are read (a link or submodule there fails the checks that needed it).
 When GITHUB_STEP_SUMMARY is set, the markdown report is appended to that file.
 
-Exit status: 0 every check passed; 1 a check failed; 2 invalid input or usage (an unknown
-revision, an unreadable report). Details: docs/owners.md.`,
+Exit status: 0 every check passed; 1 a check failed or a git repository in the tree was
+refused; 2 invalid input or usage (an unknown revision, an unreadable report). Details:
+docs/owners.md.`,
   options: {
     base: {
       type: "string",
@@ -194,6 +201,10 @@ revision, an unreadable report). Details: docs/owners.md.`,
         }
       }
       return report.ok ? ExitCode.ok : ExitCode.failed;
+    } catch (error) {
+      if (!(error instanceof ManifestTreeRefusedError)) throw error;
+      writeLine(io.stderr, `promoter check: refused: ${error.message}`);
+      return ExitCode.failed;
     } finally {
       await provider.close();
     }

@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import * as path from "node:path";
 import { describeError, UsageError } from "../../errors.js";
-import { edgesChangedSince } from "../../gitops/index.js";
+import { edgesChangedSince, ManifestTreeRefusedError } from "../../gitops/index.js";
 import { loadManifests, type Finding, type SourcePosition } from "../../manifest/index.js";
 import {
   countDecisions,
@@ -93,8 +93,9 @@ JOB_COMPLETION_INDEX (a Kubernetes Indexed Job). Repositories are split by a sta
 their name; --shard-by image keeps all mirrors of an image in one shard, so its source blobs are
 read once. Limits such as --requests-per-second apply per worker. See docs/sharding.md.
 
-Exit status: 0 every edge done or already done; 1 some edge refused or failed, or the manifests
-have errors; 2 invalid input or usage. Formats: docs/promotion.md.`,
+Exit status: 0 every edge done or already done; 1 some edge refused or failed, the manifests
+have errors, or --changed-since refused a git repository inside the manifest tree; 2 invalid
+input or usage. Formats: docs/promotion.md.`,
   options: {
     ...manifestOptionSpecs,
     confirm: { type: "boolean", description: "Write to the registries (without it: dry run)" },
@@ -198,10 +199,22 @@ async function runPromote({ io, values }: { io: CliIO; values: ParsedValues }): 
       }
     } else {
       const changedSince = stringOption(values, "changed-since");
-      const changed =
-        changedSince === undefined
-          ? undefined
-          : await edgesChangedSince(input, changedSince, { cwd: io.cwd, signal: io.signal });
+      let changed: Awaited<ReturnType<typeof edgesChangedSince>> | undefined;
+      if (changedSince !== undefined) {
+        try {
+          changed = await edgesChangedSince(input, changedSince, { cwd: io.cwd, signal: io.signal });
+        } catch (error) {
+          if (!(error instanceof ManifestTreeRefusedError)) throw error;
+          writeLine(io.stderr, `promoter promote: refused: ${error.message}`);
+          return ExitCode.failed;
+        }
+        for (const finding of changed.unread) {
+          writeLine(
+            io.stderr,
+            `${findingText(io.cwd, { ...finding, severity: "warning" })} (its edges count as added)`,
+          );
+        }
+      }
       const filter = allOfFilters(changed?.filter, shard && shardFilter(shard, shard.by));
       planned = await planPromotion(set, { ...options, ...(filter ? { filter } : {}) });
       writeFindings(io, planned.validation.findings);
