@@ -318,13 +318,14 @@ describe("the removal check sees through the base revision's links", () => {
     const git = (...args: string[]): string => gitIn(root, work, ...args);
     await mkdir(path.join(root, "registry", "manifests", name), { recursive: true });
     await mkdir(path.join(root, "registry", "images"), { recursive: true });
-    await mkdir(path.join(root, "shared", name), { recursive: true });
+    // Inside the tree, so that the working copy follows the link (a link out of it is refused).
+    await mkdir(path.join(root, "registry", "shared", name), { recursive: true });
     await writeFile(
       path.join(root, "registry", "manifests", name, "promoter-manifest.yaml"),
       `registries:\n- name: ${proxy.host}/staging\n  src: true\n- name: ${proxy.host}/prod\n`,
     );
     await writeFile(
-      path.join(root, "shared", name, "images.yaml"),
+      path.join(root, "registry", "shared", name, "images.yaml"),
       imagesYaml(name, [
         { content: v1, tags: ["v1"] },
         { content: v2, tags: ["v2"] },
@@ -354,14 +355,14 @@ describe("the removal check sees through the base revision's links", () => {
     const repo = await linkedCheckout("linkfile", async (root) => {
       await mkdir(path.join(root, "registry", "images", "linkfile"));
       await symlink(
-        "../../../shared/linkfile/images.yaml",
+        "../../shared/linkfile/images.yaml",
         path.join(root, "registry", "images", "linkfile", "images.yaml"),
       );
     });
     await promoteBase(repo);
     // The pull request deletes v1, live in production, from the linked file.
     await writeFile(
-      path.join(repo.root, "shared", "linkfile", "images.yaml"),
+      path.join(repo.root, "registry", "shared", "linkfile", "images.yaml"),
       imagesYaml("linkfile", [{ content: v2, tags: ["v2"] }]),
     );
     repo.git("commit", "-q", "-am", "drop v1");
@@ -380,7 +381,7 @@ describe("the removal check sees through the base revision's links", () => {
       { content: v2, tags: ["v2"] },
     ]);
     const repo = await linkedCheckout("linkdir", async (root) => {
-      await symlink("../../shared/linkdir", path.join(root, "registry", "images", "linkdir"));
+      await symlink("../shared/linkdir", path.join(root, "registry", "images", "linkdir"));
     });
     await promoteBase(repo);
     // The pull request replaces the link by a folder without v1.
