@@ -207,6 +207,18 @@ describe("UndiciTransport", () => {
     }
   });
 
+  it("refuses response headers over Node's limit as too large, not as a network error to retry", async () => {
+    const { transport, request } = await setUp();
+    server.on("GET", "/huge-header", (_request, response) => {
+      response.writeHead(401, { "www-authenticate": `Bearer realm="x",scope="${"x".repeat(64 * 1024)}"` });
+      response.end();
+    });
+    const error = await transport.send(request("/huge-header")).catch((caught: unknown) => caught);
+    expect((error as RegistryError).code).toBe("registry-too-large");
+    expect((error as RegistryError).message).toMatch(/response headers are over the \d+-byte limit/);
+    expect(isTransientNetworkError(error)).toBe(false);
+  });
+
   it("stops when the caller aborts", async () => {
     const { transport, request } = await setUp();
     server.on("GET", "/slow", () => {

@@ -1,4 +1,5 @@
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from "node:dns";
+import { maxHeaderSize } from "node:http";
 import { isIP } from "node:net";
 import { pipeline, Readable, Transform } from "node:stream";
 import { createSecureContext, rootCertificates, type SecureContext } from "node:tls";
@@ -154,6 +155,15 @@ export function networkError(error: unknown, request: HttpRequest, phase: "reque
   const code = errorCode(error) ?? "";
   const detail = describeError(error);
   const cause = error instanceof Error ? error : undefined;
+  if (code === "UND_ERR_HEADERS_OVERFLOW") {
+    // A WWW-Authenticate or Link header of megabytes: refused by the parser, not worth retrying.
+    return requestError(
+      "registry-too-large",
+      `response headers are over the ${maxHeaderSize}-byte limit`,
+      request,
+      { cause },
+    );
+  }
   if (TIMEOUT_CODES.has(code)) {
     const what =
       code === "UND_ERR_HEADERS_TIMEOUT"
