@@ -10,7 +10,7 @@
  * For a request that moves N bytes this is a total deadline of `allowance + N / minBytesPerSecond`
  * (a 600 MiB blob at the default 16 KiB/s: 60 s plus 10 h 40 min), checked as the bytes come,
  * so a trickle is cut off soon after the allowance, whatever size it announced. A request body
- * held in memory counts as moved when it is handed to the connection: its whole size is known.
+ * counts as moved as the connection takes it (the transport hands it over in slices).
  * A request with a wait of its own for the answer (the one that completes a blob upload, which
  * registries answer only once they have verified the blob) gets that wait added once its body
  * has been sent, not before: a registry that reads the upload slowly is cut off all the same.

@@ -154,7 +154,7 @@ describe("UndiciTransport", () => {
     expect(response.bytes?.byteLength).toBe(15 * 64 * 1024);
   });
 
-  it("grants a request's own wait for its answer only once its body is sent", async () => {
+  it("grants a request's own wait for its answer only once its body is sent, and meters what is sent", async () => {
     const { transport } = await setUp({ headersTimeoutMs: 500, minBytesPerSecond: 1024 * 1024 });
     let reads = 0;
     const slow = createServer((incoming, response) => {
@@ -201,6 +201,19 @@ describe("UndiciTransport", () => {
       expect((error as RegistryError).message).toMatch(/bytes sent in [\d.]+ s, below the minimum rate/);
       expect(Date.now() - started).toBeLessThan(30_000);
       expect(reads).toBeGreaterThan(0);
+      // A body held in memory (an upload chunk) is metered as it goes too.
+      const chunk = await transport
+        .send({
+          method: "PATCH",
+          url: new URL("/slow", origin),
+          body: Buffer.alloc(16 * 1024 * 1024),
+          headersTimeoutMs: 60_000,
+          context,
+        })
+        .catch((caught: unknown) => caught);
+      expect((chunk as RegistryError).message, (chunk as RegistryError).message).toMatch(
+        /bytes sent in [\d.]+ s, below the minimum rate/,
+      );
     } finally {
       slow.closeAllConnections();
       await new Promise((resolve) => slow.close(resolve));

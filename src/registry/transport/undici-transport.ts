@@ -293,10 +293,17 @@ export class UndiciTransport implements Transport {
       if (request.headersTimeoutMs !== undefined) deadline.extend(request.headersTimeoutMs);
     };
     if (request.body instanceof Uint8Array) {
-      body = Buffer.from(request.body.buffer, request.body.byteOffset, request.body.byteLength);
-      headers["content-length"] = String(body.byteLength);
-      deadline.progress(body.byteLength);
-      bodySent();
+      const bytes = Buffer.from(request.body.buffer, request.body.byteOffset, request.body.byteLength);
+      headers["content-length"] = String(bytes.byteLength);
+      if (bytes.byteLength <= METERED_SLICE_BYTES) {
+        body = bytes;
+        deadline.progress(bytes.byteLength);
+        bodySent();
+      } else {
+        // Larger bodies (upload chunks, big manifests) go in slices, so that a registry that
+        // reads them slowly falls behind the deadline as it reads, not only at the end.
+        body = Readable.from(meteredChunks(slices(bytes), deadline, bodySent), { objectMode: false });
+      }
     } else if (request.body !== undefined) {
       body = Readable.from(meteredChunks(request.body, deadline, bodySent), { objectMode: false });
     } else {
@@ -398,12 +405,22 @@ export class UndiciTransport implements Transport {
   }
 }
 
+/** Request bodies held in memory above this size are sent in slices of it (see `send`). */
+const METERED_SLICE_BYTES = 64 * 1024;
+
+/** `bytes` in slices of METERED_SLICE_BYTES (views, not copies). */
+function* slices(bytes: Buffer): Generator<Uint8Array> {
+  for (let offset = 0; offset < bytes.byteLength; offset += METERED_SLICE_BYTES) {
+    yield bytes.subarray(offset, offset + METERED_SLICE_BYTES);
+  }
+}
+
 /**
  * Passes a request body through, counting what the connection takes toward the deadline, and
  * calls `sent` once the connection has taken all of it.
  */
 async function* meteredChunks(
-  source: AsyncIterable<Uint8Array>,
+  source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   deadline: TransferDeadline,
   sent: () => void,
 ): AsyncGenerator<Uint8Array> {
