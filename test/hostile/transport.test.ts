@@ -142,6 +142,34 @@ describe("finding 8: every request has a deadline, not only a stall timeout", { 
     expect(run.ms).toBeLessThan(60_000);
   });
 
+  it("a registry that answers 102 Processing every 2 s and never anything else", async () => {
+    const content = await stagedImage("processing");
+    stagingProxy.setRules([
+      {
+        method: "GET",
+        path: `/v2/staging/processing/manifests/${content.digest}`,
+        fault: {
+          kind: "respond",
+          // Each interim answer restarts the client's wait for headers; none is the answer.
+          respond: (_request, response) =>
+            new Promise<void>((resolve) => {
+              const timer = setInterval(() => {
+                if (response.socket?.destroyed !== false) {
+                  clearInterval(timer);
+                  resolve();
+                  return;
+                }
+                response.writeProcessing();
+              }, 2000);
+            }),
+        },
+      },
+    ]);
+    const run = await promoteOne("processing", content, TIMEOUT);
+    expectClear(run, [1], /processing: timed out: no response headers in time/);
+    expect(run.ms).toBeLessThan(60_000);
+  });
+
   it("a blob trickled one byte every 2 s", async () => {
     const content = await stagedImage("trickled-blob");
     const layer = allBlobs(content).find((blob) => blob.descriptor.mediaType.includes("layer"))!;
