@@ -59,7 +59,7 @@ export const registryOptionSpecs = {
   },
   "registry-min-rate": {
     type: "string",
-    valueName: "KIB_PER_SECOND",
+    valueName: "KIB/S",
     description: `Give up on a request slower than this many KiB/s on average after --registry-timeout (default ${DEFAULT_MIN_BYTES_PER_SECOND / 1024})`,
   },
   "disable-http2": {
