@@ -47,12 +47,14 @@ describe("registry options", () => {
       "2.5",
       "--registry-timeout",
       "30",
+      "--registry-min-rate",
+      "2.5",
       "--disable-http2",
     ]);
     const options = registryProviderOptions(values, io, silentLogger);
     expect(options.insecureRegistries).toEqual(["reg.internal:5000", "other.internal"]);
     expect(options.limits).toEqual({ defaults: { maxConcurrent: 4, requestsPerSecond: 2.5 } });
-    expect(options.timeouts).toEqual({ headersMs: 30_000, bodyIdleMs: 30_000 });
+    expect(options.timeouts).toEqual({ headersMs: 30_000, bodyIdleMs: 30_000, minBytesPerSecond: 2560 });
     expect(options.http2).toBe(false);
     expect(options.homeDirectory).toBe("/home/me");
     expect(options.env).toBe(io.env);
@@ -63,6 +65,7 @@ describe("registry options", () => {
     const options = registryProviderOptions(parse([]), io, silentLogger);
     expect(options.limits).toEqual({ defaults: { maxConcurrent: 16 } });
     expect(options.http2).toBeUndefined();
+    expect(options.timeouts).toBeUndefined();
   });
 
   it("refuses bad values with usage errors", () => {
@@ -73,6 +76,8 @@ describe("registry options", () => {
       ["--max-requests-per-host", "2.5"],
       ["--requests-per-second", "-1"],
       ["--registry-timeout", "soon"],
+      ["--registry-min-rate", "0"],
+      ["--registry-min-rate", "fast"],
     ]) {
       expect(() => registryProviderOptions(parse(argv), io, silentLogger), argv.join(" ")).toThrow(
         UsageError,

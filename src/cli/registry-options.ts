@@ -6,6 +6,7 @@ import { registryHostProblem } from "../reference/index.js";
 import {
   createStoreProvider,
   DEFAULT_MAX_CONCURRENT_PER_HOST,
+  DEFAULT_MIN_BYTES_PER_SECOND,
   type RegistryStoreProvider,
   type StoreProviderOptions,
 } from "../registry/index.js";
@@ -53,7 +54,13 @@ export const registryOptionSpecs = {
   "registry-timeout": {
     type: "string",
     valueName: "SECONDS",
-    description: "Give up on a registry that sends nothing for this long (default 60)",
+    description:
+      "Give up on a registry silent this long; also the time a request has before --registry-min-rate applies (default 60)",
+  },
+  "registry-min-rate": {
+    type: "string",
+    valueName: "KIB/S",
+    description: `Give up on a request slower than this many KiB/s on average after --registry-timeout (default ${DEFAULT_MIN_BYTES_PER_SECOND / 1024})`,
   },
   "disable-http2": {
     type: "boolean",
@@ -95,6 +102,11 @@ export function registryProviderOptions(
   const requestsPerSecond = positiveNumber(values, "requests-per-second", false, 100_000);
   const timeoutSeconds = positiveNumber(values, "registry-timeout", false, 86_400);
   const timeoutMs = timeoutSeconds === undefined ? undefined : Math.ceil(timeoutSeconds * 1000);
+  const minRateKib = positiveNumber(values, "registry-min-rate", false, 10_000_000);
+  const timeouts = {
+    ...(timeoutMs === undefined ? {} : { headersMs: timeoutMs, bodyIdleMs: timeoutMs }),
+    ...(minRateKib === undefined ? {} : { minBytesPerSecond: minRateKib * 1024 }),
+  };
   return {
     insecureRegistries: insecure,
     ...(caFile === undefined ? {} : { caBundleFile: path.resolve(io.cwd, caFile) }),
@@ -106,7 +118,7 @@ export function registryProviderOptions(
         ...(requestsPerSecond === undefined ? {} : { requestsPerSecond }),
       },
     },
-    ...(timeoutMs === undefined ? {} : { timeouts: { headersMs: timeoutMs, bodyIdleMs: timeoutMs } }),
+    ...(Object.keys(timeouts).length === 0 ? {} : { timeouts }),
     ...(booleanOption(values, "disable-http2") ? { http2: false } : {}),
     // The run's secrets learn what the client handles, so every output sink removes it.
     ...(io.secrets ? { redactor: io.secrets } : {}),

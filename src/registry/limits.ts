@@ -33,14 +33,50 @@ export const MAX_TOKEN_CHARS = 64 * 1024;
 /** One page of a JSON listing: tags, `_catalog`, referrers. Repositories with 100k tags fit. */
 export const MAX_LISTING_BYTES = 32 * 1024 * 1024;
 
+/**
+ * Bounds of one listing read through all its pages. The registry decides how many pages there
+ * are (a `Link: <...>; rel="next"` on every page but the last) and what is on them; these stop
+ * one whose pages never end, or are padded, with a clear error before memory runs out. Every
+ * paginated listing (tags, `_catalog`, referrers, and any later one such as the `manifest` map of
+ * a Google tags/list answer) is read through a `ListingBudget` (remote/listing-budget.ts) with
+ * one of these.
+ * https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#listing-tags
+ */
+export interface ListingBounds {
+  /** Pages read, the first included. */
+  readonly pages: number;
+  /** Entries (tags, repositories, descriptors) over all pages, repeats included. */
+  readonly entries: number;
+  /** Response bytes over all pages. */
+  readonly bytes: number;
+}
+
+/**
+ * Tags of one repository, and repositories of one `_catalog`: a million, at most 10,000 pages
+ * (a registry that pages by 100, as Docker Hub does, still lists a million), 256 MiB in all.
+ */
+export const NAME_LISTING_BOUNDS: ListingBounds = {
+  pages: 10_000,
+  entries: 1_000_000,
+  bytes: 256 * 1024 * 1024,
+};
+
+/**
+ * Referrers of one manifest (signatures, SBOMs, attestations): thousands would already be odd,
+ * and each one listed may be copied.
+ * https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#listing-referrers
+ */
+export const REFERRERS_LISTING_BOUNDS: ListingBounds = {
+  pages: 1000,
+  entries: 10_000,
+  bytes: 64 * 1024 * 1024,
+};
+
 /** The registry's own error text kept in a message. */
 export const MAX_REGISTRY_MESSAGE_CHARS = 500;
 
 /** Redirect hops per request before giving up. */
 export const MAX_REDIRECTS = 10;
-
-/** Pages of one listing before giving up (a registry whose `Link` never ends). */
-export const MAX_LISTING_PAGES = 100_000;
 
 /** Page size asked for in tag and catalog listings (`n`); registries may answer with fewer or more. */
 export const LISTING_PAGE_SIZE = 1000;

@@ -38,6 +38,12 @@ export interface StoreTimeouts {
   readonly connectMs?: number;
   /** Wait for the answer to the request that completes a blob upload (registries verify then). Default 10 min. */
   readonly uploadCommitMs?: number;
+  /**
+   * Minimum average rate of every request once its allowance (`headersMs`, or `uploadCommitMs`
+   * for the request that completes an upload) has passed: a request that moves N bytes must end
+   * within allowance + N / rate. Default 16 KiB/s. See transport/deadline.ts.
+   */
+  readonly minBytesPerSecond?: number;
 }
 
 export interface StoreProviderOptions {
@@ -155,6 +161,9 @@ export function createStoreProvider(options: StoreProviderOptions = {}): Registr
     ...(options.timeouts?.headersMs === undefined ? {} : { headersTimeoutMs: options.timeouts.headersMs }),
     ...(options.timeouts?.bodyIdleMs === undefined ? {} : { bodyTimeoutMs: options.timeouts.bodyIdleMs }),
     ...(options.timeouts?.connectMs === undefined ? {} : { connectTimeoutMs: options.timeouts.connectMs }),
+    ...(options.timeouts?.minBytesPerSecond === undefined
+      ? {}
+      : { minBytesPerSecond: options.timeouts.minBytesPerSecond }),
     ...(options.userAgent === undefined ? {} : { userAgent: options.userAgent }),
     ...(options.http2 === undefined ? {} : { http2: options.http2 }),
     logger,

@@ -1,38 +1,21 @@
 import { isRepositoryPath, isTag, type RepositoryPath, type Tag } from "../../reference/index.js";
-import { MAX_LISTING_BYTES, MAX_LISTING_PAGES } from "../limits.js";
+import { MAX_LISTING_BYTES, NAME_LISTING_BOUNDS } from "../limits.js";
 import type { CallOptions } from "../store.js";
 import { requestError } from "../transport/request-error.js";
 import type { HttpRequest, HttpResponse, RequestContext } from "../transport/types.js";
 import { CATALOG_SCOPE, pullScope } from "../auth/scope.js";
 import type { RegistryEndpoint } from "./endpoint.js";
+import { ListingBudget } from "./listing-budget.js";
 import type { RepositoryClient } from "./repository-client.js";
 
 /**
  * Paginated listings: tags and `_catalog`. Pages are followed through the `Link: <...>;
- * rel="next"` header (RFC 8288), relative to the page that sent it. A registry that ignores `n`
- * and sends everything at once, or sends a `Link` back to a page already read, or a page with
- * nothing new, ends the listing instead of looping.
+ * rel="next"` header (RFC 8288), relative to the page that sent it, on the registry's own origin
+ * and within NAME_LISTING_BOUNDS (see ListingBudget). A registry that ignores `n` and sends
+ * everything at once, or sends a `Link` back to a page already read, or a page with nothing
+ * new, ends the listing instead of looping.
  * https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#listing-tags
  */
-
-/** The `rel="next"` target of `Link` header values, resolved against `base`. */
-export function nextLink(values: readonly string[], base: URL): URL | undefined {
-  for (const value of values) {
-    for (const match of value.matchAll(/<([^>]*)>((?:\s*;\s*[^;,]*)*)/g)) {
-      const target = match[1];
-      const params = match[2] ?? "";
-      if (target === undefined) continue;
-      const rel = /;\s*rel\s*=\s*"?([^";]*)"?/i.exec(params)?.[1];
-      if (!rel?.toLowerCase().split(/\s+/).includes("next")) continue;
-      try {
-        return new URL(target, base);
-      } catch {
-        return undefined;
-      }
-    }
-  }
-  return undefined;
-}
 
 interface PageSource {
   readonly context: RequestContext;
@@ -42,8 +25,8 @@ interface PageSource {
 }
 
 /**
- * Collects the string entries of `field` over all pages. `onAbsent` is what a 404 on the first
- * page means (an absent repository has no tags).
+ * Collects the string entries of `field` over all pages. `absentMeansEmpty`: a 404 on the first
+ * page means an empty listing (an absent repository has no tags).
  */
 async function collectPages(
   source: PageSource,
@@ -53,11 +36,10 @@ async function collectPages(
   options: CallOptions,
 ): Promise<string[]> {
   const seen = new Set<string>();
-  const visited = new Set<string>();
-  let url: URL = first;
+  const budget = new ListingBudget(NAME_LISTING_BOUNDS, field, first);
+  let url: URL | undefined = first;
   let retriedWithoutN = false;
-  for (let page = 0; page < MAX_LISTING_PAGES; page++) {
-    visited.add(url.href);
+  for (let page = 0; url !== undefined; page++) {
     const request: HttpRequest = {
       method: "GET",
       url,
@@ -79,9 +61,10 @@ async function collectPages(
       continue;
     }
     if (response.status !== 200) throw await source.fail(response, request);
+    const bytes = response.bytes ?? new Uint8Array();
     let document: unknown;
     try {
-      document = JSON.parse(Buffer.from(response.bytes ?? new Uint8Array()).toString("utf8"));
+      document = JSON.parse(Buffer.from(bytes).toString("utf8"));
     } catch {
       throw requestError("registry-protocol", "listing page is not JSON", request, {
         status: response.status,
@@ -91,17 +74,16 @@ async function collectPages(
       typeof document === "object" && document !== null
         ? (document as Record<string, unknown>)[field]
         : undefined;
-    const before = seen.size;
-    if (Array.isArray(entries)) {
-      for (const entry of entries) if (typeof entry === "string") seen.add(entry);
-    } else if (entries !== undefined && entries !== null) {
+    if (entries !== undefined && entries !== null && !Array.isArray(entries)) {
       throw requestError("registry-protocol", `listing page has no ${field} list`, request, {
         status: response.status,
       });
     }
-    const next = nextLink(response.headers.all("link"), response.url);
-    if (next === undefined || visited.has(next.href) || seen.size === before) break;
-    url = next;
+    const list: unknown[] = entries ?? [];
+    budget.count({ bytes: bytes.byteLength, entries: list.length }, request);
+    const before = seen.size;
+    for (const entry of list) if (typeof entry === "string") seen.add(entry);
+    url = seen.size === before ? undefined : budget.next(response, request);
   }
   return [...seen];
 }

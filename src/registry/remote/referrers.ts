@@ -15,11 +15,12 @@ import {
   type Digest,
   type Tag,
 } from "../../reference/index.js";
-import { MAX_LISTING_BYTES, MAX_LISTING_PAGES } from "../limits.js";
+import { MAX_LISTING_BYTES, REFERRERS_LISTING_BOUNDS } from "../limits.js";
 import type { CallOptions, ManifestContent } from "../store.js";
 import { requestError } from "../transport/request-error.js";
+import type { HttpRequest } from "../transport/types.js";
 import { pullScope } from "../auth/scope.js";
-import { nextLink } from "./listing.js";
+import { ListingBudget } from "./listing-budget.js";
 import { getManifest, putManifest } from "./manifests.js";
 import type { RepositoryClient } from "./repository-client.js";
 
@@ -57,10 +58,14 @@ function filterByArtifactType(descriptors: Descriptor[], artifactType: string | 
     : descriptors.filter((descriptor) => descriptor.artifactType === artifactType);
 }
 
-function indexDescriptors(bytes: Uint8Array, where: string): Descriptor[] {
+/** The `manifests` entries of an image index's bytes (none when it has no such list). */
+function indexEntries(bytes: Uint8Array): unknown[] {
   const document = JSON.parse(Buffer.from(bytes).toString("utf8")) as { manifests?: unknown };
-  if (!Array.isArray(document.manifests)) return [];
-  return document.manifests.map((entry, i) => parseDescriptor(entry, `${where} manifests[${i}]`));
+  return Array.isArray(document.manifests) ? document.manifests : [];
+}
+
+function parseEntries(entries: readonly unknown[], where: string): Descriptor[] {
+  return entries.map((entry, i) => parseDescriptor(entry, `${where} manifests[${i}]`));
 }
 
 /** Referrers through the API; undefined when the registry has no referrers API. */
@@ -71,10 +76,10 @@ async function referrersFromApi(
   options: CallOptions,
 ): Promise<Descriptor[] | undefined> {
   const found: Descriptor[] = [];
-  const visited = new Set<string>();
-  let url: URL | undefined = client.endpoint.url(client.path(`referrers/${subject}`), { artifactType });
-  for (let page = 0; url !== undefined && page < MAX_LISTING_PAGES; page++) {
-    visited.add(url.href);
+  const first = client.endpoint.url(client.path(`referrers/${subject}`), { artifactType });
+  const budget = new ListingBudget(REFERRERS_LISTING_BOUNDS, "referrers", first);
+  let url: URL | undefined = first;
+  for (let page = 0; url !== undefined; page++) {
     const { request, response } = await client.send(
       "list referrers",
       {
@@ -93,28 +98,37 @@ async function referrersFromApi(
       return undefined;
     }
     if (response.status !== 200) throw await client.fail(response, request);
+    const bytes = response.bytes ?? new Uint8Array();
+    let entries: unknown[];
+    try {
+      entries = indexEntries(bytes);
+    } catch (error) {
+      throw notAnIndex(error, request, response.status);
+    }
+    budget.count({ bytes: bytes.byteLength, entries: entries.length }, request);
     let descriptors: Descriptor[];
     try {
-      descriptors = indexDescriptors(response.bytes ?? new Uint8Array(), `referrers of ${subject}`);
+      descriptors = parseEntries(entries, `referrers of ${subject}`);
     } catch (error) {
-      throw requestError(
-        "registry-protocol",
-        `referrers response is not an image index: ${describeError(error)}`,
-        request,
-        {
-          status: response.status,
-        },
-      );
+      throw notAnIndex(error, request, response.status);
     }
     const filtered = (response.headers.get("oci-filters-applied") ?? "")
       .split(",")
       .map((entry) => entry.trim())
       .includes("artifactType");
     found.push(...(filtered ? descriptors : filterByArtifactType(descriptors, artifactType)));
-    const next = nextLink(response.headers.all("link"), response.url);
-    url = next !== undefined && !visited.has(next.href) ? next : undefined;
+    url = budget.next(response, request);
   }
   return found;
+}
+
+function notAnIndex(error: unknown, request: HttpRequest, status: number): Error {
+  return requestError(
+    "registry-protocol",
+    `referrers response is not an image index: ${describeError(error)}`,
+    request,
+    { status },
+  );
 }
 
 /** Referrers from the fallback tag's index (none when the tag is absent or not an index). */
@@ -127,10 +141,27 @@ async function referrersFromTag(
   const tag = referrersFallbackTag(subject);
   const content = await getManifest(client, tag, options);
   if (!content || !isIndexMediaType(content.mediaType)) return [];
+  let entries: unknown[];
   try {
-    return filterByArtifactType(indexDescriptors(content.bytes, `${client.repository}:${tag}`), artifactType);
+    entries = indexEntries(content.bytes);
   } catch {
     // "If the tag schema does not return a valid image index, assume there are no referrers."
+    return [];
+  }
+  if (entries.length > REFERRERS_LISTING_BOUNDS.entries) {
+    throw requestError(
+      "registry-too-large",
+      `the referrers index ${tag} has more than ${REFERRERS_LISTING_BOUNDS.entries} referrers; refusing to read more`,
+      {
+        method: "GET",
+        url: client.endpoint.url(client.path(`manifests/${tag}`)),
+        context: client.context("list referrers"),
+      },
+    );
+  }
+  try {
+    return filterByArtifactType(parseEntries(entries, `${client.repository}:${tag}`), artifactType);
+  } catch {
     return [];
   }
 }

@@ -63,7 +63,10 @@ export interface HttpRequest {
    * Without it the body is a stream the caller must consume or discard.
    */
   readonly bufferLimit?: number;
-  /** Stall timeout while waiting for response headers, overriding the transport default. */
+  /**
+   * Stall timeout while waiting for response headers, overriding the transport default; the
+   * request's deadline grants this wait on top once the request body has been sent.
+   */
   readonly headersTimeoutMs?: number;
   readonly signal?: AbortSignal;
 }

@@ -1,6 +1,7 @@
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from "node:dns";
+import { maxHeaderSize } from "node:http";
 import { isIP } from "node:net";
-import { Readable } from "node:stream";
+import { pipeline, Readable, Transform } from "node:stream";
 import { createSecureContext, rootCertificates, type SecureContext } from "node:tls";
 import { Agent, request as undiciRequest, type Dispatcher } from "undici";
 import { AbortedError, describeError } from "../../errors.js";
@@ -8,6 +9,13 @@ import type { Logger } from "../../log.js";
 import { redactUrl } from "../redact.js";
 import { RegistryError } from "../errors.js";
 import { BodyTooLargeError, discardBody, emptyBody, readBody } from "./body.js";
+import {
+  deadlineSummary,
+  DEFAULT_MIN_BYTES_PER_SECOND,
+  TransferDeadline,
+  type DeadlineTimers,
+  type TransferPace,
+} from "./deadline.js";
 import { requestError } from "./request-error.js";
 import type { SecurityPolicy } from "./security-policy.js";
 import {
@@ -22,7 +30,9 @@ import {
  * The bottom layer: one HTTP request on undici. `undici.request` (rather than `fetch`) because it
  * gives the body as a Node stream with back-pressure for multi-gigabyte blobs, never follows
  * redirects by itself (the redirect layer does, by hand), and has per-request headers and
- * body-idle timeouts, so a stalled connection cannot hang a run.
+ * body-idle timeouts, so a stalled connection cannot hang a run. On top of those every attempt
+ * has an overall deadline that grows with the bytes it moves (see deadline.ts), so a registry
+ * that trickles cannot hang it either.
  *
  * This layer also enforces the scheme policy on every URL, redirect targets and token realms
  * included: plain HTTP only to loopback hosts and hosts named insecure; TLS always verified.
@@ -34,11 +44,18 @@ export interface UndiciTransportOptions {
   readonly caCertificates?: string;
   /** Host name -> IP address, consulted before DNS (like `curl --resolve`); for tests and pinning. */
   readonly hostAddresses?: ReadonlyMap<string, string>;
-  /** Stall timeout before response headers arrive (refreshed while a request body is sent). */
+  /**
+   * Stall timeout before response headers arrive (refreshed while a request body is sent); also
+   * the allowance of each request's deadline before the minimum rate applies.
+   */
   readonly headersTimeoutMs?: number;
   /** Longest silence while a response body streams. */
   readonly bodyTimeoutMs?: number;
   readonly connectTimeoutMs?: number;
+  /** Minimum average rate of a request after its allowance (default 16 KiB/s; see deadline.ts). */
+  readonly minBytesPerSecond?: number;
+  /** Time for the deadlines (tests inject one). */
+  readonly deadlineTimers?: DeadlineTimers;
   readonly userAgent?: string;
   /**
    * Offer HTTP/2 in the TLS handshake for requests that carry no blob (default true); the
@@ -138,6 +155,15 @@ export function networkError(error: unknown, request: HttpRequest, phase: "reque
   const code = errorCode(error) ?? "";
   const detail = describeError(error);
   const cause = error instanceof Error ? error : undefined;
+  if (code === "UND_ERR_HEADERS_OVERFLOW") {
+    // A WWW-Authenticate or Link header of megabytes: refused by the parser, not worth retrying.
+    return requestError(
+      "registry-too-large",
+      `response headers are over the ${maxHeaderSize}-byte limit`,
+      request,
+      { cause },
+    );
+  }
   if (TIMEOUT_CODES.has(code)) {
     const what =
       code === "UND_ERR_HEADERS_TIMEOUT"
@@ -227,18 +253,64 @@ export class UndiciTransport implements Transport {
     }
     if (request.signal?.aborted) throw new AbortedError(`${request.context.operation} aborted`);
 
+    // The attempt's deadline aborts it through `abort`, as does the caller's signal.
+    const pace: TransferPace = {
+      allowanceMs: this.options.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS,
+      minBytesPerSecond: this.options.minBytesPerSecond ?? DEFAULT_MIN_BYTES_PER_SECOND,
+    };
+    const abort = new AbortController();
+    let answered = false;
+    const deadline = new TransferDeadline(
+      pace,
+      (report) => {
+        abort.abort(requestError("registry-timeout", deadlineSummary(pace, report, answered), request));
+      },
+      this.options.deadlineTimers,
+    );
+    const onCallerAbort = () => {
+      abort.abort(request.signal?.reason);
+    };
+    request.signal?.addEventListener("abort", onCallerAbort, { once: true });
+    const settle = () => {
+      deadline.finish();
+      request.signal?.removeEventListener("abort", onCallerAbort);
+    };
+    /** The deadline's own error when it fired, else `error` mapped as usual. */
+    const failure = (error: unknown, phase: "request" | "body"): Error => {
+      settle();
+      const reason: unknown = abort.signal.reason;
+      if (reason instanceof RegistryError && !request.signal?.aborted) return reason;
+      return networkError(error, request, phase);
+    };
+
     const headers: Record<string, string> = {
       "user-agent": this.options.userAgent ?? "image-promoter",
       ...request.headers,
     };
     let body: Buffer | Readable | undefined;
+    // A request's own wait for its answer (`headersTimeoutMs`) starts once its body is sent.
+    const bodySent = () => {
+      if (request.headersTimeoutMs !== undefined) deadline.extend(request.headersTimeoutMs);
+    };
     if (request.body instanceof Uint8Array) {
-      body = Buffer.from(request.body.buffer, request.body.byteOffset, request.body.byteLength);
-      headers["content-length"] = String(body.byteLength);
+      const bytes = Buffer.from(request.body.buffer, request.body.byteOffset, request.body.byteLength);
+      headers["content-length"] = String(bytes.byteLength);
+      if (bytes.byteLength <= METERED_SLICE_BYTES) {
+        body = bytes;
+        deadline.progress(bytes.byteLength);
+        bodySent();
+      } else {
+        // Larger bodies (upload chunks, big manifests) go in slices, so that a registry that
+        // reads them slowly falls behind the deadline as it reads, not only at the end.
+        body = Readable.from(meteredChunks(slices(bytes), deadline, bodySent), { objectMode: false });
+      }
     } else if (request.body !== undefined) {
-      body = Readable.from(request.body, { objectMode: false });
-    } else if (request.method === "PUT" || request.method === "POST" || request.method === "PATCH") {
-      headers["content-length"] = "0";
+      body = Readable.from(meteredChunks(request.body, deadline, bodySent), { objectMode: false });
+    } else {
+      if (request.method === "PUT" || request.method === "POST" || request.method === "PATCH") {
+        headers["content-length"] = "0";
+      }
+      bodySent();
     }
 
     const started = Date.now();
@@ -249,30 +321,42 @@ export class UndiciTransport implements Transport {
         headers,
         body: body ?? null,
         dispatcher: UndiciTransport.carriesBlob(request) ? this.agent : this.multiplexed,
-        signal: request.signal ?? null,
+        signal: abort.signal,
         ...(request.headersTimeoutMs === undefined ? {} : { headersTimeout: request.headersTimeoutMs }),
       });
     } catch (error) {
       if (body instanceof Readable) body.destroy();
-      throw networkError(error, request, "request");
+      throw failure(error, "request");
     }
+    answered = true;
 
     this.options.logger?.log("debug", `${request.method} ${redactUrl(url)} ${raw.statusCode}`, {
       ms: Date.now() - started,
       operation: request.context.operation,
     });
     const responseHeaders = wrapHeaders(raw.headers);
-    const stream: Readable = raw.body;
     // Errors while a caller streams the body are mapped by the caller; keep one listener so an
     // unconsumed body that fails cannot crash the process.
-    stream.on("error", () => undefined);
-    if (request.bufferLimit === undefined || request.method === "HEAD") {
-      if (request.method === "HEAD") await discardBody(stream);
+    raw.body.on("error", () => undefined);
+    if (request.method === "HEAD") {
+      await discardBody(raw.body);
+      settle();
       return {
         status: raw.statusCode,
         headers: responseHeaders,
         url,
-        body: request.method === "HEAD" ? emptyBody() : stream,
+        body: emptyBody(),
+        discard: () => Promise.resolve(),
+      };
+    }
+    // The deadline keeps counting while the caller reads the body, and ends when it is closed.
+    const stream = meteredBody(raw.body, deadline, settle);
+    if (request.bufferLimit === undefined) {
+      return {
+        status: raw.statusCode,
+        headers: responseHeaders,
+        url,
+        body: stream,
         discard: () => discardBody(stream),
       };
     }
@@ -281,6 +365,7 @@ export class UndiciTransport implements Transport {
     const announced = Number(responseHeaders.get("content-length") ?? Number.NaN);
     if (Number.isFinite(announced) && announced > limit) {
       stream.destroy();
+      settle();
       throw requestError(
         "registry-too-large",
         `response of ${announced} bytes is over the ${limit}-byte cap`,
@@ -293,12 +378,14 @@ export class UndiciTransport implements Transport {
       bytes = await readBody(stream, limit);
     } catch (error) {
       if (error instanceof BodyTooLargeError) {
+        settle();
         throw requestError("registry-too-large", `response body is over the ${limit}-byte cap`, request, {
           status: raw.statusCode,
         });
       }
-      throw networkError(error, request, "body");
+      throw failure(error, "body");
     }
+    settle();
     return {
       status: raw.statusCode,
       headers: responseHeaders,
@@ -316,4 +403,48 @@ export class UndiciTransport implements Transport {
       this.multiplexed === this.agent ? undefined : this.multiplexed.close(),
     ]);
   }
+}
+
+/** Request bodies held in memory above this size are sent in slices of it (see `send`). */
+const METERED_SLICE_BYTES = 64 * 1024;
+
+/** `bytes` in slices of METERED_SLICE_BYTES (views, not copies). */
+function* slices(bytes: Buffer): Generator<Uint8Array> {
+  for (let offset = 0; offset < bytes.byteLength; offset += METERED_SLICE_BYTES) {
+    yield bytes.subarray(offset, offset + METERED_SLICE_BYTES);
+  }
+}
+
+/**
+ * Passes a request body through, counting what the connection takes toward the deadline, and
+ * calls `sent` once the connection has taken all of it.
+ */
+async function* meteredChunks(
+  source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  deadline: TransferDeadline,
+  sent: () => void,
+): AsyncGenerator<Uint8Array> {
+  for await (const chunk of source) {
+    deadline.progress(chunk.byteLength);
+    yield chunk;
+  }
+  sent();
+}
+
+/**
+ * A response body that counts what the caller reads toward the deadline, and calls `settled`
+ * once it is closed (read to the end, destroyed, or failed). A failure of `source`, the
+ * deadline's abort included, reaches the caller through it.
+ */
+function meteredBody(source: Readable, deadline: TransferDeadline, settled: () => void): Readable {
+  const metered = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      deadline.progress(chunk.byteLength);
+      callback(null, chunk);
+    },
+  });
+  metered.on("error", () => undefined);
+  metered.once("close", settled);
+  pipeline(source, metered, () => undefined);
+  return metered;
 }
