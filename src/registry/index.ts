@@ -23,6 +23,7 @@ export type { HostLimit } from "./transport/host-limits.js";
 export { DEFAULT_MAX_CONCURRENT_PER_HOST } from "./transport/host-limits.js";
 export { DEFAULT_RETRY_POLICY, type RetryPolicy } from "./transport/retry.js";
 export { systemClock, type Clock } from "./transport/clock.js";
+export { INTERNAL_ADDRESS_ERROR_CODE, type InternalAddressPolicy } from "./transport/network-address.js";
 export {
   CredentialStore,
   EnvCredentialSource,

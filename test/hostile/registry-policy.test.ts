@@ -39,9 +39,9 @@ let internal: ScriptedRegistry;
 beforeAll(async () => {
   work = await mkdtemp(path.join(tmpdir(), "hostile-registry-policy-"));
   internal = await ScriptedRegistry.start();
-  internal.on(undefined, /.*/, (_request, response) =>
-    sendJson(response, 200, { AccessKeyId: "internal-only", Token: "internal-secret" }),
-  );
+  internal.on(undefined, /.*/, (_request, response) => {
+    sendJson(response, 200, { AccessKeyId: "internal-only", Token: "internal-secret" });
+  });
 });
 
 afterAll(async () => {
@@ -339,7 +339,7 @@ describe("connections are checked after name resolution", () => {
       );
       await expect(
         store.resolve(reference.tag ?? parseTag("v1"), { signal: AbortSignal.timeout(20_000) }),
-      ).rejects.toThrow(/internal address/);
+      ).rejects.toThrow(/resolves to 127\.0\.0\.1, a loopback address/);
     } finally {
       await provider.close();
     }
