@@ -41,7 +41,7 @@ export interface RevisionOptions {
 }
 
 /** The nearest existing folder at or above `target` (the input may be gone from the work tree). */
-function existingFolder(target: string): string {
+export function existingFolder(target: string): string {
   let folder = target;
   while (!existsSync(folder)) {
     const parent = path.dirname(folder);
@@ -52,7 +52,7 @@ function existingFolder(target: string): string {
 }
 
 /** `target` relative to the top of the work tree, with `/`; "" for the top itself. */
-function pathInRepository(top: string, target: string): string {
+export function pathInRepository(top: string, target: string): string {
   const existing = existingFolder(target);
   const real = path.join(realpathSync(existing), path.relative(existing, target));
   const relative = path.relative(realpathSync(top), real);

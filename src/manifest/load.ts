@@ -11,7 +11,8 @@ import {
   type ManifestText,
   type ParsedPromotionManifest,
 } from "./parse.js";
-import { createManifestSet } from "./rules.js";
+import type { RegistryPolicy } from "./registry-policy.js";
+import { createManifestSet, type ManifestSetOptions } from "./rules.js";
 import { MAX_MANIFEST_FILE_BYTES } from "./yaml-source.js";
 
 /**
@@ -39,6 +40,8 @@ export interface LoadManifestOptions {
   readonly signal?: AbortSignal;
   /** Relative inputs are resolved against this directory; default `process.cwd()`. */
   readonly cwd?: string;
+  /** Which registries the manifests may name (see registry-policy.ts and `loadRegistryPolicy`). */
+  readonly registryPolicy?: RegistryPolicy;
 }
 
 /** A manifest file or directory that is missing or cannot be read (exit status 2 in the CLI). */
@@ -73,7 +76,11 @@ export async function loadManifests(
   options: LoadManifestOptions = {},
 ): Promise<ManifestSet> {
   const cwd = options.cwd ?? process.cwd();
-  const context: LoadContext = { cwd, signal: options.signal };
+  const context: LoadContext = {
+    cwd,
+    signal: options.signal,
+    setOptions: options.registryPolicy ? { registryPolicy: options.registryPolicy } : {},
+  };
   if ((input.manifest === undefined) === (input.thinManifestDir === undefined)) {
     throw new UsageError("give exactly one of a manifest file or a thin-manifest directory");
   }
@@ -84,6 +91,7 @@ export async function loadManifests(
 interface LoadContext {
   readonly cwd: string;
   readonly signal: AbortSignal | undefined;
+  readonly setOptions: ManifestSetOptions;
 }
 
 function display(context: LoadContext, filePath: string): string {
@@ -170,6 +178,24 @@ async function readManifestFile(context: LoadContext, what: string, filePath: st
   }
 }
 
+/**
+ * Reads another file of a manifest tree (the registry policy) as manifest files are read: the
+ * same size cap and UTF-8 check, refusals as a finding. Undefined when the file does not exist.
+ */
+export async function readTreeFile(
+  file: string,
+  options: { readonly cwd: string; readonly signal?: AbortSignal | undefined },
+): Promise<{ readonly text: string } | { readonly finding: Finding } | undefined> {
+  const context: LoadContext = { cwd: options.cwd, signal: options.signal, setOptions: {} };
+  try {
+    const read = await readManifestFile(context, "file", file);
+    return read.kind === "text" ? { text: read.text } : { finding: read.finding };
+  } catch (error) {
+    if (error instanceof ManifestIoError && errnoCode(error.cause) === "ENOENT") return undefined;
+    throw error;
+  }
+}
+
 /** Where the first byte that is not UTF-8 is (1-based line, column in characters before it). */
 function notUtf8Finding(file: string, bytes: Uint8Array): Finding {
   const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -213,9 +239,9 @@ function tooLargeFinding(file: string, size: number): Finding {
 
 async function loadPlainManifest(file: string, context: LoadContext): Promise<ManifestSet> {
   const read = await readManifestFile(context, "manifest file", file);
-  if (read.kind === "refused") return createManifestSet([], [read.finding]);
+  if (read.kind === "refused") return createManifestSet([], [read.finding], context.setOptions);
   const parsed = parsePlainManifest({ file, text: read.text });
-  return createManifestSet(parsed.manifest ? [parsed.manifest] : [], parsed.findings);
+  return createManifestSet(parsed.manifest ? [parsed.manifest] : [], parsed.findings, context.setOptions);
 }
 
 interface FoundProject {
@@ -347,7 +373,7 @@ async function loadThinManifestTree(root: string, context: LoadContext): Promise
     if (result.manifest) manifests.push(result.manifest);
     findings.push(...result.findings);
   }
-  return createManifestSet(manifests, findings);
+  return createManifestSet(manifests, findings, context.setOptions);
 }
 
 /** The images file, or undefined when it does not exist (a finding, not an I/O error). */

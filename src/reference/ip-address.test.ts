@@ -122,6 +122,8 @@ describe("which addresses are internal", () => {
   });
 
   it("says which embedded address an IPv6 form hides", () => {
-    expect(reason("2002:7f00:1::")).toBe("6to4 (2002::/16) of 127.0.0.1, a loopback address (127.0.0.0/8)");
+    expect(reason("2002:7f00:1::")).toBe(
+      "a 6to4 (2002::/16) form of 127.0.0.1, a loopback address (127.0.0.0/8)",
+    );
   });
 });

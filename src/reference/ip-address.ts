@@ -215,10 +215,15 @@ const IPV4_SPECIAL: readonly SpecialRange[] = [
 
 /** IPv6 forms that carry an IPv4 address in their last (or, for 6to4, second to fifth) bytes. */
 const IPV6_EMBEDDING: readonly (SpecialRange & { readonly offset: number })[] = [
-  { prefix: IPV4_MAPPED, bits: 96, offset: 12, reason: "IPv4-mapped" },
-  { prefix: [0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0], bits: 96, offset: 12, reason: "IPv4-translated" },
-  { prefix: [0, 0x64, 0xff, 0x9b], bits: 96, offset: 12, reason: "NAT64 (64:ff9b::/96)" },
-  { prefix: [0x20, 0x02], bits: 16, offset: 2, reason: "6to4 (2002::/16)" },
+  { prefix: IPV4_MAPPED, bits: 96, offset: 12, reason: "an IPv4-mapped form" },
+  {
+    prefix: [0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0],
+    bits: 96,
+    offset: 12,
+    reason: "an IPv4-translated form",
+  },
+  { prefix: [0, 0x64, 0xff, 0x9b], bits: 96, offset: 12, reason: "a NAT64 (64:ff9b::/96) form" },
+  { prefix: [0x20, 0x02], bits: 16, offset: 2, reason: "a 6to4 (2002::/16) form" },
 ];
 
 const IPV6_SPECIAL: readonly SpecialRange[] = [

@@ -97,7 +97,7 @@ describe("two projects sharing a destination prefix (OCI layouts in the tree)", 
     const run = await runPromoter(repo, ["validate", "--thin-manifest-dir", "."]);
     expect(run.stderr).not.toMatch(STACK_LINE);
     expect(run.status).toBe(1);
-    expect(run.stdout).toContain(`images/world/images.yaml:${worldHelloLine}:9: error[`);
+    expect(run.stdout).toContain(`images/world/images.yaml:${worldHelloLine}:3: error[`);
   });
 
   it("check --base fails the pull request on world's file", async () => {
@@ -105,7 +105,7 @@ describe("two projects sharing a destination prefix (OCI layouts in the tree)", 
     expect(run.stderr).not.toMatch(STACK_LINE);
     expect(run.status).toBe(1);
     expect(run.stdout).toMatch(/FAIL {2}Manifest validation/);
-    expect(run.stdout).toContain(`images/world/images.yaml:${worldHelloLine}:9`);
+    expect(run.stdout).toContain(`images/world/images.yaml:${worldHelloLine}:3`);
   });
 
   it("promote --confirm after the merge does not publish world's image as hello", async () => {
@@ -113,7 +113,7 @@ describe("two projects sharing a destination prefix (OCI layouts in the tree)", 
     expect(run.stderr).not.toMatch(STACK_LINE);
     expect(await layoutTags(path.join(repo, "prod", "hello"))).toEqual(["v1.0.0"]);
     expect(run.status).toBe(1);
-    expect(run.stderr).toContain(`images/world/images.yaml:${worldHelloLine}:9: error[`);
+    expect(run.stderr).toContain(`images/world/images.yaml:${worldHelloLine}:3: error[`);
   });
 });
 
@@ -135,8 +135,8 @@ describe("an image name that reaches into another project's deeper destination",
     });
     const validate = await runPromoter(repo, ["validate", "--thin-manifest-dir", "."]);
     expect(validate.status).toBe(1);
-    expect(validate.stdout).toContain("images/world/images.yaml:1:9: error[");
-    expect(validate.stdout).not.toContain("images/tools/images.yaml:1:9: error[");
+    expect(validate.stdout).toContain("images/world/images.yaml:1:3: error[");
+    expect(validate.stdout).not.toContain("images/tools/images.yaml:1:3: error[");
 
     const promote = await runPromoter(repo, ["promote", "--thin-manifest-dir", ".", "--confirm", "--quiet"]);
     expect(promote.status).toBe(1);
@@ -195,7 +195,7 @@ describe("two projects sharing a destination prefix on a registry", () => {
     ]);
     expect(check.stderr).not.toMatch(STACK_LINE);
     expect(check.status).toBe(1);
-    expect(check.stdout).toContain("images/world/images.yaml:1:9");
+    expect(check.stdout).toContain("images/world/images.yaml:1:3");
 
     const promote = await runPromoter(repo, [
       "promote",

@@ -15,6 +15,11 @@ import { ExitCode, writeLine, type CliIO } from "../io.js";
 import { createCliLogger } from "../logger.js";
 import { manifestInputFromOptions, manifestOptionSpecs } from "../manifest-options.js";
 import { registryOptionSpecs, storeProviderFromOptions } from "../registry-options.js";
+import {
+  internalAddressPolicyFromOptions,
+  registryPolicyFromOptions,
+  registryPolicyOptionSpecs,
+} from "../registry-policy-options.js";
 import { checkJson, checkMarkdown, checkText } from "./check-render.js";
 
 const OUTPUTS = ["text", "json", "markdown"] as const;
@@ -81,7 +86,7 @@ export const checkCommand: Command = {
   usage:
     "check --base REV (--thin-manifest-dir DIR | --manifest FILE) [--max-image-size BYTES]\n" +
     "        [--vuln-report FILE --vuln-severity-threshold LOW|MEDIUM|HIGH|CRITICAL] [--allow-removals]\n" +
-    "        [--output text|json|markdown]",
+    "        [--output text|json|markdown] [--allow-registry NAME ...]",
   description: `
 Compares the manifests at the git revision --base (read from git; nothing is checked out) with
 the working copy and judges only what changed:
@@ -98,6 +103,10 @@ the working copy and judges only what changed:
 - vulnerabilities: --vuln-report (Trivy JSON or SARIF, repeatable) fails on fixable findings at
   or above --vuln-severity-threshold (default HIGH).
 When GITHUB_STEP_SUMMARY is set, the markdown report is appended to that file.
+
+Registries the working copy names are checked before any request, by the registry policy of
+--base (docs/manifest-format.md): internal addresses and oci: layouts outside the tree only with
+--allow-registry, and only registries of manifests/registry-policy.yaml at --base when it exists.
 
 Exit status: 0 every check passed; 1 a check failed; 2 invalid input or usage (an unknown
 revision, an unreadable report). Details: docs/owners.md.`,
@@ -132,6 +141,7 @@ revision, an unreadable report). Details: docs/owners.md.`,
     output: { type: "string", valueName: "FORMAT", description: "text (default), json or markdown" },
     concurrency: { type: "string", valueName: "N", description: "Registry requests in flight (default 16)" },
     quiet: { type: "boolean", short: "q", description: "No progress lines on stderr" },
+    ...registryPolicyOptionSpecs,
     ...registryOptionSpecs,
   },
   async run({ io, values }) {
@@ -155,14 +165,18 @@ revision, an unreadable report). Details: docs/owners.md.`,
       throw new UsageError("--vuln-severity-threshold needs --vuln-report FILE");
     }
     const concurrency = integerOption(values, "concurrency", 1, 256);
+    const registryPolicy = await registryPolicyFromOptions(values, io, input, base);
     const vulnerabilityReports = await readReports(io, reportFiles);
     const logger = createCliLogger(io.stderr, {
       format: "text",
       level: booleanOption(values, "quiet") ? "warn" : "info",
     });
-    const provider = storeProviderFromOptions(values, io, logger);
+    const provider = storeProviderFromOptions(values, io, logger, {
+      internalAddresses: internalAddressPolicyFromOptions(values, io),
+    });
     try {
       const report = await runCheck({
+        registryPolicy,
         input,
         base,
         cwd: io.cwd,

@@ -94,7 +94,7 @@ describe("InternalAddressGuard", () => {
     expect(refusal("http://127.0.0.1:5001/v2/")).toMatch(
       /^refusing to connect to 127\.0\.0\.1:5001: it is a loopback address/,
     );
-    expect(refusal("http://[::ffff:127.0.0.1]:5001/v2/")).toMatch(/IPv4-mapped of 127\.0\.0\.1/);
+    expect(refusal("http://[::ffff:127.0.0.1]:5001/v2/")).toMatch(/an IPv4-mapped form of 127\.0\.0\.1/);
     expect(refusal("http://[::1]:9/v2/")).toBeUndefined();
     expect(refusal("http://registry.test:1/v2/")).toBeUndefined();
     expect(refusal("http://localhost:5000/v2/")).toMatch(/it is localhost/);
