@@ -110,9 +110,12 @@ async function mirrorProblems(
   return problems;
 }
 
+/** The test registries (and their proxies and token servers) are on loopback: the operator allows them. */
+const LOCAL_REGISTRIES = ["--allow-registry", "127.0.0.1"];
+
 async function promoter(args: string[]) {
   const capture = captureIO({ cwd: work, env: { DOCKER_CONFIG: dockerConfig, HOME: work } });
-  const status = await runCli(args, capture.io);
+  const status = await runCli([...args, ...LOCAL_REGISTRIES], capture.io);
   return { status, out: capture.out(), err: capture.err() };
 }
 
@@ -308,7 +311,17 @@ describe("promotion through faults", () => {
           let requests = 0;
           const child = spawn(
             process.execPath,
-            [cli, "promote", "--manifest", manifest, "--confirm", "--quiet", "--concurrency", concurrency],
+            [
+              cli,
+              "promote",
+              "--manifest",
+              manifest,
+              "--confirm",
+              "--quiet",
+              "--concurrency",
+              concurrency,
+              ...LOCAL_REGISTRIES,
+            ],
             { cwd: work, env, stdio: "ignore" },
           );
           const unsubscribe = allProxies().map((proxy) =>

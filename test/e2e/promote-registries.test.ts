@@ -104,9 +104,12 @@ const APP_IMAGES = `- name: app
     "${tagless.digest}": []
 `;
 
+/** The test registries (and their proxies and token servers) are on loopback: the operator allows them. */
+const LOCAL_REGISTRIES = ["--allow-registry", "127.0.0.1"];
+
 async function promoter(args: string[]) {
   const capture = captureIO({ cwd: work, env: { DOCKER_CONFIG: dockerConfig, HOME: work } });
-  const status = await runCli(args, capture.io);
+  const status = await runCli([...args, ...LOCAL_REGISTRIES], capture.io);
   return { status, out: capture.out(), err: capture.err() };
 }
 
@@ -342,6 +345,7 @@ describe("promote against real registries", () => {
       "big.yaml",
       "--confirm",
       "--quiet",
+      ...LOCAL_REGISTRIES,
       "--requests-per-second",
       "40",
     ];
