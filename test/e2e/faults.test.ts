@@ -6,6 +6,7 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../../src/cli/main.js";
 import { captureIO } from "../support/cli.js";
+import { ALLOW_LOOPBACK_REGISTRIES } from "../support/local-registries.js";
 import { FaultProxy, seededUnit, type FaultRule } from "../support/fault-proxy.js";
 import { startRegistry, type TestRegistry } from "../support/registry-harness.js";
 import {
@@ -110,12 +111,9 @@ async function mirrorProblems(
   return problems;
 }
 
-/** The test registries (and their proxies and token servers) are on loopback: the operator allows them. */
-const LOCAL_REGISTRIES = ["--allow-registry", "127.0.0.1"];
-
 async function promoter(args: string[]) {
   const capture = captureIO({ cwd: work, env: { DOCKER_CONFIG: dockerConfig, HOME: work } });
-  const status = await runCli([...args, ...LOCAL_REGISTRIES], capture.io);
+  const status = await runCli([...args, ...ALLOW_LOOPBACK_REGISTRIES], capture.io);
   return { status, out: capture.out(), err: capture.err() };
 }
 
@@ -320,7 +318,7 @@ describe("promotion through faults", () => {
               "--quiet",
               "--concurrency",
               concurrency,
-              ...LOCAL_REGISTRIES,
+              ...ALLOW_LOOPBACK_REGISTRIES,
             ],
             { cwd: work, env, stdio: "ignore" },
           );

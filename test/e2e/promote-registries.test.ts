@@ -13,6 +13,7 @@ import {
 } from "../../src/reference/index.js";
 import { createStoreProvider } from "../../src/registry/index.js";
 import { captureIO } from "../support/cli.js";
+import { ALLOW_LOOPBACK_REGISTRIES } from "../support/local-registries.js";
 import { startRegistry, type TestRegistry } from "../support/registry-harness.js";
 import { skopeoInspectRaw, skopeoListTags } from "../support/skopeo.js";
 import {
@@ -104,12 +105,9 @@ const APP_IMAGES = `- name: app
     "${tagless.digest}": []
 `;
 
-/** The test registries (and their proxies and token servers) are on loopback: the operator allows them. */
-const LOCAL_REGISTRIES = ["--allow-registry", "127.0.0.1"];
-
 async function promoter(args: string[]) {
   const capture = captureIO({ cwd: work, env: { DOCKER_CONFIG: dockerConfig, HOME: work } });
-  const status = await runCli([...args, ...LOCAL_REGISTRIES], capture.io);
+  const status = await runCli([...args, ...ALLOW_LOOPBACK_REGISTRIES], capture.io);
   return { status, out: capture.out(), err: capture.err() };
 }
 
@@ -345,7 +343,7 @@ describe("promote against real registries", () => {
       "big.yaml",
       "--confirm",
       "--quiet",
-      ...LOCAL_REGISTRIES,
+      ...ALLOW_LOOPBACK_REGISTRIES,
       "--requests-per-second",
       "40",
     ];
