@@ -4,7 +4,12 @@
  * refuse such registries unless the operator allows them: honest tests allow loopback explicitly,
  * as a user running local registries would.
  */
-export const ALLOW_LOOPBACK_REGISTRIES: readonly string[] = ["--allow-registry", "127.0.0.1"];
+export const ALLOW_LOOPBACK_REGISTRIES: readonly string[] = [
+  "--allow-registry",
+  "127.0.0.1",
+  "--allow-registry",
+  "localhost",
+];
 
 const POLICY_COMMANDS: ReadonlySet<string> = new Set(["validate", "check", "promote"]);
 
