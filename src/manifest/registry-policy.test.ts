@@ -1,6 +1,5 @@
 import { describe, expect, it } from "vitest";
 import { parseRegistryLocation, type RegistryLocation } from "../reference/index.js";
-import type { PromotionManifest } from "./model.js";
 import { parseThinManifest } from "./parse.js";
 import {
   applyRegistryPolicy,
