@@ -131,8 +131,9 @@ export function storeProviderFromOptions(
   values: ParsedValues,
   io: CliIO,
   logger: Logger,
+  extra: Pick<StoreProviderOptions, "internalAddresses"> = {},
 ): RegistryStoreProvider {
-  const options = registryProviderOptions(values, io, logger);
+  const options = { ...registryProviderOptions(values, io, logger), ...extra };
   try {
     return createStoreProvider(options);
   } catch (error) {

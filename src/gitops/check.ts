@@ -10,6 +10,7 @@ import {
   type ManifestInput,
   type ManifestSet,
   type ManifestTree,
+  type RegistryPolicy,
   type SourcePosition,
 } from "../manifest/index.js";
 import {
@@ -115,6 +116,11 @@ export interface CheckOptions {
   /** Registry reads in flight. */
   readonly concurrency?: number;
   readonly gitProgram?: string;
+  /**
+   * Which registries the working copy may name, applied before any request (the CLI passes the
+   * operator's entries and the allow-list of the base revision). Default: no policy.
+   */
+  readonly registryPolicy?: RegistryPolicy;
 }
 
 /** Default `--vuln-severity-threshold`. */
@@ -126,7 +132,11 @@ export async function runCheck(options: CheckOptions): Promise<CheckReport> {
   const logger = options.logger ?? silentLogger;
   const signal = options.signal;
   const call = signal ? { signal } : {};
-  const head = await loadManifests(options.input, { cwd: options.cwd, ...call });
+  const head = await loadManifests(options.input, {
+    cwd: options.cwd,
+    ...call,
+    ...(options.registryPolicy ? { registryPolicy: options.registryPolicy } : {}),
+  });
   const base = await loadManifestsAtRevision(options.input, options.base, {
     cwd: options.cwd,
     ...call,

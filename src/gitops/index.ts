@@ -43,6 +43,7 @@ export {
 } from "./check.js";
 export { changedEdgeFilter, diffEdges, PromotedContent, type EdgeDiff } from "./edge-diff.js";
 export { edgesChangedSince } from "./changed-since.js";
+export { registryPolicyAtRevision } from "./registry-policy-at-revision.js";
 export {
   loadManifestsAtRevision,
   type RevisionManifests,

@@ -2,6 +2,7 @@ import * as path from "node:path";
 import { PromoterError, UsageError } from "../errors.js";
 import { escapeExcerpt, quoteExcerpt } from "../excerpt.js";
 import {
+  applyRepositoryOwnership,
   findTagConflicts,
   formatPosition,
   loadManifests,
@@ -13,6 +14,7 @@ import {
   THIN_IMAGES_FILE,
   describeTreeFileRefusal,
   TreeFileRefusedError,
+  type Finding,
   type PromotionManifest,
   type TreeFileRefusal,
   type TagConflict,
@@ -186,6 +188,8 @@ export async function addToManifest(options: ManifestAddOptions): Promise<Manife
     );
   }
   const others = set.manifests.filter((candidate) => candidate !== manifest);
+  const foreign = ownershipRefusal(set.findings, original.manifest, edited.manifest, others, request.image);
+  if (foreign) throw new ManifestAddRefusedError(`refused: ${foreign}`);
   const conflicts = newConflicts(
     findTagConflicts([...others, edited.manifest]),
     options.project,
@@ -243,6 +247,35 @@ async function readTreeText(tree: ManifestTree, file: string, cwd: string): Prom
   if (read.kind === "refused") throw refusedInTree(file, read.refusal, cwd, "read");
   return read.bytes.toString("utf8");
 }
+/**
+ * Why `image` may not be added to the project: it lands in a repository of another project, or
+ * one that several projects sharing a destination list (src/manifest/ownership.ts). Both the tree
+ * as it is (the set's findings at the image's entries) and the tree after the edit are judged.
+ */
+function ownershipRefusal(
+  findings: readonly Finding[],
+  original: PromotionManifest,
+  edited: PromotionManifest,
+  others: readonly PromotionManifest[],
+  image: RepositoryPath,
+): string | undefined {
+  const at = (manifest: PromotionManifest) =>
+    new Set(
+      manifest.images.filter((entry) => entry.name === image).map((entry) => formatPosition(entry.position)),
+    );
+  const before = at(original);
+  const after = at(edited);
+  const found =
+    findings.find(
+      (finding) => OWNERSHIP_RULES.has(finding.rule) && before.has(formatPosition(finding.position)),
+    ) ??
+    applyRepositoryOwnership([...others, edited]).findings.find((finding) =>
+      after.has(formatPosition(finding.position)),
+    );
+  return found === undefined ? undefined : `${formatPosition(found.position)}: ${found.message}`;
+}
+
+const OWNERSHIP_RULES: ReadonlySet<string> = new Set(["foreign-repository", "disputed-repository"]);
 
 /** The edited model must be the original plus exactly the changes: anything else is a bug. */
 function verifyEdit(

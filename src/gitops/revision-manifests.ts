@@ -181,6 +181,42 @@ export async function loadManifestsAtRevision(
   return { revision, commit, ...(await read({ target, relative, commit, revision, git })) };
 }
 
+/**
+ * One file of a thin tree (`pathInTree`, e.g. `manifests/registry-policy.yaml`) as it was at
+ * `revision`, read as the manifests are: from the trusted repository, only when it is a regular
+ * file below no link or submodule and within the size limit (otherwise a finding naming it).
+ * `null` when it did not exist at the revision.
+ */
+export async function readThinTreeFileAtRevision(
+  thinManifestDir: string,
+  pathInTree: string,
+  revision: string,
+  options: RevisionOptions,
+): Promise<ManifestText | { readonly finding: Finding } | null> {
+  const target = path.resolve(options.cwd, thinManifestDir);
+  const repository = await locateTrustedRepository(target, true, options);
+  const git: GitOptions = {
+    repository,
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.gitProgram ? { program: options.gitProgram } : {}),
+  };
+  const commit = await resolveCommit(revision, git);
+  const relative = pathInRepository(repository, options.cwd, thinManifestDir);
+  const fileRelative = relative === "" ? pathInTree : `${relative}/${pathInTree}`;
+  const file = path.join(target, ...pathInTree.split("/"));
+  const read: RevisionRead = { target, relative, commit, revision, git };
+  const { entries, unread } = await entriesAlong(read, pathPrefixes(fileRelative));
+  const [first] = unread;
+  if (first) return { finding: first };
+  const entry = entries.get(fileRelative);
+  if (!entry) return null;
+  if (entry.type === "tree" || !isRegularFile(entry)) return { finding: notFollowed(file, entry, revision) };
+  if ((entry.size ?? 0) > MAX_MANIFEST_FILE_BYTES)
+    return { finding: tooLarge(file, entry.size ?? 0, revision) };
+  const text = (await readBlobs([entry.object], git)).get(entry.object)?.toString("utf8") ?? "";
+  return { file, text };
+}
+
 interface RevisionRead {
   /** Absolute path of the input in the working copy, and relative to the top with `/`. */
   readonly target: string;

@@ -82,6 +82,22 @@ export const MANIFEST_RULES = {
     severity: "error",
     hint: "Keep the tag on one digest only; a destination tag can point at one image.",
   },
+  "registry-not-allowed": {
+    severity: "error",
+    hint: "Name a public registry, or an oci: layout inside the tree; registries on this machine or a private network, and layouts elsewhere, need the operator's --allow-registry.",
+  },
+  "invalid-registry-policy": {
+    severity: "error",
+    hint: "List public registries as HOST[:PORT][/PATH] under registries:; the entry allows nothing until it is fixed.",
+  },
+  "foreign-repository": {
+    severity: "error",
+    hint: "Remove the entry, or ask the promotion admins to move the image to this project's destination.",
+  },
+  "disputed-repository": {
+    severity: "error",
+    hint: "Keep the image in one project's images file; a repository under a shared destination belongs to one project.",
+  },
   "missing-images-file": {
     severity: "error",
     hint: "Create images/<project>/images.yaml next to the manifests folder (it may hold only comments).",

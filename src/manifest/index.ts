@@ -14,6 +14,7 @@ export {
   compareFindings,
   countBySeverity,
   formatPosition,
+  makeFinding,
   MANIFEST_RULES,
   sortFindings,
   type ManifestRuleId,
@@ -38,9 +39,30 @@ export {
   findTagConflicts,
   registryFindings,
   tagConflictFindings,
+  type ManifestSetOptions,
   type TagClaim,
   type TagConflict,
 } from "./rules.js";
+export { applyRepositoryOwnership } from "./ownership.js";
+export {
+  applyRegistryPolicy,
+  isWithinDirectory,
+  parseAllowedRegistry,
+  parseRegistryPolicyFile,
+  REGISTRY_POLICY_FILE,
+  registryRefusal,
+  type AllowedRegistry,
+  type RegistryPolicy,
+  type TreeAllowList,
+} from "./registry-policy.js";
+export {
+  loadRegistryPolicy,
+  manifestTreeRoot,
+  parseAllowRegistryOptions,
+  realDirectory,
+  registryPolicyFile,
+  type RegistryPolicyOptions,
+} from "./registry-policy-load.js";
 export {
   countManifest,
   destinationRegistries,
@@ -67,6 +89,7 @@ export {
   manifestTreeOf,
   MAX_CONCURRENT_MANIFEST_READS,
   MAX_MANIFEST_TREE_DEPTH,
+  readTreeFile,
   THIN_IMAGES_FILE,
   THIN_MANIFEST_FILE,
   type LoadManifestOptions,

@@ -90,16 +90,18 @@ describe("loadManifests: thin-manifest fixture trees", () => {
     expect(set.manifests[0]?.images.map((i) => i.name)).toEqual(["app"]);
   });
 
-  it("finds a tag claimed by two digests across projects and shows every claim", async () => {
+  it("refuses an image that lands in another project's repository, naming its owner", async () => {
+    // one promotes shared/tool to .../images, two promotes tool to .../images/shared: the
+    // repository .../images/shared/tool belongs to two, whose destination is more specific.
     const root = path.join(fixtures, "conflict");
     const set = await loadManifests({ thinManifestDir: root });
-    expect(short(set, root)).toEqual(["images/one/images.yaml:3:81 error[tag-conflict]"]);
+    expect(short(set, root)).toEqual(["images/one/images.yaml:1:3 error[foreign-repository]"]);
     expect(set.findings[0]?.message).toMatch(
-      /^us-docker\.pkg\.dev\/k8s-artifacts-prod\/images\/shared\/tool:v1 is claimed by 2 different digests across projects one, two/,
+      /^image "shared\/tool" would be published to us-docker\.pkg\.dev\/k8s-artifacts-prod\/images\/shared\/tool, which belongs to project "two"/,
     );
     expect(
       set.findings[0]?.related?.map((p) => `${path.relative(root, p.file)}:${p.line}:${p.column}`),
-    ).toEqual(["images/two/images.yaml:3:81"]);
+    ).toEqual(["manifests/two/promoter-manifest.yaml:4:9"]);
   });
 });
 

@@ -12,7 +12,8 @@ import {
   type ManifestText,
   type ParsedPromotionManifest,
 } from "./parse.js";
-import { createManifestSet } from "./rules.js";
+import type { RegistryPolicy } from "./registry-policy.js";
+import { createManifestSet, type ManifestSetOptions } from "./rules.js";
 import {
   describeTreeFileRefusal,
   entryKind,
@@ -48,6 +49,8 @@ export interface LoadManifestOptions {
   readonly signal?: AbortSignal;
   /** Relative inputs are resolved against this directory; default `process.cwd()`. */
   readonly cwd?: string;
+  /** Which registries the manifests may name (see registry-policy.ts and `loadRegistryPolicy`). */
+  readonly registryPolicy?: RegistryPolicy;
 }
 
 /** A manifest file or directory that is missing or cannot be read (exit status 2 in the CLI). */
@@ -82,7 +85,11 @@ export async function loadManifests(
   options: LoadManifestOptions = {},
 ): Promise<ManifestSet> {
   const cwd = options.cwd ?? process.cwd();
-  const context: LoadContext = { cwd, signal: options.signal };
+  const context: LoadContext = {
+    cwd,
+    signal: options.signal,
+    setOptions: options.registryPolicy ? { registryPolicy: options.registryPolicy } : {},
+  };
   if ((input.manifest === undefined) === (input.thinManifestDir === undefined)) {
     throw new UsageError("give exactly one of a manifest file or a thin-manifest directory");
   }
@@ -102,6 +109,7 @@ export async function manifestTreeOf(input: ManifestInput, cwd: string): Promise
 interface LoadContext {
   readonly cwd: string;
   readonly signal: AbortSignal | undefined;
+  readonly setOptions: ManifestSetOptions;
 }
 
 /** A path for a message, relative to the working directory, with unsafe characters escaped. */
@@ -200,6 +208,33 @@ async function readManifestFile(
   }
 }
 
+/**
+ * Reads another file of a manifest tree (the registry policy) as manifest files are read: the
+ * same size cap and UTF-8 check, refusals as a finding. Undefined when the file does not exist.
+ */
+export async function readTreeFile(
+  treeRoot: string,
+  file: string,
+  options: { readonly cwd: string; readonly signal?: AbortSignal | undefined },
+): Promise<{ readonly text: string } | { readonly finding: Finding } | undefined> {
+  const context: LoadContext = { cwd: options.cwd, signal: options.signal, setOptions: {} };
+  let tree: ManifestTree;
+  try {
+    tree = await ManifestTree.at(treeRoot);
+  } catch (error) {
+    // A missing tree is reported where the manifests are loaded, with the rest of the input.
+    if (errnoCode(error) === "ENOENT" || errnoCode(error) === "ENOTDIR") return undefined;
+    throw ioError(context, "manifest tree", treeRoot, error);
+  }
+  try {
+    const read = await readManifestFile(context, tree, THIN_TREE, "file", file);
+    return read.kind === "text" ? { text: read.text } : { finding: read.finding };
+  } catch (error) {
+    if (error instanceof ManifestIoError && errnoCode(error.cause) === "ENOENT") return undefined;
+    throw error;
+  }
+}
+
 /** Where the first byte that is not UTF-8 is (1-based line, column in characters before it). */
 function notUtf8Finding(file: string, bytes: Uint8Array): Finding {
   const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -260,9 +295,9 @@ async function loadPlainManifest(file: string, context: LoadContext): Promise<Ma
       file,
     );
   }
-  if (read.kind === "refused") return createManifestSet([], [read.finding]);
+  if (read.kind === "refused") return createManifestSet([], [read.finding], context.setOptions);
   const parsed = parsePlainManifest({ file, text: read.text });
-  return createManifestSet(parsed.manifest ? [parsed.manifest] : [], parsed.findings);
+  return createManifestSet(parsed.manifest ? [parsed.manifest] : [], parsed.findings, context.setOptions);
 }
 
 interface FoundProject {
@@ -447,7 +482,7 @@ async function loadThinManifestTree(root: string, context: LoadContext): Promise
     if (result.manifest) manifests.push(result.manifest);
     findings.push(...result.findings);
   }
-  return createManifestSet(manifests, findings);
+  return createManifestSet(manifests, findings, context.setOptions);
 }
 
 /**

@@ -8,6 +8,8 @@ import {
 } from "../reference/index.js";
 import { comparePositions, formatPosition, makeFinding, sortFindings } from "./finding.js";
 import type { Finding, ManifestSet, PromotionManifest, RegistryEntry, SourcePosition } from "./model.js";
+import { applyRepositoryOwnership } from "./ownership.js";
+import { applyRegistryPolicy, type RegistryPolicy } from "./registry-policy.js";
 import { destinationRegistries, sameRegistry } from "./view.js";
 
 /**
@@ -246,17 +248,41 @@ export function checkManifests(manifests: readonly PromotionManifest[]): Finding
   return findings;
 }
 
+export interface ManifestSetOptions {
+  /**
+   * Which registries the manifests may name; without it every valid name is used (the library's
+   * default; the CLI always passes one). See registry-policy.ts.
+   */
+  readonly registryPolicy?: RegistryPolicy;
+}
+
 /**
  * A complete ManifestSet: manifests sorted by project (then file), and the given parse findings
- * together with every rule finding, sorted. Loaders build sets with this; so can programs that
- * make manifests in memory.
+ * together with every rule finding, sorted; image entries that name another project's repository
+ * (ownership.ts) and registries the policy refuses (registry-policy.ts) are left out. Loaders
+ * build sets with this; so can programs that make manifests in memory.
  */
 export function createManifestSet(
   manifests: readonly PromotionManifest[],
   parseFindings: readonly Finding[] = [],
+  options: ManifestSetOptions = {},
 ): ManifestSet {
   const sorted = [...manifests].sort((a, b) =>
     a.project < b.project ? -1 : a.project > b.project ? 1 : a.file < b.file ? -1 : a.file > b.file ? 1 : 0,
   );
-  return { manifests: sorted, findings: sortFindings([...parseFindings, ...checkManifests(sorted)]) };
+  // Ownership is judged on every destination the registries files name, before the policy
+  // leaves some out: refusing a registry never hands its repositories to another project.
+  const owned = applyRepositoryOwnership(sorted);
+  const policed = options.registryPolicy
+    ? applyRegistryPolicy(owned.manifests, options.registryPolicy)
+    : { manifests: owned.manifests, findings: [] };
+  return {
+    manifests: policed.manifests,
+    findings: sortFindings([
+      ...parseFindings,
+      ...owned.findings,
+      ...policed.findings,
+      ...checkManifests(policed.manifests),
+    ]),
+  };
 }

@@ -2,3 +2,5 @@ export * from "./digest.js";
 export * from "./tag.js";
 export * from "./name.js";
 export * from "./reference.js";
+export * from "./ip-address.js";
+export * from "./registry-host.js";

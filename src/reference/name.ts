@@ -20,7 +20,7 @@ export type RegistryHost = string & { readonly __brand: "RegistryHost" };
 
 const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const DOMAIN_COMPONENT = /^(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])$/;
-const IPV6_HOST = /^\[[a-fA-F0-9:]+\]$/;
+const IPV6_HOST = /^\[[a-fA-F0-9:.]+\]$/;
 const PORT = /^[0-9]{1,5}$/;
 
 /** The longest name (host and path together) the reference grammar allows. */

@@ -10,6 +10,7 @@ import {
   type RegistryHost,
   type RepositoryPath,
 } from "./name.js";
+import { canonicalRegistryHostProblem } from "./registry-host.js";
 import { isTag, tagProblem, type Tag } from "./tag.js";
 
 /** Docker Hub's canonical name; its API lives at `registry-1.docker.io`. */
@@ -136,7 +137,7 @@ export function registryLocationProblem(name: string): string | undefined {
   if (!looksLikeRegistryHost(host)) {
     return `${quoteExcerpt(host)} is not a registry host (expected a host such as gcr.io or 127.0.0.1:5000, or oci:DIR)`;
   }
-  const hostProblem = registryHostProblem(host);
+  const hostProblem = canonicalRegistryHostProblem(host);
   if (hostProblem) return hostProblem;
   if (slash >= 0) return repositoryPathProblem(name.slice(slash + 1));
   return undefined;

@@ -20,7 +20,11 @@ import {
   HostLimitTransport,
   type HostLimit,
 } from "./transport/host-limits.js";
-import { createHostResolver } from "./transport/network-address.js";
+import {
+  createHostResolver,
+  InternalAddressGuard,
+  type InternalAddressPolicy,
+} from "./transport/network-address.js";
 import { RedirectTransport } from "./transport/redirect.js";
 import { CountingTransport, RequestCounter } from "./transport/request-counter.js";
 import { unexpectedResponse } from "./transport/request-error.js";
@@ -82,6 +86,11 @@ export interface StoreProviderOptions {
   readonly random?: () => number;
   /** Host name -> IP address, consulted before DNS (like `curl --resolve`). */
   readonly hostAddresses?: Readonly<Record<string, string>>;
+  /**
+   * Refuse connections to loopback, private and link-local addresses except on the hosts listed
+   * (checked on IP literals and on every DNS answer). Default: not refused.
+   */
+  readonly internalAddresses?: InternalAddressPolicy;
   /**
    * Offer HTTP/2 to TLS registries (default true): one connection per host carries every
    * request, where HTTP/1.1 opens a new connection (and TLS handshake) after each HEAD.
@@ -166,6 +175,9 @@ export function createStoreProvider(options: StoreProviderOptions = {}): Registr
       : { minBytesPerSecond: options.timeouts.minBytesPerSecond }),
     ...(options.userAgent === undefined ? {} : { userAgent: options.userAgent }),
     ...(options.http2 === undefined ? {} : { http2: options.http2 }),
+    ...(options.internalAddresses === undefined
+      ? {}
+      : { internalAddressGuard: new InternalAddressGuard(options.internalAddresses) }),
     logger,
   });
   const counter = new RequestCounter();

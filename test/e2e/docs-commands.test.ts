@@ -5,6 +5,7 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../../src/cli/main.js";
 import { captureIO } from "../support/cli.js";
+import { ALLOW_LOOPBACK_REGISTRIES } from "../support/local-registries.js";
 import { startRegistry, type TestRegistry } from "../support/registry-harness.js";
 import { skopeoInspectRaw } from "../support/skopeo.js";
 import { makeImage, makeIndex, pushTagsWithSkopeo, type TestContent } from "../support/test-images.js";
@@ -136,6 +137,7 @@ async function sandbox(guide: string): Promise<Sandbox> {
       "env://PROMOTER_SIGN_KEY",
       "--sign-identity",
       SIGN_IDENTITY,
+      ...ALLOW_LOOPBACK_REGISTRIES,
     ],
     capture.io,
   );

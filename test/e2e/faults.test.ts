@@ -6,6 +6,7 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../../src/cli/main.js";
 import { captureIO } from "../support/cli.js";
+import { ALLOW_LOOPBACK_REGISTRIES } from "../support/local-registries.js";
 import { FaultProxy, seededUnit, type FaultRule } from "../support/fault-proxy.js";
 import { startRegistry, type TestRegistry } from "../support/registry-harness.js";
 import {
@@ -112,7 +113,7 @@ async function mirrorProblems(
 
 async function promoter(args: string[]) {
   const capture = captureIO({ cwd: work, env: { DOCKER_CONFIG: dockerConfig, HOME: work } });
-  const status = await runCli(args, capture.io);
+  const status = await runCli([...args, ...ALLOW_LOOPBACK_REGISTRIES], capture.io);
   return { status, out: capture.out(), err: capture.err() };
 }
 
@@ -308,7 +309,17 @@ describe("promotion through faults", () => {
           let requests = 0;
           const child = spawn(
             process.execPath,
-            [cli, "promote", "--manifest", manifest, "--confirm", "--quiet", "--concurrency", concurrency],
+            [
+              cli,
+              "promote",
+              "--manifest",
+              manifest,
+              "--confirm",
+              "--quiet",
+              "--concurrency",
+              concurrency,
+              ...ALLOW_LOOPBACK_REGISTRIES,
+            ],
             { cwd: work, env, stdio: "ignore" },
           );
           const unsubscribe = allProxies().map((proxy) =>

@@ -5,6 +5,7 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../../src/cli/main.js";
 import { captureIO } from "../support/cli.js";
+import { allowingLoopbackRegistries } from "../support/local-registries.js";
 import { startRegistry, type TestRegistry } from "../support/registry-harness.js";
 import { skopeoInspectRaw, skopeoListTags } from "../support/skopeo.js";
 import { makeImage, makeIndex, pushTagsWithSkopeo, type TestContent } from "../support/test-images.js";
@@ -50,7 +51,7 @@ function git(...args: string[]): string {
 
 async function promoter(env: Record<string, string>, ...args: string[]) {
   const capture = captureIO({ cwd: repo, env: { HOME: work, ...env } });
-  const status = await runCli(args, capture.io);
+  const status = await runCli(allowingLoopbackRegistries(args), capture.io);
   return { status, out: capture.out(), err: capture.err() };
 }
 

@@ -7,6 +7,7 @@ import { runCli } from "../../src/cli/main.js";
 import { parseRegistryLocation, parseRepositoryPath, repositoryIn } from "../../src/reference/index.js";
 import { createStoreProvider } from "../../src/registry/index.js";
 import { captureIO } from "../support/cli.js";
+import { allowingLoopbackRegistries } from "../support/local-registries.js";
 import { startRegistry, type TestRegistry } from "../support/registry-harness.js";
 import { skopeoInspectRaw, skopeoListTags } from "../support/skopeo.js";
 import {
@@ -73,7 +74,7 @@ const unrelated = makeImage({ layers: 1, layerSize: 256, mediaTypes: "oci", seed
 
 async function promoter(...args: string[]) {
   const capture = captureIO({ cwd: work, env: { HOME: work } });
-  const status = await runCli(args, capture.io);
+  const status = await runCli(allowingLoopbackRegistries(args), capture.io);
   return { status, out: capture.out(), err: capture.err() };
 }
 

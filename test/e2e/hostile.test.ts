@@ -8,6 +8,7 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { registryAuthVariable } from "../../src/registry/index.js";
 import { FaultProxy } from "../support/fault-proxy.js";
+import { allowingLoopbackRegistries } from "../support/local-registries.js";
 import { startRegistry, type TestRegistry } from "../support/registry-harness.js";
 import { seedRegistry } from "../support/registry-judge.js";
 import { skopeoInspectRaw, skopeoListTags } from "../support/skopeo.js";
@@ -97,7 +98,7 @@ const transcript: string[] = [];
 function promoter(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<Run> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, ...args], {
+    const child = spawn(process.execPath, [cli, ...allowingLoopbackRegistries(args)], {
       cwd: work,
       env: {
         PATH: process.env.PATH ?? "/usr/bin:/bin",

@@ -13,6 +13,7 @@ import {
 } from "../../src/reference/index.js";
 import { createStoreProvider } from "../../src/registry/index.js";
 import { captureIO } from "../support/cli.js";
+import { ALLOW_LOOPBACK_REGISTRIES } from "../support/local-registries.js";
 import { startRegistry, type TestRegistry } from "../support/registry-harness.js";
 import { skopeoInspectRaw, skopeoListTags } from "../support/skopeo.js";
 import {
@@ -106,7 +107,7 @@ const APP_IMAGES = `- name: app
 
 async function promoter(args: string[]) {
   const capture = captureIO({ cwd: work, env: { DOCKER_CONFIG: dockerConfig, HOME: work } });
-  const status = await runCli(args, capture.io);
+  const status = await runCli([...args, ...ALLOW_LOOPBACK_REGISTRIES], capture.io);
   return { status, out: capture.out(), err: capture.err() };
 }
 
@@ -342,6 +343,7 @@ describe("promote against real registries", () => {
       "big.yaml",
       "--confirm",
       "--quiet",
+      ...ALLOW_LOOPBACK_REGISTRIES,
       "--requests-per-second",
       "40",
     ];

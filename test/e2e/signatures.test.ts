@@ -13,6 +13,7 @@ import {
 } from "../../src/reference/index.js";
 import { createStoreProvider } from "../../src/registry/index.js";
 import { captureIO } from "../support/cli.js";
+import { allowingLoopbackRegistries } from "../support/local-registries.js";
 import {
   readTaggedManifest,
   verifyCosignSignature,
@@ -152,7 +153,7 @@ function at(registry: TestRegistry, image: string): VerifierLocation {
 
 async function promoter(...args: string[]) {
   const capture = captureIO({ cwd: work, env: { HOME: work, SIGSTORE_ID_TOKEN: unsignedJwt() } });
-  const status = await runCli(args, capture.io);
+  const status = await runCli(allowingLoopbackRegistries(args), capture.io);
   return { status, out: capture.out(), err: capture.err() };
 }
 

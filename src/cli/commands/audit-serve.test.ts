@@ -274,7 +274,11 @@ describe("promoter audit serve against a real registry", () => {
     }
     const before = (await findings()).length;
     const { io, err } = captureIO({ cwd: work });
-    const status = await runCli(["promote", "--manifest", manifestFile, "--confirm", "--quiet"], io);
+    // The test registry is on loopback: the operator allows it (registry policy).
+    const status = await runCli(
+      ["promote", "--manifest", manifestFile, "--confirm", "--quiet", "--allow-registry", registry.host],
+      io,
+    );
     expect(status, err()).toBe(0);
     const all = await settledWith(
       "the promoted tag",

@@ -40,9 +40,12 @@ function git(...args: string[]): string {
   });
 }
 
+/** The layouts live beside the tree, outside it: the operator allows them (registry policy). */
+const ALLOW_LAYOUTS = ["--allow-registry", "oci:registries"];
+
 async function run(env: Record<string, string> = {}, ...args: string[]) {
   const capture = captureIO({ cwd: path.join(dir, "repo"), env });
-  const status = await runCli(args, capture.io);
+  const status = await runCli([...args, ...ALLOW_LAYOUTS], capture.io);
   return { status, out: capture.out(), err: capture.err() };
 }
 

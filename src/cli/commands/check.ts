@@ -18,6 +18,11 @@ import { writeOutputFile } from "../output-sink.js";
 import { createCliLogger } from "../logger.js";
 import { manifestInputFromOptions, manifestOptionSpecs } from "../manifest-options.js";
 import { registryOptionSpecs, storeProviderFromOptions } from "../registry-options.js";
+import {
+  internalAddressPolicyFromOptions,
+  registryPolicyFromOptions,
+  registryPolicyOptionSpecs,
+} from "../registry-policy-options.js";
 import { checkJson, checkMarkdown, checkText } from "./check-render.js";
 
 const OUTPUTS = ["text", "json", "markdown"] as const;
@@ -84,7 +89,7 @@ export const checkCommand: Command = {
   usage:
     "check --base REV (--thin-manifest-dir DIR | --manifest FILE) [--max-image-size BYTES]\n" +
     "        [--vuln-report FILE --vuln-severity-threshold LOW|MEDIUM|HIGH|CRITICAL] [--allow-removals]\n" +
-    "        [--output text|json|markdown]",
+    "        [--output text|json|markdown] [--allow-registry NAME ...]",
   description: `
 Compares the manifests at the git revision --base (read from git; nothing is checked out) with
 the working copy and judges only what changed:
@@ -106,6 +111,10 @@ A check that cannot judge fails. The git repository is the one holding the worki
 (run in the checkout); a git repository inside the manifest tree is refused, and at --base only
 regular files are read (a link or submodule there fails the checks that needed it).
 When GITHUB_STEP_SUMMARY is set, the markdown report is appended to that file.
+
+Registries the working copy names are checked before any request, by the registry policy of
+--base (docs/manifest-format.md): internal addresses and oci: layouts outside the tree only with
+--allow-registry, and only registries of manifests/registry-policy.yaml at --base when it exists.
 
 Exit status: 0 every check passed; 1 a check failed or a git repository in the tree was
 refused; 2 invalid input or usage (an unknown revision, an unreadable report). Details:
@@ -141,6 +150,7 @@ docs/owners.md.`,
     output: { type: "string", valueName: "FORMAT", description: "text (default), json or markdown" },
     concurrency: { type: "string", valueName: "N", description: "Registry requests in flight (default 16)" },
     quiet: { type: "boolean", short: "q", description: "No progress lines on stderr" },
+    ...registryPolicyOptionSpecs,
     ...registryOptionSpecs,
   },
   async run({ io, values }) {
@@ -164,14 +174,18 @@ docs/owners.md.`,
       throw new UsageError("--vuln-severity-threshold needs --vuln-report FILE");
     }
     const concurrency = integerOption(values, "concurrency", 1, 256);
+    const registryPolicy = await registryPolicyFromOptions(values, io, input, base);
     const vulnerabilityReports = await readReports(io, reportFiles);
     const logger = createCliLogger(io.stderr, {
       format: "text",
       level: booleanOption(values, "quiet") ? "warn" : "info",
     });
-    const provider = storeProviderFromOptions(values, io, logger);
+    const provider = storeProviderFromOptions(values, io, logger, {
+      internalAddresses: internalAddressPolicyFromOptions(values, io),
+    });
     try {
       const report = await runCheck({
+        registryPolicy,
         input,
         base,
         cwd: io.cwd,

@@ -36,6 +36,11 @@ import { manifestInputFromOptions, manifestOptionSpecs } from "../manifest-optio
 import { ProgressReporter } from "../progress.js";
 import { shardFromOptions, shardOptionSpecs } from "../shard-options.js";
 import { registryOptionSpecs, storeProviderFromOptions } from "../registry-options.js";
+import {
+  internalAddressPolicyFromOptions,
+  registryPolicyFromOptions,
+  registryPolicyOptionSpecs,
+} from "../registry-policy-options.js";
 import { planMarkdown } from "../render/plan-markdown.js";
 import { planText } from "../render/plan-text.js";
 import { signaturesJson, signaturesMarkdown, signaturesText } from "../render/signatures.js";
@@ -58,7 +63,7 @@ export const promoteCommand: Command = {
     "promote (--manifest FILE | --thin-manifest-dir DIR) [--from-plan FILE] [--confirm] [--output text|json|markdown]\n" +
     "        [--report FILE] [--plan-file FILE] [--concurrency N] [--insecure-registry HOST[:PORT]]\n" +
     "        [--sign-key FILE [--sign-identity REF]] [--require-source-signature --source-public-key FILE]\n" +
-    "        [--shard I/N | --shards N] [--shard-by repository|image]",
+    "        [--shard I/N | --shards N] [--shard-by repository|image] [--allow-registry NAME ...]",
   description: `
 Reads the manifests, asks the registries only what the promotion needs (where each wanted tag
 points, whether each wanted digest exists) and decides every edge (image, digest, tag x
@@ -73,7 +78,11 @@ edge of the plan the manifests do not declare (field by field), or whose decisio
 the run before anything is written.
 
 Invalid manifest entries are reported and skipped; the rest is promoted. A refused or failed edge
-blocks only itself. State is read from the registries, so an interrupted run is completed by
+blocks only itself. Registries are checked before any request (docs/manifest-format.md, "Registry
+policy"): one on this machine or a private network, or an oci: layout outside the tree, is skipped
+with an error unless allowed with --allow-registry; with --changed-since REV the tree's
+manifests/registry-policy.yaml is read at REV. No connection reaches an internal address except
+on the hosts of --allow-registry, whatever a name resolves to. State is read from the registries, so an interrupted run is completed by
 running again.
 
 With --sign-key (or --keyless) every promoted digest, and each image of an index, is signed once
@@ -126,6 +135,7 @@ input or usage. Formats: docs/promotion.md.`,
     },
     ...promoteSignatureOptionSpecs,
     ...shardOptionSpecs,
+    ...registryPolicyOptionSpecs,
     ...registryOptionSpecs,
   },
   run: runPromote,
@@ -152,8 +162,12 @@ async function runPromote({ io, values }: { io: CliIO; values: ParsedValues }): 
       "--from-plan runs a saved plan as it is: shard when making it (--shard with --plan-file)",
     );
   }
+  const changedSince = stringOption(values, "changed-since");
+  const registryPolicy = await registryPolicyFromOptions(values, io, input, changedSince);
   const logger = createCliLogger(io.stderr, { format: logFormat, level: quiet ? "warn" : "info" });
-  const provider = storeProviderFromOptions(values, io, logger);
+  const provider = storeProviderFromOptions(values, io, logger, {
+    internalAddresses: internalAddressPolicyFromOptions(values, io),
+  });
   const started = performance.now();
   try {
     const signatures = await signatureOptions(values, io);
@@ -166,7 +180,11 @@ async function runPromote({ io, values }: { io: CliIO; values: ParsedValues }): 
       ...(signatures ? { signatures } : {}),
     };
 
-    const set = await loadManifests(input, { signal: io.signal, cwd: io.cwd });
+    const set = await loadManifests(input, {
+      signal: io.signal,
+      cwd: io.cwd,
+      registryPolicy,
+    });
     let planned;
     if (fromPlan !== undefined) {
       // The plan only selects among the edges the manifests produce: what runs, and what is
@@ -198,7 +216,6 @@ async function runPromote({ io, values }: { io: CliIO; values: ParsedValues }): 
         return ExitCode.failed;
       }
     } else {
-      const changedSince = stringOption(values, "changed-since");
       let changed: Awaited<ReturnType<typeof edgesChangedSince>> | undefined;
       if (changedSince !== undefined) {
         try {

@@ -119,10 +119,12 @@ describe("promoter snapshot", () => {
       "registries:\n- name: oci:../../../staging\n  src: true\n- name: oci:../../../mirror\n",
     );
     await writeFile(path.join(dir, "tree", "images", "mirror", "images.yaml"), snapshot.out);
-    const validated = await run("validate", "--thin-manifest-dir", "tree");
+    // The layouts are beside the tree, outside it: the operator allows them.
+    const allow = ["--allow-registry", "oci:staging", "--allow-registry", "oci:mirror"];
+    const validated = await run("validate", "--thin-manifest-dir", "tree", ...allow);
     expect(validated.status, validated.out).toBe(0);
     expect(validated.out).toContain("0 errors, 0 warnings");
-    const promoted = await run("promote", "--thin-manifest-dir", "tree", "--confirm", "--quiet");
+    const promoted = await run("promote", "--thin-manifest-dir", "tree", "--confirm", "--quiet", ...allow);
     expect(promoted.status, promoted.out + promoted.err).toBe(0);
     const mirror = await run("snapshot", "oci:mirror", "-q");
     expect(mirror.out).toBe(snapshot.out);

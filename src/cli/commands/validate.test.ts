@@ -46,11 +46,11 @@ describe("promoter validate", () => {
     expect(out).toContain("2 errors, 0 warnings: invalid\n");
   });
 
-  it("lists every place that claims a conflicting tag", async () => {
+  it("names the project that owns a repository another project's image would land in", async () => {
     const { status, out } = await run(["--thin-manifest-dir", "conflict"]);
     expect(status).toBe(1);
-    expect(out).toContain("conflict/images/one/images.yaml:3:81: error[tag-conflict]: ");
-    expect(out).toContain("    see: conflict/images/two/images.yaml:3:81\n");
+    expect(out).toContain("conflict/images/one/images.yaml:1:3: error[foreign-repository]: ");
+    expect(out).toContain("    see: conflict/manifests/two/promoter-manifest.yaml:4:9\n");
   });
 
   it("gives the same as data with --output json", async () => {
@@ -62,24 +62,24 @@ describe("promoter validate", () => {
       ok: false,
       summary: {
         projects: 2,
-        images: 2,
-        digests: 3,
-        tags: 4,
+        images: 1,
+        digests: 2,
+        tags: 2,
         destinations: 2,
-        edges: 4,
+        edges: 2,
         errors: 1,
         warnings: 0,
       },
       findings: [
         {
           severity: "error",
-          rule: "tag-conflict",
-          message: expect.stringMatching(/shared\/tool:v1 is claimed by 2 different digests/) as unknown,
+          rule: "foreign-repository",
+          message: expect.stringMatching(/shared\/tool, which belongs to project "two"/) as unknown,
           hint: expect.any(String) as unknown,
           file: "conflict/images/one/images.yaml",
-          line: 3,
-          column: 81,
-          related: [{ file: "conflict/images/two/images.yaml", line: 3, column: 81 }],
+          line: 1,
+          column: 3,
+          related: [{ file: "conflict/manifests/two/promoter-manifest.yaml", line: 4, column: 9 }],
         },
       ],
     });
@@ -121,7 +121,7 @@ describe("promoter validate", () => {
     const { status, out } = await run(["--help"]);
     expect(status).toBe(0);
     expect(out).toMatch(
-      /^Usage: promoter validate \(--manifest FILE \| --thin-manifest-dir DIR\) \[--output text\|json\]\n/,
+      /^Usage: promoter validate \(--manifest FILE \| --thin-manifest-dir DIR\) \[--output text\|json\] \[--allow-registry NAME \.\.\.\]\n/,
     );
     expect(out).toContain("--thin-manifest-dir DIR");
     expect(out).toContain("Exit status: 0 when there are no errors");

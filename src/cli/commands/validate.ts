@@ -10,6 +10,7 @@ import { stringOption, type Command } from "../command.js";
 import { findingText, positionText, relativeFile } from "../format.js";
 import { ExitCode, type CliIO } from "../io.js";
 import { manifestInputFromOptions } from "../manifest-options.js";
+import { registryPolicyFromOptions, registryPolicyOptionSpecs } from "../registry-policy-options.js";
 
 const OUTPUT_FORMATS = ["text", "json"] as const;
 type OutputFormat = (typeof OUTPUT_FORMATS)[number];
@@ -24,7 +25,8 @@ export const VALIDATE_JSON_VERSION = 1;
 export const validateCommand: Command = {
   words: ["validate"],
   summary: "Check promotion manifests without contacting any registry",
-  usage: "validate (--manifest FILE | --thin-manifest-dir DIR) [--output text|json]",
+  usage:
+    "validate (--manifest FILE | --thin-manifest-dir DIR) [--output text|json] [--allow-registry NAME ...]",
   description: `
 Reads a plain promotion manifest (registries and images in one file) or a thin-manifest tree
 (DIR/manifests/<project>/promoter-manifest.yaml with DIR/images/<project>/images.yaml) and
@@ -34,9 +36,13 @@ digests, tags, destinations and promotion edges (one per image, digest and tag, 
 Files are read only from inside DIR (or the folder of FILE): a link that leaves it, or a
 folder, FIFO or device where a file belongs, is refused (refused-file) and never shown.
 
+Registries on this machine or a private network (loopback, private and link-local addresses,
+localhost) and oci: layouts outside the tree are errors unless allowed with --allow-registry; a
+thin tree's manifests/registry-policy.yaml, when present, lists the public registries it may name.
+
 Exit status: 0 when there are no errors (warnings do not fail), 1 when there are errors,
 2 when the input cannot be read or the flags are wrong.
-Rules and the JSON format: docs/manifest-format.md.`,
+Rules, the registry policy and the JSON format: docs/manifest-format.md.`,
   options: {
     manifest: { type: "string", valueName: "FILE", description: "A plain promotion manifest file" },
     "thin-manifest-dir": {
@@ -45,11 +51,13 @@ Rules and the JSON format: docs/manifest-format.md.`,
       description: "A thin-manifest tree (with manifests/ and images/)",
     },
     output: { type: "string", valueName: "FORMAT", description: "text (default) or json" },
+    ...registryPolicyOptionSpecs,
   },
   async run({ io, values }) {
     const output: OutputFormat = stringOption(values, "output", OUTPUT_FORMATS) ?? "text";
     const input = manifestInputFromOptions(values);
-    const set = await loadManifests(input, { signal: io.signal, cwd: io.cwd });
+    const registryPolicy = await registryPolicyFromOptions(values, io, input);
+    const set = await loadManifests(input, { signal: io.signal, cwd: io.cwd, registryPolicy });
     const result = validate(set);
     writeValidation(io, result, output);
     return result.ok ? ExitCode.ok : ExitCode.failed;

@@ -1,34 +1,38 @@
 import { lookup as dnsLookup } from "node:dns/promises";
-import { BlockList, isIP } from "node:net";
+import type { LookupAddress, LookupOptions } from "node:dns";
+import { isIP } from "node:net";
+import {
+  internalAddressReason,
+  internalHostReason,
+  parseIpAddress,
+  sameIpAddress,
+  splitRegistryHost,
+  type IpAddress,
+} from "../../reference/index.js";
 
 /**
- * Addresses that belong to this machine or a private network: loopback, RFC 1918 private,
- * carrier-grade NAT, link-local (cloud metadata services live at 169.254.169.254), unique-local
- * IPv6, and "this network". A public registry has no business sending a client's credentials
- * there (a token realm pointing at one is a server-side request forgery attempt).
+ * Addresses that belong to this machine or a private network: loopback, private, carrier-grade
+ * NAT, link-local (cloud metadata services live at 169.254.169.254), unique-local IPv6, "this
+ * network", multicast and reserved ranges, in every spelling (IPv4 shorthand such as `127.1` or
+ * `0x7f.1`, and the IPv6 forms that embed an IPv4 address: mapped, compatible, translated, NAT64,
+ * 6to4). The classification itself is pure and lives in src/reference/ip-address.ts; this module
+ * applies it to resolved addresses: a public registry has no business sending a client's
+ * credentials there (a token realm pointing at one is a server-side request forgery attempt),
+ * and a registry name from a manifest must not reach one unless the operator allowed it.
  */
-const INTERNAL_ADDRESSES = new BlockList();
-INTERNAL_ADDRESSES.addSubnet("0.0.0.0", 8, "ipv4");
-INTERNAL_ADDRESSES.addSubnet("10.0.0.0", 8, "ipv4");
-INTERNAL_ADDRESSES.addSubnet("100.64.0.0", 10, "ipv4");
-INTERNAL_ADDRESSES.addSubnet("127.0.0.0", 8, "ipv4");
-INTERNAL_ADDRESSES.addSubnet("169.254.0.0", 16, "ipv4");
-INTERNAL_ADDRESSES.addSubnet("172.16.0.0", 12, "ipv4");
-INTERNAL_ADDRESSES.addSubnet("192.168.0.0", 16, "ipv4");
-INTERNAL_ADDRESSES.addAddress("::", "ipv6");
-INTERNAL_ADDRESSES.addAddress("::1", "ipv6");
-INTERNAL_ADDRESSES.addSubnet("fc00::", 7, "ipv6");
-INTERNAL_ADDRESSES.addSubnet("fe80::", 10, "ipv6");
 
-/** Whether an IP address (v4, v6 or v4-mapped v6) is loopback, private or link-local. */
-export function isInternalAddress(address: string): boolean {
+/** Why an IP address (v4 or v6, any text form, brackets and zone allowed) is internal, or undefined. */
+export function internalAddressProblem(address: string): string | undefined {
   const unbracketed = address.replace(/^\[|\]$/g, "");
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(unbracketed);
-  if (mapped?.[1] !== undefined) return INTERNAL_ADDRESSES.check(mapped[1], "ipv4");
-  const family = isIP(unbracketed);
-  if (family === 4) return INTERNAL_ADDRESSES.check(unbracketed, "ipv4");
-  if (family === 6) return INTERNAL_ADDRESSES.check(unbracketed, "ipv6");
-  return false;
+  // A zone (fe80::1%eth0) is only ever given to scoped, link-local addresses.
+  if (unbracketed.includes("%")) return "a scoped (link-local) IPv6 address";
+  const parsed = parseIpAddress(unbracketed);
+  return parsed === undefined ? undefined : internalAddressReason(parsed);
+}
+
+/** Whether an IP address (v4, v6 or v4-mapped v6) is loopback, private, link-local or otherwise not public. */
+export function isInternalAddress(address: string): boolean {
+  return internalAddressProblem(address) !== undefined;
 }
 
 /** Resolves a host name to its addresses (IP literals resolve to themselves). */
@@ -56,4 +60,107 @@ export async function isInternalHost(hostname: string, resolve: HostResolver): P
     return false;
   }
   return addresses.some(isInternalAddress);
+}
+
+/**
+ * Which connections to internal addresses are refused. The library default is none (the
+ * promoter's own tests and embedders talk to local registries); the CLI refuses every internal
+ * address except on the hosts the operator allowed (`--allow-registry`, docs/registries.md).
+ */
+export interface InternalAddressPolicy {
+  readonly refuse: boolean;
+  /**
+   * Hosts that may be internal: `HOST` (any port) or `HOST:PORT`, IPv6 in brackets. A DNS name is
+   * checked when it resolves, where the port is not known: a `HOST:PORT` entry allows the name on
+   * every port there.
+   */
+  readonly allowed: readonly string[];
+}
+
+/** The error code of a refused connection (never retried). */
+export const INTERNAL_ADDRESS_ERROR_CODE = "ERR_INTERNAL_ADDRESS";
+
+interface AllowedHost {
+  readonly name: string;
+  readonly address: IpAddress | undefined;
+  readonly port: string | undefined;
+}
+
+type LookupCallback = (
+  error: NodeJS.ErrnoException | null,
+  address: string | LookupAddress[],
+  family?: number,
+) => void;
+
+/** A `lookup` as net.connect and tls.connect take it. */
+export type ConnectLookup = (hostname: string, options: LookupOptions, callback: LookupCallback) => void;
+
+/**
+ * Applies an InternalAddressPolicy where connections are made: to an IP literal before the
+ * request is sent (no resolver is asked for those), and to a DNS name on every answer of the
+ * resolver that the connection then uses (so a name that resolves to a public address once and
+ * to an internal one the next time is caught where it matters).
+ */
+export class InternalAddressGuard {
+  private readonly allowed: readonly AllowedHost[];
+
+  constructor(private readonly policy: InternalAddressPolicy) {
+    this.allowed = policy.allowed.map((entry) => {
+      const { hostname, port } = splitRegistryHost(entry.trim().toLowerCase());
+      return { name: hostname, address: parseIpAddress(hostname), port };
+    });
+  }
+
+  private allows(hostname: string, port: string | undefined): boolean {
+    const name = hostname.replace(/^\[|\]$/g, "").toLowerCase();
+    const address = parseIpAddress(name);
+    return this.allowed.some(
+      (entry) =>
+        (entry.port === undefined || port === undefined || entry.port === port) &&
+        (address !== undefined && entry.address !== undefined
+          ? sameIpAddress(address, entry.address)
+          : entry.name === name),
+    );
+  }
+
+  /** Why a request to `url` must not be sent (an internal IP literal or name not allowed), or undefined. */
+  refusal(url: URL): string | undefined {
+    if (!this.policy.refuse) return undefined;
+    const port = url.port === "" ? undefined : url.port;
+    if (this.allows(url.hostname, port)) return undefined;
+    const reason = internalHostReason(url.hostname);
+    if (reason === undefined) return undefined;
+    return `refusing to connect to ${url.host}: it is ${reason}; only registries allowed with --allow-registry may be on this machine or a private network`;
+  }
+
+  /** Wraps a lookup so that an answer with an internal address for a name not allowed fails the connection. */
+  lookup(base: ConnectLookup): ConnectLookup {
+    if (!this.policy.refuse) return base;
+    return (hostname, options, callback) => {
+      if (this.allows(hostname, undefined)) {
+        base(hostname, options, callback);
+        return;
+      }
+      base(hostname, { ...options, all: true }, (error, answer) => {
+        if (error) {
+          callback(error, options.all ? [] : "");
+          return;
+        }
+        const addresses = typeof answer === "string" ? [{ address: answer, family: isIP(answer) }] : answer;
+        for (const { address } of addresses) {
+          const reason = internalAddressProblem(address);
+          if (reason === undefined) continue;
+          const refused: NodeJS.ErrnoException = new Error(
+            `refusing to connect to ${hostname}: it resolves to ${address}, ${reason}; only registries allowed with --allow-registry may be on this machine or a private network`,
+          );
+          refused.code = INTERNAL_ADDRESS_ERROR_CODE;
+          callback(refused, options.all ? [] : "");
+          return;
+        }
+        const [first] = addresses;
+        if (options.all) callback(null, addresses);
+        else callback(null, first?.address ?? "", first?.family);
+      });
+    };
+  }
 }

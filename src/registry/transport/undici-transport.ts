@@ -16,6 +16,11 @@ import {
   type DeadlineTimers,
   type TransferPace,
 } from "./deadline.js";
+import {
+  INTERNAL_ADDRESS_ERROR_CODE,
+  type ConnectLookup,
+  type InternalAddressGuard,
+} from "./network-address.js";
 import { requestError } from "./request-error.js";
 import type { SecurityPolicy } from "./security-policy.js";
 import {
@@ -64,6 +69,8 @@ export interface UndiciTransportOptions {
   readonly http2?: boolean;
   /** Gets one debug line per response (method, redacted URL, status, time to headers). */
   readonly logger?: Logger;
+  /** Refuses connections to internal addresses, checked on IP literals and on every DNS answer. */
+  readonly internalAddressGuard?: InternalAddressGuard;
 }
 
 export const DEFAULT_HEADERS_TIMEOUT_MS = 60_000;
@@ -108,6 +115,7 @@ function wrapHeaders(raw: Dispatcher.ResponseData["headers"]): ResponseHeaders {
 /** Node and undici error codes that another attempt will not fix. */
 const PERMANENT_NETWORK_CODES: ReadonlySet<string> = new Set([
   "ENOTFOUND",
+  INTERNAL_ADDRESS_ERROR_CODE,
   "ERR_TLS_CERT_ALTNAME_INVALID",
   "CERT_HAS_EXPIRED",
   "CERT_NOT_YET_VALID",
@@ -221,11 +229,17 @@ export class UndiciTransport implements Transport {
         // One secure context for every connection: a `ca` list would be parsed again (Node's
         // ~140 roots and the extra ones) for each new connection, ~20 ms of CPU a handshake.
         ...(secureContext === undefined ? {} : { secureContext }),
-        ...(options.hostAddresses === undefined || options.hostAddresses.size === 0
-          ? {}
-          : { lookup: lookupWithOverrides(options.hostAddresses) }),
+        ...UndiciTransport.lookupOption(options),
       },
     });
+  }
+
+  /** The connect `lookup`: host overrides first, then DNS, every answer checked by the guard. */
+  private static lookupOption(options: UndiciTransportOptions): { lookup?: ConnectLookup } {
+    const pinned = options.hostAddresses !== undefined && options.hostAddresses.size > 0;
+    if (!pinned && options.internalAddressGuard === undefined) return {};
+    const base: ConnectLookup = pinned ? lookupWithOverrides(options.hostAddresses) : dnsLookup;
+    return { lookup: options.internalAddressGuard?.lookup(base) ?? base };
   }
 
   /**
@@ -251,6 +265,8 @@ export class UndiciTransport implements Transport {
     } else if (url.protocol !== "https:") {
       throw requestError("registry-protocol", `unsupported URL scheme ${url.protocol}`, request);
     }
+    const internal = this.options.internalAddressGuard?.refusal(url);
+    if (internal !== undefined) throw requestError("registry-insecure", internal, request);
     if (request.signal?.aborted) throw new AbortedError(`${request.context.operation} aborted`);
 
     // The attempt's deadline aborts it through `abort`, as does the caller's signal.

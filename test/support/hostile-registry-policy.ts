@@ -1,0 +1,109 @@
+/**
+ * Support for the hostile tests of which registries a manifest may name and who owns a
+ * destination repository (test/hostile/registry-policy.test.ts, project-ownership.test.ts):
+ * `promoter` run as a user runs it (a child process of bin/promoter.js), a git repository holding
+ * a thin-manifest tree, and the manifest texts those tests write.
+ */
+import { execFileSync, spawn } from "node:child_process";
+import { mkdir, writeFile } from "node:fs/promises";
+import * as path from "node:path";
+
+const repoRoot = path.resolve(import.meta.dirname, "../..");
+const cli = path.join(repoRoot, "bin", "promoter.js");
+
+export interface PromoterRun {
+  readonly status: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** A JavaScript stack trace line (not a plan's "at images.yaml:3:5"). */
+export const STACK_LINE = /^\s+at .*(?:\.[cm]?[jt]s|node:[\w/]+):\d+:\d+\)?$/m;
+
+/** Runs `promoter ARGS` in `cwd` with a minimal environment; never throws for a non-zero status. */
+export function runPromoter(
+  cwd: string,
+  args: readonly string[],
+  env: Readonly<Record<string, string>> = {},
+  timeoutMs = 60_000,
+): Promise<PromoterRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cli, ...args], {
+      cwd,
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: cwd, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`promoter ${args.join(" ")} did not finish in ${timeoutMs} ms:\n${stderr}`));
+    }, timeoutMs);
+    child.on("error", (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    child.on("exit", (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+  });
+}
+
+/** Writes `files` (relative path -> text) below `root`, creating folders. */
+export async function writeTree(root: string, files: Readonly<Record<string, string>>): Promise<void> {
+  for (const [relative, text] of Object.entries(files)) {
+    const file = path.join(root, ...relative.split("/"));
+    await mkdir(path.dirname(file), { recursive: true });
+    await writeFile(file, text);
+  }
+}
+
+/** A git command in `repo` with a fixed identity and no system or user configuration. */
+export function git(repo: string, ...args: string[]): string {
+  return execFileSync("git", args, {
+    cwd: repo,
+    encoding: "utf8",
+    env: {
+      PATH: process.env.PATH ?? "/usr/bin:/bin",
+      HOME: repo,
+      GIT_CONFIG_NOSYSTEM: "1",
+      GIT_AUTHOR_NAME: "Author",
+      GIT_AUTHOR_EMAIL: "author@example.com",
+      GIT_COMMITTER_NAME: "Author",
+      GIT_COMMITTER_EMAIL: "author@example.com",
+    },
+  });
+}
+
+/** `git init` on branch main and one commit of everything in `repo`. */
+export function commitAll(repo: string, message: string, init = false): void {
+  if (init) git(repo, "init", "-q", "-b", "main");
+  git(repo, "add", "-A");
+  git(repo, "commit", "-q", "-m", message);
+}
+
+/** A thin manifest's registries file: the source first, then the destinations. */
+export function registriesYaml(source: string, destinations: readonly string[]): string {
+  return [
+    "registries:",
+    `- name: ${source}`,
+    "  src: true",
+    ...destinations.map((destination) => `- name: ${destination}`),
+    "",
+  ].join("\n");
+}
+
+/** An images file: one entry per image with one digest and its tags. */
+export function imagesYaml(
+  images: readonly { readonly name: string; readonly digest: string; readonly tags: readonly string[] }[],
+): string {
+  return images
+    .map(
+      (image) =>
+        `- name: ${image.name}\n  dmap:\n    "${image.digest}": [${image.tags.map((tag) => `"${tag}"`).join(", ")}]\n`,
+    )
+    .join("");
+}
