@@ -23,6 +23,13 @@ export class UsageError extends PromoterError {
   }
 }
 
+/**
+ * Work refused on purpose because its input is unsafe to act on (a git repository hidden in the
+ * manifest tree, say): not a usage mistake and not a failure of the tool. Exit status 1, one
+ * line `refused: ...`.
+ */
+export class RefusedError extends PromoterError {}
+
 /** A string that does not follow one of the name grammars (digest, tag, repository, reference). */
 export class InvalidNameError extends PromoterError {
   readonly kind: "digest" | "tag" | "repository" | "registry" | "reference";

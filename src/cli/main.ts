@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { describeError, isPromoterError, UsageError } from "../errors.js";
+import { describeError, isPromoterError, RefusedError, UsageError } from "../errors.js";
 import { ArgumentError, formatCommandHelp, parseCommandArgs, type Command } from "./command.js";
 import { commands, type CommandEntry } from "./commands/index.js";
 import { ExitCode, writeLine, type CliIO } from "./io.js";
@@ -85,6 +85,10 @@ function reportError(error: unknown, io: CliIO, command: Command): number {
     writeLine(io.stderr, `${name}: ${error.message}`);
     if (error instanceof ArgumentError) writeLine(io.stderr, error.help);
     return ExitCode.usage;
+  }
+  if (error instanceof RefusedError) {
+    writeLine(io.stderr, `${name}: refused: ${error.message}`);
+    return ExitCode.failed;
   }
   if (isPromoterError(error)) {
     // Expected problems (unreadable files, registries that refuse, aborted runs): one clear line.

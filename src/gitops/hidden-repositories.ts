@@ -1,7 +1,7 @@
 import type { Dirent } from "node:fs";
 import { readdir, realpath } from "node:fs/promises";
 import * as path from "node:path";
-import { PromoterError } from "../errors.js";
+import { RefusedError } from "../errors.js";
 
 /**
  * A pull request writes every file of the manifest tree, so it can commit something git takes
@@ -21,7 +21,7 @@ export const MAX_TREE_ENTRIES_SEARCHED = 200_000;
 const GIT_DIRECTORY_MARKERS = ["objects", "refs", "commondir"] as const;
 
 /** The manifest tree holds something git could take for a repository, or could not be searched. */
-export class ManifestTreeRefusedError extends PromoterError {
+export class ManifestTreeRefusedError extends RefusedError {
   /** The offending path (absolute). */
   readonly path: string;
 

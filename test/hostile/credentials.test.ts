@@ -7,10 +7,9 @@ import { registryAuthVariable } from "../../src/registry/index.js";
 import {
   HostileRegistry,
   eventually,
-  runPromoter,
   writeEnvironmentDumpingHelper,
-  type CliRun,
 } from "../support/hostile-credentials.js";
+import { expectClear, runPromoter as runPromoterProcess } from "../support/promoter-process.js";
 import { startRegistry, type TestRegistry } from "../support/registry-harness.js";
 import { makeImage } from "../support/test-images.js";
 
@@ -77,16 +76,12 @@ function baseEnv(extra: Record<string, string>): Record<string, string> {
   return { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: work, ...extra };
 }
 
-/** A line of a JavaScript stack trace (not the plan's "at images.yaml:3:5"). */
-const STACK_LINE = /^\s+at .*(?:\.[cm]?[jt]s|node:[\w/]+):\d+:\d+\)?$/m;
-
-/** The run ended with `status`, one clear line and no stack trace. */
-function expectClear(run: CliRun, status: number, message: RegExp): void {
-  const all = `${run.stdout}\n${run.stderr}`;
-  expect(run.status, all).toBe(status);
-  expect(all).toMatch(message);
-  expect(all).not.toMatch(STACK_LINE);
-  expect(all).not.toMatch(/internal error|This is a bug/);
+/** The CLI with exactly the environment a case gives (no PATH or HOME of the test's). */
+function runPromoter(
+  args: readonly string[],
+  options: { readonly cwd: string; readonly env: Readonly<Record<string, string>> },
+): ReturnType<typeof runPromoterProcess> {
+  return runPromoterProcess(args, { ...options, exactEnv: true });
 }
 
 async function startHostile(options: Parameters<typeof HostileRegistry.start>[0]): Promise<HostileRegistry> {

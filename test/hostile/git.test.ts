@@ -257,9 +257,12 @@ describe("what git is given", () => {
       expect(call.args).toContain("safe.bareRepository=explicit");
       expect(call.args).toContain("protocol.allow=never");
     }
-    // Everything after locating the repository names it explicitly.
-    const named = seen.filter((call) => call.args.some((arg) => arg.startsWith("--git-dir=")));
-    expect(named.length).toBe(seen.length - 1);
+    // Everything but locating the repository (from the working directory) names it explicitly.
+    const unnamed = seen.filter((call) => !call.args.some((arg) => arg.startsWith("--git-dir=")));
+    expect(unnamed.length).toBeGreaterThan(0);
+    for (const call of unnamed) {
+      expect(call.args.slice(-3)).toEqual(["rev-parse", "--absolute-git-dir", "--show-toplevel"]);
+    }
     expect(existsSync(repo.marker)).toBe(false);
   });
 

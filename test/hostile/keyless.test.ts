@@ -16,7 +16,7 @@ import {
   SIMPLE_SIGNING,
   verifiedKeylessBundles,
 } from "../support/hostile-signing.js";
-import { expectClearRun, runPromoter } from "../support/promoter-child.js";
+import { expectClear, runPromoter } from "../support/promoter-process.js";
 import { startRegistry, type TestRegistry } from "../support/registry-harness.js";
 import {
   identityToken,
@@ -185,11 +185,11 @@ describe("keyless: staging's layers never stand in for the promoter's own signat
       "--quiet",
       ...keylessFlags(),
     );
-    expectClearRun(run, 0);
+    expectClear(run, 0);
     expect(fulcioCalls(), "the promoter made its own keyless signature").toBeGreaterThan(before);
 
     const judged = await promoter("verify", "--manifest", "forged-sig.yaml", "--policy", "policy.yaml");
-    expectClearRun(judged, 0, /1 valid/);
+    expectClear(judged, 0, /1 valid/);
     // The others' layers are carried, not dropped; ours is added next to them.
     const layers = await sigLayers(at("app"), app.digest);
     expect(layers).toHaveLength(4);
@@ -204,7 +204,7 @@ describe("keyless: staging's layers never stand in for the promoter's own signat
       "--quiet",
       ...keylessFlags(),
     );
-    expectClearRun(again, 0);
+    expectClear(again, 0);
     expect(fulcioCalls()).toBe(calls);
   });
 
@@ -222,8 +222,8 @@ describe("keyless: staging's layers never stand in for the promoter's own signat
     );
     await manifestFor("forged-repair.yaml", "repair", app.digest);
     // An unsigned promotion carries staging's .sig to production.
-    expectClearRun(await promoter("promote", "--manifest", "forged-repair.yaml", "--confirm", "--quiet"), 0);
-    expectClearRun(
+    expectClear(await promoter("promote", "--manifest", "forged-repair.yaml", "--confirm", "--quiet"), 0);
+    expectClear(
       await promoter("verify", "--manifest", "forged-repair.yaml", "--policy", "policy.yaml"),
       1,
       /1 invalid/,
@@ -240,7 +240,7 @@ describe("keyless: staging's layers never stand in for the promoter's own signat
       "--confirm",
       ...keylessFlags(),
     );
-    expectClearRun(repaired, 0);
+    expectClear(repaired, 0);
     expect(fulcioCalls()).toBeGreaterThan(before);
   });
 
@@ -275,7 +275,7 @@ describe("keyless: staging's layers never stand in for the promoter's own signat
     );
     await manifestFor("forged-bundle.yaml", "bundled", app.digest);
     // An unsigned promotion carries staging's referrers to production.
-    expectClearRun(await promoter("promote", "--manifest", "forged-bundle.yaml", "--confirm", "--quiet"), 0);
+    expectClear(await promoter("promote", "--manifest", "forged-bundle.yaml", "--confirm", "--quiet"), 0);
     const expected = { trustedRoot: services.trustedRoot(), subject: SUBJECT, issuer: ISSUER };
     expect(await verifiedKeylessBundles(prod.url, "prod/bundled", app.digest, identity, expected)).toEqual(
       [],
@@ -292,7 +292,7 @@ describe("keyless: staging's layers never stand in for the promoter's own signat
       "bundle",
       ...keylessFlags(),
     );
-    expectClearRun(run, 0);
+    expectClear(run, 0);
     expect(fulcioCalls()).toBeGreaterThan(before);
     expect(
       await verifiedKeylessBundles(prod.url, "prod/bundled", app.digest, identity, expected),
@@ -307,7 +307,7 @@ describe("key-based: only the exact layer the promoter writes counts as its own"
     await pushToRegistry(staging.host, "staging/keyed", [{ content: app, tag: "v1" }], work);
     await manifestFor("keyed-a.yaml", "keyed", app.digest, "prod");
     const signKey = ["--sign-key", "release.key", "--sign-identity", "registry.example.io/project"];
-    expectClearRun(
+    expectClear(
       await promoter("promote", "--manifest", "keyed-a.yaml", "--confirm", "--quiet", ...signKey),
       0,
     );
@@ -334,7 +334,7 @@ describe("key-based: only the exact layer the promoter writes counts as its own"
     );
     // A new mirror of the same image, in another manifest, with the same signed identity.
     await manifestFor("keyed-b.yaml", "keyed", app.digest, "mirror");
-    expectClearRun(
+    expectClear(
       await promoter("promote", "--manifest", "keyed-b.yaml", "--confirm", "--quiet", ...signKey),
       0,
     );

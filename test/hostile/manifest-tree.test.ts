@@ -1,5 +1,4 @@
-import { execFileSync, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { execFileSync } from "node:child_process";
 import { mkdir, mkdtemp, readFile, readdir, rm, symlink, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
@@ -7,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { registryAuthVariable } from "../../src/registry/index.js";
 import { startRegistry, type TestRegistry } from "../support/registry-harness.js";
 import { seedRegistry } from "../support/registry-judge.js";
+import { requireBuiltCli, runPromoter, STACK_LINE, type PromoterRun } from "../support/promoter-process.js";
 import { makeImage } from "../support/test-images.js";
 
 /**
@@ -16,9 +16,6 @@ import { makeImage } from "../support/test-images.js";
  * credentials in its environment; what it prints must name the refused path and carry nothing of
  * what lies behind it. The write side: `promoter manifest add` writes only inside the tree.
  */
-
-const repoRoot = path.resolve(import.meta.dirname, "../..");
-const cli = path.join(repoRoot, "bin", "promoter.js");
 
 // Secrets with a recognisable shape, in the places CI keeps them.
 const SIGN_KEY = "SIGN-KEY-SECRET-5d1f0e9a7c3b";
@@ -36,59 +33,33 @@ const DUMP_MARKERS = ["PROMOTER_SIGN_KEY", "PROMOTER_REGISTRY_AUTH", "PROMOTER_A
 const RAW_UNSAFE_CHARACTER =
   /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
 /* eslint-enable no-control-regex */
-/** A line of a JavaScript stack trace (not a position such as "at images.yaml:3:5"). */
-const STACK_LINE = /^\s+at .*(?:\.[cm]?[jt]s|node:[\w/]+):\d+:\d+\)?$/m;
 /** Registries in the manifests: nothing listens there, and no test needs them to. */
 const UNUSED_REGISTRY = "127.0.0.1:9";
 
 let work: string;
 
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
+type Run = PromoterRun;
 
 function promoter(
   args: string[],
   options: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {},
 ): Promise<Run> {
-  const started = performance.now();
-  const timeoutMs = options.timeoutMs ?? 30_000;
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [cli, ...args], {
-      cwd: options.cwd ?? work,
-      env: {
-        PATH: process.env.PATH ?? "/usr/bin:/bin",
-        HOME: work,
-        DOCKER_CONFIG: path.join(work, "docker"),
-        PROMOTER_SIGN_KEY: SIGN_KEY,
-        PROMOTER_REGISTRY_AUTH: JSON.stringify({
-          auths: { "ghcr.io": { auth: Buffer.from(`ci:${REGISTRY_AUTH_PASSWORD}`).toString("base64") } },
-        }),
-        [registryAuthVariable("registry.example.com")]: `robot:${AUTH_PASSWORD}`,
-        GIT_CONFIG_NOSYSTEM: "1",
-        ...options.env,
-      },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  return runPromoter(args, {
+    cwd: options.cwd ?? work,
+    env: {
+      HOME: work,
+      DOCKER_CONFIG: path.join(work, "docker"),
+      PROMOTER_SIGN_KEY: SIGN_KEY,
+      PROMOTER_REGISTRY_AUTH: JSON.stringify({
+        auths: { "ghcr.io": { auth: Buffer.from(`ci:${REGISTRY_AUTH_PASSWORD}`).toString("base64") } },
+      }),
+      [registryAuthVariable("registry.example.com")]: `robot:${AUTH_PASSWORD}`,
+      GIT_CONFIG_NOSYSTEM: "1",
+      ...options.env,
+    },
+    timeoutMs: options.timeoutMs ?? 30_000,
     // A run that blocks (on a FIFO, say) is a failure of its own, reported as such.
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-    child.on("exit", (status) => {
-      clearTimeout(timer);
-      const ms = performance.now() - started;
-      resolve({
-        status,
-        stdout,
-        stderr: ms >= timeoutMs ? `${stderr}\n(killed after ${ms} ms)` : stderr,
-        ms,
-      });
-    });
+    onTimeout: "resolve",
   });
 }
 
@@ -131,9 +102,7 @@ async function thinTree(name: string, projects: readonly string[]): Promise<stri
 }
 
 beforeAll(async () => {
-  if (!existsSync(path.join(repoRoot, "dist", "cli", "entry.js"))) {
-    throw new Error("dist/ is missing: run `npm run build` before the hostile tests");
-  }
+  requireBuiltCli();
   work = await mkdtemp(path.join(tmpdir(), "hostile-tree-"));
   // Secret files outside every tree, where a runner keeps them.
   await mkdir(path.join(work, "docker"));

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { copyGraphs } from "../../src/copy/index.js";
 import { parseDigest, type RepositoryPath } from "../../src/reference/index.js";
 import { createStoreProvider } from "../../src/registry/index.js";
-import { expectClearRun, runPromoter } from "../support/promoter-child.js";
+import { expectClear, runPromoter } from "../support/promoter-process.js";
 import { startRegistry, type TestRegistry } from "../support/registry-harness.js";
 import {
   makeImage,
@@ -115,7 +115,7 @@ describe("finding 7: nothing below the tree root is reached through a symlink", 
     await mkdir(captured, { recursive: true });
     await mkdir(path.join(tree, "prod"), { recursive: true });
     await symlink(captured, path.join(tree, "prod", "app"));
-    expectClearRun(await promote("repo-link"), 1, /prod\/app: app is a symlink/);
+    expectClear(await promote("repo-link"), 1, /prod\/app: app is a symlink/);
     expect(await filesUnder(captured)).toEqual([]);
   });
 
@@ -125,7 +125,7 @@ describe("finding 7: nothing below the tree root is reached through a symlink", 
     await mkdir(captured, { recursive: true });
     await mkdir(path.join(tree, "prod"), { recursive: true });
     await symlink(captured, path.join(tree, "prod", "team"));
-    expectClearRun(await promote("folder-link"), 1, /prod\/team\/app: team is a symlink/);
+    expectClear(await promote("folder-link"), 1, /prod\/team\/app: team is a symlink/);
     expect(await filesUnder(captured)).toEqual([]);
   });
 
@@ -136,7 +136,7 @@ describe("finding 7: nothing below the tree root is reached through a symlink", 
     await mkdir(path.join(tree, "prod"), { recursive: true });
     await symlink(path.join("..", "staging", "app"), path.join(tree, "prod", "app"));
     // Production would be staging: whoever pushes to staging would rewrite production.
-    expectClearRun(await promote("inside-link"), 1, /prod\/app: app is a symlink/);
+    expectClear(await promote("inside-link"), 1, /prod\/app: app is a symlink/);
     expect(await filesUnder(path.join(tree, "staging"))).toEqual(before);
     expect(await readFile(path.join(tree, "staging", "app", "index.json"), "utf8")).toBe(stagingIndex);
   });
@@ -161,7 +161,7 @@ describe("finding 7: nothing below the tree root is reached through a symlink", 
       await mkdir(repository, { recursive: true });
       await plant(repository);
       const entries = await filesUnder(outside);
-      expectClearRun(await promote(name), 1, new RegExp(`${what.replace(".", "\\.")} is a symlink`));
+      expectClear(await promote(name), 1, new RegExp(`${what.replace(".", "\\.")} is a symlink`));
       expect(await filesUnder(outside), what).toEqual(entries);
       expect(await readFile(sentinel, "utf8")).toBe("outside the tree\n");
     }
@@ -174,7 +174,7 @@ describe("finding 7: nothing below the tree root is reached through a symlink", 
     const tree = await layoutCase("read-link", content);
     await rm(path.join(tree, "staging", "app"), { recursive: true });
     await symlink(elsewhere, path.join(tree, "staging", "app"));
-    expectClearRun(await promote("read-link"), 1, /staging\/app: app is a symlink/);
+    expectClear(await promote("read-link"), 1, /staging\/app: app is a symlink/);
     await expect(lstat(path.join(tree, "prod", "app", "index.json"))).rejects.toThrow();
   });
 
@@ -188,7 +188,7 @@ describe("finding 7: nothing below the tree root is reached through a symlink", 
       source: "oci:tree-link/staging",
       destination: "oci:tree-link/prod",
     });
-    expectClearRun(await promote("root-link"), 0);
+    expectClear(await promote("root-link"), 0);
     const blob = await readFile(
       path.join(real, "prod", "app", "blobs", "sha256", hex(layerOf(content).descriptor.digest)),
     );
@@ -209,7 +209,7 @@ describe("finding 6: every blob entering a layout destination is verified agains
     await writeFile(path.join(repository, "blobs", "sha256", hex(layer.descriptor.digest)), planted);
     // The manifest blob too: index.json must not end up naming bytes that are not the manifest.
     await writeFile(path.join(repository, "blobs", "sha256", hex(content.digest)), "not the manifest");
-    expectClearRun(await promote("present-corrupt"), 0);
+    expectClear(await promote("present-corrupt"), 0);
     for (const [digest, what] of [
       [layer.descriptor.digest, "layer"],
       [content.digest, "manifest"],
@@ -225,7 +225,7 @@ describe("finding 6: every blob entering a layout destination is verified agains
     await flipByte(
       path.join(tree, "staging", "app", "blobs", "sha256", hex(layerOf(content).descriptor.digest)),
     );
-    expectClearRun(await promote("flipped-layout"), 1, /hashes to|digest/);
+    expectClear(await promote("flipped-layout"), 1, /hashes to|digest/);
     await expect(
       lstat(path.join(tree, "prod", "app", "blobs", "sha256", hex(layerOf(content).descriptor.digest))),
     ).rejects.toThrow();
@@ -245,7 +245,7 @@ describe("finding 6: every blob entering a layout destination is verified agains
     await flipByte(data);
     await layoutCase("flipped-registry", content, { source: `${registry.host}/staging` });
     const tree = path.join(work, "flipped-registry");
-    expectClearRun(await promote("flipped-registry"), 1, /hashes to|digest/);
+    expectClear(await promote("flipped-registry"), 1, /hashes to|digest/);
     await expect(lstat(path.join(tree, "prod", "app", "blobs", "sha256", hex(digest)))).rejects.toThrow();
   });
 });

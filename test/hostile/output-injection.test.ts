@@ -1,6 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
-import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -19,6 +18,7 @@ import {
 } from "../support/hostile-output.js";
 import { findFreePort, startRegistry, type TestRegistry } from "../support/registry-harness.js";
 import { seedRegistry } from "../support/registry-judge.js";
+import { PROMOTER_BIN, requireBuiltCli, runPromoter, type PromoterRun } from "../support/promoter-process.js";
 import { makeImage } from "../support/test-images.js";
 
 /**
@@ -29,9 +29,6 @@ import { makeImage } from "../support/test-images.js";
  * the terminal, the pull-request comment, the report files and the alert webhook as inert text,
  * and nothing the run knows as a secret may reach any of them.
  */
-
-const repoRoot = path.resolve(import.meta.dirname, "../..");
-const cli = path.join(repoRoot, "bin", "promoter.js");
 
 // Secrets with a recognisable shape, so that any trace of them in any output is found.
 const PROD_USER = "pusher";
@@ -48,11 +45,7 @@ let prodProxy: FaultProxy;
 const released = makeImage({ layers: 1, layerSize: 1024, mediaTypes: "oci", seed: "output-released" });
 const candidate = makeImage({ layers: 1, layerSize: 1024, mediaTypes: "oci", seed: "output-candidate" });
 
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
+type Run = PromoterRun;
 
 /** Everything the runs printed and wrote, searched for secrets at the end. */
 const transcript: string[] = [];
@@ -89,32 +82,19 @@ function baseEnv(): Record<string, string> {
   };
 }
 
-function promoter(
+async function promoter(
   args: string[],
   options: { cwd?: string; env?: Record<string, string> } = {},
 ): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, ...args], {
-      cwd: options.cwd ?? work,
-      env: { ...baseEnv(), ...options.env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`promoter ${args.join(" ")} did not finish:\n${stderr}`));
-    }, 60_000);
-    child.on("exit", (status) => {
-      clearTimeout(timer);
-      transcript.push(stdout, stderr);
-      if (process.env.HOSTILE_TRACE)
-        process.stdout.write(`----- ${args.join(" ")}: exit ${status}\n${stdout}\n${stderr}\n`);
-      resolve({ status, stdout, stderr });
-    });
+  const run = await runPromoter(args, {
+    cwd: options.cwd ?? work,
+    env: { ...baseEnv(), ...options.env },
+    exactEnv: true,
   });
+  transcript.push(run.stdout, run.stderr);
+  if (process.env.HOSTILE_TRACE)
+    process.stdout.write(`----- ${args.join(" ")}: exit ${run.status}\n${run.stdout}\n${run.stderr}\n`);
+  return run;
 }
 
 async function written(file: string): Promise<string> {
@@ -184,9 +164,7 @@ function plainManifest(images: { content: typeof released; tags: string[] }[]): 
 }
 
 beforeAll(async () => {
-  if (!existsSync(path.join(repoRoot, "dist", "cli", "entry.js"))) {
-    throw new Error("dist/ is missing: run `npm run build` before the hostile tests");
-  }
+  requireBuiltCli();
   work = await mkdtemp(path.join(tmpdir(), "hostile-output-"));
   [staging, prod] = await Promise.all([
     startRegistry(),
@@ -561,7 +539,7 @@ describe("known secrets reach no sink", () => {
     const child: ChildProcess = spawn(
       process.execPath,
       [
-        cli,
+        PROMOTER_BIN,
         "audit",
         "serve",
         "--manifest",

@@ -237,33 +237,27 @@ describe("a tampered plan file", () => {
   });
 
   it("cannot turn a conflict the manifests refuse into a copy", async () => {
-    // Two projects claim prod/shared:v2 for different digests: promote refuses both claims.
+    // One project claims prod/shared:v2 for two digests: promote refuses both claims. (Two
+    // projects cannot meet in one repository: that is an ownership error, not a conflict.)
     const tree = path.join(work, "conflict");
     await seedRegistry(staging.url, "staging/shared", [
       { content: app, tags: ["a"] },
       { content: other, tags: ["b"] },
     ]);
-    for (const [project, content] of [
-      ["team-a", app],
-      ["team-b", other],
-    ] as const) {
-      await mkdir(path.join(tree, "manifests", project), { recursive: true });
-      await mkdir(path.join(tree, "images", project), { recursive: true });
-      await writeFile(
-        path.join(tree, "manifests", project, "promoter-manifest.yaml"),
-        [
-          "registries:",
-          `- name: ${staging.host}/staging`,
-          "  src: true",
-          `- name: ${prod.host}/prod`,
-          "",
-        ].join("\n"),
-      );
-      await writeFile(
-        path.join(tree, "images", project, "images.yaml"),
-        ["- name: shared", "  dmap:", `    "${content.digest}": ["v2"]`, ""].join("\n"),
-      );
-    }
+    await mkdir(path.join(tree, "manifests", "team"), { recursive: true });
+    await mkdir(path.join(tree, "images", "team"), { recursive: true });
+    await writeFile(
+      path.join(tree, "manifests", "team", "promoter-manifest.yaml"),
+      ["registries:", `- name: ${staging.host}/staging`, "  src: true", `- name: ${prod.host}/prod`, ""].join(
+        "\n",
+      ),
+    );
+    await writeFile(
+      path.join(tree, "images", "team", "images.yaml"),
+      ["- name: shared", "  dmap:", `    "${app.digest}": ["v2"]`, `    "${other.digest}": ["v2"]`, ""].join(
+        "\n",
+      ),
+    );
     const manifests = ["--thin-manifest-dir", "conflict"];
     const plan = await promoter(["promote", ...manifests, "--plan-file", "conflict-plan.json", "--quiet"]);
     expect(plan.status).toBe(1); // the conflict is refused

@@ -11,10 +11,9 @@ import {
   HostileServer,
   newTally,
   readSlowly,
-  runPromoter,
   trickle,
-  type PromoterRun,
 } from "../support/hostile-transport.js";
+import { runPromoter, STACK_LINE, type PromoterRun } from "../support/promoter-process.js";
 import { startRegistry, type TestRegistry } from "../support/registry-harness.js";
 import { seedRegistry } from "../support/registry-judge.js";
 import { skopeoListTags } from "../support/skopeo.js";
@@ -29,8 +28,6 @@ import { allBlobs, makeImage, type TestContent } from "../support/test-images.js
  */
 
 const repoRoot = path.resolve(import.meta.dirname, "../..");
-/** A line of a JavaScript stack trace. */
-const STACK_LINE = /^\s+at .*(?:\.[cm]?[jt]s|node:[\w/]+):\d+:\d+\)?$/m;
 
 let work: string;
 let staging: TestRegistry;

@@ -4,7 +4,6 @@
  * they are handed, and docker credential helper scripts that write down what they were given.
  * Everything listens on 127.0.0.1.
  */
-import { spawn } from "node:child_process";
 import { chmod, writeFile } from "node:fs/promises";
 import type { ServerResponse } from "node:http";
 import * as path from "node:path";
@@ -19,46 +18,6 @@ import {
   type ScriptedRequest,
 } from "./scripted-registry.js";
 import { allBlobs, allManifests, type TestContent } from "./test-images.js";
-
-const repoRoot = path.resolve(import.meta.dirname, "../..");
-const cli = path.join(repoRoot, "bin", "promoter.js");
-
-export interface CliRun {
-  readonly status: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Runs `bin/promoter.js` (built dist/) as a child process with exactly `env`. */
-export function runPromoter(
-  args: readonly string[],
-  options: {
-    readonly cwd: string;
-    readonly env: Readonly<Record<string, string>>;
-    readonly timeoutMs?: number;
-  },
-): Promise<CliRun> {
-  const timeoutMs = options.timeoutMs ?? 60_000;
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, ...args], {
-      cwd: options.cwd,
-      env: options.env,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`promoter ${args.join(" ")} did not finish in ${timeoutMs} ms:\n${stderr}`));
-    }, timeoutMs);
-    child.on("exit", (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr });
-    });
-  });
-}
 
 /** Polls `condition` every 20 ms until it holds or `timeoutMs` passes; says which. */
 export async function eventually(condition: () => boolean, timeoutMs = 10_000): Promise<boolean> {

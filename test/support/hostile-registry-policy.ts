@@ -4,52 +4,24 @@
  * `promoter` run as a user runs it (a child process of bin/promoter.js), a git repository holding
  * a thin-manifest tree, and the manifest texts those tests write.
  */
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
 import * as path from "node:path";
+import { runPromoter as runPromoterProcess, type PromoterRun } from "./promoter-process.js";
 
-const repoRoot = path.resolve(import.meta.dirname, "../..");
-const cli = path.join(repoRoot, "bin", "promoter.js");
+export { STACK_LINE, type PromoterRun } from "./promoter-process.js";
 
-export interface PromoterRun {
-  readonly status: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** A JavaScript stack trace line (not a plan's "at images.yaml:3:5"). */
-export const STACK_LINE = /^\s+at .*(?:\.[cm]?[jt]s|node:[\w/]+):\d+:\d+\)?$/m;
-
-/** Runs `promoter ARGS` in `cwd` with a minimal environment; never throws for a non-zero status. */
+/**
+ * Runs `promoter ARGS` in `cwd` with a minimal environment; never throws for a non-zero status.
+ * Loopback registries are not allowed here: these tests are about what the policy refuses.
+ */
 export function runPromoter(
   cwd: string,
   args: readonly string[],
   env: Readonly<Record<string, string>> = {},
   timeoutMs = 60_000,
 ): Promise<PromoterRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, ...args], {
-      cwd,
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: cwd, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`promoter ${args.join(" ")} did not finish in ${timeoutMs} ms:\n${stderr}`));
-    }, timeoutMs);
-    child.on("error", (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    child.on("exit", (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr });
-    });
-  });
+  return runPromoterProcess(args, { cwd, env, timeoutMs, allowLoopbackRegistries: false });
 }
 
 /** Writes `files` (relative path -> text) below `root`, creating folders. */

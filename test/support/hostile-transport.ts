@@ -5,7 +5,6 @@
  * the registry stays real) or through `HostileServer`, which hands over the raw request so an
  * upload body can be read as slowly as an attacker likes.
  */
-import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
   createServer,
@@ -15,52 +14,6 @@ import {
   type ServerResponse,
 } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
-import * as path from "node:path";
-
-const repoRoot = path.resolve(import.meta.dirname, "../..");
-const cli = path.join(repoRoot, "bin", "promoter.js");
-
-export interface PromoterRun {
-  readonly status: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-  readonly ms: number;
-}
-
-/**
- * Runs `promoter ARGS` (bin/promoter.js, as a user runs it) in `cwd` with only PATH and HOME
- * from the environment. A run that outlives `timeoutMs` is killed and reported as a failure.
- */
-export function runPromoter(
-  args: readonly string[],
-  options: { cwd: string; env?: Record<string, string>; timeoutMs?: number },
-): Promise<PromoterRun> {
-  const started = performance.now();
-  const timeoutMs = options.timeoutMs ?? 60_000;
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, ...args], {
-      cwd: options.cwd,
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: options.cwd, ...options.env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(
-        new Error(
-          `promoter ${args.join(" ")} was still running after ${timeoutMs} ms:\n${stderr.slice(-4000)}`,
-        ),
-      );
-    }, timeoutMs);
-    child.on("exit", (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr, ms: performance.now() - started });
-    });
-  });
-}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

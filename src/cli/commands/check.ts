@@ -2,7 +2,6 @@ import { readFile, stat } from "node:fs/promises";
 import * as path from "node:path";
 import { describeError, UsageError } from "../../errors.js";
 import {
-  ManifestTreeRefusedError,
   MAX_VULNERABILITY_REPORT_BYTES,
   parseVulnerabilityReport,
   runCheck,
@@ -214,11 +213,8 @@ docs/owners.md.`,
           );
         }
       }
+      // A git repository hidden in the tree is a RefusedError: exit 1 (cli/main.ts).
       return report.ok ? ExitCode.ok : ExitCode.failed;
-    } catch (error) {
-      if (!(error instanceof ManifestTreeRefusedError)) throw error;
-      writeLine(io.stderr, `promoter check: refused: ${error.message}`);
-      return ExitCode.failed;
     } finally {
       await provider.close();
     }

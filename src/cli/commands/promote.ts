@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import * as path from "node:path";
 import { describeError, UsageError } from "../../errors.js";
-import { edgesChangedSince, ManifestTreeRefusedError } from "../../gitops/index.js";
+import { edgesChangedSince } from "../../gitops/index.js";
 import { loadManifests, type Finding, type SourcePosition } from "../../manifest/index.js";
 import {
   countDecisions,
@@ -218,13 +218,8 @@ async function runPromote({ io, values }: { io: CliIO; values: ParsedValues }): 
     } else {
       let changed: Awaited<ReturnType<typeof edgesChangedSince>> | undefined;
       if (changedSince !== undefined) {
-        try {
-          changed = await edgesChangedSince(input, changedSince, { cwd: io.cwd, signal: io.signal });
-        } catch (error) {
-          if (!(error instanceof ManifestTreeRefusedError)) throw error;
-          writeLine(io.stderr, `promoter promote: refused: ${error.message}`);
-          return ExitCode.failed;
-        }
+        // A git repository hidden in the tree is a RefusedError: exit 1 (cli/main.ts).
+        changed = await edgesChangedSince(input, changedSince, { cwd: io.cwd, signal: io.signal });
         for (const finding of changed.unread) {
           writeLine(
             io.stderr,
