@@ -1,3 +1,4 @@
+import { MAX_INDEX_DEPTH } from "../oci/index.js";
 import type { Digest, Tag } from "../reference/index.js";
 import { repositoryStanding, type DesiredRepository, type DesiredState } from "./desired-state.js";
 import { eventRepositoryKey, type RegistryEvent } from "./event.js";
@@ -107,9 +108,6 @@ export function parseAttachedArtifactTag(
           : "referrers-index";
   return { subject: `${match[1]}:${match[2]}` as Digest, kind };
 }
-
-/** How deep index nesting is followed when looking for a child's promoted parent. */
-export const MAX_INDEX_DEPTH = 4;
 
 /** How a digest relates to what the manifests promote into a repository. */
 export type PromotedRelation =

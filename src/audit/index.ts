@@ -6,7 +6,6 @@ export {
   judgeEvent,
   parseAttachedArtifactTag,
   promotedRelation,
-  MAX_INDEX_DEPTH,
   type AttachedArtifactKind,
   type AuditRule,
   type JudgeOptions,

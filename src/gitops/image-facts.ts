@@ -1,6 +1,7 @@
 import {
   compressedImageSize,
   isIndexMediaType,
+  MAX_INDEX_DEPTH,
   parseManifest,
   type Descriptor,
   type Platform,
@@ -14,8 +15,6 @@ import type { CallOptions, RepositoryStore } from "../registry/index.js";
  * store; only manifests are fetched, never blobs (layer sizes are in the manifests).
  */
 
-/** Nested indexes followed (an index of indexes is rare; deeper is refused as odd). */
-export const MAX_IMAGE_INDEX_DEPTH = 4;
 /** Platform images read per index (real multi-arch images have up to ~10). */
 export const MAX_PLATFORM_IMAGES = 256;
 
@@ -87,7 +86,7 @@ export async function readImageFacts(
       if (!child) continue;
       const parsed = parseManifest(child.bytes, child.mediaType, `${store.name}@${descriptor.digest}`);
       if (parsed.kind === "index") {
-        if (depth < MAX_IMAGE_INDEX_DEPTH) await visit(parsed.manifests, depth + 1);
+        if (depth < MAX_INDEX_DEPTH) await visit(parsed.manifests, depth + 1);
         continue;
       }
       platforms.push({

@@ -19,7 +19,6 @@ export {
   type ManifestAddResult,
 } from "./manifest-add.js";
 export {
-  MAX_SNAPSHOT_INDEX_DEPTH,
   SnapshotError,
   snapshotCsv,
   snapshotYaml,
@@ -76,7 +75,6 @@ export {
   type VulnerabilitySeverity,
 } from "./vulnerability-report.js";
 export {
-  MAX_IMAGE_INDEX_DEPTH,
   MAX_PLATFORM_IMAGES,
   readImageFacts,
   readImageKind,
