@@ -16,7 +16,7 @@ import {
   type HostMapping,
   type ManifestOrigin,
 } from "../../audit/index.js";
-import { describeError, UsageError } from "../../errors.js";
+import { describeErrno, describeError, isPromoterError, UsageError } from "../../errors.js";
 import type { Logger } from "../../log.js";
 import type { Tag } from "../../reference/index.js";
 import {
@@ -106,6 +106,15 @@ function hostMappingOption(values: ParsedValues): HostMapping {
   } catch (error) {
     throw new UsageError(describeError(error));
   }
+}
+
+/**
+ * A failure to load the manifests at start, as one line: the project's own errors say what went
+ * wrong already; others (a missing file or directory) are named with the source.
+ */
+function manifestLoadError(error: unknown, source: string): unknown {
+  if (isPromoterError(error)) return error;
+  return new UsageError(`cannot load the manifests (${source}): ${describeErrno(error)}`, { cause: error });
 }
 
 /** Warns when a secret is where others can read it: on the command line, or in a loose file. */
@@ -329,7 +338,7 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
     logger.log("info", "loading manifests", { source: watcher.describe() });
     const initial = await watcher.loadInitial(io.signal).catch(async (error: unknown) => {
       await watcher.close();
-      throw error;
+      throw manifestLoadError(error, watcher.describe());
     });
 
     const store = FindingStore.open(dbPath);
