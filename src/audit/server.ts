@@ -4,11 +4,14 @@ import type { AddressInfo } from "node:net";
 import { describeError } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Auditor } from "./auditor.js";
+import { registryHostProblem } from "../reference/index.js";
 import {
   MalformedEventError,
   parseDistributionEnvelope,
   parseJsonBody,
   parsePubSubPush,
+  plainEventsAttribution,
+  type EventAttribution,
   type HostMapping,
   type ParsedEvents,
 } from "./event.js";
@@ -23,7 +26,8 @@ import type { AuditMetrics, RejectReason } from "./metrics.js";
 
 /**
  * The auditor's HTTP face (node:http):
- *   POST /events   distribution notification envelope   (bearer token)
+ *   POST /events/<registry>  distribution notifications of that registry   (bearer token)
+ *   POST /events   distribution notifications of `--registry-host NAME`, else unattributed
  *   POST /pubsub   Pub/Sub push message                 (bearer token, or ?token= for Pub/Sub)
  *   GET  /findings JSON findings with filters, a page at a time   (reader bearer token)
  *   GET  /healthz  liveness and manifest state
@@ -54,6 +58,7 @@ export interface AuditServerOptions {
   readonly readerToken?: string;
   /** Where findings are read; default: a `FindingReader` on `store`'s database, closed with the server. */
   readonly findings?: FindingQueries;
+  /** `--registry-host`: the registry of `POST /events`, and Pub/Sub host names. */
   readonly hostMapping: HostMapping;
   readonly logger: Logger;
   readonly maxBodyBytes?: number;
@@ -148,6 +153,32 @@ function readBody(request: IncomingMessage, limit: number): Promise<Buffer> {
   });
 }
 
+const REGISTRY_EVENTS_PREFIX = "/events/";
+
+/**
+ * Which registry the events posted to `route` are about (see `EventAttribution`): the
+ * `<registry>` of `/events/<registry>`, as the manifests spell it; undefined for other routes.
+ */
+function eventsAttribution(route: string, mapping: HostMapping): EventAttribution | undefined {
+  if (route === "/events") return plainEventsAttribution(mapping);
+  if (!route.startsWith(REGISTRY_EVENTS_PREFIX)) return undefined;
+  let registry: string;
+  try {
+    registry = decodeURIComponent(route.slice(REGISTRY_EVENTS_PREFIX.length));
+  } catch {
+    throw new HttpProblem(404, `no route ${route}: the registry name is not URL-encoded text`, "not-found");
+  }
+  const problem = registryHostProblem(registry);
+  if (problem) {
+    throw new HttpProblem(
+      404,
+      `no route ${route}: /events/<registry> names a registry host such as registry.example.io or 127.0.0.1:5000 (${problem})`,
+      "not-found",
+    );
+  }
+  return { kind: "endpoint", host: registry.toLowerCase() };
+}
+
 function isJsonContentType(value: string | undefined): boolean {
   // Distribution sends application/vnd.docker.distribution.events.v1+json; Pub/Sub application/json.
   return value === undefined || /json/i.test(value);
@@ -166,7 +197,8 @@ export function startAuditServer(
   const handle = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
     const url = new URL(request.url ?? "/", "http://audit.invalid");
     const route = url.pathname;
-    if (route === "/events" || route === "/pubsub") {
+    const attribution = eventsAttribution(route, options.hostMapping);
+    if (attribution !== undefined || route === "/pubsub") {
       if (request.method !== "POST") throw new HttpProblem(405, "use POST", "method");
       const presented =
         bearerToken(request) ??
@@ -182,14 +214,14 @@ export function startAuditServer(
       try {
         const json = parseJsonBody(body);
         parsed =
-          route === "/events"
-            ? parseDistributionEnvelope(json, options.hostMapping)
+          attribution !== undefined
+            ? parseDistributionEnvelope(json, attribution)
             : parsePubSubPush(json, options.hostMapping);
       } catch (error) {
         if (error instanceof MalformedEventError) throw new HttpProblem(400, error.message, "malformed");
         throw error;
       }
-      if (parsed.events.length === 0 && parsed.problems.length > 0 && route === "/events") {
+      if (parsed.events.length === 0 && parsed.problems.length > 0 && attribution !== undefined) {
         throw new HttpProblem(400, parsed.problems.map((problem) => problem.reason).join("; "), "malformed");
       }
       for (const problem of parsed.problems) {

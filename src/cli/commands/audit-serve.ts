@@ -163,15 +163,18 @@ export const auditServeCommand: Command = {
   description: `
 Receives registry notifications and judges each change in a production repository against the
 promotion manifests: a digest or tag a manifest asks for, a child manifest of a promoted index, a
-signature/attestation/SBOM tag or referrer of a promoted digest is verified; anything else is a
-violation, and so is every delete. Pulls, blob uploads and source repositories are not judged.
+signature/attestation/SBOM tag or referrer of a promoted digest (when its content is one, not a
+runnable image) is verified; anything else is a violation, and so is every delete. Pulls, blob uploads and source repositories are not judged.
 
-Endpoints: POST /events (distribution registry notifications), POST /pubsub (Google Pub/Sub push
-with GCR / Artifact Registry payloads), GET /findings, GET /healthz, GET /metrics. The POST
-endpoints need "Authorization: Bearer <token>" of --token-file (for Pub/Sub also
-"?token=<token>"); GET /findings needs the other token of --reader-token-file (without it,
-findings are only readable with 'promoter audit findings'), and returns at most 500 findings a
-page, with "next" for the following one.
+Endpoints: POST /events/<registry> (the notifications of a distribution registry, named as the
+manifests name it: the endpoint, never the pusher's Host header, says which registry an event is
+about), POST /events (the notifications of the one registry --registry-host NAME names; without
+it every event there is an "unattributed-event" violation), POST /pubsub (Google Pub/Sub push with
+GCR / Artifact Registry payloads), GET /findings, GET /healthz, GET /metrics. The POST endpoints
+need "Authorization: Bearer <token>" of --token-file (for Pub/Sub also "?token=<token>");
+GET /findings needs the other token of --reader-token-file (without it, findings are only
+readable with 'promoter audit findings'), and returns at most 500 findings a page, with "next"
+for the following one.
 
 Secrets (the webhook URL, a git URL with credentials) given as arguments are visible to every
 local user in the process list: give them as env://NAME or in a file (--alert-webhook-file,
@@ -240,8 +243,9 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
     "registry-host": {
       type: "string",
       multiple: true,
-      valueName: "SEEN=NAME|NAME",
-      description: "Map the registry host seen in events to the manifests' name (repeatable)",
+      valueName: "NAME|SEEN=NAME",
+      description:
+        "NAME: the registry whose notifications come to POST /events; SEEN=NAME: Pub/Sub payloads naming SEEN are about NAME (repeatable)",
     },
     "pending-grace": {
       type: "string",
@@ -295,6 +299,12 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
         });
       }
       readerToken = reader.token;
+    }
+    if (hostMapping.explicit.size > 0) {
+      logger.log(
+        "warn",
+        "--registry-host SEEN=NAME applies to Pub/Sub payloads only: distribution notifications name their registry by their endpoint, POST /events/NAME",
+      );
     }
     warnAboutSecret(logger, webhookSecret, "the alert webhook URL", true);
     warnAboutSecret(
@@ -379,6 +389,10 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
       url: server.url,
       manifests: watcher.describe(),
       database: dbPath,
+      plainEvents:
+        hostMapping.fallback === undefined
+          ? "POST /events is attributed to no registry: its events are violations"
+          : `POST /events is about ${hostMapping.fallback}`,
       alertWebhook: webhook === undefined ? null : new URL(webhook).origin,
       findings: readerToken
         ? "GET /findings with the reader token"
