@@ -164,7 +164,8 @@ export const auditServeCommand: Command = {
 Receives registry notifications and judges each change in a production repository against the
 promotion manifests: a digest or tag a manifest asks for, a child manifest of a promoted index, a
 signature/attestation/SBOM tag or referrer of a promoted digest (when its content is one, not a
-runnable image) is verified; anything else is a violation, and so is every delete. Pulls, blob uploads and source repositories are not judged.
+runnable image) is verified; anything else is a violation, and so is every delete. Pulls, blob
+uploads and source repositories are not judged.
 
 Endpoints: POST /events/<registry> (the notifications of a distribution registry, named as the
 manifests name it: the endpoint, never the pusher's Host header, says which registry an event is
