@@ -185,9 +185,13 @@ describe("audit HTTP server", () => {
     expect((await post("/events/reg.example", violation)).body.duplicates).toBe(1);
     const pull = envelope("pull-1", { digest: PROMOTED }, "pull");
     expect((await post("/events/reg.example", pull)).body.ignored).toBe(1);
-    // Not a registry host: no such endpoint (the registry retries, the log says why).
-    expect((await post("/events/not%20a%20host", violation)).status).toBe(404);
-    expect((await post("/events/reg.example/prod", violation)).status).toBe(404);
+    // Not a registry host: refused with the reason (the registry retries, the log says why).
+    const badEndpoint = await post("/events/not%20a%20host", violation);
+    expect(badEndpoint.status).toBe(400);
+    expect(badEndpoint.body.error).toMatch(/\/events\/<registry> names a registry host/);
+    expect((await post("/events/reg.example/prod", violation)).status).toBe(400);
+    expect((await post("/events/%E0%A4%A", violation)).status).toBe(400);
+    expect((await post("/events/not%20a%20host", violation, {})).status).toBe(401);
 
     const all = await findings();
     expect(all.map((finding) => [finding.verdict, finding.tag])).toEqual([
@@ -278,7 +282,7 @@ describe("audit HTTP server", () => {
     expect(text).toMatch(/^promoter_audit_events_total\{verdict="violation"\} 3$/m);
     expect(text).toMatch(/^promoter_audit_events_total\{verdict="duplicate"\} 1$/m);
     expect(text).toMatch(/^promoter_audit_findings\{verdict="verified"\} 1$/m);
-    expect(text).toMatch(/^promoter_audit_requests_rejected_total\{reason="unauthorized"\} 7$/m);
+    expect(text).toMatch(/^promoter_audit_requests_rejected_total\{reason="unauthorized"\} 8$/m);
     expect(text).toMatch(/^promoter_audit_manifest_reload_age_seconds \d+\.\d+$/m);
     expect(text).toMatch(/^promoter_audit_alert_failures_total 0$/m);
     expect((await fetch(`${server.url}/nothing`)).status).toBe(404);

@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { describeError } from "../errors.js";
+import { describeError, truncateForMessage } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Auditor } from "./auditor.js";
 import { registryHostProblem } from "../reference/index.js";
@@ -157,25 +157,24 @@ const REGISTRY_EVENTS_PREFIX = "/events/";
 
 /**
  * Which registry the events posted to `route` are about (see `EventAttribution`): the
- * `<registry>` of `/events/<registry>`, as the manifests spell it; undefined for other routes.
+ * `<registry>` of `/events/<registry>`, as the manifests spell it, or why that names no registry
+ * (answered once the sender has shown the token, so a misconfigured registry is logged);
+ * undefined for other routes.
  */
-function eventsAttribution(route: string, mapping: HostMapping): EventAttribution | undefined {
+function eventsAttribution(
+  route: string,
+  mapping: HostMapping,
+): EventAttribution | { readonly kind: "bad-endpoint"; readonly problem: string } | undefined {
   if (route === "/events") return plainEventsAttribution(mapping);
   if (!route.startsWith(REGISTRY_EVENTS_PREFIX)) return undefined;
   let registry: string;
   try {
     registry = decodeURIComponent(route.slice(REGISTRY_EVENTS_PREFIX.length));
   } catch {
-    throw new HttpProblem(404, `no route ${route}: the registry name is not URL-encoded text`, "not-found");
+    return { kind: "bad-endpoint", problem: "the registry name is not URL-encoded text" };
   }
   const problem = registryHostProblem(registry);
-  if (problem) {
-    throw new HttpProblem(
-      404,
-      `no route ${route}: /events/<registry> names a registry host such as registry.example.io or 127.0.0.1:5000 (${problem})`,
-      "not-found",
-    );
-  }
+  if (problem) return { kind: "bad-endpoint", problem };
   return { kind: "endpoint", host: registry.toLowerCase() };
 }
 
@@ -205,6 +204,13 @@ export function startAuditServer(
         (route === "/pubsub" ? (url.searchParams.get("token") ?? undefined) : undefined);
       if (!tokenMatches(presented, options.token)) {
         throw new HttpProblem(401, "missing or wrong bearer token", "unauthorized");
+      }
+      if (attribution?.kind === "bad-endpoint") {
+        throw new HttpProblem(
+          400,
+          `${truncateForMessage(route, 200)}: /events/<registry> names a registry host such as registry.example.io or 127.0.0.1:5000 (${attribution.problem})`,
+          "malformed",
+        );
       }
       if (!isJsonContentType(request.headers["content-type"])) {
         throw new HttpProblem(415, "expected a JSON body", "media-type");
