@@ -63,3 +63,24 @@ export function describeError(error: unknown): string {
   if (error instanceof Error) return error.message;
   return String(error);
 }
+
+/** The `code` of a Node.js system error (`ENOENT`, ...), or undefined. */
+export function errnoCode(error: unknown): string | undefined {
+  return error instanceof Error && "code" in error && typeof error.code === "string" ? error.code : undefined;
+}
+
+const ERRNO_DESCRIPTIONS: Readonly<Record<string, string>> = {
+  ENOENT: "no such file or directory",
+  EACCES: "permission denied",
+  EPERM: "permission denied",
+  EISDIR: "is a directory",
+  ENOTDIR: "a part of the path is not a directory",
+  ELOOP: "too many levels of symbolic links",
+};
+
+/** A file-system error in words ("no such file or directory"), for a message that names the path itself. */
+export function describeErrno(error: unknown): string {
+  const code = errnoCode(error);
+  const known = code === undefined ? undefined : ERRNO_DESCRIPTIONS[code];
+  return known ?? describeError(error);
+}

@@ -145,6 +145,15 @@ describe("Auditor", () => {
     expect(subject.pendingCount).toBe(0);
     // The signature manifest by digest, then its tag; then the image tag.
     const signatureTag = `sha256-${INDEX.slice(7)}.sig` as Tag;
+    lookup.pushed.set(SIGNATURE, {
+      mediaType: IMAGE_TYPE,
+      children: [],
+      shape: {
+        mediaType: IMAGE_TYPE,
+        configMediaType: "application/vnd.oci.image.config.v1+json",
+        layerMediaTypes: ["application/vnd.dev.cosign.simplesigning.v1+json"],
+      },
+    });
     subject.receive([push({ digest: SIGNATURE })]);
     await subject.idle();
     subject.receive([

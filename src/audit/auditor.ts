@@ -2,7 +2,13 @@ import { describeError } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Digest, RegistryHost } from "../reference/index.js";
 import type { AlertSink } from "./alert.js";
-import { judgeEvent, type Judgement, type ManifestFacts, type ManifestLookup } from "./decide.js";
+import {
+  ignoredReason,
+  judgeEvent,
+  type Judgement,
+  type ManifestFacts,
+  type ManifestLookup,
+} from "./decide.js";
 import { repositoryStanding, type DesiredRepository, type DesiredState } from "./desired-state.js";
 import { eventRepositoryKey, indexChildrenOf, type RegistryEvent } from "./event.js";
 import type { AuditFinding, FindingStore, PendingEvent } from "./finding-store.js";
@@ -188,13 +194,9 @@ export class Auditor {
     await this.idle();
   }
 
-  /** Events that are not judged at all, decided without touching the store. */
+  /** Events that are not judged at all, decided without touching the store (the judge's own rule). */
   private quickIgnore(event: RegistryEvent): string | undefined {
-    if (event.action === "pull") return "pull";
-    if (event.targetKind === "blob" && event.action !== "delete") return "blob";
-    const standing = repositoryStanding(this.state, event.host, event.repository);
-    if (standing.kind === "not-production") return "not a production repository";
-    return undefined;
+    return ignoredReason(event, this.state);
   }
 
   private track(entry: PendingEvent): void {

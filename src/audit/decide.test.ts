@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { createManifestSet, parsePlainManifest, type PromotionManifest } from "../manifest/index.js";
+import { MAX_INDEX_DEPTH } from "../oci/index.js";
 import type { Digest, RepositoryPath, Tag } from "../reference/index.js";
 import {
   judgeEvent,
@@ -9,7 +10,8 @@ import {
   type ManifestLookup,
 } from "./decide.js";
 import { buildDesiredState, repositoryStanding, type DesiredState } from "./desired-state.js";
-import type { RegistryEvent } from "./event.js";
+import type { ManifestShape } from "../sign/attachment-recognition.js";
+import { UNATTRIBUTED_HOST, type RegistryEvent } from "./event.js";
 
 const digest = (fill: string): Digest => `sha256:${fill.repeat(64)}` as Digest;
 const INDEX = digest("1");
@@ -23,6 +25,23 @@ const NESTED_CHILD = digest("8");
 const REFERRER = digest("9");
 const STRANGER = digest("a");
 const SIGNATURE_MANIFEST = digest("b");
+const RUNNABLE = digest("c");
+const RUNNABLE_REFERRER = digest("d");
+const REFERRERS_INDEX = digest("e");
+const IMAGE_TYPE = "application/vnd.oci.image.manifest.v1+json";
+const INDEX_TYPE = "application/vnd.oci.image.index.v1+json";
+/** A cosign signature: OCI config, one simple-signing layer. */
+const SIGNATURE_SHAPE: ManifestShape = {
+  mediaType: IMAGE_TYPE,
+  configMediaType: "application/vnd.oci.image.config.v1+json",
+  layerMediaTypes: ["application/vnd.dev.cosign.simplesigning.v1+json"],
+};
+/** What a container runtime runs: an image config and a filesystem layer. */
+const RUNNABLE_SHAPE: ManifestShape = {
+  mediaType: IMAGE_TYPE,
+  configMediaType: "application/vnd.oci.image.config.v1+json",
+  layerMediaTypes: ["application/vnd.oci.image.layer.v1.tar+gzip"],
+};
 const hex = (value: Digest): string => value.slice("sha256:".length);
 
 function manifest(file: string, text: string): PromotionManifest {
@@ -82,7 +101,26 @@ class MemoryLookup implements ManifestLookup {
     [IMAGE, { mediaType: "application/vnd.oci.image.manifest.v1+json", children: [] }],
     [OUTER, { mediaType: "application/vnd.oci.image.index.v1+json", children: [INNER] }],
     [INNER, { mediaType: "application/vnd.oci.image.index.v1+json", children: [NESTED_CHILD] }],
-    [REFERRER, { mediaType: "application/vnd.oci.image.manifest.v1+json", children: [], subject: IMAGE }],
+    [
+      REFERRER,
+      {
+        mediaType: IMAGE_TYPE,
+        children: [],
+        subject: IMAGE,
+        shape: { ...SIGNATURE_SHAPE, artifactType: "application/vnd.dev.sigstore.bundle.v0.3+json" },
+      },
+    ],
+    [SIGNATURE_MANIFEST, { mediaType: IMAGE_TYPE, children: [], shape: SIGNATURE_SHAPE }],
+    [RUNNABLE, { mediaType: IMAGE_TYPE, children: [], shape: RUNNABLE_SHAPE }],
+    [RUNNABLE_REFERRER, { mediaType: IMAGE_TYPE, children: [], subject: IMAGE, shape: RUNNABLE_SHAPE }],
+    [
+      REFERRERS_INDEX,
+      {
+        mediaType: INDEX_TYPE,
+        children: [SIGNATURE_MANIFEST, REFERRER],
+        shape: { mediaType: INDEX_TYPE, layerMediaTypes: [] },
+      },
+    ],
   ]);
   readonly verifiedTags = new Map<string, Tag>();
   readonly tags = new Map<Tag, Digest>();
@@ -111,6 +149,7 @@ function event(fields: EventFields): RegistryEvent {
     source: "distribution",
     action: "push",
     targetKind: "manifest",
+    attribution: "endpoint",
     host: "reg.example",
     mediaType: "application/vnd.oci.image.manifest.v1+json",
     ...fields,
@@ -195,7 +234,9 @@ describe("judgeEvent", () => {
     expect(
       verdictOf(await judge({ repository: "prod/staging/app", digest: STRANGER, tag: "x" as Tag })),
     ).toBe("ignored");
-    expect(verdictOf(await judge({ host: "unknown.example", digest: STRANGER }))).toBe("ignored");
+    expect(
+      verdictOf(await judge({ attribution: "payload", host: "unknown.example", digest: STRANGER })),
+    ).toBe("ignored");
   });
 
   it("verifies what the manifests ask for, at every mirror", async () => {
@@ -218,6 +259,25 @@ describe("judgeEvent", () => {
     expect(await judge({ digest: INNER })).toMatchObject({ rule: "child-of-promoted-index", parent: OUTER });
   });
 
+  it("follows nested indexes exactly as deep as a copy does (MAX_INDEX_DEPTH)", async () => {
+    const lookup = new MemoryLookup();
+    // TAGLESS is promoted; below it a chain of indexes, level n holding the manifest of level n+1.
+    const level = (n: number): Digest => `sha256:${n.toString(16).padStart(2, "0").repeat(32)}` as Digest;
+    for (let n = 0; n <= MAX_INDEX_DEPTH; n++) {
+      lookup.facts.set(n === 0 ? TAGLESS : level(n), {
+        mediaType: INDEX_TYPE,
+        children: [level(n + 1)],
+      });
+    }
+    expect(await judge({ digest: level(MAX_INDEX_DEPTH) }, {}, lookup)).toMatchObject({
+      rule: "child-of-promoted-index",
+      parent: TAGLESS,
+    });
+    expect(verdictOf(await judge({ digest: level(MAX_INDEX_DEPTH + 1) }, { final: true }, lookup))).toBe(
+      "violation:unexpected-digest",
+    );
+  });
+
   it("refuses tags the manifests do not ask for, and tags pointing elsewhere", async () => {
     const retag = await judge({ digest: IMAGE, tag: "extra" as Tag });
     expect(verdictOf(retag)).toBe("violation:unexpected-tag");
@@ -228,13 +288,16 @@ describe("judgeEvent", () => {
   });
 
   it("verifies signature, attestation and SBOM tags of promoted digests and their children", async () => {
-    for (const suffix of [".sig", ".att", ".sbom", ""]) {
+    for (const suffix of [".sig", ".att", ".sbom"]) {
       const judgement = await judge({
         digest: SIGNATURE_MANIFEST,
         tag: `sha256-${hex(IMAGE)}${suffix}` as Tag,
       });
       expect(judgement).toMatchObject({ verdict: "verified", rule: "attached-artifact-tag", subject: IMAGE });
     }
+    expect(
+      await judge({ digest: REFERRERS_INDEX, tag: `sha256-${hex(IMAGE)}` as Tag, mediaType: INDEX_TYPE }),
+    ).toMatchObject({ verdict: "verified", rule: "attached-artifact-tag", subject: IMAGE });
     expect(
       await judge({ digest: SIGNATURE_MANIFEST, tag: `sha256-${hex(CHILD_A)}.sig` as Tag }),
     ).toMatchObject({
@@ -247,6 +310,46 @@ describe("judgeEvent", () => {
     ).toBe("violation:unexpected-attached-artifact");
   });
 
+  it("calls a runnable image under an attached-artifact tag what it is, not an attachment", async () => {
+    const asSignature = await judge({ digest: RUNNABLE, tag: `sha256-${hex(IMAGE)}.sig` as Tag });
+    expect(asSignature).toMatchObject({ verdict: "violation", rule: "not-an-attachment", subject: IMAGE });
+    expect(asSignature.kind === "decided" && asSignature.reason).toMatch(
+      /signature tag of promoted digest .* holds a runnable image \(image config .*, 1 filesystem layer\)/,
+    );
+    const lookup = new MemoryLookup();
+    lookup.facts.set(STRANGER, {
+      mediaType: INDEX_TYPE,
+      children: [SIGNATURE_MANIFEST, RUNNABLE],
+      shape: { mediaType: INDEX_TYPE, layerMediaTypes: [] },
+    });
+    const asReferrersIndex = await judge(
+      { digest: STRANGER, tag: `sha256-${hex(IMAGE)}` as Tag, mediaType: INDEX_TYPE },
+      {},
+      lookup,
+    );
+    expect(verdictOf(asReferrersIndex)).toBe("violation:not-an-attachment");
+    expect(asReferrersIndex.kind === "decided" && asReferrersIndex.reason).toContain(
+      `an index whose entry ${RUNNABLE} is a runnable image`,
+    );
+  });
+
+  it("holds an attached-artifact tag whose content cannot be read yet, then calls it a violation", async () => {
+    const unreadable = { digest: STRANGER, tag: `sha256-${hex(IMAGE)}.sig` as Tag };
+    expect(verdictOf(await judge(unreadable))).toBe("undetermined");
+    const final = await judge(unreadable, { final: true });
+    expect(verdictOf(final)).toBe("violation:not-an-attachment");
+    expect(final.kind === "decided" && final.reason).toMatch(/could not tell .* could not be read/);
+  });
+
+  it("calls a runnable image whose subject is promoted a disguised referrer once its grace is over", async () => {
+    expect(verdictOf(await judge({ digest: RUNNABLE_REFERRER }))).toBe("undetermined");
+    const final = await judge({ digest: RUNNABLE_REFERRER }, { final: true });
+    expect(final).toMatchObject({ verdict: "violation", rule: "not-an-attachment", subject: IMAGE });
+    expect(final.kind === "decided" && final.reason).toMatch(
+      /subject .* is promoted, but it is a runnable image/,
+    );
+  });
+
   it("verifies referrers whose subject is promoted", async () => {
     expect(await judge({ digest: REFERRER })).toMatchObject({
       verdict: "verified",
@@ -255,9 +358,10 @@ describe("judgeEvent", () => {
     });
     const lookup = new MemoryLookup();
     lookup.facts.set(STRANGER, {
-      mediaType: "application/vnd.oci.image.manifest.v1+json",
+      mediaType: IMAGE_TYPE,
       children: [],
-      subject: TAGLESS.replace("3", "c") as Digest,
+      subject: TAGLESS.replace("3", "f") as Digest,
+      shape: SIGNATURE_SHAPE,
     });
     expect(verdictOf(await judge({ digest: STRANGER }, { final: true }, lookup))).toBe(
       "violation:unexpected-digest",
@@ -295,6 +399,49 @@ describe("judgeEvent", () => {
     expect(
       verdictOf(await judge({ action: "delete", repository: "prod/staging/app", digest: STRANGER })),
     ).toBe("ignored");
+  });
+
+  it("calls events nothing attributes to a registry violations, also where the Host names production", async () => {
+    const unattributed = await judge({
+      attribution: "none",
+      host: UNATTRIBUTED_HOST,
+      unattributed: "it came to POST /events, which names no registry",
+      requestHost: "reg.example",
+      digest: IMAGE,
+      tag: "latest" as Tag,
+    });
+    expect(verdictOf(unattributed)).toBe("violation:unattributed-event");
+    expect(unattributed.kind === "decided" && unattributed.reason).toBe(
+      `push prod/app:latest@${IMAGE}: it came to POST /events, which names no registry (the pusher called the registry "reg.example")`,
+    );
+    // Pulls and blob uploads change nothing, attributed or not.
+    expect(verdictOf(await judge({ attribution: "none", host: UNATTRIBUTED_HOST, action: "pull" }))).toBe(
+      "ignored",
+    );
+    // An endpoint for a registry no manifest names: a wrong notification URL, not "not production".
+    const unnamed = await judge({ host: "typo.example", digest: STRANGER, tag: "x" as Tag });
+    expect(verdictOf(unnamed)).toBe("violation:unattributed-event");
+    expect(unnamed.kind === "decided" && unnamed.reason).toMatch(
+      /registry typo\.example, which no manifest names/,
+    );
+    // Pub/Sub payloads name their registry: an unknown one is simply not production.
+    expect(verdictOf(await judge({ attribution: "payload", host: "typo.example", digest: STRANGER }))).toBe(
+      "ignored",
+    );
+  });
+
+  it("names the Host the pusher sent in a violation, and judges by the endpoint's registry", async () => {
+    const spoofed = await judge({
+      requestHost: "not-production.example",
+      digest: RUNNABLE,
+      tag: "1.0" as Tag,
+    });
+    expect(verdictOf(spoofed)).toBe("violation:tag-points-elsewhere");
+    expect(spoofed.kind === "decided" && spoofed.reason).toMatch(
+      /\(the pusher called the registry "not-production\.example"\)$/,
+    );
+    const honest = await judge({ requestHost: "reg.example", digest: IMAGE, tag: "extra" as Tag });
+    expect(honest.kind === "decided" && honest.reason).not.toMatch(/pusher called/);
   });
 
   it("calls a push into a production repository no manifest names a violation", async () => {

@@ -1,5 +1,17 @@
+import { isIndexMediaType, MAX_INDEX_DEPTH } from "../oci/index.js";
 import type { Digest, Tag } from "../reference/index.js";
-import { repositoryStanding, type DesiredRepository, type DesiredState } from "./desired-state.js";
+import {
+  recogniseAttachment,
+  type AttachmentClass,
+  type ManifestShape,
+} from "../sign/attachment-recognition.js";
+import { parseAttachmentTag, type AttachmentKind } from "../sign/cosign-format.js";
+import {
+  namesRegistryHost,
+  repositoryStanding,
+  type DesiredRepository,
+  type DesiredState,
+} from "./desired-state.js";
 import { eventRepositoryKey, type RegistryEvent } from "./event.js";
 
 /**
@@ -16,6 +28,12 @@ import { eventRepositoryKey, type RegistryEvent } from "./event.js";
  * before the promotion starts); when that cannot tell yet, a tagless manifest push is
  * `undetermined`, and the auditor holds it and asks again when later events arrive (the index
  * push, a tag push) or when its grace period ends, when it becomes a violation.
+ *
+ * A name or a `subject` is only a claim: a `sha256-<hex>.sig` tag, the referrers fallback tag
+ * and a referrer are verified only when their content is a signature, attestation, SBOM or
+ * bundle (sign/attachment-recognition.ts), never a runnable image. And an event counts only for
+ * the registry the operator's configuration attributes it to (event.ts): one that nothing
+ * attributes is a violation of its own, never ignored.
  */
 
 export type Verdict = "verified" | "violation";
@@ -35,6 +53,8 @@ export type AuditRule =
   | "unexpected-digest"
   | "unexpected-attached-artifact"
   | "child-of-unexpected-index"
+  | "not-an-attachment"
+  | "unattributed-event"
   | "unjudgeable";
 
 export type Judgement =
@@ -50,7 +70,7 @@ export type Judgement =
     }
   /** Pulls, blobs, non-production repositories: not judged and not recorded. */
   | { readonly kind: "ignored"; readonly reason: string }
-  /** A tagless manifest push nothing explains yet; final judgement later. */
+  /** A tagless manifest push nothing explains yet, or content not readable yet; final judgement later. */
   | { readonly kind: "undetermined"; readonly reason: string };
 
 /** What the judge needs to know about a manifest. */
@@ -59,6 +79,8 @@ export interface ManifestFacts {
   /** Child manifests (index entries); empty for an image manifest. */
   readonly children: readonly Digest[];
   readonly subject?: Digest;
+  /** Its media types, to tell an attachment from an image; absent when only an event told about it. */
+  readonly shape?: ManifestShape;
 }
 
 export interface ManifestLookup {
@@ -80,36 +102,6 @@ export interface JudgeOptions {
   /** The grace period is over: what cannot be explained now is a violation. */
   readonly final?: boolean;
 }
-
-/**
- * Tags of cosign's layout for artifacts attached to a digest: `sha256-<hex>.sig` (signature),
- * `.att` (attestation), `.sbom`, and the bare `sha256-<hex>` of the referrers tag-schema
- * fallback. https://github.com/sigstore/cosign/blob/main/specs/SIGNATURE_SPEC.md
- * https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#referrers-tag-schema
- */
-const ATTACHED_ARTIFACT_TAG = /^(sha256)-([0-9a-f]{64})(?:\.(sig|att|sbom))?$/;
-
-export type AttachedArtifactKind = "signature" | "attestation" | "sbom" | "referrers-index";
-
-export function parseAttachedArtifactTag(
-  tag: string,
-): { readonly subject: Digest; readonly kind: AttachedArtifactKind } | undefined {
-  const match = ATTACHED_ARTIFACT_TAG.exec(tag);
-  if (!match) return undefined;
-  const suffix = match[3];
-  const kind: AttachedArtifactKind =
-    suffix === "sig"
-      ? "signature"
-      : suffix === "att"
-        ? "attestation"
-        : suffix === "sbom"
-          ? "sbom"
-          : "referrers-index";
-  return { subject: `${match[1]}:${match[2]}` as Digest, kind };
-}
-
-/** How deep index nesting is followed when looking for a child's promoted parent. */
-export const MAX_INDEX_DEPTH = 4;
 
 /** How a digest relates to what the manifests promote into a repository. */
 export type PromotedRelation =
@@ -151,8 +143,93 @@ export async function promotedRelation(
   return undefined;
 }
 
+/**
+ * The names of attached-artifact tags: cosign's `sha256-<hex>.sig|.att|.sbom` (its format lives in
+ * sign/cosign-format.ts, which writes them too) and the bare `sha256-<hex>` of the referrers
+ * tag-schema fallback (registry/remote/referrers.ts writes it).
+ * https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#referrers-tag-schema
+ */
+export type AttachedArtifactKind = "signature" | "attestation" | "sbom" | "referrers-index";
+
+const COSIGN_TAG_KINDS: Readonly<Record<AttachmentKind, AttachedArtifactKind>> = {
+  sig: "signature",
+  att: "attestation",
+  sbom: "sbom",
+};
+
+const REFERRERS_FALLBACK_TAG = /^sha256-([0-9a-f]{64})$/;
+
+export function parseAttachedArtifactTag(
+  tag: string,
+): { readonly subject: Digest; readonly kind: AttachedArtifactKind } | undefined {
+  const cosign = parseAttachmentTag(tag);
+  if (cosign) return { subject: cosign.subject, kind: COSIGN_TAG_KINDS[cosign.kind] };
+  const fallback = REFERRERS_FALLBACK_TAG.exec(tag);
+  return fallback ? { subject: `sha256:${fallback[1] ?? ""}` as Digest, kind: "referrers-index" } : undefined;
+}
+
+/** Entries of an index checked one by one for being attachments (a referrers list is short). */
+export const MAX_REFERRERS_CHECKED = 1000;
+
+/** What the content under an attached-artifact tag, or of a referrer, turned out to be. */
+export type AttachmentCheck =
+  | { readonly kind: "attachment"; readonly what: AttachmentClass | "referrers index" }
+  | { readonly kind: "disguise"; readonly looksLike: string }
+  | { readonly kind: "unknown"; readonly why: string };
+
+/**
+ * Whether manifest `digest` of `repository` is an attachment: an image manifest that
+ * `recogniseAttachment` accepts, or an index (the referrers fallback) whose every entry is one.
+ * `known`: its facts, when already read.
+ */
+export async function checkAttachment(
+  repository: DesiredRepository,
+  digest: Digest | undefined,
+  lookup: ManifestLookup,
+  known?: ManifestFacts,
+): Promise<AttachmentCheck> {
+  if (digest === undefined) {
+    return { kind: "unknown", why: "the event names no digest and the tag could not be resolved" };
+  }
+  const facts = known ?? (await lookup.manifest(repository, digest));
+  if (facts?.shape === undefined) return { kind: "unknown", why: `${digest} could not be read` };
+  if (!isIndexMediaType(facts.shape.mediaType)) {
+    const recognised = recogniseAttachment(facts.shape);
+    return recognised.attachment
+      ? { kind: "attachment", what: recognised.kind }
+      : { kind: "disguise", looksLike: recognised.looksLike };
+  }
+  if (facts.children.length > MAX_REFERRERS_CHECKED) {
+    return {
+      kind: "disguise",
+      looksLike: `an index of ${facts.children.length} manifests (a referrers list is checked up to ${MAX_REFERRERS_CHECKED})`,
+    };
+  }
+  const entries = await Promise.all(facts.children.map((child) => lookup.manifest(repository, child)));
+  for (const [i, entry] of entries.entries()) {
+    const child = facts.children[i];
+    if (entry?.shape === undefined) return { kind: "unknown", why: `its entry ${child} could not be read` };
+    const recognised = recogniseAttachment(entry.shape);
+    if (!recognised.attachment) {
+      return { kind: "disguise", looksLike: `an index whose entry ${child} is ${recognised.looksLike}` };
+    }
+  }
+  return { kind: "attachment", what: "referrers index" };
+}
+
+const NOT_AN_ATTACHMENT = "not a signature, attestation, SBOM or bundle";
+
+const ATTACHMENT_NAMES: Readonly<Record<AttachmentClass | "referrers index", string>> = {
+  signature: "a signature",
+  attestation: "an attestation",
+  sbom: "an SBOM",
+  bundle: "a sigstore bundle",
+  "referrers index": "a referrers index",
+};
+
 function describeTarget(event: RegistryEvent): string {
-  let text = eventRepositoryKey(event);
+  // An unattributed event has no registry: its repository path is all there is.
+  let text = event.attribution === "none" ? event.repository : eventRepositoryKey(event);
   if (event.tag !== undefined) text += `:${event.tag}`;
   if (event.digest !== undefined) text += `@${event.digest}`;
   return text;
@@ -167,6 +244,36 @@ function decided(
   return { kind: "decided", verdict, rule, reason, ...extra };
 }
 
+/**
+ * Why an event belongs to no registry the auditor knows, or undefined when it does. `none`: it
+ * came to an endpoint that names no registry. `endpoint` naming a host no manifest names: the
+ * notification URL is likely wrong, and the events would otherwise vanish as "not production".
+ */
+function unattributedReason(event: RegistryEvent, state: DesiredState): string | undefined {
+  if (event.attribution === "none") return event.unattributed ?? "nothing attributes it to a registry";
+  if (event.attribution === "endpoint" && !namesRegistryHost(state, event.host)) {
+    return `it came to the notification endpoint of registry ${event.host}, which no manifest names (check the endpoint URL in the registry's notification settings)`;
+  }
+  return undefined;
+}
+
+/**
+ * Why an event is not judged at all (pulls, blob uploads, source or unnamed repositories), or
+ * undefined when it is judged. The auditor asks this before it records anything.
+ */
+export function ignoredReason(event: RegistryEvent, state: DesiredState): string | undefined {
+  if (event.action === "pull") return "pulls are not judged";
+  // Blobs are judged through the manifest that references them; a blob delete is judged.
+  if (event.targetKind === "blob" && event.action !== "delete")
+    return "blob events are not judged on their own";
+  if (unattributedReason(event, state) !== undefined) return undefined;
+  const standing = repositoryStanding(state, event.host, event.repository);
+  if (standing.kind !== "not-production") return undefined;
+  return standing.registry
+    ? `${eventRepositoryKey(event)} is in source registry ${standing.registry.key}`
+    : `${eventRepositoryKey(event)} is in no registry the manifests name`;
+}
+
 /** Judges one event against the desired state. */
 export async function judgeEvent(
   event: RegistryEvent,
@@ -174,28 +281,46 @@ export async function judgeEvent(
   lookup: ManifestLookup,
   options: JudgeOptions = {},
 ): Promise<Judgement> {
-  if (event.action === "pull") return { kind: "ignored", reason: "pulls are not judged" };
-  const standing = repositoryStanding(state, event.host, event.repository);
-  if (standing.kind === "not-production") {
+  const judgement = await judgeAttributedEvent(event, state, lookup, options);
+  // The Host header is the pusher's choice: shown, so a disguise is visible, never trusted.
+  const told = event.requestHost?.toLowerCase();
+  if (
+    judgement.kind === "decided" &&
+    judgement.verdict === "violation" &&
+    told !== undefined &&
+    told !== event.host
+  ) {
     return {
-      kind: "ignored",
-      reason: standing.registry
-        ? `${eventRepositoryKey(event)} is in source registry ${standing.registry.key}`
-        : `${eventRepositoryKey(event)} is in no registry the manifests name`,
+      ...judgement,
+      reason: `${judgement.reason} (the pusher called the registry ${JSON.stringify(told)})`,
     };
   }
+  return judgement;
+}
+
+async function judgeAttributedEvent(
+  event: RegistryEvent,
+  state: DesiredState,
+  lookup: ManifestLookup,
+  options: JudgeOptions,
+): Promise<Judgement> {
+  const ignored = ignoredReason(event, state);
+  if (ignored !== undefined) return { kind: "ignored", reason: ignored };
   const target = describeTarget(event);
+  const unattributed = unattributedReason(event, state);
+  if (unattributed !== undefined) {
+    return decided("violation", "unattributed-event", `${event.action} ${target}: ${unattributed}`);
+  }
   if (event.action === "delete") {
     return decided("violation", "delete", `deleted ${target}: production content is never deleted`);
   }
-  // Blobs are judged through the manifest that references them.
-  if (event.targetKind === "blob")
-    return { kind: "ignored", reason: "blob events are not judged on their own" };
-  if (standing.kind === "unmanaged") {
+  const standing = repositoryStanding(state, event.host, event.repository);
+  if (standing.kind !== "managed") {
+    const registry = standing.kind === "unmanaged" ? ` (production registry ${standing.registry.key})` : "";
     return decided(
       "violation",
       "unmanaged-repository",
-      `pushed ${target}: no manifest promotes into ${eventRepositoryKey(event)} (production registry ${standing.registry.key})`,
+      `pushed ${target}: no manifest promotes into ${eventRepositoryKey(event)}${registry}`,
     );
   }
   const repository = standing.repository;
@@ -203,7 +328,7 @@ export async function judgeEvent(
   if (digest === undefined && event.tag !== undefined) {
     digest = await lookup.resolveTag?.(repository, event.tag);
   }
-  if (event.tag !== undefined) return judgeTagPush(event.tag, digest, target, repository, lookup);
+  if (event.tag !== undefined) return judgeTagPush(event.tag, digest, target, repository, lookup, options);
   if (digest === undefined) {
     return decided("violation", "unexpected-digest", `pushed ${target} without a digest to judge`);
   }
@@ -216,6 +341,7 @@ async function judgeTagPush(
   target: string,
   repository: DesiredRepository,
   lookup: ManifestLookup,
+  options: JudgeOptions,
 ): Promise<Judgement> {
   const claims = repository.tags.get(tag);
   if (claims) {
@@ -231,22 +357,48 @@ async function judgeTagPush(
   const attached = parseAttachedArtifactTag(tag);
   if (attached) {
     const relation = await promotedRelation(repository, attached.subject, lookup);
-    if (relation) {
-      const of =
-        relation.kind === "promoted"
-          ? `promoted digest ${attached.subject}`
-          : `${attached.subject}, child of promoted index ${relation.parent}`;
-      return decided("verified", "attached-artifact-tag", `${attached.kind} tag ${tag} of ${of}`, {
-        subject: attached.subject,
-        ...(relation.kind === "child" ? { parent: relation.parent } : {}),
-      });
+    if (!relation) {
+      return decided(
+        "violation",
+        "unexpected-attached-artifact",
+        `pushed ${target}: ${attached.kind} tag of ${attached.subject}, which no manifest promotes into ${repository.key}`,
+        { subject: attached.subject },
+      );
     }
-    return decided(
-      "violation",
-      "unexpected-attached-artifact",
-      `pushed ${target}: ${attached.kind} tag of ${attached.subject}, which no manifest promotes into ${repository.key}`,
-      { subject: attached.subject },
-    );
+    const of =
+      relation.kind === "promoted"
+        ? `promoted digest ${attached.subject}`
+        : `${attached.subject}, child of promoted index ${relation.parent}`;
+    const links = {
+      subject: attached.subject,
+      ...(relation.kind === "child" ? { parent: relation.parent } : {}),
+    };
+    const check = await checkAttachment(repository, digest, lookup);
+    switch (check.kind) {
+      case "attachment":
+        return decided(
+          "verified",
+          "attached-artifact-tag",
+          `${attached.kind} tag ${tag} of ${of}, holding ${ATTACHMENT_NAMES[check.what]}`,
+          links,
+        );
+      case "disguise":
+        return decided(
+          "violation",
+          "not-an-attachment",
+          `pushed ${target}: the ${attached.kind} tag of ${of} holds ${check.looksLike}, ${NOT_AN_ATTACHMENT}`,
+          links,
+        );
+      case "unknown":
+        if (!options.final)
+          return { kind: "undetermined", reason: `what ${tag} holds is not known yet: ${check.why}` };
+        return decided(
+          "violation",
+          "not-an-attachment",
+          `pushed ${target}: could not tell whether the ${attached.kind} tag of ${of} holds an attachment: ${check.why}`,
+          links,
+        );
+    }
   }
   const also =
     digest !== undefined && repository.digests.has(digest) ? " (the digest is promoted, the tag is not)" : "";
@@ -270,18 +422,31 @@ async function judgeDigestPush(
     return decided("verified", "tagged-after-push", `${digest} was then tagged ${tag}, which is verified`);
   }
   const facts = await lookup.manifest(repository, digest);
+  /** Set when the subject is promoted but the content is no attachment: the finding says so. */
+  let disguise: { readonly reason: string; readonly subject: Digest; readonly parent?: Digest } | undefined;
   if (facts?.subject !== undefined) {
     const subjectRelation = await promotedRelation(repository, facts.subject, lookup);
     if (subjectRelation) {
-      return decided(
-        "verified",
-        "referrer-of-promoted-digest",
-        `${digest} is a referrer whose subject ${facts.subject} is promoted`,
-        {
-          subject: facts.subject,
-          ...(subjectRelation.kind === "child" ? { parent: subjectRelation.parent } : {}),
-        },
-      );
+      const links = {
+        subject: facts.subject,
+        ...(subjectRelation.kind === "child" ? { parent: subjectRelation.parent } : {}),
+      };
+      const check = await checkAttachment(repository, digest, lookup, facts);
+      if (check.kind === "attachment") {
+        return decided(
+          "verified",
+          "referrer-of-promoted-digest",
+          `${digest} is a referrer (${ATTACHMENT_NAMES[check.what]}) whose subject ${facts.subject} is promoted`,
+          links,
+        );
+      }
+      disguise = {
+        reason:
+          check.kind === "disguise"
+            ? `its subject ${facts.subject} is promoted, but it is ${check.looksLike}, ${NOT_AN_ATTACHMENT}`
+            : `its subject ${facts.subject} is promoted, but whether it is an attachment could not be told: ${check.why}`,
+        ...links,
+      };
     }
   }
   const relation = await promotedRelation(repository, digest, lookup);
@@ -298,6 +463,10 @@ async function judgeDigestPush(
       kind: "undetermined",
       reason: `${digest} is not (yet) explained by a promoted index, referrer or tag`,
     };
+  }
+  if (disguise) {
+    const { reason, ...links } = disguise;
+    return decided("violation", "not-an-attachment", `pushed ${target}: ${reason}`, links);
   }
   const subjectNote =
     facts?.subject !== undefined ? ` (its subject ${facts.subject} is not promoted either)` : "";

@@ -221,6 +221,14 @@ export function repositoryStanding(state: DesiredState, host: string, path: stri
   return scope ? { kind: "not-production", registry: scope } : { kind: "not-production" };
 }
 
+/** Whether any registry location of the manifests (production or source) is on `host`. */
+export function namesRegistryHost(state: DesiredState, host: string): boolean {
+  const wanted = host.toLowerCase();
+  return state.registries.some(
+    (registry) => registry.location.kind === "remote" && registry.location.host.toLowerCase() === wanted,
+  );
+}
+
 /** Production repositories (remote and layout) in a stable order, for reconcile. */
 export function productionRepositories(state: DesiredState): DesiredRepository[] {
   return [...state.repositories.values()].sort((a, b) => a.key.localeCompare(b.key));

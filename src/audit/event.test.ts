@@ -6,12 +6,20 @@ import {
   parseHostMapping,
   parseJsonBody,
   parsePubSubPush,
+  plainEventsAttribution,
   IDENTITY_HOST_MAPPING,
+  UNATTRIBUTED_HOST,
+  type EventAttribution,
 } from "./event.js";
 
 const D1 = `sha256:${"1".repeat(64)}`;
 const D2 = `sha256:${"2".repeat(64)}`;
 const D3 = `sha256:${"3".repeat(64)}`;
+/** Events that came to POST /events/registry.example.io. */
+const REGISTRY: EventAttribution = { kind: "endpoint", host: "registry.example.io" };
+/** An event key: the sender's id, then the content fingerprint. */
+const key = (id: string): RegExp =>
+  new RegExp(`^${id.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}#[0-9a-f]{32}$`);
 
 /** Shapes as distribution 2.8.2 sent them on loopback (captured, ids shortened). */
 function distributionEvent(overrides: Record<string, unknown> = {}, target: Record<string, unknown> = {}) {
@@ -65,16 +73,19 @@ describe("distribution envelope", () => {
         ],
       },
     );
-    const { events, problems } = parseDistributionEnvelope({ events: [event] }, IDENTITY_HOST_MAPPING);
+    const { events, problems } = parseDistributionEnvelope({ events: [event] }, REGISTRY);
     expect(problems).toEqual([]);
+    expect(events[0]?.id).toMatch(key("distribution:f06142e4-7664-43cb-9f6e-e3732175f186"));
     expect(events).toEqual([
       {
-        id: "distribution:f06142e4-7664-43cb-9f6e-e3732175f186",
+        id: events[0]?.id,
         source: "distribution",
         timestamp: "2026-11-30T01:31:22.089332411Z",
         action: "push",
         targetKind: "manifest",
-        host: "127.0.0.1:18998",
+        attribution: "endpoint",
+        host: "registry.example.io",
+        requestHost: "127.0.0.1:18998",
         repository: "prod/foo",
         digest: D1,
         tag: "v1",
@@ -116,7 +127,7 @@ describe("distribution envelope", () => {
     };
     const { events } = parseDistributionEnvelope(
       { events: [blob, mount, deleteDigest, deleteTag] },
-      IDENTITY_HOST_MAPPING,
+      REGISTRY,
     );
     expect(events.map((event) => [event.action, event.targetKind, event.tag, event.digest])).toEqual([
       ["push", "blob", undefined, D2],
@@ -125,21 +136,50 @@ describe("distribution envelope", () => {
       ["delete", "unknown", "v1", undefined],
     ]);
     expect(events[1]?.fromRepository).toBe("prod/bar");
-    expect(events[2]?.host).toBe("r.example");
+    expect(events[2]).toMatchObject({ host: "registry.example.io", requestHost: "r.example" });
   });
 
-  it("falls back to the URL host and applies --registry-host", () => {
-    const noRequestHost = distributionEvent({ request: {} });
-    const mapped = parseDistributionEnvelope(
-      { events: [noRequestHost, distributionEvent({ id: "x" })] },
-      parseHostMapping(["127.0.0.1:18998=Registry.Example.io"]),
+  it("takes the registry from the endpoint, never from the Host header or the URL", () => {
+    const spoofed = [
+      distributionEvent({ id: "h", request: { host: "not-production.example" } }),
+      distributionEvent({ id: "u", request: {} }, { url: "http://localhost:18998/v2/prod/foo/manifests/v1" }),
+    ];
+    const attributed = parseDistributionEnvelope({ events: spoofed }, REGISTRY);
+    expect(attributed.events.map((event) => [event.host, event.attribution, event.requestHost])).toEqual([
+      ["registry.example.io", "endpoint", "not-production.example"],
+      ["registry.example.io", "endpoint", undefined],
+    ]);
+    // POST /events: only --registry-host NAME attributes it; SEEN=NAME never applies to a Host.
+    const plain = parseDistributionEnvelope(
+      { events: spoofed },
+      plainEventsAttribution(parseHostMapping(["not-production.example=registry.example.io"])),
     );
-    expect(mapped.events.map((event) => event.host)).toEqual(["registry.example.io", "registry.example.io"]);
-    const fallback = parseDistributionEnvelope(
-      { events: [distributionEvent({ request: { host: "internal-lb:5000" } })] },
-      parseHostMapping(["registry.example.io"]),
+    expect(plain.events.map((event) => [event.host, event.attribution])).toEqual([
+      [UNATTRIBUTED_HOST, "none"],
+      [UNATTRIBUTED_HOST, "none"],
+    ]);
+    expect(plain.events[0]?.unattributed).toMatch(/POST \/events\/<registry>/);
+    const named = parseDistributionEnvelope(
+      { events: spoofed },
+      plainEventsAttribution(parseHostMapping(["Registry.Example.io"])),
     );
-    expect(fallback.events[0]?.host).toBe("registry.example.io");
+    expect(named.events.map((event) => event.host)).toEqual(["registry.example.io", "registry.example.io"]);
+  });
+
+  it("keys events on their content: a reused id is another event, a redelivery the same", () => {
+    const first = distributionEvent({ id: "same" });
+    const forged = distributionEvent({ id: "same" }, { tag: "v2" });
+    const [a, b, again] = parseDistributionEnvelope({ events: [first, forged, first] }, REGISTRY).events;
+    expect(a?.id).toMatch(key("distribution:same"));
+    expect(b?.id).toMatch(key("distribution:same"));
+    expect(a?.id).not.toBe(b?.id);
+    expect(again?.id).toBe(a?.id);
+    // The same notification sent for another registry is another event.
+    const elsewhere = parseDistributionEnvelope(
+      { events: [first] },
+      { kind: "endpoint", host: "other.example" },
+    );
+    expect(elsewhere.events[0]?.id).not.toBe(a?.id);
   });
 
   it("skips events it cannot use and says why", () => {
@@ -153,16 +193,15 @@ describe("distribution envelope", () => {
           distributionEvent({ id: "b" }, { repository: "Bad/Name" }),
           distributionEvent({ id: "c" }, { digest: "sha256:short" }),
           distributionEvent({ id: "d" }, { tag: "bad tag" }),
-          distributionEvent({ id: "e", request: {} }, { url: undefined }),
           distributionEvent({ id: "f" }, { references: [{ digest: "nope" }] }),
         ],
       },
-      IDENTITY_HOST_MAPPING,
+      REGISTRY,
     );
-    expect(events.map((event) => event.id)).toEqual(["distribution:ok"]);
-    expect(problems.map((problem) => problem.index)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(events).toHaveLength(1);
+    expect(events[0]?.id).toMatch(key("distribution:ok"));
+    expect(problems.map((problem) => problem.index)).toEqual([1, 2, 3, 4, 5, 6, 7]);
     expect(problems[2]?.reason).toMatch(/unknown action/);
-    expect(problems[6]?.reason).toMatch(/--registry-host/);
   });
 
   it.each([
@@ -171,7 +210,7 @@ describe("distribution envelope", () => {
     [[], /envelope/],
     [{ events: new Array(1001).fill({}) }, /too many events/],
   ])("refuses a malformed envelope %#", (body, message) => {
-    expect(() => parseDistributionEnvelope(body, IDENTITY_HOST_MAPPING)).toThrow(message);
+    expect(() => parseDistributionEnvelope(body, REGISTRY)).toThrow(message);
   });
 
   it("refuses bodies that are not UTF-8 JSON", () => {
@@ -191,13 +230,15 @@ describe("Pub/Sub push (GCR / Artifact Registry payloads)", () => {
       IDENTITY_HOST_MAPPING,
     );
     expect(problems).toEqual([]);
+    expect(events[0]?.id).toMatch(key("pubsub:4711"));
     expect(events).toEqual([
       {
-        id: "pubsub:4711",
+        id: events[0]?.id,
         source: "pubsub",
         timestamp: "2026-01-31T12:00:00.000Z",
         action: "push",
         targetKind: "manifest",
+        attribution: "payload",
         host: "gcr.io",
         repository: "my-project/hello",
         digest: D1,
@@ -228,7 +269,19 @@ describe("Pub/Sub push (GCR / Artifact Registry payloads)", () => {
       },
       IDENTITY_HOST_MAPPING,
     );
-    expect(removal.events[0]).toMatchObject({ id: "pubsub:2", action: "delete", tag: "v2" });
+    expect(removal.events[0]).toMatchObject({ action: "delete", tag: "v2" });
+    expect(removal.events[0]?.id).toMatch(key("pubsub:2"));
+  });
+
+  it("keys messages on their content, not on the messageId a sender chose", () => {
+    const real = pubsub({ action: "INSERT", digest: `gcr.io/p/a@${D1}`, tag: "gcr.io/p/a:rogue" }, "900001");
+    const forged = pubsub({ action: "INSERT", digest: `gcr.io/p/a@${D2}`, tag: "gcr.io/p/a:1.0" }, "900001");
+    const [realId, forgedId, redeliveredId] = [real, forged, real].map(
+      (body) => parsePubSubPush(body, IDENTITY_HOST_MAPPING).events[0]?.id,
+    );
+    expect(realId).toMatch(key("pubsub:900001"));
+    expect(forgedId).not.toBe(realId);
+    expect(redeliveredId).toBe(realId);
   });
 
   it("maps hosts explicitly, never through the distribution fallback", () => {

@@ -1,6 +1,8 @@
 import { PromoterError, truncateForMessage } from "../errors.js";
 import { isIndexMediaType, isManifestMediaType } from "../oci/index.js";
 import {
+  digestHex,
+  digestOf,
   isDigest,
   isRepositoryPath,
   isTag,
@@ -15,6 +17,17 @@ import {
  * Registry events normalised from the two notification formats the auditor accepts: the CNCF
  * distribution registry's webhook envelope and Google Pub/Sub push messages carrying GCR or
  * Artifact Registry payloads. Parsing is pure: bytes in, events and problems out.
+ *
+ * Two things an event says are not taken from what a client of the registry controls:
+ * - Which registry it is about. Distribution reports the Host header the pusher sent
+ *   (`request.host`, and the host of `target.url`): anyone who can push can name any host. So a
+ *   distribution event's registry is the one its notification endpoint was configured for
+ *   (`POST /events/<registry>`; see `EventAttribution`); the Host header is kept only to be shown.
+ *   Pub/Sub payloads are written by the registry service and name the full reference.
+ * - Which event it is. Ids are chosen by whoever sends the notification, so an id alone cannot
+ *   tell a redelivery from another event: the key of an event (`id`) is the sender's id together
+ *   with a fingerprint of everything else it says, and one event cannot hide another by taking
+ *   its id.
  */
 
 /** What happened. Distribution names; Pub/Sub INSERT becomes push, DELETE becomes delete. */
@@ -26,15 +39,32 @@ export type EventTargetKind = "manifest" | "blob" | "unknown";
 export type EventSource = "distribution" | "pubsub";
 
 export interface RegistryEvent {
-  /** Unique and stable across redeliveries: `distribution:<id>` or `pubsub:<messageId>`. */
+  /**
+   * Unique and stable across redeliveries: `distribution:<id>#<fingerprint>` or
+   * `pubsub:<messageId>#<fingerprint>`, the fingerprint over everything else the event says.
+   */
   readonly id: string;
   readonly source: EventSource;
   /** When the registry says it happened (ISO 8601 as sent), or undefined. */
   readonly timestamp?: string;
   readonly action: AuditAction;
   readonly targetKind: EventTargetKind;
-  /** Registry host as the manifests name it (lower-case), after `--registry-host` mapping. */
+  /**
+   * Registry host as the manifests name it (lower-case): the notification endpoint's registry
+   * (distribution) or the payload's host after `--registry-host SEEN=NAME` (Pub/Sub);
+   * `UNATTRIBUTED_HOST` when nothing attributes the event.
+   */
   readonly host: string;
+  /**
+   * How `host` was decided: `endpoint`, by the notification endpoint the operator configured;
+   * `payload`, by the registry service (Pub/Sub); `none`, not at all (`unattributed` says why).
+   * Absent in events stored by older versions, which are judged as `payload`.
+   */
+  readonly attribution?: EventAttribution["kind"] | "payload";
+  /** Why the event could not be attributed to a registry (with `attribution: "none"`). */
+  readonly unattributed?: string;
+  /** The Host header the pusher sent (distribution's `request.host`): shown in findings, never trusted. */
+  readonly requestHost?: string;
   readonly repository: RepositoryPath;
   readonly digest?: Digest;
   readonly tag?: Tag;
@@ -55,6 +85,21 @@ export interface EventReference {
 
 /** Longest `references` list kept from one event; an index has a few dozen children at most. */
 export const MAX_EVENT_REFERENCES = 10_000;
+
+/**
+ * The registry of events that nothing attributes: `.invalid` is reserved (RFC 2606), so no
+ * manifest can name it and no real repository key collides with theirs.
+ */
+export const UNATTRIBUTED_HOST = "unattributed.invalid";
+
+/**
+ * Which registry the distribution events of one request are about, decided by where they were
+ * sent, which the registry's own configuration fixes: `POST /events/<registry>`, or `POST
+ * /events` when `--registry-host NAME` says that one registry sends there. `none`: `POST /events`
+ * with no such setting; its events are findings of their own (`unattributed-event`).
+ */
+export type EventAttribution =
+  { readonly kind: "endpoint"; readonly host: string } | { readonly kind: "none"; readonly reason: string };
 
 /** The display key of an event's repository, the same form as `auditRepositoryKey`. */
 export function eventRepositoryKey(event: Pick<RegistryEvent, "host" | "repository">): string {
@@ -88,10 +133,9 @@ export interface ParsedEvents {
 export const MAX_EVENTS_PER_REQUEST = 1000;
 
 /**
- * Maps the registry host seen in an event to the name the manifests use. Needed when the
- * registry is reached under another name than the public one (behind a load balancer, an
- * internal service name, a port): `--registry-host SEEN=NAME` maps one host, and
- * `--registry-host NAME` attributes every distribution event not mapped explicitly to NAME.
+ * `--registry-host`: `NAME` (once) is the registry whose notifications come to `POST /events`
+ * (`fallback`); `SEEN=NAME` maps the registry host a Pub/Sub payload names to the name the
+ * manifests use (`explicit`). Neither is ever applied to a Host header.
  */
 export interface HostMapping {
   readonly explicit: ReadonlyMap<string, string>;
@@ -126,14 +170,45 @@ export function parseHostMapping(values: readonly string[]): HostMapping {
   return fallback === undefined ? { explicit } : { explicit, fallback };
 }
 
-function mapHost(mapping: HostMapping, seen: string | undefined, useFallback: boolean): string | undefined {
-  const lower = seen?.toLowerCase();
-  if (lower !== undefined) {
-    const mapped = mapping.explicit.get(lower);
-    if (mapped !== undefined) return mapped;
-  }
-  if (useFallback && mapping.fallback !== undefined) return mapping.fallback;
-  return lower;
+/** What `POST /events` (no registry in the path) is about under `mapping`. */
+export function plainEventsAttribution(mapping: HostMapping): EventAttribution {
+  if (mapping.fallback !== undefined) return { kind: "endpoint", host: mapping.fallback };
+  return {
+    kind: "none",
+    reason:
+      "it came to POST /events, which names no registry: point the registry's notifications at POST /events/<registry> (or give --registry-host NAME)",
+  };
+}
+
+/** Hex digits of the content fingerprint in event ids: 128 bits, beyond forging a match. */
+const EVENT_FINGERPRINT_HEX = 32;
+/** Longest Host header kept to show in findings. */
+const MAX_REQUEST_HOST_LENGTH = 255;
+
+/**
+ * The event with its key: the sender's id and a fingerprint of all the rest, in a fixed order.
+ * A redelivery says the same and gets the same key; any other event gets another.
+ */
+function keyed(senderId: string, event: Omit<RegistryEvent, "id">): RegistryEvent {
+  const content = JSON.stringify([
+    event.source,
+    senderId,
+    event.timestamp ?? null,
+    event.action,
+    event.targetKind,
+    event.attribution ?? null,
+    event.host,
+    event.unattributed ?? null,
+    event.requestHost ?? null,
+    event.repository,
+    event.digest ?? null,
+    event.tag ?? null,
+    event.mediaType ?? null,
+    event.fromRepository ?? null,
+    event.references?.map((reference) => [reference.digest, reference.mediaType]) ?? null,
+  ]);
+  const fingerprint = digestHex(digestOf(content)).slice(0, EVENT_FINGERPRINT_HEX);
+  return { id: `${event.source}:${senderId}#${fingerprint}`, ...event };
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -171,9 +246,10 @@ export function parseJsonBody(bytes: Uint8Array): unknown {
  * (`.../manifests/<digest>`) and `tag` when pushed by tag; blob pushes and pulls have media type
  * `application/octet-stream` and a `.../blobs/` url; deletes carry only `repository` and
  * `digest` (or `tag`, one event per tag of a deleted manifest); `mount` is a blob mount with
- * `fromRepository`. `request.host` is the Host header the client used.
+ * `fromRepository`. `request.host` is the Host header the client used: kept as `requestHost` to
+ * be shown, never to tell the registry (`attribution` does).
  */
-export function parseDistributionEnvelope(body: unknown, mapping: HostMapping): ParsedEvents {
+export function parseDistributionEnvelope(body: unknown, attribution: EventAttribution): ParsedEvents {
   if (!isRecord(body) || !Array.isArray(body.events)) {
     throw new MalformedEventError('expected a distribution notification envelope {"events": [...]}');
   }
@@ -185,7 +261,7 @@ export function parseDistributionEnvelope(body: unknown, mapping: HostMapping): 
   const events: RegistryEvent[] = [];
   const problems: EventProblem[] = [];
   body.events.forEach((raw: unknown, index) => {
-    const result = parseDistributionEvent(raw, mapping);
+    const result = parseDistributionEvent(raw, attribution);
     if (typeof result === "string") problems.push({ index, reason: result });
     else events.push(result);
   });
@@ -195,7 +271,7 @@ export function parseDistributionEnvelope(body: unknown, mapping: HostMapping): 
 const DISTRIBUTION_ACTIONS: ReadonlySet<string> = new Set(["push", "pull", "delete", "mount"]);
 
 /** One distribution event, or the reason it cannot be used. */
-function parseDistributionEvent(raw: unknown, mapping: HostMapping): RegistryEvent | string {
+function parseDistributionEvent(raw: unknown, attribution: EventAttribution): RegistryEvent | string {
   if (!isRecord(raw)) return "an event must be an object";
   const id = optionalString(raw, "id");
   if (id === undefined || id.length > MAX_EVENT_ID_LENGTH) return "event has no usable id";
@@ -216,31 +292,27 @@ function parseDistributionEvent(raw: unknown, mapping: HostMapping): RegistryEve
   const mediaType = optionalString(target, "mediaType");
   const url = optionalString(target, "url");
   const request = isRecord(raw.request) ? raw.request : {};
-  const seenHost = optionalString(request, "host") ?? hostOfUrl(url);
-  const host = mapHost(mapping, seenHost, true);
-  if (host === undefined) {
-    return `event ${id}: no request.host or target.url to tell the registry; set --registry-host`;
-  }
-  const hostProblem = registryHostProblem(host);
-  if (hostProblem) return `event ${id}: registry host ${JSON.stringify(host)}: ${hostProblem}`;
+  const requestHost = optionalString(request, "host")?.slice(0, MAX_REQUEST_HOST_LENGTH);
   const timestamp = optionalString(raw, "timestamp");
   const fromRepository = optionalString(target, "fromRepository");
   const references = parseReferences(target.references);
   if (typeof references === "string") return `event ${id}: ${references}`;
-  return {
-    id: `distribution:${id}`,
+  return keyed(id, {
     source: "distribution",
     ...(timestamp === undefined ? {} : { timestamp }),
     action: action as AuditAction,
     targetKind: distributionTargetKind(url, mediaType),
-    host,
+    ...(attribution.kind === "endpoint"
+      ? { attribution: "endpoint", host: attribution.host }
+      : { attribution: "none", host: UNATTRIBUTED_HOST, unattributed: attribution.reason }),
+    ...(requestHost === undefined ? {} : { requestHost }),
     repository,
     ...(digest === undefined ? {} : { digest }),
     ...(tag === undefined ? {} : { tag }),
     ...(mediaType === undefined ? {} : { mediaType }),
     ...(fromRepository === undefined ? {} : { fromRepository }),
     ...(references === undefined ? {} : { references }),
-  };
+  });
 }
 
 function parseReferences(raw: unknown): EventReference[] | string | undefined {
@@ -257,15 +329,6 @@ function parseReferences(raw: unknown): EventReference[] | string | undefined {
     references.push({ digest, mediaType });
   }
   return references;
-}
-
-function hostOfUrl(url: string | undefined): string | undefined {
-  if (url === undefined) return undefined;
-  try {
-    return new URL(url).host || undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 function distributionTargetKind(url: string | undefined, mediaType: string | undefined): EventTargetKind {
@@ -308,7 +371,7 @@ export function parsePubSubPush(body: unknown, mapping: HostMapping): ParsedEven
     throw new MalformedEventError(`Pub/Sub message ${messageId}: data must be a JSON object`);
   }
   const timestamp = optionalString(message, "publishTime") ?? optionalString(message, "publish_time");
-  const result = parseRegistryPayload(payload, `pubsub:${messageId}`, timestamp, mapping);
+  const result = parseRegistryPayload(payload, messageId, timestamp, mapping);
   if (typeof result === "string") return { events: [], problems: [{ index: 0, reason: result }] };
   return { events: [result], problems: [] };
 }
@@ -316,10 +379,11 @@ export function parsePubSubPush(body: unknown, mapping: HostMapping): ParsedEven
 /** The GCR / Artifact Registry payload inside a Pub/Sub message. */
 function parseRegistryPayload(
   payload: Record<string, unknown>,
-  id: string,
+  messageId: string,
   timestamp: string | undefined,
   mapping: HostMapping,
 ): RegistryEvent | string {
+  const id = `pubsub:${messageId}`;
   const rawAction = optionalString(payload, "action");
   let action: AuditAction;
   if (rawAction === "INSERT") action = "push";
@@ -355,17 +419,18 @@ function parseRegistryPayload(
     else tag = reference.tag;
   }
   if (host === undefined || repository === undefined) return `${id}: no repository`;
-  return {
-    id,
+  return keyed(messageId, {
     source: "pubsub",
     ...(timestamp === undefined ? {} : { timestamp }),
     action,
     targetKind: "manifest",
-    host: mapHost(mapping, host, false) ?? host,
+    // Written by the registry service, not by the pusher: the payload names the registry.
+    attribution: "payload",
+    host: mapping.explicit.get(host) ?? host,
     repository,
     ...(digest === undefined ? {} : { digest }),
     ...(tag === undefined ? {} : { tag }),
-  };
+  });
 }
 
 /**

@@ -3,11 +3,14 @@
  * compares production registries with the manifests (`audit reconcile`).
  */
 export {
+  checkAttachment,
+  ignoredReason,
   judgeEvent,
+  MAX_REFERRERS_CHECKED,
   parseAttachedArtifactTag,
   promotedRelation,
-  MAX_INDEX_DEPTH,
   type AttachedArtifactKind,
+  type AttachmentCheck,
   type AuditRule,
   type JudgeOptions,
   type Judgement,
@@ -39,7 +42,10 @@ export {
   parseHostMapping,
   parseJsonBody,
   parsePubSubPush,
+  plainEventsAttribution,
+  UNATTRIBUTED_HOST,
   type AuditAction,
+  type EventAttribution,
   type EventProblem,
   type EventReference,
   type EventSource,

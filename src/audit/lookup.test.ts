@@ -9,9 +9,10 @@ import {
   writeOciLayoutDirectly,
 } from "../../test/support/test-images.js";
 import { MemoryLogger } from "../log.js";
-import type { Digest, RepositoryLocation, RepositoryPath, Tag } from "../reference/index.js";
+import type { Digest, RegistryHost, RepositoryLocation, RepositoryPath, Tag } from "../reference/index.js";
 import { createStoreProvider, type RegistryStoreProvider } from "../registry/index.js";
 import type { DesiredRepository } from "./desired-state.js";
+import { UNATTRIBUTED_HOST } from "./event.js";
 import { NEGATIVE_CACHE_MS, RegistryManifestLookup } from "./lookup.js";
 
 const amd64 = makeImage({ layers: 1, layerSize: 128, mediaTypes: "oci", seed: "lookup-amd64" });
@@ -76,10 +77,17 @@ describe("RegistryManifestLookup over stores", () => {
       mediaType: referrer.mediaType,
       children: [],
       subject: amd64.digest,
+      shape: {
+        mediaType: referrer.mediaType,
+        artifactType: "application/example",
+        configMediaType: "application/vnd.oci.empty.v1+json",
+        layerMediaTypes: ["application/octet-stream"],
+      },
     });
     expect(await subject.manifest(production, index.digest)).toEqual({
       mediaType: index.mediaType,
       children: [amd64.digest, arm64.digest],
+      shape: { mediaType: index.mediaType, layerMediaTypes: [] },
     });
     // A child of a promoted index is read where its parent's source is.
     expect((await subject.manifest(production, arm64.digest))?.mediaType).toBe(arm64.mediaType);
@@ -99,6 +107,33 @@ describe("RegistryManifestLookup over stores", () => {
     subject.forget(absent);
     clock += NEGATIVE_CACHE_MS + 1;
     expect((await subject.manifest(production, absent))?.children).toEqual([amd64.digest]);
+  });
+
+  it("reads no registry for events nothing attributed to one", async () => {
+    const reads: string[] = [];
+    const subject = new RegistryManifestLookup({
+      provider: {
+        ...provider,
+        repository: (where, side) => {
+          reads.push(JSON.stringify(where));
+          return provider.repository(where, side);
+        },
+      },
+      logger: new MemoryLogger(),
+      verifiedTagFor: () => undefined,
+    });
+    const unattributed: DesiredRepository = {
+      key: `${UNATTRIBUTED_HOST}/app`,
+      location: {
+        kind: "remote",
+        host: UNATTRIBUTED_HOST as RegistryHost,
+        repository: "app" as RepositoryPath,
+      },
+      digests: new Map(),
+      tags: new Map(),
+    };
+    expect(await subject.manifest(unattributed, amd64.digest)).toBeUndefined();
+    expect(reads).toEqual([]);
   });
 
   it("resolves tags in production", async () => {

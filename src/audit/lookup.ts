@@ -4,8 +4,10 @@ import type { Logger } from "../log.js";
 import { parseManifest } from "../oci/index.js";
 import type { Digest, RepositoryLocation, Tag } from "../reference/index.js";
 import type { StoreProvider } from "../registry/store.js";
+import { manifestShape } from "../sign/attachment-recognition.js";
 import type { ManifestFacts, ManifestLookup } from "./decide.js";
 import { desiredRepositoryKey, type DesiredRepository } from "./desired-state.js";
+import { UNATTRIBUTED_HOST } from "./event.js";
 
 /**
  * The auditor's `ManifestLookup` over registries: reads a manifest from the production repository
@@ -91,6 +93,10 @@ export class RegistryManifestLookup implements ManifestLookup {
   async manifest(repository: DesiredRepository, digest: Digest): Promise<ManifestFacts | undefined> {
     const known = this.facts.get(digest);
     if (known) return known;
+    // An event no registry was attributed to has no registry to read from.
+    if (repository.location.kind === "remote" && repository.location.host === UNATTRIBUTED_HOST) {
+      return this.hints.get(digest);
+    }
     const missingAt = this.missing.get(digest)?.get(repository.key);
     if (missingAt !== undefined && this.now() - missingAt < NEGATIVE_CACHE_MS) return this.hints.get(digest);
     const key = `${repository.key}@${digest}`;
@@ -121,6 +127,7 @@ export class RegistryManifestLookup implements ManifestLookup {
           mediaType: parsed.mediaType,
           children: parsed.kind === "index" ? parsed.manifests.map((entry) => entry.digest) : [],
           ...(parsed.subject ? { subject: parsed.subject.digest } : {}),
+          shape: manifestShape(parsed),
         };
         this.remember(digest, facts);
         return facts;

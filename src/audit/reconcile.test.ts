@@ -4,6 +4,7 @@ import * as path from "node:path";
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { appDesiredState } from "../../test/support/audit-state.js";
+import { cosignSignatureFor } from "../../test/support/hostile-auditor.js";
 import { startRegistry, type TestRegistry } from "../../test/support/registry-harness.js";
 import {
   allBlobs,
@@ -42,6 +43,7 @@ function observation(
     missingDigests: fields.missingDigests ?? new Set(),
     explained: fields.explained ?? new Set(),
     childrenOfUnexpected: fields.childrenOfUnexpected ?? new Map(),
+    ...(fields.notAttachments ? { notAttachments: fields.notAttachments } : {}),
   };
 }
 
@@ -103,6 +105,17 @@ describe("compareRepository", () => {
     expect(kinds(issues)).toEqual([["unexpected-tag", `sha256-${C.slice(7)}.sbom`, B]]);
   });
 
+  it("reports an attached-artifact tag of a promoted digest that holds no attachment", () => {
+    const tags = { "1.0": A, latest: A, [`sha256-${A.slice(7)}.sig`]: C };
+    const notAttachments = new Map([[`sha256-${A.slice(7)}.sig` as Tag, "a runnable image (...)"]]);
+    const issues = compareRepository(desired(), observation({ tags, notAttachments }));
+    expect(kinds(issues)).toEqual([
+      ["unexpected-digest", "", C],
+      ["unexpected-tag", `sha256-${A.slice(7)}.sig`, C],
+    ]);
+    expect(issues[1]?.detail).toBe(`signature tag of ${A}, but it holds a runnable image (...)`);
+  });
+
   it("reports the children of an unexpected index", () => {
     const issues = compareRepository(desired(), observation({ childrenOfUnexpected: new Map([[CHILD, C]]) }));
     expect(issues).toMatchObject([
@@ -121,7 +134,9 @@ describe("reconcile against a real registry", () => {
   const tagless = image("reconcile-tagless");
   const wrong = image("reconcile-wrong");
   const stray = image("reconcile-stray");
-  const signature = image("reconcile-signature");
+  const signature = cosignSignatureFor(tagged.descriptor, "reconcile-signature");
+  /** A runnable image under the attestation tag of a promoted digest. */
+  const disguised = image("reconcile-disguised");
   const rogueIndex = makeIndex([image("reconcile-rogue-child")], { mediaType: "oci" });
 
   async function put(repository: string, content: TestContent, reference?: string): Promise<void> {
@@ -152,6 +167,7 @@ describe("reconcile against a real registry", () => {
     await put("prod/app", tagged, "1.0");
     await put("prod/app", tagless);
     await put("prod/app", signature, `sha256-${tagged.digest.slice(7)}.sig`);
+    await put("prod/app", disguised, `sha256-${tagless.digest.slice(7)}.att`);
     await put("prod/app", rogueIndex, "rogue");
     await put("prod/stray", stray, "x");
     // mirror: the tag points elsewhere and the tagless digest is missing.
@@ -183,11 +199,16 @@ describe("reconcile against a real registry", () => {
         .map((missing) => ["missing-digest", `${host}/mirror/app`, "", missing]),
       ["unexpected-digest", `${host}/mirror/app`, "", wrong.digest],
       ["wrong-digest", `${host}/mirror/app`, "1.0", wrong.digest],
-      ["unexpected-digest", `${host}/prod/app`, "", rogueIndex.digest],
-      ["unexpected-digest", `${host}/prod/app`, "", rogueChild],
+      ...[rogueIndex.digest, rogueChild, disguised.digest]
+        .sort()
+        .map((unexpected) => ["unexpected-digest", `${host}/prod/app`, "", unexpected]),
       ["unexpected-tag", `${host}/prod/app`, "rogue", rogueIndex.digest],
+      ["unexpected-tag", `${host}/prod/app`, `sha256-${tagless.digest.slice(7)}.att`, disguised.digest],
       ["unexpected-repository", `${host}/prod/stray`, "", ""],
     ]);
+    expect(report.issues.find((issue) => issue.digest === disguised.digest && issue.tag)?.detail).toMatch(
+      /^attestation tag of sha256:[0-9a-f]{64}, but it holds a runnable image/,
+    );
     expect(report.repositories).toBe(2);
     expect(report.notes).toEqual([]);
   });

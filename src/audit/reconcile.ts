@@ -3,7 +3,12 @@ import { describeError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { repositoryIn, type Digest, type RepositoryPath, type Tag } from "../reference/index.js";
 import type { StoreProvider } from "../registry/store.js";
-import { parseAttachedArtifactTag, promotedRelation, type ManifestLookup } from "./decide.js";
+import {
+  checkAttachment,
+  parseAttachedArtifactTag,
+  promotedRelation,
+  type ManifestLookup,
+} from "./decide.js";
 import {
   desiredRepositoryKey,
   productionRepositories,
@@ -70,6 +75,11 @@ export interface ReconcileObservation {
   readonly explained: ReadonlySet<Digest>;
   /** Children of unexpected tagged indexes: child -> index. */
   readonly childrenOfUnexpected: ReadonlyMap<Digest, Digest>;
+  /**
+   * Attached-artifact tags of promoted (or explained) digests whose content is no attachment:
+   * tag -> what it holds instead ("a runnable image (...)"), or why that could not be told.
+   */
+  readonly notAttachments?: ReadonlyMap<Tag, string>;
 }
 
 /** Issue order in reports: repository, kind, tag, digest. */
@@ -113,8 +123,22 @@ export function compareRepository(
       continue;
     }
     const attached = parseAttachedArtifactTag(tag);
-    if (attached && (desired.digests.has(attached.subject) || observed.explained.has(attached.subject)))
+    const expectedAttachment =
+      attached !== undefined &&
+      (desired.digests.has(attached.subject) || observed.explained.has(attached.subject));
+    const notAttachment = observed.notAttachments?.get(tag);
+    if (expectedAttachment && notAttachment === undefined) continue;
+    if (attached && notAttachment !== undefined) {
+      issues.push({
+        kind: "unexpected-tag",
+        repository,
+        tag,
+        digest,
+        detail: `${attached.kind} tag of ${attached.subject}, but it holds ${notAttachment}`,
+      });
+      unexpectedDigest(digest, `tag ${tag} points at it`);
       continue;
+    }
     issues.push({
       kind: "unexpected-tag",
       repository,
@@ -180,12 +204,6 @@ async function observeRepository(
   const store = provider.repository(desired.location, "destination");
   const tags = new Map<Tag, Digest | undefined>();
   for (const tag of await store.listTags(call)) {
-    const attached = parseAttachedArtifactTag(tag);
-    // Attached-artifact tags of promoted digests are expected whatever they point at: no read.
-    if (attached && desired.digests.has(attached.subject)) {
-      tags.set(tag, undefined);
-      continue;
-    }
     tags.set(tag, (await store.resolve(tag, call))?.digest);
   }
   const present = new Set<Digest>();
@@ -218,7 +236,17 @@ async function observeRepository(
     }
     for (const child of facts?.children ?? []) childrenOfUnexpected.set(child, digest);
   }
-  return { tags, missingDigests, explained, childrenOfUnexpected };
+  // An attached-artifact tag is expected only when it holds an attachment, not an image.
+  const notAttachments = new Map<Tag, string>();
+  for (const [tag, digest] of tags) {
+    const attached = parseAttachedArtifactTag(tag);
+    if (digest === undefined || !attached) continue;
+    if (!desired.digests.has(attached.subject) && !explained.has(attached.subject)) continue;
+    const check = await checkAttachment(desired, digest, lookup);
+    if (check.kind === "disguise") notAttachments.set(tag, check.looksLike);
+    if (check.kind === "unknown") notAttachments.set(tag, `content that could not be checked (${check.why})`);
+  }
+  return { tags, missingDigests, explained, childrenOfUnexpected, notAttachments };
 }
 
 export async function reconcile(state: DesiredState, options: ReconcileOptions): Promise<ReconcileReport> {

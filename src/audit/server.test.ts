@@ -176,15 +176,22 @@ describe("audit HTTP server", () => {
     await alive();
   });
 
-  it("records events once, maps the registry host, and serves findings with filters", async () => {
+  it("records events once, attributes them by their endpoint, and serves findings with filters", async () => {
     const verified = envelope("ok-1", { digest: PROMOTED, tag: "1.0" });
     const violation = envelope("bad-1", { digest: OTHER, tag: "evil" });
-    const first = await post("/events", verified);
+    const first = await post("/events/Reg.Example", verified);
     expect(first).toEqual({ status: 200, body: { accepted: 1, duplicates: 0, ignored: 0, rejected: [] } });
-    expect((await post("/events", violation)).body.accepted).toBe(1);
-    expect((await post("/events", violation)).body.duplicates).toBe(1);
+    expect((await post("/events/reg.example", violation)).body.accepted).toBe(1);
+    expect((await post("/events/reg.example", violation)).body.duplicates).toBe(1);
     const pull = envelope("pull-1", { digest: PROMOTED }, "pull");
-    expect((await post("/events", pull)).body.ignored).toBe(1);
+    expect((await post("/events/reg.example", pull)).body.ignored).toBe(1);
+    // Not a registry host: refused with the reason (the registry retries, the log says why).
+    const badEndpoint = await post("/events/not%20a%20host", violation);
+    expect(badEndpoint.status).toBe(400);
+    expect(badEndpoint.body.error).toMatch(/\/events\/<registry> names a registry host/);
+    expect((await post("/events/reg.example/prod", violation)).status).toBe(400);
+    expect((await post("/events/%E0%A4%A", violation)).status).toBe(400);
+    expect((await post("/events/not%20a%20host", violation, {})).status).toBe(401);
 
     const all = await findings();
     expect(all.map((finding) => [finding.verdict, finding.tag])).toEqual([
@@ -196,14 +203,25 @@ describe("audit HTTP server", () => {
       repository: "reg.example/prod/app",
       digest: OTHER,
       rule: "unexpected-tag",
-      eventId: "distribution:bad-1",
     });
-    expect(typeof all[0]?.reason).toBe("string");
+    expect(all[0]?.eventId).toMatch(/^distribution:bad-1#[0-9a-f]{32}$/);
+    // The Host header (internal:5000) is the pusher's: shown, and `SEEN=NAME` does not apply to it.
+    expect(all[0]?.reason).toMatch(/\(the pusher called the registry "internal:5000"\)$/);
     expect((await findings("?verdict=violation")).map((finding) => finding.tag)).toEqual(["evil"]);
     expect(await findings("?repository=reg.example/prod/")).toHaveLength(2);
     expect(await findings("?repository=reg.example/prod/other")).toHaveLength(0);
     expect(await findings("?limit=1")).toHaveLength(1);
     expect(await findings("?since=2999-01-01T00:00:00Z")).toHaveLength(0);
+
+    // POST /events names no registry, and no --registry-host NAME does: a finding, never ignored.
+    expect((await post("/events", envelope("plain-1", { digest: PROMOTED, tag: "1.0" }))).body.accepted).toBe(
+      1,
+    );
+    expect((await findings("?repository=unattributed.invalid/"))[0]).toMatchObject({
+      verdict: "violation",
+      rule: "unattributed-event",
+      tag: "1.0",
+    });
     for (const bad of [
       "?verdict=maybe",
       "?limit=0",
@@ -224,13 +242,13 @@ describe("audit HTTP server", () => {
       expect((await fetch(`${server.url}/findings`, { headers })).status).toBe(401);
     }
     await auditor.idle();
-    const first = (await (await read("?limit=1")).json()) as {
+    const first = (await (await read("?limit=1&repository=reg.example/")).json()) as {
       findings: { seq: number }[];
       next: number | null;
     };
     expect(first.findings).toHaveLength(1);
     expect(first.next).toBe(first.findings[0]?.seq);
-    const second = (await (await read(`?limit=1&before=${first.next}`)).json()) as {
+    const second = (await (await read(`?limit=1&repository=reg.example/&before=${first.next}`)).json()) as {
       findings: { seq: number }[];
       next: number | null;
     };
@@ -250,7 +268,7 @@ describe("audit HTTP server", () => {
     };
     const response = await post(`/pubsub?token=${TOKEN}`, message, { "content-type": "application/json" });
     expect(response.body.accepted).toBe(1);
-    expect((await findings("?verdict=violation"))[0]).toMatchObject({
+    expect((await findings("?verdict=violation&repository=reg.example/"))[0]).toMatchObject({
       action: "delete",
       rule: "delete",
       source: "pubsub",
@@ -261,14 +279,15 @@ describe("audit HTTP server", () => {
     const response = await fetch(`${server.url}/metrics`);
     expect(response.headers.get("content-type")).toMatch(/^text\/plain; version=0.0.4/);
     const text = await response.text();
-    expect(text).toMatch(/^promoter_audit_events_total\{verdict="violation"\} 2$/m);
+    expect(text).toMatch(/^promoter_audit_events_total\{verdict="violation"\} 3$/m);
     expect(text).toMatch(/^promoter_audit_events_total\{verdict="duplicate"\} 1$/m);
     expect(text).toMatch(/^promoter_audit_findings\{verdict="verified"\} 1$/m);
-    expect(text).toMatch(/^promoter_audit_requests_rejected_total\{reason="unauthorized"\} 7$/m);
+    expect(text).toMatch(/^promoter_audit_requests_rejected_total\{reason="unauthorized"\} 8$/m);
     expect(text).toMatch(/^promoter_audit_manifest_reload_age_seconds \d+\.\d+$/m);
     expect(text).toMatch(/^promoter_audit_alert_failures_total 0$/m);
     expect((await fetch(`${server.url}/nothing`)).status).toBe(404);
     expect((await fetch(`${server.url}/events`)).status).toBe(405);
+    expect((await fetch(`${server.url}/events/reg.example`)).status).toBe(405);
     expect((await fetch(`${server.url}/findings`, { method: "DELETE" })).status).toBe(405);
   });
 });

@@ -1,16 +1,19 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { describeError } from "../errors.js";
+import { describeError, truncateForMessage } from "../errors.js";
 import type { Logger } from "../log.js";
 import { ENCODED_SECRET_FORMS, jsonText } from "../output/encode.js";
 import { Redactor } from "../registry/index.js";
 import type { Auditor } from "./auditor.js";
+import { registryHostProblem } from "../reference/index.js";
 import {
   MalformedEventError,
   parseDistributionEnvelope,
   parseJsonBody,
   parsePubSubPush,
+  plainEventsAttribution,
+  type EventAttribution,
   type HostMapping,
   type ParsedEvents,
 } from "./event.js";
@@ -25,7 +28,8 @@ import type { AuditMetrics, RejectReason } from "./metrics.js";
 
 /**
  * The auditor's HTTP face (node:http):
- *   POST /events   distribution notification envelope   (bearer token)
+ *   POST /events/<registry>  distribution notifications of that registry   (bearer token)
+ *   POST /events   distribution notifications of `--registry-host NAME`, else unattributed
  *   POST /pubsub   Pub/Sub push message                 (bearer token, or ?token= for Pub/Sub)
  *   GET  /findings JSON findings with filters, a page at a time   (reader bearer token)
  *   GET  /healthz  liveness and manifest state
@@ -56,6 +60,7 @@ export interface AuditServerOptions {
   readonly readerToken?: string;
   /** Where findings are read; default: a `FindingReader` on `store`'s database, closed with the server. */
   readonly findings?: FindingQueries;
+  /** `--registry-host`: the registry of `POST /events`, and Pub/Sub host names. */
   readonly hostMapping: HostMapping;
   readonly logger: Logger;
   readonly maxBodyBytes?: number;
@@ -159,6 +164,31 @@ function readBody(request: IncomingMessage, limit: number): Promise<Buffer> {
   });
 }
 
+const REGISTRY_EVENTS_PREFIX = "/events/";
+
+/**
+ * Which registry the events posted to `route` are about (see `EventAttribution`): the
+ * `<registry>` of `/events/<registry>`, as the manifests spell it, or why that names no registry
+ * (answered once the sender has shown the token, so a misconfigured registry is logged);
+ * undefined for other routes.
+ */
+function eventsAttribution(
+  route: string,
+  mapping: HostMapping,
+): EventAttribution | { readonly kind: "bad-endpoint"; readonly problem: string } | undefined {
+  if (route === "/events") return plainEventsAttribution(mapping);
+  if (!route.startsWith(REGISTRY_EVENTS_PREFIX)) return undefined;
+  let registry: string;
+  try {
+    registry = decodeURIComponent(route.slice(REGISTRY_EVENTS_PREFIX.length));
+  } catch {
+    return { kind: "bad-endpoint", problem: "the registry name is not URL-encoded text" };
+  }
+  const problem = registryHostProblem(registry);
+  if (problem) return { kind: "bad-endpoint", problem };
+  return { kind: "endpoint", host: registry.toLowerCase() };
+}
+
 function isJsonContentType(value: string | undefined): boolean {
   // Distribution sends application/vnd.docker.distribution.events.v1+json; Pub/Sub application/json.
   return value === undefined || /json/i.test(value);
@@ -185,13 +215,21 @@ export function startAuditServer(
   const handle = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
     const url = new URL(request.url ?? "/", "http://audit.invalid");
     const route = url.pathname;
-    if (route === "/events" || route === "/pubsub") {
+    const attribution = eventsAttribution(route, options.hostMapping);
+    if (attribution !== undefined || route === "/pubsub") {
       if (request.method !== "POST") throw new HttpProblem(405, "use POST", "method");
       const presented =
         bearerToken(request) ??
         (route === "/pubsub" ? (url.searchParams.get("token") ?? undefined) : undefined);
       if (!tokenMatches(presented, options.token)) {
         throw new HttpProblem(401, "missing or wrong bearer token", "unauthorized");
+      }
+      if (attribution?.kind === "bad-endpoint") {
+        throw new HttpProblem(
+          400,
+          `${truncateForMessage(route, 200)}: /events/<registry> names a registry host such as registry.example.io or 127.0.0.1:5000 (${attribution.problem})`,
+          "malformed",
+        );
       }
       if (!isJsonContentType(request.headers["content-type"])) {
         throw new HttpProblem(415, "expected a JSON body", "media-type");
@@ -201,14 +239,14 @@ export function startAuditServer(
       try {
         const json = parseJsonBody(body);
         parsed =
-          route === "/events"
-            ? parseDistributionEnvelope(json, options.hostMapping)
+          attribution !== undefined
+            ? parseDistributionEnvelope(json, attribution)
             : parsePubSubPush(json, options.hostMapping);
       } catch (error) {
         if (error instanceof MalformedEventError) throw new HttpProblem(400, error.message, "malformed");
         throw error;
       }
-      if (parsed.events.length === 0 && parsed.problems.length > 0 && route === "/events") {
+      if (parsed.events.length === 0 && parsed.problems.length > 0 && attribution !== undefined) {
         throw new HttpProblem(400, parsed.problems.map((problem) => problem.reason).join("; "), "malformed");
       }
       for (const problem of parsed.problems) {

@@ -1,6 +1,7 @@
 import { AbortedError, describeError } from "../errors.js";
 import {
   InvalidContentError,
+  MAX_INDEX_DEPTH,
   parseManifest,
   successors,
   type Descriptor,
@@ -24,12 +25,6 @@ import {
   type SourceRef,
 } from "./run-state.js";
 import type { CopyOutcome, CopyStatus, CopyTask } from "./task.js";
-
-/**
- * Index nesting accepted below a root (an index of indexes of manifests is depth 2). Content
- * addressing rules out cycles; the cap only bounds how deep hostile content can drag us.
- */
-export const MAX_MANIFEST_DEPTH = 8;
 
 /**
  * Layer media types that registries do not hold: clients fetch them from the descriptor's
@@ -305,9 +300,9 @@ export class GraphCopier {
     try {
       content = await read();
       manifest = parseManifest(content.bytes, content.mediaType, `${source.store.name}@${digest}`);
-      if (manifest.kind === "index" && depth >= MAX_MANIFEST_DEPTH) {
+      if (manifest.kind === "index" && depth >= MAX_INDEX_DEPTH) {
         throw new InvalidContentError(
-          `${source.store.name}@${digest}: indexes nested deeper than ${MAX_MANIFEST_DEPTH} levels`,
+          `${source.store.name}@${digest}: indexes nested deeper than ${MAX_INDEX_DEPTH} levels`,
         );
       }
     } catch (error) {

@@ -13,5 +13,4 @@ export {
 export type { CopyDestination, CopyOptions, CopyOutcome, CopyStats, CopyStatus, CopyTask } from "./task.js";
 export type { CopyEvent, CopyEventType } from "./events.js";
 export { CopyError, type CopyErrorCode } from "./errors.js";
-export { MAX_MANIFEST_DEPTH } from "./graph-copier.js";
 export { FAN_OUT_HIGH_WATER_BYTES, FAN_OUT_START_TIMEOUT_MS } from "./fan-out.js";

@@ -1,6 +1,7 @@
 import {
   compressedImageSize,
   isIndexMediaType,
+  MAX_INDEX_DEPTH,
   parseManifest,
   type Descriptor,
   type Platform,
@@ -15,8 +16,6 @@ import type { CallOptions, RepositoryStore } from "../registry/index.js";
  * store; only manifests are fetched, never blobs (layer sizes are in the manifests).
  */
 
-/** Indexes nested below the top one that are followed; an image deeper cannot be judged. */
-export const MAX_IMAGE_INDEX_DEPTH = 4;
 /**
  * Manifests an index may list, nested ones included (real multi-arch images have up to ~10,
  * ~20 with their attestations); an index listing more cannot be judged.
@@ -122,9 +121,9 @@ export async function readImageFacts(
         parsedChildren.set(descriptor.digest, parsed);
       }
       if (parsed.kind === "index") {
-        if (depth >= MAX_IMAGE_INDEX_DEPTH) {
+        if (depth >= MAX_INDEX_DEPTH) {
           throw new ImageFactsError(
-            `${where} nests indexes more than ${MAX_IMAGE_INDEX_DEPTH} deep (${descriptor.digest}); the images below were not read`,
+            `${where} nests indexes more than ${MAX_INDEX_DEPTH} deep (${descriptor.digest}); the images below were not read`,
           );
         }
         await visit(parsed.manifests, depth + 1);

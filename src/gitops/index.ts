@@ -19,7 +19,6 @@ export {
   type ManifestAddResult,
 } from "./manifest-add.js";
 export {
-  MAX_SNAPSHOT_INDEX_DEPTH,
   SnapshotError,
   snapshotCsv,
   snapshotYaml,
@@ -89,7 +88,6 @@ export {
 } from "./vulnerability-report.js";
 export {
   ImageFactsError,
-  MAX_IMAGE_INDEX_DEPTH,
   MAX_PLATFORM_IMAGES,
   readImageFacts,
   readImageKind,

@@ -1,7 +1,7 @@
 import { parseAttachedArtifactTag } from "../audit/index.js";
 import { PromoterError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
-import { isIndexMediaType, parseManifest } from "../oci/index.js";
+import { isIndexMediaType, MAX_INDEX_DEPTH, parseManifest } from "../oci/index.js";
 import { runBounded } from "../concurrency/index.js";
 import {
   isRepositoryPath,
@@ -26,8 +26,6 @@ import { RegistryError, type RepositoryStore, type StoreProvider } from "../regi
  * (`sha256-<hex>`) are attachments of images, not images, and are left out.
  */
 
-/** Nested indexes followed when listing children. */
-export const MAX_SNAPSHOT_INDEX_DEPTH = 4;
 /** Tags resolved at once in one repository. */
 const TAG_CONCURRENCY = 8;
 
@@ -155,9 +153,10 @@ async function readRepository(
     else found.set(digest, { tags: new Set([tag]), mediaType, child: false });
   }
   // Children of indexes: the platform images a tagless digest entry promotes on its own.
+  // `depth`: how far below the tagged root the children of `digest` sit (a copy's limit).
   const visited = new Set<Digest>();
   const visit = async (digest: Digest, depth: number): Promise<void> => {
-    if (visited.has(digest) || depth > MAX_SNAPSHOT_INDEX_DEPTH) return;
+    if (visited.has(digest) || depth > MAX_INDEX_DEPTH) return;
     visited.add(digest);
     const content = await store.getManifest(digest, call);
     if (!content) return;

@@ -2,7 +2,7 @@ import type { Dirent } from "node:fs";
 import { lstat, readdir, realpath, stat } from "node:fs/promises";
 import * as path from "node:path";
 import { runBounded } from "../concurrency/index.js";
-import { AbortedError, PromoterError, UsageError } from "../errors.js";
+import { AbortedError, describeErrno, errnoCode, PromoterError, UsageError } from "../errors.js";
 import { escapeExcerpt } from "../excerpt.js";
 import { makeFinding } from "./finding.js";
 import type { Finding, ManifestSet, PromotionManifest } from "./model.js";
@@ -131,25 +131,6 @@ function refusedFileFinding(file: string, refusal: TreeFileRefusal, tree: string
 
 function checkAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new AbortedError("loading manifests was aborted", { cause: signal.reason });
-}
-
-function errnoCode(error: unknown): string | undefined {
-  return error instanceof Error && "code" in error && typeof error.code === "string" ? error.code : undefined;
-}
-
-const ERRNO_DESCRIPTIONS: Readonly<Record<string, string>> = {
-  ENOENT: "no such file or directory",
-  EACCES: "permission denied",
-  EPERM: "permission denied",
-  EISDIR: "is a directory",
-  ENOTDIR: "a part of the path is not a directory",
-  ELOOP: "too many levels of symbolic links",
-};
-
-function describeErrno(error: unknown): string {
-  const code = errnoCode(error);
-  const known = code === undefined ? undefined : ERRNO_DESCRIPTIONS[code];
-  return known ?? (error instanceof Error ? error.message : String(error));
 }
 
 function ioError(context: LoadContext, what: string, filePath: string, error: unknown): PromoterError {

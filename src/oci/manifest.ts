@@ -107,6 +107,16 @@ function guessMediaType(document: Record<string, unknown>): string {
 }
 
 /**
+ * How deep indexes may nest below a root manifest: an index of indexes of image manifests holds
+ * its image manifests at depth 2. One limit for every walk over an index: copy refuses an index
+ * at this depth (so nothing deeper is ever promoted), and the auditor, snapshot and check follow
+ * children exactly this deep, so whatever a promotion copies is explained as a child of what it
+ * promoted. Content addressing rules out cycles; the cap bounds how far hostile content drags a
+ * reader.
+ */
+export const MAX_INDEX_DEPTH = 8;
+
+/**
  * The nodes a manifest points at, in the order a copy must write them before the manifest
  * itself: for an index its child manifests, for a manifest its config and layers. The `subject`
  * is not a successor: it is the thing a referrer describes, not part of it.

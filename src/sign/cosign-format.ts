@@ -66,6 +66,24 @@ export function attachmentTag(subject: Digest, kind: AttachmentKind): Tag {
   return parseTag(`${digestAlgorithm(subject)}-${digestHex(subject)}.${kind}`);
 }
 
+/** `sha256-<hex>.<kind>` as `attachmentTag` writes it; the hex is lower-case, as in digests. */
+const ATTACHMENT_TAG = /^([a-z0-9]+)-([0-9a-f]+)\.(sig|att|sbom)$/;
+
+/**
+ * What a tag in cosign's layout names: the subject digest and the kind, `attachmentTag` read
+ * back. Undefined for any other tag. The name is only a claim: whether the manifest under it is
+ * an attachment is `recogniseAttachment`'s question.
+ */
+export function parseAttachmentTag(
+  tag: string,
+): { readonly subject: Digest; readonly kind: AttachmentKind } | undefined {
+  const match = ATTACHMENT_TAG.exec(tag);
+  if (!match) return undefined;
+  const subject = `${match[1] ?? ""}:${match[2] ?? ""}`;
+  if (!isDigest(subject)) return undefined;
+  return { subject, kind: match[3] as AttachmentKind };
+}
+
 export function signatureTag(subject: Digest): Tag {
   return attachmentTag(subject, "sig");
 }

@@ -31,6 +31,7 @@ export {
   MAX_SIGNATURE_LAYER_BYTES,
   MAX_SIGNATURE_LAYERS,
   mergeLayers,
+  parseAttachmentTag,
   parseLayerSet,
   parseSimpleSigningPayload,
   signatureLayer,
@@ -89,6 +90,13 @@ export {
   type WorkItemKind,
 } from "./attachment-plan.js";
 export { decideLayerSet, decideSingleDocument } from "./decide-attachments.js";
+export {
+  manifestShape,
+  recogniseAttachment,
+  type AttachmentClass,
+  type AttachmentRecognition,
+  type ManifestShape,
+} from "./attachment-recognition.js";
 export { planAttachments, type PlanAttachmentsOptions } from "./plan-attachments.js";
 export {
   executeAttachments,

@@ -108,7 +108,7 @@ function event(id: string, tag: string, digest = D2) {
 }
 
 async function postEvent(base: string, id: string, tag: string): Promise<number> {
-  const response = await fetch(`${base}/events`, {
+  const response = await fetch(`${base}/events/prod.example`, {
     method: "POST",
     headers: { authorization: `Bearer ${INGEST_TOKEN}`, "content-type": "application/json" },
     body: JSON.stringify(event(id, tag)),

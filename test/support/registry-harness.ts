@@ -31,10 +31,13 @@ const READY_TIMEOUT_MS = 15_000;
 /** Captured registry output kept in memory (the tail is kept). */
 const MAX_LOG_CHARS = 4 * 1024 * 1024;
 const PORT_ATTEMPTS = 5;
+/** Stands for the registry's own host in a notification URL. */
+export const REGISTRY_PLACEHOLDER = "{registry}";
 
 export type RegistryAuth = "none" | "basic" | "token";
 
 export interface NotificationEndpoint {
+  /** `{registry}` in it becomes the registry's own `127.0.0.1:PORT` (known only once it starts). */
   readonly url: string;
   readonly headers?: Readonly<Record<string, string>>;
 }
@@ -181,7 +184,7 @@ function registryConfig(input: {
       events: { includereferences: true },
       endpoints: input.notifications.map((endpoint, index) => ({
         name: `endpoint-${index}`,
-        url: endpoint.url,
+        url: endpoint.url.replaceAll(REGISTRY_PLACEHOLDER, `127.0.0.1:${input.port}`),
         headers: Object.fromEntries(
           Object.entries(endpoint.headers ?? {}).map(([name, value]) => [name, [value]]),
         ),

@@ -191,7 +191,7 @@ describe("audit serve reloads its manifests without a restart", () => {
       throw new Error(`timed out; server output:\n${out()}\n${err()}`);
     };
     const send = async (id: string, digest: string, tag: string): Promise<void> => {
-      const response = await fetch(`${url}/events`, {
+      const response = await fetch(`${url}/events/prod.example`, {
         method: "POST",
         headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
         body: JSON.stringify({

@@ -39,7 +39,8 @@ each promoted digest is there) and lists unexpected tags, tags pointing at the w
 missing tags, digests missing from mirrors, unexpected digests (found through tags and the
 children of unexpected indexes: registries cannot list untagged manifests) and repositories under
 production registries that no manifest names (through _catalog, where the registry offers it).
-Signature, attestation and SBOM tags of promoted digests are expected.
+Signature, attestation and SBOM tags of promoted digests are expected when they hold one (a
+runnable image under such a tag is reported).
 
 Exit status: 0 when production matches, 1 when anything is wrong or unreadable, 2 on bad input.
 Details: docs/auditor.md.`,

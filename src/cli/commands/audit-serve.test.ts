@@ -6,13 +6,18 @@ import * as path from "node:path";
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { captureIO } from "../../../test/support/cli.js";
-import { findFreePort, startRegistry, type TestRegistry } from "../../../test/support/registry-harness.js";
+import { cosignSignatureFor } from "../../../test/support/hostile-auditor.js";
+import {
+  findFreePort,
+  REGISTRY_PLACEHOLDER,
+  startRegistry,
+  type TestRegistry,
+} from "../../../test/support/registry-harness.js";
 import { skopeoCopy } from "../../../test/support/skopeo.js";
 import {
   allBlobs,
   makeImage,
   makeIndex,
-  makeReferrer,
   pushWithSkopeo,
   writeOciLayoutDirectly,
 } from "../../../test/support/test-images.js";
@@ -62,12 +67,8 @@ const promoted = makeIndex(
 );
 const rogue = makeImage({ layers: 1, layerSize: 700, mediaTypes: "oci", seed: "audit-rogue" });
 const rogueWhileDown = makeImage({ layers: 1, layerSize: 700, mediaTypes: "oci", seed: "audit-rogue-2" });
-/** Stands in for a cosign signature manifest: what matters to the auditor is its tag. */
-const signature = makeReferrer({
-  subject: app.descriptor,
-  artifactType: "application/vnd.dev.cosign.test",
-  seed: "audit-sig",
-});
+/** A cosign signature manifest: its tag names what it is attached to, its layers what it is. */
+const signature = cosignSignatureFor(app.descriptor, "audit-sig");
 const tagless = makeImage({ layers: 1, layerSize: 300, mediaTypes: "oci", seed: "audit-tagless" });
 
 interface Finding {
@@ -198,7 +199,9 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => hook.listen(0, "127.0.0.1", resolve));
   hookUrl = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook`;
   registry = await startRegistry({
-    notifications: [{ url: `${auditUrl}/events`, headers: { Authorization: `Bearer ${TOKEN}` } }],
+    notifications: [
+      { url: `${auditUrl}/events/${REGISTRY_PLACEHOLDER}`, headers: { Authorization: `Bearer ${TOKEN}` } },
+    ],
   });
   layout = path.join(work, "layout");
   await writeOciLayoutDirectly(layout, [
@@ -423,25 +426,30 @@ describe("promoter audit serve against a real registry", () => {
     expect(after.slice(after.length - before.length)).toEqual(before);
     expect(after.length).toBe(before.length + 1);
 
-    const extra = before.find((finding) => finding.tag === "extra")!;
-    const redelivery = {
+    // The same notification twice (distribution retries until it is answered): recorded once.
+    const notification = {
       events: [
         {
-          id: extra.eventId.replace(/^distribution:/, ""),
+          id: "e2e-redelivered",
           timestamp: new Date().toISOString(),
           action: "push",
-          target: { mediaType: app.mediaType, digest: app.digest, repository: "prod/app", tag: "extra" },
+          target: { mediaType: app.mediaType, digest: app.digest, repository: "prod/app", tag: "again" },
           request: { host: registry.host },
         },
       ],
     };
-    const response = await fetch(`${auditUrl}/events`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
-      body: JSON.stringify(redelivery),
-    });
-    expect(await response.json()).toMatchObject({ accepted: 0, duplicates: 1 });
-    expect((await findings()).length).toBe(after.length);
+    const deliver = async (): Promise<unknown> =>
+      (
+        await fetch(`${auditUrl}/events/${registry.host}`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+          body: JSON.stringify(notification),
+        })
+      ).json();
+    expect(await deliver()).toMatchObject({ accepted: 1, duplicates: 0 });
+    expect(await deliver()).toMatchObject({ accepted: 0, duplicates: 1 });
+    await settledWith("the delivered event", (finding) => finding.tag === "again");
+    expect((await findings()).length).toBe(after.length + 1);
     const metrics = await (await fetch(`${auditUrl}/metrics`)).text();
     expect(metrics).toMatch(/^promoter_audit_events_total\{verdict="duplicate"\} [1-9]/m);
   });

@@ -16,7 +16,7 @@ import {
   type HostMapping,
   type ManifestOrigin,
 } from "../../audit/index.js";
-import { describeError, UsageError } from "../../errors.js";
+import { describeErrno, describeError, isPromoterError, UsageError } from "../../errors.js";
 import type { Logger } from "../../log.js";
 import type { Tag } from "../../reference/index.js";
 import {
@@ -108,6 +108,15 @@ function hostMappingOption(values: ParsedValues): HostMapping {
   }
 }
 
+/**
+ * A failure to load the manifests at start, as one line: the project's own errors say what went
+ * wrong already; others (a missing file or directory) are named with the source.
+ */
+function manifestLoadError(error: unknown, source: string): unknown {
+  if (isPromoterError(error)) return error;
+  return new UsageError(`cannot load the manifests (${source}): ${describeErrno(error)}`, { cause: error });
+}
+
 /** Warns when a secret is where others can read it: on the command line, or in a loose file. */
 function warnAboutSecret(
   logger: Logger,
@@ -154,15 +163,19 @@ export const auditServeCommand: Command = {
   description: `
 Receives registry notifications and judges each change in a production repository against the
 promotion manifests: a digest or tag a manifest asks for, a child manifest of a promoted index, a
-signature/attestation/SBOM tag or referrer of a promoted digest is verified; anything else is a
-violation, and so is every delete. Pulls, blob uploads and source repositories are not judged.
+signature/attestation/SBOM tag or referrer of a promoted digest (when its content is one, not a
+runnable image) is verified; anything else is a violation, and so is every delete. Pulls, blob
+uploads and source repositories are not judged.
 
-Endpoints: POST /events (distribution registry notifications), POST /pubsub (Google Pub/Sub push
-with GCR / Artifact Registry payloads), GET /findings, GET /healthz, GET /metrics. The POST
-endpoints need "Authorization: Bearer <token>" of --token-file (for Pub/Sub also
-"?token=<token>"); GET /findings needs the other token of --reader-token-file (without it,
-findings are only readable with 'promoter audit findings'), and returns at most 500 findings a
-page, with "next" for the following one.
+Endpoints: POST /events/<registry> (the notifications of a distribution registry, named as the
+manifests name it: the endpoint, never the pusher's Host header, says which registry an event is
+about), POST /events (the notifications of the one registry --registry-host NAME names; without
+it every event there is an "unattributed-event" violation), POST /pubsub (Google Pub/Sub push with
+GCR / Artifact Registry payloads), GET /findings, GET /healthz, GET /metrics. The POST endpoints
+need "Authorization: Bearer <token>" of --token-file (for Pub/Sub also "?token=<token>");
+GET /findings needs the other token of --reader-token-file (without it, findings are only
+readable with 'promoter audit findings'), and returns at most 500 findings a page, with "next"
+for the following one.
 
 Secrets (the webhook URL, a git URL with credentials) given as arguments are visible to every
 local user in the process list: give them as env://NAME or in a file (--alert-webhook-file,
@@ -232,8 +245,9 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
     "registry-host": {
       type: "string",
       multiple: true,
-      valueName: "SEEN=NAME|NAME",
-      description: "Map the registry host seen in events to the manifests' name (repeatable)",
+      valueName: "NAME|SEEN=NAME",
+      description:
+        "NAME: the registry whose notifications come to POST /events; SEEN=NAME: Pub/Sub payloads naming SEEN are about NAME (repeatable)",
     },
     "pending-grace": {
       type: "string",
@@ -297,6 +311,12 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
       readerToken = reader.token;
       secrets?.add(reader.token);
     }
+    if (hostMapping.explicit.size > 0) {
+      logger.log(
+        "warn",
+        "--registry-host SEEN=NAME applies to Pub/Sub payloads only: distribution notifications name their registry by their endpoint, POST /events/NAME",
+      );
+    }
     warnAboutSecret(logger, webhookSecret, "the alert webhook URL", true);
     warnAboutSecret(
       logger,
@@ -339,7 +359,7 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
     logger.log("info", "loading manifests", { source: watcher.describe() });
     const initial = await watcher.loadInitial(io.signal).catch(async (error: unknown) => {
       await watcher.close();
-      throw error;
+      throw manifestLoadError(error, watcher.describe());
     });
 
     const store = FindingStore.open(dbPath);
@@ -395,6 +415,10 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
       url: server.url,
       manifests: watcher.describe(),
       database: dbPath,
+      plainEvents:
+        hostMapping.fallback === undefined
+          ? "POST /events is attributed to no registry: its events are violations"
+          : `POST /events is about ${hostMapping.fallback}`,
       alertWebhook: webhook === undefined ? null : new URL(webhook).origin,
       findings: readerToken
         ? "GET /findings with the reader token"

@@ -3,12 +3,14 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { captureIO } from "../../../test/support/cli.js";
+import { nestedIndex } from "../../../test/support/hostile-auditor.js";
 import {
   makeImage,
   makeIndex,
   makeReferrer,
   writeOciLayoutDirectly,
 } from "../../../test/support/test-images.js";
+import { MAX_INDEX_DEPTH } from "../../oci/index.js";
 import { runCli } from "../main.js";
 
 /** `promoter snapshot` over OCI layout trees (the registry round trip is in test/e2e/gitops-snapshot.test.ts). */
@@ -93,6 +95,15 @@ describe("promoter snapshot", () => {
     expect(tagged.out).toBe(`- name: app\n  dmap:\n    "${multi.digest}": ["v1", "v1.0"]\n`);
     const one = await run("snapshot", "oci:staging", "--repository", "tools/lint", "-q");
     expect(one.out).toBe(`- name: tools/lint\n  dmap:\n    "${lint.digest}": ["2.0"]\n`);
+  });
+
+  it("lists the children of nested indexes as deep as a promotion copies them", async () => {
+    const deepest = makeImage({ layers: 1, layerSize: 64, mediaTypes: "oci", seed: "snap-deep" });
+    const deep = nestedIndex(deepest, MAX_INDEX_DEPTH);
+    await writeOciLayoutDirectly(path.join(dir, "deep", "app"), [{ content: deep, tag: "1.0" }]);
+    const result = await run("snapshot", "oci:deep", "-q");
+    expect(result.status).toBe(0);
+    expect(result.out).toContain(`"${deepest.digest}": []`);
   });
 
   it("prints CSV with one row per tag", async () => {
