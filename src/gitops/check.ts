@@ -743,7 +743,7 @@ function vulnerabilityCheck(options: CheckOptions, planned: readonly PlannedEdge
       severity: "error",
       message: `${edge.sourceRegistry.name}/${edge.image}@${edge.digest} is not named by any --vuln-report: it was not judged`,
       position: edge.position,
-      hint: "Scan every image the change adds by digest (trivy image --format json REPO@DIGEST); the report names it in ArtifactName or Metadata.RepoDigests (SARIF: Trivy's run properties).",
+      hint: "Scan every image the change adds by digest (trivy image --format json REPO@DIGEST, or grype -o json REPO@DIGEST); the report names it in ArtifactName or Metadata.RepoDigests (Grype: source.target; SARIF: Trivy's run properties).",
     });
   }
   return {

@@ -1,5 +1,7 @@
+import { quoteExcerpt } from "../excerpt.js";
 import { isDigest, type Digest } from "../reference/index.js";
 import { PromoterError } from "../errors.js";
+import { describeJsonValue, isRecord } from "./json-value.js";
 
 /**
  * A content descriptor.
@@ -31,18 +33,44 @@ export class InvalidContentError extends PromoterError {
   }
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
+/**
+ * `annotations` of a descriptor, manifest or index: absent, or a map of strings to strings.
+ * Anything else (a list, null, a value that is a number or an object) is refused rather than
+ * dropped or cast: the map is copied into what we write (referrers lists) and read as strings.
+ * https://github.com/opencontainers/image-spec/blob/v1.1.0/annotations.md#rules
+ */
+export function parseAnnotations(value: unknown, where: string): Record<string, string> | undefined {
+  if (value === undefined) return undefined;
+  if (!isRecord(value)) {
+    throw new InvalidContentError(
+      `${where}: annotations must be a map of strings to strings, not ${describeJsonValue(value)}`,
+    );
+  }
+  const entries = Object.entries(value);
+  for (const [key, entry] of entries) {
+    if (typeof entry !== "string") {
+      throw new InvalidContentError(
+        `${where}: annotation ${quoteExcerpt(key)} is ${describeJsonValue(entry)}, not a string`,
+      );
+    }
+  }
+  // A copy (fromEntries defines data properties, so a "__proto__" key stays a key).
+  return Object.fromEntries(entries) as Record<string, string>;
 }
 
-function stringRecord(value: unknown, where: string): Record<string, string> | undefined {
+/** An optional string property: absent, or a string. */
+function optionalString(value: unknown, name: string, where: string): string | undefined {
+  if (value === undefined || typeof value === "string") return value;
+  throw new InvalidContentError(`${where}: ${name} must be a string, not ${describeJsonValue(value)}`);
+}
+
+/** An optional list of strings: absent, or a list whose every entry is a string. */
+function optionalStrings(value: unknown, name: string, where: string): string[] | undefined {
   if (value === undefined) return undefined;
-  if (!isRecord(value)) throw new InvalidContentError(`${where}: annotations must be an object of strings`);
-  for (const [key, entry] of Object.entries(value)) {
-    if (typeof entry !== "string")
-      throw new InvalidContentError(`${where}: annotation ${key} is not a string`);
+  if (!Array.isArray(value) || !value.every((entry): entry is string => typeof entry === "string")) {
+    throw new InvalidContentError(`${where}: ${name} must be a list of strings`);
   }
-  return value as Record<string, string>;
+  return [...value];
 }
 
 function parsePlatform(value: unknown, where: string): Platform | undefined {
@@ -50,36 +78,61 @@ function parsePlatform(value: unknown, where: string): Platform | undefined {
   if (!isRecord(value) || typeof value.architecture !== "string" || typeof value.os !== "string") {
     throw new InvalidContentError(`${where}: platform needs architecture and os strings`);
   }
-  return value as unknown as Platform;
+  const osVersion = optionalString(value["os.version"], "platform os.version", where);
+  const osFeatures = optionalStrings(value["os.features"], "platform os.features", where);
+  const variant = optionalString(value.variant, "platform variant", where);
+  return {
+    architecture: value.architecture,
+    os: value.os,
+    ...(osVersion === undefined ? {} : { "os.version": osVersion }),
+    ...(osFeatures === undefined ? {} : { "os.features": osFeatures }),
+    ...(variant === undefined ? {} : { variant }),
+  };
 }
 
-/** Validates a descriptor read from JSON (a manifest, an index, a referrers response). */
+/**
+ * `artifactType` of a descriptor or manifest: absent, or a string (a media type).
+ * https://github.com/opencontainers/image-spec/blob/v1.1.0/manifest.md#image-manifest-property-descriptions
+ */
+export function parseArtifactType(value: unknown, where: string): string | undefined {
+  return optionalString(value, "artifactType", where);
+}
+
+/**
+ * Validates a descriptor read from JSON (a manifest, an index, a referrers response): a non-empty
+ * `mediaType`, a digest we support, a size that is a non-negative safe integer, and optional
+ * properties of the types the spec gives them. Returns a fresh object with only the known
+ * properties.
+ */
 export function parseDescriptor(value: unknown, where: string): Descriptor {
-  if (!isRecord(value)) throw new InvalidContentError(`${where}: a descriptor must be an object`);
+  if (!isRecord(value)) {
+    throw new InvalidContentError(
+      `${where}: a descriptor must be an object, not ${describeJsonValue(value)}`,
+    );
+  }
   const { mediaType, digest, size } = value;
   if (typeof mediaType !== "string" || mediaType.length === 0) {
     throw new InvalidContentError(`${where}: descriptor has no mediaType`);
   }
   if (typeof digest !== "string" || !isDigest(digest)) {
     throw new InvalidContentError(
-      `${where}: descriptor digest ${JSON.stringify(digest)} is not a valid digest`,
+      `${where}: descriptor digest ${describeJsonValue(digest)} is not a valid digest`,
     );
   }
   if (typeof size !== "number" || !Number.isSafeInteger(size) || size < 0) {
     throw new InvalidContentError(`${where}: descriptor size must be a non-negative integer`);
   }
-  const annotations = stringRecord(value.annotations, where);
+  const urls = optionalStrings(value.urls, "urls", where);
+  const annotations = parseAnnotations(value.annotations, where);
   const platform = parsePlatform(value.platform, where);
-  const descriptor: Descriptor = {
+  const artifactType = parseArtifactType(value.artifactType, where);
+  return {
     mediaType,
     digest,
     size,
-    ...(Array.isArray(value.urls)
-      ? { urls: value.urls.filter((u): u is string => typeof u === "string") }
-      : {}),
+    ...(urls === undefined ? {} : { urls }),
     ...(annotations ? { annotations } : {}),
     ...(platform ? { platform } : {}),
-    ...(typeof value.artifactType === "string" ? { artifactType: value.artifactType } : {}),
+    ...(artifactType === undefined ? {} : { artifactType }),
   };
-  return descriptor;
 }

@@ -1,5 +1,13 @@
+import { escapeExcerpt, MAX_EXCERPT_CHARS, quoteExcerpt } from "../excerpt.js";
 import type { Digest } from "../reference/index.js";
-import { parseDescriptor, InvalidContentError, type Descriptor } from "./descriptor.js";
+import {
+  InvalidContentError,
+  parseAnnotations,
+  parseArtifactType,
+  parseDescriptor,
+  type Descriptor,
+} from "./descriptor.js";
+import { describeJsonValue, isRecord } from "./json-value.js";
 import {
   INDEX_MEDIA_TYPES,
   IMAGE_MANIFEST_MEDIA_TYPES,
@@ -36,9 +44,8 @@ export interface ImageIndex {
 
 export type ParsedManifest = ImageManifest | ImageIndex;
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
+/** The only `schemaVersion` of OCI manifests and indexes and of Docker schema 2. */
+const SCHEMA_VERSION = 2;
 
 /**
  * Parses manifest bytes. `mediaType` is the type the registry announced (Content-Type) or the
@@ -54,10 +61,25 @@ export function parseManifest(
   try {
     document = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
   } catch (error) {
-    throw new InvalidContentError(`${where}: manifest is not valid UTF-8 JSON (${(error as Error).message})`);
+    // The parser's message quotes the input: escaped and cut like any excerpt of it.
+    throw new InvalidContentError(
+      `${where}: manifest is not valid UTF-8 JSON (${escapeExcerpt((error as Error).message, MAX_EXCERPT_CHARS * 2)})`,
+    );
   }
   if (!isRecord(document)) throw new InvalidContentError(`${where}: manifest must be a JSON object`);
-  const declared = typeof document.mediaType === "string" ? document.mediaType : undefined;
+  // Docker schema 1 (signed manifests) is version 1; every type we read is version 2. Old
+  // documents may leave it out.
+  if (document.schemaVersion !== undefined && document.schemaVersion !== SCHEMA_VERSION) {
+    throw new InvalidContentError(
+      `${where}: schemaVersion ${describeJsonValue(document.schemaVersion)} is not ${SCHEMA_VERSION}`,
+    );
+  }
+  if (document.mediaType !== undefined && typeof document.mediaType !== "string") {
+    throw new InvalidContentError(
+      `${where}: manifest mediaType must be a string, not ${describeJsonValue(document.mediaType)}`,
+    );
+  }
+  const declared = document.mediaType;
   const type = declared ?? mediaType ?? guessMediaType(document);
   if (
     declared !== undefined &&
@@ -66,20 +88,19 @@ export function parseManifest(
     declared !== mediaType
   ) {
     throw new InvalidContentError(
-      `${where}: manifest says mediaType ${declared} but was served or described as ${mediaType}`,
+      `${where}: manifest says mediaType ${quoteExcerpt(declared)} but was served or described as ${quoteExcerpt(mediaType)}`,
     );
   }
   if (!isManifestMediaType(type)) {
-    throw new InvalidContentError(`${where}: unsupported manifest media type ${JSON.stringify(type)}`);
+    throw new InvalidContentError(`${where}: unsupported manifest media type ${quoteExcerpt(type)}`);
   }
   const subject =
     document.subject === undefined ? undefined : parseDescriptor(document.subject, `${where} subject`);
-  const annotations = isRecord(document.annotations)
-    ? (document.annotations as Record<string, string>)
-    : undefined;
+  const annotations = parseAnnotations(document.annotations, where);
+  const artifactType = parseArtifactType(document.artifactType, where);
   const common = {
     mediaType: type,
-    ...(typeof document.artifactType === "string" ? { artifactType: document.artifactType } : {}),
+    ...(artifactType === undefined ? {} : { artifactType }),
     ...(subject ? { subject } : {}),
     ...(annotations ? { annotations } : {}),
   };
@@ -92,7 +113,7 @@ export function parseManifest(
     return { kind: "index", manifests, ...common };
   }
   if (!IMAGE_MANIFEST_MEDIA_TYPES.has(type)) {
-    throw new InvalidContentError(`${where}: unsupported manifest media type ${type}`);
+    throw new InvalidContentError(`${where}: unsupported manifest media type ${quoteExcerpt(type)}`);
   }
   const config = parseDescriptor(document.config, `${where} config`);
   if (!Array.isArray(document.layers)) throw new InvalidContentError(`${where}: manifest has no layers list`);

@@ -19,6 +19,8 @@ describe("cosign tag layout", () => {
     expect(attachmentTag(DIGEST, "sbom")).toBe(`sha256-${DIGEST.slice(7)}.sbom`);
   });
 
+  // Hand-written from the spec so it runs anywhere; third-party-cosign.test.ts compares the same
+  // payload byte for byte with ones cosign wrote.
   it("writes the simple-signing payload as cosign marshals it, and reads it back", () => {
     const payload = simpleSigningPayload("registry.example.io/app", DIGEST);
     expect(new TextDecoder().decode(payload)).toBe(

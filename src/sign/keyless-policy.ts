@@ -108,9 +108,10 @@ interface RekorAnnotation {
 
 /**
  * The sigstore bundle equivalent to a keyless cosign layer: message signature over the payload,
- * the certificate (and chain), and the Rekor entry with its inclusion promise.
+ * the certificate (and chain), and the Rekor entry with its inclusion promise. The reverse of
+ * `cosignAnnotationsFromBundle` (signer.ts); a reason string when the layer lacks a part.
  */
-function bundleOfLayer(layer: Descriptor, payload: Uint8Array): Bundle | string {
+export function bundleOfCosignLayer(layer: Descriptor, payload: Uint8Array): Bundle | string {
   const annotations = layer.annotations ?? {};
   const signature = annotations[CosignAnnotation.signature];
   const certificates = pemToDer(
@@ -234,7 +235,7 @@ export function createKeylessPolicy(
       return statement.ok ? signed : statement;
     },
     async verifyLayer(layer, payload, expectation) {
-      const bundle = bundleOfLayer(layer, payload);
+      const bundle = bundleOfCosignLayer(layer, payload);
       if (typeof bundle === "string") return { ok: false, reason: bundle };
       const signed = await verifySigned(bundle, Buffer.from(payload));
       if (!signed.ok) return signed;

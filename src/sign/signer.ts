@@ -104,7 +104,12 @@ export function cosignAnnotationsFromBundle(bundle: Bundle): Record<string, stri
     const [leaf, ...chain] = material.x509CertificateChain.certificates;
     if (leaf) annotations[CosignAnnotation.certificate] = pemCertificate(leaf.rawBytes);
     if (chain.length > 0) {
-      annotations[CosignAnnotation.chain] = chain.map((cert) => pemCertificate(cert.rawBytes)).join("");
+      // As cosign writes it (seen in cosign-made keyless signatures): the PEM blocks one per
+      // line, no newline after the last.
+      annotations[CosignAnnotation.chain] = chain
+        .map((cert) => pemCertificate(cert.rawBytes))
+        .join("")
+        .replace(/\n$/, "");
     }
   }
   const entry = bundle.verificationMaterial.tlogEntries[0];

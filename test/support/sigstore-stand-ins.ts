@@ -1,8 +1,10 @@
 /**
  * Minimal stand-ins for Fulcio and Rekor on 127.0.0.1, enough for `@sigstore/sign` to complete
  * keyless signing and for `@sigstore/verify` to check the result against their trust root. Not a
- * CA or a log: no OIDC verification (the token's `sub` and `iss` are taken as given), no Merkle
- * tree (entries carry a signed entry timestamp, no inclusion proof), no SCTs.
+ * real CA or log: no OIDC verification (the token's `sub` and `iss` are taken as given, its
+ * signature, audience and expiry unchecked), no SCTs and no CT log, no check of what an entry
+ * claims. Rekor entries do carry a signed entry timestamp and an RFC 6962 inclusion proof with a
+ * signed checkpoint, over an in-memory tree. What they check and skip: docs/test-harness.md.
  * https://github.com/sigstore/fulcio/blob/main/docs/api.md (POST /api/v2/signingCert)
  * https://github.com/sigstore/rekor/blob/main/openapi.yaml (POST /api/v1/log/entries)
  */

@@ -103,7 +103,7 @@ the working copy and judges only what changed:
   numbers: v1.2.3 -> v#.#.#) was a multi-platform index but which is a single-platform
   manifest fails (the reverse is a notice), and so does a kind that cannot be read;
   --allow-kind-change makes both a warning;
-- vulnerabilities: --vuln-report (Trivy JSON or SARIF, repeatable) fails on fixable findings at
+- vulnerabilities: --vuln-report (Trivy JSON, Grype JSON or SARIF, repeatable) fails on fixable findings at
   or above --vuln-severity-threshold (default HIGH), and when an image the change adds is not
   named by digest in any report.
 A check that cannot judge fails. The git repository is the one holding the working directory
@@ -134,7 +134,7 @@ docs/owners.md.`,
       type: "string",
       multiple: true,
       valueName: "FILE",
-      description: "A Trivy JSON or SARIF report of the new images (repeatable)",
+      description: "A Trivy JSON, Grype JSON or SARIF report of the new images (repeatable)",
     },
     "vuln-severity-threshold": {
       type: "string",
