@@ -271,10 +271,9 @@ describe("promoter audit serve against a real registry", () => {
     expect(alerts).toEqual([]);
   });
 
-  it("verifies all events of promoter promote --confirm", async (context) => {
-    if (!commands.some((command) => command.words.join(" ") === "promote")) {
-      context.skip("promoter promote is not registered");
-    }
+  it("verifies all events of promoter promote --confirm", async () => {
+    // An assertion, not a skip: removing the command must fail this test, not hide it.
+    expect(commands.map((command) => command.words.join(" "))).toContain("promote");
     const before = (await findings()).length;
     const { io, err } = captureIO({ cwd: work });
     // The test registry is on loopback: the operator allows it (registry policy).
