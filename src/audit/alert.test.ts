@@ -5,7 +5,10 @@ import { MemoryLogger } from "../log.js";
 import { alertWebhookProblem, escapeSlackText, WebhookAlertSink } from "./alert.js";
 
 /** A local webhook receiver answering with the scripted statuses, then 200. */
-async function receiver(statuses: number[]): Promise<{ url: string; bodies: unknown[]; server: Server }> {
+async function receiver(
+  statuses: number[],
+  retryAfter = "0",
+): Promise<{ url: string; bodies: unknown[]; server: Server }> {
   const bodies: unknown[] = [];
   const server = createServer((request, response) => {
     let text = "";
@@ -13,7 +16,7 @@ async function receiver(statuses: number[]): Promise<{ url: string; bodies: unkn
     request.on("end", () => {
       bodies.push(JSON.parse(text));
       const status = statuses.shift() ?? 200;
-      response.writeHead(status, status === 429 ? { "retry-after": "0" } : {});
+      response.writeHead(status, status === 429 ? { "retry-after": retryAfter } : {});
       response.end(status === 200 ? "ok" : "no");
     });
   });
@@ -50,6 +53,32 @@ describe("webhook alerts", () => {
     expect(retries).toHaveLength(2);
     // The webhook URL is the credential: only its origin is ever logged.
     expect(JSON.stringify(logger.lines)).not.toContain("secret-part");
+  });
+
+  it("waits as registry requests do: Retry-After in seconds, an empty one means backoff", async () => {
+    const waits: number[] = [];
+    const clock = {
+      now: () => Date.now(),
+      sleep: (ms: number) => {
+        waits.push(ms);
+        return Promise.resolve();
+      },
+    };
+    const asked = await receiver([429, 200], "7");
+    const empty = await receiver([429, 200], "");
+    servers.push(asked.server, empty.server);
+    const logger = new MemoryLogger();
+    expect(await deliver(new WebhookAlertSink({ url: asked.url, logger, clock }), "a")).toBe(true);
+    expect(waits).toEqual([7000]);
+    waits.length = 0;
+    expect(
+      await deliver(
+        new WebhookAlertSink({ url: empty.url, logger, clock, baseDelayMs: 400, random: () => 0.5 }),
+        "b",
+      ),
+    ).toBe(true);
+    // Half of the first backoff ceiling (400 ms), not the 0 ms an empty header once meant.
+    expect(waits).toEqual([200]);
   });
 
   it("gives up after the attempts, and at once on a client error", async () => {

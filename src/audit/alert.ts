@@ -1,12 +1,20 @@
 import { describeError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { slackText } from "../output/encode.js";
+import {
+  backoffDelayMs,
+  isRetryableStatus,
+  parseRetryAfter,
+  systemClock,
+  type Clock,
+} from "../registry/index.js";
 
 /**
  * Alert delivery to a Slack-compatible incoming webhook (`{"text": ...}`, which Slack, Mattermost,
  * Rocket.Chat, Google Chat and most chat bridges accept). Deliveries run one at a time in the
- * background, in order, each retried with exponential backoff and jitter on network errors, 408,
- * 429 and 5xx (honouring `Retry-After`). The webhook URL is a secret (it is the credential): it
+ * background, in order, each retried on network errors and the statuses registry requests retry
+ * (408, 429, 5xx), with the same backoff and `Retry-After` reading (registry/transport/retry.ts).
+ * The webhook URL is a secret (it is the credential): it
  * never appears in logs or errors, only its origin. Alert text carries outside text (event ids,
  * repositories, registry hosts): the sink is the one place it is encoded for Slack
  * (`slackText`) and stripped of known secrets (`redact`), so callers send plain text.
@@ -41,6 +49,10 @@ export interface WebhookAlertOptions {
   readonly timeoutMs?: number;
   /** Removes the run's known secrets from alert text (the auditor's token, registry credentials). */
   readonly redact?: (text: string) => string;
+  /** Time for the waits between attempts; injectable so tests need not wait. */
+  readonly clock?: Clock;
+  /** A number in [0, 1) for the backoff's jitter; injectable so tests are deterministic. */
+  readonly random?: () => number;
 }
 
 /**
@@ -62,30 +74,6 @@ export function alertWebhookProblem(url: string): string | undefined {
   return undefined;
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) {
-      resolve();
-      return;
-    }
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
-}
-
-function retryAfterMs(header: string | null): number | undefined {
-  if (header === null) return undefined;
-  const seconds = Number(header);
-  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
-  const date = Date.parse(header);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
-}
-
 export class WebhookAlertSink implements AlertSink {
   private readonly url: string;
   private readonly origin: string;
@@ -94,6 +82,8 @@ export class WebhookAlertSink implements AlertSink {
   private readonly baseDelayMs: number;
   private readonly timeoutMs: number;
   private readonly redact: (text: string) => string;
+  private readonly clock: Clock;
+  private readonly random: () => number;
   private readonly queue: { text: string; onResult: AlertResultListener | undefined }[] = [];
   private readonly controller = new AbortController();
   private running: Promise<void> | undefined;
@@ -106,6 +96,8 @@ export class WebhookAlertSink implements AlertSink {
     this.baseDelayMs = options.baseDelayMs ?? DEFAULT_ALERT_BASE_DELAY_MS;
     this.timeoutMs = options.timeoutMs ?? ALERT_TIMEOUT_MS;
     this.redact = options.redact ?? ((text) => text);
+    this.clock = options.clock ?? systemClock;
+    this.random = options.random ?? Math.random;
   }
 
   send(text: string, onResult?: AlertResultListener): void {
@@ -160,8 +152,11 @@ export class WebhookAlertSink implements AlertSink {
     let lastProblem = "";
     for (let attempt = 1; attempt <= this.attempts; attempt += 1) {
       if (this.stopped()) return false;
-      let waitMs = Math.min(MAX_ALERT_DELAY_MS, this.baseDelayMs * 2 ** (attempt - 1));
-      waitMs = waitMs / 2 + Math.random() * (waitMs / 2);
+      let waitMs = backoffDelayMs(
+        attempt,
+        { baseDelayMs: this.baseDelayMs, maxDelayMs: MAX_ALERT_DELAY_MS },
+        this.random,
+      );
       try {
         const response = await fetch(this.url, {
           method: "POST",
@@ -174,9 +169,8 @@ export class WebhookAlertSink implements AlertSink {
         await response.arrayBuffer().catch(() => undefined);
         if (response.ok) return true;
         lastProblem = `HTTP ${response.status}`;
-        const retriable = response.status === 408 || response.status === 429 || response.status >= 500;
-        if (!retriable) break;
-        const after = retryAfterMs(response.headers.get("retry-after"));
+        if (!isRetryableStatus(response.status)) break;
+        const after = parseRetryAfter(response.headers.get("retry-after") ?? undefined, this.clock.now());
         if (after !== undefined) waitMs = Math.min(MAX_ALERT_DELAY_MS, after);
       } catch (error) {
         if (this.stopped()) return false;
@@ -189,7 +183,11 @@ export class WebhookAlertSink implements AlertSink {
           problem: lastProblem,
           retryInMs: Math.round(waitMs),
         });
-        await sleep(waitMs, this.controller.signal);
+        try {
+          await this.clock.sleep(waitMs, this.controller.signal);
+        } catch {
+          return false; // closed while waiting
+        }
       }
     }
     this.logger.log("error", "alert not delivered", { webhook: this.origin, problem: lastProblem });

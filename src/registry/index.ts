@@ -29,7 +29,13 @@ export {
 } from "./redact.js";
 export type { HostLimit } from "./transport/host-limits.js";
 export { DEFAULT_MAX_CONCURRENT_PER_HOST } from "./transport/host-limits.js";
-export { DEFAULT_RETRY_POLICY, type RetryPolicy } from "./transport/retry.js";
+export {
+  backoffDelayMs,
+  DEFAULT_RETRY_POLICY,
+  isRetryableStatus,
+  parseRetryAfter,
+  type RetryPolicy,
+} from "./transport/retry.js";
 export { DEFAULT_MIN_BYTES_PER_SECOND } from "./transport/deadline.js";
 export { systemClock, type Clock } from "./transport/clock.js";
 export { INTERNAL_ADDRESS_ERROR_CODE, type InternalAddressPolicy } from "./transport/network-address.js";

@@ -15,6 +15,9 @@ describe("parseRetryAfter", () => {
     expect(parseRetryAfter("30", now)).toBe(30_000);
     expect(parseRetryAfter("Wed, 01 Jan 2025 00:00:12 GMT", now)).toBe(12_000);
     expect(parseRetryAfter("Tue, 31 Dec 2024 23:00:00 GMT", now)).toBe(0);
+    // An empty or unreadable value is no instruction (not "retry now"): backoff applies.
+    expect(parseRetryAfter("", now)).toBeUndefined();
+    expect(parseRetryAfter("soon", now)).toBeUndefined();
     expect(parseRetryAfter("soon", now)).toBeUndefined();
     expect(parseRetryAfter(undefined, now)).toBeUndefined();
   });

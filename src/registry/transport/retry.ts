@@ -61,6 +61,21 @@ export function parseRetryAfter(value: string | undefined, nowMs: number): numbe
   return Math.max(0, date - nowMs);
 }
 
+/**
+ * Exponential backoff with full jitter: the wait after attempt `attempt` (1-based) is uniform in
+ * [0, min(maxDelayMs, baseDelayMs * 2^(attempt-1))]. Shared by every retrying client (registry
+ * requests, alert deliveries) so that all of them back off alike.
+ * https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/
+ */
+export function backoffDelayMs(
+  attempt: number,
+  delays: Pick<RetryPolicy, "baseDelayMs" | "maxDelayMs">,
+  random: () => number = Math.random,
+): number {
+  const ceiling = Math.min(delays.maxDelayMs, delays.baseDelayMs * 2 ** (attempt - 1));
+  return Math.round(random() * ceiling);
+}
+
 export class RetryTransport implements Transport {
   private readonly random: () => number;
 
@@ -73,9 +88,7 @@ export class RetryTransport implements Transport {
 
   /** Exponential backoff with full jitter for the wait after attempt `attempt` (1-based). */
   backoffMs(attempt: number): number {
-    const { baseDelayMs, maxDelayMs } = this.options.policy;
-    const ceiling = Math.min(maxDelayMs, baseDelayMs * 2 ** (attempt - 1));
-    return Math.round(this.random() * ceiling);
+    return backoffDelayMs(attempt, this.options.policy, this.random);
   }
 
   async send(request: HttpRequest): Promise<HttpResponse> {
