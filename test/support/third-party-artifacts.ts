@@ -1,12 +1,10 @@
 /**
  * Artifacts that the real third-party tools made (cosign signatures and bundles, sigstore
- * bundles, Trivy and Grype reports), taken from those tools' public repositories. They are not
- * part of this repository: they live in the steering repository's shared folder, seen from here
- * as `../shared/third-party` (each file's repository, commit, path and license are in its
- * `SOURCES.md`). `IMAGE_PROMOTER_THIRD_PARTY` names another folder. Tests that need them skip,
- * saying so, when the folder is absent.
+ * bundles, Trivy and Grype reports), copied byte for byte from those tools' public repositories
+ * into `test/fixtures/third-party` (each file's repository, commit, path and license are in its
+ * `SOURCES.md`). `IMAGE_PROMOTER_THIRD_PARTY` names another folder, to try newer artifacts. They
+ * are always there: a missing file fails the test that reads it.
  */
-import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import * as path from "node:path";
 
@@ -14,23 +12,11 @@ const REPOSITORY_ROOT = path.resolve(import.meta.dirname, "../..");
 
 /** The folder holding the third-party artifacts. */
 export const THIRD_PARTY_ROOT =
-  process.env.IMAGE_PROMOTER_THIRD_PARTY ?? path.resolve(REPOSITORY_ROOT, "../shared/third-party");
+  process.env.IMAGE_PROMOTER_THIRD_PARTY ?? path.join(REPOSITORY_ROOT, "test/fixtures/third-party");
 
 /** Absolute path of an artifact, `relative` to {@link THIRD_PARTY_ROOT}. */
 export function thirdPartyPath(relative: string): string {
   return path.join(THIRD_PARTY_ROOT, relative);
-}
-
-/** Whether every named artifact is there (describe.skipIf(!hasThirdParty(...))). */
-export function hasThirdParty(...relative: string[]): boolean {
-  return relative.every((file) => existsSync(thirdPartyPath(file)));
-}
-
-/** The title suffix of a suite that skips without the artifacts. */
-export function thirdPartyTitle(what: string): string {
-  return hasThirdParty()
-    ? what
-    : `${what} (skipped: no third-party artifacts at ${THIRD_PARTY_ROOT}; set IMAGE_PROMOTER_THIRD_PARTY)`;
 }
 
 export function readThirdParty(relative: string): Promise<Buffer> {
