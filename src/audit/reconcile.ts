@@ -2,13 +2,9 @@ import { runBounded } from "../concurrency/index.js";
 import { describeError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { repositoryIn, type Digest, type RepositoryPath, type Tag } from "../reference/index.js";
-import type { StoreProvider } from "../registry/store.js";
-import {
-  checkAttachment,
-  parseAttachedArtifactTag,
-  promotedRelation,
-  type ManifestLookup,
-} from "./decide.js";
+import type { StoreProvider } from "../registry/index.js";
+import { parseAttachedArtifactTag } from "../sign/index.js";
+import { checkAttachment, promotedRelation, type ManifestLookup } from "./decide.js";
 import {
   desiredRepositoryKey,
   productionRepositories,

@@ -1,4 +1,3 @@
-import { parseAttachedArtifactTag } from "../audit/index.js";
 import { PromoterError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import { isIndexMediaType, MAX_INDEX_DEPTH, parseManifest } from "../oci/index.js";
@@ -13,6 +12,7 @@ import {
   type Tag,
 } from "../reference/index.js";
 import { RegistryError, type RepositoryStore, type StoreProvider } from "../registry/index.js";
+import { parseAttachedArtifactTag } from "../sign/index.js";
 
 /**
  * `promoter snapshot`: what a registry path (or OCI layout tree) holds, as the images.yaml that

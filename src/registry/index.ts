@@ -46,7 +46,6 @@ export {
   type CredentialSource,
 } from "./credentials/index.js";
 export { RemoteRepository } from "./remote/remote-repository.js";
-export { referrersFallbackTag } from "./remote/referrers.js";
 export { DOCKER_HUB_API_HOST } from "./remote/endpoint.js";
 export {
   openOciLayoutRepository,

@@ -5,6 +5,8 @@ import {
   INDEX_MEDIA_TYPES,
   isManifestMediaType,
   parseManifest,
+  referrerDescriptor,
+  referrersFallbackTag,
   type Descriptor,
   type ParsedManifest,
 } from "../../oci/index.js";
@@ -39,7 +41,6 @@ import {
 } from "./layout-index.js";
 import { MAX_INDEX_JSON_BYTES, MAX_LAYOUT_MANIFEST_BYTES } from "./limits.js";
 import { queueIndexChange } from "./index-update-queue.js";
-import { referrerDescriptor, referrersFallbackTag } from "../remote/referrers.js";
 
 export interface OciLayoutOptions {
   readonly logger?: Logger;

@@ -17,11 +17,10 @@ import {
   writeOciLayoutDirectly,
   type TestContent,
 } from "../../../test/support/test-images.js";
-import { MediaType, type Descriptor } from "../../oci/index.js";
+import { MediaType, referrersFallbackTag, type Descriptor } from "../../oci/index.js";
 import { parseRepositoryPath, parseTag, type RegistryHost, type Tag } from "../../reference/index.js";
 import { createStoreProvider, type RegistryStoreProvider } from "../provider.js";
 import type { RepositoryStore } from "../store.js";
-import { referrersFallbackTag } from "./referrers.js";
 
 let registry: TestRegistry;
 let provider: RegistryStoreProvider;

@@ -9,7 +9,7 @@ import {
   sha256,
   type MemoryRegistry,
 } from "../../../test/support/scripted-registry.js";
-import { MediaType, type Descriptor } from "../../oci/index.js";
+import { MediaType, referrersFallbackTag, type Descriptor } from "../../oci/index.js";
 import {
   parseDigest,
   parseRepositoryPath,
@@ -21,7 +21,6 @@ import { RegistryError } from "../errors.js";
 import { MANIFEST_READ_ATTEMPTS, MAX_MANIFEST_BYTES } from "../limits.js";
 import { createStoreProvider, type RegistryStoreProvider, type StoreProviderOptions } from "../provider.js";
 import type { RepositoryStore } from "../store.js";
-import { referrersFallbackTag } from "./referrers.js";
 
 const REPOSITORY = parseRepositoryPath("team/app");
 

@@ -1,5 +1,5 @@
 import type { Readable } from "node:stream";
-import type { Descriptor } from "../../oci/index.js";
+import { referrerDescriptor, type Descriptor } from "../../oci/index.js";
 import type { Digest, RepositoryLocation, RepositoryPath, Tag } from "../../reference/index.js";
 import type { CallOptions, ManifestContent, RepositoryStore, Side } from "../store.js";
 import type { Clock } from "../transport/clock.js";
@@ -9,7 +9,7 @@ import { hasBlob, openBlob } from "./blobs.js";
 import type { RegistryEndpoint } from "./endpoint.js";
 import { listTags } from "./listing.js";
 import { getManifest, putManifest, resolveManifest } from "./manifests.js";
-import { addToReferrersFallback, listReferrers, referrerDescriptor, subjectOf } from "./referrers.js";
+import { addToReferrersFallback, listReferrers, subjectOf } from "./referrers.js";
 import { RepositoryClient } from "./repository-client.js";
 
 /**
