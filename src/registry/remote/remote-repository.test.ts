@@ -20,7 +20,9 @@ import {
 import { RegistryError } from "../errors.js";
 import { MANIFEST_READ_ATTEMPTS, MAX_MANIFEST_BYTES } from "../limits.js";
 import { createStoreProvider, type RegistryStoreProvider, type StoreProviderOptions } from "../provider.js";
+import { openOnSide } from "../side.js";
 import type { RepositoryStore } from "../store.js";
+import { remoteDeleter } from "../../../test/support/content-deleter.js";
 
 const REPOSITORY = parseRepositoryPath("team/app");
 
@@ -69,7 +71,9 @@ describe("RemoteRepository against a scripted registry", () => {
       retry: { maxAttempts: 2 },
       ...options,
     });
-    return provider.repository(
+    // Opened as a promotion opens a staging repository: its errors name the side.
+    return openOnSide(
+      provider,
       { kind: "remote", host: server.host as RegistryHost, repository: REPOSITORY },
       "source",
     );
@@ -548,7 +552,7 @@ describe("RemoteRepository against a scripted registry", () => {
   });
 
   it("deletes manifests and blobs, an absent one being no error", async () => {
-    const store = await setUp();
+    const store = remoteDeleter(await setUp());
     const digest = storeManifest(ociIndex(), MediaType.ociImageIndex);
     await store.deleteManifest(digest);
     await store.deleteManifest(digest);
