@@ -37,10 +37,7 @@ function client(http2: boolean): RegistryStoreProvider {
 }
 
 function store(provider: RegistryStoreProvider, repository: string) {
-  return provider.repository(
-    { kind: "remote", host, repository: parseRepositoryPath(repository) },
-    "destination",
-  );
+  return provider.repository({ kind: "remote", host, repository: parseRepositoryPath(repository) });
 }
 
 try {

@@ -95,7 +95,7 @@ async function seed(staging: TestRegistry, workload: Workload): Promise<void> {
   const provider = createStoreProvider();
   const location = parseRegistryLocation(`${staging.host}/staging`);
   for (const [repository, tags] of workload.repositories) {
-    const store = provider.repository(repositoryIn(location, parseRepositoryPath(repository)), "destination");
+    const store = provider.repository(repositoryIn(location, parseRepositoryPath(repository)));
     for (const [tag, content] of tags) await pushToStore(store, content, [tag]);
   }
   await provider.close();

@@ -29,10 +29,11 @@ async function writeImage(
   tags: Tag[],
 ): Promise<void> {
   const provider = createStoreProvider();
-  const store = provider.repository(
-    { kind: "oci-layout", directory, repository: parseRepositoryPath(image) },
-    "destination",
-  );
+  const store = provider.repository({
+    kind: "oci-layout",
+    directory,
+    repository: parseRepositoryPath(image),
+  });
   await pushToStore(store, content, tags);
   await provider.close();
 }

@@ -2,13 +2,7 @@ import { describe, expect, it } from "vitest";
 import { createManifestSet, parsePlainManifest, type PromotionManifest } from "../manifest/index.js";
 import { MAX_INDEX_DEPTH } from "../oci/index.js";
 import type { Digest, RepositoryPath, Tag } from "../reference/index.js";
-import {
-  judgeEvent,
-  parseAttachedArtifactTag,
-  type Judgement,
-  type ManifestFacts,
-  type ManifestLookup,
-} from "./decide.js";
+import { judgeEvent, type Judgement, type ManifestFacts, type ManifestLookup } from "./decide.js";
 import { buildDesiredState, repositoryStanding, type DesiredState } from "./desired-state.js";
 import type { ManifestShape } from "../sign/attachment-recognition.js";
 import { UNATTRIBUTED_HOST, type RegistryEvent } from "./event.js";
@@ -202,27 +196,6 @@ describe("desired state", () => {
     const mirror = desired.repositories.get("mirror.example/images/app")!;
     expect(mirror.digests.has(STRANGER)).toBe(false);
     expect(mirror.tags.get("1.0" as Tag)).toEqual([INDEX]);
-  });
-});
-
-describe("attached artifact tags", () => {
-  it.each([
-    [`sha256-${hex(IMAGE)}.sig`, "signature"],
-    [`sha256-${hex(IMAGE)}.att`, "attestation"],
-    [`sha256-${hex(IMAGE)}.sbom`, "sbom"],
-    [`sha256-${hex(IMAGE)}`, "referrers-index"],
-  ])("%s is a %s", (tag, kind) => {
-    expect(parseAttachedArtifactTag(tag)).toEqual({ subject: IMAGE, kind });
-  });
-
-  it.each([
-    "sha256-abc.sig",
-    `sha512-${hex(IMAGE)}.sig`,
-    `sha256-${hex(IMAGE)}.sigx`,
-    "v1.0",
-    `sha256-${"A".repeat(64)}.sig`,
-  ])("%s is not", (tag) => {
-    expect(parseAttachedArtifactTag(tag)).toBeUndefined();
   });
 });
 

@@ -1,11 +1,11 @@
 import { isIndexMediaType, MAX_INDEX_DEPTH } from "../oci/index.js";
 import type { Digest, Tag } from "../reference/index.js";
 import {
+  parseAttachedArtifactTag,
   recogniseAttachment,
   type AttachmentClass,
   type ManifestShape,
-} from "../sign/attachment-recognition.js";
-import { parseAttachmentTag, type AttachmentKind } from "../sign/cosign-format.js";
+} from "../sign/index.js";
 import {
   namesRegistryHost,
   repositoryStanding,
@@ -141,31 +141,6 @@ export async function promotedRelation(
     frontier = next;
   }
   return undefined;
-}
-
-/**
- * The names of attached-artifact tags: cosign's `sha256-<hex>.sig|.att|.sbom` (its format lives in
- * sign/cosign-format.ts, which writes them too) and the bare `sha256-<hex>` of the referrers
- * tag-schema fallback (registry/remote/referrers.ts writes it).
- * https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#referrers-tag-schema
- */
-export type AttachedArtifactKind = "signature" | "attestation" | "sbom" | "referrers-index";
-
-const COSIGN_TAG_KINDS: Readonly<Record<AttachmentKind, AttachedArtifactKind>> = {
-  sig: "signature",
-  att: "attestation",
-  sbom: "sbom",
-};
-
-const REFERRERS_FALLBACK_TAG = /^sha256-([0-9a-f]{64})$/;
-
-export function parseAttachedArtifactTag(
-  tag: string,
-): { readonly subject: Digest; readonly kind: AttachedArtifactKind } | undefined {
-  const cosign = parseAttachmentTag(tag);
-  if (cosign) return { subject: cosign.subject, kind: COSIGN_TAG_KINDS[cosign.kind] };
-  const fallback = REFERRERS_FALLBACK_TAG.exec(tag);
-  return fallback ? { subject: `sha256:${fallback[1] ?? ""}` as Digest, kind: "referrers-index" } : undefined;
 }
 
 /** Entries of an index checked one by one for being attachments (a referrers list is short). */

@@ -114,9 +114,9 @@ describe("RegistryManifestLookup over stores", () => {
     const subject = new RegistryManifestLookup({
       provider: {
         ...provider,
-        repository: (where, side) => {
+        repository: (where) => {
           reads.push(JSON.stringify(where));
-          return provider.repository(where, side);
+          return provider.repository(where);
         },
       },
       logger: new MemoryLogger(),

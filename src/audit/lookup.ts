@@ -3,8 +3,8 @@ import { describeError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { parseManifest } from "../oci/index.js";
 import type { Digest, RepositoryLocation, Tag } from "../reference/index.js";
-import type { StoreProvider } from "../registry/store.js";
-import { manifestShape } from "../sign/attachment-recognition.js";
+import { openOnSide, type RepositoryOpener } from "../registry/index.js";
+import { manifestShape } from "../sign/index.js";
 import type { ManifestFacts, ManifestLookup } from "./decide.js";
 import { desiredRepositoryKey, type DesiredRepository } from "./desired-state.js";
 import { UNATTRIBUTED_HOST } from "./event.js";
@@ -24,7 +24,7 @@ export const NEGATIVE_CACHE_MS = 30_000;
 export const LOOKUP_CONCURRENCY = 8;
 
 export interface RegistryLookupOptions {
-  readonly provider: StoreProvider;
+  readonly provider: RepositoryOpener;
   readonly logger: Logger;
   /** Tags already verified per repository: the findings store answers this. */
   readonly verifiedTagFor: (repositoryKey: string, digest: Digest) => Tag | undefined;
@@ -33,7 +33,7 @@ export interface RegistryLookupOptions {
 }
 
 export class RegistryManifestLookup implements ManifestLookup {
-  private readonly provider: StoreProvider;
+  private readonly provider: RepositoryOpener;
   private readonly logger: Logger;
   private readonly verifiedTag: RegistryLookupOptions["verifiedTagFor"];
   private readonly signal: AbortSignal | undefined;
@@ -75,9 +75,10 @@ export class RegistryManifestLookup implements ManifestLookup {
   async resolveTag(repository: DesiredRepository, tag: Tag): Promise<Digest | undefined> {
     try {
       const descriptor = await this.reads.run(() =>
-        this.provider
-          .repository(repository.location, "destination")
-          .resolve(tag, this.signal ? { signal: this.signal } : {}),
+        openOnSide(this.provider, repository.location, "destination").resolve(
+          tag,
+          this.signal ? { signal: this.signal } : {},
+        ),
       );
       return descriptor?.digest;
     } catch (error) {
@@ -113,9 +114,10 @@ export class RegistryManifestLookup implements ManifestLookup {
       const side = location === repository.location ? "destination" : "source";
       try {
         const content = await this.reads.run(() =>
-          this.provider
-            .repository(location, side)
-            .getManifest(digest, this.signal ? { signal: this.signal } : {}),
+          openOnSide(this.provider, location, side).getManifest(
+            digest,
+            this.signal ? { signal: this.signal } : {},
+          ),
         );
         if (!content) continue;
         const parsed = parseManifest(

@@ -142,7 +142,6 @@ describe("reconcile against a real registry", () => {
   async function put(repository: string, content: TestContent, reference?: string): Promise<void> {
     const store = provider.repository(
       repositoryIn(parseRegistryLocation(registry.host), parseRepositoryPath(repository)),
-      "destination",
     );
     for (const blob of allBlobs(content)) await store.putBlob(blob.descriptor, Readable.from([blob.bytes]));
     for (const manifest of allManifests(content)) {

@@ -2,13 +2,9 @@ import { runBounded } from "../concurrency/index.js";
 import { describeError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { repositoryIn, type Digest, type RepositoryPath, type Tag } from "../reference/index.js";
-import type { StoreProvider } from "../registry/store.js";
-import {
-  checkAttachment,
-  parseAttachedArtifactTag,
-  promotedRelation,
-  type ManifestLookup,
-} from "./decide.js";
+import { openOnSide, type RepositoryCatalog, type RepositoryOpener } from "../registry/index.js";
+import { parseAttachedArtifactTag } from "../sign/index.js";
+import { checkAttachment, promotedRelation, type ManifestLookup } from "./decide.js";
 import {
   desiredRepositoryKey,
   productionRepositories,
@@ -185,7 +181,7 @@ export function compareRepository(
 export const DEFAULT_RECONCILE_CONCURRENCY = 8;
 
 export interface ReconcileOptions {
-  readonly provider: StoreProvider;
+  readonly provider: RepositoryOpener & RepositoryCatalog;
   readonly logger: Logger;
   readonly signal?: AbortSignal;
   readonly concurrency?: number;
@@ -196,12 +192,12 @@ export interface ReconcileOptions {
 /** Reads one production repository: tags and where they point, absent promoted digests, explanations. */
 async function observeRepository(
   desired: DesiredRepository,
-  provider: StoreProvider,
+  provider: RepositoryOpener,
   lookup: ManifestLookup,
   signal: AbortSignal | undefined,
 ): Promise<ReconcileObservation> {
   const call = signal ? { signal } : {};
-  const store = provider.repository(desired.location, "destination");
+  const store = openOnSide(provider, desired.location, "destination");
   const tags = new Map<Tag, Digest | undefined>();
   for (const tag of await store.listTags(call)) {
     tags.set(tag, (await store.resolve(tag, call))?.digest);
@@ -329,12 +325,11 @@ async function unexpectedRepositories(
       if (repositoryStanding(state, scope.location.host, repositoryPath).kind !== "unmanaged") continue;
       let tags: Tag[] = [];
       try {
-        tags = await provider
-          .repository(
-            { kind: "remote", host: scope.location.host, repository: repositoryPath },
-            "destination",
-          )
-          .listTags(call);
+        tags = await openOnSide(
+          provider,
+          { kind: "remote", host: scope.location.host, repository: repositoryPath },
+          "destination",
+        ).listTags(call);
       } catch (error) {
         signal?.throwIfAborted();
         notes.push(`cannot list tags of ${key}: ${describeError(error)}`);

@@ -23,10 +23,12 @@ import {
 } from "../reference/index.js";
 import {
   createStoreProvider,
+  onSide,
   openOciLayoutRepository,
   RegistryError,
   type CallOptions,
   type ManifestContent,
+  type RepositoryIdentity,
   type RepositoryStore,
   type Side,
 } from "../registry/index.js";
@@ -48,8 +50,10 @@ import {
   copyGraphs,
   CopyError,
   DEFAULT_WRITE_ATTEMPTS,
+  type CopyDestinationStore,
   type CopyEvent,
   type CopyOutcome,
+  type CopySourceStore,
   type CopyTask,
 } from "./index.js";
 
@@ -136,7 +140,8 @@ interface Faults {
   beforeWrite?: (operation: Operation, reference: string) => void;
 }
 
-class RecordingStore implements RepositoryStore {
+/** Offers only the roles the engine asks for: a call to any other would not compile. */
+class RecordingStore implements CopySourceStore, CopyDestinationStore {
   private readonly uploadAttempts = new Map<Digest, number>();
   private readonly manifestAttempts = new Map<string, number>();
 
@@ -152,9 +157,6 @@ class RecordingStore implements RepositoryStore {
   get name() {
     return this.inner.name;
   }
-  get side(): Side {
-    return this.inner.side;
-  }
 
   private async record<T>(operation: Operation, reference: string, call: () => Promise<T>): Promise<T> {
     this.journal.add(this.name, operation, reference, "start");
@@ -163,7 +165,6 @@ class RecordingStore implements RepositoryStore {
         throw new RegistryError("registry-network", "connection refused (injected)", {
           operation,
           registry: this.name,
-          side: this.side,
         });
       }
       const result = await call();
@@ -192,7 +193,6 @@ class RecordingStore implements RepositoryStore {
         throw new RegistryError("registry-http", "unexpected response (injected)", {
           operation: "put manifest",
           registry: this.name,
-          side: this.side,
           status: 400,
           registryCodes: ["MANIFEST_BLOB_UNKNOWN"],
         });
@@ -234,21 +234,8 @@ class RecordingStore implements RepositoryStore {
     return this.record("mountBlob", descriptor.digest, () => this.inner.mountBlob(descriptor, from, options));
   }
 
-  canMountFrom(other: RepositoryStore): boolean {
+  canMountFrom(other: RepositoryIdentity): boolean {
     return this.inner.canMountFrom(other instanceof RecordingStore ? other.inner : other);
-  }
-
-  listTags(options?: CallOptions) {
-    return this.inner.listTags(options);
-  }
-  referrers(digest: Digest, options?: CallOptions & { readonly artifactType?: string }) {
-    return this.inner.referrers(digest, options);
-  }
-  deleteManifest(digest: Digest, options?: CallOptions) {
-    return this.inner.deleteManifest(digest, options);
-  }
-  deleteBlob(digest: Digest, options?: CallOptions) {
-    return this.inner.deleteBlob(digest, options);
   }
 }
 
@@ -299,12 +286,14 @@ afterEach(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
+/** A recording store on one side of the copy: its errors, injected ones too, name the side. */
 function layoutStore(tree: string, repository: string, side: Side, faults: Faults = {}): RecordingStore {
-  const inner = openOciLayoutRepository(
-    { kind: "oci-layout", directory: path.join(root, tree), repository: repository as RepositoryPath },
-    side,
-  );
-  return new RecordingStore(inner, journal, faults);
+  const inner = openOciLayoutRepository({
+    kind: "oci-layout",
+    directory: path.join(root, tree),
+    repository: repository as RepositoryPath,
+  });
+  return onSide(new RecordingStore(inner, journal, faults), side);
 }
 
 /** Writes a staging layout with the project-independent writer and opens it as a source. */
@@ -317,9 +306,9 @@ const tag = (name: string): Tag => parseTag(name);
 
 function task(
   id: string,
-  source: RepositoryStore,
+  source: CopySourceStore,
   content: TestContent | Digest,
-  destinations: readonly (readonly [RepositoryStore, readonly string[]])[],
+  destinations: readonly (readonly [CopyDestinationStore, readonly string[]])[],
 ): CopyTask {
   return {
     id,
@@ -332,9 +321,9 @@ function task(
 /** {@link task} with the same tags at every one of `stores`. */
 function taskToEach(
   id: string,
-  source: RepositoryStore,
+  source: CopySourceStore,
   content: TestContent | Digest,
-  stores: readonly RepositoryStore[],
+  stores: readonly CopyDestinationStore[],
   tags: readonly string[],
 ): CopyTask {
   return task(
@@ -963,11 +952,12 @@ describe("copyGraphs between real registries", () => {
     side: Side,
     faults: Faults = {},
   ): RecordingStore {
-    const inner = provider.repository(
-      { kind: "remote", host: registry.host as RegistryHost, repository: repository as RepositoryPath },
-      side,
-    );
-    return new RecordingStore(inner, journal, faults);
+    const inner = provider.repository({
+      kind: "remote",
+      host: registry.host as RegistryHost,
+      repository: repository as RepositoryPath,
+    });
+    return onSide(new RecordingStore(inner, journal, faults), side);
   }
 
   /** Pushes content to `registry/repository:tag` with skopeo (digests preserved). */

@@ -10,7 +10,16 @@ export {
   DEFAULT_COPY_CONCURRENCY,
   type CopyLimits,
 } from "./copy-graphs.js";
-export type { CopyDestination, CopyOptions, CopyOutcome, CopyStats, CopyStatus, CopyTask } from "./task.js";
+export type {
+  CopyDestination,
+  CopyDestinationStore,
+  CopyOptions,
+  CopyOutcome,
+  CopySourceStore,
+  CopyStats,
+  CopyStatus,
+  CopyTask,
+} from "./task.js";
 export type { CopyEvent, CopyEventType } from "./events.js";
 export { CopyError, type CopyErrorCode } from "./errors.js";
 export { FAN_OUT_HIGH_WATER_BYTES, FAN_OUT_START_TIMEOUT_MS } from "./fan-out.js";

@@ -1,10 +1,10 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "../log.js";
 import { formatRepositoryLocation } from "../reference/index.js";
-import type { CallOptions, RepositoryStore } from "../registry/index.js";
+import type { CallOptions, RepositoryIdentity } from "../registry/index.js";
 import { isAbort, type NodeFailure } from "./errors.js";
 import type { CopyEvent } from "./events.js";
-import type { CopyStats } from "./task.js";
+import type { CopyDestinationStore, CopySourceStore, CopyStats } from "./task.js";
 import type { WorkLimiter } from "../concurrency/index.js";
 
 /** Shared by every part of one `copyGraphs` run. */
@@ -37,7 +37,7 @@ export const NODE_WRITTEN: NodeResult = { ok: true, written: true };
 /** The source of a task, with the key that identifies its repository across store objects. */
 export interface SourceRef {
   readonly taskId: string;
-  readonly store: RepositoryStore;
+  readonly store: CopySourceStore;
   readonly key: string;
 }
 
@@ -48,7 +48,7 @@ export class DestinationRun {
   constructor(
     readonly taskId: string,
     readonly index: number,
-    readonly store: RepositoryStore,
+    readonly store: CopyDestinationStore,
     /** From `RepositoryKeys`: equal for every store object that stands for the same repository. */
     readonly key: string,
   ) {}
@@ -77,7 +77,7 @@ export function emptyStats(): CopyStats {
 export class RepositoryKeys {
   private readonly keys = new Map<string, string>();
 
-  of(store: RepositoryStore): string {
+  of(store: RepositoryIdentity): string {
     const location = formatRepositoryLocation(store.location);
     let key = this.keys.get(location);
     if (key === undefined) {

@@ -1,13 +1,30 @@
 import type { AbortedError } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Digest, Tag } from "../reference/index.js";
-import type { RepositoryStore } from "../registry/index.js";
+import type {
+  BlobChecker,
+  BlobMounter,
+  BlobReader,
+  BlobWriter,
+  ManifestReader,
+  ManifestResolver,
+  ManifestWriter,
+} from "../registry/index.js";
 import type { CopyError } from "./errors.js";
 import type { CopyEvent } from "./events.js";
 
+/** What the engine asks of a source: manifests by digest, and blob streams. */
+export type CopySourceStore = ManifestReader & BlobReader;
+
+/**
+ * What the engine asks of a destination: whether manifests and blobs are there, and writing
+ * them (blobs by upload or, within one registry or layout tree, by mount).
+ */
+export type CopyDestinationStore = ManifestResolver & ManifestWriter & BlobChecker & BlobWriter & BlobMounter;
+
 /** One destination repository of a task and the tags the root must carry there. */
 export interface CopyDestination {
-  readonly store: RepositoryStore;
+  readonly store: CopyDestinationStore;
   /**
    * Tags to point at the root once the image is complete there. Empty for a tagless digest.
    * The caller has decided these are wanted (the planner refuses tag moves); the engine writes
@@ -24,7 +41,7 @@ export interface CopyDestination {
 export interface CopyTask {
   /** Caller's name for the task, repeated in events and outcomes (e.g. the image and digest). */
   readonly id: string;
-  readonly source: RepositoryStore;
+  readonly source: CopySourceStore;
   readonly digest: Digest;
   readonly destinations: readonly CopyDestination[];
 }

@@ -24,7 +24,7 @@ import {
 import { runBounded } from "../concurrency/index.js";
 import { observeRepositories, planPromotion } from "../promote/index.js";
 import type { Digest, Tag } from "../reference/index.js";
-import type { StoreProvider } from "../registry/index.js";
+import { openOnSide, type RepositoryOpener } from "../registry/index.js";
 import { diffEdges, PromotedContent } from "./edge-diff.js";
 import {
   platformText,
@@ -101,7 +101,7 @@ export interface CheckOptions {
   /** The git revision to compare with (`origin/main`, a commit). */
   readonly base: string;
   readonly cwd: string;
-  readonly provider: StoreProvider;
+  readonly provider: RepositoryOpener;
   readonly signal?: AbortSignal;
   readonly logger?: Logger;
   /** Largest allowed download size of one platform image, in bytes. */
@@ -491,7 +491,7 @@ async function readNewImageFacts(
     [...wanted],
     options.concurrency ?? 8,
     async ([key, edge]) => {
-      const store = options.provider.repository(edge.source, "source");
+      const store = openOnSide(options.provider, edge.source, "source");
       try {
         facts.set(key, {
           edge,
@@ -620,7 +620,7 @@ async function kindCheck(
           [edge.source, "source"],
           [edge.destination, "destination"],
         ] as const) {
-          const store = options.provider.repository(location, side);
+          const store = openOnSide(options.provider, location, side);
           try {
             const found = await readImageKind(store, digest, call);
             if (found) return { kind: found.kind };

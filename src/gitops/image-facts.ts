@@ -8,7 +8,7 @@ import {
 } from "../oci/index.js";
 import { PromoterError } from "../errors.js";
 import type { Digest } from "../reference/index.js";
-import type { CallOptions, RepositoryStore } from "../registry/index.js";
+import type { CallOptions, ManifestReader, ManifestResolver } from "../registry/index.js";
 
 /**
  * What `promoter check` needs to know about an image: whether it is an index (multi-platform) or
@@ -63,7 +63,7 @@ function isAttestation(descriptor: Descriptor): boolean {
 
 /** Just the kind, from a HEAD request: undefined when the store does not have the digest. */
 export async function readImageKind(
-  store: RepositoryStore,
+  store: ManifestResolver,
   digest: Digest,
   options: CallOptions = {},
 ): Promise<{ kind: ImageKind; mediaType: string } | undefined> {
@@ -81,7 +81,7 @@ export async function readImageKind(
  * have, more than MAX_PLATFORM_IMAGES children, indexes nested deeper than MAX_IMAGE_INDEX_DEPTH.
  */
 export async function readImageFacts(
-  store: RepositoryStore,
+  store: ManifestReader,
   digest: Digest,
   options: CallOptions = {},
 ): Promise<ImageFacts | undefined> {

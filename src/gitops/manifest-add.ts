@@ -30,7 +30,7 @@ import {
   type RepositoryPath,
   type Tag,
 } from "../reference/index.js";
-import type { StoreProvider } from "../registry/index.js";
+import { openOnSide, type RepositoryOpener } from "../registry/index.js";
 import { addToImagesFile, type ImagesFileAddition, type ImagesFileChange } from "./images-file.js";
 
 /**
@@ -59,7 +59,7 @@ export interface ManifestAddOptions {
   readonly tags: readonly string[];
   /** The digest to add; with `tags`, they are set on it; alone, it is listed without a tag. */
   readonly digest?: string;
-  readonly provider: StoreProvider;
+  readonly provider: RepositoryOpener;
   readonly cwd: string;
   readonly signal?: AbortSignal;
   /** Work everything out but do not write the file. */
@@ -135,7 +135,7 @@ export async function addToManifest(options: ManifestAddOptions): Promise<Manife
     );
   }
   const sourceLocation = repositoryIn(source.location, request.image);
-  const store = options.provider.repository(sourceLocation, "source");
+  const store = openOnSide(options.provider, sourceLocation, "source");
 
   // Digests from staging: a typo in a tag or digest fails here, not after review.
   const additions: ImagesFileAddition[] = [];

@@ -1,4 +1,3 @@
-import { parseAttachedArtifactTag } from "../audit/index.js";
 import { PromoterError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import { isIndexMediaType, MAX_INDEX_DEPTH, parseManifest } from "../oci/index.js";
@@ -12,7 +11,16 @@ import {
   type RepositoryPath,
   type Tag,
 } from "../reference/index.js";
-import { RegistryError, type RepositoryStore, type StoreProvider } from "../registry/index.js";
+import {
+  openOnSide,
+  RegistryError,
+  type ManifestReader,
+  type ManifestResolver,
+  type RepositoryCatalog,
+  type RepositoryOpener,
+  type TagLister,
+} from "../registry/index.js";
+import { parseAttachedArtifactTag } from "../sign/index.js";
 
 /**
  * `promoter snapshot`: what a registry path (or OCI layout tree) holds, as the images.yaml that
@@ -35,7 +43,7 @@ export class SnapshotError extends PromoterError {
 }
 
 export interface SnapshotOptions {
-  readonly provider: StoreProvider;
+  readonly provider: RepositoryOpener & RepositoryCatalog;
   readonly signal?: AbortSignal;
   readonly logger?: Logger;
   /** Repositories to read, relative to the location, instead of listing `_catalog`. */
@@ -129,7 +137,7 @@ async function listRepositories(
 
 /** Reads what one repository holds: tagged digests, and the children of indexes. */
 async function readRepository(
-  store: RepositoryStore,
+  store: TagLister & ManifestResolver & ManifestReader,
   options: SnapshotOptions,
 ): Promise<{ digests: SnapshotDigest[]; attachmentTags: number }> {
   const call = options.signal ? { signal: options.signal } : {};
@@ -196,7 +204,7 @@ export async function takeSnapshot(location: RegistryLocation, options: Snapshot
     names,
     options.concurrency ?? 4,
     async (name) => {
-      const store = options.provider.repository(repositoryIn(location, name), "source");
+      const store = openOnSide(options.provider, repositoryIn(location, name), "source");
       const read = await readRepository(store, options);
       attachmentTags += read.attachmentTags;
       if (read.digests.length > 0) images.push({ name, digests: read.digests });

@@ -11,11 +11,11 @@ import {
   type PromotionPlan,
 } from "../plan/index.js";
 import type { Digest } from "../reference/index.js";
-import type { StoreProvider } from "../registry/index.js";
+import { openOnSide, type RepositoryOpener } from "../registry/index.js";
 import type { AttachmentOutcome } from "../sign/index.js";
 
 export interface ExecuteOptions {
-  readonly provider: StoreProvider;
+  readonly provider: RepositoryOpener;
   readonly signal?: AbortSignal;
   readonly logger?: Logger;
   readonly concurrency?: number;
@@ -56,17 +56,17 @@ export async function executePlan(plan: PromotionPlan, options: ExecuteOptions):
     if (withContent.length > 0) {
       tasks.push({
         id: `${copy.sourceKey}@${copy.digest}`,
-        source: options.provider.repository(copy.source, "source"),
+        source: openOnSide(options.provider, copy.source, "source"),
         digest: copy.digest,
         destinations: withContent.map((destination) => ({
-          store: options.provider.repository(destination.location, "destination"),
+          store: openOnSide(options.provider, destination.location, "destination"),
           tags: destination.tags,
         })),
       });
       taskTargets.push({ copy, destinations: withContent });
     }
     for (const destination of copy.destinations.filter((candidate) => !candidate.needsContent)) {
-      const store = options.provider.repository(destination.location, "destination");
+      const store = openOnSide(options.provider, destination.location, "destination");
       tasks.push({
         id: `${destination.key}@${copy.digest}`,
         source: store,

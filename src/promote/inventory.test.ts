@@ -26,10 +26,11 @@ function question(): { tags: Set<Tag>; digests: Set<Digest> } {
 
 async function observe(repository: string) {
   const provider = createStoreProvider();
-  const store = provider.repository(
-    { kind: "oci-layout", directory: dir, repository: parseRepositoryPath(repository) },
-    "destination",
-  );
+  const store = provider.repository({
+    kind: "oci-layout",
+    directory: dir,
+    repository: parseRepositoryPath(repository),
+  });
   const state = await observeRepository(store, question());
   const requests = [...provider.requestCounts().values()].reduce((sum, count) => sum + count.total, 0);
   return { state, requests };

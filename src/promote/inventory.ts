@@ -3,7 +3,13 @@ import type { Logger } from "../log.js";
 import { isIndexMediaType } from "../oci/index.js";
 import type { RepositoryQuestion, RepositoryState } from "../plan/index.js";
 import type { Digest, RepositoryLocation, Tag } from "../reference/index.js";
-import type { RepositoryStore, Side, StoreProvider } from "../registry/index.js";
+import {
+  openOnSide,
+  type ManifestResolver,
+  type RepositoryOpener,
+  type Side,
+  type TagLister,
+} from "../registry/index.js";
 import { runBounded } from "../concurrency/index.js";
 
 /**
@@ -28,7 +34,7 @@ export interface ObserveOptions {
 
 export async function observeRepositories(
   questions: ReadonlyMap<string, { location: RepositoryLocation; question: RepositoryQuestion }>,
-  provider: StoreProvider,
+  provider: RepositoryOpener,
   side: Side,
   options: ObserveOptions = {},
 ): Promise<Map<string, RepositoryState>> {
@@ -36,14 +42,14 @@ export async function observeRepositories(
   // One queue of small jobs (one request each) over all repositories keeps every host busy.
   const entries = [...questions];
   await runBounded(entries, options.concurrency ?? 16, async ([key, { location, question }]) => {
-    const store = provider.repository(location, side);
+    const store = openOnSide(provider, location, side);
     results.set(key, await observeRepository(store, question, options));
   });
   return results;
 }
 
 export async function observeRepository(
-  store: RepositoryStore,
+  store: ManifestResolver & TagLister,
   question: RepositoryQuestion,
   options: ObserveOptions = {},
 ): Promise<RepositoryState> {

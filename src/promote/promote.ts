@@ -15,7 +15,7 @@ import {
   type PromotionPlan,
 } from "../plan/index.js";
 import type { Digest } from "../reference/index.js";
-import type { StoreProvider } from "../registry/index.js";
+import type { RepositoryOpener } from "../registry/index.js";
 import {
   checkSourceSignatures,
   planAttachments,
@@ -34,7 +34,7 @@ import { observeRepositories } from "./inventory.js";
 import { executeSignatures } from "./signatures.js";
 
 export interface PlanPromotionOptions {
-  readonly provider: StoreProvider;
+  readonly provider: RepositoryOpener;
   readonly signal?: AbortSignal;
   readonly logger?: Logger;
   /** Inventory requests in flight across repositories (per-host limits apply below). */

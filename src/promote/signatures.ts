@@ -1,6 +1,6 @@
 import type { Logger } from "../log.js";
 import { RepositoryKeys, type EdgeOutcome, type EdgeOutcomeKind } from "../plan/index.js";
-import type { StoreProvider } from "../registry/index.js";
+import type { RepositoryOpener } from "../registry/index.js";
 import {
   executeAttachments,
   type AttachmentOutcome,
@@ -18,7 +18,7 @@ import { copyKey, edgeCopyKey, type ExecutionResult } from "./execute.js";
  */
 
 export interface ExecuteSignaturesOptions {
-  readonly provider: StoreProvider;
+  readonly provider: RepositoryOpener;
   readonly signer?: ImageSigner;
   readonly signal?: AbortSignal;
   readonly logger?: Logger;

@@ -1,4 +1,4 @@
-import type { RepositoryStore } from "./store.js";
+import type { RepositoryIdentity, RepositoryStore } from "./store.js";
 import type { RequestCounter } from "./transport/request-counter.js";
 
 /**
@@ -6,7 +6,9 @@ import type { RequestCounter } from "./transport/request-counter.js";
  * one key (`oci:DIR`), with the method the same operation would use against a registry, so that
  * per-edge request reports cover both kinds of store.
  */
-const METHOD_OF: Readonly<Record<string, string>> = {
+type CountedOperation = Exclude<keyof RepositoryStore, keyof RepositoryIdentity | "canMountFrom">;
+
+const METHOD_OF: Readonly<Record<CountedOperation, string>> = {
   resolve: "HEAD",
   getManifest: "GET",
   putManifest: "PUT",
@@ -16,8 +18,6 @@ const METHOD_OF: Readonly<Record<string, string>> = {
   mountBlob: "POST",
   listTags: "GET",
   referrers: "GET",
-  deleteManifest: "DELETE",
-  deleteBlob: "DELETE",
 };
 
 export function countingStore(store: RepositoryStore, counter: RequestCounter, key: string): RepositoryStore {
@@ -25,7 +25,7 @@ export function countingStore(store: RepositoryStore, counter: RequestCounter, k
     get(target, property, receiver) {
       const value: unknown = Reflect.get(target, property, receiver);
       if (typeof property !== "string" || typeof value !== "function") return value;
-      const method = METHOD_OF[property];
+      const method = Object.hasOwn(METHOD_OF, property) ? METHOD_OF[property as CountedOperation] : undefined;
       if (method === undefined) return (value as (...args: unknown[]) => unknown).bind(target);
       return (...args: unknown[]) => {
         counter.record(key, method);

@@ -1,16 +1,18 @@
 import { PromoterError } from "../errors.js";
-import type { Side } from "./store.js";
+import type { Side } from "./side.js";
 
 /**
  * A failure talking to a registry or layout directory. The message says which operation, which
- * registry and repository, which side (source or destination), the request (method and redacted
- * URL), the HTTP status and the registry's error codes. Never a credential.
+ * registry and repository, which side (source or destination) when the store was opened for one
+ * (`onSide`), the request (method and redacted URL), the HTTP status and the registry's error
+ * codes. Never a credential.
  * https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#error-codes
  */
 export interface RegistryErrorDetails {
   readonly operation: string;
   readonly registry: string;
   readonly repository?: string;
+  /** Which end of a promotion the repository is, when it was opened for one (`onSide`). */
   readonly side?: Side;
   /** `METHOD url` with credentials and signed query strings removed. */
   readonly request?: string;
@@ -51,6 +53,16 @@ export class RegistryError extends PromoterError {
     super(code, formatRegistryMessage(summary, details), options);
     this.details = details;
     this.summary = summary;
+  }
+
+  /** The same failure, naming which end of a promotion it happened at. */
+  onSide(side: Side): RegistryError {
+    return new RegistryError(
+      this.code,
+      this.summary,
+      { ...this.details, side },
+      this.cause === undefined ? undefined : { cause: this.cause },
+    );
   }
 }
 

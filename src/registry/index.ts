@@ -1,10 +1,11 @@
 /**
- * The registry layer's public face: the store interface every backend implements, its errors,
- * and the provider that opens remote registries (distribution spec v1.1 client) and OCI layout
- * directories.
+ * The registry layer's public face: the store roles every backend implements, its errors, the
+ * side a promotion opens a store for, and the provider that opens remote registries
+ * (distribution spec v1.1 client) and OCI layout directories.
  */
 export * from "./store.js";
 export * from "./errors.js";
+export { onSide, openOnSide, type Side } from "./side.js";
 export {
   createStoreProvider,
   type RegistryStoreProvider,
@@ -52,10 +53,10 @@ export {
   type CredentialSource,
 } from "./credentials/index.js";
 export { RemoteRepository } from "./remote/remote-repository.js";
-export { referrersFallbackTag } from "./remote/referrers.js";
 export { DOCKER_HUB_API_HOST } from "./remote/endpoint.js";
 export {
   openOciLayoutRepository,
   listOciLayoutRepositories,
   type OciLayoutOptions,
+  type OciLayoutRepository,
 } from "./oci-layout/index.js";

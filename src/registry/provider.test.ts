@@ -18,10 +18,11 @@ afterAll(async () => {
 describe("createStoreProvider", () => {
   it("opens OCI layouts with the layout backend and counts their operations under oci:DIR", async () => {
     const provider = createStoreProvider({ credentialSources: [] });
-    const store = provider.repository(
-      { kind: "oci-layout", directory, repository: parseRepositoryPath("team/app") },
-      "destination",
-    );
+    const store = provider.repository({
+      kind: "oci-layout",
+      directory,
+      repository: parseRepositoryPath("team/app"),
+    });
     const bytes = Buffer.from("layer");
     const digest = parseDigest(sha256(bytes));
     async function* content() {
@@ -42,10 +43,11 @@ describe("createStoreProvider", () => {
   it("opens remote repositories that can mount from each other within one registry only", () => {
     const provider = createStoreProvider({ credentialSources: [] });
     const open = (host: string, name: string) =>
-      provider.repository(
-        { kind: "remote", host: host as RegistryHost, repository: parseRepositoryPath(name) },
-        "source",
-      );
+      provider.repository({
+        kind: "remote",
+        host: host as RegistryHost,
+        repository: parseRepositoryPath(name),
+      });
     const a = open("registry.example", "a");
     expect(a).toBeInstanceOf(RemoteRepository);
     expect(a.name).toBe("registry.example/a");
@@ -53,10 +55,7 @@ describe("createStoreProvider", () => {
     expect(a.canMountFrom(open("other.example", "a"))).toBe(false);
     expect(
       a.canMountFrom(
-        provider.repository(
-          { kind: "oci-layout", directory, repository: parseRepositoryPath("a") },
-          "source",
-        ),
+        provider.repository({ kind: "oci-layout", directory, repository: parseRepositoryPath("a") }),
       ),
     ).toBe(false);
   });

@@ -13,7 +13,7 @@ import { Redactor, redactingLogger } from "./redact.js";
 import { RegistryEndpoint } from "./remote/endpoint.js";
 import { listCatalog } from "./remote/listing.js";
 import { RemoteRepository } from "./remote/remote-repository.js";
-import type { CallOptions, RepositoryStore, RequestCount, Side, StoreProvider } from "./store.js";
+import type { CallOptions, RepositoryStore, RequestCount, StoreProvider } from "./store.js";
 import { systemClock, type Clock } from "./transport/clock.js";
 import {
   DEFAULT_MAX_CONCURRENT_PER_HOST,
@@ -227,11 +227,11 @@ export function createStoreProvider(options: StoreProviderOptions = {}): Registr
   };
 
   return {
-    repository(location: RepositoryLocation, side: Side): RepositoryStore {
+    repository(location: RepositoryLocation): RepositoryStore {
       if (location.kind === "remote") {
-        return new RemoteRepository(endpointFor(location.host), location.repository, side, clock);
+        return new RemoteRepository(endpointFor(location.host), location.repository, clock);
       }
-      const store = openOciLayoutRepository(location, side, { logger });
+      const store: RepositoryStore = openOciLayoutRepository(location, { logger });
       return countingStore(store, counter, `oci:${location.directory}`);
     },
 

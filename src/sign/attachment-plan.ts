@@ -1,6 +1,7 @@
 import type { Descriptor } from "../oci/index.js";
 import type { Digest, RepositoryLocation, RepositoryPath, Tag } from "../reference/index.js";
-import type { ManifestContent, RepositoryStore } from "../registry/index.js";
+import type { CopySourceStore } from "../copy/index.js";
+import type { BlobReader, ManifestContent } from "../registry/index.js";
 import type { AttachmentKind } from "./cosign-format.js";
 import type { PlannedBlob } from "./blob-io.js";
 import type { SignatureSubject } from "./subjects.js";
@@ -60,12 +61,12 @@ export type PlannedContent =
       /** Config and layers, written before the manifest. */
       readonly blobs: readonly PlannedBlob[];
     }
-  | { readonly kind: "graph"; readonly from: RepositoryStore; readonly digest: Digest };
+  | { readonly kind: "graph"; readonly from: CopySourceStore; readonly digest: Digest };
 
 /** A layer to keep in a `.sig` manifest that gets a new signature, and where to read it. */
 export interface KeptLayer {
   readonly descriptor: Descriptor;
-  readonly from: RepositoryStore;
+  readonly from: BlobReader;
 }
 
 /**

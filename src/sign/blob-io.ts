@@ -1,6 +1,6 @@
 import type { Descriptor } from "../oci/index.js";
 import type { Digest } from "../reference/index.js";
-import type { CallOptions, RepositoryStore } from "../registry/index.js";
+import type { BlobChecker, BlobReader, BlobWriter, CallOptions } from "../registry/index.js";
 import { SignError } from "./errors.js";
 
 /**
@@ -8,7 +8,7 @@ import { SignError } from "./errors.js";
  * and are written to several destinations. Reads are capped; the store verifies the digest.
  */
 export async function readSmallBlob(
-  store: RepositoryStore,
+  store: BlobReader,
   descriptor: Descriptor,
   cap: number,
   options: CallOptions = {},
@@ -40,7 +40,7 @@ export async function readSmallBlob(
 export interface PlannedBlob {
   readonly descriptor: Descriptor;
   readonly bytes?: Uint8Array;
-  readonly from?: RepositoryStore;
+  readonly from?: BlobReader;
 }
 
 /**
@@ -71,7 +71,7 @@ export class BlobCache {
 
 /** Writes a blob unless the destination has it already (one HEAD, then an upload). */
 export async function ensureBlob(
-  destination: RepositoryStore,
+  destination: BlobChecker & BlobWriter,
   blob: PlannedBlob,
   cache: BlobCache,
   options: CallOptions,

@@ -1,7 +1,7 @@
 import { describeError } from "../errors.js";
 import type { Descriptor } from "../oci/index.js";
 import type { Digest } from "../reference/index.js";
-import type { CallOptions, RepositoryStore } from "../registry/index.js";
+import type { BlobReader, CallOptions, ManifestReader, ReferrerLister } from "../registry/index.js";
 import { readSmallBlob } from "./blob-io.js";
 import {
   bundleLayerOf,
@@ -51,7 +51,7 @@ export interface SignatureCheck {
 }
 
 export async function checkSignatures(
-  store: RepositoryStore,
+  store: ManifestReader & ReferrerLister & BlobReader,
   digest: Digest,
   expectation: SignatureExpectation,
   options: CallOptions = {},

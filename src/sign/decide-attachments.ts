@@ -1,6 +1,7 @@
 import type { Descriptor } from "../oci/index.js";
 import type { Digest, Tag } from "../reference/index.js";
-import type { ManifestContent, RepositoryStore } from "../registry/index.js";
+import type { CopySourceStore } from "../copy/index.js";
+import type { BlobReader, ManifestContent } from "../registry/index.js";
 import type { KeptLayer, WorkItem } from "./attachment-plan.js";
 import type { PlannedBlob } from "./blob-io.js";
 import { buildLayerSet, containsLayers, layerKey, mergeLayers } from "./cosign-format.js";
@@ -26,7 +27,7 @@ export interface ObservedLayerSet {
   readonly content: ManifestContent;
   readonly config: Descriptor;
   readonly layers: readonly Descriptor[];
-  readonly from: RepositoryStore;
+  readonly from: BlobReader;
 }
 
 export type TagState =
@@ -88,14 +89,14 @@ export function decideLayerSet(input: LayerSetInput): WorkItem | undefined {
       ordered.push(manifest);
   }
   const union = mergeLayers(ordered.map((manifest) => manifest.layers));
-  const layerFrom = new Map<string, RepositoryStore>();
+  const layerFrom = new Map<string, BlobReader>();
   for (const manifest of ordered) {
     for (const layer of manifest.layers) {
       const key = layerKey(layer);
       if (!layerFrom.has(key)) layerFrom.set(key, manifest.from);
     }
   }
-  const kept = (layer: Descriptor, fallback: RepositoryStore): KeptLayer => ({
+  const kept = (layer: Descriptor, fallback: BlobReader): KeptLayer => ({
     descriptor: layer,
     from: layerFrom.get(layerKey(layer)) ?? fallback,
   });
@@ -155,7 +156,7 @@ export function decideLayerSet(input: LayerSetInput): WorkItem | undefined {
  */
 export function decideSingleDocument(input: {
   readonly tag: Tag;
-  readonly source: { readonly digest: Digest; readonly from: RepositoryStore };
+  readonly source: { readonly digest: Digest; readonly from: CopySourceStore };
   readonly destinations: readonly DestinationTagState[];
 }): WorkItem {
   const writeTo: string[] = [];

@@ -1,9 +1,14 @@
 import { runBounded } from "../concurrency/index.js";
-import { copyGraphs } from "../copy/index.js";
+import { copyGraphs, type CopyDestinationStore } from "../copy/index.js";
 import { AbortedError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import type { Digest, Tag } from "../reference/index.js";
-import type { CallOptions, ManifestContent, RepositoryStore, StoreProvider } from "../registry/index.js";
+import {
+  openOnSide,
+  type CallOptions,
+  type ManifestContent,
+  type RepositoryOpener,
+} from "../registry/index.js";
 import type {
   AttachmentPlan,
   AttachmentWork,
@@ -55,7 +60,7 @@ export interface AttachmentOutcome {
 }
 
 export interface ExecuteAttachmentsOptions {
-  readonly provider: StoreProvider;
+  readonly provider: RepositoryOpener;
   /** Needed when the plan has `sign` items. */
   readonly signer?: ImageSigner;
   /** Whether the promoted digest is at a destination after the copy; writes go only there. */
@@ -199,7 +204,7 @@ async function executeItem(
       .filter((destination) => writeTo.includes(destination.key))
       .map((destination) => [
         destination.key,
-        context.options.provider.repository(destination.location, "destination"),
+        openOnSide(context.options.provider, destination.location, "destination"),
       ]),
   );
   const results = await writeContent(content, item, stores, context);
@@ -285,7 +290,7 @@ function checkRecognised(verdict: OwnVerdict, signer: ImageSigner): void {
 async function writeContent(
   content: PlannedContent,
   item: WorkItem,
-  stores: ReadonlyMap<string, RepositoryStore>,
+  stores: ReadonlyMap<string, CopyDestinationStore>,
   context: Context,
 ): Promise<Map<string, { code: string; message: string }>> {
   const failures = new Map<string, { code: string; message: string }>();

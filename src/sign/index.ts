@@ -90,6 +90,7 @@ export {
   type WorkItemKind,
 } from "./attachment-plan.js";
 export { decideLayerSet, decideSingleDocument } from "./decide-attachments.js";
+export { parseAttachedArtifactTag, type AttachedArtifactKind } from "./attached-artifact-tag.js";
 export {
   manifestShape,
   recogniseAttachment,

@@ -3,7 +3,15 @@ import { runBounded } from "../concurrency/index.js";
 import { silentLogger, type Logger } from "../log.js";
 import { parseManifest, type Descriptor, type ImageIndex } from "../oci/index.js";
 import { digestOf, type Digest } from "../reference/index.js";
-import type { CallOptions, RepositoryStore, StoreProvider } from "../registry/index.js";
+import {
+  openOnSide,
+  type BlobReader,
+  type CallOptions,
+  type ManifestReader,
+  type ManifestResolver,
+  type ReferrerLister,
+  type RepositoryOpener,
+} from "../registry/index.js";
 import type {
   AttachmentMode,
   AttachmentPlan,
@@ -42,7 +50,7 @@ import type { OwnSignatures } from "./own-signatures.js";
  */
 
 export interface PlanAttachmentsOptions {
-  readonly provider: StoreProvider;
+  readonly provider: RepositoryOpener;
   /** Sign what is promoted; nothing is signed without one. */
   readonly signer?: ImageSigner;
   readonly format?: SignatureFormat;
@@ -59,6 +67,9 @@ export interface PlanAttachmentsOptions {
   /** Promoted digests planned at once (their requests go through the per-host limits). */
   readonly concurrency?: number;
 }
+
+/** What planning reads from a source or a destination; it writes nothing. */
+type AttachmentReader = ManifestResolver & ManifestReader & ReferrerLister & BlobReader;
 
 /** Bundle referrers examined per subject when looking for our own signature. */
 const MAX_BUNDLE_CANDIDATES = 16;
@@ -78,7 +89,7 @@ interface Context {
 
 interface OpenDestination {
   readonly key: string;
-  readonly store: RepositoryStore;
+  readonly store: AttachmentReader;
 }
 
 export async function planAttachments(
@@ -120,10 +131,10 @@ async function planTarget(target: SignatureTarget, context: Context): Promise<At
   const carry = carries(target, context.mode);
   if (!signing && !carry && options.mirrorSignatures !== true) return undefined;
   const logger = options.logger ?? silentLogger;
-  const source = options.provider.repository(target.source, "source");
+  const source = openOnSide(options.provider, target.source, "source");
   const destinations: OpenDestination[] = target.destinations.map((destination) => ({
     key: destination.key,
-    store: options.provider.repository(destination.location, "destination"),
+    store: openOnSide(options.provider, destination.location, "destination"),
   }));
   let subjects: SignatureSubject[];
   try {
@@ -173,7 +184,7 @@ async function planTarget(target: SignatureTarget, context: Context): Promise<At
 /** The root and, for an index, its children, read from wherever the digest already is. */
 async function subjectsOf(
   target: SignatureTarget,
-  source: RepositoryStore,
+  source: AttachmentReader,
   destinations: readonly OpenDestination[],
   context: Context,
   signing: boolean,
@@ -224,13 +235,13 @@ async function subjectsOf(
  * A failed read is not absence: saying "neither in staging nor in any destination" after a
  * network error sent people looking for a missing image that was there.
  */
-function notFound(digest: Digest, source: RepositoryStore, failures: readonly string[]): Error {
+function notFound(digest: Digest, source: AttachmentReader, failures: readonly string[]): Error {
   if (failures.length > 0) return new Error(`cannot read ${digest}: ${failures[0]}`);
   return new Error(`${digest} is neither in ${source.name} nor in any destination`);
 }
 
 async function resolveQuietly(
-  store: RepositoryStore,
+  store: AttachmentReader,
   digest: Digest,
   context: Context,
   failures: string[],
@@ -245,13 +256,13 @@ async function resolveQuietly(
 }
 
 async function tagState(
-  store: RepositoryStore,
+  store: AttachmentReader,
   tag: string,
   call: CallOptions,
   signal?: AbortSignal,
 ): Promise<TagState> {
   try {
-    const descriptor = await store.resolve(tag as Parameters<RepositoryStore["resolve"]>[0], call);
+    const descriptor = await store.resolve(tag as Parameters<AttachmentReader["resolve"]>[0], call);
     return descriptor ? { kind: "present", digest: descriptor.digest } : { kind: "absent" };
   } catch (error) {
     if (signal?.aborted) throw error;
@@ -275,7 +286,7 @@ function tagStates(
 }
 
 async function readObserved(
-  store: RepositoryStore,
+  store: AttachmentReader,
   digest: Digest,
   call: CallOptions,
 ): Promise<ObservedLayerSet> {
@@ -288,7 +299,7 @@ async function readObserved(
 async function planSubject(
   target: SignatureTarget,
   subject: SignatureSubject,
-  source: RepositoryStore,
+  source: AttachmentReader,
   destinations: readonly OpenDestination[],
   context: Context,
   signThis: boolean,
@@ -467,7 +478,7 @@ async function planBundles(
 ): Promise<WorkItem[]> {
   const { call } = context;
   const unreadable: { key: string; message: string }[] = [];
-  const holders = new Map<Digest, { count: number; store: RepositoryStore; keys: Set<string> }>();
+  const holders = new Map<Digest, { count: number; store: AttachmentReader; keys: Set<string> }>();
   for (const destination of destinations) {
     const listing = await referrersOf(destination);
     if ("error" in listing) {
@@ -489,7 +500,7 @@ async function planBundles(
   const candidates = [...holders.entries()]
     .sort((a, b) => b[1].count - a[1].count || (a[0] < b[0] ? -1 : 1))
     .slice(0, MAX_BUNDLE_CANDIDATES);
-  const found = new Map<string, { digest: Digest; store: RepositoryStore; keys: Set<string> }>();
+  const found = new Map<string, { digest: Digest; store: AttachmentReader; keys: Set<string> }>();
   for (const [digest, holder] of candidates) {
     if (target.identities.every((identity) => found.has(identity))) break;
     let identity: string | undefined;
@@ -543,7 +554,7 @@ async function planBundles(
  * fully verified by the signer (own-signatures.ts), or undefined.
  */
 async function ownBundleIdentity(
-  store: RepositoryStore,
+  store: AttachmentReader,
   referrer: Digest,
   subject: Digest,
   identities: readonly string[],

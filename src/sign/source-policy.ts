@@ -5,7 +5,7 @@ import { runBounded } from "../concurrency/index.js";
 import { describeError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import type { Digest, RepositoryLocation } from "../reference/index.js";
-import type { StoreProvider } from "../registry/index.js";
+import { openOnSide, type RepositoryOpener } from "../registry/index.js";
 import { checkSignatures } from "./check-signatures.js";
 import { SignError } from "./errors.js";
 import { loadVerificationKey, type VerificationKey } from "./keys.js";
@@ -70,7 +70,7 @@ export interface SourceCheckRequest {
 export async function checkSourceSignatures(
   requests: readonly SourceCheckRequest[],
   options: {
-    readonly provider: StoreProvider;
+    readonly provider: RepositoryOpener;
     readonly signal?: AbortSignal;
     readonly logger?: Logger;
     readonly concurrency?: number;
@@ -82,7 +82,7 @@ export async function checkSourceSignatures(
   // The signal is checked here, not by runBounded, so an abort rejects with the signal's reason.
   await runBounded(requests, options.concurrency ?? 8, async (request) => {
     options.signal?.throwIfAborted();
-    const store = options.provider.repository(request.location, "source");
+    const store = openOnSide(options.provider, request.location, "source");
     try {
       const check = await checkSignatures(
         store,

@@ -2,7 +2,12 @@ import { describeError, isPromoterError } from "../errors.js";
 import { runBounded } from "../concurrency/index.js";
 import { parseManifest } from "../oci/index.js";
 import type { Digest } from "../reference/index.js";
-import type { CallOptions, RepositoryStore, StoreProvider } from "../registry/index.js";
+import {
+  openOnSide,
+  type CallOptions,
+  type RepositoryOpener,
+  type RepositoryStore,
+} from "../registry/index.js";
 import type { SignatureTarget } from "./attachment-plan.js";
 import { checkSignatures, type SignatureExpectation, type SignatureStatus } from "./check-signatures.js";
 import { signatureSubjects, type SignatureSubject } from "./subjects.js";
@@ -27,7 +32,7 @@ export interface VerifyResult {
 }
 
 export interface VerifyTargetsOptions {
-  readonly provider: StoreProvider;
+  readonly provider: RepositoryOpener;
   /** Keys (and keyless identities) that count; the identity is each target's. */
   readonly expectation: Omit<SignatureExpectation, "identity">;
   readonly signChildren?: boolean;
@@ -63,7 +68,7 @@ async function verifyTarget(
   const base = { target, subject: target.digest, role: "root" as const, identity, signers: [] };
   const present: { key: string; store: RepositoryStore }[] = [];
   for (const destination of target.destinations) {
-    const store = options.provider.repository(destination.location, "destination");
+    const store = openOnSide(options.provider, destination.location, "destination");
     try {
       if (await store.resolve(target.digest, call)) present.push({ key: destination.key, store });
       else results.push({ ...base, destination: destination.key, status: "not-promoted", reasons: [] });

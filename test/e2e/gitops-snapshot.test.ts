@@ -91,7 +91,6 @@ async function seed(
   const provider = createStoreProvider({ env: {}, homeDirectory: work });
   const store = provider.repository(
     repositoryIn(parseRegistryLocation(registry.host), parseRepositoryPath(repository)),
-    "destination",
   );
   for (const { content, tag } of docker) await pushToStore(store, content, [tag]);
   await provider.close();

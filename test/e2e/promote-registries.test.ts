@@ -71,7 +71,6 @@ async function seed(
   const provider = createStoreProvider({ env: { DOCKER_CONFIG: dockerConfig }, homeDirectory: work });
   const store = provider.repository(
     repositoryIn(parseRegistryLocation(registry.host), parseRepositoryPath(repository)),
-    "destination",
   );
   for (const { content, tag } of docker) await pushToStore(store, content, [tag]);
   await provider.close();
@@ -316,7 +315,6 @@ describe("promote against real registries", () => {
         for (const name of destinations()) {
           const store = scanner.repository(
             repositoryIn(parseRegistryLocation(name), parseRepositoryPath("big")),
-            "destination",
           );
           for (const tag of await store.listTags()) {
             const manifest = await store.getManifest(tag);

@@ -127,7 +127,6 @@ async function push(
   const provider = createStoreProvider({ homeDirectory: work, env: {} });
   const store = provider.repository(
     repositoryIn(parseRegistryLocation(registry.host), parseRepositoryPath(repository)),
-    "destination",
   );
   for (const { content, tag } of entries) {
     for (const blob of allBlobs(content)) await store.putBlob(blob.descriptor, Readable.from([blob.bytes]));

@@ -5,7 +5,7 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { copyGraphs } from "../../src/copy/index.js";
 import { parseDigest, type RepositoryPath } from "../../src/reference/index.js";
-import { createStoreProvider } from "../../src/registry/index.js";
+import { createStoreProvider, openOnSide } from "../../src/registry/index.js";
 import { expectClear, runPromoter } from "../support/promoter-process.js";
 import { startRegistry, type TestRegistry } from "../support/registry-harness.js";
 import {
@@ -255,7 +255,8 @@ describe("finding 6: the copy engine's mount between repositories of one tree (l
     const provider = createStoreProvider({ homeDirectory: work, env: {} });
     try {
       const at = (repository: string) =>
-        provider.repository(
+        openOnSide(
+          provider,
           { kind: "oci-layout", directory: tree, repository: repository as RepositoryPath },
           repository.startsWith("staging") ? "source" : "destination",
         );

@@ -333,10 +333,11 @@ describe("connections are checked after name resolution", () => {
     });
     try {
       const reference = parseImageReference(`registry.example.com:${internal.port}/latest/meta-data:v1`);
-      const store = provider.repository(
-        { kind: "remote", host: reference.registry, repository: reference.repository },
-        "source",
-      );
+      const store = provider.repository({
+        kind: "remote",
+        host: reference.registry,
+        repository: reference.repository,
+      });
       await expect(
         store.resolve(reference.tag ?? parseTag("v1"), { signal: AbortSignal.timeout(20_000) }),
       ).rejects.toThrow(/resolves to 127\.0\.0\.1, a loopback address/);

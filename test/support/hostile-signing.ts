@@ -144,7 +144,6 @@ export async function pushToRegistry(
   const provider = createStoreProvider({ homeDirectory: home, env: {} });
   const store = provider.repository(
     repositoryIn(parseRegistryLocation(host), parseRepositoryPath(repository)),
-    "destination",
   );
   try {
     for (const { content, tag } of entries) {

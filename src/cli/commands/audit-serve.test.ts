@@ -378,7 +378,6 @@ describe("promoter audit serve against a real registry", () => {
     const provider = createStoreProvider({ env: {}, homeDirectory: work });
     const store = provider.repository(
       repositoryIn(parseRegistryLocation(`${registry.host}/prod`), parseRepositoryPath("app")),
-      "destination",
     );
     for (const blob of allBlobs(tagless)) {
       await store.putBlob(blob.descriptor, Readable.from([blob.bytes]));

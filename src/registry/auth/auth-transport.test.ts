@@ -127,10 +127,11 @@ describe("bearer token flow against a scripted registry", () => {
     });
     repository.tags.set("v1", digest);
 
-    const store = provider.repository(
-      { kind: "remote", host: registry.host as RegistryHost, repository: parseRepositoryPath("team/app") },
-      "source",
-    );
+    const store = provider.repository({
+      kind: "remote",
+      host: registry.host as RegistryHost,
+      repository: parseRepositoryPath("team/app"),
+    });
     const content = await store.getManifest(parseTag("v1"));
     expect(content?.digest).toBe(digest);
     expect(Buffer.from(content!.bytes).equals(manifest)).toBe(true);
@@ -153,10 +154,11 @@ describe("bearer token flow against a scripted registry", () => {
   it("fetches a new token when the cached one expires", async () => {
     const { registry, state, memory, provider, clock } = await setUp();
     memory.repository("app");
-    const store = provider.repository(
-      { kind: "remote", host: registry.host as RegistryHost, repository: parseRepositoryPath("app") },
-      "source",
-    );
+    const store = provider.repository({
+      kind: "remote",
+      host: registry.host as RegistryHost,
+      repository: parseRepositoryPath("app"),
+    });
     state.expiresIn = 120;
     expect(await store.listTags()).toEqual([]);
     expect(state.issued).toBe(1);
@@ -180,10 +182,11 @@ describe("bearer token flow against a scripted registry", () => {
       `sha256:${(await import("node:crypto")).createHash("sha256").update(blob).digest("hex")}`,
     );
     memory.repository("from/repo").blobs.set(digest, blob);
-    const target = provider.repository(
-      { kind: "remote", host: registry.host as RegistryHost, repository: parseRepositoryPath("to/repo") },
-      "destination",
-    );
+    const target = provider.repository({
+      kind: "remote",
+      host: registry.host as RegistryHost,
+      repository: parseRepositoryPath("to/repo"),
+    });
     expect(
       await target.mountBlob(
         { mediaType: "application/octet-stream", digest, size: blob.length },
@@ -199,10 +202,11 @@ describe("bearer token flow against a scripted registry", () => {
     const { registry, provider } = await setUp({
       credentialSources: [staticCredentials({})],
     });
-    const store = provider.repository(
-      { kind: "remote", host: registry.host as RegistryHost, repository: parseRepositoryPath("app") },
-      "source",
-    );
+    const store = provider.repository({
+      kind: "remote",
+      host: registry.host as RegistryHost,
+      repository: parseRepositoryPath("app"),
+    });
     const error = await store.listTags().catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(RegistryError);
     const registryError = error as RegistryError;
@@ -228,10 +232,11 @@ describe("bearer token flow against a scripted registry", () => {
       clock: new FakeClock(),
       logger,
     });
-    const store = provider.repository(
-      { kind: "remote", host: registry.host as RegistryHost, repository: parseRepositoryPath("app") },
-      "source",
-    );
+    const store = provider.repository({
+      kind: "remote",
+      host: registry.host as RegistryHost,
+      repository: parseRepositoryPath("app"),
+    });
     const error = await store.listTags().catch((caught: unknown) => caught);
     expect((error as RegistryError).code).toBe("registry-auth");
     expect((error as RegistryError).message).toContain("the credentials from the CI secret");
@@ -270,10 +275,11 @@ describe("other auth schemes and refreshed tokens", () => {
         }),
       ],
     });
-    const store = provider.repository(
-      { kind: "remote", host: registry!.host as RegistryHost, repository: parseRepositoryPath("app") },
-      "source",
-    );
+    const store = provider.repository({
+      kind: "remote",
+      host: registry!.host as RegistryHost,
+      repository: parseRepositoryPath("app"),
+    });
     expect(await store.listTags()).toEqual(["v1"]);
     expect(await store.listTags()).toEqual(["v1"]);
     expect(registry!.requests.map((request) => request.headers.authorization ?? "none")).toEqual([
@@ -321,10 +327,11 @@ describe("other auth schemes and refreshed tokens", () => {
         }),
       ],
     });
-    const store = provider.repository(
-      { kind: "remote", host: registry!.host as RegistryHost, repository: parseRepositoryPath("app") },
-      "source",
-    );
+    const store = provider.repository({
+      kind: "remote",
+      host: registry!.host as RegistryHost,
+      repository: parseRepositoryPath("app"),
+    });
     await store.listTags();
     clock.advance(120_000);
     await store.listTags();
@@ -366,10 +373,11 @@ describe("other auth schemes and refreshed tokens", () => {
       }
     });
     const provider = createStoreProvider({ credentialSources: [], clock: new FakeClock() });
-    const store = provider.repository(
-      { kind: "remote", host: registry!.host as RegistryHost, repository: parseRepositoryPath("app") },
-      "source",
-    );
+    const store = provider.repository({
+      kind: "remote",
+      host: registry!.host as RegistryHost,
+      repository: parseRepositoryPath("app"),
+    });
     await store.listTags();
     revokedBelow = 1;
     await store.listTags();
@@ -438,10 +446,11 @@ describe("tokens bound to the registry origin", () => {
   }
 
   function storeOf(provider: ReturnType<typeof createStoreProvider>, registry: ScriptedRegistry) {
-    return provider.repository(
-      { kind: "remote", host: registry.host as RegistryHost, repository: parseRepositoryPath("app") },
-      "source",
-    );
+    return provider.repository({
+      kind: "remote",
+      host: registry.host as RegistryHost,
+      repository: parseRepositoryPath("app"),
+    });
   }
 
   it("never hands one registry a token cached for another, even with the same realm, service and user", async () => {
@@ -600,14 +609,11 @@ describe("token realm of an https registry", () => {
       credentialSources: [],
     });
     try {
-      const store = provider.repository(
-        {
-          kind: "remote",
-          host: `registry.test:${registry.port}` as RegistryHost,
-          repository: parseRepositoryPath("app"),
-        },
-        "source",
-      );
+      const store = provider.repository({
+        kind: "remote",
+        host: `registry.test:${registry.port}` as RegistryHost,
+        repository: parseRepositoryPath("app"),
+      });
       const error = await store.listTags().catch((caught: unknown) => caught);
       expect((error as RegistryError).code).toBe("registry-insecure");
       expect((error as RegistryError).message).toContain("must use an https token realm");
@@ -652,10 +658,11 @@ describe("credentials and other origins", () => {
       ],
     });
     try {
-      const store = provider.repository(
-        { kind: "remote", host: registry.host as RegistryHost, repository: parseRepositoryPath("app") },
-        "source",
-      );
+      const store = provider.repository({
+        kind: "remote",
+        host: registry.host as RegistryHost,
+        repository: parseRepositoryPath("app"),
+      });
       const stream = await store.openBlob({
         mediaType: "application/octet-stream",
         digest,

@@ -3,7 +3,11 @@
  * its own layout at `DIR/<repository>`.
  * https://github.com/opencontainers/image-spec/blob/v1.1.0/image-layout.md
  */
-export { openOciLayoutRepository, type OciLayoutOptions } from "./oci-layout-store.js";
+export {
+  openOciLayoutRepository,
+  type OciLayoutOptions,
+  type OciLayoutRepository,
+} from "./oci-layout-store.js";
 export { listOciLayoutRepositories, type ListOciLayoutRepositoriesOptions } from "./catalog.js";
 export { layoutPathProblem, IMAGE_LAYOUT_VERSION, OCI_LAYOUT_FILE, INDEX_JSON_FILE } from "./layout-files.js";
 export { REF_NAME_ANNOTATION } from "./layout-index.js";

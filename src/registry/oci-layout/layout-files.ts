@@ -38,7 +38,7 @@ export const IMAGE_LAYOUT_VERSION = "1.0.0";
 /** Temporary files start with this, so they are never mistaken for blobs (`<hex>` names). */
 const TEMPORARY_PREFIX = ".tmp-";
 
-/** Builds the RegistryError for a failure in this layout (the store knows side and names). */
+/** Builds the RegistryError for a failure in this layout (the store knows its names). */
 export type LayoutErrorFactory = (
   code: RegistryErrorCode,
   operation: string,

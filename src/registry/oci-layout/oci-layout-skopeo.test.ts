@@ -29,10 +29,11 @@ afterAll(async () => {
 });
 
 function open(repository: string): RepositoryStore {
-  return openOciLayoutRepository(
-    { kind: "oci-layout", directory: root, repository: repository as RepositoryPath },
-    "destination",
-  );
+  return openOciLayoutRepository({
+    kind: "oci-layout",
+    directory: root,
+    repository: repository as RepositoryPath,
+  });
 }
 
 async function putContent(store: RepositoryStore, content: TestContent, tag: string): Promise<void> {

@@ -21,8 +21,9 @@ import {
 import type { Descriptor } from "../../oci/index.js";
 import type { Digest, RepositoryPath, Tag } from "../../reference/index.js";
 import { RegistryError } from "../errors.js";
+import { onSide, type Side } from "../side.js";
 import type { RepositoryStore } from "../store.js";
-import { MAX_LAYOUT_MANIFEST_BYTES, openOciLayoutRepository } from "./index.js";
+import { MAX_LAYOUT_MANIFEST_BYTES, openOciLayoutRepository, type OciLayoutRepository } from "./index.js";
 
 let root: string;
 beforeEach(async () => {
@@ -35,8 +36,12 @@ afterEach(async () => {
 const repo = (name: string): RepositoryPath => name as RepositoryPath;
 const tag = (name: string): Tag => name as Tag;
 
-function open(repository = "team/app", side: "source" | "destination" = "destination"): RepositoryStore {
-  return openOciLayoutRepository({ kind: "oci-layout", directory: root, repository: repo(repository) }, side);
+/** A repository of the tree under `root`, opened for one side of a promotion (errors name it). */
+function open(repository = "team/app", side: Side = "destination"): OciLayoutRepository {
+  return onSide(
+    openOciLayoutRepository({ kind: "oci-layout", directory: root, repository: repo(repository) }),
+    side,
+  );
 }
 
 async function readAll(stream: Readable): Promise<Buffer> {
@@ -375,10 +380,7 @@ describe("hostile layouts", () => {
 
   it("refuses a relative layout directory", () => {
     expect(() =>
-      openOciLayoutRepository(
-        { kind: "oci-layout", directory: "relative/dir", repository: repo("a") },
-        "source",
-      ),
+      openOciLayoutRepository({ kind: "oci-layout", directory: "relative/dir", repository: repo("a") }),
     ).toThrow(/must be absolute/);
   });
 
@@ -477,10 +479,11 @@ describe("hostile layouts", () => {
       );
       // The tree root is the user's choice.
       await symlink(elsewhere, path.join(root, "tree-link"));
-      const throughRoot = openOciLayoutRepository(
-        { kind: "oci-layout", directory: path.join(root, "tree-link"), repository: repo("app") },
-        "source",
-      );
+      const throughRoot = openOciLayoutRepository({
+        kind: "oci-layout",
+        directory: path.join(root, "tree-link"),
+        repository: repo("app"),
+      });
       expect(await throughRoot.listTags()).toEqual(["v1"]);
     } finally {
       await rm(elsewhere, { recursive: true, force: true });
@@ -499,7 +502,6 @@ describe("hostile layouts", () => {
     const logger = new MemoryLogger();
     const again = openOciLayoutRepository(
       { kind: "oci-layout", directory: root, repository: repo("team/app") },
-      "destination",
       { logger },
     );
     expect(await again.hasBlob(layer.descriptor.digest)).toBe(false);
@@ -508,6 +510,37 @@ describe("hostile layouts", () => {
     expect(await again.hasBlob(layer.descriptor.digest)).toBe(true);
     expect((await readFile(file)).equals(layer.bytes)).toBe(true);
   });
+
+  it.each(["source", "destination"] as const)(
+    "does not take a manifest file index.json does not list, whose bytes do not hash to its name, for that manifest (%s)",
+    async (side) => {
+      const store = open("team/app", side);
+      await putContent(store, other, "v1");
+      for (const item of allBlobs(image)) await putBlob(store, item);
+      // A partial copy by another tool: a file named after the image with the bytes of another.
+      const file = path.join(root, "team/app/blobs/sha256", image.digest.slice(7));
+      await writeFile(file, other.bytes);
+      const logger = new MemoryLogger();
+      const again = onSide(
+        openOciLayoutRepository(
+          { kind: "oci-layout", directory: root, repository: repo("team/app") },
+          { logger },
+        ),
+        side,
+      );
+      expect(await again.resolve(image.digest)).toBeUndefined();
+      expect(await again.getManifest(image.digest)).toBeUndefined();
+      expect(logger.lines.some((line) => line.message.includes("does not match its digest"))).toBe(true);
+      await again.putManifest(
+        { digest: image.digest, mediaType: image.mediaType, bytes: image.bytes },
+        image.digest,
+      );
+      expect((await readFile(file)).equals(image.bytes)).toBe(true);
+      // A listed manifest with other bytes is an error: index.json says the layout holds it.
+      await writeFile(file, other.bytes);
+      await expectRegistryError(again.getManifest(image.digest), "registry-digest-mismatch", /hashes to/);
+    },
+  );
 
   it("does not write through a blobs folder that points out of the layout", async () => {
     const outside = await mkdtemp(path.join(os.tmpdir(), "oci-layout-outside-"));
@@ -603,10 +636,11 @@ describe("mount, delete, catalog", () => {
     const target = open("prod/app");
     await putContent(source, image, "v1");
     expect(target.canMountFrom(source)).toBe(true);
-    const elsewhere = openOciLayoutRepository(
-      { kind: "oci-layout", directory: path.join(root, "other-tree"), repository: repo("team/app") },
-      "source",
-    );
+    const elsewhere = openOciLayoutRepository({
+      kind: "oci-layout",
+      directory: path.join(root, "other-tree"),
+      repository: repo("team/app"),
+    });
     expect(target.canMountFrom(elsewhere)).toBe(false);
     const wrapped = new Proxy(source, {}); // as a counting wrapper would hand it out
     expect(target.canMountFrom(wrapped)).toBe(true);
@@ -663,7 +697,6 @@ describe("mount, delete, catalog", () => {
     const logger = new MemoryLogger();
     const store = openOciLayoutRepository(
       { kind: "oci-layout", directory: root, repository: repo("a") },
-      "destination",
       { logger },
     );
     await putContent(store, other, "v1");

@@ -5,6 +5,8 @@ import {
   INDEX_MEDIA_TYPES,
   isManifestMediaType,
   parseManifest,
+  referrerDescriptor,
+  referrersFallbackTag,
   type Descriptor,
   type ParsedManifest,
 } from "../../oci/index.js";
@@ -22,7 +24,13 @@ import {
   type Tag,
 } from "../../reference/index.js";
 import { RegistryError, type RegistryErrorCode, type RegistryErrorDetails } from "../errors.js";
-import type { CallOptions, ManifestContent, RepositoryStore, Side } from "../store.js";
+import type {
+  CallOptions,
+  ContentDeleter,
+  ManifestContent,
+  RepositoryIdentity,
+  RepositoryStore,
+} from "../store.js";
 import { LayoutFiles, layoutPathProblem, throwIfAborted } from "./layout-files.js";
 import {
   emptyLayoutIndex,
@@ -39,7 +47,6 @@ import {
 } from "./layout-index.js";
 import { MAX_INDEX_JSON_BYTES, MAX_LAYOUT_MANIFEST_BYTES } from "./limits.js";
 import { queueIndexChange } from "./index-update-queue.js";
-import { referrerDescriptor, referrersFallbackTag } from "../remote/referrers.js";
 
 export interface OciLayoutOptions {
   readonly logger?: Logger;
@@ -48,22 +55,26 @@ export interface OciLayoutOptions {
 type OciLayoutLocation = Extract<RepositoryLocation, { kind: "oci-layout" }>;
 
 /**
+ * One repository of an OCI layout tree: every role of a repository store, and deleting (for tests
+ * and clean-up; the store provider hands out only the `RepositoryStore` roles).
+ */
+export type OciLayoutRepository = RepositoryStore & ContentDeleter;
+
+/**
  * Opens one repository of an OCI layout tree: the layout directory `directory/repository`
  * (each repository is its own layout). Nothing is touched on disk until the first call; the
  * layout is created by the first write.
  */
 export function openOciLayoutRepository(
   location: OciLayoutLocation,
-  side: Side,
   options: OciLayoutOptions = {},
-): RepositoryStore {
-  return new OciLayoutRepositoryStore(location, side, options.logger ?? silentLogger);
+): OciLayoutRepository {
+  return new OciLayoutRepositoryStore(location, options.logger ?? silentLogger);
 }
 
-class OciLayoutRepositoryStore implements RepositoryStore {
+class OciLayoutRepositoryStore implements OciLayoutRepository {
   readonly location: OciLayoutLocation;
   readonly name: string;
-  readonly side: Side;
   private readonly logger: Logger;
   private readonly files: LayoutFiles;
   /** Subjects of manifests read for `referrers`, by manifest digest (content never changes). */
@@ -71,9 +82,8 @@ class OciLayoutRepositoryStore implements RepositoryStore {
   /** The last index.json parsed, by file identity: a layout with many tags is parsed once per change. */
   private parsedIndex: { identity: string; index: LayoutIndex } | undefined;
 
-  constructor(location: OciLayoutLocation, side: Side, logger: Logger) {
+  constructor(location: OciLayoutLocation, logger: Logger) {
     this.location = location;
-    this.side = side;
     this.logger = logger;
     this.name = formatRepositoryLocation(location);
     const problem = layoutPathProblem(location.directory, location.repository);
@@ -95,7 +105,6 @@ class OciLayoutRepositoryStore implements RepositoryStore {
       operation,
       registry: `${OCI_LAYOUT_PREFIX}${this.location.directory}`,
       repository: this.location.repository,
-      side: this.side,
     };
   }
 
@@ -156,10 +165,10 @@ class OciLayoutRepositoryStore implements RepositoryStore {
   }
 
   /**
-   * `readManifestBlob` for a digest asked for by name. In a destination, a file of that name that
-   * index.json does not list and whose bytes do not hash to it is not the manifest: it counts as
-   * absent (and is replaced when the manifest is written). A listed one, or any in a source,
-   * is an error.
+   * `readManifestBlob` for a digest asked for by name. A file of that name that index.json does
+   * not list and whose bytes do not hash to it (a partial copy by another tool) is not the
+   * manifest: it counts as absent, with a warning, and is replaced when the manifest is written
+   * here. A listed one is an error: index.json says the layout holds that manifest.
    */
   private async readStrayableManifestBlob(
     digest: Digest,
@@ -170,12 +179,12 @@ class OciLayoutRepositoryStore implements RepositoryStore {
       return await this.readManifestBlob(digest, operation);
     } catch (error) {
       const mismatch = error instanceof RegistryError && error.code === "registry-digest-mismatch";
-      if (listed || this.side !== "destination" || !mismatch) {
+      if (listed || !mismatch) {
         throw error;
       }
       this.logger.log(
         "warn",
-        "a manifest file in the OCI layout does not match its digest; it will be replaced",
+        "a manifest file in the OCI layout does not match its digest; it is not that manifest, and a write replaces it",
         {
           layout: this.name,
           digest,
@@ -457,7 +466,6 @@ class OciLayoutRepositoryStore implements RepositoryStore {
     if (from === this.location.repository) return this.hasBlob(descriptor.digest, options);
     const source = new OciLayoutRepositoryStore(
       { kind: "oci-layout", directory: this.location.directory, repository: from },
-      this.side,
       this.logger,
     );
     const sourceSize = await source.files.blobSize(descriptor.digest, operation);
@@ -486,7 +494,7 @@ class OciLayoutRepositoryStore implements RepositoryStore {
     return true;
   }
 
-  canMountFrom(other: RepositoryStore): boolean {
+  canMountFrom(other: RepositoryIdentity): boolean {
     // By location, not by class: the store provider may hand out wrapped (counting) stores.
     return (
       other.location.kind === "oci-layout" &&

@@ -40,10 +40,11 @@ function open(options: StoreProviderOptions): RegistryStoreProvider {
 }
 
 function repository(provider: RegistryStoreProvider, registry: TestRegistry, name: string): RepositoryStore {
-  return provider.repository(
-    { kind: "remote", host: registry.host as RegistryHost, repository: parseRepositoryPath(name) },
-    "destination",
-  );
+  return provider.repository({
+    kind: "remote",
+    host: registry.host as RegistryHost,
+    repository: parseRepositoryPath(name),
+  });
 }
 
 async function* bytesOf(buffer: Buffer): AsyncGenerator<Uint8Array> {
@@ -105,14 +106,11 @@ describe("distribution 2.8.2 with token auth", () => {
     tokenServer.resetRequests();
     const logger = new MemoryLogger();
     const pusher = open({ env: envFor("pusher", PUSHER_PASSWORD), logger });
-    const source = pusher.repository(
-      {
-        kind: "remote",
-        host: registry.host as RegistryHost,
-        repository: parseRepositoryPath("token/source"),
-      },
-      "source",
-    );
+    const source = pusher.repository({
+      kind: "remote",
+      host: registry.host as RegistryHost,
+      repository: parseRepositoryPath("token/source"),
+    });
     expect((await source.getManifest(parseTag("v1")))?.digest).toBe(image.digest);
     const target = repository(pusher, registry, "token/target");
     for (const blob of allBlobs(image)) {

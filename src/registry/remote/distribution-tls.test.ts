@@ -64,10 +64,7 @@ describe("distribution 2.8.2 over TLS", () => {
   it("multiplexes requests without blobs over HTTP/2 and moves blob bytes over HTTP/1.1", async () => {
     const client = provider();
     try {
-      const store = client.repository(
-        { kind: "remote", host, repository: parseRepositoryPath("tls/app") },
-        "destination",
-      );
+      const store = client.repository({ kind: "remote", host, repository: parseRepositoryPath("tls/app") });
       const content = image("h2");
       await pushToStore(store, content, ["v1", "v2"]);
       const tags = await Promise.all(["v1", "v2", "v3"].map((tag) => store.resolve(parseTag(tag))));
@@ -106,10 +103,11 @@ describe("distribution 2.8.2 over TLS", () => {
   it("sends the chunks of a chunked upload over HTTP/1.1 too", async () => {
     const client = provider(true, 100_000);
     try {
-      const store = client.repository(
-        { kind: "remote", host, repository: parseRepositoryPath("tls/chunked") },
-        "destination",
-      );
+      const store = client.repository({
+        kind: "remote",
+        host,
+        repository: parseRepositoryPath("tls/chunked"),
+      });
       await pushToStore(store, image("chunked"), ["v1"]);
       expect((await store.resolve(parseTag("v1")))?.digest).toBe(image("chunked").digest);
     } finally {
@@ -124,10 +122,7 @@ describe("distribution 2.8.2 over TLS", () => {
   it("speaks HTTP/1.1 only when HTTP/2 is off", async () => {
     const client = provider(false);
     try {
-      const store = client.repository(
-        { kind: "remote", host, repository: parseRepositoryPath("tls/plain") },
-        "destination",
-      );
+      const store = client.repository({ kind: "remote", host, repository: parseRepositoryPath("tls/plain") });
       await pushToStore(store, image("h1"), ["v1"]);
       expect((await store.resolve(parseTag("v1")))?.digest).toBe(image("h1").digest);
     } finally {
@@ -145,10 +140,7 @@ describe("distribution 2.8.2 over TLS", () => {
         http2,
       });
       try {
-        const store = client.repository(
-          { kind: "remote", host, repository: parseRepositoryPath("tls/app") },
-          "source",
-        );
+        const store = client.repository({ kind: "remote", host, repository: parseRepositoryPath("tls/app") });
         const error = await store.resolve(parseTag("v1")).catch((caught: unknown) => caught);
         expect(error).toBeInstanceOf(RegistryError);
         expect((error as RegistryError).code).toBe("registry-network");

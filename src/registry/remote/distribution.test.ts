@@ -17,11 +17,11 @@ import {
   writeOciLayoutDirectly,
   type TestContent,
 } from "../../../test/support/test-images.js";
-import { MediaType, type Descriptor } from "../../oci/index.js";
+import { MediaType, referrersFallbackTag, type Descriptor } from "../../oci/index.js";
 import { parseRepositoryPath, parseTag, type RegistryHost, type Tag } from "../../reference/index.js";
 import { createStoreProvider, type RegistryStoreProvider } from "../provider.js";
 import type { RepositoryStore } from "../store.js";
-import { referrersFallbackTag } from "./referrers.js";
+import { remoteDeleter } from "../../../test/support/content-deleter.js";
 
 let registry: TestRegistry;
 let provider: RegistryStoreProvider;
@@ -40,11 +40,12 @@ afterAll(async () => {
   await rm(scratch, { recursive: true, force: true });
 });
 
-function repository(name: string, side: "source" | "destination" = "destination"): RepositoryStore {
-  return provider.repository(
-    { kind: "remote", host: registry.host as RegistryHost, repository: parseRepositoryPath(name) },
-    side,
-  );
+function repository(name: string): RepositoryStore {
+  return provider.repository({
+    kind: "remote",
+    host: registry.host as RegistryHost,
+    repository: parseRepositoryPath(name),
+  });
 }
 
 async function* bytesOf(buffer: Buffer): AsyncGenerator<Uint8Array> {
@@ -129,7 +130,7 @@ describe("distribution 2.8.2", () => {
     await writeOciLayoutDirectly(layout, [{ content: index, tag: "v1" }]);
     await skopeoCopy(`oci:${layout}:v1`, `docker://${registry.host}/by/skopeo:v1`);
 
-    const store = repository("by/skopeo", "source");
+    const store = repository("by/skopeo");
     const top = await store.getManifest(parseTag("v1"));
     expect(top?.digest).toBe(index.digest);
     const child = await store.getManifest(image.digest);
@@ -230,10 +231,10 @@ describe("distribution 2.8.2", () => {
     const image = makeImage({ layers: 1, layerSize: 100, mediaTypes: "oci", seed: "delete" });
     const store = repository("to/delete");
     await push(store, image, "v1");
-    await store.deleteManifest(image.digest);
+    await remoteDeleter(store).deleteManifest(image.digest);
     expect(await store.getManifest(image.digest)).toBeUndefined();
     const layer = image.layers[0]!.descriptor;
-    await store.deleteBlob(layer.digest);
+    await remoteDeleter(store).deleteBlob(layer.digest);
     expect(await store.hasBlob(layer.digest)).toBe(false);
   });
 });

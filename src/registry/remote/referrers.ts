@@ -4,17 +4,11 @@ import {
   isIndexMediaType,
   parseDescriptor,
   parseManifest,
+  referrersFallbackTag,
   type Descriptor,
   type ParsedManifest,
 } from "../../oci/index.js";
-import {
-  digestAlgorithm,
-  digestHex,
-  digestOf,
-  parseTag,
-  type Digest,
-  type Tag,
-} from "../../reference/index.js";
+import { digestOf, type Digest } from "../../reference/index.js";
 import { MAX_LISTING_BYTES, REFERRERS_LISTING_BOUNDS } from "../limits.js";
 import type { CallOptions, ManifestContent } from "../store.js";
 import { requestError } from "../transport/request-error.js";
@@ -30,24 +24,6 @@ import type { RepositoryClient } from "./repository-client.js";
  * https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#listing-referrers
  * https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#referrers-tag-schema
  */
-
-/** `<alg>-<ref>`, the encoded digest limited to 64 characters. */
-export function referrersFallbackTag(subject: Digest): Tag {
-  return parseTag(`${digestAlgorithm(subject)}-${digestHex(subject).slice(0, 64)}`);
-}
-
-/** The descriptor a referrers list holds for a manifest with a subject. */
-export function referrerDescriptor(content: ManifestContent, manifest: ParsedManifest): Descriptor {
-  const artifactType =
-    manifest.artifactType ?? (manifest.kind === "manifest" ? manifest.config.mediaType : undefined);
-  return {
-    mediaType: content.mediaType,
-    digest: content.digest,
-    size: content.bytes.byteLength,
-    ...(artifactType === undefined ? {} : { artifactType }),
-    ...(manifest.annotations === undefined ? {} : { annotations: manifest.annotations }),
-  };
-}
 
 /** Statuses that say "no referrers API here". */
 const NO_API_STATUSES: ReadonlySet<number> = new Set([404, 405, 501]);

@@ -9,7 +9,7 @@ import {
   sha256,
   type MemoryRegistry,
 } from "../../../test/support/scripted-registry.js";
-import { MediaType, type Descriptor } from "../../oci/index.js";
+import { MediaType, referrersFallbackTag, type Descriptor } from "../../oci/index.js";
 import {
   parseDigest,
   parseRepositoryPath,
@@ -20,8 +20,9 @@ import {
 import { RegistryError } from "../errors.js";
 import { MANIFEST_READ_ATTEMPTS, MAX_MANIFEST_BYTES } from "../limits.js";
 import { createStoreProvider, type RegistryStoreProvider, type StoreProviderOptions } from "../provider.js";
+import { openOnSide } from "../side.js";
 import type { RepositoryStore } from "../store.js";
-import { referrersFallbackTag } from "./referrers.js";
+import { remoteDeleter } from "../../../test/support/content-deleter.js";
 
 const REPOSITORY = parseRepositoryPath("team/app");
 
@@ -70,7 +71,9 @@ describe("RemoteRepository against a scripted registry", () => {
       retry: { maxAttempts: 2 },
       ...options,
     });
-    return provider.repository(
+    // Opened as a promotion opens a staging repository: its errors name the side.
+    return openOnSide(
+      provider,
       { kind: "remote", host: server.host as RegistryHost, repository: REPOSITORY },
       "source",
     );
@@ -549,7 +552,7 @@ describe("RemoteRepository against a scripted registry", () => {
   });
 
   it("deletes manifests and blobs, an absent one being no error", async () => {
-    const store = await setUp();
+    const store = remoteDeleter(await setUp());
     const digest = storeManifest(ociIndex(), MediaType.ociImageIndex);
     await store.deleteManifest(digest);
     await store.deleteManifest(digest);

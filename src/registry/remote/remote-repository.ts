@@ -1,7 +1,13 @@
 import type { Readable } from "node:stream";
-import type { Descriptor } from "../../oci/index.js";
+import { referrerDescriptor, type Descriptor } from "../../oci/index.js";
 import type { Digest, RepositoryLocation, RepositoryPath, Tag } from "../../reference/index.js";
-import type { CallOptions, ManifestContent, RepositoryStore, Side } from "../store.js";
+import type {
+  CallOptions,
+  ContentDeleter,
+  ManifestContent,
+  RepositoryIdentity,
+  RepositoryStore,
+} from "../store.js";
 import type { Clock } from "../transport/clock.js";
 import { deleteScope } from "../auth/scope.js";
 import { mountBlob, uploadBlob } from "./blob-upload.js";
@@ -9,29 +15,27 @@ import { hasBlob, openBlob } from "./blobs.js";
 import type { RegistryEndpoint } from "./endpoint.js";
 import { listTags } from "./listing.js";
 import { getManifest, putManifest, resolveManifest } from "./manifests.js";
-import { addToReferrersFallback, listReferrers, referrerDescriptor, subjectOf } from "./referrers.js";
+import { addToReferrersFallback, listReferrers, subjectOf } from "./referrers.js";
 import { RepositoryClient } from "./repository-client.js";
 
 /**
- * A repository in a registry that speaks the OCI distribution spec v1.1.
+ * A repository in a registry that speaks the OCI distribution spec v1.1: every role of a
+ * repository store, and deleting (for tests and clean-up; the provider's stores do not offer it).
  * https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md
  */
-export class RemoteRepository implements RepositoryStore {
+export class RemoteRepository implements RepositoryStore, ContentDeleter {
   readonly location: RepositoryLocation;
   readonly name: string;
-  readonly side: Side;
   private readonly client: RepositoryClient;
 
   constructor(
     readonly endpoint: RegistryEndpoint,
     repository: RepositoryPath,
-    side: Side,
     private readonly clock: Clock,
   ) {
     this.location = { kind: "remote", host: endpoint.host, repository };
     this.name = `${endpoint.host}/${repository}`;
-    this.side = side;
-    this.client = new RepositoryClient(endpoint, repository, side);
+    this.client = new RepositoryClient(endpoint, repository);
   }
 
   get repository(): RepositoryPath {
@@ -77,7 +81,7 @@ export class RemoteRepository implements RepositoryStore {
     return mountBlob(this.client, descriptor, from, this.clock.now(), options);
   }
 
-  canMountFrom(other: RepositoryStore): boolean {
+  canMountFrom(other: RepositoryIdentity): boolean {
     return other instanceof RemoteRepository && other.endpoint.origin === this.endpoint.origin;
   }
 

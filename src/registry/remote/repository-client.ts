@@ -1,6 +1,6 @@
 import type { RepositoryPath } from "../../reference/index.js";
 import type { RegistryError } from "../errors.js";
-import type { CallOptions, Side } from "../store.js";
+import type { CallOptions } from "../store.js";
 import { unexpectedResponse } from "../transport/request-error.js";
 import type {
   HttpMethod,
@@ -24,14 +24,13 @@ export interface RequestSpec {
 }
 
 /**
- * One repository of one registry, seen from one side of a promotion: builds requests with the
- * context every error needs (operation, registry, repository, side) and the auth scopes.
+ * One repository of one registry: builds requests with the context every error needs
+ * (operation, registry, repository) and the auth scopes.
  */
 export class RepositoryClient {
   constructor(
     readonly endpoint: RegistryEndpoint,
     readonly repository: RepositoryPath,
-    readonly side: Side,
   ) {}
 
   /** `/v2/<name>/<rest>` */
@@ -40,7 +39,7 @@ export class RepositoryClient {
   }
 
   context(operation: string): RequestContext {
-    return { operation, registry: this.endpoint.host, repository: this.repository, side: this.side };
+    return { operation, registry: this.endpoint.host, repository: this.repository };
   }
 
   request(operation: string, spec: RequestSpec, options: CallOptions = {}): HttpRequest {

@@ -10,7 +10,7 @@ export function describeRequest(request: Pick<HttpRequest, "method" | "url">): s
   return `${request.method} ${redactUrl(request.url)}`;
 }
 
-/** A RegistryError about `request`, carrying its context (operation, registry, repository, side). */
+/** A RegistryError about `request`, carrying its context (operation, registry, repository). */
 export function requestError(
   code: RegistryErrorCode,
   summary: string,

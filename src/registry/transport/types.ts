@@ -1,6 +1,5 @@
 import type { Readable } from "node:stream";
 import type { RegistryHost, RepositoryPath } from "../../reference/index.js";
-import type { Side } from "../store.js";
 
 /**
  * The HTTP transport stack of the registry client. Each concern is one layer that wraps the next
@@ -23,7 +22,6 @@ export interface RequestContext {
   /** The registry as people write it (`docker.io`, `127.0.0.1:5000`). */
   readonly registry: string;
   readonly repository?: string;
-  readonly side?: Side;
 }
 
 /** What the auth layer needs to authorise a request to a registry's own origin. */

@@ -14,7 +14,7 @@ import { SecurityPolicy } from "./security-policy.js";
 import type { HttpRequest } from "./types.js";
 import { UndiciTransport, isTransientNetworkError } from "./undici-transport.js";
 
-const context = { operation: "test", registry: "scripted", repository: "app", side: "source" as const };
+const context = { operation: "test", registry: "scripted", repository: "app" };
 
 describe("UndiciTransport", () => {
   let server: ScriptedRegistry;
