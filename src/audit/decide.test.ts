@@ -186,7 +186,8 @@ describe("desired state", () => {
 
   it("classifies by the most specific registry location", () => {
     const desired = state();
-    expect(repositoryStanding(desired, "REG.example", "prod/app").kind).toBe("managed");
+    // Events carry hosts in lower case (the event parsers fold them: server.test.ts, event.test.ts).
+    expect(repositoryStanding(desired, "reg.example", "prod/app").kind).toBe("managed");
     expect(repositoryStanding(desired, "reg.example", "prod/other").kind).toBe("unmanaged");
     expect(repositoryStanding(desired, "reg.example", "prod/staging/app").kind).toBe("not-production");
     expect(repositoryStanding(desired, "reg.example", "elsewhere/app").kind).toBe("not-production");

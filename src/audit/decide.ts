@@ -1,5 +1,5 @@
 import { isIndexMediaType, MAX_INDEX_DEPTH } from "../oci/index.js";
-import type { Digest, Tag } from "../reference/index.js";
+import { foldHostCase, type Digest, type Tag } from "../reference/index.js";
 import {
   recogniseAttachment,
   type AttachmentClass,
@@ -283,7 +283,7 @@ export async function judgeEvent(
 ): Promise<Judgement> {
   const judgement = await judgeAttributedEvent(event, state, lookup, options);
   // The Host header is the pusher's choice: shown, so a disguise is visible, never trusted.
-  const told = event.requestHost?.toLowerCase();
+  const told = event.requestHost === undefined ? undefined : foldHostCase(event.requestHost);
   if (
     judgement.kind === "decided" &&
     judgement.verdict === "violation" &&

@@ -3,11 +3,13 @@ import { isIndexMediaType, isManifestMediaType } from "../oci/index.js";
 import {
   digestHex,
   digestOf,
+  foldHostCase,
   isDigest,
   isRepositoryPath,
   isTag,
   parseImageReference,
   registryHostProblem,
+  remoteRepositoryKey,
   type Digest,
   type RepositoryPath,
   type Tag,
@@ -101,14 +103,9 @@ export const UNATTRIBUTED_HOST = "unattributed.invalid";
 export type EventAttribution =
   { readonly kind: "endpoint"; readonly host: string } | { readonly kind: "none"; readonly reason: string };
 
-/** The display key of an event's repository, the same form as `auditRepositoryKey`. */
+/** The key of an event's repository, the same as the desired state's (`remoteRepositoryKey`). */
 export function eventRepositoryKey(event: Pick<RegistryEvent, "host" | "repository">): string {
-  return `${event.host}/${event.repository}`;
-}
-
-/** `host/path` with the host lower-cased: registry host names are case-insensitive. */
-export function auditRepositoryKey(host: string, repository: string): string {
-  return `${host.toLowerCase()}/${repository}`;
+  return remoteRepositoryKey(event.host, event.repository);
 }
 
 /** A request body the auditor cannot use at all (not JSON, wrong shape): HTTP 400. */
@@ -157,14 +154,14 @@ export function parseHostMapping(values: readonly string[]): HostMapping {
       if (problem) throw new MalformedEventError(`--registry-host ${JSON.stringify(value)}: ${problem}`);
     }
     if (seen === undefined) {
-      if (fallback !== undefined && fallback !== name.toLowerCase()) {
+      if (fallback !== undefined && fallback !== foldHostCase(name)) {
         throw new MalformedEventError(
           `--registry-host without "=" may be given once (found ${fallback} and ${name})`,
         );
       }
-      fallback = name.toLowerCase();
+      fallback = foldHostCase(name);
     } else {
-      explicit.set(seen.toLowerCase(), name.toLowerCase());
+      explicit.set(foldHostCase(seen), foldHostCase(name));
     }
   }
   return fallback === undefined ? { explicit } : { explicit, fallback };
@@ -409,7 +406,7 @@ function parseRegistryPayload(
     }
     if (field === "digest" && reference.digest === undefined) return `${id}: digest has no @sha256:...`;
     if (field === "tag" && reference.tag === undefined) return `${id}: tag has no :tag`;
-    const referenceHost = reference.registry.toLowerCase();
+    const referenceHost = reference.registry;
     if (host !== undefined && (host !== referenceHost || repository !== reference.repository)) {
       return `${id}: digest and tag name different repositories`;
     }

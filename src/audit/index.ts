@@ -21,7 +21,6 @@ export {
 } from "./decide.js";
 export {
   buildDesiredState,
-  desiredRepositoryKey,
   productionRepositories,
   repositoryStanding,
   type DesiredDigest,
@@ -31,7 +30,6 @@ export {
   type RepositoryStanding,
 } from "./desired-state.js";
 export {
-  auditRepositoryKey,
   eventRepositoryKey,
   indexChildrenOf,
   IDENTITY_HOST_MAPPING,

@@ -1,7 +1,14 @@
 import { runBounded } from "../concurrency/index.js";
 import { describeError } from "../errors.js";
 import type { Logger } from "../log.js";
-import { repositoryIn, type Digest, type RepositoryPath, type Tag } from "../reference/index.js";
+import {
+  formatRepositoryLocation,
+  remoteRepositoryKey,
+  repositoryIn,
+  type Digest,
+  type RepositoryPath,
+  type Tag,
+} from "../reference/index.js";
 import type { StoreProvider } from "../registry/store.js";
 import {
   checkAttachment,
@@ -10,13 +17,11 @@ import {
   type ManifestLookup,
 } from "./decide.js";
 import {
-  desiredRepositoryKey,
   productionRepositories,
   repositoryStanding,
   type DesiredRepository,
   type DesiredState,
 } from "./desired-state.js";
-import { auditRepositoryKey } from "./event.js";
 import { RegistryManifestLookup } from "./lookup.js";
 
 /**
@@ -313,7 +318,7 @@ async function unexpectedRepositories(
     }
     for (const repositoryPath of paths) {
       if (scope.location.kind === "oci-layout") {
-        const key = desiredRepositoryKey(repositoryIn(scope.location, repositoryPath));
+        const key = formatRepositoryLocation(repositoryIn(scope.location, repositoryPath));
         if (seen.has(key) || state.repositories.has(key)) continue;
         seen.add(key);
         issues.push({
@@ -323,7 +328,7 @@ async function unexpectedRepositories(
         });
         continue;
       }
-      const key = auditRepositoryKey(scope.location.host, repositoryPath);
+      const key = remoteRepositoryKey(scope.location.host, repositoryPath);
       if (seen.has(key)) continue;
       seen.add(key);
       if (repositoryStanding(state, scope.location.host, repositoryPath).kind !== "unmanaged") continue;

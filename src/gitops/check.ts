@@ -1,3 +1,4 @@
+import { RepositoryKeyCache } from "../reference/index.js";
 import { describeError, isPromoterError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import {
@@ -16,7 +17,6 @@ import {
 import {
   countDecisions,
   destinationQuestions,
-  RepositoryKeys,
   type EdgeDecisionKind,
   type PlannedEdge,
   type PromotionEdge,
@@ -159,7 +159,7 @@ export async function runCheck(options: CheckOptions): Promise<CheckReport> {
   const checks: CheckResult[] = [];
   checks.push(validationCheck(head, base.set, changed));
 
-  const keys = new RepositoryKeys();
+  const keys = new RepositoryKeyCache();
   const baseContent = PromotedContent.of(base.set);
   let planned: readonly PlannedEdge[] = [];
   if (diff.added.length > 0) {
@@ -416,7 +416,7 @@ async function removalCheck(
       items: [],
     };
   }
-  const keys = new RepositoryKeys();
+  const keys = new RepositoryKeyCache();
   const { destinations } = destinationQuestions(removed, keys);
   const observed = await observeRepositories(destinations, options.provider, "destination", {
     ...(options.signal ? { signal: options.signal } : {}),
@@ -474,7 +474,7 @@ interface NewImage {
 async function readNewImageFacts(
   planned: readonly PlannedEdge[],
   baseContent: PromotedContent,
-  keys: RepositoryKeys,
+  keys: RepositoryKeyCache,
   options: CheckOptions,
 ): Promise<Map<string, NewImage>> {
   const wanted = new Map<string, PromotionEdge>();
@@ -588,7 +588,7 @@ async function kindCheck(
   images: ReadonlyMap<string, NewImage>,
   options: CheckOptions,
 ): Promise<CheckResult> {
-  const keys = new RepositoryKeys();
+  const keys = new RepositoryKeyCache();
   const previousVersions = baseTags(base.set);
   // One comparison per (project, image, tag): the first destination edge carries it.
   const comparisons = new Map<string, { edge: PromotionEdge; previousTag: Tag; previousDigest: Digest }>();

@@ -5,17 +5,12 @@ import {
   isDigest,
   isRepositoryPath,
   isTag,
-  registryHostProblem,
+  canonicalRegistryHostProblem,
   type RegistryHost,
   type RepositoryLocation,
+  RepositoryKeyCache,
 } from "../reference/index.js";
-import {
-  countDecisions,
-  RepositoryKeys,
-  type EdgeDecision,
-  type EdgeDecisionKind,
-  type PlannedEdge,
-} from "./decide.js";
+import { countDecisions, type EdgeDecision, type EdgeDecisionKind, type PlannedEdge } from "./decide.js";
 import type { PromotionEdge } from "./edge.js";
 import type { EdgeError, EdgeOutcome, EdgeOutcomeKind } from "./outcome.js";
 
@@ -99,7 +94,7 @@ function reasonOf(decision: EdgeDecision): string | undefined {
 
 export function jsonEdge(
   planned: PlannedEdge | EdgeOutcome,
-  keys: RepositoryKeys,
+  keys: RepositoryKeyCache,
   relativePosition: (position: SourcePosition) => SourcePosition,
 ): JsonEdge {
   const { edge, decision } = planned;
@@ -143,7 +138,12 @@ function parseLocation(value: unknown, where: string): RepositoryLocation {
   const record = value as Record<string, unknown>;
   const repository = record.repository;
   if (typeof repository !== "string" || !isRepositoryPath(repository)) return fail();
-  if (record.kind === "remote" && typeof record.host === "string" && !registryHostProblem(record.host)) {
+  // The promoter writes hosts in their canonical spelling (a RegistryHost is lower case).
+  if (
+    record.kind === "remote" &&
+    typeof record.host === "string" &&
+    !canonicalRegistryHostProblem(record.host)
+  ) {
     return { kind: "remote", host: record.host as RegistryHost, repository: repository };
   }
   if (
@@ -254,7 +254,7 @@ function parsePosition(value: unknown, where: string): SourcePosition {
  * Locations are shared per repository, so their part of the key is made once.
  */
 class PlanEdgeKeys {
-  private readonly repositoryKeys = new RepositoryKeys();
+  private readonly repositoryKeys = new RepositoryKeyCache();
   private readonly locationKeys = new WeakMap<RepositoryLocation, string>();
 
   /** An edge the manifests produce: its display names are made from its locations. */

@@ -4,3 +4,4 @@ export * from "./name.js";
 export * from "./reference.js";
 export * from "./ip-address.js";
 export * from "./registry-host.js";
+export * from "./location-key.js";

@@ -2,7 +2,12 @@ import { readFileSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { PromoterError, describeError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
-import type { RegistryHost, RepositoryLocation, RepositoryPath } from "../reference/index.js";
+import {
+  foldHostCase,
+  type RegistryHost,
+  type RepositoryLocation,
+  type RepositoryPath,
+} from "../reference/index.js";
 import { AuthTransport } from "./auth/auth-transport.js";
 import { CredentialStore } from "./credentials/credential-store.js";
 import { defaultCredentialSources } from "./credentials/sources.js";
@@ -145,7 +150,7 @@ export function createStoreProvider(options: StoreProviderOptions = {}): Registr
   const logger = redactingLogger(options.logger ?? silentLogger, redactor);
   const policy = new SecurityPolicy(options.insecureRegistries ?? []);
   const hostAddresses = new Map(
-    Object.entries(options.hostAddresses ?? {}).map(([name, address]) => [name.toLowerCase(), address]),
+    Object.entries(options.hostAddresses ?? {}).map(([name, address]) => [foldHostCase(name), address]),
   );
   const caParts = [
     ...(options.caCertificates === undefined ? [] : [options.caCertificates]),
@@ -209,8 +214,7 @@ export function createStoreProvider(options: StoreProviderOptions = {}): Registr
   };
   const endpoints = new Map<string, RegistryEndpoint>();
   const endpointFor = (host: RegistryHost): RegistryEndpoint => {
-    const key = host.toLowerCase();
-    let endpoint = endpoints.get(key);
+    let endpoint = endpoints.get(host);
     if (!endpoint) {
       endpoint = new RegistryEndpoint(
         host,
@@ -221,7 +225,7 @@ export function createStoreProvider(options: StoreProviderOptions = {}): Registr
         upload,
         options.listingPageSize,
       );
-      endpoints.set(key, endpoint);
+      endpoints.set(host, endpoint);
     }
     return endpoint;
   };

@@ -1,3 +1,4 @@
+import { RepositoryKeyCache } from "../../reference/index.js";
 import { readFile } from "node:fs/promises";
 import * as path from "node:path";
 import { describeError, UsageError } from "../../errors.js";
@@ -17,7 +18,6 @@ import {
   PlanDocumentError,
   allOfFilters,
   formatShard,
-  RepositoryKeys,
   rowsFromOutcomes,
   shardFilter,
   rowsFromPlan,
@@ -465,7 +465,7 @@ function planDocument(
   kind: "plan" | "report",
   extra: Record<string, unknown> = {},
 ): PlanDocument {
-  const keys = new RepositoryKeys();
+  const keys = new RepositoryKeyCache();
   const relative = (position: SourcePosition): SourcePosition => ({
     ...position,
     file: relativeFile(cwd, position.file),

@@ -1,6 +1,12 @@
 import { readFile, stat } from "node:fs/promises";
 import { describeError } from "../../errors.js";
-import type { RegistryHost, RepositoryPath } from "../../reference/index.js";
+import {
+  DOCKER_HUB,
+  foldHostCase,
+  isDockerHubName,
+  type RegistryHost,
+  type RepositoryPath,
+} from "../../reference/index.js";
 import { RegistryError } from "../errors.js";
 import { MAX_CREDENTIAL_FILE_BYTES } from "../limits.js";
 import type { Credential } from "./types.js";
@@ -29,13 +35,6 @@ export interface AuthEntry {
   readonly registrytoken?: string;
 }
 
-/** Docker Hub's names in credential files; all mean `docker.io`. */
-const DOCKER_HUB_KEYS: ReadonlySet<string> = new Set([
-  "docker.io",
-  "index.docker.io",
-  "registry-1.docker.io",
-]);
-
 /** Docker's historical key for Docker Hub, which helpers and `auths` use. */
 export const DOCKER_HUB_AUTH_KEY = "https://index.docker.io/v1/";
 
@@ -47,9 +46,9 @@ export function normalizeAuthKey(key: string): string {
   let name = key.trim().replace(/^[a-z][a-z0-9+.-]*:\/\//i, "");
   name = name.replace(/\/+$/, "").replace(/\/v[12]$/, "");
   const slash = name.indexOf("/");
-  const host = (slash < 0 ? name : name.slice(0, slash)).toLowerCase();
+  const host = foldHostCase(slash < 0 ? name : name.slice(0, slash));
   const rest = slash < 0 ? "" : name.slice(slash);
-  return `${DOCKER_HUB_KEYS.has(host) ? "docker.io" : host}${rest}`;
+  return `${isDockerHubName(host) ? DOCKER_HUB : host}${rest}`;
 }
 
 /** The name a registry is looked up under in credential files. */
