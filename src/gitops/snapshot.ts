@@ -5,6 +5,7 @@ import { isIndexMediaType, MAX_INDEX_DEPTH, parseManifest } from "../oci/index.j
 import { runBounded } from "../concurrency/index.js";
 import {
   isRepositoryPath,
+  remoteRepositoryKey,
   repositoryIn,
   repositoryPathProblem,
   type Digest,
@@ -117,7 +118,7 @@ async function listRepositories(
       // The prefix itself is a repository: it has no name below the location.
       options.logger?.log(
         "warn",
-        `${location.host}/${repository} is the snapshot path itself, not an image below it; snapshot its parent to include it`,
+        `${remoteRepositoryKey(location.host, repository)} is the snapshot path itself, not an image below it; snapshot its parent to include it`,
       );
       continue;
     }

@@ -10,8 +10,8 @@ import { OCI_LAYOUT_PREFIX, type RegistryLocation, type RepositoryLocation } fro
  * slashes. Pure.
  */
 
-/** `oci:DIR` without trailing slashes. */
-function layoutKey(directory: string): string {
+/** `oci:DIR` without trailing slashes: how an OCI layout tree is shown, and its key. */
+export function layoutKey(directory: string): string {
   return `${OCI_LAYOUT_PREFIX}${directory.replace(/\/+$/, "")}`;
 }
 

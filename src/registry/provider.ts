@@ -4,6 +4,7 @@ import { PromoterError, describeError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import {
   foldHostCase,
+  layoutKey,
   type RegistryHost,
   type RepositoryLocation,
   type RepositoryPath,
@@ -236,12 +237,12 @@ export function createStoreProvider(options: StoreProviderOptions = {}): Registr
         return new RemoteRepository(endpointFor(location.host), location.repository, side, clock);
       }
       const store = openOciLayoutRepository(location, side, { logger });
-      return countingStore(store, counter, `oci:${location.directory}`);
+      return countingStore(store, counter, layoutKey(location.directory));
     },
 
     async catalog(registry, prefix, callOptions: CallOptions = {}): Promise<RepositoryPath[]> {
       if (registry.kind === "oci-layout") {
-        counter.record(`oci:${registry.directory}`, "GET");
+        counter.record(layoutKey(registry.directory), "GET");
         return listOciLayoutRepositories(registry.directory, prefix, { ...callOptions, logger });
       }
       const endpoint = endpointFor(registry.host as RegistryHost);

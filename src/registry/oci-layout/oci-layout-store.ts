@@ -15,7 +15,7 @@ import {
   formatRepositoryLocation,
   isDigest,
   isTag,
-  OCI_LAYOUT_PREFIX,
+  layoutKey,
   type Digest,
   type RepositoryLocation,
   type RepositoryPath,
@@ -93,7 +93,7 @@ class OciLayoutRepositoryStore implements RepositoryStore {
   private errorDetails(operation: string): RegistryErrorDetails {
     return {
       operation,
-      registry: `${OCI_LAYOUT_PREFIX}${this.location.directory}`,
+      registry: layoutKey(this.location.directory),
       repository: this.location.repository,
       side: this.side,
     };

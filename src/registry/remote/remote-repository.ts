@@ -1,6 +1,12 @@
 import type { Readable } from "node:stream";
 import type { Descriptor } from "../../oci/index.js";
-import type { Digest, RepositoryLocation, RepositoryPath, Tag } from "../../reference/index.js";
+import {
+  formatRepositoryLocation,
+  type Digest,
+  type RepositoryLocation,
+  type RepositoryPath,
+  type Tag,
+} from "../../reference/index.js";
 import type { CallOptions, ManifestContent, RepositoryStore, Side } from "../store.js";
 import type { Clock } from "../transport/clock.js";
 import { deleteScope } from "../auth/scope.js";
@@ -29,7 +35,7 @@ export class RemoteRepository implements RepositoryStore {
     private readonly clock: Clock,
   ) {
     this.location = { kind: "remote", host: endpoint.host, repository };
-    this.name = `${endpoint.host}/${repository}`;
+    this.name = formatRepositoryLocation(this.location);
     this.side = side;
     this.client = new RepositoryClient(endpoint, repository, side);
   }
