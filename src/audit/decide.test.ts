@@ -2,13 +2,7 @@ import { describe, expect, it } from "vitest";
 import { createManifestSet, parsePlainManifest, type PromotionManifest } from "../manifest/index.js";
 import { MAX_INDEX_DEPTH } from "../oci/index.js";
 import type { Digest, RepositoryPath, Tag } from "../reference/index.js";
-import {
-  judgeEvent,
-  parseAttachedArtifactTag,
-  type Judgement,
-  type ManifestFacts,
-  type ManifestLookup,
-} from "./decide.js";
+import { judgeEvent, type Judgement, type ManifestFacts, type ManifestLookup } from "./decide.js";
 import { buildDesiredState, repositoryStanding, type DesiredState } from "./desired-state.js";
 import type { ManifestShape } from "../sign/attachment-recognition.js";
 import { UNATTRIBUTED_HOST, type RegistryEvent } from "./event.js";
@@ -206,27 +200,6 @@ describe("desired state", () => {
   });
 });
 
-describe("attached artifact tags", () => {
-  it.each([
-    [`sha256-${hex(IMAGE)}.sig`, "signature"],
-    [`sha256-${hex(IMAGE)}.att`, "attestation"],
-    [`sha256-${hex(IMAGE)}.sbom`, "sbom"],
-    [`sha256-${hex(IMAGE)}`, "referrers-index"],
-  ])("%s is a %s", (tag, kind) => {
-    expect(parseAttachedArtifactTag(tag)).toEqual({ subject: IMAGE, kind });
-  });
-
-  it.each([
-    "sha256-abc.sig",
-    `sha512-${hex(IMAGE)}.sig`,
-    `sha256-${hex(IMAGE)}.sigx`,
-    "v1.0",
-    `sha256-${"A".repeat(64)}.sig`,
-  ])("%s is not", (tag) => {
-    expect(parseAttachedArtifactTag(tag)).toBeUndefined();
-  });
-});
-
 describe("judgeEvent", () => {
   it("ignores pulls, blobs and repositories outside production", async () => {
     expect(verdictOf(await judge({ action: "pull", digest: STRANGER }))).toBe("ignored");
@@ -309,6 +282,43 @@ describe("judgeEvent", () => {
     expect(
       verdictOf(await judge({ digest: SIGNATURE_MANIFEST, tag: `sha256-${hex(STRANGER)}.sig` as Tag })),
     ).toBe("violation:unexpected-attached-artifact");
+  });
+
+  it("verifies the attachment tags of sha512 digests, which name them by their first 64 hex digits", async () => {
+    const image512 = `sha512:${"f".repeat(64)}${"0".repeat(64)}` as Digest;
+    const child512 = `sha512:${"e".repeat(128)}` as Digest;
+    const index512 = `sha512:${"d".repeat(128)}` as Digest;
+    const desired = state(
+      manifest(
+        "sha512.yaml",
+        `
+registries:
+  - name: reg.example/prod/staging
+    src: true
+  - name: reg.example/prod
+images:
+  - name: app
+    dmap:
+      "${image512}": ["1.0"]
+      "${index512}": ["2.0"]
+`,
+      ),
+    );
+    const lookup = new MemoryLookup();
+    lookup.facts.set(index512, { mediaType: INDEX_TYPE, children: [child512] });
+    const judgeTag = (tag: string) =>
+      judgeEvent(event({ digest: SIGNATURE_MANIFEST, tag: tag as Tag }), desired, lookup);
+    for (const tag of [`sha512-${"f".repeat(64)}.sig`, `sha512-${"f".repeat(64)}.att`]) {
+      expect(await judgeTag(tag)).toMatchObject({ verdict: "verified", subject: image512 });
+    }
+    expect(await judgeTag(`sha512-${"e".repeat(64)}.sig`)).toMatchObject({
+      verdict: "verified",
+      subject: child512,
+      parent: index512,
+    });
+    const unknown = await judgeTag(`sha512-${"c".repeat(64)}.sig`);
+    expect(verdictOf(unknown)).toBe("violation:unexpected-attached-artifact");
+    expect(unknown.kind === "decided" && unknown.reason).toContain(`sha512:${"c".repeat(64)}…`);
   });
 
   it("calls a runnable image under an attached-artifact tag what it is, not an attachment", async () => {

@@ -1,4 +1,3 @@
-import { parseAttachedArtifactTag } from "../audit/index.js";
 import { PromoterError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import { isIndexMediaType, MAX_INDEX_DEPTH, parseManifest } from "../oci/index.js";
@@ -14,6 +13,7 @@ import {
   type Tag,
 } from "../reference/index.js";
 import { RegistryError, type RepositoryStore, type StoreProvider } from "../registry/index.js";
+import { parseAttachmentTag } from "../sign/cosign-format.js";
 
 /**
  * `promoter snapshot`: what a registry path (or OCI layout tree) holds, as the images.yaml that
@@ -135,7 +135,7 @@ async function readRepository(
 ): Promise<{ digests: SnapshotDigest[]; attachmentTags: number }> {
   const call = options.signal ? { signal: options.signal } : {};
   const allTags = await store.listTags(call);
-  const tags = allTags.filter((tag) => parseAttachedArtifactTag(tag) === undefined);
+  const tags = allTags.filter((tag) => parseAttachmentTag(tag) === undefined);
   const found = new Map<Digest, { tags: Set<Tag>; mediaType: string; child: boolean }>();
   const resolved: { tag: Tag; digest: Digest; mediaType: string }[] = [];
   await runBounded(

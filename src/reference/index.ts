@@ -5,3 +5,4 @@ export * from "./reference.js";
 export * from "./ip-address.js";
 export * from "./registry-host.js";
 export * from "./location-key.js";
+export * from "./digest-tag.js";

@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { digestOf } from "../reference/index.js";
+import { digestOf, isDigestInTag, type Digest } from "../reference/index.js";
+import { referrersFallbackTag } from "../registry/index.js";
 import {
   attachmentTag,
+  parseAttachmentTag,
   buildLayerSet,
   mergeLayers,
   parseSimpleSigningPayload,
@@ -17,6 +19,48 @@ describe("cosign tag layout", () => {
     expect(signatureTag(DIGEST)).toBe(`sha256-${DIGEST.slice(7)}.sig`);
     expect(attachmentTag(DIGEST, "att")).toBe(`sha256-${DIGEST.slice(7)}.att`);
     expect(attachmentTag(DIGEST, "sbom")).toBe(`sha256-${DIGEST.slice(7)}.sbom`);
+  });
+
+  it("reads back what it writes, and the referrers fallback tag, in one vocabulary", () => {
+    for (const kind of ["sig", "att", "sbom"] as const) {
+      expect(parseAttachmentTag(attachmentTag(DIGEST, kind))).toEqual({
+        subject: { algorithm: "sha256", hex: DIGEST.slice(7), digest: DIGEST },
+        kind,
+      });
+    }
+    expect(parseAttachmentTag(referrersFallbackTag(DIGEST))?.kind).toBe("referrers");
+  });
+
+  it("names a sha512 subject by its first 64 hex digits, as the referrers tag schema does", () => {
+    const sha512 = digestOf("an image manifest", "sha512");
+    const tag = attachmentTag(sha512, "sig");
+    expect(tag).toBe(`sha512-${sha512.slice(7, 7 + 64)}.sig`);
+    expect(referrersFallbackTag(sha512)).toBe(tag.slice(0, -".sig".length));
+    for (const written of [tag, referrersFallbackTag(sha512)]) {
+      const parsed = parseAttachmentTag(written);
+      expect(parsed?.subject.digest).toBeUndefined();
+      expect(parsed && isDigestInTag(parsed.subject, sha512)).toBe(true);
+      expect(parsed && isDigestInTag(parsed.subject, digestOf("another", "sha512"))).toBe(false);
+    }
+  });
+
+  it.each([
+    "v1.0",
+    "sha256-abc.sig",
+    `sha256-${"A".repeat(64)}.sig`,
+    `sha256-${"a".repeat(64)}.sigx`,
+    `sha256-${"a".repeat(64)}.sig.sig`,
+    `sha512-${"a".repeat(128)}`,
+    `sha384-${"a".repeat(64)}.sig`,
+    `x-${"a".repeat(64)}.sig`,
+  ])("%s is no attachment tag", (tag) => {
+    expect(parseAttachmentTag(tag)).toBeUndefined();
+  });
+
+  it("keeps the subject's digest exactly", () => {
+    expect(parseAttachmentTag(`sha256-${"a".repeat(64)}.att`)?.subject.digest).toBe(
+      `sha256:${"a".repeat(64)}` as Digest,
+    );
   });
 
   it("writes the simple-signing payload as cosign marshals it, and reads it back", () => {

@@ -1,11 +1,12 @@
 import { MediaType, parseManifest, type Descriptor } from "../oci/index.js";
 import {
-  digestAlgorithm,
-  digestHex,
+  digestInTag,
   digestOf,
   isDigest,
+  parseDigestInTag,
   parseTag,
   type Digest,
+  type DigestInTag,
   type Tag,
 } from "../reference/index.js";
 import type { ManifestContent } from "../registry/index.js";
@@ -54,6 +55,21 @@ export type AttachmentKind = "sig" | "att" | "sbom";
 export const ATTACHMENT_KINDS: readonly AttachmentKind[] = ["sig", "att", "sbom"];
 
 /**
+ * What a tag of the attachment layouts names beside its subject: one of cosign's kinds, or
+ * `referrers`, the image index of the OCI referrers tag schema (`<alg>-<hex>`, no suffix), which
+ * registry/remote/referrers.ts writes where a registry has no referrers API.
+ */
+export type AttachmentTagKind = AttachmentKind | "referrers";
+
+/** The words messages use for each kind of attachment tag. */
+export const ATTACHMENT_TAG_NAMES: Readonly<Record<AttachmentTagKind, string>> = {
+  sig: "signature",
+  att: "attestation",
+  sbom: "sbom",
+  referrers: "referrers-index",
+};
+
+/**
  * `.sig` and `.att` manifests are sets of layers that several signers append to; an `.sbom` is
  * one document that is replaced, not merged.
  */
@@ -61,27 +77,30 @@ export function isMergeableAttachment(kind: AttachmentKind): boolean {
   return kind !== "sbom";
 }
 
-/** `sha256-<hex>.<kind>`: where cosign looks for what is attached to `subject`. */
+/**
+ * `<alg>-<hex>.<kind>`: where cosign looks for what is attached to `subject`. The digest part is
+ * `digestInTag`'s, the referrers tag schema's rule (a sha512 subject is named by its first 64 hex
+ * digits: cosign's whole 128 would make a 139-character tag, which no registry accepts).
+ */
 export function attachmentTag(subject: Digest, kind: AttachmentKind): Tag {
-  return parseTag(`${digestAlgorithm(subject)}-${digestHex(subject)}.${kind}`);
+  return parseTag(`${digestInTag(subject)}.${kind}`);
 }
 
-/** `sha256-<hex>.<kind>` as `attachmentTag` writes it; the hex is lower-case, as in digests. */
-const ATTACHMENT_TAG = /^([a-z0-9]+)-([0-9a-f]+)\.(sig|att|sbom)$/;
+/** `<alg>-<hex>` and an optional `.sig`, `.att` or `.sbom`. */
+const ATTACHMENT_TAG = /^([^.]+)(?:\.(sig|att|sbom))?$/;
 
 /**
- * What a tag in cosign's layout names: the subject digest and the kind, `attachmentTag` read
- * back. Undefined for any other tag. The name is only a claim: whether the manifest under it is
- * an attachment is `recogniseAttachment`'s question.
+ * What a tag in the attachment layouts names, `attachmentTag` (and the referrers fallback tag)
+ * read back: the subject and the kind. Undefined for any other tag. The name is only a claim:
+ * whether the manifest under it is an attachment is `recogniseAttachment`'s question.
  */
 export function parseAttachmentTag(
   tag: string,
-): { readonly subject: Digest; readonly kind: AttachmentKind } | undefined {
+): { readonly subject: DigestInTag; readonly kind: AttachmentTagKind } | undefined {
   const match = ATTACHMENT_TAG.exec(tag);
-  if (!match) return undefined;
-  const subject = `${match[1] ?? ""}:${match[2] ?? ""}`;
-  if (!isDigest(subject)) return undefined;
-  return { subject, kind: match[3] as AttachmentKind };
+  const subject = parseDigestInTag(match?.[1] ?? "");
+  if (!match || !subject) return undefined;
+  return { subject, kind: (match[2] as AttachmentKind | undefined) ?? "referrers" };
 }
 
 export function signatureTag(subject: Digest): Tag {

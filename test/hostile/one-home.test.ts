@@ -1,9 +1,16 @@
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createHash, generateKeyPairSync } from "node:crypto";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { requireBuiltCli, runPromoter } from "../support/promoter-process.js";
-import { makeImage, writeOciLayoutDirectly, type TestImage } from "../support/test-images.js";
+import {
+  allBlobs,
+  makeImage,
+  REF_NAME_ANNOTATION,
+  writeOciLayoutDirectly,
+  type TestImage,
+} from "../support/test-images.js";
 
 /**
  * One concept, one home: where two places encoded one concept (the key of a registry location,
@@ -77,5 +84,99 @@ describe("one key for a registry location", () => {
     expect(run.stdout).toContain(path.join(manifests, "a", "prod", "rogue"));
     // b's staging is not production.
     expect(run.stdout).not.toContain(path.join(manifests, "b", "prod", "tool"));
+  });
+});
+
+/**
+ * `content` in an OCI layout at `directory`, its manifest named by its sha512 digest (the layout
+ * and the distribution spec allow sha512; blobs stay sha256), tagged `tag`. Returns the digest.
+ */
+async function writeSha512Layout(directory: string, content: TestImage, tag: string): Promise<string> {
+  const hex = createHash("sha512").update(content.bytes).digest("hex");
+  for (const folder of ["sha256", "sha512"])
+    await mkdir(path.join(directory, "blobs", folder), { recursive: true });
+  for (const item of allBlobs(content)) {
+    await writeFile(
+      path.join(directory, "blobs", "sha256", item.descriptor.digest.slice("sha256:".length)),
+      item.bytes,
+    );
+  }
+  await writeFile(path.join(directory, "blobs", "sha512", hex), content.bytes);
+  await writeFile(path.join(directory, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+  const entry = {
+    mediaType: content.mediaType,
+    digest: `sha512:${hex}`,
+    size: content.bytes.length,
+    annotations: { [REF_NAME_ANNOTATION]: tag },
+  };
+  await writeFile(
+    path.join(directory, "index.json"),
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.index.v1+json",
+      manifests: [entry],
+    }),
+  );
+  return `sha512:${hex}`;
+}
+
+/** The tags of the OCI layout at `directory`. */
+async function layoutTags(directory: string): Promise<string[]> {
+  const index = JSON.parse(await readFile(path.join(directory, "index.json"), "utf8")) as {
+    manifests: { annotations?: Record<string, string> }[];
+  };
+  return index.manifests.flatMap((entry) => entry.annotations?.[REF_NAME_ANNOTATION] ?? []).sort();
+}
+
+describe("cosign's attachment tags, written and read by one module", () => {
+  /**
+   * A tag is at most 128 characters: cosign's `sha512-<128 hex>.sig` (139) is no tag. The
+   * promoter's signing threw on it while its referrers fallback tag truncates the hex to 64
+   * characters (the OCI referrers tag schema); the auditor and snapshot knew sha256 tags only.
+   * One rule now: the subject in a tag is `<alg>-<hex, at most 64>`, written and read the same
+   * way for signatures, attestations, SBOMs and referrers fallback indexes.
+   */
+  it("signs a sha512 image, and the auditor and snapshot read its signature tag as an attachment", async () => {
+    const tree = path.join(work, "sha512");
+    const content = image("sha512");
+    const digest = await writeSha512Layout(path.join(tree, "staging", "app"), content, "v1");
+    const key = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    await writeFile(path.join(tree, "sign.key"), key.privateKey.export({ type: "pkcs8", format: "pem" }), {
+      mode: 0o600,
+    });
+    await writeFile(
+      path.join(tree, "images.yaml"),
+      [
+        "registries:",
+        "- name: oci:staging",
+        "  src: true",
+        "- name: oci:prod",
+        "images:",
+        "- name: app",
+        "  dmap:",
+        `    "${digest}": ["v1"]`,
+        "",
+      ].join("\n"),
+    );
+    const promote = await runPromoter(
+      ["promote", "--manifest", "images.yaml", "--confirm", "--quiet", "--sign-key", "sign.key"],
+      { cwd: tree },
+    );
+    expect(promote.stderr).not.toMatch(/\n\s+at /);
+    expect(promote.stderr).toBe("");
+    expect(promote.status).toBe(0);
+    const signatureTag = `sha512-${digest.slice("sha512:".length, "sha512:".length + 64)}.sig`;
+    expect(await layoutTags(path.join(tree, "prod", "app"))).toEqual([signatureTag, "v1"].sort());
+
+    const reconcile = await runPromoter(["audit", "reconcile", "--manifest", "images.yaml"], { cwd: tree });
+    expect(reconcile.stderr).not.toMatch(/\n\s+at /);
+    expect(reconcile.stdout).not.toContain(signatureTag);
+    expect(reconcile.status).toBe(0);
+
+    const snapshot = await runPromoter(["snapshot", "oci:prod"], { cwd: tree });
+    expect(snapshot.status).toBe(0);
+    expect(snapshot.stdout).toContain(digest);
+    expect(snapshot.stdout).not.toContain(signatureTag);
+    expect((await readdir(path.join(tree, "prod", "app", "blobs", "sha512"))).length).toBe(1);
   });
 });

@@ -7,14 +7,7 @@ import {
   type Descriptor,
   type ParsedManifest,
 } from "../../oci/index.js";
-import {
-  digestAlgorithm,
-  digestHex,
-  digestOf,
-  parseTag,
-  type Digest,
-  type Tag,
-} from "../../reference/index.js";
+import { digestInTag, digestOf, parseTag, type Digest, type Tag } from "../../reference/index.js";
 import { MAX_LISTING_BYTES, REFERRERS_LISTING_BOUNDS } from "../limits.js";
 import type { CallOptions, ManifestContent } from "../store.js";
 import { requestError } from "../transport/request-error.js";
@@ -31,9 +24,9 @@ import type { RepositoryClient } from "./repository-client.js";
  * https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#referrers-tag-schema
  */
 
-/** `<alg>-<ref>`, the encoded digest limited to 64 characters. */
+/** `<alg>-<ref>`, the encoded digest limited to 64 characters (`digestInTag`). */
 export function referrersFallbackTag(subject: Digest): Tag {
-  return parseTag(`${digestAlgorithm(subject)}-${digestHex(subject).slice(0, 64)}`);
+  return parseTag(digestInTag(subject));
 }
 
 /** The descriptor a referrers list holds for a manifest with a subject. */
