@@ -1,3 +1,4 @@
+import { isJsonObject } from "../json-shape.js";
 import { isDigest, type Digest } from "../reference/index.js";
 import { PromoterError } from "../errors.js";
 
@@ -31,13 +32,10 @@ export class InvalidContentError extends PromoterError {
   }
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 function stringRecord(value: unknown, where: string): Record<string, string> | undefined {
   if (value === undefined) return undefined;
-  if (!isRecord(value)) throw new InvalidContentError(`${where}: annotations must be an object of strings`);
+  if (!isJsonObject(value))
+    throw new InvalidContentError(`${where}: annotations must be an object of strings`);
   for (const [key, entry] of Object.entries(value)) {
     if (typeof entry !== "string")
       throw new InvalidContentError(`${where}: annotation ${key} is not a string`);
@@ -47,7 +45,7 @@ function stringRecord(value: unknown, where: string): Record<string, string> | u
 
 function parsePlatform(value: unknown, where: string): Platform | undefined {
   if (value === undefined) return undefined;
-  if (!isRecord(value) || typeof value.architecture !== "string" || typeof value.os !== "string") {
+  if (!isJsonObject(value) || typeof value.architecture !== "string" || typeof value.os !== "string") {
     throw new InvalidContentError(`${where}: platform needs architecture and os strings`);
   }
   return value as unknown as Platform;
@@ -55,7 +53,7 @@ function parsePlatform(value: unknown, where: string): Platform | undefined {
 
 /** Validates a descriptor read from JSON (a manifest, an index, a referrers response). */
 export function parseDescriptor(value: unknown, where: string): Descriptor {
-  if (!isRecord(value)) throw new InvalidContentError(`${where}: a descriptor must be an object`);
+  if (!isJsonObject(value)) throw new InvalidContentError(`${where}: a descriptor must be an object`);
   const { mediaType, digest, size } = value;
   if (typeof mediaType !== "string" || mediaType.length === 0) {
     throw new InvalidContentError(`${where}: descriptor has no mediaType`);

@@ -1,3 +1,4 @@
+import { isJsonObject } from "../json-shape.js";
 import type { Digest } from "../reference/index.js";
 import { parseDescriptor, InvalidContentError, type Descriptor } from "./descriptor.js";
 import {
@@ -36,10 +37,6 @@ export interface ImageIndex {
 
 export type ParsedManifest = ImageManifest | ImageIndex;
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 /**
  * Parses manifest bytes. `mediaType` is the type the registry announced (Content-Type) or the
  * descriptor carried; when the document has its own `mediaType` field it must agree.
@@ -56,7 +53,7 @@ export function parseManifest(
   } catch (error) {
     throw new InvalidContentError(`${where}: manifest is not valid UTF-8 JSON (${(error as Error).message})`);
   }
-  if (!isRecord(document)) throw new InvalidContentError(`${where}: manifest must be a JSON object`);
+  if (!isJsonObject(document)) throw new InvalidContentError(`${where}: manifest must be a JSON object`);
   const declared = typeof document.mediaType === "string" ? document.mediaType : undefined;
   const type = declared ?? mediaType ?? guessMediaType(document);
   if (
@@ -74,7 +71,7 @@ export function parseManifest(
   }
   const subject =
     document.subject === undefined ? undefined : parseDescriptor(document.subject, `${where} subject`);
-  const annotations = isRecord(document.annotations)
+  const annotations = isJsonObject(document.annotations)
     ? (document.annotations as Record<string, string>)
     : undefined;
   const common = {

@@ -1,3 +1,4 @@
+import { isJsonObject } from "../json-shape.js";
 import { MediaType, parseManifest, type Descriptor } from "../oci/index.js";
 import {
   digestInTag,
@@ -136,10 +137,6 @@ export function simpleSigningPayload(
   return new TextEncoder().encode(JSON.stringify(document));
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 /**
  * Reads a simple-signing payload. The field names follow the containers-signature format;
  * the capitalised `Docker-manifest-digest` of cosign's own examples is accepted too (cosign's Go
@@ -154,7 +151,7 @@ export function parseSimpleSigningPayload(
   } catch {
     return { ok: false, reason: "the payload is not UTF-8 JSON" };
   }
-  if (!isRecord(document) || !isRecord(document.critical)) {
+  if (!isJsonObject(document) || !isJsonObject(document.critical)) {
     return { ok: false, reason: "the payload has no critical section" };
   }
   const critical = document.critical;
@@ -164,16 +161,16 @@ export function parseSimpleSigningPayload(
       reason: `critical.type is ${JSON.stringify(critical.type)}, not "${SIMPLE_SIGNING_TYPE}"`,
     };
   }
-  const image = isRecord(critical.image) ? critical.image : {};
+  const image = isJsonObject(critical.image) ? critical.image : {};
   const digest = image["docker-manifest-digest"] ?? image["Docker-manifest-digest"];
   if (typeof digest !== "string" || !isDigest(digest)) {
     return { ok: false, reason: "critical.image.docker-manifest-digest is missing or not a digest" };
   }
-  const identity = isRecord(critical.identity) ? critical.identity["docker-reference"] : undefined;
+  const identity = isJsonObject(critical.identity) ? critical.identity["docker-reference"] : undefined;
   if (typeof identity !== "string") {
     return { ok: false, reason: "critical.identity.docker-reference is missing" };
   }
-  const optional = isRecord(document.optional) ? document.optional : null;
+  const optional = isJsonObject(document.optional) ? document.optional : null;
   return { ok: true, claims: { dockerReference: identity, manifestDigest: digest, optional } };
 }
 

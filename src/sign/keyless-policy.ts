@@ -1,3 +1,4 @@
+import { isJsonObject } from "../json-shape.js";
 import { createHash, createPublicKey } from "node:crypto";
 import { open } from "node:fs/promises";
 import * as path from "node:path";
@@ -138,7 +139,7 @@ function bundleOfLayer(layer: Descriptor, payload: Uint8Array): Bundle | string 
   let kind: { kind?: unknown; apiVersion?: unknown };
   try {
     const parsed: unknown = JSON.parse(body.toString("utf8"));
-    kind = typeof parsed === "object" && parsed !== null ? parsed : {};
+    kind = isJsonObject(parsed) ? parsed : {};
   } catch {
     return "the Rekor entry body is not JSON";
   }
@@ -283,8 +284,7 @@ function validity(range: { start?: string; end?: string } | undefined): { start:
  * Fulcio CA chains, Rekor and CT log keys, timestamp authorities.
  */
 export async function trustMaterialFromTrustedRoot(json: unknown, where: string): Promise<TrustMaterial> {
-  if (typeof json !== "object" || json === null)
-    throw new SignError("sign-policy", `${where}: not a trusted root`);
+  if (!isJsonObject(json)) throw new SignError("sign-policy", `${where}: not a trusted root`);
   const { X509Certificate } = await import("@sigstore/core");
   const root = json as TrustedRootJson;
   try {

@@ -1,3 +1,4 @@
+import { isJsonObject } from "../../json-shape.js";
 import { readFile, stat } from "node:fs/promises";
 import { describeError } from "../../errors.js";
 import {
@@ -56,10 +57,6 @@ export function registryAuthKey(registry: RegistryHost): string {
   return normalizeAuthKey(registry);
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 function stringField(record: Record<string, unknown>, name: string): string | undefined {
   const value = record[name];
   return typeof value === "string" && value.length > 0 ? value : undefined;
@@ -76,16 +73,16 @@ export function parseAuthDocument(text: string, where: string): AuthDocument {
       registry: where,
     });
   }
-  if (!isRecord(document)) {
+  if (!isJsonObject(document)) {
     throw new RegistryError("registry-auth", `${where} must hold a JSON object`, {
       operation: "read credentials",
       registry: where,
     });
   }
   const auths = new Map<string, AuthEntry>();
-  if (isRecord(document.auths)) {
+  if (isJsonObject(document.auths)) {
     for (const [key, value] of Object.entries(document.auths)) {
-      if (!isRecord(value)) continue;
+      if (!isJsonObject(value)) continue;
       const entry: AuthEntry = {
         ...optional("auth", stringField(value, "auth")),
         ...optional("username", stringField(value, "username")),
@@ -99,7 +96,7 @@ export function parseAuthDocument(text: string, where: string): AuthDocument {
     }
   }
   const credHelpers = new Map<string, string>();
-  if (isRecord(document.credHelpers)) {
+  if (isJsonObject(document.credHelpers)) {
     for (const [key, value] of Object.entries(document.credHelpers)) {
       if (typeof value === "string" && value.length > 0) credHelpers.set(normalizeAuthKey(key), value);
     }
