@@ -1,3 +1,4 @@
+import { formatBytes, plural } from "../../output/quantities.js";
 import { RepositoryKeyCache } from "../../reference/index.js";
 import { readFile } from "node:fs/promises";
 import * as path from "node:path";
@@ -27,7 +28,7 @@ import {
 } from "../../plan/index.js";
 import { planPromotion, runPlanned, type PromotionResult } from "../../promote/index.js";
 import { booleanOption, integerOption, stringOption, type Command, type ParsedValues } from "../command.js";
-import { findingText, formatBytes, formatDuration, plural, relativeFile } from "../format.js";
+import { findingText, formatDuration, relativeFile } from "../format.js";
 import { jsonText } from "../../output/encode.js";
 import { ExitCode, writeLine, type CliIO } from "../io.js";
 import { writeOutputFile } from "../output-sink.js";
