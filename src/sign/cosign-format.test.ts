@@ -5,6 +5,7 @@ import {
   attachmentTag,
   parseAttachmentTag,
   buildLayerSet,
+  checkSimpleSigningClaims,
   mergeLayers,
   parseSimpleSigningPayload,
   signatureLayer,
@@ -85,6 +86,31 @@ describe("cosign tag layout", () => {
     expect(
       parseSimpleSigningPayload(new TextEncoder().encode('{"critical":{"type":"other"}}')),
     ).toMatchObject({ ok: false });
+  });
+
+  it("checks a payload's claims against the expected digest and identity, quoting the signer's text", () => {
+    const payload = simpleSigningPayload("registry.example.io/app", DIGEST);
+    expect(
+      checkSimpleSigningClaims(payload, { digest: DIGEST, identity: "registry.example.io/app" }),
+    ).toMatchObject({
+      ok: true,
+      claims: { dockerReference: "registry.example.io/app", manifestDigest: DIGEST },
+    });
+    expect(checkSimpleSigningClaims(payload, { digest: DIGEST })).toMatchObject({ ok: true });
+    const other = digestOf("another image manifest");
+    expect(checkSimpleSigningClaims(payload, { digest: other })).toEqual({
+      ok: false,
+      reason: `the payload signs ${DIGEST}, not ${other}`,
+    });
+    expect(
+      checkSimpleSigningClaims(payload, { digest: DIGEST, identity: "registry.example.io/other" }),
+    ).toEqual({
+      ok: false,
+      reason: 'the payload names "registry.example.io/app", not "registry.example.io/other"',
+    });
+    expect(checkSimpleSigningClaims(new TextEncoder().encode("[]"), { digest: DIGEST })).toMatchObject({
+      ok: false,
+    });
   });
 
   it("builds the OCI manifest and config cosign builds (go-containerregistry's empty image plus static layers)", () => {

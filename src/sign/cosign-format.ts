@@ -174,6 +174,37 @@ export function parseSimpleSigningPayload(
   return { ok: true, claims: { dockerReference: identity, manifestDigest: digest, optional } };
 }
 
+/** What a signature must say: the digest it signs and, when given, the identity it names. */
+export interface ClaimsExpectation {
+  readonly digest: Digest;
+  /** The docker-reference the payload must carry; any when absent. */
+  readonly identity?: string;
+}
+
+/**
+ * The claims of a simple-signing payload when they are what `expectation` asks, or why not. The
+ * one check of a payload's claims: verifiers with keys and keyless verifiers refuse alike, and
+ * quote the payload's own text (which the signer chose) in their reasons.
+ */
+export function checkSimpleSigningClaims(
+  payload: Uint8Array,
+  expectation: ClaimsExpectation,
+): { ok: true; claims: SimpleSigningClaims } | { ok: false; reason: string } {
+  const parsed = parseSimpleSigningPayload(payload);
+  if (!parsed.ok) return parsed;
+  const { claims } = parsed;
+  if (claims.manifestDigest !== expectation.digest) {
+    return { ok: false, reason: `the payload signs ${claims.manifestDigest}, not ${expectation.digest}` };
+  }
+  if (expectation.identity !== undefined && claims.dockerReference !== expectation.identity) {
+    return {
+      ok: false,
+      reason: `the payload names ${JSON.stringify(claims.dockerReference)}, not ${JSON.stringify(expectation.identity)}`,
+    };
+  }
+  return parsed;
+}
+
 function sortedRecord<T>(record: Readonly<Record<string, T>>): Record<string, T> {
   const sorted: Record<string, T> = {};
   for (const key of Object.keys(record).sort()) sorted[key] = record[key] as T;
