@@ -1,5 +1,4 @@
 import { isJsonObject } from "../json-shape.js";
-import type { Digest } from "../reference/index.js";
 import { parseDescriptor, InvalidContentError, type Descriptor } from "./descriptor.js";
 import {
   INDEX_MEDIA_TYPES,
@@ -126,9 +125,4 @@ export function successors(manifest: ParsedManifest): readonly Descriptor[] {
 /** Sum of compressed layer sizes: what a pull downloads for one platform image. */
 export function compressedImageSize(manifest: ImageManifest): number {
   return manifest.layers.reduce((sum, layer) => sum + layer.size, manifest.config.size);
-}
-
-/** Digest set of the blobs a manifest references (config and layers). */
-export function blobDigests(manifest: ImageManifest): Digest[] {
-  return [manifest.config.digest, ...manifest.layers.map((layer) => layer.digest)];
 }

@@ -64,10 +64,6 @@ const PROBLEM_STATUSES: ReadonlySet<RowStatus> = new Set([
   "failed",
 ]);
 
-export function isProblemStatus(status: RowStatus): boolean {
-  return PROBLEM_STATUSES.has(status);
-}
-
 function lineKindOf(status: RowStatus): LineKind | undefined {
   if (status === "copy" || status === "copied") return "copy";
   if (status === "add-tag" || status === "tagged") return "tag";
