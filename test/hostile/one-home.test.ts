@@ -47,22 +47,19 @@ describe("one key for a registry location", () => {
     const promoted = image("promoted");
     const staged = image("staged");
     const planted = image("planted");
-    // Project a: oci:staging -> oci:prod (manifests/a/prod), already promoted.
-    await writeOciLayoutDirectly(path.join(manifests, "a", "staging", "app"), [
-      { content: promoted, tag: "v1" },
-    ]);
-    await writeOciLayoutDirectly(path.join(manifests, "a", "prod", "app"), [
-      { content: promoted, tag: "v1" },
-    ]);
-    // The attacker's repository in a's production tree, which no manifest names.
-    await writeOciLayoutDirectly(path.join(manifests, "a", "prod", "rogue"), [
-      { content: planted, tag: "v1" },
-    ]);
-    // Project b: its staging is also written oci:prod (manifests/b/prod) -> oci:mirror.
-    await writeOciLayoutDirectly(path.join(manifests, "b", "prod", "tool"), [{ content: staged, tag: "v1" }]);
-    await writeOciLayoutDirectly(path.join(manifests, "b", "mirror", "tool"), [
-      { content: staged, tag: "v1" },
-    ]);
+    const layouts: readonly (readonly [directory: string, content: TestImage])[] = [
+      // Project a: oci:staging -> oci:prod (manifests/a/prod), already promoted.
+      ["a/staging/app", promoted],
+      ["a/prod/app", promoted],
+      // The attacker's repository in a's production tree, which no manifest names.
+      ["a/prod/rogue", planted],
+      // Project b: its staging is also written oci:prod (manifests/b/prod) -> oci:mirror.
+      ["b/prod/tool", staged],
+      ["b/mirror/tool", staged],
+    ];
+    for (const [directory, content] of layouts) {
+      await writeOciLayoutDirectly(path.join(manifests, ...directory.split("/")), [{ content, tag: "v1" }]);
+    }
     const project = async (name: string, source: string, destination: string, content: TestImage) => {
       const registries = ["registries:", `- name: ${source}`, "  src: true", `- name: ${destination}`, ""];
       await writeFile(path.join(manifests, name, "promoter-manifest.yaml"), registries.join("\n"));
