@@ -1,3 +1,4 @@
+import { plural } from "../output/quantities.js";
 import {
   DOCKER_HUB,
   formatRepositoryLocation,
@@ -167,7 +168,7 @@ export function applyRepositoryOwnership(manifests: readonly PromotionManifest[]
       const first = manifest.images.find((entry) => entry.name === image);
       if (!first) continue;
       const others = verdict.repositories.length - 1;
-      const more = others > 0 ? ` (and ${others} more destination${others === 1 ? "" : "s"})` : "";
+      const more = others > 0 ? ` (and ${plural(others, "more destination")})` : "";
       findings.push(
         makeFinding(verdict.kind, first.position, verdict.message(more), { related: verdict.related }),
       );

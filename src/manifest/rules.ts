@@ -1,4 +1,5 @@
 import { quoteExcerpt } from "../excerpt.js";
+import { plural } from "../output/quantities.js";
 import {
   formatRepositoryLocation,
   repositoryIn,
@@ -225,7 +226,8 @@ export function tagConflictFindings(conflicts: readonly TagConflict[]): Finding[
   for (const { conflict, destinations } of grouped.values()) {
     const digests = conflictDigests(conflict);
     const projects = [...new Set(conflict.claims.map((claim) => claim.project))];
-    const where = destinations.length === 1 ? "" : ` (and in ${destinations.length - 1} more destinations)`;
+    const where =
+      destinations.length === 1 ? "" : ` (and in ${plural(destinations.length - 1, "more destination")})`;
     const across = projects.length > 1 ? ` across projects ${projects.join(", ")}` : "";
     const [first, ...rest] = conflict.claims;
     if (!first) continue;
