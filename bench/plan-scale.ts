@@ -9,6 +9,7 @@
  * Targets on a 2-core machine: under 5 s and under 500 MB peak for the whole tree. Also runs the
  * legacy-backfill tree. Exits 1 when a target is missed.
  */
+import { RepositoryKeyCache } from "../src/reference/index.js";
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
@@ -20,7 +21,6 @@ import {
   destinationQuestions,
   indexConflicts,
   promotionEdges,
-  RepositoryKeys,
   sourceQuestions,
   countDecisions,
   type PromotionEdge,
@@ -37,7 +37,7 @@ const TARGET_MB = 500;
 type Case = "all-done" | "all-missing" | "half";
 
 /** The inventory a registry would answer: built outside the timed part. */
-function inventoryFor(edges: readonly PromotionEdge[], kind: Case, keys: RepositoryKeys) {
+function inventoryFor(edges: readonly PromotionEdge[], kind: Case, keys: RepositoryKeyCache) {
   const destinations = new Map<
     string,
     { kind: "observed"; tags: Map<Tag, Digest>; digests: Set<Digest>; indexes: Set<Digest> }
@@ -73,7 +73,7 @@ async function child(tree: string, kind: Case): Promise<void> {
   const loadStarted = performance.now();
   const set = await loadManifests({ thinManifestDir: tree });
   const loadMs = performance.now() - loadStarted;
-  const keys = new RepositoryKeys();
+  const keys = new RepositoryKeyCache();
   const edgesStarted = performance.now();
   const edges = [...promotionEdges(set)];
   const edgesMs = performance.now() - edgesStarted;

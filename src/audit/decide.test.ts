@@ -180,7 +180,8 @@ describe("desired state", () => {
 
   it("classifies by the most specific registry location", () => {
     const desired = state();
-    expect(repositoryStanding(desired, "REG.example", "prod/app").kind).toBe("managed");
+    // Events carry hosts in lower case (the event parsers fold them: server.test.ts, event.test.ts).
+    expect(repositoryStanding(desired, "reg.example", "prod/app").kind).toBe("managed");
     expect(repositoryStanding(desired, "reg.example", "prod/other").kind).toBe("unmanaged");
     expect(repositoryStanding(desired, "reg.example", "prod/staging/app").kind).toBe("not-production");
     expect(repositoryStanding(desired, "reg.example", "elsewhere/app").kind).toBe("not-production");
@@ -281,6 +282,43 @@ describe("judgeEvent", () => {
     expect(
       verdictOf(await judge({ digest: SIGNATURE_MANIFEST, tag: `sha256-${hex(STRANGER)}.sig` as Tag })),
     ).toBe("violation:unexpected-attached-artifact");
+  });
+
+  it("verifies the attachment tags of sha512 digests, which name them by their first 64 hex digits", async () => {
+    const image512 = `sha512:${"f".repeat(64)}${"0".repeat(64)}` as Digest;
+    const child512 = `sha512:${"e".repeat(128)}` as Digest;
+    const index512 = `sha512:${"d".repeat(128)}` as Digest;
+    const desired = state(
+      manifest(
+        "sha512.yaml",
+        `
+registries:
+  - name: reg.example/prod/staging
+    src: true
+  - name: reg.example/prod
+images:
+  - name: app
+    dmap:
+      "${image512}": ["1.0"]
+      "${index512}": ["2.0"]
+`,
+      ),
+    );
+    const lookup = new MemoryLookup();
+    lookup.facts.set(index512, { mediaType: INDEX_TYPE, children: [child512] });
+    const judgeTag = (tag: string) =>
+      judgeEvent(event({ digest: SIGNATURE_MANIFEST, tag: tag as Tag }), desired, lookup);
+    for (const tag of [`sha512-${"f".repeat(64)}.sig`, `sha512-${"f".repeat(64)}.att`]) {
+      expect(await judgeTag(tag)).toMatchObject({ verdict: "verified", subject: image512 });
+    }
+    expect(await judgeTag(`sha512-${"e".repeat(64)}.sig`)).toMatchObject({
+      verdict: "verified",
+      subject: child512,
+      parent: index512,
+    });
+    const unknown = await judgeTag(`sha512-${"c".repeat(64)}.sig`);
+    expect(verdictOf(unknown)).toBe("violation:unexpected-attached-artifact");
+    expect(unknown.kind === "decided" && unknown.reason).toContain(`sha512:${"c".repeat(64)}…`);
   });
 
   it("calls a runnable image under an attached-artifact tag what it is, not an attachment", async () => {

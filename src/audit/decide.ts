@@ -1,7 +1,15 @@
 import { isIndexMediaType, MAX_INDEX_DEPTH } from "../oci/index.js";
-import type { Digest, Tag } from "../reference/index.js";
 import {
-  parseAttachedArtifactTag,
+  foldHostCase,
+  formatDigestInTag,
+  isDigestInTag,
+  type Digest,
+  type DigestInTag,
+  type Tag,
+} from "../reference/index.js";
+import {
+  ATTACHMENT_TAG_NAMES,
+  parseAttachmentTag,
   recogniseAttachment,
   type AttachmentClass,
   type ManifestShape,
@@ -117,6 +125,34 @@ export async function promotedRelation(
   lookup: ManifestLookup,
 ): Promise<PromotedRelation | undefined> {
   if (repository.digests.has(digest)) return { kind: "promoted" };
+  return (await promotedChild(repository, (child) => child === digest, lookup))?.relation;
+}
+
+/**
+ * The promoted digest, or child of a promoted index, that an attachment tag names as its subject
+ * (a sha256 digest whole, a sha512 one by its first 64 hex digits: reference/digest-tag.ts).
+ */
+export async function promotedTagSubject(
+  repository: DesiredRepository,
+  subject: DigestInTag,
+  lookup: ManifestLookup,
+): Promise<{ readonly digest: Digest; readonly relation: PromotedRelation } | undefined> {
+  if (subject.digest !== undefined) {
+    const relation = await promotedRelation(repository, subject.digest, lookup);
+    return relation && { digest: subject.digest, relation };
+  }
+  for (const digest of repository.digests.keys()) {
+    if (isDigestInTag(subject, digest)) return { digest, relation: { kind: "promoted" } };
+  }
+  return promotedChild(repository, (child) => isDigestInTag(subject, child), lookup);
+}
+
+/** The first (nested) child of a promoted index that `matches`, breadth first. */
+async function promotedChild(
+  repository: DesiredRepository,
+  matches: (child: Digest) => boolean,
+  lookup: ManifestLookup,
+): Promise<{ readonly digest: Digest; readonly relation: PromotedRelation } | undefined> {
   let frontier: { digest: Digest; root: Digest }[] = [...repository.digests.keys()].map((root) => ({
     digest: root,
     root,
@@ -131,7 +167,7 @@ export async function promotedRelation(
       if (!facts) continue;
       for (const child of facts.children) {
         // A nested child names the promoted root: that is what a person can find in a manifest.
-        if (child === digest) return { kind: "child", parent: node.root };
+        if (matches(child)) return { digest: child, relation: { kind: "child", parent: node.root } };
         if (!seen.has(child)) {
           seen.add(child);
           next.push({ digest: child, root: node.root });
@@ -258,7 +294,7 @@ export async function judgeEvent(
 ): Promise<Judgement> {
   const judgement = await judgeAttributedEvent(event, state, lookup, options);
   // The Host header is the pusher's choice: shown, so a disguise is visible, never trusted.
-  const told = event.requestHost?.toLowerCase();
+  const told = event.requestHost === undefined ? undefined : foldHostCase(event.requestHost);
   if (
     judgement.kind === "decided" &&
     judgement.verdict === "violation" &&
@@ -329,23 +365,25 @@ async function judgeTagPush(
       `pushed ${target}: the manifests want ${tag} -> ${claims.join(" or ")}`,
     );
   }
-  const attached = parseAttachedArtifactTag(tag);
+  const attached = parseAttachmentTag(tag);
   if (attached) {
-    const relation = await promotedRelation(repository, attached.subject, lookup);
-    if (!relation) {
+    const kind = ATTACHMENT_TAG_NAMES[attached.kind];
+    const found = await promotedTagSubject(repository, attached.subject, lookup);
+    if (!found) {
       return decided(
         "violation",
         "unexpected-attached-artifact",
-        `pushed ${target}: ${attached.kind} tag of ${attached.subject}, which no manifest promotes into ${repository.key}`,
-        { subject: attached.subject },
+        `pushed ${target}: ${kind} tag of ${formatDigestInTag(attached.subject)}, which no manifest promotes into ${repository.key}`,
+        attached.subject.digest === undefined ? {} : { subject: attached.subject.digest },
       );
     }
+    const { digest: subject, relation } = found;
     const of =
       relation.kind === "promoted"
-        ? `promoted digest ${attached.subject}`
-        : `${attached.subject}, child of promoted index ${relation.parent}`;
+        ? `promoted digest ${subject}`
+        : `${subject}, child of promoted index ${relation.parent}`;
     const links = {
-      subject: attached.subject,
+      subject,
       ...(relation.kind === "child" ? { parent: relation.parent } : {}),
     };
     const check = await checkAttachment(repository, digest, lookup);
@@ -354,14 +392,14 @@ async function judgeTagPush(
         return decided(
           "verified",
           "attached-artifact-tag",
-          `${attached.kind} tag ${tag} of ${of}, holding ${ATTACHMENT_NAMES[check.what]}`,
+          `${kind} tag ${tag} of ${of}, holding ${ATTACHMENT_NAMES[check.what]}`,
           links,
         );
       case "disguise":
         return decided(
           "violation",
           "not-an-attachment",
-          `pushed ${target}: the ${attached.kind} tag of ${of} holds ${check.looksLike}, ${NOT_AN_ATTACHMENT}`,
+          `pushed ${target}: the ${kind} tag of ${of} holds ${check.looksLike}, ${NOT_AN_ATTACHMENT}`,
           links,
         );
       case "unknown":
@@ -370,7 +408,7 @@ async function judgeTagPush(
         return decided(
           "violation",
           "not-an-attachment",
-          `pushed ${target}: could not tell whether the ${attached.kind} tag of ${of} holds an attachment: ${check.why}`,
+          `pushed ${target}: could not tell whether the ${kind} tag of ${of} holds an attachment: ${check.why}`,
           links,
         );
     }

@@ -4,7 +4,8 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { loadManifests } from "../manifest/index.js";
 import { promotionEdges } from "../plan/index.js";
-import { buildDesiredState, desiredRepositoryKey, repositoryStanding } from "./desired-state.js";
+import { formatRepositoryLocation } from "../reference/index.js";
+import { buildDesiredState, repositoryStanding } from "./desired-state.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const registryTree = path.resolve(repoRoot, "../shared/k8sio/registry.k8s.io");
@@ -25,7 +26,7 @@ describe.skipIf(!haveRealData)("desired state of the registry.k8s.io tree", () =
     const mismatches: string[] = [];
     for (const edge of promotionEdges(set)) {
       edges += 1;
-      const key = desiredRepositoryKey(edge.destination);
+      const key = formatRepositoryLocation(edge.destination);
       keys.add(key);
       const repository = state.repositories.get(key);
       // Plain checks in the loop (720,000 expect() calls take a minute); one assertion after.

@@ -6,14 +6,15 @@ import {
   type ManifestSet,
 } from "../manifest/index.js";
 import {
+  formatRegistryLocation,
   formatRepositoryLocation,
+  remoteRepositoryKey,
   repositoryIn,
   type Digest,
   type RegistryLocation,
   type RepositoryLocation,
   type Tag,
 } from "../reference/index.js";
-import { auditRepositoryKey } from "./event.js";
 
 /**
  * What production should hold, built from the promotion manifests: per production repository,
@@ -30,7 +31,7 @@ export interface DesiredDigest {
 }
 
 export interface DesiredRepository {
-  /** `host/path` (host lower-case) or `oci:DIR/path`. */
+  /** `formatRepositoryLocation`: `host/path` or `oci:DIR/path`. */
   readonly key: string;
   readonly location: RepositoryLocation;
   readonly digests: ReadonlyMap<Digest, DesiredDigest>;
@@ -43,7 +44,7 @@ export interface DesiredRepository {
 
 /** A registry location named by the manifests, and whether it is production (`src` not set). */
 export interface RegistryScope {
-  /** `host/prefix` (host lower-case) or `oci:DIR`. */
+  /** `formatRegistryLocation`: `host/prefix` or `oci:DIR` (the resolved directory). */
   readonly key: string;
   readonly location: RegistryLocation;
   readonly production: boolean;
@@ -55,19 +56,6 @@ export interface DesiredState {
   readonly registries: readonly RegistryScope[];
   /** Number of edges the state was built from, for logs and metrics. */
   readonly edgeCount: number;
-}
-
-/** The key of a repository location in the desired state (see `DesiredRepository.key`). */
-export function desiredRepositoryKey(location: RepositoryLocation): string {
-  return location.kind === "remote"
-    ? auditRepositoryKey(location.host, location.repository)
-    : formatRepositoryLocation(location);
-}
-
-function registryScopeKey(location: RegistryLocation): string {
-  if (location.kind === "oci-layout") return location.name;
-  const host = location.host.toLowerCase();
-  return location.prefix === "" ? host : `${host}/${location.prefix}`;
 }
 
 /** What one image of one manifest promotes: the same for each of its destinations. */
@@ -97,8 +85,8 @@ function addToContent(
   }
   // The mirrors of one image share their source location object: compare keys only for others.
   if (!wanted.sources.includes(source)) {
-    const sourceKey = desiredRepositoryKey(source);
-    if (!wanted.sources.some((known) => desiredRepositoryKey(known) === sourceKey))
+    const sourceKey = formatRepositoryLocation(source);
+    if (!wanted.sources.some((known) => formatRepositoryLocation(known) === sourceKey))
       wanted.sources.push(source);
   }
   for (const tag of tags) {
@@ -132,7 +120,7 @@ export function buildDesiredState(set: ManifestSet): DesiredState {
   for (const manifest of set.manifests) {
     for (const registry of manifest.registries) {
       if (!registry.location) continue;
-      const key = registryScopeKey(registry.location);
+      const key = formatRegistryLocation(registry.location);
       const existing = scopes.get(key);
       // A location that is a destination anywhere is production: auditing more is the safe side.
       const production = !registry.src || (existing?.production ?? false);
@@ -164,7 +152,7 @@ export function buildDesiredState(set: ManifestSet): DesiredState {
       }
       for (const destination of destinations) {
         const location = repositoryIn(destination.location, image.name);
-        const key = desiredRepositoryKey(location);
+        const key = formatRepositoryLocation(location);
         const existing = building.get(key);
         if (!existing) {
           building.set(key, { key, location, content, shared: true });
@@ -205,10 +193,11 @@ export type RepositoryStanding =
 
 /**
  * Classifies `host/path` by the most specific registry location that contains it, so a staging
- * prefix nested under a production host stays staging and vice versa.
+ * prefix nested under a production host stays staging and vice versa. `host` as events carry it
+ * (lower case).
  */
 export function repositoryStanding(state: DesiredState, host: string, path: string): RepositoryStanding {
-  const key = auditRepositoryKey(host, path);
+  const key = remoteRepositoryKey(host, path);
   const managed = state.repositories.get(key);
   if (managed?.location.kind === "remote") {
     return { kind: "managed", repository: managed };
@@ -223,9 +212,8 @@ export function repositoryStanding(state: DesiredState, host: string, path: stri
 
 /** Whether any registry location of the manifests (production or source) is on `host`. */
 export function namesRegistryHost(state: DesiredState, host: string): boolean {
-  const wanted = host.toLowerCase();
   return state.registries.some(
-    (registry) => registry.location.kind === "remote" && registry.location.host.toLowerCase() === wanted,
+    (registry) => registry.location.kind === "remote" && registry.location.host === host,
   );
 }
 

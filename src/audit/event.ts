@@ -1,13 +1,16 @@
+import { isJsonObject } from "../json-shape.js";
 import { PromoterError, truncateForMessage } from "../errors.js";
 import { isIndexMediaType, isManifestMediaType } from "../oci/index.js";
 import {
   digestHex,
   digestOf,
+  foldHostCase,
   isDigest,
   isRepositoryPath,
   isTag,
   parseImageReference,
   registryHostProblem,
+  remoteRepositoryKey,
   type Digest,
   type RepositoryPath,
   type Tag,
@@ -101,14 +104,9 @@ export const UNATTRIBUTED_HOST = "unattributed.invalid";
 export type EventAttribution =
   { readonly kind: "endpoint"; readonly host: string } | { readonly kind: "none"; readonly reason: string };
 
-/** The display key of an event's repository, the same form as `auditRepositoryKey`. */
+/** The key of an event's repository, the same as the desired state's (`remoteRepositoryKey`). */
 export function eventRepositoryKey(event: Pick<RegistryEvent, "host" | "repository">): string {
-  return `${event.host}/${event.repository}`;
-}
-
-/** `host/path` with the host lower-cased: registry host names are case-insensitive. */
-export function auditRepositoryKey(host: string, repository: string): string {
-  return `${host.toLowerCase()}/${repository}`;
+  return remoteRepositoryKey(event.host, event.repository);
 }
 
 /** A request body the auditor cannot use at all (not JSON, wrong shape): HTTP 400. */
@@ -157,14 +155,14 @@ export function parseHostMapping(values: readonly string[]): HostMapping {
       if (problem) throw new MalformedEventError(`--registry-host ${JSON.stringify(value)}: ${problem}`);
     }
     if (seen === undefined) {
-      if (fallback !== undefined && fallback !== name.toLowerCase()) {
+      if (fallback !== undefined && fallback !== foldHostCase(name)) {
         throw new MalformedEventError(
           `--registry-host without "=" may be given once (found ${fallback} and ${name})`,
         );
       }
-      fallback = name.toLowerCase();
+      fallback = foldHostCase(name);
     } else {
-      explicit.set(seen.toLowerCase(), name.toLowerCase());
+      explicit.set(foldHostCase(seen), foldHostCase(name));
     }
   }
   return fallback === undefined ? { explicit } : { explicit, fallback };
@@ -211,10 +209,6 @@ function keyed(senderId: string, event: Omit<RegistryEvent, "id">): RegistryEven
   return { id: `${event.source}:${senderId}#${fingerprint}`, ...event };
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 function optionalString(record: Record<string, unknown>, key: string): string | undefined {
   const value = record[key];
   return typeof value === "string" && value.length > 0 ? value : undefined;
@@ -250,7 +244,7 @@ export function parseJsonBody(bytes: Uint8Array): unknown {
  * be shown, never to tell the registry (`attribution` does).
  */
 export function parseDistributionEnvelope(body: unknown, attribution: EventAttribution): ParsedEvents {
-  if (!isRecord(body) || !Array.isArray(body.events)) {
+  if (!isJsonObject(body) || !Array.isArray(body.events)) {
     throw new MalformedEventError('expected a distribution notification envelope {"events": [...]}');
   }
   if (body.events.length > MAX_EVENTS_PER_REQUEST) {
@@ -272,7 +266,7 @@ const DISTRIBUTION_ACTIONS: ReadonlySet<string> = new Set(["push", "pull", "dele
 
 /** One distribution event, or the reason it cannot be used. */
 function parseDistributionEvent(raw: unknown, attribution: EventAttribution): RegistryEvent | string {
-  if (!isRecord(raw)) return "an event must be an object";
+  if (!isJsonObject(raw)) return "an event must be an object";
   const id = optionalString(raw, "id");
   if (id === undefined || id.length > MAX_EVENT_ID_LENGTH) return "event has no usable id";
   const action = optionalString(raw, "action");
@@ -280,7 +274,7 @@ function parseDistributionEvent(raw: unknown, attribution: EventAttribution): Re
     return `event ${id}: unknown action ${JSON.stringify(truncateForMessage(String(raw.action), 40))}`;
   }
   const target = raw.target;
-  if (!isRecord(target)) return `event ${id}: no target`;
+  if (!isJsonObject(target)) return `event ${id}: no target`;
   const repository = optionalString(target, "repository");
   if (repository === undefined || !isRepositoryPath(repository)) {
     return `event ${id}: target.repository is missing or not a repository name`;
@@ -291,7 +285,7 @@ function parseDistributionEvent(raw: unknown, attribution: EventAttribution): Re
   if (tag !== undefined && !isTag(tag)) return `event ${id}: target.tag is not a tag`;
   const mediaType = optionalString(target, "mediaType");
   const url = optionalString(target, "url");
-  const request = isRecord(raw.request) ? raw.request : {};
+  const request = isJsonObject(raw.request) ? raw.request : {};
   const requestHost = optionalString(request, "host")?.slice(0, MAX_REQUEST_HOST_LENGTH);
   const timestamp = optionalString(raw, "timestamp");
   const fromRepository = optionalString(target, "fromRepository");
@@ -320,7 +314,7 @@ function parseReferences(raw: unknown): EventReference[] | string | undefined {
   if (!Array.isArray(raw) || raw.length > MAX_EVENT_REFERENCES) return "target.references is not a list";
   const references: EventReference[] = [];
   for (const entry of raw) {
-    if (!isRecord(entry)) return "target.references holds a non-object";
+    if (!isJsonObject(entry)) return "target.references holds a non-object";
     const digest = optionalString(entry, "digest");
     const mediaType = optionalString(entry, "mediaType");
     if (digest === undefined || !isDigest(digest) || mediaType === undefined) {
@@ -353,7 +347,7 @@ function distributionTargetKind(url: string | undefined, mediaType: string | und
  * The registry only reports manifests here (images and tags), never blobs.
  */
 export function parsePubSubPush(body: unknown, mapping: HostMapping): ParsedEvents {
-  if (!isRecord(body) || !isRecord(body.message)) {
+  if (!isJsonObject(body) || !isJsonObject(body.message)) {
     throw new MalformedEventError('expected a Pub/Sub push request {"message": {...}, "subscription": ...}');
   }
   const message = body.message;
@@ -367,7 +361,7 @@ export function parsePubSubPush(body: unknown, mapping: HostMapping): ParsedEven
     throw new MalformedEventError(`Pub/Sub message ${messageId}: data is not base64`);
   }
   const payload = parseJsonBody(Buffer.from(data, "base64"));
-  if (!isRecord(payload)) {
+  if (!isJsonObject(payload)) {
     throw new MalformedEventError(`Pub/Sub message ${messageId}: data must be a JSON object`);
   }
   const timestamp = optionalString(message, "publishTime") ?? optionalString(message, "publish_time");
@@ -409,7 +403,7 @@ function parseRegistryPayload(
     }
     if (field === "digest" && reference.digest === undefined) return `${id}: digest has no @sha256:...`;
     if (field === "tag" && reference.tag === undefined) return `${id}: tag has no :tag`;
-    const referenceHost = reference.registry.toLowerCase();
+    const referenceHost = reference.registry;
     if (host !== undefined && (host !== referenceHost || repository !== reference.repository)) {
       return `${id}: digest and tag name different repositories`;
     }

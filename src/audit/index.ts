@@ -8,6 +8,7 @@ export {
   judgeEvent,
   MAX_REFERRERS_CHECKED,
   promotedRelation,
+  promotedTagSubject,
   type AttachmentCheck,
   type AuditRule,
   type JudgeOptions,
@@ -19,7 +20,6 @@ export {
 } from "./decide.js";
 export {
   buildDesiredState,
-  desiredRepositoryKey,
   productionRepositories,
   repositoryStanding,
   type DesiredDigest,
@@ -29,7 +29,6 @@ export {
   type RepositoryStanding,
 } from "./desired-state.js";
 export {
-  auditRepositoryKey,
   eventRepositoryKey,
   indexChildrenOf,
   IDENTITY_HOST_MAPPING,

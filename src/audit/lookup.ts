@@ -2,11 +2,16 @@ import { WorkLimiter } from "../concurrency/index.js";
 import { describeError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { parseManifest } from "../oci/index.js";
-import type { Digest, RepositoryLocation, Tag } from "../reference/index.js";
+import {
+  formatRepositoryLocation,
+  type Digest,
+  type RepositoryLocation,
+  type Tag,
+} from "../reference/index.js";
 import { openOnSide, type RepositoryOpener } from "../registry/index.js";
 import { manifestShape } from "../sign/index.js";
 import type { ManifestFacts, ManifestLookup } from "./decide.js";
-import { desiredRepositoryKey, type DesiredRepository } from "./desired-state.js";
+import type { DesiredRepository } from "./desired-state.js";
 import { UNATTRIBUTED_HOST } from "./event.js";
 
 /**
@@ -123,7 +128,7 @@ export class RegistryManifestLookup implements ManifestLookup {
         const parsed = parseManifest(
           content.bytes,
           content.mediaType,
-          `${desiredRepositoryKey(location)}@${digest}`,
+          `${formatRepositoryLocation(location)}@${digest}`,
         );
         const facts: ManifestFacts = {
           mediaType: parsed.mediaType,
@@ -135,7 +140,7 @@ export class RegistryManifestLookup implements ManifestLookup {
         return facts;
       } catch (error) {
         this.logger.log("warn", "could not read manifest for the audit", {
-          repository: desiredRepositoryKey(location),
+          repository: formatRepositoryLocation(location),
           digest,
           error: describeError(error),
         });
@@ -157,7 +162,7 @@ export class RegistryManifestLookup implements ManifestLookup {
     const seen = new Set<string>([repository.key]);
     const add = (sources: readonly RepositoryLocation[]): void => {
       for (const source of sources) {
-        const key = desiredRepositoryKey(source);
+        const key = formatRepositoryLocation(source);
         if (!seen.has(key)) {
           seen.add(key);
           locations.push(source);

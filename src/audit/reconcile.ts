@@ -1,18 +1,26 @@
 import { runBounded } from "../concurrency/index.js";
 import { describeError } from "../errors.js";
 import type { Logger } from "../log.js";
-import { repositoryIn, type Digest, type RepositoryPath, type Tag } from "../reference/index.js";
-import { openOnSide, type RepositoryCatalog, type RepositoryOpener } from "../registry/index.js";
-import { parseAttachedArtifactTag } from "../sign/index.js";
-import { checkAttachment, promotedRelation, type ManifestLookup } from "./decide.js";
 import {
-  desiredRepositoryKey,
+  formatDigestInTag,
+  formatRepositoryLocation,
+  isDigestInTag,
+  remoteRepositoryKey,
+  repositoryIn,
+  type Digest,
+  type DigestInTag,
+  type RepositoryPath,
+  type Tag,
+} from "../reference/index.js";
+import { openOnSide, type RepositoryCatalog, type RepositoryOpener } from "../registry/index.js";
+import { ATTACHMENT_TAG_NAMES, parseAttachmentTag } from "../sign/index.js";
+import { checkAttachment, promotedRelation, promotedTagSubject, type ManifestLookup } from "./decide.js";
+import {
   productionRepositories,
   repositoryStanding,
   type DesiredRepository,
   type DesiredState,
 } from "./desired-state.js";
-import { auditRepositoryKey } from "./event.js";
 import { RegistryManifestLookup } from "./lookup.js";
 
 /**
@@ -88,6 +96,22 @@ export function compareIssues(a: ReconcileIssue, b: ReconcileIssue): number {
   );
 }
 
+/** Whether an attachment tag's subject is promoted here, or explained (a child of what is). */
+function isExpectedSubject(
+  subject: DigestInTag,
+  desired: DesiredRepository,
+  explained: ReadonlySet<Digest>,
+): boolean {
+  if (subject.digest !== undefined)
+    return desired.digests.has(subject.digest) || explained.has(subject.digest);
+  return [...desired.digests.keys(), ...explained].some((digest) => isDigestInTag(subject, digest));
+}
+
+/** `signature tag of sha256:...`, for details. */
+function attachmentTagText(attached: NonNullable<ReturnType<typeof parseAttachmentTag>>): string {
+  return `${ATTACHMENT_TAG_NAMES[attached.kind]} tag of ${formatDigestInTag(attached.subject)}`;
+}
+
 /** Pure: the issues of one repository from its desired and observed state, in report order. */
 export function compareRepository(
   desired: DesiredRepository,
@@ -118,10 +142,9 @@ export function compareRepository(
       }
       continue;
     }
-    const attached = parseAttachedArtifactTag(tag);
+    const attached = parseAttachmentTag(tag);
     const expectedAttachment =
-      attached !== undefined &&
-      (desired.digests.has(attached.subject) || observed.explained.has(attached.subject));
+      attached !== undefined && isExpectedSubject(attached.subject, desired, observed.explained);
     const notAttachment = observed.notAttachments?.get(tag);
     if (expectedAttachment && notAttachment === undefined) continue;
     if (attached && notAttachment !== undefined) {
@@ -130,7 +153,7 @@ export function compareRepository(
         repository,
         tag,
         digest,
-        detail: `${attached.kind} tag of ${attached.subject}, but it holds ${notAttachment}`,
+        detail: `${attachmentTagText(attached)}, but it holds ${notAttachment}`,
       });
       unexpectedDigest(digest, `tag ${tag} points at it`);
       continue;
@@ -141,7 +164,7 @@ export function compareRepository(
       tag,
       digest,
       detail: attached
-        ? `${attached.kind} tag of ${attached.subject}, which is not promoted here`
+        ? `${attachmentTagText(attached)}, which is not promoted here`
         : `no manifest asks for tag ${tag}${desired.digests.has(digest) ? " (its digest is promoted)" : ""}`,
     });
     unexpectedDigest(digest, `tag ${tag} points at it`);
@@ -213,12 +236,20 @@ async function observeRepository(
   }
   // Non-promoted digests seen through tags, and attached-artifact subjects: explained or not.
   const candidates = new Set<Digest>();
+  // Subjects a tag names by their first 64 hex digits only (sha512): found among what is promoted.
+  const partialSubjects: DigestInTag[] = [];
   for (const [tag, digest] of tags) {
     if (digest !== undefined && !desired.digests.has(digest)) candidates.add(digest);
-    const attached = parseAttachedArtifactTag(tag);
-    if (attached && !desired.digests.has(attached.subject)) candidates.add(attached.subject);
+    const subject = parseAttachmentTag(tag)?.subject;
+    if (subject?.digest === undefined) {
+      if (subject) partialSubjects.push(subject);
+    } else if (!desired.digests.has(subject.digest)) candidates.add(subject.digest);
   }
   const explained = new Set<Digest>();
+  for (const subject of partialSubjects) {
+    const found = await promotedTagSubject(desired, subject, lookup);
+    if (found) explained.add(found.digest);
+  }
   const childrenOfUnexpected = new Map<Digest, Digest>();
   for (const digest of candidates) {
     if (await promotedRelation(desired, digest, lookup)) {
@@ -235,9 +266,9 @@ async function observeRepository(
   // An attached-artifact tag is expected only when it holds an attachment, not an image.
   const notAttachments = new Map<Tag, string>();
   for (const [tag, digest] of tags) {
-    const attached = parseAttachedArtifactTag(tag);
+    const attached = parseAttachmentTag(tag);
     if (digest === undefined || !attached) continue;
-    if (!desired.digests.has(attached.subject) && !explained.has(attached.subject)) continue;
+    if (!isExpectedSubject(attached.subject, desired, explained)) continue;
     const check = await checkAttachment(desired, digest, lookup);
     if (check.kind === "disguise") notAttachments.set(tag, check.looksLike);
     if (check.kind === "unknown") notAttachments.set(tag, `content that could not be checked (${check.why})`);
@@ -309,7 +340,7 @@ async function unexpectedRepositories(
     }
     for (const repositoryPath of paths) {
       if (scope.location.kind === "oci-layout") {
-        const key = desiredRepositoryKey(repositoryIn(scope.location, repositoryPath));
+        const key = formatRepositoryLocation(repositoryIn(scope.location, repositoryPath));
         if (seen.has(key) || state.repositories.has(key)) continue;
         seen.add(key);
         issues.push({
@@ -319,7 +350,7 @@ async function unexpectedRepositories(
         });
         continue;
       }
-      const key = auditRepositoryKey(scope.location.host, repositoryPath);
+      const key = remoteRepositoryKey(scope.location.host, repositoryPath);
       if (seen.has(key)) continue;
       seen.add(key);
       if (repositoryStanding(state, scope.location.host, repositoryPath).kind !== "unmanaged") continue;

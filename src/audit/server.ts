@@ -6,7 +6,7 @@ import type { Logger } from "../log.js";
 import { ENCODED_SECRET_FORMS, jsonText } from "../output/encode.js";
 import { Redactor } from "../registry/index.js";
 import type { Auditor } from "./auditor.js";
-import { registryHostProblem } from "../reference/index.js";
+import { foldHostCase, registryHostProblem } from "../reference/index.js";
 import {
   MalformedEventError,
   parseDistributionEnvelope,
@@ -186,7 +186,7 @@ function eventsAttribution(
   }
   const problem = registryHostProblem(registry);
   if (problem) return { kind: "bad-endpoint", problem };
-  return { kind: "endpoint", host: registry.toLowerCase() };
+  return { kind: "endpoint", host: foldHostCase(registry) };
 }
 
 function isJsonContentType(value: string | undefined): boolean {

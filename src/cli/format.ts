@@ -18,22 +18,6 @@ export function findingText(cwd: string, finding: Finding): string {
   return `${positionText(cwd, finding.position)}: ${finding.severity}[${finding.rule}]: ${finding.message}`;
 }
 
-export function plural(count: number, word: string, many = `${word}s`): string {
-  return `${count.toLocaleString("en-US")} ${count === 1 ? word : many}`;
-}
-
-/** Bytes for people: 1.5 MiB. */
-export function formatBytes(bytes: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  return unit === 0 ? `${bytes} B` : `${value.toFixed(value >= 100 ? 0 : 1)} ${units[unit] ?? "B"}`;
-}
-
 export function formatDuration(ms: number): string {
   if (ms < 1000) return `${Math.round(ms)} ms`;
   const seconds = ms / 1000;

@@ -1,6 +1,7 @@
+import { formatBytes } from "../output/quantities.js";
 import type { CopyEvent } from "../copy/index.js";
 import type { Logger } from "../log.js";
-import { formatBytes, formatDuration } from "./format.js";
+import { formatDuration } from "./format.js";
 import type { OutputStream } from "./io.js";
 
 /**

@@ -19,7 +19,7 @@ import {
   emptyStats,
   nodeKey,
   pauseBeforeRetry,
-  RepositoryKeys,
+  RepositoryShortIds,
   type NodeResult,
   type RunContext,
   type SourceRef,
@@ -62,7 +62,7 @@ export class GraphCopier {
   /** Source manifest reads in flight, so parents sharing a child read it once. */
   private readonly sourceReads = new Map<string, Promise<ManifestContent>>();
   private readonly transfers: BlobTransfers;
-  private readonly repositories = new RepositoryKeys();
+  private readonly repositories = new RepositoryShortIds();
 
   constructor(private readonly run: RunContext) {
     this.transfers = new BlobTransfers(run);

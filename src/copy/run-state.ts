@@ -49,7 +49,7 @@ export class DestinationRun {
     readonly taskId: string,
     readonly index: number,
     readonly store: CopyDestinationStore,
-    /** From `RepositoryKeys`: equal for every store object that stands for the same repository. */
+    /** From `RepositoryShortIds`: equal for every store object that stands for the same repository. */
     readonly key: string,
   ) {}
 
@@ -70,21 +70,21 @@ export function emptyStats(): CopyStats {
 }
 
 /**
- * Short keys for repositories, whatever store object stands for them: two tasks that name the
- * same destination through different objects still share its blobs. Short because a large run
- * keeps one entry per (repository, node) for its whole length.
+ * Short ids of repositories (`r0`, `r1`...), one per repository key whatever store object stands
+ * for it: two tasks that name the same destination through different objects still share its
+ * blobs. Short because a large run keeps one entry per (repository, node) for its whole length.
  */
-export class RepositoryKeys {
-  private readonly keys = new Map<string, string>();
+export class RepositoryShortIds {
+  private readonly ids = new Map<string, string>();
 
   of(store: RepositoryIdentity): string {
-    const location = formatRepositoryLocation(store.location);
-    let key = this.keys.get(location);
-    if (key === undefined) {
-      key = `r${this.keys.size}`;
-      this.keys.set(location, key);
+    const key = formatRepositoryLocation(store.location);
+    let id = this.ids.get(key);
+    if (id === undefined) {
+      id = `r${this.ids.size}`;
+      this.ids.set(key, id);
     }
-    return key;
+    return id;
   }
 }
 

@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import { AbortedError, PromoterError } from "../errors.js";
+import { NETWORK_VARIABLES, pickEnvironment } from "../child-environment.js";
 
 /**
  * The one way the promoter runs the `git` program (the GitOps checks read the pull request's
@@ -72,20 +73,8 @@ export interface GitProcessRequest {
 
 /** Variables of the caller's environment that git may see: finding programs and the user's config. */
 const LOCAL_VARIABLES = ["PATH", "HOME", "XDG_CONFIG_HOME", "TMPDIR"] as const;
-/** And for clone and fetch: the SSH agent, proxies and CA bundles the network needs. */
-const REMOTE_VARIABLES = [
-  "SSH_AUTH_SOCK",
-  "HTTP_PROXY",
-  "HTTPS_PROXY",
-  "NO_PROXY",
-  "ALL_PROXY",
-  "http_proxy",
-  "https_proxy",
-  "no_proxy",
-  "all_proxy",
-  "SSL_CERT_FILE",
-  "SSL_CERT_DIR",
-] as const;
+/** And for clone and fetch: the SSH agent, and the proxies and CA bundles the network needs. */
+const REMOTE_VARIABLES = ["SSH_AUTH_SOCK", ...NETWORK_VARIABLES] as const;
 
 /** The environment of a git child: only what it needs, and git's safety switches. */
 export function gitEnvironment(
@@ -93,12 +82,10 @@ export function gitEnvironment(
   network: GitProcessRequest["network"],
   privateConfig: GitProcessRequest["privateConfig"] = [],
 ): Record<string, string> {
-  const environment: Record<string, string> = {};
-  const names = network === "remote" ? [...LOCAL_VARIABLES, ...REMOTE_VARIABLES] : LOCAL_VARIABLES;
-  for (const name of names) {
-    const value = parent[name];
-    if (value !== undefined) environment[name] = value;
-  }
+  const names: ReadonlySet<string> = new Set(
+    network === "remote" ? [...LOCAL_VARIABLES, ...REMOTE_VARIABLES] : LOCAL_VARIABLES,
+  );
+  const environment = pickEnvironment(parent, (name) => names.has(name));
   if (privateConfig.length > 0) {
     environment.GIT_CONFIG_COUNT = String(privateConfig.length);
     privateConfig.forEach(([key, value], index) => {

@@ -1,3 +1,5 @@
+import { formatBytes, plural } from "../output/quantities.js";
+import { RepositoryKeyCache } from "../reference/index.js";
 import { describeError, isPromoterError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import {
@@ -16,7 +18,6 @@ import {
 import {
   countDecisions,
   destinationQuestions,
-  RepositoryKeys,
   type EdgeDecisionKind,
   type PlannedEdge,
   type PromotionEdge,
@@ -159,7 +160,7 @@ export async function runCheck(options: CheckOptions): Promise<CheckReport> {
   const checks: CheckResult[] = [];
   checks.push(validationCheck(head, base.set, changed));
 
-  const keys = new RepositoryKeys();
+  const keys = new RepositoryKeyCache();
   const baseContent = PromotedContent.of(base.set);
   let planned: readonly PlannedEdge[] = [];
   if (diff.added.length > 0) {
@@ -259,7 +260,7 @@ function validationCheck(head: ManifestSet, base: ManifestSet, changed: Readonly
   }
   const errors = items.filter((item) => item.severity === "error").length;
   const warnings = items.length - errors;
-  const old = preexisting > 0 ? `; ${count(preexisting, "older finding")} in these files not judged` : "";
+  const old = preexisting > 0 ? `; ${plural(preexisting, "older finding")} in these files not judged` : "";
   return {
     id: "validation",
     title: CHECK_TITLES.validation,
@@ -267,16 +268,12 @@ function validationCheck(head: ManifestSet, base: ManifestSet, changed: Readonly
     summary:
       changed.size === 0
         ? "no manifest file changed"
-        : `${count(changed.size, "changed file")}: ${count(errors, "new error")}, ${count(warnings, "new warning")}${old}`,
+        : `${plural(changed.size, "changed file")}: ${plural(errors, "new error")}, ${plural(warnings, "new warning")}${old}`,
     items: capItems(items),
   };
 }
 
 /** "1 new edge", "2 new edges". */
-function count(value: number, word: string): string {
-  return `${value} ${word}${value === 1 ? "" : "s"}`;
-}
-
 function capItems(items: CheckItem[]): CheckItem[] {
   if (items.length <= MAX_ITEMS_PER_CHECK) return items;
   const shown = items.slice(0, MAX_ITEMS_PER_CHECK);
@@ -377,7 +374,7 @@ function tagMoveCheck(planned: readonly PlannedEdge[]): CheckResult {
     summary:
       planned.length === 0
         ? "no new edges"
-        : `${count(planned.length, "new edge")}: ${counts.copy} to copy, ${count(counts["add-tag"], "tag")} to add, ${counts.unchanged} already in place, ${count(counts["refused-tag-move"], "refused tag move")}, ${counts["missing-source"]} missing in staging`,
+        : `${plural(planned.length, "new edge")}: ${counts.copy} to copy, ${plural(counts["add-tag"], "tag")} to add, ${counts.unchanged} already in place, ${plural(counts["refused-tag-move"], "refused tag move")}, ${counts["missing-source"]} missing in staging`,
     items: capItems(items),
   };
 }
@@ -403,7 +400,7 @@ async function removalCheck(
       id: "removals",
       title: CHECK_TITLES.removals,
       status: "fail",
-      summary: `${count(blind.length, "file")} at the base revision not read; removals from ${blind.length === 1 ? "it" : "them"} cannot be judged`,
+      summary: `${plural(blind.length, "file")} at the base revision not read; removals from ${blind.length === 1 ? "it" : "them"} cannot be judged`,
       items: capItems(blind),
     };
   }
@@ -416,7 +413,7 @@ async function removalCheck(
       items: [],
     };
   }
-  const keys = new RepositoryKeys();
+  const keys = new RepositoryKeyCache();
   const { destinations } = destinationQuestions(removed, keys);
   const observed = await observeRepositories(destinations, options.provider, "destination", {
     ...(options.signal ? { signal: options.signal } : {}),
@@ -459,7 +456,7 @@ async function removalCheck(
     id: "removals",
     title: CHECK_TITLES.removals,
     status: failed ? "fail" : items.length > 0 ? "warn" : "pass",
-    summary: `${count(removed.length, "removed edge")}: ${live.length} still live in production, ${notPromoted} never promoted${live.length > 0 ? "; removing lines deletes nothing from the registries" : ""}${blind.length > 0 ? `; ${count(blind.length, "file")} at the base revision not read` : ""}`,
+    summary: `${plural(removed.length, "removed edge")}: ${live.length} still live in production, ${notPromoted} never promoted${live.length > 0 ? "; removing lines deletes nothing from the registries" : ""}${blind.length > 0 ? `; ${plural(blind.length, "file")} at the base revision not read` : ""}`,
     items: capItems(items),
   };
 }
@@ -474,7 +471,7 @@ interface NewImage {
 async function readNewImageFacts(
   planned: readonly PlannedEdge[],
   baseContent: PromotedContent,
-  keys: RepositoryKeys,
+  keys: RepositoryKeyCache,
   options: CheckOptions,
 ): Promise<Map<string, NewImage>> {
   const wanted = new Map<string, PromotionEdge>();
@@ -505,17 +502,6 @@ async function readNewImageFacts(
     options.signal,
   );
   return facts;
-}
-
-function formatSize(bytes: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit] ?? "B"}`;
 }
 
 function sizeCheck(images: ReadonlyMap<string, NewImage>, maxImageSize: number | undefined): CheckResult {
@@ -550,7 +536,7 @@ function sizeCheck(images: ReadonlyMap<string, NewImage>, maxImageSize: number |
       const what = platform.attestation ? "marked as an attestation" : platformText(platform.platform);
       items.push({
         severity: "error",
-        message: `${edge.image}@${edge.digest} (${what}${facts.kind === "index" ? ` ${platform.digest}` : ""}) is ${formatSize(platform.size)} compressed, over the limit of ${formatSize(maxImageSize)}`,
+        message: `${edge.image}@${edge.digest} (${what}${facts.kind === "index" ? ` ${platform.digest}` : ""}) is ${formatBytes(platform.size)} compressed, over the limit of ${formatBytes(maxImageSize)}`,
         position: edge.position,
         hint: "Make the image smaller (multi-stage builds, a slimmer base), or raise --max-image-size in the workflow after review.",
       });
@@ -561,7 +547,7 @@ function sizeCheck(images: ReadonlyMap<string, NewImage>, maxImageSize: number |
     id: "image-size",
     title: CHECK_TITLES["image-size"],
     status: failed ? "fail" : items.length > 0 ? "warn" : "pass",
-    summary: `${count(checked, "platform image")} of new digests checked against ${formatSize(maxImageSize)}${attestations > 0 ? ` (${attestations} marked as attestations)` : ""}${checked > 0 ? `; largest ${formatSize(largest)}` : ""}`,
+    summary: `${plural(checked, "platform image")} of new digests checked against ${formatBytes(maxImageSize)}${attestations > 0 ? ` (${attestations} marked as attestations)` : ""}${checked > 0 ? `; largest ${formatBytes(largest)}` : ""}`,
     items: capItems(items),
   };
 }
@@ -588,7 +574,7 @@ async function kindCheck(
   images: ReadonlyMap<string, NewImage>,
   options: CheckOptions,
 ): Promise<CheckResult> {
-  const keys = new RepositoryKeys();
+  const keys = new RepositoryKeyCache();
   const previousVersions = baseTags(base.set);
   // One comparison per (project, image, tag): the first destination edge carries it.
   const comparisons = new Map<string, { edge: PromotionEdge; previousTag: Tag; previousDigest: Digest }>();
@@ -691,7 +677,7 @@ async function kindCheck(
   if (base.unread.length > 0) {
     items.push({
       severity: options.allowKindChanges ? "warning" : "error",
-      message: `${count(base.unread.length, "file")} at the base revision not read (see Removed edges): the previous versions they list were not compared`,
+      message: `${plural(base.unread.length, "file")} at the base revision not read (see Removed edges): the previous versions they list were not compared`,
     });
   }
   const failed = items.some((item) => item.severity === "error");
@@ -699,7 +685,7 @@ async function kindCheck(
     id: "kind-changes",
     title: CHECK_TITLES["kind-changes"],
     status: failed ? "fail" : items.some((item) => item.severity === "warning") ? "warn" : "pass",
-    summary: `${count(compared, "new tag")} compared with the previous version in its series; ${changed} changed kind${compared < entries.length ? `; ${entries.length - compared} could not be compared` : ""}`,
+    summary: `${plural(compared, "new tag")} compared with the previous version in its series; ${changed} changed kind${compared < entries.length ? `; ${entries.length - compared} could not be compared` : ""}`,
     items: capItems(items),
   };
 }
@@ -750,7 +736,7 @@ function vulnerabilityCheck(options: CheckOptions, planned: readonly PlannedEdge
     id: "vulnerabilities",
     title: CHECK_TITLES.vulnerabilities,
     status: failing > 0 || unscanned.size > 0 ? "fail" : "pass",
-    summary: `${count(failing, "fixable finding")} at or above ${threshold}; ${unfixable} at or above ${threshold} without a fix yet (not failing); ${below} below ${threshold}${unscanned.size > 0 ? `; ${count(unscanned.size, "new image")} not in any report` : ""}`,
+    summary: `${plural(failing, "fixable finding")} at or above ${threshold}; ${unfixable} at or above ${threshold} without a fix yet (not failing); ${below} below ${threshold}${unscanned.size > 0 ? `; ${plural(unscanned.size, "new image")} not in any report` : ""}`,
     items: capItems(items),
   };
 }

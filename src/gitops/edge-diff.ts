@@ -1,6 +1,12 @@
 import { destinationRegistries, mergeImages, sourceRegistry, type ManifestSet } from "../manifest/index.js";
-import { promotionEdges, RepositoryKeys, type PromotionEdge } from "../plan/index.js";
-import { formatRepositoryLocation, repositoryIn, type Digest, type Tag } from "../reference/index.js";
+import { promotionEdges, type PromotionEdge } from "../plan/index.js";
+import {
+  formatRepositoryLocation,
+  repositoryIn,
+  type Digest,
+  type Tag,
+  RepositoryKeyCache,
+} from "../reference/index.js";
 
 /**
  * What changed between two manifest sets, in promotion edges. Two edges are the same when they
@@ -50,7 +56,7 @@ export class PromotedContent {
   }
 
   /** Whether this content already asks for what the edge asks for. */
-  covers(edge: PromotionEdge, keys: RepositoryKeys): boolean {
+  covers(edge: PromotionEdge, keys: RepositoryKeyCache): boolean {
     const repository = keys.of(edge.destination);
     return edge.tag === undefined
       ? this.hasDigest(repository, edge.digest)
@@ -66,7 +72,7 @@ export interface EdgeDiff {
 }
 
 export function diffEdges(base: ManifestSet, head: ManifestSet): EdgeDiff {
-  const keys = new RepositoryKeys();
+  const keys = new RepositoryKeyCache();
   const baseContent = PromotedContent.of(base);
   const headContent = PromotedContent.of(head);
   const added: PromotionEdge[] = [];
@@ -78,7 +84,7 @@ export function diffEdges(base: ManifestSet, head: ManifestSet): EdgeDiff {
 
 /** A `planPromotion` filter that keeps only edges `base` did not ask for (`promote --changed-since`). */
 export function changedEdgeFilter(base: ManifestSet): (edge: PromotionEdge) => boolean {
-  const keys = new RepositoryKeys();
+  const keys = new RepositoryKeyCache();
   const content = PromotedContent.of(base);
   return (edge) => !content.covers(edge, keys);
 }

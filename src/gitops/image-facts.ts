@@ -78,7 +78,7 @@ export async function readImageKind(
 /**
  * Kind and sizes of every image a digest reaches, or undefined when the store does not have the
  * digest. Throws ImageFactsError when part of it cannot be read: a child the registry does not
- * have, more than MAX_PLATFORM_IMAGES children, indexes nested deeper than MAX_IMAGE_INDEX_DEPTH.
+ * have, more than MAX_PLATFORM_IMAGES children, indexes nested deeper than MAX_INDEX_DEPTH.
  */
 export async function readImageFacts(
   store: ManifestReader,

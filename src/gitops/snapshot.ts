@@ -4,6 +4,7 @@ import { isIndexMediaType, MAX_INDEX_DEPTH, parseManifest } from "../oci/index.j
 import { runBounded } from "../concurrency/index.js";
 import {
   isRepositoryPath,
+  remoteRepositoryKey,
   repositoryIn,
   repositoryPathProblem,
   type Digest,
@@ -20,7 +21,7 @@ import {
   type RepositoryOpener,
   type TagLister,
 } from "../registry/index.js";
-import { parseAttachedArtifactTag } from "../sign/index.js";
+import { parseAttachmentTag } from "../sign/index.js";
 
 /**
  * `promoter snapshot`: what a registry path (or OCI layout tree) holds, as the images.yaml that
@@ -125,7 +126,7 @@ async function listRepositories(
       // The prefix itself is a repository: it has no name below the location.
       options.logger?.log(
         "warn",
-        `${location.host}/${repository} is the snapshot path itself, not an image below it; snapshot its parent to include it`,
+        `${remoteRepositoryKey(location.host, repository)} is the snapshot path itself, not an image below it; snapshot its parent to include it`,
       );
       continue;
     }
@@ -142,7 +143,7 @@ async function readRepository(
 ): Promise<{ digests: SnapshotDigest[]; attachmentTags: number }> {
   const call = options.signal ? { signal: options.signal } : {};
   const allTags = await store.listTags(call);
-  const tags = allTags.filter((tag) => parseAttachedArtifactTag(tag) === undefined);
+  const tags = allTags.filter((tag) => parseAttachmentTag(tag) === undefined);
   const found = new Map<Digest, { tags: Set<Tag>; mediaType: string; child: boolean }>();
   const resolved: { tag: Tag; digest: Digest; mediaType: string }[] = [];
   await runBounded(

@@ -67,7 +67,6 @@ export {
   countManifest,
   destinationRegistries,
   mergeImages,
-  sameRegistry,
   sourceRegistry,
   type ManifestCounts,
   type MergedDigest,

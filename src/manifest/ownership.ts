@@ -1,4 +1,11 @@
-import { formatRepositoryLocation, repositoryIn, type RegistryLocation } from "../reference/index.js";
+import { plural } from "../output/quantities.js";
+import {
+  DOCKER_HUB,
+  formatRepositoryLocation,
+  isDockerHubName,
+  repositoryIn,
+  type RegistryLocation,
+} from "../reference/index.js";
 import { makeFinding } from "./finding.js";
 import type { Finding, PromotionManifest, SourcePosition } from "./model.js";
 import { destinationRegistries, sourceRegistry, type UsableRegistry } from "./view.js";
@@ -26,17 +33,14 @@ import { destinationRegistries, sourceRegistry, type UsableRegistry } from "./vi
  * manifests and findings out.
  */
 
-/** Docker Hub's names for one registry (its API host and index aliases). */
-const DOCKER_HUB_NAMES = new Set(["docker.io", "index.docker.io", "registry-1.docker.io"]);
-
 /** The path components of a registry location, host first, equal for equal places. */
 function locationComponents(location: RegistryLocation): string[] {
   if (location.kind === "oci-layout") {
     return ["oci:", ...location.directory.split("/").filter((component) => component.length > 0)];
   }
-  let host = location.host.toLowerCase();
+  let host: string = location.host;
   if (host.endsWith(":443")) host = host.slice(0, -":443".length);
-  if (DOCKER_HUB_NAMES.has(host)) host = "docker.io";
+  if (isDockerHubName(host)) host = DOCKER_HUB;
   return [host, ...(location.prefix === "" ? [] : location.prefix.split("/"))];
 }
 
@@ -164,7 +168,7 @@ export function applyRepositoryOwnership(manifests: readonly PromotionManifest[]
       const first = manifest.images.find((entry) => entry.name === image);
       if (!first) continue;
       const others = verdict.repositories.length - 1;
-      const more = others > 0 ? ` (and ${others} more destination${others === 1 ? "" : "s"})` : "";
+      const more = others > 0 ? ` (and ${plural(others, "more destination")})` : "";
       findings.push(
         makeFinding(verdict.kind, first.position, verdict.message(more), { related: verdict.related }),
       );

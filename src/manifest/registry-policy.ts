@@ -169,7 +169,7 @@ function remoteMatches(
   location: Extract<RegistryLocation, { kind: "remote" }>,
 ): boolean {
   if (allowed.kind !== "remote") return false;
-  const { hostname, port } = splitRegistryHost(location.host.toLowerCase());
+  const { hostname, port } = splitRegistryHost(location.host);
   if (allowed.port !== undefined && allowed.port !== port) return false;
   const address = parseIpAddress(hostname);
   const sameHost =

@@ -97,6 +97,15 @@ describe("findTagConflicts", () => {
     expect(findings[0]?.related).toHaveLength(2);
   });
 
+  it("counts one more destination in the singular", () => {
+    const a = project(
+      "a",
+      registries("gcr.io/staging", "us.gcr.io/prod", "eu.gcr.io/prod"),
+      `- name: x\n  dmap:\n    "${D1}": ["v1"]\n- name: x\n  dmap:\n    "${D2}": ["v1"]\n`,
+    );
+    expect(createManifestSet([a]).findings[0]?.message).toMatch(/\(and in 1 more destination\) is claimed/);
+  });
+
   it("accepts the same digest claimed by two projects and tags that differ", () => {
     const a = project(
       "a",

@@ -1,7 +1,9 @@
 import { quoteExcerpt } from "../excerpt.js";
+import { plural } from "../output/quantities.js";
 import {
   formatRepositoryLocation,
   repositoryIn,
+  sameRegistryLocation,
   type Digest,
   type RepositoryPath,
   type Tag,
@@ -10,7 +12,7 @@ import { comparePositions, formatPosition, makeFinding, sortFindings } from "./f
 import type { Finding, ManifestSet, PromotionManifest, RegistryEntry, SourcePosition } from "./model.js";
 import { applyRepositoryOwnership } from "./ownership.js";
 import { applyRegistryPolicy, type RegistryPolicy } from "./registry-policy.js";
-import { destinationRegistries, sameRegistry } from "./view.js";
+import { destinationRegistries } from "./view.js";
 
 /**
  * Rules that need a whole manifest or the whole set (entry-level rules, such as invalid digests,
@@ -49,7 +51,7 @@ export function registryFindings(manifest: PromotionManifest): Finding[] {
     const location = registry.location;
     if (registry.src || !location) continue;
     const source = sources.find(
-      (candidate) => candidate.location !== undefined && sameRegistry(candidate.location, location),
+      (candidate) => candidate.location !== undefined && sameRegistryLocation(candidate.location, location),
     );
     if (source) {
       findings.push(
@@ -62,7 +64,7 @@ export function registryFindings(manifest: PromotionManifest): Finding[] {
       );
       continue;
     }
-    const earlier = seen.find((kept) => kept.location && sameRegistry(kept.location, location));
+    const earlier = seen.find((kept) => kept.location && sameRegistryLocation(kept.location, location));
     if (earlier) {
       findings.push(
         makeFinding(
@@ -224,7 +226,8 @@ export function tagConflictFindings(conflicts: readonly TagConflict[]): Finding[
   for (const { conflict, destinations } of grouped.values()) {
     const digests = conflictDigests(conflict);
     const projects = [...new Set(conflict.claims.map((claim) => claim.project))];
-    const where = destinations.length === 1 ? "" : ` (and in ${destinations.length - 1} more destinations)`;
+    const where =
+      destinations.length === 1 ? "" : ` (and in ${plural(destinations.length - 1, "more destination")})`;
     const across = projects.length > 1 ? ` across projects ${projects.join(", ")}` : "";
     const [first, ...rest] = conflict.claims;
     if (!first) continue;

@@ -1,4 +1,9 @@
-import type { Digest, RegistryLocation, RepositoryPath } from "../reference/index.js";
+import {
+  formatRegistryLocation,
+  type Digest,
+  type RegistryLocation,
+  type RepositoryPath,
+} from "../reference/index.js";
 import type { PromotionManifest, RegistryEntry, SourcePosition, TagEntry } from "./model.js";
 
 /**
@@ -11,21 +16,6 @@ export type UsableRegistry = RegistryEntry & { readonly location: RegistryLocati
 
 function isUsable(registry: RegistryEntry): registry is UsableRegistry {
   return registry.location !== undefined;
-}
-
-/** A key equal for two locations that name the same place: host (any case) and path, or directory. */
-export function registryKey(location: RegistryLocation): string {
-  if (location.kind === "remote") {
-    return location.prefix === ""
-      ? location.host.toLowerCase()
-      : `${location.host.toLowerCase()}/${location.prefix}`;
-  }
-  return `oci:${location.directory.replace(/\/+$/, "")}`;
-}
-
-/** Two registry entries that name the same place: same host and path, or same layout directory. */
-export function sameRegistry(a: RegistryLocation, b: RegistryLocation): boolean {
-  return registryKey(a) === registryKey(b);
 }
 
 interface RegistryRoles {
@@ -42,11 +32,11 @@ function registryRoles(manifest: PromotionManifest): RegistryRoles {
   const sources = manifest.registries.filter((registry) => registry.src);
   const only = sources.length === 1 ? sources[0] : undefined;
   const taken = new Set<string>();
-  for (const source of sources) if (source.location) taken.add(registryKey(source.location));
+  for (const source of sources) if (source.location) taken.add(formatRegistryLocation(source.location));
   const destinations: UsableRegistry[] = [];
   for (const registry of manifest.registries) {
     if (registry.src || !isUsable(registry)) continue;
-    const key = registryKey(registry.location);
+    const key = formatRegistryLocation(registry.location);
     if (taken.has(key)) continue;
     taken.add(key);
     destinations.push(registry);

@@ -1,7 +1,8 @@
 import { quoteExcerpt } from "../excerpt.js";
+import { isJsonObject } from "../json-shape.js";
 import { isDigest, type Digest } from "../reference/index.js";
 import { PromoterError } from "../errors.js";
-import { describeJsonValue, isRecord } from "./json-value.js";
+import { describeJsonValue } from "./json-value.js";
 
 /**
  * A content descriptor.
@@ -41,7 +42,7 @@ export class InvalidContentError extends PromoterError {
  */
 export function parseAnnotations(value: unknown, where: string): Record<string, string> | undefined {
   if (value === undefined) return undefined;
-  if (!isRecord(value)) {
+  if (!isJsonObject(value)) {
     throw new InvalidContentError(
       `${where}: annotations must be a map of strings to strings, not ${describeJsonValue(value)}`,
     );
@@ -75,7 +76,7 @@ function optionalStrings(value: unknown, name: string, where: string): string[] 
 
 function parsePlatform(value: unknown, where: string): Platform | undefined {
   if (value === undefined) return undefined;
-  if (!isRecord(value) || typeof value.architecture !== "string" || typeof value.os !== "string") {
+  if (!isJsonObject(value) || typeof value.architecture !== "string" || typeof value.os !== "string") {
     throw new InvalidContentError(`${where}: platform needs architecture and os strings`);
   }
   const osVersion = optionalString(value["os.version"], "platform os.version", where);
@@ -105,7 +106,7 @@ export function parseArtifactType(value: unknown, where: string): string | undef
  * properties.
  */
 export function parseDescriptor(value: unknown, where: string): Descriptor {
-  if (!isRecord(value)) {
+  if (!isJsonObject(value)) {
     throw new InvalidContentError(
       `${where}: a descriptor must be an object, not ${describeJsonValue(value)}`,
     );

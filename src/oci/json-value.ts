@@ -1,13 +1,9 @@
 import { quoteExcerpt } from "../excerpt.js";
 
 /**
- * Reading JSON a registry or a staging pusher wrote: the shape checks every parser of this module
- * shares. Internal to src/oci (not re-exported by its index).
+ * Reading JSON a registry or a staging pusher wrote: how every parser of this module
+ * names a value it refuses (the shape guard itself is src/json-shape.ts). Internal to src/oci (not re-exported by its index).
  */
-
-export function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
 /** How a message names a JSON value it refuses: a short, escaped excerpt (see excerpt.ts). */
 export function describeJsonValue(value: unknown): string {

@@ -1,5 +1,5 @@
+import { isJsonObject } from "../json-shape.js";
 import { escapeExcerpt, MAX_EXCERPT_CHARS, quoteExcerpt } from "../excerpt.js";
-import type { Digest } from "../reference/index.js";
 import {
   InvalidContentError,
   parseAnnotations,
@@ -7,7 +7,7 @@ import {
   parseDescriptor,
   type Descriptor,
 } from "./descriptor.js";
-import { describeJsonValue, isRecord } from "./json-value.js";
+import { describeJsonValue } from "./json-value.js";
 import {
   INDEX_MEDIA_TYPES,
   IMAGE_MANIFEST_MEDIA_TYPES,
@@ -66,7 +66,7 @@ export function parseManifest(
       `${where}: manifest is not valid UTF-8 JSON (${escapeExcerpt((error as Error).message, MAX_EXCERPT_CHARS * 2)})`,
     );
   }
-  if (!isRecord(document)) throw new InvalidContentError(`${where}: manifest must be a JSON object`);
+  if (!isJsonObject(document)) throw new InvalidContentError(`${where}: manifest must be a JSON object`);
   // Docker schema 1 (signed manifests) is version 1; every type we read is version 2. Old
   // documents may leave it out.
   if (document.schemaVersion !== undefined && document.schemaVersion !== SCHEMA_VERSION) {
@@ -150,9 +150,4 @@ export function successors(manifest: ParsedManifest): readonly Descriptor[] {
 /** Sum of compressed layer sizes: what a pull downloads for one platform image. */
 export function compressedImageSize(manifest: ImageManifest): number {
   return manifest.layers.reduce((sum, layer) => sum + layer.size, manifest.config.size);
-}
-
-/** Digest set of the blobs a manifest references (config and layers). */
-export function blobDigests(manifest: ImageManifest): Digest[] {
-  return [manifest.config.digest, ...manifest.layers.map((layer) => layer.digest)];
 }

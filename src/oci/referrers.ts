@@ -1,4 +1,4 @@
-import { digestAlgorithm, digestHex, isDigest, parseTag, type Digest, type Tag } from "../reference/index.js";
+import { digestInTag, parseTag, type Digest, type Tag } from "../reference/index.js";
 import type { Descriptor } from "./descriptor.js";
 import type { ParsedManifest } from "./manifest.js";
 
@@ -10,21 +10,9 @@ import type { ParsedManifest } from "./manifest.js";
  * https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#listing-referrers
  */
 
-/** `<alg>-<ref>`, the encoded digest limited to 64 characters. */
+/** `<alg>-<ref>`, the encoded digest limited to 64 characters (`digestInTag`, as cosign's tags). */
 export function referrersFallbackTag(subject: Digest): Tag {
-  return parseTag(`${digestAlgorithm(subject)}-${digestHex(subject).slice(0, 64)}`);
-}
-
-/**
- * The subject whose fallback tag `tag` is, or undefined when it is none. Only a tag that holds the
- * whole digest names one: a sha512 digest is cut to 64 characters in its tag and cannot be read
- * back from it.
- */
-export function referrersFallbackSubject(tag: string): Digest | undefined {
-  const dash = tag.indexOf("-");
-  if (dash < 0) return undefined;
-  const candidate = `${tag.slice(0, dash)}:${tag.slice(dash + 1)}`;
-  return isDigest(candidate) && referrersFallbackTag(candidate) === tag ? candidate : undefined;
+  return parseTag(digestInTag(subject));
 }
 
 /**

@@ -8,13 +8,13 @@ import {
   repositoryIn,
   type Digest,
   type Tag,
+  RepositoryKeyCache,
 } from "../reference/index.js";
 import {
   countDecisions,
   decidePlan,
   destinationQuestions,
   indexConflicts,
-  RepositoryKeys,
   sourceQuestions,
   type EdgeDecision,
 } from "./decide.js";
@@ -171,7 +171,7 @@ describe("decidePlan", () => {
       [edge(D1, "v1", "a"), edge(D2, "v2", "a")],
       inventory(observed()),
       indexConflicts([]),
-      new RepositoryKeys(),
+      new RepositoryKeyCache(),
       new Map([[`staging.example/s/app@${D1}`, "no valid signature"]]),
     );
     expect(kinds(plan.edges)).toEqual(["refused-source-signature", "copy"]);

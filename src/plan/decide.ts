@@ -1,6 +1,6 @@
 import type { TagConflict } from "../manifest/index.js";
 import type { Digest, RepositoryLocation, Tag } from "../reference/index.js";
-import { formatRepositoryLocation } from "../reference/index.js";
+import { RepositoryKeyCache } from "../reference/index.js";
 import type { PromotionEdge } from "./edge.js";
 import type { Inventory, RepositoryQuestion, RepositoryReadFailure, RepositoryState } from "./inventory.js";
 
@@ -73,23 +73,6 @@ const MISSING_SOURCE: EdgeDecision = Object.freeze({ kind: "missing-source" });
 /** Shared by destinations without tags until their first one; frozen, so never written to. */
 const NO_TAGS = Object.freeze([]) as unknown as Tag[];
 
-/**
- * Memoised display keys: edges share their RepositoryLocation objects, so formatting each
- * location once keeps planning linear in the number of distinct repositories.
- */
-export class RepositoryKeys {
-  private readonly cache = new WeakMap<RepositoryLocation, string>();
-
-  of(location: RepositoryLocation): string {
-    let key = this.cache.get(location);
-    if (key === undefined) {
-      key = formatRepositoryLocation(location);
-      this.cache.set(location, key);
-    }
-    return key;
-  }
-}
-
 export interface InventoryQuestions {
   /** Destination repositories with the tags and digests their edges name. */
   readonly destinations: Map<string, { location: RepositoryLocation; question: RepositoryQuestion }>;
@@ -98,7 +81,7 @@ export interface InventoryQuestions {
 /** The first round of questions: what every destination holds of what the edges want. */
 export function destinationQuestions(
   edges: Iterable<PromotionEdge>,
-  keys = new RepositoryKeys(),
+  keys = new RepositoryKeyCache(),
 ): InventoryQuestions {
   const destinations = new Map<string, { location: RepositoryLocation; question: RepositoryQuestion }>();
   for (const edge of edges) {
@@ -171,7 +154,7 @@ export function sourceQuestions(
   edges: readonly PromotionEdge[],
   destinations: Inventory,
   conflicts: ConflictIndex,
-  keys = new RepositoryKeys(),
+  keys = new RepositoryKeyCache(),
 ): Map<string, { location: RepositoryLocation; question: RepositoryQuestion }> {
   const sources = new Map<string, { location: RepositoryLocation; question: RepositoryQuestion }>();
   for (const edge of edges) {
@@ -205,7 +188,7 @@ export function decidePlan(
   edges: readonly PromotionEdge[],
   inventory: { readonly destinations: Inventory; readonly sources: Inventory },
   conflicts: ConflictIndex,
-  keys = new RepositoryKeys(),
+  keys = new RepositoryKeyCache(),
   sourceRefusals?: ReadonlyMap<string, string>,
 ): PromotionPlan {
   const planned: PlannedEdge[] = new Array<PlannedEdge>(edges.length);

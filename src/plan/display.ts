@@ -1,7 +1,8 @@
+import { RepositoryKeyCache } from "../reference/index.js";
 import { conflictDigests, type SourcePosition } from "../manifest/index.js";
 import type { Digest, Tag } from "../reference/index.js";
 import type { EdgeDecisionKind, PlannedEdge } from "./decide.js";
-import { RepositoryKeys } from "./decide.js";
+
 import type { PromotionEdge } from "./edge.js";
 import type { EdgeOutcome, EdgeOutcomeKind } from "./outcome.js";
 
@@ -63,10 +64,6 @@ const PROBLEM_STATUSES: ReadonlySet<RowStatus> = new Set([
   "failed",
 ]);
 
-export function isProblemStatus(status: RowStatus): boolean {
-  return PROBLEM_STATUSES.has(status);
-}
-
 function lineKindOf(status: RowStatus): LineKind | undefined {
   if (status === "copy" || status === "copied") return "copy";
   if (status === "add-tag" || status === "tagged") return "tag";
@@ -112,7 +109,7 @@ interface DestinationRows {
   readonly rows: DisplayRow[];
 }
 
-export function groupForDisplay(rows: Iterable<DisplayRow>, keys = new RepositoryKeys()): ImageGroup[] {
+export function groupForDisplay(rows: Iterable<DisplayRow>, keys = new RepositoryKeyCache()): ImageGroup[] {
   // project|image -> digest -> destination key -> rows
   const images = new Map<
     string,

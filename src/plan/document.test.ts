@@ -1,6 +1,7 @@
+import { RepositoryKeyCache } from "../reference/index.js";
 import { describe, expect, it } from "vitest";
 import { createManifestSet, parseThinManifest, type ManifestSet } from "../manifest/index.js";
-import { RepositoryKeys, type EdgeDecision, type PlannedEdge } from "./decide.js";
+import { type EdgeDecision, type PlannedEdge } from "./decide.js";
 import {
   edgesFromDocument,
   jsonEdge,
@@ -41,7 +42,7 @@ const SET = setOf(`- name: app
 const COPY: EdgeDecision = { kind: "copy" };
 
 function planOf(edges: Iterable<PromotionEdge>, decision: EdgeDecision = COPY): JsonEdge[] {
-  const keys = new RepositoryKeys();
+  const keys = new RepositoryKeyCache();
   return [...edges].map((edge) => jsonEdge({ edge, decision }, keys, (position) => position));
 }
 

@@ -1,3 +1,4 @@
+import { isJsonObject } from "../json-shape.js";
 import { PromoterError } from "../errors.js";
 import { conflictDigests, type RegistryEntry, type SourcePosition } from "../manifest/index.js";
 import {
@@ -5,17 +6,12 @@ import {
   isDigest,
   isRepositoryPath,
   isTag,
-  registryHostProblem,
+  canonicalRegistryHostProblem,
   type RegistryHost,
   type RepositoryLocation,
+  RepositoryKeyCache,
 } from "../reference/index.js";
-import {
-  countDecisions,
-  RepositoryKeys,
-  type EdgeDecision,
-  type EdgeDecisionKind,
-  type PlannedEdge,
-} from "./decide.js";
+import { countDecisions, type EdgeDecision, type EdgeDecisionKind, type PlannedEdge } from "./decide.js";
 import type { PromotionEdge } from "./edge.js";
 import type { EdgeError, EdgeOutcome, EdgeOutcomeKind } from "./outcome.js";
 
@@ -99,7 +95,7 @@ function reasonOf(decision: EdgeDecision): string | undefined {
 
 export function jsonEdge(
   planned: PlannedEdge | EdgeOutcome,
-  keys: RepositoryKeys,
+  keys: RepositoryKeyCache,
   relativePosition: (position: SourcePosition) => SourcePosition,
 ): JsonEdge {
   const { edge, decision } = planned;
@@ -139,11 +135,16 @@ function parseLocation(value: unknown, where: string): RepositoryLocation {
   const fail = (): never => {
     throw new PlanDocumentError(`${where}: not a repository location`);
   };
-  if (typeof value !== "object" || value === null) return fail();
-  const record = value as Record<string, unknown>;
+  if (!isJsonObject(value)) return fail();
+  const record = value;
   const repository = record.repository;
   if (typeof repository !== "string" || !isRepositoryPath(repository)) return fail();
-  if (record.kind === "remote" && typeof record.host === "string" && !registryHostProblem(record.host)) {
+  // The promoter writes hosts in their canonical spelling (a RegistryHost is lower case).
+  if (
+    record.kind === "remote" &&
+    typeof record.host === "string" &&
+    !canonicalRegistryHostProblem(record.host)
+  ) {
     return { kind: "remote", host: record.host as RegistryHost, repository: repository };
   }
   if (
@@ -178,8 +179,8 @@ export interface SavedPlanEdge {
  * the name the plan gives.
  */
 export function edgesFromDocument(document: unknown): SavedPlanEdge[] {
-  if (typeof document !== "object" || document === null) throw new PlanDocumentError("not a JSON object");
-  const record = document as Record<string, unknown>;
+  if (!isJsonObject(document)) throw new PlanDocumentError("not a JSON object");
+  const record = document;
   if (record.schema !== PLAN_DOCUMENT_SCHEMA) {
     throw new PlanDocumentError(`not a promotion plan (schema ${JSON.stringify(record.schema)})`);
   }
@@ -191,8 +192,8 @@ export function edgesFromDocument(document: unknown): SavedPlanEdge[] {
   if (!Array.isArray(record.edges)) throw new PlanDocumentError("the plan has no edges list");
   return record.edges.map((value: unknown, index): SavedPlanEdge => {
     const where = `edges[${index}]`;
-    if (typeof value !== "object" || value === null) throw new PlanDocumentError(`${where}: not an object`);
-    const item = value as Record<string, unknown>;
+    if (!isJsonObject(value)) throw new PlanDocumentError(`${where}: not an object`);
+    const item = value;
     const { digest, tag, image, project, source, destination, sourceRegistry, destinationRegistry } = item;
     if (typeof digest !== "string" || !isDigest(digest))
       throw new PlanDocumentError(`${where}: invalid digest`);
@@ -238,8 +239,8 @@ export function edgesFromDocument(document: unknown): SavedPlanEdge[] {
 }
 
 function parsePosition(value: unknown, where: string): SourcePosition {
-  if (typeof value === "object" && value !== null) {
-    const { file, line, column } = value as Record<string, unknown>;
+  if (isJsonObject(value)) {
+    const { file, line, column } = value;
     if (typeof file === "string" && typeof line === "number" && typeof column === "number") {
       return { file, line, column };
     }
@@ -254,7 +255,7 @@ function parsePosition(value: unknown, where: string): SourcePosition {
  * Locations are shared per repository, so their part of the key is made once.
  */
 class PlanEdgeKeys {
-  private readonly repositoryKeys = new RepositoryKeys();
+  private readonly repositoryKeys = new RepositoryKeyCache();
   private readonly locationKeys = new WeakMap<RepositoryLocation, string>();
 
   /** An edge the manifests produce: its display names are made from its locations. */

@@ -1,9 +1,10 @@
+import { RepositoryKeyCache } from "../reference/index.js";
 import { existsSync } from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { findTagConflicts, loadManifests, type ManifestSet } from "../manifest/index.js";
 import type { Digest, Tag } from "../reference/index.js";
-import { decidePlan, indexConflicts, RepositoryKeys, type EdgeDecision } from "./decide.js";
+import { decidePlan, indexConflicts, type EdgeDecision } from "./decide.js";
 import { promotionEdges, type PromotionEdge } from "./edge.js";
 import type { RepositoryState } from "./inventory.js";
 import {
@@ -68,7 +69,7 @@ describe("shardOfKey", () => {
 });
 
 /** A multiset of edges: `destination|digest|tag` -> how many times. */
-function edgeKeys(edges: Iterable<PromotionEdge>, keys: RepositoryKeys): Map<string, number> {
+function edgeKeys(edges: Iterable<PromotionEdge>, keys: RepositoryKeyCache): Map<string, number> {
   const counts = new Map<string, number>();
   for (const edge of edges) {
     const key = `${keys.of(edge.destination)}|${edge.digest}|${edge.tag ?? ""}`;
@@ -88,7 +89,7 @@ function checkPartition(
   count: number,
   by: ShardKey,
 ): { edges: number; perShard: number[] } {
-  const keys = new RepositoryKeys();
+  const keys = new RepositoryKeyCache();
   const all = [...promotionEdges(set)];
   const whole = edgeKeys(all, keys);
   const seen = new Map<string, number>();
@@ -133,7 +134,7 @@ function checkPartition(
   return { edges: all.length, perShard };
 }
 
-function halfDoneInventory(edges: readonly PromotionEdge[], keys: RepositoryKeys) {
+function halfDoneInventory(edges: readonly PromotionEdge[], keys: RepositoryKeyCache) {
   interface Observed {
     kind: "observed";
     tags: Map<Tag, Digest>;
@@ -167,7 +168,7 @@ function halfDoneInventory(edges: readonly PromotionEdge[], keys: RepositoryKeys
 
 function decisionsByKey(
   planned: readonly { edge: PromotionEdge; decision: EdgeDecision }[],
-  keys: RepositoryKeys,
+  keys: RepositoryKeyCache,
 ): Map<string, EdgeDecision> {
   return new Map(
     planned.map(({ edge, decision }) => [
@@ -192,10 +193,10 @@ describe("shardFilter", () => {
       image: "kwok",
       destination: {
         kind: "remote",
-        host: "US-Central1-docker.pkg.dev",
+        host: "us-central1-docker.pkg.dev",
         repository: "k8s-artifacts-prod/images/kwok/kwok",
       },
-      destinationRegistry: { name: "US-Central1-docker.pkg.dev/k8s-artifacts-prod/images/kwok" },
+      destinationRegistry: { name: "us-central1-docker.pkg.dev/k8s-artifacts-prod/images/kwok" },
     } as unknown as PromotionEdge;
     expect(shardKeyOf(remote)).toBe("us-central1-docker.pkg.dev/k8s-artifacts-prod/images/kwok/kwok");
     expect(shardKeyOf(remote, "image")).toBe("k8s-artifacts-prod/images/kwok/kwok");

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { PromoterError } from "../errors.js";
-import type { RepositoryLocation } from "../reference/index.js";
+import { writtenRepositoryName, type RepositoryLocation } from "../reference/index.js";
 import type { PromotionEdge } from "./edge.js";
 
 /**
@@ -70,10 +70,8 @@ export function shardOfKey(key: string, count: number): number {
 
 /** The key an edge is sharded by (see the module comment). */
 export function shardKeyOf(edge: PromotionEdge, by: ShardKey = "repository"): string {
-  const destination = edge.destination;
-  if (by === "image") return destination.repository;
-  if (destination.kind === "remote") return `${destination.host.toLowerCase()}/${destination.repository}`;
-  return `${edge.destinationRegistry.name.replace(/\/+$/, "")}/${edge.image}`;
+  if (by === "image") return edge.destination.repository;
+  return writtenRepositoryName(edge.destination, edge.destinationRegistry.name);
 }
 
 /**

@@ -1,8 +1,8 @@
+import { RepositoryKeyCache } from "../reference/index.js";
 import { copyGraphs, type CopyEvent, type CopyOutcome, type CopyTask } from "../copy/index.js";
 import type { Logger } from "../log.js";
 import {
   outcomeWithoutWrite,
-  RepositoryKeys,
   type EdgeOutcome,
   type PlannedCopy,
   type PlannedDestination,
@@ -37,7 +37,7 @@ export function copyKey(sourceKey: string, digest: Digest, destinationKey: strin
 }
 
 /** `copyKey` of an edge. */
-export function edgeCopyKey(keys: RepositoryKeys, edge: PromotionEdge): string {
+export function edgeCopyKey(keys: RepositoryKeyCache, edge: PromotionEdge): string {
   return copyKey(keys.of(edge.source), edge.digest, keys.of(edge.destination));
 }
 
@@ -91,7 +91,7 @@ export async function executePlan(plan: PromotionPlan, options: ExecuteOptions):
     if (target && destination)
       byKey.set(copyKey(target.copy.sourceKey, target.copy.digest, destination.key), outcome);
   }
-  const keys = new RepositoryKeys();
+  const keys = new RepositoryKeyCache();
   const outcomes = plan.edges.map((planned) => edgeOutcome(planned, byKey, keys));
   return { outcomes, copies };
 }
@@ -99,7 +99,7 @@ export async function executePlan(plan: PromotionPlan, options: ExecuteOptions):
 function edgeOutcome(
   planned: PlannedEdge,
   copies: ReadonlyMap<string, CopyOutcome>,
-  keys: RepositoryKeys,
+  keys: RepositoryKeyCache,
 ): EdgeOutcome {
   const { edge, decision } = planned;
   const settled = outcomeWithoutWrite(decision);

@@ -1,3 +1,4 @@
+import { RepositoryKeyCache } from "../reference/index.js";
 import type { CopyEvent } from "../copy/index.js";
 import { silentLogger, type Logger } from "../log.js";
 import { findTagConflicts, validate, type ManifestSet, type ValidationResult } from "../manifest/index.js";
@@ -6,7 +7,6 @@ import {
   destinationQuestions,
   indexConflicts,
   promotionEdges,
-  RepositoryKeys,
   sourceQuestions,
   sourceVerdictKey,
   type Inventory,
@@ -86,7 +86,7 @@ export async function planPromotion(
 ): Promise<PlannedPromotion> {
   const logger = options.logger ?? silentLogger;
   const validation = validate(set);
-  const keys = new RepositoryKeys();
+  const keys = new RepositoryKeyCache();
   const all = promotionEdges(set);
   const edges: PromotionEdge[] = [];
   for (const edge of all) if (!options.filter || options.filter(edge)) edges.push(edge);
@@ -105,7 +105,7 @@ export async function planEdges(
   edges: readonly PromotionEdge[],
   conflicts: ReturnType<typeof indexConflicts>,
   options: PlanPromotionOptions,
-  keys = new RepositoryKeys(),
+  keys = new RepositoryKeyCache(),
   validation: ValidationResult = EMPTY_VALIDATION,
 ): Promise<PlannedPromotion> {
   const observe = {
@@ -172,7 +172,7 @@ export async function planEdges(
 function sourceCheckRequests(
   edges: readonly PlannedEdge[],
   policy: SourcePolicy,
-  keys: RepositoryKeys,
+  keys: RepositoryKeyCache,
 ): SourceCheckRequest[] {
   const requests = new Map<string, SourceCheckRequest>();
   for (const { edge, decision } of edges) {

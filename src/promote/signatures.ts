@@ -1,5 +1,6 @@
+import { RepositoryKeyCache } from "../reference/index.js";
 import type { Logger } from "../log.js";
-import { RepositoryKeys, type EdgeOutcome, type EdgeOutcomeKind } from "../plan/index.js";
+import { type EdgeOutcome, type EdgeOutcomeKind } from "../plan/index.js";
 import type { RepositoryOpener } from "../registry/index.js";
 import {
   executeAttachments,
@@ -31,7 +32,7 @@ export async function executeSignatures(
   execution: ExecutionResult,
   options: ExecuteSignaturesOptions,
 ): Promise<ExecutionResult> {
-  const keys = new RepositoryKeys();
+  const keys = new RepositoryKeyCache();
   const present = new Set<string>();
   for (const { edge, outcome } of execution.outcomes) {
     if (DONE.has(outcome)) present.add(edgeCopyKey(keys, edge));

@@ -15,7 +15,11 @@ import { quoteExcerpt } from "../excerpt.js";
 /** A repository path below a registry host, e.g. `k8s-staging-kubernetes/pause`. */
 export type RepositoryPath = string & { readonly __brand: "RepositoryPath" };
 
-/** A registry host with optional port, e.g. `gcr.io`, `127.0.0.1:5000`, `[::1]:5000`. */
+/**
+ * A registry host with optional port, e.g. `gcr.io`, `127.0.0.1:5000`, `[::1]:5000`, in lower
+ * case: host names are case-insensitive (RFC 4343), and every parser that makes one folds or
+ * refuses upper case, so keys and comparisons never fold it again.
+ */
 export type RegistryHost = string & { readonly __brand: "RegistryHost" };
 
 const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
@@ -96,10 +100,19 @@ export function registryHostProblem(input: string): string | undefined {
   return undefined;
 }
 
+/**
+ * The one spelling hosts are compared and keyed in: lower case (RFC 4343). For host text from
+ * outside (a flag, a header, a URL, a credential file); a `RegistryHost` is folded already.
+ */
+export function foldHostCase(host: string): string {
+  return host.toLowerCase();
+}
+
+/** A registry host from outside (a flag, an event), folded to lower case. */
 export function parseRegistryHost(input: string): RegistryHost {
   const problem = registryHostProblem(input);
   if (problem) throw new InvalidNameError("registry", input, problem);
-  return input as RegistryHost;
+  return foldHostCase(input) as RegistryHost;
 }
 
 /**
@@ -126,7 +139,7 @@ export function hostnameOf(host: RegistryHost): string {
 
 /** Registries reached over plain HTTP by default, as Docker does for local registries. */
 export function isLoopbackHost(host: RegistryHost | string): boolean {
-  const name = hostnameOf(host as RegistryHost).toLowerCase();
+  const name = foldHostCase(hostnameOf(host as RegistryHost));
   if (name === "localhost" || name === "::1") return true;
   return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name);
 }

@@ -104,12 +104,16 @@ describe("repository path", () => {
 });
 
 describe("registry host", () => {
-  it.each(["gcr.io", "localhost", "localhost:5000", "127.0.0.1:5000", "[::1]", "[::1]:5000", "Example.COM"])(
+  it.each(["gcr.io", "localhost", "localhost:5000", "127.0.0.1:5000", "[::1]", "[::1]:5000"])(
     "valid %s",
     (host) => {
       expect(parseRegistryHost(host)).toBe(host);
     },
   );
+  it("folds a host to lower case: a RegistryHost is lower case by construction", () => {
+    expect(parseRegistryHost("Example.COM:5000")).toBe("example.com:5000");
+    expect(parseRegistryHost("[::ABCD]")).toBe("[::abcd]");
+  });
   it.each(["", "-a.io", "a..io", "[::1", "[::1]x", "host:port", "host:70000", "a_b.io"])(
     "invalid %j",
     (host) => {
@@ -142,7 +146,8 @@ describe("image reference", () => {
     ["127.0.0.1:5000/a/b/c:t@" + digest, "127.0.0.1:5000", "a/b/c", "t", digest],
     ["[::1]:5000/foo@" + digest, "[::1]:5000", "foo", undefined, digest],
     ["[2001:db8::1]/foo:bar", "[2001:db8::1]", "foo", "bar", undefined],
-    ["Example.com/foo", "Example.com", "foo", undefined, undefined],
+    // Host names are case-insensitive: a RegistryHost is folded to lower case.
+    ["Example.com/foo", "example.com", "foo", undefined, undefined],
   ])("%s", (input, registry, repository, tag, dig) => {
     const ref = parseImageReference(input);
     expect(ref.registry).toBe(registry);

@@ -2,6 +2,7 @@ import { InvalidNameError } from "../errors.js";
 import { quoteExcerpt } from "../excerpt.js";
 import { isDigest, digestProblem, type Digest } from "./digest.js";
 import {
+  foldHostCase,
   joinRepositoryPath,
   looksLikeRegistryHost,
   MAX_NAME_LENGTH,
@@ -15,7 +16,17 @@ import { isTag, tagProblem, type Tag } from "./tag.js";
 
 /** Docker Hub's canonical name; its API lives at `registry-1.docker.io`. */
 export const DOCKER_HUB = "docker.io" as RegistryHost;
-const DOCKER_HUB_ALIASES = new Set(["docker.io", "index.docker.io", "registry-1.docker.io"]);
+/** Docker Hub's names: its canonical name, its index and its API host. */
+const DOCKER_HUB_ALIASES: ReadonlySet<string> = new Set([
+  DOCKER_HUB,
+  "index.docker.io",
+  "registry-1.docker.io",
+]);
+
+/** Whether `host` (lower case) is one of Docker Hub's names. */
+export function isDockerHubName(host: string): boolean {
+  return DOCKER_HUB_ALIASES.has(host);
+}
 
 /** The prefix that names a local OCI image layout directory instead of a registry. */
 export const OCI_LAYOUT_PREFIX = "oci:";
@@ -70,7 +81,8 @@ export function parseImageReference(input: string): ImageReference {
     host = DOCKER_HUB;
     path = rest;
   }
-  if (DOCKER_HUB_ALIASES.has(host.toLowerCase())) {
+  host = foldHostCase(host);
+  if (isDockerHubName(host)) {
     host = DOCKER_HUB;
     if (!path.includes("/")) path = `library/${path}`;
   }
@@ -172,10 +184,4 @@ export function repositoryIn(location: RegistryLocation, image: RepositoryPath):
     return { kind: "remote", host: location.host, repository: joinRepositoryPath(location.prefix, image) };
   }
   return { kind: "oci-layout", directory: location.directory, repository: image };
-}
-
-/** A short, stable display form: `host/path` or `oci:DIR/path`. */
-export function formatRepositoryLocation(location: RepositoryLocation): string {
-  if (location.kind === "remote") return `${location.host}/${location.repository}`;
-  return `${OCI_LAYOUT_PREFIX}${location.directory.replace(/\/+$/, "")}/${location.repository}`;
 }

@@ -8,7 +8,7 @@ import {
   parseIpAddress,
   parseLenientIPv4,
 } from "./ip-address.js";
-import { registryHostProblem, type RegistryHost } from "./name.js";
+import { foldHostCase, registryHostProblem, type RegistryHost } from "./name.js";
 
 /**
  * What a registry host in a promotion manifest may look like, and whether it is on this machine
@@ -69,8 +69,8 @@ export function canonicalRegistryHostProblem(host: string): string | undefined {
     }
     return undefined;
   }
-  if (hostname !== hostname.toLowerCase()) {
-    return `write the host ${JSON.stringify(hostname)} in lower case (${JSON.stringify(hostname.toLowerCase())})`;
+  if (hostname !== foldHostCase(hostname)) {
+    return `write the host ${JSON.stringify(hostname)} in lower case (${JSON.stringify(foldHostCase(hostname))})`;
   }
   if (endsInNumber(hostname)) {
     if (parseCanonicalIPv4(hostname)) return undefined;
@@ -119,7 +119,7 @@ export function internalHostReason(host: RegistryHost | string): string | undefi
   // A bare IPv6 address (two colons or more, no brackets) has no port.
   const bareIPv6 = !host.startsWith("[") && host.indexOf(":") !== host.lastIndexOf(":");
   const raw = bareIPv6 ? host : splitRegistryHost(host).hostname;
-  const hostname = raw.toLowerCase().replace(/\.$/, "");
+  const hostname = foldHostCase(raw).replace(/\.$/, "");
   const address = parseIpAddress(hostname.includes(":") ? hostname.replace(/%.*$/, "") : hostname);
   if (address) return internalAddressReason(address);
   if (hostname.includes("%")) return "a scoped (link-local) IPv6 address";

@@ -2,7 +2,13 @@ import { readFileSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { PromoterError, describeError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
-import type { RegistryHost, RepositoryLocation, RepositoryPath } from "../reference/index.js";
+import {
+  foldHostCase,
+  layoutKey,
+  type RegistryHost,
+  type RepositoryLocation,
+  type RepositoryPath,
+} from "../reference/index.js";
 import { AuthTransport } from "./auth/auth-transport.js";
 import { CredentialStore } from "./credentials/credential-store.js";
 import { defaultCredentialSources } from "./credentials/sources.js";
@@ -145,7 +151,7 @@ export function createStoreProvider(options: StoreProviderOptions = {}): Registr
   const logger = redactingLogger(options.logger ?? silentLogger, redactor);
   const policy = new SecurityPolicy(options.insecureRegistries ?? []);
   const hostAddresses = new Map(
-    Object.entries(options.hostAddresses ?? {}).map(([name, address]) => [name.toLowerCase(), address]),
+    Object.entries(options.hostAddresses ?? {}).map(([name, address]) => [foldHostCase(name), address]),
   );
   const caParts = [
     ...(options.caCertificates === undefined ? [] : [options.caCertificates]),
@@ -209,8 +215,7 @@ export function createStoreProvider(options: StoreProviderOptions = {}): Registr
   };
   const endpoints = new Map<string, RegistryEndpoint>();
   const endpointFor = (host: RegistryHost): RegistryEndpoint => {
-    const key = host.toLowerCase();
-    let endpoint = endpoints.get(key);
+    let endpoint = endpoints.get(host);
     if (!endpoint) {
       endpoint = new RegistryEndpoint(
         host,
@@ -221,7 +226,7 @@ export function createStoreProvider(options: StoreProviderOptions = {}): Registr
         upload,
         options.listingPageSize,
       );
-      endpoints.set(key, endpoint);
+      endpoints.set(host, endpoint);
     }
     return endpoint;
   };
@@ -232,12 +237,12 @@ export function createStoreProvider(options: StoreProviderOptions = {}): Registr
         return new RemoteRepository(endpointFor(location.host), location.repository, clock);
       }
       const store: RepositoryStore = openOciLayoutRepository(location, { logger });
-      return countingStore(store, counter, `oci:${location.directory}`);
+      return countingStore(store, counter, layoutKey(location.directory));
     },
 
     async catalog(registry, prefix, callOptions: CallOptions = {}): Promise<RepositoryPath[]> {
       if (registry.kind === "oci-layout") {
-        counter.record(`oci:${registry.directory}`, "GET");
+        counter.record(layoutKey(registry.directory), "GET");
         return listOciLayoutRepositories(registry.directory, prefix, { ...callOptions, logger });
       }
       const endpoint = endpointFor(registry.host as RegistryHost);

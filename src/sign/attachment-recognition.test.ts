@@ -1,16 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { MediaType, parseManifest } from "../oci/index.js";
-import { digestOf, type Digest } from "../reference/index.js";
+import { digestOf } from "../reference/index.js";
 import { manifestShape, recogniseAttachment, type ManifestShape } from "./attachment-recognition.js";
 import { BUNDLE_MEDIA_TYPE, buildBundleReferrer } from "./bundle-format.js";
-import {
-  attachmentTag,
-  buildLayerSet,
-  CosignMediaType,
-  parseAttachmentTag,
-  signatureLayer,
-  simpleSigningPayload,
-} from "./cosign-format.js";
+import { buildLayerSet, CosignMediaType, signatureLayer, simpleSigningPayload } from "./cosign-format.js";
 
 const SUBJECT = digestOf("subject");
 const image = (layers: readonly string[], config: string = MediaType.ociImageConfig): ManifestShape => ({
@@ -87,28 +80,5 @@ describe("recogniseAttachment", () => {
     const result = recogniseAttachment(shape);
     expect(result.attachment).toBe(false);
     expect(!result.attachment && result.looksLike).toMatch(looksLike);
-  });
-});
-
-describe("parseAttachmentTag", () => {
-  it("reads back what attachmentTag writes", () => {
-    for (const kind of ["sig", "att", "sbom"] as const) {
-      expect(parseAttachmentTag(attachmentTag(SUBJECT, kind))).toEqual({ subject: SUBJECT, kind });
-    }
-  });
-
-  it.each([
-    "v1.0",
-    "sha256-abc.sig",
-    `sha256-${"A".repeat(64)}.sig`,
-    `sha256-${"a".repeat(64)}`,
-    `x-${"a".repeat(64)}.sig`,
-  ])("%s is no attachment tag", (tag) => {
-    expect(parseAttachmentTag(tag)).toBeUndefined();
-  });
-
-  it("keeps the subject's digest exactly", () => {
-    const parsed = parseAttachmentTag(`sha256-${"a".repeat(64)}.att`);
-    expect(parsed?.subject).toBe(`sha256:${"a".repeat(64)}` as Digest);
   });
 });

@@ -1,3 +1,4 @@
+import { plural } from "../output/quantities.js";
 import { INDEX_MEDIA_TYPES, MediaType, type ParsedManifest } from "../oci/index.js";
 import { BUNDLE_MEDIA_TYPE } from "./bundle-format.js";
 import { CosignMediaType } from "./cosign-format.js";
@@ -108,10 +109,6 @@ export function manifestShape(manifest: ParsedManifest): ManifestShape {
         }
       : { layerMediaTypes: [] }),
   };
-}
-
-function plural(count: number, noun: string): string {
-  return `${count} ${noun}${count === 1 ? "" : "s"}`;
 }
 
 /** Whether the manifest of `shape` is a signature, attestation, SBOM or bundle; see the module comment. */

@@ -2,10 +2,11 @@ import { createPublicKey } from "node:crypto";
 import type { SerializedBundle } from "@sigstore/bundle";
 import type { TrustMaterial } from "@sigstore/verify";
 import { describeError } from "../errors.js";
+import { isJsonObject } from "../json-shape.js";
 import { MediaType, parseManifest, type Descriptor } from "../oci/index.js";
 import { digestAlgorithm, digestHex, digestOf, type Digest } from "../reference/index.js";
 import type { ManifestContent } from "../registry/index.js";
-import type { BlobContent } from "./cosign-format.js";
+import type { BlobContent, ClaimsExpectation } from "./cosign-format.js";
 import { SignError } from "./errors.js";
 import type { VerificationKey } from "./keys.js";
 
@@ -143,7 +144,7 @@ export function publicKeyTrustMaterial(keys: readonly VerificationKey[]): TrustM
 export async function verifySigningBundle(
   bundleBytes: Uint8Array,
   keys: readonly VerificationKey[],
-  expectation: { readonly digest: Digest; readonly identity?: string },
+  expectation: ClaimsExpectation,
 ): Promise<BundleVerdict> {
   let serialized: SerializedBundle;
   try {
@@ -188,30 +189,24 @@ export type StatementVerdict =
  * Checks a verified bundle's in-toto statement: cosign's signing predicate, a subject with the
  * expected digest and, when given, the expected identity as its name.
  */
-export function checkSigningStatement(
-  payload: Buffer,
-  expectation: { readonly digest: Digest; readonly identity?: string },
-): StatementVerdict {
+export function checkSigningStatement(payload: Buffer, expectation: ClaimsExpectation): StatementVerdict {
   let statement: unknown;
   try {
     statement = JSON.parse(payload.toString("utf8"));
   } catch {
     return { ok: false, reason: "the statement is not JSON" };
   }
-  const record = statement as { predicateType?: unknown; subject?: unknown };
-  if (record.predicateType !== COSIGN_SIGN_PREDICATE) {
+  if (!isJsonObject(statement)) return { ok: false, reason: "the statement is not a JSON object" };
+  if (statement.predicateType !== COSIGN_SIGN_PREDICATE) {
     return {
       ok: false,
-      reason: `predicate type ${JSON.stringify(record.predicateType)} is not ${COSIGN_SIGN_PREDICATE}`,
+      reason: `predicate type ${JSON.stringify(statement.predicateType)} is not ${COSIGN_SIGN_PREDICATE}`,
     };
   }
-  const subjects = Array.isArray(record.subject)
-    ? (record.subject as { name?: unknown; digest?: unknown }[])
-    : [];
+  const subjects = Array.isArray(statement.subject) ? statement.subject.filter(isJsonObject) : [];
   const algorithm = digestAlgorithm(expectation.digest);
   const match = subjects.find(
-    (subject) =>
-      (subject.digest as Record<string, unknown> | undefined)?.[algorithm] === digestHex(expectation.digest),
+    (subject) => isJsonObject(subject.digest) && subject.digest[algorithm] === digestHex(expectation.digest),
   );
   if (!match) return { ok: false, reason: `the statement does not name ${expectation.digest}` };
   const identity = typeof match.name === "string" ? match.name : undefined;

@@ -1,8 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { digestOf } from "../reference/index.js";
+import { digestOf, isDigestInTag, type Digest } from "../reference/index.js";
+import { referrersFallbackTag } from "../oci/index.js";
 import {
   attachmentTag,
+  parseAttachmentTag,
   buildLayerSet,
+  checkSimpleSigningClaims,
   mergeLayers,
   parseSimpleSigningPayload,
   signatureLayer,
@@ -21,6 +24,49 @@ describe("cosign tag layout", () => {
 
   // Hand-written from the spec so it runs anywhere; third-party-cosign.test.ts compares the same
   // payload byte for byte with ones cosign wrote.
+
+  it("reads back what it writes, and the referrers fallback tag, in one vocabulary", () => {
+    for (const kind of ["sig", "att", "sbom"] as const) {
+      expect(parseAttachmentTag(attachmentTag(DIGEST, kind))).toEqual({
+        subject: { algorithm: "sha256", hex: DIGEST.slice(7), digest: DIGEST },
+        kind,
+      });
+    }
+    expect(parseAttachmentTag(referrersFallbackTag(DIGEST))?.kind).toBe("referrers");
+  });
+
+  it("names a sha512 subject by its first 64 hex digits, as the referrers tag schema does", () => {
+    const sha512 = digestOf("an image manifest", "sha512");
+    const tag = attachmentTag(sha512, "sig");
+    expect(tag).toBe(`sha512-${sha512.slice(7, 7 + 64)}.sig`);
+    expect(referrersFallbackTag(sha512)).toBe(tag.slice(0, -".sig".length));
+    for (const written of [tag, referrersFallbackTag(sha512)]) {
+      const parsed = parseAttachmentTag(written);
+      expect(parsed?.subject.digest).toBeUndefined();
+      expect(parsed && isDigestInTag(parsed.subject, sha512)).toBe(true);
+      expect(parsed && isDigestInTag(parsed.subject, digestOf("another", "sha512"))).toBe(false);
+    }
+  });
+
+  it.each([
+    "v1.0",
+    "sha256-abc.sig",
+    `sha256-${"A".repeat(64)}.sig`,
+    `sha256-${"a".repeat(64)}.sigx`,
+    `sha256-${"a".repeat(64)}.sig.sig`,
+    `sha512-${"a".repeat(128)}`,
+    `sha384-${"a".repeat(64)}.sig`,
+    `x-${"a".repeat(64)}.sig`,
+  ])("%s is no attachment tag", (tag) => {
+    expect(parseAttachmentTag(tag)).toBeUndefined();
+  });
+
+  it("keeps the subject's digest exactly", () => {
+    expect(parseAttachmentTag(`sha256-${"a".repeat(64)}.att`)?.subject.digest).toBe(
+      `sha256:${"a".repeat(64)}` as Digest,
+    );
+  });
+
   it("writes the simple-signing payload as cosign marshals it, and reads it back", () => {
     const payload = simpleSigningPayload("registry.example.io/app", DIGEST);
     expect(new TextDecoder().decode(payload)).toBe(
@@ -43,6 +89,31 @@ describe("cosign tag layout", () => {
     expect(
       parseSimpleSigningPayload(new TextEncoder().encode('{"critical":{"type":"other"}}')),
     ).toMatchObject({ ok: false });
+  });
+
+  it("checks a payload's claims against the expected digest and identity, quoting the signer's text", () => {
+    const payload = simpleSigningPayload("registry.example.io/app", DIGEST);
+    expect(
+      checkSimpleSigningClaims(payload, { digest: DIGEST, identity: "registry.example.io/app" }),
+    ).toMatchObject({
+      ok: true,
+      claims: { dockerReference: "registry.example.io/app", manifestDigest: DIGEST },
+    });
+    expect(checkSimpleSigningClaims(payload, { digest: DIGEST })).toMatchObject({ ok: true });
+    const other = digestOf("another image manifest");
+    expect(checkSimpleSigningClaims(payload, { digest: other })).toEqual({
+      ok: false,
+      reason: `the payload signs ${DIGEST}, not ${other}`,
+    });
+    expect(
+      checkSimpleSigningClaims(payload, { digest: DIGEST, identity: "registry.example.io/other" }),
+    ).toEqual({
+      ok: false,
+      reason: 'the payload names "registry.example.io/app", not "registry.example.io/other"',
+    });
+    expect(checkSimpleSigningClaims(new TextEncoder().encode("[]"), { digest: DIGEST })).toMatchObject({
+      ok: false,
+    });
   });
 
   it("builds the OCI manifest and config cosign builds (go-containerregistry's empty image plus static layers)", () => {

@@ -1,11 +1,13 @@
+import { isJsonObject } from "../json-shape.js";
 import { MediaType, parseManifest, type Descriptor } from "../oci/index.js";
 import {
-  digestAlgorithm,
-  digestHex,
+  digestInTag,
   digestOf,
   isDigest,
+  parseDigestInTag,
   parseTag,
   type Digest,
+  type DigestInTag,
   type Tag,
 } from "../reference/index.js";
 import type { ManifestContent } from "../registry/index.js";
@@ -54,6 +56,21 @@ export type AttachmentKind = "sig" | "att" | "sbom";
 export const ATTACHMENT_KINDS: readonly AttachmentKind[] = ["sig", "att", "sbom"];
 
 /**
+ * What a tag of the attachment layouts names beside its subject: one of cosign's kinds, or
+ * `referrers`, the image index of the OCI referrers tag schema (`<alg>-<hex>`, no suffix), which
+ * registry/remote/referrers.ts writes where a registry has no referrers API.
+ */
+export type AttachmentTagKind = AttachmentKind | "referrers";
+
+/** The words messages use for each kind of attachment tag. */
+export const ATTACHMENT_TAG_NAMES: Readonly<Record<AttachmentTagKind, string>> = {
+  sig: "signature",
+  att: "attestation",
+  sbom: "sbom",
+  referrers: "referrers-index",
+};
+
+/**
  * `.sig` and `.att` manifests are sets of layers that several signers append to; an `.sbom` is
  * one document that is replaced, not merged.
  */
@@ -61,27 +78,30 @@ export function isMergeableAttachment(kind: AttachmentKind): boolean {
   return kind !== "sbom";
 }
 
-/** `sha256-<hex>.<kind>`: where cosign looks for what is attached to `subject`. */
+/**
+ * `<alg>-<hex>.<kind>`: where cosign looks for what is attached to `subject`. The digest part is
+ * `digestInTag`'s, the referrers tag schema's rule (a sha512 subject is named by its first 64 hex
+ * digits: cosign's whole 128 would make a 139-character tag, which no registry accepts).
+ */
 export function attachmentTag(subject: Digest, kind: AttachmentKind): Tag {
-  return parseTag(`${digestAlgorithm(subject)}-${digestHex(subject)}.${kind}`);
+  return parseTag(`${digestInTag(subject)}.${kind}`);
 }
 
-/** `sha256-<hex>.<kind>` as `attachmentTag` writes it; the hex is lower-case, as in digests. */
-const ATTACHMENT_TAG = /^([a-z0-9]+)-([0-9a-f]+)\.(sig|att|sbom)$/;
+/** `<alg>-<hex>` and an optional `.sig`, `.att` or `.sbom`. */
+const ATTACHMENT_TAG = /^([^.]+)(?:\.(sig|att|sbom))?$/;
 
 /**
- * What a tag in cosign's layout names: the subject digest and the kind, `attachmentTag` read
- * back. Undefined for any other tag. The name is only a claim: whether the manifest under it is
- * an attachment is `recogniseAttachment`'s question.
+ * What a tag in the attachment layouts names, `attachmentTag` (and the referrers fallback tag)
+ * read back: the subject and the kind. Undefined for any other tag. The name is only a claim:
+ * whether the manifest under it is an attachment is `recogniseAttachment`'s question.
  */
 export function parseAttachmentTag(
   tag: string,
-): { readonly subject: Digest; readonly kind: AttachmentKind } | undefined {
+): { readonly subject: DigestInTag; readonly kind: AttachmentTagKind } | undefined {
   const match = ATTACHMENT_TAG.exec(tag);
-  if (!match) return undefined;
-  const subject = `${match[1] ?? ""}:${match[2] ?? ""}`;
-  if (!isDigest(subject)) return undefined;
-  return { subject, kind: match[3] as AttachmentKind };
+  const subject = parseDigestInTag(match?.[1] ?? "");
+  if (!match || !subject) return undefined;
+  return { subject, kind: (match[2] as AttachmentKind | undefined) ?? "referrers" };
 }
 
 export function signatureTag(subject: Digest): Tag {
@@ -117,10 +137,6 @@ export function simpleSigningPayload(
   return new TextEncoder().encode(JSON.stringify(document));
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 /**
  * Reads a simple-signing payload. The field names follow the containers-signature format;
  * the capitalised `Docker-manifest-digest` of cosign's own examples is accepted too (cosign's Go
@@ -135,7 +151,7 @@ export function parseSimpleSigningPayload(
   } catch {
     return { ok: false, reason: "the payload is not UTF-8 JSON" };
   }
-  if (!isRecord(document) || !isRecord(document.critical)) {
+  if (!isJsonObject(document) || !isJsonObject(document.critical)) {
     return { ok: false, reason: "the payload has no critical section" };
   }
   const critical = document.critical;
@@ -145,17 +161,48 @@ export function parseSimpleSigningPayload(
       reason: `critical.type is ${JSON.stringify(critical.type)}, not "${SIMPLE_SIGNING_TYPE}"`,
     };
   }
-  const image = isRecord(critical.image) ? critical.image : {};
+  const image = isJsonObject(critical.image) ? critical.image : {};
   const digest = image["docker-manifest-digest"] ?? image["Docker-manifest-digest"];
   if (typeof digest !== "string" || !isDigest(digest)) {
     return { ok: false, reason: "critical.image.docker-manifest-digest is missing or not a digest" };
   }
-  const identity = isRecord(critical.identity) ? critical.identity["docker-reference"] : undefined;
+  const identity = isJsonObject(critical.identity) ? critical.identity["docker-reference"] : undefined;
   if (typeof identity !== "string") {
     return { ok: false, reason: "critical.identity.docker-reference is missing" };
   }
-  const optional = isRecord(document.optional) ? document.optional : null;
+  const optional = isJsonObject(document.optional) ? document.optional : null;
   return { ok: true, claims: { dockerReference: identity, manifestDigest: digest, optional } };
+}
+
+/** What a signature must say: the digest it signs and, when given, the identity it names. */
+export interface ClaimsExpectation {
+  readonly digest: Digest;
+  /** The docker-reference the payload must carry; any when absent. */
+  readonly identity?: string;
+}
+
+/**
+ * The claims of a simple-signing payload when they are what `expectation` asks, or why not. The
+ * one check of a payload's claims: verifiers with keys and keyless verifiers refuse alike, and
+ * quote the payload's own text (which the signer chose) in their reasons.
+ */
+export function checkSimpleSigningClaims(
+  payload: Uint8Array,
+  expectation: ClaimsExpectation,
+): { ok: true; claims: SimpleSigningClaims } | { ok: false; reason: string } {
+  const parsed = parseSimpleSigningPayload(payload);
+  if (!parsed.ok) return parsed;
+  const { claims } = parsed;
+  if (claims.manifestDigest !== expectation.digest) {
+    return { ok: false, reason: `the payload signs ${claims.manifestDigest}, not ${expectation.digest}` };
+  }
+  if (expectation.identity !== undefined && claims.dockerReference !== expectation.identity) {
+    return {
+      ok: false,
+      reason: `the payload names ${JSON.stringify(claims.dockerReference)}, not ${JSON.stringify(expectation.identity)}`,
+    };
+  }
+  return parsed;
 }
 
 function sortedRecord<T>(record: Readonly<Record<string, T>>): Record<string, T> {

@@ -22,6 +22,7 @@ export {
 } from "./keys.js";
 export {
   ATTACHMENT_KINDS,
+  ATTACHMENT_TAG_NAMES,
   attachmentTag,
   buildLayerSet,
   CosignAnnotation,
@@ -39,6 +40,7 @@ export {
   SIMPLE_SIGNING_TYPE,
   simpleSigningPayload,
   type AttachmentKind,
+  type AttachmentTagKind,
   type BlobContent,
   type BuiltLayerSet,
   type ParsedLayerSet,
@@ -90,7 +92,6 @@ export {
   type WorkItemKind,
 } from "./attachment-plan.js";
 export { decideLayerSet, decideSingleDocument } from "./decide-attachments.js";
-export { parseAttachedArtifactTag, type AttachedArtifactKind } from "./attached-artifact-tag.js";
 export {
   manifestShape,
   recogniseAttachment,

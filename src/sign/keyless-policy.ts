@@ -1,3 +1,4 @@
+import { isJsonObject } from "../json-shape.js";
 import { createHash, createPublicKey } from "node:crypto";
 import { open } from "node:fs/promises";
 import * as path from "node:path";
@@ -6,9 +7,8 @@ import type * as SigstoreVerifyModule from "@sigstore/verify";
 import type { TrustMaterial, Verifier } from "@sigstore/verify";
 import { describeError } from "../errors.js";
 import type { Descriptor } from "../oci/index.js";
-import type { Digest } from "../reference/index.js";
 import { checkSigningStatement } from "./bundle-format.js";
-import { CosignAnnotation, parseSimpleSigningPayload } from "./cosign-format.js";
+import { checkSimpleSigningClaims, CosignAnnotation, type ClaimsExpectation } from "./cosign-format.js";
 import { SignError } from "./errors.js";
 
 /**
@@ -41,17 +41,14 @@ export interface KeylessPolicy {
   verifyLayer(
     layer: Descriptor,
     payload: Uint8Array,
-    expectation: { readonly digest: Digest; readonly identity?: string },
+    expectation: ClaimsExpectation,
   ): Promise<KeylessVerdict>;
   /**
    * A sigstore bundle of the bundle layout (a DSSE envelope over cosign's signing statement)
    * signed with a Fulcio certificate: the same checks, then the statement names the digest (and
    * the identity).
    */
-  verifyBundle(
-    bundleBytes: Uint8Array,
-    expectation: { readonly digest: Digest; readonly identity?: string },
-  ): Promise<KeylessVerdict>;
+  verifyBundle(bundleBytes: Uint8Array, expectation: ClaimsExpectation): Promise<KeylessVerdict>;
 }
 
 /** A sigstore trusted_root.json larger than this is not one (public-good's is about 10 KiB). */
@@ -139,7 +136,7 @@ export function bundleOfCosignLayer(layer: Descriptor, payload: Uint8Array): Bun
   let kind: { kind?: unknown; apiVersion?: unknown };
   try {
     const parsed: unknown = JSON.parse(body.toString("utf8"));
-    kind = typeof parsed === "object" && parsed !== null ? parsed : {};
+    kind = isJsonObject(parsed) ? parsed : {};
   } catch {
     return "the Rekor entry body is not JSON";
   }
@@ -239,21 +236,8 @@ export function createKeylessPolicy(
       if (typeof bundle === "string") return { ok: false, reason: bundle };
       const signed = await verifySigned(bundle, Buffer.from(payload));
       if (!signed.ok) return signed;
-      const parsed = parseSimpleSigningPayload(payload);
-      if (!parsed.ok) return { ok: false, reason: parsed.reason };
-      if (parsed.claims.manifestDigest !== expectation.digest) {
-        return {
-          ok: false,
-          reason: `the payload signs ${parsed.claims.manifestDigest}, not ${expectation.digest}`,
-        };
-      }
-      if (expectation.identity !== undefined && parsed.claims.dockerReference !== expectation.identity) {
-        return {
-          ok: false,
-          reason: `the payload names ${parsed.claims.dockerReference}, not ${expectation.identity}`,
-        };
-      }
-      return signed;
+      const checked = checkSimpleSigningClaims(payload, expectation);
+      return checked.ok ? signed : checked;
     },
   };
 }
@@ -284,8 +268,7 @@ function validity(range: { start?: string; end?: string } | undefined): { start:
  * Fulcio CA chains, Rekor and CT log keys, timestamp authorities.
  */
 export async function trustMaterialFromTrustedRoot(json: unknown, where: string): Promise<TrustMaterial> {
-  if (typeof json !== "object" || json === null)
-    throw new SignError("sign-policy", `${where}: not a trusted root`);
+  if (!isJsonObject(json)) throw new SignError("sign-policy", `${where}: not a trusted root`);
   const { X509Certificate } = await import("@sigstore/core");
   const root = json as TrustedRootJson;
   try {

@@ -1,3 +1,4 @@
+import { isJsonObject } from "../json-shape.js";
 import { readFile } from "node:fs/promises";
 import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
@@ -125,9 +126,8 @@ function keylessList(value: unknown, where: string): KeylessIdentity[] {
   if (!Array.isArray(value)) throw new SignError("sign-policy", `${where} must be a list`);
   return value.map((entry, i) => {
     const at = `${where}[${i}]`;
-    if (typeof entry !== "object" || entry === null)
-      throw new SignError("sign-policy", `${at} must be a mapping`);
-    const record = entry as Record<string, unknown>;
+    if (!isJsonObject(entry)) throw new SignError("sign-policy", `${at} must be a mapping`);
+    const record = entry;
     const identity: Record<string, string> = {};
     for (const field of KEYLESS_FIELDS) {
       const fieldValue = record[field];
@@ -178,8 +178,7 @@ export async function loadSourcePolicy(
   } catch (error) {
     throw new SignError("sign-policy", `${file}: not valid YAML (${describeError(error)})`);
   }
-  if (typeof document !== "object" || document === null)
-    throw new SignError("sign-policy", `${file}: not a mapping`);
+  if (!isJsonObject(document)) throw new SignError("sign-policy", `${file}: not a mapping`);
   const record = document as { trustedRoot?: unknown; default?: unknown; rules?: unknown };
   const base = path.dirname(resolved);
   const keyOptions = { cwd: base, ...(options.env ? { env: options.env } : {}) };
@@ -196,8 +195,7 @@ export async function loadSourcePolicy(
     keyless = (identities) => createKeylessPolicy(identities, trust);
   }
   const rule = async (value: unknown, where: string): Promise<SourceRule> => {
-    if (typeof value !== "object" || value === null)
-      throw new SignError("sign-policy", `${where} must be a mapping`);
+    if (!isJsonObject(value)) throw new SignError("sign-policy", `${where} must be a mapping`);
     const entry = value as RuleDocument;
     const unknown = Object.keys(entry).filter(
       (field) => !["registry", "project", "keys", "keyless"].includes(field),

@@ -1,7 +1,12 @@
 import { describeError } from "../errors.js";
 import { destinationRegistries, type ManifestSet } from "../manifest/index.js";
-import { RepositoryKeys, type PlannedEdge } from "../plan/index.js";
-import { parseImageReference, type Digest, type RepositoryPath } from "../reference/index.js";
+import { type PlannedEdge } from "../plan/index.js";
+import {
+  parseImageReference,
+  type Digest,
+  type RepositoryPath,
+  RepositoryKeyCache,
+} from "../reference/index.js";
 import { SignError } from "./errors.js";
 import type { SignatureTarget, TargetDestination } from "./attachment-plan.js";
 
@@ -76,7 +81,7 @@ export function signatureTargets(
   edges: readonly PlannedEdge[],
   options: TargetOptions = {},
 ): SignatureTarget[] {
-  const keys = new RepositoryKeys();
+  const keys = new RepositoryKeyCache();
   const groups = new Map<
     string,
     {

@@ -1,7 +1,12 @@
 import { verify as cryptoVerify } from "node:crypto";
 import type { Descriptor } from "../oci/index.js";
-import { digestOf, type Digest } from "../reference/index.js";
-import { CosignAnnotation, CosignMediaType, parseSimpleSigningPayload } from "./cosign-format.js";
+import { digestOf } from "../reference/index.js";
+import {
+  checkSimpleSigningClaims,
+  CosignAnnotation,
+  CosignMediaType,
+  type ClaimsExpectation,
+} from "./cosign-format.js";
 import type { VerificationKey } from "./keys.js";
 
 /**
@@ -16,12 +21,6 @@ export type LayerVerdict =
   | { readonly ok: true; readonly keyId: string; readonly identity: string }
   | { readonly ok: false; readonly reason: string };
 
-export interface LayerExpectation {
-  readonly digest: Digest;
-  /** The docker-reference the payload must carry; any when absent. */
-  readonly identity?: string;
-}
-
 function decodeSignature(layer: Descriptor): Buffer | undefined {
   const text = layer.annotations?.[CosignAnnotation.signature];
   if (text === undefined || text.length === 0) return undefined;
@@ -33,7 +32,7 @@ export function verifySimpleSigningLayer(
   layer: Descriptor,
   payload: Uint8Array,
   keys: readonly VerificationKey[],
-  expectation: LayerExpectation,
+  expectation: ClaimsExpectation,
 ): LayerVerdict {
   if (layer.mediaType !== CosignMediaType.simpleSigning) {
     return { ok: false, reason: `layer media type ${layer.mediaType} is not a simple-signing payload` };
@@ -53,21 +52,9 @@ export function verifySimpleSigningLayer(
           : "the signature verifies with none of the public keys",
     };
   }
-  const parsed = parseSimpleSigningPayload(payload);
-  if (!parsed.ok) return { ok: false, reason: parsed.reason };
-  if (parsed.claims.manifestDigest !== expectation.digest) {
-    return {
-      ok: false,
-      reason: `the payload signs ${parsed.claims.manifestDigest}, not ${expectation.digest}`,
-    };
-  }
-  if (expectation.identity !== undefined && parsed.claims.dockerReference !== expectation.identity) {
-    return {
-      ok: false,
-      reason: `the payload names ${JSON.stringify(parsed.claims.dockerReference)}, not ${JSON.stringify(expectation.identity)}`,
-    };
-  }
-  return { ok: true, keyId: key.keyId, identity: parsed.claims.dockerReference };
+  const checked = checkSimpleSigningClaims(payload, expectation);
+  if (!checked.ok) return checked;
+  return { ok: true, keyId: key.keyId, identity: checked.claims.dockerReference };
 }
 
 function verifiesWith(payload: Uint8Array, signature: Buffer, key: VerificationKey): boolean {

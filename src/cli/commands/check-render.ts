@@ -1,6 +1,7 @@
+import { plural } from "../../output/quantities.js";
 import type { CheckItem, CheckReport, CheckStatus } from "../../gitops/index.js";
 import { markdownCode, markdownText, textLines } from "../../output/encode.js";
-import { plural, positionText, relativeFile } from "../format.js";
+import { positionText, relativeFile } from "../format.js";
 
 /**
  * `promoter check` output: text for CI logs, markdown for a pull-request comment or the job

@@ -1,3 +1,5 @@
+import { formatBytes, plural } from "../../output/quantities.js";
+import { RepositoryKeyCache } from "../../reference/index.js";
 import { readFile } from "node:fs/promises";
 import * as path from "node:path";
 import { describeError, UsageError } from "../../errors.js";
@@ -17,7 +19,6 @@ import {
   PlanDocumentError,
   allOfFilters,
   formatShard,
-  RepositoryKeys,
   rowsFromOutcomes,
   shardFilter,
   rowsFromPlan,
@@ -27,7 +28,7 @@ import {
 } from "../../plan/index.js";
 import { planPromotion, runPlanned, type PromotionResult } from "../../promote/index.js";
 import { booleanOption, integerOption, stringOption, type Command, type ParsedValues } from "../command.js";
-import { findingText, formatBytes, formatDuration, plural, relativeFile } from "../format.js";
+import { findingText, formatDuration, relativeFile } from "../format.js";
 import { jsonText } from "../../output/encode.js";
 import { ExitCode, writeLine, type CliIO } from "../io.js";
 import { writeOutputFile } from "../output-sink.js";
@@ -465,7 +466,7 @@ function planDocument(
   kind: "plan" | "report",
   extra: Record<string, unknown> = {},
 ): PlanDocument {
-  const keys = new RepositoryKeys();
+  const keys = new RepositoryKeyCache();
   const relative = (position: SourcePosition): SourcePosition => ({
     ...position,
     file: relativeFile(cwd, position.file),

@@ -1,3 +1,4 @@
+import { plural } from "../../output/quantities.js";
 import * as path from "node:path";
 import { UsageError } from "../../errors.js";
 import { snapshotCsv, snapshotYaml, takeSnapshot } from "../../gitops/index.js";
@@ -11,7 +12,7 @@ import {
   type Tag,
 } from "../../reference/index.js";
 import { booleanOption, integerOption, stringListOption, stringOption, type Command } from "../command.js";
-import { plural } from "../format.js";
+
 import { ExitCode, writeLine } from "../io.js";
 import { createCliLogger } from "../logger.js";
 import { registryOptionSpecs, storeProviderFromOptions } from "../registry-options.js";

@@ -1,3 +1,4 @@
+import { plural } from "../../output/quantities.js";
 import {
   loadManifests,
   validate,
@@ -64,9 +65,9 @@ Rules, the registry policy and the JSON format: docs/manifest-format.md.`,
   },
 };
 
-/** Like format.ts's `plural` but without thousands separators, as validate has always printed counts. */
-function plural(count: number, word: string, many = `${word}s`): string {
-  return `${count} ${count === 1 ? word : many}`;
+/** A count as validate has always printed it: without thousands separators. */
+function count(value: number, word: string): string {
+  return plural(value, word, `${word}s`, "plain");
 }
 
 /**
@@ -85,16 +86,16 @@ export function validationText(result: ValidationResult, cwd: string): string {
   if (lines.length > 0) lines.push("");
   lines.push(
     [
-      plural(summary.projects, "project"),
-      plural(summary.images, "image"),
-      plural(summary.digests, "digest"),
-      plural(summary.tags, "tag"),
-      plural(summary.destinations, "destination"),
-      plural(summary.edges, "promotion edge"),
+      count(summary.projects, "project"),
+      count(summary.images, "image"),
+      count(summary.digests, "digest"),
+      count(summary.tags, "tag"),
+      count(summary.destinations, "destination"),
+      count(summary.edges, "promotion edge"),
     ].join(", "),
   );
   lines.push(
-    `${plural(summary.errors, "error")}, ${plural(summary.warnings, "warning")}: ${result.ok ? "valid" : "invalid"}`,
+    `${count(summary.errors, "error")}, ${count(summary.warnings, "warning")}: ${result.ok ? "valid" : "invalid"}`,
   );
   return `${textLines(lines)}\n`;
 }

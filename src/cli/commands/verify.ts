@@ -1,3 +1,4 @@
+import { plural } from "../../output/quantities.js";
 import { UsageError } from "../../errors.js";
 import { loadManifests, validate } from "../../manifest/index.js";
 import { promotionEdges, type PlannedEdge } from "../../plan/index.js";
@@ -24,7 +25,7 @@ import {
   type ParsedValues,
 } from "../command.js";
 import { jsonText, textLines, textValue } from "../../output/encode.js";
-import { plural, shortDigest } from "../format.js";
+import { shortDigest } from "../format.js";
 import { ExitCode, writeLine, type CliIO } from "../io.js";
 import { createCliLogger, type LogFormat } from "../logger.js";
 import { manifestInputFromOptions, manifestOptionSpecs } from "../manifest-options.js";

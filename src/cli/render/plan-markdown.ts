@@ -1,6 +1,7 @@
+import { plural } from "../../output/quantities.js";
 import type { DestinationLine, ImageGroup, RowStatus } from "../../plan/index.js";
 import { markdownCode, markdownText } from "../../output/encode.js";
-import { abbreviatedList, plural, positionText, shortDigest } from "../format.js";
+import { abbreviatedList, positionText, shortDigest } from "../format.js";
 
 /**
  * The plan or result as GitHub-flavoured markdown, for a pull-request comment or a CI job

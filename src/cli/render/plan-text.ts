@@ -1,6 +1,7 @@
+import { plural } from "../../output/quantities.js";
 import type { DestinationLine, ImageGroup, RowStatus } from "../../plan/index.js";
 import { textLines } from "../../output/encode.js";
-import { abbreviatedList, plural, positionText, shortDigest } from "../format.js";
+import { abbreviatedList, positionText, shortDigest } from "../format.js";
 
 /**
  * The plan (or the run's result) as text for a terminal or a CI log: grouped by image, one line

@@ -1,6 +1,7 @@
+import { plural } from "../../output/quantities.js";
 import type { AttachmentOutcome, AttachmentPlan, AttachmentWork, WorkItem } from "../../sign/index.js";
 import { markdownCode, markdownText, textLines } from "../../output/encode.js";
-import { abbreviatedList, plural, shortDigest } from "../format.js";
+import { abbreviatedList, shortDigest } from "../format.js";
 
 /**
  * The signature and attachment part of a plan or result, for people (text, markdown) and

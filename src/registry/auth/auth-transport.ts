@@ -1,5 +1,5 @@
 import type { Logger } from "../../log.js";
-import { hostnameOf, type RegistryHost } from "../../reference/index.js";
+import { foldHostCase, hostnameOf, type RegistryHost } from "../../reference/index.js";
 import type { Credential } from "../credentials/types.js";
 import type { RegistryError } from "../errors.js";
 import { redactUrl, type Redactor } from "../redact.js";
@@ -234,7 +234,7 @@ export class AuthTransport implements Transport {
   }
 
   private isInternal(hostname: string): Promise<boolean> {
-    const key = hostname.toLowerCase();
+    const key = foldHostCase(hostname);
     let answer = this.internalHosts.get(key);
     if (!answer) {
       answer = isInternalHost(key, this.options.resolveHost);

@@ -1,3 +1,4 @@
+import { isJsonObject } from "../../json-shape.js";
 import type { Credential } from "../credentials/types.js";
 import { MAX_TOKEN_CHARS, MAX_TOKEN_RESPONSE_BYTES } from "../limits.js";
 import type { Redactor } from "../redact.js";
@@ -130,10 +131,7 @@ export async function requestToken(
       },
     );
   }
-  const fields = (typeof document === "object" && document !== null ? document : {}) as Record<
-    string,
-    unknown
-  >;
+  const fields: Record<string, unknown> = isJsonObject(document) ? document : {};
   const token =
     typeof fields.token === "string" && fields.token.length > 0
       ? fields.token

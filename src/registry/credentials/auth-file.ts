@@ -1,6 +1,13 @@
+import { isJsonObject } from "../../json-shape.js";
 import { readFile, stat } from "node:fs/promises";
 import { describeError } from "../../errors.js";
-import type { RegistryHost, RepositoryPath } from "../../reference/index.js";
+import {
+  DOCKER_HUB,
+  foldHostCase,
+  isDockerHubName,
+  type RegistryHost,
+  type RepositoryPath,
+} from "../../reference/index.js";
 import { RegistryError } from "../errors.js";
 import { MAX_CREDENTIAL_FILE_BYTES } from "../limits.js";
 import type { Credential } from "./types.js";
@@ -29,13 +36,6 @@ export interface AuthEntry {
   readonly registrytoken?: string;
 }
 
-/** Docker Hub's names in credential files; all mean `docker.io`. */
-const DOCKER_HUB_KEYS: ReadonlySet<string> = new Set([
-  "docker.io",
-  "index.docker.io",
-  "registry-1.docker.io",
-]);
-
 /** Docker's historical key for Docker Hub, which helpers and `auths` use. */
 export const DOCKER_HUB_AUTH_KEY = "https://index.docker.io/v1/";
 
@@ -47,18 +47,14 @@ export function normalizeAuthKey(key: string): string {
   let name = key.trim().replace(/^[a-z][a-z0-9+.-]*:\/\//i, "");
   name = name.replace(/\/+$/, "").replace(/\/v[12]$/, "");
   const slash = name.indexOf("/");
-  const host = (slash < 0 ? name : name.slice(0, slash)).toLowerCase();
+  const host = foldHostCase(slash < 0 ? name : name.slice(0, slash));
   const rest = slash < 0 ? "" : name.slice(slash);
-  return `${DOCKER_HUB_KEYS.has(host) ? "docker.io" : host}${rest}`;
+  return `${isDockerHubName(host) ? DOCKER_HUB : host}${rest}`;
 }
 
 /** The name a registry is looked up under in credential files. */
 export function registryAuthKey(registry: RegistryHost): string {
   return normalizeAuthKey(registry);
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 function stringField(record: Record<string, unknown>, name: string): string | undefined {
@@ -77,16 +73,16 @@ export function parseAuthDocument(text: string, where: string): AuthDocument {
       registry: where,
     });
   }
-  if (!isRecord(document)) {
+  if (!isJsonObject(document)) {
     throw new RegistryError("registry-auth", `${where} must hold a JSON object`, {
       operation: "read credentials",
       registry: where,
     });
   }
   const auths = new Map<string, AuthEntry>();
-  if (isRecord(document.auths)) {
+  if (isJsonObject(document.auths)) {
     for (const [key, value] of Object.entries(document.auths)) {
-      if (!isRecord(value)) continue;
+      if (!isJsonObject(value)) continue;
       const entry: AuthEntry = {
         ...optional("auth", stringField(value, "auth")),
         ...optional("username", stringField(value, "username")),
@@ -100,7 +96,7 @@ export function parseAuthDocument(text: string, where: string): AuthDocument {
     }
   }
   const credHelpers = new Map<string, string>();
-  if (isRecord(document.credHelpers)) {
+  if (isJsonObject(document.credHelpers)) {
     for (const [key, value] of Object.entries(document.credHelpers)) {
       if (typeof value === "string" && value.length > 0) credHelpers.set(normalizeAuthKey(key), value);
     }

@@ -15,7 +15,7 @@ export class CredentialStore {
     repository: RepositoryPath | undefined,
     options: { readonly signal?: AbortSignal } = {},
   ): Promise<Credential | undefined> {
-    const key = `${registry.toLowerCase()}/${repository ?? ""}`;
+    const key = `${registry}/${repository ?? ""}`;
     let answer = this.cache.get(key);
     if (!answer) {
       answer = this.ask(registry, repository, options);

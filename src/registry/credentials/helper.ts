@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import { AbortedError } from "../../errors.js";
+import { NETWORK_VARIABLES, pickEnvironment } from "../../child-environment.js";
 import type { RegistryHost } from "../../reference/index.js";
 import { RegistryError } from "../errors.js";
 import { MAX_CREDENTIAL_HELPER_OUTPUT_BYTES } from "../limits.js";
@@ -42,16 +43,7 @@ const HELPER_VARIABLES: ReadonlySet<string> = new Set([
   "GNUPGHOME",
   "GPG_AGENT_INFO",
   "PASSWORD_STORE_DIR",
-  "SSL_CERT_FILE",
-  "SSL_CERT_DIR",
-  "HTTP_PROXY",
-  "HTTPS_PROXY",
-  "NO_PROXY",
-  "ALL_PROXY",
-  "http_proxy",
-  "https_proxy",
-  "no_proxy",
-  "all_proxy",
+  ...NETWORK_VARIABLES,
 ]);
 const HELPER_VARIABLE_PREFIXES: readonly string[] = ["LC_", "XDG_", "AWS_", "GOOGLE_", "CLOUDSDK_", "AZURE_"];
 
@@ -66,16 +58,14 @@ export function credentialHelperEnvironment(
   env: Readonly<Record<string, string | undefined>>,
 ): Record<string, string> {
   const extra = new Set((env[HELPER_ENV_VARIABLE] ?? "").split(/[\s,]+/).filter(Boolean));
-  const passed: Record<string, string> = {};
-  for (const [name, value] of Object.entries(env)) {
-    if (value === undefined || name.startsWith("PROMOTER_")) continue;
-    const wanted =
-      HELPER_VARIABLES.has(name) ||
-      HELPER_VARIABLE_PREFIXES.some((prefix) => name.startsWith(prefix)) ||
-      extra.has(name);
-    if (wanted) passed[name] = value;
-  }
-  return passed;
+  return pickEnvironment(
+    env,
+    (name) =>
+      !name.startsWith("PROMOTER_") &&
+      (HELPER_VARIABLES.has(name) ||
+        HELPER_VARIABLE_PREFIXES.some((prefix) => name.startsWith(prefix)) ||
+        extra.has(name)),
+  );
 }
 
 export interface HelperOptions {

@@ -4,7 +4,7 @@ import * as path from "node:path";
 import { silentLogger, type Logger } from "../../log.js";
 import {
   isRepositoryPath,
-  OCI_LAYOUT_PREFIX,
+  layoutKey,
   repositoryPathProblem,
   type RepositoryPath,
 } from "../../reference/index.js";
@@ -33,7 +33,7 @@ export async function listOciLayoutRepositories(
     new RegistryError(
       "layout-invalid",
       summary,
-      { operation: "catalog", registry: `${OCI_LAYOUT_PREFIX}${directory}` },
+      { operation: "catalog", registry: layoutKey(directory) },
       cause === undefined ? undefined : { cause },
     );
   if (directory.includes("\0") || !path.isAbsolute(directory)) {

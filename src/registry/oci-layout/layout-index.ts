@@ -1,3 +1,4 @@
+import { isJsonObject } from "../../json-shape.js";
 import { describeError } from "../../errors.js";
 import { MediaType, parseDescriptor, type Descriptor } from "../../oci/index.js";
 import { isTag, type Digest, type Tag } from "../../reference/index.js";
@@ -29,10 +30,6 @@ export interface LayoutIndex {
 /** A malformed or hostile index.json; the store turns it into a `layout-invalid` RegistryError. */
 export class LayoutIndexProblem extends Error {}
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 /**
  * Why a ref.name is refused outright, or undefined. Names that are not tags (the OCI grammar
  * allows `/`, `:` and `@`) are kept but are not tags; names that look like attempts to reach
@@ -62,7 +59,7 @@ export function parseLayoutIndex(bytes: Uint8Array): LayoutIndex {
   } catch (error) {
     throw new LayoutIndexProblem(`index.json is not UTF-8 JSON: ${describeError(error)}`);
   }
-  if (!isRecord(document)) throw new LayoutIndexProblem("index.json must be a JSON object");
+  if (!isJsonObject(document)) throw new LayoutIndexProblem("index.json must be a JSON object");
   if (document.schemaVersion !== 2) {
     throw new LayoutIndexProblem(
       `index.json has schemaVersion ${JSON.stringify(document.schemaVersion)}, not 2`,

@@ -17,7 +17,7 @@ import {
   formatRepositoryLocation,
   isDigest,
   isTag,
-  OCI_LAYOUT_PREFIX,
+  layoutKey,
   type Digest,
   type RepositoryLocation,
   type RepositoryPath,
@@ -103,7 +103,7 @@ class OciLayoutRepositoryStore implements OciLayoutRepository {
   private errorDetails(operation: string): RegistryErrorDetails {
     return {
       operation,
-      registry: `${OCI_LAYOUT_PREFIX}${this.location.directory}`,
+      registry: layoutKey(this.location.directory),
       repository: this.location.repository,
     };
   }

@@ -1,6 +1,6 @@
 import type { Logger } from "../../log.js";
 import { LISTING_PAGE_SIZE } from "../limits.js";
-import type { RegistryHost } from "../../reference/index.js";
+import { DOCKER_HUB, type RegistryHost } from "../../reference/index.js";
 import type { Redactor } from "../redact.js";
 import type { Transport } from "../transport/types.js";
 import { PendingSessions } from "./blob-upload.js";
@@ -44,7 +44,7 @@ export class RegistryEndpoint {
     /** `n` asked for in tag and catalog listings. */
     readonly listingPageSize: number = LISTING_PAGE_SIZE,
   ) {
-    this.apiHost = host.toLowerCase() === "docker.io" ? DOCKER_HUB_API_HOST : host;
+    this.apiHost = host === DOCKER_HUB ? DOCKER_HUB_API_HOST : host;
     this.origin = `${scheme}://${this.apiHost}`;
   }
 

@@ -1,3 +1,4 @@
+import { isJsonObject } from "../../json-shape.js";
 import { isRepositoryPath, isTag, type RepositoryPath, type Tag } from "../../reference/index.js";
 import { MAX_LISTING_BYTES, NAME_LISTING_BOUNDS } from "../limits.js";
 import type { CallOptions } from "../store.js";
@@ -70,10 +71,7 @@ async function collectPages(
         status: response.status,
       });
     }
-    const entries =
-      typeof document === "object" && document !== null
-        ? (document as Record<string, unknown>)[field]
-        : undefined;
+    const entries = isJsonObject(document) ? document[field] : undefined;
     if (entries !== undefined && entries !== null && !Array.isArray(entries)) {
       throw requestError("registry-protocol", `listing page has no ${field} list`, request, {
         status: response.status,

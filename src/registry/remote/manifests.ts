@@ -1,3 +1,4 @@
+import { isJsonObject } from "../../json-shape.js";
 import { MANIFEST_ACCEPT, isManifestMediaType, type Descriptor } from "../../oci/index.js";
 import { digestAlgorithm, digestOf, isDigest, type Digest, type Tag } from "../../reference/index.js";
 import { MANIFEST_READ_ATTEMPTS, MAX_MANIFEST_BYTES } from "../limits.js";
@@ -44,8 +45,8 @@ export function contradicts(announced: Digest | undefined, expected: Digest): an
 function manifestMediaType(bytes: Uint8Array, contentType: string | undefined): string {
   try {
     const document = JSON.parse(Buffer.from(bytes).toString("utf8")) as unknown;
-    if (typeof document === "object" && document !== null) {
-      const declared = (document as { mediaType?: unknown }).mediaType;
+    if (isJsonObject(document)) {
+      const declared = document.mediaType;
       if (typeof declared === "string" && declared.length > 0) return declared;
     }
   } catch {

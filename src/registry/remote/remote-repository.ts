@@ -1,6 +1,12 @@
 import type { Readable } from "node:stream";
 import { referrerDescriptor, type Descriptor } from "../../oci/index.js";
-import type { Digest, RepositoryLocation, RepositoryPath, Tag } from "../../reference/index.js";
+import {
+  formatRepositoryLocation,
+  type Digest,
+  type RepositoryLocation,
+  type RepositoryPath,
+  type Tag,
+} from "../../reference/index.js";
 import type {
   CallOptions,
   ContentDeleter,
@@ -34,7 +40,7 @@ export class RemoteRepository implements RepositoryStore, ContentDeleter {
     private readonly clock: Clock,
   ) {
     this.location = { kind: "remote", host: endpoint.host, repository };
-    this.name = `${endpoint.host}/${repository}`;
+    this.name = formatRepositoryLocation(this.location);
     this.client = new RepositoryClient(endpoint, repository);
   }
 

@@ -1,3 +1,4 @@
+import { foldHostCase } from "../../reference/index.js";
 import { Semaphore } from "../../concurrency/index.js";
 import type { Clock } from "./clock.js";
 import { hostWithoutPort } from "./security-policy.js";
@@ -71,13 +72,13 @@ export class HostLimitTransport implements Transport {
 
   /** The limits that apply to `host` (`name[:port]`). */
   limitFor(host: string): HostLimit {
-    const key = host.toLowerCase();
+    const key = foldHostCase(host);
     const perHost = this.options.perHost ?? {};
     return perHost[key] ?? perHost[hostWithoutPort(key)] ?? this.options.defaults ?? {};
   }
 
   private limiterFor(host: string): HostLimiter {
-    const key = host.toLowerCase();
+    const key = foldHostCase(host);
     let limiter = this.limiters.get(key);
     if (!limiter) {
       const limit = this.limitFor(key);

@@ -2,6 +2,7 @@ import { lookup as dnsLookup } from "node:dns/promises";
 import type { LookupAddress, LookupOptions } from "node:dns";
 import { isIP } from "node:net";
 import {
+  foldHostCase,
   internalAddressReason,
   internalHostReason,
   parseIpAddress,
@@ -41,7 +42,7 @@ export type HostResolver = (hostname: string) => Promise<string[]>;
 /** A resolver that answers from `overrides` first (see UndiciTransportOptions.hostAddresses), then DNS. */
 export function createHostResolver(overrides: ReadonlyMap<string, string> = new Map()): HostResolver {
   return async (hostname) => {
-    const name = hostname.replace(/^\[|\]$/g, "").toLowerCase();
+    const name = foldHostCase(hostname.replace(/^\[|\]$/g, ""));
     if (isIP(name) !== 0) return [name];
     const pinned = overrides.get(name);
     if (pinned !== undefined) return [pinned];
@@ -106,13 +107,13 @@ export class InternalAddressGuard {
 
   constructor(private readonly policy: InternalAddressPolicy) {
     this.allowed = policy.allowed.map((entry) => {
-      const { hostname, port } = splitRegistryHost(entry.trim().toLowerCase());
+      const { hostname, port } = splitRegistryHost(foldHostCase(entry.trim()));
       return { name: hostname, address: parseIpAddress(hostname), port };
     });
   }
 
   private allows(hostname: string, port: string | undefined): boolean {
-    const name = hostname.replace(/^\[|\]$/g, "").toLowerCase();
+    const name = foldHostCase(hostname.replace(/^\[|\]$/g, ""));
     const address = parseIpAddress(name);
     return this.allowed.some(
       (entry) =>

@@ -1,3 +1,4 @@
+import { isJsonObject } from "../../json-shape.js";
 import { truncateForMessage } from "../../errors.js";
 import { RegistryError, type RegistryErrorCode } from "../errors.js";
 import { MAX_ERROR_BODY_BYTES, MAX_REGISTRY_MESSAGE_CHARS } from "../limits.js";
@@ -57,13 +58,12 @@ export function parseErrorBody(bytes: Uint8Array, redactor: Redactor): RegistryE
       ? { codes: [], message: truncateForMessage(redactor.redact(plain), MAX_REGISTRY_MESSAGE_CHARS) }
       : { codes: [] };
   }
-  const errors =
-    typeof document === "object" && document !== null && "errors" in document ? document.errors : undefined;
+  const errors = isJsonObject(document) ? document.errors : undefined;
   if (!Array.isArray(errors)) return { codes: [] };
   const codes: string[] = [];
   const messages: string[] = [];
   for (const entry of errors.slice(0, 20)) {
-    if (typeof entry !== "object" || entry === null) continue;
+    if (!isJsonObject(entry)) continue;
     const { code, message } = entry as { code?: unknown; message?: unknown };
     if (typeof code === "string" && /^[A-Z0-9_]{1,64}$/.test(code)) codes.push(code);
     if (typeof message === "string" && message.length > 0) messages.push(message);

@@ -1,4 +1,4 @@
-import { isLoopbackHost } from "../../reference/index.js";
+import { foldHostCase, isLoopbackHost } from "../../reference/index.js";
 
 /**
  * Which hosts may be reached over plain HTTP: loopback hosts (127.0.0.0/8, ::1, localhost), as
@@ -10,12 +10,12 @@ export class SecurityPolicy {
 
   /** `insecureRegistries`: `HOST` (any port) or `HOST:PORT` entries. */
   constructor(insecureRegistries: readonly string[] = []) {
-    this.insecure = new Set(insecureRegistries.map((entry) => entry.trim().toLowerCase()).filter(Boolean));
+    this.insecure = new Set(insecureRegistries.map((entry) => foldHostCase(entry.trim())).filter(Boolean));
   }
 
   /** Whether `host` (`name[:port]`, as in a URL) was named insecure. */
   isNamedInsecure(host: string): boolean {
-    const normalized = host.toLowerCase();
+    const normalized = foldHostCase(host);
     if (this.insecure.has(normalized)) return true;
     const name = hostWithoutPort(normalized);
     return this.insecure.has(name);

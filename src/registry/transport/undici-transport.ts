@@ -1,3 +1,4 @@
+import { foldHostCase } from "../../reference/index.js";
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from "node:dns";
 import { maxHeaderSize } from "node:http";
 import { isIP } from "node:net";
@@ -86,7 +87,7 @@ type LookupCallback = (
 /** A `lookup` for net/tls.connect that answers from `hostAddresses` first. */
 export function lookupWithOverrides(hostAddresses: ReadonlyMap<string, string>) {
   return (hostname: string, options: LookupOptions, callback: LookupCallback): void => {
-    const pinned = hostAddresses.get(hostname.toLowerCase());
+    const pinned = hostAddresses.get(foldHostCase(hostname));
     if (pinned === undefined) {
       dnsLookup(hostname, options, callback);
       return;
