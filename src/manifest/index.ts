@@ -15,6 +15,8 @@ export {
   countBySeverity,
   formatPosition,
   makeFinding,
+  relativeFile,
+  relativePosition,
   MANIFEST_RULES,
   sortFindings,
   type ManifestRuleId,

@@ -144,3 +144,17 @@ export {
   type VerifyStatus,
   type VerifyTargetsOptions,
 } from "./verify-targets.js";
+export {
+  repairSignatures,
+  repairTargets,
+  type RepairSignaturesOptions,
+  type SignatureRepair,
+} from "./repair-signatures.js";
+export {
+  verifyDocument,
+  verifyProblems,
+  VERIFY_DOCUMENT_SCHEMA,
+  VERIFY_DOCUMENT_VERSION,
+  type VerifyDocumentOptions,
+} from "./verify-document.js";
+export { outcomesByTarget, signaturesDocument } from "./signatures-document.js";
