@@ -81,6 +81,7 @@ export {
   describeTreeFileRefusal,
   ManifestTree,
   TreeFileRefusedError,
+  type TreeEntryKind,
   type TreeFileRead,
   type TreeFileRefusal,
 } from "./tree-files.js";

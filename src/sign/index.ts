@@ -81,6 +81,8 @@ export {
   type AttachmentMode,
   type AttachmentPlan,
   type AttachmentWork,
+  type KeptLayer,
+  type PlannedContent,
   type SignatureFormat,
   type SignatureTarget,
   type SubjectWork,
@@ -90,6 +92,7 @@ export {
   type WorkItemKind,
 } from "./attachment-plan.js";
 export { decideLayerSet, decideSingleDocument } from "./decide-attachments.js";
+export type { PlannedBlob } from "./blob-io.js";
 export {
   manifestShape,
   recogniseAttachment,
