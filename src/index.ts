@@ -1,19 +1,290 @@
 /**
- * image-promoter's library API. The CLI is a thin layer over these functions; other programs can
- * call them directly. Each layer's own index is its public face:
- * names and digests (reference), OCI content (oci), promotion manifests (manifest), planning
- * (plan), registries and OCI layouts (registry), graph copy (copy), promotion runs (promote),
- * signatures (sign), the auditor (audit).
+ * image-promoter's library API (`import { ... } from "image-promoter"`): what a program needs to
+ * load and validate promotion manifests, plan and run a promotion, reach registries, sign and
+ * verify, with the value types and parsers and the errors they raise. Every name is listed here
+ * on purpose; anything else is internal and may change. api/image-promoter.api.md is the
+ * reviewed record of this surface (`npm run api` updates it; `npm test` fails when it is stale).
+ * The auditor is its own entry point, `image-promoter/audit` (src/audit.ts): only it needs the
+ * native SQLite addon.
  */
-export * from "./errors.js";
-export * from "./log.js";
-export * from "./reference/index.js";
-export * from "./oci/index.js";
-export * from "./manifest/index.js";
-export * from "./plan/index.js";
-export * from "./registry/index.js";
-export * from "./copy/index.js";
-export * from "./promote/index.js";
-export * from "./sign/index.js";
-export * from "./audit/index.js";
-export * from "./gitops/index.js";
+
+// Errors: one base with a typed code (docs/errors.md).
+export {
+  AbortedError,
+  ERROR_CODES,
+  InvalidNameError,
+  isPromoterError,
+  PROBLEM_CODES,
+  PromoterError,
+  RefusedError,
+  UsageError,
+  type AuditErrorCode,
+  type CopyErrorCode,
+  type ErrorCode,
+  type GeneralErrorCode,
+  type GitOpsErrorCode,
+  type ManifestErrorCode,
+  type Problem,
+  type ProblemCode,
+  type RefusedErrorCode,
+  type RegistryErrorCode,
+  type ReportOnlyCode,
+  type SignErrorCode,
+} from "./errors.js";
+export { silentLogger, type LogFields, type Logger, type LogLevel } from "./log.js";
+
+// Names and digests.
+export {
+  digestOf,
+  formatImageReference,
+  formatRepositoryLocation,
+  isDigest,
+  isRepositoryPath,
+  isTag,
+  parseDigest,
+  parseImageReference,
+  parseRegistryHost,
+  parseRegistryLocation,
+  parseRepositoryPath,
+  parseTag,
+  type Digest,
+  type DigestAlgorithm,
+  type DigestInTag,
+  type ImageReference,
+  type IpAddress,
+  type RegistryHost,
+  type RegistryLocation,
+  type RepositoryLocation,
+  type RepositoryPath,
+  type Tag,
+} from "./reference/index.js";
+
+// OCI content.
+export {
+  InvalidContentError,
+  parseManifest,
+  type Descriptor,
+  type ImageIndex,
+  type ImageManifest,
+  type MediaType,
+  type ParsedManifest,
+  type Platform,
+} from "./oci/index.js";
+
+// Promotion manifests: loading, parsing in memory, validating, the registry policy.
+export {
+  createManifestSet,
+  EmptyManifestTreeError,
+  findTagConflicts,
+  formatPosition,
+  loadManifests,
+  loadRegistryPolicy,
+  MANIFEST_RULES,
+  ManifestIoError,
+  parsePlainManifest,
+  parseThinManifest,
+  TreeFileRefusedError,
+  validate,
+  type AllowedRegistry,
+  type DigestEntry,
+  type Finding,
+  type ImageEntry,
+  type LoadManifestOptions,
+  type ManifestInput,
+  type ManifestRuleId,
+  type ManifestSet,
+  type ManifestSetOptions,
+  type ManifestText,
+  type ParsedPromotionManifest,
+  type PromotionManifest,
+  type RegistryEntry,
+  type RegistryPolicy,
+  type RegistryPolicyOptions,
+  type Severity,
+  type SourcePosition,
+  type TagClaim,
+  type TagConflict,
+  type TagEntry,
+  type TreeAllowList,
+  type TreeEntryKind,
+  type TreeFileRefusal,
+  type ValidationResult,
+  type ValidationSummary,
+} from "./manifest/index.js";
+
+// Planning: the edges the manifests declare, their decisions and outcomes, the plan document.
+export {
+  countDecisions,
+  countEdges,
+  EDGE_OUTCOME_KINDS,
+  edgesFromDocument,
+  isFailureOutcome,
+  parseShard,
+  PLAN_DOCUMENT_SCHEMA,
+  PLAN_DOCUMENT_VERSION,
+  PlanDocumentError,
+  promotionEdges,
+  SHARD_KEYS,
+  shardFilter,
+  ShardError,
+  type EdgeDecision,
+  type EdgeDecisionKind,
+  type EdgeError,
+  type EdgeOutcome,
+  type EdgeOutcomeKind,
+  type Inventory,
+  type JsonEdge,
+  type JsonRepositoryLocation,
+  type PlanDocument,
+  type PlannedCopy,
+  type PlannedDestination,
+  type PlannedEdge,
+  type PromotionEdge,
+  type PromotionPlan,
+  type RepositoryObservation,
+  type RepositoryReadFailure,
+  type RepositoryState,
+  type SavedPlanEdge,
+  type Shard,
+  type ShardKey,
+} from "./plan/index.js";
+
+// Promoting: plan, run, a saved plan, the JSON plan and report.
+export {
+  countOutcomes,
+  planPromotion,
+  planSavedPlan,
+  promote,
+  promotionDocument,
+  promotionFailed,
+  promotionReport,
+  runPlanned,
+  writtenBytes,
+  type ExecutionResult,
+  type PlannedPromotion,
+  type PlanPromotionOptions,
+  type PromoteOptions,
+  type PromotionDocumentOptions,
+  type PromotionReportOptions,
+  type PromotionResult,
+  type SavedPlanCheck,
+  type SignatureOptions,
+} from "./promote/index.js";
+
+// Registries and OCI layouts: the store provider and the errors of its stores.
+export {
+  createStoreProvider,
+  onSide,
+  openOnSide,
+  Redactor,
+  RegistryError,
+  type BlobChecker,
+  type BlobMounter,
+  type BlobReader,
+  type BlobWriter,
+  type CallOptions,
+  type Clock,
+  type Credential,
+  type CredentialSource,
+  type HostLimit,
+  type InternalAddressPolicy,
+  type ManifestContent,
+  type ManifestReader,
+  type ManifestResolver,
+  type ManifestWriter,
+  type RedactorOptions,
+  type ReferrerLister,
+  type RegistryErrorDetails,
+  type RegistryStoreProvider,
+  type RepositoryCatalog,
+  type RepositoryIdentity,
+  type RepositoryOpener,
+  type RepositoryStore,
+  type RequestCount,
+  type RetryPolicy,
+  type SecretEncoding,
+  type Side,
+  type StoreProvider,
+  type StoreProviderOptions,
+  type StoreTimeouts,
+  type TagLister,
+} from "./registry/index.js";
+
+// Copying image graphs: what a promotion reports while it runs.
+export {
+  CopyError,
+  type BlobEvent,
+  type CopyEvent,
+  type CopyDestinationStore,
+  type CopyEventType,
+  type CopyOutcome,
+  type CopySourceStore,
+  type CopyStats,
+  type CopyStatus,
+  type DestinationEvent,
+  type ManifestEvent,
+} from "./copy/index.js";
+
+// Signing and verifying.
+export {
+  ATTACHMENT_MODES,
+  canonicalRegistries,
+  createKeylessPolicy,
+  createKeylessSigner,
+  createKeySigner,
+  loadSigningKey,
+  loadSourcePolicy,
+  loadTrustedRoot,
+  loadVerificationKey,
+  parseSigningKey,
+  parseVerificationKey,
+  repairSignatures,
+  SIGNATURE_FORMATS,
+  signatureTargets,
+  SignError,
+  VERIFY_DOCUMENT_SCHEMA,
+  VERIFY_DOCUMENT_VERSION,
+  verifyDocument,
+  verifyProblems,
+  verifyTargets,
+  type AttachmentKind,
+  type AttachmentMode,
+  type AttachmentOutcome,
+  type AttachmentPlan,
+  type AttachmentStatus,
+  type AttachmentWork,
+  type ClaimsExpectation,
+  type ImageSigner,
+  type KeptLayer,
+  type KeylessIdentity,
+  type KeylessPolicy,
+  type KeylessSignerOptions,
+  type KeylessVerdict,
+  type KeySignerOptions,
+  type KeySourceOptions,
+  type OwnSignatures,
+  type OwnVerdict,
+  type PlannedBlob,
+  type PlannedContent,
+  type RepairSignaturesOptions,
+  type SignatureExpectation,
+  type SignatureFormat,
+  type SignatureRepair,
+  type SignatureStatus,
+  type SignatureSubject,
+  type SignatureTarget,
+  type SigningKey,
+  type SourcePolicy,
+  type SourceRule,
+  type SubjectWork,
+  type TargetDestination,
+  type TargetOptions,
+  type VerificationKey,
+  type VerifyDocumentOptions,
+  type VerifyResult,
+  type VerifyStatus,
+  type VerifyTargetsOptions,
+  type WorkAction,
+  type WorkItem,
+  type WorkItemKind,
+} from "./sign/index.js";

@@ -1,7 +1,7 @@
-import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
 import { PromoterError } from "../errors.js";
 import { findingQuery, findingsFromRows, type AuditFinding, type FindingFilter } from "./finding-store.js";
+import { sqliteDriverPath } from "./sqlite.js";
 
 /**
  * `GET /findings` reads on their own read-only connection in a worker thread. better-sqlite3 is
@@ -117,7 +117,7 @@ export class FindingReader implements FindingQueries {
     if (this.worker) return this.worker;
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: { driver: createRequire(import.meta.url).resolve("better-sqlite3"), path: this.path },
+      workerData: { driver: sqliteDriverPath(), path: this.path },
     });
     worker.on("message", (answer: WorkerAnswer) => {
       const read = this.pending.get(answer.id);

@@ -1,7 +1,8 @@
-import Database from "better-sqlite3";
+import type Database from "better-sqlite3";
 import { PromoterError, describeError } from "../errors.js";
 import type { AuditRule, Verdict } from "./decide.js";
 import type { AuditAction, EventSource, RegistryEvent } from "./event.js";
+import { openSqlite } from "./sqlite.js";
 
 /**
  * Durable findings in an embedded SQLite database (WAL mode, so `promoter audit findings` can
@@ -205,7 +206,7 @@ export class FindingStore {
   static open(path: string): FindingStore {
     let db: Database.Database;
     try {
-      db = new Database(path);
+      db = openSqlite(path);
       db.pragma("journal_mode = WAL");
       // Another process (audit findings) may hold a read transaction briefly.
       db.pragma("busy_timeout = 5000");
@@ -235,7 +236,7 @@ export class FindingStore {
   /** Opens an existing database read-only (for `promoter audit findings`). */
   static openReadOnly(path: string): FindingStore {
     try {
-      const db = new Database(path, { readonly: true, fileMustExist: true });
+      const db = openSqlite(path, { readonly: true, fileMustExist: true });
       db.pragma("busy_timeout = 5000");
       return new FindingStore(db, path);
     } catch (error) {

@@ -1,13 +1,9 @@
-import * as path from "node:path";
-import type { Finding, SourcePosition } from "../manifest/index.js";
+import { relativeFile, type Finding, type SourcePosition } from "../manifest/index.js";
 
 /** Shared text formatting for command output: paths relative to where the user stands, counts. */
 
-export function relativeFile(cwd: string, file: string): string {
-  if (!path.isAbsolute(file)) return file;
-  const relative = path.relative(cwd, file);
-  return relative === "" ? file : relative;
-}
+// Documents the library builds name files the same way (manifest/finding.ts).
+export { relativeFile };
 
 export function positionText(cwd: string, position: SourcePosition): string {
   return `${relativeFile(cwd, position.file)}:${position.line}:${position.column}`;

@@ -1,4 +1,4 @@
-import { AbortedError, describeError, PromoterError } from "../errors.js";
+import { AbortedError, describeError, PromoterError, type CopyErrorCode, type ErrorCode } from "../errors.js";
 import type { Digest } from "../reference/index.js";
 import { RegistryError } from "../registry/index.js";
 import type { Side } from "../registry/index.js";
@@ -8,7 +8,7 @@ import type { Side } from "../registry/index.js";
  * - `copy-source-failed`: reading from the source failed (network, digest mismatch, bad content).
  * - `copy-destination-failed`: writing to or checking the destination failed.
  */
-export type CopyErrorCode = "copy-source-missing" | "copy-source-failed" | "copy-destination-failed";
+export type { CopyErrorCode } from "../errors.js";
 
 /**
  * Why one node of an image graph (a manifest, index or blob) could not be copied to one
@@ -52,7 +52,7 @@ export function isAbort(error: unknown, signal: AbortSignal | undefined): boolea
  * malformed content). Everything else (network, 5xx surfacing after the client's retries,
  * a truncated or corrupted body) earns a fresh attempt.
  */
-const PERMANENT_ERROR_CODES: ReadonlySet<string> = new Set([
+const PERMANENT_ERROR_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   "aborted",
   "registry-auth",
   "registry-denied",

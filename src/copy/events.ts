@@ -46,17 +46,18 @@ export type CopyEvent =
 
 export type CopyEventType = CopyEvent["type"];
 
-interface DestinationEvent<T extends string> {
+/** The fields every event about one destination of a task has. */
+export interface DestinationEvent<T extends string> {
   readonly type: T;
   readonly taskId: string;
   readonly destination: string;
 }
 
-interface ManifestEvent<T extends string> extends DestinationEvent<T> {
+export interface ManifestEvent<T extends string> extends DestinationEvent<T> {
   readonly digest: Digest;
 }
 
-interface BlobEvent<T extends string> extends DestinationEvent<T> {
+export interface BlobEvent<T extends string> extends DestinationEvent<T> {
   readonly digest: Digest;
   readonly size: number;
 }

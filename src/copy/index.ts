@@ -20,6 +20,6 @@ export type {
   CopyStatus,
   CopyTask,
 } from "./task.js";
-export type { CopyEvent, CopyEventType } from "./events.js";
+export type { BlobEvent, CopyEvent, CopyEventType, DestinationEvent, ManifestEvent } from "./events.js";
 export { CopyError, type CopyErrorCode } from "./errors.js";
 export { FAN_OUT_HIGH_WATER_BYTES, FAN_OUT_START_TIMEOUT_MS } from "./fan-out.js";

@@ -40,8 +40,17 @@ const TAG_CONCURRENCY = 8;
 
 /** `no-catalog`: the registry does not list repositories; `invalid-repository`: a bad --repository. */
 export class SnapshotError extends PromoterError {
-  declare readonly code: "no-catalog" | "invalid-repository";
+  declare readonly code: SnapshotErrorCode;
+
+  // Not useless: it narrows the codes a SnapshotError accepts (a class is not generic in its `code`, so
+  // that `instanceof` narrows `code` to its union rather than to any).
+  // eslint-disable-next-line @typescript-eslint/no-useless-constructor
+  constructor(code: SnapshotErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+  }
 }
+
+export type SnapshotErrorCode = "no-catalog" | "invalid-repository";
 
 export interface SnapshotOptions {
   readonly provider: RepositoryOpener & RepositoryCatalog;

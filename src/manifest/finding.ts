@@ -1,3 +1,4 @@
+import * as path from "node:path";
 import type { Finding, Severity, SourcePosition } from "./model.js";
 
 /**
@@ -160,4 +161,16 @@ export function countBySeverity(findings: readonly Finding[]): { errors: number;
 
 export function formatPosition(position: SourcePosition): string {
   return `${position.file}:${position.line}:${position.column}`;
+}
+
+/** A file named relative to `cwd` (where the user stands), as output and documents name files. */
+export function relativeFile(cwd: string, file: string): string {
+  if (!path.isAbsolute(file)) return file;
+  const relative = path.relative(cwd, file);
+  return relative === "" ? file : relative;
+}
+
+/** A position whose file is named relative to `cwd`. */
+export function relativePosition(cwd: string, position: SourcePosition): SourcePosition {
+  return { ...position, file: relativeFile(cwd, position.file) };
 }

@@ -15,6 +15,8 @@ export {
   countBySeverity,
   formatPosition,
   makeFinding,
+  relativeFile,
+  relativePosition,
   MANIFEST_RULES,
   sortFindings,
   type ManifestRuleId,
@@ -78,6 +80,7 @@ export {
   describeTreeFileRefusal,
   ManifestTree,
   TreeFileRefusedError,
+  type TreeEntryKind,
   type TreeFileRead,
   type TreeFileRefusal,
 } from "./tree-files.js";

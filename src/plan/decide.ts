@@ -1,3 +1,4 @@
+import type { ProblemCode } from "../errors.js";
 import type { TagConflict } from "../manifest/index.js";
 import type { Digest, RepositoryLocation, Tag } from "../reference/index.js";
 import { RepositoryKeyCache } from "../reference/index.js";
@@ -31,7 +32,7 @@ export type EdgeDecision =
   | {
       readonly kind: "unreadable";
       readonly side: "source" | "destination";
-      readonly code: string;
+      readonly code: ProblemCode;
       readonly message: string;
     };
 

@@ -1,3 +1,4 @@
+import type { ProblemCode } from "../errors.js";
 import type { Digest, Tag } from "../reference/index.js";
 
 /**
@@ -19,7 +20,7 @@ export interface RepositoryObservation {
 /** The repository could not be read (the registry failed or refused); its edges fail. */
 export interface RepositoryReadFailure {
   readonly kind: "unreadable";
-  readonly code: string;
+  readonly code: ProblemCode;
   readonly message: string;
 }
 

@@ -1,3 +1,4 @@
+import type { ProblemCode } from "../errors.js";
 import { conflictDigests } from "../manifest/index.js";
 import type { EdgeDecision } from "./decide.js";
 import type { PromotionEdge } from "./edge.js";
@@ -20,7 +21,7 @@ export const EDGE_OUTCOME_KINDS: readonly EdgeOutcomeKind[] = [
 ];
 
 export interface EdgeError {
-  readonly code: string;
+  readonly code: ProblemCode;
   readonly message: string;
   readonly side?: "source" | "destination";
 }

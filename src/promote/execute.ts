@@ -3,6 +3,7 @@ import { copyGraphs, type CopyEvent, type CopyOutcome, type CopyTask } from "../
 import type { Logger } from "../log.js";
 import {
   outcomeWithoutWrite,
+  type EdgeError,
   type EdgeOutcome,
   type PlannedCopy,
   type PlannedDestination,
@@ -29,7 +30,10 @@ export interface ExecutionResult {
   readonly attachments?: readonly AttachmentOutcome[];
 }
 
-const TAG_NOT_WRITTEN = { code: "tag-not-written", message: "the copy engine did not write this tag" };
+const TAG_NOT_WRITTEN: EdgeError = {
+  code: "tag-not-written",
+  message: "the copy engine did not write this tag",
+};
 
 /** Names one (source repository, digest, destination repository) of a plan. */
 export function copyKey(sourceKey: string, digest: Digest, destinationKey: string): string {
@@ -132,7 +136,8 @@ function edgeOutcome(
         decision,
         outcome: "failed",
         error: {
-          code: error?.code ?? copy.status,
+          // A failed or aborted copy always carries its error (copy/task.ts); the fallback is a bug.
+          code: error?.code ?? (copy.status === "aborted" ? "aborted" : "internal"),
           message: error?.message ?? `copy ${copy.status}`,
           ...(error && "side" in error ? { side: error.side } : {}),
         },

@@ -17,3 +17,13 @@ export {
   type SignatureOptions,
 } from "./promote.js";
 export { executeSignatures, type ExecuteSignaturesOptions } from "./signatures.js";
+export {
+  countOutcomes,
+  promotionDocument,
+  promotionFailed,
+  promotionReport,
+  writtenBytes,
+  type PromotionDocumentOptions,
+  type PromotionReportOptions,
+} from "./report.js";
+export { planSavedPlan, type SavedPlanCheck } from "./saved-plan.js";

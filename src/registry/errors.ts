@@ -1,4 +1,4 @@
-import { PromoterError } from "../errors.js";
+import { PromoterError, type RegistryErrorCode } from "../errors.js";
 import type { Side } from "./side.js";
 
 /**
@@ -25,18 +25,8 @@ export interface RegistryErrorDetails {
   readonly attempts?: number;
 }
 
-export type RegistryErrorCode =
-  | "registry-http" // an unexpected HTTP status
-  | "registry-network" // connection refused, reset, DNS, TLS
-  | "registry-timeout"
-  | "registry-auth" // no or wrong credentials, token endpoint refused
-  | "registry-denied" // authenticated but not allowed
-  | "registry-not-found"
-  | "registry-digest-mismatch" // bytes do not hash to the digest asked for or announced
-  | "registry-too-large" // a response above its size cap
-  | "registry-protocol" // a response that breaks the spec (bad Location, bad JSON)
-  | "registry-insecure" // a request that would weaken transport security (https -> http, foreign realm)
-  | "layout-invalid"; // an OCI layout directory that is malformed or tries to escape
+/** The codes, each explained, are listed in src/errors.ts (`REGISTRY_ERROR_CODES`). */
+export type { RegistryErrorCode } from "../errors.js";
 
 export class RegistryError extends PromoterError {
   declare readonly code: RegistryErrorCode;

@@ -1,3 +1,4 @@
+import type { Problem } from "../errors.js";
 import type { Descriptor } from "../oci/index.js";
 import type { Digest, RepositoryLocation, RepositoryPath, Tag } from "../reference/index.js";
 import type { CopySourceStore } from "../copy/index.js";
@@ -109,7 +110,7 @@ export interface AttachmentWork {
   /** Children skipped (artifacts, not images). */
   readonly notes: readonly string[];
   /** When set, nothing could be planned for this digest (e.g. its index is unreadable). */
-  readonly problem?: { readonly code: string; readonly message: string };
+  readonly problem?: Problem;
 }
 
 export interface AttachmentPlan {

@@ -1,6 +1,6 @@
 import { runBounded } from "../concurrency/index.js";
 import { copyGraphs, type CopyDestinationStore } from "../copy/index.js";
-import { AbortedError } from "../errors.js";
+import { AbortedError, type Problem } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import type { Digest, Tag } from "../reference/index.js";
 import {
@@ -56,7 +56,7 @@ export interface AttachmentOutcome {
   readonly status: AttachmentStatus;
   /** The digest of what was written. */
   readonly digest?: Digest;
-  readonly error?: { readonly code: string; readonly message: string };
+  readonly error?: Problem;
 }
 
 export interface ExecuteAttachmentsOptions {
@@ -292,8 +292,8 @@ async function writeContent(
   item: WorkItem,
   stores: ReadonlyMap<string, CopyDestinationStore>,
   context: Context,
-): Promise<Map<string, { code: string; message: string }>> {
-  const failures = new Map<string, { code: string; message: string }>();
+): Promise<Map<string, Problem>> {
+  const failures = new Map<string, Problem>();
   if (content.kind === "manifest") {
     const reference = item.tag ?? content.manifest.digest;
     await Promise.all(

@@ -43,6 +43,7 @@ export {
   type AttachmentTagKind,
   type BlobContent,
   type BuiltLayerSet,
+  type ClaimsExpectation,
   type ParsedLayerSet,
   type SimpleSigningClaims,
 } from "./cosign-format.js";
@@ -83,6 +84,8 @@ export {
   type AttachmentMode,
   type AttachmentPlan,
   type AttachmentWork,
+  type KeptLayer,
+  type PlannedContent,
   type SignatureFormat,
   type SignatureTarget,
   type SubjectWork,
@@ -92,6 +95,7 @@ export {
   type WorkItemKind,
 } from "./attachment-plan.js";
 export { decideLayerSet, decideSingleDocument } from "./decide-attachments.js";
+export type { PlannedBlob } from "./blob-io.js";
 export {
   manifestShape,
   recogniseAttachment,
@@ -146,3 +150,17 @@ export {
   type VerifyStatus,
   type VerifyTargetsOptions,
 } from "./verify-targets.js";
+export {
+  repairSignatures,
+  repairTargets,
+  type RepairSignaturesOptions,
+  type SignatureRepair,
+} from "./repair-signatures.js";
+export {
+  verifyDocument,
+  verifyProblems,
+  VERIFY_DOCUMENT_SCHEMA,
+  VERIFY_DOCUMENT_VERSION,
+  type VerifyDocumentOptions,
+} from "./verify-document.js";
+export { outcomesByTarget, signaturesDocument } from "./signatures-document.js";

@@ -27,7 +27,8 @@ export const auditFindingsCommand: Command = {
   description: `
 Reads the findings database of 'promoter audit serve' (read-only; the server may be running) and
 prints findings newest first. --repository takes HOST/PATH, or a prefix ending in "/".
-The JSON form is {"findings": [...]} as GET /findings returns it.
+The JSON form is {"findings": [...]} as GET /findings returns it. Reading the database needs
+better-sqlite3, an optional dependency of image-promoter.
 
 Exit status: 0 when no violation is printed, 1 when at least one is, 2 on bad input.`,
   options: {

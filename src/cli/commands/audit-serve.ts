@@ -182,9 +182,10 @@ local user in the process list: give them as env://NAME or in a file (--alert-we
 --git-url-file). Credentials of an http(s) git URL are sent as an HTTP header, never passed to
 git on its command line or written to its configuration.
 
-Findings are kept in an SQLite database (--db, default ./${DEFAULT_AUDIT_DB}); violations are logged
-as JSON lines on stdout and sent to --alert-webhook (Slack-compatible). Manifests are reloaded when
-they change; a broken change keeps the last good state and raises an alert.
+Findings are kept in an SQLite database (--db, default ./${DEFAULT_AUDIT_DB}), through better-sqlite3,
+an optional dependency the auditor needs; violations are logged as JSON lines on stdout and sent
+to --alert-webhook (Slack-compatible). Manifests are reloaded when they change; a broken change
+keeps the last good state and raises an alert.
 Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
   options: {
     manifest: { type: "string", valueName: "FILE", description: "A plain promotion manifest file" },

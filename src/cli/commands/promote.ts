@@ -1,34 +1,28 @@
-import { formatBytes, plural } from "../../output/quantities.js";
-import { RepositoryKeyCache } from "../../reference/index.js";
+import { plural } from "../../output/quantities.js";
 import { readFile } from "node:fs/promises";
 import * as path from "node:path";
 import { describeError, UsageError } from "../../errors.js";
 import { edgesChangedSince } from "../../gitops/index.js";
-import { loadManifests, type Finding, type SourcePosition } from "../../manifest/index.js";
+import { loadManifests, type Finding } from "../../manifest/index.js";
 import {
-  countDecisions,
-  edgesFromDocument,
-  EDGE_OUTCOME_KINDS,
-  groupForDisplay,
-  isFailureOutcome,
-  jsonEdge,
-  outcomeWithoutWrite,
-  PLAN_DOCUMENT_SCHEMA,
-  PLAN_DOCUMENT_VERSION,
-  PlanBinding,
-  PlanDocumentError,
   allOfFilters,
-  formatShard,
-  rowsFromOutcomes,
+  edgesFromDocument,
+  PlanDocumentError,
   shardFilter,
-  rowsFromPlan,
-  type EdgeOutcomeKind,
-  type PlanDocument,
   type SavedPlanEdge,
 } from "../../plan/index.js";
-import { planPromotion, runPlanned, type PromotionResult } from "../../promote/index.js";
+import {
+  planPromotion,
+  planSavedPlan,
+  promotionDocument,
+  promotionFailed,
+  promotionReport,
+  runPlanned,
+  type PromotionResult,
+  type SignatureOptions,
+} from "../../promote/index.js";
 import { booleanOption, integerOption, stringOption, type Command, type ParsedValues } from "../command.js";
-import { findingText, formatDuration, relativeFile } from "../format.js";
+import { findingText } from "../format.js";
 import { jsonText } from "../../output/encode.js";
 import { ExitCode, writeLine, type CliIO } from "../io.js";
 import { writeOutputFile } from "../output-sink.js";
@@ -42,9 +36,8 @@ import {
   registryPolicyFromOptions,
   registryPolicyOptionSpecs,
 } from "../registry-policy-options.js";
-import { planMarkdown } from "../render/plan-markdown.js";
-import { planText } from "../render/plan-text.js";
-import { signaturesJson, signaturesMarkdown, signaturesText } from "../render/signatures.js";
+import { promotionOutput, promotionText } from "../render/promotion.js";
+import { signaturesText } from "../render/signatures.js";
 import {
   attachmentModeOption,
   promoteSignatureOptionSpecs,
@@ -52,7 +45,6 @@ import {
   signerFromOptions,
   sourcePolicyFromOptions,
 } from "../signing-options.js";
-import type { SignatureOptions } from "../../promote/index.js";
 
 const OUTPUTS = ["text", "json", "markdown"] as const;
 type Output = (typeof OUTPUTS)[number];
@@ -190,29 +182,28 @@ async function runPromote({ io, values }: { io: CliIO; values: ParsedValues }): 
     if (fromPlan !== undefined) {
       // The plan only selects among the edges the manifests produce: what runs, and what is
       // shown, comes from the manifests (docs/promotion.md#saved-plans).
-      const binding = new PlanBinding(await readPlanFile(path.resolve(io.cwd, fromPlan)));
-      planned = await planPromotion(set, { ...options, filter: binding.includes });
+      const saved = await readPlanFile(path.resolve(io.cwd, fromPlan));
+      const check = await planSavedPlan(set, saved, options);
+      planned = check.planned;
       writeFindings(io, planned.validation.findings);
-      const undeclared = binding.undeclared();
-      if (undeclared.length > 0) {
+      if (check.undeclared.length > 0) {
         writeLine(
           io.stderr,
           `promoter promote: ${fromPlan} asks for edges the manifests do not declare; nothing was written:`,
         );
-        writeList(io, undeclared);
+        writeList(io, check.undeclared);
         writeLine(
           io.stderr,
           "Every field but position and decision must be what the manifests produce: make a new plan and review it.",
         );
         return ExitCode.failed;
       }
-      const drift = binding.drift(planned.plan.edges);
-      if (drift.length > 0) {
+      if (check.drift.length > 0) {
         writeLine(
           io.stderr,
           `promoter promote: the registries no longer match the plan in ${fromPlan}; nothing was written:`,
         );
-        writeList(io, drift);
+        writeList(io, check.drift);
         writeLine(io.stderr, "Make a new plan and review it.");
         return ExitCode.failed;
       }
@@ -235,17 +226,14 @@ async function runPromote({ io, values }: { io: CliIO; values: ParsedValues }): 
 
     const planFile = stringOption(values, "plan-file");
     if (planFile !== undefined) {
-      await writeOutputFile(
-        io,
-        path.resolve(io.cwd, planFile),
-        `${jsonText(planDocument(planned, io.cwd, "plan"), 2)}\n`,
-      );
+      const document = promotionDocument(planned, { kind: "plan", cwd: io.cwd });
+      await writeOutputFile(io, path.resolve(io.cwd, planFile), `${jsonText(document, 2)}\n`);
     }
 
     let result: PromotionResult = planned;
     if (confirm) {
       if (output === "text") {
-        io.stdout.write(renderText(planned, io.cwd, "Promotion plan"));
+        io.stdout.write(promotionText(planned, io.cwd, "Promotion plan"));
         if (planned.attachments) io.stdout.write(signaturesText(planned.attachments));
       }
       const copies = planned.plan.copies;
@@ -264,19 +252,12 @@ async function runPromote({ io, values }: { io: CliIO; values: ParsedValues }): 
     }
 
     const elapsedMs = performance.now() - started;
-    const report = planDocument(result, io.cwd, confirm ? "report" : "plan", {
+    const report = promotionReport(result, {
+      kind: confirm ? "report" : "plan",
+      cwd: io.cwd,
+      durationMs: elapsedMs,
+      requests: provider.requestCounts(),
       ...(shard ? { shard } : {}),
-      requests: Object.fromEntries(provider.requestCounts()),
-      durationMs: Math.round(elapsedMs),
-      timings: roundTimings(result.timings),
-      bytesWritten: result.execution?.copies.reduce((sum, copy) => sum + copy.stats.bytesWritten, 0) ?? 0,
-      validation: {
-        errors: planned.validation.summary.errors,
-        warnings: planned.validation.summary.warnings,
-      },
-      ...(result.attachments
-        ? { signatures: signaturesJson(result.attachments, result.execution?.attachments) }
-        : {}),
     });
     const reportFile = stringOption(values, "report");
     if (reportFile !== undefined) {
@@ -284,34 +265,15 @@ async function runPromote({ io, values }: { io: CliIO; values: ParsedValues }): 
     }
 
     if (output === "json") io.stdout.write(`${jsonText(report, 2)}\n`);
-    else if (output === "markdown") {
-      io.stdout.write(renderMarkdown(result, io.cwd, confirm));
-      if (result.attachments)
-        io.stdout.write(signaturesMarkdown(result.attachments, result.execution?.attachments));
-    } else if (confirm) {
-      io.stdout.write(renderText(result, io.cwd, "Promotion result: problems", true));
-      if (result.attachments && result.execution?.attachments) {
-        io.stdout.write(
-          signaturesText(result.attachments, { outcomes: result.execution.attachments, onlyProblems: true }),
-        );
-      }
-    } else {
-      io.stdout.write(renderText(result, io.cwd, DRY_RUN_TITLE));
-      if (result.attachments) io.stdout.write(signaturesText(result.attachments));
-    }
-    if (output === "text") {
-      const prefix = shard ? `Shard ${formatShard(shard)}: ` : "";
-      writeLine(io.stdout, `${prefix}${summaryText(result, confirm, elapsedMs)}`);
-    }
+    else io.stdout.write(promotionOutput(result, { format: output, confirm, cwd: io.cwd, elapsedMs, shard }));
 
-    const failed = outcomesOf(result).some((outcome) => isFailureOutcome(outcome));
-    return failed || !planned.validation.ok || io.signal.aborted ? ExitCode.failed : ExitCode.ok;
+    return promotionFailed(result) || !planned.validation.ok || io.signal.aborted
+      ? ExitCode.failed
+      : ExitCode.ok;
   } finally {
     await provider.close();
   }
 }
-
-const DRY_RUN_TITLE = "Promotion plan (dry run: nothing was written; add --confirm to promote)";
 
 /** Signing, attachments and source policy from the flags; undefined when none applies. */
 async function signatureOptions(values: ParsedValues, io: CliIO): Promise<SignatureOptions | undefined> {
@@ -366,128 +328,4 @@ function writeFindings(io: CliIO, findings: readonly Finding[]): void {
       `${plural(errors, "manifest error")}: those entries are skipped; everything else is planned.`,
     );
   }
-}
-
-/** The outcome of every edge: what happened, or for a dry run what is already settled. */
-function outcomesOf(result: PromotionResult): EdgeOutcomeKind[] {
-  if (result.execution) return result.execution.outcomes.map((outcome) => outcome.outcome);
-  return result.plan.edges.flatMap(({ decision }) => {
-    const settled = outcomeWithoutWrite(decision);
-    return settled ? [settled.outcome] : [];
-  });
-}
-
-function rows(result: PromotionResult) {
-  return result.execution ? rowsFromOutcomes(result.execution.outcomes) : rowsFromPlan(result.plan.edges);
-}
-
-function renderText(result: PromotionResult, cwd: string, title: string, onlyProblems = false): string {
-  const groups = groupForDisplay(rows(result));
-  if (
-    onlyProblems &&
-    !groups.some((group) =>
-      group.digests.some((digest) => digest.lines.some((line) => line.kind === "problem")),
-    )
-  ) {
-    return "";
-  }
-  return planText(groups, { cwd, title, onlyProblems });
-}
-
-function totals(result: PromotionResult): [string, number][] {
-  if (result.execution) {
-    const counts = Object.fromEntries(EDGE_OUTCOME_KINDS.map((kind) => [kind, 0])) as Record<
-      EdgeOutcomeKind,
-      number
-    >;
-    for (const outcome of result.execution.outcomes) counts[outcome.outcome] += 1;
-    return EDGE_OUTCOME_KINDS.map((kind) => [kind, counts[kind]]);
-  }
-  const counts = countDecisions(result.plan.edges);
-  return [
-    ["to copy", counts.copy],
-    ["tags to add", counts["add-tag"]],
-    ["unchanged", counts.unchanged],
-    ["refused tag moves", counts["refused-tag-move"]],
-    ["missing in source", counts["missing-source"]],
-    ["conflicting claims", counts["refused-conflict"]],
-    ["refused: source not signed", counts["refused-source-signature"]],
-    ["unreadable", counts.unreadable],
-  ];
-}
-
-function renderMarkdown(result: PromotionResult, cwd: string, confirm: boolean): string {
-  const title = confirm ? "Promotion result" : "Promotion plan (dry run)";
-  return planMarkdown(groupForDisplay(rows(result)), { cwd, title, totals: totals(result) });
-}
-
-function summaryText(result: PromotionResult, confirm: boolean, elapsedMs: number): string {
-  const parts = totals(result)
-    .filter(([, count]) => count > 0)
-    .map(([label, count]) => `${count.toLocaleString("en-US")} ${label}`);
-  const edges = result.plan.edges.length;
-  const bytes = result.execution?.copies.reduce((sum, copy) => sum + copy.stats.bytesWritten, 0);
-  const moved = bytes === undefined ? "" : `; ${formatBytes(bytes)} written`;
-  const signed = signatureSummary(result);
-  return `${confirm ? "Result" : "Plan"}: ${plural(edges, "edge")}${parts.length > 0 ? `: ${parts.join(", ")}` : ""}${moved}${signed}; ${formatDuration(elapsedMs)}`;
-}
-
-/** `; signatures: 3 signed, 6 written` (after a run) or `; signatures: 3 to sign` (plan). */
-function signatureSummary(result: PromotionResult): string {
-  if (!result.attachments) return "";
-  const counts = new Map<string, number>();
-  const add = (label: string, n = 1) => counts.set(label, (counts.get(label) ?? 0) + n);
-  if (result.execution?.attachments) {
-    for (const outcome of result.execution.attachments) add(outcome.status);
-  } else {
-    for (const work of result.attachments.works) {
-      if (work.problem) add("unreadable");
-      for (const { items } of work.subjects) {
-        for (const item of items) {
-          if (item.writeTo.length > 0)
-            add(item.action === "sign" ? "to sign" : "to copy", item.writeTo.length);
-          if (item.unreadable.length > 0) add("unreadable");
-          if (item.conflicts.length > 0) add("conflicting");
-        }
-      }
-    }
-  }
-  if (counts.size === 0) return result.attachments.signer ? "; signatures and attachments in place" : "";
-  return `; signatures and attachments: ${[...counts].map(([label, n]) => `${n.toLocaleString("en-US")} ${label}`).join(", ")}`;
-}
-
-function roundTimings(timings: PromotionResult["timings"]): Record<string, number> {
-  return Object.fromEntries(Object.entries(timings).map(([key, value]) => [key, Math.round(value)]));
-}
-
-function planDocument(
-  result: PromotionResult,
-  cwd: string,
-  kind: "plan" | "report",
-  extra: Record<string, unknown> = {},
-): PlanDocument {
-  const keys = new RepositoryKeyCache();
-  const relative = (position: SourcePosition): SourcePosition => ({
-    ...position,
-    file: relativeFile(cwd, position.file),
-  });
-  const edges = (kind === "report" && result.execution ? result.execution.outcomes : result.plan.edges).map(
-    (edge) => jsonEdge(edge, keys, relative),
-  );
-  const outcomes = result.execution
-    ? (Object.fromEntries(totals(result)) as Record<EdgeOutcomeKind, number>)
-    : undefined;
-  return {
-    schema: PLAN_DOCUMENT_SCHEMA,
-    version: PLAN_DOCUMENT_VERSION,
-    kind,
-    createdAt: new Date().toISOString(),
-    summary: {
-      edges: result.plan.edges.length,
-      decisions: countDecisions(result.plan.edges),
-      ...(outcomes && kind === "report" ? { outcomes } : {}),
-    },
-    edges,
-    ...extra,
-  };
 }

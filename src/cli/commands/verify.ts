@@ -4,16 +4,14 @@ import { loadManifests, validate } from "../../manifest/index.js";
 import { promotionEdges, type PlannedEdge } from "../../plan/index.js";
 import {
   checkIdentity,
-  executeAttachments,
   loadSourcePolicy,
   loadVerificationKey,
-  planAttachments,
   canonicalRegistries,
+  repairSignatures,
   signatureTargets,
+  verifyDocument,
+  verifyProblems,
   verifyTargets,
-  type AttachmentOutcome,
-  type AttachmentPlan,
-  type SignatureTarget,
   type VerificationKey,
   type VerifyResult,
 } from "../../sign/index.js";
@@ -30,15 +28,11 @@ import { ExitCode, writeLine, type CliIO } from "../io.js";
 import { createCliLogger, type LogFormat } from "../logger.js";
 import { manifestInputFromOptions, manifestOptionSpecs } from "../manifest-options.js";
 import { registryOptionSpecs, storeProviderFromOptions } from "../registry-options.js";
-import { signaturesJson, signaturesText } from "../render/signatures.js";
+import { signaturesText } from "../render/signatures.js";
 import { signatureFormatOption, signerFromOptions, signerOptionSpecs } from "../signing-options.js";
 
 const OUTPUTS = ["text", "json"] as const;
 type Output = (typeof OUTPUTS)[number];
-
-/** The JSON document of `promoter verify --output json` (docs/signing.md). */
-export const VERIFY_DOCUMENT_SCHEMA = "image-promoter/verify";
-export const VERIFY_DOCUMENT_VERSION = 1;
 
 export const verifyCommand: Command = {
   words: ["verify"],
@@ -139,58 +133,33 @@ async function runVerify({ io, values }: { io: CliIO; values: ParsedValues }): P
     const signChildren = !booleanOption(values, "sign-index-only");
     const verifyOptions = { provider, expectation, signChildren, signal: io.signal };
     logger.log("info", "checking signatures", { digests: targets.length });
-    let results = await verifyTargets(targets, verifyOptions);
+    let results: readonly VerifyResult[] = await verifyTargets(targets, verifyOptions);
 
-    let repairPlan: AttachmentPlan | undefined;
-    let repairOutcomes: AttachmentOutcome[] | undefined;
-    if (repair) {
-      const broken = repairTargets(targets, results);
-      if (broken.length > 0) {
-        repairPlan = await planAttachments(broken, {
-          provider,
+    const repaired = repair
+      ? await repairSignatures(targets, results, {
+          ...verifyOptions,
+          confirm,
           ...(signer ? { signer } : {}),
           format: signatureFormatOption(values),
-          attachments: "none",
-          signChildren,
-          mirrorSignatures: true,
-          signal: io.signal,
           logger,
-        });
-        if (confirm) {
-          repairOutcomes = await executeAttachments(repairPlan, {
-            provider,
-            ...(signer ? { signer } : {}),
-            signal: io.signal,
-            logger,
-          });
-          // What remains after the repair.
-          const repaired = new Set(broken.map((target) => target.sourceKey + target.digest));
-          const rechecked = await verifyTargets(broken, verifyOptions);
-          results = [
-            ...results.filter((result) => !repaired.has(result.target.sourceKey + result.target.digest)),
-            ...rechecked,
-          ];
-        }
-      }
-    }
+        })
+      : undefined;
+    if (repaired) results = repaired.results;
 
-    const problems = results.filter(
-      (result) =>
-        result.status === "missing" || result.status === "invalid" || result.status === "unreadable",
-    );
+    const problems = verifyProblems(results);
     if (output === "json") {
-      io.stdout.write(`${jsonText(verifyDocument(results, repairPlan, repairOutcomes), 2)}\n`);
+      io.stdout.write(`${jsonText(verifyDocument(results, repaired ? { repair: repaired } : {}), 2)}\n`);
     } else {
       io.stdout.write(verifyText(results, problems));
-      if (repairPlan) {
+      if (repaired) {
         io.stdout.write(
-          repairOutcomes
-            ? signaturesText(repairPlan, { outcomes: repairOutcomes })
-            : `Repair plan (dry run: add --confirm to write)\n\n${signaturesText(repairPlan)}`,
+          repaired.outcomes
+            ? signaturesText(repaired.plan, { outcomes: repaired.outcomes })
+            : `Repair plan (dry run: add --confirm to write)\n\n${signaturesText(repaired.plan)}`,
         );
       }
     }
-    const failedRepairs = repairOutcomes?.some((outcome) => outcome.status === "failed") ?? false;
+    const failedRepairs = repaired?.outcomes?.some((outcome) => outcome.status === "failed") ?? false;
     return problems.length > 0 || failedRepairs || !validation.ok || io.signal.aborted
       ? ExitCode.failed
       : ExitCode.ok;
@@ -211,34 +180,6 @@ function valuesWithoutIdentity(values: ParsedValues): ParsedValues {
     ...rest
   } = values;
   return rest;
-}
-
-/** Targets with a missing or invalid signature, limited to the destinations that hold the digest. */
-function repairTargets(
-  targets: readonly SignatureTarget[],
-  results: readonly VerifyResult[],
-): SignatureTarget[] {
-  const byTarget = new Map<SignatureTarget, VerifyResult[]>();
-  for (const result of results) {
-    const list = byTarget.get(result.target);
-    if (list) list.push(result);
-    else byTarget.set(result.target, [result]);
-  }
-  const broken: SignatureTarget[] = [];
-  for (const target of targets) {
-    const own = byTarget.get(target) ?? [];
-    if (!own.some((result) => result.status === "missing" || result.status === "invalid")) continue;
-    const present = new Set(
-      own
-        .filter((result) => result.status !== "not-promoted" && result.status !== "unreadable")
-        .map((result) => result.destination),
-    );
-    broken.push({
-      ...target,
-      destinations: target.destinations.filter((destination) => present.has(destination.key)),
-    });
-  }
-  return broken;
 }
 
 function verifyText(results: readonly VerifyResult[], problems: readonly VerifyResult[]): string {
@@ -268,39 +209,4 @@ function verifyText(results: readonly VerifyResult[], problems: readonly VerifyR
     cells.map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join("  ");
   out.push(line(header), ...rows.map(line), "");
   return `${textLines(out)}\n`;
-}
-
-function verifyDocument(
-  results: readonly VerifyResult[],
-  repairPlan: AttachmentPlan | undefined,
-  repairOutcomes: readonly AttachmentOutcome[] | undefined,
-): Record<string, unknown> {
-  const summary: Record<string, number> = {
-    valid: 0,
-    missing: 0,
-    invalid: 0,
-    unreadable: 0,
-    "not-promoted": 0,
-  };
-  for (const result of results) summary[result.status] = (summary[result.status] ?? 0) + 1;
-  return {
-    schema: VERIFY_DOCUMENT_SCHEMA,
-    version: VERIFY_DOCUMENT_VERSION,
-    createdAt: new Date().toISOString(),
-    summary,
-    results: results.map((result) => ({
-      project: result.target.project,
-      image: result.target.image,
-      digest: result.subject,
-      promotedDigest: result.target.digest,
-      role: result.role,
-      destination: result.destination,
-      identity: result.identity,
-      status: result.status,
-      ...(result.reasons.length > 0 ? { reasons: result.reasons } : {}),
-      ...(result.signers.length > 0 ? { signers: result.signers } : {}),
-      ...(result.manifestDigest ? { signatureManifest: result.manifestDigest } : {}),
-    })),
-    ...(repairPlan ? { repair: signaturesJson(repairPlan, repairOutcomes) } : {}),
-  };
 }

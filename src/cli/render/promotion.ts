@@ -1,0 +1,135 @@
+import {
+  countDecisions,
+  EDGE_OUTCOME_KINDS,
+  formatShard,
+  groupForDisplay,
+  rowsFromOutcomes,
+  rowsFromPlan,
+  type Shard,
+} from "../../plan/index.js";
+import { countOutcomes, writtenBytes, type PromotionResult } from "../../promote/index.js";
+import { textValue } from "../../output/encode.js";
+import { formatBytes, plural } from "../../output/quantities.js";
+import { formatDuration } from "../format.js";
+import { planMarkdown } from "./plan-markdown.js";
+import { planText } from "./plan-text.js";
+import { signaturesMarkdown, signaturesText } from "./signatures.js";
+
+/**
+ * A promotion's plan or result for people (`promote` text and markdown); the JSON plan and
+ * report are the library's (promote/report.ts).
+ */
+
+const DRY_RUN_TITLE = "Promotion plan (dry run: nothing was written; add --confirm to promote)";
+
+export interface PromotionOutputOptions {
+  readonly format: "text" | "markdown";
+  /** A run that wrote: text shows only the problems (the plan was shown before the run). */
+  readonly confirm: boolean;
+  readonly cwd: string;
+  readonly elapsedMs: number;
+  readonly shard: Shard | undefined;
+}
+
+/** What `promote` prints on stdout after planning or running, for people. */
+export function promotionOutput(result: PromotionResult, options: PromotionOutputOptions): string {
+  const { confirm, cwd } = options;
+  const { attachments } = result;
+  const outcomes = result.execution?.attachments;
+  if (options.format === "markdown") {
+    return `${promotionMarkdown(result, cwd, confirm)}${attachments ? signaturesMarkdown(attachments, outcomes) : ""}`;
+  }
+  let text: string;
+  if (confirm) {
+    text = promotionText(result, cwd, "Promotion result: problems", true);
+    if (attachments && outcomes) text += signaturesText(attachments, { outcomes, onlyProblems: true });
+  } else {
+    text = promotionText(result, cwd, DRY_RUN_TITLE);
+    if (attachments) text += signaturesText(attachments);
+  }
+  const prefix = options.shard ? `Shard ${formatShard(options.shard)}: ` : "";
+  return `${text}${textValue(`${prefix}${promotionSummary(result, confirm, options.elapsedMs)}`)}\n`;
+}
+
+function rows(result: PromotionResult) {
+  return result.execution ? rowsFromOutcomes(result.execution.outcomes) : rowsFromPlan(result.plan.edges);
+}
+
+/** The plan or result as text; with `onlyProblems`, empty when there is none. */
+export function promotionText(
+  result: PromotionResult,
+  cwd: string,
+  title: string,
+  onlyProblems = false,
+): string {
+  const groups = groupForDisplay(rows(result));
+  if (
+    onlyProblems &&
+    !groups.some((group) =>
+      group.digests.some((digest) => digest.lines.some((line) => line.kind === "problem")),
+    )
+  ) {
+    return "";
+  }
+  return planText(groups, { cwd, title, onlyProblems });
+}
+
+/** Labelled counts: of outcomes after a run, of decisions for a plan. */
+function totals(result: PromotionResult): [string, number][] {
+  if (result.execution) {
+    const counts = countOutcomes(result.execution.outcomes);
+    return EDGE_OUTCOME_KINDS.map((kind) => [kind, counts[kind]]);
+  }
+  const counts = countDecisions(result.plan.edges);
+  return [
+    ["to copy", counts.copy],
+    ["tags to add", counts["add-tag"]],
+    ["unchanged", counts.unchanged],
+    ["refused tag moves", counts["refused-tag-move"]],
+    ["missing in source", counts["missing-source"]],
+    ["conflicting claims", counts["refused-conflict"]],
+    ["refused: source not signed", counts["refused-source-signature"]],
+    ["unreadable", counts.unreadable],
+  ];
+}
+
+function promotionMarkdown(result: PromotionResult, cwd: string, confirm: boolean): string {
+  const title = confirm ? "Promotion result" : "Promotion plan (dry run)";
+  return planMarkdown(groupForDisplay(rows(result)), { cwd, title, totals: totals(result) });
+}
+
+/** The one summary line: `Plan: 12 edges: 3 to copy, ...; 1.2 s`. */
+function promotionSummary(result: PromotionResult, confirm: boolean, elapsedMs: number): string {
+  const parts = totals(result)
+    .filter(([, count]) => count > 0)
+    .map(([label, count]) => `${count.toLocaleString("en-US")} ${label}`);
+  const edges = result.plan.edges.length;
+  const bytes = writtenBytes(result);
+  const moved = bytes === undefined ? "" : `; ${formatBytes(bytes)} written`;
+  const signed = signatureSummary(result);
+  return `${confirm ? "Result" : "Plan"}: ${plural(edges, "edge")}${parts.length > 0 ? `: ${parts.join(", ")}` : ""}${moved}${signed}; ${formatDuration(elapsedMs)}`;
+}
+
+/** `; signatures: 3 signed, 6 written` (after a run) or `; signatures: 3 to sign` (plan). */
+function signatureSummary(result: PromotionResult): string {
+  if (!result.attachments) return "";
+  const counts = new Map<string, number>();
+  const add = (label: string, n = 1) => counts.set(label, (counts.get(label) ?? 0) + n);
+  if (result.execution?.attachments) {
+    for (const outcome of result.execution.attachments) add(outcome.status);
+  } else {
+    for (const work of result.attachments.works) {
+      if (work.problem) add("unreadable");
+      for (const { items } of work.subjects) {
+        for (const item of items) {
+          if (item.writeTo.length > 0)
+            add(item.action === "sign" ? "to sign" : "to copy", item.writeTo.length);
+          if (item.unreadable.length > 0) add("unreadable");
+          if (item.conflicts.length > 0) add("conflicting");
+        }
+      }
+    }
+  }
+  if (counts.size === 0) return result.attachments.signer ? "; signatures and attachments in place" : "";
+  return `; signatures and attachments: ${[...counts].map(([label, n]) => `${n.toLocaleString("en-US")} ${label}`).join(", ")}`;
+}

@@ -1,0 +1,57 @@
+import type { AttachmentOutcome } from "./execute-attachments.js";
+import type { AttachmentPlan } from "./attachment-plan.js";
+import { signaturesDocument } from "./signatures-document.js";
+import type { VerifyResult } from "./verify-targets.js";
+
+/** The JSON document of `promoter verify --output json` (docs/signing.md). */
+export const VERIFY_DOCUMENT_SCHEMA = "image-promoter/verify";
+export const VERIFY_DOCUMENT_VERSION = 1;
+
+/** Results with a missing, invalid or unreadable signature: what `verify` reports and exits 1 for. */
+export function verifyProblems(results: readonly VerifyResult[]): VerifyResult[] {
+  return results.filter(
+    (result) => result.status === "missing" || result.status === "invalid" || result.status === "unreadable",
+  );
+}
+
+export interface VerifyDocumentOptions {
+  /** `--repair`: what was planned, and with `--confirm` what was written. */
+  readonly repair?: { readonly plan: AttachmentPlan; readonly outcomes?: readonly AttachmentOutcome[] };
+  /** The document's `createdAt`; now by default. */
+  readonly now?: Date;
+}
+
+/** The verification results (and a repair) as the `verify --output json` document. */
+export function verifyDocument(
+  results: readonly VerifyResult[],
+  options: VerifyDocumentOptions = {},
+): Record<string, unknown> {
+  const summary: Record<string, number> = {
+    valid: 0,
+    missing: 0,
+    invalid: 0,
+    unreadable: 0,
+    "not-promoted": 0,
+  };
+  for (const result of results) summary[result.status] = (summary[result.status] ?? 0) + 1;
+  return {
+    schema: VERIFY_DOCUMENT_SCHEMA,
+    version: VERIFY_DOCUMENT_VERSION,
+    createdAt: (options.now ?? new Date()).toISOString(),
+    summary,
+    results: results.map((result) => ({
+      project: result.target.project,
+      image: result.target.image,
+      digest: result.subject,
+      promotedDigest: result.target.digest,
+      role: result.role,
+      destination: result.destination,
+      identity: result.identity,
+      status: result.status,
+      ...(result.reasons.length > 0 ? { reasons: result.reasons } : {}),
+      ...(result.signers.length > 0 ? { signers: result.signers } : {}),
+      ...(result.manifestDigest ? { signatureManifest: result.manifestDigest } : {}),
+    })),
+    ...(options.repair ? { repair: signaturesDocument(options.repair.plan, options.repair.outcomes) } : {}),
+  };
+}
