@@ -13,6 +13,13 @@ import { repositoryStanding, type DesiredRepository, type DesiredState } from ".
 import { eventRepositoryKey, indexChildrenOf, type RegistryEvent } from "./event.js";
 import type { AuditFinding, FindingStore, PendingEvent } from "./finding-store.js";
 import type { AuditMetrics } from "./metrics.js";
+import {
+  DEFAULT_REVISION_WINDOW_MS,
+  MERGE_CLOCK_TOLERANCE_MS,
+  type ManifestHistory,
+  type ManifestRevision,
+  type RevisionState,
+} from "./revision-history.js";
 
 /**
  * The auditor's engine: takes normalised events, records each once, judges it against the
@@ -24,11 +31,30 @@ import type { AuditMetrics } from "./metrics.js";
  * pending (see decide.ts for why: a promotion pushes children before their index) and is judged
  * again after every later manifest event in the same repository, after a manifest reload, and
  * finally when its grace period is over.
+ *
+ * Timing (docs/auditor.md, "Timing: a promotion right after its merge"): the manifests the
+ * auditor holds may be older than the merge a promotion runs from. So an event is judged against
+ * the manifests as they were on the branch when it arrived: the current revision, unless it
+ * reached the branch after the event, and every revision replaced within the window before
+ * (a promotion may run from a merge just superseded). Before an event is declared a violation,
+ * the manifests are checked (git fetched) once more after its arrival: the event waits, pending,
+ * for that check (shared by every event waiting, rate-limited by the watcher), then is judged
+ * again. A revision that reached the branch after the event never explains it: a push made
+ * before its merge stays a violation. When the check fails the violation is declared with what
+ * is known, and when the branch moves later, recent violations are judged again: one that a
+ * revision on the branch at its arrival explains is retracted, in the store and by an alert.
  */
 
 /** How long an unexplained tagless manifest push waits for its index or tag. */
 export const DEFAULT_PENDING_GRACE_MS = 5 * 60_000;
 const DEFAULT_SWEEP_INTERVAL_MS = 1000;
+/**
+ * How long a would-be violation waits for a check of the manifests after its arrival; past it,
+ * it is declared with what is known (and may be retracted later).
+ */
+export const MAX_CHECK_WAIT_MS = 60_000;
+/** Violations judged again at most when the branch moves (the newest first). */
+export const MAX_REVIEWED_VIOLATIONS = 1000;
 
 export interface AuditLookup extends ManifestLookup {
   /** An event pushed this digest: forget that it could not be read before. */
@@ -47,6 +73,16 @@ export interface AuditorOptions {
   readonly now?: () => number;
   readonly pendingGraceMs?: number;
   readonly sweepIntervalMs?: number;
+  /**
+   * Where the manifests come from: checked again before a violation is declared, and its recent
+   * revisions judged against. Without it every event is judged against `state` alone.
+   */
+  readonly history?: ManifestHistory;
+  /** The revision `state` was loaded from (when it reached the branch). */
+  readonly revision?: ManifestRevision;
+  /** Violations received within this are judged again when the branch moves (default one hour). */
+  readonly revisionWindowMs?: number;
+  readonly maxCheckWaitMs?: number;
 }
 
 export interface ReceiveResult {
@@ -56,6 +92,40 @@ export interface ReceiveResult {
   readonly duplicates: number;
   /** Pulls, blobs and events outside production: not recorded. */
   readonly ignored: number;
+}
+
+type DecidedJudgement = Extract<Judgement, { kind: "decided" }>;
+
+function isViolation(judgement: Judgement | undefined): judgement is DecidedJudgement {
+  return judgement?.kind === "decided" && judgement.verdict === "violation";
+}
+
+function isVerified(judgement: Judgement | undefined): judgement is DecidedJudgement {
+  return judgement?.kind === "decided" && judgement.verdict === "verified";
+}
+
+function withNote(judgement: DecidedJudgement, note: string): DecidedJudgement {
+  return { ...judgement, reason: `${judgement.reason} (${note})` };
+}
+
+/** Names the past revision that explained an event. */
+function explainedBy(judgement: DecidedJudgement, past: RevisionState): DecidedJudgement {
+  const until =
+    past.until === undefined ? "" : `, replaced on the branch at ${new Date(past.until).toISOString()}`;
+  return withNote(judgement, `by the manifests of ${past.revision.label}${until}`);
+}
+
+/**
+ * Whether some revision of the manifests could explain the event: a delete never is, nor an event
+ * nothing attributes to a registry.
+ */
+function manifestsCanExplain(event: RegistryEvent): boolean {
+  return event.action !== "delete" && event.attribution !== "none";
+}
+
+/** `repository:tag@digest` of a finding, for alerts. */
+function alertTarget(finding: AuditFinding): string {
+  return `${finding.repository}${finding.tag === null ? "" : `:${finding.tag}`}${finding.digest === null ? "" : `@${finding.digest}`}`;
 }
 
 /** A repository the manifests do not promote into, for lookups about an unmanaged push. */
@@ -70,6 +140,19 @@ function unmanagedRepository(event: RegistryEvent): DesiredRepository {
 
 export class Auditor {
   private state: DesiredState;
+  private revision: ManifestRevision | undefined;
+  private readonly history: ManifestHistory | undefined;
+  private readonly windowMs: number;
+  private readonly maxCheckWaitMs: number;
+  /** Would-be violations waiting for a check of the manifests after their arrival. */
+  private readonly awaitingCheck = new Set<string>();
+  /**
+   * Violations declared without a successful check of the manifests after their arrival: the only
+   * ones a later check may retract. One that a check after its arrival confirmed is final: the
+   * branch it fetched held every revision that was there when the event arrived, and none
+   * explained it (a merge that comes later never does, whatever date it carries).
+   */
+  private readonly unconfirmed = new Set<string>();
   private readonly store: FindingStore;
   private readonly lookup: AuditLookup;
   private readonly logger: Logger;
@@ -96,6 +179,10 @@ export class Auditor {
     this.now = options.now ?? Date.now;
     this.graceMs = options.pendingGraceMs ?? DEFAULT_PENDING_GRACE_MS;
     this.sweepIntervalMs = options.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS;
+    this.history = options.history;
+    this.revision = options.revision;
+    this.windowMs = options.revisionWindowMs ?? DEFAULT_REVISION_WINDOW_MS;
+    this.maxCheckWaitMs = options.maxCheckWaitMs ?? MAX_CHECK_WAIT_MS;
   }
 
   get desiredState(): DesiredState {
@@ -118,17 +205,31 @@ export class Auditor {
     }
     if (this.alerts) {
       for (const finding of this.store.undeliveredAlerts()) this.sendAlert(finding);
+      for (const finding of this.store.undeliveredRetractionAlerts()) this.sendRetractionAlert(finding);
     }
+    // Violations decided before a restart with stale manifests: the first load may explain them.
+    if (this.history) this.enqueue(() => this.reviewRecentViolations());
     this.sweepTimer = setInterval(() => {
       this.sweep();
     }, this.sweepIntervalMs);
     this.sweepTimer.unref();
   }
 
-  /** Swaps in a new desired state; pending events are judged again against it. */
-  setDesiredState(state: DesiredState): void {
+  /** Swaps in a new desired state (of `revision`); pending events are judged again against it. */
+  setDesiredState(state: DesiredState, revision?: ManifestRevision): void {
     this.state = state;
+    this.revision = revision;
     if (this.pending.size > 0) this.enqueue(() => this.rejudge([...this.pending.keys()]));
+  }
+
+  /**
+   * A check of the manifests finished (the watcher's `onChecked`): would-be violations waiting
+   * for it are judged again, and when the branch moved, recent violations are reviewed.
+   */
+  manifestsChecked(outcome: { readonly historyChanged: boolean }): void {
+    if (this.closed) return;
+    if (this.awaitingCheck.size > 0) this.enqueue(() => this.rejudge([...this.awaitingCheck]));
+    if (outcome.historyChanged) this.enqueue(() => this.reviewRecentViolations());
   }
 
   /**
@@ -211,6 +312,7 @@ export class Auditor {
   }
 
   private untrack(eventId: string): void {
+    this.awaitingCheck.delete(eventId);
     const entry = this.pending.get(eventId);
     if (!entry) return;
     this.pending.delete(eventId);
@@ -226,15 +328,24 @@ export class Auditor {
     });
   }
 
+  /** Whether a pending event is due: its grace period is over, or it waited for a check too long. */
+  private isDue(entry: PendingEvent, now: number): boolean {
+    if (Date.parse(entry.deadline) <= now) return true;
+    return (
+      this.awaitingCheck.has(entry.event.id) && Date.parse(entry.receivedAt) + this.maxCheckWaitMs <= now
+    );
+  }
+
   private sweep(): void {
     if (this.closed || this.sweepQueued || this.pending.size === 0) return;
     const now = this.now();
-    if (![...this.pending.values()].some((entry) => Date.parse(entry.deadline) <= now)) return;
+    if (![...this.pending.values()].some((entry) => this.isDue(entry, now))) return;
     this.sweepQueued = true;
     this.enqueue(async () => {
       this.sweepQueued = false;
+      const current = this.now();
       const due = [...this.pending.values()]
-        .filter((entry) => Date.parse(entry.deadline) <= this.now())
+        .filter((entry) => this.isDue(entry, current))
         .map((entry) => entry.event.id);
       await this.rejudge(due);
     });
@@ -277,7 +388,7 @@ export class Auditor {
   private async judge(entry: PendingEvent): Promise<Judgement> {
     const final = Date.parse(entry.deadline) <= this.now();
     try {
-      return await judgeEvent(entry.event, this.state, this.lookup, { final });
+      return await this.judgeAtArrival(entry, final, false);
     } catch (error) {
       this.logger.log("error", "could not judge audit event", {
         eventId: entry.event.id,
@@ -293,12 +404,139 @@ export class Auditor {
     }
   }
 
+  /**
+   * Judges an event against the manifests as they were when it arrived (see the top of this
+   * file). `reviewing`: a recorded violation judged again after the branch moved, never held.
+   */
+  private async judgeAtArrival(entry: PendingEvent, final: boolean, reviewing: boolean): Promise<Judgement> {
+    const event = entry.event;
+    const at = Date.parse(entry.receivedAt);
+    const history = this.history;
+    const judgeCurrent = (): Promise<Judgement> => judgeEvent(event, this.state, this.lookup, { final });
+    if (history === undefined || !manifestsCanExplain(event)) return judgeCurrent();
+    // The current revision counts unless it reached the branch after the event arrived.
+    const currentCounts = this.revision !== undefined && this.revision.since <= at + MERGE_CLOCK_TOLERANCE_MS;
+    const current = currentCounts ? await judgeCurrent() : undefined;
+    if (current !== undefined && (current.kind === "ignored" || isVerified(current))) return current;
+
+    // The revisions on the branch around its arrival: replaced within the window, or newer than
+    // the current state when the branch moved and the newest revision could not be loaded.
+    let other: Judgement | undefined;
+    let undetermined = current?.kind === "undetermined";
+    for (const past of await history.statesAround(at)) {
+      if (currentCounts && past.revision.id === this.revision?.id) continue;
+      const judgement = await judgeEvent(event, past.state, this.lookup, { final });
+      if (isVerified(judgement)) return explainedBy(judgement, past);
+      if (judgement.kind === "undetermined") undetermined = true;
+      other ??= judgement;
+    }
+    if (undetermined && !final) {
+      return current?.kind === "undetermined"
+        ? current
+        : { kind: "undetermined", reason: "not explained yet by the manifests of its time" };
+    }
+    let judgement = current ?? other;
+    if (judgement === undefined) {
+      // No revision is known from its time (older than the history kept): the current one
+      // judges, as it always did; a review never retracts on its word.
+      judgement = await judgeCurrent();
+      if (reviewing && isVerified(judgement))
+        return { kind: "undetermined", reason: "no revision of its time" };
+    }
+    if (!isViolation(judgement) || reviewing) return judgement;
+    if (!currentCounts && this.revision !== undefined && isVerified(await judgeCurrent())) {
+      // Says why the manifests of today do not explain it (and shows a clock that is off).
+      judgement = withNote(
+        judgement,
+        `${this.revision.label} asks for it, but reached the branch at ${new Date(this.revision.since).toISOString()}, after the event arrived`,
+      );
+    }
+
+    // A violation, unless a check of the manifests after its arrival shows otherwise.
+    const check = history.lastCheck();
+    if (check?.lastSuccessStartedAt !== undefined && check.lastSuccessStartedAt > at) {
+      this.awaitingCheck.delete(event.id);
+      return judgement;
+    }
+    if (check !== undefined && check.startedAt > at && check.error !== undefined) {
+      this.awaitingCheck.delete(event.id);
+      this.unconfirmed.add(event.id);
+      return withNote(
+        judgement,
+        `the manifests could not be refreshed before judging: ${check.error}; a later check may retract this`,
+      );
+    }
+    if (this.now() < at + this.maxCheckWaitMs) {
+      this.awaitingCheck.add(event.id);
+      void history.requestCheck();
+      return { kind: "undetermined", reason: "a violation unless a check of the manifests explains it" };
+    }
+    this.awaitingCheck.delete(event.id);
+    this.unconfirmed.add(event.id);
+    return withNote(
+      judgement,
+      `the manifests could not be refreshed within ${Math.round(this.maxCheckWaitMs / 1000)} s of its arrival; a later check may retract this`,
+    );
+  }
+
+  /**
+   * Judges recent violations again after the branch moved: one that a revision on the branch at
+   * its arrival explains is retracted (git could not be fetched when it was judged, or answered
+   * late). Only revisions from before each event count, so a push made before the merge that
+   * adds it is never retracted.
+   */
+  private async reviewRecentViolations(): Promise<void> {
+    const since = new Date(this.now() - this.windowMs).toISOString();
+    const candidates = this.store.violationsToReview(since, MAX_REVIEWED_VIOLATIONS);
+    let retracted = 0;
+    for (const { finding, event } of candidates) {
+      if (!manifestsCanExplain(event)) continue;
+      const entry: PendingEvent = { event, receivedAt: finding.receivedAt, deadline: finding.receivedAt };
+      let judgement: Judgement;
+      try {
+        judgement = await this.judgeAtArrival(entry, true, true);
+      } catch (error) {
+        this.logger.log("warn", "could not judge a violation again", {
+          eventId: event.id,
+          error: describeError(error),
+        });
+        continue;
+      }
+      if (!isVerified(judgement)) continue;
+      const corrected = this.store.retract(finding.seq, {
+        rule: judgement.rule,
+        reason: judgement.reason,
+        parent: judgement.parent ?? null,
+        subject: judgement.subject ?? null,
+        at: new Date(this.now()).toISOString(),
+        alert: this.alerts !== undefined && finding.alert !== "none" ? "pending" : "none",
+      });
+      if (!corrected) continue;
+      retracted += 1;
+      if (this.metrics) this.metrics.retractions += 1;
+      this.logger.log("warn", "audit violation retracted", {
+        verdict: corrected.verdict,
+        rule: corrected.rule,
+        reason: corrected.reason,
+        retractedRule: corrected.retracted?.rule,
+        retractedReason: corrected.retracted?.reason,
+        repository: corrected.repository,
+        digest: corrected.digest,
+        tag: corrected.tag,
+        eventId: corrected.eventId,
+      });
+      if (corrected.retractionAlert === "pending") this.sendRetractionAlert(corrected);
+    }
+    this.logger.log("info", "recent violations reviewed", { reviewed: candidates.length, retracted });
+  }
+
   private async settle(
     entry: PendingEvent,
     judgement: Exclude<Judgement, { kind: "undetermined" }>,
   ): Promise<void> {
     const event = entry.event;
     this.untrack(event.id);
+    const reviewable = this.unconfirmed.delete(event.id);
     if (judgement.kind === "ignored") {
       // Accepted first, ignored on a closer look (the desired state changed meanwhile).
       this.store.removePending(event.id);
@@ -309,34 +547,42 @@ export class Auditor {
       entry,
       judgement,
       this.alerts !== undefined && judgement.verdict === "violation",
+      reviewable,
     );
-    if (finding?.verdict === "violation") await this.settleChildrenOfViolation(event, finding);
+    if (finding?.verdict === "violation") {
+      await this.settleChildrenOfViolation(event, finding, reviewable);
+    }
   }
 
+  /** `reviewable`: a violation a later check may retract (it keeps its event for that). */
   private recordFinding(
     entry: PendingEvent,
     judgement: Extract<Judgement, { kind: "decided" }>,
     alert: boolean,
+    reviewable: boolean,
   ): AuditFinding | undefined {
     const event = entry.event;
-    const finding = this.store.record({
-      eventId: event.id,
-      verdict: judgement.verdict,
-      rule: judgement.rule,
-      action: event.action,
-      repository: eventRepositoryKey(event),
-      digest: event.digest ?? null,
-      tag: event.tag ?? null,
-      mediaType: event.mediaType ?? null,
-      reason: judgement.reason,
-      parent: judgement.parent ?? null,
-      subject: judgement.subject ?? null,
-      source: event.source,
-      eventTime: event.timestamp ?? null,
-      receivedAt: entry.receivedAt,
-      decidedAt: new Date(this.now()).toISOString(),
-      alert: alert ? "pending" : "none",
-    });
+    const finding = this.store.record(
+      {
+        eventId: event.id,
+        verdict: judgement.verdict,
+        rule: judgement.rule,
+        action: event.action,
+        repository: eventRepositoryKey(event),
+        digest: event.digest ?? null,
+        tag: event.tag ?? null,
+        mediaType: event.mediaType ?? null,
+        reason: judgement.reason,
+        parent: judgement.parent ?? null,
+        subject: judgement.subject ?? null,
+        source: event.source,
+        eventTime: event.timestamp ?? null,
+        receivedAt: entry.receivedAt,
+        decidedAt: new Date(this.now()).toISOString(),
+        alert: alert ? "pending" : "none",
+      },
+      reviewable ? event : undefined,
+    );
     if (!finding) {
       this.metrics?.countEvent("duplicate");
       return undefined;
@@ -368,7 +614,11 @@ export class Auditor {
    * A hand-pushed index arrives after its children, which wait as pending; they are part of the
    * same violation. They are recorded now, naming the index, without an alert of their own.
    */
-  private async settleChildrenOfViolation(event: RegistryEvent, finding: AuditFinding): Promise<void> {
+  private async settleChildrenOfViolation(
+    event: RegistryEvent,
+    finding: AuditFinding,
+    reviewable: boolean,
+  ): Promise<void> {
     if (event.action === "delete" || event.digest === undefined) return;
     const waiting = this.pendingByRepository.get(eventRepositoryKey(event));
     if (!waiting || waiting.size === 0) return;
@@ -391,6 +641,7 @@ export class Auditor {
             parent: event.digest,
           },
           false,
+          reviewable,
         );
       }
     }
@@ -398,9 +649,11 @@ export class Auditor {
 
   private sendAlert(finding: AuditFinding): void {
     if (!this.alerts) return;
-    const target = `${finding.repository}${finding.tag === null ? "" : `:${finding.tag}`}${finding.digest === null ? "" : `@${finding.digest}`}`;
+    // A violation retracted before its alert went out is still alerted as it was, then retracted.
+    const rule = finding.retracted?.rule ?? finding.rule;
+    const reason = finding.retracted?.reason ?? finding.reason;
     const text =
-      `promoter audit: violation (${finding.rule}) ${finding.action} ${target}: ${finding.reason}` +
+      `promoter audit: violation (${rule}) ${finding.action} ${alertTarget(finding)}: ${reason}` +
       ` [event ${finding.eventId}${finding.eventTime === null ? "" : ` at ${finding.eventTime}`}]`;
     this.alerts.send(text, (delivered) => {
       this.countAlert(delivered);
@@ -408,6 +661,23 @@ export class Auditor {
         this.store.setAlertState(finding.seq, delivered ? "sent" : "failed");
       } catch (error) {
         // The store may be closed when a late alert finishes during shutdown.
+        this.logger.log("warn", "could not record alert state", { error: describeError(error) });
+      }
+    });
+  }
+
+  /** Says that a violation alerted before is retracted, and what explains the event. */
+  private sendRetractionAlert(finding: AuditFinding): void {
+    if (!this.alerts || !finding.retracted) return;
+    const text =
+      `promoter audit: retracted violation (${finding.retracted.rule}) ${finding.action} ${alertTarget(finding)}:` +
+      ` now verified (${finding.rule}): ${finding.reason}` +
+      ` [event ${finding.eventId}${finding.eventTime === null ? "" : ` at ${finding.eventTime}`}]`;
+    this.alerts.send(text, (delivered) => {
+      this.countAlert(delivered);
+      try {
+        this.store.setRetractionAlertState(finding.seq, delivered ? "sent" : "failed");
+      } catch (error) {
         this.logger.log("warn", "could not record alert state", { error: describeError(error) });
       }
     });

@@ -9,6 +9,12 @@ import { openSqlite } from "./sqlite.js";
  * read while the server writes). One row per judged event, keyed by the event id: a redelivered
  * event is recorded once. Events whose judgement is pending (see decide.ts) wait in their own
  * table and survive a restart.
+ *
+ * A violation declared while the manifests could not be refreshed keeps its event, so it can be
+ * judged again when the manifests' branch moves: one that a revision on the branch when it
+ * arrived turns out to explain is retracted. The row then says `verified` with the new rule and reason, and
+ * `retracted_*` keep what it said before and when it changed; its retraction is alerted like a
+ * violation (docs/auditor.md, "Timing").
  */
 
 /** The default database file, relative to the current directory. */
@@ -37,9 +43,38 @@ export interface AuditFinding {
   readonly receivedAt: string;
   readonly decidedAt: string;
   readonly alert: AlertState;
+  /** Set when the finding was a violation and was corrected: what it said, and when it changed. */
+  readonly retracted: Retraction | null;
+  /** Delivery of the alert that says it was retracted. */
+  readonly retractionAlert: AlertState;
 }
 
-export type NewFinding = Omit<AuditFinding, "seq">;
+export interface Retraction {
+  /** ISO time of the correction. */
+  readonly at: string;
+  /** The violation's rule and reason. */
+  readonly rule: AuditRule;
+  readonly reason: string;
+}
+
+export type NewFinding = Omit<AuditFinding, "seq" | "retracted" | "retractionAlert">;
+
+/** What a retracted violation says now. */
+export interface Correction {
+  readonly rule: AuditRule;
+  readonly reason: string;
+  readonly parent: string | null;
+  readonly subject: string | null;
+  /** ISO time. */
+  readonly at: string;
+  readonly alert: AlertState;
+}
+
+/** A violation that may be retracted, with the event it judged. */
+export interface ViolationToReview {
+  readonly finding: AuditFinding;
+  readonly event: RegistryEvent;
+}
 
 export interface FindingFilter {
   readonly verdict?: Verdict;
@@ -70,7 +105,7 @@ export class AuditStoreError extends PromoterError {
   }
 }
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS findings (
@@ -90,7 +125,12 @@ CREATE TABLE IF NOT EXISTS findings (
   event_time TEXT,
   received_at TEXT NOT NULL,
   decided_at TEXT NOT NULL,
-  alert TEXT NOT NULL DEFAULT 'none'
+  alert TEXT NOT NULL DEFAULT 'none',
+  event TEXT,
+  retracted_at TEXT,
+  retracted_rule TEXT,
+  retracted_reason TEXT,
+  retraction_alert TEXT NOT NULL DEFAULT 'none'
 );
 CREATE INDEX IF NOT EXISTS findings_repository ON findings (repository, digest);
 CREATE INDEX IF NOT EXISTS findings_verdict ON findings (verdict, seq);
@@ -102,6 +142,18 @@ CREATE TABLE IF NOT EXISTS pending_events (
   deadline TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+`;
+
+/** Schema 1 to 2: violations keep their event; retractions. */
+const MIGRATE_1_TO_2 = `
+ALTER TABLE findings ADD COLUMN event TEXT;
+ALTER TABLE findings ADD COLUMN retracted_at TEXT;
+ALTER TABLE findings ADD COLUMN retracted_rule TEXT;
+ALTER TABLE findings ADD COLUMN retracted_reason TEXT;
+ALTER TABLE findings ADD COLUMN retraction_alert TEXT NOT NULL DEFAULT 'none';
+`;
+const INDEXES_2 = `
+CREATE INDEX IF NOT EXISTS findings_retraction_alert ON findings (retraction_alert) WHERE retraction_alert = 'pending';
 `;
 
 interface FindingRow {
@@ -122,6 +174,11 @@ interface FindingRow {
   received_at: string;
   decided_at: string;
   alert: AlertState;
+  /** Absent in a schema 1 database opened read-only. */
+  retracted_at?: string | null;
+  retracted_rule?: AuditRule | null;
+  retracted_reason?: string | null;
+  retraction_alert?: AlertState;
 }
 
 /** Findings from rows of `SELECT * FROM findings` (as `findingQuery` selects them). */
@@ -189,6 +246,11 @@ function fromRow(row: FindingRow): AuditFinding {
     receivedAt: row.received_at,
     decidedAt: row.decided_at,
     alert: row.alert,
+    retracted:
+      typeof row.retracted_at === "string" && typeof row.retracted_rule === "string"
+        ? { at: row.retracted_at, rule: row.retracted_rule, reason: row.retracted_reason ?? "" }
+        : null,
+    retractionAlert: row.retraction_alert ?? "none",
   };
 }
 
@@ -221,7 +283,13 @@ export class FindingStore {
         throw new AuditStoreError(
           `${path} was written by a newer image-promoter (schema ${version}, this one knows ${SCHEMA_VERSION})`,
         );
+      } else if (Number(version) === 1) {
+        db.transaction(() => {
+          db.exec(MIGRATE_1_TO_2);
+          db.prepare("UPDATE meta SET value = ? WHERE key = 'schema'").run(String(SCHEMA_VERSION));
+        })();
       }
+      db.exec(INDEXES_2);
     } catch (error) {
       if (error instanceof AuditStoreError) throw error;
       throw new AuditStoreError(`cannot open audit database ${path}: ${describeError(error)}`, {
@@ -260,23 +328,74 @@ export class FindingStore {
     return row !== undefined;
   }
 
-  /** Records a finding and drops the event from pending; undefined when it was already recorded. */
-  record(finding: NewFinding): AuditFinding | undefined {
+  /**
+   * Records a finding and drops the event from pending; undefined when it was already recorded.
+   * A violation given `event` keeps it, to be judged again (`violationsToReview`).
+   */
+  record(finding: NewFinding, event?: RegistryEvent): AuditFinding | undefined {
     const insert = this.db.prepare(`
       INSERT OR IGNORE INTO findings (event_id, verdict, rule, action, repository, digest, tag, media_type,
-        reason, parent, subject, source, event_time, received_at, decided_at, alert)
+        reason, parent, subject, source, event_time, received_at, decided_at, alert, event)
       VALUES (@eventId, @verdict, @rule, @action, @repository, @digest, @tag, @mediaType,
-        @reason, @parent, @subject, @source, @eventTime, @receivedAt, @decidedAt, @alert)`);
+        @reason, @parent, @subject, @source, @eventTime, @receivedAt, @decidedAt, @alert, @event)`);
     const removePending = this.db.prepare("DELETE FROM pending_events WHERE event_id = ?");
     const run = this.db.transaction((value: NewFinding) => {
-      const result = insert.run(value);
+      const kept = value.verdict === "violation" && event !== undefined ? JSON.stringify(event) : null;
+      const result = insert.run({ ...value, event: kept });
       removePending.run(value.eventId);
       return result.changes === 1 ? Number(result.lastInsertRowid) : undefined;
     });
     const seq = run(finding);
     if (seq === undefined) return undefined;
     if (this.verdictCounts) this.verdictCounts[finding.verdict] += 1;
-    return { seq, ...finding };
+    return { seq, ...finding, retracted: null, retractionAlert: "none" };
+  }
+
+  /**
+   * Violations received at or after `receivedSince` (ISO time) that kept their event, newest
+   * first, at most `limit`: what a move of the manifests' branch may explain.
+   */
+  violationsToReview(receivedSince: string, limit: number): ViolationToReview[] {
+    const rows = this.db
+      .prepare(
+        "SELECT * FROM findings WHERE verdict = 'violation' AND event IS NOT NULL AND received_at >= ? ORDER BY seq DESC LIMIT ?",
+      )
+      .all(receivedSince, limit) as (FindingRow & { event: string })[];
+    return rows.map((row) => ({ finding: fromRow(row), event: JSON.parse(row.event) as RegistryEvent }));
+  }
+
+  /**
+   * Corrects a violation to verified, keeping what it said; undefined when it is no violation
+   * (any more).
+   */
+  retract(seq: number, correction: Correction): AuditFinding | undefined {
+    const result = this.db
+      .prepare(
+        `UPDATE findings SET verdict = 'verified', retracted_at = @at, retracted_rule = rule,
+           retracted_reason = reason, rule = @rule, reason = @reason, parent = @parent,
+           subject = @subject, retraction_alert = @alert, event = NULL
+         WHERE seq = @seq AND verdict = 'violation'`,
+      )
+      .run({ seq, ...correction });
+    if (result.changes !== 1) return undefined;
+    if (this.verdictCounts) {
+      this.verdictCounts.violation -= 1;
+      this.verdictCounts.verified += 1;
+    }
+    const row = this.db.prepare("SELECT * FROM findings WHERE seq = ?").get(seq) as FindingRow | undefined;
+    return row ? fromRow(row) : undefined;
+  }
+
+  setRetractionAlertState(seq: number, state: AlertState): void {
+    this.db.prepare("UPDATE findings SET retraction_alert = ? WHERE seq = ?").run(state, seq);
+  }
+
+  /** Retractions whose alert was not delivered yet. */
+  undeliveredRetractionAlerts(): AuditFinding[] {
+    const rows = this.db
+      .prepare("SELECT * FROM findings WHERE retraction_alert = 'pending' ORDER BY seq")
+      .all() as FindingRow[];
+    return rows.map(fromRow);
   }
 
   addPending(pending: PendingEvent): boolean {

@@ -80,6 +80,47 @@ describe("GitCheckout", () => {
 });
 
 describe("splitGitCredentials", () => {
+  it("lists the branch's first-parent chain and writes a past commit's tree to a folder of its own", async () => {
+    const origin = path.join(dir, "origin");
+    const manifest = path.join(origin, "images.yaml");
+    await mkdir(origin, { recursive: true });
+    await writeFile(manifest, "first\n");
+    gitIn(origin, dir, "init", "-q", "-b", "main");
+    gitIn(origin, dir, "add", "-A");
+    gitIn(origin, dir, "commit", "-q", "-m", "first");
+    const first = gitIn(origin, dir, "rev-parse", "HEAD").trim();
+    gitIn(origin, dir, "checkout", "-q", "-b", "feature");
+    await writeFile(manifest, "feature\n");
+    gitIn(origin, dir, "commit", "-q", "-am", "feature");
+    const feature = gitIn(origin, dir, "rev-parse", "HEAD").trim();
+    gitIn(origin, dir, "checkout", "-q", "main");
+    gitIn(origin, dir, "merge", "-q", "--no-ff", "-m", "merge feature", "feature");
+    const merged = gitIn(origin, dir, "rev-parse", "HEAD").trim();
+
+    const checkout = new GitCheckout({
+      url: `file://${origin}`,
+      branch: "main",
+      directory: path.join(dir, "clone"),
+    });
+    await checkout.clone();
+    const chain = await checkout.firstParentChain();
+    // The merge and the commit before it: the pull request's own commit was never the branch's state.
+    expect(chain.map(({ commit }) => commit)).toEqual([merged, first]);
+    expect(chain.map(({ commit }) => commit)).not.toContain(feature);
+    for (const { committedAt } of chain) expect(Number.isInteger(committedAt / 1000)).toBe(true);
+
+    const past = path.join(dir, "revision");
+    await mkdir(past);
+    await writeFile(path.join(past, "left-over"), "from another revision\n");
+    await checkout.materialize(first, past);
+    expect(await readFile(path.join(past, "images.yaml"), "utf8")).toBe("first\n");
+    expect(existsSync(path.join(past, "left-over"))).toBe(false);
+    // The clone's own work tree and HEAD stay at the branch.
+    expect(await readFile(path.join(dir, "clone", "images.yaml"), "utf8")).toBe("feature\n");
+    expect(await checkout.commit()).toBe(merged);
+    await expect(checkout.materialize("--output=/tmp/x", past)).rejects.toThrow(/is not a commit id/);
+  });
+
   it("moves the user part of an http(s) URL into a Basic Authorization value", () => {
     const split = splitGitCredentials("https://bot:p%40ss%3Aword@git.example/org/manifests.git");
     expect(split.url).toBe("https://git.example/org/manifests.git");

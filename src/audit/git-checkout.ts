@@ -1,6 +1,8 @@
+import { mkdir, rm } from "node:fs/promises";
 import * as path from "node:path";
 import { PromoterError } from "../errors.js";
 import { GIT_TIMEOUT_MS, GitCommandError, runGitProcess, type GitRepository } from "../git/index.js";
+import { MAX_WINDOW_REVISIONS, type ChainCommit } from "./revision-history.js";
 
 /**
  * A shallow clone of the repository holding the manifests, kept up to date by fetching one
@@ -13,10 +15,18 @@ import { GIT_TIMEOUT_MS, GitCommandError, runGitProcess, type GitRepository } fr
  * URL: git would put the URL on its command line and its remote helper's (readable by every
  * local user in /proc/<pid>/cmdline) and write it into the clone's .git/config. They are sent as
  * an `Authorization` header for that origin only, configured through git's environment.
+ *
+ * The clone holds the last MAX_WINDOW_REVISIONS commits of the branch, so the auditor can judge
+ * an event against the manifests of a merge that was just replaced (revision-history.ts): a
+ * past commit's tree is written into a folder of its own (`materialize`), never into the clone's
+ * work tree or index. Commands on the clone run one at a time.
  */
 
 export { GIT_TIMEOUT_MS };
 const MAX_GIT_OUTPUT_BYTES = 1024 * 1024;
+/** Commits fetched: the history the auditor judges recent events against. */
+export const HISTORY_DEPTH = MAX_WINDOW_REVISIONS;
+const OBJECT_ID = /^[0-9a-f]{40}(?:[0-9a-f]{24})?$/;
 
 export class GitError extends PromoterError {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -103,6 +113,8 @@ export class GitCheckout {
   private readonly repository: GitRepository;
   /** The `Authorization` header for the URL's origin, when the URL carried credentials. */
   private readonly privateConfig: PrivateConfig;
+  /** The last command queued: the next one waits for it. */
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(options: GitCheckoutOptions) {
     const urlProblem = gitUrlProblem(options.url);
@@ -122,15 +134,26 @@ export class GitCheckout {
     this.repository = { gitDir: path.join(options.directory, ".git"), workTree: options.directory };
   }
 
+  /** Runs `task` once every command queued before it has finished. */
+  private exclusive<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(task, task);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
   /** Shallow clone of the branch (or the default branch); returns the commit. */
-  async clone(signal?: AbortSignal): Promise<string> {
+  clone(signal?: AbortSignal): Promise<string> {
+    return this.exclusive(() => this.cloneNow(signal));
+  }
+
+  private async cloneNow(signal?: AbortSignal): Promise<string> {
     const branch = this.branch === undefined ? [] : ["--branch", this.branch];
     await runGit(
       [
         "clone",
         "--quiet",
         "--depth",
-        "1",
+        String(HISTORY_DEPTH),
         "--single-branch",
         "--no-tags",
         "--no-recurse-submodules",
@@ -143,25 +166,76 @@ export class GitCheckout {
       this.privateConfig,
       signal,
     );
-    return this.commit(signal);
+    return this.commitNow(signal);
   }
 
-  async commit(signal?: AbortSignal): Promise<string> {
+  commit(signal?: AbortSignal): Promise<string> {
+    return this.exclusive(() => this.commitNow(signal));
+  }
+
+  private commitNow(signal?: AbortSignal): Promise<string> {
     return runGit(["rev-parse", "--verify", "HEAD^{commit}"], this.repository, this.privateConfig, signal);
+  }
+
+  /**
+   * The branch's first-parent chain from the checked-out commit, newest first, with commit
+   * times: the merges, not the commits of the branches they brought in.
+   */
+  firstParentChain(signal?: AbortSignal): Promise<ChainCommit[]> {
+    return this.exclusive(async () => {
+      const output = await runGit(
+        ["rev-list", "--first-parent", `--max-count=${HISTORY_DEPTH}`, "--timestamp", "HEAD"],
+        this.repository,
+        this.privateConfig,
+        signal,
+      );
+      const chain: ChainCommit[] = [];
+      for (const line of output.split("\n")) {
+        const [seconds, commit] = line.trim().split(" ");
+        if (commit === undefined || !OBJECT_ID.test(commit) || !/^\d+$/.test(seconds ?? "")) continue;
+        chain.push({ commit, committedAt: Number(seconds) * 1000 });
+      }
+      return chain;
+    });
+  }
+
+  /**
+   * Writes the tree of `commit` (a commit of the clone) into `directory`, emptied first, as git
+   * would check it out; the clone's own work tree, index and HEAD are not touched.
+   */
+  materialize(commit: string, directory: string, signal?: AbortSignal): Promise<void> {
+    if (!OBJECT_ID.test(commit)) {
+      return Promise.reject(new GitError(`${JSON.stringify(commit)} is not a commit id`));
+    }
+    return this.exclusive(async () => {
+      await rm(directory, { recursive: true, force: true });
+      await mkdir(directory, { recursive: true });
+      // https://git-scm.com/docs/git-restore: --worktree alone leaves the index as it is.
+      await runGit(
+        ["restore", `--source=${commit}`, "--worktree", "--", "."],
+        { gitDir: this.repository.gitDir, workTree: directory },
+        this.privateConfig,
+        signal,
+      );
+    });
   }
 
   /**
    * Fetches the branch and moves the work tree to it when it changed; returns the commit and
    * whether it changed. The work tree is ours alone, so a hard reset is safe.
    */
-  async update(signal?: AbortSignal): Promise<{ commit: string; changed: boolean }> {
-    const before = await this.commit(signal);
+  update(signal?: AbortSignal): Promise<{ commit: string; changed: boolean }> {
+    return this.exclusive(() => this.updateNow(signal));
+  }
+
+  private async updateNow(signal?: AbortSignal): Promise<{ commit: string; changed: boolean }> {
+    const before = await this.commitNow(signal);
     await runGit(
       [
         "fetch",
         "--quiet",
         "--depth",
-        "1",
+        String(HISTORY_DEPTH),
         "--no-tags",
         "--no-recurse-submodules",
         "--end-of-options",

@@ -61,9 +61,12 @@ export {
   MAX_FINDINGS_LIMIT,
   type AlertState,
   type AuditFinding,
+  type Correction,
   type FindingFilter,
   type NewFinding,
   type PendingEvent,
+  type Retraction,
+  type ViolationToReview,
 } from "./finding-store.js";
 export {
   FindingReader,
@@ -76,6 +79,8 @@ export {
 export {
   Auditor,
   DEFAULT_PENDING_GRACE_MS,
+  MAX_CHECK_WAIT_MS,
+  MAX_REVIEWED_VIOLATIONS,
   type AuditLookup,
   type AuditorOptions,
   type ReceiveResult,
@@ -114,19 +119,35 @@ export {
   type RegistryLookupOptions,
 } from "./lookup.js";
 export {
+  CHECK_RETRY_BASE_MS,
   DEFAULT_RELOAD_INTERVAL_MS,
   FAILED_CHECKS_BEFORE_ALERT,
   ManifestReloadError,
   ManifestWatcher,
   MAX_FINGERPRINT_FILES,
+  MIN_CHECK_INTERVAL_MS,
+  type CheckOutcome,
   type LoadedState,
   type ManifestOrigin,
   type ManifestWatcherOptions,
 } from "./manifest-source.js";
 export {
+  commitLabel,
+  DEFAULT_REVISION_WINDOW_MS,
+  MAX_WINDOW_REVISIONS,
+  MERGE_CLOCK_TOLERANCE_MS,
+  RevisionHistory,
+  type ChainCommit,
+  type CheckRecord,
+  type ManifestHistory,
+  type ManifestRevision,
+  type RevisionState,
+} from "./revision-history.js";
+export {
   GitCheckout,
   GitError,
   GIT_TIMEOUT_MS,
+  HISTORY_DEPTH,
   gitBranchProblem,
   gitUrlProblem,
   redactGitUrl,

@@ -170,6 +170,43 @@ describe("ManifestWatcher", () => {
     expect(broken).toHaveLength(1);
   });
 
+  it("keeps the revisions of the branch: a merge superseded before the fetch is loaded from its own tree", async () => {
+    const origin = path.join(directory, "origin");
+    const git = (...args: string[]): string =>
+      execFileSync("git", args, {
+        cwd: origin,
+        env: {
+          ...process.env,
+          GIT_AUTHOR_NAME: "t",
+          GIT_AUTHOR_EMAIL: "t@example.invalid",
+          GIT_COMMITTER_NAME: "t",
+          GIT_COMMITTER_EMAIL: "t@example.invalid",
+        },
+      }).toString();
+    const imagesFile = path.join(origin, "registry", "images", "app", "images.yaml");
+    mkdirSync(origin);
+    git("init", "--quiet", "--initial-branch", "main");
+    writeThinTree(path.join(origin, "registry"), images({ [D1]: ["1.0"] }));
+    git("add", ".");
+    git("commit", "--quiet", "-m", "first");
+    const subject = watcher({ kind: "git", url: `file://${origin}`, branch: "main", path: "registry" });
+    await subject.loadInitial();
+
+    // Two merges before the auditor fetches: a promotion may run from the first of them.
+    writeFileSync(imagesFile, images({ [D1]: ["1.0"], [D2]: ["2.0"] }));
+    git("commit", "--quiet", "-am", "second");
+    writeFileSync(imagesFile, images({ [D1]: ["1.0"], [D3]: ["3.0"] }));
+    git("commit", "--quiet", "-am", "third");
+    expect(await subject.check()).toBe("reloaded");
+    expect(wanted(states.at(-1))).toEqual([D1, D3]);
+
+    const around = await subject.statesAround(Date.now());
+    expect(around.map(({ state }) => wanted({ state } as LoadedState))).toEqual([[D1, D3], [D1, D2], [D1]]);
+    expect(around[0]?.until).toBeUndefined();
+    expect(around[1]?.until).toBe(around[0]?.revision.since);
+    expect(subject.lastCheck()).toMatchObject({ lastSuccessStartedAt: expect.any(Number) as number });
+  });
+
   it("alerts when checks keep failing", async () => {
     writeThinTree(path.join(directory, "tree"), images({ [D1]: ["1.0"] }));
     const subject = watcher({ kind: "thin-manifest-dir", directory: "tree" });

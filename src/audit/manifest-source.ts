@@ -8,6 +8,15 @@ import type { Logger } from "../log.js";
 import { formatPosition, loadManifests, type Finding, type ManifestSet } from "../manifest/index.js";
 import { buildDesiredState, type DesiredState } from "./desired-state.js";
 import { GitCheckout, redactGitUrl } from "./git-checkout.js";
+import {
+  commitLabel,
+  DEFAULT_REVISION_WINDOW_MS,
+  RevisionHistory,
+  type CheckRecord,
+  type ManifestHistory,
+  type ManifestRevision,
+  type RevisionState,
+} from "./revision-history.js";
 
 /**
  * Where the auditor's manifests come from, and how it notices changes: a manifest file or a
@@ -20,6 +29,13 @@ import { GitCheckout, redactGitUrl } from "./git-checkout.js";
  * count (the registry.k8s.io tree carries one invalid digest; its entry is left out and the rest
  * is used, as `promoter promote` does), but a change that adds one is refused: a half-parsed
  * manifest would turn every push of the images it lost into a violation.
+ *
+ * The watcher is also the auditor's `ManifestHistory` (docs/auditor.md, "Timing"): before an
+ * event is declared a violation the auditor asks for a check now (`requestCheck`: concurrent
+ * requests share one, and checks start at least `MIN_CHECK_INTERVAL_MS` apart, so events cannot
+ * make it fetch in a loop), and judges the event against every revision that was on the branch
+ * around its arrival (`statesAround`), loading a past commit's manifests from the clone when
+ * needed. A failed check is tried again sooner than the interval.
  */
 
 export type ManifestOrigin =
@@ -32,6 +48,10 @@ export const DEFAULT_RELOAD_INTERVAL_MS = 30_000;
 export const MAX_FINGERPRINT_FILES = 100_000;
 /** Consecutive failed checks (git fetch, unreadable tree) before an alert is raised. */
 export const FAILED_CHECKS_BEFORE_ALERT = 3;
+/** Checks (polled or asked for) start at least this far apart, or the interval when shorter. */
+export const MIN_CHECK_INTERVAL_MS = 5_000;
+/** After a failed check the next comes this much later, doubling per failure up to the interval. */
+export const CHECK_RETRY_BASE_MS = 5_000;
 
 export class ManifestReloadError extends PromoterError {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -43,6 +63,8 @@ export interface LoadedState {
   readonly state: DesiredState;
   /** A fingerprint (files) or commit (git) of what was loaded. */
   readonly version: string;
+  /** The revision loaded, and when it reached the branch. */
+  readonly revision: ManifestRevision;
   /** Error findings of the load (known and tolerated). */
   readonly errors: readonly Finding[];
   readonly warnings: number;
@@ -57,8 +79,23 @@ export interface ManifestWatcherOptions {
   readonly onState: (loaded: LoadedState) => void;
   /** A change could not be used, or checks keep failing; the last good state stays. */
   readonly onBroken: (message: string, details: Readonly<Record<string, unknown>>) => void;
-  /** A check confirmed the state is current (unchanged, or reloaded). */
-  readonly onChecked?: () => void;
+  /** Every check, after its outcome is known (and after `onState` when it loaded a revision). */
+  readonly onChecked?: (outcome: CheckOutcome) => void;
+  /** How long after it was replaced a revision still explains events (default one hour). */
+  readonly revisionWindowMs?: number;
+  /** Epoch milliseconds; tests pass their own clock. */
+  readonly now?: () => number;
+}
+
+export interface CheckOutcome {
+  /** Epoch milliseconds at which the check started. */
+  readonly startedAt: number;
+  /** unchanged or reloaded: the state is current; broken: the new revision could not be used; failed: the check itself failed. */
+  readonly result: "unchanged" | "reloaded" | "broken" | "failed";
+  /** Why it failed. */
+  readonly error?: string;
+  /** The branch moved (new revisions may explain events judged before). */
+  readonly historyChanged: boolean;
 }
 
 /** Whether `candidate` is `folder` or below it (both absolute and normalised). */
@@ -75,13 +112,18 @@ function describeFinding(finding: Finding): string {
   return `${formatPosition(finding.position)}: ${finding.rule}: ${finding.message}`;
 }
 
-async function fingerprintFiles(root: string, signal?: AbortSignal): Promise<string> {
+/** A fingerprint of the files, and the newest modification time among them (epoch ms). */
+async function fingerprintFiles(
+  root: string,
+  signal?: AbortSignal,
+): Promise<{ fingerprint: string; newestChange: number }> {
   const hash = createHash("sha256");
   const info = await stat(root);
   if (!info.isDirectory()) {
     hash.update(`${root}\u0000${info.size}\u0000${info.mtimeMs}\u0000${info.ino}`);
-    return hash.digest("hex");
+    return { fingerprint: hash.digest("hex"), newestChange: info.mtimeMs };
   }
+  let newestChange = 0;
   const entries: string[] = [];
   const walk = async (directory: string): Promise<void> => {
     if (signal?.aborted) throw new ManifestReloadError("aborted");
@@ -94,6 +136,7 @@ async function fingerprintFiles(root: string, signal?: AbortSignal): Promise<str
       } else if (child.isFile() || child.isSymbolicLink()) {
         const childInfo = await stat(full).catch(() => undefined);
         if (!childInfo) continue;
+        newestChange = Math.max(newestChange, childInfo.mtimeMs);
         entries.push(
           `${path.relative(root, full)}\u0000${childInfo.size}\u0000${childInfo.mtimeMs}\u0000${childInfo.ino}`,
         );
@@ -106,17 +149,42 @@ async function fingerprintFiles(root: string, signal?: AbortSignal): Promise<str
   await walk(root);
   entries.sort();
   for (const entry of entries) hash.update(`${entry}\n`);
-  return hash.digest("hex");
+  return { fingerprint: hash.digest("hex"), newestChange };
 }
 
-export class ManifestWatcher {
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) {
+      resolve();
+      return;
+    }
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+/** What the current files or commit are. */
+interface CurrentVersion {
+  readonly version: string;
+  readonly revision: ManifestRevision;
+}
+
+export class ManifestWatcher implements ManifestHistory {
   private readonly origin: ManifestOrigin;
   private readonly cwd: string;
   private readonly logger: Logger;
   private readonly intervalMs: number;
+  private readonly minCheckIntervalMs: number;
   private readonly onState: ManifestWatcherOptions["onState"];
   private readonly onBroken: ManifestWatcherOptions["onBroken"];
-  private readonly onChecked: () => void;
+  private readonly onChecked: (outcome: CheckOutcome) => void;
+  private readonly now: () => number;
+  private readonly history: RevisionHistory;
   private failures = 0;
   private readonly controller = new AbortController();
   private git: GitCheckout | undefined;
@@ -125,13 +193,21 @@ export class ManifestWatcher {
   private brokenVersion: string | undefined;
   private knownErrors = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
-  private polling: Promise<void> | undefined;
+  private polling = false;
+  /** The last check that finished (or fetched, for one still loading). */
+  private lastCheckRecord: CheckRecord | undefined;
+  private lastCheckStart = Number.NEGATIVE_INFINITY;
+  /** The check waiting to start: requests made meanwhile share it. */
+  private queued: Promise<void> | undefined;
+  /** The check running. */
+  private running: Promise<void> | undefined;
 
   constructor(options: ManifestWatcherOptions) {
     this.origin = options.origin;
     this.cwd = options.cwd;
     this.logger = options.logger;
     this.intervalMs = options.intervalMs ?? DEFAULT_RELOAD_INTERVAL_MS;
+    this.minCheckIntervalMs = Math.min(MIN_CHECK_INTERVAL_MS, this.intervalMs);
     this.onState = options.onState;
     this.onBroken = options.onBroken;
     this.onChecked =
@@ -139,6 +215,8 @@ export class ManifestWatcher {
       (() => {
         // Nothing to record.
       });
+    this.now = options.now ?? Date.now;
+    this.history = new RevisionHistory(options.revisionWindowMs ?? DEFAULT_REVISION_WINDOW_MS);
   }
 
   /** What is watched, for logs (credentials in a git URL removed). */
@@ -164,6 +242,7 @@ export class ManifestWatcher {
         directory: path.join(this.gitDirectory, "checkout"),
       });
       await this.git.clone(combined);
+      this.history.observeChain(await this.git.firstParentChain(combined), this.now());
     }
     const loaded = await this.load(combined);
     this.accept(loaded);
@@ -172,48 +251,128 @@ export class ManifestWatcher {
 
   /** Polls for changes every interval until `close()`. */
   start(): void {
-    const tick = (): void => {
-      this.polling = this.check()
-        .then((result) => {
-          this.failures = 0;
-          if (result !== "broken") this.onChecked();
-        })
-        .catch((error: unknown) => {
-          this.failures += 1;
-          const details = { source: this.describe(), error: describeError(error), failures: this.failures };
-          // One alert when checks keep failing (a fetch that fails once is noise); logs every time.
-          if (this.failures === FAILED_CHECKS_BEFORE_ALERT) {
-            this.onBroken("manifest checks keep failing; the desired state may be stale", details);
-          } else {
-            this.logger.log("warn", "manifest check failed", details);
-          }
-        })
-        .finally(() => {
-          this.polling = undefined;
-          if (!this.controller.signal.aborted) {
-            this.timer = setTimeout(tick, this.intervalMs);
-            this.timer.unref();
-          }
-        });
-    };
-    this.timer = setTimeout(tick, this.intervalMs);
+    this.polling = true;
+    this.schedule(this.intervalMs);
+  }
+
+  /** The last check that finished: when it started and, when it failed, why. */
+  lastCheck(): CheckRecord | undefined {
+    return this.lastCheckRecord;
+  }
+
+  /**
+   * Asks for a check that starts now or later: one waiting to start is shared, and a check starts
+   * no sooner than `MIN_CHECK_INTERVAL_MS` after the one before. Resolves once it has finished;
+   * never rejects (a failure is in `lastCheck()` and `onChecked`).
+   */
+  requestCheck(): Promise<void> {
+    if (this.controller.signal.aborted) return Promise.resolve();
+    this.queued ??= this.startWhenAllowed();
+    return this.queued;
+  }
+
+  /**
+   * The revisions that were on the branch at some moment of [at - window, at + tolerance], with
+   * their desired states, newest first (revision-history.ts).
+   */
+  statesAround(at: number): Promise<RevisionState[]> {
+    return this.history.statesAround(
+      at,
+      (revision) => this.loadRevision(revision),
+      (revision, error) => {
+        this.logger.log(
+          "warn",
+          "cannot load a past revision of the manifests; events are not judged against it",
+          {
+            revision: revision.label,
+            error: describeError(error),
+          },
+        );
+      },
+    );
+  }
+
+  private schedule(delayMs: number): void {
+    if (!this.polling || this.controller.signal.aborted) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      void this.requestCheck();
+    }, delayMs);
     this.timer.unref();
   }
 
-  /** Checks once for a change and loads it (also what the timer does). */
+  private async startWhenAllowed(): Promise<void> {
+    await this.running;
+    const wait = this.lastCheckStart + this.minCheckIntervalMs - this.now();
+    if (wait > 0) await sleep(wait, this.controller.signal);
+    this.queued = undefined;
+    if (this.controller.signal.aborted) return;
+    this.running = this.runCheck();
+    await this.running;
+    this.running = undefined;
+  }
+
+  /** One check, with the bookkeeping: failures counted and alerted, `onChecked`, the next poll. */
+  private async runCheck(): Promise<void> {
+    const startedAt = this.now();
+    this.lastCheckStart = startedAt;
+    const newestBefore = this.history.newest?.id;
+    let outcome: CheckOutcome;
+    try {
+      const result = await this.check();
+      this.failures = 0;
+      outcome = { startedAt, result, historyChanged: this.history.newest?.id !== newestBefore };
+    } catch (error) {
+      this.failures += 1;
+      const details = { source: this.describe(), error: describeError(error), failures: this.failures };
+      // One alert when checks keep failing (a fetch that fails once is noise); logs every time.
+      if (this.failures === FAILED_CHECKS_BEFORE_ALERT) {
+        this.onBroken("manifest checks keep failing; the desired state may be stale", details);
+      } else {
+        this.logger.log("warn", "manifest check failed", details);
+      }
+      outcome = { startedAt, result: "failed", error: describeError(error), historyChanged: false };
+    }
+    this.history.release(this.now());
+    if (this.controller.signal.aborted) return;
+    this.onChecked(outcome);
+    const retry = Math.min(this.intervalMs, CHECK_RETRY_BASE_MS * 2 ** Math.max(0, this.failures - 1));
+    this.schedule(this.failures > 0 ? retry : this.intervalMs);
+  }
+
+  /**
+   * Checks once for a change and loads it (what `requestCheck` runs, without its bookkeeping).
+   * The check counts as done for `lastCheck()` once the branch is fetched (or the files read),
+   * before `onState` announces a new state.
+   */
   async check(): Promise<"unchanged" | "reloaded" | "broken"> {
     const signal = this.controller.signal;
-    if (this.git) {
-      const { changed, commit } = await this.git.update(signal);
-      if (changed) this.logger.log("info", "manifest repository changed", { commit });
+    const startedAt = this.now();
+    let current: CurrentVersion;
+    try {
+      if (this.git) {
+        const { changed, commit } = await this.git.update(signal);
+        if (changed) this.logger.log("info", "manifest repository changed", { commit });
+        this.history.observeChain(await this.git.firstParentChain(signal), this.now(), startedAt);
+      }
+      current = await this.currentVersion(signal);
+    } catch (error) {
+      const lastSuccessStartedAt = this.lastCheckRecord?.lastSuccessStartedAt;
+      this.lastCheckRecord = {
+        startedAt,
+        error: describeError(error),
+        ...(lastSuccessStartedAt === undefined ? {} : { lastSuccessStartedAt }),
+      };
+      throw error;
     }
-    const version = await this.currentVersion(signal);
+    this.lastCheckRecord = { startedAt, lastSuccessStartedAt: startedAt };
+    const { version } = current;
     if (version === this.version) return "unchanged";
     // Still the broken change: alerted once already; the state stays stale until it is fixed.
     if (version === this.brokenVersion) return "broken";
     let loaded: LoadedState;
     try {
-      loaded = await this.load(signal, version);
+      loaded = await this.load(signal, current);
     } catch (error) {
       this.brokenVersion = version;
       this.onBroken("manifest reload failed; keeping the last good manifests", {
@@ -239,11 +398,14 @@ export class ManifestWatcher {
   async close(): Promise<void> {
     this.controller.abort();
     if (this.timer) clearTimeout(this.timer);
-    await this.polling;
+    await this.queued;
+    await this.running;
     if (this.gitDirectory) await rm(this.gitDirectory, { recursive: true, force: true });
   }
 
   private accept(loaded: LoadedState): void {
+    if (this.git) this.history.remember(loaded.revision.id, loaded.state);
+    else this.history.observeLoaded(loaded.revision, loaded.state);
     this.version = loaded.version;
     this.brokenVersion = undefined;
     this.knownErrors = new Set(loaded.errors.map(findingKey));
@@ -253,15 +415,19 @@ export class ManifestWatcher {
     this.onState(loaded);
   }
 
-  /** The file or directory the manifests are read from. */
-  private async target(): Promise<{ manifest: string } | { thinManifestDir: string }> {
+  /**
+   * The file or directory the manifests are read from; for git, in `checkout` (the clone's work
+   * tree, or the folder a past commit was written to).
+   */
+  private async target(
+    checkout = this.git?.directory ?? "",
+  ): Promise<{ manifest: string } | { thinManifestDir: string }> {
     switch (this.origin.kind) {
       case "manifest":
         return { manifest: path.resolve(this.cwd, this.origin.file) };
       case "thin-manifest-dir":
         return { thinManifestDir: path.resolve(this.cwd, this.origin.directory) };
       case "git": {
-        const checkout = this.git?.directory ?? "";
         const relative = this.origin.path ?? ".";
         const inside = path.resolve(checkout, relative);
         const leaves = (): never => {
@@ -283,19 +449,61 @@ export class ManifestWatcher {
     }
   }
 
-  private async currentVersion(signal: AbortSignal): Promise<string> {
+  private async currentVersion(signal: AbortSignal): Promise<CurrentVersion> {
     const target = await this.target();
     const root = "manifest" in target ? target.manifest : target.thinManifestDir;
     const files = await fingerprintFiles(root, signal);
-    return this.git ? `${await this.git.commit(signal)}:${files}` : files;
+    if (this.git) {
+      const commit = await this.git.commit(signal);
+      const revision = this.history.revision(commit) ?? {
+        id: commit,
+        label: commitLabel(commit),
+        since: this.now(),
+      };
+      return { version: `${commit}:${files.fingerprint}`, revision };
+    }
+    // A file changed no later than it was modified (the writer's clock is this machine's).
+    const since = Math.min(files.newestChange, this.now());
+    return {
+      version: files.fingerprint,
+      revision: {
+        id: files.fingerprint,
+        label: `the manifest files as of ${new Date(since).toISOString()}`,
+        since,
+      },
+    };
   }
 
-  private async load(signal: AbortSignal, knownVersion?: string): Promise<LoadedState> {
-    const version = knownVersion ?? (await this.currentVersion(signal));
+  private async load(signal: AbortSignal, known?: CurrentVersion): Promise<LoadedState> {
+    const current = known ?? (await this.currentVersion(signal));
     const target = await this.target();
+    const { state, errors, warnings } = await this.loadFrom(target, signal);
+    return { state, version: current.version, revision: current.revision, errors, warnings };
+  }
+
+  private async loadFrom(
+    target: { manifest: string } | { thinManifestDir: string },
+    signal: AbortSignal,
+  ): Promise<Pick<LoadedState, "state" | "errors" | "warnings">> {
     const set: ManifestSet = await loadManifests(target, { signal, cwd: this.cwd });
     const errors = set.findings.filter((finding) => finding.severity === "error");
     const warnings = set.findings.length - errors.length;
-    return { state: buildDesiredState(set), version, errors, warnings };
+    return { state: buildDesiredState(set), errors, warnings };
+  }
+
+  /**
+   * The desired state of a past commit of the branch, written into a folder of its own. Its
+   * error findings leave their entries out, as `promote` does: a promotion from that commit
+   * promoted the rest.
+   */
+  private async loadRevision(revision: ManifestRevision): Promise<DesiredState> {
+    if (!this.git || this.gitDirectory === undefined) {
+      throw new ManifestReloadError(`${revision.label} is no longer available`);
+    }
+    const signal = this.controller.signal;
+    const folder = path.join(this.gitDirectory, "revision");
+    await this.git.materialize(revision.id, folder, signal);
+    const { state } = await this.loadFrom(await this.target(folder), signal);
+    return state;
   }
 }

@@ -15,6 +15,11 @@ export class AuditMetrics {
   alertFailures = 0;
   manifestReloads = 0;
   manifestReloadFailures = 0;
+  /** Checks of the manifests (git fetch or file scan), polled or asked for before a violation. */
+  manifestChecks = 0;
+  manifestCheckFailures = 0;
+  /** Violations corrected to verified. */
+  retractions = 0;
   /** Epoch milliseconds of the last successful manifest load; undefined before the first. */
   lastManifestLoad: number | undefined;
   desiredRepositories = 0;
@@ -82,6 +87,21 @@ export class AuditMetrics {
       "Manifest changes that failed to load (the last good state stays in use).",
     );
     lines.push(`promoter_audit_manifest_reload_failures_total ${this.manifestReloadFailures}`);
+    family(
+      "promoter_audit_manifest_checks_total",
+      "counter",
+      "Checks of the manifests for changes (git fetches), polled or asked for before a violation, by result.",
+    );
+    lines.push(
+      `promoter_audit_manifest_checks_total{result="ok"} ${this.manifestChecks - this.manifestCheckFailures}`,
+    );
+    lines.push(`promoter_audit_manifest_checks_total{result="failed"} ${this.manifestCheckFailures}`);
+    family(
+      "promoter_audit_retractions_total",
+      "counter",
+      "Violations retracted: a later check of the manifests explained them.",
+    );
+    lines.push(`promoter_audit_retractions_total ${this.retractions}`);
     family(
       "promoter_audit_manifest_reload_age_seconds",
       "gauge",

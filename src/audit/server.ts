@@ -431,6 +431,8 @@ export function findingJson(finding: AuditFinding): Record<string, unknown> {
     receivedAt: finding.receivedAt,
     decidedAt: finding.decidedAt,
     alert: finding.alert,
+    // A violation later corrected to verified: what it said, and when it changed.
+    retracted: finding.retracted,
     seq: finding.seq,
   };
 }

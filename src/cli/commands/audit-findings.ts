@@ -104,6 +104,12 @@ function writeFindingsText(io: CliIO, findings: readonly AuditFinding[]): void {
       `${finding.receivedAt} ${finding.verdict.toUpperCase()} ${finding.action} ${target}`,
     );
     writeLine(io.stdout, `    ${finding.rule}: ${finding.reason}`);
+    if (finding.retracted) {
+      writeLine(
+        io.stdout,
+        `    retracted at ${finding.retracted.at}, was a violation (${finding.retracted.rule}): ${finding.retracted.reason}`,
+      );
+    }
   }
   const violations = findings.filter((finding) => finding.verdict === "violation").length;
   writeLine(io.stdout, `${findings.length} findings, ${violations} violations`);

@@ -6,6 +6,7 @@ import {
   DEFAULT_AUDIT_DB,
   DEFAULT_PENDING_GRACE_MS,
   DEFAULT_RELOAD_INTERVAL_MS,
+  DEFAULT_REVISION_WINDOW_MS,
   FindingStore,
   ManifestWatcher,
   parseHostMapping,
@@ -186,6 +187,14 @@ Findings are kept in an SQLite database (--db, default ./${DEFAULT_AUDIT_DB}), t
 an optional dependency the auditor needs; violations are logged as JSON lines on stdout and sent
 to --alert-webhook (Slack-compatible). Manifests are reloaded when they change; a broken change
 keeps the last good state and raises an alert.
+
+A promotion may run before the auditor's next reload: an event is judged against the manifests
+as they were on the branch when it arrived (the current revision, and any replaced less than
+--revision-window ago), and before it is declared a violation the manifests are checked (git
+fetched) again. A violation decided when that check failed is retracted, in the findings and by
+an alert, when a later check explains it. A push made before the merge that adds it stays a
+violation.
+
 Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
   options: {
     manifest: { type: "string", valueName: "FILE", description: "A plain promotion manifest file" },
@@ -258,7 +267,12 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
     "reload-interval": {
       type: "string",
       valueName: "SECONDS",
-      description: `How often manifests are checked for changes (default ${DEFAULT_RELOAD_INTERVAL_MS / 1000})`,
+      description: `How often manifests are checked for changes (default ${DEFAULT_RELOAD_INTERVAL_MS / 1000}); they are also checked before a violation is declared`,
+    },
+    "revision-window": {
+      type: "string",
+      valueName: "SECONDS",
+      description: `How long after it was replaced on the branch a manifest revision still explains events (default ${DEFAULT_REVISION_WINDOW_MS / 1000})`,
     },
     "log-level": { type: "string", valueName: "LEVEL", description: "debug, info (default), warn or error" },
     ...registryOptionSpecs,
@@ -281,6 +295,8 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
     const hostMapping = hostMappingOption(values);
     const graceSeconds = integerOption(values, "pending-grace", 0, 86_400);
     const reloadSeconds = integerOption(values, "reload-interval", 1, 86_400);
+    const windowSeconds = integerOption(values, "revision-window", 0, 7 * 86_400);
+    const revisionWindowMs = windowSeconds === undefined ? DEFAULT_REVISION_WINDOW_MS : windowSeconds * 1000;
     const logger = createCliLogger(io.stdout, {
       format: "json",
       level: parseLogLevel(stringOption(values, "log-level")),
@@ -335,6 +351,7 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
       cwd: io.cwd,
       logger,
       ...(reloadSeconds === undefined ? {} : { intervalMs: reloadSeconds * 1000 }),
+      revisionWindowMs,
       onState: (loaded) => {
         metrics.manifestReloads += 1;
         metrics.lastManifestLoad = Date.now();
@@ -346,10 +363,15 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
           errors: loaded.errors.length,
           warnings: loaded.warnings,
         });
-        running.auditor?.setDesiredState(loaded.state);
+        running.auditor?.setDesiredState(loaded.state, loaded.revision);
       },
-      onChecked: () => {
-        metrics.lastManifestLoad = Date.now();
+      onChecked: (outcome) => {
+        metrics.manifestChecks += 1;
+        if (outcome.result === "failed") metrics.manifestCheckFailures += 1;
+        if (outcome.result === "unchanged" || outcome.result === "reloaded") {
+          metrics.lastManifestLoad = Date.now();
+        }
+        running.auditor?.manifestsChecked(outcome);
       },
       onBroken: (message, details) => {
         metrics.manifestReloadFailures += 1;
@@ -384,6 +406,9 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
       lookup,
       logger,
       metrics,
+      history: watcher,
+      revision: initial.revision,
+      revisionWindowMs,
       ...(alerts ? { alerts } : {}),
       ...(graceSeconds === undefined ? {} : { pendingGraceMs: graceSeconds * 1000 }),
     });
