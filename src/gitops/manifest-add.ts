@@ -3,6 +3,7 @@ import { PromoterError, UsageError } from "../errors.js";
 import { escapeExcerpt, quoteExcerpt } from "../excerpt.js";
 import {
   applyRepositoryOwnership,
+  attachmentTagProblem,
   findTagConflicts,
   formatPosition,
   loadManifests,
@@ -85,7 +86,8 @@ function checkRequest(options: ManifestAddOptions): { image: RepositoryPath; tag
     throw new UsageError(`--project ${quoteExcerpt(options.project)} is not a project folder name`);
   }
   for (const tag of options.tags) {
-    if (!isTag(tag)) throw new UsageError(`--tag ${quoteExcerpt(tag)}: ${tagProblem(tag) ?? "invalid tag"}`);
+    const problem = isTag(tag) ? attachmentTagProblem(tag) : (tagProblem(tag) ?? "invalid tag");
+    if (problem) throw new UsageError(`--tag ${quoteExcerpt(tag)}: ${problem}`);
   }
   if (options.digest !== undefined && !isDigest(options.digest)) {
     throw new UsageError(

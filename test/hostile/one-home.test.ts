@@ -177,3 +177,59 @@ describe("cosign's attachment tags, written and read by one module", () => {
     expect((await readdir(path.join(tree, "prod", "app", "blobs", "sha512"))).length).toBe(1);
   });
 });
+
+describe("attachment tags are the promoter's and the signers', never a manifest's", () => {
+  /**
+   * A pull request lists an image of its own under the tag where cosign keeps the attestations
+   * (`sha256-<hex>.att`) of another promoted digest; the signature, SBOM and referrers fallback
+   * tags work alike. Promoted as an image tag, it plants a forged attestation next to a real
+   * image in production, and for a `.sig` tag blocks the promoter's own signature. Every tag of
+   * the attachment vocabulary (`parseAttachmentTag`) is an `invalid-tag` finding: that entry is
+   * not promoted, the rest is.
+   */
+  it("validate and promote refuse sha256-<hex>.sig/.att/.sbom and sha256-<hex> as manifest tags", async () => {
+    const tree = path.join(work, "attachment-tags");
+    const app = image("attached-app");
+    const forged = image("forged-attestation");
+    await writeOciLayoutDirectly(path.join(tree, "staging", "app"), [
+      { content: app, tag: "v1" },
+      { content: forged, tag: "anything" },
+    ]);
+    const subject = app.digest.slice("sha256:".length);
+    const attachmentTags = [".sig", ".att", ".sbom", ""].map((suffix) => `sha256-${subject}${suffix}`);
+    await writeFile(
+      path.join(tree, "images.yaml"),
+      [
+        "registries:",
+        "- name: oci:staging",
+        "  src: true",
+        "- name: oci:prod",
+        "images:",
+        "- name: app",
+        "  dmap:",
+        `    "${app.digest}": ["v1"]`,
+        `    "${forged.digest}": [${attachmentTags.map((tag) => `"${tag}"`).join(", ")}]`,
+        "",
+      ].join("\n"),
+    );
+
+    const validate = await runPromoter(["validate", "--manifest", "images.yaml"], { cwd: tree });
+    expect(validate.stderr + validate.stdout).not.toMatch(/\n\s+at /);
+    expect(validate.status).toBe(1);
+    for (const kind of ["signature", "attestation", "sbom", "referrers-index"]) {
+      expect(validate.stdout + validate.stderr).toMatch(
+        new RegExp(
+          `images\\.yaml:9:\\d+: error\\[invalid-tag\\]: invalid tag "sha256-${subject}[.a-z]*" in image "app": it is the ${kind} tag of ${app.digest}`,
+        ),
+      );
+    }
+
+    const promote = await runPromoter(["promote", "--manifest", "images.yaml", "--confirm", "--quiet"], {
+      cwd: tree,
+    });
+    expect(promote.stderr).not.toMatch(/\n\s+at /);
+    expect(promote.stderr).toContain("error[invalid-tag]");
+    expect(promote.status).toBe(1);
+    expect(await layoutTags(path.join(tree, "prod", "app"))).toEqual(["v1"]);
+  });
+});
