@@ -17,6 +17,7 @@ import {
   TreeFileRefusedError,
   type Finding,
   type PromotionManifest,
+  type RegistryPolicy,
   type TreeFileRefusal,
   type TagConflict,
 } from "../manifest/index.js";
@@ -65,6 +66,8 @@ export interface ManifestAddOptions {
   readonly signal?: AbortSignal;
   /** Work everything out but do not write the file. */
   readonly dryRun?: boolean;
+  /** Which registries the tree may name (`loadRegistryPolicy`); a refused source is never read. */
+  readonly registryPolicy?: RegistryPolicy;
 }
 
 export interface ManifestAddResult {
@@ -128,9 +131,22 @@ export async function addToManifest(options: ManifestAddOptions): Promise<Manife
   const request = checkRequest(options);
   const call = options.signal ? { signal: options.signal } : {};
   const dir = path.resolve(options.cwd, options.thinManifestDir);
-  const set = await loadManifests({ thinManifestDir: dir }, { cwd: options.cwd, ...call });
+  const set = await loadManifests(
+    { thinManifestDir: dir },
+    {
+      cwd: options.cwd,
+      ...call,
+      ...(options.registryPolicy ? { registryPolicy: options.registryPolicy } : {}),
+    },
+  );
   const manifest = projectManifest(set.manifests, options.project, dir);
   const source = sourceRegistry(manifest);
+  const refused = set.findings.find(
+    (finding) => finding.rule === "registry-not-allowed" && finding.position.file === manifest.file,
+  );
+  if (!source && refused) {
+    throw new ManifestAddRefusedError(`${formatPosition(refused.position)}: ${refused.message}`);
+  }
   if (!source) {
     throw new ManifestAddRefusedError(
       `project ${quoteExcerpt(options.project)} has no usable source registry (exactly one with src: true); run promoter validate`,

@@ -1,5 +1,6 @@
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from "node:fs/promises";
+import { generateKeyPairSync } from "node:crypto";
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -345,5 +346,96 @@ describe("connections are checked after name resolution", () => {
       await provider.close();
     }
     expect(internal.requests).toEqual([]);
+  });
+});
+
+describe("every command that reads registries applies the policy, not only check and promote", () => {
+  /**
+   * verify, audit reconcile, manifest add and snapshot read the registries a manifest (or an
+   * argument) names, and ran without the registry policy or the connect-time guard: a tree naming
+   * the CI machine's internal service had each of them send it requests. They now refuse it as
+   * promote does, before any request, unless the operator allows it with --allow-registry.
+   */
+  let repo: string;
+
+  beforeAll(async () => {
+    repo = await mkdtemp(path.join(work, "commands-"));
+    const key = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    await writeTree(repo, {
+      "manifests/meta/promoter-manifest.yaml": registriesYaml(`127.0.0.1:${internal.port}/latest`, [
+        `127.0.0.1:${internal.port}/prod`,
+      ]),
+      "images/meta/images.yaml": imagesYaml([{ name: "meta-data", digest: secret.digest, tags: ["v1"] }]),
+      "cosign.pub": key.publicKey.export({ type: "spki", format: "pem" }).toString(),
+    });
+  });
+
+  const commands: Record<string, () => readonly string[]> = {
+    verify: () => ["verify", "--thin-manifest-dir", ".", "--public-key", "cosign.pub", "--quiet"],
+    "audit reconcile": () => ["audit", "reconcile", "--thin-manifest-dir", "."],
+    "manifest add": () => [
+      "manifest",
+      "add",
+      "--thin-manifest-dir",
+      ".",
+      "--project",
+      "meta",
+      "--image",
+      "meta-data",
+      "--tag",
+      "v2",
+      "--dry-run",
+    ],
+    snapshot: () => ["snapshot", `127.0.0.1:${internal.port}/prod`, "--repository", "meta-data"],
+  };
+
+  for (const [name, args] of Object.entries(commands)) {
+    it(`${name} never sends a request to an internal registry the tree names`, async () => {
+      internal.requests.length = 0;
+      const run = await runPromoter(repo, args());
+      expect(internal.requests.map((request) => `${request.method} ${request.path}`)).toEqual([]);
+      expect(run.stderr).not.toMatch(STACK_LINE);
+      expect(run.status).toBe(1);
+      expect(run.stderr + run.stdout).toMatch(
+        new RegExp(
+          `127\\.0\\.0\\.1:${internal.port} is a loopback address \\(127\\.0\\.0\\.0/8\\); only the operator can allow`,
+        ),
+      );
+      expect(run.stdout + run.stderr).not.toContain("internal-secret");
+      expect(await readFile(path.join(repo, "images/meta/images.yaml"), "utf8")).not.toContain("v2");
+    });
+  }
+
+  it("snapshot of an allowed registry does not follow its redirect to an internal address (the connect-time guard)", async () => {
+    const front = await ScriptedRegistry.start();
+    try {
+      front.on("GET", "/v2/", (_request, response) => {
+        sendJson(response, 200, {});
+      });
+      front.on("GET", "/v2/prod/app/tags/list", (_request, response) => {
+        sendJson(response, 200, { name: "prod/app", tags: ["v1"] });
+      });
+      front.on(undefined, /\/manifests\//, (request, response) => {
+        response.writeHead(307, { location: `http://127.0.0.1:${internal.port}${request.path}` });
+        response.end();
+      });
+      internal.requests.length = 0;
+      const run = await runPromoter(repo, [
+        "snapshot",
+        `127.0.0.1:${front.port}/prod`,
+        "--repository",
+        "app",
+        "--allow-registry",
+        `127.0.0.1:${front.port}`,
+      ]);
+      expect(front.requestsTo(/\/manifests\//).length).toBeGreaterThan(0);
+      expect(internal.requests.map((request) => `${request.method} ${request.path}`)).toEqual([]);
+      expect(run.stderr).not.toMatch(STACK_LINE);
+      expect(run.status).toBe(2);
+      expect(run.stderr).toContain(`127.0.0.1:${internal.port}`);
+      expect(run.stdout).not.toContain("internal-secret");
+    } finally {
+      await front.stop();
+    }
   });
 });
