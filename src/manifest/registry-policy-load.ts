@@ -15,7 +15,7 @@ import {
 
 /**
  * The I/O edge of the registry policy: the operator's `--allow-registry` entries, the tree's
- * allow-list file (from the working copy, or as given: `check` and `promote --changed-since`
+ * allow-list file (from the working copy, or as given: `check` and a dry-run `promote --changed-since`
  * pass the one at the base revision, so a change cannot widen the policy it is judged by), and
  * how symbolic links resolve for the `oci:` confinement.
  */

@@ -439,3 +439,88 @@ describe("every command that reads registries applies the policy, not only check
     }
   });
 });
+
+describe("which revision's allow-list promote --changed-since uses", () => {
+  /**
+   * The merge job runs `promote --changed-since <last successful promotion> --confirm`, and that
+   * revision can be several merges old. It read the allow-list there: a mirror the reviewed tree
+   * had since dropped from `manifests/registry-policy.yaml` (retired, or compromised) was still
+   * allowed for every change made in between. A run that writes uses the working copy's
+   * allow-list (the reviewed tree it promotes); the dry-run plan of a pull request keeps the base
+   * revision's, as check does, so a pull request cannot widen its own.
+   */
+  let repo: string;
+  const policyFile = (registries: readonly string[]) =>
+    `registries:\n${registries.map((name) => `- ${name}\n`).join("")}`;
+
+  beforeAll(async () => {
+    repo = await mkdtemp(path.join(work, "policy-revision-"));
+    await writeOciLayoutDirectly(path.join(repo, "staging", "hello"), [{ content: hello, tag: "v1.0.0" }]);
+    await writeTree(repo, {
+      ".gitignore": "/prod/\n",
+      "manifests/registry-policy.yaml": policyFile(["good.example.com", "retired.example.com"]),
+      "manifests/hello/promoter-manifest.yaml": registriesYaml("oci:../../staging", ["oci:../../prod"]),
+      "images/hello/images.yaml": imagesYaml([{ name: "hello", digest: hello.digest, tags: ["v1.0.0"] }]),
+    });
+    commitAll(repo, "The last promoted commit", true);
+    git(repo, "tag", "last-promoted");
+    // A project on the mirror that is still allowed, merged before the mirror was dropped.
+    await writeTree(repo, {
+      "manifests/late/promoter-manifest.yaml": registriesYaml("retired.example.com/staging", [
+        "oci:../../prod",
+      ]),
+      "images/late/images.yaml": imagesYaml([{ name: "late", digest: secret.digest, tags: ["v1"] }]),
+    });
+    commitAll(repo, "A project on the retired mirror");
+    await writeTree(repo, {
+      "manifests/registry-policy.yaml": policyFile(["good.example.com"]),
+    });
+    commitAll(repo, "Drop the retired mirror from the allow-list");
+  });
+
+  it("the merge job (--confirm) refuses a registry the reviewed allow-list dropped since REV", async () => {
+    const run = await runPromoter(repo, [
+      "promote",
+      "--thin-manifest-dir",
+      ".",
+      "--changed-since",
+      "last-promoted",
+      "--confirm",
+      "--quiet",
+    ]);
+    expect(run.stderr).not.toMatch(STACK_LINE);
+    expect(run.stderr).toMatch(
+      /manifests\/late\/promoter-manifest\.yaml:2:9: error\[registry-not-allowed\]: registry "retired\.example\.com\/staging" is not used: it is not in the registry policy manifests\/registry-policy\.yaml/,
+    );
+    expect(run.status).toBe(1);
+  });
+
+  it("a pull request's dry-run plan cannot widen the allow-list it is judged by", async () => {
+    git(repo, "switch", "-q", "-c", "widen");
+    await writeTree(repo, {
+      "manifests/registry-policy.yaml": policyFile(["good.example.com", "attacker.example.com"]),
+      "manifests/evil/promoter-manifest.yaml": registriesYaml("attacker.example.com/staging", [
+        "oci:../../prod",
+      ]),
+      "images/evil/images.yaml": imagesYaml([{ name: "evil", digest: secret.digest, tags: ["v1"] }]),
+    });
+    commitAll(repo, "Allow and use the attacker's registry");
+    try {
+      const run = await runPromoter(repo, [
+        "promote",
+        "--thin-manifest-dir",
+        ".",
+        "--changed-since",
+        "main",
+        "--quiet",
+      ]);
+      expect(run.stderr).not.toMatch(STACK_LINE);
+      expect(run.stderr).toMatch(
+        /manifests\/evil\/promoter-manifest\.yaml:2:9: error\[registry-not-allowed\]: registry "attacker\.example\.com\/staging" is not used: it is not in the registry policy/,
+      );
+      expect(run.status).toBe(1);
+    } finally {
+      git(repo, "switch", "-q", "main");
+    }
+  });
+});
