@@ -11,6 +11,7 @@ import {
   MAX_MANIFEST_FILE_BYTES,
   mergeImages,
   parseThinManifest,
+  realDirectory,
   sourceRegistry,
   THIN_IMAGES_FILE,
   describeTreeFileRefusal,
@@ -287,7 +288,7 @@ function ownershipRefusal(
     findings.find(
       (finding) => OWNERSHIP_RULES.has(finding.rule) && before.has(formatPosition(finding.position)),
     ) ??
-    applyRepositoryOwnership([...others, edited]).findings.find((finding) =>
+    applyRepositoryOwnership([...others, edited], { realDirectory }).findings.find((finding) =>
       after.has(formatPosition(finding.position)),
     );
   return found === undefined ? undefined : `${formatPosition(found.position)}: ${found.message}`;

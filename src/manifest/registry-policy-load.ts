@@ -1,9 +1,9 @@
-import { realpathSync } from "node:fs";
 import * as path from "node:path";
 import { UsageError } from "../errors.js";
 import { readTreeFile, type ManifestInput } from "./load.js";
 import type { Finding } from "./model.js";
 import type { ManifestText } from "./parse.js";
+import { realDirectory } from "./real-directory.js";
 import {
   parseAllowedRegistry,
   parseRegistryPolicyFile,
@@ -42,20 +42,7 @@ export function parseAllowRegistryOptions(values: readonly string[], cwd: string
   });
 }
 
-/** Where a directory really is: its longest existing ancestor with links resolved, plus the rest. */
-export function realDirectory(directory: string): string {
-  let existing = directory;
-  for (;;) {
-    try {
-      const real = realpathSync(existing);
-      return path.join(real, path.relative(existing, directory));
-    } catch {
-      const parent = path.dirname(existing);
-      if (parent === existing) return directory;
-      existing = parent;
-    }
-  }
-}
+export { realDirectory } from "./real-directory.js";
 
 /** The tree a manifest input names: a thin tree's root, or the folder of a plain manifest. */
 export function manifestTreeRoot(input: ManifestInput, cwd: string): string {
