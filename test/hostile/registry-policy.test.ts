@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { generateKeyPairSync } from "node:crypto";
-import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,7 +15,9 @@ import {
   STACK_LINE,
   writeTree,
 } from "../support/hostile-registry-policy.js";
-import { startRegistry, type TestRegistry } from "../support/registry-harness.js";
+import { pubSubPush } from "../support/hostile-auditor.js";
+import { PromoterProcess } from "../support/promoter-process.js";
+import { findFreePort, startRegistry, type TestRegistry } from "../support/registry-harness.js";
 import { listTags } from "../support/registry-judge.js";
 import { ScriptedRegistry, sendJson } from "../support/scripted-registry.js";
 import { makeImage, pushTagsWithSkopeo, writeOciLayoutDirectly } from "../support/test-images.js";
@@ -351,7 +353,7 @@ describe("connections are checked after name resolution", () => {
 
 describe("every command that reads registries applies the policy, not only check and promote", () => {
   /**
-   * verify, audit reconcile, manifest add and snapshot read the registries a manifest (or an
+   * verify, audit reconcile, audit serve, manifest add and snapshot read the registries a manifest (or an
    * argument) names, and ran without the registry policy or the connect-time guard: a tree naming
    * the CI machine's internal service had each of them send it requests. They now refuse it as
    * promote does, before any request, unless the operator allows it with --allow-registry.
@@ -405,6 +407,61 @@ describe("every command that reads registries applies the policy, not only check
       expect(await readFile(path.join(repo, "images/meta/images.yaml"), "utf8")).not.toContain("v2");
     });
   }
+
+  it("audit serve never reads an internal registry the manifests name, whatever events arrive", async () => {
+    const auditPort = await findFreePort();
+    await writeTree(repo, { token: "policy-ingest-token-5e1d\n" });
+    await chmod(path.join(repo, "token"), 0o600);
+    const serve = PromoterProcess.start(
+      [
+        "audit",
+        "serve",
+        "--thin-manifest-dir",
+        ".",
+        "--listen",
+        `127.0.0.1:${auditPort}`,
+        "--token-file",
+        "token",
+        "--db",
+        "audit.db",
+        "--pending-grace",
+        "0",
+        "--log-level",
+        "debug",
+      ],
+      { cwd: repo, allowLoopbackRegistries: false },
+    );
+    try {
+      await serve.waitFor(
+        (stdout) => (stdout.includes('"audit server listening"') ? true : undefined),
+        60_000,
+      );
+      internal.requests.length = 0;
+      // A push to that production registry, which the auditor would read to judge: a digest
+      // without a tag (is it a child of a promoted index? an attachment?).
+      const push = pubSubPush("policy-1", {
+        action: "INSERT",
+        digest: `127.0.0.1:${internal.port}/prod/meta-data@${hello.digest}`,
+      });
+      const response = await fetch(`http://127.0.0.1:${auditPort}/pubsub?token=policy-ingest-token-5e1d`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(push),
+      });
+      expect(response.status).toBe(200);
+      // The refused registry is in no desired state: the event is not one to judge by reading it.
+      expect(await response.json()).toMatchObject({ accepted: 0, ignored: 1 });
+      await serve.waitFor(
+        (stdout) => (stdout.includes("is in no registry the manifests name") ? true : undefined),
+        30_000,
+      );
+      expect(internal.requests.map((request) => `${request.method} ${request.path}`)).toEqual([]);
+      expect(serve.stdout).toContain("registry-not-allowed");
+      expect(serve.stdout).not.toContain("internal-secret");
+    } finally {
+      await serve.stop();
+    }
+  });
 
   it("snapshot of an allowed registry does not follow its redirect to an internal address (the connect-time guard)", async () => {
     const front = await ScriptedRegistry.start();
