@@ -5,7 +5,13 @@ import * as path from "node:path";
 import { describeError, PromoterError } from "../errors.js";
 import { escapeExcerpt } from "../excerpt.js";
 import type { Logger } from "../log.js";
-import { formatPosition, loadManifests, type Finding, type ManifestSet } from "../manifest/index.js";
+import {
+  formatPosition,
+  loadManifests,
+  loadRegistryPolicy,
+  type Finding,
+  type ManifestSet,
+} from "../manifest/index.js";
 import { buildDesiredState, type DesiredState } from "./desired-state.js";
 import { GitCheckout, redactGitUrl } from "./git-checkout.js";
 import {
@@ -85,6 +91,13 @@ export interface ManifestWatcherOptions {
   readonly revisionWindowMs?: number;
   /** Epoch milliseconds; tests pass their own clock. */
   readonly now?: () => number;
+  /**
+   * Apply the registry policy (docs/manifest-format.md, "Registry policy") to every revision
+   * loaded, with these operator exceptions (`--allow-registry` values, relative to `cwd`): a
+   * registry the policy refuses is left out of the desired state, so it is never read. Default:
+   * no policy.
+   */
+  readonly allowRegistry?: readonly string[];
 }
 
 export interface CheckOutcome {
@@ -184,6 +197,7 @@ export class ManifestWatcher implements ManifestHistory {
   private readonly onBroken: ManifestWatcherOptions["onBroken"];
   private readonly onChecked: (outcome: CheckOutcome) => void;
   private readonly now: () => number;
+  private readonly allowRegistry: readonly string[] | undefined;
   private readonly history: RevisionHistory;
   private failures = 0;
   private readonly controller = new AbortController();
@@ -210,6 +224,7 @@ export class ManifestWatcher implements ManifestHistory {
     this.minCheckIntervalMs = Math.min(MIN_CHECK_INTERVAL_MS, this.intervalMs);
     this.onState = options.onState;
     this.onBroken = options.onBroken;
+    this.allowRegistry = options.allowRegistry;
     this.onChecked =
       options.onChecked ??
       (() => {
@@ -485,7 +500,16 @@ export class ManifestWatcher implements ManifestHistory {
     target: { manifest: string } | { thinManifestDir: string },
     signal: AbortSignal,
   ): Promise<Pick<LoadedState, "state" | "errors" | "warnings">> {
-    const set: ManifestSet = await loadManifests(target, { signal, cwd: this.cwd });
+    // The policy of the tree being loaded: its own allow-list, and oci: layouts inside it.
+    const registryPolicy =
+      this.allowRegistry === undefined
+        ? undefined
+        : await loadRegistryPolicy(target, { cwd: this.cwd, signal, allowRegistry: this.allowRegistry });
+    const set: ManifestSet = await loadManifests(target, {
+      signal,
+      cwd: this.cwd,
+      ...(registryPolicy ? { registryPolicy } : {}),
+    });
     const errors = set.findings.filter((finding) => finding.severity === "error");
     const warnings = set.findings.length - errors.length;
     return { state: buildDesiredState(set), errors, warnings };

@@ -1,5 +1,7 @@
-import { appendFile, writeFile } from "node:fs/promises";
+import { constants } from "node:fs";
+import { open } from "node:fs/promises";
 import { Writable } from "node:stream";
+import { describeError, errnoCode, UsageError } from "../errors.js";
 import { ENCODED_SECRET_FORMS, guardedOutput } from "../output/encode.js";
 import {
   credentialFromEntry,
@@ -110,7 +112,10 @@ export function guardedRunIO(io: CliIO): CliIO & { readonly secrets: Redactor } 
 /**
  * Writes (or appends to) a file a command produces for people or programs (reports, plans, the
  * CI job summary), through the same guard as stdout: no known secret, no control sequence, no
- * runner command.
+ * runner command. Written only where its name says: a symbolic link there (one a pull request
+ * committed at `report.json` in the checkout CI runs in, say) is refused rather than followed to
+ * whatever file it names, and so is a FIFO without a reader. A file that cannot be written is a
+ * usage error naming it (exit status 2).
  */
 export async function writeOutputFile(
   io: Pick<CliIO, "secrets">,
@@ -120,5 +125,26 @@ export async function writeOutputFile(
 ): Promise<void> {
   const redacted = io.secrets ? io.secrets.redact(text) : redactText(text);
   const guarded = guardedOutput(redacted, { terminal: false });
-  await (options.append ? appendFile(file, guarded) : writeFile(file, guarded));
+  const flags =
+    constants.O_WRONLY |
+    constants.O_CREAT |
+    constants.O_NOFOLLOW |
+    constants.O_NONBLOCK |
+    (options.append ? constants.O_APPEND : constants.O_TRUNC);
+  try {
+    const handle = await open(file, flags, 0o666);
+    try {
+      await handle.writeFile(guarded);
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    const code = errnoCode(error);
+    // Linux says ELOOP for a symbolic link opened with O_NOFOLLOW; some BSDs say EMLINK.
+    const reason =
+      code === "ELOOP" || code === "EMLINK"
+        ? "it is a symbolic link; an output file is written only where its name says"
+        : describeError(error);
+    throw new UsageError(`cannot write ${file}: ${reason}`, { cause: error });
+  }
 }

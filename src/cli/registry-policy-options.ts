@@ -26,7 +26,7 @@ export const registryPolicyOptionSpecs = {
 } as const satisfies OptionSpecs;
 
 /**
- * The registry policy for `input`. With `revision` (check --base, promote --changed-since) the
+ * The registry policy for `input`. With `revision` (check --base, a dry-run promote --changed-since) the
  * tree's allow-list is the one at that revision, so a change is judged by the policy it is based on.
  */
 export async function registryPolicyFromOptions(

@@ -3,6 +3,7 @@ import { PromoterError, UsageError } from "../errors.js";
 import { escapeExcerpt, quoteExcerpt } from "../excerpt.js";
 import {
   applyRepositoryOwnership,
+  attachmentTagProblem,
   findTagConflicts,
   formatPosition,
   loadManifests,
@@ -10,12 +11,14 @@ import {
   MAX_MANIFEST_FILE_BYTES,
   mergeImages,
   parseThinManifest,
+  realDirectory,
   sourceRegistry,
   THIN_IMAGES_FILE,
   describeTreeFileRefusal,
   TreeFileRefusedError,
   type Finding,
   type PromotionManifest,
+  type RegistryPolicy,
   type TreeFileRefusal,
   type TagConflict,
 } from "../manifest/index.js";
@@ -64,6 +67,8 @@ export interface ManifestAddOptions {
   readonly signal?: AbortSignal;
   /** Work everything out but do not write the file. */
   readonly dryRun?: boolean;
+  /** Which registries the tree may name (`loadRegistryPolicy`); a refused source is never read. */
+  readonly registryPolicy?: RegistryPolicy;
 }
 
 export interface ManifestAddResult {
@@ -85,7 +90,8 @@ function checkRequest(options: ManifestAddOptions): { image: RepositoryPath; tag
     throw new UsageError(`--project ${quoteExcerpt(options.project)} is not a project folder name`);
   }
   for (const tag of options.tags) {
-    if (!isTag(tag)) throw new UsageError(`--tag ${quoteExcerpt(tag)}: ${tagProblem(tag) ?? "invalid tag"}`);
+    const problem = isTag(tag) ? attachmentTagProblem(tag) : (tagProblem(tag) ?? "invalid tag");
+    if (problem) throw new UsageError(`--tag ${quoteExcerpt(tag)}: ${problem}`);
   }
   if (options.digest !== undefined && !isDigest(options.digest)) {
     throw new UsageError(
@@ -126,9 +132,22 @@ export async function addToManifest(options: ManifestAddOptions): Promise<Manife
   const request = checkRequest(options);
   const call = options.signal ? { signal: options.signal } : {};
   const dir = path.resolve(options.cwd, options.thinManifestDir);
-  const set = await loadManifests({ thinManifestDir: dir }, { cwd: options.cwd, ...call });
+  const set = await loadManifests(
+    { thinManifestDir: dir },
+    {
+      cwd: options.cwd,
+      ...call,
+      ...(options.registryPolicy ? { registryPolicy: options.registryPolicy } : {}),
+    },
+  );
   const manifest = projectManifest(set.manifests, options.project, dir);
   const source = sourceRegistry(manifest);
+  const refused = set.findings.find(
+    (finding) => finding.rule === "registry-not-allowed" && finding.position.file === manifest.file,
+  );
+  if (!source && refused) {
+    throw new ManifestAddRefusedError(`${formatPosition(refused.position)}: ${refused.message}`);
+  }
   if (!source) {
     throw new ManifestAddRefusedError(
       `project ${quoteExcerpt(options.project)} has no usable source registry (exactly one with src: true); run promoter validate`,
@@ -269,7 +288,7 @@ function ownershipRefusal(
     findings.find(
       (finding) => OWNERSHIP_RULES.has(finding.rule) && before.has(formatPosition(finding.position)),
     ) ??
-    applyRepositoryOwnership([...others, edited]).findings.find((finding) =>
+    applyRepositoryOwnership([...others, edited], { realDirectory }).findings.find((finding) =>
       after.has(formatPosition(finding.position)),
     );
   return found === undefined ? undefined : `${formatPosition(found.position)}: ${found.message}`;

@@ -8,7 +8,7 @@ import { readThinTreeFileAtRevision, type RevisionOptions } from "./revision-man
 
 /**
  * The registry allow-list of a thin tree (`manifests/registry-policy.yaml`) as it was at a git
- * revision. `check --base REV` and `promote --changed-since REV` judge a change by the policy it
+ * revision. `check --base REV` and a dry-run `promote --changed-since REV` judge a change by the policy it
  * was based on: the change itself (a pull request) cannot widen the registries it may name.
  * `null` when the file did not exist at the revision; a plain manifest has no allow-list file.
  * Read as the manifests at that revision are (revision-manifests.ts): from the trusted repository,

@@ -29,6 +29,7 @@ export {
   MAX_YAML_ERRORS_PER_FILE,
 } from "./yaml-source.js";
 export {
+  attachmentTagProblem,
   parsePlainManifest,
   parseThinManifest,
   type ManifestText,

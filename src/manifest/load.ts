@@ -12,6 +12,7 @@ import {
   type ManifestText,
   type ParsedPromotionManifest,
 } from "./parse.js";
+import { realDirectory } from "./real-directory.js";
 import type { RegistryPolicy } from "./registry-policy.js";
 import { createManifestSet, type ManifestSetOptions } from "./rules.js";
 import {
@@ -88,7 +89,10 @@ export async function loadManifests(
   const context: LoadContext = {
     cwd,
     signal: options.signal,
-    setOptions: options.registryPolicy ? { registryPolicy: options.registryPolicy } : {},
+    setOptions: {
+      realDirectory,
+      ...(options.registryPolicy ? { registryPolicy: options.registryPolicy } : {}),
+    },
   };
   if ((input.manifest === undefined) === (input.thinManifestDir === undefined)) {
     throw new UsageError("give exactly one of a manifest file or a thin-manifest directory");

@@ -33,10 +33,18 @@ import { destinationRegistries, sourceRegistry, type UsableRegistry } from "./vi
  * manifests and findings out.
  */
 
-/** The path components of a registry location, host first, equal for equal places. */
-function locationComponents(location: RegistryLocation): string[] {
+/**
+ * The path components of a registry location, host first, equal for equal places. An `oci:`
+ * directory counts where it really is (`realDirectory`): a tree can reach one folder by two
+ * names, through a symbolic link, and the folder has one owner whatever it is called.
+ */
+function locationComponents(
+  location: RegistryLocation,
+  realDirectory: (directory: string) => string,
+): string[] {
   if (location.kind === "oci-layout") {
-    return ["oci:", ...location.directory.split("/").filter((component) => component.length > 0)];
+    const directory = realDirectory(location.directory);
+    return ["oci:", ...directory.split("/").filter((component) => component.length > 0)];
   }
   let host: string = location.host;
   if (host.endsWith(":443")) host = host.slice(0, -":443".length);
@@ -72,20 +80,32 @@ function quoteList(names: readonly string[]): string {
     : `${quoted.slice(0, -1).join(", ")} and ${quoted.at(-1) ?? ""}`;
 }
 
+export interface OwnershipOptions {
+  /**
+   * Where a directory really is, symbolic links resolved (the loader's I/O, as for the registry
+   * policy); default: as written, which two names of one folder get past.
+   */
+  readonly realDirectory?: (directory: string) => string;
+}
+
 /**
  * The manifests without the image entries that name another project's repository (or one that
  * several projects sharing a prefix list), and one finding per such image and project.
  */
-export function applyRepositoryOwnership(manifests: readonly PromotionManifest[]): {
+export function applyRepositoryOwnership(
+  manifests: readonly PromotionManifest[],
+  options: OwnershipOptions = {},
+): {
   manifests: PromotionManifest[];
   findings: Finding[];
 } {
+  const realDirectory = options.realDirectory ?? ((directory: string) => directory);
   const prefixes = new Map<string, PrefixOwner[]>();
   const destinationsOf = new Map<PromotionManifest, { registry: UsableRegistry; components: string[] }[]>();
   for (const manifest of manifests) {
     const destinations = destinationRegistries(manifest).map((registry) => ({
       registry,
-      components: locationComponents(registry.location),
+      components: locationComponents(registry.location, realDirectory),
     }));
     destinationsOf.set(manifest, destinations);
     for (const { registry, components } of destinations) {

@@ -2,6 +2,7 @@ import * as path from "node:path";
 import { isScalar, Scalar, type ParsedNode, type YAMLMap } from "yaml";
 import {
   digestProblem,
+  formatDigestInTag,
   isDigest,
   isTag,
   MAX_NAME_LENGTH,
@@ -15,6 +16,7 @@ import {
   type Tag,
 } from "../reference/index.js";
 import { escapeExcerpt, quoteExcerpt } from "../excerpt.js";
+import { ATTACHMENT_TAG_NAMES, parseAttachmentTag } from "../sign/index.js";
 import { makeFinding } from "./finding.js";
 import type {
   DigestEntry,
@@ -374,12 +376,14 @@ function readTags(
       valid = false;
       continue;
     }
-    const problem = isTag(located.value) ? undefined : (tagProblem(located.value) ?? "not a tag");
+    const attachment = isTag(located.value) ? attachmentTagProblem(located.value) : undefined;
+    const problem = isTag(located.value) ? attachment : (tagProblem(located.value) ?? "not a tag");
     if (problem) {
       reader.report(
         "invalid-tag",
         located.position,
         `invalid tag ${quoteExcerpt(located.value)} in ${label}: ${problem}`,
+        attachment === undefined ? {} : { hint: ATTACHMENT_TAG_HINT },
       );
       valid = false;
       continue;
@@ -387,6 +391,22 @@ function readTags(
     tags.push({ tag: located.value as Tag, position: located.position });
   }
   return valid ? tags : undefined;
+}
+
+/** The hint of an `invalid-tag` finding for an attachment tag. */
+export const ATTACHMENT_TAG_HINT =
+  "Give the image a tag of its own; signatures, attestations and SBOMs follow the digest (docs/signing.md).";
+
+/**
+ * Why a manifest may not name `tag`: the tags of the attachment layouts (cosign's
+ * `sha256-<hex>.sig`, `.att`, `.sbom`, and the referrers fallback `sha256-<hex>`) belong to what
+ * signers and the promoter attach to a digest. Promoted as an image tag, such an entry would
+ * replace production's signatures or attestations of that digest with whatever staging holds.
+ */
+export function attachmentTagProblem(tag: string): string | undefined {
+  const attached = parseAttachmentTag(tag);
+  if (!attached) return undefined;
+  return `it is the ${ATTACHMENT_TAG_NAMES[attached.kind]} tag of ${formatDigestInTag(attached.subject)}, which only signers and the promoter write, never a manifest`;
 }
 
 /**

@@ -1,9 +1,9 @@
-import { realpathSync } from "node:fs";
 import * as path from "node:path";
 import { UsageError } from "../errors.js";
 import { readTreeFile, type ManifestInput } from "./load.js";
 import type { Finding } from "./model.js";
 import type { ManifestText } from "./parse.js";
+import { realDirectory } from "./real-directory.js";
 import {
   parseAllowedRegistry,
   parseRegistryPolicyFile,
@@ -15,7 +15,7 @@ import {
 
 /**
  * The I/O edge of the registry policy: the operator's `--allow-registry` entries, the tree's
- * allow-list file (from the working copy, or as given: `check` and `promote --changed-since`
+ * allow-list file (from the working copy, or as given: `check` and a dry-run `promote --changed-since`
  * pass the one at the base revision, so a change cannot widen the policy it is judged by), and
  * how symbolic links resolve for the `oci:` confinement.
  */
@@ -42,20 +42,7 @@ export function parseAllowRegistryOptions(values: readonly string[], cwd: string
   });
 }
 
-/** Where a directory really is: its longest existing ancestor with links resolved, plus the rest. */
-export function realDirectory(directory: string): string {
-  let existing = directory;
-  for (;;) {
-    try {
-      const real = realpathSync(existing);
-      return path.join(real, path.relative(existing, directory));
-    } catch {
-      const parent = path.dirname(existing);
-      if (parent === existing) return directory;
-      existing = parent;
-    }
-  }
-}
+export { realDirectory } from "./real-directory.js";
 
 /** The tree a manifest input names: a thin tree's root, or the folder of a plain manifest. */
 export function manifestTreeRoot(input: ManifestInput, cwd: string): string {

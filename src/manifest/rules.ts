@@ -257,6 +257,11 @@ export interface ManifestSetOptions {
    * default; the CLI always passes one). See registry-policy.ts.
    */
   readonly registryPolicy?: RegistryPolicy;
+  /**
+   * Where an `oci:` directory really is (symbolic links resolved), so that repository ownership
+   * sees one folder under two names as one; default: as written. The loaders pass the real one.
+   */
+  readonly realDirectory?: (directory: string) => string;
 }
 
 /**
@@ -275,7 +280,10 @@ export function createManifestSet(
   );
   // Ownership is judged on every destination the registries files name, before the policy
   // leaves some out: refusing a registry never hands its repositories to another project.
-  const owned = applyRepositoryOwnership(sorted);
+  const owned = applyRepositoryOwnership(
+    sorted,
+    options.realDirectory ? { realDirectory: options.realDirectory } : {},
+  );
   const policed = options.registryPolicy
     ? applyRegistryPolicy(owned.manifests, options.registryPolicy)
     : { manifests: owned.manifests, findings: [] };

@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { parse } from "yaml";
@@ -434,6 +434,102 @@ describe("the GitHub Action and the example workflows", () => {
           );
         }
       }
+    }
+  });
+  /**
+   * The pull request writes every path of its checkout, symbolic links included. A workflow step
+   * that writes a scratch file at a predictable path there (`plan.json`, `trivy-1.json`,
+   * `comment.md`) writes through the link the pull request committed at that name: into any
+   * file the runner's user can write (here a stand-in for `~/.gitconfig`). Every `run:` step of
+   * the example workflows is run with bash in a checkout whose every file the PR planted as such
+   * a link; nothing may be written through them, nor anything else inside the checkout.
+   */
+  it("the example workflows keep their scratch files out of the pull request's checkout", async () => {
+    const folder = path.join(REPOSITORY_ROOT, "examples", "gitops-repo", ".github", "workflows");
+    const root = await mkdtemp(path.join(work, "workflow-scratch-"));
+    const victim = path.join(root, "victim-gitconfig");
+    const stubs = path.join(root, "bin");
+    const runnerTemp = path.join(root, "runner-temp");
+    await mkdir(stubs);
+    await mkdir(runnerTemp);
+    const planDocument = JSON.stringify({
+      edges: [{ source: "staging.example.com/app", digest: app.digest }],
+    });
+    const stub = (body: string) => `#!/bin/sh\n${body}\n`;
+    const programs: Record<string, string> = {
+      promoter: stub(`case "$1" in promote) echo '${planDocument}' ;; *) echo '### report' ;; esac`),
+      docker: stub("echo '{}'"),
+      gh: stub("exit 0"),
+    };
+    for (const [name, text] of Object.entries(programs)) {
+      await writeFile(path.join(stubs, name), text);
+      await chmod(path.join(stubs, name), 0o755);
+    }
+    const reports = path.join(runnerTemp, "promoter-check.md");
+    await writeFile(reports, "### check\n");
+    const planted = ["plan.json", "new-images.txt", "trivy-1.json", "comment.md", "report.md", "summary.md"];
+
+    const action = parse(await readFile(path.join(REPOSITORY_ROOT, "action.yml"), "utf8")) as {
+      runs: { steps: Step[] };
+    };
+    const actionRun = action.runs.steps.find((candidate) => candidate.id === "run");
+    const runs: { label: string; step: Step; env?: Record<string, string> }[] = [];
+    for (const command of ["check", "plan", "promote", "validate"]) {
+      if (actionRun)
+        runs.push({ label: `action.yml ${command}`, step: actionRun, env: { COMMAND: command } });
+    }
+    for (const name of ["promote.yml", "promote-backstop.yml", "promotion-check.yml"]) {
+      const workflow = parse(await readFile(path.join(folder, name), "utf8")) as {
+        jobs: Record<string, { steps: Step[] }>;
+      };
+      for (const step of Object.values(workflow.jobs).flatMap((job) => job.steps)) {
+        // The last promoted commit is looked up with gh and git: no file is written.
+        if (step.run === undefined || step.run.includes("gh run list")) continue;
+        runs.push({ label: `${name}: ${step.name ?? "run step"}`, step });
+      }
+    }
+    expect(runs.length).toBeGreaterThanOrEqual(7);
+    for (const { label, step, env } of runs) {
+      const checkout = await mkdtemp(path.join(root, "checkout-"));
+      await writeFile(victim, "[user]\n\tname = victim\n");
+      for (const file of planted) await symlink(victim, path.join(checkout, file));
+      const before = (await readdir(checkout)).sort();
+      const output = path.join(runnerTemp, "output");
+      await writeFile(output, "");
+      const status = await new Promise<number>((resolve, reject) => {
+        const child = spawn("bash", ["-e", "-c", step.run ?? ""], {
+          cwd: checkout,
+          env: {
+            PATH: `${stubs}:/usr/bin:/bin`,
+            HOME: root,
+            RUNNER_TEMP: runnerTemp,
+            GITHUB_OUTPUT: output,
+            GITHUB_STEP_SUMMARY: path.join(runnerTemp, "step-summary.md"),
+            BASE: "main",
+            PR: "1",
+            CHECK_REPORT: reports,
+            PLAN_REPORT: reports,
+            THIN_MANIFEST_DIR: ".",
+            MANIFEST: "",
+            ALL: "false",
+            ARGS: "",
+            SUMMARY: "true",
+            PR_BASE: "main",
+            PUSH_BEFORE: "",
+            INPUT_REGISTRY_AUTH: "",
+            INPUT_SIGN_KEY: "",
+            ...env,
+          },
+          stdio: "ignore",
+        });
+        child.on("error", reject);
+        child.on("close", (code) => {
+          resolve(code ?? -1);
+        });
+      });
+      expect(status, label).toBe(0);
+      expect(await readFile(victim, "utf8"), label).toBe("[user]\n\tname = victim\n");
+      expect((await readdir(checkout)).sort(), label).toEqual(before);
     }
   });
 });

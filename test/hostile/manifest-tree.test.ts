@@ -7,7 +7,7 @@ import { registryAuthVariable } from "../../src/registry/index.js";
 import { startRegistry, type TestRegistry } from "../support/registry-harness.js";
 import { seedRegistry } from "../support/registry-judge.js";
 import { requireBuiltCli, runPromoter, STACK_LINE, type PromoterRun } from "../support/promoter-process.js";
-import { makeImage } from "../support/test-images.js";
+import { makeImage, writeOciLayoutDirectly } from "../support/test-images.js";
 
 /**
  * Manifest trees on disk written by an attacker (a pull request's files): links out of the tree,
@@ -435,5 +435,51 @@ describe("manifest add writes only inside the tree", () => {
     expect(run.status, run.stdout + run.stderr).toBe(0);
     expect(await readFile(path.join(root, "shared", "images.yaml"), "utf8")).toContain(content.digest);
     expect(await readdir(path.join(root, "shared"))).toEqual(["images.yaml"]);
+  });
+});
+
+describe("output files are written only where their names say", () => {
+  /**
+   * CI runs `promote --report report.json` (as the README shows) in the checkout of a change,
+   * whose author wrote every path there. A `report.json` or `plan.json` committed as a symbolic
+   * link made the promoter write its report through it into any file the job can write (here a
+   * stand-in for `~/.docker/config.json`). The promoter opens output files with `O_NOFOLLOW`: a
+   * link is refused, one line naming it, exit 2, and the file it names is untouched. A report
+   * that cannot be written was an internal error (exit 3); it is a usage error too.
+   */
+  it("promote --report and --plan-file refuse a symbolic link at the output path", async () => {
+    const tree = await mkdtemp(path.join(work, "output-links-"));
+    const content = makeImage({ layers: 1, layerSize: 256, mediaTypes: "oci", seed: "output-links" });
+    await writeOciLayoutDirectly(path.join(tree, "staging", "app"), [{ content, tag: "v1" }]);
+    await writeFile(
+      path.join(tree, "images.yaml"),
+      `registries:\n- name: oci:staging\n  src: true\n- name: oci:prod\nimages:\n- name: app\n  dmap:\n    "${content.digest}": ["v1"]\n`,
+    );
+    const victim = path.join(work, "output-links-victim.json");
+    const original = '{"auths": {}}\n';
+    await writeFile(victim, original);
+    await symlink(victim, path.join(tree, "report.json"));
+    await symlink(victim, path.join(tree, "plan.json"));
+
+    for (const [option, file] of [
+      ["--report", "report.json"],
+      ["--plan-file", "plan.json"],
+    ] as const) {
+      const run = await runPromoter(["promote", "--manifest", "images.yaml", option, file, "--quiet"], {
+        cwd: tree,
+      });
+      expect(run.stderr).not.toMatch(STACK_LINE);
+      expect(run.stderr).toContain(`cannot write ${path.join(tree, file)}: it is a symbolic link`);
+      expect(run.status).toBe(2);
+      expect(await readFile(victim, "utf8")).toBe(original);
+    }
+
+    const missing = await runPromoter(
+      ["promote", "--manifest", "images.yaml", "--report", "no-such-folder/report.json", "--quiet"],
+      { cwd: tree },
+    );
+    expect(missing.stderr).not.toMatch(STACK_LINE);
+    expect(missing.stderr).toContain(`cannot write ${path.join(tree, "no-such-folder", "report.json")}`);
+    expect(missing.status).toBe(2);
   });
 });

@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { createHash, generateKeyPairSync } from "node:crypto";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -175,5 +176,90 @@ describe("cosign's attachment tags, written and read by one module", () => {
     expect(snapshot.stdout).toContain(digest);
     expect(snapshot.stdout).not.toContain(signatureTag);
     expect((await readdir(path.join(tree, "prod", "app", "blobs", "sha512"))).length).toBe(1);
+  });
+});
+
+/**
+ * `check --base main` of the change that added the last `added` lines of `images.yaml`: commits
+ * the file without them on main, then as it is on a branch.
+ */
+async function checkAgainstBase(tree: string, added: number) {
+  const text = await readFile(path.join(tree, "images.yaml"), "utf8");
+  const lines = text.trimEnd().split("\n");
+  const git = (...args: string[]) =>
+    execFileSync("git", ["-c", "user.name=t", "-c", "user.email=t@example.com", ...args], {
+      cwd: tree,
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: tree, GIT_CONFIG_NOSYSTEM: "1" },
+    });
+  await writeFile(path.join(tree, ".gitignore"), "/staging/\n/prod/\n");
+  await writeFile(path.join(tree, "images.yaml"), `${lines.slice(0, -added).join("\n")}\n`);
+  git("init", "-q", "-b", "main");
+  git("add", "-A");
+  git("commit", "-q", "-m", "base");
+  git("switch", "-q", "-c", "pr");
+  await writeFile(path.join(tree, "images.yaml"), text);
+  git("commit", "-q", "-am", "attach");
+  return runPromoter(["check", "--base", "main", "--manifest", "images.yaml", "--quiet"], { cwd: tree });
+}
+
+describe("attachment tags are the promoter's and the signers', never a manifest's", () => {
+  /**
+   * A pull request lists an image of its own under the tag where cosign keeps the attestations
+   * (`sha256-<hex>.att`) of another promoted digest; the signature, SBOM and referrers fallback
+   * tags work alike. Promoted as an image tag, it plants a forged attestation next to a real
+   * image in production, and for a `.sig` tag blocks the promoter's own signature. Every tag of
+   * the attachment vocabulary (`parseAttachmentTag`) is an `invalid-tag` finding: that entry is
+   * not promoted, the rest is.
+   */
+  it("validate, check and promote refuse sha256-<hex>.sig/.att/.sbom and sha256-<hex> as manifest tags", async () => {
+    const tree = path.join(work, "attachment-tags");
+    const app = image("attached-app");
+    const forged = image("forged-attestation");
+    await writeOciLayoutDirectly(path.join(tree, "staging", "app"), [
+      { content: app, tag: "v1" },
+      { content: forged, tag: "anything" },
+    ]);
+    const subject = app.digest.slice("sha256:".length);
+    const attachmentTags = [".sig", ".att", ".sbom", ""].map((suffix) => `sha256-${subject}${suffix}`);
+    await writeFile(
+      path.join(tree, "images.yaml"),
+      [
+        "registries:",
+        "- name: oci:staging",
+        "  src: true",
+        "- name: oci:prod",
+        "images:",
+        "- name: app",
+        "  dmap:",
+        `    "${app.digest}": ["v1"]`,
+        `    "${forged.digest}": [${attachmentTags.map((tag) => `"${tag}"`).join(", ")}]`,
+        "",
+      ].join("\n"),
+    );
+
+    const check = await checkAgainstBase(tree, 1);
+    expect(check.stderr).not.toMatch(/\n\s+at /);
+    expect(check.status).toBe(1);
+    expect(check.stdout).toMatch(/FAIL {2}Manifest validation/);
+    expect(check.stdout).toContain("error[invalid-tag]");
+
+    const validate = await runPromoter(["validate", "--manifest", "images.yaml"], { cwd: tree });
+    expect(validate.stderr + validate.stdout).not.toMatch(/\n\s+at /);
+    expect(validate.status).toBe(1);
+    for (const kind of ["signature", "attestation", "sbom", "referrers-index"]) {
+      expect(validate.stdout + validate.stderr).toMatch(
+        new RegExp(
+          `images\\.yaml:9:\\d+: error\\[invalid-tag\\]: invalid tag "sha256-${subject}[.a-z]*" in image "app": it is the ${kind} tag of ${app.digest}`,
+        ),
+      );
+    }
+
+    const promote = await runPromoter(["promote", "--manifest", "images.yaml", "--confirm", "--quiet"], {
+      cwd: tree,
+    });
+    expect(promote.stderr).not.toMatch(/\n\s+at /);
+    expect(promote.stderr).toContain("error[invalid-tag]");
+    expect(promote.status).toBe(1);
+    expect(await layoutTags(path.join(tree, "prod", "app"))).toEqual(["v1"]);
   });
 });

@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, symlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -141,6 +141,81 @@ describe("an image name that reaches into another project's deeper destination",
     const promote = await runPromoter(repo, ["promote", "--thin-manifest-dir", ".", "--confirm", "--quiet"]);
     expect(promote.status).toBe(1);
     expect(await layoutTags(path.join(repo, "prod", "tools", "lint"))).toEqual(["v1"]);
+  });
+});
+
+describe("one place, however an oci: destination names it", () => {
+  /**
+   * Ownership compared `oci:` destinations by the directory as written. A pull request that
+   * edits world's images file also commits `world-prod` (the folder world's registries file
+   * names, which only the promotion creates) as a symbolic link to `prod`: world's destination
+   * is then hello's, under another name, and world's `- name: hello` landed in `prod/hello`.
+   * Destinations are compared where they really are (links resolved), so the two projects share
+   * one prefix and the entry is an error.
+   */
+  it("a destination that is a symbolic link to another project's folder is that folder", async () => {
+    const repo = await mkdtemp(path.join(work, "linked-"));
+    await writeOciLayoutDirectly(path.join(repo, "staging", "hello", "hello"), [
+      { content: helloV1, tag: "v1.0.0" },
+    ]);
+    await writeOciLayoutDirectly(path.join(repo, "staging", "world", "hello"), [
+      { content: impostor, tag: "v1.0.1" },
+    ]);
+    await writeTree(repo, {
+      ".gitignore": "/staging/\n/prod/\n",
+      "manifests/hello/promoter-manifest.yaml": registriesYaml("oci:../../staging/hello", ["oci:../../prod"]),
+      "manifests/world/promoter-manifest.yaml": registriesYaml("oci:../../staging/world", [
+        "oci:../../world-prod",
+      ]),
+      "images/hello/images.yaml": imagesYaml([{ name: "hello", digest: helloV1.digest, tags: ["v1.0.0"] }]),
+      "images/world/images.yaml": "[]\n",
+    });
+    commitAll(repo, "Two projects, two production folders", true);
+    const seeded = await runPromoter(repo, ["promote", "--thin-manifest-dir", ".", "--confirm", "--quiet"]);
+    expect(seeded.status).toBe(0);
+
+    git(repo, "switch", "-q", "-c", "pr");
+    await symlink("prod", path.join(repo, "world-prod"));
+    await writeTree(repo, {
+      "images/world/images.yaml": imagesYaml([{ name: "hello", digest: impostor.digest, tags: ["v1.0.1"] }]),
+    });
+    commitAll(repo, "world: publish hello");
+
+    const validate = await runPromoter(repo, ["validate", "--thin-manifest-dir", "."]);
+    expect(validate.stderr).not.toMatch(STACK_LINE);
+    expect(validate.status).toBe(1);
+    expect(validate.stdout).toMatch(/images\/world\/images\.yaml:1:3: error\[disputed-repository\]/);
+
+    const check = await runPromoter(repo, ["check", "--base", "main", "--thin-manifest-dir", ".", "--quiet"]);
+    expect(check.stderr).not.toMatch(STACK_LINE);
+    expect(check.status).toBe(1);
+    expect(check.stdout).toContain("images/world/images.yaml:1:3");
+
+    const promote = await runPromoter(repo, ["promote", "--thin-manifest-dir", ".", "--confirm", "--quiet"]);
+    expect(promote.stderr).not.toMatch(STACK_LINE);
+    expect(promote.status).toBe(1);
+    expect(await layoutTags(path.join(repo, "prod", "hello"))).toEqual(["v1.0.0"]);
+  });
+
+  // Held already by the paths' normalisation; kept so that comparing by real path keeps it.
+  it("a destination written another way (./prod/., a detour through ..) is the same folder", async () => {
+    const repo = await mkdtemp(path.join(work, "spelled-"));
+    await writeOciLayoutDirectly(path.join(repo, "staging", "world", "hello"), [
+      { content: impostor, tag: "v1.0.1" },
+    ]);
+    await writeTree(repo, {
+      "manifests/hello/promoter-manifest.yaml": registriesYaml("oci:../../staging/hello", ["oci:../../prod"]),
+      "manifests/world/promoter-manifest.yaml": registriesYaml("oci:../../staging/world", [
+        "oci:./../../images/../prod/.",
+      ]),
+      "images/hello/images.yaml": imagesYaml([{ name: "hello", digest: helloV1.digest, tags: ["v1.0.0"] }]),
+      "images/world/images.yaml": imagesYaml([{ name: "hello", digest: impostor.digest, tags: ["v1.0.1"] }]),
+    });
+    const validate = await runPromoter(repo, ["validate", "--thin-manifest-dir", "."]);
+    expect(validate.stdout + validate.stderr).toMatch(
+      /images\/world\/images\.yaml:1:3: error\[disputed-repository\]/,
+    );
+    expect(validate.status).toBe(1);
   });
 });
 

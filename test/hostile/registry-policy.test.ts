@@ -1,5 +1,6 @@
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from "node:fs/promises";
+import { generateKeyPairSync } from "node:crypto";
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -14,7 +15,9 @@ import {
   STACK_LINE,
   writeTree,
 } from "../support/hostile-registry-policy.js";
-import { startRegistry, type TestRegistry } from "../support/registry-harness.js";
+import { pubSubPush } from "../support/hostile-auditor.js";
+import { PromoterProcess } from "../support/promoter-process.js";
+import { findFreePort, startRegistry, type TestRegistry } from "../support/registry-harness.js";
 import { listTags } from "../support/registry-judge.js";
 import { ScriptedRegistry, sendJson } from "../support/scripted-registry.js";
 import { makeImage, pushTagsWithSkopeo, writeOciLayoutDirectly } from "../support/test-images.js";
@@ -345,5 +348,236 @@ describe("connections are checked after name resolution", () => {
       await provider.close();
     }
     expect(internal.requests).toEqual([]);
+  });
+});
+
+describe("every command that reads registries applies the policy, not only check and promote", () => {
+  /**
+   * verify, audit reconcile, audit serve, manifest add and snapshot read the registries a manifest (or an
+   * argument) names, and ran without the registry policy or the connect-time guard: a tree naming
+   * the CI machine's internal service had each of them send it requests. They now refuse it as
+   * promote does, before any request, unless the operator allows it with --allow-registry.
+   */
+  let repo: string;
+
+  beforeAll(async () => {
+    repo = await mkdtemp(path.join(work, "commands-"));
+    const key = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    await writeTree(repo, {
+      "manifests/meta/promoter-manifest.yaml": registriesYaml(`127.0.0.1:${internal.port}/latest`, [
+        `127.0.0.1:${internal.port}/prod`,
+      ]),
+      "images/meta/images.yaml": imagesYaml([{ name: "meta-data", digest: secret.digest, tags: ["v1"] }]),
+      "cosign.pub": key.publicKey.export({ type: "spki", format: "pem" }).toString(),
+    });
+  });
+
+  const commands: Record<string, () => readonly string[]> = {
+    verify: () => ["verify", "--thin-manifest-dir", ".", "--public-key", "cosign.pub", "--quiet"],
+    "audit reconcile": () => ["audit", "reconcile", "--thin-manifest-dir", "."],
+    "manifest add": () => [
+      "manifest",
+      "add",
+      "--thin-manifest-dir",
+      ".",
+      "--project",
+      "meta",
+      "--image",
+      "meta-data",
+      "--tag",
+      "v2",
+      "--dry-run",
+    ],
+    snapshot: () => ["snapshot", `127.0.0.1:${internal.port}/prod`, "--repository", "meta-data"],
+  };
+
+  for (const [name, args] of Object.entries(commands)) {
+    it(`${name} never sends a request to an internal registry the tree names`, async () => {
+      internal.requests.length = 0;
+      const run = await runPromoter(repo, args());
+      expect(internal.requests.map((request) => `${request.method} ${request.path}`)).toEqual([]);
+      expect(run.stderr).not.toMatch(STACK_LINE);
+      expect(run.status).toBe(1);
+      expect(run.stderr + run.stdout).toMatch(
+        new RegExp(
+          `127\\.0\\.0\\.1:${internal.port} is a loopback address \\(127\\.0\\.0\\.0/8\\); only the operator can allow`,
+        ),
+      );
+      expect(run.stdout + run.stderr).not.toContain("internal-secret");
+      expect(await readFile(path.join(repo, "images/meta/images.yaml"), "utf8")).not.toContain("v2");
+    });
+  }
+
+  it("audit serve never reads an internal registry the manifests name, whatever events arrive", async () => {
+    const auditPort = await findFreePort();
+    await writeTree(repo, { token: "policy-ingest-token-5e1d\n" });
+    await chmod(path.join(repo, "token"), 0o600);
+    const serve = PromoterProcess.start(
+      [
+        "audit",
+        "serve",
+        "--thin-manifest-dir",
+        ".",
+        "--listen",
+        `127.0.0.1:${auditPort}`,
+        "--token-file",
+        "token",
+        "--db",
+        "audit.db",
+        "--pending-grace",
+        "0",
+        "--log-level",
+        "debug",
+      ],
+      { cwd: repo, allowLoopbackRegistries: false },
+    );
+    try {
+      await serve.waitFor(
+        (stdout) => (stdout.includes('"audit server listening"') ? true : undefined),
+        60_000,
+      );
+      internal.requests.length = 0;
+      // A push to that production registry, which the auditor would read to judge: a digest
+      // without a tag (is it a child of a promoted index? an attachment?).
+      const push = pubSubPush("policy-1", {
+        action: "INSERT",
+        digest: `127.0.0.1:${internal.port}/prod/meta-data@${hello.digest}`,
+      });
+      const response = await fetch(`http://127.0.0.1:${auditPort}/pubsub?token=policy-ingest-token-5e1d`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(push),
+      });
+      expect(response.status).toBe(200);
+      // The refused registry is in no desired state: the event is not one to judge by reading it.
+      expect(await response.json()).toMatchObject({ accepted: 0, ignored: 1 });
+      await serve.waitFor(
+        (stdout) => (stdout.includes("is in no registry the manifests name") ? true : undefined),
+        30_000,
+      );
+      expect(internal.requests.map((request) => `${request.method} ${request.path}`)).toEqual([]);
+      expect(serve.stdout).toContain("registry-not-allowed");
+      expect(serve.stdout).not.toContain("internal-secret");
+    } finally {
+      await serve.stop();
+    }
+  });
+
+  it("snapshot of an allowed registry does not follow its redirect to an internal address (the connect-time guard)", async () => {
+    const front = await ScriptedRegistry.start();
+    try {
+      front.on("GET", "/v2/", (_request, response) => {
+        sendJson(response, 200, {});
+      });
+      front.on("GET", "/v2/prod/app/tags/list", (_request, response) => {
+        sendJson(response, 200, { name: "prod/app", tags: ["v1"] });
+      });
+      front.on(undefined, /\/manifests\//, (request, response) => {
+        response.writeHead(307, { location: `http://127.0.0.1:${internal.port}${request.path}` });
+        response.end();
+      });
+      internal.requests.length = 0;
+      const run = await runPromoter(repo, [
+        "snapshot",
+        `127.0.0.1:${front.port}/prod`,
+        "--repository",
+        "app",
+        "--allow-registry",
+        `127.0.0.1:${front.port}`,
+      ]);
+      expect(front.requestsTo(/\/manifests\//).length).toBeGreaterThan(0);
+      expect(internal.requests.map((request) => `${request.method} ${request.path}`)).toEqual([]);
+      expect(run.stderr).not.toMatch(STACK_LINE);
+      expect(run.status).toBe(2);
+      expect(run.stderr).toContain(`127.0.0.1:${internal.port}`);
+      expect(run.stdout).not.toContain("internal-secret");
+    } finally {
+      await front.stop();
+    }
+  });
+});
+
+describe("which revision's allow-list promote --changed-since uses", () => {
+  /**
+   * The merge job runs `promote --changed-since <last successful promotion> --confirm`, and that
+   * revision can be several merges old. It read the allow-list there: a mirror the reviewed tree
+   * had since dropped from `manifests/registry-policy.yaml` (retired, or compromised) was still
+   * allowed for every change made in between. A run that writes uses the working copy's
+   * allow-list (the reviewed tree it promotes); the dry-run plan of a pull request keeps the base
+   * revision's, as check does, so a pull request cannot widen its own.
+   */
+  let repo: string;
+  const policyFile = (registries: readonly string[]) =>
+    `registries:\n${registries.map((name) => `- ${name}\n`).join("")}`;
+
+  beforeAll(async () => {
+    repo = await mkdtemp(path.join(work, "policy-revision-"));
+    await writeOciLayoutDirectly(path.join(repo, "staging", "hello"), [{ content: hello, tag: "v1.0.0" }]);
+    await writeTree(repo, {
+      ".gitignore": "/prod/\n",
+      "manifests/registry-policy.yaml": policyFile(["good.example.com", "retired.example.com"]),
+      "manifests/hello/promoter-manifest.yaml": registriesYaml("oci:../../staging", ["oci:../../prod"]),
+      "images/hello/images.yaml": imagesYaml([{ name: "hello", digest: hello.digest, tags: ["v1.0.0"] }]),
+    });
+    commitAll(repo, "The last promoted commit", true);
+    git(repo, "tag", "last-promoted");
+    // A project on the mirror that is still allowed, merged before the mirror was dropped.
+    await writeTree(repo, {
+      "manifests/late/promoter-manifest.yaml": registriesYaml("retired.example.com/staging", [
+        "oci:../../prod",
+      ]),
+      "images/late/images.yaml": imagesYaml([{ name: "late", digest: secret.digest, tags: ["v1"] }]),
+    });
+    commitAll(repo, "A project on the retired mirror");
+    await writeTree(repo, {
+      "manifests/registry-policy.yaml": policyFile(["good.example.com"]),
+    });
+    commitAll(repo, "Drop the retired mirror from the allow-list");
+  });
+
+  it("the merge job (--confirm) refuses a registry the reviewed allow-list dropped since REV", async () => {
+    const run = await runPromoter(repo, [
+      "promote",
+      "--thin-manifest-dir",
+      ".",
+      "--changed-since",
+      "last-promoted",
+      "--confirm",
+      "--quiet",
+    ]);
+    expect(run.stderr).not.toMatch(STACK_LINE);
+    expect(run.stderr).toMatch(
+      /manifests\/late\/promoter-manifest\.yaml:2:9: error\[registry-not-allowed\]: registry "retired\.example\.com\/staging" is not used: it is not in the registry policy manifests\/registry-policy\.yaml/,
+    );
+    expect(run.status).toBe(1);
+  });
+
+  it("a pull request's dry-run plan cannot widen the allow-list it is judged by", async () => {
+    git(repo, "switch", "-q", "-c", "widen");
+    await writeTree(repo, {
+      "manifests/registry-policy.yaml": policyFile(["good.example.com", "attacker.example.com"]),
+      "manifests/evil/promoter-manifest.yaml": registriesYaml("attacker.example.com/staging", [
+        "oci:../../prod",
+      ]),
+      "images/evil/images.yaml": imagesYaml([{ name: "evil", digest: secret.digest, tags: ["v1"] }]),
+    });
+    commitAll(repo, "Allow and use the attacker's registry");
+    try {
+      const run = await runPromoter(repo, [
+        "promote",
+        "--thin-manifest-dir",
+        ".",
+        "--changed-since",
+        "main",
+        "--quiet",
+      ]);
+      expect(run.stderr).not.toMatch(STACK_LINE);
+      expect(run.stderr).toMatch(
+        /manifests\/evil\/promoter-manifest\.yaml:2:9: error\[registry-not-allowed\]: registry "attacker\.example\.com\/staging" is not used: it is not in the registry policy/,
+      );
+      expect(run.status).toBe(1);
+    } finally {
+      git(repo, "switch", "-q", "main");
+    }
   });
 });

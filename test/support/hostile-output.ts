@@ -19,7 +19,7 @@ import type { FaultRule } from "./fault-proxy.js";
 /**
  * Every trick at once: runner commands after a newline and after a lone CR, the old `##[`
  * syntax, colour, an OSC 8 hyperlink, a C1 CSI, HTML, an image, a link, an entity, a backtick and
- * a pipe, an HTML comment, bidi overrides and isolates, a zero-width space, a line separator.
+ * a pipe, a backslash before a pipe, runs of backticks, an HTML comment, bidi overrides and isolates, a zero-width space, a line separator.
  */
 export const HOSTILE_TEXT = [
   "\n::warning title=injected::newline-command",
@@ -33,6 +33,7 @@ export const HOSTILE_TEXT = [
   "[link](http://evil.example/)",
   "&#x202e;entity",
   "`code-break` | pipe",
+  "back\\|slash-pipe ``` run `` of ` ticks\\",
   "<!-- hidden",
   "\u202eevil-rtl\u202c",
   "\u2066isolate\u2069",

@@ -141,11 +141,18 @@ export class PromoterProcess {
 
   static start(args: readonly string[], options: PromoterProcessOptions): PromoterProcess {
     return new PromoterProcess(
-      spawn(process.execPath, [PROMOTER_BIN, ...args], {
-        cwd: options.cwd,
-        env: childEnv(options),
-        stdio: ["ignore", "pipe", "pipe"],
-      }),
+      spawn(
+        process.execPath,
+        [
+          PROMOTER_BIN,
+          ...(options.allowLoopbackRegistries === false ? args : allowingLoopbackRegistries(args)),
+        ],
+        {
+          cwd: options.cwd,
+          env: childEnv(options),
+          stdio: ["ignore", "pipe", "pipe"],
+        },
+      ),
     );
   }
 

@@ -5,6 +5,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { captureIO } from "../../../test/support/cli.js";
+import { allowingLoopbackRegistries } from "../../../test/support/local-registries.js";
 import { findFreePort } from "../../../test/support/registry-harness.js";
 import { runCli } from "../main.js";
 import { manifestOrigin, parseListen, readTokenFile } from "./audit-serve.js";
@@ -162,7 +163,7 @@ describe("audit serve reloads its manifests without a restart", () => {
     const controller = new AbortController();
     const { io, out, err } = captureIO({ cwd: work, signal: controller.signal });
     const done = runCli(
-      [
+      allowingLoopbackRegistries([
         "audit",
         "serve",
         "--manifest",
@@ -179,7 +180,12 @@ describe("audit serve reloads its manifests without a restart", () => {
         `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook`,
         "--reload-interval",
         "1",
-      ],
+        // Names under .example are not public DNS: the registry policy refuses them unless allowed.
+        "--allow-registry",
+        "stage.example",
+        "--allow-registry",
+        "prod.example",
+      ]),
       io,
     );
     const until = async <T>(probe: () => Promise<T | undefined>): Promise<T> => {

@@ -8,8 +8,14 @@ import { UsageError } from "../../errors.js";
 import { loadManifests } from "../../manifest/index.js";
 import { booleanOption, integerOption, stringOption, type Command } from "../command.js";
 import { jsonText, markdownCode, markdownText } from "../../output/encode.js";
+import { findingText } from "../format.js";
 import { ExitCode, writeLine, type CliIO } from "../io.js";
 import { registryOptionSpecs, storeProviderFromOptions } from "../registry-options.js";
+import {
+  internalAddressPolicyFromOptions,
+  registryPolicyFromOptions,
+  registryPolicyOptionSpecs,
+} from "../registry-policy-options.js";
 import { createCliLogger } from "../logger.js";
 
 const OUTPUT_FORMATS = ["text", "json", "markdown"] as const;
@@ -32,7 +38,9 @@ const ISSUE_TITLES: Readonly<Record<ReconcileIssue["kind"], string>> = {
 export const auditReconcileCommand: Command = {
   words: ["audit", "reconcile"],
   summary: "Compare production registries with the manifests once (for scheduled CI jobs)",
-  usage: "audit reconcile (--thin-manifest-dir DIR | --manifest FILE) [--output text|json|markdown]",
+  usage:
+    "audit reconcile (--thin-manifest-dir DIR | --manifest FILE) [--output text|json|markdown]\n" +
+    "        [--allow-registry NAME ...]",
   description: `
 Reads every production repository the manifests promote into (tags, where they point, whether
 each promoted digest is there) and lists unexpected tags, tags pointing at the wrong digest,
@@ -42,7 +50,14 @@ production registries that no manifest names (through _catalog, where the regist
 Signature, attestation and SBOM tags of promoted digests are expected when they hold one (a
 runnable image under such a tag is reported).
 
-Exit status: 0 when production matches, 1 when anything is wrong or unreadable, 2 on bad input.
+Registries are checked before any request, as promote checks them (docs/manifest-format.md,
+"Registry policy"): one on this machine or a private network, or an oci: layout outside the tree,
+is left out with an error unless allowed with --allow-registry, and the tree's
+manifests/registry-policy.yaml applies. No connection reaches an internal address except on the
+hosts of --allow-registry, whatever a name resolves to.
+
+Exit status: 0 when production matches, 1 when anything is wrong or unreadable (a refused
+registry too), 2 on bad input.
 Details: docs/auditor.md.`,
   options: {
     manifest: { type: "string", valueName: "FILE", description: "A plain promotion manifest file" },
@@ -53,6 +68,7 @@ Details: docs/auditor.md.`,
       description: "Do not list registries for repositories no manifest names",
     },
     concurrency: { type: "string", valueName: "N", description: "Repositories read at once (default 8)" },
+    ...registryPolicyOptionSpecs,
     ...registryOptionSpecs,
   },
   async run({ io, values }) {
@@ -65,14 +81,13 @@ Details: docs/auditor.md.`,
     const output: OutputFormat = stringOption(values, "output", OUTPUT_FORMATS) ?? "text";
     const concurrency = integerOption(values, "concurrency", 1, 256);
     const logger = createCliLogger(io.stderr, { format: "text", level: "warn" });
-    const set = await loadManifests(
-      manifest !== undefined ? { manifest } : { thinManifestDir: thinManifestDir ?? "" },
-      {
-        signal: io.signal,
-        cwd: io.cwd,
-      },
-    );
+    const input = manifest !== undefined ? { manifest } : { thinManifestDir: thinManifestDir ?? "" };
+    const registryPolicy = await registryPolicyFromOptions(values, io, input);
+    const set = await loadManifests(input, { signal: io.signal, cwd: io.cwd, registryPolicy });
     const errors = set.findings.filter((finding) => finding.severity === "error");
+    // A registry the policy refuses is not read, so it cannot be said to match: name it, fail.
+    const refused = errors.filter((finding) => finding.rule === "registry-not-allowed");
+    for (const finding of refused) writeLine(io.stderr, findingText(io.cwd, finding));
     if (errors.length > 0) {
       logger.log(
         "warn",
@@ -80,7 +95,9 @@ Details: docs/auditor.md.`,
       );
     }
     const state = buildDesiredState(set);
-    const provider = storeProviderFromOptions(values, io, logger);
+    const provider = storeProviderFromOptions(values, io, logger, {
+      internalAddresses: internalAddressPolicyFromOptions(values, io),
+    });
     let report: ReconcileReport;
     try {
       report = await reconcile(state, {
@@ -96,7 +113,7 @@ Details: docs/auditor.md.`,
     if (output === "json") io.stdout.write(`${jsonText(reconcileJson(report), 2)}\n`);
     else if (output === "markdown") io.stdout.write(reconcileMarkdown(report));
     else writeReconcileText(io, report);
-    return report.issues.length > 0 ? ExitCode.failed : ExitCode.ok;
+    return report.issues.length > 0 || refused.length > 0 ? ExitCode.failed : ExitCode.ok;
   },
 };
 

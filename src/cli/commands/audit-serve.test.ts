@@ -6,6 +6,7 @@ import * as path from "node:path";
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { captureIO } from "../../../test/support/cli.js";
+import { allowingLoopbackRegistries } from "../../../test/support/local-registries.js";
 import { cosignSignatureFor } from "../../../test/support/hostile-auditor.js";
 import {
   findFreePort,
@@ -108,7 +109,7 @@ function startServe(): RunningServe {
   const controller = new AbortController();
   const { io, out, err } = captureIO({ cwd: work, signal: controller.signal });
   const done = runCli(
-    [
+    allowingLoopbackRegistries([
       "audit",
       "serve",
       "--manifest",
@@ -127,7 +128,7 @@ function startServe(): RunningServe {
       String(PENDING_GRACE_SECONDS),
       "--reload-interval",
       "1",
-    ],
+    ]),
     io,
   );
   return {
@@ -354,7 +355,10 @@ describe("promoter audit serve against a real registry", () => {
 
   it("reconcile finds the hand-pushed image and the extra tag", async () => {
     const { io, out, err } = captureIO({ cwd: work });
-    const status = await runCli(["audit", "reconcile", "--manifest", manifestFile, "--output", "json"], io);
+    const status = await runCli(
+      allowingLoopbackRegistries(["audit", "reconcile", "--manifest", manifestFile, "--output", "json"]),
+      io,
+    );
     expect(status, err()).toBe(1);
     const report = JSON.parse(out()) as {
       ok: boolean;
@@ -368,7 +372,17 @@ describe("promoter audit serve against a real registry", () => {
     ]);
     const markdown = captureIO({ cwd: work });
     expect(
-      await runCli(["audit", "reconcile", "--manifest", manifestFile, "--output", "markdown"], markdown.io),
+      await runCli(
+        allowingLoopbackRegistries([
+          "audit",
+          "reconcile",
+          "--manifest",
+          manifestFile,
+          "--output",
+          "markdown",
+        ]),
+        markdown.io,
+      ),
     ).toBe(1);
     expect(markdown.out()).toContain("## Unexpected tags (2)");
     expect(markdown.out()).toContain("| `extra` |");

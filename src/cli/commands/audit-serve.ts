@@ -29,6 +29,7 @@ import {
 } from "../command.js";
 import { ExitCode } from "../io.js";
 import { registryOptionSpecs, storeProviderFromOptions } from "../registry-options.js";
+import { internalAddressPolicyFromOptions, registryPolicyOptionSpecs } from "../registry-policy-options.js";
 import { createCliLogger, parseLogLevel } from "../logger.js";
 import { readSecretFile, secretOption, type SecretValue } from "../secret-options.js";
 
@@ -160,7 +161,7 @@ export const auditServeCommand: Command = {
   usage:
     "audit serve (--thin-manifest-dir DIR | --manifest FILE | --git-url URL|env://NAME | --git-url-file FILE [--branch B] [--path P])\n" +
     "        --listen HOST:PORT --token-file FILE [--reader-token-file FILE] [--db FILE]\n" +
-    "        [--alert-webhook URL|env://NAME | --alert-webhook-file FILE]",
+    "        [--alert-webhook URL|env://NAME | --alert-webhook-file FILE] [--allow-registry NAME ...]",
   description: `
 Receives registry notifications and judges each change in a production repository against the
 promotion manifests: a digest or tag a manifest asks for, a child manifest of a promoted index, a
@@ -194,6 +195,12 @@ as they were on the branch when it arrived (the current revision, and any replac
 fetched) again. A violation decided when that check failed is retracted, in the findings and by
 an alert, when a later check explains it. A push made before the merge that adds it stays a
 violation.
+
+Registries are checked as promote checks them (docs/manifest-format.md, "Registry policy"): one on
+this machine or a private network, or an oci: layout outside the tree, is left out of the desired
+state with an error unless allowed with --allow-registry, and the tree's
+manifests/registry-policy.yaml applies. No connection reaches an internal address except on the
+hosts of --allow-registry, whatever a name resolves to.
 
 Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
   options: {
@@ -275,6 +282,7 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
       description: `How long after it was replaced on the branch a manifest revision still explains events (default ${DEFAULT_REVISION_WINDOW_MS / 1000})`,
     },
     "log-level": { type: "string", valueName: "LEVEL", description: "debug, info (default), warn or error" },
+    ...registryPolicyOptionSpecs,
     ...registryOptionSpecs,
   },
   async run({ io, values }) {
@@ -293,6 +301,8 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
       if (problem) throw new UsageError(`${webhookSecret.origin}: ${problem}`);
     }
     const hostMapping = hostMappingOption(values);
+    // Also checks the --allow-registry values: a malformed one is a usage error before anything starts.
+    const internalAddresses = internalAddressPolicyFromOptions(values, io);
     const graceSeconds = integerOption(values, "pending-grace", 0, 86_400);
     const reloadSeconds = integerOption(values, "reload-interval", 1, 86_400);
     const windowSeconds = integerOption(values, "revision-window", 0, 7 * 86_400);
@@ -349,6 +359,7 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
     const watcher = new ManifestWatcher({
       origin,
       cwd: io.cwd,
+      allowRegistry: stringListOption(values, "allow-registry"),
       logger,
       ...(reloadSeconds === undefined ? {} : { intervalMs: reloadSeconds * 1000 }),
       revisionWindowMs,
@@ -386,7 +397,7 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
     });
 
     const store = FindingStore.open(dbPath);
-    const provider = storeProviderFromOptions(values, io, logger);
+    const provider = storeProviderFromOptions(values, io, logger, { internalAddresses });
     const alerts: AlertSink | undefined =
       webhook === undefined
         ? undefined

@@ -53,6 +53,11 @@ function addToManifest(project: string, image: string, ...rest: string[]) {
     "--image",
     image,
     ...rest,
+    // The layouts are beside the tree, outside it: the operator allows them.
+    "--allow-registry",
+    "oci:staging",
+    "--allow-registry",
+    "oci:prod",
   );
 }
 

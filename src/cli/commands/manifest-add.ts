@@ -5,13 +5,19 @@ import { relativeFile } from "../format.js";
 import { ExitCode, writeLine } from "../io.js";
 import { createCliLogger } from "../logger.js";
 import { registryOptionSpecs, storeProviderFromOptions } from "../registry-options.js";
+import {
+  internalAddressPolicyFromOptions,
+  registryPolicyFromOptions,
+  registryPolicyOptionSpecs,
+} from "../registry-policy-options.js";
 
 /** `promoter manifest add`: add an image's digest and tags to a project's images.yaml. */
 export const manifestAddCommand: Command = {
   words: ["manifest", "add"],
   summary: "Add an image digest and tags to a project's images.yaml (edits the file in place)",
   usage:
-    "manifest add --thin-manifest-dir DIR --project P --image NAME (--tag T ... | --digest D) [--dry-run]",
+    "manifest add --thin-manifest-dir DIR --project P --image NAME (--tag T ... | --digest D) [--dry-run]\n" +
+    "        [--allow-registry NAME ...]",
   description: `
 Looks up the digest of each --tag in the project's staging registry (the registry marked
 src: true in DIR/manifests/P/promoter-manifest.yaml), or takes --digest D (with --tag, those tags
@@ -27,6 +33,12 @@ an images file or folder that is a link out of DIR, or a link to a missing file 
 inside DIR).
 Running the same command again changes nothing and says so (exit 0).
 
+The staging registry is checked before any request, as promote checks it (docs/manifest-format.md,
+"Registry policy"): one on this machine or a private network, or an oci: layout outside the tree,
+is refused (exit 1) unless allowed with --allow-registry, and the tree's
+manifests/registry-policy.yaml applies. No connection reaches an internal address except on the
+hosts of --allow-registry, whatever a name resolves to.
+
 Exit status: 0 added or already there; 1 refused; 2 invalid input or usage.`,
   options: {
     "thin-manifest-dir": { type: "string", valueName: "DIR", description: "The thin-manifest tree" },
@@ -35,6 +47,7 @@ Exit status: 0 added or already there; 1 refused; 2 invalid input or usage.`,
     tag: { type: "string", multiple: true, valueName: "T", description: "A tag to add (repeatable)" },
     digest: { type: "string", valueName: "D", description: "The digest to add (sha256:...)" },
     "dry-run": { type: "boolean", description: "Show what would be added without writing" },
+    ...registryPolicyOptionSpecs,
     ...registryOptionSpecs,
   },
   async run({ io, values }) {
@@ -47,7 +60,10 @@ Exit status: 0 added or already there; 1 refused; 2 invalid input or usage.`,
     const digest = stringOption(values, "digest");
     const dryRun = booleanOption(values, "dry-run");
     const logger = createCliLogger(io.stderr, { format: "text", level: "warn" });
-    const provider = storeProviderFromOptions(values, io, logger);
+    const registryPolicy = await registryPolicyFromOptions(values, io, { thinManifestDir });
+    const provider = storeProviderFromOptions(values, io, logger, {
+      internalAddresses: internalAddressPolicyFromOptions(values, io),
+    });
     try {
       const result = await addToManifest({
         thinManifestDir,
@@ -59,6 +75,7 @@ Exit status: 0 added or already there; 1 refused; 2 invalid input or usage.`,
         cwd: io.cwd,
         signal: io.signal,
         dryRun,
+        registryPolicy,
       });
       const file = relativeFile(io.cwd, result.file);
       if (result.changes.length === 0) {

@@ -74,7 +74,9 @@ Invalid manifest entries are reported and skipped; the rest is promoted. A refus
 blocks only itself. Registries are checked before any request (docs/manifest-format.md, "Registry
 policy"): one on this machine or a private network, or an oci: layout outside the tree, is skipped
 with an error unless allowed with --allow-registry; with --changed-since REV the tree's
-manifests/registry-policy.yaml is read at REV. No connection reaches an internal address except
+manifests/registry-policy.yaml is read at REV for a dry run (the plan of a change is judged by
+the policy it is based on, as check judges it) and from the working copy with --confirm (the
+reviewed tree a merge promotes). No connection reaches an internal address except
 on the hosts of --allow-registry, whatever a name resolves to. State is read from the registries, so an interrupted run is completed by
 running again.
 
@@ -156,7 +158,16 @@ async function runPromote({ io, values }: { io: CliIO; values: ParsedValues }): 
     );
   }
   const changedSince = stringOption(values, "changed-since");
-  const registryPolicy = await registryPolicyFromOptions(values, io, input, changedSince);
+  // Which allow-list (manifests/registry-policy.yaml) decides: a dry run of a change (the plan a
+  // pull request shows) is judged by the policy at REV, as check is, so the change cannot widen
+  // it; a run that writes runs after the merge, on the reviewed working copy, and uses its
+  // allow-list, so a registry the reviewed tree dropped since REV is refused.
+  const registryPolicy = await registryPolicyFromOptions(
+    values,
+    io,
+    input,
+    confirm ? undefined : changedSince,
+  );
   const logger = createCliLogger(io.stderr, { format: logFormat, level: quiet ? "warn" : "info" });
   const provider = storeProviderFromOptions(values, io, logger, {
     internalAddresses: internalAddressPolicyFromOptions(values, io),

@@ -16,6 +16,8 @@ import { booleanOption, integerOption, stringListOption, stringOption, type Comm
 import { ExitCode, writeLine } from "../io.js";
 import { createCliLogger } from "../logger.js";
 import { registryOptionSpecs, storeProviderFromOptions } from "../registry-options.js";
+import { parseAllowRegistryOptions, registryRefusal } from "../../manifest/index.js";
+import { internalAddressPolicyFromOptions, registryPolicyOptionSpecs } from "../registry-policy-options.js";
 
 const OUTPUTS = ["yaml", "csv"] as const;
 type Output = (typeof OUTPUTS)[number];
@@ -35,7 +37,8 @@ export function snapshotLocation(ref: string, cwd: string): RegistryLocation {
 export const snapshotCommand: Command = {
   words: ["snapshot"],
   summary: "Print what a registry path or OCI layout tree holds, as an images.yaml",
-  usage: "snapshot REF [--output yaml|csv] [--tag T] [--minimal] [--repository NAME]",
+  usage:
+    "snapshot REF [--output yaml|csv] [--tag T] [--minimal] [--repository NAME] [--allow-registry NAME ...]",
   positionals: { min: 1, max: 1, names: "REF (host[:port]/path or oci:DIR)" },
   description: `
 REF is a registry path (gcr.io/k8s-staging-foo, 127.0.0.1:5000/prod) or a tree of OCI image
@@ -52,7 +55,13 @@ children are missing from the snapshot. Signature, attestation and SBOM tags
 (sha256-<hex>.sig, .att, .sbom) and referrers fallback tags (sha256-<hex>) belong to images and
 are left out. --tag T (repeatable) keeps only digests that carry one of those tags.
 
-Exit status: 0 done; 2 invalid input, or a registry that cannot be read.`,
+A registry on this machine or a private network is refused before any request unless allowed
+with --allow-registry (as promote refuses it; docs/manifest-format.md, "Registry policy"), and no
+connection reaches an internal address except on the hosts of --allow-registry, whatever a name
+resolves to (a registry's redirects included). An oci:DIR named here is read wherever it is.
+
+Exit status: 0 done; 1 the registry is refused; 2 invalid input, or a registry that cannot be
+read.`,
   options: {
     output: { type: "string", valueName: "FORMAT", description: "yaml (default) or csv" },
     tag: {
@@ -70,6 +79,7 @@ Exit status: 0 done; 2 invalid input, or a registry that cannot be read.`,
     },
     concurrency: { type: "string", valueName: "N", description: "Repositories read at once (default 4)" },
     quiet: { type: "boolean", short: "q", description: "No summary line on stderr" },
+    ...registryPolicyOptionSpecs,
     ...registryOptionSpecs,
   },
   async run({ io, values, positionals }) {
@@ -83,8 +93,19 @@ Exit status: 0 done; 2 invalid input, or a registry that cannot be read.`,
     }
     const concurrency = integerOption(values, "concurrency", 1, 64);
     const quiet = booleanOption(values, "quiet");
+    const internalAddresses = internalAddressPolicyFromOptions(values, io);
+    if (location.kind === "remote") {
+      // REF is the operator's own, like an --allow-registry entry for an oci: tree; a remote one
+      // is held to the rule every command keeps: internal addresses only when allowed.
+      const operatorAllowed = parseAllowRegistryOptions(stringListOption(values, "allow-registry"), io.cwd);
+      const refusal = registryRefusal(location, { treeRoot: io.cwd, operatorAllowed });
+      if (refusal !== undefined) {
+        writeLine(io.stderr, `promoter snapshot: refused: ${ref}: ${refusal}`);
+        return ExitCode.failed;
+      }
+    }
     const logger = createCliLogger(io.stderr, { format: "text", level: "warn" });
-    const provider = storeProviderFromOptions(values, io, logger);
+    const provider = storeProviderFromOptions(values, io, logger, { internalAddresses });
     try {
       const snapshot = await takeSnapshot(location, {
         provider,

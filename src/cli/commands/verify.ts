@@ -28,6 +28,11 @@ import { ExitCode, writeLine, type CliIO } from "../io.js";
 import { createCliLogger, type LogFormat } from "../logger.js";
 import { manifestInputFromOptions, manifestOptionSpecs } from "../manifest-options.js";
 import { registryOptionSpecs, storeProviderFromOptions } from "../registry-options.js";
+import {
+  internalAddressPolicyFromOptions,
+  registryPolicyFromOptions,
+  registryPolicyOptionSpecs,
+} from "../registry-policy-options.js";
 import { signaturesText } from "../render/signatures.js";
 import { signatureFormatOption, signerFromOptions, signerOptionSpecs } from "../signing-options.js";
 
@@ -40,7 +45,7 @@ export const verifyCommand: Command = {
   usage:
     "verify (--manifest FILE | --thin-manifest-dir DIR) --public-key FILE [--sign-identity REF] [--output text|json]\n" +
     "       [--repair [--confirm] [--sign-key FILE | --keyless --trusted-root FILE --certificate-identity ID\n" +
-    "        --certificate-oidc-issuer URL]]",
+    "        --certificate-oidc-issuer URL]] [--allow-registry NAME ...]",
   description: `
 For every digest the manifests promote (and each image of an index), at every destination that
 holds it, checks that a valid signature is there: cosign's sha256-<hex>.sig layout (each
@@ -54,7 +59,14 @@ With --repair the missing ones are fixed: the signature manifest found at the ot
 signature is made where none of ours fully verifies. Without --confirm --repair only shows what
 it would write.
 
-Exit status: 0 every signature valid (or repaired); 1 some missing or invalid; 2 invalid input.`,
+Registries are checked before any request, as promote checks them (docs/manifest-format.md,
+"Registry policy"): one on this machine or a private network, or an oci: layout outside the tree,
+is skipped with an error unless allowed with --allow-registry, and the tree's
+manifests/registry-policy.yaml applies. No connection reaches an internal address except on the
+hosts of --allow-registry, whatever a name resolves to.
+
+Exit status: 0 every signature valid (or repaired); 1 some missing or invalid, or a registry
+refused; 2 invalid input.`,
   options: {
     ...manifestOptionSpecs,
     "public-key": {
@@ -74,6 +86,7 @@ Exit status: 0 every signature valid (or repaired); 1 some missing or invalid; 2
     quiet: { type: "boolean", short: "q", description: "Only warnings and errors on stderr" },
     "log-format": { type: "string", valueName: "FORMAT", description: "Log lines as text (default) or json" },
     ...signerOptionSpecs,
+    ...registryPolicyOptionSpecs,
     ...registryOptionSpecs,
   },
   run: runVerify,
@@ -113,9 +126,12 @@ async function runVerify({ io, values }: { io: CliIO; values: ParsedValues }): P
     format: logFormat,
     level: booleanOption(values, "quiet") ? "warn" : "info",
   });
-  const provider = storeProviderFromOptions(values, io, logger);
+  const registryPolicy = await registryPolicyFromOptions(values, io, input);
+  const provider = storeProviderFromOptions(values, io, logger, {
+    internalAddresses: internalAddressPolicyFromOptions(values, io),
+  });
   try {
-    const set = await loadManifests(input, { signal: io.signal, cwd: io.cwd });
+    const set = await loadManifests(input, { signal: io.signal, cwd: io.cwd, registryPolicy });
     const validation = validate(set);
     for (const finding of validation.findings.filter((entry) => entry.severity === "error")) {
       writeLine(
