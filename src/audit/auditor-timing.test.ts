@@ -97,6 +97,12 @@ class ScriptedHistory implements ManifestHistory {
   }
 }
 
+/** A push by digest only (a signature manifest, a child, or a rogue image): it waits for its grace. */
+function releaseDigestPush(): RegistryEvent {
+  const { tag: _tag, ...event } = releaseTagPush();
+  return event;
+}
+
 describe("Auditor timing", () => {
   let directory: string;
   let store: FindingStore;
@@ -261,5 +267,36 @@ describe("Auditor timing", () => {
       { verdict: "violation", rule: "unmanaged-repository", retracted: null },
     ]);
     expect(alerts.texts).toHaveLength(1);
+  });
+
+  it("a push by digest found a violation when its grace ends still waits for a check after its arrival, so a merge made later and dated before it cannot retract it", async () => {
+    const subject = auditor();
+    // The repository is managed: a push by digest there waits for its grace period.
+    subject.setDesiredState(
+      appDesiredState({ [`sha256:${"2".repeat(64)}`]: ["0.9"] }),
+      revisionOf(BEFORE).revision,
+    );
+    subject.receive([releaseDigestPush()]);
+    await subject.idle();
+    // Nothing fetches meanwhile (a long --reload-interval): the grace period ends.
+    history.onCheck = () => {
+      history.revisions.observeChain([{ commit: BEFORE, committedAt: T0 - 60 * MINUTE }], clock, clock);
+      history.record = { startedAt: clock, lastSuccessStartedAt: clock };
+      subject.manifestsChecked({ historyChanged: false });
+    };
+    clock = T0 + 5 * MINUTE + 1000;
+    await expect.poll(() => store.query().length).toBe(1);
+    expect(history.checks).toBe(1);
+    const [violation] = store.query();
+    expect(violation).toMatchObject({ verdict: "violation", rule: "unexpected-digest" });
+    expect(violation?.reason).not.toMatch(/could not be refreshed/);
+
+    // Ten minutes later a pull request adding it is merged, its commit dated before the push.
+    clock = T0 + 15 * MINUTE;
+    mergeSeen(subject, T0 - 10 * MINUTE, T0 + 15 * MINUTE);
+    await subject.idle();
+    expect(store.query()).toMatchObject([
+      { verdict: "violation", rule: "unexpected-digest", retracted: null },
+    ]);
   });
 });
