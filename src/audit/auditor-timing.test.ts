@@ -299,4 +299,59 @@ describe("Auditor timing", () => {
       { verdict: "violation", rule: "unexpected-digest", retracted: null },
     ]);
   });
+
+  it("a violation declared while git was down becomes final once a check after its arrival succeeds: a restart does not reopen it", async () => {
+    const subject = auditor();
+    history.onCheck = () => {
+      clock = T0 + 1000;
+      history.record = {
+        startedAt: T0 + 1000,
+        error: "git fetch failed",
+        lastSuccessStartedAt: T0 - 30 * MINUTE,
+      };
+      subject.manifestsChecked({ historyChanged: false });
+    };
+    subject.receive([releaseTagPush()]);
+    await subject.idle();
+    await subject.idle();
+    expect(store.query()).toMatchObject([{ verdict: "violation", rule: "unmanaged-repository" }]);
+
+    // git answers again: the branch has not moved, nothing explains the push.
+    clock = T0 + MINUTE;
+    history.revisions.observeChain([{ commit: BEFORE, committedAt: T0 - 60 * MINUTE }], clock, clock);
+    history.record = { startedAt: clock, lastSuccessStartedAt: clock };
+    subject.manifestsChecked({ historyChanged: false });
+    await subject.idle();
+    await subject.close();
+
+    // A pull request adding the image is merged, its commit dated before the push, and the
+    // auditor restarts before it fetches again: its first fetch has no earlier one to bound the date.
+    clock = T0 + 10 * MINUTE;
+    history.revisions = new RevisionHistory(60 * MINUTE);
+    history.revisions.observeChain(
+      [
+        { commit: RELEASED, committedAt: T0 - 10 * MINUTE },
+        { commit: BEFORE, committedAt: T0 - 60 * MINUTE },
+      ],
+      clock,
+    );
+    history.record = { startedAt: clock, lastSuccessStartedAt: clock };
+    const restarted = new Auditor(STATES.get(RELEASED) ?? appDesiredState({}), {
+      store,
+      lookup,
+      logger: new MemoryLogger(),
+      alerts,
+      now: () => clock,
+      sweepIntervalMs: 5,
+      history,
+      ...revisionOf(RELEASED),
+    });
+    auditors.push(restarted);
+    restarted.start();
+    await restarted.idle();
+    expect(store.query()).toMatchObject([
+      { verdict: "violation", rule: "unmanaged-repository", retracted: null },
+    ]);
+    expect(alerts.texts).toHaveLength(1);
+  });
 });

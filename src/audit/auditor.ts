@@ -237,6 +237,21 @@ export class Auditor {
     if (this.closed) return;
     if (this.awaitingCheck.size > 0) this.enqueue(() => this.rejudge([...this.awaitingCheck.keys()]));
     if (outcome.historyChanged) this.enqueue(() => this.reviewRecentViolations());
+    // Violations declared while the manifests could not be refreshed are final once a check that
+    // started after their arrival succeeded (and, when it moved the branch, the review above
+    // kept them): as for those confirmed at once, every merge after that check is dated after
+    // it. Left open, they could be retracted by a merge made later whose date nothing bounds (the
+    // first fetch after a restart has no earlier one to bound it).
+    const check = this.history?.lastCheck();
+    if (check !== undefined && check.error === undefined && check.lastSuccessStartedAt !== undefined) {
+      const confirmedBefore = new Date(check.lastSuccessStartedAt).toISOString();
+      this.enqueue(() => {
+        const settled = this.store.settleViolations(confirmedBefore);
+        if (settled > 0)
+          this.logger.log("info", "violations confirmed by a check of the manifests", { settled });
+        return Promise.resolve();
+      });
+    }
   }
 
   /**
