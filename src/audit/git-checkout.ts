@@ -58,6 +58,11 @@ export function gitBranchProblem(branch: string): string | undefined {
   return undefined;
 }
 
+/** `refs/heads/<branch>`: the branch, never a tag or another ref that a short name may match first. */
+function fullBranchName(branch: string): string {
+  return branch.startsWith("refs/heads/") ? branch : `refs/heads/${branch}`;
+}
+
 /** An http(s) URL without its user part, and that user part as an HTTP Basic `Authorization` value. */
 export function splitGitCredentials(url: string): { url: string; authorization?: string } {
   if (!/^https?:\/\//i.test(url)) return { url };
@@ -256,7 +261,9 @@ export class GitCheckout {
         "--no-recurse-submodules",
         "--end-of-options",
         "origin",
-        this.branch ?? "HEAD",
+        // The branch by its full name: git reads a short name as a tag before a branch, and
+        // whoever may push a tag (not the reviewed branch) could name one like it.
+        this.branch === undefined ? "HEAD" : fullBranchName(this.branch),
       ],
       this.repository,
       this.privateConfig,

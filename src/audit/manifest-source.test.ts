@@ -229,6 +229,29 @@ describe("ManifestWatcher", () => {
     expect(subject.lastCheck()).toMatchObject({ lastSuccessStartedAt: expect.any(Number) as number });
   });
 
+  it("follows the branch, never a tag of the same name pushed by someone who cannot push to the branch", async () => {
+    const { origin, git } = originRepository();
+    const imagesFile = path.join(origin, "registry", "images", "app", "images.yaml");
+    git(undefined, "init", "--quiet", "--initial-branch", "main");
+    writeThinTree(path.join(origin, "registry"), images({ [D1]: ["1.0"] }));
+    git(undefined, "add", ".");
+    git(undefined, "commit", "--quiet", "-m", "reviewed");
+    const subject = watcher({ kind: "git", url: `file://${origin}`, branch: "main", path: "registry" });
+    await subject.loadInitial();
+
+    // An unreviewed commit on a branch of its own, and a tag named like the reviewed branch.
+    git(undefined, "checkout", "--quiet", "-b", "unreviewed");
+    writeFileSync(imagesFile, images({ [D1]: ["1.0"], [D2]: ["rogue"] }));
+    git(undefined, "commit", "--quiet", "-am", "rogue");
+    git(undefined, "tag", "main");
+    git(undefined, "checkout", "--quiet", "main");
+
+    expect(await subject.check()).toBe("unchanged");
+    expect(states.map((loaded) => wanted(loaded))).toEqual([[D1]]);
+    const around = await subject.statesAround(Date.now());
+    expect(around.map(({ state }) => wanted({ state } as LoadedState))).toEqual([[D1]]);
+  });
+
   // A pull request merged by fast-forward or "rebase and merge" puts each of its commits on the
   // first-parent chain in one push: none but the last was ever the branch's state, nobody
   // reviewed them one by one, and no promotion ran from them. Its author chose their dates.
