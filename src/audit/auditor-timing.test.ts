@@ -116,7 +116,7 @@ describe("Auditor timing", () => {
     verifiedTagFor: (): Tag | undefined => undefined,
   };
 
-  function auditor(): Auditor {
+  function auditor(options: { maxCheckWaitMs?: number } = {}): Auditor {
     const chain: ChainCommit[] = [{ commit: BEFORE, committedAt: T0 - 60 * MINUTE }];
     history.revisions.observeChain(chain, T0 - 30 * MINUTE);
     history.record = { startedAt: T0 - 30 * MINUTE, lastSuccessStartedAt: T0 - 30 * MINUTE };
@@ -130,6 +130,7 @@ describe("Auditor timing", () => {
       sweepIntervalMs: 5,
       history,
       ...revisionOf(BEFORE),
+      ...options,
     });
     created.start();
     auditors.push(created);
@@ -353,5 +354,28 @@ describe("Auditor timing", () => {
       { verdict: "violation", rule: "unmanaged-repository", retracted: null },
     ]);
     expect(alerts.texts).toHaveLength(1);
+  });
+
+  it("a push by digest waiting for a check is judged again when the check finishes or the wait ends, not at every sweep", async () => {
+    // git does not answer: the checks asked for never finish.
+    const subject = auditor({ maxCheckWaitMs: 30 * MINUTE });
+    subject.setDesiredState(
+      appDesiredState({ [`sha256:${"2".repeat(64)}`]: ["0.9"] }),
+      revisionOf(BEFORE).revision,
+    );
+    subject.receive([releaseDigestPush()]);
+    await subject.idle();
+    clock = T0 + 5 * MINUTE + 1000;
+    await expect.poll(() => history.checks).toBe(1);
+    // A second push by digest whose grace ends later: the sweep that finds it due has run once
+    // it asks for its check.
+    subject.receive([
+      { ...releaseDigestPush(), id: "distribution:second", digest: `sha256:${"3".repeat(64)}` as Digest },
+    ]);
+    await subject.idle();
+    clock = T0 + 10 * MINUTE + 2000;
+    await expect.poll(() => history.checks).toBeGreaterThanOrEqual(2);
+    expect(history.checks).toBe(2);
+    expect(subject.pendingCount).toBe(2);
   });
 });

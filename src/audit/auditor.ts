@@ -350,11 +350,16 @@ export class Auditor {
     });
   }
 
-  /** Whether a pending event is due: its grace period is over, or it waited for a check too long. */
+  /**
+   * Whether a pending event is due: it waited for a check too long, or, waiting for none, its
+   * grace period is over. One waiting for a check is judged again when a check finishes
+   * (`manifestsChecked`), not at every sweep: many of them while git is slow must not keep the
+   * auditor judging in a loop.
+   */
   private isDue(entry: PendingEvent, now: number): boolean {
-    if (Date.parse(entry.deadline) <= now) return true;
     const waitingSince = this.awaitingCheck.get(entry.event.id);
-    return waitingSince !== undefined && waitingSince + this.maxCheckWaitMs <= now;
+    if (waitingSince !== undefined) return waitingSince + this.maxCheckWaitMs <= now;
+    return Date.parse(entry.deadline) <= now;
   }
 
   private sweep(): void {
