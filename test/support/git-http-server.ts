@@ -70,6 +70,8 @@ async function relay(
     },
     stdio: ["pipe", "pipe", "ignore"],
   });
+  // The backend may answer (an error, a refs advertisement) without reading the body.
+  child.stdin.on("error", () => undefined);
   child.stdin.end(body);
   const chunks: Buffer[] = [];
   child.stdout.on("data", (chunk: Buffer) => chunks.push(chunk));
