@@ -97,6 +97,12 @@ class ScriptedHistory implements ManifestHistory {
   }
 }
 
+/** A push by digest only (a signature manifest, a child, or a rogue image): it waits for its grace. */
+function releaseDigestPush(): RegistryEvent {
+  const { tag: _tag, ...event } = releaseTagPush();
+  return event;
+}
+
 describe("Auditor timing", () => {
   let directory: string;
   let store: FindingStore;
@@ -110,7 +116,7 @@ describe("Auditor timing", () => {
     verifiedTagFor: (): Tag | undefined => undefined,
   };
 
-  function auditor(): Auditor {
+  function auditor(options: { maxCheckWaitMs?: number } = {}): Auditor {
     const chain: ChainCommit[] = [{ commit: BEFORE, committedAt: T0 - 60 * MINUTE }];
     history.revisions.observeChain(chain, T0 - 30 * MINUTE);
     history.record = { startedAt: T0 - 30 * MINUTE, lastSuccessStartedAt: T0 - 30 * MINUTE };
@@ -124,6 +130,7 @@ describe("Auditor timing", () => {
       sweepIntervalMs: 5,
       history,
       ...revisionOf(BEFORE),
+      ...options,
     });
     created.start();
     auditors.push(created);
@@ -261,5 +268,114 @@ describe("Auditor timing", () => {
       { verdict: "violation", rule: "unmanaged-repository", retracted: null },
     ]);
     expect(alerts.texts).toHaveLength(1);
+  });
+
+  it("a push by digest found a violation when its grace ends still waits for a check after its arrival, so a merge made later and dated before it cannot retract it", async () => {
+    const subject = auditor();
+    // The repository is managed: a push by digest there waits for its grace period.
+    subject.setDesiredState(
+      appDesiredState({ [`sha256:${"2".repeat(64)}`]: ["0.9"] }),
+      revisionOf(BEFORE).revision,
+    );
+    subject.receive([releaseDigestPush()]);
+    await subject.idle();
+    // Nothing fetches meanwhile (a long --reload-interval): the grace period ends.
+    history.onCheck = () => {
+      history.revisions.observeChain([{ commit: BEFORE, committedAt: T0 - 60 * MINUTE }], clock, clock);
+      history.record = { startedAt: clock, lastSuccessStartedAt: clock };
+      subject.manifestsChecked({ historyChanged: false });
+    };
+    clock = T0 + 5 * MINUTE + 1000;
+    await expect.poll(() => store.query().length).toBe(1);
+    expect(history.checks).toBe(1);
+    const [violation] = store.query();
+    expect(violation).toMatchObject({ verdict: "violation", rule: "unexpected-digest" });
+    expect(violation?.reason).not.toMatch(/could not be refreshed/);
+
+    // Ten minutes later a pull request adding it is merged, its commit dated before the push.
+    clock = T0 + 15 * MINUTE;
+    mergeSeen(subject, T0 - 10 * MINUTE, T0 + 15 * MINUTE);
+    await subject.idle();
+    expect(store.query()).toMatchObject([
+      { verdict: "violation", rule: "unexpected-digest", retracted: null },
+    ]);
+  });
+
+  it("a violation declared while git was down becomes final once a check after its arrival succeeds: a restart does not reopen it", async () => {
+    const subject = auditor();
+    history.onCheck = () => {
+      clock = T0 + 1000;
+      history.record = {
+        startedAt: T0 + 1000,
+        error: "git fetch failed",
+        lastSuccessStartedAt: T0 - 30 * MINUTE,
+      };
+      subject.manifestsChecked({ historyChanged: false });
+    };
+    subject.receive([releaseTagPush()]);
+    await subject.idle();
+    await subject.idle();
+    expect(store.query()).toMatchObject([{ verdict: "violation", rule: "unmanaged-repository" }]);
+
+    // git answers again: the branch has not moved, nothing explains the push.
+    clock = T0 + MINUTE;
+    history.revisions.observeChain([{ commit: BEFORE, committedAt: T0 - 60 * MINUTE }], clock, clock);
+    history.record = { startedAt: clock, lastSuccessStartedAt: clock };
+    subject.manifestsChecked({ historyChanged: false });
+    await subject.idle();
+    await subject.close();
+
+    // A pull request adding the image is merged, its commit dated before the push, and the
+    // auditor restarts before it fetches again: its first fetch has no earlier one to bound the date.
+    clock = T0 + 10 * MINUTE;
+    history.revisions = new RevisionHistory(60 * MINUTE);
+    history.revisions.observeChain(
+      [
+        { commit: RELEASED, committedAt: T0 - 10 * MINUTE },
+        { commit: BEFORE, committedAt: T0 - 60 * MINUTE },
+      ],
+      clock,
+    );
+    history.record = { startedAt: clock, lastSuccessStartedAt: clock };
+    const restarted = new Auditor(STATES.get(RELEASED) ?? appDesiredState({}), {
+      store,
+      lookup,
+      logger: new MemoryLogger(),
+      alerts,
+      now: () => clock,
+      sweepIntervalMs: 5,
+      history,
+      ...revisionOf(RELEASED),
+    });
+    auditors.push(restarted);
+    restarted.start();
+    await restarted.idle();
+    expect(store.query()).toMatchObject([
+      { verdict: "violation", rule: "unmanaged-repository", retracted: null },
+    ]);
+    expect(alerts.texts).toHaveLength(1);
+  });
+
+  it("a push by digest waiting for a check is judged again when the check finishes or the wait ends, not at every sweep", async () => {
+    // git does not answer: the checks asked for never finish.
+    const subject = auditor({ maxCheckWaitMs: 30 * MINUTE });
+    subject.setDesiredState(
+      appDesiredState({ [`sha256:${"2".repeat(64)}`]: ["0.9"] }),
+      revisionOf(BEFORE).revision,
+    );
+    subject.receive([releaseDigestPush()]);
+    await subject.idle();
+    clock = T0 + 5 * MINUTE + 1000;
+    await expect.poll(() => history.checks).toBe(1);
+    // A second push by digest whose grace ends later: the sweep that finds it due has run once
+    // it asks for its check.
+    subject.receive([
+      { ...releaseDigestPush(), id: "distribution:second", digest: `sha256:${"3".repeat(64)}` as Digest },
+    ]);
+    await subject.idle();
+    clock = T0 + 10 * MINUTE + 2000;
+    await expect.poll(() => history.checks).toBeGreaterThanOrEqual(2);
+    expect(history.checks).toBe(2);
+    expect(subject.pendingCount).toBe(2);
   });
 });

@@ -49,8 +49,10 @@ import {
 export const DEFAULT_PENDING_GRACE_MS = 5 * 60_000;
 const DEFAULT_SWEEP_INTERVAL_MS = 1000;
 /**
- * How long a would-be violation waits for a check of the manifests after its arrival; past it,
- * it is declared with what is known (and may be retracted later).
+ * How long a would-be violation waits for a check of the manifests that started after its
+ * arrival, counted from when it was found to be one (its arrival for a tag push, the end of its
+ * grace period for a push by digest); past it, it is declared with what is known (and may be
+ * retracted later).
  */
 export const MAX_CHECK_WAIT_MS = 60_000;
 /** Violations judged again at most when the branch moves (the newest first). */
@@ -144,8 +146,13 @@ export class Auditor {
   private readonly history: ManifestHistory | undefined;
   private readonly windowMs: number;
   private readonly maxCheckWaitMs: number;
-  /** Would-be violations waiting for a check of the manifests after their arrival. */
-  private readonly awaitingCheck = new Set<string>();
+  /**
+   * Would-be violations waiting for a check of the manifests after their arrival, and since when
+   * (epoch ms): without a check that started after it arrived, nothing bounds when a merge
+   * dated before the event reached the branch, so a violation declared without one could be
+   * retracted by a merge made later.
+   */
+  private readonly awaitingCheck = new Map<string, number>();
   /**
    * Violations declared without a successful check of the manifests after their arrival: the only
    * ones a later check may retract. One that a check after its arrival confirmed is final: the
@@ -228,8 +235,23 @@ export class Auditor {
    */
   manifestsChecked(outcome: { readonly historyChanged: boolean }): void {
     if (this.closed) return;
-    if (this.awaitingCheck.size > 0) this.enqueue(() => this.rejudge([...this.awaitingCheck]));
+    if (this.awaitingCheck.size > 0) this.enqueue(() => this.rejudge([...this.awaitingCheck.keys()]));
     if (outcome.historyChanged) this.enqueue(() => this.reviewRecentViolations());
+    // Violations declared while the manifests could not be refreshed are final once a check that
+    // started after their arrival succeeded (and, when it moved the branch, the review above
+    // kept them): as for those confirmed at once, every merge after that check is dated after
+    // it. Left open, they could be retracted by a merge made later whose date nothing bounds (the
+    // first fetch after a restart has no earlier one to bound it).
+    const check = this.history?.lastCheck();
+    if (check !== undefined && check.error === undefined && check.lastSuccessStartedAt !== undefined) {
+      const confirmedBefore = new Date(check.lastSuccessStartedAt).toISOString();
+      this.enqueue(() => {
+        const settled = this.store.settleViolations(confirmedBefore);
+        if (settled > 0)
+          this.logger.log("info", "violations confirmed by a check of the manifests", { settled });
+        return Promise.resolve();
+      });
+    }
   }
 
   /**
@@ -328,12 +350,16 @@ export class Auditor {
     });
   }
 
-  /** Whether a pending event is due: its grace period is over, or it waited for a check too long. */
+  /**
+   * Whether a pending event is due: it waited for a check too long, or, waiting for none, its
+   * grace period is over. One waiting for a check is judged again when a check finishes
+   * (`manifestsChecked`), not at every sweep: many of them while git is slow must not keep the
+   * auditor judging in a loop.
+   */
   private isDue(entry: PendingEvent, now: number): boolean {
-    if (Date.parse(entry.deadline) <= now) return true;
-    return (
-      this.awaitingCheck.has(entry.event.id) && Date.parse(entry.receivedAt) + this.maxCheckWaitMs <= now
-    );
+    const waitingSince = this.awaitingCheck.get(entry.event.id);
+    if (waitingSince !== undefined) return waitingSince + this.maxCheckWaitMs <= now;
+    return Date.parse(entry.deadline) <= now;
   }
 
   private sweep(): void {
@@ -466,8 +492,9 @@ export class Auditor {
         `the manifests could not be refreshed before judging: ${check.error}; a later check may retract this`,
       );
     }
-    if (this.now() < at + this.maxCheckWaitMs) {
-      this.awaitingCheck.add(event.id);
+    const waitingSince = this.awaitingCheck.get(event.id) ?? this.now();
+    if (this.now() < waitingSince + this.maxCheckWaitMs) {
+      this.awaitingCheck.set(event.id, waitingSince);
       void history.requestCheck();
       return { kind: "undetermined", reason: "a violation unless a check of the manifests explains it" };
     }
@@ -475,7 +502,7 @@ export class Auditor {
     this.unconfirmed.add(event.id);
     return withNote(
       judgement,
-      `the manifests could not be refreshed within ${Math.round(this.maxCheckWaitMs / 1000)} s of its arrival; a later check may retract this`,
+      `the manifests could not be refreshed within ${Math.round(this.maxCheckWaitMs / 1000)} s; a later check may retract this`,
     );
   }
 

@@ -365,6 +365,18 @@ export class FindingStore {
   }
 
   /**
+   * Violations received before `receivedBefore` (ISO time) are final: they drop their event and
+   * are never judged again. Returns how many.
+   */
+  settleViolations(receivedBefore: string): number {
+    return this.db
+      .prepare(
+        "UPDATE findings SET event = NULL WHERE verdict = 'violation' AND event IS NOT NULL AND received_at < ?",
+      )
+      .run(receivedBefore).changes;
+  }
+
+  /**
    * Corrects a violation to verified, keeping what it said; undefined when it is no violation
    * (any more).
    */

@@ -19,7 +19,11 @@ import { MAX_WINDOW_REVISIONS, type ChainCommit } from "./revision-history.js";
  * The clone holds the last MAX_WINDOW_REVISIONS commits of the branch, so the auditor can judge
  * an event against the manifests of a merge that was just replaced (revision-history.ts): a
  * past commit's tree is written into a folder of its own (`materialize`), never into the clone's
- * work tree or index. Commands on the clone run one at a time.
+ * work tree or index. Commands on the clone run one at a time, except the network part of a
+ * fetch: a git server that answers slowly, or not at all until git's timeout, must not hold up
+ * reading the commits already fetched (the auditor judges events against them, and promises a
+ * verdict within a minute). git writes what a fetch brings (packs, the shallow list, refs)
+ * atomically, so commands reading the clone meanwhile see it as it was before or after.
  */
 
 export { GIT_TIMEOUT_MS };
@@ -52,6 +56,11 @@ export function gitBranchProblem(branch: string): string | undefined {
     return `${JSON.stringify(branch)} is not a branch name`;
   }
   return undefined;
+}
+
+/** `refs/heads/<branch>`: the branch, never a tag or another ref that a short name may match first. */
+function fullBranchName(branch: string): string {
+  return branch.startsWith("refs/heads/") ? branch : `refs/heads/${branch}`;
 }
 
 /** An http(s) URL without its user part, and that user part as an HTTP Basic `Authorization` value. */
@@ -115,6 +124,8 @@ export class GitCheckout {
   private readonly privateConfig: PrivateConfig;
   /** The last command queued: the next one waits for it. */
   private queue: Promise<unknown> = Promise.resolve();
+  /** The last fetch queued (its network part runs outside `queue`): the next fetch waits for it. */
+  private fetchQueue: Promise<unknown> = Promise.resolve();
 
   constructor(options: GitCheckoutOptions) {
     const urlProblem = gitUrlProblem(options.url);
@@ -141,9 +152,16 @@ export class GitCheckout {
     return run;
   }
 
+  /** Runs `task` once every fetch queued before it has finished. */
+  private oneFetchAtATime<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.fetchQueue.then(task, task);
+    this.fetchQueue = run.catch(() => undefined);
+    return run;
+  }
+
   /** Shallow clone of the branch (or the default branch); returns the commit. */
   clone(signal?: AbortSignal): Promise<string> {
-    return this.exclusive(() => this.cloneNow(signal));
+    return this.oneFetchAtATime(() => this.exclusive(() => this.cloneNow(signal)));
   }
 
   private async cloneNow(signal?: AbortSignal): Promise<string> {
@@ -225,11 +243,14 @@ export class GitCheckout {
    * whether it changed. The work tree is ours alone, so a hard reset is safe.
    */
   update(signal?: AbortSignal): Promise<{ commit: string; changed: boolean }> {
-    return this.exclusive(() => this.updateNow(signal));
+    return this.oneFetchAtATime(async () => {
+      await this.fetchNow(signal);
+      return this.exclusive(() => this.moveToFetched(signal));
+    });
   }
 
-  private async updateNow(signal?: AbortSignal): Promise<{ commit: string; changed: boolean }> {
-    const before = await this.commitNow(signal);
+  /** The network part: FETCH_HEAD and the objects; the work tree and HEAD are not touched. */
+  private async fetchNow(signal?: AbortSignal): Promise<void> {
     await runGit(
       [
         "fetch",
@@ -240,12 +261,18 @@ export class GitCheckout {
         "--no-recurse-submodules",
         "--end-of-options",
         "origin",
-        this.branch ?? "HEAD",
+        // The branch by its full name: git reads a short name as a tag before a branch, and
+        // whoever may push a tag (not the reviewed branch) could name one like it.
+        this.branch === undefined ? "HEAD" : fullBranchName(this.branch),
       ],
       this.repository,
       this.privateConfig,
       signal,
     );
+  }
+
+  private async moveToFetched(signal?: AbortSignal): Promise<{ commit: string; changed: boolean }> {
+    const before = await this.commitNow(signal);
     const fetched = await runGit(
       ["rev-parse", "--verify", "FETCH_HEAD^{commit}"],
       this.repository,

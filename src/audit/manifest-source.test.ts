@@ -170,9 +170,14 @@ describe("ManifestWatcher", () => {
     expect(broken).toHaveLength(1);
   });
 
-  it("keeps the revisions of the branch: a merge superseded before the fetch is loaded from its own tree", async () => {
+  /** A repository in `directory/origin` whose commits are dated `date` (epoch ms) when given. */
+  function originRepository(): {
+    origin: string;
+    git: (date: number | undefined, ...args: string[]) => string;
+  } {
     const origin = path.join(directory, "origin");
-    const git = (...args: string[]): string =>
+    mkdirSync(origin);
+    const git = (date: number | undefined, ...args: string[]): string =>
       execFileSync("git", args, {
         cwd: origin,
         env: {
@@ -181,31 +186,116 @@ describe("ManifestWatcher", () => {
           GIT_AUTHOR_EMAIL: "t@example.invalid",
           GIT_COMMITTER_NAME: "t",
           GIT_COMMITTER_EMAIL: "t@example.invalid",
+          ...(date === undefined ? {} : { GIT_COMMITTER_DATE: `@${Math.floor(date / 1000)} +0000` }),
         },
       }).toString();
+    return { origin, git };
+  }
+
+  it("keeps the revisions of the branch: a merge superseded before the fetch is loaded from its own tree", async () => {
+    const { origin, git } = originRepository();
     const imagesFile = path.join(origin, "registry", "images", "app", "images.yaml");
-    mkdirSync(origin);
-    git("init", "--quiet", "--initial-branch", "main");
+    git(undefined, "init", "--quiet", "--initial-branch", "main");
     writeThinTree(path.join(origin, "registry"), images({ [D1]: ["1.0"] }));
-    git("add", ".");
-    git("commit", "--quiet", "-m", "first");
-    const subject = watcher({ kind: "git", url: `file://${origin}`, branch: "main", path: "registry" });
+    git(undefined, "add", ".");
+    git(undefined, "commit", "--quiet", "-m", "first");
+    // The auditor's clock: it fetched at `clock`, and fetches again 30 s later.
+    let clock = Date.now();
+    const subject = new ManifestWatcher({
+      origin: { kind: "git", url: `file://${origin}`, branch: "main", path: "registry" },
+      cwd: directory,
+      logger: new MemoryLogger(),
+      intervalMs: 20,
+      onState: (loaded) => states.push(loaded),
+      onBroken: (message, details) => broken.push({ message, details }),
+      now: () => clock,
+    });
+    watchers.push(subject);
     await subject.loadInitial();
 
-    // Two merges before the auditor fetches: a promotion may run from the first of them.
+    // Two merges, 10 s apart, before the auditor fetches: a promotion may run from the first.
     writeFileSync(imagesFile, images({ [D1]: ["1.0"], [D2]: ["2.0"] }));
-    git("commit", "--quiet", "-am", "second");
+    git(clock + 10_000, "commit", "--quiet", "-am", "second");
     writeFileSync(imagesFile, images({ [D1]: ["1.0"], [D3]: ["3.0"] }));
-    git("commit", "--quiet", "-am", "third");
+    git(clock + 20_000, "commit", "--quiet", "-am", "third");
+    clock += 30_000;
     expect(await subject.check()).toBe("reloaded");
     expect(wanted(states.at(-1))).toEqual([D1, D3]);
 
-    const around = await subject.statesAround(Date.now());
+    const around = await subject.statesAround(clock);
     expect(around.map(({ state }) => wanted({ state } as LoadedState))).toEqual([[D1, D3], [D1, D2], [D1]]);
     expect(around[0]?.until).toBeUndefined();
     expect(around[1]?.until).toBe(around[0]?.revision.since);
     expect(subject.lastCheck()).toMatchObject({ lastSuccessStartedAt: expect.any(Number) as number });
   });
+
+  it("follows the branch, never a tag of the same name pushed by someone who cannot push to the branch", async () => {
+    const { origin, git } = originRepository();
+    const imagesFile = path.join(origin, "registry", "images", "app", "images.yaml");
+    git(undefined, "init", "--quiet", "--initial-branch", "main");
+    writeThinTree(path.join(origin, "registry"), images({ [D1]: ["1.0"] }));
+    git(undefined, "add", ".");
+    git(undefined, "commit", "--quiet", "-m", "reviewed");
+    const subject = watcher({ kind: "git", url: `file://${origin}`, branch: "main", path: "registry" });
+    await subject.loadInitial();
+
+    // An unreviewed commit on a branch of its own, and a tag named like the reviewed branch.
+    git(undefined, "checkout", "--quiet", "-b", "unreviewed");
+    writeFileSync(imagesFile, images({ [D1]: ["1.0"], [D2]: ["rogue"] }));
+    git(undefined, "commit", "--quiet", "-am", "rogue");
+    git(undefined, "tag", "main");
+    git(undefined, "checkout", "--quiet", "main");
+
+    expect(await subject.check()).toBe("unchanged");
+    expect(states.map((loaded) => wanted(loaded))).toEqual([[D1]]);
+    const around = await subject.statesAround(Date.now());
+    expect(around.map(({ state }) => wanted({ state } as LoadedState))).toEqual([[D1]]);
+  });
+
+  // A pull request merged by fast-forward or "rebase and merge" puts each of its commits on the
+  // first-parent chain in one push: none but the last was ever the branch's state, nobody
+  // reviewed them one by one, and no promotion ran from them. Its author chose their dates.
+  for (const [dating, offset] of [
+    ["dated by its author long before (a fast-forward)", -10 * 60_000],
+    ["dated in the same second (a rebase on merge)", 15_000],
+    ["dated in the future", 60 * 60_000],
+  ] as const) {
+    it(`never counts a commit that reached the branch with the one after it, ${dating}`, async () => {
+      const { origin, git } = originRepository();
+      const imagesFile = path.join(origin, "registry", "images", "app", "images.yaml");
+      git(undefined, "init", "--quiet", "--initial-branch", "main");
+      writeThinTree(path.join(origin, "registry"), images({ [D1]: ["1.0"] }));
+      git(undefined, "add", ".");
+      git(undefined, "commit", "--quiet", "-m", "reviewed and promoted");
+      let clock = Date.now();
+      const subject = new ManifestWatcher({
+        origin: { kind: "git", url: `file://${origin}`, branch: "main", path: "registry" },
+        cwd: directory,
+        logger: new MemoryLogger(),
+        intervalMs: 20,
+        onState: (loaded) => states.push(loaded),
+        onBroken: (message, details) => broken.push({ message, details }),
+        now: () => clock,
+      });
+      watchers.push(subject);
+      await subject.loadInitial();
+
+      // The pull request: a commit adds a rogue digest, the next removes it; the reviewed diff
+      // shows only the new tag.
+      writeFileSync(imagesFile, images({ [D1]: ["1.0"], [D2]: ["rogue"] }));
+      git(clock + offset, "commit", "--quiet", "-am", "add rogue");
+      writeFileSync(imagesFile, images({ [D1]: ["1.0", "1.1"] }));
+      git(clock + offset, "commit", "--quiet", "-am", "take it out again");
+      clock += 30_000;
+      expect(await subject.check()).toBe("reloaded");
+
+      // A push of the rogue digest right after the merge (and for the hour after it).
+      for (const at of [clock, clock + 30 * 60_000]) {
+        const around = await subject.statesAround(at);
+        expect(around.map(({ state }) => wanted({ state } as LoadedState))).toEqual([[D1], [D1]]);
+      }
+    });
+  }
 
   it("alerts when checks keep failing", async () => {
     writeThinTree(path.join(directory, "tree"), images({ [D1]: ["1.0"] }));

@@ -92,6 +92,25 @@ describe("RevisionHistory", () => {
     expect(history.around(T0 + 31 * MINUTE).map(({ revision }) => revision.id)).toEqual([commitId(20)]);
   });
 
+  it("leaves out the commits that reached the branch with the one after them (a pull request merged by fast-forward)", () => {
+    const history = new RevisionHistory(10 * MINUTE);
+    history.observeChain(chain(20), T0 + 21 * MINUTE, T0 + 21 * MINUTE);
+    // Three commits dated by their author (minutes 1 to 3) come in one push, found by the fetch
+    // of minute 30: all are dated minute 21, and only the last was ever the branch's state.
+    history.observeChain(chain(3, 2, 1, 20), T0 + 30 * MINUTE, T0 + 30 * MINUTE);
+    expect(history.around(T0 + 30 * MINUTE).map(({ revision }) => revision.id)).toEqual([
+      commitId(3),
+      commitId(20),
+    ]);
+    // Two merges made apart between the fetches both count.
+    history.observeChain(chain(35, 33, 3, 20), T0 + 36 * MINUTE, T0 + 36 * MINUTE);
+    expect(history.around(T0 + 36 * MINUTE).map(({ revision }) => revision.id)).toEqual([
+      commitId(35),
+      commitId(33),
+      commitId(3),
+    ]);
+  });
+
   it("keeps at most MAX_WINDOW_REVISIONS revisions and reports when the newest changed", () => {
     const history = new RevisionHistory(10 * MINUTE);
     const long = Array.from({ length: MAX_WINDOW_REVISIONS + 5 }, (_, i) => MAX_WINDOW_REVISIONS + 5 - i);

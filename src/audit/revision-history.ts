@@ -15,7 +15,13 @@ import type { DesiredState } from "./desired-state.js";
  * bounds it). For a version of manifest files, the newest modification time of its files, never
  * later than when it was loaded. Only the first-parent chain counts: the commits of a pull
  * request's branch brought in by a merge were never the branch's state, and nobody reviewed
- * them one by one.
+ * them one by one. Nor does a commit that reached the branch together with the one after it
+ * (a pull request merged by fast-forward or "rebase and merge" puts each of its commits on the
+ * first-parent chain in one push): as far as the auditor can tell it was replaced when it
+ * arrived. Its dates are its author's, or the rebase's (the same second), and those older than
+ * the last fetch that did not list them, or later than the fetch that did, all become that
+ * fetch's bounds; so two merges count apart only when their commit times fall apart between
+ * two fetches, as merges made one after the other do.
  */
 
 /** Revisions of the branch kept at most (the git history fetched is this deep). */
@@ -174,8 +180,12 @@ export class RevisionHistory {
       const until = i === 0 ? undefined : this.entries[i - 1]?.revision.since;
       if (entry.revision.since > at + MERGE_CLOCK_TOLERANCE_MS) continue;
       if (until !== undefined && until < at - this.windowMs) continue;
-      // A replacement dated before the revision (clocks, rewritten dates): never on the branch.
-      if (until !== undefined && until < entry.revision.since) continue;
+      // Replaced no later than it arrived: it reached the branch in the same push as its
+      // replacement (the commits of a pull request merged by fast-forward or rebase, all dated
+      // alike, or floored alike by the fetch that found them), or a replacement dated before it
+      // (clocks, rewritten dates). Never the branch's state: nobody reviewed it on its own and
+      // no promotion ran from it.
+      if (until !== undefined && until <= entry.revision.since) continue;
       result.push({ revision: entry.revision, until });
     }
     return result;

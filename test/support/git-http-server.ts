@@ -22,6 +22,8 @@ export interface GitHttpServer {
   /** `http://127.0.0.1:PORT` */
   readonly url: string;
   readonly requests: readonly GitHttpRequest[];
+  /** While true, requests get no answer at all (a git server that hangs) until `close()`. */
+  stalled: boolean;
   close(): Promise<void>;
 }
 
@@ -68,6 +70,8 @@ async function relay(
     },
     stdio: ["pipe", "pipe", "ignore"],
   });
+  // The backend may answer (an error, a refs advertisement) without reading the body.
+  child.stdin.on("error", () => undefined);
   child.stdin.end(body);
   const chunks: Buffer[] = [];
   child.stdout.on("data", (chunk: Buffer) => chunks.push(chunk));
@@ -105,9 +109,14 @@ export async function startGitHttpServer(
 ): Promise<GitHttpServer> {
   const expected = basic(username, password);
   const requests: GitHttpRequest[] = [];
+  const control = { stalled: false };
   const server: Server = createServer((request, response) => {
     const authorized = request.headers.authorization === expected;
     requests.push({ method: request.method ?? "", path: request.url ?? "", authorized });
+    if (control.stalled) {
+      request.resume();
+      return;
+    }
     if (!authorized) {
       request.resume();
       response.writeHead(401, { "www-authenticate": 'Basic realm="git"', "content-length": 0 });
@@ -124,6 +133,12 @@ export async function startGitHttpServer(
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
+    get stalled() {
+      return control.stalled;
+    },
+    set stalled(value: boolean) {
+      control.stalled = value;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
