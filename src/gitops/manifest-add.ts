@@ -5,20 +5,22 @@ import {
   applyRepositoryOwnership,
   findTagConflicts,
   formatPosition,
-  loadManifests,
-  ManifestTree,
   MAX_MANIFEST_FILE_BYTES,
   mergeImages,
   parseThinManifest,
   sourceRegistry,
+  type Finding,
+  type PromotionManifest,
+  type TagConflict,
+} from "../manifest/index.js";
+import {
+  loadManifests,
+  ManifestTree,
   THIN_IMAGES_FILE,
   describeTreeFileRefusal,
   TreeFileRefusedError,
-  type Finding,
-  type PromotionManifest,
   type TreeFileRefusal,
-  type TagConflict,
-} from "../manifest/index.js";
+} from "../manifest-files/index.js";
 import {
   digestProblem,
   isDigest,

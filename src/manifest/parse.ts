@@ -30,7 +30,7 @@ import { parseYamlSource, readSequenceItems, readWithinLimits } from "./yaml-sou
 
 /**
  * Parsing of kpromo promotion manifests into the typed model. Pure: text in, model and findings
- * out. Reading files is the loader's job (load.ts).
+ * out. Reading files is the loader's job (manifest-files/load.ts).
  *
  * Formats (https://github.com/kubernetes-sigs/promo-tools, `Manifest` and `ThinManifest`):
  *   plain manifest:  {registries: [{name, src, service-account}], images: [{name, dmap}]}
