@@ -101,6 +101,24 @@ const PURE_SYNTAX = [
   },
 ];
 
+/**
+ * The pure core decides synchronously, as plan/ and audit/decide.ts do: what it needs is observed
+ * first, by the shell. Two kinds of module coordinate asynchronous work they are handed and are
+ * exempt: concurrency/ (bounds on work in flight) and the auditor's revision history (loads a
+ * past revision once through the loader it is given).
+ */
+const ASYNC_PURE_MODULES = ["src/concurrency/**", "src/audit/revision-history.ts"];
+const SYNC_SYNTAX = [
+  {
+    selector: ":function[async=true]",
+    message: "The pure core decides synchronously: the shell observes first (ADR 0005).",
+  },
+  {
+    selector: "AwaitExpression, ForOfStatement[await=true]",
+    message: "The pure core decides synchronously: the shell observes first (ADR 0005).",
+  },
+];
+
 const FOLDERS = readdirSync(SRC).filter((name) => statSync(path.join(SRC, name)).isDirectory());
 /** Folders of src/ with an index.ts: other folders use them only through it. */
 const INDEXED_FOLDERS = FOLDERS.filter((name) => {
@@ -209,4 +227,13 @@ export default tseslint.config(
     rules: { "@typescript-eslint/no-non-null-assertion": "off" },
   },
   ...[0, 1, 2, 3].flatMap(layeringBlocks),
+  {
+    files: [
+      ...PURE_TOP_MODULES,
+      ...PURE_SHELL_MODULES,
+      ...PURE_CORE_FOLDERS.map((folder) => `src/${folder}/**/*.ts`),
+    ],
+    ignores: ["**/*.test.ts", ...ASYNC_PURE_MODULES],
+    rules: { "no-restricted-syntax": ["error", ...PURE_SYNTAX, ...SYNC_SYNTAX] },
+  },
 );

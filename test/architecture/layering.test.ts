@@ -86,8 +86,8 @@ describe("ESLint keeps the pure core pure", () => {
     ["const now = new Date();", "no-restricted-syntax"],
     ["const roll = Math.random();", "no-restricted-properties"],
     ["setTimeout(() => undefined, 10);", "no-restricted-globals"],
-    ['const fs = await import("node:fs");', "no-restricted-syntax"],
-    ['const body = await fetch("https://example.com");', "no-restricted-globals"],
+    ['const fs = import("node:fs");', "no-restricted-syntax"],
+    ['const body = fetch("https://example.com");', "no-restricted-globals"],
   ])("refuses %s", async (code, rule) => {
     expect(await layeringErrors(core, code)).toEqual([expect.stringMatching(new RegExp(`^${rule}: `))]);
   });
@@ -119,6 +119,29 @@ describe("ESLint keeps the pure core pure", () => {
       "src/sign/cosign-format.ts",
     ]) {
       expect(await layeringErrors(file, code), file).toHaveLength(2);
+    }
+  });
+
+  it("keeps the core synchronous, except the modules that coordinate work they are handed", async () => {
+    const code =
+      "export async function observe(read: () => Promise<number>) {\n  return (await read()) + 1;\n}";
+    for (const file of [
+      "src/plan/probe.ts",
+      "src/audit/decide.ts",
+      "src/reference/probe.ts",
+      "src/json-shape.ts",
+    ]) {
+      expect(await layeringErrors(file, code), file).toEqual([
+        expect.stringMatching(/^no-restricted-syntax: The pure core decides synchronously/),
+        expect.stringMatching(/^no-restricted-syntax: The pure core decides synchronously/),
+      ]);
+    }
+    for (const file of [
+      "src/concurrency/probe.ts",
+      "src/audit/revision-history.ts",
+      "src/audit/observe.ts",
+    ]) {
+      expect(await layeringErrors(file, code), file).toEqual([]);
     }
   });
 
