@@ -15,7 +15,8 @@ import { existsSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
-import { loadManifests, findTagConflicts } from "../src/manifest/index.js";
+import { findTagConflicts } from "../src/manifest/index.js";
+import { loadManifests } from "../src/manifest-files/index.js";
 import {
   decidePlan,
   destinationQuestions,

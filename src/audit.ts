@@ -6,7 +6,8 @@
  * Every name is listed on purpose; api/audit.api.md is the reviewed record of this surface.
  */
 
-// The desired state and the judgement of one event (pure, apart from the injected lookup).
+// The desired state and the judgement of one event: pure decisions, and what they need to know
+// read through the injected lookup (audit/observe.ts).
 export {
   buildDesiredState,
   checkAttachment,

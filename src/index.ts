@@ -71,26 +71,19 @@ export {
   type Platform,
 } from "./oci/index.js";
 
-// Promotion manifests: loading, parsing in memory, validating, the registry policy.
+// Promotion manifests: parsing in memory, validating, the registry policy (pure).
 export {
   createManifestSet,
-  EmptyManifestTreeError,
   findTagConflicts,
   formatPosition,
-  loadManifests,
-  loadRegistryPolicy,
   MANIFEST_RULES,
-  ManifestIoError,
   parsePlainManifest,
   parseThinManifest,
-  TreeFileRefusedError,
   validate,
   type AllowedRegistry,
   type DigestEntry,
   type Finding,
   type ImageEntry,
-  type LoadManifestOptions,
-  type ManifestInput,
   type ManifestRuleId,
   type ManifestSet,
   type ManifestSetOptions,
@@ -99,18 +92,28 @@ export {
   type PromotionManifest,
   type RegistryEntry,
   type RegistryPolicy,
-  type RegistryPolicyOptions,
   type Severity,
   type SourcePosition,
   type TagClaim,
   type TagConflict,
   type TagEntry,
   type TreeAllowList,
-  type TreeEntryKind,
-  type TreeFileRefusal,
   type ValidationResult,
   type ValidationSummary,
 } from "./manifest/index.js";
+// Loading them from disk: a plain manifest or a thin tree, the registry policy of a tree.
+export {
+  EmptyManifestTreeError,
+  loadManifests,
+  loadRegistryPolicy,
+  ManifestIoError,
+  TreeFileRefusedError,
+  type LoadManifestOptions,
+  type ManifestInput,
+  type RegistryPolicyOptions,
+  type TreeEntryKind,
+  type TreeFileRefusal,
+} from "./manifest-files/index.js";
 
 // Planning: the edges the manifests declare, their decisions and outcomes, the plan document.
 export {

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { appDesiredState } from "../../test/support/audit-state.js";
 import { MemoryLogger } from "../log.js";
 import type { Digest, RepositoryPath, Tag } from "../reference/index.js";
@@ -12,6 +12,9 @@ import type { DesiredState } from "./desired-state.js";
 import type { RegistryEvent } from "./event.js";
 import { FindingStore } from "./finding-store.js";
 import { AuditMetrics } from "./metrics.js";
+
+/** How often the auditor looks for events whose grace period is over (a faked timer where it matters). */
+const SWEEP_INTERVAL_MS = 5;
 
 const digest = (fill: string): Digest => `sha256:${fill.repeat(64)}` as Digest;
 const INDEX = digest("1");
@@ -97,16 +100,19 @@ describe("Auditor", () => {
       alerts,
       now: () => clock,
       pendingGraceMs: options.graceMs ?? 60_000,
-      sweepIntervalMs: 5,
+      sweepIntervalMs: SWEEP_INTERVAL_MS,
     });
     created.start();
     auditors.push(created);
     return created;
   }
 
-  async function settled(subject: Auditor): Promise<void> {
-    // The sweep timer enqueues work; give it a few ticks, then wait for the queue.
-    await new Promise((resolve) => setTimeout(resolve, 30));
+  /**
+   * Runs the sweep timer once and waits for what it enqueued. Tests that call it fake the timer
+   * (`vi.useFakeTimers` before creating the auditor), so the sweep runs exactly then.
+   */
+  async function sweepOnce(subject: Auditor): Promise<void> {
+    await vi.advanceTimersByTimeAsync(SWEEP_INTERVAL_MS);
     await subject.idle();
   }
 
@@ -122,6 +128,7 @@ describe("Auditor", () => {
 
   afterEach(async () => {
     for (const created of auditors.splice(0)) await created.close();
+    vi.useRealTimers();
     store.close();
     rmSync(directory, { recursive: true, force: true });
   });
@@ -202,18 +209,21 @@ describe("Auditor", () => {
   });
 
   it("calls an unexplained tagless push a violation when its grace period ends", async () => {
+    vi.useFakeTimers({ toFake: ["setInterval", "clearInterval"] });
     const subject = auditor({ graceMs: 1000 });
     subject.receive([push({ digest: STRANGER })]);
-    await settled(subject);
+    await sweepOnce(subject);
     expect(store.query()).toEqual([]);
+    expect(subject.pendingCount).toBe(1);
     clock += 1000;
-    await settled(subject);
+    await sweepOnce(subject);
     const [finding] = store.query();
     expect(finding).toMatchObject({ verdict: "violation", rule: "unexpected-digest", digest: STRANGER });
     expect(alerts.texts).toHaveLength(1);
   });
 
   it("records a redelivered event once, also after a restart, and resumes pending events", async () => {
+    vi.useFakeTimers({ toFake: ["setInterval", "clearInterval"] });
     const first = auditor({ graceMs: 1000 });
     const tagged = push({ digest: STRANGER, tag: "extra" as Tag });
     const tagless = push({ digest: ROGUE_CHILD });
@@ -226,7 +236,7 @@ describe("Auditor", () => {
     expect(second.pendingCount).toBe(1);
     expect(second.receive([tagged, tagless])).toEqual({ accepted: 0, duplicates: 2, ignored: 0 });
     clock += 1000;
-    await settled(second);
+    await sweepOnce(second);
     expect(store.query().map((finding) => finding.rule)).toEqual(["unexpected-digest", "unexpected-tag"]);
     expect(metrics.events.get("duplicate")).toBe(3);
   });

@@ -2,17 +2,12 @@ import { describeError } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Digest, RegistryHost } from "../reference/index.js";
 import type { AlertSink } from "./alert.js";
-import {
-  ignoredReason,
-  judgeEvent,
-  type Judgement,
-  type ManifestFacts,
-  type ManifestLookup,
-} from "./decide.js";
+import { ignoredReason, type Judgement, type ManifestFacts } from "./decide.js";
 import { repositoryStanding, type DesiredRepository, type DesiredState } from "./desired-state.js";
 import { eventRepositoryKey, indexChildrenOf, type RegistryEvent } from "./event.js";
 import type { AuditFinding, FindingStore, PendingEvent } from "./finding-store.js";
 import type { AuditMetrics } from "./metrics.js";
+import { judgeEvent, type ManifestLookup } from "./observe.js";
 import {
   DEFAULT_REVISION_WINDOW_MS,
   MERGE_CLOCK_TOLERANCE_MS,

@@ -2,10 +2,11 @@ import { describe, expect, it } from "vitest";
 import { createManifestSet, parsePlainManifest, type PromotionManifest } from "../manifest/index.js";
 import { MAX_INDEX_DEPTH } from "../oci/index.js";
 import type { Digest, RepositoryPath, Tag } from "../reference/index.js";
-import { judgeEvent, type Judgement, type ManifestFacts, type ManifestLookup } from "./decide.js";
+import { decideEvent, Observations, type Judgement, type ManifestFacts, type Question } from "./decide.js";
 import { buildDesiredState, repositoryStanding, type DesiredState } from "./desired-state.js";
 import type { ManifestShape } from "../sign/attachment-recognition.js";
 import { UNATTRIBUTED_HOST, type RegistryEvent } from "./event.js";
+import { judgeEvent, type ManifestLookup } from "./observe.js";
 
 const digest = (fill: string): Digest => `sha256:${fill.repeat(64)}` as Digest;
 const INDEX = digest("1");
@@ -490,5 +491,66 @@ images:
     const counts = new Map<Digest, number>();
     for (const read of lookup.reads) counts.set(read, (counts.get(read) ?? 0) + 1);
     expect(Math.max(...counts.values())).toBe(1);
+  });
+});
+
+describe("decideEvent: deciding without reading", () => {
+  /** What a question asks, in a line. */
+  const asked = (question: Question): string =>
+    `${question.kind} ${question.kind === "tag-digest" ? question.tag : question.digest}`;
+
+  /** Decides synchronously, answering each round of questions from `lookup`'s maps; the rounds asked. */
+  function decideAnswering(
+    pushed: RegistryEvent,
+    lookup: MemoryLookup,
+  ): { judgement: Judgement; rounds: string[][] } {
+    const desired = state();
+    const observed = new Observations();
+    const rounds: string[][] = [];
+    for (;;) {
+      const outcome = decideEvent(pushed, desired, observed);
+      if (outcome.done) return { judgement: outcome.value, rounds };
+      rounds.push(outcome.questions.map(asked));
+      for (const question of outcome.questions) {
+        if (question.kind === "manifest") {
+          observed.recordManifest(question.repository, question.digest, lookup.facts.get(question.digest));
+        } else if (question.kind === "verified-tag") {
+          observed.recordVerifiedTag(
+            question.repository,
+            question.digest,
+            lookup.verifiedTagFor(question.repository.key, question.digest),
+          );
+        } else {
+          observed.recordTagDigest(question.repository, question.tag, lookup.tags.get(question.tag));
+        }
+      }
+    }
+  }
+
+  it("decides at once what the desired state alone explains", () => {
+    const outcome = decideEvent(event({ digest: IMAGE }), state(), new Observations());
+    expect(outcome).toMatchObject({ done: true, value: { verdict: "verified", rule: "promoted-digest" } });
+  });
+
+  it("asks what it needs a step at a time, cheapest first, and decides as judgeEvent does", async () => {
+    const pushed = event({ digest: CHILD_A });
+    const { judgement, rounds } = decideAnswering(pushed, new MemoryLookup());
+    const promoted = [...state().repositories.get("reg.example/prod/app")!.digests.keys()];
+    expect(rounds).toEqual([
+      [`verified-tag ${CHILD_A}`],
+      [`manifest ${CHILD_A}`],
+      // The promoted manifests of the repository, one level of the index tree, together.
+      promoted.map((digest) => `manifest ${digest}`),
+    ]);
+    expect(judgement).toMatchObject({ verdict: "verified", rule: "child-of-promoted-index", parent: INDEX });
+    expect(judgement).toEqual(await judgeEvent(pushed, state(), new MemoryLookup()));
+  });
+
+  it("asks for the digest of a tag an event names without one", () => {
+    const lookup = new MemoryLookup();
+    lookup.tags.set("2.0" as Tag, IMAGE);
+    const { judgement, rounds } = decideAnswering(event({ tag: "2.0" as Tag }), lookup);
+    expect(rounds).toEqual([["tag-digest 2.0"]]);
+    expect(judgement).toMatchObject({ verdict: "verified", rule: "promoted-tag" });
   });
 });

@@ -23,15 +23,19 @@ import {
 import { eventRepositoryKey, type RegistryEvent } from "./event.js";
 
 /**
- * Whether one registry event agrees with the manifests. Pure: the desired state and the event
- * come in, a judgement comes out; what the judge must know about manifest contents (the
- * children of an index, the `subject` of a referrer) it asks an injected `ManifestLookup`, and
- * tests pass an in-memory one.
+ * Whether one registry event agrees with the manifests. Pure and synchronous: the desired state,
+ * the event and what has been observed come in, a judgement comes out. What the judge must know
+ * about the world (the children of an index, the `subject` of a referrer, the digest of a tag, a
+ * tag verified already) it reads from `Observations`; when something it needs has not been
+ * observed yet, it says so instead (`{ done: false, questions }`), and the shell answers the
+ * questions and asks again (observe.ts, with a `ManifestLookup`). What it needs depends on what
+ * it learned a step before, and it stops asking once an explanation is found, so the questions
+ * come a few at a time, in the order the reads used to be made.
  *
  * Order of events during a promotion (distribution 2.8.2, seen on loopback): blob pushes and
  * mounts (not judged), then each child manifest of an index pushed by digest, then the index by
  * digest or tag, then tags, then signature tags. A child therefore arrives before the index that
- * explains it. The judge first asks the lookup for the children of the repository's promoted
+ * explains it. The judge first asks for the children of the repository's promoted
  * indexes (read from production, or from the staging source the manifests name, which holds them
  * before the promotion starts); when that cannot tell yet, a tagless manifest push is
  * `undetermined`, and the auditor holds it and asks again when later events arrive (the index
@@ -91,19 +95,85 @@ export interface ManifestFacts {
   readonly shape?: ManifestShape;
 }
 
-export interface ManifestLookup {
-  /**
-   * The manifest `digest` as stored in `repository` or, when not there (yet), in the sources the
-   * desired state names for it; undefined when it cannot be read.
-   */
-  manifest(repository: DesiredRepository, digest: Digest): Promise<ManifestFacts | undefined>;
-  /**
-   * A tag already verified in `repository` that points at `digest`: a signature manifest
-   * pushed by digest and then tagged is explained by its tag.
-   */
-  verifiedTagFor(repositoryKey: string, digest: Digest): Tag | undefined;
-  /** The digest a tag points at, for Pub/Sub tag events that carry no digest. */
-  resolveTag?(repository: DesiredRepository, tag: Tag): Promise<Digest | undefined>;
+/** Something the judge needs to know about the world, answered by the shell (observe.ts). */
+export type Question =
+  /** The manifest `digest` of `repository` (or of the sources the desired state names for it). */
+  | { readonly kind: "manifest"; readonly repository: DesiredRepository; readonly digest: Digest }
+  /** A tag already verified in the repository that points at `digest`. */
+  | { readonly kind: "verified-tag"; readonly repository: DesiredRepository; readonly digest: Digest }
+  /** The digest `tag` points at, for Pub/Sub tag events that carry no digest. */
+  | { readonly kind: "tag-digest"; readonly repository: DesiredRepository; readonly tag: Tag };
+
+/** The answers to the judge's questions so far, for one decision (undefined: asked, not known). */
+export class Observations {
+  private readonly manifests = new Map<string, ManifestFacts | undefined>();
+  private readonly verifiedTags = new Map<string, Tag | undefined>();
+  private readonly tagDigests = new Map<string, Digest | undefined>();
+
+  recordManifest(repository: DesiredRepository, digest: Digest, facts: ManifestFacts | undefined): void {
+    this.manifests.set(`${repository.key}@${digest}`, facts);
+  }
+
+  recordVerifiedTag(repository: DesiredRepository, digest: Digest, tag: Tag | undefined): void {
+    this.verifiedTags.set(`${repository.key}@${digest}`, tag);
+  }
+
+  recordTagDigest(repository: DesiredRepository, tag: Tag, digest: Digest | undefined): void {
+    this.tagDigests.set(`${repository.key}:${tag}`, digest);
+  }
+
+  /** The facts of each manifest; throws `Unobserved` naming every one not observed yet. */
+  manifestsOf(repository: DesiredRepository, digests: readonly Digest[]): (ManifestFacts | undefined)[] {
+    const missing = digests.filter((digest) => !this.manifests.has(`${repository.key}@${digest}`));
+    if (missing.length > 0) {
+      throw new Unobserved(missing.map((digest) => ({ kind: "manifest", repository, digest })));
+    }
+    return digests.map((digest) => this.manifests.get(`${repository.key}@${digest}`));
+  }
+
+  manifestOf(repository: DesiredRepository, digest: Digest): ManifestFacts | undefined {
+    return this.manifestsOf(repository, [digest])[0];
+  }
+
+  verifiedTagOf(repository: DesiredRepository, digest: Digest): Tag | undefined {
+    const key = `${repository.key}@${digest}`;
+    if (!this.verifiedTags.has(key)) throw new Unobserved([{ kind: "verified-tag", repository, digest }]);
+    return this.verifiedTags.get(key);
+  }
+
+  digestOfTag(repository: DesiredRepository, tag: Tag): Digest | undefined {
+    const key = `${repository.key}:${tag}`;
+    if (!this.tagDigests.has(key)) throw new Unobserved([{ kind: "tag-digest", repository, tag }]);
+    return this.tagDigests.get(key);
+  }
+}
+
+/**
+ * Thrown inside a decision that needs what has not been observed yet; `decision` turns it into
+ * questions, so it never leaves this module.
+ */
+class Unobserved extends Error {
+  readonly questions: readonly Question[];
+
+  constructor(questions: readonly Question[]) {
+    super(`${questions.length} question(s) not observed yet`);
+    this.name = "Unobserved";
+    this.questions = questions;
+  }
+}
+
+/** A decision's outcome, or the questions to answer before it can be made. */
+export type Decision<T> =
+  | { readonly done: true; readonly value: T }
+  | { readonly done: false; readonly questions: readonly Question[] };
+
+function decision<T>(decide: () => T): Decision<T> {
+  try {
+    return { done: true, value: decide() };
+  } catch (error) {
+    if (error instanceof Unobserved) return { done: false, questions: error.questions };
+    throw error;
+  }
 }
 
 export interface JudgeOptions {
@@ -117,42 +187,64 @@ export type PromotedRelation =
 
 /**
  * Whether `digest` is promoted into `repository`, directly or as a (nested) child of a promoted
- * index. Reads each promoted manifest at most once through the lookup (which caches).
+ * index. Asks for each promoted manifest once.
  */
-export async function promotedRelation(
+export function decidePromotedRelation(
   repository: DesiredRepository,
   digest: Digest,
-  lookup: ManifestLookup,
-): Promise<PromotedRelation | undefined> {
+  observed: Observations,
+): Decision<PromotedRelation | undefined> {
+  return decision(() => relationOf(repository, digest, observed));
+}
+
+function relationOf(
+  repository: DesiredRepository,
+  digest: Digest,
+  observed: Observations,
+): PromotedRelation | undefined {
   if (repository.digests.has(digest)) return { kind: "promoted" };
-  return (await promotedChild(repository, (child) => child === digest, lookup))?.relation;
+  return promotedChild(repository, (child) => child === digest, observed)?.relation;
 }
 
 /**
  * The promoted digest, or child of a promoted index, that an attachment tag names as its subject
  * (a sha256 digest whole, a sha512 one by its first 64 hex digits: reference/digest-tag.ts).
  */
-export async function promotedTagSubject(
+export function decidePromotedTagSubject(
   repository: DesiredRepository,
   subject: DigestInTag,
-  lookup: ManifestLookup,
-): Promise<{ readonly digest: Digest; readonly relation: PromotedRelation } | undefined> {
+  observed: Observations,
+): Decision<PromotedSubject | undefined> {
+  return decision(() => tagSubjectOf(repository, subject, observed));
+}
+
+/** A promoted digest, or a child of a promoted index, and how it is promoted. */
+export interface PromotedSubject {
+  readonly digest: Digest;
+  readonly relation: PromotedRelation;
+}
+
+function tagSubjectOf(
+  repository: DesiredRepository,
+  subject: DigestInTag,
+  observed: Observations,
+): PromotedSubject | undefined {
   if (subject.digest !== undefined) {
-    const relation = await promotedRelation(repository, subject.digest, lookup);
+    const relation = relationOf(repository, subject.digest, observed);
     return relation && { digest: subject.digest, relation };
   }
   for (const digest of repository.digests.keys()) {
     if (isDigestInTag(subject, digest)) return { digest, relation: { kind: "promoted" } };
   }
-  return promotedChild(repository, (child) => isDigestInTag(subject, child), lookup);
+  return promotedChild(repository, (child) => isDigestInTag(subject, child), observed);
 }
 
 /** The first (nested) child of a promoted index that `matches`, breadth first. */
-async function promotedChild(
+function promotedChild(
   repository: DesiredRepository,
   matches: (child: Digest) => boolean,
-  lookup: ManifestLookup,
-): Promise<{ readonly digest: Digest; readonly relation: PromotedRelation } | undefined> {
+  observed: Observations,
+): PromotedSubject | undefined {
   let frontier: { digest: Digest; root: Digest }[] = [...repository.digests.keys()].map((root) => ({
     digest: root,
     root,
@@ -160,8 +252,11 @@ async function promotedChild(
   const seen = new Set<Digest>(repository.digests.keys());
   for (let depth = 0; depth < MAX_INDEX_DEPTH && frontier.length > 0; depth += 1) {
     const next: { digest: Digest; root: Digest }[] = [];
-    // One level at a time, in parallel: the lookup limits and caches the reads.
-    const levelFacts = await Promise.all(frontier.map((node) => lookup.manifest(repository, node.digest)));
+    // One level at a time: a level's manifests are asked for together (and read in parallel).
+    const levelFacts = observed.manifestsOf(
+      repository,
+      frontier.map((node) => node.digest),
+    );
     for (const [i, node] of frontier.entries()) {
       const facts = levelFacts[i];
       if (!facts) continue;
@@ -193,16 +288,25 @@ export type AttachmentCheck =
  * `recogniseAttachment` accepts, or an index (the referrers fallback) whose every entry is one.
  * `known`: its facts, when already read.
  */
-export async function checkAttachment(
+export function decideAttachment(
   repository: DesiredRepository,
   digest: Digest | undefined,
-  lookup: ManifestLookup,
+  observed: Observations,
   known?: ManifestFacts,
-): Promise<AttachmentCheck> {
+): Decision<AttachmentCheck> {
+  return decision(() => attachmentOf(repository, digest, observed, known));
+}
+
+function attachmentOf(
+  repository: DesiredRepository,
+  digest: Digest | undefined,
+  observed: Observations,
+  known?: ManifestFacts,
+): AttachmentCheck {
   if (digest === undefined) {
     return { kind: "unknown", why: "the event names no digest and the tag could not be resolved" };
   }
-  const facts = known ?? (await lookup.manifest(repository, digest));
+  const facts = known ?? observed.manifestOf(repository, digest);
   if (facts?.shape === undefined) return { kind: "unknown", why: `${digest} could not be read` };
   if (!isIndexMediaType(facts.shape.mediaType)) {
     const recognised = recogniseAttachment(facts.shape);
@@ -216,7 +320,7 @@ export async function checkAttachment(
       looksLike: `an index of ${facts.children.length} manifests (a referrers list is checked up to ${MAX_REFERRERS_CHECKED})`,
     };
   }
-  const entries = await Promise.all(facts.children.map((child) => lookup.manifest(repository, child)));
+  const entries = observed.manifestsOf(repository, facts.children);
   for (const [i, entry] of entries.entries()) {
     const child = facts.children[i];
     if (entry?.shape === undefined) return { kind: "unknown", why: `its entry ${child} could not be read` };
@@ -285,14 +389,23 @@ export function ignoredReason(event: RegistryEvent, state: DesiredState): string
     : `${eventRepositoryKey(event)} is in no registry the manifests name`;
 }
 
-/** Judges one event against the desired state. */
-export async function judgeEvent(
+/** Judges one event against the desired state, or says what must be observed first. */
+export function decideEvent(
   event: RegistryEvent,
   state: DesiredState,
-  lookup: ManifestLookup,
+  observed: Observations,
   options: JudgeOptions = {},
-): Promise<Judgement> {
-  const judgement = await judgeAttributedEvent(event, state, lookup, options);
+): Decision<Judgement> {
+  return decision(() => judgeWithHost(event, state, observed, options));
+}
+
+function judgeWithHost(
+  event: RegistryEvent,
+  state: DesiredState,
+  observed: Observations,
+  options: JudgeOptions,
+): Judgement {
+  const judgement = judgeAttributedEvent(event, state, observed, options);
   // The Host header is the pusher's choice: shown, so a disguise is visible, never trusted.
   const told = event.requestHost === undefined ? undefined : foldHostCase(event.requestHost);
   if (
@@ -309,12 +422,12 @@ export async function judgeEvent(
   return judgement;
 }
 
-async function judgeAttributedEvent(
+function judgeAttributedEvent(
   event: RegistryEvent,
   state: DesiredState,
-  lookup: ManifestLookup,
+  observed: Observations,
   options: JudgeOptions,
-): Promise<Judgement> {
+): Judgement {
   const ignored = ignoredReason(event, state);
   if (ignored !== undefined) return { kind: "ignored", reason: ignored };
   const target = describeTarget(event);
@@ -337,23 +450,23 @@ async function judgeAttributedEvent(
   const repository = standing.repository;
   let digest = event.digest;
   if (digest === undefined && event.tag !== undefined) {
-    digest = await lookup.resolveTag?.(repository, event.tag);
+    digest = observed.digestOfTag(repository, event.tag);
   }
-  if (event.tag !== undefined) return judgeTagPush(event.tag, digest, target, repository, lookup, options);
+  if (event.tag !== undefined) return judgeTagPush(event.tag, digest, target, repository, observed, options);
   if (digest === undefined) {
     return decided("violation", "unexpected-digest", `pushed ${target} without a digest to judge`);
   }
-  return judgeDigestPush(digest, target, repository, lookup, options);
+  return judgeDigestPush(digest, target, repository, observed, options);
 }
 
-async function judgeTagPush(
+function judgeTagPush(
   tag: Tag,
   digest: Digest | undefined,
   target: string,
   repository: DesiredRepository,
-  lookup: ManifestLookup,
+  observed: Observations,
   options: JudgeOptions,
-): Promise<Judgement> {
+): Judgement {
   const claims = repository.tags.get(tag);
   if (claims) {
     if (digest !== undefined && claims.includes(digest)) {
@@ -368,7 +481,7 @@ async function judgeTagPush(
   const attached = parseAttachmentTag(tag);
   if (attached) {
     const kind = ATTACHMENT_TAG_NAMES[attached.kind];
-    const found = await promotedTagSubject(repository, attached.subject, lookup);
+    const found = tagSubjectOf(repository, attached.subject, observed);
     if (!found) {
       return decided(
         "violation",
@@ -386,7 +499,7 @@ async function judgeTagPush(
       subject,
       ...(relation.kind === "child" ? { parent: relation.parent } : {}),
     };
-    const check = await checkAttachment(repository, digest, lookup);
+    const check = attachmentOf(repository, digest, observed);
     switch (check.kind) {
       case "attachment":
         return decided(
@@ -418,33 +531,33 @@ async function judgeTagPush(
   return decided("violation", "unexpected-tag", `pushed ${target}: no manifest asks for tag ${tag}${also}`);
 }
 
-async function judgeDigestPush(
+function judgeDigestPush(
   digest: Digest,
   target: string,
   repository: DesiredRepository,
-  lookup: ManifestLookup,
+  observed: Observations,
   options: JudgeOptions,
-): Promise<Judgement> {
+): Judgement {
   if (repository.digests.has(digest)) {
     return decided("verified", "promoted-digest", `${digest} is promoted into ${repository.key}`);
   }
   // Cheapest explanations first: a tag seen already, then the manifest's own subject (one read),
   // then the children of every promoted index of the repository (one read per promoted digest).
-  const tag = lookup.verifiedTagFor(repository.key, digest);
+  const tag = observed.verifiedTagOf(repository, digest);
   if (tag !== undefined) {
     return decided("verified", "tagged-after-push", `${digest} was then tagged ${tag}, which is verified`);
   }
-  const facts = await lookup.manifest(repository, digest);
+  const facts = observed.manifestOf(repository, digest);
   /** Set when the subject is promoted but the content is no attachment: the finding says so. */
   let disguise: { readonly reason: string; readonly subject: Digest; readonly parent?: Digest } | undefined;
   if (facts?.subject !== undefined) {
-    const subjectRelation = await promotedRelation(repository, facts.subject, lookup);
+    const subjectRelation = relationOf(repository, facts.subject, observed);
     if (subjectRelation) {
       const links = {
         subject: facts.subject,
         ...(subjectRelation.kind === "child" ? { parent: subjectRelation.parent } : {}),
       };
-      const check = await checkAttachment(repository, digest, lookup, facts);
+      const check = attachmentOf(repository, digest, observed, facts);
       if (check.kind === "attachment") {
         return decided(
           "verified",
@@ -462,7 +575,7 @@ async function judgeDigestPush(
       };
     }
   }
-  const relation = await promotedRelation(repository, digest, lookup);
+  const relation = relationOf(repository, digest, observed);
   if (relation?.kind === "child") {
     return decided(
       "verified",

@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { loadManifests } from "../manifest/index.js";
+import { loadManifests } from "../manifest-files/index.js";
 import { promotionEdges } from "../plan/index.js";
 import { formatRepositoryLocation } from "../reference/index.js";
 import { buildDesiredState, repositoryStanding } from "./desired-state.js";

@@ -3,21 +3,31 @@
  * compares production registries with the manifests (`audit reconcile`).
  */
 export {
-  checkAttachment,
+  decideAttachment,
+  decideEvent,
+  decidePromotedRelation,
+  decidePromotedTagSubject,
   ignoredReason,
-  judgeEvent,
   MAX_REFERRERS_CHECKED,
-  promotedRelation,
-  promotedTagSubject,
+  Observations,
   type AttachmentCheck,
   type AuditRule,
+  type Decision,
   type JudgeOptions,
   type Judgement,
   type ManifestFacts,
-  type ManifestLookup,
   type PromotedRelation,
+  type PromotedSubject,
+  type Question,
   type Verdict,
 } from "./decide.js";
+export {
+  checkAttachment,
+  judgeEvent,
+  promotedRelation,
+  promotedTagSubject,
+  type ManifestLookup,
+} from "./observe.js";
 export {
   buildDesiredState,
   productionRepositories,

@@ -10,9 +10,10 @@ import {
 } from "../reference/index.js";
 import { openOnSide, type RepositoryOpener } from "../registry/index.js";
 import { manifestShape } from "../sign/index.js";
-import type { ManifestFacts, ManifestLookup } from "./decide.js";
+import type { ManifestFacts } from "./decide.js";
 import type { DesiredRepository } from "./desired-state.js";
 import { UNATTRIBUTED_HOST } from "./event.js";
+import type { ManifestLookup } from "./observe.js";
 
 /**
  * The auditor's `ManifestLookup` over registries: reads a manifest from the production repository

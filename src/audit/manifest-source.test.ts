@@ -2,11 +2,12 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { MemoryLogger } from "../log.js";
 import {
   FAILED_CHECKS_BEFORE_ALERT,
   ManifestWatcher,
+  type CheckOutcome,
   type LoadedState,
   type ManifestOrigin,
 } from "./manifest-source.js";
@@ -48,6 +49,7 @@ describe("ManifestWatcher", () => {
   let directory: string;
   let states: LoadedState[];
   let broken: { message: string; details: Readonly<Record<string, unknown>> }[];
+  let checked: CheckOutcome[];
   const watchers: ManifestWatcher[] = [];
 
   function watcher(origin: ManifestOrigin): ManifestWatcher {
@@ -58,6 +60,7 @@ describe("ManifestWatcher", () => {
       intervalMs: 20,
       onState: (loaded) => states.push(loaded),
       onBroken: (message, details) => broken.push({ message, details }),
+      onChecked: (outcome) => checked.push(outcome),
     });
     watchers.push(created);
     return created;
@@ -70,6 +73,7 @@ describe("ManifestWatcher", () => {
     directory = mkdtempSync(path.join(os.tmpdir(), "promoter-manifest-watch-"));
     states = [];
     broken = [];
+    checked = [];
   });
 
   afterEach(async () => {
@@ -303,7 +307,14 @@ describe("ManifestWatcher", () => {
     await subject.loadInitial();
     rmSync(path.join(directory, "tree"), { recursive: true });
     subject.start();
-    await new Promise((resolve) => setTimeout(resolve, 20 * (FAILED_CHECKS_BEFORE_ALERT + 4)));
+    // Past the alert and a few failures more: one alert, not one per failure.
+    const failures = FAILED_CHECKS_BEFORE_ALERT + 3;
+    await vi.waitFor(() => {
+      expect(checked.length).toBeGreaterThanOrEqual(failures);
+    }, 10_000);
+    expect(checked.slice(0, failures).map((outcome) => outcome.result)).toEqual(
+      new Array<string>(failures).fill("failed"),
+    );
     expect(broken.map((entry) => entry.message)).toEqual([
       "manifest checks keep failing; the desired state may be stale",
     ]);

@@ -5,13 +5,8 @@ import * as path from "node:path";
 import { describeError, PromoterError } from "../errors.js";
 import { escapeExcerpt } from "../excerpt.js";
 import type { Logger } from "../log.js";
-import {
-  formatPosition,
-  loadManifests,
-  loadRegistryPolicy,
-  type Finding,
-  type ManifestSet,
-} from "../manifest/index.js";
+import { formatPosition, type Finding, type ManifestSet } from "../manifest/index.js";
+import { loadManifests, loadRegistryPolicy } from "../manifest-files/index.js";
 import { buildDesiredState, type DesiredState } from "./desired-state.js";
 import { GitCheckout, redactGitUrl } from "./git-checkout.js";
 import {

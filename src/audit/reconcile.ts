@@ -14,7 +14,7 @@ import {
 } from "../reference/index.js";
 import { openOnSide, type RepositoryCatalog, type RepositoryOpener } from "../registry/index.js";
 import { ATTACHMENT_TAG_NAMES, parseAttachmentTag } from "../sign/index.js";
-import { checkAttachment, promotedRelation, promotedTagSubject, type ManifestLookup } from "./decide.js";
+import { checkAttachment, promotedRelation, promotedTagSubject, type ManifestLookup } from "./observe.js";
 import {
   productionRepositories,
   repositoryStanding,

@@ -1,5 +1,5 @@
 import { UsageError } from "../errors.js";
-import type { ManifestInput } from "../manifest/index.js";
+import type { ManifestInput } from "../manifest-files/index.js";
 import { stringOption, type OptionSpecs, type ParsedValues } from "./command.js";
 
 /** `--manifest FILE | --thin-manifest-dir DIR`, shared by every command that reads manifests. */

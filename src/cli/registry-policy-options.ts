@@ -1,10 +1,10 @@
 import { registryPolicyAtRevision } from "../gitops/index.js";
+import type { RegistryPolicy } from "../manifest/index.js";
 import {
   loadRegistryPolicy,
   parseAllowRegistryOptions,
   type ManifestInput,
-  type RegistryPolicy,
-} from "../manifest/index.js";
+} from "../manifest-files/index.js";
 import type { InternalAddressPolicy } from "../registry/index.js";
 import { stringListOption, type OptionSpecs, type ParsedValues } from "./command.js";
 import type { CliIO } from "./io.js";

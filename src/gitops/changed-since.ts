@@ -1,4 +1,5 @@
-import type { Finding, ManifestInput } from "../manifest/index.js";
+import type { Finding } from "../manifest/index.js";
+import type { ManifestInput } from "../manifest-files/index.js";
 import type { PromotionEdge } from "../plan/index.js";
 import { changedEdgeFilter } from "./edge-diff.js";
 import { loadManifestsAtRevision, type RevisionOptions } from "./revision-manifests.js";

@@ -4,17 +4,19 @@ import { describeError, isPromoterError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import {
   conflictDigests,
-  loadManifests,
-  manifestTreeOf,
   MAX_MANIFEST_FILE_BYTES,
   mergeImages,
   type Finding,
-  type ManifestInput,
   type ManifestSet,
-  type ManifestTree,
   type RegistryPolicy,
   type SourcePosition,
 } from "../manifest/index.js";
+import {
+  loadManifests,
+  manifestTreeOf,
+  type ManifestInput,
+  type ManifestTree,
+} from "../manifest-files/index.js";
 import {
   countDecisions,
   destinationQuestions,

@@ -1,9 +1,5 @@
-import {
-  REGISTRY_POLICY_FILE,
-  type Finding,
-  type ManifestInput,
-  type ManifestText,
-} from "../manifest/index.js";
+import { REGISTRY_POLICY_FILE, type Finding, type ManifestText } from "../manifest/index.js";
+import type { ManifestInput } from "../manifest-files/index.js";
 import { readThinTreeFileAtRevision, type RevisionOptions } from "./revision-manifests.js";
 
 /**

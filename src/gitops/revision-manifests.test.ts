@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { loadManifests } from "../manifest/index.js";
+import { loadManifests } from "../manifest-files/index.js";
 import { GitCommandError } from "./git.js";
 import { loadManifestsAtRevision } from "./revision-manifests.js";
 

@@ -7,14 +7,12 @@ import {
   MAX_MANIFEST_FILE_BYTES,
   parsePlainManifest,
   parseThinManifest,
-  THIN_IMAGES_FILE,
-  THIN_MANIFEST_FILE,
   type Finding,
-  type ManifestInput,
   type ManifestSet,
   type ManifestText,
   type PromotionManifest,
 } from "../manifest/index.js";
+import { THIN_IMAGES_FILE, THIN_MANIFEST_FILE, type ManifestInput } from "../manifest-files/index.js";
 import {
   GIT_MODE,
   GitCommandError,
@@ -34,7 +32,7 @@ import { foldersBetween, hiddenRepositoryRefusal, refuseHiddenRepositories } fro
  * The manifests as they were at a git revision, read straight from the object database (nothing
  * is checked out). File names are those of the work tree, so positions read the same as in the
  * working copy and `oci:` directories resolve to the same places; the thin tree may be any
- * folder of the repository. Thin-tree layout rules are kpromo's (src/manifest/load.ts).
+ * folder of the repository. Thin-tree layout rules are kpromo's (src/manifest-files/load.ts).
  *
  * The repository is the one holding the working directory (in CI, the checkout), located before
  * anything is read and named to every git command; a git repository inside the manifest tree

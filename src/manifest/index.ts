@@ -1,4 +1,7 @@
-/** Promotion manifests: the typed model, parsing, loading from disk, and the rules. */
+/**
+ * Promotion manifests, pure: the typed model, parsing text, and the rules. Reading them from disk
+ * is manifest-files/.
+ */
 export type {
   DigestEntry,
   Finding,
@@ -59,14 +62,6 @@ export {
   type TreeAllowList,
 } from "./registry-policy.js";
 export {
-  loadRegistryPolicy,
-  manifestTreeRoot,
-  parseAllowRegistryOptions,
-  realDirectory,
-  registryPolicyFile,
-  type RegistryPolicyOptions,
-} from "./registry-policy-load.js";
-export {
   countManifest,
   destinationRegistries,
   mergeImages,
@@ -77,24 +72,3 @@ export {
   type UsableRegistry,
 } from "./view.js";
 export { validate, type ValidationResult, type ValidationSummary } from "./validate.js";
-export {
-  describeTreeFileRefusal,
-  ManifestTree,
-  TreeFileRefusedError,
-  type TreeEntryKind,
-  type TreeFileRead,
-  type TreeFileRefusal,
-} from "./tree-files.js";
-export {
-  EmptyManifestTreeError,
-  loadManifests,
-  ManifestIoError,
-  manifestTreeOf,
-  MAX_CONCURRENT_MANIFEST_READS,
-  MAX_MANIFEST_TREE_DEPTH,
-  readTreeFile,
-  THIN_IMAGES_FILE,
-  THIN_MANIFEST_FILE,
-  type LoadManifestOptions,
-  type ManifestInput,
-} from "./load.js";

@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { loadManifests } from "./load.js";
+import { loadManifests } from "../manifest-files/index.js";
 import type { PromotionManifest } from "./model.js";
 import { applyRepositoryOwnership } from "./ownership.js";
 import { parsePlainManifest, parseThinManifest } from "./parse.js";

@@ -2,10 +2,12 @@ import * as path from "node:path";
 import { isScalar, Scalar, type ParsedNode, type YAMLMap } from "yaml";
 import {
   digestProblem,
+  ATTACHMENT_TAG_NAMES,
   formatDigestInTag,
   isDigest,
   isTag,
   MAX_NAME_LENGTH,
+  parseAttachmentTag,
   parseRegistryLocation,
   registryLocationProblem,
   repositoryPathProblem,
@@ -16,7 +18,6 @@ import {
   type Tag,
 } from "../reference/index.js";
 import { escapeExcerpt, quoteExcerpt } from "../excerpt.js";
-import { ATTACHMENT_TAG_NAMES, parseAttachmentTag } from "../sign/index.js";
 import { makeFinding } from "./finding.js";
 import type {
   DigestEntry,
@@ -32,7 +33,7 @@ import { parseYamlSource, readSequenceItems, readWithinLimits } from "./yaml-sou
 
 /**
  * Parsing of kpromo promotion manifests into the typed model. Pure: text in, model and findings
- * out. Reading files is the loader's job (load.ts).
+ * out. Reading files is the loader's job (manifest-files/load.ts).
  *
  * Formats (https://github.com/kubernetes-sigs/promo-tools, `Manifest` and `ThinManifest`):
  *   plain manifest:  {registries: [{name, src, service-account}], images: [{name, dmap}]}

@@ -2,8 +2,8 @@ import { describe, expect, it } from "vitest";
 import { digestOf, parseDigest } from "../reference/index.js";
 import { referrersFallbackTag } from "./referrers.js";
 
-// Reading a fallback tag back (with cosign's tags, in one vocabulary) is sign/cosign-format.ts's
-// parseAttachmentTag, tested there.
+// Reading a fallback tag back (with cosign's tags, in one vocabulary) is reference/attachment-tag.ts's
+// parseAttachmentTag, tested in sign/cosign-format.test.ts.
 describe("the referrers fallback tag", () => {
   it("is <alg>-<hex>", () => {
     const subject = digestOf("subject");

@@ -2,7 +2,8 @@ import { existsSync } from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { createManifestSet, loadManifests, parseThinManifest, type ManifestSet } from "../manifest/index.js";
+import { createManifestSet, parseThinManifest, type ManifestSet } from "../manifest/index.js";
+import { loadManifests } from "../manifest-files/index.js";
 import { formatRepositoryLocation } from "../reference/index.js";
 import { countEdges, promotionEdges } from "./edge.js";
 

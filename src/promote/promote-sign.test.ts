@@ -5,7 +5,7 @@ import * as path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { verifyCosignSignature } from "../../test/support/cosign-verifier.js";
 import { makeImage, makeIndex, writeOciLayoutDirectly } from "../../test/support/test-images.js";
-import { loadManifests } from "../manifest/index.js";
+import { loadManifests } from "../manifest-files/index.js";
 import { createStoreProvider, type RegistryStoreProvider } from "../registry/index.js";
 import { createKeySigner, parseSigningKey, SignError, type ImageSigner } from "../sign/index.js";
 import { promote } from "./promote.js";

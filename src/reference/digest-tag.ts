@@ -4,7 +4,7 @@ import { digestAlgorithm, digestHex, isDigest, type Digest, type DigestAlgorithm
  * A digest written into a tag, where something attached to it is found by name: `<alg>-<hex>`,
  * the hex cut to its first 64 characters. The rule of the OCI referrers tag schema
  * (https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#referrers-tag-schema),
- * which cosign's attachment tags (`<alg>-<hex>.sig`, sign/cosign-format.ts) follow here too: a
+ * which cosign's attachment tags (`<alg>-<hex>.sig`, attachment-tag.ts) follow here too: a
  * tag has at most 128 characters, so `sha512-<128 hex>.sig` (139) is no tag. A sha256 digest
  * fits whole; a sha512 digest is named by its first 256 bits. Pure.
  */

@@ -5,4 +5,5 @@ export * from "./reference.js";
 export * from "./ip-address.js";
 export * from "./registry-host.js";
 export * from "./location-key.js";
+export * from "./attachment-tag.js";
 export * from "./digest-tag.js";

@@ -1,9 +1,8 @@
 import type { Problem } from "../errors.js";
 import type { Descriptor } from "../oci/index.js";
-import type { Digest, RepositoryLocation, RepositoryPath, Tag } from "../reference/index.js";
+import type { AttachmentKind, Digest, RepositoryLocation, RepositoryPath, Tag } from "../reference/index.js";
 import type { CopySourceStore } from "../copy/index.js";
 import type { BlobReader, ManifestContent } from "../registry/index.js";
-import type { AttachmentKind } from "./cosign-format.js";
 import type { PlannedBlob } from "./blob-io.js";
 import type { SignatureSubject } from "./subjects.js";
 

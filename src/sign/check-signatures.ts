@@ -1,6 +1,6 @@
 import { describeError } from "../errors.js";
 import type { Descriptor } from "../oci/index.js";
-import type { Digest } from "../reference/index.js";
+import { signatureTag, type Digest } from "../reference/index.js";
 import type { BlobReader, CallOptions, ManifestReader, ReferrerLister } from "../registry/index.js";
 import { readSmallBlob } from "./blob-io.js";
 import {
@@ -14,7 +14,6 @@ import {
   CosignMediaType,
   MAX_SIGNATURE_LAYER_BYTES,
   parseLayerSet,
-  signatureTag,
 } from "./cosign-format.js";
 import type { VerificationKey } from "./keys.js";
 import type { KeylessPolicy } from "./keyless-policy.js";

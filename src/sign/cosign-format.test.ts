@@ -1,15 +1,19 @@
 import { describe, expect, it } from "vitest";
-import { digestOf, isDigestInTag, type Digest } from "../reference/index.js";
-import { referrersFallbackTag } from "../oci/index.js";
 import {
   attachmentTag,
+  digestOf,
+  isDigestInTag,
   parseAttachmentTag,
+  signatureTag,
+  type Digest,
+} from "../reference/index.js";
+import { referrersFallbackTag } from "../oci/index.js";
+import {
   buildLayerSet,
   checkSimpleSigningClaims,
   mergeLayers,
   parseSimpleSigningPayload,
   signatureLayer,
-  signatureTag,
   simpleSigningPayload,
 } from "./cosign-format.js";
 

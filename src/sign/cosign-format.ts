@@ -1,15 +1,6 @@
 import { isJsonObject } from "../json-shape.js";
 import { MediaType, parseManifest, type Descriptor } from "../oci/index.js";
-import {
-  digestInTag,
-  digestOf,
-  isDigest,
-  parseDigestInTag,
-  parseTag,
-  type Digest,
-  type DigestInTag,
-  type Tag,
-} from "../reference/index.js";
+import { digestOf, isDigest, type AttachmentKind, type Digest } from "../reference/index.js";
 import type { ManifestContent } from "../registry/index.js";
 import { SignError } from "./errors.js";
 
@@ -49,63 +40,11 @@ export const MAX_SIGNATURE_LAYER_BYTES = 4 * 1024 * 1024;
 export const MAX_SIGNATURE_LAYERS = 1000;
 
 /**
- * The manifests cosign attaches to a digest by tag: signatures (`.sig`), attestations (`.att`)
- * and SBOMs (`.sbom`).
- */
-export type AttachmentKind = "sig" | "att" | "sbom";
-export const ATTACHMENT_KINDS: readonly AttachmentKind[] = ["sig", "att", "sbom"];
-
-/**
- * What a tag of the attachment layouts names beside its subject: one of cosign's kinds, or
- * `referrers`, the image index of the OCI referrers tag schema (`<alg>-<hex>`, no suffix), which
- * registry/remote/referrers.ts writes where a registry has no referrers API.
- */
-export type AttachmentTagKind = AttachmentKind | "referrers";
-
-/** The words messages use for each kind of attachment tag. */
-export const ATTACHMENT_TAG_NAMES: Readonly<Record<AttachmentTagKind, string>> = {
-  sig: "signature",
-  att: "attestation",
-  sbom: "sbom",
-  referrers: "referrers-index",
-};
-
-/**
  * `.sig` and `.att` manifests are sets of layers that several signers append to; an `.sbom` is
  * one document that is replaced, not merged.
  */
 export function isMergeableAttachment(kind: AttachmentKind): boolean {
   return kind !== "sbom";
-}
-
-/**
- * `<alg>-<hex>.<kind>`: where cosign looks for what is attached to `subject`. The digest part is
- * `digestInTag`'s, the referrers tag schema's rule (a sha512 subject is named by its first 64 hex
- * digits: cosign's whole 128 would make a 139-character tag, which no registry accepts).
- */
-export function attachmentTag(subject: Digest, kind: AttachmentKind): Tag {
-  return parseTag(`${digestInTag(subject)}.${kind}`);
-}
-
-/** `<alg>-<hex>` and an optional `.sig`, `.att` or `.sbom`. */
-const ATTACHMENT_TAG = /^([^.]+)(?:\.(sig|att|sbom))?$/;
-
-/**
- * What a tag in the attachment layouts names, `attachmentTag` (and the referrers fallback tag)
- * read back: the subject and the kind. Undefined for any other tag. The name is only a claim:
- * whether the manifest under it is an attachment is `recogniseAttachment`'s question.
- */
-export function parseAttachmentTag(
-  tag: string,
-): { readonly subject: DigestInTag; readonly kind: AttachmentTagKind } | undefined {
-  const match = ATTACHMENT_TAG.exec(tag);
-  const subject = parseDigestInTag(match?.[1] ?? "");
-  if (!match || !subject) return undefined;
-  return { subject, kind: (match[2] as AttachmentKind | undefined) ?? "referrers" };
-}
-
-export function signatureTag(subject: Digest): Tag {
-  return attachmentTag(subject, "sig");
 }
 
 /** What a simple-signing payload says. */

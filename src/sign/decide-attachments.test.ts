@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import type { Descriptor } from "../oci/index.js";
-import { digestOf, type Tag } from "../reference/index.js";
+import { digestOf, signatureTag, type Tag } from "../reference/index.js";
 import type { RepositoryStore } from "../registry/index.js";
-import { buildLayerSet, CosignMediaType, signatureTag } from "./cosign-format.js";
+import { buildLayerSet, CosignMediaType } from "./cosign-format.js";
 import { decideLayerSet, decideSingleDocument, type ObservedLayerSet } from "./decide-attachments.js";
 
 /** The byte-identity rules of decide-attachments.ts, on data. */

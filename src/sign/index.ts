@@ -21,9 +21,6 @@ export {
   type VerificationKey,
 } from "./keys.js";
 export {
-  ATTACHMENT_KINDS,
-  ATTACHMENT_TAG_NAMES,
-  attachmentTag,
   buildLayerSet,
   CosignAnnotation,
   CosignMediaType,
@@ -32,21 +29,27 @@ export {
   MAX_SIGNATURE_LAYER_BYTES,
   MAX_SIGNATURE_LAYERS,
   mergeLayers,
-  parseAttachmentTag,
   parseLayerSet,
   parseSimpleSigningPayload,
   signatureLayer,
-  signatureTag,
   SIMPLE_SIGNING_TYPE,
   simpleSigningPayload,
-  type AttachmentKind,
-  type AttachmentTagKind,
   type BlobContent,
   type BuiltLayerSet,
   type ClaimsExpectation,
   type ParsedLayerSet,
   type SimpleSigningClaims,
 } from "./cosign-format.js";
+// cosign's tag layout lives in reference/ (the manifest rules need it too); the signer's vocabulary.
+export {
+  ATTACHMENT_KINDS,
+  ATTACHMENT_TAG_NAMES,
+  attachmentTag,
+  parseAttachmentTag,
+  signatureTag,
+  type AttachmentKind,
+  type AttachmentTagKind,
+} from "../reference/index.js";
 export {
   BUNDLE_MEDIA_TYPE,
   BundleAnnotation,

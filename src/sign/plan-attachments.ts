@@ -2,7 +2,7 @@ import { describeError } from "../errors.js";
 import { runBounded } from "../concurrency/index.js";
 import { silentLogger, type Logger } from "../log.js";
 import { parseManifest, type Descriptor, type ImageIndex } from "../oci/index.js";
-import { digestOf, type Digest } from "../reference/index.js";
+import { attachmentTag, digestOf, type Digest } from "../reference/index.js";
 import {
   openOnSide,
   type BlobReader,
@@ -28,7 +28,7 @@ import {
   isSigningBundleReferrer,
   MAX_BUNDLE_BYTES,
 } from "./bundle-format.js";
-import { attachmentTag, layerKey, parseLayerSet, simpleSigningPayload } from "./cosign-format.js";
+import { layerKey, parseLayerSet, simpleSigningPayload } from "./cosign-format.js";
 import {
   decideLayerSet,
   decideSingleDocument,

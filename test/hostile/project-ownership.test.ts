@@ -287,7 +287,7 @@ describe("two projects sharing a destination prefix on a registry", () => {
 });
 
 /**
- * The real tree sits at ../shared/k8sio beside the repository (as in src/manifest/load.test.ts);
+ * The real tree sits at ../shared/k8sio beside the repository (as in src/manifest-files/load.test.ts);
  * IMAGE_PROMOTER_K8SIO names another place (a git worktree elsewhere).
  */
 const k8sio = process.env.IMAGE_PROMOTER_K8SIO ?? path.resolve(import.meta.dirname, "../../../shared/k8sio");

@@ -5,7 +5,7 @@ import {
   type ReconcileReport,
 } from "../../audit/index.js";
 import { UsageError } from "../../errors.js";
-import { loadManifests } from "../../manifest/index.js";
+import { loadManifests } from "../../manifest-files/index.js";
 import { booleanOption, integerOption, stringOption, type Command } from "../command.js";
 import { jsonText, markdownCode, markdownText } from "../../output/encode.js";
 import { findingText } from "../format.js";

@@ -3,7 +3,8 @@ import { readFile } from "node:fs/promises";
 import * as path from "node:path";
 import { describeError, UsageError } from "../../errors.js";
 import { edgesChangedSince } from "../../gitops/index.js";
-import { loadManifests, type Finding } from "../../manifest/index.js";
+import type { Finding } from "../../manifest/index.js";
+import { loadManifests } from "../../manifest-files/index.js";
 import {
   allOfFilters,
   edgesFromDocument,

@@ -16,7 +16,8 @@ import { booleanOption, integerOption, stringListOption, stringOption, type Comm
 import { ExitCode, writeLine } from "../io.js";
 import { createCliLogger } from "../logger.js";
 import { registryOptionSpecs, storeProviderFromOptions } from "../registry-options.js";
-import { parseAllowRegistryOptions, registryRefusal } from "../../manifest/index.js";
+import { registryRefusal } from "../../manifest/index.js";
+import { parseAllowRegistryOptions } from "../../manifest-files/index.js";
 import { internalAddressPolicyFromOptions, registryPolicyOptionSpecs } from "../registry-policy-options.js";
 
 const OUTPUTS = ["yaml", "csv"] as const;

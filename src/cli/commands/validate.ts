@@ -1,11 +1,6 @@
 import { plural } from "../../output/quantities.js";
-import {
-  loadManifests,
-  validate,
-  type Finding,
-  type SourcePosition,
-  type ValidationResult,
-} from "../../manifest/index.js";
+import { validate, type Finding, type SourcePosition, type ValidationResult } from "../../manifest/index.js";
+import { loadManifests } from "../../manifest-files/index.js";
 import { jsonText, textLines } from "../../output/encode.js";
 import { stringOption, type Command } from "../command.js";
 import { findingText, positionText, relativeFile } from "../format.js";

@@ -1,6 +1,7 @@
 import { plural } from "../../output/quantities.js";
 import { UsageError } from "../../errors.js";
-import { loadManifests, validate } from "../../manifest/index.js";
+import { validate } from "../../manifest/index.js";
+import { loadManifests } from "../../manifest-files/index.js";
 import { promotionEdges, type PlannedEdge } from "../../plan/index.js";
 import {
   checkIdentity,

@@ -26,9 +26,12 @@ describe("RegistryEndpoint", () => {
   it("runs updates of one key one after another", async () => {
     const registry = endpoint("r.example");
     const order: string[] = [];
+    // The first update holds its key until the test lets it go, after the others were queued.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
     const slow = registry.exclusive("tag", async () => {
       order.push("a-start");
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await held;
       order.push("a-end");
     });
     const fast = registry.exclusive("tag", () => {
@@ -39,6 +42,11 @@ describe("RegistryEndpoint", () => {
       order.push("c");
       return Promise.resolve();
     });
+    // Another key is not held up; the same key waits.
+    await other;
+    expect(order).toContain("c");
+    expect(order).not.toContain("b");
+    release();
     await Promise.all([slow, fast, other]);
     expect(order.indexOf("b")).toBeGreaterThan(order.indexOf("a-end"));
     expect(order.indexOf("c")).toBeLessThan(order.indexOf("a-end"));

@@ -1,17 +1,17 @@
 import * as path from "node:path";
 import { UsageError } from "../errors.js";
-import { readTreeFile, type ManifestInput } from "./load.js";
-import type { Finding } from "./model.js";
-import type { ManifestText } from "./parse.js";
-import { realDirectory } from "./real-directory.js";
 import {
   parseAllowedRegistry,
   parseRegistryPolicyFile,
   REGISTRY_POLICY_FILE,
   type AllowedRegistry,
+  type Finding,
+  type ManifestText,
   type RegistryPolicy,
   type TreeAllowList,
-} from "./registry-policy.js";
+} from "../manifest/index.js";
+import { readTreeFile, type ManifestInput } from "./load.js";
+import { realDirectory } from "./real-directory.js";
 
 /**
  * The I/O edge of the registry policy: the operator's `--allow-registry` entries, the tree's

@@ -6,9 +6,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AbortedError, UsageError } from "../errors.js";
 import { EmptyManifestTreeError, loadManifests, ManifestIoError } from "./load.js";
-import type { ManifestSet } from "./model.js";
-import { validate } from "./validate.js";
-import { MAX_MANIFEST_FILE_BYTES } from "./yaml-source.js";
+import { MAX_MANIFEST_FILE_BYTES, validate, type ManifestSet } from "../manifest/index.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const fixtures = path.join(repoRoot, "test/fixtures/manifests");

@@ -4,17 +4,21 @@ import * as path from "node:path";
 import { runBounded } from "../concurrency/index.js";
 import { AbortedError, describeErrno, errnoCode, PromoterError, UsageError } from "../errors.js";
 import { escapeExcerpt } from "../excerpt.js";
-import { makeFinding } from "./finding.js";
-import type { Finding, ManifestSet, PromotionManifest } from "./model.js";
 import {
+  createManifestSet,
+  makeFinding,
+  MAX_MANIFEST_FILE_BYTES,
   parsePlainManifest,
   parseThinManifest,
+  type Finding,
+  type ManifestSet,
+  type ManifestSetOptions,
   type ManifestText,
   type ParsedPromotionManifest,
-} from "./parse.js";
+  type PromotionManifest,
+  type RegistryPolicy,
+} from "../manifest/index.js";
 import { realDirectory } from "./real-directory.js";
-import type { RegistryPolicy } from "./registry-policy.js";
-import { createManifestSet, type ManifestSetOptions } from "./rules.js";
 import {
   describeTreeFileRefusal,
   entryKind,
@@ -22,7 +26,6 @@ import {
   type TreeEntryKind,
   type TreeFileRefusal,
 } from "./tree-files.js";
-import { MAX_MANIFEST_FILE_BYTES } from "./yaml-source.js";
 
 /**
  * Loading promotion manifests from disk: the I/O edge of the manifest layer. Reads files
