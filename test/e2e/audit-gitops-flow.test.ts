@@ -19,6 +19,7 @@ import {
 } from "../support/registry-harness.js";
 import { skopeoCopy } from "../support/skopeo.js";
 import { makeImage, makeIndex, pushTagsWithSkopeo, type TestContent } from "../support/test-images.js";
+import { pollUntil } from "../support/poll.js";
 
 /**
  * The auditor raises no false alarm on a real promotion, whatever the timing (issue "the
@@ -183,22 +184,21 @@ async function pendingEvents(auditor: Auditor): Promise<number> {
 }
 
 async function waitFor<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + WAIT_MS;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) {
-      const state = await Promise.all(
-        auditors.map(async (auditor) => ({
-          auditor: auditor.name,
-          findings: await findings(auditor).catch(() => []),
-          log: auditor.process?.stdout.slice(-6000),
-        })),
-      );
-      throw new Error(`timed out waiting for ${what}:\n${JSON.stringify(state, null, 1)}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  return pollUntil(what, probe, {
+    timeoutMs: WAIT_MS,
+    describeState: async () =>
+      JSON.stringify(
+        await Promise.all(
+          auditors.map(async (auditor) => ({
+            auditor: auditor.name,
+            findings: await findings(auditor).catch(() => []),
+            log: auditor.process?.stdout.slice(-6000),
+          })),
+        ),
+        null,
+        1,
+      ),
+  });
 }
 
 const signatureTag = (content: TestContent): string => `${content.digest.replace(":", "-")}.sig`;

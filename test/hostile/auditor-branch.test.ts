@@ -12,6 +12,7 @@ import {
   type TestRegistry,
 } from "../support/registry-harness.js";
 import { makeImage, type TestContent } from "../support/test-images.js";
+import { pollUntil } from "../support/poll.js";
 
 /**
  * The auditor follows the reviewed branch and only the states that branch was in (ADR 0004):
@@ -95,18 +96,11 @@ async function checks(): Promise<number> {
 }
 
 async function waitFor<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + WAIT_MS;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) {
-      const all = await findings().catch(() => []);
-      throw new Error(
-        `timed out waiting for ${what}; findings:\n${JSON.stringify(all, null, 1)}\n${serve?.stdout.slice(-4000) ?? ""}`,
-      );
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  return pollUntil(what, probe, {
+    timeoutMs: WAIT_MS,
+    describeState: async () =>
+      `findings:\n${JSON.stringify(await findings().catch(() => []), null, 1)}\n${serve?.stdout.slice(-4000) ?? ""}`,
+  });
 }
 
 /** Waits until the auditor has fetched twice more: whatever the branch and tags hold now, it saw. */

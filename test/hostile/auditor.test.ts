@@ -19,6 +19,7 @@ import {
 } from "../support/registry-harness.js";
 import { skopeoCopy } from "../support/skopeo.js";
 import { allManifests, makeImage, makeIndex, type TestContent } from "../support/test-images.js";
+import { pollUntil } from "../support/poll.js";
 
 /**
  * The auditor has no blind spots (issue "Blind spots"): `promoter audit serve` as a child
@@ -80,18 +81,11 @@ async function pendingEvents(): Promise<number> {
 
 /** Polls until `probe` gives a value; the failure names what was awaited and what the auditor said. */
 async function waitFor<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + WAIT_MS;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) {
-      const all = await findings().catch(() => []);
-      throw new Error(
-        `timed out waiting for ${what}; findings:\n${JSON.stringify(all, null, 1)}\n${serve?.stdout.slice(-4000) ?? ""}`,
-      );
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  return pollUntil(what, probe, {
+    timeoutMs: WAIT_MS,
+    describeState: async () =>
+      `findings:\n${JSON.stringify(await findings().catch(() => []), null, 1)}\n${serve?.stdout.slice(-4000) ?? ""}`,
+  });
 }
 
 /** The finding that matches, once it is there. */
