@@ -18,6 +18,7 @@ import {
   type ParsedValues,
 } from "./command.js";
 import type { CliIO } from "./io.js";
+import { internalAddressPolicyFromOptions } from "./registry-policy-options.js";
 
 /**
  * The options every command that talks to registries shares. Spread them into a command's
@@ -126,14 +127,20 @@ export function registryProviderOptions(
   };
 }
 
-/** The store provider a registry-talking command uses, configured from the shared flags. */
+/**
+ * The store provider a registry-talking command uses, configured from the shared flags. Every
+ * provider carries the connect-time guard (no connection to an internal address except on the
+ * hosts of `--allow-registry`), here rather than in each command, so no command can forget it.
+ */
 export function storeProviderFromOptions(
   values: ParsedValues,
   io: CliIO,
   logger: Logger,
-  extra: Pick<StoreProviderOptions, "internalAddresses"> = {},
 ): RegistryStoreProvider {
-  const options = { ...registryProviderOptions(values, io, logger), ...extra };
+  const options = {
+    ...registryProviderOptions(values, io, logger),
+    internalAddresses: internalAddressPolicyFromOptions(values, io),
+  };
   try {
     return createStoreProvider(options);
   } catch (error) {

@@ -20,6 +20,7 @@ import {
 import { skopeoCopy } from "../support/skopeo.js";
 import { makeImage, makeIndex, pushTagsWithSkopeo, type TestContent } from "../support/test-images.js";
 import { pollUntil } from "../support/poll.js";
+import { runTestGit } from "../support/test-git.js";
 
 /**
  * The auditor raises no false alarm on a real promotion, whatever the timing (issue "the
@@ -106,22 +107,10 @@ function git(...args: string[]): string {
 }
 
 function gitDated(dated: Date | undefined, ...args: string[]): string {
-  return execFileSync("git", args, {
-    cwd: repo,
-    encoding: "utf8",
-    env: {
-      PATH: process.env.PATH ?? "/usr/bin:/bin",
-      HOME: work,
-      GIT_CONFIG_NOSYSTEM: "1",
-      GIT_AUTHOR_NAME: "Maintainer",
-      GIT_AUTHOR_EMAIL: "maintainer@example.com",
-      GIT_COMMITTER_NAME: "Maintainer",
-      GIT_COMMITTER_EMAIL: "maintainer@example.com",
-      ...(dated === undefined
-        ? {}
-        : { GIT_AUTHOR_DATE: dated.toISOString(), GIT_COMMITTER_DATE: dated.toISOString() }),
-    },
-  }).trim();
+  return runTestGit(
+    { cwd: repo, home: work, who: "Maintainer", ...(dated ? { dated } : {}) },
+    ...args,
+  ).trim();
 }
 
 function imagesYaml(releases: readonly Release[]): string {

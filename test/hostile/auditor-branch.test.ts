@@ -13,6 +13,7 @@ import {
 } from "../support/registry-harness.js";
 import { makeImage, type TestContent } from "../support/test-images.js";
 import { pollUntil } from "../support/poll.js";
+import { runTestGit } from "../support/test-git.js";
 
 /**
  * The auditor follows the reviewed branch and only the states that branch was in (ADR 0004):
@@ -48,22 +49,10 @@ let auditUrl: string;
 let serve: PromoterProcess | undefined;
 
 function git(dated: Date | undefined, ...args: string[]): string {
-  return execFileSync("git", args, {
-    cwd: repo,
-    encoding: "utf8",
-    env: {
-      PATH: process.env.PATH ?? "/usr/bin:/bin",
-      HOME: work,
-      GIT_CONFIG_NOSYSTEM: "1",
-      GIT_AUTHOR_NAME: "Contributor",
-      GIT_AUTHOR_EMAIL: "contributor@example.com",
-      GIT_COMMITTER_NAME: "Contributor",
-      GIT_COMMITTER_EMAIL: "contributor@example.com",
-      ...(dated === undefined
-        ? {}
-        : { GIT_AUTHOR_DATE: dated.toISOString(), GIT_COMMITTER_DATE: dated.toISOString() }),
-    },
-  }).trim();
+  return runTestGit(
+    { cwd: repo, home: work, who: "Contributor", ...(dated ? { dated } : {}) },
+    ...args,
+  ).trim();
 }
 
 function manifestText(dmap: readonly (readonly [TestContent, readonly string[]])[]): string {

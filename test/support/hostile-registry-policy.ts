@@ -4,10 +4,10 @@
  * `promoter` run as a user runs it (a child process of bin/promoter.js), a git repository holding
  * a thin-manifest tree, and the manifest texts those tests write.
  */
-import { execFileSync } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { runPromoter as runPromoterProcess, type PromoterRun } from "./promoter-process.js";
+import { runTestGit } from "./test-git.js";
 
 export { STACK_LINE, type PromoterRun } from "./promoter-process.js";
 
@@ -35,19 +35,7 @@ export async function writeTree(root: string, files: Readonly<Record<string, str
 
 /** A git command in `repo` with a fixed identity and no system or user configuration. */
 export function git(repo: string, ...args: string[]): string {
-  return execFileSync("git", args, {
-    cwd: repo,
-    encoding: "utf8",
-    env: {
-      PATH: process.env.PATH ?? "/usr/bin:/bin",
-      HOME: repo,
-      GIT_CONFIG_NOSYSTEM: "1",
-      GIT_AUTHOR_NAME: "Author",
-      GIT_AUTHOR_EMAIL: "author@example.com",
-      GIT_COMMITTER_NAME: "Author",
-      GIT_COMMITTER_EMAIL: "author@example.com",
-    },
-  });
+  return runTestGit({ cwd: repo, home: repo }, ...args);
 }
 
 /** `git init` on branch main and one commit of everything in `repo`. */

@@ -11,11 +11,7 @@ import { jsonText, markdownCode, markdownText } from "../../output/encode.js";
 import { findingText } from "../format.js";
 import { ExitCode, writeLine, type CliIO } from "../io.js";
 import { registryOptionSpecs, storeProviderFromOptions } from "../registry-options.js";
-import {
-  internalAddressPolicyFromOptions,
-  registryPolicyFromOptions,
-  registryPolicyOptionSpecs,
-} from "../registry-policy-options.js";
+import { registryPolicyFromOptions, registryPolicyOptionSpecs } from "../registry-policy-options.js";
 import { createCliLogger } from "../logger.js";
 
 const OUTPUT_FORMATS = ["text", "json", "markdown"] as const;
@@ -95,9 +91,7 @@ Details: docs/auditor.md.`,
       );
     }
     const state = buildDesiredState(set);
-    const provider = storeProviderFromOptions(values, io, logger, {
-      internalAddresses: internalAddressPolicyFromOptions(values, io),
-    });
+    const provider = storeProviderFromOptions(values, io, logger);
     let report: ReconcileReport;
     try {
       report = await reconcile(state, {

@@ -29,7 +29,7 @@ import {
 } from "../command.js";
 import { ExitCode } from "../io.js";
 import { registryOptionSpecs, storeProviderFromOptions } from "../registry-options.js";
-import { internalAddressPolicyFromOptions, registryPolicyOptionSpecs } from "../registry-policy-options.js";
+import { registryPolicyOptionSpecs } from "../registry-policy-options.js";
 import { createCliLogger, parseLogLevel } from "../logger.js";
 import { readSecretFile, secretOption, type SecretValue } from "../secret-options.js";
 
@@ -302,7 +302,6 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
     }
     const hostMapping = hostMappingOption(values);
     // Also checks the --allow-registry values: a malformed one is a usage error before anything starts.
-    const internalAddresses = internalAddressPolicyFromOptions(values, io);
     const graceSeconds = integerOption(values, "pending-grace", 0, 86_400);
     const reloadSeconds = integerOption(values, "reload-interval", 1, 86_400);
     const windowSeconds = integerOption(values, "revision-window", 0, 7 * 86_400);
@@ -397,7 +396,7 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
     });
 
     const store = FindingStore.open(dbPath);
-    const provider = storeProviderFromOptions(values, io, logger, { internalAddresses });
+    const provider = storeProviderFromOptions(values, io, logger);
     const alerts: AlertSink | undefined =
       webhook === undefined
         ? undefined

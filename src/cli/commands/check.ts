@@ -17,11 +17,7 @@ import { writeOutputFile } from "../output-sink.js";
 import { createCliLogger } from "../logger.js";
 import { manifestInputFromOptions, manifestOptionSpecs } from "../manifest-options.js";
 import { registryOptionSpecs, storeProviderFromOptions } from "../registry-options.js";
-import {
-  internalAddressPolicyFromOptions,
-  registryPolicyFromOptions,
-  registryPolicyOptionSpecs,
-} from "../registry-policy-options.js";
+import { registryPolicyFromOptions, registryPolicyOptionSpecs } from "../registry-policy-options.js";
 import { checkJson, checkMarkdown, checkText } from "./check-render.js";
 
 const OUTPUTS = ["text", "json", "markdown"] as const;
@@ -179,9 +175,7 @@ docs/owners.md.`,
       format: "text",
       level: booleanOption(values, "quiet") ? "warn" : "info",
     });
-    const provider = storeProviderFromOptions(values, io, logger, {
-      internalAddresses: internalAddressPolicyFromOptions(values, io),
-    });
+    const provider = storeProviderFromOptions(values, io, logger);
     try {
       const report = await runCheck({
         registryPolicy,

@@ -5,11 +5,7 @@ import { relativeFile } from "../format.js";
 import { ExitCode, writeLine } from "../io.js";
 import { createCliLogger } from "../logger.js";
 import { registryOptionSpecs, storeProviderFromOptions } from "../registry-options.js";
-import {
-  internalAddressPolicyFromOptions,
-  registryPolicyFromOptions,
-  registryPolicyOptionSpecs,
-} from "../registry-policy-options.js";
+import { registryPolicyFromOptions, registryPolicyOptionSpecs } from "../registry-policy-options.js";
 
 /** `promoter manifest add`: add an image's digest and tags to a project's images.yaml. */
 export const manifestAddCommand: Command = {
@@ -61,9 +57,7 @@ Exit status: 0 added or already there; 1 refused; 2 invalid input or usage.`,
     const dryRun = booleanOption(values, "dry-run");
     const logger = createCliLogger(io.stderr, { format: "text", level: "warn" });
     const registryPolicy = await registryPolicyFromOptions(values, io, { thinManifestDir });
-    const provider = storeProviderFromOptions(values, io, logger, {
-      internalAddresses: internalAddressPolicyFromOptions(values, io),
-    });
+    const provider = storeProviderFromOptions(values, io, logger);
     try {
       const result = await addToManifest({
         thinManifestDir,

@@ -32,11 +32,7 @@ import { manifestInputFromOptions, manifestOptionSpecs } from "../manifest-optio
 import { ProgressReporter } from "../progress.js";
 import { shardFromOptions, shardOptionSpecs } from "../shard-options.js";
 import { registryOptionSpecs, storeProviderFromOptions } from "../registry-options.js";
-import {
-  internalAddressPolicyFromOptions,
-  registryPolicyFromOptions,
-  registryPolicyOptionSpecs,
-} from "../registry-policy-options.js";
+import { registryPolicyFromOptions, registryPolicyOptionSpecs } from "../registry-policy-options.js";
 import { promotionOutput, promotionText } from "../render/promotion.js";
 import { signaturesText } from "../render/signatures.js";
 import {
@@ -170,9 +166,7 @@ async function runPromote({ io, values }: { io: CliIO; values: ParsedValues }): 
     confirm ? undefined : changedSince,
   );
   const logger = createCliLogger(io.stderr, { format: logFormat, level: quiet ? "warn" : "info" });
-  const provider = storeProviderFromOptions(values, io, logger, {
-    internalAddresses: internalAddressPolicyFromOptions(values, io),
-  });
+  const provider = storeProviderFromOptions(values, io, logger);
   const started = performance.now();
   try {
     const signatures = await signatureOptions(values, io);

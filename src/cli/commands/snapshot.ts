@@ -18,7 +18,7 @@ import { createCliLogger } from "../logger.js";
 import { registryOptionSpecs, storeProviderFromOptions } from "../registry-options.js";
 import { registryRefusal } from "../../manifest/index.js";
 import { parseAllowRegistryOptions } from "../../manifest-files/index.js";
-import { internalAddressPolicyFromOptions, registryPolicyOptionSpecs } from "../registry-policy-options.js";
+import { registryPolicyOptionSpecs } from "../registry-policy-options.js";
 
 const OUTPUTS = ["yaml", "csv"] as const;
 type Output = (typeof OUTPUTS)[number];
@@ -94,7 +94,6 @@ read.`,
     }
     const concurrency = integerOption(values, "concurrency", 1, 64);
     const quiet = booleanOption(values, "quiet");
-    const internalAddresses = internalAddressPolicyFromOptions(values, io);
     if (location.kind === "remote") {
       // REF is the operator's own, like an --allow-registry entry for an oci: tree; a remote one
       // is held to the rule every command keeps: internal addresses only when allowed.
@@ -106,7 +105,7 @@ read.`,
       }
     }
     const logger = createCliLogger(io.stderr, { format: "text", level: "warn" });
-    const provider = storeProviderFromOptions(values, io, logger, { internalAddresses });
+    const provider = storeProviderFromOptions(values, io, logger);
     try {
       const snapshot = await takeSnapshot(location, {
         provider,

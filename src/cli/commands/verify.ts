@@ -29,11 +29,7 @@ import { ExitCode, writeLine, type CliIO } from "../io.js";
 import { createCliLogger, type LogFormat } from "../logger.js";
 import { manifestInputFromOptions, manifestOptionSpecs } from "../manifest-options.js";
 import { registryOptionSpecs, storeProviderFromOptions } from "../registry-options.js";
-import {
-  internalAddressPolicyFromOptions,
-  registryPolicyFromOptions,
-  registryPolicyOptionSpecs,
-} from "../registry-policy-options.js";
+import { registryPolicyFromOptions, registryPolicyOptionSpecs } from "../registry-policy-options.js";
 import { signaturesText } from "../render/signatures.js";
 import { signatureFormatOption, signerFromOptions, signerOptionSpecs } from "../signing-options.js";
 
@@ -128,9 +124,7 @@ async function runVerify({ io, values }: { io: CliIO; values: ParsedValues }): P
     level: booleanOption(values, "quiet") ? "warn" : "info",
   });
   const registryPolicy = await registryPolicyFromOptions(values, io, input);
-  const provider = storeProviderFromOptions(values, io, logger, {
-    internalAddresses: internalAddressPolicyFromOptions(values, io),
-  });
+  const provider = storeProviderFromOptions(values, io, logger);
   try {
     const set = await loadManifests(input, { signal: io.signal, cwd: io.cwd, registryPolicy });
     const validation = validate(set);
