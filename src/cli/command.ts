@@ -31,6 +31,11 @@ export interface Command {
   /** Longer explanation shown by `--help`, paragraphs separated by blank lines. */
   readonly description?: string;
   readonly options: OptionSpecs;
+  /**
+   * The command parses its own arguments: `run` gets them all as `positionals` and no values
+   * (`cip`, whose flags follow Go's syntax, not node's).
+   */
+  readonly rawArguments?: boolean;
   /** Positional arguments allowed: a count range. */
   readonly positionals?: { readonly min: number; readonly max: number; readonly names: string };
   run(context: CommandContext): Promise<number>;

@@ -48,7 +48,8 @@ export async function formatGeneralHelp(): Promise<string> {
  * the run prints goes through the run's guarded streams (output-sink.ts), which remove its
  * known secrets and let no control sequence or CI runner command through.
  */
-export async function runCli(argv: readonly string[], processIO: CliIO): Promise<number> {
+export async function runCli(commandLine: readonly string[], processIO: CliIO): Promise<number> {
+  let argv = commandLine;
   const io = guardedRunIO(processIO);
   if (argv.length === 0 || argv[0] === "--help" || argv[0] === "-h" || argv[0] === "help") {
     const topic = argv[0] === "help" ? findCommand(argv.slice(1)) : undefined;
@@ -59,6 +60,14 @@ export async function runCli(argv: readonly string[], processIO: CliIO): Promise
     writeLine(io.stdout, packageVersion());
     return ExitCode.ok;
   }
+  // kpromo's root flag --log-level may come before the command (`kpromo --log-level=debug cip`):
+  // it is handed to the command, which takes it or refuses it as unknown.
+  const leading: string[] = [];
+  for (let flag = argv[0]; flag?.startsWith("--log-level"); flag = argv[0]) {
+    const value = flag === "--log-level" ? argv.slice(1, 2) : [];
+    leading.push(flag, ...value);
+    argv = argv.slice(1 + value.length);
+  }
   const found = findCommand(argv);
   if (!found) {
     const known = commands.map((command) => command.words.join(" ")).join(", ");
@@ -67,12 +76,14 @@ export async function runCli(argv: readonly string[], processIO: CliIO): Promise
   }
   const { entry, rest } = found;
   const command = await entry.load();
-  if (rest.includes("--help") || rest.includes("-h")) {
+  if (rest.includes("--help") || rest.includes("-h") || rest.includes("--help=true")) {
     io.stdout.write(formatCommandHelp(command));
     return ExitCode.ok;
   }
   try {
-    const { values, positionals } = parseCommandArgs(command, rest);
+    const { values, positionals } = command.rawArguments
+      ? { values: {}, positionals: [...rest, ...leading] }
+      : parseCommandArgs(command, [...rest, ...leading]);
     return await command.run({ io, values, positionals });
   } catch (error) {
     return reportError(error, io, command);

@@ -21,7 +21,14 @@ export async function edgesChangedSince(
    * edges they held count as added, so at worst more of the reviewed manifests is promoted.
    */
   readonly unread: readonly Finding[];
+  /** The findings the manifests had at REV: those a run does not blame on the change. */
+  readonly baseFindings: readonly Finding[];
 }> {
   const base = await loadManifestsAtRevision(input, revision, options);
-  return { commit: base.commit, filter: changedEdgeFilter(base.set), unread: base.unread };
+  return {
+    commit: base.commit,
+    filter: changedEdgeFilter(base.set),
+    unread: base.unread,
+    baseFindings: base.set.findings,
+  };
 }

@@ -6,6 +6,7 @@ import {
   conflictDigests,
   MAX_MANIFEST_FILE_BYTES,
   mergeImages,
+  preexistingFindings,
   type Finding,
   type ManifestSet,
   type RegistryPolicy,
@@ -228,28 +229,17 @@ async function changedManifestFiles(
   return [...changed].sort();
 }
 
-function findingIdentity(finding: Finding): string {
-  // Line numbers move when lines are added above; the message names the values involved.
-  return `${finding.position.file}\u0000${finding.rule}\u0000${finding.message}`;
-}
-
 function validationCheck(head: ManifestSet, base: ManifestSet, changed: ReadonlySet<string>): CheckResult {
-  const before = new Map<string, number>();
-  for (const finding of base.findings) {
-    const key = findingIdentity(finding);
-    before.set(key, (before.get(key) ?? 0) + 1);
-  }
+  const touching = head.findings.filter(
+    (finding) =>
+      changed.has(finding.position.file) ||
+      (finding.related ?? []).some((position) => changed.has(position.file)),
+  );
+  const old = preexistingFindings(touching, base.findings);
   const items: CheckItem[] = [];
   let preexisting = 0;
-  for (const finding of head.findings) {
-    const touches =
-      changed.has(finding.position.file) ||
-      (finding.related ?? []).some((position) => changed.has(position.file));
-    if (!touches) continue;
-    const key = findingIdentity(finding);
-    const earlier = before.get(key) ?? 0;
-    if (earlier > 0) {
-      before.set(key, earlier - 1);
+  for (const [index, finding] of touching.entries()) {
+    if (old[index]) {
       preexisting += 1;
       continue;
     }
@@ -262,7 +252,7 @@ function validationCheck(head: ManifestSet, base: ManifestSet, changed: Readonly
   }
   const errors = items.filter((item) => item.severity === "error").length;
   const warnings = items.length - errors;
-  const old = preexisting > 0 ? `; ${plural(preexisting, "older finding")} in these files not judged` : "";
+  const older = preexisting > 0 ? `; ${plural(preexisting, "older finding")} in these files not judged` : "";
   return {
     id: "validation",
     title: CHECK_TITLES.validation,
@@ -270,7 +260,7 @@ function validationCheck(head: ManifestSet, base: ManifestSet, changed: Readonly
     summary:
       changed.size === 0
         ? "no manifest file changed"
-        : `${plural(changed.size, "changed file")}: ${plural(errors, "new error")}, ${plural(warnings, "new warning")}${old}`,
+        : `${plural(changed.size, "changed file")}: ${plural(errors, "new error")}, ${plural(warnings, "new warning")}${older}`,
     items: capItems(items),
   };
 }

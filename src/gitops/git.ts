@@ -68,6 +68,21 @@ export async function locateRepository(
   return { gitDir, workTree };
 }
 
+/**
+ * The commit the current branch (first parents of HEAD) pointed at just before `moment`: the
+ * state "N days ago" a time-bounded promotion compares with. Undefined when HEAD's history
+ * starts after `moment`. Committer dates decide, as for `git log --before`.
+ */
+export async function lastCommitBefore(moment: Date, options: GitOptions): Promise<string | undefined> {
+  const seconds = Math.floor(moment.getTime() / 1000);
+  const output = await runGit(
+    ["rev-list", "-1", "--first-parent", `--before=@${seconds}`, "--end-of-options", "HEAD"],
+    options,
+  );
+  const commit = output.toString("utf8").trim();
+  return commit === "" ? undefined : commit;
+}
+
 /** The full commit id a revision names (`main`, `HEAD~1`, `origin/main`, a hash). */
 export async function resolveCommit(revision: string, options: GitOptions): Promise<string> {
   if (revision.startsWith("-") || revision.length === 0) {

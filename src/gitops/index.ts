@@ -52,6 +52,7 @@ export {
   GIT_MODE,
   GitCommandError,
   isRegularFile,
+  lastCommitBefore,
   listEntries,
   listTree,
   locateRepository,

@@ -51,6 +51,13 @@ export {
 } from "./rules.js";
 export { applyRepositoryOwnership } from "./ownership.js";
 export {
+  FINDINGS_FAIL_ON,
+  judgeFindings,
+  preexistingFindings,
+  type FindingsFailOn,
+  type JudgedFindings,
+} from "./finding-baseline.js";
+export {
   applyRegistryPolicy,
   isWithinDirectory,
   parseAllowedRegistry,

@@ -65,8 +65,18 @@ function settledOutcomes(result: PromotionResult): EdgeOutcomeKind[] {
  * Whether some edge was refused or failed (for a dry run: is already settled as refused or
  * missing). The CLI exits 1 then.
  */
-export function promotionFailed(result: PromotionResult): boolean {
-  return settledOutcomes(result).some((outcome) => isFailureOutcome(outcome));
+export function promotionFailed(
+  result: PromotionResult,
+  options: {
+    /**
+     * `warn`: an edge whose digest is in neither the source nor the destination does not fail
+     * the run (kpromo's "_LOST_"; `promote --missing-source warn`). Default `fail`.
+     */
+    readonly missingSource?: "fail" | "warn";
+  } = {},
+): boolean {
+  const tolerated = options.missingSource === "warn" ? "missing-source" : undefined;
+  return settledOutcomes(result).some((outcome) => outcome !== tolerated && isFailureOutcome(outcome));
 }
 
 /** Bytes the run wrote (blobs and manifests); undefined for a dry run. */

@@ -17,6 +17,7 @@ export const commands: readonly CommandEntry[] = [
   { words: ["manifest", "add"], load: async () => (await import("./manifest-add.js")).manifestAddCommand },
   { words: ["snapshot"], load: async () => (await import("./snapshot.js")).snapshotCommand },
   { words: ["verify"], load: async () => (await import("./verify.js")).verifyCommand },
+  { words: ["cip"], load: async () => (await import("./cip.js")).cipCommand },
   { words: ["audit", "serve"], load: async () => (await import("./audit-serve.js")).auditServeCommand },
   {
     words: ["audit", "reconcile"],

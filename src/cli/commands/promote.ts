@@ -3,7 +3,13 @@ import { readFile } from "node:fs/promises";
 import * as path from "node:path";
 import { describeError, UsageError } from "../../errors.js";
 import { edgesChangedSince } from "../../gitops/index.js";
-import type { Finding } from "../../manifest/index.js";
+import {
+  FINDINGS_FAIL_ON,
+  judgeFindings,
+  type Finding,
+  type FindingsFailOn,
+  type JudgedFindings,
+} from "../../manifest/index.js";
 import { loadManifests } from "../../manifest-files/index.js";
 import {
   allOfFilters,
@@ -27,7 +33,7 @@ import { findingText } from "../format.js";
 import { jsonText } from "../../output/encode.js";
 import { ExitCode, writeLine, type CliIO } from "../io.js";
 import { writeOutputFile } from "../output-sink.js";
-import { createCliLogger, type LogFormat } from "../logger.js";
+import { createCliLogger, parseLogLevel, type LogFormat } from "../logger.js";
 import { manifestInputFromOptions, manifestOptionSpecs } from "../manifest-options.js";
 import { ProgressReporter } from "../progress.js";
 import { shardFromOptions, shardOptionSpecs } from "../shard-options.js";
@@ -120,10 +126,23 @@ input or usage. Formats: docs/promotion.md.`,
     concurrency: { type: "string", valueName: "N", description: "Blob transfers in flight (default 8)" },
     quiet: { type: "boolean", short: "q", description: "No progress display" },
     "log-format": { type: "string", valueName: "FORMAT", description: "Log lines as text (default) or json" },
+    "log-level": { type: "string", valueName: "LEVEL", description: "debug, info (default), warn or error" },
     "changed-since": {
       type: "string",
       valueName: "REV",
       description: "Only edges added since this git revision, e.g. HEAD^ (docs/owners.md)",
+    },
+    "fail-on-findings": {
+      type: "string",
+      valueName: "WHICH",
+      description:
+        "Manifest errors that fail the run: all (default for a full run) or new (default with --changed-since: only those REV did not have)",
+    },
+    "missing-source": {
+      type: "string",
+      valueName: "MODE",
+      description:
+        "A digest missing from the source and the destination: fail (default) or warn (reported, the run does not fail; kpromo's _LOST_)",
     },
     ...promoteSignatureOptionSpecs,
     ...shardOptionSpecs,
@@ -133,7 +152,11 @@ input or usage. Formats: docs/promotion.md.`,
   run: runPromote,
 };
 
-async function runPromote({ io, values }: { io: CliIO; values: ParsedValues }): Promise<number> {
+/**
+ * A promotion from parsed flags: `promoter promote`, and `promoter cip` (a compatibility skin
+ * that maps kpromo's flags onto these, cli/commands/cip.ts) over the same engine.
+ */
+export async function runPromote({ io, values }: { io: CliIO; values: ParsedValues }): Promise<number> {
   const output: Output = stringOption(values, "output", OUTPUTS) ?? "text";
   const logFormat: LogFormat = stringOption(values, "log-format", ["text", "json"] as const) ?? "text";
   const confirm = booleanOption(values, "confirm");
@@ -155,6 +178,10 @@ async function runPromote({ io, values }: { io: CliIO; values: ParsedValues }): 
     );
   }
   const changedSince = stringOption(values, "changed-since");
+  const failOnFindings: FindingsFailOn =
+    stringOption(values, "fail-on-findings", FINDINGS_FAIL_ON) ??
+    (changedSince === undefined ? "all" : "new");
+  const missingSource = stringOption(values, "missing-source", MISSING_SOURCE_MODES) ?? "fail";
   // Which allow-list (manifests/registry-policy.yaml) decides: a dry run of a change (the plan a
   // pull request shows) is judged by the policy at REV, as check is, so the change cannot widen
   // it; a run that writes runs after the merge, on the reviewed working copy, and uses its
@@ -165,7 +192,8 @@ async function runPromote({ io, values }: { io: CliIO; values: ParsedValues }): 
     input,
     confirm ? undefined : changedSince,
   );
-  const logger = createCliLogger(io.stderr, { format: logFormat, level: quiet ? "warn" : "info" });
+  const logLevel = parseLogLevel(stringOption(values, "log-level"));
+  const logger = createCliLogger(io.stderr, { format: logFormat, level: quiet ? "warn" : logLevel });
   const provider = storeProviderFromOptions(values, io, logger);
   const started = performance.now();
   try {
@@ -185,13 +213,15 @@ async function runPromote({ io, values }: { io: CliIO; values: ParsedValues }): 
       registryPolicy,
     });
     let planned;
+    let baseFindings: readonly Finding[] | undefined;
     if (fromPlan !== undefined) {
       // The plan only selects among the edges the manifests produce: what runs, and what is
       // shown, comes from the manifests (docs/promotion.md#saved-plans).
       const saved = await readPlanFile(path.resolve(io.cwd, fromPlan));
       const check = await planSavedPlan(set, saved, options);
       planned = check.planned;
-      writeFindings(io, planned.validation.findings);
+      if (check.undeclared.length > 0 || check.drift.length > 0)
+        writeFindings(io, judgeFindings(planned.validation.findings, undefined, failOnFindings));
       if (check.undeclared.length > 0) {
         writeLine(
           io.stderr,
@@ -218,6 +248,7 @@ async function runPromote({ io, values }: { io: CliIO; values: ParsedValues }): 
       if (changedSince !== undefined) {
         // A git repository hidden in the tree is a RefusedError: exit 1 (cli/main.ts).
         changed = await edgesChangedSince(input, changedSince, { cwd: io.cwd, signal: io.signal });
+        baseFindings = changed.baseFindings;
         for (const finding of changed.unread) {
           writeLine(
             io.stderr,
@@ -227,8 +258,9 @@ async function runPromote({ io, values }: { io: CliIO; values: ParsedValues }): 
       }
       const filter = allOfFilters(changed?.filter, shard && shardFilter(shard, shard.by));
       planned = await planPromotion(set, { ...options, ...(filter ? { filter } : {}) });
-      writeFindings(io, planned.validation.findings);
     }
+    const findings = judgeFindings(planned.validation.findings, baseFindings, failOnFindings);
+    writeFindings(io, findings);
 
     const planFile = stringOption(values, "plan-file");
     if (planFile !== undefined) {
@@ -273,7 +305,9 @@ async function runPromote({ io, values }: { io: CliIO; values: ParsedValues }): 
     if (output === "json") io.stdout.write(`${jsonText(report, 2)}\n`);
     else io.stdout.write(promotionOutput(result, { format: output, confirm, cwd: io.cwd, elapsedMs, shard }));
 
-    return promotionFailed(result) || !planned.validation.ok || io.signal.aborted
+    const lost = missingSource === "warn" ? lostEdges(result) : [];
+    if (lost.length > 0) writeLost(io, lost);
+    return promotionFailed(result, { missingSource }) || !findings.ok || io.signal.aborted
       ? ExitCode.failed
       : ExitCode.ok;
   } finally {
@@ -323,15 +357,37 @@ async function readPlanFile(file: string): Promise<SavedPlanEdge[]> {
   }
 }
 
-function writeFindings(io: CliIO, findings: readonly Finding[]): void {
-  for (const finding of findings) {
+const MISSING_SOURCE_MODES = ["fail", "warn"] as const;
+
+function writeFindings(io: CliIO, judged: JudgedFindings): void {
+  for (const finding of judged.findings) {
     writeLine(io.stderr, findingText(io.cwd, finding));
   }
-  const errors = findings.filter((finding) => finding.severity === "error").length;
-  if (errors > 0) {
+  if (judged.errors > 0) {
     writeLine(
       io.stderr,
-      `${plural(errors, "manifest error")}: those entries are skipped; everything else is planned.`,
+      `${plural(judged.errors, "manifest error")}: those entries are skipped; everything else is planned.`,
     );
   }
+  if (judged.tolerated > 0) {
+    writeLine(
+      io.stderr,
+      `${plural(judged.tolerated, "older manifest error")} reported as warnings (--fail-on-findings new): those entries are skipped too.`,
+    );
+  }
+}
+
+/** "image@digest -> destination" of every edge missing on both sides (kpromo calls them _LOST_). */
+function lostEdges(result: PromotionResult): string[] {
+  return result.plan.edges
+    .filter(({ decision }) => decision.kind === "missing-source")
+    .map(({ edge }) => `${edge.image}@${edge.digest} -> ${edge.destinationRegistry.name}`);
+}
+
+function writeLost(io: CliIO, lost: readonly string[]): void {
+  writeLine(
+    io.stderr,
+    `warning: ${plural(lost.length, "edge")} _LOST_: the digest is neither in the source nor in the destination; not failing (--missing-source warn):`,
+  );
+  writeList(io, lost);
 }

@@ -1,5 +1,14 @@
 import { plural } from "../../output/quantities.js";
-import { validate, type Finding, type SourcePosition, type ValidationResult } from "../../manifest/index.js";
+import {
+  FINDINGS_FAIL_ON,
+  judgeFindings,
+  validate,
+  type Finding,
+  type FindingsFailOn,
+  type SourcePosition,
+  type ValidationResult,
+} from "../../manifest/index.js";
+import { edgesChangedSince } from "../../gitops/index.js";
 import { loadManifests } from "../../manifest-files/index.js";
 import { jsonText, textLines } from "../../output/encode.js";
 import { stringOption, type Command } from "../command.js";
@@ -22,7 +31,8 @@ export const validateCommand: Command = {
   words: ["validate"],
   summary: "Check promotion manifests without contacting any registry",
   usage:
-    "validate (--manifest FILE | --thin-manifest-dir DIR) [--output text|json] [--allow-registry NAME ...]",
+    "validate (--manifest FILE | --thin-manifest-dir DIR) [--output text|json] [--changed-since REV]\n" +
+    "        [--fail-on-findings all|new] [--allow-registry NAME ...]",
   description: `
 Reads a plain promotion manifest (registries and images in one file) or a thin-manifest tree
 (DIR/manifests/<project>/promoter-manifest.yaml with DIR/images/<project>/images.yaml) and
@@ -36,8 +46,14 @@ Registries on this machine or a private network (loopback, private and link-loca
 localhost) and oci: layouts outside the tree are errors unless allowed with --allow-registry; a
 thin tree's manifests/registry-policy.yaml, when present, lists the public registries it may name.
 
-Exit status: 0 when there are no errors (warnings do not fail), 1 when there are errors,
-2 when the input cannot be read or the flags are wrong.
+With --changed-since REV (a git revision such as HEAD^ or origin/main, read from the git
+repository holding the current directory) only errors the manifests did not have at REV fail;
+older ones are reported as warnings that say so (--fail-on-findings new, the default there).
+--fail-on-findings all makes every error fail again; --fail-on-findings new without
+--changed-since reports every error as a warning (docs/manifest-format.md, "Old and new findings").
+
+Exit status: 0 when no error fails (warnings do not fail), 1 when errors fail, 2 when the input
+cannot be read or the flags are wrong.
 Rules, the registry policy and the JSON format: docs/manifest-format.md.`,
   options: {
     manifest: { type: "string", valueName: "FILE", description: "A plain promotion manifest file" },
@@ -47,18 +63,55 @@ Rules, the registry policy and the JSON format: docs/manifest-format.md.`,
       description: "A thin-manifest tree (with manifests/ and images/)",
     },
     output: { type: "string", valueName: "FORMAT", description: "text (default) or json" },
+    "changed-since": {
+      type: "string",
+      valueName: "REV",
+      description: "Judge the change since this git revision: errors REV already had do not fail",
+    },
+    "fail-on-findings": {
+      type: "string",
+      valueName: "WHICH",
+      description: "Errors that fail: all (default) or new (default with --changed-since)",
+    },
     ...registryPolicyOptionSpecs,
   },
   async run({ io, values }) {
     const output: OutputFormat = stringOption(values, "output", OUTPUT_FORMATS) ?? "text";
     const input = manifestInputFromOptions(values);
     const registryPolicy = await registryPolicyFromOptions(values, io, input);
+    const changedSince = stringOption(values, "changed-since");
+    const failOn: FindingsFailOn =
+      stringOption(values, "fail-on-findings", FINDINGS_FAIL_ON) ??
+      (changedSince === undefined ? "all" : "new");
     const set = await loadManifests(input, { signal: io.signal, cwd: io.cwd, registryPolicy });
-    const result = validate(set);
+    const base =
+      changedSince === undefined
+        ? undefined
+        : await edgesChangedSince(input, changedSince, { cwd: io.cwd, signal: io.signal });
+    const result = judgedValidation(validate(set), base?.baseFindings, failOn);
     writeValidation(io, result, output);
     return result.ok ? ExitCode.ok : ExitCode.failed;
   },
 };
+
+/** The validation with the findings that do not fail the run shown as warnings (judgeFindings). */
+export function judgedValidation(
+  result: ValidationResult,
+  baseFindings: readonly Finding[] | undefined,
+  failOn: FindingsFailOn,
+): ValidationResult {
+  if (failOn === "all") return result;
+  const judged = judgeFindings(result.findings, baseFindings, failOn);
+  return {
+    ok: judged.ok,
+    findings: judged.findings,
+    summary: {
+      ...result.summary,
+      errors: judged.errors,
+      warnings: result.summary.warnings + judged.tolerated,
+    },
+  };
+}
 
 /** A count as validate has always printed it: without thousands separators. */
 function count(value: number, word: string): string {

@@ -1,0 +1,335 @@
+import { UsageError } from "../../errors.js";
+import type { ParsedValues, Command, OptionSpecs } from "../command.js";
+import { parseGoFlags, splitOptionWords, type GoFlagSpec, type GoFlagValues } from "../cip/go-flags.js";
+import { parseSince } from "../cip/since.js";
+import { prowChangeScope, timeWindowScope, type CipScope } from "../cip/change-scope.js";
+import { writeLine, type CliIO } from "../io.js";
+import { promoteCommand, runPromote } from "./promote.js";
+import { runCipParseOnly } from "../cip/parse-only.js";
+
+/**
+ * `promoter cip`: kpromo's `cip` command line on this promoter's engine, so a job that runs
+ * `kpromo cip ...` runs unchanged with the binary renamed. Every kpromo flag keeps kpromo's
+ * meaning; where that meaning is unsafe or impossible here the flag is accepted, the safe thing
+ * is done, and a note says so once on stderr. The flags are translated into `promoter promote`'s
+ * and the same code runs (runPromote): a compatibility skin, not a second engine.
+ * docs/migrating-from-kpromo.md lists every flag.
+ */
+
+/** kpromo's `cip` flags and its root `--log-level` (cmd/kpromo/cmd/cip/cip.go, root.go). */
+export const KPROMO_CIP_FLAGS = {
+  confirm: { kind: "bool", help: "Write to the registries (kpromo: initiate a PRODUCTION image promotion)" },
+  manifest: {
+    kind: "string",
+    value: "FILE",
+    help: "The manifest file to load (with --thin-manifest-dir too, only this, as kpromo)",
+  },
+  "thin-manifest-dir": {
+    kind: "string",
+    value: "DIR",
+    help: "A thin-manifest tree: manifests/<project>/promoter-manifest.yaml + images/<project>/images.yaml",
+  },
+  "use-prow-manifest-diff": {
+    kind: "bool",
+    help: "Only the edges the Prow job's change added (JOB_TYPE, PULL_BASE_SHA)",
+  },
+  "manifest-diff-since": {
+    kind: "string",
+    value: "DURATION",
+    help: 'Only the edges added within this time, e.g. 14d, "7 days", "1 week"',
+  },
+  "parse-only": { kind: "bool", help: "Only read and validate the manifests; no registry is asked" },
+  snapshot: {
+    kind: "string",
+    value: "REG",
+    help: "Print what a registry path holds, as images.yaml (or CSV with --output csv)",
+  },
+  "snapshot-tag": { kind: "string", value: "TAG", help: "With --snapshot: only images carrying this tag" },
+  "minimal-snapshot": {
+    kind: "bool",
+    help: "With a snapshot: leave out tagless images that are children of an index",
+  },
+  "manifest-based-snapshot-of": {
+    kind: "string",
+    value: "REG",
+    help: "Print what the manifests promote into this registry, without asking it",
+  },
+  output: {
+    kind: "string",
+    value: "FORMAT",
+    help: "Snapshot format: yaml (default) or csv, kpromo's layouts",
+  },
+  sign: { kind: "bool", help: "Sign promoted images (default true, as kpromo); see the signing notes" },
+  "signer-account": {
+    kind: "string",
+    value: "ACCOUNT",
+    help: "kpromo's Google service account signing identity; see the signing notes",
+  },
+  "certificate-identity": {
+    kind: "string",
+    value: "ID",
+    help: "Identity a staging signature must name when one is present",
+  },
+  "certificate-identity-regexp": {
+    kind: "string",
+    value: "RE",
+    help: "Regular expression alternative to --certificate-identity",
+  },
+  "certificate-oidc-issuer": {
+    kind: "string",
+    value: "URL",
+    help: "OIDC issuer a staging signature must name when one is present",
+  },
+  "certificate-oidc-issuer-regexp": {
+    kind: "string",
+    value: "RE",
+    help: "Regular expression alternative to --certificate-oidc-issuer",
+  },
+  "max-signature-ops": { kind: "int", value: "N", help: "Signing operations at once (default 50)" },
+  "vuln-severity-threshold": {
+    kind: "int",
+    value: "N",
+    help: "Only check vulnerabilities of what would be promoted, 0-5 (kpromo's scale)",
+  },
+  "max-image-size": {
+    kind: "int",
+    value: "MIB",
+    help: "Accepted and ignored, as kpromo ignores it (a note says so)",
+  },
+  "log-level": {
+    kind: "string",
+    value: "LEVEL",
+    help: "trace, debug, info (default), warn, error, fatal or panic",
+  },
+} as const satisfies Record<string, GoFlagSpec & { help: string; value?: string }>;
+
+type KpromoFlag = keyof typeof KPROMO_CIP_FLAGS;
+
+/** kpromo's defaults (promoter/image/options/options.go DefaultOptions). */
+const KPROMO_DEFAULTS = {
+  sign: true,
+  signerAccount: "krel-trust@k8s-releng-prod.iam.gserviceaccount.com",
+  certificateIdentity: "krel-trust@k8s-releng-prod.iam.gserviceaccount.com",
+  certificateOidcIssuer: "https://accounts.google.com",
+  maxSignatureOps: 50,
+  severityThreshold: -1,
+} as const;
+
+/**
+ * `promoter promote` flags a cip run also takes (on the command line or in PROMOTER_CIP_OPTIONS):
+ * everything but the names kpromo gives another meaning, and the change scope, which cip's own
+ * flags choose.
+ */
+const NOT_EXTENSIONS = new Set<string>([
+  ...Object.keys(KPROMO_CIP_FLAGS),
+  "changed-since",
+  "from-plan",
+  "plan-file",
+]);
+
+export const CIP_EXTENSION_FLAGS: readonly string[] = Object.keys(promoteCommand.options).filter(
+  (name) => !NOT_EXTENSIONS.has(name),
+);
+
+function goSpecs(): Record<string, GoFlagSpec> {
+  const specs: Record<string, GoFlagSpec> = {};
+  for (const [name, flag] of Object.entries(KPROMO_CIP_FLAGS)) specs[name] = { kind: flag.kind };
+  for (const name of CIP_EXTENSION_FLAGS) {
+    const spec = promoteCommand.options[name];
+    if (!spec) continue;
+    specs[name] = { kind: spec.type === "boolean" ? "bool" : spec.multiple ? "strings" : "string" };
+  }
+  return specs;
+}
+
+/** The options of --help: kpromo's flags (the migration guide's test reads them from here). */
+function helpSpecs(): OptionSpecs {
+  const specs: Record<string, OptionSpecs[string]> = {};
+  for (const [name, flag] of Object.entries(KPROMO_CIP_FLAGS)) {
+    specs[name] =
+      flag.kind === "bool"
+        ? { type: "boolean", description: flag.help }
+        : { type: "string", valueName: "value" in flag ? flag.value : "VALUE", description: flag.help };
+  }
+  return specs;
+}
+
+/** The environment variable holding extra `promoter promote` flags for cip runs. */
+export const CIP_OPTIONS_VARIABLE = "PROMOTER_CIP_OPTIONS";
+
+export const cipCommand: Command = {
+  words: ["cip"],
+  summary: "kpromo's cip command line (drop-in): promote, snapshot or check as kpromo's flags say",
+  usage:
+    "cip (--manifest FILE | --thin-manifest-dir DIR) [--confirm[=true|false]] [--use-prow-manifest-diff | --manifest-diff-since DURATION]\n" +
+    "        [--parse-only] [--sign=false] [--snapshot REG | --manifest-based-snapshot-of REG [--output yaml|csv]] [promote flags]",
+  description: `
+Runs a kpromo cip job line as it is, with the binary renamed (docs/migrating-from-kpromo.md): the
+flags are kpromo's, written as Go programs take them (--name=value or --name value; booleans as
+--name or --name=true|false), with kpromo's meaning and defaults, and the root flag --log-level
+may come before "cip". The work is done by the same code as "promoter promote".
+
+Change scope: --use-prow-manifest-diff promotes only the edges the Prow job's change added
+(presubmit and batch: since PULL_BASE_SHA; postsubmit: since HEAD^); --manifest-diff-since
+DURATION only those added since the branch's state that long ago. Both compare the manifests at
+that commit with the working copy, edge by edge: a change that adds no edge promotes nothing and
+asks no registry. In a change-scoped run, manifest errors the base already had are warnings and
+do not fail it, errors the change brings do, and a digest missing from staging fails. A full run
+reports every error as a warning (the entries are skipped, never promoted) and reports a digest
+missing from both staging and production as _LOST_ without failing, as kpromo does; add
+--fail-on-findings all or --missing-source fail to make them fail.
+
+Extra flags: any "promoter promote" flag whose name kpromo does not use (--allow-registry,
+--sign-key, --keyless, --trusted-root, --report, --concurrency, ...) may be given on the command
+line or in the environment variable ${CIP_OPTIONS_VARIABLE}, so a job gains them without editing
+its command line.
+
+Signing: kpromo signs by default (--sign=true) with a Google service account (--signer-account).
+A --confirm run that signs needs --sign-key or --keyless here, or it is refused before anything is
+written; --sign=false promotes unsigned. --certificate-identity[-regexp] and
+--certificate-oidc-issuer[-regexp] check staging: a signature staging carries must be by that
+identity, or the edge is refused.
+
+Exit status: 0 done; 1 an edge refused or failed, or an error the change brought; 2 invalid
+flags or input; 3 internal error. kpromo exits 1 on every failure.`,
+  options: helpSpecs(),
+  rawArguments: true,
+  run: async ({ io, positionals }) => runCip(io, positionals),
+};
+
+async function runCip(io: CliIO, argv: readonly string[]): Promise<number> {
+  const extra = splitOptionWords(io.env[CIP_OPTIONS_VARIABLE] ?? "");
+  const flags = parseGoFlags([...argv, ...extra], goSpecs());
+  const notes = new CipNotes(io);
+  const kpromo = (name: KpromoFlag) => flags[name];
+
+  const snapshotOf = kpromo("snapshot");
+  const manifestBasedOf = kpromo("manifest-based-snapshot-of");
+  if (snapshotOf !== undefined || manifestBasedOf !== undefined) {
+    throw new UsageError("snapshot: not yet");
+  }
+
+  const values: Record<string, ParsedValues[string]> = {};
+  for (const name of CIP_EXTENSION_FLAGS) {
+    const value = flags[name];
+    if (value !== undefined && typeof value !== "number") values[name] = value;
+  }
+  const manifest = kpromo("manifest");
+  const thinDir = kpromo("thin-manifest-dir");
+  if (typeof manifest === "string") {
+    values.manifest = manifest;
+    if (thinDir !== undefined) {
+      notes.add(
+        "--thin-manifest-dir is not read when --manifest is given (kpromo reads only --manifest then)",
+      );
+    }
+  } else if (typeof thinDir === "string") values["thin-manifest-dir"] = thinDir;
+  else throw new UsageError("at least a manifest file or thin manifest directory have to be specified");
+
+  const logLevel = kpromo("log-level");
+  if (typeof logLevel === "string") values["log-level"] = ourLogLevel(logLevel);
+
+  const scope = await changeScope(flags, io, notes);
+  if (scope.kind === "change") values["changed-since"] = scope.base;
+  if (scope.kind !== "full") writeLine(io.stderr, `promoter cip: ${scope.why}`);
+  // kpromo never validated thin manifests: in a full run an old broken entry is a warning (it
+  // is skipped all the same), and a digest lost from staging and production does not fail.
+  values["fail-on-findings"] ??= scope.kind === "everything-new" ? "all" : "new";
+  values["missing-source"] ??= scope.kind === "full" ? "warn" : "fail";
+
+  if (kpromo("parse-only") === true) {
+    notes.flush();
+    return runCipParseOnly(io, values, scope);
+  }
+
+  const confirm = kpromo("confirm") === true;
+  if (confirm) values.confirm = true;
+  signingFlags(flags, values, notes, confirm);
+  if (kpromo("max-image-size") !== undefined) {
+    notes.add(
+      "--max-image-size is accepted and not applied, as kpromo ignores it (a hidden no-op there); `promoter check --max-image-size` limits sizes before a merge",
+    );
+  }
+  notes.flush();
+  return runPromote({ io, values });
+}
+
+/** Notes on kpromo flags whose meaning differs here: each printed once, before any work. */
+class CipNotes {
+  private readonly notes = new Set<string>();
+
+  constructor(private readonly io: CliIO) {}
+
+  add(note: string): void {
+    this.notes.add(note);
+  }
+
+  flush(): void {
+    for (const note of this.notes) writeLine(this.io.stderr, `promoter cip: note: ${note}`);
+    this.notes.clear();
+  }
+}
+
+async function changeScope(flags: GoFlagValues, io: CliIO, notes: CipNotes): Promise<CipScope> {
+  const since = flags["manifest-diff-since"];
+  if (flags["use-prow-manifest-diff"] === true) {
+    if (typeof since === "string") {
+      notes.add(
+        "--manifest-diff-since is not used with --use-prow-manifest-diff (kpromo uses the Prow diff then)",
+      );
+    }
+    return prowChangeScope(io.env);
+  }
+  if (typeof since === "string" && since !== "") {
+    return timeWindowScope(parseSince(since, new Date()), since, { cwd: io.cwd, signal: io.signal });
+  }
+  return { kind: "full" };
+}
+
+/** kpromo's logrus levels onto ours. */
+function ourLogLevel(level: string): string {
+  switch (level.toLowerCase()) {
+    case "trace":
+    case "debug":
+      return "debug";
+    case "info":
+      return "info";
+    case "warn":
+    case "warning":
+      return "warn";
+    case "error":
+    case "fatal":
+    case "panic":
+      return "error";
+    default:
+      throw new UsageError(
+        `--log-level ${JSON.stringify(level)}: use trace, debug, info, warn, error, fatal or panic`,
+      );
+  }
+}
+
+function signingFlags(
+  flags: GoFlagValues,
+  values: Record<string, ParsedValues[string]>,
+  notes: CipNotes,
+  confirm: boolean,
+): void {
+  const sign = flags.sign ?? KPROMO_DEFAULTS.sign;
+  const hasSigner = values["sign-key"] !== undefined || values.keyless === true;
+  if (!sign) {
+    if (hasSigner) notes.add("--sign=false: nothing is signed, --sign-key/--keyless are not used");
+    delete values["sign-key"];
+    delete values.keyless;
+  } else if (confirm && !hasSigner) {
+    throw new UsageError(
+      "kpromo signs what it promotes by default (--sign=true) as a Google service account; here give --sign-key FILE or --keyless " +
+        `(on the command line or in ${CIP_OPTIONS_VARIABLE}), or --sign=false to promote unsigned. Nothing was written.`,
+    );
+  }
+  const account = flags["signer-account"];
+  if (sign && typeof account === "string" && account !== KPROMO_DEFAULTS.signerAccount) {
+    notes.add(
+      `--signer-account ${account} is a Google service account kpromo signs as; here signatures are made with --sign-key or --keyless`,
+    );
+  }
+}
