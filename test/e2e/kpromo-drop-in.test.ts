@@ -300,4 +300,50 @@ describe("kpromo's registry.k8s.io jobs, binary renamed", () => {
     expect(run.status).toBe(2);
     expect(run.err).toMatch(/kpromo signs what it promotes by default \(--sign=true\).*Nothing was written/);
   });
+
+  it("--vuln-severity-threshold only checks: reports judge the images to promote, nothing is written", async () => {
+    const v4 = image("web-1.3.0");
+    await pushTagsWithSkopeo(work, staging.host, "staging/web", [{ content: v4, tag: "v1.3.0" }]);
+    await writeImages([
+      `"${v1.digest}": ["v1.0.0"]`,
+      `"${neverPushed.digest}": ["v0.9.0"]`,
+      `"${v2.digest}": ["v1.1.0"]`,
+      `"${v3.digest}": ["v1.2.0"]`,
+      `"${v4.digest}": ["v1.3.0"]`,
+    ]);
+    const trivy = path.join(work, "trivy-v4.json");
+    await writeFile(
+      trivy,
+      JSON.stringify({
+        SchemaVersion: 2,
+        ArtifactName: `${staging.host}/staging/web@${v4.digest}`,
+        Results: [
+          {
+            Target: "web",
+            Vulnerabilities: [
+              {
+                VulnerabilityID: "CVE-2024-4444",
+                PkgName: "openssl",
+                InstalledVersion: "3.1.0",
+                FixedVersion: "3.1.1",
+                Severity: "HIGH",
+              },
+            ],
+          },
+        ],
+      }),
+    );
+    const withReport = { PROMOTER_CIP_OPTIONS: `${options} --vuln-report ${trivy}` };
+    const high = await kpromo(["cip", TREE, "--confirm", "--vuln-severity-threshold=4"], withReport);
+    expect(high.status, high.err).toBe(1);
+    expect(high.err).toMatch(/error: HIGH CVE-2024-4444 in openssl/);
+    expect(high.err).toMatch(/vulnerability check of 1 image to promote: 1 fixable finding at or above HIGH/);
+    const critical = await kpromo(["cip", TREE, "--confirm", "--vuln-severity-threshold=5"], withReport);
+    expect(critical.status, critical.err).toBe(0);
+    expect(await skopeoListTags(`docker://${prod.host}/us/web`)).not.toContain("v1.3.0");
+
+    const noReport = await kpromo(["cip", TREE, "--confirm", "--vuln-severity-threshold=4"]);
+    expect(noReport.status).toBe(2);
+    expect(noReport.err).toMatch(/give the scanners' reports with --vuln-report FILE/);
+  });
 });

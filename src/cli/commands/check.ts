@@ -50,7 +50,8 @@ export function parseSize(text: string, option: string): number {
   return Math.floor(value);
 }
 
-async function readReports(
+/** Reads and parses `--vuln-report` files (also `cip --vuln-severity-threshold`). */
+export async function readReports(
   io: CliIO,
   files: readonly string[],
 ): Promise<{ file: string; report: VulnerabilityReport }[]> {

@@ -6,6 +6,8 @@ import { prowChangeScope, timeWindowScope, type CipScope } from "../cip/change-s
 import { writeLine, type CliIO } from "../io.js";
 import { promoteCommand, runPromote } from "./promote.js";
 import { runCipParseOnly } from "../cip/parse-only.js";
+import { judgeVulnerabilities, kpromoSeverity } from "../cip/vulnerabilities.js";
+import { readReports } from "./check.js";
 
 /**
  * `promoter cip`: kpromo's `cip` command line on this promoter's engine, so a job that runs
@@ -132,7 +134,8 @@ export const CIP_EXTENSION_FLAGS: readonly string[] = Object.keys(promoteCommand
 );
 
 function goSpecs(): Record<string, GoFlagSpec> {
-  const specs: Record<string, GoFlagSpec> = {};
+  // --vuln-report is `promoter check`'s: the findings kpromo's vulnerability mode reads elsewhere.
+  const specs: Record<string, GoFlagSpec> = { "vuln-report": { kind: "strings" } };
   for (const [name, flag] of Object.entries(KPROMO_CIP_FLAGS)) specs[name] = { kind: flag.kind };
   for (const name of CIP_EXTENSION_FLAGS) {
     const spec = promoteCommand.options[name];
@@ -243,6 +246,29 @@ async function runCip(io: CliIO, argv: readonly string[]): Promise<number> {
   }
 
   const confirm = kpromo("confirm") === true;
+  const severity = kpromo("vuln-severity-threshold");
+  if (typeof severity === "number" && severity >= 0) {
+    const { threshold, note } = kpromoSeverity(severity);
+    if (note) notes.add(note);
+    const reportFiles = flags["vuln-report"];
+    if (confirm && !Array.isArray(reportFiles)) {
+      throw new UsageError(
+        "--vuln-severity-threshold: kpromo reads vulnerabilities from Google's Container Analysis; here give the scanners' reports with --vuln-report FILE " +
+          `(Trivy, Grype or SARIF; repeatable; on the command line or in ${CIP_OPTIONS_VARIABLE})`,
+      );
+    }
+    const reports = Array.isArray(reportFiles) ? await readReports(io, reportFiles) : [];
+    notes.flush();
+    if (!confirm) {
+      writeLine(io.stderr, "promoter cip: dry run: the vulnerability check runs with --confirm, as kpromo's");
+      return runPromote({ io, values });
+    }
+    return runPromote({
+      io,
+      values,
+      judgePlan: (planned) => Promise.resolve(judgeVulnerabilities(io, planned, reports, threshold)),
+    });
+  }
   if (confirm) values.confirm = true;
   signingFlags(flags, values, notes, confirm);
   if (kpromo("max-image-size") !== undefined) {

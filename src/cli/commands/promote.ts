@@ -25,6 +25,7 @@ import {
   promotionFailed,
   promotionReport,
   runPlanned,
+  type PlannedPromotion,
   type PromotionResult,
   type SignatureOptions,
 } from "../../promote/index.js";
@@ -156,7 +157,19 @@ input or usage. Formats: docs/promotion.md.`,
  * A promotion from parsed flags: `promoter promote`, and `promoter cip` (a compatibility skin
  * that maps kpromo's flags onto these, cli/commands/cip.ts) over the same engine.
  */
-export async function runPromote({ io, values }: { io: CliIO; values: ParsedValues }): Promise<number> {
+export async function runPromote({
+  io,
+  values,
+  judgePlan,
+}: {
+  io: CliIO;
+  values: ParsedValues;
+  /**
+   * Instead of running the plan, judge it and return the exit status (`cip
+   * --vuln-severity-threshold`, which only checks what would be promoted). Nothing is written.
+   */
+  judgePlan?: (planned: PlannedPromotion) => Promise<number>;
+}): Promise<number> {
   const output: Output = stringOption(values, "output", OUTPUTS) ?? "text";
   const logFormat: LogFormat = stringOption(values, "log-format", ["text", "json"] as const) ?? "text";
   const confirm = booleanOption(values, "confirm");
@@ -261,6 +274,11 @@ export async function runPromote({ io, values }: { io: CliIO; values: ParsedValu
     }
     const findings = judgeFindings(planned.validation.findings, baseFindings, failOnFindings);
     writeFindings(io, findings);
+
+    if (judgePlan) {
+      const status = await judgePlan(planned);
+      return findings.ok ? status : ExitCode.failed;
+    }
 
     const planFile = stringOption(values, "plan-file");
     if (planFile !== undefined) {
