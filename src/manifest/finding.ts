@@ -39,6 +39,10 @@ export const MANIFEST_RULES = {
     severity: "error",
     hint: "Add the missing field; the entry is ignored until it has one.",
   },
+  "kpromo-spelling": {
+    severity: "warning",
+    hint: "Write it the canonical way (src: true or false, no trailing / in a registry name, no empty document after ---), which every tool reads alike.",
+  },
   "deprecated-key": {
     severity: "warning",
     hint: "Remove the key; the images file is always images/<project>/images.yaml.",
@@ -73,7 +77,7 @@ export const MANIFEST_RULES = {
   },
   "destination-is-source": {
     severity: "error",
-    hint: "Remove this registry from the destinations; promoting an image onto itself does nothing.",
+    hint: "Remove this registry from the destinations; promoting onto the source would write into the staging registry.",
   },
   "duplicate-registry": {
     severity: "warning",

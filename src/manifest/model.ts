@@ -29,7 +29,7 @@ export interface Finding {
 
 /** One entry of `registries:`. */
 export interface RegistryEntry {
-  /** The name exactly as written. */
+  /** The name as written, less any trailing `/` (reported as `kpromo-spelling`). */
   readonly name: string;
   /** Parsed location; undefined when the name is invalid (a finding says why). */
   readonly location: RegistryLocation | undefined;

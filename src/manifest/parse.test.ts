@@ -161,6 +161,55 @@ describe("parsePlainManifest: valid input and YAML quirks", () => {
     expect(manifest?.images[0]?.digests).toEqual([]);
   });
 
+  it.each([
+    ...["y", "Y", "yes", "Yes", "YES", "on", "On", "ON"].map((spelling) => [spelling, true] as const),
+    ...["n", "N", "no", "No", "NO", "off", "Off", "OFF"].map((spelling) => [spelling, false] as const),
+  ])("reads src: %s as kpromo's YAML 1.1 reader does (%s), with a warning", (spelling, meaning) => {
+    const { manifest, findings } = check(
+      `registries:\n- name: gcr.io/a\n  src: ${spelling}\n- name: gcr.io/b\n  src: ${String(!meaning)}\n`,
+    );
+    expect(manifest?.registries.map((r) => r.src)).toEqual([meaning, !meaning]);
+    expect(findings).toMatchObject([
+      {
+        rule: "kpromo-spelling",
+        severity: "warning",
+        position: { line: 3, column: 8 },
+        hint: `Write src: ${String(meaning)}.`,
+      },
+    ]);
+  });
+
+  it("reads the canonical src spellings without a finding", () => {
+    for (const [spelling, meaning] of [
+      ["true", true],
+      ["True", true],
+      ["TRUE", true],
+    ] as const) {
+      const { manifest, short } = check(
+        `registries:\n- name: gcr.io/staging\n  src: ${spelling}\n- name: us.gcr.io/prod\n  src: false\n`,
+      );
+      expect(short).toEqual([]);
+      expect(manifest?.registries.map((r) => r.src)).toEqual([meaning, false]);
+    }
+  });
+
+  it("uses a registry name with a trailing / as the name without it, everywhere", () => {
+    const { manifest, short } = check(`registries:
+- name: gcr.io/staging/
+  src: true
+- name: us.gcr.io/prod/
+images:
+- name: bar
+  dmap:
+    "${D1}": ["v1"]
+`);
+    expect(short).toEqual(["2:9 warning[kpromo-spelling]", "4:9 warning[kpromo-spelling]"]);
+    expect(manifest?.registries.map((r) => [r.name, r.location])).toEqual([
+      ["gcr.io/staging", { kind: "remote", host: "gcr.io", prefix: "staging", name: "gcr.io/staging" }],
+      ["us.gcr.io/prod", { kind: "remote", host: "us.gcr.io", prefix: "prod", name: "us.gcr.io/prod" }],
+    ]);
+  });
+
   it("resolves oci: registries against the manifest's folder and keeps the name as written", () => {
     const { manifest, short } = check(`registries:
 - name: oci:./staging
@@ -265,10 +314,27 @@ describe("parsePlainManifest: rules, one table row per rule", () => {
       expected: ["2:9 error[invalid-registry-name]"],
     },
     {
-      name: "invalid registry name: no host",
-      text: `registries:\n- name: gcr.io/staging\n  src: true\n- name: prod\n`,
+      name: "invalid registry name: no host (Docker Hub to kpromo, maybe a local host to a reader)",
+      text: `registries:\n- name: gcr.io/staging\n  src: true\n- name: prod/images\n`,
       expected: ["4:9 error[invalid-registry-name]"],
-      message: /not a registry host/,
+      message: /"prod" is not a registry host .*for Docker Hub write "docker\.io\/prod\/images"/,
+    },
+    {
+      name: "registry name with a trailing /: read without it, with a warning",
+      text: `registries:\n- name: gcr.io/staging/\n  src: true\n- name: us.gcr.io/prod//\n`,
+      expected: ["2:9 warning[kpromo-spelling]", "4:9 warning[kpromo-spelling]"],
+      message: /registry name "us\.gcr\.io\/prod\/\/" ends with \/: it is read as "us\.gcr\.io\/prod"/,
+    },
+    {
+      name: "a trailing / does not hide another problem of the name",
+      text: `registries:\n- name: gcr.io/staging\n  src: true\n- name: gcr.io/Prod/\n`,
+      expected: ["4:9 error[invalid-registry-name]"],
+      message: /upper-case/,
+    },
+    {
+      name: "a registry name that is only /",
+      text: `registries:\n- name: gcr.io/staging\n  src: true\n- name: /\n`,
+      expected: ["4:9 error[invalid-registry-name]"],
     },
     {
       name: "no source registry",
@@ -289,6 +355,13 @@ describe("parsePlainManifest: rules, one table row per rule", () => {
       name: "a destination equal to the source",
       text: `registries:\n- name: gcr.io/staging\n  src: true\n- name: gcr.io/staging\n`,
       expected: ["4:9 error[destination-is-source]"],
+    },
+    {
+      name: "a destination equal to the source with another service account",
+      text: `registries:\n- name: gcr.io/staging\n  src: true\n  service-account: a@x.iam.gserviceaccount.com\n- name: gcr.io/staging/\n  service-account: b@x.iam.gserviceaccount.com\n`,
+      expected: ["5:9 error[destination-is-source]", "5:9 warning[kpromo-spelling]"],
+      message:
+        /is the source registry of project "promoter-manifest"; another service-account does not make it another registry/,
     },
     {
       name: "a destination listed twice",
@@ -381,9 +454,21 @@ describe("parsePlainManifest: rules, one table row per rule", () => {
       expected: ["3:8 error[invalid-type]", "4:9 error[no-source-registry]"],
     },
     {
-      name: "src written as YAML 1.1 yes",
+      name: "src written as YAML 1.1 yes: read as kpromo reads it, with a warning",
       text: `registries:\n- name: gcr.io/staging\n  src: yes\n- name: us.gcr.io/prod\n`,
-      expected: ["3:8 error[invalid-type]", "4:9 error[no-source-registry]"],
+      expected: ["3:8 warning[kpromo-spelling]"],
+      message: /src: yes is read as true, as kpromo's YAML 1\.1 reader reads it/,
+    },
+    {
+      name: "src with an empty value: kpromo reads false, but the author may have meant anything",
+      text: `registries:\n- name: gcr.io/staging\n  src: true\n- name: us.gcr.io/prod\n  src:\n`,
+      expected: ["5:7 error[invalid-type]"],
+      message: /src must be true or false \(unquoted\), found nothing/,
+    },
+    {
+      name: "src: yes tagged as a string is a string, for kpromo too",
+      text: `registries:\n- name: gcr.io/staging\n  src: !!str yes\n- name: us.gcr.io/prod\n`,
+      expected: ["3:14 error[invalid-type]", "4:9 error[no-source-registry]"],
     },
     {
       name: "tags given as a string instead of a list",
@@ -419,6 +504,18 @@ describe("parsePlainManifest: rules, one table row per rule", () => {
       name: "two YAML documents",
       text: `${REGISTRIES}---\nimages: []\n`,
       expected: ["5:1 error[yaml-syntax]"],
+    },
+    {
+      name: "an empty YAML document after the manifest: nothing is lost, a warning",
+      text: `---\n${REGISTRIES}---\n# nothing here\n`,
+      expected: ["6:1 warning[kpromo-spelling]"],
+      message: /an empty YAML document after --- is ignored/,
+    },
+    {
+      name: "an empty document, then one with content",
+      text: `${REGISTRIES}---\n---\nimages: []\n`,
+      // The empty one is only a warning; the one with content makes the file unusable.
+      expected: ["5:1 warning[kpromo-spelling]", "6:1 error[yaml-syntax]"],
     },
     {
       name: "alias without an anchor",

@@ -7,6 +7,7 @@ import {
   isDigest,
   isTag,
   MAX_NAME_LENGTH,
+  OCI_LAYOUT_PREFIX,
   parseAttachmentTag,
   parseRegistryLocation,
   registryLocationProblem,
@@ -59,6 +60,7 @@ const PLAIN_MANIFEST_KEYS = ["registries", "images"] as const;
 const THIN_MANIFEST_KEYS = ["registries", "imagesPath"] as const;
 const REGISTRY_KEYS = ["name", "src", "service-account"] as const;
 const IMAGE_KEYS = ["name", "dmap"] as const;
+/** `src:` spellings that YAML 1.2 and YAML 1.1 readers agree on. */
 const BOOLEAN_SPELLINGS: ReadonlyMap<string, boolean> = new Map([
   ["true", true],
   ["True", true],
@@ -66,6 +68,15 @@ const BOOLEAN_SPELLINGS: ReadonlyMap<string, boolean> = new Map([
   ["false", false],
   ["False", false],
   ["FALSE", false],
+]);
+/**
+ * The other YAML 1.1 booleans. kpromo reads manifests with go-yaml v2 (YAML 1.1), where an
+ * unquoted `src: yes` is true and `src: off` false; a YAML 1.2 reader sees the strings. The
+ * meaning is plain, so they are read as kpromo reads them, with a `kpromo-spelling` warning.
+ */
+const YAML_1_1_BOOLEAN_SPELLINGS: ReadonlyMap<string, boolean> = new Map([
+  ...["y", "Y", "yes", "Yes", "YES", "on", "On", "ON"].map((text): [string, boolean] => [text, true]),
+  ...["n", "N", "no", "No", "NO", "off", "Off", "OFF"].map((text): [string, boolean] => [text, false]),
 ]);
 
 /** A plain manifest (`--manifest FILE`): registries and images in one file. */
@@ -210,16 +221,12 @@ function readRegistry(reader: ManifestReader, node: ParsedNode | undefined): Reg
   let src = false;
   const srcField = fields.get("src");
   if (srcField) {
-    const value = srcField.value;
-    const spelled =
-      value !== undefined && isScalar(value) && value.type === Scalar.PLAIN
-        ? BOOLEAN_SPELLINGS.get(String(value.value))
-        : undefined;
+    const spelled = readSrc(reader, srcField.value);
     if (spelled === undefined) {
       reader.report(
         "invalid-type",
-        value ?? srcField.keyPosition,
-        `src must be true or false (unquoted), found ${reader.describe(value)}`,
+        srcField.value ?? srcField.keyPosition,
+        `src must be true or false (unquoted), found ${reader.describe(srcField.value)}`,
       );
       valid = false;
     } else {
@@ -239,7 +246,8 @@ function readRegistry(reader: ManifestReader, node: ParsedNode | undefined): Reg
   }
   const name = reader.string(nameField.value, "a registry name", nameField.keyPosition);
   if (!name) return undefined;
-  const problem = registryLocationProblem(name.value);
+  const meant = withoutTrailingSlashes(name.value);
+  const problem = registryLocationProblem(meant);
   let location: RegistryLocation | undefined;
   if (problem) {
     reader.report(
@@ -248,16 +256,57 @@ function readRegistry(reader: ManifestReader, node: ParsedNode | undefined): Reg
       `invalid registry name ${quoteExcerpt(name.value)}: ${problem}`,
     );
   } else {
-    location = resolveLocation(parseRegistryLocation(name.value), reader.source.file);
+    location = resolveLocation(parseRegistryLocation(meant), reader.source.file);
+    if (meant !== name.value) {
+      reader.report(
+        "kpromo-spelling",
+        name.position,
+        `registry name ${quoteExcerpt(name.value)} ends with /: it is read as ${quoteExcerpt(meant)}`,
+        { hint: `Write ${quoteExcerpt(meant)}, without the trailing /.` },
+      );
+    }
   }
   if (!valid) return undefined;
   return {
-    name: name.value,
+    name: meant,
     location,
     src,
     ...(serviceAccount === undefined ? {} : { serviceAccount }),
     position: name.position,
   };
+}
+
+/**
+ * The value of `src:`, or undefined when it is not a boolean. A YAML 1.1 spelling (`yes`, `on`,
+ * `y`…, unquoted and untagged) is read as kpromo reads it and reported as `kpromo-spelling`.
+ * Quoted text and an empty value stay errors: kpromo refuses the first, and reads the second as
+ * false where its author may have meant anything.
+ */
+function readSrc(reader: ManifestReader, value: ParsedNode | undefined): boolean | undefined {
+  if (value === undefined || !isScalar(value) || value.type !== Scalar.PLAIN) return undefined;
+  const written = String(value.value);
+  const canonical = BOOLEAN_SPELLINGS.get(written);
+  if (canonical !== undefined) return canonical;
+  const legacy = value.tag === undefined ? YAML_1_1_BOOLEAN_SPELLINGS.get(written) : undefined;
+  if (legacy === undefined) return undefined;
+  reader.report(
+    "kpromo-spelling",
+    value,
+    `src: ${written} is read as ${String(legacy)}, as kpromo's YAML 1.1 reader reads it; a YAML 1.2 reader sees the string "${written}"`,
+    { hint: `Write src: ${String(legacy)}.` },
+  );
+  return legacy;
+}
+
+/**
+ * A registry name without the trailing slashes that kpromo lets through (`gcr.io/staging/`):
+ * the name meant is plain, and every rule and request then uses that one spelling. An `oci:`
+ * directory is left as written (its key drops trailing slashes already).
+ */
+function withoutTrailingSlashes(name: string): string {
+  if (name.startsWith(OCI_LAYOUT_PREFIX)) return name;
+  const trimmed = name.replace(/\/+$/, "");
+  return trimmed.length === 0 ? name : trimmed;
 }
 
 /**

@@ -236,3 +236,78 @@ describe("validate", () => {
     expect(validate(bad).ok).toBe(false);
   });
 });
+
+/**
+ * Thin manifests that kpromo promotes without complaint (it does not validate them), but whose
+ * promotion would not be what the file says: still refused here (docs/manifest-format.md,
+ * "Where we differ from kpromo").
+ */
+describe("registry rules kept where kpromo is laxer", () => {
+  const images = `- name: x\n  dmap:\n    "${D1}": ["v1"]\n`;
+
+  it("refuses a second src: true in a thin manifest instead of promoting into it", () => {
+    // kpromo takes the first source and, comparing whole entries, makes the second one a
+    // destination: it would write into a registry the file calls a source.
+    const parsed = parseThinManifest(
+      "two",
+      {
+        file: "/t/manifests/two/promoter-manifest.yaml",
+        text: "registries:\n- name: gcr.io/a\n  src: true\n- name: gcr.io/b\n  src: true\n- name: us.gcr.io/prod\n",
+      },
+      { file: "/t/images/two/images.yaml", text: images },
+    );
+    const set = createManifestSet(parsed.manifest ? [parsed.manifest] : [], parsed.findings);
+    expect(set.findings).toMatchObject([
+      {
+        rule: "multiple-source-registries",
+        severity: "error",
+        position: { line: 4, column: 9 },
+        related: [{ line: 2, column: 9 }],
+      },
+    ]);
+    const manifest = set.manifests[0];
+    if (!manifest) throw new Error("no manifest");
+    expect(destinationRegistries(manifest).map((r) => r.name)).toEqual(["us.gcr.io/prod"]);
+    expect(countManifest(manifest).edges).toBe(0);
+  });
+
+  it("refuses a destination that is the source under another service account, and keeps the others", () => {
+    const parsed = parseThinManifest(
+      "self",
+      {
+        file: "/t/manifests/self/promoter-manifest.yaml",
+        text: [
+          "registries:",
+          "- name: gcr.io/staging",
+          "  src: true",
+          "  service-account: reader@staging.iam.gserviceaccount.com",
+          "- name: gcr.io/staging",
+          "  service-account: writer@prod.iam.gserviceaccount.com",
+          "- name: us.gcr.io/prod",
+          "",
+        ].join("\n"),
+      },
+      { file: "/t/images/self/images.yaml", text: images },
+    );
+    const set = createManifestSet(parsed.manifest ? [parsed.manifest] : [], parsed.findings);
+    expect(set.findings.map((f) => [f.rule, f.severity, f.position.line, f.message])).toEqual([
+      [
+        "destination-is-source",
+        "error",
+        5,
+        'destination "gcr.io/staging" is the source registry of project "self"; another service-account does not make it another registry',
+      ],
+    ]);
+    const manifest = set.manifests[0];
+    if (!manifest) throw new Error("no manifest");
+    expect(destinationRegistries(manifest).map((r) => r.name)).toEqual(["us.gcr.io/prod"]);
+    expect(countManifest(manifest).edges).toBe(1);
+  });
+
+  it("says nothing of service accounts when the copy of the source has the same one", () => {
+    const manifest = project("same", registries("gcr.io/staging", "gcr.io/staging"), images);
+    expect(createManifestSet([manifest]).findings.map((f) => f.message)).toEqual([
+      'destination "gcr.io/staging" is the source registry of project "same"',
+    ]);
+  });
+});

@@ -54,11 +54,17 @@ export function registryFindings(manifest: PromotionManifest): Finding[] {
       (candidate) => candidate.location !== undefined && sameRegistryLocation(candidate.location, location),
     );
     if (source) {
+      // kpromo compares whole entries, so a copy of the source with src: false (whatever its
+      // service-account) becomes a destination there: it would write the tags into the source.
+      const account =
+        registry.serviceAccount === source.serviceAccount
+          ? ""
+          : "; another service-account does not make it another registry";
       findings.push(
         makeFinding(
           "destination-is-source",
           registry.position,
-          `destination ${quoteExcerpt(registry.name)} is the source registry of project ${quoteExcerpt(manifest.project)}`,
+          `destination ${quoteExcerpt(registry.name)} is the source registry of project ${quoteExcerpt(manifest.project)}${account}`,
           { related: [source.position] },
         ),
       );

@@ -191,6 +191,30 @@ describe("parseYamlSource", () => {
     expect(source).toBeUndefined();
   });
 
+  it("accepts empty documents after the first with a warning, as kpromo reads only the first", () => {
+    const { source, findings } = parseYamlSource("---\na: 1\n---\n# nothing\n--- # still nothing\n", FILE);
+    expect(findings).toMatchObject([
+      { rule: "kpromo-spelling", severity: "warning", position: { line: 3, column: 1 } },
+      { rule: "kpromo-spelling", severity: "warning", position: { line: 5, column: 1 } },
+    ]);
+    expect(source?.root && isMap(source.root) ? source.root.items.length : 0).toBe(1);
+  });
+
+  it.each([
+    ["a value", "a: 1\n---\nb: 2\n", 2],
+    ["an empty document, then a value", "a: 1\n---\n---\nb: 2\n", 3],
+    ["a null written out", "a: 1\n---\n~\n", 2],
+    ["an empty string", "a: 1\n---\n''\n", 2],
+    ["an anchor", "a: 1\n--- &x\n", 2],
+    ["a tag", "a: 1\n--- !!str\n", 2],
+  ])("refuses a second document holding %s", (_what, text, line) => {
+    const { source, findings } = parseYamlSource(text, FILE);
+    expect(findings.filter((f) => f.severity === "error")).toMatchObject([
+      { rule: "yaml-syntax", position: { line, column: 1 } },
+    ]);
+    expect(source).toBeUndefined();
+  });
+
   it("turns YAML warnings into yaml-warning findings", () => {
     const { source, findings } = parseYamlSource("a: !!unknown-tag x\n", FILE);
     expect(source).toBeDefined();

@@ -2,10 +2,12 @@ import {
   Composer,
   CST,
   isAlias,
+  isScalar,
   isSeq,
   Lexer,
   LineCounter,
   Parser,
+  Scalar,
   visit,
   type Document,
   type ParsedNode,
@@ -211,6 +213,17 @@ export function parseYamlSource(
     for (const next of composer.compose(depthLimitedTokens(text, lineCounter), true, text.length)) {
       if (!document) {
         document = next;
+      } else if (isEmptyDocument(next)) {
+        // kpromo's reader (go-yaml v2) reads the first document only; an empty one after it
+        // (a trailing ---, some tools write one) loses nothing, so it is only worth a warning.
+        findings.push(
+          makeFinding(
+            "kpromo-spelling",
+            positionAt(next.range[0]),
+            "an empty YAML document after --- is ignored",
+            { hint: "Remove the --- that starts the empty document." },
+          ),
+        );
       } else {
         secondDocument = true;
         findings.push(
@@ -218,6 +231,9 @@ export function parseYamlSource(
             "yaml-syntax",
             positionAt(next.range[0]),
             "a manifest holds one YAML document; remove the second one (after ---)",
+            {
+              hint: "Move its entries into the first document: kpromo would silently ignore them, and this tool does not guess which document was meant.",
+            },
           ),
         );
         break;
@@ -253,6 +269,20 @@ export function parseYamlSource(
   // document alone is not what the author wrote, and not what a reviewer of the file read).
   if (errors.length > 0 || secondDocument) return { source: undefined, findings };
   return { source: new YamlSource(file, document, lineCounter), findings };
+}
+
+/** A document with nothing but comments and markers: no value, tag or anchor. */
+function isEmptyDocument(document: Document.Parsed): boolean {
+  if (document.errors.length > 0 || document.warnings.length > 0) return false;
+  const contents = document.contents;
+  return (
+    contents === null ||
+    (isScalar(contents) &&
+      contents.type === Scalar.PLAIN &&
+      contents.source === "" &&
+      contents.tag === undefined &&
+      contents.anchor === undefined)
+  );
 }
 
 const COMPOSER_OPTIONS = {

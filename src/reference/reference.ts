@@ -147,7 +147,9 @@ export function registryLocationProblem(name: string): string | undefined {
   const slash = name.indexOf("/");
   const host = slash < 0 ? name : name.slice(0, slash);
   if (!looksLikeRegistryHost(host)) {
-    return `${quoteExcerpt(host)} is not a registry host (expected a host such as gcr.io or 127.0.0.1:5000, or oci:DIR)`;
+    // Docker and kpromo (go-containerregistry) would read it as a path on Docker Hub; a reader
+    // of the manifest may read a host of the local network: ambiguous, so it is refused.
+    return `${quoteExcerpt(host)} is not a registry host (expected a host such as gcr.io or 127.0.0.1:5000, or oci:DIR; for Docker Hub write ${quoteExcerpt(`docker.io/${name}`)})`;
   }
   const hostProblem = canonicalRegistryHostProblem(host);
   if (hostProblem) return hostProblem;

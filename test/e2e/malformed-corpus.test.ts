@@ -147,13 +147,32 @@ const CASES: readonly Case[] = [
     column: 8,
     message: 'src must be true or false (unquoted), found the string "true"',
   },
+  // What kpromo accepts and is read as kpromo reads it, with a warning
   {
-    input: "plain/type-src-yes.yaml",
-    status: 1,
-    rule: "invalid-type",
+    input: "plain/kpromo-src-yes.yaml",
+    status: 0,
+    rule: "kpromo-spelling",
     line: 3,
     column: 8,
-    message: 'src must be true or false (unquoted), found the string "yes"',
+    message:
+      'src: yes is read as true, as kpromo\'s YAML 1.1 reader reads it; a YAML 1.2 reader sees the string "yes"',
+  },
+  {
+    input: "plain/kpromo-registry-trailing-slash.yaml",
+    status: 0,
+    rule: "kpromo-spelling",
+    line: 4,
+    column: 9,
+    message:
+      'registry name "us-docker.pkg.dev/k8s-artifacts-prod/images/demo/" ends with /: it is read as "us-docker.pkg.dev/k8s-artifacts-prod/images/demo"',
+  },
+  {
+    input: "plain/kpromo-empty-second-document.yaml",
+    status: 0,
+    rule: "kpromo-spelling",
+    line: 9,
+    column: 1,
+    message: "an empty YAML document after --- is ignored",
   },
   {
     input: "plain/type-dmap-list.yaml",
@@ -421,6 +440,16 @@ const CASES: readonly Case[] = [
     column: 9,
     message:
       'destination "gcr.io/k8s-staging-demo" is the source registry of project "destination-is-source"',
+    related: "2:9",
+  },
+  {
+    input: "plain/destination-is-source-other-account.yaml",
+    status: 1,
+    rule: "destination-is-source",
+    line: 5,
+    column: 9,
+    message:
+      'destination "gcr.io/k8s-staging-demo" is the source registry of project "destination-is-source-other-account"; another service-account does not make it another registry',
     related: "2:9",
   },
   {
