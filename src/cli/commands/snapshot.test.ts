@@ -245,6 +245,39 @@ describe("promoter snapshot", () => {
     expect((await run("snapshot", "oci:staging", "--from-manifests")).status).toBe(2);
   });
 
+  it("--from-manifests contacts nothing without --minimal; with it, REF is held to the registry policy", async () => {
+    await writeFile(
+      path.join(dir, "fm-public.yaml"),
+      [
+        "registries:",
+        "- name: registry.example.com/staging",
+        "  src: true",
+        "- name: registry.example.com/prod",
+        "images:",
+        "- name: app",
+        "  dmap:",
+        `    "${multi.digest}": ["v1"]`,
+        `    "${amd64.digest}": []`,
+        "",
+      ].join("\n"),
+    );
+    const manifest = ["--from-manifests", "--manifest", "fm-public.yaml", "-q"];
+    // registry.example.com does not resolve here: the output comes from the manifest alone.
+    const planned = await run("snapshot", "registry.example.com/prod", ...manifest);
+    expect(planned.status, planned.err).toBe(0);
+    expect(planned.out).toBe(
+      `- name: app\n  dmap:\n${sorted(multi.digest, amd64.digest)
+        .map((digest) => `    "${digest}": [${digest === multi.digest ? '"v1"' : ""}]\n`)
+        .join("")}`,
+    );
+    const internal = await run("snapshot", "127.0.0.1:9/prod", ...manifest);
+    expect(internal).toMatchObject({ status: 0, out: "[]\n" });
+    const refused = await run("snapshot", "127.0.0.1:9/prod", ...manifest, "--minimal");
+    expect(refused.status).toBe(1);
+    expect(refused.out).toBe("");
+    expect(refused.err).toMatch(/^promoter snapshot: refused: 127\.0\.0\.1:9\/prod: /);
+  });
+
   it("refuses bad input with exit status 2", async () => {
     expect((await run("snapshot")).status).toBe(2);
     expect((await run("snapshot", "not a registry")).status).toBe(2);
