@@ -265,7 +265,6 @@ export interface ManifestSnapshotOptions {
   /** Needed only with `minimal`: the registry is read then, and only then. */
   readonly provider?: RepositoryOpener;
   readonly signal?: AbortSignal;
-  readonly logger?: Logger;
   /** Keep only these images (paths below the location). */
   readonly repositories?: readonly string[];
   /** kpromo's FilterByTag, for one or more tags (kpromo applies it only to registry snapshots). */

@@ -170,7 +170,6 @@ or a registry that cannot be read.`,
       try {
         const snapshot = await takeManifestBasedSnapshot(set, location, {
           signal: io.signal,
-          logger,
           repositories,
           tags: tags as Tag[],
           minimal,
