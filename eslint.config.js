@@ -26,6 +26,8 @@ const PURE_SHELL_MODULES = [
   "src/audit/revision-history.ts",
   "src/gitops/edge-diff.ts",
   "src/gitops/images-file.ts",
+  "src/gitops/manifest-snapshot.ts",
+  "src/gitops/snapshot-format.ts",
   "src/gitops/tag-series.ts",
   "src/gitops/vulnerability-report.ts",
   "src/sign/attachment-recognition.ts",

@@ -20,14 +20,30 @@ export {
 } from "./manifest-add.js";
 export {
   SnapshotError,
-  snapshotCsv,
-  snapshotYaml,
+  takeManifestBasedSnapshot,
   takeSnapshot,
+  type ManifestSnapshot,
+  type ManifestSnapshotOptions,
   type Snapshot,
   type SnapshotDigest,
   type SnapshotImage,
   type SnapshotOptions,
 } from "./snapshot.js";
+export {
+  dropTaglessChildren,
+  filterByTags,
+  inventoryCsv,
+  inventoryYaml,
+  kpromoSnapshotStdout,
+  SNAPSHOT_OUTPUTS,
+  snapshotText,
+  snapshotYaml,
+  sortInventory,
+  type InventoryDigest,
+  type InventoryImage,
+  type SnapshotOutput,
+} from "./snapshot-format.js";
+export { manifestBasedInventory, repositoryBelow } from "./manifest-snapshot.js";
 export {
   CHECK_TITLES,
   DEFAULT_VULNERABILITY_THRESHOLD,

@@ -22,6 +22,14 @@ import {
   type TagLister,
 } from "../registry/index.js";
 import { parseAttachmentTag } from "../sign/index.js";
+import type { ManifestSet } from "../manifest/index.js";
+import { manifestBasedInventory } from "./manifest-snapshot.js";
+import {
+  dropTaglessChildren,
+  filterByTags,
+  type InventoryDigest,
+  type InventoryImage,
+} from "./snapshot-format.js";
 
 /**
  * `promoter snapshot`: what a registry path (or OCI layout tree) holds, as the images.yaml that
@@ -62,18 +70,23 @@ export interface SnapshotOptions {
   readonly tags?: readonly Tag[];
   /** Leave out tagless digests that are children of an index in the same repository. */
   readonly minimal?: boolean;
+  /**
+   * Keep signature, attestation, SBOM and referrers fallback tags as images, as kpromo's snapshot
+   * does (it lists every tag); by default they are left out and counted.
+   */
+  readonly keepAttachmentTags?: boolean;
   /** Repositories read at once. */
   readonly concurrency?: number;
 }
 
-export interface SnapshotDigest {
+export interface SnapshotDigest extends InventoryDigest {
   readonly digest: Digest;
   /** Sorted; empty for a digest found only as a child of an index. */
   readonly tags: readonly Tag[];
   readonly mediaType: string;
 }
 
-export interface SnapshotImage {
+export interface SnapshotImage extends InventoryImage {
   /** The repository path relative to the snapshot location: the image name for a manifest. */
   readonly name: RepositoryPath;
   /** Sorted by digest. */
@@ -145,14 +158,26 @@ async function listRepositories(
   return names;
 }
 
-/** Reads what one repository holds: tagged digests, and the children of indexes. */
-async function readRepository(
+/** What one repository holds: each digest with its tags, its media type and whether an index lists it. */
+interface RepositoryContents {
+  readonly found: ReadonlyMap<Digest, { tags: Set<Tag>; mediaType: string; child: boolean }>;
+  readonly attachmentTags: number;
+}
+
+/**
+ * Reads one repository: its tags, resolved, and the children of every index among them (and
+ * among `roots`, digests that may be held without a tag), to the copy's nesting limit.
+ */
+async function observeRepository(
   store: TagLister & ManifestResolver & ManifestReader,
-  options: SnapshotOptions,
-): Promise<{ digests: SnapshotDigest[]; attachmentTags: number }> {
+  options: Pick<SnapshotOptions, "signal" | "keepAttachmentTags">,
+  roots: readonly Digest[] = [],
+): Promise<RepositoryContents> {
   const call = options.signal ? { signal: options.signal } : {};
   const allTags = await store.listTags(call);
-  const tags = allTags.filter((tag) => parseAttachmentTag(tag) === undefined);
+  const tags = options.keepAttachmentTags
+    ? allTags
+    : allTags.filter((tag) => parseAttachmentTag(tag) === undefined);
   const found = new Map<Digest, { tags: Set<Tag>; mediaType: string; child: boolean }>();
   const resolved: { tag: Tag; digest: Digest; mediaType: string }[] = [];
   await runBounded(
@@ -191,16 +216,27 @@ async function readRepository(
     .filter(([, entry]) => isIndexMediaType(entry.mediaType))
     .map(([digest]) => digest);
   for (const digest of indexes) await visit(digest, 1);
+  // A root already found is a tagged manifest or a child: read above if it is an index.
+  const unseen = roots.filter((digest) => !found.has(digest));
+  await runBounded(unseen, TAG_CONCURRENCY, (digest) => visit(digest, 1), options.signal);
+  return { found, attachmentTags: allTags.length - tags.length };
+}
 
-  const wanted = options.tags && options.tags.length > 0 ? new Set<string>(options.tags) : undefined;
+/** Reads what one repository holds: tagged digests, and the children of indexes. */
+async function readRepository(
+  store: TagLister & ManifestResolver & ManifestReader,
+  options: SnapshotOptions,
+): Promise<{ digests: SnapshotDigest[]; attachmentTags: number }> {
+  const { found, attachmentTags } = await observeRepository(store, options);
   const digests: SnapshotDigest[] = [];
   for (const [digest, entry] of found) {
-    if (wanted && ![...entry.tags].some((tag) => wanted.has(tag))) continue;
     if (options.minimal && entry.tags.size === 0 && entry.child) continue;
     digests.push({ digest, tags: [...entry.tags].sort(compareText), mediaType: entry.mediaType });
   }
   digests.sort((a, b) => compareText(a.digest, b.digest));
-  return { digests, attachmentTags: allTags.length - tags.length };
+  // kpromo's FilterByTag: a digest is kept, with all its tags, when it carries one of them.
+  const [kept] = filterByTags([{ name: "", digests }], options.tags ?? []);
+  return { digests: kept ? [...kept.digests] : [], attachmentTags };
 }
 
 /** Reads the repositories under `location` (a registry path or an `oci:` tree with an absolute directory). */
@@ -225,32 +261,79 @@ export async function takeSnapshot(location: RegistryLocation, options: Snapshot
   return { images, repositories: names.length, attachmentTags };
 }
 
-/**
- * kpromo's images.yaml format: images sorted by name, digests sorted and quoted, tags sorted in
- * a flow list. An empty snapshot is `[]`.
- */
-export function snapshotYaml(images: readonly SnapshotImage[]): string {
-  if (images.length === 0) return "[]\n";
-  const lines: string[] = [];
-  for (const image of images) {
-    lines.push(`- name: ${image.name}`, "  dmap:");
-    for (const digest of image.digests) {
-      lines.push(
-        `    ${JSON.stringify(digest.digest)}: [${digest.tags.map((tag) => JSON.stringify(tag)).join(", ")}]`,
-      );
-    }
-  }
-  return `${lines.join("\n")}\n`;
+export interface ManifestSnapshotOptions {
+  /** Needed only with `minimal`: the registry is read then, and only then. */
+  readonly provider?: RepositoryOpener;
+  readonly signal?: AbortSignal;
+  /** Keep only these images (paths below the location). */
+  readonly repositories?: readonly string[];
+  /** kpromo's FilterByTag, for one or more tags (kpromo applies it only to registry snapshots). */
+  readonly tags?: readonly Tag[];
+  /**
+   * Leave out tagless digests that the registry holds as children of an index in the same
+   * repository (kpromo's `--minimal-snapshot`, which reads the registry for it).
+   */
+  readonly minimal?: boolean;
+  /** Repositories read at once with `minimal`. */
+  readonly concurrency?: number;
 }
 
-/** One row per (image, digest, tag); a digest without tags has an empty tag. */
-export function snapshotCsv(images: readonly SnapshotImage[]): string {
-  const lines = ["image,digest,tag"];
-  for (const image of images) {
-    for (const digest of image.digests) {
-      if (digest.tags.length === 0) lines.push(`${image.name},${digest.digest},`);
-      for (const tag of digest.tags) lines.push(`${image.name},${digest.digest},${tag}`);
+export interface ManifestSnapshot {
+  /** Sorted as kpromo sorts. */
+  readonly images: readonly InventoryImage[];
+  /** Repositories of the registry read (`minimal`); 0 otherwise. */
+  readonly repositoriesRead: number;
+}
+
+/**
+ * kpromo's `--manifest-based-snapshot-of`: what the manifests would promote into `location`
+ * (`manifestBasedInventory`), filtered by `tags`, and with `minimal` without the tagless
+ * digests that `location` already holds as children of an index of the same image. Reads
+ * nothing unless `minimal`.
+ */
+export async function takeManifestBasedSnapshot(
+  set: ManifestSet,
+  location: RegistryLocation,
+  options: ManifestSnapshotOptions = {},
+): Promise<ManifestSnapshot> {
+  let images = manifestBasedInventory(set, location);
+  const named = options.repositories ?? [];
+  if (named.length > 0) {
+    for (const name of named) {
+      const problem = repositoryPathProblem(name);
+      if (problem)
+        throw new SnapshotError(
+          "invalid-repository",
+          `invalid repository ${JSON.stringify(name)}: ${problem}`,
+        );
     }
+    const wanted = new Set(named);
+    images = images.filter((image) => wanted.has(image.name));
   }
-  return `${lines.join("\n")}\n`;
+  images = filterByTags(images, options.tags ?? []);
+  if (!options.minimal) return { images, repositoriesRead: 0 };
+  const provider = options.provider;
+  if (!provider) throw new TypeError("takeManifestBasedSnapshot: minimal needs a provider");
+  const children = new Map<string, ReadonlySet<Digest>>();
+  const candidates = images.filter((image) => image.digests.some((entry) => entry.tags.length === 0));
+  await runBounded(
+    candidates,
+    options.concurrency ?? 4,
+    async (image) => {
+      const store = openOnSide(provider, repositoryIn(location, image.name as RepositoryPath), "source");
+      const roots = image.digests.filter((entry) => entry.tags.length === 0).map((entry) => entry.digest);
+      const { found } = await observeRepository(
+        store,
+        options.signal ? { signal: options.signal } : {},
+        roots,
+      );
+      children.set(
+        image.name,
+        new Set([...found].filter(([, entry]) => entry.child).map(([digest]) => digest)),
+      );
+    },
+    options.signal,
+  );
+  images = dropTaglessChildren(images, (image) => children.get(image.name) ?? new Set());
+  return { images, repositoriesRead: candidates.length };
 }

@@ -10,6 +10,7 @@ import { captureIO } from "../support/cli.js";
 import { allowingLoopbackRegistries } from "../support/local-registries.js";
 import { startRegistry, type TestRegistry } from "../support/registry-harness.js";
 import { skopeoInspectRaw, skopeoListTags } from "../support/skopeo.js";
+import { requireBuiltCli, runPromoter } from "../support/promoter-process.js";
 import {
   pushToStore,
   makeImage,
@@ -194,5 +195,54 @@ describe("promoter snapshot against real registries", () => {
     expect(
       (JSON.parse(again.out) as { summary: { decisions: Record<string, number> } }).summary.decisions.copy,
     ).toBe(0);
+  });
+
+  it("the real CLI: a manifest-based snapshot (--from-manifests) is what a snapshot of the mirror shows once promoted", async () => {
+    requireBuiltCli();
+    const cli = (...args: string[]) => runPromoter(args, { cwd: work });
+    const staging = await cli("snapshot", `${source.host}/staging`, "-q");
+    expect(staging.status, staging.stderr).toBe(0);
+    await writeFile(
+      path.join(work, "fm.yaml"),
+      `registries:\n- name: ${source.host}/staging\n  src: true\n- name: ${target.host}/fm\n- name: ${target.host}/fm/eu\nimages:\n${staging.stdout}`,
+    );
+    const fromManifests = ["--from-manifests", "--manifest", "fm.yaml"];
+    const expected = [staging.stdout, staging.stdout.replace(/^- name: /gm, "- name: eu/")]
+      .join("")
+      .split(/(?=^- name: )/m)
+      .sort()
+      .join("");
+    const before = await cli("snapshot", `${target.host}/fm`, ...fromManifests);
+    expect(before.status, before.stderr).toBe(0);
+    expect(before.stdout).toBe(expected);
+    expect(before.stderr).toBe(
+      `promoter snapshot: 4 images, 14 digests the manifests promote into ${target.host}/fm\n`,
+    );
+    expect(await skopeoListTags(`docker://${target.host}/fm/app`).catch(() => [])).toEqual([]);
+    // An empty mirror has no index children to leave out.
+    const minimalBefore = await cli("snapshot", `${target.host}/fm`, ...fromManifests, "--minimal", "-q");
+    expect(minimalBefore.stdout).toBe(expected);
+
+    const promoted = await cli("promote", "--manifest", "fm.yaml", "--confirm", "--quiet");
+    expect(promoted.status, promoted.stdout + promoted.stderr).toBe(0);
+    for (const output of ["yaml", "csv"]) {
+      const read = await cli("snapshot", `${target.host}/fm`, "--output", output, "-q");
+      const planned = await cli("snapshot", `${target.host}/fm`, ...fromManifests, "--output", output, "-q");
+      expect(read.status, read.stderr).toBe(0);
+      expect(planned.stdout, output).toBe(read.stdout);
+      const readMinimal = await cli("snapshot", `${target.host}/fm`, "--minimal", "--output", output, "-q");
+      const plannedMinimal = await cli(
+        "snapshot",
+        `${target.host}/fm`,
+        ...fromManifests,
+        "--minimal",
+        "--output",
+        output,
+        "-q",
+      );
+      expect(plannedMinimal.stdout, output).toBe(readMinimal.stdout);
+      expect(plannedMinimal.stdout).not.toContain(arm64.digest);
+      expect(plannedMinimal.stdout).toContain(amd64.digest); // tagged: v1.0-amd64
+    }
   });
 });

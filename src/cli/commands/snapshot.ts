@@ -1,7 +1,13 @@
 import { plural } from "../../output/quantities.js";
 import * as path from "node:path";
 import { UsageError } from "../../errors.js";
-import { snapshotCsv, snapshotYaml, takeSnapshot } from "../../gitops/index.js";
+import {
+  SNAPSHOT_OUTPUTS,
+  snapshotText,
+  takeManifestBasedSnapshot,
+  takeSnapshot,
+  type SnapshotOutput,
+} from "../../gitops/index.js";
 import {
   isTag,
   OCI_LAYOUT_PREFIX,
@@ -16,12 +22,13 @@ import { booleanOption, integerOption, stringListOption, stringOption, type Comm
 import { ExitCode, writeLine } from "../io.js";
 import { createCliLogger } from "../logger.js";
 import { registryOptionSpecs, storeProviderFromOptions } from "../registry-options.js";
-import { registryRefusal } from "../../manifest/index.js";
-import { parseAllowRegistryOptions } from "../../manifest-files/index.js";
-import { registryPolicyOptionSpecs } from "../registry-policy-options.js";
-
-const OUTPUTS = ["yaml", "csv"] as const;
-type Output = (typeof OUTPUTS)[number];
+import { registryRefusal, validate } from "../../manifest/index.js";
+import { loadManifests, parseAllowRegistryOptions } from "../../manifest-files/index.js";
+import { registryPolicyFromOptions, registryPolicyOptionSpecs } from "../registry-policy-options.js";
+import { manifestInputFromOptions, manifestOptionSpecs } from "../manifest-options.js";
+import { findingText } from "../format.js";
+import type { CliIO } from "../io.js";
+import type { ParsedValues } from "../command.js";
 
 /** `host[:port][/path]` or `oci:DIR` (relative to the working directory) as a location. */
 export function snapshotLocation(ref: string, cwd: string): RegistryLocation {
@@ -34,50 +41,81 @@ export function snapshotLocation(ref: string, cwd: string): RegistryLocation {
   return location;
 }
 
-/** `promoter snapshot REF`: what a registry path holds, as an images.yaml. */
+/** Refuses a remote REF on an internal address unless allowed; the message, or undefined. */
+function refusalOf(location: RegistryLocation, values: ParsedValues, io: CliIO): string | undefined {
+  if (location.kind !== "remote") return undefined;
+  // REF is the operator's own, like an --allow-registry entry for an oci: tree; a remote one
+  // is held to the rule every command keeps: internal addresses only when allowed.
+  const operatorAllowed = parseAllowRegistryOptions(stringListOption(values, "allow-registry"), io.cwd);
+  return registryRefusal(location, { treeRoot: io.cwd, operatorAllowed });
+}
+
+/** `promoter snapshot REF`: what a registry path holds (or would hold, by the manifests), as an images.yaml. */
 export const snapshotCommand: Command = {
   words: ["snapshot"],
   summary: "Print what a registry path or OCI layout tree holds, as an images.yaml",
   usage:
-    "snapshot REF [--output yaml|csv] [--tag T] [--minimal] [--repository NAME] [--allow-registry NAME ...]",
+    "snapshot REF [--from-manifests (--manifest FILE | --thin-manifest-dir DIR)] [--output yaml|csv] [--tag T] [--minimal] [--repository NAME] [--allow-registry NAME ...]",
   positionals: { min: 1, max: 1, names: "REF (host[:port]/path or oci:DIR)" },
   description: `
 REF is a registry path (gcr.io/k8s-staging-foo, 127.0.0.1:5000/prod) or a tree of OCI image
 layouts (oci:DIR, one layout per image under DIR). The repositories under it come from the
 registry's _catalog (where the registry offers it) or from --repository NAME (repeatable,
 relative to REF). Every tag is listed and resolved; the output is the images.yaml that promotes
-exactly that: images sorted by name, digests sorted and quoted, tags sorted in flow lists
-(kpromo's format), or CSV (image,digest,tag) with --output csv.
+exactly that, in kpromo's format (as kpromo cip --snapshot prints it, without its final empty
+line): images sorted by name, digests sorted and quoted, tags sorted in flow lists. --output csv prints
+kpromo's CSV: no header, one line per tag, NAME@DIGEST,NAME:TAG, and NAME@DIGEST,- for a digest
+without tags. An empty snapshot is [] in YAML, nothing in CSV.
 
 What cannot be seen: the distribution API lists tags, not manifests, so a digest that no tag
 points at is found only as a child of a tagged index (listed without tags; --minimal leaves
 those children out, since promoting the index brings them). Untagged images that are not such
 children are missing from the snapshot. Signature, attestation and SBOM tags
 (sha256-<hex>.sig, .att, .sbom) and referrers fallback tags (sha256-<hex>) belong to images and
-are left out. --tag T (repeatable) keeps only digests that carry one of those tags.
+are left out. --tag T (repeatable) keeps only the digests that carry one of those tags, each with
+all its tags (kpromo's --snapshot-tag).
+
+--from-manifests (kpromo's --manifest-based-snapshot-of): what the manifests (--manifest FILE or
+--thin-manifest-dir DIR) would promote into REF, as a snapshot of REF would show it once
+promoted, read from the manifests alone: every destination at or below REF, with image names
+relative to REF (a destination REF/sub gives sub/NAME). --repository NAME keeps only those
+images; --tag filters as above. Only --minimal reads REF: tagless digests that REF already holds
+as children of an index of the same image are left out. What promote would not write is left
+out as promote leaves it: entries with errors (listed on stderr; exit status 1) and tags that
+manifests claim for different digests.
 
 A registry on this machine or a private network is refused before any request unless allowed
 with --allow-registry (as promote refuses it; docs/manifest-format.md, "Registry policy"), and no
 connection reaches an internal address except on the hosts of --allow-registry, whatever a name
 resolves to (a registry's redirects included). An oci:DIR named here is read wherever it is.
 
-Exit status: 0 done; 1 the registry is refused; 2 invalid input, or a registry that cannot be
-read.`,
+Exit status: 0 done; 1 the registry is refused, or the manifests have errors; 2 invalid input,
+or a registry that cannot be read.`,
   options: {
-    output: { type: "string", valueName: "FORMAT", description: "yaml (default) or csv" },
+    output: {
+      type: "string",
+      valueName: "FORMAT",
+      description: "yaml (default) or csv, as kpromo prints them",
+    },
     tag: {
       type: "string",
       multiple: true,
       valueName: "T",
-      description: "Keep only digests carrying this tag (repeatable)",
+      description: "Keep only digests carrying this tag, with all their tags (repeatable)",
     },
     minimal: { type: "boolean", description: "Leave out tagless digests that are children of an index" },
     repository: {
       type: "string",
       multiple: true,
       valueName: "NAME",
-      description: "Read this repository below REF instead of listing _catalog (repeatable)",
+      description:
+        "Read this repository below REF instead of listing _catalog; with --from-manifests, keep only this image (repeatable)",
     },
+    "from-manifests": {
+      type: "boolean",
+      description: "What the manifests would promote into REF, instead of what REF holds",
+    },
+    ...manifestOptionSpecs,
     concurrency: { type: "string", valueName: "N", description: "Repositories read at once (default 4)" },
     quiet: { type: "boolean", short: "q", description: "No summary line on stderr" },
     ...registryPolicyOptionSpecs,
@@ -86,7 +124,7 @@ read.`,
   async run({ io, values, positionals }) {
     const ref = positionals[0] ?? "";
     const location = snapshotLocation(ref, io.cwd);
-    const output: Output = stringOption(values, "output", OUTPUTS) ?? "yaml";
+    const output: SnapshotOutput = stringOption(values, "output", SNAPSHOT_OUTPUTS) ?? "yaml";
     const tags = stringListOption(values, "tag");
     for (const tag of tags) {
       if (!isTag(tag))
@@ -94,29 +132,79 @@ read.`,
     }
     const concurrency = integerOption(values, "concurrency", 1, 64);
     const quiet = booleanOption(values, "quiet");
-    if (location.kind === "remote") {
-      // REF is the operator's own, like an --allow-registry entry for an oci: tree; a remote one
-      // is held to the rule every command keeps: internal addresses only when allowed.
-      const operatorAllowed = parseAllowRegistryOptions(stringListOption(values, "allow-registry"), io.cwd);
-      const refusal = registryRefusal(location, { treeRoot: io.cwd, operatorAllowed });
+    const minimal = booleanOption(values, "minimal");
+    const repositories = stringListOption(values, "repository");
+    const fromManifests = booleanOption(values, "from-manifests");
+    const input = manifestInputFromOptions(values, true);
+    if (!fromManifests && input !== undefined) {
+      throw new UsageError("--manifest and --thin-manifest-dir need --from-manifests (a snapshot reads REF)");
+    }
+    if (fromManifests && input === undefined) {
+      throw new UsageError("--from-manifests needs --manifest FILE or --thin-manifest-dir DIR");
+    }
+    // Only a read of REF needs the policy's consent; a manifest-based snapshot without --minimal
+    // contacts nothing.
+    if (!fromManifests || minimal) {
+      const refusal = refusalOf(location, values, io);
       if (refusal !== undefined) {
         writeLine(io.stderr, `promoter snapshot: refused: ${ref}: ${refusal}`);
         return ExitCode.failed;
       }
     }
     const logger = createCliLogger(io.stderr, { format: "text", level: "warn" });
+
+    if (input !== undefined) {
+      const registryPolicy = await registryPolicyFromOptions(values, io, input);
+      const set = await loadManifests(input, { signal: io.signal, cwd: io.cwd, registryPolicy });
+      // As promote plans: entries with errors are left out, the rest is shown, and the exit
+      // status says the manifests are not clean.
+      const errors = validate(set).findings.filter((finding) => finding.severity === "error");
+      for (const finding of errors) writeLine(io.stderr, findingText(io.cwd, finding));
+      if (errors.length > 0) {
+        writeLine(
+          io.stderr,
+          `promoter snapshot: ${plural(errors.length, "manifest error")}: those entries are left out; everything else is shown`,
+        );
+      }
+      const provider = minimal ? storeProviderFromOptions(values, io, logger) : undefined;
+      try {
+        const snapshot = await takeManifestBasedSnapshot(set, location, {
+          signal: io.signal,
+          repositories,
+          tags: tags as Tag[],
+          minimal,
+          ...(provider === undefined ? {} : { provider }),
+          ...(concurrency === undefined ? {} : { concurrency }),
+        });
+        io.stdout.write(snapshotText(snapshot.images, output));
+        if (!quiet) {
+          const digests = snapshot.images.reduce((sum, image) => sum + image.digests.length, 0);
+          const read = minimal
+            ? `; ${plural(snapshot.repositoriesRead, "repository", "repositories")} read for --minimal`
+            : "";
+          writeLine(
+            io.stderr,
+            `promoter snapshot: ${plural(snapshot.images.length, "image")}, ${plural(digests, "digest")} the manifests promote into ${ref}${read}`,
+          );
+        }
+        return errors.length > 0 ? ExitCode.failed : ExitCode.ok;
+      } finally {
+        await provider?.close();
+      }
+    }
+
     const provider = storeProviderFromOptions(values, io, logger);
     try {
       const snapshot = await takeSnapshot(location, {
         provider,
         signal: io.signal,
         logger,
-        repositories: stringListOption(values, "repository"),
+        repositories,
         tags: tags as Tag[],
-        minimal: booleanOption(values, "minimal"),
+        minimal,
         ...(concurrency === undefined ? {} : { concurrency }),
       });
-      io.stdout.write(output === "csv" ? snapshotCsv(snapshot.images) : snapshotYaml(snapshot.images));
+      io.stdout.write(snapshotText(snapshot.images, output));
       if (!quiet) {
         const digests = snapshot.images.reduce((sum, image) => sum + image.digests.length, 0);
         const left =
