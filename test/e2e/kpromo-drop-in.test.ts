@@ -147,7 +147,7 @@ describe("kpromo's registry.k8s.io jobs, binary renamed", () => {
   it("backstop (full run): promotes and signs, old findings and _LOST_ digests warn without failing", async () => {
     const run = await kpromo(["cip", TREE, "--confirm"]);
     expect(run.status, run.err).toBe(0);
-    expect(run.err).toContain(`${BROKEN}`);
+    expect(run.err).toContain(BROKEN);
     expect(run.err).toMatch(/warning\[invalid-digest\].*a full run judges no change/);
     expect(run.err).toMatch(/_LOST_: the digest is neither in the source nor in the destination/);
     expect(run.err).toContain(`web@${neverPushed.digest} -> ${prod.host}/us`);
@@ -345,5 +345,36 @@ describe("kpromo's registry.k8s.io jobs, binary renamed", () => {
     const noReport = await kpromo(["cip", TREE, "--confirm", "--vuln-severity-threshold=4"]);
     expect(noReport.status).toBe(2);
     expect(noReport.err).toMatch(/give the scanners' reports with --vuln-report FILE/);
+  });
+
+  it("--snapshot and --manifest-based-snapshot-of print kpromo's CSV and YAML layouts", async () => {
+    const line = /^[a-z0-9/._-]+@sha256:[0-9a-f]{64},(?:[a-z0-9/._-]+:[\w.-]+|-)$/;
+    const csv = await kpromo(["cip", `--snapshot=${prod.host}/us/`, "--output=csv"]);
+    expect(csv.status, csv.err).toBe(0);
+    // fmt.Println after a text ending in a newline: one empty line at the end.
+    expect(csv.out.endsWith("\n\n")).toBe(true);
+    const rows = csv.out.trimEnd().split("\n");
+    for (const row of rows) expect(row).toMatch(line);
+    expect(rows).toContain(`web@${v1.digest},web:v1.0.0`);
+    expect(rows).toContain(`web@${v2.digest},web:v1.1.0`);
+    // kpromo's snapshot lists the signature tags too.
+    expect(rows.some((row) => row.endsWith(`,web:${v1.digest.replace(":", "-")}.sig`))).toBe(true);
+    expect(rows).toEqual(rows.toSorted());
+
+    const tagged = await kpromo(["cip", `--snapshot=${prod.host}/us`, "--snapshot-tag=v1.1.0"]);
+    expect(tagged.status, tagged.err).toBe(0);
+    expect(tagged.out).toBe(`- name: web\n  dmap:\n    "${v2.digest}": ["v1.1.0"]\n\n`);
+
+    const planned = await kpromo([
+      "cip",
+      TREE,
+      `--manifest-based-snapshot-of=${prod.host}/eu`,
+      "--output=csv",
+    ]);
+    expect(planned.status, planned.err).toBe(0);
+    const plannedRows = planned.out.trimEnd().split("\n");
+    expect(plannedRows).toContain(`web@${v1.digest},web:v1.0.0`);
+    expect(plannedRows).toContain(`web@${neverPushed.digest},web:v0.9.0`);
+    for (const row of plannedRows) expect(row).toMatch(line);
   });
 });

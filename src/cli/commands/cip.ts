@@ -8,6 +8,7 @@ import { promoteCommand, runPromote } from "./promote.js";
 import { runCipParseOnly } from "../cip/parse-only.js";
 import { judgeVulnerabilities, kpromoSeverity } from "../cip/vulnerabilities.js";
 import { readReports } from "./check.js";
+import { runSnapshot } from "./snapshot.js";
 
 /**
  * `promoter cip`: kpromo's `cip` command line on this promoter's engine, so a job that runs
@@ -206,12 +207,6 @@ async function runCip(io: CliIO, argv: readonly string[]): Promise<number> {
   const notes = new CipNotes(io);
   const kpromo = (name: KpromoFlag) => flags[name];
 
-  const snapshotOf = kpromo("snapshot");
-  const manifestBasedOf = kpromo("manifest-based-snapshot-of");
-  if (snapshotOf !== undefined || manifestBasedOf !== undefined) {
-    throw new UsageError("snapshot: not yet");
-  }
-
   const values: Record<string, ParsedValues[string]> = {};
   for (const name of CIP_EXTENSION_FLAGS) {
     const value = flags[name];
@@ -227,8 +222,15 @@ async function runCip(io: CliIO, argv: readonly string[]): Promise<number> {
       );
     }
   } else if (typeof thinDir === "string") values["thin-manifest-dir"] = thinDir;
-  else throw new UsageError("at least a manifest file or thin manifest directory have to be specified");
+  else if (kpromo("snapshot") === undefined && kpromo("manifest-based-snapshot-of") === undefined) {
+    throw new UsageError("at least a manifest file or thin manifest directory have to be specified");
+  }
 
+  const snapshotOf = kpromo("snapshot");
+  const manifestBasedOf = kpromo("manifest-based-snapshot-of");
+  if (typeof snapshotOf === "string" || typeof manifestBasedOf === "string") {
+    return runCipSnapshot(io, flags, values, notes);
+  }
   const logLevel = kpromo("log-level");
   if (typeof logLevel === "string") values["log-level"] = ourLogLevel(logLevel);
 
@@ -278,6 +280,43 @@ async function runCip(io: CliIO, argv: readonly string[]): Promise<number> {
   }
   notes.flush();
   return runPromote({ io, values });
+}
+
+/**
+ * `--snapshot REG` (what REG holds) or `--manifest-based-snapshot-of REG` (what the manifests
+ * promote into REG), printed as kpromo prints them: `promoter snapshot`'s code, kpromo's bytes.
+ */
+async function runCipSnapshot(
+  io: CliIO,
+  flags: GoFlagValues,
+  values: Record<string, ParsedValues[string]>,
+  notes: CipNotes,
+): Promise<number> {
+  const output = flags.output;
+  values.output = typeof output === "string" ? output.toLowerCase() : "yaml";
+  if (flags["minimal-snapshot"] === true) values.minimal = true;
+  const snapshotOf = flags.snapshot;
+  const tag = flags["snapshot-tag"];
+  let ref: string;
+  if (typeof snapshotOf === "string") {
+    if (flags["manifest-based-snapshot-of"] !== undefined) {
+      notes.add(
+        "--manifest-based-snapshot-of is not used with --snapshot (kpromo snapshots the registry then)",
+      );
+    }
+    ref = snapshotOf;
+    delete values.manifest;
+    delete values["thin-manifest-dir"];
+    if (typeof tag === "string") values.tag = [tag];
+  } else {
+    ref = String(flags["manifest-based-snapshot-of"]);
+    values["from-manifests"] = true;
+    if (typeof tag === "string")
+      notes.add("--snapshot-tag is not used with --manifest-based-snapshot-of (kpromo ignores it there)");
+  }
+  notes.flush();
+  // kpromo takes REG with a trailing slash as well.
+  return runSnapshot(io, values, ref.replace(/\/+$/, ""), "kpromo");
 }
 
 /** Notes on kpromo flags whose meaning differs here: each printed once, before any work. */

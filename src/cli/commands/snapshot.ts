@@ -3,6 +3,7 @@ import * as path from "node:path";
 import { UsageError } from "../../errors.js";
 import {
   SNAPSHOT_OUTPUTS,
+  kpromoSnapshotStdout,
   snapshotText,
   takeManifestBasedSnapshot,
   takeSnapshot,
@@ -121,104 +122,125 @@ or a registry that cannot be read.`,
     ...registryPolicyOptionSpecs,
     ...registryOptionSpecs,
   },
-  async run({ io, values, positionals }) {
-    const ref = positionals[0] ?? "";
-    const location = snapshotLocation(ref, io.cwd);
-    const output: SnapshotOutput = stringOption(values, "output", SNAPSHOT_OUTPUTS) ?? "yaml";
-    const tags = stringListOption(values, "tag");
-    for (const tag of tags) {
-      if (!isTag(tag))
-        throw new UsageError(`--tag ${JSON.stringify(tag)}: ${tagProblem(tag) ?? "invalid tag"}`);
-    }
-    const concurrency = integerOption(values, "concurrency", 1, 64);
-    const quiet = booleanOption(values, "quiet");
-    const minimal = booleanOption(values, "minimal");
-    const repositories = stringListOption(values, "repository");
-    const fromManifests = booleanOption(values, "from-manifests");
-    const input = manifestInputFromOptions(values, true);
-    if (!fromManifests && input !== undefined) {
-      throw new UsageError("--manifest and --thin-manifest-dir need --from-manifests (a snapshot reads REF)");
-    }
-    if (fromManifests && input === undefined) {
-      throw new UsageError("--from-manifests needs --manifest FILE or --thin-manifest-dir DIR");
-    }
-    // Only a read of REF needs the policy's consent; a manifest-based snapshot without --minimal
-    // contacts nothing.
-    if (!fromManifests || minimal) {
-      const refusal = refusalOf(location, values, io);
-      if (refusal !== undefined) {
-        writeLine(io.stderr, `promoter snapshot: refused: ${ref}: ${refusal}`);
-        return ExitCode.failed;
-      }
-    }
-    const logger = createCliLogger(io.stderr, { format: "text", level: "warn" });
+  run: ({ io, values, positionals }) => runSnapshot(io, values, positionals[0] ?? "", "promoter"),
+};
 
-    if (input !== undefined) {
-      const registryPolicy = await registryPolicyFromOptions(values, io, input);
-      const set = await loadManifests(input, { signal: io.signal, cwd: io.cwd, registryPolicy });
-      // As promote plans: entries with errors are left out, the rest is shown, and the exit
-      // status says the manifests are not clean.
-      const errors = validate(set).findings.filter((finding) => finding.severity === "error");
-      for (const finding of errors) writeLine(io.stderr, findingText(io.cwd, finding));
-      if (errors.length > 0) {
-        writeLine(
-          io.stderr,
-          `promoter snapshot: ${plural(errors.length, "manifest error")}: those entries are left out; everything else is shown`,
-        );
-      }
-      const provider = minimal ? storeProviderFromOptions(values, io, logger) : undefined;
-      try {
-        const snapshot = await takeManifestBasedSnapshot(set, location, {
-          signal: io.signal,
-          repositories,
-          tags: tags as Tag[],
-          minimal,
-          ...(provider === undefined ? {} : { provider }),
-          ...(concurrency === undefined ? {} : { concurrency }),
-        });
-        io.stdout.write(snapshotText(snapshot.images, output));
-        if (!quiet) {
-          const digests = snapshot.images.reduce((sum, image) => sum + image.digests.length, 0);
-          const read = minimal
-            ? `; ${plural(snapshot.repositoriesRead, "repository", "repositories")} read for --minimal`
-            : "";
-          writeLine(
-            io.stderr,
-            `promoter snapshot: ${plural(snapshot.images.length, "image")}, ${plural(digests, "digest")} the manifests promote into ${ref}${read}`,
-          );
-        }
-        return errors.length > 0 ? ExitCode.failed : ExitCode.ok;
-      } finally {
-        await provider?.close();
-      }
+/**
+ * A snapshot from parsed flags. `kpromo` style (`cip --snapshot`, `--manifest-based-snapshot-of`)
+ * prints kpromo's stdout byte for byte (its final empty line included) and lists signature,
+ * attestation and SBOM tags, as kpromo's snapshot does.
+ */
+export async function runSnapshot(
+  io: CliIO,
+  values: ParsedValues,
+  ref: string,
+  style: "promoter" | "kpromo",
+): Promise<number> {
+  const location = snapshotLocation(ref, io.cwd);
+  const output: SnapshotOutput = stringOption(values, "output", SNAPSHOT_OUTPUTS) ?? "yaml";
+  const tags = stringListOption(values, "tag");
+  for (const tag of tags) {
+    if (!isTag(tag))
+      throw new UsageError(`--tag ${JSON.stringify(tag)}: ${tagProblem(tag) ?? "invalid tag"}`);
+  }
+  const concurrency = integerOption(values, "concurrency", 1, 64);
+  const quiet = booleanOption(values, "quiet");
+  const minimal = booleanOption(values, "minimal");
+  const repositories = stringListOption(values, "repository");
+  const fromManifests = booleanOption(values, "from-manifests");
+  const input = manifestInputFromOptions(values, true);
+  if (!fromManifests && input !== undefined) {
+    throw new UsageError("--manifest and --thin-manifest-dir need --from-manifests (a snapshot reads REF)");
+  }
+  if (fromManifests && input === undefined) {
+    throw new UsageError("--from-manifests needs --manifest FILE or --thin-manifest-dir DIR");
+  }
+  // Only a read of REF needs the policy's consent; a manifest-based snapshot without --minimal
+  // contacts nothing.
+  if (!fromManifests || minimal) {
+    const refusal = refusalOf(location, values, io);
+    if (refusal !== undefined) {
+      writeLine(io.stderr, `promoter snapshot: refused: ${ref}: ${refusal}`);
+      return ExitCode.failed;
     }
+  }
+  const logger = createCliLogger(io.stderr, { format: "text", level: "warn" });
 
-    const provider = storeProviderFromOptions(values, io, logger);
+  if (input !== undefined) {
+    const registryPolicy = await registryPolicyFromOptions(values, io, input);
+    const set = await loadManifests(input, { signal: io.signal, cwd: io.cwd, registryPolicy });
+    // As promote plans: entries with errors are left out, the rest is shown, and the exit
+    // status says the manifests are not clean.
+    const errors = validate(set).findings.filter((finding) => finding.severity === "error");
+    for (const finding of errors) writeLine(io.stderr, findingText(io.cwd, finding));
+    if (errors.length > 0) {
+      writeLine(
+        io.stderr,
+        `promoter snapshot: ${plural(errors.length, "manifest error")}: those entries are left out; everything else is shown`,
+      );
+    }
+    const provider = minimal ? storeProviderFromOptions(values, io, logger) : undefined;
     try {
-      const snapshot = await takeSnapshot(location, {
-        provider,
+      const snapshot = await takeManifestBasedSnapshot(set, location, {
         signal: io.signal,
-        logger,
         repositories,
         tags: tags as Tag[],
         minimal,
+        ...(provider === undefined ? {} : { provider }),
         ...(concurrency === undefined ? {} : { concurrency }),
       });
-      io.stdout.write(snapshotText(snapshot.images, output));
+      io.stdout.write(
+        style === "kpromo"
+          ? kpromoSnapshotStdout(snapshot.images, output)
+          : snapshotText(snapshot.images, output),
+      );
       if (!quiet) {
         const digests = snapshot.images.reduce((sum, image) => sum + image.digests.length, 0);
-        const left =
-          snapshot.attachmentTags > 0
-            ? `; ${plural(snapshot.attachmentTags, "signature/attestation/SBOM tag")} left out`
-            : "";
+        const read = minimal
+          ? `; ${plural(snapshot.repositoriesRead, "repository", "repositories")} read for --minimal`
+          : "";
         writeLine(
           io.stderr,
-          `promoter snapshot: ${plural(snapshot.images.length, "image")}, ${plural(digests, "digest")} from ${plural(snapshot.repositories, "repository", "repositories")}${left}`,
+          `promoter snapshot: ${plural(snapshot.images.length, "image")}, ${plural(digests, "digest")} the manifests promote into ${ref}${read}`,
         );
       }
-      return ExitCode.ok;
+      // kpromo never validated manifests: its snapshot does not fail on an old broken entry.
+      return errors.length > 0 && style !== "kpromo" ? ExitCode.failed : ExitCode.ok;
     } finally {
-      await provider.close();
+      await provider?.close();
     }
-  },
-};
+  }
+
+  const provider = storeProviderFromOptions(values, io, logger);
+  try {
+    const snapshot = await takeSnapshot(location, {
+      provider,
+      signal: io.signal,
+      logger,
+      repositories,
+      tags: tags as Tag[],
+      minimal,
+      keepAttachmentTags: style === "kpromo",
+      ...(concurrency === undefined ? {} : { concurrency }),
+    });
+    io.stdout.write(
+      style === "kpromo"
+        ? kpromoSnapshotStdout(snapshot.images, output)
+        : snapshotText(snapshot.images, output),
+    );
+    if (!quiet) {
+      const digests = snapshot.images.reduce((sum, image) => sum + image.digests.length, 0);
+      const left =
+        snapshot.attachmentTags > 0
+          ? `; ${plural(snapshot.attachmentTags, "signature/attestation/SBOM tag")} left out`
+          : "";
+      writeLine(
+        io.stderr,
+        `promoter snapshot: ${plural(snapshot.images.length, "image")}, ${plural(digests, "digest")} from ${plural(snapshot.repositories, "repository", "repositories")}${left}`,
+      );
+    }
+    return ExitCode.ok;
+  } finally {
+    await provider.close();
+  }
+}
