@@ -324,3 +324,55 @@ export function keySignedBundle(
     dsseEnvelope: dsseEnvelope(privateKey, statement),
   };
 }
+
+/**
+ * A keyless `.att` layer as `cosign attest` writes it, from a sigstore bundle a keyless signer
+ * made over an attestation statement: the DSSE envelope as the blob, the certificate, chain and
+ * Rekor entry (with its inclusion promise) in cosign's annotations.
+ */
+export function keylessAttestationLayer(bundle: SerializedBundle): LayerSetLayer {
+  const serialized = bundle as unknown as {
+    dsseEnvelope?: unknown;
+    verificationMaterial?: {
+      certificate?: { rawBytes: string };
+      x509CertificateChain?: { certificates: { rawBytes: string }[] };
+      tlogEntries?: {
+        logIndex: string;
+        logId: { keyId: string };
+        integratedTime: string;
+        inclusionPromise?: { signedEntryTimestamp: string };
+        canonicalizedBody: string;
+      }[];
+    };
+  };
+  const material = serialized.verificationMaterial;
+  const certificates = material?.certificate
+    ? [material.certificate]
+    : (material?.x509CertificateChain?.certificates ?? []);
+  const pem = (rawBytes: string) =>
+    `-----BEGIN CERTIFICATE-----\n${(rawBytes.match(/.{1,64}/g) ?? []).join("\n")}\n-----END CERTIFICATE-----\n`;
+  const entry = material?.tlogEntries?.[0];
+  const [leaf, ...chain] = certificates;
+  return {
+    mediaType: DSSE_ENVELOPE,
+    bytes: Buffer.from(JSON.stringify(serialized.dsseEnvelope)),
+    annotations: {
+      [Annotation.signature]: "",
+      ...(leaf ? { [Annotation.certificate]: pem(leaf.rawBytes) } : {}),
+      ...(chain.length > 0 ? { [Annotation.chain]: chain.map((cert) => pem(cert.rawBytes)).join("") } : {}),
+      ...(entry
+        ? {
+            [Annotation.bundle]: JSON.stringify({
+              SignedEntryTimestamp: entry.inclusionPromise?.signedEntryTimestamp,
+              Payload: {
+                body: entry.canonicalizedBody,
+                integratedTime: Number(entry.integratedTime),
+                logIndex: Number(entry.logIndex),
+                logID: Buffer.from(entry.logId.keyId, "base64").toString("hex"),
+              },
+            }),
+          }
+        : {}),
+    },
+  };
+}
