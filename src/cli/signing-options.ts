@@ -119,7 +119,7 @@ export const promoteSignatureOptionSpecs = {
     type: "string",
     valueName: "MODE",
     description:
-      "Check staging's signatures and attestations with --source-public-key/--source-policy: required (refuse edges without a valid signature) or if-present (refuse only what is present and does not verify)",
+      "required (refuse edges without a valid staging signature) or if-present (refuse signatures or attestations present that do not verify)",
   },
   "require-source-signature": {
     type: "boolean",

@@ -204,7 +204,21 @@ describe("source signatures, verify if present", () => {
         },
       ]),
     ];
+    // A .sig tag holding no signature layer at all is something present that does not verify.
+    staged.push(
+      await stage("empty-sig", ({ digest }) => [
+        {
+          content: signatureManifest([
+            { mediaType: "application/octet-stream", bytes: Buffer.from("x"), annotations: {} },
+          ]),
+          tag: sigTag(digest),
+        },
+      ]),
+    );
     const ifPresent = await judge(staged, "if-present");
+    expect(ifPresent.get("empty-sig")?.reason).toMatch(
+      /^a signature is present but none verifies: sha256-[0-9a-f]+\.sig has no signature layer$/,
+    );
     const status = (name: string) => ifPresent.get(name)?.status;
     const reason = (name: string) => ifPresent.get(name)?.reason ?? "";
     expect(status("unsigned")).toBe("unsigned");
