@@ -1,4 +1,4 @@
-import { UsageError } from "../errors.js";
+import { describeError, UsageError } from "../errors.js";
 import {
   ATTACHMENT_MODES,
   checkIdentity,
@@ -11,8 +11,11 @@ import {
   loadSourcePolicy,
   loadTrustedRoot,
   loadVerificationKey,
+  re2Problem,
+  re2ToJavaScript,
   SIGNATURE_FORMATS,
   SignError,
+  SOURCE_SIGNATURE_MODES,
   withDefaultKeys,
   type AttachmentMode,
   type ImageSigner,
@@ -20,6 +23,7 @@ import {
   type SignatureFormat,
   type SigningKey,
   type SourcePolicy,
+  type SourceSignatureMode,
 } from "../sign/index.js";
 import type { Redactor } from "../registry/index.js";
 import {
@@ -85,10 +89,22 @@ export const signerOptionSpecs = {
     valueName: "ID",
     description: "For --keyless: the identity (email, workflow URI) our Fulcio certificates name",
   },
+  "certificate-identity-regexp": {
+    type: "string",
+    valueName: "RE",
+    description:
+      "For --keyless: instead of --certificate-identity, an RE2 expression the whole identity matches",
+  },
   "certificate-oidc-issuer": {
     type: "string",
     valueName: "URL",
     description: "For --keyless: the OIDC issuer our Fulcio certificates name",
+  },
+  "certificate-oidc-issuer-regexp": {
+    type: "string",
+    valueName: "RE",
+    description:
+      "For --keyless: instead of --certificate-oidc-issuer, an RE2 expression the whole issuer matches",
   },
 } as const satisfies OptionSpecs;
 
@@ -99,21 +115,31 @@ export const promoteSignatureOptionSpecs = {
     valueName: "MODE",
     description: "Carry staging's .sig/.att/.sbom and referrers: copied (default), all or none",
   },
+  "source-signature": {
+    type: "string",
+    valueName: "MODE",
+    description:
+      "required (refuse edges without a valid staging signature) or if-present (refuse signatures or attestations present that do not verify)",
+  },
   "require-source-signature": {
     type: "boolean",
-    description:
-      "Refuse edges whose staging digest has no valid signature by a source key or policy identity",
+    description: "The same as --source-signature required",
   },
   "source-public-key": {
     type: "string",
     multiple: true,
     valueName: "FILE",
-    description: "A trusted public key for --require-source-signature (repeatable)",
+    description: "A trusted public key for --source-signature (repeatable)",
   },
   "source-policy": {
     type: "string",
     valueName: "FILE",
     description: "Signature policy per registry or project, with keyless identities (docs/signing.md)",
+  },
+  "max-signature-ops": {
+    type: "string",
+    valueName: "N",
+    description: "Promoted digests whose signatures and attachments are made and written at once (default 8)",
   },
 } as const satisfies OptionSpecs;
 
@@ -128,15 +154,11 @@ export async function signerFromOptions(values: ParsedValues, io: CliIO): Promis
   const rekor = stringOption(values, "rekor-url");
   const token = stringOption(values, "identity-token");
   const trustedRoot = stringOption(values, "trusted-root");
-  const certificateIdentity = stringOption(values, "certificate-identity");
-  const certificateIssuer = stringOption(values, "certificate-oidc-issuer");
+  const certificate = certificateIdentityOptions(values);
   if (keyFile !== undefined && keyless) throw new UsageError("give either --sign-key or --keyless, not both");
-  if (
-    !keyless &&
-    [fulcio, token, trustedRoot, certificateIdentity, certificateIssuer].some((value) => value !== undefined)
-  ) {
+  if (!keyless && ([fulcio, token, trustedRoot].some((value) => value !== undefined) || certificate.given)) {
     throw new UsageError(
-      "--fulcio-url, --identity-token, --trusted-root, --certificate-identity and --certificate-oidc-issuer are for --keyless",
+      "--fulcio-url, --identity-token, --trusted-root, --certificate-identity[-regexp] and --certificate-oidc-issuer[-regexp] are for --keyless",
     );
   }
   const format = stringOption(values, "signature-format", SIGNATURE_FORMATS);
@@ -162,12 +184,11 @@ export async function signerFromOptions(values: ParsedValues, io: CliIO): Promis
   }
   // A keyless signature is ours only when it fully verifies as made by our identity (a layer in
   // staging or at a mirror may be anyone's): without these every run would sign again.
-  if (trustedRoot === undefined || certificateIdentity === undefined || certificateIssuer === undefined) {
+  if (trustedRoot === undefined || !certificate.identity) {
     throw new UsageError(
-      "--keyless needs --trusted-root FILE, --certificate-identity ID and --certificate-oidc-issuer URL: they say which keyless signatures are ours (docs/signing.md)",
+      "--keyless needs --trusted-root FILE, --certificate-identity ID and --certificate-oidc-issuer URL (or their -regexp forms): they say which keyless signatures are ours (docs/signing.md)",
     );
   }
-  const certificate: KeylessIdentity = { subject: certificateIdentity, issuer: certificateIssuer };
   const trust = await loadTrustedRoot(
     trustedRoot,
     io.cwd,
@@ -179,8 +200,51 @@ export async function signerFromOptions(values: ParsedValues, io: CliIO): Promis
     identityToken: token ?? `env://${IDENTITY_TOKEN_VARIABLE}`,
     env: io.env,
     cwd: io.cwd,
-    ownIdentity: createKeylessPolicy([certificate], trust),
+    ownIdentity: createKeylessPolicy([certificate.identity], trust),
   });
+}
+
+/**
+ * `--certificate-identity[-regexp]` and `--certificate-oidc-issuer[-regexp]` (cosign's flags):
+ * one of each pair; an expression is RE2 syntax (as cosign takes it) matching the whole value,
+ * refused when JavaScript would read it otherwise. `identity` is set when both halves are given.
+ */
+export function certificateIdentityOptions(values: ParsedValues): {
+  readonly given: boolean;
+  readonly identity?: KeylessIdentity;
+} {
+  const pair = (exact: string, regexp: string) => {
+    const value = stringOption(values, exact);
+    const pattern = stringOption(values, regexp);
+    if (value !== undefined && pattern !== undefined) {
+      throw new UsageError(`give --${exact} or --${regexp}, not both`);
+    }
+    if (pattern !== undefined) {
+      const problem = re2Problem(pattern);
+      if (problem !== undefined) throw new UsageError(`--${regexp}: not portable RE2 syntax: ${problem}`);
+      try {
+        new RegExp(re2ToJavaScript(pattern));
+      } catch (error) {
+        throw new UsageError(`--${regexp}: invalid regular expression: ${describeError(error)}`);
+      }
+    }
+    return { value, pattern };
+  };
+  const subject = pair("certificate-identity", "certificate-identity-regexp");
+  const issuer = pair("certificate-oidc-issuer", "certificate-oidc-issuer-regexp");
+  const given = [subject.value, subject.pattern, issuer.value, issuer.pattern].some((v) => v !== undefined);
+  if ((subject.value ?? subject.pattern) === undefined || (issuer.value ?? issuer.pattern) === undefined) {
+    return { given };
+  }
+  return {
+    given,
+    identity: {
+      ...(subject.value === undefined ? {} : { subject: subject.value }),
+      ...(subject.pattern === undefined ? {} : { subjectRegExp: subject.pattern }),
+      ...(issuer.value === undefined ? {} : { issuer: issuer.value }),
+      ...(issuer.pattern === undefined ? {} : { issuerRegExp: issuer.pattern }),
+    },
+  };
 }
 
 /** Base64 lines of a PEM file: 64 characters (RFC 7468 section 2). */
@@ -223,29 +287,37 @@ export function attachmentModeOption(values: ParsedValues): AttachmentMode {
   return stringOption(values, "attachments", ATTACHMENT_MODES) ?? "copied";
 }
 
-/** The source policy of `--require-source-signature` with keys and/or a policy file. */
+/**
+ * The source policy of `--source-signature required|if-present` (or `--require-source-signature`,
+ * the same as `required`) with keys and/or a policy file.
+ */
 export async function sourcePolicyFromOptions(
   values: ParsedValues,
   io: CliIO,
 ): Promise<SourcePolicy | undefined> {
   const required = booleanOption(values, "require-source-signature");
+  const chosen = stringOption(values, "source-signature", SOURCE_SIGNATURE_MODES);
+  if (required && chosen !== undefined && chosen !== "required") {
+    throw new UsageError(`--require-source-signature contradicts --source-signature ${chosen}`);
+  }
+  const mode: SourceSignatureMode | undefined = chosen ?? (required ? "required" : undefined);
   const keyFiles = stringListOption(values, "source-public-key");
   const policyFile = stringOption(values, "source-policy");
-  if (!required) {
+  if (mode === undefined) {
     if (keyFiles.length > 0 || policyFile !== undefined) {
       throw new UsageError(
-        "--source-public-key and --source-policy take effect with --require-source-signature",
+        "--source-public-key and --source-policy take effect with --source-signature required|if-present",
       );
     }
     return undefined;
   }
   if (keyFiles.length === 0 && policyFile === undefined) {
-    throw new UsageError("--require-source-signature needs --source-public-key FILE or --source-policy FILE");
+    throw new UsageError(`--source-signature ${mode} needs --source-public-key FILE or --source-policy FILE`);
   }
   const keys = await Promise.all(
     keyFiles.map((file) => loadVerificationKey(file, { env: io.env, cwd: io.cwd })),
   );
   const policy =
     policyFile === undefined ? undefined : await loadSourcePolicy(policyFile, { cwd: io.cwd, env: io.env });
-  return withDefaultKeys(policy, keys);
+  return { ...withDefaultKeys(policy, keys), mode };
 }

@@ -15,6 +15,7 @@ export {
   type PromoteOptions,
   type PromotionResult,
   type SignatureOptions,
+  type SourceSignatureReport,
 } from "./promote.js";
 export { executeSignatures, type ExecuteSignaturesOptions } from "./signatures.js";
 export {

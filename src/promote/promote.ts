@@ -17,7 +17,7 @@ import {
 import type { Digest } from "../reference/index.js";
 import type { RepositoryOpener } from "../registry/index.js";
 import {
-  checkSourceSignatures,
+  judgeSourceSignatures,
   planAttachments,
   ruleFor,
   canonicalRegistries,
@@ -28,6 +28,8 @@ import {
   type SignatureFormat,
   type SourceCheckRequest,
   type SourcePolicy,
+  type SourceSignatureMode,
+  type SourceVerdict,
 } from "../sign/index.js";
 import { executePlan, type ExecutionResult } from "./execute.js";
 import { observeRepositories } from "./inventory.js";
@@ -62,8 +64,23 @@ export interface SignatureOptions {
   readonly signChildren?: boolean;
   /** `--sign-identity`: the canonical registry prefix (or `{image}` template) signatures name. */
   readonly identity?: string;
-  /** Refuse edges whose source digest is not signed as the policy requires. */
+  /**
+   * Check what staging carries: refuse edges whose source digest is not signed as the policy
+   * requires (its `mode`: `required`, or `if-present`).
+   */
   readonly sourcePolicy?: SourcePolicy;
+  /**
+   * Promoted digests whose signatures are made and written at once (`--max-signature-ops`;
+   * default 8). Bounds the signer's calls (a keyless signature is a Fulcio and a Rekor request)
+   * and the signature writes in flight.
+   */
+  readonly maxSignatureOps?: number;
+}
+
+/** What the source policy found, per source digest it judged (the plan's "source signatures"). */
+export interface SourceSignatureReport {
+  readonly mode: SourceSignatureMode;
+  readonly verdicts: readonly SourceVerdict[];
 }
 
 export interface PlannedPromotion {
@@ -72,6 +89,8 @@ export interface PlannedPromotion {
   readonly inventory: { readonly destinations: Inventory; readonly sources: Inventory };
   /** Signatures and attachments to write, when signing or carrying is on. */
   readonly attachments?: AttachmentPlan;
+  /** The source signature policy's verdicts, when a policy is in force. */
+  readonly sourceSignatures?: SourceSignatureReport;
   readonly timings: { readonly inventoryMs: number; readonly planMs: number; readonly signaturesMs?: number };
 }
 
@@ -132,13 +151,17 @@ export async function planEdges(
   if (!signatures) return { validation, plan, inventory, timings: { inventoryMs, planMs } };
 
   const signaturesStarted = performance.now();
+  let sourceSignatures: SourceSignatureReport | undefined;
   if (signatures.sourcePolicy) {
+    const mode = signatures.sourcePolicy.mode ?? "required";
     const requests = sourceCheckRequests(plan.edges, signatures.sourcePolicy, keys);
-    options.logger?.log("info", "checking source signatures", { digests: requests.length });
-    const refusals = await checkSourceSignatures(requests, {
-      provider: options.provider,
-      ...observe,
-    });
+    options.logger?.log("info", "checking source signatures", { digests: requests.length, mode });
+    const verdicts = await judgeSourceSignatures(requests, { provider: options.provider, mode, ...observe });
+    sourceSignatures = { mode, verdicts };
+    const refusals = new Map<string, string>();
+    for (const verdict of verdicts) {
+      if (verdict.status === "refused") refusals.set(verdict.request.key, verdict.reason ?? "refused");
+    }
     if (refusals.size > 0) plan = decidePlan(edges, inventory, conflicts, keys, refusals);
   }
   let attachments: AttachmentPlan | undefined;
@@ -164,6 +187,7 @@ export async function planEdges(
     plan,
     inventory,
     ...(attachments ? { attachments } : {}),
+    ...(sourceSignatures ? { sourceSignatures } : {}),
     timings: { inventoryMs, planMs, signaturesMs: performance.now() - signaturesStarted },
   };
 }
@@ -238,6 +262,9 @@ export async function runPlanned(
     execution = await executeSignatures(planned.attachments, execution, {
       provider: options.provider,
       ...(options.signatures?.signer ? { signer: options.signatures.signer } : {}),
+      ...(options.signatures?.maxSignatureOps === undefined
+        ? {}
+        : { concurrency: options.signatures.maxSignatureOps }),
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.logger ? { logger: options.logger } : {}),
     });

@@ -15,7 +15,28 @@ import {
 import { RepositoryKeyCache } from "../reference/index.js";
 import type { RequestCount } from "../registry/index.js";
 import { signaturesDocument } from "../sign/index.js";
-import type { PromotionResult } from "./promote.js";
+import type { PromotionResult, SourceSignatureReport } from "./promote.js";
+
+/**
+ * The `sourceSignatures` section: the policy's mode, counts per verdict, and each judged source
+ * digest (`unsigned` ones are promoted: "source unsigned (not required)").
+ */
+export function sourceSignaturesDocument(report: SourceSignatureReport): Record<string, unknown> {
+  const keys = new RepositoryKeyCache();
+  const summary = { verified: 0, unsigned: 0, refused: 0 };
+  for (const verdict of report.verdicts) summary[verdict.status] += 1;
+  return {
+    mode: report.mode,
+    summary,
+    digests: report.verdicts.map((verdict) => ({
+      source: keys.of(verdict.request.location),
+      digest: verdict.request.digest,
+      status: verdict.status,
+      ...(verdict.reason === undefined ? {} : { reason: verdict.reason }),
+      signers: verdict.signers,
+    })),
+  };
+}
 
 /**
  * The JSON documents of a promotion (docs/promotion.md, "JSON plan and report"): the plan
@@ -106,6 +127,9 @@ export function promotionDocument(result: PromotionResult, options: PromotionDoc
       ...(outcomes ? { outcomes: countOutcomes(outcomes) } : {}),
     },
     edges,
+    ...(result.sourceSignatures
+      ? { sourceSignatures: sourceSignaturesDocument(result.sourceSignatures) }
+      : {}),
   };
 }
 

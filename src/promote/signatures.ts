@@ -23,6 +23,8 @@ export interface ExecuteSignaturesOptions {
   readonly signer?: ImageSigner;
   readonly signal?: AbortSignal;
   readonly logger?: Logger;
+  /** Promoted digests whose signatures are made and written at once (default 8). */
+  readonly concurrency?: number;
 }
 
 const DONE: ReadonlySet<EdgeOutcomeKind> = new Set(["copied", "tagged", "unchanged"]);
@@ -45,6 +47,7 @@ export async function executeSignatures(
     ...(options.signer ? { signer: options.signer } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.logger ? { logger: options.logger } : {}),
+    ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
   });
 
   const failures = new Map<string, AttachmentOutcome>();

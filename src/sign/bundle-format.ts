@@ -95,6 +95,14 @@ export function buildBundleReferrer(
   };
 }
 
+/**
+ * Whether a referrers-list entry is a sigstore bundle of an attestation (cosign's
+ * `attest --new-bundle-format`): a bundle whose predicate type is not cosign's signing predicate.
+ */
+export function isAttestationBundleReferrer(descriptor: Descriptor): boolean {
+  return descriptor.artifactType === BUNDLE_MEDIA_TYPE && !isSigningBundleReferrer(descriptor);
+}
+
 /** Whether a referrers-list entry looks like a cosign signing bundle. */
 export function isSigningBundleReferrer(descriptor: Descriptor): boolean {
   return (
@@ -145,6 +153,7 @@ export async function verifySigningBundle(
   bundleBytes: Uint8Array,
   keys: readonly VerificationKey[],
   expectation: ClaimsExpectation,
+  kind: StatementKind = "signing",
 ): Promise<BundleVerdict> {
   let serialized: SerializedBundle;
   try {
@@ -177,7 +186,7 @@ export async function verifySigningBundle(
   } catch (error) {
     return { ok: false, reason: `the bundle does not verify: ${describeError(error)}` };
   }
-  const verdict = checkSigningStatement(payload, expectation);
+  const verdict = checkSigningStatement(payload, expectation, kind);
   return verdict.ok ? { ok: true, keyId, identity: verdict.identity } : verdict;
 }
 
@@ -186,10 +195,20 @@ export type StatementVerdict =
   | { readonly ok: false; readonly reason: string };
 
 /**
- * Checks a verified bundle's in-toto statement: cosign's signing predicate, a subject with the
- * expected digest and, when given, the expected identity as its name.
+ * What a verified DSSE statement must be: cosign's signing statement (`signing`), or any in-toto
+ * attestation (`attestation`: any predicate type) about the digest.
  */
-export function checkSigningStatement(payload: Buffer, expectation: ClaimsExpectation): StatementVerdict {
+export type StatementKind = "signing" | "attestation";
+
+/**
+ * Checks a verified bundle's in-toto statement: cosign's signing predicate (for `signing`), a
+ * subject with the expected digest and, when given, the expected identity as its name.
+ */
+export function checkSigningStatement(
+  payload: Buffer,
+  expectation: ClaimsExpectation,
+  kind: StatementKind = "signing",
+): StatementVerdict {
   let statement: unknown;
   try {
     statement = JSON.parse(payload.toString("utf8"));
@@ -197,11 +216,14 @@ export function checkSigningStatement(payload: Buffer, expectation: ClaimsExpect
     return { ok: false, reason: "the statement is not JSON" };
   }
   if (!isJsonObject(statement)) return { ok: false, reason: "the statement is not a JSON object" };
-  if (statement.predicateType !== COSIGN_SIGN_PREDICATE) {
+  if (kind === "signing" && statement.predicateType !== COSIGN_SIGN_PREDICATE) {
     return {
       ok: false,
       reason: `predicate type ${JSON.stringify(statement.predicateType)} is not ${COSIGN_SIGN_PREDICATE}`,
     };
+  }
+  if (kind === "attestation" && typeof statement.predicateType !== "string") {
+    return { ok: false, reason: "the statement has no predicate type" };
   }
   const subjects = Array.isArray(statement.subject) ? statement.subject.filter(isJsonObject) : [];
   const algorithm = digestAlgorithm(expectation.digest);

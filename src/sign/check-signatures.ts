@@ -93,7 +93,8 @@ export async function checkSignatures(
       if (verdict.ok) signers.push(verdict.keyId);
       else reasons.push(`layer ${layer.digest}: ${verdict.reason}`);
     }
-    if (layers.length === 0 && reasons.length === 0) reasons.push(`${tag} has no signature layer`);
+    const signing = layers.filter((layer) => layer.mediaType === CosignMediaType.simpleSigning);
+    if (signing.length === 0 && reasons.length === 0) reasons.push(`${tag} has no signature layer`);
   }
   const keyless = expectation.keyless;
   if (

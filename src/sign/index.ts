@@ -56,10 +56,12 @@ export {
   buildBundleReferrer,
   COSIGN_SIGN_PREDICATE,
   EMPTY_CONFIG,
+  isAttestationBundleReferrer,
   isSigningBundleReferrer,
   signingStatement,
   verifySigningBundle,
   type BundleVerdict,
+  type StatementKind,
 } from "./bundle-format.js";
 export {
   createKeylessSigner,
@@ -131,6 +133,8 @@ export {
   createKeylessPolicy,
   identityMatches,
   loadTrustedRoot,
+  re2Problem,
+  re2ToJavaScript,
   MAX_TRUSTED_ROOT_BYTES,
   trustMaterialFromTrustedRoot,
   type KeylessIdentity,
@@ -139,14 +143,30 @@ export {
 } from "./keyless-policy.js";
 export {
   checkSourceSignatures,
+  judgeSourceSignatures,
+  keylessSourcePolicy,
   loadSourcePolicy,
   MAX_POLICY_FILE_BYTES,
   ruleFor,
+  SOURCE_SIGNATURE_MODES,
   withDefaultKeys,
+  type KeylessSourcePolicyOptions,
+  type SourceCheckOptions,
   type SourceCheckRequest,
   type SourcePolicy,
   type SourceRule,
+  type SourceSignatureMode,
+  type SourceVerdict,
+  type SourceVerdictStatus,
 } from "./source-policy.js";
+export { checkAttestations } from "./check-attestations.js";
+export {
+  dsseSigner,
+  parseDsseEnvelope,
+  preAuthenticationEncoding,
+  type DsseEnvelope,
+  type DsseSignature,
+} from "./dsse.js";
 export {
   verifyTargets,
   type VerifyResult,

@@ -7,7 +7,8 @@ import type * as SigstoreVerifyModule from "@sigstore/verify";
 import type { TrustMaterial, Verifier } from "@sigstore/verify";
 import { describeError } from "../errors.js";
 import type { Descriptor } from "../oci/index.js";
-import { checkSigningStatement } from "./bundle-format.js";
+import { checkSigningStatement, type StatementKind } from "./bundle-format.js";
+import type { DsseEnvelope } from "./dsse.js";
 import { checkSimpleSigningClaims, CosignAnnotation, type ClaimsExpectation } from "./cosign-format.js";
 import { SignError } from "./errors.js";
 
@@ -44,18 +45,125 @@ export interface KeylessPolicy {
     expectation: ClaimsExpectation,
   ): Promise<KeylessVerdict>;
   /**
-   * A sigstore bundle of the bundle layout (a DSSE envelope over cosign's signing statement)
-   * signed with a Fulcio certificate: the same checks, then the statement names the digest (and
-   * the identity).
+   * A sigstore bundle of the bundle layout (a DSSE envelope over cosign's signing statement, or
+   * with `kind: "attestation"` any in-toto statement) signed with a Fulcio certificate: the same
+   * checks, then the statement names the digest (and the identity).
    */
-  verifyBundle(bundleBytes: Uint8Array, expectation: ClaimsExpectation): Promise<KeylessVerdict>;
+  verifyBundle(
+    bundleBytes: Uint8Array,
+    expectation: ClaimsExpectation,
+    kind?: StatementKind,
+  ): Promise<KeylessVerdict>;
+  /**
+   * A keyless layer of cosign's `.att` manifest (the DSSE envelope, already read and parsed):
+   * the same checks, then its in-toto statement names the digest.
+   */
+  verifyAttestationLayer(
+    layer: Descriptor,
+    envelope: DsseEnvelope,
+    expectation: ClaimsExpectation,
+  ): Promise<KeylessVerdict>;
 }
 
 /** A sigstore trusted_root.json larger than this is not one (public-good's is about 10 KiB). */
 export const MAX_TRUSTED_ROOT_BYTES = 1024 * 1024;
 
+/**
+ * Why JavaScript would not read `pattern` as Go's RE2 does (the syntax cosign's `-regexp` flags
+ * take: https://golang.org/s/re2syntax), or undefined. Both engines agree on the common subset
+ * (literals, classes, groups, alternation, the usual quantifiers and escapes); what one of them
+ * lacks or reads otherwise is refused rather than guessed: lookaround and backreferences (RE2
+ * has none), inline flags, POSIX and `\p` classes, `\A` `\z` `\Q` `\C` and other letter
+ * escapes, octal and `\x{...}` escapes. Go's named group `(?P<name>...)` is accepted (see
+ * {@link re2ToJavaScript}).
+ */
+export function re2Problem(pattern: string): string | undefined {
+  let inClass = false;
+  for (let i = 0; i < pattern.length; i++) {
+    const char = pattern[i];
+    if (char === "\\") {
+      const next = pattern[i + 1];
+      if (next === undefined) return "a trailing backslash";
+      i += 1;
+      if (/[0-9]/.test(next)) return `\\${next} (a backreference or octal escape; RE2 and JavaScript differ)`;
+      if (next === "x" && pattern[i + 1] === "{") return "\\x{...} (write \\xHH)";
+      if (/[a-zA-Z]/.test(next) && !"dDwWsSbBnrtfvx".includes(next)) {
+        return `\\${next} (RE2 and JavaScript read it differently)`;
+      }
+      if (inClass && (next === "b" || next === "B" || next === "S")) return `\\${next} inside a class`;
+      continue;
+    }
+    if (inClass) {
+      if (char === "[" && pattern[i + 1] === ":") return "a POSIX class [:...:]";
+      if (char === "]") inClass = false;
+      continue;
+    }
+    if (char === "[") {
+      inClass = true;
+      if (pattern[i + 1] === "^") i += 1;
+      // RE2 reads a `]` first in a class as a literal; JavaScript as the end of an empty class.
+      if (pattern[i + 1] === "]") return "a ] first in a class (write \\])";
+      continue;
+    }
+    if (char === "(" && pattern[i + 1] === "?") {
+      const rest = pattern.slice(i + 2);
+      if (rest.startsWith(":") || rest.startsWith("P<")) continue;
+      if (/^<[A-Za-z_]/.test(rest)) continue;
+      if (/^(=|!|<=|<!)/.test(rest)) return "lookahead or lookbehind (RE2 has none)";
+      return "an inline flag group (?...) (write the pattern without flags)";
+    }
+  }
+  return undefined;
+}
+
+const RE2_SPACE = "\\t\\n\\f\\r ";
+
+/** `pattern` (RE2 syntax, checked by {@link re2Problem}) as JavaScript source: `(?P<` is `(?<`. */
+export function re2ToJavaScript(pattern: string): string {
+  let out = "";
+  let inClass = false;
+  for (let i = 0; i < pattern.length; i++) {
+    const char = pattern[i] ?? "";
+    if (char === "\\") {
+      const escape = pattern.slice(i, i + 2);
+      i += 1;
+      // RE2's \s is [\t\n\f\r ]; JavaScript's also matches \v and Unicode spaces.
+      if (escape === "\\s") out += inClass ? RE2_SPACE : `[${RE2_SPACE}]`;
+      else if (escape === "\\S") out += `[^${RE2_SPACE}]`;
+      else out += escape;
+      continue;
+    }
+    if (inClass) {
+      if (char === "]") inClass = false;
+      out += char;
+      continue;
+    }
+    if (char === "[") {
+      inClass = true;
+      out += char;
+      if (pattern[i + 1] === "^") out += pattern[++i] ?? "";
+      continue;
+    }
+    if (pattern.startsWith("(?P<", i)) {
+      out += "(?<";
+      i += 3;
+      continue;
+    }
+    out += char;
+  }
+  return out;
+}
+
+const compiled = new Map<string, RegExp>();
+
+/** Whether `value` matches `pattern` (RE2 syntax) as a whole, not a part of it. */
 function wholeMatch(pattern: string, value: string): boolean {
-  return new RegExp(`^(?:${pattern})$`).test(value);
+  let expression = compiled.get(pattern);
+  if (!expression) {
+    expression = new RegExp(`^(?:${re2ToJavaScript(pattern)})$`);
+    compiled.set(pattern, expression);
+  }
+  return expression.test(value);
 }
 
 export function identityMatches(
@@ -81,8 +189,15 @@ export function checkKeylessIdentity(identity: KeylessIdentity, where: string): 
   }
   for (const pattern of [identity.subjectRegExp, identity.issuerRegExp]) {
     if (pattern === undefined) continue;
+    const problem = re2Problem(pattern);
+    if (problem !== undefined) {
+      throw new SignError(
+        "sign-policy",
+        `${where}: regular expression ${JSON.stringify(pattern)} is not portable RE2 syntax: ${problem}`,
+      );
+    }
     try {
-      new RegExp(pattern);
+      new RegExp(re2ToJavaScript(pattern));
     } catch (error) {
       throw new SignError(
         "sign-policy",
@@ -104,17 +219,15 @@ interface RekorAnnotation {
 }
 
 /**
- * The sigstore bundle equivalent to a keyless cosign layer: message signature over the payload,
- * the certificate (and chain), and the Rekor entry with its inclusion promise. The reverse of
- * `cosignAnnotationsFromBundle` (signer.ts); a reason string when the layer lacks a part.
+ * The verification material of a keyless cosign layer: its certificate (and chain) and the Rekor
+ * entry with its inclusion promise, as a sigstore bundle holds them; a reason string when the
+ * layer lacks a part.
  */
-export function bundleOfCosignLayer(layer: Descriptor, payload: Uint8Array): Bundle | string {
+function verificationMaterialOfCosignLayer(layer: Descriptor): unknown {
   const annotations = layer.annotations ?? {};
-  const signature = annotations[CosignAnnotation.signature];
   const certificates = pemToDer(
     `${annotations[CosignAnnotation.certificate] ?? ""}${annotations[CosignAnnotation.chain] ?? ""}`,
   );
-  if (!signature) return "no signature annotation";
   if (certificates.length === 0) return "no certificate";
   let rekor: RekorAnnotation;
   try {
@@ -140,32 +253,68 @@ export function bundleOfCosignLayer(layer: Descriptor, payload: Uint8Array): Bun
   } catch {
     return "the Rekor entry body is not JSON";
   }
+  return {
+    content: {
+      $case: "x509CertificateChain",
+      x509CertificateChain: { certificates: certificates.map((rawBytes) => ({ rawBytes })) },
+    },
+    tlogEntries: [
+      {
+        logIndex: String(entry.logIndex),
+        logId: { keyId: Buffer.from(entry.logID, "hex") },
+        kindVersion: { kind: String(kind.kind), version: String(kind.apiVersion) },
+        integratedTime: String(entry.integratedTime),
+        inclusionPromise: { signedEntryTimestamp: Buffer.from(rekor.SignedEntryTimestamp, "base64") },
+        inclusionProof: undefined,
+        canonicalizedBody: body,
+      },
+    ],
+    timestampVerificationData: undefined,
+  };
+}
+
+/**
+ * The sigstore bundle equivalent to a keyless cosign layer: message signature over the payload,
+ * the certificate (and chain), and the Rekor entry with its inclusion promise. The reverse of
+ * `cosignAnnotationsFromBundle` (signer.ts); a reason string when the layer lacks a part.
+ */
+export function bundleOfCosignLayer(layer: Descriptor, payload: Uint8Array): Bundle | string {
+  const signature = layer.annotations?.[CosignAnnotation.signature];
+  if (!signature) return "no signature annotation";
+  const verificationMaterial = verificationMaterialOfCosignLayer(layer);
+  if (typeof verificationMaterial === "string") return verificationMaterial;
   const bundle: unknown = {
     mediaType: "application/vnd.dev.sigstore.bundle+json;version=0.1",
-    verificationMaterial: {
-      content: {
-        $case: "x509CertificateChain",
-        x509CertificateChain: { certificates: certificates.map((rawBytes) => ({ rawBytes })) },
-      },
-      tlogEntries: [
-        {
-          logIndex: String(entry.logIndex),
-          logId: { keyId: Buffer.from(entry.logID, "hex") },
-          kindVersion: { kind: String(kind.kind), version: String(kind.apiVersion) },
-          integratedTime: String(entry.integratedTime),
-          inclusionPromise: { signedEntryTimestamp: Buffer.from(rekor.SignedEntryTimestamp, "base64") },
-          inclusionProof: undefined,
-          canonicalizedBody: body,
-        },
-      ],
-      timestampVerificationData: undefined,
-    },
+    verificationMaterial,
     content: {
       $case: "messageSignature",
       messageSignature: {
         // HashAlgorithm.SHA2_256 in sigstore's protobuf specs.
         messageDigest: { algorithm: 1, digest: createHash("sha256").update(payload).digest() },
         signature: Buffer.from(signature, "base64"),
+      },
+    },
+  };
+  return bundle as Bundle;
+}
+
+/**
+ * The sigstore bundle equivalent to a keyless layer of cosign's `.att` manifest: the layer's blob
+ * is a DSSE envelope (cosign leaves the signature annotation empty), with the certificate and
+ * Rekor entry in the annotations as for a signature.
+ */
+export function bundleOfCosignAttestationLayer(layer: Descriptor, envelope: DsseEnvelope): Bundle | string {
+  const verificationMaterial = verificationMaterialOfCosignLayer(layer);
+  if (typeof verificationMaterial === "string") return verificationMaterial;
+  const bundle: unknown = {
+    mediaType: "application/vnd.dev.sigstore.bundle+json;version=0.1",
+    verificationMaterial,
+    content: {
+      $case: "dsseEnvelope",
+      dsseEnvelope: {
+        payload: envelope.payload,
+        payloadType: envelope.payloadType,
+        signatures: envelope.signatures.map((entry) => ({ keyid: entry.keyid, sig: entry.sig })),
       },
     },
   };
@@ -211,7 +360,7 @@ export function createKeylessPolicy(
   };
   return {
     identities,
-    async verifyBundle(bundleBytes, expectation) {
+    async verifyBundle(bundleBytes, expectation, kind = "signing") {
       let bundle: Bundle;
       try {
         const { bundleFromJSON } = await import("@sigstore/bundle");
@@ -228,7 +377,15 @@ export function createKeylessPolicy(
       }
       const signed = await verifySigned(bundle, undefined);
       if (!signed.ok) return signed;
-      const statement = checkSigningStatement(bundle.content.dsseEnvelope.payload, expectation);
+      const statement = checkSigningStatement(bundle.content.dsseEnvelope.payload, expectation, kind);
+      return statement.ok ? signed : statement;
+    },
+    async verifyAttestationLayer(layer, envelope, expectation) {
+      const bundle = bundleOfCosignAttestationLayer(layer, envelope);
+      if (typeof bundle === "string") return { ok: false, reason: bundle };
+      const signed = await verifySigned(bundle, undefined);
+      if (!signed.ok) return signed;
+      const statement = checkSigningStatement(envelope.payload, expectation, "attestation");
       return statement.ok ? signed : statement;
     },
     async verifyLayer(layer, payload, expectation) {

@@ -6,7 +6,9 @@ import { runBounded } from "../concurrency/index.js";
 import { describeError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import type { Digest, RepositoryLocation } from "../reference/index.js";
-import { openOnSide, type RepositoryOpener } from "../registry/index.js";
+import { openOnSide, type CallOptions, type RepositoryOpener } from "../registry/index.js";
+import type { TrustMaterial } from "@sigstore/verify";
+import { checkAttestations } from "./check-attestations.js";
 import { checkSignatures } from "./check-signatures.js";
 import { SignError } from "./errors.js";
 import { loadVerificationKey, type VerificationKey } from "./keys.js";
@@ -19,12 +21,25 @@ import {
 } from "./keyless-policy.js";
 
 /**
- * Source signature policy: before an image is promoted, its staging digest must carry a valid
- * signature by one of the trusted keys or keyless identities. The policy has a default rule and
- * rules per source registry (as the manifest names it) or project; the first matching rule
- * applies, then the default; an edge no rule covers is not checked. The CLI's
- * `--source-public-key` keys form the default rule.
+ * Source signature policy: before an image is promoted, what its staging digest carries is
+ * checked against trusted keys or keyless identities. The policy has a default rule and rules
+ * per source registry (as the manifest names it) or project; the first matching rule applies,
+ * then the default; an edge no rule covers is not checked. The CLI's `--source-public-key` keys
+ * form the default rule.
+ *
+ * Two modes (docs/signing.md, "Source signature policy"):
+ * - `required`: the digest must carry a signature (cosign `.sig` layer or signing bundle
+ *   referrer) by a trusted signer;
+ * - `if-present`: kpromo's "verify if present": a digest with no signature and no attestation is
+ *   promoted (reported as unsigned), but one that carries either must have it verify.
+ * In both, attestations staging carries (`.att` layers, attestation bundle referrers) must
+ * verify when present: an attestation by someone else refuses the edge. One valid signature (or
+ * attestation) among others is enough, as for cosign: staging's tags are written by whoever can
+ * push there, and extra junk next to a valid signature proves nothing either way.
  */
+
+export const SOURCE_SIGNATURE_MODES = ["required", "if-present"] as const;
+export type SourceSignatureMode = (typeof SOURCE_SIGNATURE_MODES)[number];
 
 export interface SourceRule {
   /** Source registry name as written in manifests (`gcr.io/k8s-staging-foo`); any when absent. */
@@ -38,6 +53,8 @@ export interface SourceRule {
 export interface SourcePolicy {
   readonly rules: readonly SourceRule[];
   readonly default?: SourceRule;
+  /** `required` (default) or `if-present`. */
+  readonly mode?: SourceSignatureMode;
 }
 
 /** A policy file larger than this is refused. */
@@ -65,43 +82,152 @@ export interface SourceCheckRequest {
 }
 
 /**
- * Checks each source digest against its rule; returns the refusals (verdict key -> reason).
- * A source that cannot be read is refused too (the signature cannot be shown).
+ * - `verified`: a signature (or, in `if-present` mode with no signature, an attestation) by a
+ *   trusted signer, and no attestation that fails;
+ * - `unsigned`: `if-present` mode, nothing signed is there: promoted, "source unsigned (not
+ *   required)";
+ * - `refused`: see `reason`.
  */
-export async function checkSourceSignatures(
+export type SourceVerdictStatus = "verified" | "unsigned" | "refused";
+
+export interface SourceVerdict {
+  readonly request: SourceCheckRequest;
+  readonly status: SourceVerdictStatus;
+  /** For `refused`: why, naming what was found. */
+  readonly reason?: string;
+  /** Who signed what verified (key ids, keyless subjects). */
+  readonly signers: readonly string[];
+}
+
+export interface SourceCheckOptions {
+  readonly provider: RepositoryOpener;
+  /** `required` by default. */
+  readonly mode?: SourceSignatureMode;
+  readonly signal?: AbortSignal;
+  readonly logger?: Logger;
+  readonly concurrency?: number;
+}
+
+/** Judges one source digest by its rule (see the module comment for the modes). */
+async function judgeSource(
+  request: SourceCheckRequest,
+  mode: SourceSignatureMode,
+  provider: RepositoryOpener,
+  call: CallOptions,
+): Promise<SourceVerdict> {
+  const store = openOnSide(provider, request.location, "source");
+  const expectation = {
+    keys: request.rule.keys,
+    ...(request.rule.keyless ? { keyless: request.rule.keyless } : {}),
+  };
+  const signatures = await checkSignatures(store, request.digest, expectation, call);
+  const attestations = await checkAttestations(store, request.digest, expectation, call);
+  const signers = [...signatures.signers, ...attestations.signers];
+  const refused = (reason: string): SourceVerdict => ({ request, status: "refused", reason, signers });
+  if (attestations.status === "invalid") {
+    return refused(`an attestation is present but none verifies: ${attestations.reasons.join("; ")}`);
+  }
+  if (signatures.status === "invalid") {
+    return refused(`a signature is present but none verifies: ${signatures.reasons.join("; ")}`);
+  }
+  if (signatures.status === "missing") {
+    if (mode === "required") return refused(signatures.reasons.join("; "));
+    if (attestations.status === "missing") return { request, status: "unsigned", signers };
+  }
+  return { request, status: "verified", signers };
+}
+
+/**
+ * Checks each source digest against its rule. A source that cannot be read is refused (what it
+ * carries cannot be shown), in both modes.
+ */
+export async function judgeSourceSignatures(
   requests: readonly SourceCheckRequest[],
-  options: {
-    readonly provider: RepositoryOpener;
-    readonly signal?: AbortSignal;
-    readonly logger?: Logger;
-    readonly concurrency?: number;
-  },
-): Promise<Map<string, string>> {
+  options: SourceCheckOptions,
+): Promise<SourceVerdict[]> {
   const logger = options.logger ?? silentLogger;
-  const refusals = new Map<string, string>();
+  const mode = options.mode ?? "required";
   const call = options.signal ? { signal: options.signal } : {};
+  const verdicts = new Array<SourceVerdict>(requests.length);
   // The signal is checked here, not by runBounded, so an abort rejects with the signal's reason.
-  await runBounded(requests, options.concurrency ?? 8, async (request) => {
+  await runBounded(requests, options.concurrency ?? 8, async (request, index) => {
     options.signal?.throwIfAborted();
-    const store = openOnSide(options.provider, request.location, "source");
     try {
-      const check = await checkSignatures(
-        store,
-        request.digest,
-        { keys: request.rule.keys, ...(request.rule.keyless ? { keyless: request.rule.keyless } : {}) },
-        call,
-      );
-      if (check.status !== "valid") refusals.set(request.key, check.reasons.join("; "));
+      verdicts[index] = await judgeSource(request, mode, options.provider, call);
     } catch (error) {
       if (options.signal?.aborted) throw error;
-      refusals.set(request.key, `the source signature could not be read: ${describeError(error)}`);
+      verdicts[index] = {
+        request,
+        status: "refused",
+        reason: `the source signature could not be read: ${describeError(error)}`,
+        signers: [],
+      };
     }
   });
-  logger.log(refusals.size > 0 ? "warn" : "info", "source signatures checked", {
+  const count = (status: SourceVerdictStatus) =>
+    verdicts.filter((verdict) => verdict.status === status).length;
+  const refused = count("refused");
+  logger.log(refused > 0 ? "warn" : "info", "source signatures checked", {
+    mode,
     digests: requests.length,
-    refused: refusals.size,
+    refused,
+    unsigned: count("unsigned"),
   });
+  return verdicts;
+}
+
+/** The refusals of {@link judgeSourceSignatures} (verdict key -> reason). */
+export async function checkSourceSignatures(
+  requests: readonly SourceCheckRequest[],
+  options: SourceCheckOptions,
+): Promise<Map<string, string>> {
+  const refusals = new Map<string, string>();
+  for (const verdict of await judgeSourceSignatures(requests, options)) {
+    if (verdict.status === "refused") refusals.set(verdict.request.key, verdict.reason ?? "refused");
+  }
   return refusals;
+}
+
+/**
+ * What `keylessSourcePolicy` builds from: cosign's and kpromo's `--certificate-identity[-regexp]`
+ * and `--certificate-oidc-issuer[-regexp]` (one of each pair at least; expressions are RE2 syntax
+ * matching the whole value) and the trust material of the sigstore deployment.
+ */
+export interface KeylessSourcePolicyOptions {
+  readonly certificateIdentity?: string;
+  readonly certificateIdentityRegExp?: string;
+  readonly certificateOidcIssuer?: string;
+  readonly certificateOidcIssuerRegExp?: string;
+  /** `loadTrustedRoot(file, base)` or `trustMaterialFromTrustedRoot(json, where)`. */
+  readonly trust: TrustMaterial;
+  /** Keys trusted next to the identity (none by default). */
+  readonly keys?: readonly VerificationKey[];
+  /** `required` by default; kpromo's staging check is `if-present`. */
+  readonly mode?: SourceSignatureMode;
+}
+
+/**
+ * A source policy held in memory: one default rule trusting one keyless identity (and any
+ * keys), for every source. Throws `SignError` (`sign-policy`) when the identity lacks a subject or
+ * an issuer, or an expression is not RE2 syntax JavaScript reads the same way.
+ */
+export function keylessSourcePolicy(options: KeylessSourcePolicyOptions): SourcePolicy {
+  const identity: KeylessIdentity = {
+    ...(options.certificateIdentity === undefined ? {} : { subject: options.certificateIdentity }),
+    ...(options.certificateIdentityRegExp === undefined
+      ? {}
+      : { subjectRegExp: options.certificateIdentityRegExp }),
+    ...(options.certificateOidcIssuer === undefined ? {} : { issuer: options.certificateOidcIssuer }),
+    ...(options.certificateOidcIssuerRegExp === undefined
+      ? {}
+      : { issuerRegExp: options.certificateOidcIssuerRegExp }),
+  };
+  checkKeylessIdentity(identity, "the keyless source identity");
+  return {
+    rules: [],
+    default: { keys: options.keys ?? [], keyless: createKeylessPolicy([identity], options.trust) },
+    ...(options.mode === undefined ? {} : { mode: options.mode }),
+  };
 }
 
 interface RuleDocument {
@@ -249,5 +375,6 @@ export function withDefaultKeys(
       keys: [...(previous?.keys ?? []), ...keys],
       ...(previous?.keyless ? { keyless: previous.keyless } : {}),
     },
+    ...(base.mode === undefined ? {} : { mode: base.mode }),
   };
 }

@@ -15,8 +15,12 @@ import {
   thirdPartyPath,
   type StoredCosignLayer,
 } from "../../test/support/third-party-artifacts.js";
+import { bundleReferrer } from "../../test/support/hostile-signing.js";
+import { writeOciLayoutDirectly } from "../../test/support/test-images.js";
 import { parseManifest } from "../oci/index.js";
-import { digestOf, type Digest } from "../reference/index.js";
+import { digestOf, type Digest, type RepositoryPath } from "../reference/index.js";
+import { createStoreProvider } from "../registry/index.js";
+import { judgeSourceSignatures, keylessSourcePolicy, type SourcePolicy } from "./source-policy.js";
 import { BUNDLE_MEDIA_TYPE } from "./bundle-format.js";
 import {
   buildLayerSet,
@@ -435,6 +439,75 @@ describe("sigstore bundles with DSSE envelopes (cosign's attestation, sigstore c
       ok: false,
       reason: expect.stringMatching(/^signed by cody@soyland.com/) as unknown,
     });
+  });
+
+  it("takes cosign's attestation bundle, as a staging referrer, for an attestation of its subject by its signer", async () => {
+    const digest = "sha256:732112270d7e59418a8c080b134b24cabd67d250d0d0147a97ed95ba5c280aa4" as Digest;
+    const bytes = await bundleBytes(ATTESTATION);
+    const byExpression = createKeylessPolicy(
+      [{ subjectRegExp: "cody@soyland\\.com", issuerRegExp: "https://github\\.com/login/oauth" }],
+      publicGood,
+    );
+    expect(await byExpression.verifyBundle(bytes, { digest }, "attestation")).toEqual({
+      ok: true,
+      signer: "cody@soyland.com (https://github.com/login/oauth)",
+    });
+    expect(await byExpression.verifyBundle(bytes, { digest: digestOf("x") }, "attestation")).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/^the statement does not name sha256:/) as unknown,
+    });
+
+    // Through the source policy, as an OCI referrer of the digest in a staging layout.
+    const dir = await mkdtemp(path.join(tmpdir(), "third-party-attestation-"));
+    const provider = createStoreProvider();
+    try {
+      const subject = { mediaType: "application/vnd.oci.image.manifest.v1+json", digest, size: 512 };
+      const referrer = bundleReferrer(
+        JSON.parse(bytes.toString("utf8")) as Record<string, unknown>,
+        subject,
+        "https://cosign.sigstore.dev/attestation/v1",
+      );
+      await writeOciLayoutDirectly(path.join(dir, "staging", "repo"), [{ content: referrer }]);
+      const location = {
+        kind: "oci-layout" as const,
+        directory: path.join(dir, "staging"),
+        repository: "repo" as RepositoryPath,
+      };
+      const judge = async (policy: SourcePolicy) => {
+        const rule = policy.default;
+        if (!rule) throw new Error("no default rule");
+        const [verdict] = await judgeSourceSignatures([{ location, key: "repo", digest, rule }], {
+          provider,
+          mode: policy.mode ?? "required",
+        });
+        return verdict;
+      };
+      const ours = keylessSourcePolicy({
+        certificateIdentity: "cody@soyland.com",
+        certificateOidcIssuerRegExp: "https://github\\.com/login/oauth",
+        trust: publicGood,
+        mode: "if-present",
+      });
+      expect(await judge(ours)).toMatchObject({
+        status: "verified",
+        signers: ["cody@soyland.com (https://github.com/login/oauth)"],
+      });
+      const someoneElse = keylessSourcePolicy({
+        certificateIdentity: PUBLIC_GOOD_GITHUB.subject ?? "",
+        certificateOidcIssuer: PUBLIC_GOOD_GITHUB.issuer ?? "",
+        trust: publicGood,
+        mode: "if-present",
+      });
+      expect(await judge(someoneElse)).toMatchObject({
+        status: "refused",
+        reason: expect.stringMatching(
+          /^an attestation is present but none verifies: attestation bundle sha256:[0-9a-f]{64}: signed by cody@soyland\.com/,
+        ) as unknown,
+      });
+    } finally {
+      await provider.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it("refuses an altered copy of cosign's attestation bundle (payload or signature)", async () => {

@@ -5,7 +5,7 @@
  * https://github.com/sigstore/cosign/blob/main/specs/SIGNATURE_SPEC.md
  * https://github.com/sigstore/cosign/blob/main/specs/BUNDLE_SPEC.md
  */
-import { createHash } from "node:crypto";
+import { createHash, sign, type KeyObject } from "node:crypto";
 import { Readable } from "node:stream";
 import { bundleFromJSON, type SerializedBundle } from "@sigstore/bundle";
 import { toSignedEntity, Verifier } from "@sigstore/verify";
@@ -98,6 +98,7 @@ export function signingStatementBytes(identity: string, digest: string): Buffer 
 export function bundleReferrer(
   bundle: SerializedBundle | Record<string, unknown>,
   subject: { mediaType: string; digest: string; size: number },
+  predicateType = COSIGN_SIGN_PREDICATE,
 ): TestImage {
   const bytes = Buffer.from(JSON.stringify(bundle));
   const layer = {
@@ -107,7 +108,7 @@ export function bundleReferrer(
   const mediaType = TestMediaType.ociManifest;
   const annotations = {
     "dev.sigstore.bundle.content": "dsse-envelope",
-    "dev.sigstore.bundle.predicateType": COSIGN_SIGN_PREDICATE,
+    "dev.sigstore.bundle.predicateType": predicateType,
     "org.opencontainers.image.created": "2024-01-01T00:00:00Z",
   };
   const manifest = Buffer.from(
@@ -242,4 +243,136 @@ export async function verifiedKeylessBundles(
     }
   }
   return verified;
+}
+
+// --- Key-signed signatures and attestations, as `cosign sign --key` and `cosign attest --key` make them.
+
+export const DSSE_ENVELOPE = "application/vnd.dsse.envelope.v1+json";
+export const IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json";
+export const SLSA_PROVENANCE = "https://slsa.dev/provenance/v1";
+
+/** cosign's key id: sha256 of the DER public key (the bundle's `publicKey.hint`). */
+export function keyHint(publicKey: KeyObject): string {
+  return `sha256:${createHash("sha256")
+    .update(publicKey.export({ type: "spki", format: "der" }))
+    .digest("hex")}`;
+}
+
+/** A `.sig` layer: `payload` signed (ECDSA-SHA256, DER, base64 in the annotation) with `key`. */
+export function keySignedLayer(privateKey: KeyObject, payload: Buffer): LayerSetLayer {
+  return {
+    mediaType: SIMPLE_SIGNING,
+    bytes: payload,
+    annotations: { [Annotation.signature]: sign("sha256", payload, privateKey).toString("base64") },
+  };
+}
+
+/** An in-toto statement about `digest` (a provenance attestation by default). */
+export function attestationStatement(digest: string, predicateType = SLSA_PROVENANCE): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      _type: "https://in-toto.io/Statement/v1",
+      subject: [{ name: "staging/app", digest: { sha256: digest.slice("sha256:".length) } }],
+      predicateType,
+      predicate: { buildType: "https://example.com/build" },
+    }),
+  );
+}
+
+function preAuthenticationEncoding(payloadType: string, payload: Buffer): Buffer {
+  return Buffer.concat([
+    Buffer.from(`DSSEv1 ${Buffer.byteLength(payloadType)} ${payloadType} ${payload.length} `),
+    payload,
+  ]);
+}
+
+/** A DSSE envelope over `statement` signed with `key` (DSSE's PAE, ECDSA-SHA256). */
+export function dsseEnvelope(
+  privateKey: KeyObject,
+  statement: Buffer,
+): { payloadType: string; payload: string; signatures: { keyid: string; sig: string }[] } {
+  const sig = sign("sha256", preAuthenticationEncoding(IN_TOTO_PAYLOAD_TYPE, statement), privateKey);
+  return {
+    payloadType: IN_TOTO_PAYLOAD_TYPE,
+    payload: statement.toString("base64"),
+    signatures: [{ keyid: "", sig: sig.toString("base64") }],
+  };
+}
+
+/** An `.att` layer as `cosign attest --key` writes it: the envelope, an empty signature annotation. */
+export function keySignedAttestationLayer(privateKey: KeyObject, statement: Buffer): LayerSetLayer {
+  return {
+    mediaType: DSSE_ENVELOPE,
+    bytes: Buffer.from(JSON.stringify(dsseEnvelope(privateKey, statement))),
+    annotations: { [Annotation.signature]: "", predicateType: "https://slsa.dev/provenance/v1" },
+  };
+}
+
+/** A key-signed sigstore bundle v0.3 over `statement` (cosign `--new-bundle-format` with a key). */
+export function keySignedBundle(
+  privateKey: KeyObject,
+  publicKey: KeyObject,
+  statement: Buffer,
+): Record<string, unknown> {
+  return {
+    mediaType: "application/vnd.dev.sigstore.bundle.v0.3+json",
+    verificationMaterial: {
+      publicKey: { hint: keyHint(publicKey) },
+      tlogEntries: [],
+      timestampVerificationData: { rfc3161Timestamps: [] },
+    },
+    dsseEnvelope: dsseEnvelope(privateKey, statement),
+  };
+}
+
+/**
+ * A keyless `.att` layer as `cosign attest` writes it, from a sigstore bundle a keyless signer
+ * made over an attestation statement: the DSSE envelope as the blob, the certificate, chain and
+ * Rekor entry (with its inclusion promise) in cosign's annotations.
+ */
+export function keylessAttestationLayer(bundle: SerializedBundle): LayerSetLayer {
+  const serialized = bundle as unknown as {
+    dsseEnvelope?: unknown;
+    verificationMaterial?: {
+      certificate?: { rawBytes: string };
+      x509CertificateChain?: { certificates: { rawBytes: string }[] };
+      tlogEntries?: {
+        logIndex: string;
+        logId: { keyId: string };
+        integratedTime: string;
+        inclusionPromise?: { signedEntryTimestamp: string };
+        canonicalizedBody: string;
+      }[];
+    };
+  };
+  const material = serialized.verificationMaterial;
+  const certificates = material?.certificate
+    ? [material.certificate]
+    : (material?.x509CertificateChain?.certificates ?? []);
+  const pem = (rawBytes: string) =>
+    `-----BEGIN CERTIFICATE-----\n${(rawBytes.match(/.{1,64}/g) ?? []).join("\n")}\n-----END CERTIFICATE-----\n`;
+  const entry = material?.tlogEntries?.[0];
+  const [leaf, ...chain] = certificates;
+  return {
+    mediaType: DSSE_ENVELOPE,
+    bytes: Buffer.from(JSON.stringify(serialized.dsseEnvelope)),
+    annotations: {
+      [Annotation.signature]: "",
+      ...(leaf ? { [Annotation.certificate]: pem(leaf.rawBytes) } : {}),
+      ...(chain.length > 0 ? { [Annotation.chain]: chain.map((cert) => pem(cert.rawBytes)).join("") } : {}),
+      ...(entry
+        ? {
+            [Annotation.bundle]: JSON.stringify({
+              SignedEntryTimestamp: entry.inclusionPromise?.signedEntryTimestamp,
+              Payload: {
+                body: entry.canonicalizedBody,
+                integratedTime: Number(entry.integratedTime),
+                logIndex: Number(entry.logIndex),
+                logID: Buffer.from(entry.logId.keyId, "base64").toString("hex"),
+              },
+            }),
+          }
+        : {}),
+    },
+  };
 }

@@ -179,6 +179,12 @@ export interface SigstoreStandIns {
   readonly requests: StandInRequest[];
   /** Make the next `count` requests to a service answer 503. */
   failNext(service: "fulcio" | "rekor", count: number): void;
+  /**
+   * Hold each Fulcio answer this long (so that concurrent signers overlap) and count the most
+   * certificate requests ever in flight at once; `fulcioPeak()` reads and resets the count.
+   */
+  holdFulcio(ms: number): void;
+  fulcioPeak(): number;
   close(): Promise<void>;
 }
 
@@ -239,12 +245,20 @@ export async function startSigstoreStandIns(): Promise<SigstoreStandIns> {
   const leaves: Buffer[] = [];
   let origin = "";
 
+  const fulcioLoad = { holdMs: 0, inFlight: 0, peak: 0 };
   const fulcio = createServer((request, response) => {
+    fulcioLoad.inFlight += 1;
+    fulcioLoad.peak = Math.max(fulcioLoad.peak, fulcioLoad.inFlight);
     void (async () => {
       const reply = (status: number, body: unknown) => {
         requests.push({ service: "fulcio", path: request.url ?? "", status });
-        response.writeHead(status, { "content-type": "application/json" });
-        response.end(JSON.stringify(body));
+        const answer = () => {
+          fulcioLoad.inFlight -= 1;
+          response.writeHead(status, { "content-type": "application/json" });
+          response.end(JSON.stringify(body));
+        };
+        if (fulcioLoad.holdMs > 0) setTimeout(answer, fulcioLoad.holdMs);
+        else answer();
       };
       try {
         if (failures.fulcio > 0) {
@@ -406,6 +420,14 @@ export async function startSigstoreStandIns(): Promise<SigstoreStandIns> {
     requests,
     failNext(service, count) {
       failures[service] = count;
+    },
+    holdFulcio(ms) {
+      fulcioLoad.holdMs = ms;
+    },
+    fulcioPeak() {
+      const peak = fulcioLoad.peak;
+      fulcioLoad.peak = 0;
+      return peak;
     },
     trustedRoot() {
       return {

@@ -42,6 +42,7 @@ import { registryOptionSpecs, storeProviderFromOptions } from "../registry-optio
 import { registryPolicyFromOptions, registryPolicyOptionSpecs } from "../registry-policy-options.js";
 import { promotionOutput, promotionText } from "../render/promotion.js";
 import { signaturesText } from "../render/signatures.js";
+import { sourceSignaturesText } from "../render/source-signatures.js";
 import {
   attachmentModeOption,
   promoteSignatureOptionSpecs,
@@ -59,7 +60,8 @@ export const promoteCommand: Command = {
   usage:
     "promote (--manifest FILE | --thin-manifest-dir DIR) [--from-plan FILE] [--confirm] [--output text|json|markdown]\n" +
     "        [--report FILE] [--plan-file FILE] [--concurrency N] [--insecure-registry HOST[:PORT]]\n" +
-    "        [--sign-key FILE [--sign-identity REF]] [--require-source-signature --source-public-key FILE]\n" +
+    "        [--sign-key FILE [--sign-identity REF]] [--max-signature-ops N]\n" +
+    "        [--source-signature required|if-present (--source-public-key FILE | --source-policy FILE)]\n" +
     "        [--shard I/N | --shards N] [--shard-by repository|image] [--allow-registry NAME ...]",
   description: `
 Reads the manifests, asks the registries only what the promotion needs (where each wanted tag
@@ -88,12 +90,18 @@ With --sign-key (or --keyless) every promoted digest, and each image of an index
 in cosign's layout (sha256-<hex>.sig) as its canonical name (--sign-identity, default the first
 destination), and the same signature manifest is written to every destination. A signature
 already there counts as ours only when it fully verifies: with our key, or, for --keyless, with
-a certificate from --trusted-root naming --certificate-identity and --certificate-oidc-issuer
-(layers staging carries may be anyone's). Staging's
-signatures, attestations, SBOMs and referrers go along (--attachments). With
---require-source-signature an edge whose staging digest has no valid signature by a
---source-public-key (or a --source-policy identity) is refused. Signatures are part of the plan
-and are reconciled like images: a re-run adds whatever is missing. See docs/signing.md.
+a certificate from --trusted-root naming --certificate-identity (or matching the RE2 expression
+--certificate-identity-regexp as a whole) and --certificate-oidc-issuer[-regexp] (layers staging
+carries may be anyone's). --max-signature-ops N bounds the digests signed and written at once.
+Staging's signatures, attestations, SBOMs and referrers go along (--attachments).
+
+--source-signature required (or --require-source-signature) refuses an edge whose staging digest
+has no valid signature by a --source-public-key (or a --source-policy identity);
+--source-signature if-present promotes a digest that carries no signature and no attestation
+("source unsigned (not required)") but refuses one whose signature or attestation, when
+present, verifies by none of them. In both modes an attestation staging carries must verify.
+Signatures are part of the plan and are reconciled like images: a re-run adds whatever is
+missing. See docs/signing.md.
 
 With --shard I/N (0-based I) only the destination repositories of shard I of N are planned and
 written, so N workers share one promotion without overlap; --shards N takes I from
@@ -290,6 +298,7 @@ export async function runPromote({
     if (confirm) {
       if (output === "text") {
         io.stdout.write(promotionText(planned, io.cwd, "Promotion plan"));
+        if (planned.sourceSignatures) io.stdout.write(sourceSignaturesText(planned.sourceSignatures));
         if (planned.attachments) io.stdout.write(signaturesText(planned.attachments));
       }
       const copies = planned.plan.copies;
@@ -340,8 +349,10 @@ async function signatureOptions(values: ParsedValues, io: CliIO): Promise<Signat
   const attachments = attachmentModeOption(values);
   if (!signer && !sourcePolicy && attachments === "none") return undefined;
   const identity = stringOption(values, "sign-identity");
+  const maxSignatureOps = integerOption(values, "max-signature-ops", 1, 1024);
   return {
     ...(signer ? { signer } : {}),
+    ...(maxSignatureOps === undefined ? {} : { maxSignatureOps }),
     ...(sourcePolicy ? { sourcePolicy } : {}),
     attachments,
     format: signatureFormatOption(values),

@@ -41,8 +41,9 @@ export const verifyCommand: Command = {
   summary: "Check that every promoted image carries a valid signature at every destination",
   usage:
     "verify (--manifest FILE | --thin-manifest-dir DIR) --public-key FILE [--sign-identity REF] [--output text|json]\n" +
-    "       [--repair [--confirm] [--sign-key FILE | --keyless --trusted-root FILE --certificate-identity ID\n" +
-    "        --certificate-oidc-issuer URL]] [--allow-registry NAME ...]",
+    "       [--repair [--confirm] [--sign-key FILE | --keyless --trusted-root FILE\n" +
+    "        (--certificate-identity ID | --certificate-identity-regexp RE)\n" +
+    "        (--certificate-oidc-issuer URL | --certificate-oidc-issuer-regexp RE)]] [--allow-registry NAME ...]",
   description: `
 For every digest the manifests promote (and each image of an index), at every destination that
 holds it, checks that a valid signature is there: cosign's sha256-<hex>.sig layout (each

@@ -14,6 +14,7 @@ import { formatDuration } from "../format.js";
 import { planMarkdown } from "./plan-markdown.js";
 import { planText } from "./plan-text.js";
 import { signaturesMarkdown, signaturesText } from "./signatures.js";
+import { sourceSignaturesMarkdown, sourceSignaturesText } from "./source-signatures.js";
 
 /**
  * A promotion's plan or result for people (`promote` text and markdown); the JSON plan and
@@ -36,8 +37,9 @@ export function promotionOutput(result: PromotionResult, options: PromotionOutpu
   const { confirm, cwd } = options;
   const { attachments } = result;
   const outcomes = result.execution?.attachments;
+  const source = result.sourceSignatures;
   if (options.format === "markdown") {
-    return `${promotionMarkdown(result, cwd, confirm)}${attachments ? signaturesMarkdown(attachments, outcomes) : ""}`;
+    return `${promotionMarkdown(result, cwd, confirm)}${source ? sourceSignaturesMarkdown(source) : ""}${attachments ? signaturesMarkdown(attachments, outcomes) : ""}`;
   }
   let text: string;
   if (confirm) {
@@ -45,6 +47,7 @@ export function promotionOutput(result: PromotionResult, options: PromotionOutpu
     if (attachments && outcomes) text += signaturesText(attachments, { outcomes, onlyProblems: true });
   } else {
     text = promotionText(result, cwd, DRY_RUN_TITLE);
+    if (source) text += sourceSignaturesText(source);
     if (attachments) text += signaturesText(attachments);
   }
   const prefix = options.shard ? `Shard ${formatShard(options.shard)}: ` : "";
