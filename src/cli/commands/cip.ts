@@ -9,6 +9,8 @@ import { runCipParseOnly } from "../cip/parse-only.js";
 import { judgeVulnerabilities, kpromoSeverity } from "../cip/vulnerabilities.js";
 import { readReports } from "./check.js";
 import { runSnapshot } from "./snapshot.js";
+import { certificateIdentityOptions } from "../signing-options.js";
+import { keylessSourcePolicy, loadTrustedRoot, type SourcePolicy } from "../../sign/index.js";
 
 /**
  * `promoter cip`: kpromo's `cip` command line on this promoter's engine, so a job that runs
@@ -278,8 +280,85 @@ async function runCip(io: CliIO, argv: readonly string[]): Promise<number> {
       "--max-image-size is accepted and not applied, as kpromo ignores it (a hidden no-op there); `promoter check --max-image-size` limits sizes before a merge",
     );
   }
+  values["max-signature-ops"] = String(flags["max-signature-ops"] ?? KPROMO_DEFAULTS.maxSignatureOps);
+  const sourcePolicy = await stagingSignaturePolicy(flags, values, io, notes);
   notes.flush();
-  return runPromote({ io, values });
+  return runPromote({ io, values, ...(sourcePolicy ? { sourcePolicy } : {}) });
+}
+
+/** The staging-signature flags kpromo checks with; the first two default to kpromo's signer. */
+const IDENTITY_FLAGS = [
+  "certificate-identity",
+  "certificate-identity-regexp",
+  "certificate-oidc-issuer",
+  "certificate-oidc-issuer-regexp",
+] as const;
+
+/**
+ * kpromo verifies what staging carries, when it carries something: a signature or provenance
+ * attestation must be by `--certificate-identity[-regexp]` from `--certificate-oidc-issuer[-regexp]`
+ * (defaults: kpromo's signer, Google), or the promotion fails. Here that is the source policy in
+ * `if-present` mode (docs/signing.md), edge by edge. Verifying keyless signatures needs
+ * sigstore's trusted root, which kpromo fetches and the promoter never does: without
+ * --trusted-root a signature staging carries cannot be verified and its edge is refused (fail
+ * closed); an unsigned image is promoted, as by kpromo. With --keyless, the same identity is the
+ * one our own signatures are recognised by (kpromo signs and checks as one identity).
+ */
+async function stagingSignaturePolicy(
+  flags: GoFlagValues,
+  values: Record<string, ParsedValues[string]>,
+  io: CliIO,
+  notes: CipNotes,
+): Promise<SourcePolicy | undefined> {
+  const identity: Record<string, string> = {};
+  for (const name of IDENTITY_FLAGS) {
+    const value = flags[name];
+    if (typeof value === "string" && value !== "") identity[name] = value;
+  }
+  // kpromo's defaults apply to a pair neither of whose flags is given.
+  if (identity["certificate-identity-regexp"] === undefined) {
+    identity["certificate-identity"] ??= KPROMO_DEFAULTS.certificateIdentity;
+  }
+  if (identity["certificate-oidc-issuer-regexp"] === undefined) {
+    identity["certificate-oidc-issuer"] ??= KPROMO_DEFAULTS.certificateOidcIssuer;
+  }
+  const certificate = certificateIdentityOptions(identity);
+  for (const name of ["certificate-identity-regexp", "certificate-oidc-issuer-regexp"] as const) {
+    const pattern = identity[name];
+    if (pattern !== undefined && !(pattern.startsWith("^") && pattern.endsWith("$"))) {
+      notes.add(
+        `--${name} must match the whole value here (cosign matches it anywhere in the value): anchor it with ^...$ to mean the same in both`,
+      );
+    }
+  }
+  if (values.keyless === true) Object.assign(values, identity);
+  if (
+    values["source-signature"] !== undefined ||
+    values["source-policy"] !== undefined ||
+    values["require-source-signature"] !== undefined
+  ) {
+    notes.add(
+      "staging signatures are checked by the given --source-signature/--source-policy, not by kpromo's --certificate-* flags",
+    );
+    return undefined;
+  }
+  const trustedRoot = values["trusted-root"];
+  if (typeof trustedRoot !== "string") {
+    notes.add(
+      "staging signatures cannot be verified without --trusted-root FILE (sigstore's trusted_root.json; kpromo fetches it, the promoter never does): an image staging signed is refused, an unsigned one is promoted",
+    );
+    return { rules: [], default: { keys: [] }, mode: "if-present" };
+  }
+  const trust = await loadTrustedRoot(trustedRoot, io.cwd);
+  const keyless = certificate.identity ?? {};
+  return keylessSourcePolicy({
+    trust,
+    mode: "if-present",
+    ...(keyless.subject === undefined ? {} : { certificateIdentity: keyless.subject }),
+    ...(keyless.subjectRegExp === undefined ? {} : { certificateIdentityRegExp: keyless.subjectRegExp }),
+    ...(keyless.issuer === undefined ? {} : { certificateOidcIssuer: keyless.issuer }),
+    ...(keyless.issuerRegExp === undefined ? {} : { certificateOidcIssuerRegExp: keyless.issuerRegExp }),
+  });
 }
 
 /**

@@ -42,6 +42,7 @@ import { registryOptionSpecs, storeProviderFromOptions } from "../registry-optio
 import { registryPolicyFromOptions, registryPolicyOptionSpecs } from "../registry-policy-options.js";
 import { promotionOutput, promotionText } from "../render/promotion.js";
 import { signaturesText } from "../render/signatures.js";
+import type { SourcePolicy } from "../../sign/index.js";
 import { sourceSignaturesText } from "../render/source-signatures.js";
 import {
   attachmentModeOption,
@@ -169,6 +170,7 @@ export async function runPromote({
   io,
   values,
   judgePlan,
+  sourcePolicy,
 }: {
   io: CliIO;
   values: ParsedValues;
@@ -177,6 +179,8 @@ export async function runPromote({
    * --vuln-severity-threshold`, which only checks what would be promoted). Nothing is written.
    */
   judgePlan?: (planned: PlannedPromotion) => Promise<number>;
+  /** The staging signature policy, instead of the one the flags describe (`cip`'s kpromo flags). */
+  sourcePolicy?: SourcePolicy;
 }): Promise<number> {
   const output: Output = stringOption(values, "output", OUTPUTS) ?? "text";
   const logFormat: LogFormat = stringOption(values, "log-format", ["text", "json"] as const) ?? "text";
@@ -218,7 +222,7 @@ export async function runPromote({
   const provider = storeProviderFromOptions(values, io, logger);
   const started = performance.now();
   try {
-    const signatures = await signatureOptions(values, io);
+    const signatures = await signatureOptions(values, io, sourcePolicy);
     const options = {
       provider,
       signal: io.signal,
@@ -343,9 +347,13 @@ export async function runPromote({
 }
 
 /** Signing, attachments and source policy from the flags; undefined when none applies. */
-async function signatureOptions(values: ParsedValues, io: CliIO): Promise<SignatureOptions | undefined> {
+async function signatureOptions(
+  values: ParsedValues,
+  io: CliIO,
+  givenSourcePolicy: SourcePolicy | undefined,
+): Promise<SignatureOptions | undefined> {
   const signer = await signerFromOptions(values, io);
-  const sourcePolicy = await sourcePolicyFromOptions(values, io);
+  const sourcePolicy = givenSourcePolicy ?? (await sourcePolicyFromOptions(values, io));
   const attachments = attachmentModeOption(values);
   if (!signer && !sourcePolicy && attachments === "none") return undefined;
   const identity = stringOption(values, "sign-identity");
