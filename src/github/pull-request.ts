@@ -6,7 +6,7 @@ import { quoteExcerpt } from "../excerpt.js";
 import { addToImagesFile, type ManifestAddResult } from "../gitops/index.js";
 import { isJsonObject } from "../json-shape.js";
 import { systemClock, type Clock } from "../registry/index.js";
-import { GitHubError, type GitHubClient } from "./client.js";
+import { apiMessage, GitHubError, type GitHubClient } from "./client.js";
 import { downloadThinTree, listThinTree, type RemoteTreeFile } from "./remote-tree.js";
 import { formatRepoName, repoPath, sameRepo, type RepoName } from "./repo-name.js";
 import { unifiedDiff } from "./text-diff.js";
@@ -386,6 +386,13 @@ export async function openPromotionPullRequest(
       { ref: `refs/heads/${branch}`, sha: commit },
       [201, 422],
     );
+    if (created.status === 422 && !/already exists/i.test(apiMessage(created.json) ?? "")) {
+      throw new GitHubError(
+        "github-http",
+        `POST ${repoPath(target)}/git/refs: HTTP 422: ${apiMessage(created.json) ?? "refused"}`,
+        422,
+      );
+    }
     if (created.status === 422) {
       // Another run may have made the same branch in between: fine if it carries this change.
       const again = await client.find(`${repoPath(target)}/git/ref/heads/${branch}`);
@@ -418,7 +425,7 @@ export async function openPromotionPullRequest(
       if (!Array.isArray(pulls) || pulls.length === 0) {
         throw new GitHubError(
           "github-http",
-          `POST ${repoPath(upstream)}/pulls: HTTP 422 and no open pull request from ${target.owner}:${branch}`,
+          `POST ${repoPath(upstream)}/pulls: HTTP 422: ${apiMessage(opened.json) ?? "refused"}`,
           422,
         );
       }

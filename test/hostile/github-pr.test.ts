@@ -174,6 +174,51 @@ describe("promoter pr", () => {
     expect(github.pulls[0]?.reviewers).toEqual(["bob"]);
   });
 
+  it("reads a tree at the repository's root and creates the fork in an organisation (--fork ORG/NAME)", async () => {
+    github.addRepo("example-org/promotion", {
+      "manifests/demo/promoter-manifest.yaml": manifest(),
+      "images/demo/images.yaml": IMAGES(),
+    });
+    const run = await pr([
+      "--tag",
+      "v1.0.0",
+      "--upstream",
+      "example-org/promotion",
+      "--thin-manifest-dir",
+      ".",
+      "--fork",
+      "team-org/promo-fork",
+      "--branch",
+      "hello/v1",
+    ]);
+    expectClean(run);
+    expect(run.status, run.stderr).toBe(0);
+    expect(github.repo("team-org/promo-fork")?.parent).toBe("example-org/promotion");
+    expect(github.fileAt("team-org/promo-fork", "hello/v1", "images/demo/images.yaml")).toContain(
+      `"${release.digest}": ["v1.0.0"]`,
+    );
+    expect(github.pulls.map((pull) => [pull.repo, pull.head])).toEqual([
+      ["example-org/promotion", "team-org:hello/v1"],
+    ]);
+  });
+
+  it("reports GitHub's own message for a 422 that is not a branch already there", async () => {
+    github.addFork(`${LOGIN}/k8s.io`, UPSTREAM);
+    github.answerNext({
+      method: "POST",
+      path: /\/git\/refs$/,
+      status: 422,
+      body: { message: "Object does not exist" },
+    });
+    const run = await pr(["--tag", "v1.0.0"]);
+    expectOneErrorLine(
+      run,
+      2,
+      /^promoter pr: error\[github-http\]: POST \/repos\/maintainer\/k8s\.io\/git\/refs: HTTP 422: Object does not exist$/,
+    );
+    expect(github.pulls).toEqual([]);
+  });
+
   it("--dry-run shows the branch, the diff and the requests, and sends no write request", async () => {
     const run = await pr(["--tag", "v1.0.0", "--reviewers", "alice", "--dry-run"]);
     expectClean(run);
