@@ -202,6 +202,28 @@ describe("promoter pr", () => {
     ]);
   });
 
+  it("waits for a new fork that GitHub has not finished making before writing to it", async () => {
+    // The first 404 is the read phase's (no fork yet); the second comes right after the fork was asked for.
+    github.answerNext({
+      method: "GET",
+      path: /^\/repos\/maintainer\/k8s\.io$/,
+      status: 404,
+      body: { message: "Not Found" },
+      times: 2,
+    });
+    const run = await pr(["--tag", "v1.0.0"]);
+    expectClean(run);
+    expect(run.status, run.stderr).toBe(0);
+    const order = github.requests.map((request) => `${request.method} ${request.path}`);
+    const forked = order.indexOf("POST /repos/kubernetes/k8s.io/forks");
+    expect(order.slice(forked + 1, forked + 4)).toEqual([
+      "GET /repos/maintainer/k8s.io",
+      "GET /repos/maintainer/k8s.io",
+      "POST /repos/maintainer/k8s.io/git/trees",
+    ]);
+    expect(github.pulls).toHaveLength(1);
+  });
+
   it("reports GitHub's own message for a 422 that is not a branch already there", async () => {
     github.addFork(`${LOGIN}/k8s.io`, UPSTREAM);
     github.answerNext({
