@@ -30,6 +30,8 @@ const PURE_SHELL_MODULES = [
   "src/gitops/snapshot-format.ts",
   "src/gitops/tag-series.ts",
   "src/gitops/vulnerability-report.ts",
+  "src/github/repo-name.ts",
+  "src/github/text-diff.ts",
   "src/sign/attachment-recognition.ts",
   "src/sign/cosign-format.ts",
   "src/sign/decide-attachments.ts",

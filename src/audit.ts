@@ -139,6 +139,7 @@ export type {
   ErrorCode,
   Finding,
   GeneralErrorCode,
+  GitHubErrorCode,
   GitOpsErrorCode,
   ImageEntry,
   ImageIndex,

@@ -25,7 +25,9 @@ export type ManifestErrorCode =
   | "invalid-shard"; // --shard I/N that does not parse
 
 /** Work refused because its input is unsafe to act on (`RefusedError`): exit status 1. */
-export type RefusedErrorCode = "manifest-tree-refused"; // a git repository hidden in the manifest tree
+export type RefusedErrorCode =
+  | "manifest-tree-refused" // a git repository hidden in the manifest tree
+  | "pr-refused"; // promoter pr: the fork, branch or file is not one the change may be made on
 
 /** A registry or OCI layout directory failed (`RegistryError`). */
 export type RegistryErrorCode =
@@ -63,6 +65,13 @@ export type GitOpsErrorCode =
   | "image-facts" // check: an image's facts cannot be read
   | "invalid-vuln-report"; // check: the vulnerability report does not parse
 
+/** The GitHub REST API client of `promoter pr` (`GitHubError`). */
+export type GitHubErrorCode =
+  | "github-http" // an unexpected HTTP status
+  | "github-auth" // no token, or GitHub refused it (401)
+  | "github-rate-limited" // the rate limit resets later than the client waits
+  | "github-protocol"; // an answer that is not what the API documents (a redirect to another origin, bad JSON)
+
 /** The auditor. */
 export type AuditErrorCode =
   | "audit-store" // the findings database cannot be opened or used
@@ -81,6 +90,7 @@ export type ErrorCode =
   | "copy-upload-not-started" // internal to the copy engine: a shared upload gets its own read
   | SignErrorCode
   | GitOpsErrorCode
+  | GitHubErrorCode
   | AuditErrorCode;
 
 /**
@@ -118,6 +128,7 @@ const ERROR_CODE_KEYS = {
   "invalid-plan-file": 0,
   "invalid-shard": 0,
   "manifest-tree-refused": 0,
+  "pr-refused": 0,
   "registry-http": 0,
   "registry-network": 0,
   "registry-timeout": 0,
@@ -144,6 +155,10 @@ const ERROR_CODE_KEYS = {
   "manifest-add-refused": 0,
   "image-facts": 0,
   "invalid-vuln-report": 0,
+  "github-http": 0,
+  "github-auth": 0,
+  "github-rate-limited": 0,
+  "github-protocol": 0,
   "audit-store": 0,
   "audit-reader-busy": 0,
   "audit-git": 0,

@@ -22,6 +22,7 @@ export {
   type CopyErrorCode,
   type ErrorCode,
   type GeneralErrorCode,
+  type GitHubErrorCode,
   type GitOpsErrorCode,
   type ManifestErrorCode,
   type Problem,

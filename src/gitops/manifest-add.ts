@@ -81,6 +81,9 @@ export interface ManifestAddResult {
   /** What changed; empty when everything was already listed. */
   readonly changes: readonly ImagesFileChange[];
   readonly written: boolean;
+  /** The images file's text before the edit (empty when it did not exist) and after it. */
+  readonly before: string;
+  readonly after: string;
   /** Where the digests were looked up: `host/path/image` or `oci:DIR/image`. */
   readonly source: string;
 }
@@ -185,7 +188,14 @@ export async function addToManifest(options: ManifestAddOptions): Promise<Manife
   const imagesFile = manifest.imagesFile ?? path.join(dir, "images", options.project, THIN_IMAGES_FILE);
   const before = (await readTreeText(tree, imagesFile, options.cwd)) ?? "";
   const edit = addToImagesFile(before, imagesFile, additions);
-  const result = { file: imagesFile, additions, changes: edit.changes, source: store.name };
+  const result = {
+    file: imagesFile,
+    additions,
+    changes: edit.changes,
+    source: store.name,
+    before,
+    after: edit.text,
+  };
   if (edit.changes.length === 0) return { ...result, written: false };
 
   const manifestText = {

@@ -39,6 +39,8 @@ export {
 } from "./transport/retry.js";
 export { DEFAULT_MIN_BYTES_PER_SECOND } from "./transport/deadline.js";
 export { systemClock, type Clock } from "./transport/clock.js";
+export { createHttpStack, type HttpStack, type HttpStackOptions } from "./http-stack.js";
+export type { HttpMethod, HttpRequest, HttpResponse, ResponseHeaders, Transport } from "./transport/types.js";
 export { INTERNAL_ADDRESS_ERROR_CODE, type InternalAddressPolicy } from "./transport/network-address.js";
 export {
   CredentialStore,

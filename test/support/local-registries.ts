@@ -20,6 +20,7 @@ const POLICY_COMMANDS: ReadonlySet<string> = new Set([
   "verify",
   "snapshot",
   "manifest add",
+  "pr",
   "audit serve",
   "audit reconcile",
 ]);

@@ -15,6 +15,7 @@ export const commands: readonly CommandEntry[] = [
   { words: ["promote"], load: async () => (await import("./promote.js")).promoteCommand },
   { words: ["check"], load: async () => (await import("./check.js")).checkCommand },
   { words: ["manifest", "add"], load: async () => (await import("./manifest-add.js")).manifestAddCommand },
+  { words: ["pr"], load: async () => (await import("./pr.js")).prCommand },
   { words: ["snapshot"], load: async () => (await import("./snapshot.js")).snapshotCommand },
   { words: ["verify"], load: async () => (await import("./verify.js")).verifyCommand },
   { words: ["cip"], load: async () => (await import("./cip.js")).cipCommand },
