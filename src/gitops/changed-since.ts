@@ -1,4 +1,4 @@
-import type { Finding } from "../manifest/index.js";
+import type { Finding, ManifestSet } from "../manifest/index.js";
 import type { ManifestInput } from "../manifest-files/index.js";
 import type { PromotionEdge } from "../plan/index.js";
 import { changedEdgeFilter } from "./edge-diff.js";
@@ -23,6 +23,8 @@ export async function edgesChangedSince(
   readonly unread: readonly Finding[];
   /** The findings the manifests had at REV: those a run does not blame on the change. */
   readonly baseFindings: readonly Finding[];
+  /** Every digest the manifests asked for at REV: a missing one is not the change's doing. */
+  readonly baseDigests: ReadonlySet<string>;
 }> {
   const base = await loadManifestsAtRevision(input, revision, options);
   return {
@@ -30,5 +32,14 @@ export async function edgesChangedSince(
     filter: changedEdgeFilter(base.set),
     unread: base.unread,
     baseFindings: base.set.findings,
+    baseDigests: requestedDigests(base.set),
   };
+}
+
+function requestedDigests(set: ManifestSet): Set<string> {
+  const digests = new Set<string>();
+  for (const manifest of set.manifests) {
+    for (const image of manifest.images) for (const entry of image.digests) digests.add(entry.digest);
+  }
+  return digests;
 }

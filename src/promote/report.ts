@@ -10,6 +10,7 @@ import {
   type EdgeOutcome,
   type EdgeOutcomeKind,
   type PlanDocument,
+  type PromotionEdge,
   type Shard,
 } from "../plan/index.js";
 import { RepositoryKeyCache } from "../reference/index.js";
@@ -74,11 +75,11 @@ export function countOutcomes(outcomes: readonly EdgeOutcome[]): Record<EdgeOutc
 }
 
 /** The outcome of every edge: what happened, or for a dry run what is already settled. */
-function settledOutcomes(result: PromotionResult): EdgeOutcomeKind[] {
-  if (result.execution) return result.execution.outcomes.map((outcome) => outcome.outcome);
-  return result.plan.edges.flatMap(({ decision }) => {
+function settledOutcomes(result: PromotionResult): { edge: PromotionEdge; outcome: EdgeOutcomeKind }[] {
+  if (result.execution) return result.execution.outcomes.map(({ edge, outcome }) => ({ edge, outcome }));
+  return result.plan.edges.flatMap(({ edge, decision }) => {
     const settled = outcomeWithoutWrite(decision);
-    return settled ? [settled.outcome] : [];
+    return settled ? [{ edge, outcome: settled.outcome }] : [];
   });
 }
 
@@ -90,14 +91,17 @@ export function promotionFailed(
   result: PromotionResult,
   options: {
     /**
-     * `warn`: an edge whose digest is in neither the source nor the destination does not fail
-     * the run (kpromo's "_LOST_"; `promote --missing-source warn`). Default `fail`.
+     * Edges missing from the source (and the destination) that do not fail the run: kpromo's
+     * "_LOST_" digests (`promote --missing-source warn|new`). By default every one fails.
      */
-    readonly missingSource?: "fail" | "warn";
+    readonly tolerateMissingSource?: (edge: PromotionEdge) => boolean;
   } = {},
 ): boolean {
-  const tolerated = options.missingSource === "warn" ? "missing-source" : undefined;
-  return settledOutcomes(result).some((outcome) => outcome !== tolerated && isFailureOutcome(outcome));
+  const tolerated = options.tolerateMissingSource;
+  return settledOutcomes(result).some(
+    ({ edge, outcome }) =>
+      isFailureOutcome(outcome) && !(outcome === "missing-source" && tolerated?.(edge) === true),
+  );
 }
 
 /** Bytes the run wrote (blobs and manifests); undefined for a dry run. */

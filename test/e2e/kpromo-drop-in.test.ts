@@ -1,6 +1,6 @@
 import { execFileSync, spawn } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -223,6 +223,33 @@ describe("kpromo's registry.k8s.io jobs, binary renamed", () => {
     expect(report.requests).toEqual({});
   });
 
+  it("a change that adds a mirror promotes only into that mirror; its lost old digest warns", async () => {
+    const manifest = path.join(repo, "registry.k8s.io", "manifests", "web", "promoter-manifest.yaml");
+    await appendFile(manifest, `- name: ${prod.host}/ap\n`);
+    git(["commit", "-q", "-am", "web: a new mirror"]);
+    const reportFile = path.join(work, "new-mirror-report.json");
+    const run = await kpromo(["cip", TREE, "--use-prow-manifest-diff", "--confirm"], {
+      JOB_TYPE: "postsubmit",
+      PROMOTER_CIP_OPTIONS: `${options} --report ${reportFile}`,
+    });
+    expect(run.status, run.err).toBe(0);
+    const report = JSON.parse(await readFile(reportFile, "utf8")) as {
+      edges: { destination: string; outcome: string }[];
+    };
+    expect(report.edges.map((edge) => edge.outcome).toSorted()).toEqual([
+      "copied",
+      "copied",
+      "missing-source",
+    ]);
+    for (const edge of report.edges) expect(edge.destination).toContain(`${prod.host}/ap/`);
+    expect(run.err).toMatch(
+      /1 edge _LOST_: .*asked for before this change; not failing \(--missing-source new\)/,
+    );
+    expect(await skopeoListTags(`docker://${prod.host}/ap/web`)).toEqual(
+      expect.arrayContaining(["v1.0.0", "v1.1.0"]),
+    );
+  });
+
   it("presubmit fails on what the change brings: an invalid digest, a digest missing from staging", async () => {
     const main = git(["rev-parse", "HEAD"]).trim();
     git(["checkout", "-q", "-b", "bad"]);
@@ -270,7 +297,7 @@ describe("kpromo's registry.k8s.io jobs, binary renamed", () => {
     expect(run.err).toMatch(/--manifest-diff-since 14d: edges added since \d{4}-\d\d-\d\dT/);
     // v1.1.0 (merged today, already promoted) and v1.2.0 (new) are in the window; the lost
     // digest of a month ago is not, so it is not even looked at.
-    expect(run.err).not.toContain("_LOST_");
+    expect(run.err).not.toContain(`-> ${prod.host}/us`);
     expect(await skopeoListTags(`docker://${prod.host}/eu/web`)).toContain("v1.2.0");
   });
 

@@ -180,7 +180,8 @@ Change scope: --use-prow-manifest-diff promotes only the edges the Prow job's ch
 DURATION only those added since the branch's state that long ago. Both compare the manifests at
 that commit with the working copy, edge by edge: a change that adds no edge promotes nothing and
 asks no registry. In a change-scoped run, manifest errors the base already had are warnings and
-do not fail it, errors the change brings do, and a digest missing from staging fails. A full run
+do not fail it, errors the change brings do, and a digest it adds that staging lacks fails (an
+older digest lost from staging, needed by a new mirror, is a warning). A full run
 reports every error as a warning (the entries are skipped, never promoted) and reports a digest
 missing from both staging and production as _LOST_ without failing, as kpromo does; add
 --fail-on-findings all or --missing-source fail to make them fail.
@@ -242,7 +243,7 @@ async function runCip(io: CliIO, argv: readonly string[]): Promise<number> {
   // kpromo never validated thin manifests: in a full run an old broken entry is a warning (it
   // is skipped all the same), and a digest lost from staging and production does not fail.
   values["fail-on-findings"] ??= scope.kind === "everything-new" ? "all" : "new";
-  values["missing-source"] ??= scope.kind === "full" ? "warn" : "fail";
+  values["missing-source"] ??= scope.kind === "change" ? "new" : scope.kind === "full" ? "warn" : "fail";
 
   if (kpromo("parse-only") === true) {
     notes.flush();

@@ -16,6 +16,7 @@ import {
   edgesFromDocument,
   PlanDocumentError,
   shardFilter,
+  type PromotionEdge,
   type SavedPlanEdge,
 } from "../../plan/index.js";
 import {
@@ -152,7 +153,7 @@ input or usage. Formats: docs/promotion.md.`,
       type: "string",
       valueName: "MODE",
       description:
-        "A digest missing from the source and the destination: fail (default) or warn (reported, the run does not fail; kpromo's _LOST_)",
+        "A digest missing from the source and the destination: fail (default), warn (reported, the run does not fail; kpromo's _LOST_) or new (with --changed-since: fail only for digests REV did not ask for)",
     },
     ...promoteSignatureOptionSpecs,
     ...shardOptionSpecs,
@@ -207,6 +208,9 @@ export async function runPromote({
     stringOption(values, "fail-on-findings", FINDINGS_FAIL_ON) ??
     (changedSince === undefined ? "all" : "new");
   const missingSource = stringOption(values, "missing-source", MISSING_SOURCE_MODES) ?? "fail";
+  if (missingSource === "new" && changedSince === undefined) {
+    throw new UsageError("--missing-source new compares with --changed-since REV: give it too");
+  }
   // Which allow-list (manifests/registry-policy.yaml) decides: a dry run of a change (the plan a
   // pull request shows) is judged by the policy at REV, as check is, so the change cannot widen
   // it; a run that writes runs after the merge, on the reviewed working copy, and uses its
@@ -239,6 +243,7 @@ export async function runPromote({
     });
     let planned;
     let baseFindings: readonly Finding[] | undefined;
+    let baseDigests: ReadonlySet<string> | undefined;
     if (fromPlan !== undefined) {
       // The plan only selects among the edges the manifests produce: what runs, and what is
       // shown, comes from the manifests (docs/promotion.md#saved-plans).
@@ -274,6 +279,7 @@ export async function runPromote({
         // A git repository hidden in the tree is a RefusedError: exit 1 (cli/main.ts).
         changed = await edgesChangedSince(input, changedSince, { cwd: io.cwd, signal: io.signal });
         baseFindings = changed.baseFindings;
+        baseDigests = changed.baseDigests;
         for (const finding of changed.unread) {
           writeLine(
             io.stderr,
@@ -336,9 +342,18 @@ export async function runPromote({
     if (output === "json") io.stdout.write(`${jsonText(report, 2)}\n`);
     else io.stdout.write(promotionOutput(result, { format: output, confirm, cwd: io.cwd, elapsedMs, shard }));
 
-    const lost = missingSource === "warn" ? lostEdges(result) : [];
-    if (lost.length > 0) writeLost(io, lost);
-    return promotionFailed(result, { missingSource }) || !findings.ok || io.signal.aborted
+    // A lost digest the base already asked for (a new mirror of an old image that staging has
+    // since deleted) is not the change's doing; one the change asks for is (docs/promotion.md).
+    const tolerateMissingSource =
+      missingSource === "warn"
+        ? () => true
+        : missingSource === "new"
+          ? (edge: PromotionEdge) => baseDigests?.has(edge.digest) ?? false
+          : undefined;
+    if (tolerateMissingSource) writeLost(io, lostEdges(result, tolerateMissingSource), missingSource);
+    return promotionFailed(result, tolerateMissingSource ? { tolerateMissingSource } : {}) ||
+      !findings.ok ||
+      io.signal.aborted
       ? ExitCode.failed
       : ExitCode.ok;
   } finally {
@@ -394,7 +409,7 @@ async function readPlanFile(file: string): Promise<SavedPlanEdge[]> {
   }
 }
 
-const MISSING_SOURCE_MODES = ["fail", "warn"] as const;
+const MISSING_SOURCE_MODES = ["fail", "warn", "new"] as const;
 
 function writeFindings(io: CliIO, judged: JudgedFindings): void {
   for (const finding of judged.findings) {
@@ -414,17 +429,19 @@ function writeFindings(io: CliIO, judged: JudgedFindings): void {
   }
 }
 
-/** "image@digest -> destination" of every edge missing on both sides (kpromo calls them _LOST_). */
-function lostEdges(result: PromotionResult): string[] {
+/** "image@digest -> destination" of the tolerated edges missing on both sides (kpromo's _LOST_). */
+function lostEdges(result: PromotionResult, tolerated: (edge: PromotionEdge) => boolean): string[] {
   return result.plan.edges
-    .filter(({ decision }) => decision.kind === "missing-source")
+    .filter(({ edge, decision }) => decision.kind === "missing-source" && tolerated(edge))
     .map(({ edge }) => `${edge.image}@${edge.digest} -> ${edge.destinationRegistry.name}`);
 }
 
-function writeLost(io: CliIO, lost: readonly string[]): void {
+function writeLost(io: CliIO, lost: readonly string[], mode: string): void {
+  if (lost.length === 0) return;
+  const which = mode === "new" ? "asked for before this change; " : "";
   writeLine(
     io.stderr,
-    `warning: ${plural(lost.length, "edge")} _LOST_: the digest is neither in the source nor in the destination; not failing (--missing-source warn):`,
+    `warning: ${plural(lost.length, "edge")} _LOST_: the digest is neither in the source nor in the destination; ${which}not failing (--missing-source ${mode}):`,
   );
   writeList(io, lost);
 }

@@ -1,4 +1,7 @@
+import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
@@ -121,10 +124,10 @@ describe("promoter validate", () => {
     const { status, out } = await run(["--help"]);
     expect(status).toBe(0);
     expect(out).toMatch(
-      /^Usage: promoter validate \(--manifest FILE \| --thin-manifest-dir DIR\) \[--output text\|json\] \[--allow-registry NAME \.\.\.\]\n/,
+      /^Usage: promoter validate \(--manifest FILE \| --thin-manifest-dir DIR\) \[--output text\|json\] \[--changed-since REV\]\n {8}\[--fail-on-findings all\|new\] \[--allow-registry NAME \.\.\.\]\n/,
     );
     expect(out).toContain("--thin-manifest-dir DIR");
-    expect(out).toContain("Exit status: 0 when there are no errors");
+    expect(out).toContain("Exit status: 0 when no error fails");
   });
 
   it.skipIf(!existsSync(path.join(k8sio, "registry.k8s.io")))(
@@ -142,4 +145,56 @@ describe("promoter validate", () => {
       expect(out).toContain("1 error, 6 warnings: invalid\n");
     },
   );
+
+  it("with --changed-since, fails only on errors the change brought; older ones are warnings", async () => {
+    const work = await mkdtemp(path.join(tmpdir(), "validate-changed-"));
+    try {
+      const git = (...args: string[]) =>
+        execFileSync("git", ["-c", "user.name=t", "-c", "user.email=t@t", ...args], {
+          cwd: work,
+          env: { ...process.env, GIT_CONFIG_NOSYSTEM: "1", HOME: work },
+        });
+      const good = `sha256:${"a".repeat(64)}`;
+      const registries = "registries:\n- name: gcr.io/staging\n  src: true\n- name: gcr.io/prod\n";
+      const images = (lines: string[]) =>
+        `images:\n- name: app\n  dmap:\n${lines.map((l) => `    ${l}\n`).join("")}`;
+      await writeFile(
+        path.join(work, "m.yaml"),
+        registries + images([`"sha256:${"b".repeat(63)}": ["old"]`]),
+      );
+      git("init", "-q");
+      git("add", "-A");
+      git("commit", "-q", "-m", "base with an old mistake");
+      await writeFile(
+        path.join(work, "m.yaml"),
+        registries + images([`"sha256:${"b".repeat(63)}": ["old"]`, `"${good}": ["1.0"]`]),
+      );
+      const clean = await run(["--manifest", "m.yaml", "--changed-since", "HEAD"], work);
+      expect(clean.status, clean.out).toBe(0);
+      expect(clean.out).toMatch(/m\.yaml:8:5: warning\[invalid-digest\].*already there before this change/);
+      expect(clean.out).toContain("0 errors, 1 warning: valid");
+
+      const strict = await run(
+        ["--manifest", "m.yaml", "--changed-since", "HEAD", "--fail-on-findings", "all"],
+        work,
+      );
+      expect(strict.status).toBe(1);
+      expect(strict.out).toMatch(/error\[invalid-digest\]/);
+
+      await writeFile(
+        path.join(work, "m.yaml"),
+        registries + images([`"sha256:${"b".repeat(63)}": ["old"]`, `"sha256:${"c".repeat(63)}": ["new"]`]),
+      );
+      const brought = await run(["--manifest", "m.yaml", "--changed-since", "HEAD"], work);
+      expect(brought.status).toBe(1);
+      expect(brought.out).toMatch(/m\.yaml:9:5: error\[invalid-digest\]: invalid digest "sha256:c+"/);
+      expect(brought.out).toContain("1 error, 1 warning: invalid");
+
+      const full = await run(["--manifest", "m.yaml", "--fail-on-findings", "new"], work);
+      expect(full.status).toBe(0);
+      expect(full.out).toMatch(/a full run judges no change/);
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+  });
 });
