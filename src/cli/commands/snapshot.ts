@@ -125,6 +125,16 @@ or a registry that cannot be read.`,
   run: ({ io, values, positionals }) => runSnapshot(io, values, positionals[0] ?? "", "promoter"),
 };
 
+/** Our text, or kpromo's stdout byte for byte (`fmt.Println` of its text: one more newline). */
+function writeSnapshot(
+  io: CliIO,
+  images: Parameters<typeof snapshotText>[0],
+  output: SnapshotOutput,
+  style: "promoter" | "kpromo",
+): void {
+  io.stdout.write(style === "kpromo" ? kpromoSnapshotStdout(images, output) : snapshotText(images, output));
+}
+
 /**
  * A snapshot from parsed flags. `kpromo` style (`cip --snapshot`, `--manifest-based-snapshot-of`)
  * prints kpromo's stdout byte for byte (its final empty line included) and lists signature,
@@ -189,11 +199,7 @@ export async function runSnapshot(
         ...(provider === undefined ? {} : { provider }),
         ...(concurrency === undefined ? {} : { concurrency }),
       });
-      io.stdout.write(
-        style === "kpromo"
-          ? kpromoSnapshotStdout(snapshot.images, output)
-          : snapshotText(snapshot.images, output),
-      );
+      writeSnapshot(io, snapshot.images, output, style);
       if (!quiet) {
         const digests = snapshot.images.reduce((sum, image) => sum + image.digests.length, 0);
         const read = minimal
@@ -223,11 +229,7 @@ export async function runSnapshot(
       keepAttachmentTags: style === "kpromo",
       ...(concurrency === undefined ? {} : { concurrency }),
     });
-    io.stdout.write(
-      style === "kpromo"
-        ? kpromoSnapshotStdout(snapshot.images, output)
-        : snapshotText(snapshot.images, output),
-    );
+    writeSnapshot(io, snapshot.images, output, style);
     if (!quiet) {
       const digests = snapshot.images.reduce((sum, image) => sum + image.digests.length, 0);
       const left =
