@@ -333,6 +333,9 @@ async function stagingSignaturePolicy(
     }
   }
   if (values.keyless === true) Object.assign(values, identity);
+  const trustedRoot = values["trusted-root"];
+  // promote takes --trusted-root for --keyless only; here it also verifies staging.
+  if (values.keyless !== true) delete values["trusted-root"];
   if (
     values["source-signature"] !== undefined ||
     values["source-policy"] !== undefined ||
@@ -343,7 +346,6 @@ async function stagingSignaturePolicy(
     );
     return undefined;
   }
-  const trustedRoot = values["trusted-root"];
   if (typeof trustedRoot !== "string") {
     notes.add(
       "staging signatures cannot be verified without --trusted-root FILE (sigstore's trusted_root.json; kpromo fetches it, the promoter never does): an image staging signed is refused, an unsigned one is promoted",
