@@ -111,8 +111,13 @@ JOB_COMPLETION_INDEX (a Kubernetes Indexed Job). Repositories are split by a sta
 their name; --shard-by image keeps all mirrors of an image in one shard, so its source blobs are
 read once. Limits such as --requests-per-second apply per worker. See docs/sharding.md.
 
-Exit status: 0 every edge done or already done; 1 some edge refused or failed, the manifests
-have errors, or --changed-since refused a git repository inside the manifest tree; 2 invalid
+Manifest errors fail the run as --fail-on-findings says (all; with --changed-since only the
+errors REV did not have), and a digest missing from both source and destination as
+--missing-source says (fail; warn lists kpromo's _LOST_ edges without failing; new fails only
+for digests REV did not ask for). Invalid entries are never promoted either way.
+
+Exit status: 0 every edge done or already done; 1 some edge refused or failed, manifest errors
+that fail, or --changed-since refused a git repository inside the manifest tree; 2 invalid
 input or usage. Formats: docs/promotion.md.`,
   options: {
     ...manifestOptionSpecs,
