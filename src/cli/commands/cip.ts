@@ -186,7 +186,8 @@ missing from both staging and production as _LOST_ without failing, as kpromo do
 Extra flags: any "promoter promote" flag whose name kpromo does not use (--allow-registry,
 --sign-key, --keyless, --trusted-root, --report, --concurrency, ...) may be given on the command
 line or in the environment variable ${CIP_OPTIONS_VARIABLE}, so a job gains them without editing
-its command line.
+its command line. The variable only adds: kpromo's own flags, and a flag the command line also
+gives, are refused there.
 
 Signing: kpromo signs by default (--sign=true) with a Google service account (--signer-account).
 A --confirm run that signs needs --sign-key or --keyless here, or it is refused before anything is
@@ -201,9 +202,38 @@ flags or input; 3 internal error. kpromo exits 1 on every failure.`,
   run: async ({ io, positionals }) => runCip(io, positionals),
 };
 
+/**
+ * The command line's flags and PROMOTER_CIP_OPTIONS's, each parsed on its own (a flag ending the
+ * line does not take the variable's first word). The job line is what reviewers read, so the
+ * variable only adds: kpromo's flags (write or not, sign or not, which manifests, which scope)
+ * are refused there, and so is a flag both give, rather than one silently overriding the other.
+ */
+function cipFlags(io: CliIO, argv: readonly string[]): GoFlagValues {
+  const specs = goSpecs();
+  const flags = parseGoFlags(argv, specs);
+  const extra = parseGoFlags(splitOptionWords(io.env[CIP_OPTIONS_VARIABLE] ?? ""), specs, {
+    variable: CIP_OPTIONS_VARIABLE,
+  });
+  for (const [name, value] of Object.entries(extra)) {
+    if (name in KPROMO_CIP_FLAGS) {
+      throw new UsageError(
+        `--${name} in ${CIP_OPTIONS_VARIABLE}: kpromo's flags are read from the command line only, where the job says what it does; the variable adds promote flags (docs/migrating-from-kpromo.md)`,
+      );
+    }
+    const given = flags[name];
+    if (given === undefined) flags[name] = value;
+    else if (Array.isArray(given) && Array.isArray(value)) flags[name] = [...given, ...value];
+    else {
+      throw new UsageError(
+        `--${name} is given both on the command line and in ${CIP_OPTIONS_VARIABLE}: give it once`,
+      );
+    }
+  }
+  return flags;
+}
+
 async function runCip(io: CliIO, argv: readonly string[]): Promise<number> {
-  const extra = splitOptionWords(io.env[CIP_OPTIONS_VARIABLE] ?? "");
-  const flags = parseGoFlags([...argv, ...extra], goSpecs());
+  const flags = cipFlags(io, argv);
   const notes = new CipNotes(io);
   const kpromo = (name: KpromoFlag) => flags[name];
 
