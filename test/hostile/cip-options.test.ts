@@ -109,8 +109,10 @@ describe("a mistake in PROMOTER_CIP_OPTIONS is not echoed into the log", () => {
   });
 
   it("the variable still works for promote flags: a dry run with --allow-registry and --report", async () => {
-    const run = await cip([], `${ALLOW} --report "${path.join(work, "report.json")}"`);
+    const run = await cip(["--max-signature-ops=5"], `${ALLOW} --report "${path.join(work, "report.json")}"`);
     expect(run.status, run.stderr).toBe(0);
     expect(run.stdout).toMatch(/Plan: 1 edge/);
+    // A kpromo flag with no effect here says so rather than being dropped in silence.
+    expect(run.stderr).toMatch(/note: --max-signature-ops is accepted and not applied/);
   });
 });

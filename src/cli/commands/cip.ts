@@ -88,7 +88,11 @@ export const KPROMO_CIP_FLAGS = {
     value: "RE",
     help: "Regular expression alternative to --certificate-oidc-issuer",
   },
-  "max-signature-ops": { kind: "int", value: "N", help: "Signing operations at once (default 50)" },
+  "max-signature-ops": {
+    kind: "int",
+    value: "N",
+    help: "Accepted and not applied: kpromo's signing operations at once (a note says so)",
+  },
   "vuln-severity-threshold": {
     kind: "int",
     value: "N",
@@ -114,7 +118,6 @@ const KPROMO_DEFAULTS = {
   signerAccount: "krel-trust@k8s-releng-prod.iam.gserviceaccount.com",
   certificateIdentity: "krel-trust@k8s-releng-prod.iam.gserviceaccount.com",
   certificateOidcIssuer: "https://accounts.google.com",
-  maxSignatureOps: 50,
   severityThreshold: -1,
 } as const;
 
@@ -303,6 +306,9 @@ async function runCip(io: CliIO, argv: readonly string[]): Promise<number> {
   }
   if (confirm) values.confirm = true;
   signingFlags(flags, values, notes, confirm);
+  if (kpromo("max-signature-ops") !== undefined) {
+    notes.add("--max-signature-ops is accepted and not applied: there is no separate limit for signing here");
+  }
   if (kpromo("max-image-size") !== undefined) {
     notes.add(
       "--max-image-size is accepted and not applied, as kpromo ignores it (a hidden no-op there); `promoter check --max-image-size` limits sizes before a merge",
