@@ -115,4 +115,17 @@ describe("--manifest-diff-since with commit dates a contributor chose", () => {
     const tags = await skopeoListTags(`docker://${prod.host}/forged-middle/web`);
     expect(tags.sort()).toEqual(["v2", "v3", "v4"]);
   });
+
+  it("a window that cannot hold anything is refused, not run empty: a future date, a duration past a date's range", async () => {
+    const repo = await history("odd-windows", []);
+    for (const since of ["2099-01-01", "99999999999999d"]) {
+      const run = await runPromoter(
+        ["cip", "--thin-manifest-dir=tree", `--manifest-diff-since=${since}`, "--parse-only"],
+        { cwd: repo, allowLoopbackRegistries: false },
+      );
+      expect(`${run.stdout}\n${run.stderr}`).not.toMatch(STACK_LINE);
+      expect(run.status, run.stderr).toBe(2);
+      expect(run.stderr).toMatch(/--manifest-diff-since .*(in the future|further than a date can)/);
+    }
+  });
 });
