@@ -22,10 +22,14 @@ let work: string;
 let staging: TestRegistry;
 let prod: TestRegistry;
 
-function cip(args: readonly string[], options: string): Promise<PromoterRun> {
+function cip(
+  args: readonly string[],
+  options: string,
+  env: Readonly<Record<string, string>> = {},
+): Promise<PromoterRun> {
   return runPromoter(["cip", "--thin-manifest-dir=tree", ...args], {
     cwd: work,
-    env: { PROMOTER_CIP_OPTIONS: options },
+    env: { PROMOTER_CIP_OPTIONS: options, ...env },
     allowLoopbackRegistries: false,
   });
 }
@@ -88,6 +92,16 @@ describe("PROMOTER_CIP_OPTIONS cannot change what the job line says", () => {
   it("a promote flag given in both places is refused, not silently overridden", async () => {
     const run = await cip(["--concurrency=1", "--parse-only"], `${ALLOW} --concurrency=64`);
     expectRefused(run, /--concurrency.*both on the command line and in PROMOTER_CIP_OPTIONS/);
+  });
+});
+
+describe("a careless job owner", () => {
+  it("--confirm in a Prow presubmit or batch job (unreviewed code) is refused before anything is written", async () => {
+    for (const jobType of ["presubmit", "batch"]) {
+      const run = await cip(["--confirm", "--sign=false"], ALLOW, { JOB_TYPE: jobType });
+      expectRefused(run, new RegExp(`--confirm in a Prow ${jobType} job`));
+    }
+    expect(await skopeoListTags(`docker://${prod.host}/prod/web`).catch(() => [])).toEqual([]);
   });
 });
 

@@ -2,7 +2,7 @@ import { UsageError } from "../../errors.js";
 import type { ParsedValues, Command, OptionSpecs } from "../command.js";
 import { parseGoFlags, splitOptionWords, type GoFlagSpec, type GoFlagValues } from "../cip/go-flags.js";
 import { parseSince } from "../cip/since.js";
-import { prowChangeScope, timeWindowScope, type CipScope } from "../cip/change-scope.js";
+import { PRESUBMIT_JOB_TYPES, prowChangeScope, timeWindowScope, type CipScope } from "../cip/change-scope.js";
 import { writeLine, type CliIO } from "../io.js";
 import { promoteCommand, runPromote } from "./promote.js";
 import { runCipParseOnly } from "../cip/parse-only.js";
@@ -21,7 +21,10 @@ import { runSnapshot } from "./snapshot.js";
 
 /** kpromo's `cip` flags and its root `--log-level` (cmd/kpromo/cmd/cip/cip.go, root.go). */
 export const KPROMO_CIP_FLAGS = {
-  confirm: { kind: "bool", help: "Write to the registries (kpromo: initiate a PRODUCTION image promotion)" },
+  confirm: {
+    kind: "bool",
+    help: "Write to the registries (kpromo: initiate a PRODUCTION image promotion); refused in a Prow presubmit",
+  },
   manifest: {
     kind: "string",
     value: "FILE",
@@ -304,7 +307,10 @@ async function runCip(io: CliIO, argv: readonly string[]): Promise<number> {
       judgePlan: (planned) => Promise.resolve(judgeVulnerabilities(io, planned, reports, threshold)),
     });
   }
-  if (confirm) values.confirm = true;
+  if (confirm) {
+    refuseWritesFromPresubmit(io.env);
+    values.confirm = true;
+  }
   signingFlags(flags, values, notes, confirm);
   if (kpromo("max-signature-ops") !== undefined) {
     notes.add("--max-signature-ops is accepted and not applied: there is no separate limit for signing here");
@@ -385,6 +391,20 @@ async function changeScope(flags: GoFlagValues, io: CliIO, notes: CipNotes): Pro
     return timeWindowScope(parseSince(since, new Date()), since, { cwd: io.cwd, signal: io.signal });
   }
   return { kind: "full" };
+}
+
+/**
+ * A Prow presubmit (or batch) runs a pull request nobody has merged yet: writing production from
+ * it promotes unreviewed manifests. kpromo lets a job line do that; a `--confirm` copied into a
+ * presubmit's line by mistake is refused here instead. The postsubmit writes after the merge.
+ */
+function refuseWritesFromPresubmit(env: NodeJS.ProcessEnv): void {
+  const jobType = env.JOB_TYPE;
+  if (jobType !== undefined && PRESUBMIT_JOB_TYPES.has(jobType)) {
+    throw new UsageError(
+      `--confirm in a Prow ${jobType} job: it runs a pull request nobody has merged, so nothing is written; promote from the postsubmit (--use-prow-manifest-diff --confirm), which runs after the merge`,
+    );
+  }
 }
 
 /** kpromo's logrus levels onto ours. */
