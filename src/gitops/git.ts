@@ -71,16 +71,34 @@ export async function locateRepository(
 /**
  * The commit the current branch (first parents of HEAD) pointed at just before `moment`: the
  * state "N days ago" a time-bounded promotion compares with. Undefined when HEAD's history
- * starts after `moment`. Committer dates decide, as for `git log --before`.
+ * starts after `moment`.
+ *
+ * Committer dates decide, but they are whoever committed's choice, so they are not trusted one
+ * by one (as `git rev-list --before` does, taking the first commit dated before `moment`): a
+ * commit that reached the branch with its date set a year back would become "the state then"
+ * and hide every edge it and the commits below it added. On an honest branch a commit is newer
+ * than its first parent, so a commit counts as at least as new as the newest commit beneath it,
+ * and the base is the newest commit that, with everything beneath it, is dated before `moment`.
+ * A date in the future only widens the window (more of the reviewed branch is compared).
  */
 export async function lastCommitBefore(moment: Date, options: GitOptions): Promise<string | undefined> {
   const seconds = Math.floor(moment.getTime() / 1000);
   const output = await runGit(
-    ["rev-list", "-1", "--first-parent", `--before=@${seconds}`, "--end-of-options", "HEAD"],
+    ["rev-list", "--first-parent", "--timestamp", "--end-of-options", "HEAD"],
     options,
   );
-  const commit = output.toString("utf8").trim();
-  return commit === "" ? undefined : commit;
+  // Newest first: the base is the commit after the oldest one dated at or after `moment`.
+  const chain = output
+    .toString("utf8")
+    .split("\n")
+    .filter((line) => line !== "");
+  let base: string | undefined;
+  for (const line of chain) {
+    const [timestamp, commit] = line.split(" ");
+    if (Number(timestamp) >= seconds) base = undefined;
+    else base ??= commit;
+  }
+  return base;
 }
 
 /** The full commit id a revision names (`main`, `HEAD~1`, `origin/main`, a hash). */

@@ -34,6 +34,19 @@ describe("findings against a base", () => {
     expect(judged.findings[2]).toMatchObject({ severity: "warning", message: "note" });
   });
 
+  it("a full run with new: a tag conflict stays an error (its refused edges fail the run), others warn", () => {
+    const conflict: Finding = {
+      ...finding("r/tool:v1 is claimed by 2 different digests", 3),
+      rule: "tag-conflict",
+    };
+    const full = judgeFindings([finding("old", 2), conflict], undefined, "new");
+    expect(full).toMatchObject({ ok: false, errors: 1, tolerated: 1 });
+    expect(full.findings[1]).toMatchObject({ severity: "error", rule: "tag-conflict" });
+    // Change-scoped: an old conflict's edges are not planned, so it stays a warning.
+    const scoped = judgeFindings([conflict], [conflict], "new");
+    expect(scoped).toMatchObject({ ok: true, errors: 0, tolerated: 1 });
+  });
+
   it("with all: every error fails, base or not", () => {
     const judged = judgeFindings([finding("old", 2)], [finding("old", 1)], "all");
     expect(judged).toMatchObject({ ok: false, errors: 1, tolerated: 0 });

@@ -56,9 +56,18 @@ export interface JudgedFindings {
 }
 
 /**
+ * Errors a full run cannot report as harmless: a tag claimed for several digests has its edges
+ * refused in the plan, and a full run plans every edge, so the run fails on them whatever the
+ * finding says (kpromo stops on "overlapping edges detected" too). A change-scoped run plans only
+ * the edges the change added, so an old conflict stays a warning there.
+ */
+const FAILS_EVERY_FULL_RUN: ReadonlySet<string> = new Set(["tag-conflict"]);
+
+/**
  * Which findings fail a run. `base` is the findings at the change's base revision, or undefined
- * for a full run (no change: every finding is old). With `failOn: "all"` every error fails;
- * with `"new"` only errors `base` did not have.
+ * for a full run (no change: every finding is old, but a tag conflict, whose refused edges fail a
+ * full run, stays an error). With `failOn: "all"` every error fails; with `"new"` only errors
+ * `base` did not have.
  */
 export function judgeFindings(
   head: readonly Finding[],
@@ -66,7 +75,11 @@ export function judgeFindings(
   failOn: FindingsFailOn,
 ): JudgedFindings {
   const old =
-    failOn === "all" ? head.map(() => false) : base ? preexistingFindings(head, base) : head.map(() => true);
+    failOn === "all"
+      ? head.map(() => false)
+      : base
+        ? preexistingFindings(head, base)
+        : head.map((finding) => !FAILS_EVERY_FULL_RUN.has(finding.rule));
   let errors = 0;
   let tolerated = 0;
   const findings = head.map((finding, index) => {

@@ -118,3 +118,18 @@ describe("signing keys", () => {
     expect((await failure(() => loadVerificationKey("env://1BAD"))).message).toMatch(/variable name/);
   });
 });
+
+describe("a key given where a file name belongs", () => {
+  it("is refused without being shown, not even inside the file-system error", async () => {
+    const pem = generateKeyPairSync("ec", { namedCurve: "P-256" })
+      .privateKey.export({ type: "pkcs8", format: "pem" })
+      .toString();
+    const error = await loadSigningKey(pem, { cwd: tmpdir() }).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(SignError);
+    const message = (error as SignError).message;
+    expect(message).toMatch(/not shown: it looks like key material/);
+    expect(message).not.toContain("BEGIN");
+    for (const line of pem.split("\n").filter((text) => text.length > 20))
+      expect(message).not.toContain(line);
+  });
+});

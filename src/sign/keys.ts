@@ -49,10 +49,23 @@ export interface KeySourceOptions {
   readonly signal?: AbortSignal;
 }
 
+/**
+ * A key given inline (`--sign-key "$(cat key.pem)"`) where a file name belongs must not reach a CI
+ * log through the message that says it is not a file: such a value is never shown.
+ */
+function looksLikeKeyMaterial(source: string): boolean {
+  return /-----BEGIN|[\r\n]/.test(source) || source.length > 1024;
+}
+
 function keyError(source: string, reason: string, cause?: unknown): SignError {
+  const inline = looksLikeKeyMaterial(source);
+  const shown = inline
+    ? "(the value given, not shown: it looks like key material, not a file name or env://NAME)"
+    : source;
+  const why = inline ? reason.split(source).join("(the value given)") : reason;
   return new SignError(
     "sign-key",
-    `cannot use key ${source}: ${reason}`,
+    `cannot use key ${shown}: ${why}`,
     cause === undefined ? undefined : { cause },
   );
 }

@@ -16,7 +16,7 @@ export type CipScope =
   | { readonly kind: "everything-new"; readonly why: string };
 
 /** Prow's job types (prow/jobs.md "Job Environment Variables"). */
-const PRESUBMIT_TYPES = new Set(["presubmit", "batch"]);
+export const PRESUBMIT_JOB_TYPES: ReadonlySet<string> = new Set(["presubmit", "batch"]);
 
 /**
  * `--use-prow-manifest-diff`: the base of the change the Prow job runs for, as kpromo takes it.
@@ -28,7 +28,7 @@ export function prowChangeScope(env: NodeJS.ProcessEnv): CipScope {
   if (jobType === undefined || jobType === "") {
     throw new UsageError("--use-prow-manifest-diff needs Prow's JOB_TYPE (presubmit, batch or postsubmit)");
   }
-  if (PRESUBMIT_TYPES.has(jobType)) {
+  if (PRESUBMIT_JOB_TYPES.has(jobType)) {
     const base = env.PULL_BASE_SHA;
     if (base === undefined || !/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(base)) {
       throw new UsageError(

@@ -56,4 +56,21 @@ describe("the options variable", () => {
     expect(splitOptionWords("")).toEqual([]);
     expect(() => splitOptionWords('--a "open')).toThrow(/unbalanced/);
   });
+
+  it("names a word of an options variable by position, never printing it", () => {
+    const variable = { variable: "OPTIONS" };
+    expect(() => parseGoFlags(["--confirm", "hunter2"], specs, variable)).toThrow(
+      /unexpected argument \(word 2 of OPTIONS, not shown\)/,
+    );
+    expect(() => parseGoFlags(["--confirm=hunter2"], specs, variable)).toThrow(
+      /invalid argument \(word 1 of OPTIONS, not shown\) for --confirm/,
+    );
+    expect(() => parseGoFlags(["--max-signature-ops", "hunter2"], specs, variable)).toThrow(
+      /invalid argument \(word 2 of OPTIONS, not shown\)/,
+    );
+    expect(() => parseGoFlags(["--manifest"], specs, variable)).toThrow(
+      /flag needs an argument: --manifest in OPTIONS/,
+    );
+    expect(() => parseGoFlags(["--confirm", "hunter2"], specs)).toThrow(/unexpected argument "hunter2"/);
+  });
 });

@@ -20,15 +20,31 @@ export type GoFlagValues = Record<string, string | boolean | number | string[] |
 const TRUE_WORDS = new Set(["1", "t", "T", "true", "TRUE", "True"]);
 const FALSE_WORDS = new Set(["0", "f", "F", "false", "FALSE", "False"]);
 
-function parseBool(name: string, text: string): boolean {
-  if (TRUE_WORDS.has(text)) return true;
-  if (FALSE_WORDS.has(text)) return false;
-  throw new UsageError(`invalid argument ${JSON.stringify(text)} for --${name}: write true or false`);
+/**
+ * How an error names a word: quoted, for the command line the user typed; by position for an
+ * options variable, which is where keys and tokens are named and whose mistakes land in a public
+ * job log.
+ */
+export interface WordSource {
+  /** The variable the words came from; undefined for the command line. */
+  readonly variable?: string;
 }
 
-function parseInt(name: string, text: string): number {
+function wordName(source: WordSource, index: number, text: string): string {
+  return source.variable === undefined
+    ? JSON.stringify(text)
+    : `(word ${index + 1} of ${source.variable}, not shown)`;
+}
+
+function parseBool(name: string, text: string, described: string): boolean {
+  if (TRUE_WORDS.has(text)) return true;
+  if (FALSE_WORDS.has(text)) return false;
+  throw new UsageError(`invalid argument ${described} for --${name}: write true or false`);
+}
+
+function parseInt(name: string, text: string, described: string): number {
   if (!/^[+-]?\d{1,15}$/.test(text)) {
-    throw new UsageError(`invalid argument ${JSON.stringify(text)} for --${name}: a whole number is needed`);
+    throw new UsageError(`invalid argument ${described} for --${name}: a whole number is needed`);
   }
   return Number(text);
 }
@@ -40,39 +56,45 @@ function parseInt(name: string, text: string): number {
 export function parseGoFlags(
   argv: readonly string[],
   specs: Readonly<Record<string, GoFlagSpec>>,
+  source: WordSource = {},
 ): GoFlagValues {
+  const where = source.variable === undefined ? "" : ` in ${source.variable}`;
   const values: GoFlagValues = {};
   for (let index = 0; index < argv.length; index += 1) {
     const word = argv[index] ?? "";
     if (word === "--") {
       const rest = argv.slice(index + 1);
-      if (rest.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(rest[0])}`);
+      if (rest.length > 0) {
+        throw new UsageError(`unexpected argument ${wordName(source, index + 1, rest[0] ?? "")}`);
+      }
       break;
     }
     if (!word.startsWith("--") || word === "--") {
       throw new UsageError(
         word.startsWith("-")
-          ? `unknown shorthand flag ${JSON.stringify(word)}: flags are written --name or --name=value`
-          : `unexpected argument ${JSON.stringify(word)}: this command takes only flags (a boolean is set with --name=false, not --name false)`,
+          ? `unknown shorthand flag ${wordName(source, index, word)}: flags are written --name or --name=value`
+          : `unexpected argument ${wordName(source, index, word)}: this command takes only flags (a boolean is set with --name=false, not --name false)`,
       );
     }
     const equals = word.indexOf("=");
     const name = equals === -1 ? word.slice(2) : word.slice(2, equals);
     const inline = equals === -1 ? undefined : word.slice(equals + 1);
     const spec = specs[name];
-    if (!spec) throw new UsageError(`unknown flag: --${name}`);
+    if (!spec) throw new UsageError(`unknown flag: --${name}${where}`);
+    const at = index;
     if (spec.kind === "bool") {
-      values[name] = inline === undefined ? true : parseBool(name, inline);
+      values[name] = inline === undefined ? true : parseBool(name, inline, wordName(source, at, inline));
       continue;
     }
     let text = inline;
     if (text === undefined) {
       const next = argv[index + 1];
-      if (next === undefined) throw new UsageError(`flag needs an argument: --${name}`);
+      if (next === undefined) throw new UsageError(`flag needs an argument: --${name}${where}`);
       text = next;
       index += 1;
     }
-    if (spec.kind === "int") values[name] = parseInt(name, text);
+    const described = wordName(source, index, text);
+    if (spec.kind === "int") values[name] = parseInt(name, text, described);
     else if (spec.kind === "strings") {
       const list = values[name];
       values[name] = [...(Array.isArray(list) ? list : []), text];

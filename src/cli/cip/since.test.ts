@@ -31,4 +31,13 @@ describe("--manifest-diff-since", () => {
       expect(() => parseSince(text, now), text).toThrow(/is not a duration this promoter reads/);
     }
   });
+
+  it("refuses a moment in the future or beyond a date's range (an empty window, or a crash)", () => {
+    expect(() => parseSince("2099-01-01", now)).toThrow(/2099-01-01T00:00:00.000Z, in the future/);
+    expect(() => parseSince("2026-12-05T13:00", now)).toThrow(/in the future/);
+    for (const text of ["99999999999999d", "999999 years"]) {
+      expect(() => parseSince(text, now), text).toThrow(/further than a date can/);
+    }
+    expect(parseSince("0s", now).toISOString()).toBe(now.toISOString());
+  });
 });

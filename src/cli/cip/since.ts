@@ -24,8 +24,27 @@ const UNIT_MS: Readonly<Record<string, number>> = {
   week: 7 * 86_400_000,
 };
 
-/** The moment `text` names, counted back from `now`. */
+/**
+ * The moment `text` names, counted back from `now`. A moment in the future (a mistyped date) or
+ * beyond what a date can hold is refused: either would make the window empty, and the backstop
+ * would promote nothing without a word.
+ */
 export function parseSince(text: string, now: Date): Date {
+  const moment = readSince(text, now);
+  if (Number.isNaN(moment.getTime())) {
+    throw new UsageError(
+      `--manifest-diff-since ${JSON.stringify(text)} reaches back further than a date can`,
+    );
+  }
+  if (moment.getTime() > now.getTime()) {
+    throw new UsageError(
+      `--manifest-diff-since ${JSON.stringify(text)} is ${moment.toISOString()}, in the future: the window would hold nothing`,
+    );
+  }
+  return moment;
+}
+
+function readSince(text: string, now: Date): Date {
   const trimmed = text.trim();
   const compact = /^(?:\d+[smhdw])+$/.exec(trimmed);
   if (compact) {

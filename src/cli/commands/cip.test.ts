@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { captureIO } from "../../../test/support/cli.js";
 import { runCli } from "../main.js";
 import { CIP_EXTENSION_FLAGS, KPROMO_CIP_FLAGS } from "./cip.js";
+import { promoteCommand } from "./promote.js";
 
 const GUIDE = path.resolve(import.meta.dirname, "../../../docs/migrating-from-kpromo.md");
 
@@ -42,6 +43,17 @@ describe("docs/migrating-from-kpromo.md", () => {
       const cells = row.split(/(?<!\\)\|/).slice(1, -1);
       expect(cells, row).toHaveLength(3);
       for (const cell of cells) expect(cell.trim(), row).not.toBe("");
+    }
+  });
+
+  it("a kpromo flag the guide maps onto `promote --X` maps onto a flag promote has", () => {
+    const text = readFileSync(GUIDE, "utf8");
+    const section = text.slice(text.indexOf("## Every kpromo flag"), text.indexOf("## Manifest errors"));
+    for (const row of section.split("\n").filter((line) => line.startsWith("| `--"))) {
+      const mapped = row.split(/(?<!\\)\|/)[2] ?? "";
+      for (const [, name] of mapped.matchAll(/`promote --([a-z0-9-]+)/g)) {
+        expect(Object.keys(promoteCommand.options), row).toContain(name);
+      }
     }
   });
 

@@ -2,7 +2,7 @@ import { UsageError } from "../../errors.js";
 import type { ParsedValues, Command, OptionSpecs } from "../command.js";
 import { parseGoFlags, splitOptionWords, type GoFlagSpec, type GoFlagValues } from "../cip/go-flags.js";
 import { parseSince } from "../cip/since.js";
-import { prowChangeScope, timeWindowScope, type CipScope } from "../cip/change-scope.js";
+import { PRESUBMIT_JOB_TYPES, prowChangeScope, timeWindowScope, type CipScope } from "../cip/change-scope.js";
 import { writeLine, type CliIO } from "../io.js";
 import { promoteCommand, runPromote } from "./promote.js";
 import { runCipParseOnly } from "../cip/parse-only.js";
@@ -23,7 +23,10 @@ import { keylessSourcePolicy, loadTrustedRoot, type SourcePolicy } from "../../s
 
 /** kpromo's `cip` flags and its root `--log-level` (cmd/kpromo/cmd/cip/cip.go, root.go). */
 export const KPROMO_CIP_FLAGS = {
-  confirm: { kind: "bool", help: "Write to the registries (kpromo: initiate a PRODUCTION image promotion)" },
+  confirm: {
+    kind: "bool",
+    help: "Write to the registries (kpromo: initiate a PRODUCTION image promotion); refused in a Prow presubmit",
+  },
   manifest: {
     kind: "string",
     value: "FILE",
@@ -90,7 +93,11 @@ export const KPROMO_CIP_FLAGS = {
     value: "RE",
     help: "Regular expression alternative to --certificate-oidc-issuer",
   },
-  "max-signature-ops": { kind: "int", value: "N", help: "Signing operations at once (default 50)" },
+  "max-signature-ops": {
+    kind: "int",
+    value: "N",
+    help: "Signing operations at once (default 50, as kpromo)",
+  },
   "vuln-severity-threshold": {
     kind: "int",
     value: "N",
@@ -189,7 +196,8 @@ missing from both staging and production as _LOST_ without failing, as kpromo do
 Extra flags: any "promoter promote" flag whose name kpromo does not use (--allow-registry,
 --sign-key, --keyless, --trusted-root, --report, --concurrency, ...) may be given on the command
 line or in the environment variable ${CIP_OPTIONS_VARIABLE}, so a job gains them without editing
-its command line.
+its command line. The variable only adds: kpromo's own flags, and a flag the command line also
+gives, are refused there.
 
 Signing: kpromo signs by default (--sign=true) with a Google service account (--signer-account).
 A --confirm run that signs needs --sign-key or --keyless here, or it is refused before anything is
@@ -204,9 +212,38 @@ flags or input; 3 internal error. kpromo exits 1 on every failure.`,
   run: async ({ io, positionals }) => runCip(io, positionals),
 };
 
+/**
+ * The command line's flags and PROMOTER_CIP_OPTIONS's, each parsed on its own (a flag ending the
+ * line does not take the variable's first word). The job line is what reviewers read, so the
+ * variable only adds: kpromo's flags (write or not, sign or not, which manifests, which scope)
+ * are refused there, and so is a flag both give, rather than one silently overriding the other.
+ */
+function cipFlags(io: CliIO, argv: readonly string[]): GoFlagValues {
+  const specs = goSpecs();
+  const flags = parseGoFlags(argv, specs);
+  const extra = parseGoFlags(splitOptionWords(io.env[CIP_OPTIONS_VARIABLE] ?? ""), specs, {
+    variable: CIP_OPTIONS_VARIABLE,
+  });
+  for (const [name, value] of Object.entries(extra)) {
+    if (name in KPROMO_CIP_FLAGS) {
+      throw new UsageError(
+        `--${name} in ${CIP_OPTIONS_VARIABLE}: kpromo's flags are read from the command line only, where the job says what it does; the variable adds promote flags (docs/migrating-from-kpromo.md)`,
+      );
+    }
+    const given = flags[name];
+    if (given === undefined) flags[name] = value;
+    else if (Array.isArray(given) && Array.isArray(value)) flags[name] = [...given, ...value];
+    else {
+      throw new UsageError(
+        `--${name} is given both on the command line and in ${CIP_OPTIONS_VARIABLE}: give it once`,
+      );
+    }
+  }
+  return flags;
+}
+
 async function runCip(io: CliIO, argv: readonly string[]): Promise<number> {
-  const extra = splitOptionWords(io.env[CIP_OPTIONS_VARIABLE] ?? "");
-  const flags = parseGoFlags([...argv, ...extra], goSpecs());
+  const flags = cipFlags(io, argv);
   const notes = new CipNotes(io);
   const kpromo = (name: KpromoFlag) => flags[name];
 
@@ -274,7 +311,10 @@ async function runCip(io: CliIO, argv: readonly string[]): Promise<number> {
       judgePlan: (planned) => Promise.resolve(judgeVulnerabilities(io, planned, reports, threshold)),
     });
   }
-  if (confirm) values.confirm = true;
+  if (confirm) {
+    refuseWritesFromPresubmit(io.env);
+    values.confirm = true;
+  }
   signingFlags(flags, values, notes, confirm);
   if (kpromo("max-image-size") !== undefined) {
     notes.add(
@@ -431,6 +471,20 @@ async function changeScope(flags: GoFlagValues, io: CliIO, notes: CipNotes): Pro
     return timeWindowScope(parseSince(since, new Date()), since, { cwd: io.cwd, signal: io.signal });
   }
   return { kind: "full" };
+}
+
+/**
+ * A Prow presubmit (or batch) runs a pull request nobody has merged yet: writing production from
+ * it promotes unreviewed manifests. kpromo lets a job line do that; a `--confirm` copied into a
+ * presubmit's line by mistake is refused here instead. The postsubmit writes after the merge.
+ */
+function refuseWritesFromPresubmit(env: NodeJS.ProcessEnv): void {
+  const jobType = env.JOB_TYPE;
+  if (jobType !== undefined && PRESUBMIT_JOB_TYPES.has(jobType)) {
+    throw new UsageError(
+      `--confirm in a Prow ${jobType} job: it runs a pull request nobody has merged, so nothing is written; promote from the postsubmit (--use-prow-manifest-diff --confirm), which runs after the merge`,
+    );
+  }
 }
 
 /** kpromo's logrus levels onto ours. */
