@@ -81,24 +81,21 @@ beforeAll(async () => {
   [staging, prod, services] = await Promise.all([startRegistry(), startRegistry(), startSigstoreStandIns()]);
   await writeFile(path.join(work, "trusted_root.json"), JSON.stringify(services.trustedRoot()));
   await pushToRegistry(staging.host, "staging/unsigned", [{ content: unsigned, tag: "v1" }], work);
-  await pushToRegistry(
-    staging.host,
-    "staging/ours",
-    [
-      { content: ours, tag: "v1" },
-      { content: await signedBy(ours, SUBJECT), tag: sigTag(ours.digest) },
-    ],
-    work,
-  );
-  await pushToRegistry(
-    staging.host,
-    "staging/theirs",
-    [
-      { content: theirs, tag: "v1" },
-      { content: await signedBy(theirs, MALLORY), tag: sigTag(theirs.digest) },
-    ],
-    work,
-  );
+  for (const [name, content, signer] of [
+    ["ours", ours, SUBJECT],
+    ["theirs", theirs, MALLORY],
+  ] as const) {
+    const signature = await signedBy(content, signer);
+    await pushToRegistry(
+      staging.host,
+      `staging/${name}`,
+      [
+        { content, tag: "v1" },
+        { content: signature, tag: sigTag(content.digest) },
+      ],
+      work,
+    );
+  }
   await writeFile(
     path.join(work, "promoter-manifest.yaml"),
     [

@@ -124,7 +124,6 @@ const KPROMO_DEFAULTS = {
   certificateIdentity: "krel-trust@k8s-releng-prod.iam.gserviceaccount.com",
   certificateOidcIssuer: "https://accounts.google.com",
   maxSignatureOps: 50,
-  severityThreshold: -1,
 } as const;
 
 /**

@@ -8,7 +8,7 @@ import {
   type SourcePosition,
   type ValidationResult,
 } from "../../manifest/index.js";
-import { edgesChangedSince } from "../../gitops/index.js";
+import { loadManifestsAtRevision } from "../../gitops/index.js";
 import { loadManifests } from "../../manifest-files/index.js";
 import { jsonText, textLines } from "../../output/encode.js";
 import { stringOption, type Command } from "../command.js";
@@ -84,11 +84,12 @@ Rules, the registry policy and the JSON format: docs/manifest-format.md.`,
       stringOption(values, "fail-on-findings", FINDINGS_FAIL_ON) ??
       (changedSince === undefined ? "all" : "new");
     const set = await loadManifests(input, { signal: io.signal, cwd: io.cwd, registryPolicy });
+    // Only the base's findings are needed here: no edge comparison.
     const base =
       changedSince === undefined
         ? undefined
-        : await edgesChangedSince(input, changedSince, { cwd: io.cwd, signal: io.signal });
-    const result = judgedValidation(validate(set), base?.baseFindings, failOn);
+        : await loadManifestsAtRevision(input, changedSince, { cwd: io.cwd, signal: io.signal });
+    const result = judgedValidation(validate(set), base?.set.findings, failOn);
     writeValidation(io, result, output);
     return result.ok ? ExitCode.ok : ExitCode.failed;
   },
