@@ -6,6 +6,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startRegistry, type TestRegistry } from "./registry-harness.js";
+import { scanForIncompleteTags } from "./registry-judge.js";
 import { SkopeoError, skopeoInspectRaw, skopeoListTags } from "./skopeo.js";
 import { makeImage, pushWithSkopeo, writeOciLayoutDirectly } from "./test-images.js";
 
@@ -470,5 +471,28 @@ describe("distribution 2.8.2 facts", () => {
     expect((await fetch(`${registry.url}/v2/facts/manifests/oci`)).status).toBe(404);
     expect((await fetch(`${registry.url}/v2/facts/manifests/oci`, { headers: accept })).status).toBe(200);
     expect((await fetch(`${registry.url}/v2/facts/manifests/docker`)).status).toBe(200);
+  });
+});
+
+describe("the registry judge", () => {
+  let registry: TestRegistry;
+  beforeAll(async () => {
+    registry = await startRegistry();
+  }, 60_000);
+  afterAll(async () => {
+    await registry.stop();
+  });
+
+  it("reports a tag that serves an image whose layer the registry cannot deliver", async () => {
+    await pushWithSkopeo(layoutDir, "v1", `${registry.host}/judge/app:v1`);
+    expect((await scanForIncompleteTags(registry.url, ["judge/app"])).problems).toEqual([]);
+    // The layer's data removed from the filesystem storage behind the registry's back.
+    const hex = image.layers[0]!.descriptor.digest.slice("sha256:".length);
+    await rm(path.join(registry.dataDir, "docker/registry/v2/blobs/sha256", hex.slice(0, 2), hex), {
+      recursive: true,
+    });
+    const { problems } = await scanForIncompleteTags(registry.url, ["judge/app"]);
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(new RegExp(`^judge/app:v1 -> .*blob ${image.layers[0]!.descriptor.digest}`));
   });
 });

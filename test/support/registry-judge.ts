@@ -167,9 +167,15 @@ export async function scanForIncompleteTags(
         problems.push(manifest.problem);
         continue;
       }
-      const key = `${repository}@${sha256(manifest.bytes)}`;
+      const digest = sha256(manifest.bytes);
+      const key = `${repository}@${digest}`;
       if (complete.has(key)) continue;
-      const found = await incompleteness(registryUrl, repository, tag);
+      // Judged by the digest the tag resolved to: reading the tag again could land in the
+      // registry's own rewrite of its link file (a 500, see resolveListedTag), which says
+      // nothing about the image the tag serves.
+      const found = (await incompleteness(registryUrl, repository, digest, digest)).map(
+        (problem) => `${repository}:${tag} -> ${problem}`,
+      );
       problems.push(...found);
       if (found.length === 0) complete.add(key);
     }
