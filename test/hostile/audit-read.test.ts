@@ -187,28 +187,29 @@ describe("GET /findings", () => {
     expect(pages).toBe(Math.ceil(SEEDED_VIOLATIONS / 500));
   });
 
-  it("from four readers at once does not hold up the notifications", async () => {
-    // Four readers ask for what no index answers (a full scan of the database). Notifications
-    // sent meanwhile must be answered while those reads are still running: none of them may
-    // wait for a read to finish.
+  it("from many readers at once does not hold up the notifications", async () => {
+    // Twelve readers ask for what no index answers (a full scan of the database each, one
+    // after another on the reader's worker). Notifications sent meanwhile must be answered
+    // while most of those reads are still waiting: on the event loop, every scan ahead of a
+    // notification would delay it. Half the reads is the margin that keeps a busy CI machine
+    // (slow intake, fast scans) from judging the machine instead of the intake.
+    const READERS = 12;
     let readsFinished = 0;
-    const reads = Array.from({ length: 4 }, () =>
+    const reads = Array.from({ length: READERS }, () =>
       read("?tag=no-such-tag&limit=500").then(async (response) => {
         readsFinished += 1;
         expect(response.status).toBe(200);
         expect(((await response.json()) as { findings: unknown[] }).findings).toEqual([]);
       }),
     );
-    // Sent together with the reads, not one after another: three sequential round trips can
-    // outlast the scans on a busy machine, which judged the machine, not the intake.
-    const answeredWhileReading = await Promise.all(
+    const finishedWhenAnswered = await Promise.all(
       Array.from({ length: 3 }, async (_, i) => {
         expect(await postEvent(url, `intake-${i}`, `intake-${i}`)).toBe(200);
-        return readsFinished === 0;
+        return readsFinished;
       }),
     );
     await Promise.all(reads);
-    expect(answeredWhileReading).toEqual([true, true, true]);
+    for (const finished of finishedWhenAnswered) expect(finished).toBeLessThan(READERS / 2);
   });
 });
 
