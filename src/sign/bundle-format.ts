@@ -58,12 +58,15 @@ export interface BuiltBundleReferrer {
 
 /**
  * The referrer manifest for a bundle. `created` is an RFC 3339 time: the manifest is built once
- * and the same bytes go to every destination.
+ * and the same bytes go to every destination. `predicateType` is the signed statement's (cosign's
+ * signing predicate for a signature; an attestation's own type), annotated as cosign does so
+ * readers can pick referrers from the referrers list without fetching them.
  */
 export function buildBundleReferrer(
   bundle: Uint8Array,
   subject: Descriptor,
   created: string,
+  predicateType: string = COSIGN_SIGN_PREDICATE,
 ): BuiltBundleReferrer {
   const layer: BlobContent = {
     descriptor: { mediaType: BUNDLE_MEDIA_TYPE, digest: digestOf(bundle), size: bundle.length },
@@ -84,7 +87,7 @@ export function buildBundleReferrer(
     subject: { mediaType: subject.mediaType, size: subject.size, digest: subject.digest },
     annotations: {
       [BundleAnnotation.content]: "dsse-envelope",
-      [BundleAnnotation.predicateType]: COSIGN_SIGN_PREDICATE,
+      [BundleAnnotation.predicateType]: predicateType,
       [BundleAnnotation.created]: created,
     },
   };
