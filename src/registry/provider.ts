@@ -167,6 +167,7 @@ export function createStoreProvider(options: StoreProviderOptions = {}): Registr
           ? {}
           : { helperTimeoutMs: options.credentialHelperTimeoutMs }),
       }),
+    logger,
   );
 
   const network = new UndiciTransport({

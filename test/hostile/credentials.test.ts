@@ -417,6 +417,8 @@ describe("credential helpers", () => {
     ]) {
       expect(environment).toMatch(new RegExp(`^${name}=`, "m"));
     }
-    expect(run.stderr).not.toMatch(/docker-credential-dump/);
+    // The helper answered: named only where the run says which source the credential came from.
+    expect(run.stderr).toContain("from docker-credential-dump (");
+    expect(run.stderr).not.toMatch(/(?:warn|error)[^\n]*docker-credential-dump/);
   });
 });

@@ -174,7 +174,7 @@ export async function runSnapshot(
       return ExitCode.failed;
     }
   }
-  const logger = createCliLogger(io.stderr, { format: "text", level: "warn" });
+  const logger = createCliLogger(io.stderr, { format: "text", level: quiet ? "warn" : "info" });
 
   if (input !== undefined) {
     const registryPolicy = await registryPolicyFromOptions(values, io, input);

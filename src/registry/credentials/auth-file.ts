@@ -62,8 +62,11 @@ function stringField(record: Record<string, unknown>, name: string): string | un
   return typeof value === "string" && value.length > 0 ? value : undefined;
 }
 
-/** Parses the document; `where` names it in errors (never its content). */
-export function parseAuthDocument(text: string, where: string): AuthDocument {
+/**
+ * Parses the document; `where` names it in errors (never its content). `legacy`: Docker's old
+ * `~/.dockercfg`, whose top level is the `auths` map itself.
+ */
+export function parseAuthDocument(text: string, where: string, legacy = false): AuthDocument {
   let document: unknown;
   try {
     document = JSON.parse(text);
@@ -80,8 +83,9 @@ export function parseAuthDocument(text: string, where: string): AuthDocument {
     });
   }
   const auths = new Map<string, AuthEntry>();
-  if (isJsonObject(document.auths)) {
-    for (const [key, value] of Object.entries(document.auths)) {
+  const entries = legacy ? document : document.auths;
+  if (isJsonObject(entries)) {
+    for (const [key, value] of Object.entries(entries)) {
       if (!isJsonObject(value)) continue;
       const entry: AuthEntry = {
         ...optional("auth", stringField(value, "auth")),
@@ -96,12 +100,12 @@ export function parseAuthDocument(text: string, where: string): AuthDocument {
     }
   }
   const credHelpers = new Map<string, string>();
-  if (isJsonObject(document.credHelpers)) {
+  if (!legacy && isJsonObject(document.credHelpers)) {
     for (const [key, value] of Object.entries(document.credHelpers)) {
       if (typeof value === "string" && value.length > 0) credHelpers.set(normalizeAuthKey(key), value);
     }
   }
-  const credsStore = stringField(document, "credsStore");
+  const credsStore = legacy ? undefined : stringField(document, "credsStore");
   return { auths, credHelpers, ...(credsStore === undefined ? {} : { credsStore }) };
 }
 
@@ -162,7 +166,7 @@ export function findAuthEntry(
 }
 
 /** Reads a credential file; undefined when it does not exist. */
-export async function readAuthFile(path: string): Promise<AuthDocument | undefined> {
+export async function readAuthFile(path: string, legacy = false): Promise<AuthDocument | undefined> {
   let size: number;
   try {
     size = (await stat(path)).size;
@@ -185,5 +189,5 @@ export async function readAuthFile(path: string): Promise<AuthDocument | undefin
     });
   }
   const text = await readFile(path, "utf8");
-  return parseAuthDocument(text, path);
+  return parseAuthDocument(text, path, legacy);
 }

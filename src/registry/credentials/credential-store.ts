@@ -1,3 +1,4 @@
+import { silentLogger, type Logger } from "../../log.js";
 import type { RegistryHost, RepositoryPath } from "../../reference/index.js";
 import type { Credential, CredentialSource } from "./types.js";
 
@@ -7,8 +8,13 @@ import type { Credential, CredentialSource } from "./types.js";
  */
 export class CredentialStore {
   private readonly cache = new Map<string, Promise<Credential | undefined>>();
+  /** `registry source` pairs already told: which file a credential came from, said once. */
+  private readonly told = new Set<string>();
 
-  constructor(private readonly sources: readonly CredentialSource[]) {}
+  constructor(
+    private readonly sources: readonly CredentialSource[],
+    private readonly logger: Logger = silentLogger,
+  ) {}
 
   lookup(
     registry: RegistryHost,
@@ -33,7 +39,14 @@ export class CredentialStore {
   ): Promise<Credential | undefined> {
     for (const source of this.sources) {
       const credential = await source.lookup(registry, repository, options);
-      if (credential) return credential;
+      if (credential) {
+        const told = `${registry} ${credential.source}`;
+        if (!this.told.has(told)) {
+          this.told.add(told);
+          this.logger.log("info", `credentials for ${registry} from ${credential.source}`);
+        }
+        return credential;
+      }
     }
     return undefined;
   }

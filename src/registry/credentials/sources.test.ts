@@ -2,6 +2,7 @@ import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MemoryLogger } from "../../log.js";
 import { parseRepositoryPath, type RegistryHost } from "../../reference/index.js";
 import type { RegistryError } from "../errors.js";
 import { normalizeAuthKey } from "./auth-file.js";
@@ -319,7 +320,7 @@ describe("PROMOTER_AUTH_<HOST> spelling", () => {
 });
 
 describe("default sources", () => {
-  it("ask the environment, REGISTRY_AUTH_FILE, DOCKER_CONFIG, then the containers and Docker defaults", () => {
+  it("ask the environment, then the files of containers-auth.json(5) in containers/image's order", () => {
     const home = path.join(directory, "home");
     const runtime = path.join(directory, "run");
     const sources = defaultCredentialSources({ env: { XDG_RUNTIME_DIR: runtime }, homeDirectory: home });
@@ -330,15 +331,48 @@ describe("default sources", () => {
       path.join(runtime, "containers", "auth.json"),
       path.join(home, ".config", "containers", "auth.json"),
       path.join(home, ".docker", "config.json"),
+      path.join(home, ".dockercfg"),
     ]);
+    // Without XDG_RUNTIME_DIR (root's CI job, no login session): /run/containers/<uid>; an
+    // XDG_CONFIG_HOME and a DOCKER_CONFIG take the place of their defaults.
+    const session = defaultCredentialSources({
+      env: { XDG_CONFIG_HOME: "/cfg", DOCKER_CONFIG: "/d" },
+      homeDirectory: home,
+      userId: 1234,
+    });
+    expect(new CredentialStore(session).places(host("r.example")).slice(2)).toEqual([
+      "/run/containers/1234/auth.json",
+      "/cfg/containers/auth.json",
+      "/d/config.json",
+      path.join(home, ".dockercfg"),
+    ]);
+    // REGISTRY_AUTH_FILE is an explicit choice: no other file is read.
     const explicit = defaultCredentialSources({
       env: { REGISTRY_AUTH_FILE: "/a/auth.json", DOCKER_CONFIG: "/d" },
       homeDirectory: home,
     });
-    expect(new CredentialStore(explicit).places(host("r.example")).slice(2)).toEqual([
-      "/a/auth.json",
-      "/d/config.json",
+    expect(new CredentialStore(explicit).places(host("r.example")).slice(2)).toEqual(["/a/auth.json"]);
+  });
+
+  it("read Docker's old ~/.dockercfg (no auths wrapper) and say which file a credential came from", async () => {
+    const home = path.join(directory, "legacy-home");
+    await writeJson("legacy-home/.dockercfg", {
+      "https://r.example/v1/": { auth: basic("old", "Old-pw-1"), email: "x@example.com" },
+    });
+    const logger = new MemoryLogger();
+    const store = new CredentialStore(
+      defaultCredentialSources({
+        env: { XDG_RUNTIME_DIR: path.join(directory, "none") },
+        homeDirectory: home,
+      }),
+      logger,
+    );
+    expect(await store.lookup(host("r.example"), undefined)).toMatchObject({ username: "old" });
+    await store.lookup(host("r.example"), parseRepositoryPath("again"));
+    expect(logger.lines.map((line) => line.message)).toEqual([
+      `credentials for r.example from ${path.join(home, ".dockercfg")}`,
     ]);
+    expect(JSON.stringify(logger.lines)).not.toContain("Old-pw-1");
   });
 
   it("take the first source with a credential and remember the answer", async () => {
@@ -349,7 +383,7 @@ describe("default sources", () => {
     });
     const store = new CredentialStore(
       defaultCredentialSources({
-        env: { DOCKER_CONFIG: dockerConfig, REGISTRY_AUTH_FILE: authFile },
+        env: { REGISTRY_AUTH_FILE: authFile, DOCKER_CONFIG: dockerConfig },
         homeDirectory: path.join(directory, "nohome"),
       }),
     );

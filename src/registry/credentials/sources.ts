@@ -17,7 +17,8 @@ type Env = Readonly<Record<string, string | undefined>>;
 
 export interface FileSourceOptions {
   /** `docker`: keys are hosts; `containers`: keys may be `host/namespace/...` prefixes. */
-  readonly format: "docker" | "containers";
+  /** `legacy`: Docker's old `~/.dockercfg` (no `auths` wrapper, no helpers). */
+  readonly format: "docker" | "containers" | "legacy";
   /** The promoter's environment; helper programs get only the part they need (helper.ts). */
   readonly helperEnv: Env;
   readonly helperTimeoutMs?: number;
@@ -37,7 +38,7 @@ export class FileCredentialSource implements CredentialSource {
   ) {}
 
   private load(): Promise<AuthDocument | undefined> {
-    this.document ??= readAuthFile(this.file);
+    this.document ??= readAuthFile(this.file, this.options.format === "legacy");
     return this.document;
   }
 
@@ -238,52 +239,49 @@ export interface DefaultSourcesOptions {
   readonly env: Env;
   /** The user's home directory (for ~/.docker and ~/.config/containers). */
   readonly homeDirectory: string;
+  /** The user id for `/run/containers/<uid>/auth.json` (default: the process's). */
+  readonly userId?: number;
   readonly helperTimeoutMs?: number;
 }
 
 /**
- * The credential sources in the order they are asked (the first with a credential wins):
- * 1. environment variables (`PROMOTER_AUTH_<HOST>`, `PROMOTER_REGISTRY_AUTH`);
- * 2. `$REGISTRY_AUTH_FILE`, when set;
- * 3. `$DOCKER_CONFIG/config.json`, when DOCKER_CONFIG is set;
- * 4. `$XDG_RUNTIME_DIR/containers/auth.json`, then `~/.config/containers/auth.json`
- *    (skopeo's and podman's defaults);
- * 5. `~/.docker/config.json`, when DOCKER_CONFIG is not set.
- * Explicit settings come first; then the containers defaults before Docker's, as skopeo does.
+ * The credential sources in the order they are asked (the first with a credential wins): the
+ * environment variables (`PROMOTER_AUTH_<HOST>`, `PROMOTER_REGISTRY_AUTH`), then the files
+ * skopeo and podman read, in their order (containers-auth.json(5), as containers/image
+ * implements it):
+ * - `$REGISTRY_AUTH_FILE` when set, and then no other file (an explicit choice);
+ * - otherwise `$XDG_RUNTIME_DIR/containers/auth.json` (`/run/containers/<uid>/auth.json` when
+ *   XDG_RUNTIME_DIR is unset: where `skopeo login` as root writes without a session), then
+ *   `$XDG_CONFIG_HOME/containers/auth.json` (`~/.config/...`), then `$DOCKER_CONFIG/config.json`
+ *   or `~/.docker/config.json`, then Docker's old `~/.dockercfg`.
+ * https://github.com/containers/image/blob/main/docs/containers-auth.json.5.md
  */
 export function defaultCredentialSources(options: DefaultSourcesOptions): CredentialSource[] {
   const { env, homeDirectory } = options;
-  const fileOptions = (format: "docker" | "containers"): FileSourceOptions => ({
-    format,
-    helperEnv: env,
-    ...(options.helperTimeoutMs === undefined ? {} : { helperTimeoutMs: options.helperTimeoutMs }),
-  });
+  const file = (location: string, format: FileSourceOptions["format"]) =>
+    new FileCredentialSource(location, {
+      format,
+      helperEnv: env,
+      ...(options.helperTimeoutMs === undefined ? {} : { helperTimeoutMs: options.helperTimeoutMs }),
+    });
   const sources: CredentialSource[] = [new EnvCredentialSource(env)];
-  const authFile = env.REGISTRY_AUTH_FILE;
-  if (authFile) sources.push(new FileCredentialSource(authFile, fileOptions("containers")));
-  const dockerConfig = env.DOCKER_CONFIG;
-  if (dockerConfig)
-    sources.push(new FileCredentialSource(path.join(dockerConfig, "config.json"), fileOptions("docker")));
-  if (!authFile) {
-    if (env.XDG_RUNTIME_DIR) {
-      sources.push(
-        new FileCredentialSource(
-          path.join(env.XDG_RUNTIME_DIR, "containers", "auth.json"),
-          fileOptions("containers"),
-        ),
-      );
-    }
-    sources.push(
-      new FileCredentialSource(
-        path.join(homeDirectory, ".config", "containers", "auth.json"),
-        fileOptions("containers"),
-      ),
-    );
-  }
-  if (!dockerConfig) {
-    sources.push(
-      new FileCredentialSource(path.join(homeDirectory, ".docker", "config.json"), fileOptions("docker")),
-    );
-  }
-  return sources;
+  if (env.REGISTRY_AUTH_FILE) return [...sources, file(env.REGISTRY_AUTH_FILE, "containers")];
+  // An empty variable is an unset one, as containers/image reads them.
+  const variable = (name: string) => (env[name] === "" ? undefined : env[name]);
+  const userId = options.userId ?? process.getuid?.() ?? 0;
+  const runtimeDirectory = variable("XDG_RUNTIME_DIR");
+  const primary =
+    runtimeDirectory === undefined
+      ? path.join("/run", "containers", String(userId), "auth.json")
+      : path.join(runtimeDirectory, "containers", "auth.json");
+  const configHome = variable("XDG_CONFIG_HOME") ?? path.join(homeDirectory, ".config");
+  return [
+    ...sources,
+    file(primary, "containers"),
+    file(path.join(configHome, "containers", "auth.json"), "containers"),
+    env.DOCKER_CONFIG
+      ? file(path.join(env.DOCKER_CONFIG, "config.json"), "docker")
+      : file(path.join(homeDirectory, ".docker", "config.json"), "docker"),
+    file(path.join(homeDirectory, ".dockercfg"), "legacy"),
+  ];
 }
