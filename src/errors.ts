@@ -60,6 +60,7 @@ export type SignErrorCode =
 export type GitOpsErrorCode =
   | "git" // a git command failed
   | "no-catalog" // snapshot: the registry does not list its repositories
+  | "snapshot-not-found" // snapshot: the named path, repository or tag is not there
   | "images-file-edit" // manifest add: the images file cannot be edited in place
   | "manifest-add-refused" // manifest add: the addition is not allowed (a moved tag, say)
   | "image-facts" // check: an image's facts cannot be read
@@ -151,6 +152,7 @@ const ERROR_CODE_KEYS = {
   "sign-format": 0,
   git: 0,
   "no-catalog": 0,
+  "snapshot-not-found": 0,
   "images-file-edit": 0,
   "manifest-add-refused": 0,
   "image-facts": 0,

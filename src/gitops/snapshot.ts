@@ -3,6 +3,8 @@ import { silentLogger, type Logger } from "../log.js";
 import { isIndexMediaType, MAX_INDEX_DEPTH, parseManifest } from "../oci/index.js";
 import { runBounded } from "../concurrency/index.js";
 import {
+  formatRegistryLocation,
+  formatRepositoryLocation,
   isRepositoryPath,
   remoteRepositoryKey,
   repositoryIn,
@@ -46,7 +48,12 @@ import {
 /** Tags resolved at once in one repository. */
 const TAG_CONCURRENCY = 8;
 
-/** `no-catalog`: the registry does not list repositories; `invalid-repository`: a bad --repository. */
+/**
+ * `no-catalog`: the registry does not list repositories; `invalid-repository`: a bad --repository;
+ * `snapshot-not-found`: what was asked for is not there (a path no repository is under, a named
+ * repository without tags, a tag in none of the repositories). An empty answer would read as
+ * "nothing is promoted there" and become an empty images.yaml.
+ */
 export class SnapshotError extends PromoterError {
   declare readonly code: SnapshotErrorCode;
 
@@ -58,7 +65,7 @@ export class SnapshotError extends PromoterError {
   }
 }
 
-export type SnapshotErrorCode = "no-catalog" | "invalid-repository";
+export type SnapshotErrorCode = "no-catalog" | "invalid-repository" | "snapshot-not-found";
 
 export interface SnapshotOptions {
   readonly provider: RepositoryOpener & RepositoryCatalog;
@@ -154,6 +161,12 @@ async function listRepositories(
     }
     const name = repository.slice(prefix.length);
     if (isRepositoryPath(name)) names.push(name);
+  }
+  if (names.length === 0 && location.prefix !== "" && !paths.includes(location.prefix)) {
+    throw new SnapshotError(
+      "snapshot-not-found",
+      `no repository under ${remoteRepositoryKey(location.host, location.prefix)}: check the path (the registry lists repositories by their full path)`,
+    );
   }
   return names;
 }
@@ -258,6 +271,25 @@ export async function takeSnapshot(location: RegistryLocation, options: Snapshot
     options.signal,
   );
   images.sort((a, b) => compareText(a.name, b.name));
+  if (options.repositories && options.repositories.length > 0) {
+    const listed = new Set(images.map((image) => image.name as string));
+    const empty = names.filter((name) => !listed.has(name));
+    if (empty.length > 0 && (options.tags ?? []).length === 0) {
+      throw new SnapshotError(
+        "snapshot-not-found",
+        `${empty.map((name) => formatRepositoryLocation(repositoryIn(location, name))).join(", ")}: no tags (the repository is absent or empty)`,
+      );
+    }
+  }
+  const missingTags = (options.tags ?? []).filter(
+    (tag) => !images.some((image) => image.digests.some((digest) => digest.tags.includes(tag))),
+  );
+  if (missingTags.length > 0) {
+    throw new SnapshotError(
+      "snapshot-not-found",
+      `${missingTags.map((tag) => `tag ${tag}`).join(", ")} in none of the ${names.length === 1 ? "repository" : `${names.length} repositories`} read under ${formatRegistryLocation(location)}`,
+    );
+  }
   return { images, repositories: names.length, attachmentTags };
 }
 

@@ -9,7 +9,7 @@ import { createStoreProvider } from "../../src/registry/index.js";
 import { captureIO } from "../support/cli.js";
 import { allowingLoopbackRegistries } from "../support/local-registries.js";
 import { startRegistry, type TestRegistry } from "../support/registry-harness.js";
-import { skopeoInspectRaw, skopeoListTags } from "../support/skopeo.js";
+import { skopeoCopy, skopeoInspectRaw, skopeoListTags } from "../support/skopeo.js";
 import { requireBuiltCli, runPromoter } from "../support/promoter-process.js";
 import {
   pushToStore,
@@ -244,5 +244,43 @@ describe("promoter snapshot against real registries", () => {
       expect(plannedMinimal.stdout).not.toContain(arm64.digest);
       expect(plannedMinimal.stdout).toContain(amd64.digest); // tagged: v1.0-amd64
     }
+  });
+
+  it("names what is not there instead of printing an empty list (a typo must not become images: [])", async () => {
+    // Each of these printed `[]` and exited 0 before; `promote` then read the empty file as
+    // "promote nothing".
+    const cases: [string[], RegExp][] = [
+      [[`${source.host}/staging`, "--tag", "v9"], /tag v9 in none of the 2 repositories read under/],
+      [
+        [`${source.host}/staging`, "--repository", "helo"],
+        /staging\/helo: no tags \(the repository is absent or empty\)/,
+      ],
+      [[`${source.host}/prdo`], new RegExp(`no repository under ${source.host}/prdo`)],
+      [["oci:no-such-directory"], /oci:no-such-directory: no directory /],
+    ];
+    for (const [args, message] of cases) {
+      const result = await promoter("snapshot", ...args);
+      expect(result.out, args.join(" ")).toBe("");
+      expect(result.err, args.join(" ")).toMatch(message);
+      expect(result.err).toContain("snapshot-not-found");
+      expect(result.status, args.join(" ")).toBe(2);
+    }
+    // A tag that is there still works, and one of two named tags missing is named.
+    expect((await promoter("snapshot", `${source.host}/staging`, "--tag", "v1", "-q")).status).toBe(0);
+    const oneMissing = await promoter("snapshot", `${source.host}/staging`, "--tag", "v1", "--tag", "v9");
+    expect(oneMissing.err).toMatch(/tag v9 in none/);
+    expect(oneMissing.err).not.toMatch(/tag v1 /);
+
+    // skopeo's single layout (`oci:DIR/web`): refused with the form that reads it.
+    const tree = path.join(work, "layouts");
+    await skopeoCopy(`docker://${source.host}/staging/app:v1.0-amd64`, `oci:${path.join(tree, "web")}:1.0`);
+    const single = await promoter("snapshot", "oci:layouts/web");
+    expect(single.status).toBe(2);
+    expect(single.out).toBe("");
+    expect(single.err).toContain("oci:layouts/web is a single OCI layout");
+    expect(single.err).toContain("use oci:layouts --repository web");
+    const asTree = await promoter("snapshot", "oci:layouts", "--repository", "web", "-q");
+    expect(asTree.status, asTree.err).toBe(0);
+    expect(asTree.out).toContain(`"${amd64.digest}": ["1.0"]`);
   });
 });

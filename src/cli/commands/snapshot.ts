@@ -1,4 +1,6 @@
 import { plural } from "../../output/quantities.js";
+import { existsSync } from "node:fs";
+import { stat } from "node:fs/promises";
 import * as path from "node:path";
 import { UsageError } from "../../errors.js";
 import {
@@ -6,6 +8,7 @@ import {
   kpromoSnapshotStdout,
   snapshotText,
   takeManifestBasedSnapshot,
+  SnapshotError,
   takeSnapshot,
   type SnapshotOutput,
 } from "../../gitops/index.js";
@@ -91,7 +94,9 @@ connection reaches an internal address except on the hosts of --allow-registry, 
 resolves to (a registry's redirects included). An oci:DIR named here is read wherever it is.
 
 Exit status: 0 done; 1 the registry is refused, or the manifests have errors; 2 invalid input,
-or a registry that cannot be read.`,
+a registry that cannot be read, or what was asked for is not there (a path no repository is
+under, a --repository without tags, a --tag no repository has, a missing oci: directory; an
+oci:DIR that is itself one layout is refused with the form oci:PARENT --repository NAME).`,
   options: {
     output: {
       type: "string",
@@ -124,6 +129,27 @@ or a registry that cannot be read.`,
   },
   run: ({ io, values, positionals }) => runSnapshot(io, values, positionals[0] ?? "", "promoter"),
 };
+
+/**
+ * An `oci:` snapshot reads a tree of layouts, one repository per folder holding `oci-layout`. A
+ * missing directory is named rather than read as an empty tree, and a single layout (skopeo's
+ * `oci:DIR/web`) gets the form that reads it.
+ */
+async function checkLayoutTree(directory: string, ref: string): Promise<void> {
+  try {
+    if (!(await stat(directory)).isDirectory())
+      throw new UsageError(`${ref}: ${directory} is not a directory`);
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
+    throw new SnapshotError("snapshot-not-found", `${ref}: no directory ${directory}`);
+  }
+  if (existsSync(path.join(directory, "oci-layout"))) {
+    const parent = path.dirname(ref.slice(ref.indexOf(":") + 1)) || ".";
+    throw new UsageError(
+      `${ref} is a single OCI layout; a snapshot reads a tree of layouts, one repository per folder: use oci:${parent} --repository ${path.basename(directory)}`,
+    );
+  }
+}
 
 /** Our text, or kpromo's stdout byte for byte (`fmt.Println` of its text: one more newline). */
 function writeSnapshot(
@@ -217,6 +243,7 @@ export async function runSnapshot(
     }
   }
 
+  if (location.kind === "oci-layout") await checkLayoutTree(location.directory, ref);
   const provider = storeProviderFromOptions(values, io, logger);
   try {
     const snapshot = await takeSnapshot(location, {
