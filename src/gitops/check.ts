@@ -20,10 +20,12 @@ import {
 } from "../manifest-files/index.js";
 import {
   countDecisions,
+  decisionTotals,
   destinationQuestions,
   type EdgeDecisionKind,
   type PlannedEdge,
   type PromotionEdge,
+  totalsText,
 } from "../plan/index.js";
 import { runBounded } from "../concurrency/index.js";
 import { observeRepositories, planPromotion } from "../promote/index.js";
@@ -366,7 +368,7 @@ function tagMoveCheck(planned: readonly PlannedEdge[]): CheckResult {
     summary:
       planned.length === 0
         ? "no new edges"
-        : `${plural(planned.length, "new edge")}: ${counts.copy} to copy, ${plural(counts["add-tag"], "tag")} to add, ${counts.unchanged} already in place, ${plural(counts["refused-tag-move"], "refused tag move")}, ${counts["missing-source"]} missing in staging`,
+        : `${plural(planned.length, "new edge")}: ${totalsText(decisionTotals(counts))}`,
     items: capItems(items),
   };
 }

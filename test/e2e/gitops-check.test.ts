@@ -219,6 +219,10 @@ describe("promoter check on a pull request, against real registries", () => {
       }),
     ]);
     expect(byId["tag-moves"]?.summary).toContain("5 to copy");
+    // Every total adds up: the parts after the colon count every new edge.
+    const [total, parts] = (byId["tag-moves"]?.summary ?? "").split(": ");
+    const sum = (parts ?? "").split(", ").reduce((n, part) => n + Number.parseInt(part, 10), 0);
+    expect(sum).toBe(Number.parseInt(total ?? "", 10));
 
     expect(byId.removals?.status).toBe("fail");
     expect(byId.removals?.items[0]?.message).toContain(`worker:1.0@${worker.digest} in 2 destinations`);

@@ -1,10 +1,12 @@
 import {
   countDecisions,
-  EDGE_OUTCOME_KINDS,
+  decisionTotals,
   formatShard,
   groupForDisplay,
   rowsFromOutcomes,
+  outcomeTotals,
   rowsFromPlan,
+  totalsText,
   type Shard,
 } from "../../plan/index.js";
 import { countOutcomes, writtenBytes, type PromotionResult } from "../../promote/index.js";
@@ -79,21 +81,9 @@ export function promotionText(
 
 /** Labelled counts: of outcomes after a run, of decisions for a plan. */
 function totals(result: PromotionResult): [string, number][] {
-  if (result.execution) {
-    const counts = countOutcomes(result.execution.outcomes);
-    return EDGE_OUTCOME_KINDS.map((kind) => [kind, counts[kind]]);
-  }
-  const counts = countDecisions(result.plan.edges);
-  return [
-    ["to copy", counts.copy],
-    ["tags to add", counts["add-tag"]],
-    ["unchanged", counts.unchanged],
-    ["refused tag moves", counts["refused-tag-move"]],
-    ["missing in source", counts["missing-source"]],
-    ["conflicting claims", counts["refused-conflict"]],
-    ["refused: source not signed", counts["refused-source-signature"]],
-    ["unreadable", counts.unreadable],
-  ];
+  return result.execution
+    ? outcomeTotals(countOutcomes(result.execution.outcomes))
+    : decisionTotals(countDecisions(result.plan.edges));
 }
 
 function promotionMarkdown(result: PromotionResult, cwd: string, confirm: boolean): string {
@@ -103,9 +93,8 @@ function promotionMarkdown(result: PromotionResult, cwd: string, confirm: boolea
 
 /** The one summary line: `Plan: 12 edges: 3 to copy, ...; 1.2 s`. */
 function promotionSummary(result: PromotionResult, confirm: boolean, elapsedMs: number): string {
-  const parts = totals(result)
-    .filter(([, count]) => count > 0)
-    .map(([label, count]) => `${count.toLocaleString("en-US")} ${label}`);
+  const counted = totals(result);
+  const parts = counted.some(([, count]) => count > 0) ? [totalsText(counted)] : [];
   const edges = result.plan.edges.length;
   const bytes = writtenBytes(result);
   const moved = bytes === undefined ? "" : `; ${formatBytes(bytes)} written`;
