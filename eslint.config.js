@@ -32,6 +32,8 @@ const PURE_SHELL_MODULES = [
   "src/gitops/vulnerability-report.ts",
   "src/github/repo-name.ts",
   "src/github/text-diff.ts",
+  "src/provenance/promotion-record.ts",
+  "src/provenance/verification-summary.ts",
   "src/sign/attachment-recognition.ts",
   "src/sign/cosign-format.ts",
   "src/sign/decide-attachments.ts",
