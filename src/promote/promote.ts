@@ -50,6 +50,12 @@ export interface PlanPromotionOptions {
    * identities; `planPromotion` fills it from the manifests.
    */
   readonly canonicalRegistries?: ReadonlyMap<string, string>;
+  /**
+   * Every edge the manifests declare, when `filter` keeps only some: a digest signed for some of
+   * its destinations first looks for our signature at the others (read only, never written), so
+   * every mirror holds the same one. `planPromotion` fills it from the manifests.
+   */
+  readonly declaredEdges?: readonly PromotionEdge[];
 }
 
 /**
@@ -106,14 +112,14 @@ export async function planPromotion(
   const logger = options.logger ?? silentLogger;
   const validation = validate(set);
   const keys = new RepositoryKeyCache();
-  const all = promotionEdges(set);
+  const all = [...promotionEdges(set)];
   const edges: PromotionEdge[] = [];
   for (const edge of all) if (!options.filter || options.filter(edge)) edges.push(edge);
   const conflicts = indexConflicts(findTagConflicts(set.manifests));
   return planEdges(
     edges,
     conflicts,
-    { ...options, logger, canonicalRegistries: canonicalRegistries(set) },
+    { ...options, logger, canonicalRegistries: canonicalRegistries(set), declaredEdges: all },
     keys,
     validation,
   );
@@ -170,6 +176,7 @@ export async function planEdges(
     const targets = signatureTargets(plan.edges, {
       ...(signatures.identity === undefined ? {} : { identity: signatures.identity }),
       ...(options.canonicalRegistries ? { canonicalRegistries: options.canonicalRegistries } : {}),
+      ...(options.declaredEdges ? { declared: options.declaredEdges } : {}),
       isIndex: (repositoryKey, digest) => isIndexIn(inventory, repositoryKey, digest),
     });
     options.logger?.log("info", "reading signatures and attachments", { digests: targets.length });

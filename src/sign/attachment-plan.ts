@@ -45,6 +45,12 @@ export interface SignatureTarget {
   /** The docker-references signatures name (one per configured identity; usually one). */
   readonly identities: readonly string[];
   readonly destinations: readonly TargetDestination[];
+  /**
+   * The digest's other destinations, outside this run's scope (`--changed-since`, a shard, a
+   * repair of some mirrors): never written, only read when no destination in scope holds our
+   * signature, so the one the others hold is copied instead of a new one made.
+   */
+  readonly elsewhere?: readonly TargetDestination[];
   /** Whether this run copies the digest to some destination (the source is read anyway). */
   readonly copied: boolean;
   /** Whether the digest is an image index, when the inventory saw its media type. */

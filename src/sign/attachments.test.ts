@@ -20,8 +20,8 @@ import {
   type TestImage,
 } from "../../test/support/test-images.js";
 import type { RepositoryLocation, RepositoryPath } from "../reference/index.js";
-import { createStoreProvider, type RegistryStoreProvider } from "../registry/index.js";
-import type { SignatureTarget } from "./attachment-plan.js";
+import { createStoreProvider, type RegistryStoreProvider, type RepositoryOpener } from "../registry/index.js";
+import type { SignatureFormat, SignatureTarget, TargetDestination } from "./attachment-plan.js";
 import { executeAttachments } from "./execute-attachments.js";
 import { parseSigningKey } from "./keys.js";
 import { planAttachments, type PlanAttachmentsOptions } from "./plan-attachments.js";
@@ -296,5 +296,116 @@ describe("signing promoted digests (OCI layouts)", () => {
     }
     const again = await run({ attachments: "all" }, [target({ digest: image.digest })]);
     expect(again.outcomes).toEqual([]);
+  });
+});
+
+/** Which store methods were called, per layout: `mirror-a getManifest`. */
+function spying(opener: RepositoryOpener, calls: string[]): RepositoryOpener {
+  return {
+    repository(at) {
+      const store = opener.repository(at);
+      const name = at.kind === "oci-layout" ? path.basename(at.directory) : at.host;
+      return new Proxy(store, {
+        get(object, property, receiver) {
+          const value: unknown = Reflect.get(object, property, receiver);
+          if (typeof value !== "function") return value;
+          return (...args: unknown[]): unknown => {
+            calls.push(`${name} ${String(property)}`);
+            return (value as (...all: unknown[]) => unknown).apply(object, args);
+          };
+        },
+      });
+    },
+  };
+}
+
+function destinationAt(mirror: string): TargetDestination {
+  return { location: location(mirror), key: `oci:${path.join(dir, mirror)}/app`, registry: `oci:${mirror}` };
+}
+
+const WRITES = /put|mount/i;
+
+describe("a run that plans only some destinations of a digest (--changed-since, a shard, a repair)", () => {
+  it.each(["cosign", "bundle"] as const)(
+    "copies the signature the other destinations hold instead of making another (%s layout)",
+    async (format: SignatureFormat) => {
+      const key = keyPair();
+      const signer = createKeySigner(parseSigningKey(key.pem, "test key"));
+      await seed("staging", [{ content: multi, tag: "v1" }]);
+      for (const mirror of MIRRORS) await seed(mirror, [{ content: multi, tag: "v1" }]);
+      // An earlier run signed the first two mirrors; the third is new.
+      const [a, b, c] = MIRRORS.map(destinationAt);
+      if (!a || !b || !c) throw new Error("three mirrors");
+      const first = await run({ signer, format }, [target({ destinations: [a, b] })]);
+      const signed = first.outcomes.filter((outcome) => outcome.status === "signed");
+      expect(signed).toHaveLength(6);
+
+      const calls: string[] = [];
+      const plan = await planAttachments([target({ destinations: [c], elsewhere: [a, b] })], {
+        provider: spying(provider, calls),
+        signer,
+        format,
+      });
+      const items = plan.works[0]?.subjects.flatMap((subject) => subject.items) ?? [];
+      expect(items.map((item) => [item.action, item.writeTo])).toEqual(
+        [0, 1, 2].map(() => ["write", [c.key]]),
+      );
+      const outcomes = await executeAttachments(plan, { provider: spying(provider, calls), signer });
+      expect(outcomes.map((outcome) => [outcome.status, outcome.destination])).toEqual(
+        [0, 1, 2].map(() => ["written", c.key]),
+      );
+      // The same signature as at the others, byte for byte; nothing written to them.
+      const wanted = new Map(signed.map((outcome) => [outcome.subject, outcome.digest]));
+      for (const outcome of outcomes) expect(outcome.digest).toBe(wanted.get(outcome.subject));
+      if (format === "cosign") {
+        for (const subject of [multi.digest, amd64.digest, arm64.digest]) {
+          const digests = await sigDigests(subject);
+          expect(new Set(digests).size, subject).toBe(1);
+          expect(digests[0]).toBe(wanted.get(subject));
+        }
+      }
+      const elsewhere = calls.filter((call) => !call.startsWith("mirror-c "));
+      expect(elsewhere.length).toBeGreaterThan(0);
+      expect(elsewhere.filter((call) => WRITES.test(call))).toEqual([]);
+
+      // Now in place: the next scoped run reads nothing outside its scope.
+      calls.length = 0;
+      const again = await planAttachments([target({ destinations: [c], elsewhere: [a, b] })], {
+        provider: spying(provider, calls),
+        signer,
+        format,
+      });
+      expect(again.works[0]?.subjects.flatMap((subject) => subject.items.map((item) => item.action))).toEqual(
+        ["unchanged", "unchanged", "unchanged"],
+      );
+      expect(calls.filter((call) => !call.startsWith("mirror-c ") && !call.startsWith("staging "))).toEqual(
+        [],
+      );
+    },
+  );
+
+  it("signs when no destination holds our signature, and writes only where it is in scope", async () => {
+    const key = keyPair();
+    const signer = createKeySigner(parseSigningKey(key.pem, "test key"));
+    const image = makeImage({ layers: 1, layerSize: 64, mediaTypes: "oci", seed: "first-scoped" });
+    await seed("staging", [{ content: image, tag: "v1" }]);
+    for (const mirror of MIRRORS) await seed(mirror, [{ content: image, tag: "v1" }]);
+    const [a, b, c] = MIRRORS.map(destinationAt);
+    if (!a || !b || !c) throw new Error("three mirrors");
+    const calls: string[] = [];
+    const plan = await planAttachments(
+      [target({ digest: image.digest, destinations: [c], elsewhere: [a, b] })],
+      {
+        provider: spying(provider, calls),
+        signer,
+      },
+    );
+    expect(plan.works[0]?.subjects[0]?.items.map((item) => [item.action, item.writeTo])).toEqual([
+      ["sign", [c.key]],
+    ]);
+    const outcomes = await executeAttachments(plan, { provider: spying(provider, calls), signer });
+    expect(outcomes.map((outcome) => [outcome.status, outcome.destination])).toEqual([["signed", c.key]]);
+    expect(await sigDigests(image.digest)).toEqual([undefined, undefined, outcomes[0]?.digest]);
+    expect(calls.filter((call) => !call.startsWith("mirror-c ") && WRITES.test(call))).toEqual([]);
   });
 });

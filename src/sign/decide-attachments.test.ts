@@ -112,6 +112,56 @@ describe("deciding .sig manifests", () => {
     expect(item?.sign?.keep.map((kept) => kept.descriptor.digest)).toEqual([layer("theirs").digest]);
   });
 
+  it("chooses what the destinations outside the run's scope hold, as a full run would, and writes only in scope", () => {
+    // A new mirror (d3) planned alone; d1 and d2 hold the converged manifest, d4 an older one.
+    const converged = observed([layer("ours"), layer("theirs")], "d1");
+    const older = observed([layer("ours")], "d4");
+    const item = decideLayerSet({
+      kind: "sig",
+      tag: TAG,
+      destinations: [{ key: "d3", state: { kind: "absent" } }],
+      elsewhere: [
+        { key: "d1", state: { kind: "present", digest: converged.content.digest } },
+        { key: "d2", state: { kind: "present", digest: converged.content.digest } },
+        { key: "d4", state: { kind: "present", digest: older.content.digest } },
+        { key: "d5", state: { kind: "absent" } },
+      ],
+      manifests: new Map([
+        [converged.content.digest, converged],
+        [older.content.digest, older],
+      ]),
+      missingIdentities: none,
+    });
+    expect(item?.action).toBe("write");
+    expect(item?.writeTo).toEqual(["d3"]);
+    expect(item?.digest).toBe(converged.content.digest);
+    expect(item?.content?.kind === "manifest" && item.content.manifest.bytes).toEqual(
+      converged.content.bytes,
+    );
+  });
+
+  it("counts destinations outside the scope as holders: their manifest leads a merge", () => {
+    // In scope, d1 holds a staging-carried signature; the two others hold ours.
+    const carried = observed([layer("staging")], "d1");
+    const ours = observed([layer("ours")], "d2");
+    const item = decideLayerSet({
+      kind: "sig",
+      tag: TAG,
+      destinations: [{ key: "d1", state: { kind: "present", digest: carried.content.digest } }],
+      elsewhere: ["d2", "d3"].map((key) => ({
+        key,
+        state: { kind: "present" as const, digest: ours.content.digest },
+      })),
+      manifests: new Map([
+        [carried.content.digest, carried],
+        [ours.content.digest, ours],
+      ]),
+      missingIdentities: none,
+    });
+    expect(item?.digest).toBe(buildLayerSet([layer("ours"), layer("staging")]).manifest.digest);
+    expect(item?.writeTo).toEqual(["d1"]);
+  });
+
   it("has nothing to do without signatures anywhere and no signing", () => {
     expect(
       decideLayerSet({

@@ -46,7 +46,13 @@ export interface LayerSetInput {
   /** What staging has under the tag, when attachments are carried. */
   readonly source?: ObservedLayerSet;
   readonly destinations: readonly DestinationTagState[];
-  /** Every manifest a destination holds under the tag, by digest. */
+  /**
+   * The tag at the subject's destinations outside the run's scope (read because no destination
+   * in scope held our signature): they count as holders and their layers join the union, so the
+   * manifest they hold is chosen as a full run would choose it, but nothing is written to them.
+   */
+  readonly elsewhere?: readonly DestinationTagState[];
+  /** Every manifest a destination (or one `elsewhere`) holds under the tag, by digest. */
   readonly manifests: ReadonlyMap<Digest, ObservedLayerSet>;
   /** The identities whose signature (ours) the union lacks; empty when not signing. */
   readonly missingIdentities: (union: readonly Descriptor[]) => readonly string[];
@@ -66,6 +72,11 @@ export function decideLayerSet(input: LayerSetInput): WorkItem | undefined {
       continue;
     }
     readable.push(destination);
+    if (destination.state.kind === "present") {
+      holders.set(destination.state.digest, (holders.get(destination.state.digest) ?? 0) + 1);
+    }
+  }
+  for (const destination of input.elsewhere ?? []) {
     if (destination.state.kind === "present") {
       holders.set(destination.state.digest, (holders.get(destination.state.digest) ?? 0) + 1);
     }

@@ -19,6 +19,7 @@ import type {
   SignatureFormat,
   SignatureTarget,
   SubjectWork,
+  TargetDestination,
   WorkItem,
 } from "./attachment-plan.js";
 import { readSmallBlob } from "./blob-io.js";
@@ -47,6 +48,13 @@ import type { OwnSignatures } from "./own-signatures.js";
  * one GET per distinct `.sig` manifest when signing; when staging's attachments are carried, one
  * HEAD per attachment tag in staging (and per destination for those staging has) and the
  * referrers of the subject.
+ *
+ * A run that plans only some destinations of a digest (`--changed-since`, a shard, a repair)
+ * must not sign it anew where the others already hold our signature: ECDSA signatures (and a
+ * bundle's timestamp) differ each time, so the mirrors would differ and the next full run would
+ * write both signatures everywhere. When no destination in scope holds our signature, the
+ * target's `elsewhere` destinations are read too (the same requests, read only) and the
+ * signature found there is copied; they are never written.
  */
 
 export interface PlanAttachmentsOptions {
@@ -132,10 +140,12 @@ async function planTarget(target: SignatureTarget, context: Context): Promise<At
   if (!signing && !carry && options.mirrorSignatures !== true) return undefined;
   const logger = options.logger ?? silentLogger;
   const source = openOnSide(options.provider, target.source, "source");
-  const destinations: OpenDestination[] = target.destinations.map((destination) => ({
+  const open = (destination: TargetDestination): OpenDestination => ({
     key: destination.key,
     store: openOnSide(options.provider, destination.location, "destination"),
-  }));
+  });
+  const destinations = target.destinations.map(open);
+  const elsewhere = (target.elsewhere ?? []).map(open);
   let subjects: SignatureSubject[];
   try {
     subjects = await subjectsOf(target, source, destinations, context, signing, carry);
@@ -166,7 +176,7 @@ async function planTarget(target: SignatureTarget, context: Context): Promise<At
           target,
           subject,
           source,
-          destinations,
+          { inScope: destinations, elsewhere },
           context,
           signing && subject.sign,
           carry,
@@ -296,11 +306,17 @@ async function readObserved(
   return { content, config: parsed.config, layers: parsed.layers, from: store };
 }
 
+/** The destinations a run writes to, and the target's others, which it only reads. */
+interface SubjectDestinations {
+  readonly inScope: readonly OpenDestination[];
+  readonly elsewhere: readonly OpenDestination[];
+}
+
 async function planSubject(
   target: SignatureTarget,
   subject: SignatureSubject,
   source: AttachmentReader,
-  destinations: readonly OpenDestination[],
+  { inScope: destinations, elsewhere }: SubjectDestinations,
   context: Context,
   signThis: boolean,
   carry: boolean,
@@ -352,20 +368,25 @@ async function planSubject(
         ? undefined
         : (manifests.get(sourceDigest) ?? (await readObserved(source, sourceDigest, call)));
     // Destinations first: that is where an earlier run of ours wrote its signature.
-    const own =
+    const ownIn = (sets: readonly ObservedLayerSet[]) =>
       signHere && signer
-        ? await ownSignatureLayers(
-            [...manifests.values(), ...(sourceSet ? [sourceSet] : [])],
-            subject.digest,
-            target.identities,
-            signer.ownSignatures,
-          )
-        : new Map<string, string>();
+        ? ownSignatureLayers(sets, subject.digest, target.identities, signer.ownSignatures)
+        : Promise.resolve(new Map<string, string>());
+    let own = await ownIn([...manifests.values(), ...(sourceSet ? [sourceSet] : [])]);
+    let outside: DestinationTagState[] = [];
+    if (signHere && elsewhere.length > 0 && target.identities.some((identity) => !own.has(identity))) {
+      // Not in scope: perhaps at the digest's other destinations, from an earlier run.
+      outside = await layerSetsElsewhere(elsewhere, tag, manifests, context);
+      if (outside.some((state) => state.state.kind === "present")) {
+        own = await ownIn([...manifests.values(), ...(sourceSet ? [sourceSet] : [])]);
+      }
+    }
     const item = decideLayerSet({
       kind,
       tag,
       ...(sourceSet ? { source: sourceSet } : {}),
       destinations: resolved,
+      ...(outside.length > 0 ? { elsewhere: outside } : {}),
       manifests,
       missingIdentities: (union) => {
         if (!signHere) return [];
@@ -427,9 +448,50 @@ async function planSubject(
   }
 
   if (signThis && context.format === "bundle" && signer) {
-    items.push(...(await planBundles(target, subject, destinations, destinationReferrers, context, signer)));
+    items.push(
+      ...(await planBundles(
+        target,
+        subject,
+        { inScope: destinations, elsewhere },
+        destinationReferrers,
+        context,
+        signer,
+      )),
+    );
   }
   return items;
+}
+
+/**
+ * The tag at destinations outside the run's scope, each distinct manifest read into `manifests`.
+ * Only what could be read counts: a destination this run does not write to is not its failure.
+ */
+async function layerSetsElsewhere(
+  elsewhere: readonly OpenDestination[],
+  tag: string,
+  manifests: Map<Digest, ObservedLayerSet>,
+  context: Context,
+): Promise<DestinationTagState[]> {
+  const { call } = context;
+  const signal = context.options.signal;
+  const logger = context.options.logger ?? silentLogger;
+  const states = await tagStates(elsewhere, tag, call, signal);
+  const readable: DestinationTagState[] = [];
+  for (const [i, state] of states.entries()) {
+    const destination = elsewhere[i];
+    if (!destination || state.state.kind === "unreadable") continue;
+    if (state.state.kind === "present" && !manifests.has(state.state.digest)) {
+      try {
+        manifests.set(state.state.digest, await readObserved(destination.store, state.state.digest, call));
+      } catch (error) {
+        if (signal?.aborted) throw error;
+        logger.log("debug", `${destination.key}: cannot read ${tag}`, { error: describeError(error) });
+        continue;
+      }
+    }
+    readable.push(state);
+  }
+  return readable;
 }
 
 /**
@@ -471,53 +533,38 @@ async function ownSignatureLayers(
 async function planBundles(
   target: SignatureTarget,
   subject: SignatureSubject,
-  destinations: readonly OpenDestination[],
+  { inScope: destinations, elsewhere }: SubjectDestinations,
   referrersOf: (destination: OpenDestination) => Promise<Descriptor[] | { error: string }>,
   context: Context,
   signer: ImageSigner,
 ): Promise<WorkItem[]> {
-  const { call } = context;
   const unreadable: { key: string; message: string }[] = [];
-  const holders = new Map<Digest, { count: number; store: AttachmentReader; keys: Set<string> }>();
+  const holders: BundleHolders = new Map();
   for (const destination of destinations) {
     const listing = await referrersOf(destination);
     if ("error" in listing) {
       unreadable.push({ key: destination.key, message: listing.error });
       continue;
     }
-    for (const entry of listing) {
-      if (!isSigningBundleReferrer(entry)) continue;
-      const holder = holders.get(entry.digest) ?? {
-        count: 0,
-        store: destination.store,
-        keys: new Set<string>(),
-      };
-      holder.count += 1;
-      holder.keys.add(destination.key);
-      holders.set(entry.digest, holder);
-    }
+    addBundleHolders(holders, destination, listing, true);
   }
-  const candidates = [...holders.entries()]
-    .sort((a, b) => b[1].count - a[1].count || (a[0] < b[0] ? -1 : 1))
-    .slice(0, MAX_BUNDLE_CANDIDATES);
-  const found = new Map<string, { digest: Digest; store: AttachmentReader; keys: Set<string> }>();
-  for (const [digest, holder] of candidates) {
-    if (target.identities.every((identity) => found.has(identity))) break;
-    let identity: string | undefined;
-    try {
-      identity = await ownBundleIdentity(
-        holder.store,
-        digest,
-        subject.digest,
-        target.identities.filter((candidate) => !found.has(candidate)),
-        signer,
-        call,
-      );
-    } catch (error) {
-      if (context.options.signal?.aborted) throw error;
-      continue;
+  const found = new Map<string, { digest: Digest; store: AttachmentReader; keys: ReadonlySet<string> }>();
+  const examined = new Set<Digest>();
+  await findOwnBundles(holders, examined, found, target, subject, context, signer);
+  if (elsewhere.length > 0 && target.identities.some((identity) => !found.has(identity))) {
+    // Not in scope: perhaps at the digest's other destinations, from an earlier run. What they
+    // list only adds candidates; the keys (where it is already) stay those in scope.
+    for (const destination of elsewhere) {
+      let listing: Descriptor[];
+      try {
+        listing = await destination.store.referrers(subject.digest, context.call);
+      } catch (error) {
+        if (context.options.signal?.aborted) throw error;
+        continue;
+      }
+      addBundleHolders(holders, destination, listing, false);
     }
-    if (identity !== undefined) found.set(identity, { digest, store: holder.store, keys: holder.keys });
+    await findOwnBundles(holders, examined, found, target, subject, context, signer);
   }
   const readableKeys = destinations
     .map((destination) => destination.key)
@@ -547,6 +594,67 @@ async function planBundles(
       detail: identity,
     };
   });
+}
+
+/** Signing bundle referrers found, by digest: how many destinations list each, where to read it. */
+type BundleHolders = Map<Digest, { count: number; store: AttachmentReader; keys: Set<string> }>;
+
+/** Counts what one destination lists; `inScope` destinations are the ones it is recorded at. */
+function addBundleHolders(
+  holders: BundleHolders,
+  destination: OpenDestination,
+  listing: readonly Descriptor[],
+  inScope: boolean,
+): void {
+  for (const entry of listing) {
+    if (!isSigningBundleReferrer(entry)) continue;
+    const holder = holders.get(entry.digest) ?? {
+      count: 0,
+      store: destination.store,
+      keys: new Set<string>(),
+    };
+    holder.count += 1;
+    if (inScope) holder.keys.add(destination.key);
+    holders.set(entry.digest, holder);
+  }
+}
+
+/**
+ * Our own bundle for each identity not yet `found`, among the candidates most destinations list
+ * (at most MAX_BUNDLE_CANDIDATES examined per subject, each once).
+ */
+async function findOwnBundles(
+  holders: BundleHolders,
+  examined: Set<Digest>,
+  found: Map<string, { digest: Digest; store: AttachmentReader; keys: ReadonlySet<string> }>,
+  target: SignatureTarget,
+  subject: SignatureSubject,
+  context: Context,
+  signer: ImageSigner,
+): Promise<void> {
+  const candidates = [...holders.entries()]
+    .filter(([digest]) => !examined.has(digest))
+    .sort((a, b) => b[1].count - a[1].count || (a[0] < b[0] ? -1 : 1))
+    .slice(0, MAX_BUNDLE_CANDIDATES - examined.size);
+  for (const [digest, holder] of candidates) {
+    if (target.identities.every((identity) => found.has(identity))) break;
+    examined.add(digest);
+    let identity: string | undefined;
+    try {
+      identity = await ownBundleIdentity(
+        holder.store,
+        digest,
+        subject.digest,
+        target.identities.filter((candidate) => !found.has(candidate)),
+        signer,
+        context.call,
+      );
+    } catch (error) {
+      if (context.options.signal?.aborted) throw error;
+      continue;
+    }
+    if (identity !== undefined) found.set(identity, { digest, store: holder.store, keys: holder.keys });
+  }
 }
 
 /**

@@ -11,7 +11,10 @@ import { verifyTargets, type VerifyResult, type VerifyTargetsOptions } from "./v
  * signer, by signing where none of ours fully verifies (docs/signing.md).
  */
 
-/** Targets with a missing or invalid signature, limited to the destinations that hold the digest. */
+/**
+ * Targets with a missing or invalid signature, limited to the destinations that hold the digest
+ * (the others become `elsewhere`: read for our signature, never written).
+ */
 export function repairTargets(
   targets: readonly SignatureTarget[],
   results: readonly VerifyResult[],
@@ -31,9 +34,15 @@ export function repairTargets(
         .filter((result) => result.status !== "not-promoted" && result.status !== "unreadable")
         .map((result) => result.destination),
     );
+    // The others (without the image, or unreadable just now) are only read, for our signature.
+    const elsewhere = [
+      ...(target.elsewhere ?? []),
+      ...target.destinations.filter((destination) => !present.has(destination.key)),
+    ];
     broken.push({
       ...target,
       destinations: target.destinations.filter((destination) => present.has(destination.key)),
+      ...(elsewhere.length > 0 ? { elsewhere } : {}),
     });
   }
   return broken;

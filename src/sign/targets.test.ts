@@ -51,3 +51,33 @@ describe("signatureTargets identities", () => {
     expect(configured.map((target) => target.identities)).toEqual([["vanity.example/project/app"]]);
   });
 });
+
+describe("signatureTargets elsewhere", () => {
+  const third = entry("asia.example/prod");
+  const declared = [first, second, third].map((to) => planned(to).edge);
+
+  it("lists the digest's declared destinations that the run does not plan", () => {
+    // --changed-since after a new mirror: only the edge to it is planned.
+    const [target] = signatureTargets([planned(third)], { declared });
+    expect(target?.destinations.map((destination) => destination.key)).toEqual(["asia.example/prod/app"]);
+    expect(target?.elsewhere?.map((destination) => destination.key)).toEqual([
+      "mirror.example/prod/app",
+      "registry.example/prod/app",
+    ]);
+  });
+
+  it("includes planned destinations the digest is not promoted to in this run", () => {
+    const refused: PlannedEdge = {
+      ...planned(second),
+      decision: { kind: "missing-source" },
+    };
+    const [target] = signatureTargets([planned(first), refused, planned(third)], { declared });
+    expect(target?.elsewhere?.map((destination) => destination.key)).toEqual(["mirror.example/prod/app"]);
+  });
+
+  it("has none when every declared destination is planned, or nothing is declared", () => {
+    const all = [first, second, third].map(planned);
+    expect(signatureTargets(all, { declared })[0]).not.toHaveProperty("elsewhere");
+    expect(signatureTargets([planned(third)])[0]).not.toHaveProperty("elsewhere");
+  });
+});

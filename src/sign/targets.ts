@@ -1,6 +1,6 @@
 import { describeError } from "../errors.js";
 import { destinationRegistries, type ManifestSet } from "../manifest/index.js";
-import { type PlannedEdge } from "../plan/index.js";
+import { type PlannedEdge, type PromotionEdge } from "../plan/index.js";
 import {
   parseImageReference,
   type Digest,
@@ -13,7 +13,7 @@ import type { SignatureTarget, TargetDestination } from "./attachment-plan.js";
 /**
  * Which digests are signed, as whom, and where their signatures go: one target per promoted
  * (source repository, digest), with every destination where the digest is (or will be after this
- * run). Pure.
+ * run), and the digest's other destinations that this run does not plan (`elsewhere`). Pure.
  *
  * The identity (the `docker-reference` of the payload) is the image's canonical name: the
  * configured `--sign-identity` prefix (a vanity registry such as `registry.example.io/project`)
@@ -36,6 +36,12 @@ export interface TargetOptions {
    * not seen there).
    */
   readonly isIndex?: (repositoryKey: string, digest: Digest) => boolean | undefined;
+  /**
+   * Every edge the manifests declare, when `edges` are only some of them: each target's
+   * `elsewhere` lists the digest's destinations that are not planned, where its signature may
+   * already be.
+   */
+  readonly declared?: readonly PromotionEdge[];
 }
 
 /** Each project's canonical registry for signatures: the first destination its manifest lists. */
@@ -121,14 +127,16 @@ export function signatureTargets(
       });
     }
   }
+  const declared = declaredDestinations(options.declared ?? [], keys);
   const targets: SignatureTarget[] = [];
-  for (const group of groups.values()) {
+  for (const [groupKey, group] of groups) {
     if (group.destinations.size === 0) continue;
     const { edge } = group.first;
     const sourceKey = keys.of(edge.source);
-    const destinations = [...group.destinations.values()].sort((a, b) =>
-      a.key < b.key ? -1 : a.key > b.key ? 1 : 0,
-    );
+    const destinations = [...group.destinations.values()].sort(byKey);
+    const elsewhere = [...(declared.get(groupKey)?.values() ?? [])]
+      .filter((destination) => !group.destinations.has(destination.key))
+      .sort(byKey);
     let rootIsIndex: boolean | undefined;
     for (const key of [...destinations.map((destination) => destination.key), sourceKey]) {
       rootIsIndex = options.isIndex?.(key, edge.digest);
@@ -142,9 +150,35 @@ export function signatureTargets(
       digest: edge.digest,
       identities: group.identities,
       destinations,
+      ...(elsewhere.length > 0 ? { elsewhere } : {}),
       copied: group.copied,
       ...(rootIsIndex === undefined ? {} : { rootIsIndex }),
     });
   }
   return targets;
+}
+
+function byKey(a: TargetDestination, b: TargetDestination): number {
+  return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
+}
+
+/** The destinations the manifests declare for each promoted (source repository, digest). */
+function declaredDestinations(
+  edges: readonly PromotionEdge[],
+  keys: RepositoryKeyCache,
+): Map<string, Map<string, TargetDestination>> {
+  const declared = new Map<string, Map<string, TargetDestination>>();
+  for (const edge of edges) {
+    const groupKey = `${keys.of(edge.source)}@${edge.digest}`;
+    let destinations = declared.get(groupKey);
+    if (!destinations) {
+      destinations = new Map();
+      declared.set(groupKey, destinations);
+    }
+    const key = keys.of(edge.destination);
+    if (!destinations.has(key)) {
+      destinations.set(key, { location: edge.destination, key, registry: edge.destinationRegistry.name });
+    }
+  }
+  return declared;
 }

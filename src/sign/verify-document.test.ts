@@ -62,6 +62,8 @@ describe("verify results", () => {
       "prod-a.example/app",
       "prod-b.example/app",
     ]);
+    // Where the image is not, the signature is only looked for.
+    expect(broken?.elsewhere?.map((entry) => entry.key)).toEqual(["prod-c.example/app"]);
     expect(repairTargets([TARGET], [result("prod-a.example/app", "valid")])).toEqual([]);
   });
 

@@ -7,8 +7,15 @@ import { runCli } from "../../src/cli/main.js";
 import { captureIO } from "../support/cli.js";
 import { ALLOW_LOOPBACK_REGISTRIES } from "../support/local-registries.js";
 import { startRegistry, type TestRegistry } from "../support/registry-harness.js";
+import { readTaggedManifest } from "../support/cosign-verifier.js";
 import { skopeoInspectRaw } from "../support/skopeo.js";
-import { makeImage, makeIndex, pushTagsWithSkopeo, type TestContent } from "../support/test-images.js";
+import {
+  makeImage,
+  makeIndex,
+  pushTagsWithSkopeo,
+  sha256Digest,
+  type TestContent,
+} from "../support/test-images.js";
 import { startCliShim, type CliShim } from "./gitops-cli-shim.js";
 
 /**
@@ -89,9 +96,18 @@ interface Sandbox {
   readonly env: Record<string, string>;
 }
 
-/** A copy of the example repository for one guide, its registries pointing at the test ones. */
-async function sandbox(guide: string): Promise<Sandbox> {
-  const name = guide.replace(/\.md$/, "");
+/** The signature layouts (`--signature-format`) the new-mirror flow is proved with. */
+type SignatureFormat = "cosign" | "bundle";
+
+/**
+ * A copy of the example repository for one guide, its registries pointing at the test ones;
+ * `name` (default: the guide's) names its production paths, `format` the layout of the
+ * signatures of the earlier merge.
+ */
+async function sandbox(
+  guide: string,
+  { name = guide.replace(/\.md$/, ""), format = "cosign" }: { name?: string; format?: SignatureFormat } = {},
+): Promise<Sandbox> {
   const root = path.join(work, name);
   const repo = path.join(root, "repo");
   await cp(path.join(repoRoot, "examples", "gitops-repo"), repo, { recursive: true });
@@ -137,6 +153,7 @@ async function sandbox(guide: string): Promise<Sandbox> {
       "env://PROMOTER_SIGN_KEY",
       "--sign-identity",
       SIGN_IDENTITY,
+      ...(format === "cosign" ? [] : ["--signature-format", format]),
       ...ALLOW_LOOPBACK_REGISTRIES,
     ],
     capture.io,
@@ -169,19 +186,96 @@ async function runGuide(guide: string): Promise<{ box: Sandbox; outputs: string[
   const blocks = testedBlocks(guide, markdown);
   expect(blocks.length, `${guide} has no tested blocks`).toBeGreaterThan(0);
   const box = await sandbox(guide);
+  return { box, outputs: await runBlocks(blocks, box) };
+}
+
+async function runBlocks(blocks: readonly TestedBlock[], box: Sandbox): Promise<string[]> {
   const outputs: string[] = [];
   for (const block of blocks) {
     const result = await runBlock(block, box);
     expect(
       result.status,
-      `docs/${guide}:${block.line} exited ${result.status}, expected ${block.exit}:\n${block.script}\n--- output ---\n${result.output}`,
+      `docs/${block.guide}:${block.line} exited ${result.status}, expected ${block.exit}:\n${block.script}\n--- output ---\n${result.output}`,
     ).toBe(block.exit);
     outputs.push(result.output);
     // DOCS_TEST_VERBOSE=1 shows what each block printed, for writing the guides.
     if (process.env.DOCS_TEST_VERBOSE)
-      console.log(`--- docs/${guide}:${block.line}\n${block.script}\n${result.output}`);
+      console.log(`--- docs/${block.guide}:${block.line}\n${block.script}\n${result.output}`);
   }
-  return { box, outputs };
+  return outputs;
+}
+
+/** The tested blocks of one section (`## heading`) of a guide. */
+async function sectionBlocks(guide: string, heading: string): Promise<TestedBlock[]> {
+  const markdown = await readFile(path.join(repoRoot, "docs", guide), "utf8");
+  const lines = markdown.split("\n");
+  const start = lines.indexOf(`## ${heading}`) + 1;
+  expect(start, `docs/${guide} has no section "${heading}"`).toBeGreaterThan(0);
+  const next = lines.findIndex((line, i) => i >= start && line.startsWith("## "));
+  const end = next < 0 ? lines.length : next + 1;
+  return testedBlocks(guide, markdown).filter((block) => block.line > start && block.line < end);
+}
+
+/** The manifests a promoted index brings, each of which carries a signature. */
+function signedSubjects(content: TestContent): string[] {
+  return content.kind === "index"
+    ? [content.digest, ...content.manifests.flatMap(signedSubjects)]
+    : [content.digest];
+}
+
+const BUNDLE_ARTIFACT_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json";
+
+/**
+ * What holds the signatures of `subject` at one mirror: the digest of its `.sig` manifest
+ * (cosign), or the signing bundle referrers its tag-schema index lists (bundle; distribution
+ * 2.8 has no referrers API).
+ */
+async function signaturesAt(repository: string, subject: string, format: SignatureFormat): Promise<string> {
+  const location = { kind: "registry", baseUrl: `http://${prod.host}`, repository } as const;
+  const tag = subject.replace(":", "-");
+  if (format === "cosign") {
+    const bytes = await readTaggedManifest(location, `${tag}.sig`);
+    return bytes ? sha256Digest(bytes) : "none";
+  }
+  const bytes = await readTaggedManifest(location, tag);
+  const index = JSON.parse(bytes?.toString("utf8") ?? "{}") as {
+    manifests?: { digest: string; artifactType?: string }[];
+  };
+  const bundles = (index.manifests ?? []).filter((entry) => entry.artifactType === BUNDLE_ARTIFACT_TYPE);
+  return bundles.length > 0 ? bundles.map((entry) => entry.digest).join(",") : "none";
+}
+
+/**
+ * A full promotion with the release key (what the nightly backstop runs), in `box`; its JSON
+ * report.
+ */
+async function fullPromotion(
+  box: Sandbox,
+  format: SignatureFormat,
+): Promise<{
+  signatures: { summary: { actions: Record<string, number>; outcomes: Record<string, number> } };
+}> {
+  const capture = captureIO({ cwd: box.repo, env: box.env });
+  const status = await runCli(
+    [
+      "promote",
+      "--thin-manifest-dir",
+      ".",
+      "--confirm",
+      "--quiet",
+      "--output",
+      "json",
+      "--sign-key",
+      "env://PROMOTER_SIGN_KEY",
+      "--sign-identity",
+      SIGN_IDENTITY,
+      ...(format === "cosign" ? [] : ["--signature-format", format]),
+      ...ALLOW_LOOPBACK_REGISTRIES,
+    ],
+    capture.io,
+  );
+  expect(status, capture.out() + capture.err()).toBe(0);
+  return JSON.parse(capture.out()) as Awaited<ReturnType<typeof fullPromotion>>;
 }
 
 beforeAll(async () => {
@@ -250,6 +344,39 @@ describe("the guides' commands", () => {
       HELLO_1_1_1.digest,
     );
   });
+
+  // issue 16 item 5: the new mirror used to get a signature of its own (ECDSA signatures differ
+  // each time), and the next full run then wrote both signatures to every mirror.
+  it.each(["cosign", "bundle"] as const)(
+    "docs/owners.md, rolling out a new mirror: the new mirror gets the signature the others hold (%s layout)",
+    async (format) => {
+      const box = await sandbox("owners.md", { name: `new-mirror-${format}`, format });
+      const blocks = (await sectionBlocks("owners.md", "Rolling out a new mirror")).map((block) => {
+        if (format === "cosign") return block;
+        const script = block.script.replaceAll(
+          "--sign-key env://PROMOTER_SIGN_KEY",
+          `--signature-format ${format} --sign-key env://PROMOTER_SIGN_KEY`,
+        );
+        return { ...block, script };
+      });
+      const signing = blocks.filter((block) => block.script.includes("--sign-key"));
+      expect(signing.length, "the section's promote command").toBe(1);
+      if (format !== "cosign") expect(signing[0]?.script).toContain(`--signature-format ${format}`);
+      await runBlocks(blocks, box);
+
+      const repository = (mirror: string) => `new-mirror-${format}/${mirror}/hello`;
+      for (const subject of signedSubjects(HELLO_1_0_0)) {
+        const us = await signaturesAt(repository("us"), subject, format);
+        expect(us, `${subject} at us`).not.toBe("none");
+        expect(await signaturesAt(repository("eu"), subject, format), `${subject} at eu`).toBe(us);
+        expect(await signaturesAt(repository("asia"), subject, format), `${subject} at asia`).toBe(us);
+      }
+      // The nightly full run finds every mirror converged: nothing signed, nothing written.
+      const report = await fullPromotion(box, format);
+      expect(report.signatures.summary.actions).toMatchObject({ sign: 0, write: 0 });
+      expect(report.signatures.summary.outcomes).toMatchObject({ signed: 0, written: 0, failed: 0 });
+    },
+  );
 
   it("docs/access.md", async () => {
     await runGuide("access.md");
