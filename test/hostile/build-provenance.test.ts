@@ -183,6 +183,7 @@ describe("--source-provenance required: who built it", () => {
     const bundled = image("bundled");
     const forged = image("forged");
     const foreign = image("foreign");
+    const sbomAndForeign = image("sbom-and-foreign");
     const forgedPredicate = {
       ...v1Predicate,
       runDetails: { builder: { id: FORGED_BUILDER } },
@@ -217,6 +218,30 @@ describe("--source-provenance required: who built it", () => {
         image: foreign,
         extra: [signature(foreign), attestation(foreign, v1Predicate, mallory)],
       },
+      // A valid SBOM attestation next to a provenance by someone else: the attestations verify
+      // (one is enough), but the provenance present does not.
+      {
+        name: "p-sbom-and-foreign",
+        image: sbomAndForeign,
+        extra: [
+          signature(sbomAndForeign),
+          {
+            content: signatureManifest([
+              keySignedAttestationLayer(
+                builder.privateKey,
+                attestationStatement(sbomAndForeign.digest, "https://spdx.dev/Document", {
+                  spdxVersion: "SPDX-2.3",
+                }),
+              ),
+              keySignedAttestationLayer(
+                mallory.privateKey,
+                attestationStatement(sbomAndForeign.digest, undefined, v1Predicate),
+              ),
+            ]),
+            tag: tagOf(sbomAndForeign.digest, "att"),
+          },
+        ],
+      },
     ];
     await stageCases("provenance.yaml", cases);
     const policyFlags = [
@@ -250,8 +275,9 @@ describe("--source-provenance required: who built it", () => {
     expectClear(run, 1, /Build provenance: 2 verified, 0 absent \(not required\)/);
     expect(await inProduction("p-valid")).toBe(true);
     expect(await inProduction("p-bundled")).toBe(true);
-    for (const name of ["p-none", "p-forged", "p-foreign"])
+    for (const name of ["p-none", "p-forged", "p-foreign", "p-sbom-and-foreign"]) {
       expect(await inProduction(name), name).toBe(false);
+    }
 
     const judged = await verdicts("required.json");
     expect(judged.get("p-none")).toMatchObject({ status: "refused", provenance: "absent" });
@@ -310,6 +336,10 @@ describe("--source-provenance required: who built it", () => {
       build: { builderId: FORGED_BUILDER },
     });
     expect(defaults.get("p-foreign")?.status).toBe("refused");
+    expect(defaults.get("p-sbom-and-foreign")).toMatchObject({ status: "refused", provenance: "refused" });
+    expect(defaults.get("p-sbom-and-foreign")?.reason).toMatch(
+      /^no SLSA provenance is acceptable: sha256-[0-9a-f]{64}\.att layer sha256:[0-9a-f]{64}: the envelope verifies with none of the public keys$/,
+    );
   });
 
   it.each([
