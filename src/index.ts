@@ -243,6 +243,7 @@ export {
   loadTrustedRoot,
   loadVerificationKey,
   parseSigningKey,
+  PROVENANCE_MODES,
   parseVerificationKey,
   repairSignatures,
   SIGNATURE_FORMATS,
@@ -276,6 +277,8 @@ export {
   type OwnVerdict,
   type PlannedBlob,
   type PlannedContent,
+  type ProvenanceMode,
+  type ProvenancePolicy,
   type RepairSignaturesOptions,
   type SignatureExpectation,
   type SignatureFormat,
@@ -286,6 +289,7 @@ export {
   type SigningKey,
   type SourceCheckRequest,
   type SourcePolicy,
+  type SourceProvenanceStatus,
   type SourceRule,
   type SourceSignatureMode,
   type SourceVerdict,
@@ -303,3 +307,5 @@ export {
   type WorkItem,
   type WorkItemKind,
 } from "./sign/index.js";
+// Provenance records a source check produces (staging's verified build, the inputs it checked).
+export type { BuildRecord, VerifiedInput } from "./provenance/index.js";

@@ -11,12 +11,15 @@ import {
   loadSourcePolicy,
   loadTrustedRoot,
   loadVerificationKey,
+  PROVENANCE_MODES,
+  provenancePolicyOf,
   re2Problem,
   re2ToJavaScript,
   SIGNATURE_FORMATS,
   SignError,
   SOURCE_SIGNATURE_MODES,
   withDefaultKeys,
+  withDefaultProvenance,
   type AttachmentMode,
   type ImageSigner,
   type KeylessIdentity,
@@ -28,6 +31,7 @@ import {
 import type { Redactor } from "../registry/index.js";
 import {
   booleanOption,
+  integerOption,
   stringListOption,
   stringOption,
   type OptionSpecs,
@@ -136,6 +140,35 @@ export const promoteSignatureOptionSpecs = {
     valueName: "FILE",
     description: "Signature policy per registry or project, with keyless identities (docs/signing.md)",
   },
+  "source-provenance": {
+    type: "string",
+    valueName: "MODE",
+    description:
+      "Staging's SLSA build provenance, for the default rule: if-present (default: verify what is there), required, or ignore",
+  },
+  "source-builder-id": {
+    type: "string",
+    valueName: "ID",
+    description: "The builder id staging's provenance must name (default rule)",
+  },
+  "source-builder-id-regexp": {
+    type: "string",
+    valueName: "RE",
+    description: "Instead of --source-builder-id, an RE2 expression the whole builder id matches",
+  },
+  "source-repository": {
+    type: "string",
+    multiple: true,
+    valueName: "URL",
+    description:
+      "A source repository staging's provenance may name, e.g. https://github.com/org/repo (repeatable)",
+  },
+  "source-build-level": {
+    type: "string",
+    valueName: "N",
+    description:
+      "The SLSA build level (1-3) you vouch the expected builder meets, claimed for verified provenance",
+  },
   "max-signature-ops": {
     type: "string",
     valueName: "N",
@@ -219,15 +252,7 @@ export function certificateIdentityOptions(values: ParsedValues): {
     if (value !== undefined && pattern !== undefined) {
       throw new UsageError(`give --${exact} or --${regexp}, not both`);
     }
-    if (pattern !== undefined) {
-      const problem = re2Problem(pattern);
-      if (problem !== undefined) throw new UsageError(`--${regexp}: not portable RE2 syntax: ${problem}`);
-      try {
-        new RegExp(re2ToJavaScript(pattern));
-      } catch (error) {
-        throw new UsageError(`--${regexp}: invalid regular expression: ${describeError(error)}`);
-      }
-    }
+    if (pattern !== undefined) checkRegExpOption(regexp, pattern);
     return { value, pattern };
   };
   const subject = pair("certificate-identity", "certificate-identity-regexp");
@@ -245,6 +270,17 @@ export function certificateIdentityOptions(values: ParsedValues): {
       ...(issuer.pattern === undefined ? {} : { issuerRegExp: issuer.pattern }),
     },
   };
+}
+
+/** Refuses an RE2 expression flag that JavaScript would read otherwise, or that does not compile. */
+function checkRegExpOption(name: string, pattern: string): void {
+  const problem = re2Problem(pattern);
+  if (problem !== undefined) throw new UsageError(`--${name}: not portable RE2 syntax: ${problem}`);
+  try {
+    new RegExp(re2ToJavaScript(pattern));
+  } catch (error) {
+    throw new UsageError(`--${name}: invalid regular expression: ${describeError(error)}`);
+  }
 }
 
 /** Base64 lines of a PEM file: 64 characters (RFC 7468 section 2). */
@@ -303,10 +339,11 @@ export async function sourcePolicyFromOptions(
   const mode: SourceSignatureMode | undefined = chosen ?? (required ? "required" : undefined);
   const keyFiles = stringListOption(values, "source-public-key");
   const policyFile = stringOption(values, "source-policy");
+  const provenance = provenanceOptions(values);
   if (mode === undefined) {
-    if (keyFiles.length > 0 || policyFile !== undefined) {
+    if (keyFiles.length > 0 || policyFile !== undefined || provenance !== undefined) {
       throw new UsageError(
-        "--source-public-key and --source-policy take effect with --source-signature required|if-present",
+        "--source-public-key, --source-policy and --source-provenance/--source-builder-id[-regexp]/--source-repository/--source-build-level take effect with --source-signature required|if-present",
       );
     }
     return undefined;
@@ -319,5 +356,50 @@ export async function sourcePolicyFromOptions(
   );
   const policy =
     policyFile === undefined ? undefined : await loadSourcePolicy(policyFile, { cwd: io.cwd, env: io.env });
-  return { ...withDefaultKeys(policy, keys), mode };
+  const withKeys = withDefaultKeys(policy, keys);
+  if (provenance !== undefined && !withKeys.default) {
+    throw new UsageError(
+      "the --source-provenance flags apply to the default rule: give --source-public-key, or a default rule in --source-policy",
+    );
+  }
+  return { ...(provenance ? withDefaultProvenance(withKeys, provenance) : withKeys), mode };
+}
+
+/**
+ * The default rule's provenance expectations from `--source-provenance`, `--source-builder-id`
+ * or `--source-builder-id-regexp`, `--source-repository` and `--source-build-level` (the policy
+ * file's `provenance`, `builderId`, `builderIdRegExp`, `sourceRepository`, `buildLevel`);
+ * undefined when none is given.
+ */
+function provenanceOptions(values: ParsedValues) {
+  const mode = stringOption(values, "source-provenance", PROVENANCE_MODES);
+  const builderId = stringOption(values, "source-builder-id");
+  const builderIdRegExp = stringOption(values, "source-builder-id-regexp");
+  const repositories = stringListOption(values, "source-repository");
+  const buildLevel = integerOption(values, "source-build-level", 1, 3);
+  if (builderId !== undefined && builderIdRegExp !== undefined) {
+    throw new UsageError("give --source-builder-id or --source-builder-id-regexp, not both");
+  }
+  if (builderIdRegExp !== undefined) checkRegExpOption("source-builder-id-regexp", builderIdRegExp);
+  const expectations = builderId ?? builderIdRegExp ?? repositories[0] ?? buildLevel;
+  if (mode === "ignore" && expectations !== undefined) {
+    throw new UsageError(
+      "--source-builder-id[-regexp], --source-repository and --source-build-level have no effect with --source-provenance ignore",
+    );
+  }
+  if (buildLevel !== undefined && buildLevel > 1 && (builderId ?? builderIdRegExp) === undefined) {
+    throw new UsageError(
+      `--source-build-level ${buildLevel} needs --source-builder-id or --source-builder-id-regexp (the level is the builder's)`,
+    );
+  }
+  return provenancePolicyOf(
+    {
+      provenance: mode,
+      builderId,
+      builderIdRegExp,
+      sourceRepository: repositories.length > 0 ? repositories : undefined,
+      buildLevel,
+    },
+    "--source-provenance",
+  );
 }

@@ -20,7 +20,8 @@ import type { PromotionResult, SourceSignatureReport } from "./promote.js";
 
 /**
  * The `sourceSignatures` section: the policy's mode, counts per verdict, and each judged source
- * digest (`unsigned` ones are promoted: "source unsigned (not required)").
+ * digest (`unsigned` ones are promoted: "source unsigned (not required)") with its build
+ * provenance (`provenance`, and `build` when verified) and the staging manifests that verified.
  */
 export function sourceSignaturesDocument(report: SourceSignatureReport): Record<string, unknown> {
   const keys = new RepositoryKeyCache();
@@ -35,6 +36,9 @@ export function sourceSignaturesDocument(report: SourceSignatureReport): Record<
       status: verdict.status,
       ...(verdict.reason === undefined ? {} : { reason: verdict.reason }),
       signers: verdict.signers,
+      provenance: verdict.provenance,
+      ...(verdict.build === undefined ? {} : { build: verdict.build }),
+      inputs: verdict.inputs,
     })),
   };
 }

@@ -193,6 +193,22 @@ export async function verifySigningBundle(
   return verdict.ok ? { ok: true, keyId, identity: verdict.identity } : verdict;
 }
 
+/**
+ * The in-toto statement a bundle's DSSE envelope carries (base64-decoded), read after the bundle
+ * verified: the same bytes parse to the same envelope. Undefined when there is none.
+ */
+export function bundleStatement(bundleBytes: Uint8Array): Buffer | undefined {
+  let document: unknown;
+  try {
+    document = JSON.parse(new TextDecoder().decode(bundleBytes));
+  } catch {
+    return undefined;
+  }
+  const envelope = isJsonObject(document) ? document.dsseEnvelope : undefined;
+  const payload = isJsonObject(envelope) ? envelope.payload : undefined;
+  return typeof payload === "string" ? Buffer.from(payload, "base64") : undefined;
+}
+
 export type StatementVerdict =
   | { readonly ok: true; readonly identity: string | undefined }
   | { readonly ok: false; readonly reason: string };

@@ -1,10 +1,13 @@
-import { describeError } from "../errors.js";
+import { describeError, truncateForMessage } from "../errors.js";
+import { isJsonObject } from "../json-shape.js";
 import type { Descriptor } from "../oci/index.js";
 import { attachmentTag, digestOf, type Digest } from "../reference/index.js";
 import type { BlobReader, CallOptions, ManifestReader, ReferrerLister } from "../registry/index.js";
 import { readSmallBlob } from "./blob-io.js";
 import {
+  BundleAnnotation,
   bundleLayerOf,
+  bundleStatement,
   checkSigningStatement,
   isAttestationBundleReferrer,
   MAX_BUNDLE_BYTES,
@@ -16,8 +19,9 @@ import {
   MAX_SIGNATURE_LAYER_BYTES,
   parseLayerSet,
 } from "./cosign-format.js";
-import { dsseSigner, parseDsseEnvelope } from "./dsse.js";
+import { dsseSigner, parseDsseEnvelope, type DsseEnvelope } from "./dsse.js";
 import type { SignatureCheck, SignatureExpectation, SignatureStatus } from "./check-signatures.js";
+import type { VerifiedStatement } from "./build-provenance.js";
 
 /**
  * Whether a digest's attestations verify: the DSSE layers of its cosign `.att` manifest and its
@@ -25,16 +29,34 @@ import type { SignatureCheck, SignatureExpectation, SignatureStatus } from "./ch
  * key or keyless identity of the expectation and whose in-toto statement names the digest makes
  * the digest's attestations `valid`; any predicate type counts. `missing` when there is neither
  * an `.att` tag nor an attestation bundle; `invalid` when there is one and none verifies. The
- * source policy uses it: an attestation staging carries must be by a trusted signer.
+ * source policy uses it: an attestation staging carries must be by a trusted signer, and the
+ * statements that verified (`statements`) are read for staging's build provenance.
  */
+export interface AttestationCheck extends SignatureCheck {
+  /** Each attestation that verified: its statement, where it is and who signed it. */
+  readonly statements: readonly VerifiedStatement[];
+  /**
+   * The attestations that did not verify, by the predicate type they claim (unverified: the
+   * envelope's statement or the referrer's annotation), and why.
+   */
+  readonly rejected: readonly { readonly predicateType: string | undefined; readonly reason: string }[];
+}
+
 export async function checkAttestations(
   store: ManifestReader & ReferrerLister & BlobReader,
   digest: Digest,
   expectation: Omit<SignatureExpectation, "identity">,
   options: CallOptions = {},
-): Promise<SignatureCheck> {
+): Promise<AttestationCheck> {
   const reasons: string[] = [];
   const signers: string[] = [];
+  const statements: VerifiedStatement[] = [];
+  const rejected: { predicateType: string | undefined; reason: string }[] = [];
+  const verifiedIn = new Set<Digest>();
+  const reject = (predicateType: string | undefined, reason: string) => {
+    reasons.push(reason);
+    rejected.push({ predicateType, reason });
+  };
   const tag = attachmentTag(digest, "att");
   const expected = { digest };
   const content = await store.getManifest(tag, options);
@@ -49,8 +71,16 @@ export async function checkAttestations(
     if (envelopes.length === 0 && reasons.length === 0) reasons.push(`${tag} has no DSSE attestation layer`);
     for (const layer of envelopes) {
       const verdict = await verifyAttestationLayer(store, layer, expectation, expected, options);
-      if (verdict.ok) signers.push(verdict.signer);
-      else reasons.push(`${tag} layer ${layer.digest}: ${verdict.reason}`);
+      if (verdict.ok) {
+        signers.push(verdict.signer);
+        verifiedIn.add(content.digest);
+        statements.push({
+          statement: verdict.envelope.payload,
+          predicateType: verdict.predicateType,
+          envelope: layer.digest,
+          signer: verdict.signer,
+        });
+      } else reject(verdict.predicateType, `${tag} layer ${layer.digest}: ${verdict.reason}`);
     }
   }
   let bundles = 0;
@@ -58,10 +88,11 @@ export async function checkAttestations(
     const referrers = (await store.referrers(digest, options)).filter(isAttestationBundleReferrer);
     bundles = referrers.length;
     for (const referrer of referrers) {
+      const claimed = referrer.annotations?.[BundleAnnotation.predicateType];
       try {
         const manifest = await store.getManifest(referrer.digest, options);
         if (!manifest) {
-          reasons.push(`attestation bundle ${referrer.digest}: listed but absent`);
+          reject(claimed, `attestation bundle ${referrer.digest}: listed but absent`);
           continue;
         }
         const layer = bundleLayerOf(manifest, `${store.name}@${referrer.digest}`);
@@ -70,24 +101,31 @@ export async function checkAttestations(
           expectation.keys.length > 0
             ? await verifySigningBundle(bytes, expectation.keys, expected, "attestation")
             : undefined;
-        if (byKey?.ok) {
-          signers.push(byKey.keyId);
+        const keyless =
+          byKey?.ok || !expectation.keyless
+            ? undefined
+            : await expectation.keyless.verifyBundle(bytes, expected, "attestation");
+        const signer = byKey?.ok ? byKey.keyId : keyless?.ok ? keyless.signer : undefined;
+        const statement = signer === undefined ? undefined : bundleStatement(bytes);
+        if (signer !== undefined && statement !== undefined) {
+          signers.push(signer);
+          verifiedIn.add(referrer.digest);
+          statements.push({
+            statement,
+            predicateType: predicateTypeOf(statement) ?? "",
+            envelope: layer.digest,
+            signer,
+          });
           continue;
         }
-        const keyless = expectation.keyless
-          ? await expectation.keyless.verifyBundle(bytes, expected, "attestation")
-          : undefined;
-        if (keyless?.ok) {
-          signers.push(keyless.signer);
-          continue;
-        }
-        const why = [byKey, keyless].flatMap((entry) => (entry ? [entry.reason] : []));
-        reasons.push(
+        const why = [byKey, keyless].flatMap((entry) => (entry && !entry.ok ? [entry.reason] : []));
+        reject(
+          claimed,
           `attestation bundle ${referrer.digest}: ${why.join("; ") || "no key or identity to verify it"}`,
         );
       } catch (error) {
         if (options.signal?.aborted) throw error;
-        reasons.push(`attestation bundle ${referrer.digest}: ${describeError(error)}`);
+        reject(claimed, `attestation bundle ${referrer.digest}: ${describeError(error)}`);
       }
     }
   }
@@ -98,11 +136,33 @@ export async function checkAttestations(
     reasons: status === "missing" ? [`no attestation (${tag} is absent)`] : status === "valid" ? [] : reasons,
     ...(content ? { manifestDigest: content.digest } : {}),
     signers,
+    verifiedIn: [...verifiedIn],
+    statements,
+    rejected,
   };
 }
 
+/** The predicate type a statement claims, unverified (it says which attestation failed). */
+function predicateTypeOf(statement: Uint8Array): string | undefined {
+  try {
+    const document: unknown = JSON.parse(new TextDecoder().decode(statement));
+    if (isJsonObject(document) && typeof document.predicateType === "string") {
+      return truncateForMessage(document.predicateType);
+    }
+  } catch {
+    // Not JSON: no claim.
+  }
+  return undefined;
+}
+
 type AttestationVerdict =
-  { readonly ok: true; readonly signer: string } | { readonly ok: false; readonly reason: string };
+  | {
+      readonly ok: true;
+      readonly signer: string;
+      readonly envelope: DsseEnvelope;
+      readonly predicateType: string;
+    }
+  | { readonly ok: false; readonly reason: string; readonly predicateType?: string };
 
 async function verifyAttestationLayer(
   store: BlobReader,
@@ -123,21 +183,29 @@ async function verifyAttestationLayer(
   }
   const envelope = parseDsseEnvelope(bytes);
   if (typeof envelope === "string") return { ok: false, reason: envelope };
+  const claimed = predicateTypeOf(envelope.payload);
+  const failed = (reason: string): AttestationVerdict => ({
+    ok: false,
+    reason,
+    ...(claimed === undefined ? {} : { predicateType: claimed }),
+  });
   if (layer.annotations?.[CosignAnnotation.certificate] !== undefined) {
-    if (!expectation.keyless)
-      return { ok: false, reason: "signed with a certificate; no keyless identity is trusted" };
-    return expectation.keyless.verifyAttestationLayer(layer, envelope, expected);
+    if (!expectation.keyless) return failed("signed with a certificate; no keyless identity is trusted");
+    const verdict = await expectation.keyless.verifyAttestationLayer(layer, envelope, expected);
+    return verdict.ok
+      ? { ok: true, signer: verdict.signer, envelope, predicateType: claimed ?? "" }
+      : failed(verdict.reason);
   }
   const key = dsseSigner(envelope, expectation.keys);
   if (!key) {
-    return {
-      ok: false,
-      reason:
-        expectation.keys.length === 0
-          ? "signed with a key; no key is trusted"
-          : "the envelope verifies with none of the public keys",
-    };
+    return failed(
+      expectation.keys.length === 0
+        ? "signed with a key; no key is trusted"
+        : "the envelope verifies with none of the public keys",
+    );
   }
   const statement = checkSigningStatement(envelope.payload, expected, "attestation");
-  return statement.ok ? { ok: true, signer: key.keyId } : statement;
+  return statement.ok
+    ? { ok: true, signer: key.keyId, envelope, predicateType: claimed ?? "" }
+    : failed(statement.reason);
 }

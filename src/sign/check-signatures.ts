@@ -47,6 +47,11 @@ export interface SignatureCheck {
   readonly manifestDigest?: Digest;
   /** Who signed, for valid signatures: key ids, or keyless subjects. */
   readonly signers: readonly string[];
+  /**
+   * The manifests that hold a signature that verified: the `.sig` (or `.att`) manifest, bundle
+   * referrers. What a verification summary lists as the inputs it checked.
+   */
+  readonly verifiedIn: readonly Digest[];
 }
 
 export async function checkSignatures(
@@ -57,6 +62,7 @@ export async function checkSignatures(
 ): Promise<SignatureCheck> {
   const reasons: string[] = [];
   const signers: string[] = [];
+  const verifiedIn = new Set<Digest>();
   const tag = signatureTag(digest);
   const expected = {
     digest,
@@ -85,13 +91,17 @@ export async function checkSignatures(
       }
       if (layer.annotations?.[CosignAnnotation.certificate] !== undefined && expectation.keyless) {
         const verdict = await expectation.keyless.verifyLayer(layer, payload, expected);
-        if (verdict.ok) signers.push(verdict.signer);
-        else reasons.push(`layer ${layer.digest}: ${verdict.reason}`);
+        if (verdict.ok) {
+          signers.push(verdict.signer);
+          verifiedIn.add(content.digest);
+        } else reasons.push(`layer ${layer.digest}: ${verdict.reason}`);
         continue;
       }
       const verdict = verifySimpleSigningLayer(layer, payload, expectation.keys, expected);
-      if (verdict.ok) signers.push(verdict.keyId);
-      else reasons.push(`layer ${layer.digest}: ${verdict.reason}`);
+      if (verdict.ok) {
+        signers.push(verdict.keyId);
+        verifiedIn.add(content.digest);
+      } else reasons.push(`layer ${layer.digest}: ${verdict.reason}`);
     }
     const signing = layers.filter((layer) => layer.mediaType === CosignMediaType.simpleSigning);
     if (signing.length === 0 && reasons.length === 0) reasons.push(`${tag} has no signature layer`);
@@ -115,12 +125,14 @@ export async function checkSignatures(
             : undefined;
         if (verdict?.ok) {
           signers.push(verdict.keyId);
+          verifiedIn.add(referrer.digest);
           continue;
         }
         // A certificate-signed bundle: the keyless identities of the policy.
         const keylessVerdict = keyless ? await keyless.verifyBundle(bytes, expected) : undefined;
         if (keylessVerdict?.ok) {
           signers.push(keylessVerdict.signer);
+          verifiedIn.add(referrer.digest);
           continue;
         }
         const why = [verdict, keylessVerdict].flatMap((entry) => (entry ? [entry.reason] : []));
@@ -138,5 +150,6 @@ export async function checkSignatures(
     reasons: status === "missing" ? [`no signature (${tag} is absent)`] : status === "valid" ? [] : reasons,
     ...(manifestDigest === undefined ? {} : { manifestDigest }),
     signers,
+    verifiedIn: [...verifiedIn],
   };
 }

@@ -130,6 +130,7 @@ export {
 } from "./check-signatures.js";
 export {
   checkKeylessIdentity,
+  checkRe2Pattern,
   createKeylessPolicy,
   identityMatches,
   loadTrustedRoot,
@@ -148,18 +149,40 @@ export {
   loadSourcePolicy,
   MAX_POLICY_FILE_BYTES,
   ruleFor,
+  provenancePolicyOf,
   SOURCE_SIGNATURE_MODES,
   withDefaultKeys,
+  withDefaultProvenance,
   type KeylessSourcePolicyOptions,
+  type ProvenanceSettings,
   type SourceCheckOptions,
   type SourceCheckRequest,
   type SourcePolicy,
   type SourceRule,
   type SourceSignatureMode,
+  type SourceProvenanceStatus,
   type SourceVerdict,
   type SourceVerdictStatus,
 } from "./source-policy.js";
-export { checkAttestations } from "./check-attestations.js";
+export {
+  isSlsaProvenanceType,
+  judgeProvenance,
+  parseSlsaProvenance,
+  PROVENANCE_MODES,
+  provenanceMismatch,
+  repositoryOfGitUri,
+  SLSA_BUILD_LEVELS,
+  SLSA_PROVENANCE_TYPES,
+  SLSA_PROVENANCE_V02,
+  SLSA_PROVENANCE_V1,
+  type ProvenanceClaims,
+  type ProvenanceJudgement,
+  type ProvenanceMode,
+  type ProvenanceParse,
+  type ProvenancePolicy,
+  type VerifiedStatement,
+} from "./build-provenance.js";
+export { checkAttestations, type AttestationCheck } from "./check-attestations.js";
 export {
   dsseSigner,
   parseDsseEnvelope,

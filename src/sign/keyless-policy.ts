@@ -156,8 +156,8 @@ export function re2ToJavaScript(pattern: string): string {
 
 const compiled = new Map<string, RegExp>();
 
-/** Whether `value` matches `pattern` (RE2 syntax) as a whole, not a part of it. */
-function wholeMatch(pattern: string, value: string): boolean {
+/** Whether `value` matches `pattern` (RE2 syntax, checked by {@link checkRe2Pattern}) as a whole. */
+export function wholeMatch(pattern: string, value: string): boolean {
   let expression = compiled.get(pattern);
   if (!expression) {
     expression = new RegExp(`^(?:${re2ToJavaScript(pattern)})$`);
@@ -188,22 +188,29 @@ export function checkKeylessIdentity(identity: KeylessIdentity, where: string): 
     throw new SignError("sign-policy", `${where}: a keyless identity needs issuer or issuerRegExp`);
   }
   for (const pattern of [identity.subjectRegExp, identity.issuerRegExp]) {
-    if (pattern === undefined) continue;
-    const problem = re2Problem(pattern);
-    if (problem !== undefined) {
-      throw new SignError(
-        "sign-policy",
-        `${where}: regular expression ${JSON.stringify(pattern)} is not portable RE2 syntax: ${problem}`,
-      );
-    }
-    try {
-      new RegExp(re2ToJavaScript(pattern));
-    } catch (error) {
-      throw new SignError(
-        "sign-policy",
-        `${where}: invalid regular expression ${JSON.stringify(pattern)}: ${describeError(error)}`,
-      );
-    }
+    if (pattern !== undefined) checkRe2Pattern(pattern, where);
+  }
+}
+
+/**
+ * Throws `SignError` (`sign-policy`) unless `pattern` is RE2 syntax JavaScript reads the same
+ * way (see {@link re2Problem}) and compiles.
+ */
+export function checkRe2Pattern(pattern: string, where: string): void {
+  const problem = re2Problem(pattern);
+  if (problem !== undefined) {
+    throw new SignError(
+      "sign-policy",
+      `${where}: regular expression ${JSON.stringify(pattern)} is not portable RE2 syntax: ${problem}`,
+    );
+  }
+  try {
+    new RegExp(re2ToJavaScript(pattern));
+  } catch (error) {
+    throw new SignError(
+      "sign-policy",
+      `${where}: invalid regular expression ${JSON.stringify(pattern)}: ${describeError(error)}`,
+    );
   }
 }
 

@@ -10,7 +10,7 @@ import { executeAttachments } from "./execute-attachments.js";
 import { parseSigningKey, parseVerificationKey } from "./keys.js";
 import { planAttachments } from "./plan-attachments.js";
 import { createKeySigner } from "./signer.js";
-import { checkSourceSignatures, loadSourcePolicy, ruleFor } from "./source-policy.js";
+import { checkSourceSignatures, loadSourcePolicy, ruleFor, withDefaultKeys } from "./source-policy.js";
 
 let dir: string;
 let provider: RegistryStoreProvider;
@@ -110,8 +110,45 @@ describe("source signature policy", () => {
     expect(ruleFor({ rules: policy.rules }, "gcr.io/other", "baz")).toBeUndefined();
   });
 
+  it("reads a rule's provenance settings, and keeps them when CLI keys join the default", async () => {
+    await writeFile(
+      path.join(dir, "policy.yaml"),
+      [
+        "default:",
+        "  keys: [builder.pub]",
+        "  provenance: required",
+        "  builderIdRegExp: https://github\\.com/org/ci/\\.github/workflows/build\\.yml@refs/tags/v.+",
+        "  sourceRepository: https://github.com/org/app",
+        "  buildLevel: 2",
+        "rules:",
+        "  - project: legacy",
+        "    keys: [other.pub]",
+        "    provenance: ignore",
+        "",
+      ].join("\n"),
+    );
+    const policy = await loadSourcePolicy("policy.yaml", { cwd: dir });
+    const expected = {
+      mode: "required",
+      builderIdRegExp: "https://github\\.com/org/ci/\\.github/workflows/build\\.yml@refs/tags/v.+",
+      sourceRepositories: ["https://github.com/org/app"],
+      buildLevel: 2,
+    };
+    expect(policy.default?.provenance).toEqual(expected);
+    expect(ruleFor(policy, "gcr.io/x", "legacy")?.provenance).toEqual({ mode: "ignore" });
+    const withKeys = withDefaultKeys(policy, [parseVerificationKey(other, "other.pub")]);
+    expect(withKeys.default?.provenance).toEqual(expected);
+    expect(withKeys.default?.keys).toHaveLength(2);
+  });
+
   it("says what is wrong with a policy file", async () => {
     const cases: [string, RegExp][] = [
+      ["default:\n  keys: [builder.pub]\n  provenance: maybe\n", /default\.provenance must be one of/],
+      [
+        "default:\n  keys: [builder.pub]\n  buildLevel: 3\n",
+        /buildLevel 3 needs builderId or builderIdRegExp/,
+      ],
+      ["default:\n  keys: [builder.pub]\n  builderIdRegExp: a(?=b)\n", /not portable RE2 syntax/],
       ["default:\n  keys: [builder.pub]\n  colour: red\n", /unknown field colour/],
       ["default:\n  keyless:\n    - subject: a@b.c\n      issuer: https://i\n", /need a trustedRoot/],
       ["default: {}\n", /needs keys or keyless identities/],

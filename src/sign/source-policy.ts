@@ -5,15 +5,27 @@ import { parse as parseYaml } from "yaml";
 import { runBounded } from "../concurrency/index.js";
 import { describeError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
-import type { Digest, RepositoryLocation } from "../reference/index.js";
+import type { BuildRecord, VerifiedInput } from "../provenance/index.js";
+import { formatRepositoryLocation, type Digest, type RepositoryLocation } from "../reference/index.js";
 import { openOnSide, type CallOptions, type RepositoryOpener } from "../registry/index.js";
 import type { TrustMaterial } from "@sigstore/verify";
+import {
+  DEFAULT_PROVENANCE_POLICY,
+  isSlsaProvenanceType,
+  judgeProvenance,
+  PROVENANCE_MODES,
+  SLSA_BUILD_LEVELS,
+  SLSA_PROVENANCE_TYPES,
+  type ProvenanceMode,
+  type ProvenancePolicy,
+} from "./build-provenance.js";
 import { checkAttestations } from "./check-attestations.js";
 import { checkSignatures } from "./check-signatures.js";
 import { SignError } from "./errors.js";
 import { loadVerificationKey, type VerificationKey } from "./keys.js";
 import {
   checkKeylessIdentity,
+  checkRe2Pattern,
   createKeylessPolicy,
   loadTrustedRoot,
   type KeylessIdentity,
@@ -36,6 +48,9 @@ import {
  * verify when present: an attestation by someone else refuses the edge. One valid signature (or
  * attestation) among others is enough, as for cosign: staging's tags are written by whoever can
  * push there, and extra junk next to a valid signature proves nothing either way.
+ *
+ * Each rule also says what staging's SLSA build provenance must be (`provenance`, see
+ * build-provenance.ts): `if-present` by default, as kpromo does.
  */
 
 export const SOURCE_SIGNATURE_MODES = ["required", "if-present"] as const;
@@ -48,6 +63,8 @@ export interface SourceRule {
   readonly project?: string;
   readonly keys: readonly VerificationKey[];
   readonly keyless?: KeylessPolicy;
+  /** What staging's build provenance must be; `if-present` when absent. */
+  readonly provenance?: ProvenancePolicy;
 }
 
 export interface SourcePolicy {
@@ -90,6 +107,13 @@ export interface SourceCheckRequest {
  */
 export type SourceVerdictStatus = "verified" | "unsigned" | "refused";
 
+/**
+ * What became of staging's build provenance: `verified` (see `build`), `absent` (none there;
+ * promoted unless the rule requires one), `refused` (the verdict's reason says why), `ignored`
+ * (the rule does not read it), or `unread` (the source could not be read).
+ */
+export type SourceProvenanceStatus = "verified" | "absent" | "refused" | "ignored" | "unread";
+
 export interface SourceVerdict {
   readonly request: SourceCheckRequest;
   readonly status: SourceVerdictStatus;
@@ -97,6 +121,14 @@ export interface SourceVerdict {
   readonly reason?: string;
   /** Who signed what verified (key ids, keyless subjects). */
   readonly signers: readonly string[];
+  readonly provenance: SourceProvenanceStatus;
+  /** Staging's verified build provenance, when `provenance` is `verified`. */
+  readonly build?: BuildRecord;
+  /**
+   * Every staging signature and attestation manifest that verified: `<staging repository>@<digest
+   * of the .sig/.att manifest or bundle referrer>`. The inputs a verification summary lists.
+   */
+  readonly inputs: readonly VerifiedInput[];
 }
 
 export interface SourceCheckOptions {
@@ -123,18 +155,51 @@ async function judgeSource(
   const signatures = await checkSignatures(store, request.digest, expectation, call);
   const attestations = await checkAttestations(store, request.digest, expectation, call);
   const signers = [...signatures.signers, ...attestations.signers];
-  const refused = (reason: string): SourceVerdict => ({ request, status: "refused", reason, signers });
+  const repository = formatRepositoryLocation(request.location);
+  const inputs = [...signatures.verifiedIn, ...attestations.verifiedIn].map((digest) => ({
+    uri: `${repository}@${digest}`,
+    digest,
+  }));
+  const policy = request.rule.provenance ?? DEFAULT_PROVENANCE_POLICY;
+  const base = { request, signers, inputs };
+  const refused = (reason: string, provenance: SourceProvenanceStatus = "unread"): SourceVerdict => ({
+    ...base,
+    status: "refused",
+    reason,
+    provenance,
+  });
   if (attestations.status === "invalid") {
     return refused(`an attestation is present but none verifies: ${attestations.reasons.join("; ")}`);
   }
   if (signatures.status === "invalid") {
     return refused(`a signature is present but none verifies: ${signatures.reasons.join("; ")}`);
   }
-  if (signatures.status === "missing") {
-    if (mode === "required") return refused(signatures.reasons.join("; "));
-    if (attestations.status === "missing") return { request, status: "unsigned", signers };
+  if (signatures.status === "missing" && mode === "required") return refused(signatures.reasons.join("; "));
+  let provenance: { status: SourceProvenanceStatus; build?: BuildRecord } = { status: "ignored" };
+  if (policy.mode !== "ignore") {
+    const unverified = attestations.rejected
+      .filter((entry) => isSlsaProvenanceType(entry.predicateType))
+      .map((entry) => entry.reason);
+    const judged = judgeProvenance(request.digest, attestations.statements, unverified, policy);
+    if (judged.status === "refused") return refused(judged.reason, "refused");
+    if (judged.status === "absent" && policy.mode === "required") {
+      return refused(
+        `no SLSA provenance (${SLSA_PROVENANCE_TYPES.join(" or ")}) by a trusted signer is attached, and the policy requires one`,
+        "absent",
+      );
+    }
+    provenance =
+      judged.status === "verified" ? { status: "verified", build: judged.build } : { status: "absent" };
   }
-  return { request, status: "verified", signers };
+  const judged = {
+    ...base,
+    provenance: provenance.status,
+    ...(provenance.build ? { build: provenance.build } : {}),
+  };
+  if (signatures.status === "missing" && attestations.status === "missing") {
+    return { ...judged, status: "unsigned" };
+  }
+  return { ...judged, status: "verified" };
 }
 
 /**
@@ -161,6 +226,8 @@ export async function judgeSourceSignatures(
         status: "refused",
         reason: `the source signature could not be read: ${describeError(error)}`,
         signers: [],
+        provenance: "unread",
+        inputs: [],
       };
     }
   });
@@ -172,6 +239,7 @@ export async function judgeSourceSignatures(
     digests: requests.length,
     refused,
     unsigned: count("unsigned"),
+    provenance: verdicts.filter((verdict) => verdict.provenance === "verified").length,
   });
   return verdicts;
 }
@@ -235,6 +303,95 @@ interface RuleDocument {
   project?: unknown;
   keys?: unknown;
   keyless?: unknown;
+  provenance?: unknown;
+  builderId?: unknown;
+  builderIdRegExp?: unknown;
+  sourceRepository?: unknown;
+  buildLevel?: unknown;
+}
+
+const RULE_FIELDS: readonly string[] = [
+  "registry",
+  "project",
+  "keys",
+  "keyless",
+  "provenance",
+  "builderId",
+  "builderIdRegExp",
+  "sourceRepository",
+  "buildLevel",
+];
+
+/** The provenance expectations of a rule (or of the CLI's flags), checked. */
+export interface ProvenanceSettings {
+  readonly provenance?: unknown;
+  readonly builderId?: unknown;
+  readonly builderIdRegExp?: unknown;
+  readonly sourceRepository?: unknown;
+  readonly buildLevel?: unknown;
+}
+
+/**
+ * A rule's `ProvenancePolicy` from its settings, or undefined when it has none (`if-present`
+ * applies). Throws `SignError` (`sign-policy`) for a bad value: an unknown mode, an expression
+ * that is not portable RE2, expectations with `ignore`, a build level other than 1-3, or a level
+ * above 1 without an expected builder (the level is the builder's; any builder proves none).
+ */
+export function provenancePolicyOf(
+  settings: ProvenanceSettings,
+  where: string,
+): ProvenancePolicy | undefined {
+  const { provenance, builderId, builderIdRegExp, sourceRepository, buildLevel } = settings;
+  if (
+    [provenance, builderId, builderIdRegExp, sourceRepository, buildLevel].every(
+      (value) => value === undefined,
+    )
+  ) {
+    return undefined;
+  }
+  if (provenance !== undefined && !PROVENANCE_MODES.includes(provenance as ProvenanceMode)) {
+    throw new SignError("sign-policy", `${where}.provenance must be one of ${PROVENANCE_MODES.join(", ")}`);
+  }
+  const mode = (provenance as ProvenanceMode | undefined) ?? DEFAULT_PROVENANCE_POLICY.mode;
+  for (const [name, value] of [
+    ["builderId", builderId],
+    ["builderIdRegExp", builderIdRegExp],
+  ] as const) {
+    if (value !== undefined && (typeof value !== "string" || value.length === 0)) {
+      throw new SignError("sign-policy", `${where}.${name} must be a non-empty string`);
+    }
+  }
+  if (typeof builderIdRegExp === "string") checkRe2Pattern(builderIdRegExp, `${where}.builderIdRegExp`);
+  const repositories =
+    typeof sourceRepository === "string"
+      ? [sourceRepository]
+      : stringList(sourceRepository, `${where}.sourceRepository`);
+  if (
+    buildLevel !== undefined &&
+    (typeof buildLevel !== "number" || !SLSA_BUILD_LEVELS.includes(buildLevel))
+  ) {
+    throw new SignError("sign-policy", `${where}.buildLevel must be one of ${SLSA_BUILD_LEVELS.join(", ")}`);
+  }
+  const expectsBuilder = builderId !== undefined || builderIdRegExp !== undefined;
+  if (mode === "ignore" && (expectsBuilder || repositories.length > 0 || buildLevel !== undefined)) {
+    throw new SignError(
+      "sign-policy",
+      `${where}: builderId, builderIdRegExp, sourceRepository and buildLevel have no effect with provenance: ignore`,
+    );
+  }
+  if (typeof buildLevel === "number" && buildLevel > 1 && !expectsBuilder) {
+    throw new SignError(
+      "sign-policy",
+      `${where}: buildLevel ${buildLevel} needs builderId or builderIdRegExp (the level is the builder's)`,
+    );
+  }
+  return {
+    mode,
+    ...(typeof builderId === "string" ? { builderId } : {}),
+    ...(typeof builderIdRegExp === "string" ? { builderIdRegExp } : {}),
+    ...(repositories.length > 0 ? { sourceRepositories: repositories } : {}),
+    ...(typeof buildLevel === "number" ? { buildLevel } : {}),
+  };
 }
 
 function stringList(value: unknown, where: string): string[] {
@@ -282,6 +439,10 @@ function keylessList(value: unknown, where: string): KeylessIdentity[] {
  *     keyless:
  *       - subjectRegExp: https://github\.com/foo/.+
  *         issuer: https://token.actions.githubusercontent.com
+ *     provenance: required               # or if-present (default), ignore
+ *     builderIdRegExp: https://github\.com/foo/bar/\.github/workflows/release\.yml@refs/tags/v.+
+ *     sourceRepository: https://github.com/foo/bar
+ *     buildLevel: 2
  * ```
  */
 export async function loadSourcePolicy(
@@ -323,9 +484,7 @@ export async function loadSourcePolicy(
   const rule = async (value: unknown, where: string): Promise<SourceRule> => {
     if (!isJsonObject(value)) throw new SignError("sign-policy", `${where} must be a mapping`);
     const entry = value as RuleDocument;
-    const unknown = Object.keys(entry).filter(
-      (field) => !["registry", "project", "keys", "keyless"].includes(field),
-    );
+    const unknown = Object.keys(entry).filter((field) => !RULE_FIELDS.includes(field));
     if (unknown.length > 0)
       throw new SignError("sign-policy", `${where}: unknown field ${unknown.join(", ")}`);
     for (const field of ["registry", "project"] as const) {
@@ -346,11 +505,13 @@ export async function loadSourcePolicy(
     if (keys.length === 0 && identities.length === 0) {
       throw new SignError("sign-policy", `${where}: a rule needs keys or keyless identities`);
     }
+    const provenance = provenancePolicyOf(entry, where);
     return {
       ...(typeof entry.registry === "string" ? { registry: entry.registry } : {}),
       ...(typeof entry.project === "string" ? { project: entry.project } : {}),
       keys,
       ...(identities.length > 0 && keyless ? { keyless: keyless(identities) } : {}),
+      ...(provenance ? { provenance } : {}),
     };
   };
   const rules = record.rules === undefined ? [] : record.rules;
@@ -359,6 +520,21 @@ export async function loadSourcePolicy(
     rules: await Promise.all(rules.map((entry, i) => rule(entry, `${file}: rules[${i}]`))),
     ...(record.default === undefined ? {} : { default: await rule(record.default, `${file}: default`) }),
   };
+}
+
+/**
+ * The policy's default rule with the CLI's provenance expectations (`--source-provenance`...)
+ * instead of its own. Throws `SignError` (`sign-policy`) when there is no default rule to apply
+ * them to.
+ */
+export function withDefaultProvenance(policy: SourcePolicy, provenance: ProvenancePolicy): SourcePolicy {
+  if (!policy.default) {
+    throw new SignError(
+      "sign-policy",
+      "the provenance expectations apply to the default rule, and there is none (give --source-public-key or a default rule)",
+    );
+  }
+  return { ...policy, default: { ...policy.default, provenance } };
 }
 
 /** The policy's default rule with extra keys (the CLI's `--source-public-key`) added. */
@@ -374,6 +550,7 @@ export function withDefaultKeys(
     default: {
       keys: [...(previous?.keys ?? []), ...keys],
       ...(previous?.keyless ? { keyless: previous.keyless } : {}),
+      ...(previous?.provenance ? { provenance: previous.provenance } : {}),
     },
     ...(base.mode === undefined ? {} : { mode: base.mode }),
   };

@@ -13,6 +13,7 @@ import {
   signatureManifest,
   signingStatementBytes,
   SLSA_PROVENANCE,
+  TEST_BUILDER_ID,
 } from "../../test/support/hostile-signing.js";
 import { makeImage, writeOciLayoutDirectly, type TestContent } from "../../test/support/test-images.js";
 import { parseDigest, type RepositoryLocation, type RepositoryPath } from "../reference/index.js";
@@ -227,6 +228,21 @@ describe("source signatures, verify if present", () => {
     expect(status("junk-next-to-valid")).toBe("verified");
     expect(status("attested")).toBe("verified");
     expect(status("attestation-bundle")).toBe("verified");
+    // What verified is listed for the verification summary; the provenance gives the builder.
+    const attested = ifPresent.get("attested");
+    expect(attested?.provenance).toBe("verified");
+    expect(attested?.build).toMatchObject({
+      builderId: TEST_BUILDER_ID,
+      attestation: { predicateType: SLSA_PROVENANCE, signer: builderKey.keyId },
+    });
+    expect(attested?.inputs).toHaveLength(1);
+    const input = attested?.inputs[0];
+    expect(input?.uri).toMatch(/\/staging\/attested@sha256:[0-9a-f]{64}$/);
+    expect(input?.uri.endsWith(`@${input.digest}`)).toBe(true);
+    expect(ifPresent.get("signed")?.inputs).toHaveLength(1);
+    expect(ifPresent.get("signed")?.provenance).toBe("absent");
+    expect(ifPresent.get("unsigned")?.inputs).toEqual([]);
+    expect(ifPresent.get("attestation-bundle")?.build?.builderId).toBe(TEST_BUILDER_ID);
     expect(status("forged")).toBe("refused");
     expect(reason("forged")).toMatch(
       /^a signature is present but none verifies: .*does not verify with the public key/,

@@ -267,14 +267,27 @@ export function keySignedLayer(privateKey: KeyObject, payload: Buffer): LayerSet
   };
 }
 
-/** An in-toto statement about `digest` (a provenance attestation by default). */
-export function attestationStatement(digest: string, predicateType = SLSA_PROVENANCE): Buffer {
+/** The builder of {@link attestationStatement}'s provenance. */
+export const TEST_BUILDER_ID = "https://example.com/builder";
+
+/**
+ * An in-toto statement about `digest`: by default a SLSA v1 provenance by
+ * {@link TEST_BUILDER_ID}, or `predicate` under `predicateType`.
+ */
+export function attestationStatement(
+  digest: string,
+  predicateType = SLSA_PROVENANCE,
+  predicate: Record<string, unknown> = {
+    buildDefinition: { buildType: "https://example.com/build" },
+    runDetails: { builder: { id: TEST_BUILDER_ID } },
+  },
+): Buffer {
   return Buffer.from(
     JSON.stringify({
       _type: "https://in-toto.io/Statement/v1",
       subject: [{ name: "staging/app", digest: { sha256: digest.slice("sha256:".length) } }],
       predicateType,
-      predicate: { buildType: "https://example.com/build" },
+      predicate,
     }),
   );
 }

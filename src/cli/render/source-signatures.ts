@@ -30,12 +30,26 @@ function unsigned(report: SourceSignatureReport): string[] {
     .sort();
 }
 
+/**
+ * Staging's build provenance of the digests promoted: "Build provenance: 2 verified, 1 absent
+ * (not required)"; empty when no rule reads it. Refusals are in the image plan.
+ */
+function provenanceCounts(report: SourceSignatureReport): string | undefined {
+  const promoted = report.verdicts.filter((verdict) => verdict.status !== "refused");
+  const verified = promoted.filter((verdict) => verdict.provenance === "verified").length;
+  const absent = promoted.filter((verdict) => verdict.provenance === "absent").length;
+  if (verified + absent === 0) return undefined;
+  return `Build provenance: ${verified} verified, ${absent} absent (not required)`;
+}
+
 export function sourceSignaturesText(report: SourceSignatureReport): string {
   if (report.verdicts.length === 0) return "";
+  const provenance = provenanceCounts(report);
   return textLines([
     "",
     `Source signatures (${report.mode}): ${counts(report)}`,
     ...unsigned(report).map((name) => `  ${name}  source unsigned (not required)`),
+    ...(provenance === undefined ? [] : [provenance]),
     "",
   ]);
 }
@@ -43,5 +57,6 @@ export function sourceSignaturesText(report: SourceSignatureReport): string {
 export function sourceSignaturesMarkdown(report: SourceSignatureReport): string {
   if (report.verdicts.length === 0) return "";
   const lines = unsigned(report).map((name) => `- ${markdownCode(name)} source unsigned (not required)`);
-  return `\n### Source signatures (${report.mode})\n\n${counts(report)}\n${lines.length > 0 ? `\n${lines.join("\n")}\n` : ""}`;
+  const provenance = provenanceCounts(report);
+  return `\n### Source signatures (${report.mode})\n\n${counts(report)}\n${lines.length > 0 ? `\n${lines.join("\n")}\n` : ""}${provenance === undefined ? "" : `\n${provenance}\n`}`;
 }
