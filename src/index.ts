@@ -245,8 +245,10 @@ export {
   parseSigningKey,
   parseVerificationKey,
   repairSignatures,
+  ATTESTATION_LAYOUTS,
   SIGNATURE_FORMATS,
   signatureTargets,
+  subjectStatements,
   SignError,
   SOURCE_SIGNATURE_MODES,
   VERIFY_DOCUMENT_SCHEMA,
@@ -260,6 +262,9 @@ export {
   type AttachmentPlan,
   type AttachmentStatus,
   type AttachmentWork,
+  type AttestationFacts,
+  type AttestationLayout,
+  type AttestOptions,
   type ClaimsExpectation,
   type DsseEnvelope,
   type DsseSignature,
@@ -276,6 +281,7 @@ export {
   type OwnVerdict,
   type PlannedBlob,
   type PlannedContent,
+  type PlannedStatement,
   type RepairSignaturesOptions,
   type SignatureExpectation,
   type SignatureFormat,
@@ -303,3 +309,13 @@ export {
   type WorkItem,
   type WorkItemKind,
 } from "./sign/index.js";
+// The facts a promotion attestation records (`AttestOptions.factsOf`), from provenance/.
+export type {
+  ApprovalSource,
+  Approver,
+  BuildRecord,
+  CommitRecord,
+  PullRequestRecord,
+  ReviewRecord,
+  VerifiedInput,
+} from "./provenance/index.js";

@@ -1,6 +1,7 @@
 import { describeError, UsageError } from "../errors.js";
 import {
   ATTACHMENT_MODES,
+  ATTESTATION_LAYOUTS,
   checkIdentity,
   createKeylessPolicy,
   createKeylessSigner,
@@ -18,6 +19,7 @@ import {
   SOURCE_SIGNATURE_MODES,
   withDefaultKeys,
   type AttachmentMode,
+  type AttestationLayout,
   type ImageSigner,
   type KeylessIdentity,
   type SignatureFormat,
@@ -140,6 +142,16 @@ export const promoteSignatureOptionSpecs = {
     type: "string",
     valueName: "N",
     description: "Promoted digests whose signatures and attachments are made and written at once (default 8)",
+  },
+  "no-attestations": {
+    type: "boolean",
+    description: "Sign without writing the promotion attestation and VSA (written by default when signing)",
+  },
+  "attestation-layout": {
+    type: "string",
+    valueName: "LAYOUT",
+    description:
+      "Where the attestations go: referrer (sigstore bundle referrer, default), cosign (.att tag) or both",
   },
 } as const satisfies OptionSpecs;
 
@@ -281,6 +293,21 @@ export function addSigningKeySecrets(
 
 export function signatureFormatOption(values: ParsedValues): SignatureFormat {
   return stringOption(values, "signature-format", SIGNATURE_FORMATS) ?? "cosign";
+}
+
+/**
+ * Where the run's attestations go, or undefined when it writes none (`--no-attestations`).
+ * Giving a layout and opting out is a contradiction, refused.
+ */
+export function attestationLayoutOption(values: ParsedValues): AttestationLayout | undefined {
+  const layout = stringOption(values, "attestation-layout", ATTESTATION_LAYOUTS);
+  if (booleanOption(values, "no-attestations")) {
+    if (layout !== undefined) {
+      throw new UsageError("--attestation-layout and --no-attestations contradict each other: give one");
+    }
+    return undefined;
+  }
+  return layout ?? "referrer";
 }
 
 export function attachmentModeOption(values: ParsedValues): AttachmentMode {

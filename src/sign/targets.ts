@@ -144,6 +144,7 @@ export function signatureTargets(
       destinations,
       copied: group.copied,
       ...(rootIsIndex === undefined ? {} : { rootIsIndex }),
+      position: edge.digestPosition ?? edge.position,
     });
   }
   return targets;
