@@ -246,8 +246,10 @@ export {
   PROVENANCE_MODES,
   parseVerificationKey,
   repairSignatures,
+  ATTESTATION_LAYOUTS,
   SIGNATURE_FORMATS,
   signatureTargets,
+  subjectStatements,
   SignError,
   SOURCE_SIGNATURE_MODES,
   VERIFY_DOCUMENT_SCHEMA,
@@ -261,6 +263,9 @@ export {
   type AttachmentPlan,
   type AttachmentStatus,
   type AttachmentWork,
+  type AttestationFacts,
+  type AttestationLayout,
+  type AttestOptions,
   type ClaimsExpectation,
   type DsseEnvelope,
   type DsseSignature,
@@ -277,6 +282,7 @@ export {
   type OwnVerdict,
   type PlannedBlob,
   type PlannedContent,
+  type PlannedStatement,
   type ProvenanceMode,
   type ProvenancePolicy,
   type RepairSignaturesOptions,
@@ -307,5 +313,13 @@ export {
   type WorkItem,
   type WorkItemKind,
 } from "./sign/index.js";
-// Provenance records a source check produces (staging's verified build, the inputs it checked).
-export type { BuildRecord, VerifiedInput } from "./provenance/index.js";
+// The facts a promotion attestation records (`AttestOptions.factsOf`), from provenance/.
+export type {
+  ApprovalSource,
+  Approver,
+  BuildRecord,
+  CommitRecord,
+  PullRequestRecord,
+  ReviewRecord,
+  VerifiedInput,
+} from "./provenance/index.js";

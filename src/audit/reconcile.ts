@@ -261,7 +261,17 @@ async function observeRepository(
       explained.add(digest);
       continue;
     }
-    for (const child of facts?.children ?? []) childrenOfUnexpected.set(child, digest);
+    for (const child of facts?.children ?? []) {
+      // A referrers fallback index (`sha256-<hex>`, on registries without the referrers API)
+      // lists referrers: one whose subject is promoted here is explained, as it is when listed
+      // by the API (signature bundles, the promoter's own attestations, carried referrers).
+      const entry = await lookup.manifest(desired, child);
+      if (entry?.subject !== undefined && (await promotedRelation(desired, entry.subject, lookup))) {
+        explained.add(child);
+        continue;
+      }
+      childrenOfUnexpected.set(child, digest);
+    }
   }
   // An attached-artifact tag is expected only when it holds an attachment, not an image.
   const notAttachments = new Map<Tag, string>();

@@ -1,15 +1,11 @@
-import { readFileSync } from "node:fs";
 import { describeError, isPromoterError, RefusedError, UsageError } from "../errors.js";
 import { ArgumentError, formatCommandHelp, parseCommandArgs, type Command } from "./command.js";
 import { commands, type CommandEntry } from "./commands/index.js";
 import { ExitCode, writeLine, type CliIO } from "./io.js";
 import { guardedRunIO } from "./output-sink.js";
+import { packageVersion } from "./version.js";
 
-/** The package version, read once from package.json next to dist/ or src/. */
-export function packageVersion(): string {
-  const text = readFileSync(new URL("../../package.json", import.meta.url), "utf8");
-  return (JSON.parse(text) as { version: string }).version;
-}
+export { packageVersion };
 
 function findCommand(argv: readonly string[]): { entry: CommandEntry; rest: string[] } | undefined {
   let best: CommandEntry | undefined;

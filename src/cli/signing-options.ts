@@ -1,6 +1,7 @@
 import { describeError, UsageError } from "../errors.js";
 import {
   ATTACHMENT_MODES,
+  ATTESTATION_LAYOUTS,
   checkIdentity,
   createKeylessPolicy,
   createKeylessSigner,
@@ -21,6 +22,7 @@ import {
   withDefaultKeys,
   withDefaultProvenance,
   type AttachmentMode,
+  type AttestationLayout,
   type ImageSigner,
   type KeylessIdentity,
   type SignatureFormat,
@@ -174,6 +176,16 @@ export const promoteSignatureOptionSpecs = {
     valueName: "N",
     description: "Promoted digests whose signatures and attachments are made and written at once (default 8)",
   },
+  "no-attestations": {
+    type: "boolean",
+    description: "Sign without writing the promotion attestation and VSA (written by default when signing)",
+  },
+  "attestation-layout": {
+    type: "string",
+    valueName: "LAYOUT",
+    description:
+      "Where the attestations go: referrer (sigstore bundle referrer, default), cosign (.att tag) or both",
+  },
 } as const satisfies OptionSpecs;
 
 export const DEFAULT_FULCIO_URL = "https://fulcio.sigstore.dev";
@@ -317,6 +329,21 @@ export function addSigningKeySecrets(
 
 export function signatureFormatOption(values: ParsedValues): SignatureFormat {
   return stringOption(values, "signature-format", SIGNATURE_FORMATS) ?? "cosign";
+}
+
+/**
+ * Where the run's attestations go, or undefined when it writes none (`--no-attestations`).
+ * Giving a layout and opting out is a contradiction, refused.
+ */
+export function attestationLayoutOption(values: ParsedValues): AttestationLayout | undefined {
+  const layout = stringOption(values, "attestation-layout", ATTESTATION_LAYOUTS);
+  if (booleanOption(values, "no-attestations")) {
+    if (layout !== undefined) {
+      throw new UsageError("--attestation-layout and --no-attestations contradict each other: give one");
+    }
+    return undefined;
+  }
+  return layout ?? "referrer";
 }
 
 export function attachmentModeOption(values: ParsedValues): AttachmentMode {

@@ -31,6 +31,8 @@ export interface PromotionEdge {
   readonly destinationRegistry: RegistryEntry;
   /** Where the tag is written, or the digest for a tagless edge. */
   readonly position: SourcePosition;
+  /** Where the digest is written (its `dmap` key); absent on a tagless edge, whose `position` it is. */
+  readonly digestPosition?: SourcePosition;
 }
 
 /**
@@ -80,6 +82,7 @@ export function* promotionEdges(set: ManifestSet): Generator<PromotionEdge> {
               sourceRegistry: source,
               destinationRegistry: target.registry,
               position: tag.position,
+              digestPosition: digest.position,
             };
           }
         }

@@ -24,6 +24,7 @@ import {
   signatureTargets,
   type AttachmentMode,
   type AttachmentPlan,
+  type AttestOptions,
   type ImageSigner,
   type SignatureFormat,
   type SourceCheckRequest,
@@ -81,6 +82,11 @@ export interface SignatureOptions {
    * and the signature writes in flight.
    */
   readonly maxSignatureOps?: number;
+  /**
+   * With a signer: also write the promotion record and the VSA of every signed subject
+   * (docs/signing.md, "Promotion attestations"); the facts come from the caller.
+   */
+  readonly attest?: AttestOptions;
 }
 
 /** What the source policy found, per source digest it judged (the plan's "source signatures"). */
@@ -186,6 +192,7 @@ export async function planEdges(
       ...(signatures.format ? { format: signatures.format } : {}),
       attachments: mode,
       ...(signatures.signChildren === undefined ? {} : { signChildren: signatures.signChildren }),
+      ...(signatures.attest ? { attest: signatures.attest } : {}),
       ...observe,
     });
   }

@@ -2,8 +2,11 @@ import type { Problem } from "../errors.js";
 import type { Descriptor } from "../oci/index.js";
 import type { AttachmentKind, Digest, RepositoryLocation, RepositoryPath, Tag } from "../reference/index.js";
 import type { CopySourceStore } from "../copy/index.js";
+import type { SourcePosition } from "../manifest/index.js";
 import type { BlobReader, ManifestContent } from "../registry/index.js";
 import type { PlannedBlob } from "./blob-io.js";
+import type { AttestationLayout } from "./attestation-format.js";
+import type { PlannedStatement } from "./promotion-attestations.js";
 import type { SignatureSubject } from "./subjects.js";
 
 /**
@@ -55,9 +58,12 @@ export interface SignatureTarget {
   readonly copied: boolean;
   /** Whether the digest is an image index, when the inventory saw its media type. */
   readonly rootIsIndex?: boolean;
+  /** Where the manifests list the digest (its first edge): the line the attestations cite. */
+  readonly position?: SourcePosition;
 }
 
-export type WorkItemKind = AttachmentKind | "referrer" | "bundle";
+/** `attestation`: one of our attestations (promotion record, VSA) as a sigstore bundle referrer. */
+export type WorkItemKind = AttachmentKind | "referrer" | "bundle" | "attestation";
 
 /** What is written: manifest bytes with their blobs, or a graph copied from a store. */
 export type PlannedContent =
@@ -96,11 +102,18 @@ export interface WorkItem {
   /** Destinations holding another document under the tag (`.sbom`), left alone. */
   readonly conflicts: readonly { readonly key: string; readonly current: Digest }[];
   readonly content?: PlannedContent;
-  /** For `sign`: who to sign as and the existing signatures kept next to ours. */
-  readonly sign?: { readonly identities: readonly string[]; readonly keep: readonly KeptLayer[] };
+  /**
+   * For `sign`: who to sign as and the existing signatures kept next to ours; for our
+   * attestations (`attestation`, or `att` layers), the statements signed instead.
+   */
+  readonly sign?: {
+    readonly identities: readonly string[];
+    readonly keep: readonly KeptLayer[];
+    readonly statements?: readonly PlannedStatement[];
+  };
   /** The digest of what is written, when known before writing. */
   readonly digest?: Digest;
-  /** For referrers: the artifact type; for bundles: the identity. */
+  /** For referrers: the artifact type; for bundles: the identity; for attestations: the predicate type. */
   readonly detail?: string;
 }
 
@@ -123,6 +136,8 @@ export interface AttachmentPlan {
   readonly mode: AttachmentMode;
   /** The signer's description, when signing. */
   readonly signer?: string;
+  /** Where our attestations go, when the run writes them (it signs). */
+  readonly attestations?: AttestationLayout;
   readonly works: readonly AttachmentWork[];
 }
 

@@ -2,7 +2,7 @@ import { runBounded } from "../concurrency/index.js";
 import { copyGraphs, type CopyDestinationStore } from "../copy/index.js";
 import { AbortedError, type Problem } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
-import type { Digest, Tag } from "../reference/index.js";
+import { digestOf, type Digest, type Tag } from "../reference/index.js";
 import {
   openOnSide,
   type CallOptions,
@@ -17,7 +17,9 @@ import type {
   WorkItem,
   WorkItemKind,
 } from "./attachment-plan.js";
+import type { SerializedBundle } from "@sigstore/bundle";
 import { BlobCache, ensureBlob, type PlannedBlob } from "./blob-io.js";
+import { attestationLayer, envelopeBytesOfBundle } from "./attestation-format.js";
 import { buildBundleReferrer, signingStatement } from "./bundle-format.js";
 import {
   buildLayerSet,
@@ -27,7 +29,8 @@ import {
 } from "./cosign-format.js";
 import { problemOf, SignError } from "./errors.js";
 import type { OwnVerdict } from "./own-signatures.js";
-import type { ImageSigner } from "./signer.js";
+import type { PlannedStatement } from "./promotion-attestations.js";
+import { cosignMaterialAnnotations, type ImageSigner } from "./signer.js";
 import type { SignatureSubject } from "./subjects.js";
 
 /**
@@ -78,6 +81,11 @@ interface Context {
   readonly call: CallOptions;
   readonly cache: BlobCache;
   readonly logger: Logger;
+  /**
+   * Each statement signed once per run, by statement digest: the attestation referrer and the
+   * `.att` layer of a subject carry the same envelope.
+   */
+  readonly signedStatements: Map<Digest, Promise<SerializedBundle>>;
 }
 
 export async function executeAttachments(
@@ -89,6 +97,7 @@ export async function executeAttachments(
     call: options.signal ? { signal: options.signal } : {},
     cache: new BlobCache(MAX_SIGNATURE_LAYER_BYTES),
     logger: options.logger ?? silentLogger,
+    signedStatements: new Map(),
   };
   const results: AttachmentOutcome[][] = new Array<AttachmentOutcome[]>(plan.works.length);
   // No signal for runBounded: after an abort each remaining work still reports its items as
@@ -236,6 +245,25 @@ async function signedContent(
   const signer = context.options.signer;
   if (!signer) throw new SignError("sign-failed", "the plan asks for a signature but no signer was given");
   const identities = item.sign?.identities ?? [];
+  const statements = item.sign?.statements ?? [];
+  if (item.kind === "attestation") {
+    const statement = statements[0];
+    if (statement === undefined) throw new SignError("sign-failed", "no statement to sign");
+    const bytes = new TextEncoder().encode(JSON.stringify(await signedStatement(statement, signer, context)));
+    checkRecognised(
+      await signer.ownSignatures.attestation(bytes, subject.digest, statement.predicateType),
+      signer,
+    );
+    if (!subject.descriptor)
+      throw new SignError("sign-failed", `no descriptor of ${subject.digest} for the attestation subject`);
+    const created = (context.options.now?.() ?? new Date()).toISOString();
+    const built = buildBundleReferrer(bytes, subject.descriptor, created, statement.predicateType);
+    return {
+      kind: "manifest",
+      manifest: built.manifest,
+      blobs: built.blobs.map((blob) => ({ descriptor: blob.descriptor, bytes: blob.bytes })),
+    };
+  }
   if (item.kind === "bundle") {
     const identity = identities[0];
     if (identity === undefined) throw new SignError("sign-failed", "no identity to sign as");
@@ -260,6 +288,25 @@ async function signedContent(
     checkRecognised(await signer.ownSignatures.layer(layer.descriptor, subject.digest, identity), signer);
     added.push(layer);
   }
+  for (const statement of statements) {
+    const bundle = await signedStatement(statement, signer, context);
+    const { bundleFromJSON } = await import("@sigstore/bundle");
+    const layer = attestationLayer(
+      envelopeBytesOfBundle(bundle),
+      statement.predicateType,
+      cosignMaterialAnnotations(bundleFromJSON(bundle)),
+    );
+    checkRecognised(
+      await signer.ownSignatures.attestationLayer(
+        layer.descriptor,
+        layer.bytes,
+        subject.digest,
+        statement.predicateType,
+      ),
+      signer,
+    );
+    added.push(layer);
+  }
   const keep = item.sign?.keep ?? [];
   const built = buildLayerSet([
     ...keep.map((layer) => layer.descriptor),
@@ -271,6 +318,21 @@ async function signedContent(
     ...added.map((layer) => ({ descriptor: layer.descriptor, bytes: layer.bytes })),
   ];
   return { kind: "manifest", manifest: built.manifest, blobs };
+}
+
+/** The bundle of a statement, signed on first use and shared for the rest of the run. */
+function signedStatement(
+  statement: PlannedStatement,
+  signer: ImageSigner,
+  context: Context,
+): Promise<SerializedBundle> {
+  const key = digestOf(statement.bytes);
+  let signed = context.signedStatements.get(key);
+  if (!signed) {
+    signed = signer.signStatement(statement.bytes, context.call);
+    context.signedStatements.set(key, signed);
+  }
+  return signed;
 }
 
 /**

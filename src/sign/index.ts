@@ -110,6 +110,19 @@ export {
 } from "./attachment-recognition.js";
 export { planAttachments, type PlanAttachmentsOptions } from "./plan-attachments.js";
 export {
+  subjectStatements,
+  type AttestationFacts,
+  type AttestOptions,
+  type PlannedStatement,
+} from "./promotion-attestations.js";
+export {
+  ATTESTATION_LAYOUTS,
+  ATTESTATION_PREDICATE_ANNOTATION,
+  attestationLayer,
+  envelopeBytesOfBundle,
+  type AttestationLayout,
+} from "./attestation-format.js";
+export {
   executeAttachments,
   type AttachmentOutcome,
   type AttachmentStatus,

@@ -207,10 +207,14 @@ describe("keyless signing (stand-in Fulcio and Rekor)", () => {
       SUBJECT,
       "--certificate-oidc-issuer",
       ISSUER,
+      // The promotion record and the VSA in both layouts: keyless .att layers are recognised too.
+      "--attestation-layout",
+      "both",
     ];
     const promoted = await run("promote", "--manifest", "promoter.yaml", "--confirm", "--quiet", ...keyless);
     expect(promoted.status, promoted.err + promoted.out).toBe(0);
-    expect(promoted.out).toMatch(/2 signed/);
+    // At each of the 2 mirrors: the .sig, two attestation referrers and the .att manifest.
+    expect(promoted.out).toMatch(/8 signed/);
 
     const verified = await run("verify", "--manifest", "promoter.yaml", "--policy", "policy.yaml");
     expect(verified.status, verified.out + verified.err).toBe(0);

@@ -1,7 +1,16 @@
 import type { Descriptor } from "../oci/index.js";
+import { parseStatement } from "../provenance/index.js";
 import type { Digest } from "../reference/index.js";
+import {
+  IN_TOTO_PAYLOAD_TYPE,
+  KEY_ATTESTATION_ANNOTATIONS,
+  KEYLESS_ATTESTATION_ANNOTATIONS,
+  LOGGED_ATTESTATION_ANNOTATIONS,
+  ownAttestationLayerProblem,
+} from "./attestation-format.js";
 import { verifySigningBundle } from "./bundle-format.js";
 import { CosignAnnotation, simpleSigningPayload } from "./cosign-format.js";
+import { dsseSigner, parseDsseEnvelope, type DsseEnvelope } from "./dsse.js";
 import type { VerificationKey } from "./keys.js";
 import type { KeylessPolicy } from "./keyless-policy.js";
 import { ownLayerProblem, verifySimpleSigningLayer } from "./verify-layer.js";
@@ -19,6 +28,9 @@ import { ownLayerProblem, verifySimpleSigningLayer } from "./verify-layer.js";
  *   names the configured identity and issuer, the Rekor entry verifies with a trusted log key,
  *   and the signature verifies with the certificate's key (keyless-policy.ts). Without a
  *   configured identity nothing is ours (every run would sign), which the CLI does not allow.
+ * Attestations (the promotion record and the VSA) the same way: a bundle or `.att` envelope
+ * counts as ours when it verifies as above and its payload is an in-toto statement of that
+ * predicate type about the digest. One by another key or identity (kpromo's) is not ours.
  */
 
 export type OwnVerdict = { readonly ok: true } | { readonly ok: false; readonly reason: string };
@@ -28,6 +40,58 @@ export interface OwnSignatures {
   layer(layer: Descriptor, subject: Digest, identity: string): Promise<OwnVerdict>;
   /** Whether a sigstore bundle (its bytes) is this signer's signature of `subject` as `identity`. */
   bundle(bundleBytes: Uint8Array, subject: Digest, identity: string): Promise<OwnVerdict>;
+  /**
+   * Whether a sigstore bundle is this signer's attestation of `predicateType` about `subject`:
+   * the DSSE envelope verifies, and its payload is an in-toto statement of that type naming the
+   * digest.
+   */
+  attestation(bundleBytes: Uint8Array, subject: Digest, predicateType: string): Promise<OwnVerdict>;
+  /** The same for a layer of cosign's `.att` manifest and its envelope blob (already read). */
+  attestationLayer(
+    layer: Descriptor,
+    envelope: Uint8Array,
+    subject: Digest,
+    predicateType: string,
+  ): Promise<OwnVerdict>;
+}
+
+/** The payload of a DSSE bundle (verified by the caller). */
+function bundlePayload(bundleBytes: Uint8Array): Uint8Array | undefined {
+  try {
+    const bundle: unknown = JSON.parse(new TextDecoder().decode(bundleBytes));
+    const payload = (bundle as { dsseEnvelope?: { payload?: unknown } }).dsseEnvelope?.payload;
+    return typeof payload === "string" ? Buffer.from(payload, "base64") : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether a verified payload is an in-toto statement of `predicateType` about `subject`. */
+function statementVerdict(
+  payload: Uint8Array | undefined,
+  predicateType: string,
+  subject: Digest,
+): OwnVerdict {
+  if (payload === undefined) return { ok: false, reason: "the bundle holds no DSSE payload" };
+  const statement = parseStatement(payload, predicateType, subject);
+  return statement.ok ? { ok: true } : { ok: false, reason: statement.reason };
+}
+
+/** An `.att` layer's envelope, when it is shaped as one of ours and carries an in-toto payload. */
+function ownEnvelope(
+  layer: Descriptor,
+  bytes: Uint8Array,
+  predicateType: string,
+  allowed: ReadonlySet<string>,
+): DsseEnvelope | string {
+  const problem = ownAttestationLayerProblem(layer, bytes, predicateType, allowed);
+  if (problem !== undefined) return problem;
+  const envelope = parseDsseEnvelope(bytes);
+  if (typeof envelope === "string") return envelope;
+  if (envelope.payloadType !== IN_TOTO_PAYLOAD_TYPE) {
+    return `the envelope's payload type is ${envelope.payloadType}, not ${IN_TOTO_PAYLOAD_TYPE}`;
+  }
+  return envelope;
 }
 
 /** Annotations a key signature of ours carries. */
@@ -64,6 +128,20 @@ export function keyOwnSignatures(
       const verdict = await verifySigningBundle(bundleBytes, [key], { digest: subject, identity });
       return verdict.ok ? { ok: true } : verdict;
     },
+    async attestation(bundleBytes, subject, predicateType) {
+      const verdict = await verifySigningBundle(bundleBytes, [key], { digest: subject }, "attestation");
+      if (!verdict.ok) return verdict;
+      return statementVerdict(bundlePayload(bundleBytes), predicateType, subject);
+    },
+    attestationLayer(layer, bytes, subject, predicateType) {
+      const allowed = options.logsToRekor ? LOGGED_ATTESTATION_ANNOTATIONS : KEY_ATTESTATION_ANNOTATIONS;
+      const envelope = ownEnvelope(layer, bytes, predicateType, allowed);
+      if (typeof envelope === "string") return Promise.resolve({ ok: false, reason: envelope });
+      if (!dsseSigner(envelope, [key])) {
+        return Promise.resolve({ ok: false, reason: "the envelope does not verify with our key" });
+      }
+      return Promise.resolve(statementVerdict(envelope.payload, predicateType, subject));
+    },
   };
 }
 
@@ -86,6 +164,20 @@ export function keylessOwnSignatures(policy: KeylessPolicy | undefined): OwnSign
       if (!policy) return unconfigured;
       const verdict = await policy.verifyBundle(bundleBytes, { digest: subject, identity });
       return verdict.ok ? { ok: true } : verdict;
+    },
+    async attestation(bundleBytes, subject, predicateType) {
+      if (!policy) return unconfigured;
+      const verdict = await policy.verifyBundle(bundleBytes, { digest: subject }, "attestation");
+      if (!verdict.ok) return verdict;
+      return statementVerdict(bundlePayload(bundleBytes), predicateType, subject);
+    },
+    async attestationLayer(layer, bytes, subject, predicateType) {
+      if (!policy) return unconfigured;
+      const envelope = ownEnvelope(layer, bytes, predicateType, KEYLESS_ATTESTATION_ANNOTATIONS);
+      if (typeof envelope === "string") return { ok: false, reason: envelope };
+      const verdict = await policy.verifyAttestationLayer(layer, envelope, { digest: subject });
+      if (!verdict.ok) return verdict;
+      return statementVerdict(envelope.payload, predicateType, subject);
     },
   };
 }

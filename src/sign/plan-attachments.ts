@@ -24,12 +24,19 @@ import type {
 } from "./attachment-plan.js";
 import { readSmallBlob } from "./blob-io.js";
 import {
+  layerPredicateType,
+  writesAttLayers,
+  writesReferrers,
+  type AttestationLayout,
+} from "./attestation-format.js";
+import {
   BUNDLE_MEDIA_TYPE,
+  BundleAnnotation,
   bundleLayerOf,
   isSigningBundleReferrer,
   MAX_BUNDLE_BYTES,
 } from "./bundle-format.js";
-import { layerKey, parseLayerSet, simpleSigningPayload } from "./cosign-format.js";
+import { layerKey, MAX_SIGNATURE_LAYER_BYTES, parseLayerSet, simpleSigningPayload } from "./cosign-format.js";
 import {
   decideLayerSet,
   decideSingleDocument,
@@ -38,6 +45,7 @@ import {
   type TagState,
 } from "./decide-attachments.js";
 import { problemOf } from "./errors.js";
+import { subjectStatements, type AttestOptions, type PlannedStatement } from "./promotion-attestations.js";
 import type { ImageSigner } from "./signer.js";
 import { signatureSubjects, type SignatureSubject } from "./subjects.js";
 import type { OwnSignatures } from "./own-signatures.js";
@@ -47,14 +55,17 @@ import type { OwnSignatures } from "./own-signatures.js";
  * what to sign and write. Requests per subject: one HEAD of the `.sig` tag per destination and
  * one GET per distinct `.sig` manifest when signing; when staging's attachments are carried, one
  * HEAD per attachment tag in staging (and per destination for those staging has) and the
- * referrers of the subject.
+ * referrers of the subject. Our attestations (when signing with `attest`): the referrers list per
+ * destination (shared with the other referrer work of the subject), and per attestation found
+ * there its manifest and bundle (to verify it is ours); with the `.att` layout, the envelopes of
+ * the layers annotated with our predicate types.
  *
  * A run that plans only some destinations of a digest (`--changed-since`, a shard, a repair)
- * must not sign it anew where the others already hold our signature: ECDSA signatures (and a
- * bundle's timestamp) differ each time, so the mirrors would differ and the next full run would
- * write both signatures everywhere. When no destination in scope holds our signature, the
- * target's `elsewhere` destinations are read too (the same requests, read only) and the
- * signature found there is copied; they are never written.
+ * must not sign it anew where the others already hold our signature or attestation: ECDSA
+ * signatures (and a bundle's timestamp) differ each time, so the mirrors would differ and the
+ * next full run would write both everywhere. When no destination in scope holds ours, the
+ * target's `elsewhere` destinations are read too (the same requests, read only) and what is
+ * found there is copied; they are never written.
  */
 
 export interface PlanAttachmentsOptions {
@@ -74,6 +85,12 @@ export interface PlanAttachmentsOptions {
   readonly logger?: Logger;
   /** Promoted digests planned at once (their requests go through the per-host limits). */
   readonly concurrency?: number;
+  /**
+   * Also attest what is signed: the promotion record and the VSA of every signed subject, made
+   * once per subject and run and reconciled like signatures (docs/signing.md, "Promotion
+   * attestations"). Only with a signer.
+   */
+  readonly attest?: AttestOptions;
 }
 
 /** What planning reads from a source or a destination; it writes nothing. */
@@ -93,6 +110,12 @@ interface Context {
    * an index): planning them twice would make two different `.sig` manifests race.
    */
   readonly claimed: Set<string>;
+  /** Our attestations: where they go and the run's time (RFC 3339), when attesting. */
+  readonly attest?: {
+    readonly options: AttestOptions;
+    readonly layout: AttestationLayout;
+    readonly time: string;
+  };
 }
 
 interface OpenDestination {
@@ -111,6 +134,15 @@ export async function planAttachments(
     mode: options.attachments ?? "copied",
     signChildren: options.signChildren ?? true,
     claimed: new Set(),
+    ...(options.attest && options.signer
+      ? {
+          attest: {
+            options: options.attest,
+            layout: options.attest.layout ?? "referrer",
+            time: (options.attest.now?.() ?? new Date()).toISOString(),
+          },
+        }
+      : {}),
   };
   const works: (AttachmentWork | undefined)[] = new Array<AttachmentWork | undefined>(targets.length);
   await runBounded(
@@ -125,6 +157,7 @@ export async function planAttachments(
     format: context.format,
     mode: context.mode,
     ...(options.signer ? { signer: options.signer.description } : {}),
+    ...(context.attest ? { attestations: context.attest.layout } : {}),
     works: works.filter((work): work is AttachmentWork => work !== undefined),
   };
 }
@@ -202,8 +235,11 @@ async function subjectsOf(
 ): Promise<SignatureSubject[]> {
   const needChildren =
     ((signing || context.options.mirrorSignatures === true) && context.signChildren) || carry;
-  // The bundle layout names the subject by descriptor (media type and size).
-  const needDescriptor = signing && context.format === "bundle";
+  // The bundle layout names the subject by descriptor (media type and size), and so do the
+  // attestation referrers.
+  const needDescriptor =
+    signing &&
+    (context.format === "bundle" || (context.attest !== undefined && writesReferrers(context.attest.layout)));
   // A digest this run copies is read from the source; one already promoted from a destination.
   const readers = target.copied
     ? [source, ...destinations.map((destination) => destination.store)]
@@ -325,6 +361,9 @@ async function planSubject(
   const signal = context.options.signal;
   const signer = context.options.signer;
   const items: WorkItem[] = [];
+  const attest = context.attest;
+  const statements =
+    signThis && signer && attest ? subjectStatements(target, subject, attest.time, attest.options) : [];
   const sourceTags = new Map<"sig" | "att" | "sbom", Digest>();
   if (carry) {
     for (const kind of ["sig", "att", "sbom"] as const) {
@@ -336,8 +375,10 @@ async function planSubject(
   for (const kind of ["sig", "att"] as const) {
     const signHere = kind === "sig" && signThis && context.format === "cosign";
     const mirrorHere = kind === "sig" && subject.sign && context.options.mirrorSignatures === true;
+    const attestHere =
+      kind === "att" && statements.length > 0 && attest !== undefined && writesAttLayers(attest.layout);
     const sourceDigest = sourceTags.get(kind);
-    if (!signHere && !mirrorHere && sourceDigest === undefined) continue;
+    if (!signHere && !mirrorHere && !attestHere && sourceDigest === undefined) continue;
     const tag = attachmentTag(subject.digest, kind);
     const states = await tagStates(destinations, tag, call, signal);
     const manifests = new Map<Digest, ObservedLayerSet>();
@@ -368,13 +409,28 @@ async function planSubject(
         ? undefined
         : (manifests.get(sourceDigest) ?? (await readObserved(source, sourceDigest, call)));
     // Destinations first: that is where an earlier run of ours wrote its signature.
-    const ownIn = (sets: readonly ObservedLayerSet[]) =>
+    const ownIn = (sets: readonly ObservedLayerSet[]): Promise<Map<string, string>> =>
       signHere && signer
         ? ownSignatureLayers(sets, subject.digest, target.identities, signer.ownSignatures)
-        : Promise.resolve(new Map<string, string>());
+        : attestHere && signer
+          ? ownAttestationLayers(
+              sets,
+              subject.digest,
+              statements.map((statement) => statement.predicateType),
+              signer.ownSignatures,
+              call,
+              signal,
+            )
+          : Promise.resolve(new Map<string, string>());
+    // What the union lacks of ours: identities to sign as (`.sig`), or predicate types (`.att`).
+    const wanted = signHere
+      ? target.identities
+      : attestHere
+        ? statements.map((statement) => statement.predicateType)
+        : [];
     let own = await ownIn([...manifests.values(), ...(sourceSet ? [sourceSet] : [])]);
     let outside: DestinationTagState[] = [];
-    if (signHere && elsewhere.length > 0 && target.identities.some((identity) => !own.has(identity))) {
+    if (elsewhere.length > 0 && wanted.some((name) => !own.has(name))) {
       // Not in scope: perhaps at the digest's other destinations, from an earlier run.
       outside = await layerSetsElsewhere(elsewhere, tag, manifests, context);
       if (outside.some((state) => state.state.kind === "present")) {
@@ -389,15 +445,24 @@ async function planSubject(
       ...(outside.length > 0 ? { elsewhere: outside } : {}),
       manifests,
       missingIdentities: (union) => {
-        if (!signHere) return [];
         const keys = new Set(union.map(layerKey));
-        return target.identities.filter((identity) => {
-          const ownKey = own.get(identity);
+        return wanted.filter((name) => {
+          const ownKey = own.get(name);
           return ownKey === undefined || !keys.has(ownKey);
         });
       },
     });
-    if (item) items.push(item);
+    if (item?.action === "sign" && attestHere) {
+      const missing = new Set(item.sign?.identities ?? []);
+      items.push({
+        ...item,
+        sign: {
+          identities: [],
+          keep: item.sign?.keep ?? [],
+          statements: statements.filter((statement) => missing.has(statement.predicateType)),
+        },
+      });
+    } else if (item) items.push(item);
   }
 
   const sbom = sourceTags.get("sbom");
@@ -458,6 +523,20 @@ async function planSubject(
         signer,
       )),
     );
+  }
+  if (statements.length > 0 && signer && attest && writesReferrers(attest.layout)) {
+    for (const statement of statements) {
+      items.push(
+        await planAttestationReferrer(
+          subject,
+          statement,
+          { inScope: destinations, elsewhere },
+          destinationReferrers,
+          context,
+          signer,
+        ),
+      );
+    }
   }
   return items;
 }
@@ -526,6 +605,45 @@ async function ownSignatureLayers(
 }
 
 /**
+ * For each predicate type, the key (`layerKey`) of one `.att` layer among `sets` that is our own
+ * attestation of that type about `subject`, fully verified by the signer (own-signatures.ts).
+ * Only DSSE layers annotated with the type are read; an envelope that cannot be read or does not
+ * verify as ours is someone else's.
+ */
+async function ownAttestationLayers(
+  sets: readonly ObservedLayerSet[],
+  subject: Digest,
+  predicateTypes: readonly string[],
+  ownSignatures: OwnSignatures,
+  call: CallOptions,
+  signal: AbortSignal | undefined,
+): Promise<Map<string, string>> {
+  const found = new Map<string, string>();
+  const examined = new Set<string>();
+  for (const set of sets) {
+    for (const layer of set.layers) {
+      const predicateType = layerPredicateType(layer);
+      if (predicateType === undefined || !predicateTypes.includes(predicateType) || found.has(predicateType))
+        continue;
+      const key = layerKey(layer);
+      if (examined.has(key)) continue;
+      examined.add(key);
+      let envelope: Uint8Array;
+      try {
+        envelope = await readSmallBlob(set.from, layer, MAX_SIGNATURE_LAYER_BYTES, call);
+      } catch (error) {
+        if (signal?.aborted) throw error;
+        continue;
+      }
+      if ((await ownSignatures.attestationLayer(layer, envelope, subject, predicateType)).ok) {
+        found.set(predicateType, key);
+      }
+    }
+  }
+  return found;
+}
+
+/**
  * Bundle layout: our signature is a referrer of the subject. One found at any destination that
  * the signer fully verifies as its own (own-signatures.ts) is copied to the others; otherwise one
  * is made.
@@ -554,16 +672,7 @@ async function planBundles(
   if (elsewhere.length > 0 && target.identities.some((identity) => !found.has(identity))) {
     // Not in scope: perhaps at the digest's other destinations, from an earlier run. What they
     // list only adds candidates; the keys (where it is already) stay those in scope.
-    for (const destination of elsewhere) {
-      let listing: Descriptor[];
-      try {
-        listing = await destination.store.referrers(subject.digest, context.call);
-      } catch (error) {
-        if (context.options.signal?.aborted) throw error;
-        continue;
-      }
-      addBundleHolders(holders, destination, listing, false);
-    }
+    await addHoldersElsewhere(holders, elsewhere, subject, context);
     await findOwnBundles(holders, examined, found, target, subject, context, signer);
   }
   const readableKeys = destinations
@@ -596,18 +705,46 @@ async function planBundles(
   });
 }
 
+/**
+ * Adds what the destinations outside the run's scope list to `holders`: candidates only (the
+ * keys, where a referrer already is, stay those in scope). One that cannot be read is skipped:
+ * a destination this run does not write to is not its failure.
+ */
+async function addHoldersElsewhere(
+  holders: BundleHolders,
+  elsewhere: readonly OpenDestination[],
+  subject: SignatureSubject,
+  context: Context,
+  accepts?: (entry: Descriptor) => boolean,
+): Promise<void> {
+  for (const destination of elsewhere) {
+    let listing: Descriptor[];
+    try {
+      listing = await destination.store.referrers(subject.digest, context.call);
+    } catch (error) {
+      if (context.options.signal?.aborted) throw error;
+      continue;
+    }
+    addBundleHolders(holders, destination, listing, false, accepts);
+  }
+}
+
 /** Signing bundle referrers found, by digest: how many destinations list each, where to read it. */
 type BundleHolders = Map<Digest, { count: number; store: AttachmentReader; keys: Set<string> }>;
 
-/** Counts what one destination lists; `inScope` destinations are the ones it is recorded at. */
+/**
+ * Counts the referrers one destination lists that `accepts` takes; `inScope` destinations are the
+ * ones it is recorded at.
+ */
 function addBundleHolders(
   holders: BundleHolders,
   destination: OpenDestination,
   listing: readonly Descriptor[],
   inScope: boolean,
+  accepts: (entry: Descriptor) => boolean = isSigningBundleReferrer,
 ): void {
   for (const entry of listing) {
-    if (!isSigningBundleReferrer(entry)) continue;
+    if (!accepts(entry)) continue;
     const holder = holders.get(entry.digest) ?? {
       count: 0,
       store: destination.store,
@@ -658,6 +795,106 @@ async function findOwnBundles(
 }
 
 /**
+ * One of our attestations as a bundle referrer: a referrer of that predicate type at any
+ * destination that the signer verifies as its own (own-signatures.ts) is copied to the
+ * destinations lacking it; otherwise the statement is signed once and written everywhere.
+ * Attestations of the same type by anyone else (another key, kpromo's) are left alone and do not
+ * count. Uses the referrers lists the subject's other referrer work reads (`referrersOf`).
+ */
+async function planAttestationReferrer(
+  subject: SignatureSubject,
+  statement: PlannedStatement,
+  { inScope: destinations, elsewhere }: SubjectDestinations,
+  referrersOf: (destination: OpenDestination) => Promise<Descriptor[] | { error: string }>,
+  context: Context,
+  signer: ImageSigner,
+): Promise<WorkItem> {
+  const unreadable: { key: string; message: string }[] = [];
+  const holders: BundleHolders = new Map();
+  const ofThisType = (entry: Descriptor): boolean =>
+    entry.artifactType === BUNDLE_MEDIA_TYPE &&
+    entry.annotations?.[BundleAnnotation.predicateType] === statement.predicateType;
+  for (const destination of destinations) {
+    const listing = await referrersOf(destination);
+    if ("error" in listing) {
+      unreadable.push({ key: destination.key, message: listing.error });
+      continue;
+    }
+    addBundleHolders(holders, destination, listing, true, ofThisType);
+  }
+  const examined = new Set<Digest>();
+  const findOwn = async (): Promise<
+    { digest: Digest; store: AttachmentReader; keys: Set<string> } | undefined
+  > => {
+    const candidates = [...holders.entries()]
+      .filter(([digest]) => !examined.has(digest))
+      .sort((a, b) => b[1].count - a[1].count || (a[0] < b[0] ? -1 : 1))
+      .slice(0, MAX_BUNDLE_CANDIDATES - examined.size);
+    for (const [digest, holder] of candidates) {
+      examined.add(digest);
+      try {
+        const bytes = await referrerBundle(holder.store, digest, subject.digest, context.call);
+        if (
+          bytes &&
+          (await signer.ownSignatures.attestation(bytes, subject.digest, statement.predicateType)).ok
+        ) {
+          return { digest, store: holder.store, keys: holder.keys };
+        }
+      } catch (error) {
+        if (context.options.signal?.aborted) throw error;
+      }
+    }
+    return undefined;
+  };
+  let found = await findOwn();
+  if (!found && elsewhere.length > 0) {
+    // Not in scope: perhaps at the digest's other destinations, from an earlier run.
+    await addHoldersElsewhere(holders, elsewhere, subject, context, ofThisType);
+    found = await findOwn();
+  }
+  const readableKeys = destinations
+    .map((destination) => destination.key)
+    .filter((key) => !unreadable.some((entry) => entry.key === key));
+  const common = { kind: "attestation" as const, unreadable, conflicts: [], detail: statement.predicateType };
+  if (!found) {
+    return {
+      ...common,
+      action: "sign",
+      writeTo: readableKeys,
+      sign: { identities: [], keep: [], statements: [statement] },
+    };
+  }
+  const held = found.keys;
+  const writeTo = readableKeys.filter((key) => !held.has(key));
+  return {
+    ...common,
+    action: writeTo.length > 0 ? "write" : "unchanged",
+    writeTo,
+    digest: found.digest,
+    content: { kind: "graph", from: found.store, digest: found.digest },
+  };
+}
+
+/**
+ * The bundle a referrer of `subject` carries, or undefined when the manifest is absent or is a
+ * referrer of another subject (listed here by a lying referrers index: not ours).
+ */
+async function referrerBundle(
+  store: AttachmentReader,
+  referrer: Digest,
+  subject: Digest,
+  call: CallOptions,
+): Promise<Uint8Array | undefined> {
+  const content = await store.getManifest(referrer, call);
+  if (!content) return undefined;
+  const parsed = parseManifest(content.bytes, content.mediaType, `${store.name}@${referrer}`);
+  if (parsed.kind !== "manifest" || parsed.subject?.digest !== subject) return undefined;
+  const layer = bundleLayerOf(content, `${store.name}@${referrer}`);
+  if (layer.mediaType !== BUNDLE_MEDIA_TYPE) return undefined;
+  return readSmallBlob(store, layer, MAX_BUNDLE_BYTES, call);
+}
+
+/**
  * The identity (among `identities`) of which a bundle referrer is our own signature of `subject`,
  * fully verified by the signer (own-signatures.ts), or undefined.
  */
@@ -669,14 +906,8 @@ async function ownBundleIdentity(
   signer: ImageSigner,
   call: CallOptions,
 ): Promise<string | undefined> {
-  const content = await store.getManifest(referrer, call);
-  if (!content) return undefined;
-  const parsed = parseManifest(content.bytes, content.mediaType, `${store.name}@${referrer}`);
-  // A referrer of another subject, listed here by a lying referrers index, is not ours.
-  if (parsed.kind !== "manifest" || parsed.subject?.digest !== subject) return undefined;
-  const layer = bundleLayerOf(content, `${store.name}@${referrer}`);
-  if (layer.mediaType !== BUNDLE_MEDIA_TYPE) return undefined;
-  const bytes = await readSmallBlob(store, layer, MAX_BUNDLE_BYTES, call);
+  const bytes = await referrerBundle(store, referrer, subject, call);
+  if (!bytes) return undefined;
   for (const identity of identities) {
     if ((await signer.ownSignatures.bundle(bytes, subject, identity)).ok) return identity;
   }

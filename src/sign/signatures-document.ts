@@ -73,6 +73,7 @@ export function signaturesDocument(
     format: plan.format,
     attachments: plan.mode,
     ...(plan.signer ? { signer: plan.signer } : {}),
+    ...(plan.attestations ? { attestations: plan.attestations } : {}),
     summary: { digests: plan.works.length, actions, ...(outcomes ? { outcomes: statuses } : {}) },
     digests,
   };

@@ -6,6 +6,7 @@ import type * as SigstoreSignModule from "@sigstore/sign";
 import type { Signer as SigstoreSigner, Witness } from "@sigstore/sign";
 import { AbortedError, describeError } from "../errors.js";
 import type { CallOptions } from "../registry/index.js";
+import { IN_TOTO_PAYLOAD_TYPE } from "./attestation-format.js";
 import { CosignAnnotation } from "./cosign-format.js";
 import { SignError } from "./errors.js";
 import { ENV_KEY_PREFIX, verificationKeyOf, type SigningKey, type VerificationKey } from "./keys.js";
@@ -28,7 +29,7 @@ type SigstoreSign = typeof SigstoreSignModule;
 type SigstoreParts = (sign: SigstoreSign) => { signer: SigstoreSigner; witnesses: () => Witness[] };
 
 /** The in-toto payload type of the statements the bundle layout signs. */
-export const IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json";
+export { IN_TOTO_PAYLOAD_TYPE };
 /** Identity tokens larger than this are refused (a JWT is a few KiB). */
 export const MAX_IDENTITY_TOKEN_BYTES = 64 * 1024;
 /** Fulcio and Rekor requests: time per attempt. */
@@ -94,9 +95,19 @@ export function cosignAnnotationsFromBundle(bundle: Bundle): Record<string, stri
   if (bundle.content.$case !== "messageSignature") {
     throw new SignError("sign-failed", "expected a message-signature bundle");
   }
-  const annotations: Record<string, string> = {
+  return {
     [CosignAnnotation.signature]: Buffer.from(bundle.content.messageSignature.signature).toString("base64"),
+    ...cosignMaterialAnnotations(bundle),
   };
+}
+
+/**
+ * The annotations of a bundle's verification material as cosign writes them on a `.sig` or
+ * `.att` layer: the certificate, its chain and Rekor's inclusion promise (none for a key
+ * without a log).
+ */
+export function cosignMaterialAnnotations(bundle: Bundle): Record<string, string> {
+  const annotations: Record<string, string> = {};
   const material = bundle.verificationMaterial.content;
   if (material.$case === "certificate") {
     annotations[CosignAnnotation.certificate] = pemCertificate(material.certificate.rawBytes);

@@ -153,6 +153,7 @@ export function signatureTargets(
       ...(elsewhere.length > 0 ? { elsewhere } : {}),
       copied: group.copied,
       ...(rootIsIndex === undefined ? {} : { rootIsIndex }),
+      position: edge.digestPosition ?? edge.position,
     });
   }
   return targets;

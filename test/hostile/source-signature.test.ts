@@ -458,13 +458,14 @@ describe("signing: cosign's -regexp identity flags and --max-signature-ops", () 
       await promoter("promote", "--manifest", "regexp.yaml", "--confirm", "--quiet", ...byExpression),
       0,
     );
-    expect(fulcioCalls()).toBe(before + 1);
-    // The second run recognises the signature as ours and makes none.
+    // One certificate per signature: the image's, and its promotion record's and VSA's.
+    expect(fulcioCalls()).toBe(before + 3);
+    // The second run recognises the signature and attestations as ours and makes none.
     expectClear(
       await promoter("promote", "--manifest", "regexp.yaml", "--confirm", "--quiet", ...byExpression),
       0,
     );
-    expect(fulcioCalls()).toBe(before + 1);
+    expect(fulcioCalls()).toBe(before + 3);
 
     // A part of the identity is not the identity: the new signature would not count as ours.
     const second = image("regexp-part");

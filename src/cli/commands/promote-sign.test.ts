@@ -147,9 +147,13 @@ describe("promoter promote --sign-key (OCI layouts)", () => {
       /app@sha256:.{12}… {2}as oci:mirror-a\/app\n {2}sign \(3 manifests\) -> 3 destinations/,
     );
     expect(dry.out).toMatch(/tool@sha256:.* as oci:mirror-a\/tool\n {2}sign -> 3 destinations/);
+    // Signing attests too: the promotion record and the VSA of each signed manifest.
+    expect(dry.out).toMatch(/ {2}attest promotion record \(3 manifests\) -> 3 destinations/);
+    expect(dry.out).toMatch(/ {2}attest VSA \(3 manifests\) -> 3 destinations/);
     const json = await promote("--sign-key", "release.key", "--output", "json");
     const document = JSON.parse(json.out) as { signatures: { summary: { actions: Record<string, number> } } };
-    expect(document.signatures.summary.actions.sign).toBe(4);
+    // 4 signatures (the index, its 2 images, the tool) and 2 attestations of each.
+    expect(document.signatures.summary.actions.sign).toBe(12);
     const markdown = await promote("--sign-key", "release.key", "--output", "markdown");
     expect(markdown.out).toContain("| `app` |");
     expect(markdown.out).toMatch(/\| sign \(3 manifests\) \| 3: oci:mirror-a/);
@@ -166,7 +170,8 @@ describe("promoter promote --sign-key (OCI layouts)", () => {
       "report.json",
     );
     expect(real.status, real.err + real.out).toBe(0);
-    expect(real.out).toMatch(/signatures and attachments: 12 signed/);
+    // 4 signatures and 8 attestations, each written to 3 mirrors.
+    expect(real.out).toMatch(/signatures and attachments: 36 signed/);
     for (const [image, digests] of [
       ["app", [multi.digest, amd64.digest, arm64.digest]],
       ["tool", [single.digest]],
@@ -190,7 +195,7 @@ describe("promoter promote --sign-key (OCI layouts)", () => {
         digests: { outcomes: { status: string }[] }[];
       };
     };
-    expect(report.signatures.summary.outcomes.signed).toBe(12);
+    expect(report.signatures.summary.outcomes.signed).toBe(36);
 
     const again = await promote(
       "--confirm",
@@ -216,7 +221,7 @@ describe("promoter promote --sign-key (OCI layouts)", () => {
       signatures: { summary: { actions: Record<string, number> } };
     };
     expect(plan.summary.decisions.unchanged).toBe(6);
-    expect(plan.signatures.summary.actions.sign).toBe(4);
+    expect(plan.signatures.summary.actions.sign).toBe(12);
 
     const signed = await promote("--confirm", "--quiet", "--sign-key", "release.key");
     expect(signed.status).toBe(0);
@@ -294,7 +299,16 @@ describe("promoter promote --sign-key (OCI layouts)", () => {
       path.join(dir, "promoter.yaml"),
       manifestText(`- name: tool\n  dmap:\n    "${single.digest}": ["v2"]\n`),
     );
-    const args = ["--confirm", "--quiet", "--sign-key", "release.key", "--signature-format", "bundle"];
+    // Signatures only: --no-attestations writes no promotion record or VSA next to them.
+    const args = [
+      "--confirm",
+      "--quiet",
+      "--sign-key",
+      "release.key",
+      "--signature-format",
+      "bundle",
+      "--no-attestations",
+    ];
     const result = await promote(...args);
     expect(result.status, result.err + result.out).toBe(0);
 

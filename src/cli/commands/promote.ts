@@ -2,7 +2,7 @@ import { plural } from "../../output/quantities.js";
 import { readFile } from "node:fs/promises";
 import * as path from "node:path";
 import { describeError, UsageError } from "../../errors.js";
-import { edgesChangedSince } from "../../gitops/index.js";
+import { edgesChangedSince, locateRepository } from "../../gitops/index.js";
 import {
   FINDINGS_FAIL_ON,
   judgeFindings,
@@ -43,10 +43,12 @@ import { registryOptionSpecs, storeProviderFromOptions } from "../registry-optio
 import { registryPolicyFromOptions, registryPolicyOptionSpecs } from "../registry-policy-options.js";
 import { promotionOutput, promotionText } from "../render/promotion.js";
 import { signaturesText } from "../render/signatures.js";
-import type { SourcePolicy } from "../../sign/index.js";
+import type { AttestationLayout, AttestOptions, SourcePolicy } from "../../sign/index.js";
 import { sourceSignaturesText } from "../render/source-signatures.js";
+import { packageVersion } from "../version.js";
 import {
   attachmentModeOption,
+  attestationLayoutOption,
   promoteSignatureOptionSpecs,
   signatureFormatOption,
   signerFromOptions,
@@ -63,6 +65,7 @@ export const promoteCommand: Command = {
     "promote (--manifest FILE | --thin-manifest-dir DIR) [--from-plan FILE] [--confirm] [--output text|json|markdown]\n" +
     "        [--report FILE] [--plan-file FILE] [--concurrency N] [--insecure-registry HOST[:PORT]]\n" +
     "        [--sign-key FILE [--sign-identity REF]] [--max-signature-ops N]\n" +
+    "        [--attestation-layout referrer|cosign|both | --no-attestations]\n" +
     "        [--source-signature required|if-present (--source-public-key FILE | --source-policy FILE)]\n" +
     "        [--shard I/N | --shards N] [--shard-by repository|image] [--allow-registry NAME ...]",
   description: `
@@ -96,6 +99,15 @@ a certificate from --trusted-root naming --certificate-identity (or matching the
 --certificate-identity-regexp as a whole) and --certificate-oidc-issuer[-regexp] (layers staging
 carries may be anyone's). --max-signature-ops N bounds the digests signed and written at once.
 Staging's signatures, attestations, SBOMs and referrers go along (--attachments).
+
+A run that signs also attests, as kpromo does with --sign: every signed digest (each image of an
+index too) gets a promotion attestation (in-toto, https://k8s.io/promo-tools/promotion/v1: staging
+and production references, the manifest file and line that approved it, the promoter's version)
+and a SLSA verification summary (VSA), each signed once and stored as a sigstore bundle referrer
+(--attestation-layout referrer, the default), in cosign's .att tag (cosign) or both. Like
+signatures they are made once per run, written identically to every mirror, and a re-run only
+copies ours where missing; attestations by other keys are left alone. --no-attestations signs
+without them. See docs/signing.md, "Promotion attestations".
 
 --source-signature required (or --require-source-signature) refuses an edge whose staging digest
 has no valid signature by a --source-public-key (or a --source-policy identity);
@@ -378,8 +390,11 @@ async function signatureOptions(
   if (!signer && !sourcePolicy && attachments === "none") return undefined;
   const identity = stringOption(values, "sign-identity");
   const maxSignatureOps = integerOption(values, "max-signature-ops", 1, 1024);
+  const layout = attestationLayoutOption(values);
+  const attest = signer && layout ? await attestOptions(layout, io) : undefined;
   return {
     ...(signer ? { signer } : {}),
+    ...(attest ? { attest } : {}),
     ...(maxSignatureOps === undefined ? {} : { maxSignatureOps }),
     ...(sourcePolicy ? { sourcePolicy } : {}),
     attachments,
@@ -387,6 +402,51 @@ async function signatureOptions(
     signChildren: !booleanOption(values, "sign-index-only"),
     ...(identity === undefined ? {} : { identity }),
   };
+}
+
+/**
+ * What the attestations say, from what the command knows: the manifest file and line of each
+ * promoted digest (relative to the repository the promoter runs in, or to the working directory
+ * outside one). The review collector and staging's provenance add to it (docs/signing.md).
+ */
+async function attestOptions(layout: AttestationLayout, io: CliIO): Promise<AttestOptions> {
+  let base = io.cwd;
+  try {
+    base = (await locateRepository(io.cwd, { signal: io.signal })).workTree;
+  } catch {
+    // Not in a git work tree (or no git): paths are relative to the working directory.
+  }
+  return {
+    promoterVersion: packageVersion(),
+    layout,
+    factsOf: (target) =>
+      target.position
+        ? {
+            review: {
+              manifest: {
+                path: manifestPath(target.position.file, [base, io.cwd]),
+                line: target.position.line,
+              },
+            },
+          }
+        : {},
+  };
+}
+
+/** A manifest file as the attestation names it: relative to the first base that holds it, `/`-separated. */
+function manifestPath(file: string, bases: readonly string[]): string {
+  for (const base of bases) {
+    const relative = path.relative(base, file);
+    if (
+      relative !== "" &&
+      relative !== ".." &&
+      !relative.startsWith(`..${path.sep}`) &&
+      !path.isAbsolute(relative)
+    ) {
+      return relative.split(path.sep).join("/");
+    }
+  }
+  return file.split(path.sep).join("/");
 }
 
 /** The first lines of a refusal's list (a tampered plan can have millions of edges). */

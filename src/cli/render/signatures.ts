@@ -6,6 +6,7 @@ import {
   type AttachmentWork,
   type WorkItem,
 } from "../../sign/index.js";
+import { PROMOTION_PREDICATE_TYPE, VSA_PREDICATE_TYPE } from "../../provenance/index.js";
 import { markdownCode, markdownText, textLines } from "../../output/encode.js";
 import { abbreviatedList, shortDigest } from "../format.js";
 
@@ -29,14 +30,23 @@ function itemLabel(item: WorkItem): string {
     case "sig":
       return item.action === "sign" ? "sign" : "copy signature (.sig)";
     case "att":
-      return "copy attestations (.att)";
+      return item.action === "sign" ? "attest (.att)" : "copy attestations (.att)";
     case "sbom":
       return "copy SBOM (.sbom)";
     case "referrer":
       return `copy referrer${item.detail ? ` ${item.detail}` : ""}`;
     case "bundle":
       return item.action === "sign" ? "sign (bundle)" : "copy signature bundle";
+    case "attestation":
+      return `${item.action === "sign" ? "attest" : "copy attestation"} ${attestationName(item.detail)}`;
   }
+}
+
+/** Our attestations by what they are, not by their long predicate type URI. */
+function attestationName(predicateType: string | undefined): string {
+  if (predicateType === PROMOTION_PREDICATE_TYPE) return "promotion record";
+  if (predicateType === VSA_PREDICATE_TYPE) return "VSA";
+  return predicateType ?? "";
 }
 
 function destinationName(work: AttachmentWork, key: string): string {
@@ -89,7 +99,7 @@ function resultLines(work: AttachmentWork, outcomes: readonly AttachmentOutcome[
     const what = outcome.kind === "subjects" ? "signatures" : (outcome.tag ?? outcome.kind);
     const text = failed
       ? `${outcome.status === "conflict" ? "conflict" : "failed"}: ${what}: ${outcome.error?.message ?? ""}`
-      : `${outcome.status} ${outcome.kind === "sig" || outcome.kind === "bundle" ? "signature" : outcome.kind}`;
+      : `${outcome.status} ${outcomeName(outcome)}`;
     const key = `${failed ? "x" : "-"}|${text}`;
     const line = lines.get(key) ?? { problem: failed, text, destinations: [], count: 0 };
     const name = destinationName(work, outcome.destination);
@@ -105,6 +115,12 @@ function resultLines(work: AttachmentWork, outcomes: readonly AttachmentOutcome[
   return [...lines.values()].map((line) => ({ ...line, destinations: line.destinations.sort() }));
 }
 
+function outcomeName(outcome: AttachmentOutcome): string {
+  if (outcome.kind === "sig" || outcome.kind === "bundle") return "signature";
+  if (outcome.kind === "attestation") return "attestation";
+  return outcome.kind;
+}
+
 function lineText(line: Line): string {
   const count = line.count > 1 ? ` (${line.count} manifests)` : "";
   const where =
@@ -117,6 +133,7 @@ function lineText(line: Line): string {
 function heading(plan: AttachmentPlan): string {
   const parts: string[] = [];
   if (plan.signer) parts.push(`signing with ${plan.signer}, ${plan.format} layout`);
+  if (plan.attestations) parts.push(`attestations: ${plan.attestations}`);
   if (plan.mode !== "none") parts.push(`staging attachments: ${plan.mode}`);
   return `Signatures and attachments (${parts.join("; ")})`;
 }

@@ -1,0 +1,86 @@
+import {
+  promotionStatement,
+  PROMOTION_PREDICATE_TYPE,
+  statementBytes,
+  verificationSummaryStatement,
+  VSA_PREDICATE_TYPE,
+  type BuildRecord,
+  type ReviewRecord,
+  type VerifiedInput,
+} from "../provenance/index.js";
+import type { Digest } from "../reference/index.js";
+import type { SignatureTarget } from "./attachment-plan.js";
+import type { AttestationLayout } from "./attestation-format.js";
+import type { SignatureSubject } from "./subjects.js";
+
+/**
+ * Which attestations a run writes for a subject it signs, and their statement bytes. The
+ * statements themselves are the provenance module's (promotion record, VSA); this only says
+ * what goes into them: the facts the caller collected (review, build, verified inputs, policy),
+ * the references, and one time for the whole run. A statement is made once per subject per run
+ * and the same bytes are signed once and written to every mirror: `dstRef` and `resourceUri`
+ * name the canonical identity (the first one signatures name), never a mirror.
+ */
+
+/** What the caller knows about one promoted subject; all optional (the CLI fills what it can). */
+export interface AttestationFacts {
+  readonly review?: ReviewRecord;
+  readonly build?: BuildRecord;
+  /** Staging's signatures and provenance the run verified (the VSA's `inputAttestations`). */
+  readonly inputs?: readonly VerifiedInput[];
+  /** The manifest that approved it, as a URI, and the commit it was read at (the VSA's `policy`). */
+  readonly policy?: { readonly uri: string; readonly gitCommit?: string };
+}
+
+export interface AttestOptions {
+  /** The promoter's version: the records' `builderId`, the VSA's `verifier`. */
+  readonly promoterVersion: string;
+  /** Where they are written (default `referrer`). */
+  readonly layout?: AttestationLayout;
+  /** The facts of one subject of a promoted digest (the digest itself, or an image of its index). */
+  factsOf(target: SignatureTarget, subject: Digest): AttestationFacts;
+  /** The run's time (`timestamp`, `timeVerified`); read once per plan. */
+  readonly now?: () => Date;
+}
+
+/** A statement to sign: its predicate type and exact bytes. */
+export interface PlannedStatement {
+  readonly predicateType: string;
+  readonly bytes: Uint8Array;
+}
+
+/** The promotion record and the VSA of `subject`, promoted at `timestamp` (RFC 3339). */
+export function subjectStatements(
+  target: SignatureTarget,
+  subject: SignatureSubject,
+  timestamp: string,
+  options: AttestOptions,
+): PlannedStatement[] {
+  const identity = target.identities[0];
+  if (identity === undefined) return [];
+  const facts = options.factsOf(target, subject.digest);
+  const dstRef = `${identity}@${subject.digest}`;
+  const record = promotionStatement({
+    digest: subject.digest,
+    srcRef: `${target.sourceKey}@${subject.digest}`,
+    dstRef,
+    timestamp,
+    promoterVersion: options.promoterVersion,
+    ...(subject.role === "child" ? { index: target.digest } : {}),
+    ...(facts.review ? { review: facts.review } : {}),
+    ...(facts.build ? { build: facts.build } : {}),
+  });
+  const summary = verificationSummaryStatement({
+    digest: subject.digest,
+    resourceUri: dstRef,
+    timeVerified: timestamp,
+    promoterVersion: options.promoterVersion,
+    ...(facts.policy ? { policy: facts.policy } : {}),
+    inputAttestations: facts.inputs ?? [],
+    ...(facts.build?.slsaBuildLevel === undefined ? {} : { slsaBuildLevel: facts.build.slsaBuildLevel }),
+  });
+  return [
+    { predicateType: PROMOTION_PREDICATE_TYPE, bytes: statementBytes(record) },
+    { predicateType: VSA_PREDICATE_TYPE, bytes: statementBytes(summary) },
+  ];
+}
