@@ -223,3 +223,21 @@ export {
   type VerifyDocumentOptions,
 } from "./verify-document.js";
 export { outcomesByTarget, signaturesDocument } from "./signatures-document.js";
+export {
+  approvalProblem,
+  ATTESTATION_KINDS,
+  ATTESTATION_PREDICATE_TYPES,
+  attestationProblems,
+  checkPromotionAttestation,
+  promotedSubjects,
+  verifyAttestationTargets,
+  type ApproverPolicy,
+  type AttestationCheck,
+  type AttestationCheckStatus,
+  type AttestationExpectation,
+  type AttestationKind,
+  type AttestationResult,
+  type AttestationStatus,
+  type FoundAttestation,
+  type VerifyAttestationsOptions,
+} from "./verify-attestations.js";

@@ -2,8 +2,12 @@ import type { AttachmentOutcome } from "./execute-attachments.js";
 import type { AttachmentPlan } from "./attachment-plan.js";
 import { signaturesDocument } from "./signatures-document.js";
 import type { VerifyResult } from "./verify-targets.js";
+import { attestationsSection, type AttestationResult } from "./verify-attestations.js";
 
-/** The JSON document of `promoter verify --output json` (docs/signing.md). */
+/**
+ * The JSON document of `promoter verify --output json` (docs/signing.md). Fields are only ever
+ * added (`attestations` came with `--attestations`); an incompatible change bumps the version.
+ */
 export const VERIFY_DOCUMENT_SCHEMA = "image-promoter/verify";
 export const VERIFY_DOCUMENT_VERSION = 1;
 
@@ -17,6 +21,8 @@ export function verifyProblems(results: readonly VerifyResult[]): VerifyResult[]
 export interface VerifyDocumentOptions {
   /** `--repair`: what was planned, and with `--confirm` what was written. */
   readonly repair?: { readonly plan: AttachmentPlan; readonly outcomes?: readonly AttachmentOutcome[] };
+  /** `--attestations`: the promotion attestation and VSA checks. */
+  readonly attestations?: readonly AttestationResult[];
   /** The document's `createdAt`; now by default. */
   readonly now?: Date;
 }
@@ -52,6 +58,7 @@ export function verifyDocument(
       ...(result.signers.length > 0 ? { signers: result.signers } : {}),
       ...(result.manifestDigest ? { signatureManifest: result.manifestDigest } : {}),
     })),
+    ...(options.attestations ? { attestations: attestationsSection(options.attestations) } : {}),
     ...(options.repair ? { repair: signaturesDocument(options.repair.plan, options.repair.outcomes) } : {}),
   };
 }

@@ -18,6 +18,7 @@ const POLICY_COMMANDS: ReadonlySet<string> = new Set([
   "check",
   "promote",
   "verify",
+  "explain",
   "snapshot",
   "manifest add",
   "pr",

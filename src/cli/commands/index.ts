@@ -18,6 +18,7 @@ export const commands: readonly CommandEntry[] = [
   { words: ["pr"], load: async () => (await import("./pr.js")).prCommand },
   { words: ["snapshot"], load: async () => (await import("./snapshot.js")).snapshotCommand },
   { words: ["verify"], load: async () => (await import("./verify.js")).verifyCommand },
+  { words: ["explain"], load: async () => (await import("./explain.js")).explainCommand },
   { words: ["cip"], load: async () => (await import("./cip.js")).cipCommand },
   { words: ["audit", "serve"], load: async () => (await import("./audit-serve.js")).auditServeCommand },
   {

@@ -4,6 +4,7 @@ import { validate } from "../../manifest/index.js";
 import { loadManifests } from "../../manifest-files/index.js";
 import { promotionEdges, type PlannedEdge } from "../../plan/index.js";
 import {
+  attestationProblems,
   checkIdentity,
   loadSourcePolicy,
   loadVerificationKey,
@@ -12,12 +13,17 @@ import {
   signatureTargets,
   verifyDocument,
   verifyProblems,
+  verifyAttestationTargets,
   verifyTargets,
+  type ApproverPolicy,
+  type AttestationResult,
+  type KeylessPolicy,
   type VerificationKey,
   type VerifyResult,
 } from "../../sign/index.js";
 import {
   booleanOption,
+  integerOption,
   stringListOption,
   stringOption,
   type Command,
@@ -41,6 +47,7 @@ export const verifyCommand: Command = {
   summary: "Check that every promoted image carries a valid signature at every destination",
   usage:
     "verify (--manifest FILE | --thin-manifest-dir DIR) --public-key FILE [--sign-identity REF] [--output text|json]\n" +
+    "       [--attestations [--require-approvers N] [--require-independent-approver]]\n" +
     "       [--repair [--confirm] [--sign-key FILE | --keyless --trusted-root FILE\n" +
     "        (--certificate-identity ID | --certificate-identity-regexp RE)\n" +
     "        (--certificate-oidc-issuer URL | --certificate-oidc-issuer-regexp RE)]] [--allow-registry NAME ...]",
@@ -51,6 +58,18 @@ simple-signing payload fetched, hashed and verified with ECDSA-SHA256) or a sigs
 referrer, signed by one of the --public-key keys (or a --policy keyless identity) and naming the
 expected identity (--sign-identity, default the first destination, as promote signs). Prints the
 missing and invalid signatures.
+
+With --attestations, also the promotion attestations promote writes (docs/signing.md,
+"Admitting only promoted images"): for every promoted digest and image of an index, at every
+destination, a promotion record (https://k8s.io/promo-tools/promotion/v1) and a SLSA
+verification summary (https://slsa.dev/verification_summary/v1), as a sigstore bundle referrer
+or a cosign .att layer, signed by the same keys or keyless identities, about that digest and
+naming the expected identity (dstRef, resourceUri). Each is valid, missing, invalid (altered,
+signed by someone else, about another digest or reference: the reason names the destination and
+the referrer), or unapproved: --require-approvers N wants at least N approvers recorded in the
+promotion record, --require-independent-approver one approver who is not the pull request's
+author. Whether the mirrors hold the same attestation is shown. Attestations are not repaired:
+the next promote writes what is missing.
 
 With --repair the missing ones are fixed: the signature manifest found at the other destinations
 (the union of all of them, computed once) is copied, or, with --sign-key (or --keyless), a
@@ -63,7 +82,8 @@ is skipped with an error unless allowed with --allow-registry, and the tree's
 manifests/registry-policy.yaml applies. No connection reaches an internal address except on the
 hosts of --allow-registry, whatever a name resolves to.
 
-Exit status: 0 every signature valid (or repaired); 1 some missing or invalid, or a registry
+Exit status: 0 every signature (and attestation) valid (or repaired); 1 some missing, invalid
+or unapproved, or a registry
 refused; 2 invalid input.`,
   options: {
     ...manifestOptionSpecs,
@@ -77,6 +97,19 @@ refused; 2 invalid input.`,
       type: "string",
       valueName: "FILE",
       description: "A signature policy file: its default rule's keys and keyless identities count",
+    },
+    attestations: {
+      type: "boolean",
+      description: "Also check the promotion attestation and VSA of every promoted digest",
+    },
+    "require-approvers": {
+      type: "string",
+      valueName: "N",
+      description: "With --attestations: at least N approvers recorded in each promotion record",
+    },
+    "require-independent-approver": {
+      type: "boolean",
+      description: "With --attestations: an approver who is not the pull request's author",
     },
     repair: { type: "boolean", description: "Fix missing signatures (dry run without --confirm)" },
     confirm: { type: "boolean", description: "With --repair: write" },
@@ -101,19 +134,18 @@ async function runVerify({ io, values }: { io: CliIO; values: ParsedValues }): P
   if (hasSigner && !repair) throw new UsageError("--sign-key and --keyless sign repairs: give --repair too");
   const identity = stringOption(values, "sign-identity");
   if (identity !== undefined) checkIdentity(identity);
-
-  const keyFiles = stringListOption(values, "public-key");
-  const policyFile = stringOption(values, "policy");
-  if (keyFiles.length === 0 && policyFile === undefined) {
-    throw new UsageError("give --public-key FILE (or --policy FILE) to say whose signatures count");
+  const attestations = booleanOption(values, "attestations");
+  const approvers: ApproverPolicy = {
+    ...optionalEntry("minApprovers", integerOption(values, "require-approvers", 1, 1000)),
+    ...(booleanOption(values, "require-independent-approver") ? { independentApprover: true } : {}),
+  };
+  if (!attestations && Object.keys(approvers).length > 0) {
+    throw new UsageError(
+      "--require-approvers and --require-independent-approver judge the promotion attestation: give --attestations too",
+    );
   }
-  const keys: VerificationKey[] = await Promise.all(
-    keyFiles.map((file) => loadVerificationKey(file, { env: io.env, cwd: io.cwd, signal: io.signal })),
-  );
-  const policy =
-    policyFile === undefined ? undefined : await loadSourcePolicy(policyFile, { cwd: io.cwd, env: io.env });
-  keys.push(...(policy?.default?.keys ?? []));
-  const keyless = policy?.default?.keyless;
+
+  const { keys, keyless } = await trustedSigners(values, io);
   const signer = repair ? await signerFromOptions(valuesWithoutIdentity(values), io) : undefined;
   if (signer?.verificationKey && !keys.some((key) => key.keyId === signer.verificationKey?.keyId)) {
     // Signatures we make during the repair must count.
@@ -158,11 +190,28 @@ async function runVerify({ io, values }: { io: CliIO; values: ParsedValues }): P
       : undefined;
     if (repaired) results = repaired.results;
 
+    let attested: AttestationResult[] | undefined;
+    if (attestations) {
+      logger.log("info", "checking attestations", { digests: targets.length });
+      attested = await verifyAttestationTargets(targets, {
+        provider,
+        expectation: { keys, ...(keyless ? { keyless } : {}), approvers },
+        signChildren,
+        signal: io.signal,
+      });
+    }
+    const attestationFailures = attested ? attestationProblems(attested) : [];
+
     const problems = verifyProblems(results);
     if (output === "json") {
-      io.stdout.write(`${jsonText(verifyDocument(results, repaired ? { repair: repaired } : {}), 2)}\n`);
+      const document = verifyDocument(results, {
+        ...(repaired ? { repair: repaired } : {}),
+        ...(attested ? { attestations: attested } : {}),
+      });
+      io.stdout.write(`${jsonText(document, 2)}\n`);
     } else {
       io.stdout.write(verifyText(results, problems));
+      if (attested) io.stdout.write(attestationsText(attested, attestationFailures));
       if (repaired) {
         io.stdout.write(
           repaired.outcomes
@@ -172,12 +221,39 @@ async function runVerify({ io, values }: { io: CliIO; values: ParsedValues }): P
       }
     }
     const failedRepairs = repaired?.outcomes?.some((outcome) => outcome.status === "failed") ?? false;
-    return problems.length > 0 || failedRepairs || !validation.ok || io.signal.aborted
+    return problems.length > 0 ||
+      attestationFailures.length > 0 ||
+      failedRepairs ||
+      !validation.ok ||
+      io.signal.aborted
       ? ExitCode.failed
       : ExitCode.ok;
   } finally {
     await provider.close();
   }
+}
+
+/**
+ * Whose signatures and attestations count: the `--public-key` keys and the `--policy` file's
+ * default rule (keys and keyless identities). One of the two is required.
+ */
+export async function trustedSigners(
+  values: ParsedValues,
+  io: CliIO,
+): Promise<{ keys: VerificationKey[]; keyless?: KeylessPolicy }> {
+  const keyFiles = stringListOption(values, "public-key");
+  const policyFile = stringOption(values, "policy");
+  if (keyFiles.length === 0 && policyFile === undefined) {
+    throw new UsageError("give --public-key FILE (or --policy FILE) to say whose signatures count");
+  }
+  const keys: VerificationKey[] = await Promise.all(
+    keyFiles.map((file) => loadVerificationKey(file, { env: io.env, cwd: io.cwd, signal: io.signal })),
+  );
+  const policy =
+    policyFile === undefined ? undefined : await loadSourcePolicy(policyFile, { cwd: io.cwd, env: io.env });
+  keys.push(...(policy?.default?.keys ?? []));
+  const keyless = policy?.default?.keyless;
+  return { keys, ...(keyless ? { keyless } : {}) };
 }
 
 /**
@@ -214,6 +290,62 @@ function verifyText(results: readonly VerifyResult[], problems: readonly VerifyR
     ].map((cell) => textValue(cell)),
   );
   const header = ["STATUS", "DESTINATION", "IMAGE", "DIGEST", "WHY"];
+  const widths = header.map((title, i) =>
+    Math.min(60, Math.max(title.length, ...rows.map((row) => (row[i] ?? "").length))),
+  );
+  const line = (cells: readonly string[]) =>
+    cells.map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join("  ");
+  out.push(line(header), ...rows.map(line), "");
+  return `${textLines(out)}\n`;
+}
+
+function optionalEntry<K extends string, V>(name: K, value: V | undefined): Partial<Record<K, V>> {
+  return value === undefined ? {} : ({ [name]: value } as Record<K, V>);
+}
+
+const KIND_NAMES: Readonly<Record<AttestationResult["kind"], string>> = {
+  promotion: "promotion record",
+  summary: "VSA",
+};
+
+function attestationsText(
+  results: readonly AttestationResult[],
+  problems: readonly AttestationResult[],
+): string {
+  const checked = results.filter((result) => result.status !== "not-promoted");
+  const count = (status: string) => results.filter((result) => result.status === status).length;
+  // Each attestation whose mirrors hold different ones, once.
+  const differing = new Map<string, string>();
+  for (const result of results) {
+    if (result.identicalAcrossMirrors !== false) continue;
+    differing.set(
+      `${result.subject} ${result.kind}`,
+      `${KIND_NAMES[result.kind]} of ${shortDigest(result.subject)}`,
+    );
+  }
+  const extra = [
+    count("unapproved") > 0 ? `${count("unapproved")} unapproved` : "",
+    count("unreadable") > 0 ? `${count("unreadable")} unreadable` : "",
+  ].filter((part) => part !== "");
+  const out = [
+    `Attestations: ${plural(checked.length, "attestation")} checked: ${count("valid")} valid, ${count("missing")} missing, ${count("invalid")} invalid${extra.length > 0 ? `, ${extra.join(", ")}` : ""}`,
+    differing.size === 0
+      ? "Identical at every mirror that holds them."
+      : `Not identical across mirrors: ${[...differing.values()].join(", ")}`,
+    "",
+  ];
+  if (problems.length === 0) return `${textLines(out)}\n`;
+  const rows = problems.map((result) =>
+    [
+      result.status,
+      result.destination,
+      `${result.target.image}${result.role === "child" ? " (image of index)" : ""}`,
+      shortDigest(result.subject),
+      KIND_NAMES[result.kind],
+      result.reasons.join("; "),
+    ].map((cell) => textValue(cell)),
+  );
+  const header = ["STATUS", "DESTINATION", "IMAGE", "DIGEST", "ATTESTATION", "WHY"];
   const widths = header.map((title, i) =>
     Math.min(60, Math.max(title.length, ...rows.map((row) => (row[i] ?? "").length))),
   );
