@@ -1,6 +1,7 @@
 /**
  * GitHub for `promoter pr`: a small REST client over the promoter's HTTP stack and the workflow
- * that opens a pull request adding an image to a project's images.yaml (kpromo's `pr`).
+ * that opens a pull request adding an image to a project's images.yaml (kpromo's `pr`); and for
+ * the promotion attestation, who approved the pull request that changed the manifests.
  */
 export {
   DEFAULT_GITHUB_API_URL,
@@ -19,5 +20,20 @@ export {
   type PromotionPullRequest,
   type PromotionPullRequestOptions,
 } from "./pull-request.js";
+export {
+  currentApprovals,
+  isBranchName,
+  isCommitSha,
+  isGitHubLogin,
+  isPositiveInteger,
+  isTimestamp,
+  MAX_REVIEW_PAGES,
+  pullRequestReviews,
+  pullRequestsOfCommit,
+  pullRequestUrl,
+  readPullRequest,
+  type GitHubPullRequest,
+  type PullRequestReview,
+} from "./pull-request-reviews.js";
 export { formatRepoName, parseRepoName, type RepoName } from "./repo-name.js";
 export { unifiedDiff } from "./text-diff.js";

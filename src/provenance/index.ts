@@ -29,3 +29,12 @@ export {
   type VerificationSummary,
   type VerifiedInput,
 } from "./verification-summary.js";
+export { addedInCommits, type AddedInCommits, type AddedInOptions } from "./added-in.js";
+export {
+  collectReviewContext,
+  manifestPath,
+  reviewRecordFor,
+  type ContinuousIntegration,
+  type ReviewContext,
+  type ReviewContextOptions,
+} from "./review.js";

@@ -4,8 +4,11 @@
  * branches, blobs, trees and commits of the git data API, pull requests and their requested
  * reviewers), checks the `Authorization` header on every request, and records every request.
  * Tests make it hostile with `answerNext` (a 401, a 422, a redirect, a rate limit) for the
- * requests of their choice.
- * https://docs.github.com/en/rest/git, https://docs.github.com/en/rest/pulls
+ * requests of their choice. For the review facts of a promotion it also answers which merged pull
+ * requests a commit belongs to and a pull request's reviews (paginated as GitHub does), from
+ * pull requests a test registers with `addMergedPull` (their JSON as given, hostile or not).
+ * https://docs.github.com/en/rest/git, https://docs.github.com/en/rest/pulls,
+ * https://docs.github.com/en/rest/commits/commits#list-pull-requests-associated-with-a-commit
  */
 import { createHash } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -61,6 +64,23 @@ export interface StandInPull {
   readonly teams: string[];
 }
 
+/** A merged pull request as the API shows it: its JSON, the commits it is associated with, its reviews. */
+export interface StandInMergedPull {
+  readonly repo: string;
+  readonly number: number;
+  /** The pull request object `GET /commits/{sha}/pulls` lists (as given: a test may make it hostile). */
+  readonly json: Record<string, unknown>;
+  /** Commits GitHub associates with it (its merge commit, its head). */
+  readonly commits: readonly string[];
+  /** Review objects, oldest first, as `GET /pulls/{n}/reviews` lists them. */
+  readonly reviews: readonly unknown[];
+}
+
+/** A review object as GitHub writes it. */
+export function standInReview(login: string, state: string, submittedAt: string): Record<string, unknown> {
+  return { id: 1, user: { login, type: "User" }, state, submitted_at: submittedAt, body: "" };
+}
+
 /** A scripted answer for the next matching requests, before the stand-in's own logic. */
 export interface ScriptedAnswer {
   readonly method: string;
@@ -82,6 +102,7 @@ export class GitHubStandIn {
   readonly requests: StandInRequest[] = [];
   readonly repos = new Map<string, StandInRepo>();
   readonly pulls: StandInPull[] = [];
+  readonly mergedPulls: StandInMergedPull[] = [];
   private readonly objects = new Map<string, GitObject>();
   private readonly scripted: ScriptedAnswer[] = [];
   private readonly sockets = new Set<Socket>();
@@ -161,6 +182,41 @@ export class GitHubStandIn {
     });
     repo.refs.set(branch, commit);
     return commit;
+  }
+
+  /**
+   * A merged pull request of `fullName`: `merge` is its merge commit, `head` its branch's tip.
+   * `json` overrides fields of the pull request object (a hostile test's wrong types).
+   */
+  addMergedPull(
+    fullName: string,
+    pull: {
+      readonly number: number;
+      readonly author: string;
+      readonly head: string;
+      readonly base: { readonly ref: string; readonly sha: string };
+      readonly merge: string;
+      readonly reviews: readonly unknown[];
+      readonly json?: Record<string, unknown>;
+    },
+  ): void {
+    this.mergedPulls.push({
+      repo: fullName.toLowerCase(),
+      number: pull.number,
+      json: {
+        number: pull.number,
+        html_url: `https://github.com/${fullName}/pull/${pull.number}`,
+        state: "closed",
+        user: { login: pull.author },
+        head: { sha: pull.head, ref: "feature" },
+        base: { sha: pull.base.sha, ref: pull.base.ref },
+        merge_commit_sha: pull.merge,
+        merged_at: "2026-12-05T12:00:00Z",
+        ...pull.json,
+      },
+      commits: [pull.merge, pull.head],
+      reviews: pull.reviews,
+    });
   }
 
   /** A fork of `parent`, as GitHub makes one (the default branch only). */
@@ -320,6 +376,8 @@ export class GitHubStandIn {
     if (!match) return notFound;
     const fullName = `${match[1]}/${match[2]}`;
     const rest = match[3] ?? "";
+    const reviewed = this.routeMergedPulls(method, url, fullName.toLowerCase(), rest);
+    if (reviewed) return reviewed;
     const repo = this.repo(fullName);
     if (method === "POST" && rest === "/forks") {
       if (!repo) return notFound;
@@ -472,6 +530,32 @@ export class GitHubStandIn {
       return { status: 201, json: this.pullJson(pull) };
     }
     return notFound;
+  }
+
+  /** `GET /commits/{sha}/pulls` and `GET /pulls/{n}/reviews` of registered merged pull requests. */
+  private routeMergedPulls(
+    method: string,
+    url: URL,
+    repo: string,
+    rest: string,
+  ): { status: number; json?: unknown } | undefined {
+    if (method !== "GET") return undefined;
+    const ofCommit = /^\/commits\/([0-9a-f]{40})\/pulls$/.exec(rest);
+    if (ofCommit) {
+      const pulls = this.mergedPulls.filter(
+        (pull) => pull.repo === repo && pull.commits.includes(ofCommit[1] ?? ""),
+      );
+      return { status: 200, json: pulls.map((pull) => pull.json) };
+    }
+    const reviews = /^\/pulls\/(\d+)\/reviews$/.exec(rest);
+    if (!reviews) return undefined;
+    const pull = this.mergedPulls.find(
+      (candidate) => candidate.repo === repo && candidate.number === Number(reviews[1]),
+    );
+    if (!pull) return undefined;
+    const perPage = Math.min(100, Number(url.searchParams.get("per_page") ?? "30"));
+    const page = Math.max(1, Number(url.searchParams.get("page") ?? "1"));
+    return { status: 200, json: pull.reviews.slice((page - 1) * perPage, page * perPage) };
   }
 
   private repoJson(repo: StandInRepo) {
