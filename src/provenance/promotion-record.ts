@@ -208,7 +208,7 @@ export interface ParsedPromotionStatement {
   readonly builderId: string;
   readonly promoterVersion?: string;
   readonly index?: Digest;
-  /** The predicate as it is (review and build are read by `readReview`/`readBuild`). */
+  /** The predicate as it is (its approvers and author are read by `recordedApprovers`/`recordedAuthor`). */
   readonly predicate: Record<string, unknown>;
 }
 

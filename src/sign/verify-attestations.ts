@@ -24,6 +24,7 @@ import {
   type RepositoryStore,
 } from "../registry/index.js";
 import type { SignatureTarget } from "./attachment-plan.js";
+import { layerPredicateType } from "./attestation-format.js";
 import { readSmallBlob } from "./blob-io.js";
 import {
   BUNDLE_MEDIA_TYPE,
@@ -34,12 +35,7 @@ import {
   verifySigningBundle,
 } from "./bundle-format.js";
 import type { SignatureExpectation } from "./check-signatures.js";
-import {
-  CosignAnnotation,
-  CosignMediaType,
-  MAX_SIGNATURE_LAYER_BYTES,
-  parseLayerSet,
-} from "./cosign-format.js";
+import { CosignAnnotation, MAX_SIGNATURE_LAYER_BYTES, parseLayerSet } from "./cosign-format.js";
 import { dsseSigner, parseDsseEnvelope } from "./dsse.js";
 import { signatureSubjects, type SignatureSubject } from "./subjects.js";
 
@@ -64,9 +60,6 @@ export const ATTESTATION_PREDICATE_TYPES: Readonly<Record<AttestationKind, strin
   promotion: PROMOTION_PREDICATE_TYPE,
   summary: VSA_PREDICATE_TYPE,
 };
-
-/** The layer annotation cosign writes on `.att` layers for the statement's predicate type. */
-const ATT_LAYER_PREDICATE_ANNOTATION = "predicateType";
 
 /** What the approvals recorded in a promotion record must show. */
 export interface ApproverPolicy {
@@ -99,10 +92,10 @@ export interface FoundAttestation {
   readonly approvalProblem?: string;
 }
 
-export type AttestationCheckStatus = "valid" | "missing" | "invalid" | "unapproved";
+export type PromotionAttestationCheckStatus = "valid" | "missing" | "invalid" | "unapproved";
 
-export interface AttestationCheck {
-  readonly status: AttestationCheckStatus;
+export interface PromotionAttestationCheck {
+  readonly status: PromotionAttestationCheckStatus;
   /** For missing, invalid and unapproved: each attestation looked at and why it does not count. */
   readonly reasons: readonly string[];
   /** The ones that verified (for `unapproved`: those whose approvals fall short). */
@@ -299,7 +292,7 @@ export async function checkPromotionAttestation(
   kind: AttestationKind,
   expectation: AttestationExpectation,
   options: CallOptions = {},
-): Promise<AttestationCheck> {
+): Promise<PromotionAttestationCheck> {
   const predicateType = ATTESTATION_PREDICATE_TYPES[kind];
   const reasons: string[] = [];
   const found: FoundAttestation[] = [];
@@ -330,8 +323,7 @@ export async function checkPromotionAttestation(
       reasons.push(`${tag} ${att.digest}: ${failure(error)}`);
     }
     for (const layer of layers) {
-      if (layer.mediaType !== CosignMediaType.dsseEnvelope) continue;
-      if (layer.annotations?.[ATT_LAYER_PREDICATE_ANNOTATION] !== predicateType) continue;
+      if (layerPredicateType(layer) !== predicateType) continue;
       seen += 1;
       try {
         const verdict = await verifyAttLayer(store, layer, kind, subject, expectation, options);
@@ -361,7 +353,7 @@ export async function checkPromotionAttestation(
   return { status: "invalid", reasons, found: [] };
 }
 
-export type AttestationStatus = AttestationCheckStatus | "not-promoted" | "unreadable";
+export type AttestationStatus = PromotionAttestationCheckStatus | "not-promoted" | "unreadable";
 
 /** One attestation kind of one subject at one mirror. */
 export interface AttestationResult {

@@ -20,7 +20,7 @@ import {
   checkPromotionAttestation,
   promotedSubjects,
   signatureTargets,
-  type AttestationCheck,
+  type PromotionAttestationCheck,
   type AttestationExpectation,
   type AttestationKind,
   type FoundAttestation,
@@ -111,7 +111,7 @@ interface Lookup {
 interface MirrorReport {
   readonly key: string;
   readonly present: boolean;
-  readonly checks: Partial<Record<AttestationKind, AttestationCheck>>;
+  readonly checks: Partial<Record<AttestationKind, PromotionAttestationCheck>>;
   readonly error?: string;
 }
 
@@ -255,7 +255,7 @@ async function readMirror(
   try {
     if (!(await store.resolve(lookup.digest, { signal })))
       return { key: mirror.key, present: false, checks: {} };
-    const checks: Partial<Record<AttestationKind, AttestationCheck>> = {};
+    const checks: Partial<Record<AttestationKind, PromotionAttestationCheck>> = {};
     for (const kind of ATTESTATION_KINDS) {
       checks[kind] = await checkPromotionAttestation(store, lookup.digest, kind, expectation, { signal });
     }
