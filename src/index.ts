@@ -264,6 +264,7 @@ export {
   type AttachmentStatus,
   type AttachmentWork,
   type AttestationFacts,
+  type AttestationFactsOf,
   type AttestationLayout,
   type AttestationKind,
   type AttestationResult,
@@ -318,7 +319,7 @@ export {
   type WorkItem,
   type WorkItemKind,
 } from "./sign/index.js";
-// The facts a promotion attestation records (`AttestOptions.factsOf`), from provenance/.
+// The facts a promotion attestation records (`AttestOptions.collectFacts`), from provenance/.
 export type {
   ApprovalSource,
   Approver,

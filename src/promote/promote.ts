@@ -192,7 +192,9 @@ export async function planEdges(
       ...(signatures.format ? { format: signatures.format } : {}),
       attachments: mode,
       ...(signatures.signChildren === undefined ? {} : { signChildren: signatures.signChildren }),
-      ...(signatures.attest ? { attest: signatures.attest } : {}),
+      ...(signatures.attest
+        ? { attest: withStagingFacts(signatures.attest, sourceSignatures?.verdicts ?? []) }
+        : {}),
       ...observe,
     });
   }
@@ -203,6 +205,33 @@ export async function planEdges(
     ...(attachments ? { attachments } : {}),
     ...(sourceSignatures ? { sourceSignatures } : {}),
     timings: { inventoryMs, planMs, signaturesMs: performance.now() - signaturesStarted },
+  };
+}
+
+/**
+ * Staging's verified build provenance and signatures go into the attestations of what they were
+ * verified for: the promotion record's `build`, the VSA's `inputAttestations` and build level.
+ * A target's source digest's verdict serves the digest and each image of its index (the index
+ * names its images by digest, so what proves the index proves them).
+ */
+function withStagingFacts(attest: AttestOptions, verdicts: readonly SourceVerdict[]): AttestOptions {
+  const byKey = new Map<string, SourceVerdict>();
+  for (const verdict of verdicts) if (verdict.status !== "refused") byKey.set(verdict.request.key, verdict);
+  if (byKey.size === 0) return attest;
+  const collect = attest.collectFacts;
+  return {
+    ...attest,
+    collectFacts: async (targets, signal) => {
+      const given = collect ? await collect(targets, signal) : undefined;
+      return (target, subject) => {
+        const facts = given?.(target, subject) ?? {};
+        const verdict = byKey.get(sourceVerdictKey(target.sourceKey, target.digest));
+        if (!verdict) return facts;
+        const build = facts.build ?? verdict.build;
+        const inputs = [...(facts.inputs ?? []), ...verdict.inputs];
+        return { ...facts, ...(build ? { build } : {}), ...(inputs.length > 0 ? { inputs } : {}) };
+      };
+    },
   };
 }
 

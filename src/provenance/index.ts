@@ -10,6 +10,7 @@ export {
   recordedApprovers,
   recordedAuthor,
   statementBytes,
+  verificationPolicy,
   type ApprovalSource,
   type Approver,
   type BuildRecord,
@@ -32,6 +33,7 @@ export {
 export { addedInCommits, type AddedInCommits, type AddedInOptions } from "./added-in.js";
 export {
   collectReviewContext,
+  collectReviewRecords,
   manifestPath,
   reviewRecordFor,
   type ContinuousIntegration,

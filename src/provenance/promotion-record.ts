@@ -128,6 +128,19 @@ export function manifestUri(review: ReviewRecord): string | undefined {
   return `git+${review.repository}${at === undefined ? "" : `@${at}`}#${review.manifest.path}`;
 }
 
+/**
+ * The VSA's `policy`: the manifest that approved the digest, and the commit it was approved in
+ * (the merge commit, else the commit that wrote the line). Without a known repository the URI is
+ * the manifest's path in the tree (a relative reference).
+ */
+export function verificationPolicy(review: ReviewRecord): { uri: string; gitCommit?: string } {
+  const gitCommit = review.merge?.sha ?? review.addedIn?.sha;
+  return {
+    uri: manifestUri(review) ?? review.manifest.path,
+    ...(gitCommit === undefined ? {} : { gitCommit }),
+  };
+}
+
 function reviewPredicate(review: ReviewRecord): Record<string, unknown> {
   const pr = review.pullRequest;
   return withoutUndefined({

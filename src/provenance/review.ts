@@ -19,7 +19,7 @@ import { locateRepository, runGit, type GitRepository } from "../gitops/index.js
 import type { Logger } from "../log.js";
 import type { SourcePosition } from "../manifest/index.js";
 import type { Clock, Redactor, Transport } from "../registry/index.js";
-import { epochToRfc3339 } from "./added-in.js";
+import { addedInCommits, epochToRfc3339, type AddedInCommits } from "./added-in.js";
 import { readGitHubEvent } from "./github-event.js";
 import type { Approver, CommitRecord, PullRequestRecord, ReviewRecord } from "./promotion-record.js";
 import {
@@ -585,4 +585,34 @@ export function reviewRecordFor(
     ...(context.merge === undefined ? {} : { merge: context.merge }),
     ...(pullRequest === undefined ? {} : { pullRequest }),
   };
+}
+
+/**
+ * The review record of every promoted manifest position: the run's review context, and the
+ * commit that wrote each line (one `git blame` per manifest file). Never rejects but for an
+ * abort: what cannot be found is a warning, and the records hold what is known (at least the
+ * manifest file and line).
+ */
+export async function collectReviewRecords(
+  options: ReviewContextOptions,
+  positions: readonly Pick<SourcePosition, "file" | "line">[],
+): Promise<(position: Pick<SourcePosition, "file" | "line">) => ReviewRecord> {
+  const context = await collectReviewContext(options);
+  let addedIn: AddedInCommits | undefined;
+  if (context.git) {
+    try {
+      addedIn = await addedInCommits(context.git, positions, {
+        logger: options.logger,
+        ...(options.signal ? { signal: options.signal } : {}),
+        ...(options.gitProgram ? { gitProgram: options.gitProgram } : {}),
+      });
+    } catch (error) {
+      rethrowAbort(error);
+      options.logger.log(
+        "warn",
+        `review facts: the commits that added the manifest lines are not recorded: ${describeError(error)}`,
+      );
+    }
+  }
+  return (position) => reviewRecordFor(context, position, addedIn?.get(position));
 }

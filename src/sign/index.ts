@@ -112,6 +112,7 @@ export { planAttachments, type PlanAttachmentsOptions } from "./plan-attachments
 export {
   subjectStatements,
   type AttestationFacts,
+  type AttestationFactsOf,
   type AttestOptions,
   type PlannedStatement,
 } from "./promotion-attestations.js";

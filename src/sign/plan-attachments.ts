@@ -45,7 +45,13 @@ import {
   type TagState,
 } from "./decide-attachments.js";
 import { problemOf } from "./errors.js";
-import { subjectStatements, type AttestOptions, type PlannedStatement } from "./promotion-attestations.js";
+import {
+  ATTESTATION_PREDICATE_TYPES,
+  subjectStatements,
+  type AttestationFactsOf,
+  type AttestOptions,
+  type PlannedStatement,
+} from "./promotion-attestations.js";
 import type { ImageSigner } from "./signer.js";
 import { signatureSubjects, type SignatureSubject } from "./subjects.js";
 import type { OwnSignatures } from "./own-signatures.js";
@@ -115,6 +121,8 @@ interface Context {
     readonly options: AttestOptions;
     readonly layout: AttestationLayout;
     readonly time: string;
+    /** The facts of the plan's targets, collected on first need (once per plan). */
+    readonly facts: () => Promise<AttestationFactsOf>;
   };
 }
 
@@ -135,13 +143,7 @@ export async function planAttachments(
     signChildren: options.signChildren ?? true,
     claimed: new Set(),
     ...(options.attest && options.signer
-      ? {
-          attest: {
-            options: options.attest,
-            layout: options.attest.layout ?? "referrer",
-            time: (options.attest.now?.() ?? new Date()).toISOString(),
-          },
-        }
+      ? { attest: attestContext(options.attest, targets, options.signal) }
       : {}),
   };
   const works: (AttachmentWork | undefined)[] = new Array<AttachmentWork | undefined>(targets.length);
@@ -164,6 +166,21 @@ export async function planAttachments(
 
 function carries(target: SignatureTarget, mode: AttachmentMode): boolean {
   return mode === "all" || (mode === "copied" && target.copied);
+}
+
+function attestContext(
+  options: AttestOptions,
+  targets: readonly SignatureTarget[],
+  signal: AbortSignal | undefined,
+): NonNullable<Context["attest"]> {
+  let collected: Promise<AttestationFactsOf> | undefined;
+  const collect = options.collectFacts;
+  return {
+    options,
+    layout: options.layout ?? "referrer",
+    time: (options.now?.() ?? new Date()).toISOString(),
+    facts: () => (collected ??= collect ? collect(targets, signal) : Promise.resolve(() => ({}))),
+  };
 }
 
 async function planTarget(target: SignatureTarget, context: Context): Promise<AttachmentWork | undefined> {
@@ -362,8 +379,25 @@ async function planSubject(
   const signer = context.options.signer;
   const items: WorkItem[] = [];
   const attest = context.attest;
-  const statements =
-    signThis && signer && attest ? subjectStatements(target, subject, attest.time, attest.options) : [];
+  // What we attest is known before the statements are: their bytes (and the facts they hold,
+  // which may ask git and GitHub) are made only when some destination lacks one of ours.
+  const attestTypes =
+    signThis && signer && attest && target.identities.length > 0 ? ATTESTATION_PREDICATE_TYPES : [];
+  let made: Promise<PlannedStatement[]> | undefined;
+  const statements = (): Promise<PlannedStatement[]> =>
+    (made ??= attest
+      ? attest
+          .facts()
+          .then((factsOf) =>
+            subjectStatements(
+              target,
+              subject,
+              attest.time,
+              attest.options.promoterVersion,
+              factsOf(target, subject.digest),
+            ),
+          )
+      : Promise.resolve([]));
   const sourceTags = new Map<"sig" | "att" | "sbom", Digest>();
   if (carry) {
     for (const kind of ["sig", "att", "sbom"] as const) {
@@ -376,7 +410,7 @@ async function planSubject(
     const signHere = kind === "sig" && signThis && context.format === "cosign";
     const mirrorHere = kind === "sig" && subject.sign && context.options.mirrorSignatures === true;
     const attestHere =
-      kind === "att" && statements.length > 0 && attest !== undefined && writesAttLayers(attest.layout);
+      kind === "att" && attestTypes.length > 0 && attest !== undefined && writesAttLayers(attest.layout);
     const sourceDigest = sourceTags.get(kind);
     if (!signHere && !mirrorHere && !attestHere && sourceDigest === undefined) continue;
     const tag = attachmentTag(subject.digest, kind);
@@ -413,21 +447,10 @@ async function planSubject(
       signHere && signer
         ? ownSignatureLayers(sets, subject.digest, target.identities, signer.ownSignatures)
         : attestHere && signer
-          ? ownAttestationLayers(
-              sets,
-              subject.digest,
-              statements.map((statement) => statement.predicateType),
-              signer.ownSignatures,
-              call,
-              signal,
-            )
+          ? ownAttestationLayers(sets, subject.digest, attestTypes, signer.ownSignatures, call, signal)
           : Promise.resolve(new Map<string, string>());
     // What the union lacks of ours: identities to sign as (`.sig`), or predicate types (`.att`).
-    const wanted = signHere
-      ? target.identities
-      : attestHere
-        ? statements.map((statement) => statement.predicateType)
-        : [];
+    const wanted = signHere ? target.identities : attestHere ? attestTypes : [];
     let own = await ownIn([...manifests.values(), ...(sourceSet ? [sourceSet] : [])]);
     let outside: DestinationTagState[] = [];
     if (elsewhere.length > 0 && wanted.some((name) => !own.has(name))) {
@@ -459,7 +482,7 @@ async function planSubject(
         sign: {
           identities: [],
           keep: item.sign?.keep ?? [],
-          statements: statements.filter((statement) => missing.has(statement.predicateType)),
+          statements: (await statements()).filter((statement) => missing.has(statement.predicateType)),
         },
       });
     } else if (item) items.push(item);
@@ -524,12 +547,19 @@ async function planSubject(
       )),
     );
   }
-  if (statements.length > 0 && signer && attest && writesReferrers(attest.layout)) {
-    for (const statement of statements) {
+  if (attestTypes.length > 0 && signer && attest && writesReferrers(attest.layout)) {
+    for (const predicateType of attestTypes) {
       items.push(
         await planAttestationReferrer(
           subject,
-          statement,
+          {
+            predicateType,
+            made: async () => {
+              const statement = (await statements()).find((made) => made.predicateType === predicateType);
+              if (!statement) throw new Error(`no ${predicateType} statement was made for ${subject.digest}`);
+              return statement;
+            },
+          },
           { inScope: destinations, elsewhere },
           destinationReferrers,
           context,
@@ -803,7 +833,7 @@ async function findOwnBundles(
  */
 async function planAttestationReferrer(
   subject: SignatureSubject,
-  statement: PlannedStatement,
+  statement: { readonly predicateType: string; readonly made: () => Promise<PlannedStatement> },
   { inScope: destinations, elsewhere }: SubjectDestinations,
   referrersOf: (destination: OpenDestination) => Promise<Descriptor[] | { error: string }>,
   context: Context,
@@ -861,7 +891,7 @@ async function planAttestationReferrer(
       ...common,
       action: "sign",
       writeTo: readableKeys,
-      sign: { identities: [], keep: [], statements: [statement] },
+      sign: { identities: [], keep: [], statements: [await statement.made()] },
     };
   }
   const held = found.keys;

@@ -3,6 +3,7 @@ import {
   PROMOTION_PREDICATE_TYPE,
   statementBytes,
   verificationSummaryStatement,
+  verificationPolicy,
   VSA_PREDICATE_TYPE,
   type BuildRecord,
   type ReviewRecord,
@@ -32,16 +33,29 @@ export interface AttestationFacts {
   readonly policy?: { readonly uri: string; readonly gitCommit?: string };
 }
 
+/** The facts of one subject of a promoted digest (the digest itself, or an image of its index). */
+export type AttestationFactsOf = (target: SignatureTarget, subject: Digest) => AttestationFacts;
+
 export interface AttestOptions {
   /** The promoter's version: the records' `builderId`, the VSA's `verifier`. */
   readonly promoterVersion: string;
   /** Where they are written (default `referrer`). */
   readonly layout?: AttestationLayout;
-  /** The facts of one subject of a promoted digest (the digest itself, or an image of its index). */
-  factsOf(target: SignatureTarget, subject: Digest): AttestationFacts;
+  /**
+   * Collects the facts of the targets a plan may attest. Called at most once per plan, and only
+   * when some subject lacks one of our attestations everywhere: a run with nothing to attest asks
+   * neither git nor GitHub. Without it a statement holds only the references and the time.
+   */
+  readonly collectFacts?: (
+    targets: readonly SignatureTarget[],
+    signal?: AbortSignal,
+  ) => Promise<AttestationFactsOf>;
   /** The run's time (`timestamp`, `timeVerified`); read once per plan. */
   readonly now?: () => Date;
 }
+
+/** What a run attests about each signed subject, in the order the statements are made. */
+export const ATTESTATION_PREDICATE_TYPES: readonly string[] = [PROMOTION_PREDICATE_TYPE, VSA_PREDICATE_TYPE];
 
 /** A statement to sign: its predicate type and exact bytes. */
 export interface PlannedStatement {
@@ -54,18 +68,19 @@ export function subjectStatements(
   target: SignatureTarget,
   subject: SignatureSubject,
   timestamp: string,
-  options: AttestOptions,
+  promoterVersion: string,
+  facts: AttestationFacts,
 ): PlannedStatement[] {
   const identity = target.identities[0];
   if (identity === undefined) return [];
-  const facts = options.factsOf(target, subject.digest);
   const dstRef = `${identity}@${subject.digest}`;
+  const policy = facts.policy ?? (facts.review ? verificationPolicy(facts.review) : undefined);
   const record = promotionStatement({
     digest: subject.digest,
     srcRef: `${target.sourceKey}@${subject.digest}`,
     dstRef,
     timestamp,
-    promoterVersion: options.promoterVersion,
+    promoterVersion,
     ...(subject.role === "child" ? { index: target.digest } : {}),
     ...(facts.review ? { review: facts.review } : {}),
     ...(facts.build ? { build: facts.build } : {}),
@@ -74,8 +89,8 @@ export function subjectStatements(
     digest: subject.digest,
     resourceUri: dstRef,
     timeVerified: timestamp,
-    promoterVersion: options.promoterVersion,
-    ...(facts.policy ? { policy: facts.policy } : {}),
+    promoterVersion,
+    ...(policy ? { policy } : {}),
     inputAttestations: facts.inputs ?? [],
     ...(facts.build?.slsaBuildLevel === undefined ? {} : { slsaBuildLevel: facts.build.slsaBuildLevel }),
   });

@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { generateKeyPairSync, sign as cryptoSign, type KeyObject } from "node:crypto";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { Readable } from "node:stream";
@@ -8,7 +8,17 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseRegistryLocation, parseRepositoryPath, repositoryIn } from "../../src/reference/index.js";
 import { createStoreProvider } from "../../src/registry/index.js";
 import { checkAttestations, parseVerificationKey } from "../../src/sign/index.js";
+import { GitHubStandIn, standInReview } from "../support/github-stand-in.js";
+import {
+  attestationStatement,
+  cosignPayload,
+  keySignedAttestationLayer,
+  keySignedLayer,
+  signatureManifest,
+} from "../support/hostile-signing.js";
 import { requireBuiltCli, runPromoter } from "../support/promoter-process.js";
+import { runTestGit } from "../support/test-git.js";
+import { readThirdParty } from "../support/third-party-artifacts.js";
 import { startReferrersApiRegistry, type ReferrersApiRegistry } from "../support/referrers-api-registry.js";
 import { startRegistry, type TestRegistry } from "../support/registry-harness.js";
 import {
@@ -55,11 +65,13 @@ const arm64 = makeImage({
 });
 const multi = makeIndex([amd64, arm64], { mediaType: "oci" });
 const tool = makeImage({ layers: 1, layerSize: 512, mediaTypes: "oci", seed: "att-tool" });
+const built = makeImage({ layers: 1, layerSize: 512, mediaTypes: "oci", seed: "att-built" });
 const lib = makeImage({ layers: 1, layerSize: 512, mediaTypes: "oci", seed: "att-lib" });
 
 const release = generateKeyPairSync("ec", { namedCurve: "P-256" });
 const releasePublic = release.publicKey.export({ type: "spki", format: "pem" }).toString();
 const stranger = generateKeyPairSync("ec", { namedCurve: "P-256" });
+const builder = generateKeyPairSync("ec", { namedCurve: "P-256" });
 
 const mirrors = () => [
   { name: "referrers API", url: api.url, host: api.host },
@@ -234,6 +246,7 @@ beforeAll(async () => {
     path.join(work, "release.key"),
     release.privateKey.export({ type: "pkcs8", format: "pem" }).toString(),
   );
+  await writeFile(path.join(work, "release.pub"), releasePublic);
   await push(staging.host, "staging/app", [{ content: multi, tag: "v1" }]);
   await push(staging.host, "staging/tool", [{ content: tool, tag: "v1" }]);
   await push(staging.host, "staging/lib", [{ content: lib, tag: "v1" }]);
@@ -391,6 +404,227 @@ describe("promotion attestations across real registries", () => {
     const again = await promote("lib.yaml", "lib-again.json", "--attestation-layout", "cosign");
     expect(again.run.status).toBe(0);
     for (const mirror of mirrors()) expect(writes(again.report, mirror.host), mirror.name).toBe(0);
+  });
+});
+
+describe("who built it and who approved it, in the attestations", () => {
+  const TOKEN = "ghs_attestation-review-token-0123456789";
+  /** The builder of slsa-verifier's real SLSA v1 provenance (test/fixtures/third-party/SOURCES.md). */
+  const V1_BUILDER =
+    "https://github.com/bazel-contrib/publish-to-bcr/.github/workflows/publish.yaml@refs/tags/v0.0.1";
+  let standIn: GitHubStandIn;
+
+  beforeAll(async () => {
+    standIn = await GitHubStandIn.start({ token: TOKEN, login: "promoter-bot" });
+  });
+  afterAll(async () => {
+    await standIn.close();
+  });
+
+  it("records the pull request, its approvers, the commits and staging's verified provenance, alike at every mirror", async () => {
+    // Staging: the image, its signature and its SLSA v1 provenance, by the builder's key.
+    const statement = JSON.parse(
+      Buffer.from(
+        (
+          JSON.parse((await readThirdParty("slsa-verifier/MODULE.bazel.intoto.jsonl")).toString()) as {
+            dsseEnvelope: { payload: string };
+          }
+        ).dsseEnvelope.payload,
+        "base64",
+      ).toString(),
+    ) as { predicate: Record<string, unknown> };
+    await push(staging.host, "staging/built", [
+      { content: built, tag: "v1" },
+      {
+        content: signatureManifest([
+          keySignedLayer(builder.privateKey, cosignPayload("staging/built", built.digest)),
+        ]),
+        tag: `${built.digest.replace(":", "-")}.sig`,
+      },
+      {
+        content: signatureManifest([
+          keySignedAttestationLayer(
+            builder.privateKey,
+            attestationStatement(built.digest, undefined, statement.predicate),
+          ),
+        ]),
+        tag: `${built.digest.replace(":", "-")}.att`,
+      },
+    ]);
+    await writeFile(
+      path.join(work, "builder.pub"),
+      builder.publicKey.export({ type: "spki", format: "pem" }).toString(),
+    );
+
+    // The manifests' repository: Alice starts it, Bob adds the image on a branch, and the pull
+    // request is merged with a merge commit, as GitHub does.
+    const repo = path.join(work, "manifests-repo");
+    const home = path.join(work, "git-home");
+    await Promise.all([mkdir(repo), mkdir(home)]);
+    const git = (who: string, ...args: string[]) => runTestGit({ cwd: repo, home, who }, ...args).trim();
+    const manifest = manifestYaml("built", built.digest);
+    git("Alice", "init", "-q", "-b", "main");
+    await writeFile(path.join(repo, "promo.yaml"), manifest.replace(/images:[\s\S]*$/, "images: []\n"));
+    git("Alice", "add", "-A");
+    git("Alice", "commit", "-q", "-m", "the manifest");
+    const base = git("Alice", "rev-parse", "HEAD");
+    git("Bob", "checkout", "-q", "-b", "feature");
+    await writeFile(path.join(repo, "promo.yaml"), manifest);
+    git("Bob", "commit", "-q", "-am", "promote built v1");
+    const added = git("Bob", "rev-parse", "HEAD");
+    git("Merger", "checkout", "-q", "main");
+    git("Merger", "merge", "--no-ff", "-q", "feature", "-m", "Merge pull request #7 from bob/feature");
+    const merge = git("Merger", "rev-parse", "HEAD");
+    standIn.addMergedPull("org/manifests", {
+      number: 7,
+      author: "bob",
+      head: added,
+      base: { ref: "main", sha: base },
+      merge,
+      reviews: [
+        standInReview("carol", "APPROVED", "2026-12-06T10:00:00Z"),
+        standInReview("dave", "COMMENTED", "2026-12-06T10:01:00Z"),
+      ],
+    });
+    const event = path.join(work, "push-event.json");
+    await writeFile(event, JSON.stringify({ ref: "refs/heads/main", after: merge }));
+
+    const promoteArgs = [
+      "promote",
+      "--manifest",
+      "promo.yaml",
+      "--confirm",
+      "--sign-key",
+      path.join(work, "release.key"),
+      "--sign-identity",
+      IDENTITY,
+      "--source-signature",
+      "required",
+      "--source-public-key",
+      path.join(work, "builder.pub"),
+      "--source-provenance",
+      "required",
+      "--source-builder-id",
+      V1_BUILDER,
+      "--report",
+      path.join(work, "review.json"),
+    ];
+    const run = await runPromoter(promoteArgs, {
+      cwd: repo,
+      timeoutMs: 120_000,
+      env: {
+        GITHUB_ACTIONS: "true",
+        GITHUB_REPOSITORY: "org/manifests",
+        GITHUB_EVENT_NAME: "push",
+        GITHUB_EVENT_PATH: event,
+        GITHUB_TOKEN: TOKEN,
+        GITHUB_API_URL: standIn.url,
+      },
+    });
+    expect(run.status, run.stderr + run.stdout).toBe(0);
+    expect(run.stderr).not.toContain("review facts:");
+    expect(run.stderr + run.stdout).not.toContain(TOKEN);
+    expect(standIn.requests.map((request) => request.path)).toEqual([
+      `/repos/org/manifests/commits/${merge}/pulls`,
+      "/repos/org/manifests/pulls/7/reviews",
+    ]);
+    const report = JSON.parse(await readFile(path.join(work, "review.json"), "utf8")) as {
+      sourceSignatures: { digests: { inputs: { uri: string; digest: string }[] }[] };
+    };
+    const inputs = report.sourceSignatures.digests[0]?.inputs ?? [];
+    expect(inputs.length).toBeGreaterThanOrEqual(2);
+
+    const repository = "https://github.com/org/manifests";
+    for (const type of [PROMOTION, VSA]) {
+      const digests = new Set<string>();
+      for (const mirror of mirrors()) {
+        const found = await attestationsOf(mirror.url, "prod/built", built.digest, type);
+        expect(found, `${mirror.name} ${type}`).toHaveLength(1);
+        digests.add(found[0]!.digest);
+        const { envelope } = await bundleOf(mirror.url, "prod/built", found[0]!.digest);
+        expect(await opensslVerifies(envelope, releasePublic), mirror.name).toBe(true);
+        const { predicate } = statementOf(envelope);
+        if (type === PROMOTION) {
+          expect(predicate.review).toEqual({
+            manifest: { path: "promo.yaml", line: DIGEST_LINE, uri: `git+${repository}@${merge}#promo.yaml` },
+            repository,
+            addedIn: expect.objectContaining({
+              sha: added,
+              author: "Bob <bob@example.com>",
+              subject: "promote built v1",
+            }) as unknown,
+            merge: expect.objectContaining({
+              sha: merge,
+              subject: "Merge pull request #7 from bob/feature",
+            }) as unknown,
+            pullRequest: {
+              number: 7,
+              url: `${repository}/pull/7`,
+              author: "bob",
+              approvalSource: "github-api",
+            },
+            humanReview: expect.objectContaining({
+              predicateType: "https://in-toto.io/attestation/human-review/vcs/v0.1",
+              reviewers: [{ name: "carol", uri: "https://github.com/carol" }],
+              reviewLink: `${repository}/pull/7`,
+            }) as unknown,
+          });
+          expect(predicate.build).toMatchObject({
+            builderId: V1_BUILDER,
+            sourceRepository: expect.stringContaining("github.com/aspect-build/rules_lint") as unknown,
+          });
+        } else {
+          expect(predicate.policy).toEqual({
+            uri: `git+${repository}@${merge}#promo.yaml`,
+            digest: { gitCommit: merge },
+          });
+          expect(predicate.inputAttestations).toEqual(
+            inputs.map((input) => ({
+              uri: input.uri,
+              digest: { sha256: input.digest.slice("sha256:".length) },
+            })),
+          );
+        }
+      }
+      expect(digests.size, type).toBe(1);
+    }
+
+    // A re-run with nothing to attest asks neither GitHub nor git, and writes nothing.
+    const asked = standIn.requests.length;
+    const again = await runPromoter(promoteArgs, {
+      cwd: repo,
+      timeoutMs: 120_000,
+      env: { GITHUB_ACTIONS: "true", GITHUB_TOKEN: TOKEN, GITHUB_API_URL: standIn.url },
+    });
+    expect(again.status, again.stderr).toBe(0);
+    expect(standIn.requests.length).toBe(asked);
+    expect(again.stderr).not.toContain("review facts:");
+
+    // Read back by the promoter itself: verify's approver policy passes, explain tells the chain.
+    const verify = await runPromoter(
+      [
+        "verify",
+        "--manifest",
+        "promo.yaml",
+        "--public-key",
+        path.join(work, "release.pub"),
+        "--sign-identity",
+        IDENTITY,
+        "--attestations",
+        "--require-approvers",
+        "1",
+        "--require-independent-approver",
+      ],
+      { cwd: repo, timeoutMs: 60_000 },
+    );
+    expect(verify.status, verify.stderr + verify.stdout).toBe(0);
+    const explain = await runPromoter(
+      ["explain", `${api.host}/prod/built@${built.digest}`, "--public-key", path.join(work, "release.pub")],
+      { cwd: repo, timeoutMs: 60_000 },
+    );
+    expect(explain.status, explain.stderr + explain.stdout).toBe(0);
+    for (const fact of ["carol", "#7", merge.slice(0, 12), V1_BUILDER])
+      expect(explain.stdout).toContain(fact);
   });
 });
 

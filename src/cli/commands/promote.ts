@@ -2,7 +2,10 @@ import { plural } from "../../output/quantities.js";
 import { readFile } from "node:fs/promises";
 import * as path from "node:path";
 import { describeError, UsageError } from "../../errors.js";
-import { edgesChangedSince, locateRepository } from "../../gitops/index.js";
+import { edgesChangedSince } from "../../gitops/index.js";
+import type { Logger } from "../../log.js";
+import { collectReviewRecords } from "../../provenance/index.js";
+import { createHttpStack, Redactor } from "../../registry/index.js";
 import {
   FINDINGS_FAIL_ON,
   judgeFindings,
@@ -10,7 +13,7 @@ import {
   type FindingsFailOn,
   type JudgedFindings,
 } from "../../manifest/index.js";
-import { loadManifests } from "../../manifest-files/index.js";
+import { loadManifests, manifestTreeRoot, type ManifestInput } from "../../manifest-files/index.js";
 import {
   allOfFilters,
   edgesFromDocument,
@@ -243,7 +246,7 @@ export async function runPromote({
   const provider = storeProviderFromOptions(values, io, logger);
   const started = performance.now();
   try {
-    const signatures = await signatureOptions(values, io, sourcePolicy);
+    const signatures = await signatureOptions(values, io, sourcePolicy, { input, logger });
     const options = {
       provider,
       signal: io.signal,
@@ -383,6 +386,7 @@ async function signatureOptions(
   values: ParsedValues,
   io: CliIO,
   givenSourcePolicy: SourcePolicy | undefined,
+  run: { readonly input: ManifestInput; readonly logger: Logger },
 ): Promise<SignatureOptions | undefined> {
   const signer = await signerFromOptions(values, io);
   const sourcePolicy = givenSourcePolicy ?? (await sourcePolicyFromOptions(values, io));
@@ -391,7 +395,7 @@ async function signatureOptions(
   const identity = stringOption(values, "sign-identity");
   const maxSignatureOps = integerOption(values, "max-signature-ops", 1, 1024);
   const layout = attestationLayoutOption(values);
-  const attest = signer && layout ? await attestOptions(layout, io) : undefined;
+  const attest = signer && layout ? attestOptions(layout, io, run.input, run.logger) : undefined;
   return {
     ...(signer ? { signer } : {}),
     ...(attest ? { attest } : {}),
@@ -405,48 +409,41 @@ async function signatureOptions(
 }
 
 /**
- * What the attestations say, from what the command knows: the manifest file and line of each
- * promoted digest (relative to the repository the promoter runs in, or to the working directory
- * outside one). The review collector and staging's provenance add to it (docs/signing.md).
+ * What the attestations say: the review of each promoted digest (its manifest file and line, the
+ * commit that added the line, the merge commit, the pull request and its approvers, from git and
+ * the CI: docs/signing.md "Where the review facts come from"). Staging's verified provenance is
+ * added by the library. The facts are collected only when a run has something to attest.
  */
-async function attestOptions(layout: AttestationLayout, io: CliIO): Promise<AttestOptions> {
-  let base = io.cwd;
-  try {
-    base = (await locateRepository(io.cwd, { signal: io.signal })).workTree;
-  } catch {
-    // Not in a git work tree (or no git): paths are relative to the working directory.
-  }
+function attestOptions(
+  layout: AttestationLayout,
+  io: CliIO,
+  input: ManifestInput,
+  logger: Logger,
+): AttestOptions {
+  const manifestDir = manifestTreeRoot(input, io.cwd);
   return {
     promoterVersion: packageVersion(),
     layout,
-    factsOf: (target) =>
-      target.position
-        ? {
-            review: {
-              manifest: {
-                path: manifestPath(target.position.file, [base, io.cwd]),
-                line: target.position.line,
-              },
-            },
-          }
-        : {},
+    collectFacts: async (targets, signal) => {
+      const redactor = io.secrets ?? new Redactor();
+      const http = createHttpStack({ logger, redactor });
+      try {
+        const reviewOf = await collectReviewRecords(
+          {
+            manifestDir,
+            env: io.env,
+            logger,
+            http: { transport: http.transport, redactor },
+            ...(signal ? { signal } : {}),
+          },
+          targets.flatMap((target) => (target.position ? [target.position] : [])),
+        );
+        return (target) => (target.position ? { review: reviewOf(target.position) } : {});
+      } finally {
+        await http.close();
+      }
+    },
   };
-}
-
-/** A manifest file as the attestation names it: relative to the first base that holds it, `/`-separated. */
-function manifestPath(file: string, bases: readonly string[]): string {
-  for (const base of bases) {
-    const relative = path.relative(base, file);
-    if (
-      relative !== "" &&
-      relative !== ".." &&
-      !relative.startsWith(`..${path.sep}`) &&
-      !path.isAbsolute(relative)
-    ) {
-      return relative.split(path.sep).join("/");
-    }
-  }
-  return file.split(path.sep).join("/");
 }
 
 /** The first lines of a refusal's list (a tampered plan can have millions of edges). */
