@@ -133,6 +133,8 @@ export interface PullRequestReview {
   /** APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED or PENDING. */
   readonly state: string;
   readonly submittedAt?: string;
+  /** The commit the review is of (`commit_id`): an approval approves that commit's content. */
+  readonly commitId?: string;
 }
 
 const REVIEW_STATES = new Set(["APPROVED", "CHANGES_REQUESTED", "COMMENTED", "DISMISSED", "PENDING"]);
@@ -169,6 +171,7 @@ export async function pullRequestReviews(
         login,
         state: entry.state,
         ...(isTimestamp(entry.submitted_at) ? { submittedAt: entry.submitted_at } : {}),
+        ...(isCommitSha(entry.commit_id) ? { commitId: entry.commit_id } : {}),
       });
     }
     if (json.length < REVIEWS_PER_PAGE) return reviews;
@@ -181,13 +184,20 @@ export async function pullRequestReviews(
 }
 
 /**
- * The users whose last deciding review approves, in order of that approval, and when the last of
- * those approvals was given. A later CHANGES_REQUESTED or DISMISSED withdraws an approval; a
- * comment or a pending review does not (GitHub's own rule for a pull request's approvals).
+ * The users whose last deciding review approves the pull request's head `head`, in order of that
+ * approval, and when the last of those approvals was given. A later CHANGES_REQUESTED or
+ * DISMISSED withdraws an approval; a comment or a pending review does not (GitHub's own rule for
+ * a pull request's approvals). An approval of another commit (given before the author pushed
+ * again, when the repository does not dismiss stale approvals) did not see what was merged: it is
+ * `stale`, not counted; so is every approval when the head is unknown.
  */
-export function currentApprovals(reviews: readonly PullRequestReview[]): {
+export function currentApprovals(
+  reviews: readonly PullRequestReview[],
+  head: string | undefined,
+): {
   readonly logins: string[];
   readonly lastApprovedAt?: string;
+  readonly stale: readonly { readonly login: string; readonly commitId?: string }[];
 } {
   const last = new Map<string, PullRequestReview>();
   for (const review of reviews) {
@@ -196,11 +206,19 @@ export function currentApprovals(reviews: readonly PullRequestReview[]): {
     last.delete(key);
     last.set(key, review);
   }
-  const approvals = [...last.values()].filter((review) => review.state === "APPROVED");
+  const approving = [...last.values()].filter((review) => review.state === "APPROVED");
+  const approvals = approving.filter((review) => head !== undefined && review.commitId === head);
+  const stale = approving
+    .filter((review) => !approvals.includes(review))
+    .map((review) => ({
+      login: review.login,
+      ...(review.commitId === undefined ? {} : { commitId: review.commitId }),
+    }));
   const times = approvals.flatMap((review) => (review.submittedAt === undefined ? [] : [review.submittedAt]));
   const latest = times.sort((a, b) => Date.parse(a) - Date.parse(b)).at(-1);
   return {
     logins: approvals.map((review) => review.login),
     ...(latest === undefined ? {} : { lastApprovedAt: latest }),
+    stale,
   };
 }

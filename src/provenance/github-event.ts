@@ -30,9 +30,13 @@ export type GitHubEvent =
       readonly kind: "pull-request";
       readonly pull: GitHubPullRequest;
       /** A `pull_request_review` event that approves: the one approval the payload itself shows. */
-      readonly approval?: { readonly login: string; readonly submittedAt?: string };
+      readonly approval?: {
+        readonly login: string;
+        readonly submittedAt?: string;
+        readonly commitId?: string;
+      };
     }
-  | { readonly kind: "push"; readonly ref?: string; readonly after?: string }
+  | { readonly kind: "push"; readonly ref?: string; readonly before?: string; readonly after?: string }
   | { readonly kind: "other" };
 
 /** The event's facts, or a warning saying why the file cannot be read as one. */
@@ -78,6 +82,7 @@ export async function readGitHubEvent(
     return {
       kind: "push",
       ...(ref === undefined ? {} : { ref }),
+      ...(isCommitSha(json.before) && !/^0+$/.test(json.before) ? { before: json.before } : {}),
       ...(isCommitSha(json.after) ? { after: json.after } : {}),
     };
   }
@@ -101,6 +106,7 @@ export async function readGitHubEvent(
           approval: {
             login: reviewer,
             ...(isTimestamp(review.submitted_at) ? { submittedAt: review.submitted_at } : {}),
+            ...(isCommitSha(review.commit_id) ? { commitId: review.commit_id } : {}),
           },
         }
       : {}),

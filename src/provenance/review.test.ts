@@ -178,7 +178,12 @@ describe("collectReviewContext", () => {
   it("GitHub pull_request_review event without a token: the approval the payload shows", async () => {
     const event = await eventFile({
       ...pullRequestEvent(),
-      review: { user: { login: "carol" }, state: "approved", submitted_at: "2026-12-05T11:00:00Z" },
+      review: {
+        user: { login: "carol" },
+        state: "approved",
+        submitted_at: "2026-12-05T11:00:00Z",
+        commit_id: commits.bob,
+      },
     });
     const context = await collectReviewContext(
       options(actions({ GITHUB_EVENT_NAME: "pull_request_review", GITHUB_EVENT_PATH: event })),
@@ -189,6 +194,91 @@ describe("collectReviewContext", () => {
       approvalSource: "github-event",
       reviewTime: "2026-12-05T11:00:00Z",
     });
+    expect(warnings()).toEqual([]);
+
+    // An approval of another commit than the head (or of none named) did not see what is there.
+    for (const commitId of [commits.alice, undefined]) {
+      logger = new MemoryLogger();
+      const stale = await eventFile({
+        ...pullRequestEvent(),
+        review: {
+          user: { login: "carol" },
+          state: "approved",
+          submitted_at: "2026-12-05T11:00:00Z",
+          ...(commitId === undefined ? {} : { commit_id: commitId }),
+        },
+      });
+      const staleContext = await collectReviewContext(
+        options(actions({ GITHUB_EVENT_NAME: "pull_request_review", GITHUB_EVENT_PATH: stale })),
+      );
+      expect(staleContext.pullRequests[0]?.approvers).toEqual([]);
+      expect(warnings()).toEqual([
+        expect.stringContaining("carol in the event is not of the pull request's head"),
+      ]);
+    }
+  });
+
+  it("GitHub push event: an approval given before the author pushed again is not recorded", async () => {
+    standIn.addMergedPull("org/manifests", {
+      number: 42,
+      author: "bob",
+      head: commits.bob,
+      base: { ref: "main", sha: commits.base },
+      merge: commits.merge,
+      reviews: [
+        // carol approved the branch as it was before Bob's last commit; erin approved the head.
+        standInReview("carol", "APPROVED", "2026-12-05T10:00:00Z", commits.alice),
+        standInReview("erin", "APPROVED", "2026-12-05T10:30:00Z", commits.bob),
+      ],
+    });
+    const event = await eventFile({ ref: "refs/heads/main", before: commits.alice, after: commits.merge });
+    const context = await collectReviewContext(
+      options(
+        actions({
+          GITHUB_EVENT_NAME: "push",
+          GITHUB_EVENT_PATH: event,
+          GITHUB_TOKEN: TOKEN,
+          GITHUB_API_URL: standIn.url,
+        }),
+      ),
+    );
+    expect(context.pullRequests[0]?.approvers.map((approver) => approver.name)).toEqual(["erin"]);
+    expect(warnings()).toEqual([
+      `review facts: pull request #42: approvals of an earlier commit than its head ${commits.bob.slice(0, 12)} did not see what was merged; not recorded: carol (of ${commits.alice.slice(0, 12)})`,
+    ]);
+  });
+
+  it("attributes to the run's pull request only the lines its commits wrote", async () => {
+    const event = await eventFile({ ref: "refs/heads/main", before: commits.alice, after: commits.merge });
+    const context = await collectReviewContext(
+      options(actions({ GITHUB_EVENT_NAME: "push", GITHUB_EVENT_PATH: event })),
+    );
+    const file = path.join(dir, IMAGES);
+    const added = await addedInCommits(dir, [
+      { file, line: 3 },
+      { file, line: 4 },
+    ]);
+    // Line 4 is Bob's, merged by #42; line 3 is Alice's, on main before: #42 did not approve it.
+    expect(
+      reviewRecordFor(context, { file, line: 4 }, added.get({ file, line: 4 })).pullRequest,
+    ).toMatchObject({
+      number: 42,
+    });
+    const old = reviewRecordFor(context, { file, line: 3 }, added.get({ file, line: 3 }));
+    expect(old.pullRequest).toBeUndefined();
+    expect(old.addedIn?.sha).toBe(commits.alice);
+    expect(old.merge?.sha).toBe(commits.merge);
+    // Without the push's `before`, HEAD's first parent is the base: the same answer.
+    const noBefore = await eventFile({ ref: "refs/heads/main", after: commits.merge });
+    const fallback = await collectReviewContext(
+      options(actions({ GITHUB_EVENT_NAME: "push", GITHUB_EVENT_PATH: noBefore })),
+    );
+    expect(
+      reviewRecordFor(fallback, { file, line: 3 }, added.get({ file, line: 3 })).pullRequest,
+    ).toBeUndefined();
+    expect(
+      reviewRecordFor(fallback, { file, line: 4 }, added.get({ file, line: 4 })).pullRequest?.number,
+    ).toBe(42);
   });
 
   it("GitHub push event with a token: the merged pull request and its approvers from GitHub's API", async () => {

@@ -72,7 +72,11 @@ export interface ReviewContext {
   readonly merge?: CommitRecord;
   /** The pull requests of this run: none, one, or several in a Prow batch. */
   readonly pullRequests: readonly PullRequestRecord[];
-  /** With several pull requests: the commits each adds, to tell which one approved an edge. */
+  /**
+   * The commits each pull request brought over its base, to tell which edges it approved: an
+   * edge is the pull request's only when the commit that wrote its line is one of them (an edge
+   * added long ago and promoted again, to a new mirror, was approved by another change).
+   */
   readonly commitsByPullRequest?: ReadonlyMap<number, ReadonlySet<string>>;
   /** The manifest folder as given and as the file system resolves it, when they differ. */
   readonly aliases?: readonly { readonly given: string; readonly real: string }[];
@@ -225,9 +229,21 @@ async function apiApprovals(
   repo: RepoName,
   number: number,
   server: string,
+  head: string | undefined,
 ): Promise<Pick<PullRequestRecord, "approvers" | "approvalSource" | "reviewTime"> | undefined> {
   try {
-    const approvals = currentApprovals(await pullRequestReviews(client, repo, number));
+    const approvals = currentApprovals(await pullRequestReviews(client, repo, number), head);
+    if (approvals.stale.length > 0) {
+      const who = approvals.stale.map(
+        (review) =>
+          `${review.login} (of ${review.commitId === undefined ? "an unnamed commit" : review.commitId.slice(0, 12)})`,
+      );
+      collector.warn(
+        head === undefined
+          ? `pull request #${number}: its head commit is unknown, so no approval can be shown to be of what was merged; not recorded: ${who.join(", ")}`
+          : `pull request #${number}: approvals of an earlier commit than its head ${head.slice(0, 12)} did not see what was merged; not recorded: ${who.join(", ")}`,
+      );
+    }
     return {
       approvers: approvals.logins.map((login) => approver(server, login)),
       approvalSource: "github-api",
@@ -320,16 +336,24 @@ async function fromGitHubActions(collector: Collector): Promise<Partial<ReviewCo
   }
   if (event.kind === "pull-request") {
     let approvals = collector.client
-      ? await apiApprovals(collector, collector.client, repo, event.pull.number, server)
+      ? await apiApprovals(collector, collector.client, repo, event.pull.number, server, event.pull.headSha)
       : undefined;
-    if (approvals === undefined && event.approval) {
+    const approvalOfHead =
+      event.approval?.commitId !== undefined && event.approval.commitId === event.pull.headSha;
+    if (approvals === undefined && event.approval && !approvalOfHead) {
+      collector.warn(
+        `the approval by ${event.approval.login} in the event is not of the pull request's head commit; not recorded`,
+      );
+    } else if (approvals === undefined && event.approval) {
       approvals = {
         approvers: [approver(server, event.approval.login)],
         approvalSource: "github-event",
         ...(event.approval.submittedAt === undefined ? {} : { reviewTime: event.approval.submittedAt }),
       };
     }
-    return { repository, pullRequests: [pullRecord(event.pull, repo, server, approvals)] };
+    return onePullRequest(collector, repository, pullRecord(event.pull, repo, server, approvals), [
+      event.pull.baseSha,
+    ]);
   }
   if (event.kind === "push") {
     const head = collector.head?.record;
@@ -340,9 +364,18 @@ async function fromGitHubActions(collector: Collector): Promise<Partial<ReviewCo
     if (merged === undefined) return { repository };
     const approvals =
       merged.fromApi && collector.client
-        ? await apiApprovals(collector, collector.client, repo, merged.pull.number, server)
+        ? await apiApprovals(
+            collector,
+            collector.client,
+            repo,
+            merged.pull.number,
+            server,
+            merged.pull.headSha,
+          )
         : undefined;
-    return { repository, pullRequests: [pullRecord(merged.pull, repo, server, approvals)] };
+    return onePullRequest(collector, repository, pullRecord(merged.pull, repo, server, approvals), [
+      event.before,
+    ]);
   }
   return { repository };
 }
@@ -371,6 +404,54 @@ async function batchCommits(
     }
   }
   return result;
+}
+
+/**
+ * The commits the checkout's HEAD brought over the first of `bases` git knows (the push's
+ * `before`, the pull request's base, else HEAD's first parent), or all of HEAD's history for a
+ * first commit; undefined (and a warning) when git cannot say.
+ */
+async function changeCommits(
+  collector: Collector,
+  bases: readonly (string | undefined)[],
+): Promise<Set<string> | undefined> {
+  const git = collector.git;
+  if (git === undefined || collector.head === undefined) return undefined;
+  const head = collector.head.record.sha;
+  const ranges = [...bases.filter((base): base is string => base !== undefined), `${head}^1`].map((base) => [
+    head,
+    `^${base}`,
+  ]);
+  ranges.push([head]);
+  for (const range of ranges) {
+    try {
+      const output = await runGit(
+        ["rev-list", `--max-count=${MAX_BATCH_COMMITS}`, "--end-of-options", ...range],
+        gitOptions(collector, git),
+      );
+      return new Set(output.toString("utf8").split("\n").filter(isCommitSha));
+    } catch (error) {
+      rethrowAbort(error);
+      // Not in the checkout (a shallow clone), or HEAD has no parent: the next range.
+    }
+  }
+  collector.warn(`the commits of ${head} are not readable: no edge is attributed to a pull request`);
+  return undefined;
+}
+
+/** The pull request of a run that has one, with the commits it brought. */
+async function onePullRequest(
+  collector: Collector,
+  repository: string,
+  pull: PullRequestRecord,
+  bases: readonly (string | undefined)[],
+): Promise<Partial<ReviewContext>> {
+  const commits = await changeCommits(collector, bases);
+  return {
+    repository,
+    pullRequests: [pull],
+    ...(commits ? { commitsByPullRequest: new Map([[pull.number, commits]]) } : {}),
+  };
 }
 
 async function fromProw(collector: Collector): Promise<Partial<ReviewContext>> {
@@ -416,7 +497,7 @@ async function fromProw(collector: Collector): Promise<Partial<ReviewContext>> {
     if (merged === undefined) return { repository };
     let approvals =
       merged.fromApi && client
-        ? await apiApprovals(collector, client, repo, merged.pull.number, server)
+        ? await apiApprovals(collector, client, repo, merged.pull.number, server, merged.pull.headSha)
         : undefined;
     if (approvals === undefined && !merged.fromApi && head) {
       // Without the API, the approvals Tide's merge commit records in its trailers.
@@ -431,7 +512,7 @@ async function fromProw(collector: Collector): Promise<Partial<ReviewContext>> {
         approvalSource: "merge-commit",
       };
     }
-    return { repository, pullRequests: [pullRecord(merged.pull, repo, server, approvals)] };
+    return onePullRequest(collector, repository, pullRecord(merged.pull, repo, server, approvals), []);
   }
 
   // presubmit and batch: the pull requests under test, from PULL_NUMBER or PULL_REFS.
@@ -456,7 +537,16 @@ async function fromProw(collector: Collector): Promise<Partial<ReviewContext>> {
   }
   const records: PullRequestRecord[] = [];
   for (const pull of pulls) {
-    const approvals = client ? await apiApprovals(collector, client, repo, pull.number, server) : undefined;
+    const approvals = client
+      ? await apiApprovals(
+          collector,
+          client,
+          repo,
+          pull.number,
+          server,
+          pull.sha === "" ? undefined : pull.sha,
+        )
+      : undefined;
     records.push(
       pullRecord(
         { number: pull.number, ...(pull.sha === "" ? {} : { headSha: pull.sha }), ...base },
@@ -466,14 +556,13 @@ async function fromProw(collector: Collector): Promise<Partial<ReviewContext>> {
       ),
     );
   }
-  const commitsByPullRequest =
-    pulls.length > 1
-      ? await batchCommits(
-          collector,
-          pulls.filter((pull) => pull.sha !== ""),
-          baseSha,
-        )
-      : undefined;
+  const [only] = records;
+  if (records.length === 1 && only) return onePullRequest(collector, repository, only, [baseSha]);
+  const commitsByPullRequest = await batchCommits(
+    collector,
+    pulls.filter((pull) => pull.sha !== ""),
+    baseSha,
+  );
   return { repository, pullRequests: records, ...(commitsByPullRequest ? { commitsByPullRequest } : {}) };
 }
 
@@ -558,12 +647,11 @@ export function manifestPath(context: ReviewContext, file: string): string {
   return (inside ?? path.basename(file)).split(path.sep).join("/");
 }
 
-/** The pull request that approved an edge: the run's one, or in a batch the one whose commits added it. */
+/** The pull request that approved an edge: the one of the run's whose commits wrote its line. */
 function pullRequestFor(
   context: ReviewContext,
   addedIn: CommitRecord | undefined,
 ): PullRequestRecord | undefined {
-  if (context.pullRequests.length <= 1) return context.pullRequests[0];
   if (addedIn === undefined || context.commitsByPullRequest === undefined) return undefined;
   for (const pull of context.pullRequests) {
     if (context.commitsByPullRequest.get(pull.number)?.has(addedIn.sha)) return pull;

@@ -1,4 +1,3 @@
-import { execFileSync } from "node:child_process";
 import { generateKeyPairSync, sign as cryptoSign, type KeyObject } from "node:crypto";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -8,6 +7,15 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseRegistryLocation, parseRepositoryPath, repositoryIn } from "../../src/reference/index.js";
 import { createStoreProvider } from "../../src/registry/index.js";
 import { checkAttestations, parseVerificationKey } from "../../src/sign/index.js";
+import {
+  attestationsOf,
+  BUNDLE,
+  bundleOf,
+  get,
+  opensslVerifies,
+  statementOf,
+  type Envelope,
+} from "../support/attestation-judge.js";
 import { GitHubStandIn, standInReview } from "../support/github-stand-in.js";
 import {
   attestationStatement,
@@ -40,7 +48,6 @@ import {
 
 const PROMOTION = "https://k8s.io/promo-tools/promotion/v1";
 const VSA = "https://slsa.dev/verification_summary/v1";
-const BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json";
 const IDENTITY = "registry.example.io/project";
 
 let work: string;
@@ -95,92 +102,6 @@ async function push(registry: string, repository: string, entries: { content: Te
     }
   }
   await provider.close();
-}
-
-const ACCEPT = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json";
-
-async function get(url: string): Promise<Buffer | undefined> {
-  const response = await fetch(url, { headers: { Accept: ACCEPT } });
-  if (response.status === 404) return undefined;
-  expect(response.status, url).toBe(200);
-  return Buffer.from(await response.arrayBuffer());
-}
-
-interface Entry {
-  digest: string;
-  artifactType?: string;
-  annotations?: Record<string, string>;
-}
-
-/** The referrers of `subject`: the API where the mirror has it, else the tag-schema index. */
-async function referrers(url: string, repository: string, subject: string): Promise<Entry[]> {
-  const viaApi = await fetch(`${url}/v2/${repository}/referrers/${subject}`);
-  const bytes =
-    viaApi.status === 200
-      ? Buffer.from(await viaApi.arrayBuffer())
-      : await get(`${url}/v2/${repository}/manifests/${subject.replace(":", "-")}`);
-  return bytes ? ((JSON.parse(bytes.toString()) as { manifests?: Entry[] }).manifests ?? []) : [];
-}
-
-async function attestationsOf(url: string, repository: string, subject: string, type: string) {
-  return (await referrers(url, repository, subject)).filter(
-    (entry) =>
-      entry.artifactType === BUNDLE && entry.annotations?.["dev.sigstore.bundle.predicateType"] === type,
-  );
-}
-
-interface Envelope {
-  payloadType: string;
-  payload: string;
-  signatures: { keyid: string; sig: string }[];
-}
-
-/** DSSE's PAE, written out here from the DSSE protocol, and `openssl dgst -verify` over it. */
-async function opensslVerifies(envelope: Envelope, publicPem: string): Promise<boolean> {
-  const payload = Buffer.from(envelope.payload, "base64");
-  const type = Buffer.from(envelope.payloadType);
-  const pae = Buffer.concat([
-    Buffer.from(`DSSEv1 ${type.length} `),
-    type,
-    Buffer.from(` ${payload.length} `),
-    payload,
-  ]);
-  const dir = await mkdtemp(path.join(work, "openssl-"));
-  await writeFile(path.join(dir, "pae.bin"), pae);
-  await writeFile(path.join(dir, "sig.der"), Buffer.from(envelope.signatures[0]?.sig ?? "", "base64"));
-  await writeFile(path.join(dir, "pub.pem"), publicPem);
-  try {
-    const out = execFileSync(
-      "openssl",
-      ["dgst", "-sha256", "-verify", "pub.pem", "-signature", "sig.der", "pae.bin"],
-      { cwd: dir, stdio: ["ignore", "pipe", "pipe"] },
-    ).toString();
-    return out.trim() === "Verified OK";
-  } catch {
-    return false;
-  }
-}
-
-/** The bundle a referrer carries (its one layer), read over plain HTTP. */
-async function bundleOf(url: string, repository: string, referrer: string) {
-  const manifest = JSON.parse((await get(`${url}/v2/${repository}/manifests/${referrer}`))!.toString()) as {
-    subject: { digest: string };
-    layers: { digest: string }[];
-  };
-  const bundle = JSON.parse(
-    (await get(`${url}/v2/${repository}/blobs/${manifest.layers[0]!.digest}`))!.toString(),
-  ) as {
-    dsseEnvelope: Envelope;
-  };
-  return { subject: manifest.subject.digest, envelope: bundle.dsseEnvelope };
-}
-
-function statementOf(envelope: Envelope) {
-  return JSON.parse(Buffer.from(envelope.payload, "base64").toString()) as {
-    subject: { name: string; digest: Record<string, string> }[];
-    predicateType: string;
-    predicate: Record<string, unknown> & { review?: { manifest?: unknown } };
-  };
 }
 
 function manifestYaml(image: string, digest: string): string {

@@ -76,9 +76,24 @@ export interface StandInMergedPull {
   readonly reviews: readonly unknown[];
 }
 
-/** A review object as GitHub writes it. */
-export function standInReview(login: string, state: string, submittedAt: string): Record<string, unknown> {
-  return { id: 1, user: { login, type: "User" }, state, submitted_at: submittedAt, body: "" };
+/**
+ * A review object as GitHub writes it; `commitId` is the commit it reviewed (`addMergedPull`
+ * gives the pull request's head to a review without one, as a review of the head is the usual case).
+ */
+export function standInReview(
+  login: string,
+  state: string,
+  submittedAt: string,
+  commitId?: string,
+): Record<string, unknown> {
+  return {
+    id: 1,
+    user: { login, type: "User" },
+    state,
+    submitted_at: submittedAt,
+    body: "",
+    ...(commitId === undefined ? {} : { commit_id: commitId }),
+  };
 }
 
 /** A scripted answer for the next matching requests, before the stand-in's own logic. */
@@ -215,7 +230,11 @@ export class GitHubStandIn {
         ...pull.json,
       },
       commits: [pull.merge, pull.head],
-      reviews: pull.reviews,
+      reviews: pull.reviews.map((review) =>
+        typeof review === "object" && review !== null && !("commit_id" in review)
+          ? { ...review, commit_id: pull.head }
+          : review,
+      ),
     });
   }
 
