@@ -25,10 +25,12 @@ import {
   type AttestationLayout,
   type ImageSigner,
   type KeylessIdentity,
+  type KeylessPolicy,
   type SignatureFormat,
   type SigningKey,
   type SourcePolicy,
   type SourceSignatureMode,
+  type VerificationKey,
 } from "../sign/index.js";
 import type { Redactor } from "../registry/index.js";
 import {
@@ -429,4 +431,42 @@ function provenanceOptions(values: ParsedValues) {
     },
     "--source-provenance",
   );
+}
+
+/** Whose signatures and attestations count, for the commands that check them (verify, explain). */
+export const trustedSignerOptionSpecs = {
+  "public-key": {
+    type: "string",
+    multiple: true,
+    valueName: "FILE",
+    description: "A trusted ECDSA P-256 public key (PEM), repeatable; env://NAME for a variable",
+  },
+  policy: {
+    type: "string",
+    valueName: "FILE",
+    description: "A signature policy file: its default rule's keys and keyless identities count",
+  },
+} as const satisfies OptionSpecs;
+
+/**
+ * Whose signatures and attestations count: the `--public-key` keys and the `--policy` file's
+ * default rule (keys and keyless identities). One of the two is required.
+ */
+export async function trustedSigners(
+  values: ParsedValues,
+  io: CliIO,
+): Promise<{ keys: VerificationKey[]; keyless?: KeylessPolicy }> {
+  const keyFiles = stringListOption(values, "public-key");
+  const policyFile = stringOption(values, "policy");
+  if (keyFiles.length === 0 && policyFile === undefined) {
+    throw new UsageError("give --public-key FILE (or --policy FILE) to say whose signatures count");
+  }
+  const keys: VerificationKey[] = await Promise.all(
+    keyFiles.map((file) => loadVerificationKey(file, { env: io.env, cwd: io.cwd, signal: io.signal })),
+  );
+  const policy =
+    policyFile === undefined ? undefined : await loadSourcePolicy(policyFile, { cwd: io.cwd, env: io.env });
+  keys.push(...(policy?.default?.keys ?? []));
+  const keyless = policy?.default?.keyless;
+  return { keys, ...(keyless ? { keyless } : {}) };
 }

@@ -122,6 +122,16 @@ function actions(extra: Record<string, string>): Record<string, string> {
   };
 }
 
+/** A GitHub Actions push run whose event is in `event`, with a token for the API stand-in. */
+function pushWithApi(event: string): Record<string, string> {
+  return actions({
+    GITHUB_EVENT_NAME: "push",
+    GITHUB_EVENT_PATH: event,
+    GITHUB_TOKEN: TOKEN,
+    GITHUB_API_URL: standIn.url,
+  });
+}
+
 beforeAll(async () => {
   standIn = await GitHubStandIn.start({ token: TOKEN, login: "promoter-bot" });
 });
@@ -232,16 +242,7 @@ describe("collectReviewContext", () => {
       ],
     });
     const event = await eventFile({ ref: "refs/heads/main", before: commits.alice, after: commits.merge });
-    const context = await collectReviewContext(
-      options(
-        actions({
-          GITHUB_EVENT_NAME: "push",
-          GITHUB_EVENT_PATH: event,
-          GITHUB_TOKEN: TOKEN,
-          GITHUB_API_URL: standIn.url,
-        }),
-      ),
-    );
+    const context = await collectReviewContext(options(pushWithApi(event)));
     expect(context.pullRequests[0]?.approvers.map((approver) => approver.name)).toEqual(["erin"]);
     expect(warnings()).toEqual([
       `review facts: pull request #42: approvals of an earlier commit than its head ${commits.bob.slice(0, 12)} did not see what was merged; not recorded: carol (of ${commits.alice.slice(0, 12)})`,
@@ -301,16 +302,7 @@ describe("collectReviewContext", () => {
       ],
     });
     const event = await eventFile({ ref: "refs/heads/main", after: commits.merge });
-    const context = await collectReviewContext(
-      options(
-        actions({
-          GITHUB_EVENT_NAME: "push",
-          GITHUB_EVENT_PATH: event,
-          GITHUB_TOKEN: TOKEN,
-          GITHUB_API_URL: standIn.url,
-        }),
-      ),
-    );
+    const context = await collectReviewContext(options(pushWithApi(event)));
     expect(warnings()).toEqual([]);
     expect(context.pullRequests).toEqual([
       {
@@ -370,16 +362,7 @@ describe("collectReviewContext", () => {
       reviews,
     });
     const event = await eventFile({ ref: "refs/heads/main", after: commits.merge });
-    const context = await collectReviewContext(
-      options(
-        actions({
-          GITHUB_EVENT_NAME: "push",
-          GITHUB_EVENT_PATH: event,
-          GITHUB_TOKEN: TOKEN,
-          GITHUB_API_URL: standIn.url,
-        }),
-      ),
-    );
+    const context = await collectReviewContext(options(pushWithApi(event)));
     const names = context.pullRequests[0]?.approvers.map((approver) => approver.name) ?? [];
     expect(names).toHaveLength(149);
     expect(names).not.toContain("user3");
@@ -405,16 +388,7 @@ describe("collectReviewContext", () => {
       body: { message: "Resource not accessible by integration" },
     });
     const event = await eventFile({ ref: "refs/heads/main", after: commits.merge });
-    const context = await collectReviewContext(
-      options(
-        actions({
-          GITHUB_EVENT_NAME: "push",
-          GITHUB_EVENT_PATH: event,
-          GITHUB_TOKEN: TOKEN,
-          GITHUB_API_URL: standIn.url,
-        }),
-      ),
-    );
+    const context = await collectReviewContext(options(pushWithApi(event)));
     expect(warnings()).toEqual([
       expect.stringMatching(
         /^review facts: the pull request of [0-9a-f]{40} is not read from GitHub's API: .*HTTP 403: Resource not accessible by integration/,
@@ -654,16 +628,7 @@ describe("hostile review facts", () => {
       ],
     });
     const event = await eventFile({ ref: "refs/heads/main", after: commits.merge });
-    const context = await collectReviewContext(
-      options(
-        actions({
-          GITHUB_EVENT_NAME: "push",
-          GITHUB_EVENT_PATH: event,
-          GITHUB_TOKEN: TOKEN,
-          GITHUB_API_URL: standIn.url,
-        }),
-      ),
-    );
+    const context = await collectReviewContext(options(pushWithApi(event)));
     expect(context.pullRequests).toEqual([
       {
         number: 42,

@@ -46,12 +46,12 @@ import {
 } from "./decide-attachments.js";
 import { problemOf } from "./errors.js";
 import {
-  ATTESTATION_PREDICATE_TYPES,
   subjectStatements,
   type AttestationFactsOf,
   type AttestOptions,
   type PlannedStatement,
 } from "./promotion-attestations.js";
+import { ATTESTATION_PREDICATE_TYPES } from "./verify-attestations.js";
 import type { ImageSigner } from "./signer.js";
 import { signatureSubjects, type SignatureSubject } from "./subjects.js";
 import type { OwnSignatures } from "./own-signatures.js";
@@ -104,6 +104,8 @@ type AttachmentReader = ManifestResolver & ManifestReader & ReferrerLister & Blo
 
 /** Bundle referrers examined per subject when looking for our own signature. */
 const MAX_BUNDLE_CANDIDATES = 16;
+/** The predicate types of the attestations a signing run writes (promotion record, VSA). */
+const OUR_ATTESTATION_TYPES: readonly string[] = Object.values(ATTESTATION_PREDICATE_TYPES);
 
 interface Context {
   readonly options: PlanAttachmentsOptions;
@@ -382,7 +384,7 @@ async function planSubject(
   // What we attest is known before the statements are: their bytes (and the facts they hold,
   // which may ask git and GitHub) are made only when some destination lacks one of ours.
   const attestTypes =
-    signThis && signer && attest && target.identities.length > 0 ? ATTESTATION_PREDICATE_TYPES : [];
+    signThis && signer && attest && target.identities.length > 0 ? OUR_ATTESTATION_TYPES : [];
   let made: Promise<PlannedStatement[]> | undefined;
   const statements = (): Promise<PlannedStatement[]> =>
     (made ??= attest

@@ -54,9 +54,6 @@ export interface AttestOptions {
   readonly now?: () => Date;
 }
 
-/** What a run attests about each signed subject, in the order the statements are made. */
-export const ATTESTATION_PREDICATE_TYPES: readonly string[] = [PROMOTION_PREDICATE_TYPE, VSA_PREDICATE_TYPE];
-
 /** A statement to sign: its predicate type and exact bytes. */
 export interface PlannedStatement {
   readonly predicateType: string;

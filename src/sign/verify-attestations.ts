@@ -38,6 +38,7 @@ import type { SignatureExpectation } from "./check-signatures.js";
 import { CosignAnnotation, MAX_SIGNATURE_LAYER_BYTES, parseLayerSet } from "./cosign-format.js";
 import { dsseSigner, parseDsseEnvelope } from "./dsse.js";
 import { signatureSubjects, type SignatureSubject } from "./subjects.js";
+import { checkedPlaceFields, statusCounts } from "./verify-targets.js";
 
 /**
  * `promoter verify --attestations` and `promoter explain`: whether a promoted digest carries the
@@ -513,25 +514,13 @@ export async function promotedSubjects(
 
 /** The `attestations` section of the `verify --output json` document. */
 export function attestationsSection(results: readonly AttestationResult[]): Record<string, unknown> {
-  const summary: Record<string, number> = {
-    valid: 0,
-    missing: 0,
-    invalid: 0,
-    unapproved: 0,
-    unreadable: 0,
-    "not-promoted": 0,
-  };
-  for (const result of results) summary[result.status] = (summary[result.status] ?? 0) + 1;
   return {
-    summary,
+    summary: statusCounts(
+      ["valid", "missing", "invalid", "unapproved", "unreadable", "not-promoted"],
+      results,
+    ),
     results: results.map((result) => ({
-      project: result.target.project,
-      image: result.target.image,
-      digest: result.subject,
-      promotedDigest: result.target.digest,
-      role: result.role,
-      destination: result.destination,
-      identity: result.identity,
+      ...checkedPlaceFields(result),
       predicateType: ATTESTATION_PREDICATE_TYPES[result.kind],
       status: result.status,
       ...(result.reasons.length > 0 ? { reasons: result.reasons } : {}),

@@ -1,7 +1,7 @@
 import type { AttachmentOutcome } from "./execute-attachments.js";
 import type { AttachmentPlan } from "./attachment-plan.js";
 import { signaturesDocument } from "./signatures-document.js";
-import type { VerifyResult } from "./verify-targets.js";
+import { checkedPlaceFields, statusCounts, type VerifyResult } from "./verify-targets.js";
 import { attestationsSection, type AttestationResult } from "./verify-attestations.js";
 
 /**
@@ -32,27 +32,13 @@ export function verifyDocument(
   results: readonly VerifyResult[],
   options: VerifyDocumentOptions = {},
 ): Record<string, unknown> {
-  const summary: Record<string, number> = {
-    valid: 0,
-    missing: 0,
-    invalid: 0,
-    unreadable: 0,
-    "not-promoted": 0,
-  };
-  for (const result of results) summary[result.status] = (summary[result.status] ?? 0) + 1;
   return {
     schema: VERIFY_DOCUMENT_SCHEMA,
     version: VERIFY_DOCUMENT_VERSION,
     createdAt: (options.now ?? new Date()).toISOString(),
-    summary,
+    summary: statusCounts(["valid", "missing", "invalid", "unreadable", "not-promoted"], results),
     results: results.map((result) => ({
-      project: result.target.project,
-      image: result.target.image,
-      digest: result.subject,
-      promotedDigest: result.target.digest,
-      role: result.role,
-      destination: result.destination,
-      identity: result.identity,
+      ...checkedPlaceFields(result),
       status: result.status,
       ...(result.reasons.length > 0 ? { reasons: result.reasons } : {}),
       ...(result.signers.length > 0 ? { signers: result.signers } : {}),

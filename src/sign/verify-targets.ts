@@ -31,6 +31,32 @@ export interface VerifyResult {
   readonly manifestDigest?: Digest;
 }
 
+/** Where a check looked: the promoted digest, the subject checked, the mirror and the name. */
+export type CheckedPlace = Pick<VerifyResult, "target" | "subject" | "role" | "destination" | "identity">;
+
+/** A check's place as the JSON documents (`verify`'s results and attestations) write it. */
+export function checkedPlaceFields(result: CheckedPlace): Record<string, unknown> {
+  return {
+    project: result.target.project,
+    image: result.target.image,
+    digest: result.subject,
+    promotedDigest: result.target.digest,
+    role: result.role,
+    destination: result.destination,
+    identity: result.identity,
+  };
+}
+
+/** How many results have each status; every status of `statuses` is listed, even at 0. */
+export function statusCounts(
+  statuses: readonly string[],
+  results: readonly { readonly status: string }[],
+): Record<string, number> {
+  const summary: Record<string, number> = Object.fromEntries(statuses.map((status) => [status, 0]));
+  for (const result of results) summary[result.status] = (summary[result.status] ?? 0) + 1;
+  return summary;
+}
+
 export interface VerifyTargetsOptions {
   readonly provider: RepositoryOpener;
   /** Keys (and keyless identities) that count; the identity is each target's. */

@@ -31,9 +31,9 @@ import { shortDigest } from "../format.js";
 import { ExitCode, writeLine, type CliIO } from "../io.js";
 import { createCliLogger } from "../logger.js";
 import { manifestInputFromOptions, manifestOptionSpecs } from "../manifest-options.js";
+import { trustedSignerOptionSpecs, trustedSigners } from "../signing-options.js";
 import { registryOptionSpecs, storeProviderFromOptions } from "../registry-options.js";
 import { registryPolicyFromOptions, registryPolicyOptionSpecs } from "../registry-policy-options.js";
-import { trustedSigners } from "./verify.js";
 
 const OUTPUTS = ["text", "json"] as const;
 type Output = (typeof OUTPUTS)[number];
@@ -72,17 +72,7 @@ missing or invalid somewhere, the image is not there, or the manifests do not pr
 invalid input.`,
   options: {
     ...manifestOptionSpecs,
-    "public-key": {
-      type: "string",
-      multiple: true,
-      valueName: "FILE",
-      description: "A trusted ECDSA P-256 public key (PEM), repeatable; env://NAME for a variable",
-    },
-    policy: {
-      type: "string",
-      valueName: "FILE",
-      description: "A signature policy file: its default rule's keys and keyless identities count",
-    },
+    ...trustedSignerOptionSpecs,
     "sign-identity": {
       type: "string",
       valueName: "REF",

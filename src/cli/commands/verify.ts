@@ -6,8 +6,6 @@ import { promotionEdges, type PlannedEdge } from "../../plan/index.js";
 import {
   attestationProblems,
   checkIdentity,
-  loadSourcePolicy,
-  loadVerificationKey,
   canonicalRegistries,
   repairSignatures,
   signatureTargets,
@@ -17,18 +15,9 @@ import {
   verifyTargets,
   type ApproverPolicy,
   type AttestationResult,
-  type KeylessPolicy,
-  type VerificationKey,
   type VerifyResult,
 } from "../../sign/index.js";
-import {
-  booleanOption,
-  integerOption,
-  stringListOption,
-  stringOption,
-  type Command,
-  type ParsedValues,
-} from "../command.js";
+import { booleanOption, integerOption, stringOption, type Command, type ParsedValues } from "../command.js";
 import { jsonText, textLines, textValue } from "../../output/encode.js";
 import { shortDigest } from "../format.js";
 import { ExitCode, writeLine, type CliIO } from "../io.js";
@@ -37,7 +26,13 @@ import { manifestInputFromOptions, manifestOptionSpecs } from "../manifest-optio
 import { registryOptionSpecs, storeProviderFromOptions } from "../registry-options.js";
 import { registryPolicyFromOptions, registryPolicyOptionSpecs } from "../registry-policy-options.js";
 import { signaturesText } from "../render/signatures.js";
-import { signatureFormatOption, signerFromOptions, signerOptionSpecs } from "../signing-options.js";
+import {
+  signatureFormatOption,
+  signerFromOptions,
+  signerOptionSpecs,
+  trustedSignerOptionSpecs,
+  trustedSigners,
+} from "../signing-options.js";
 
 const OUTPUTS = ["text", "json"] as const;
 type Output = (typeof OUTPUTS)[number];
@@ -87,17 +82,7 @@ or unapproved, or a registry
 refused; 2 invalid input.`,
   options: {
     ...manifestOptionSpecs,
-    "public-key": {
-      type: "string",
-      multiple: true,
-      valueName: "FILE",
-      description: "A trusted ECDSA P-256 public key (PEM), repeatable; env://NAME for a variable",
-    },
-    policy: {
-      type: "string",
-      valueName: "FILE",
-      description: "A signature policy file: its default rule's keys and keyless identities count",
-    },
+    ...trustedSignerOptionSpecs,
     attestations: {
       type: "boolean",
       description: "Also check the promotion attestation and VSA of every promoted digest",
@@ -234,29 +219,6 @@ async function runVerify({ io, values }: { io: CliIO; values: ParsedValues }): P
 }
 
 /**
- * Whose signatures and attestations count: the `--public-key` keys and the `--policy` file's
- * default rule (keys and keyless identities). One of the two is required.
- */
-export async function trustedSigners(
-  values: ParsedValues,
-  io: CliIO,
-): Promise<{ keys: VerificationKey[]; keyless?: KeylessPolicy }> {
-  const keyFiles = stringListOption(values, "public-key");
-  const policyFile = stringOption(values, "policy");
-  if (keyFiles.length === 0 && policyFile === undefined) {
-    throw new UsageError("give --public-key FILE (or --policy FILE) to say whose signatures count");
-  }
-  const keys: VerificationKey[] = await Promise.all(
-    keyFiles.map((file) => loadVerificationKey(file, { env: io.env, cwd: io.cwd, signal: io.signal })),
-  );
-  const policy =
-    policyFile === undefined ? undefined : await loadSourcePolicy(policyFile, { cwd: io.cwd, env: io.env });
-  keys.push(...(policy?.default?.keys ?? []));
-  const keyless = policy?.default?.keyless;
-  return { keys, ...(keyless ? { keyless } : {}) };
-}
-
-/**
  * `--sign-identity`, `--sign-index-only` and `--signature-format` also shape the check, so they
  * are allowed without a signer here (promote refuses them without one).
  */
@@ -279,24 +241,35 @@ function verifyText(results: readonly VerifyResult[], problems: readonly VerifyR
     "",
   ];
   if (problems.length === 0) return `${textLines(out)}\n`;
-  // Cells are encoded before the widths are measured: registry reasons can carry anything.
-  const rows = problems.map((result) =>
-    [
-      result.status,
-      result.destination,
-      `${result.target.image}${result.role === "child" ? " (image of index)" : ""}`,
-      shortDigest(result.subject),
-      result.reasons.join("; "),
-    ].map((cell) => textValue(cell)),
+  out.push(
+    ...problemTable(
+      ["STATUS", "DESTINATION", "IMAGE", "DIGEST", "WHY"],
+      problems.map((result) => [...placeCells(result), result.reasons.join("; ")]),
+    ),
   );
-  const header = ["STATUS", "DESTINATION", "IMAGE", "DIGEST", "WHY"];
+  return `${textLines(out)}\n`;
+}
+
+/** The first cells of a problem's row: its status and where it is. */
+function placeCells(result: VerifyResult | AttestationResult): string[] {
+  return [
+    result.status,
+    result.destination,
+    `${result.target.image}${result.role === "child" ? " (image of index)" : ""}`,
+    shortDigest(result.subject),
+  ];
+}
+
+/** A table of problems, the last column unpadded, and a blank line. */
+function problemTable(header: readonly string[], cells: readonly string[][]): string[] {
+  // Cells are encoded before the widths are measured: registry reasons can carry anything.
+  const rows = cells.map((row) => row.map((cell) => textValue(cell)));
   const widths = header.map((title, i) =>
     Math.min(60, Math.max(title.length, ...rows.map((row) => (row[i] ?? "").length))),
   );
-  const line = (cells: readonly string[]) =>
-    cells.map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join("  ");
-  out.push(line(header), ...rows.map(line), "");
-  return `${textLines(out)}\n`;
+  const line = (row: readonly string[]) =>
+    row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join("  ");
+  return [line(header), ...rows.map(line), ""];
 }
 
 function optionalEntry<K extends string, V>(name: K, value: V | undefined): Partial<Record<K, V>> {
@@ -335,22 +308,11 @@ function attestationsText(
     "",
   ];
   if (problems.length === 0) return `${textLines(out)}\n`;
-  const rows = problems.map((result) =>
-    [
-      result.status,
-      result.destination,
-      `${result.target.image}${result.role === "child" ? " (image of index)" : ""}`,
-      shortDigest(result.subject),
-      KIND_NAMES[result.kind],
-      result.reasons.join("; "),
-    ].map((cell) => textValue(cell)),
+  out.push(
+    ...problemTable(
+      ["STATUS", "DESTINATION", "IMAGE", "DIGEST", "ATTESTATION", "WHY"],
+      problems.map((result) => [...placeCells(result), KIND_NAMES[result.kind], result.reasons.join("; ")]),
+    ),
   );
-  const header = ["STATUS", "DESTINATION", "IMAGE", "DIGEST", "ATTESTATION", "WHY"];
-  const widths = header.map((title, i) =>
-    Math.min(60, Math.max(title.length, ...rows.map((row) => (row[i] ?? "").length))),
-  );
-  const line = (cells: readonly string[]) =>
-    cells.map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join("  ");
-  out.push(line(header), ...rows.map(line), "");
   return `${textLines(out)}\n`;
 }
