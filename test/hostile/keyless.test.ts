@@ -3,7 +3,10 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseDigest } from "../../src/reference/index.js";
+import { PROMOTION_PREDICATE_TYPE, statementBytes, VSA_PREDICATE_TYPE } from "../../src/provenance/index.js";
 import { createKeylessSigner } from "../../src/sign/index.js";
+import { promotionRecord, verificationSummary } from "../support/attestations.js";
 import { readBlob, readTaggedManifest, type VerifierLocation } from "../support/cosign-verifier.js";
 import {
   bundleReferrer,
@@ -349,5 +352,71 @@ describe("key-based: only the exact layer the promoter writes counts as its own"
       if (payload && cryptoVerify("sha256", payload, release.publicKey, signature)) plain.push(layer);
     }
     expect(plain, "the mirror carries our own plain signature, not only the decorated copy").toHaveLength(1);
+  });
+});
+
+describe("keyless: promotion attestations", () => {
+  it("are verified by the policy's identity, recognised on a re-run, and a rogue deployment's lookalikes do not count", async () => {
+    const app = image("attested");
+    await pushToRegistry(staging.host, "staging/attested", [{ content: app, tag: "v1" }], work);
+    await manifestFor("attested.yaml", "attested", app.digest);
+    const identity = `${prod.host}/prod/attested`;
+
+    // Signed (our keyless signature) but not attested yet; then the attacker, through their own
+    // Fulcio and Rekor and with the same subject and issuer, attaches statements about it that
+    // look like ours.
+    expectClear(
+      await promoter(
+        "promote",
+        "--manifest",
+        "attested.yaml",
+        "--confirm",
+        "--quiet",
+        "--no-attestations",
+        ...keylessFlags(),
+      ),
+      0,
+    );
+    const rogueSigner = createKeylessSigner({
+      fulcioUrl: rogue.fulcioUrl,
+      rekorUrl: rogue.rekorUrl,
+      identityToken: "env://TOKEN",
+      env: { TOKEN: identityToken(SUBJECT, ISSUER) },
+    });
+    const facts = { identity, digest: parseDigest(app.digest) };
+    for (const [statement, type] of [
+      [promotionRecord(facts), PROMOTION_PREDICATE_TYPE],
+      [verificationSummary(facts), VSA_PREDICATE_TYPE],
+    ] as const) {
+      const bundle = await rogueSigner.signStatement(statementBytes(statement));
+      await pushToRegistry(
+        prod.host,
+        "prod/attested",
+        [{ content: bundleReferrer(bundle, app.descriptor, type) }],
+        work,
+      );
+    }
+    const verify = () =>
+      promoter("verify", "--manifest", "attested.yaml", "--policy", "policy.yaml", "--attestations");
+    const before = await verify();
+    expectClear(before, 1);
+    expect(before.stdout).toMatch(/Attestations: 2 attestations checked: 0 valid/);
+
+    // The next promotion writes ours next to theirs (theirs are not taken for ours).
+    expectClear(
+      await promoter("promote", "--manifest", "attested.yaml", "--confirm", "--quiet", ...keylessFlags()),
+      0,
+    );
+    const after = await verify();
+    expectClear(after, 0);
+    expect(after.stdout).toMatch(/Attestations: 2 attestations checked: 2 valid/);
+
+    // A re-run recognises its own keyless attestations: no new certificate is asked for.
+    const calls = fulcioCalls();
+    expectClear(
+      await promoter("promote", "--manifest", "attested.yaml", "--confirm", "--quiet", ...keylessFlags()),
+      0,
+    );
+    expect(fulcioCalls()).toBe(calls);
   });
 });
