@@ -11,6 +11,7 @@ import {
   type TagLister,
 } from "../registry/index.js";
 import { runBounded } from "../concurrency/index.js";
+import { tagsOfManifestMap } from "../registry/index.js";
 
 /**
  * Reading what the plan needs, and nothing more: for each repository an edge touches, where the
@@ -30,6 +31,28 @@ export interface ObserveOptions {
   readonly logger?: Logger;
   /** Requests in flight across all repositories; per-host limits apply below this. */
   readonly concurrency?: number;
+  /** Which registries list their manifests with their tags (Google's): asked that way first. */
+  readonly manifestMaps?: ManifestMapHints;
+}
+
+/**
+ * Which registry hosts answer a tags listing with the `manifest` map (registry/remote/
+ * manifest-map.ts): expected for Google's hosts (and those the operator names), then learned
+ * from each answer, so a host that turns out not to give it is asked as any other, and one that
+ * gives it unasked is listed first from then on.
+ */
+export class ManifestMapHints {
+  private readonly learned = new Map<string, boolean>();
+
+  constructor(private readonly expected: (host: string) => boolean = () => false) {}
+
+  listFirst(host: string): boolean {
+    return this.learned.get(host) ?? this.expected(host);
+  }
+
+  learn(host: string, offered: boolean): void {
+    this.learned.set(host, offered);
+  }
 }
 
 export async function observeRepositories(
@@ -70,20 +93,51 @@ export async function observeRepository(
       present(descriptor.digest, descriptor.mediaType);
       return true;
     };
+    const host = store.location.kind === "remote" ? store.location.host : undefined;
+    const hints = options.manifestMaps;
+    /** The tags listing (with the map where the registry gives it); what it settles is settled. */
+    const list = async (): Promise<ReadonlySet<Tag>> => {
+      const listing = store.listTagsAndManifests
+        ? await store.listTagsAndManifests(call)
+        : { tags: await store.listTags(call) };
+      if (host !== undefined && store.listTagsAndManifests)
+        hints?.learn(host, listing.manifests !== undefined);
+      if (listing.manifests) {
+        for (const [tag, digest] of tagsOfManifestMap(listing.manifests)) {
+          const mediaType = listing.manifests.get(digest)?.mediaType;
+          if (!question.tags.has(tag) || mediaType === undefined) continue;
+          tags.set(tag, digest);
+          present(digest, mediaType);
+        }
+        for (const digest of question.digests) {
+          const mediaType = listing.manifests.get(digest)?.mediaType;
+          if (mediaType !== undefined) present(digest, mediaType);
+        }
+        // What the map names is known; a digest it does not list is not in the repository.
+        mapped = listing.manifests;
+      }
+      return new Set(listing.tags);
+    };
+    let mapped: ReadonlyMap<Digest, unknown> | undefined;
     let candidates = [...question.tags];
-    if (candidates.length >= TAG_LIST_MIN_TAGS) {
+    if (host !== undefined && store.listTagsAndManifests && hints?.listFirst(host)) {
+      const listed = await list();
+      candidates = candidates.filter((tag) => listed.has(tag) && !tags.has(tag));
+    } else if (candidates.length >= TAG_LIST_MIN_TAGS) {
       const [first, ...rest] = candidates as [Tag, ...Tag[]];
       if (await resolveTag(first)) {
         candidates = rest;
       } else {
-        const listed = new Set(await store.listTags(call));
-        candidates = rest.filter((tag) => listed.has(tag));
+        const listed = await list();
+        candidates = rest.filter((tag) => listed.has(tag) && !tags.has(tag));
       }
     }
     await runBounded(candidates, 8, async (tag) => {
       await resolveTag(tag);
     });
-    const unknown = [...question.digests].filter((digest) => !digests.has(digest));
+    const unknown = [...question.digests].filter(
+      (digest) => !digests.has(digest) && (mapped === undefined || mapped.has(digest)),
+    );
     await runBounded(unknown, 8, async (digest) => {
       const descriptor = await store.resolve(digest, call);
       if (descriptor) present(digest, descriptor.mediaType);

@@ -1,4 +1,4 @@
-import { RepositoryKeyCache } from "../reference/index.js";
+import { isGoogleRegistryHost, RepositoryKeyCache } from "../reference/index.js";
 import type { CopyEvent } from "../copy/index.js";
 import { silentLogger, type Logger } from "../log.js";
 import { findTagConflicts, validate, type ManifestSet, type ValidationResult } from "../manifest/index.js";
@@ -33,7 +33,7 @@ import {
   type SourceVerdict,
 } from "../sign/index.js";
 import { executePlan, type ExecutionResult } from "./execute.js";
-import { observeRepositories } from "./inventory.js";
+import { ManifestMapHints, observeRepositories } from "./inventory.js";
 import { executeSignatures } from "./signatures.js";
 
 export interface PlanPromotionOptions {
@@ -57,6 +57,12 @@ export interface PlanPromotionOptions {
    * every mirror holds the same one. `planPromotion` fills it from the manifests.
    */
   readonly declaredEdges?: readonly PromotionEdge[];
+  /**
+   * Registry hosts expected to list their manifests with their tags (one request per
+   * repository instead of one per edge; registry/remote/manifest-map.ts). Default: Google's
+   * (`gcr.io`, `*.gcr.io`, `*-docker.pkg.dev`). Others are learned from their answers.
+   */
+  readonly manifestMapHosts?: (host: string) => boolean;
 }
 
 /**
@@ -144,16 +150,23 @@ export async function planEdges(
     ...(options.logger ? { logger: options.logger } : {}),
     ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
   };
+  const manifestMaps = new ManifestMapHints(options.manifestMapHosts ?? isGoogleRegistryHost);
   const started = performance.now();
   const { destinations: destinationQs } = destinationQuestions(edges, keys);
   options.logger?.log("info", "reading destinations", {
     repositories: destinationQs.size,
     edges: edges.length,
   });
-  const destinations = await observeRepositories(destinationQs, options.provider, "destination", observe);
+  const destinations = await observeRepositories(destinationQs, options.provider, "destination", {
+    ...observe,
+    manifestMaps,
+  });
   const sourceQs = sourceQuestions(edges, destinations, conflicts, keys);
   options.logger?.log("info", "reading sources", { repositories: sourceQs.size });
-  const sources = await observeRepositories(sourceQs, options.provider, "source", observe);
+  const sources = await observeRepositories(sourceQs, options.provider, "source", {
+    ...observe,
+    manifestMaps,
+  });
   const inventoryMs = performance.now() - started;
   const planStarted = performance.now();
   const inventory = { destinations, sources };

@@ -131,3 +131,13 @@ export function internalHostReason(host: RegistryHost | string): string | undefi
   const suffix = PRIVATE_SUFFIXES.find((name) => hostname === name || hostname.endsWith(`.${name}`));
   return suffix === undefined ? undefined : `a name under .${suffix}, which is not public DNS`;
 }
+
+/**
+ * Google's registries: Container Registry (`gcr.io`, `*.gcr.io`) and Artifact Registry
+ * (`REGION-docker.pkg.dev`), with or without a port. Their tags listing carries the
+ * `manifest` map, and they take Google's credentials.
+ */
+export function isGoogleRegistryHost(host: string): boolean {
+  const name = splitRegistryHost(host).hostname.toLowerCase();
+  return name === "gcr.io" || name.endsWith(".gcr.io") || /^[a-z0-9-]+-docker\.pkg\.dev$/.test(name);
+}

@@ -17,6 +17,7 @@ const METHOD_OF: Readonly<Record<CountedOperation, string>> = {
   putBlob: "PUT",
   mountBlob: "POST",
   listTags: "GET",
+  listTagsAndManifests: "GET",
   referrers: "GET",
 };
 

@@ -56,6 +56,7 @@ export {
 } from "./credentials/index.js";
 export { RemoteRepository } from "./remote/remote-repository.js";
 export { DOCKER_HUB_API_HOST } from "./remote/endpoint.js";
+export { addManifestMap, tagsOfManifestMap } from "./remote/manifest-map.js";
 export {
   openOciLayoutRepository,
   listOciLayoutRepositories,

@@ -105,6 +105,28 @@ export interface BlobMounter extends RepositoryIdentity {
 export interface TagLister extends RepositoryIdentity {
   /** All tags, following pagination. An absent repository has no tags (not an error). */
   listTags(options?: CallOptions): Promise<Tag[]>;
+  /**
+   * The tags, and every manifest with its tags where the registry's listing says so in the same
+   * request (Google's `manifest` map, remote/manifest-map.ts). Absent on stores that cannot.
+   */
+  listTagsAndManifests?(options?: CallOptions): Promise<TagListing>;
+}
+
+/** One manifest a registry's listing names (Google's `manifest` map). */
+export interface ListedManifest {
+  readonly tags: readonly Tag[];
+  readonly mediaType?: string;
+  /** `imageSizeBytes`. */
+  readonly size?: number;
+  /** `timeUploadedMs`, as an RFC 3339 time. */
+  readonly uploaded?: string;
+}
+
+/** A tags listing, with the registry's map of its manifests when it gives one. */
+export interface TagListing {
+  readonly tags: readonly Tag[];
+  /** Every manifest of the repository (tagged or not) by digest; only when the registry lists them. */
+  readonly manifests?: ReadonlyMap<Digest, ListedManifest>;
 }
 
 /** Lists the manifests that refer to a subject. */

@@ -259,7 +259,14 @@ export function memoryRegistryRoutes(
   scripted: ScriptedRegistry,
   memory: MemoryRegistry,
   guard: (request: ScriptedRequest, response: ServerResponse) => boolean = () => false,
-  options: { readonly chunkMinLength?: number } = {},
+  options: {
+    readonly chunkMinLength?: number;
+    /**
+     * Answer tags lists as Google's registries do: with the `manifest` map of every manifest
+     * (tagged or not) by digest, `pageSize` entries of each a page (default: all on one page).
+     */
+    readonly manifestMap?: { readonly pageSize?: number };
+  } = {},
 ): void {
   const uploads = new Map<string, { repository: string; data: Buffer }>();
   let nextUpload = 1;
@@ -343,7 +350,16 @@ export function memoryRegistryRoutes(
         sendError(response, 404, "NAME_UNKNOWN", "repository name not known to registry");
         return;
       }
-      sendJson(response, 200, { name, tags: [...repository.tags.keys()].sort() });
+      const tags = [...repository.tags.keys()].sort();
+      if (!options.manifestMap) {
+        sendJson(response, 200, { name, tags });
+        return;
+      }
+      sendJson(
+        response,
+        200,
+        ...googleTagsPage(name, repository, tags, request.url, options.manifestMap.pageSize),
+      );
       return;
     }
     if (kind === "blobs") {
@@ -397,6 +413,42 @@ export function memoryRegistryRoutes(
     });
     response.end(request.method === "HEAD" ? undefined : manifest.bytes);
   });
+}
+
+/**
+ * One page of a tags listing as Google Container Registry and Artifact Registry write it: the
+ * tags, and `manifest` (digest -> tag list, media type, size and times as decimal strings),
+ * paginated with `n` and `last` like the tags, with a `Link` to the next page.
+ * https://github.com/google/go-containerregistry/blob/main/pkg/v1/google/list.go
+ */
+function googleTagsPage(
+  name: string,
+  repository: MemoryRepository,
+  tags: readonly string[],
+  url: URL,
+  pageSize: number | undefined,
+): [Record<string, unknown>, Record<string, string>] {
+  const digests = [...repository.manifests.keys()].sort();
+  const page = Number(url.searchParams.get("page") ?? "0");
+  const size = pageSize ?? Math.max(tags.length, digests.length, 1);
+  const slice = <T>(items: readonly T[]) => items.slice(page * size, (page + 1) * size);
+  const manifest: Record<string, unknown> = {};
+  for (const digest of slice(digests)) {
+    const stored = repository.manifests.get(digest);
+    manifest[digest] = {
+      imageSizeBytes: String(stored?.bytes.length ?? 0),
+      layerId: "",
+      mediaType: stored?.mediaType ?? "",
+      tag: [...repository.tags].filter(([, target]) => target === digest).map(([tag]) => tag),
+      timeCreatedMs: "1733400000000",
+      timeUploadedMs: "1733400000000",
+    };
+  }
+  const more = (page + 1) * size < Math.max(tags.length, digests.length);
+  return [
+    { child: [], manifest, name, tags: slice(tags) },
+    more ? { link: `</v2/${name}/tags/list?page=${page + 1}>; rel="next"` } : {},
+  ];
 }
 
 /**

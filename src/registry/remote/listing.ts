@@ -1,12 +1,19 @@
 import { isJsonObject } from "../../json-shape.js";
-import { isRepositoryPath, isTag, type RepositoryPath, type Tag } from "../../reference/index.js";
+import {
+  isRepositoryPath,
+  isTag,
+  type Digest,
+  type RepositoryPath,
+  type Tag,
+} from "../../reference/index.js";
 import { MAX_LISTING_BYTES, NAME_LISTING_BOUNDS } from "../limits.js";
-import type { CallOptions } from "../store.js";
+import type { CallOptions, ListedManifest, TagListing } from "../store.js";
 import { requestError } from "../transport/request-error.js";
 import type { HttpRequest, HttpResponse, RequestContext } from "../transport/types.js";
 import { CATALOG_SCOPE, pullScope } from "../auth/scope.js";
 import type { RegistryEndpoint } from "./endpoint.js";
 import { ListingBudget } from "./listing-budget.js";
+import { addManifestMap } from "./manifest-map.js";
 import type { RepositoryClient } from "./repository-client.js";
 
 /**
@@ -35,6 +42,8 @@ async function collectPages(
   field: "tags" | "repositories",
   absentMeansEmpty: boolean,
   options: CallOptions,
+  /** Also reads something else on each page; returns how many entries it took (none: 0). */
+  onPage?: (document: unknown) => number,
 ): Promise<string[]> {
   const seen = new Set<string>();
   const budget = new ListingBudget(NAME_LISTING_BOUNDS, field, first);
@@ -78,20 +87,34 @@ async function collectPages(
       });
     }
     const list: unknown[] = entries ?? [];
-    budget.count({ bytes: bytes.byteLength, entries: list.length }, request);
+    const others = onPage?.(document) ?? 0;
+    budget.count({ bytes: bytes.byteLength, entries: list.length + others }, request);
     const before = seen.size;
     for (const entry of list) if (typeof entry === "string") seen.add(entry);
-    url = seen.size === before ? undefined : budget.next(response, request);
+    url = seen.size === before && others === 0 ? undefined : budget.next(response, request);
   }
   return [...seen];
 }
 
 export async function listTags(client: RepositoryClient, options: CallOptions = {}): Promise<Tag[]> {
+  return [...(await listTagsAndManifests(client, options)).tags];
+}
+
+/**
+ * The tags, and the `manifest` map when the registry adds one (Google's registries,
+ * manifest-map.ts): `manifests` is present only when some page had the map.
+ */
+export async function listTagsAndManifests(
+  client: RepositoryClient,
+  options: CallOptions = {},
+): Promise<TagListing> {
   const request = client.request("list tags", {
     method: "GET",
     url: client.endpoint.url(client.path("tags/list"), { n: String(client.endpoint.listingPageSize) }),
     scopes: [pullScope(client.repository)],
   });
+  const manifests = new Map<Digest, ListedManifest>();
+  const seen = { map: false };
   const entries = await collectPages(
     {
       context: request.context,
@@ -103,8 +126,14 @@ export async function listTags(client: RepositoryClient, options: CallOptions = 
     "tags",
     true,
     options,
+    (page) => {
+      const added = addManifestMap(page, manifests);
+      if (added === undefined) return 0;
+      seen.map = true;
+      return added;
+    },
   );
-  return entries.filter(isTag);
+  return { tags: entries.filter(isTag), ...(seen.map ? { manifests } : {}) };
 }
 
 /** Repository paths of a registry, optionally only those at or below `prefix`. */

@@ -13,13 +13,14 @@ import type {
   ManifestContent,
   RepositoryIdentity,
   RepositoryStore,
+  TagListing,
 } from "../store.js";
 import type { Clock } from "../transport/clock.js";
 import { deleteScope } from "../auth/scope.js";
 import { mountBlob, uploadBlob } from "./blob-upload.js";
 import { hasBlob, openBlob } from "./blobs.js";
 import type { RegistryEndpoint } from "./endpoint.js";
-import { listTags } from "./listing.js";
+import { listTags, listTagsAndManifests } from "./listing.js";
 import { getManifest, putManifest, resolveManifest } from "./manifests.js";
 import { addToReferrersFallback, listReferrers, subjectOf } from "./referrers.js";
 import { RepositoryClient } from "./repository-client.js";
@@ -93,6 +94,10 @@ export class RemoteRepository implements RepositoryStore, ContentDeleter {
 
   listTags(options?: CallOptions): Promise<Tag[]> {
     return listTags(this.client, options);
+  }
+
+  listTagsAndManifests(options?: CallOptions): Promise<TagListing> {
+    return listTagsAndManifests(this.client, options);
   }
 
   referrers(
