@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeImage, writeOciLayoutDirectly } from "../../test/support/test-images.js";
 import { copyGraphs, type CopyEvent } from "../copy/index.js";
 import { silentLogger } from "../log.js";
-import type { Digest, RepositoryPath } from "../reference/index.js";
+import type { RepositoryPath } from "../reference/index.js";
 import { openOciLayoutRepository } from "../registry/index.js";
 import type { OutputStream } from "./io.js";
 import { ProgressReporter } from "./progress.js";
@@ -65,7 +65,7 @@ describe("progress line of a real copy", () => {
         {
           id: "big",
           source: open("staging"),
-          digest: image.digest as Digest,
+          digest: image.digest,
           destinations: [
             { store: open("mirror-a"), tags: [] },
             { store: open("mirror-b"), tags: [] },
