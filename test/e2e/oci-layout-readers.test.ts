@@ -174,7 +174,7 @@ describe("skopeo 1.9.3 reads what promote wrote", () => {
 });
 
 describe("podman 4.3.1 pulls what promote wrote", () => {
-  it("OCI image by tag, OCI index by tag (this machine's platform), tagless and Docker images", async () => {
+  it("OCI image by tag, OCI index by tag (this machine's platform), tagless and Docker images; promote reads what it pushes", async () => {
     const podman = await Podman.create(path.join(home, "podman"));
     try {
       const image = await podman.pull(out("oci-image", "1.0.0"));
@@ -183,6 +183,18 @@ describe("podman 4.3.1 pulls what promote wrote", () => {
       expect(await podman.digestOf(index)).toBe(ociIndex.digest);
       expect(await podman.digestOf(await podman.pull(out("tagless")))).toBe(tagless.digest);
       expect(await podman.digestOf(await podman.pull(out("docker-image")))).toBe(dockerImage.digest);
+
+      // And what podman writes (an index.json without a top-level mediaType) is read back.
+      await mkdir(path.join(dir, "podman-tree")); // podman creates the layout, not its parent
+      await podman.push(image, `oci:${path.join(dir, "podman-tree", "pushed")}:7.0`);
+      const written = JSON.parse(
+        await readFile(path.join(dir, "podman-tree", "pushed", "index.json"), "utf8"),
+      ) as {
+        manifests: IndexEntry[];
+      };
+      const snapshot = await run("snapshot", "oci:podman-tree");
+      expect(snapshot.status, snapshot.err).toBe(0);
+      expect(snapshot.out).toBe(`- name: pushed\n  dmap:\n    "${written.manifests[0]!.digest}": ["7.0"]\n`);
     } finally {
       await podman.close();
     }

@@ -108,6 +108,11 @@ export class Podman {
     return (await this.run("pull", "--quiet", ref)).stdout.trim();
   }
 
+  /** `podman push IMAGE REF` (REF e.g. `oci:DIR:TAG`: podman writes the layout). */
+  async push(imageId: string, ref: string): Promise<void> {
+    await this.run("push", "--quiet", imageId, ref);
+  }
+
   /** The manifest digest podman recorded for an image. */
   async digestOf(imageId: string): Promise<string> {
     return (await this.run("image", "inspect", "--format", "{{.Digest}}", imageId)).stdout.trim();
