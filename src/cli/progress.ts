@@ -130,8 +130,8 @@ export class ProgressReporter {
   }
 
   /**
-   * One line: destinations done of total; blobs uploading, uploaded, mounted, present; bytes sent
-   * of the bytes of every upload begun so far, the rate, and the time left for those bytes. The
+   * One line: bytes sent of the bytes of every upload begun so far, the rate, and the time left
+   * for those bytes; destinations done of total; blobs uploading, uploaded, mounted, present. The
    * byte count moves during a long upload, when no destination or blob has finished yet. The
    * total grows as uploads begin (the copy learns the blobs of each image as it reads it).
    */
@@ -145,9 +145,11 @@ export class ProgressReporter {
     const left = this.bytesStarted - this.bytes;
     const eta = rate > 0 && left > 0 ? `, ~${formatDuration((left / rate) * 1000)} left` : "";
     const uploading = this.inFlight.size > 0 ? `${this.inFlight.size} uploading, ` : "";
+    // Bytes first: a narrow terminal cuts the end of the line, and they are what moves.
     return (
-      `copying: ${done}/${totalDestinations} image destinations${failed}; blobs ${uploading}${this.blobsUploaded} uploaded, ` +
-      `${this.blobsMounted} mounted, ${this.blobsSkipped} present; ${formatBytes(this.bytes)} of ${formatBytes(this.bytesStarted)} at ${formatBytes(rate)}/s${eta}`
+      `copying: ${formatBytes(this.bytes)} of ${formatBytes(this.bytesStarted)} at ${formatBytes(rate)}/s${eta}; ` +
+      `${done}/${totalDestinations} image destinations${failed}; blobs ${uploading}${this.blobsUploaded} uploaded, ` +
+      `${this.blobsMounted} mounted, ${this.blobsSkipped} present`
     );
   }
 
