@@ -176,4 +176,22 @@ describe("index.json model", () => {
   ])("tag %j fits the ref.name grammar: %s", (tag, portable) => {
     expect(isPortableRefName(tag)).toBe(portable);
   });
+
+  it("counts an entry named by something that is no tag among the untagged ones", () => {
+    const index = parseLayoutIndex(
+      encode({
+        schemaVersion: 2,
+        manifests: [
+          { ...manifest("a"), annotations: { [REF_NAME_ANNOTATION]: "1.0" } },
+          { ...manifest("b"), annotations: { [REF_NAME_ANNOTATION]: "example.com/app:1.0" } },
+          manifest("c"),
+        ],
+      }),
+    );
+    expect(tagsOf(index)).toEqual(["1.0"]);
+    expect(untaggedEntries(index).map((entry) => entry.descriptor.digest)).toEqual([
+      digestOf("b"),
+      digestOf("c"),
+    ]);
+  });
 });

@@ -188,9 +188,12 @@ export function withoutRedundantEntries(index: LayoutIndex): LayoutIndex {
   return entries.length === index.entries.length ? index : { fields: index.fields, entries };
 }
 
-/** The entries without a name: manifests the layout holds by digest only. */
+/**
+ * The entries no tag names: without a name (held by digest only), or with a name that is no tag
+ * (a full reference such as `example.com/app:1.0`, which some tools write).
+ */
 export function untaggedEntries(index: LayoutIndex): LayoutIndexEntry[] {
-  return index.entries.filter((entry) => entry.refName === undefined);
+  return index.entries.filter((entry) => entry.refName === undefined || !isTag(entry.refName));
 }
 
 /**

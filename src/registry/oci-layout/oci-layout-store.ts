@@ -549,8 +549,9 @@ class OciLayoutRepositoryStore implements OciLayoutRepository {
   }
 
   /**
-   * The manifests index.json lists without a name (promoted by digest only, or written by a tool
-   * without a tag), each once, in file order. A registry cannot list these; a layout can.
+   * The manifests index.json lists without a tag (promoted by digest only, written by a tool
+   * without a name, or named by something that is no tag), each once, in file order. A registry
+   * cannot list these; a layout can.
    */
   async listUntaggedManifests(options: CallOptions = {}): Promise<Descriptor[]> {
     throwIfAborted(options.signal, "list manifests");
