@@ -51,6 +51,18 @@ const dockerArm64 = makeImage({
 });
 const dockerList = makeIndex([dockerAmd64, dockerArm64], { mediaType: "docker" });
 const tagless = makeImage({ layers: 1, layerSize: 1024, mediaTypes: "oci", seed: "readers-tagless" });
+const taglessIndex = makeIndex(
+  [
+    makeImage({
+      layers: 1,
+      layerSize: 512,
+      mediaTypes: "oci",
+      seed: "readers-tagless-amd64",
+      platform: { architecture: "amd64", os: "linux" },
+    }),
+  ],
+  { mediaType: "oci" },
+);
 
 let dir: string;
 let home: string;
@@ -97,6 +109,9 @@ images:
 - name: tagless
   dmap:
     "${tagless.digest}": []
+- name: tagless-index
+  dmap:
+    "${taglessIndex.digest}": []
 `;
 
 async function seed(name: string, content: TestContent, tag?: string): Promise<void> {
@@ -118,10 +133,11 @@ beforeAll(async () => {
   await seed("docker-image", dockerImage, "build-1");
   await seed("docker-list", dockerList, "build-1");
   await seed("tagless", tagless);
+  await seed("tagless-index", taglessIndex);
   await writeFile(path.join(dir, "promoter.yaml"), MANIFEST);
   const promoted = await run("promote", "--manifest", "promoter.yaml", "--confirm", "--quiet");
   promoteErr = promoted.err;
-  expect(promoted.out).toContain("Result: 6 edges: 6 copied");
+  expect(promoted.out).toContain("Result: 7 edges: 7 copied");
   expect(promoted.status).toBe(0);
 });
 
@@ -142,6 +158,7 @@ describe("index.json the promoter writes", () => {
     expect(await indexEntries("out/docker-image")).toEqual([{ digest: dockerImage.digest, name: "v0.1.0" }]);
     expect(await indexEntries("out/docker-list")).toEqual([{ digest: dockerList.digest, name: "v1" }]);
     expect(await indexEntries("out/tagless")).toEqual([{ digest: tagless.digest, name: null }]);
+    expect(await indexEntries("out/tagless-index")).toEqual([{ digest: taglessIndex.digest, name: null }]);
   });
 
   it("says which readers cannot name a Docker-typed manifest", () => {
@@ -166,8 +183,9 @@ describe("skopeo 1.9.3 reads what promote wrote", () => {
     );
   });
 
-  it("a tagless manifest and a Docker-typed one as the layout's one manifest", async () => {
+  it("tagless manifests and Docker-typed ones as the layout's one manifest", async () => {
     expect((await skopeoInspectRaw(out("tagless"))).digest).toBe(tagless.digest);
+    expect((await skopeoInspectRaw(out("tagless-index"))).digest).toBe(taglessIndex.digest);
     expect((await skopeoInspectRaw(out("docker-image"))).digest).toBe(dockerImage.digest);
     expect((await skopeoInspectRaw(out("docker-list"))).digest).toBe(dockerList.digest);
   });
@@ -281,10 +299,21 @@ describe("promote and snapshot read what skopeo and umoci write", () => {
     );
   });
 
-  it("snapshot of the promoter's own tree shows the digest-only manifest", async () => {
+  it("snapshot of the promoter's own tree shows the digest-only manifests", async () => {
     const snapshot = await run("snapshot", "oci:out", "--repository", "tagless");
     expect(snapshot.status).toBe(0);
     expect(snapshot.out).toBe(`- name: tagless\n  dmap:\n    "${tagless.digest}": []\n`);
+    // A digest-only index, and (without --minimal) its image, which it promotes.
+    const index = await run("snapshot", "oci:out", "--repository", "tagless-index");
+    expect(index.status).toBe(0);
+    expect(index.out).toBe(
+      `- name: tagless-index\n  dmap:\n${[taglessIndex.digest, taglessIndex.manifests[0]!.digest]
+        .sort()
+        .map((digest) => `    "${digest}": []\n`)
+        .join("")}`,
+    );
+    const minimal = await run("snapshot", "oci:out", "--repository", "tagless-index", "--minimal");
+    expect(minimal.out).toBe(`- name: tagless-index\n  dmap:\n    "${taglessIndex.digest}": []\n`);
   });
 });
 
