@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Makes sure the programs the test suite drives are installed: Debian's docker-registry (the CNCF
-// distribution registry), skopeo (the independent judge of what we write), openssl (certificates
+// distribution registry), skopeo (the independent judge of what we write), podman, umoci and
+// oci-image-tool (the other readers of the OCI layouts we write), openssl (certificates
 // for the token-auth registry), git (the pre-merge check tests) and htpasswd from apache2-utils
 // (bcrypt password files: distribution's htpasswd auth accepts only bcrypt). Installs them with
 // apt-get when missing and running as root; otherwise stops with a message naming the packages.
@@ -9,6 +10,9 @@ import { execFileSync, spawnSync } from "node:child_process";
 const needed = [
   { program: "docker-registry", pkg: "docker-registry" },
   { program: "skopeo", pkg: "skopeo" },
+  { program: "podman", pkg: "podman" },
+  { program: "umoci", pkg: "umoci" },
+  { program: "oci-image-tool", pkg: "oci-image-tool" },
   { program: "openssl", pkg: "openssl" },
   { program: "git", pkg: "git" },
   { program: "htpasswd", pkg: "apache2-utils" },

@@ -2,7 +2,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { MemoryLogger } from "../log.js";
-import { alertWebhookProblem, escapeSlackText, WebhookAlertSink } from "./alert.js";
+import { alertWebhookProblem, escapeSlackText, violationAlertText, WebhookAlertSink } from "./alert.js";
 
 /** A local webhook receiver answering with the scripted statuses, then 200. */
 async function receiver(
@@ -140,5 +140,48 @@ describe("webhook alerts", () => {
     expect(alertWebhookProblem("not a url")).toMatch(/not a URL/);
     expect(alertWebhookProblem("https://user:pw@x.example/")).toMatch(/credentials/);
     expect(escapeSlackText("<a> & <b>")).toBe("&lt;a&gt; &amp; &lt;b&gt;");
+  });
+});
+
+describe("violation alert text", () => {
+  const base = {
+    rule: "unexpected-tag",
+    action: "push",
+    target: "reg.example/prod/app:rogue@sha256:abc",
+    eventId: "e1",
+    eventTime: "2026-01-01T00:00:00Z",
+  };
+  it("says the action and target once when the reason already says them", () => {
+    expect(
+      violationAlertText({
+        ...base,
+        reason: "pushed reg.example/prod/app:rogue@sha256:abc: no manifest asks for tag rogue",
+      }),
+    ).toBe(
+      "promoter audit: violation (unexpected-tag) pushed reg.example/prod/app:rogue@sha256:abc: no manifest asks for tag rogue [event e1 at 2026-01-01T00:00:00Z]",
+    );
+    expect(
+      violationAlertText({
+        ...base,
+        action: "delete",
+        rule: "delete",
+        reason: "deleted reg.example/prod/app:rogue@sha256:abc: production content is never deleted",
+        eventTime: null,
+      }),
+    ).toBe(
+      "promoter audit: violation (delete) deleted reg.example/prod/app:rogue@sha256:abc: production content is never deleted [event e1]",
+    );
+  });
+
+  it("names the action and target when the reason does not", () => {
+    expect(
+      violationAlertText({
+        ...base,
+        rule: "child-of-unexpected-index",
+        reason: "sha256:abc is a child manifest of reg.example/prod/app@sha256:def, itself a violation",
+      }),
+    ).toBe(
+      "promoter audit: violation (child-of-unexpected-index) push reg.example/prod/app:rogue@sha256:abc: sha256:abc is a child manifest of reg.example/prod/app@sha256:def, itself a violation [event e1 at 2026-01-01T00:00:00Z]",
+    );
   });
 });

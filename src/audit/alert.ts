@@ -32,6 +32,38 @@ export const MAX_ALERT_TEXT = 3000;
 
 export type AlertResultListener = (delivered: boolean) => void;
 
+/** What a violation alert says: the finding's rule, what happened to what, why, which event. */
+export interface ViolationAlert {
+  readonly rule: string;
+  /** The event's action (`push`, `delete`). */
+  readonly action: string;
+  /** `repository[:tag][@digest]`. */
+  readonly target: string;
+  readonly reason: string;
+  readonly eventId: string;
+  readonly eventTime: string | null;
+}
+
+/**
+ * The text of a violation alert. A finding's reason is a sentence of its own, and most already
+ * say what happened to what (`pushed REPO:TAG@DIGEST: no manifest asks for tag TAG`): those are
+ * not prefixed with the action and target again, others are (`push REPO@DIGEST: ...`).
+ */
+export function violationAlertText(alert: ViolationAlert): string {
+  const event = ` [event ${alert.eventId}${alert.eventTime === null ? "" : ` at ${alert.eventTime}`}]`;
+  const said = [alert.action, pastTense(alert.action)].some(
+    (verb) =>
+      alert.reason.startsWith(`${verb} ${alert.target}: `) ||
+      alert.reason.startsWith(`${verb} ${alert.target} `),
+  );
+  const what = said ? alert.reason : `${alert.action} ${alert.target}: ${alert.reason}`;
+  return `promoter audit: violation (${alert.rule}) ${what}${event}`;
+}
+
+function pastTense(action: string): string {
+  return action.endsWith("e") ? `${action}d` : `${action}ed`;
+}
+
 export interface AlertSink {
   /** Queues an alert; `onResult` learns whether it was delivered. Never throws. */
   send(text: string, onResult?: AlertResultListener): void;

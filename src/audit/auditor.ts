@@ -1,7 +1,7 @@
 import { describeError } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Digest, RegistryHost } from "../reference/index.js";
-import type { AlertSink } from "./alert.js";
+import { violationAlertText, type AlertSink } from "./alert.js";
 import { ignoredReason, type Judgement, type ManifestFacts } from "./decide.js";
 import { repositoryStanding, type DesiredRepository, type DesiredState } from "./desired-state.js";
 import { eventRepositoryKey, indexChildrenOf, type RegistryEvent } from "./event.js";
@@ -674,9 +674,14 @@ export class Auditor {
     // A violation retracted before its alert went out is still alerted as it was, then retracted.
     const rule = finding.retracted?.rule ?? finding.rule;
     const reason = finding.retracted?.reason ?? finding.reason;
-    const text =
-      `promoter audit: violation (${rule}) ${finding.action} ${alertTarget(finding)}: ${reason}` +
-      ` [event ${finding.eventId}${finding.eventTime === null ? "" : ` at ${finding.eventTime}`}]`;
+    const text = violationAlertText({
+      rule,
+      action: finding.action,
+      target: alertTarget(finding),
+      reason,
+      eventId: finding.eventId,
+      eventTime: finding.eventTime,
+    });
     this.alerts.send(text, (delivered) => {
       this.countAlert(delivered);
       try {

@@ -16,6 +16,33 @@ function findCommand(argv: readonly string[]): { entry: CommandEntry; rest: stri
   return best ? { entry: best, rest: argv.slice(best.words.length) } : undefined;
 }
 
+/**
+ * A command group: the first word of commands of two words (`manifest`, `audit`) that is no
+ * command itself, with its commands.
+ */
+function findGroup(word: string | undefined): CommandEntry[] | undefined {
+  if (word === undefined || commands.some((entry) => entry.words.length === 1 && entry.words[0] === word)) {
+    return undefined;
+  }
+  const members = commands.filter((entry) => entry.words.length > 1 && entry.words[0] === word);
+  return members.length > 0 ? members : undefined;
+}
+
+/** Help of a command group: its commands with their summaries. */
+async function formatGroupHelp(word: string, members: readonly CommandEntry[]): Promise<string> {
+  const loaded = await Promise.all(members.map((entry) => entry.load()));
+  const width = Math.max(...loaded.map((command) => command.words.join(" ").length)) + 4;
+  const lines = [
+    `Usage: promoter ${word} <command> [options]`,
+    "",
+    "Commands:",
+    ...loaded.map((command) => `  ${command.words.join(" ").padEnd(width)}${command.summary}`),
+    "",
+    `Run 'promoter ${word} <command> --help' for the options of one.`,
+  ];
+  return `${lines.join("\n")}\n`;
+}
+
 /** General help loads every command (for its summary); running one loads only that one. */
 export async function formatGeneralHelp(): Promise<string> {
   const loaded = await Promise.all(commands.map((entry) => entry.load()));
@@ -30,7 +57,7 @@ export async function formatGeneralHelp(): Promise<string> {
     ...loaded.map((command) => `  ${command.words.join(" ").padEnd(width)}${command.summary}`),
     "",
     "Global options:",
-    "  --help, -h     Show help (also: promoter <command> --help)",
+    "  --help, -h     Show help (also: promoter <command> --help, promoter audit --help)",
     "  --version      Print the version",
     "",
     "Exit status: 0 success, 1 findings or failed edges, 2 invalid input or usage, 3 internal error.",
@@ -49,7 +76,14 @@ export async function runCli(commandLine: readonly string[], processIO: CliIO): 
   const io = guardedRunIO(processIO);
   if (argv.length === 0 || argv[0] === "--help" || argv[0] === "-h" || argv[0] === "help") {
     const topic = argv[0] === "help" ? findCommand(argv.slice(1)) : undefined;
-    io.stdout.write(topic ? formatCommandHelp(await topic.entry.load()) : await formatGeneralHelp());
+    const group = argv[0] === "help" && !topic ? findGroup(argv[1]) : undefined;
+    io.stdout.write(
+      topic
+        ? formatCommandHelp(await topic.entry.load())
+        : group
+          ? await formatGroupHelp(argv[1] ?? "", group)
+          : await formatGeneralHelp(),
+    );
     return argv.length === 0 ? ExitCode.usage : ExitCode.ok;
   }
   if (argv[0] === "--version" || argv[0] === "-v") {
@@ -65,6 +99,25 @@ export async function runCli(commandLine: readonly string[], processIO: CliIO): 
     argv = argv.slice(1 + value.length);
   }
   const found = findCommand(argv);
+  const group = found ? undefined : findGroup(argv[0]);
+  if (group) {
+    // `promoter audit --help`, `promoter audit`, `promoter audit nosuch`: the group's commands.
+    const asked = argv.slice(1).every((word) => word === "--help" || word === "-h") && argv.length > 1;
+    const help = await formatGroupHelp(argv[0] ?? "", group);
+    if (asked) {
+      io.stdout.write(help);
+      return ExitCode.ok;
+    }
+    const given = argv[1];
+    writeLine(
+      io.stderr,
+      given === undefined || given.startsWith("-")
+        ? `promoter ${argv[0]}: which command? ${group.map((entry) => entry.words.join(" ")).join(", ")}.`
+        : `promoter ${argv[0]}: unknown command ${JSON.stringify(given)}.`,
+    );
+    io.stderr.write(help);
+    return ExitCode.usage;
+  }
   if (!found) {
     const known = commands.map((command) => command.words.join(" ")).join(", ");
     writeLine(io.stderr, `promoter: unknown command ${JSON.stringify(argv.join(" "))}. Commands: ${known}.`);

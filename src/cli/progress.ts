@@ -31,7 +31,14 @@ export class ProgressReporter {
   private blobsUploaded = 0;
   private blobsMounted = 0;
   private blobsSkipped = 0;
+  /** Bytes sent in uploads that succeeded or are in flight (a failed attempt's bytes are taken back). */
   private bytes = 0;
+  /** Sizes of the uploads that succeeded or are in flight: what `bytes` will reach. */
+  private bytesStarted = 0;
+  /** Uploads in flight, by destination and digest: their size and the bytes sent so far. */
+  private readonly inFlight = new Map<string, { size: number; sent: number }>();
+  /** When the first byte went out: the rate counts from there, not from the manifest reads. */
+  private firstByteAt: number | undefined;
   private lastLineLength = 0;
 
   constructor(options: ProgressOptions) {
@@ -49,11 +56,32 @@ export class ProgressReporter {
 
   readonly onEvent = (event: CopyEvent): void => {
     switch (event.type) {
-      case "blob-progress":
-        this.bytes += event.bytes;
+      case "blob-started": {
+        const key = `${event.destination} ${event.digest}`;
+        this.forgetAttempt(key);
+        this.inFlight.set(key, { size: event.size, sent: 0 });
+        this.bytesStarted += event.size;
         break;
-      case "blob-uploaded":
+      }
+      case "blob-progress": {
+        this.firstByteAt ??= this.now();
+        this.bytes += event.bytes;
+        const upload = this.inFlight.get(`${event.destination} ${event.digest}`);
+        if (upload) upload.sent += event.bytes;
+        break;
+      }
+      case "blob-uploaded": {
+        const key = `${event.destination} ${event.digest}`;
+        const upload = this.inFlight.get(key);
+        // Done is the whole blob, whatever the progress events added up to.
+        if (upload) this.bytes += upload.size - upload.sent;
+        this.inFlight.delete(key);
         this.blobsUploaded += 1;
+        break;
+      }
+      case "blob-failed":
+        // A later attempt sends the blob again from its first byte.
+        this.forgetAttempt(`${event.destination} ${event.digest}`);
         break;
       case "blob-mounted":
         this.blobsMounted += 1;
@@ -70,6 +98,15 @@ export class ProgressReporter {
     }
     if (this.options.mode === "json") this.logEvent(event);
   };
+
+  /** Takes back an unfinished attempt: its bytes and size leave the counts. */
+  private forgetAttempt(key: string): void {
+    const upload = this.inFlight.get(key);
+    if (!upload) return;
+    this.bytes -= upload.sent;
+    this.bytesStarted -= upload.size;
+    this.inFlight.delete(key);
+  }
 
   private logEvent(event: CopyEvent): void {
     if (event.type === "blob-progress" || event.type === "source-read") return;
@@ -92,20 +129,27 @@ export class ProgressReporter {
     this.options.logger.log(type === "blob-failed" ? "warn" : "debug", type, { event: type, ...fields });
   }
 
-  /** One line: destinations done of total, blobs, bytes, rate, remaining. */
+  /**
+   * One line: bytes sent of the bytes of every upload begun so far, the rate, and the time left
+   * for those bytes; destinations done of total; blobs uploading, uploaded, mounted, present. The
+   * byte count moves during a long upload, when no destination or blob has finished yet. The
+   * total grows as uploads begin (the copy learns the blobs of each image as it reads it).
+   */
   statusLine(): string {
-    const elapsed = Math.max(1, this.now() - this.started);
-    const rate = (this.bytes / elapsed) * 1000;
+    const now = this.now();
     const { totalDestinations } = this.options;
     const done = this.destinationsDone;
-    const remaining =
-      done > 0 && done < totalDestinations
-        ? `, ~${formatDuration((elapsed / done) * (totalDestinations - done))} left`
-        : "";
     const failed = this.failures > 0 ? `, ${this.failures} failed` : "";
+    const sending = this.firstByteAt === undefined ? 0 : Math.max(1, now - this.firstByteAt);
+    const rate = sending > 0 ? (this.bytes / sending) * 1000 : 0;
+    const left = this.bytesStarted - this.bytes;
+    const eta = rate > 0 && left > 0 ? `, ~${formatDuration((left / rate) * 1000)} left` : "";
+    const uploading = this.inFlight.size > 0 ? `${this.inFlight.size} uploading, ` : "";
+    // Bytes first: a narrow terminal cuts the end of the line, and they are what moves.
     return (
-      `copying: ${done}/${totalDestinations} image destinations${failed}; blobs ${this.blobsUploaded} uploaded, ` +
-      `${this.blobsMounted} mounted, ${this.blobsSkipped} present; ${formatBytes(this.bytes)} at ${formatBytes(rate)}/s${remaining}`
+      `copying: ${formatBytes(this.bytes)} of ${formatBytes(this.bytesStarted)} at ${formatBytes(rate)}/s${eta}; ` +
+      `${done}/${totalDestinations} image destinations${failed}; blobs ${uploading}${this.blobsUploaded} uploaded, ` +
+      `${this.blobsMounted} mounted, ${this.blobsSkipped} present`
     );
   }
 

@@ -22,6 +22,7 @@ import {
   type RepositoryCatalog,
   type RepositoryOpener,
   type TagLister,
+  listsUntaggedManifests,
 } from "../registry/index.js";
 import { parseAttachmentTag } from "../sign/index.js";
 import type { ManifestSet } from "../manifest/index.js";
@@ -207,6 +208,12 @@ async function observeRepository(
     const entry = found.get(digest);
     if (entry) entry.tags.add(tag);
     else found.set(digest, { tags: new Set([tag]), mediaType, child: false });
+  }
+  // An OCI layout also lists manifests held by digest only (index.json entries without a name).
+  if (listsUntaggedManifests(store)) {
+    for (const { digest, mediaType } of await store.listUntaggedManifests(call)) {
+      if (!found.has(digest)) found.set(digest, { tags: new Set(), mediaType, child: false });
+    }
   }
   // Children of indexes: the platform images a tagless digest entry promotes on its own.
   // `depth`: how far below the tagged root the children of `digest` sit (a copy's limit).

@@ -129,6 +129,19 @@ export interface TagListing {
   readonly manifests?: ReadonlyMap<Digest, ListedManifest>;
 }
 
+/**
+ * Lists the manifests held without a tag. An OCI layout's index.json lists them; the
+ * distribution API cannot, so only layout stores offer this role (`listsUntaggedManifests`).
+ */
+export interface UntaggedManifestLister extends RepositoryIdentity {
+  listUntaggedManifests(options?: CallOptions): Promise<Descriptor[]>;
+}
+
+/** Whether `store` offers `UntaggedManifestLister` (a store the provider wrapped keeps it). */
+export function listsUntaggedManifests<S extends object>(store: S): store is S & UntaggedManifestLister {
+  return typeof (store as Partial<UntaggedManifestLister>).listUntaggedManifests === "function";
+}
+
 /** Lists the manifests that refer to a subject. */
 export interface ReferrerLister extends RepositoryIdentity {
   /**

@@ -152,7 +152,7 @@ describe("action.yml", () => {
       if (name === "version" || name === "node-version") continue;
       expect(inputVariable(name), name).not.toMatch(/^UNUSED_/);
     }
-    expect(Object.keys(action.outputs).sort()).toEqual(["exit-code", "report"]);
+    expect(Object.keys(action.outputs).sort()).toEqual(["exit-code", "json-report", "report"]);
   });
 
   it("check: judges the change against the pull request's base, with the report for a comment", async () => {
@@ -212,6 +212,17 @@ describe("action.yml", () => {
       "--confirm",
     ]);
     expect(changed.summary).toContain("| copied | 1 |");
+    // Issue 17 item 10: the report output of promote pointed at an empty file.
+    expect(changed.outputs.report).toMatch(/promoter-promote\.md$/);
+    expect(changed.report).toContain("### Promotion result");
+    expect(changed.report).toContain("`v2`");
+    expect(changed.summary).toContain(changed.report);
+    const json = JSON.parse(await readFile(changed.outputs["json-report"]!, "utf8")) as {
+      kind: string;
+      edges: { outcome: string }[];
+    };
+    expect(json.kind).toBe("report");
+    expect(json.edges.map((edge) => edge.outcome)).toEqual(["copied"]);
     const all = await runActionStep({ COMMAND: "promote", ALL: "true", PUSH_BEFORE: baseCommit });
     expect(all.status).toBe(0);
     expect(shim.calls.at(-1)?.slice(0, 4)).toEqual(["promote", "--thin-manifest-dir", ".", "--confirm"]);

@@ -13,6 +13,9 @@ import { RUN_DIRECTORY_ENV, type RegistryRecord } from "./registry-harness.js";
 export const REQUIRED_TEST_TOOLS: Readonly<Record<string, string>> = {
   "docker-registry": "docker-registry",
   skopeo: "skopeo",
+  podman: "podman",
+  umoci: "umoci",
+  "oci-image-tool": "oci-image-tool",
   openssl: "openssl",
   git: "git",
   htpasswd: "apache2-utils",

@@ -335,6 +335,11 @@ describe("promoter audit serve against a real registry", () => {
     await waitFor("the alert", () => Promise.resolve(alerts.length > 0 ? true : undefined));
     expect(alerts).toHaveLength(1);
     expect(alerts[0]?.text).toContain(`${prod("app")}:rogue@${rogue.digest}`);
+    // Issue 17 item 8: the target once, not "push X: pushed X: ...".
+    expect(alerts[0]?.text.split(`${prod("app")}:rogue@${rogue.digest}`)).toHaveLength(2);
+    expect(alerts[0]?.text).toMatch(
+      /^promoter audit: violation \(unexpected-tag\) pushed \S+:rogue@sha256:[0-9a-f]{64}: no manifest asks for tag rogue/,
+    );
     const logLines = serve!
       .out()
       .split("\n")

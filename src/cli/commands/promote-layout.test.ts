@@ -88,6 +88,11 @@ describe("promoter promote with OCI layouts", () => {
     expect(dry.out).toContain("dry run");
     expect(dry.out).toMatch(/copy, tag v1, v1\.0 -> 2 destinations: oci:mirror-a, oci:mirror-b/);
     await expect(readFile(path.join(dir, "mirror-a", "app", "index.json"))).rejects.toThrow();
+    // --dry-run is the default said explicitly (issue 17 item 8).
+    const explicit = await run("promote", "--manifest", "promoter.yaml", "--dry-run");
+    expect(explicit.status).toBe(0);
+    expect(explicit.out.replace(/\d+ ms/, "")).toBe(dry.out.replace(/\d+ ms/, ""));
+    await expect(readFile(path.join(dir, "mirror-a", "app", "index.json"))).rejects.toThrow();
 
     const real = await run(
       "promote",

@@ -143,6 +143,8 @@ describe("promoter promote --sign-key (OCI layouts)", () => {
     const dry = await promote("--sign-key", "release.key");
     expect(dry.status, dry.err).toBe(0);
     expect(dry.out).toMatch(/Signatures and attachments \(signing with key sha256:/);
+    // Issue 17 item 8: each section of the plan after a blank line.
+    expect(dry.out).toMatch(/\n\nSignatures and attachments \(/);
     expect(dry.out).toMatch(
       /app@sha256:.{12}… {2}as oci:mirror-a\/app\n {2}sign \(3 manifests\) -> 3 destinations/,
     );

@@ -41,13 +41,12 @@ import { writeOutputFile } from "../output-sink.js";
 import { createCliLogger, parseLogLevel, type LogFormat } from "../logger.js";
 import { manifestInputFromOptions, manifestOptionSpecs } from "../manifest-options.js";
 import { ProgressReporter } from "../progress.js";
+import { confirmedWrite, confirmOptionSpecs } from "../confirm-option.js";
 import { shardFromOptions, shardOptionSpecs } from "../shard-options.js";
 import { registryOptionSpecs, storeProviderFromOptions } from "../registry-options.js";
 import { registryPolicyFromOptions, registryPolicyOptionSpecs } from "../registry-policy-options.js";
-import { promotionOutput, promotionText } from "../render/promotion.js";
-import { signaturesText } from "../render/signatures.js";
+import { planSectionsText, promotionOutput } from "../render/promotion.js";
 import type { AttestationLayout, AttestOptions, SourcePolicy } from "../../sign/index.js";
-import { sourceSignaturesText } from "../render/source-signatures.js";
 import { packageVersion } from "../version.js";
 import {
   attachmentModeOption,
@@ -65,8 +64,8 @@ export const promoteCommand: Command = {
   words: ["promote"],
   summary: "Plan a promotion, and with --confirm copy the images to every destination",
   usage:
-    "promote (--manifest FILE | --thin-manifest-dir DIR) [--from-plan FILE] [--confirm] [--output text|json|markdown]\n" +
-    "        [--report FILE] [--plan-file FILE] [--concurrency N] [--insecure-registry HOST[:PORT]]\n" +
+    "promote (--manifest FILE | --thin-manifest-dir DIR) [--from-plan FILE] [--confirm | --dry-run]\n" +
+    "        [--output text|json|markdown] [--report FILE] [--plan-file FILE] [--concurrency N] [--insecure-registry HOST[:PORT]]\n" +
     "        [--sign-key FILE [--sign-identity REF]] [--max-signature-ops N]\n" +
     "        [--attestation-layout referrer|cosign|both | --no-attestations]\n" +
     "        [--source-signature required|if-present (--source-public-key FILE | --source-policy FILE)]\n" +
@@ -75,7 +74,8 @@ export const promoteCommand: Command = {
 Reads the manifests, asks the registries only what the promotion needs (where each wanted tag
 points, whether each wanted digest exists) and decides every edge (image, digest, tag x
 destination): already done, add a tag, copy, refused (a tag that points at another digest is
-never moved), or missing in the source. Without --confirm nothing is written: the plan is shown.
+never moved), or missing in the source. Without --confirm nothing is written: the plan is shown
+(--dry-run says so explicitly; with --confirm it is a usage error).
 With --confirm the images are copied (blobs first, manifests bottom-up, tags last, so a tag never
 points at an incomplete image) and the result is shown.
 
@@ -136,7 +136,7 @@ that fail, or --changed-since refused a git repository inside the manifest tree;
 input or usage. Formats: docs/promotion.md.`,
   options: {
     ...manifestOptionSpecs,
-    confirm: { type: "boolean", description: "Write to the registries (without it: dry run)" },
+    ...confirmOptionSpecs("Write to the registries"),
     output: { type: "string", valueName: "FORMAT", description: "text (default), json or markdown" },
     report: {
       type: "string",
@@ -205,7 +205,7 @@ export async function runPromote({
 }): Promise<number> {
   const output: Output = stringOption(values, "output", OUTPUTS) ?? "text";
   const logFormat: LogFormat = stringOption(values, "log-format", ["text", "json"] as const) ?? "text";
-  const confirm = booleanOption(values, "confirm");
+  const confirm = confirmedWrite(values);
   const quiet = booleanOption(values, "quiet");
   const concurrency = integerOption(values, "concurrency", 1, 1024);
   const fromPlan = stringOption(values, "from-plan");
@@ -327,9 +327,7 @@ export async function runPromote({
     let result: PromotionResult = planned;
     if (confirm) {
       if (output === "text") {
-        io.stdout.write(promotionText(planned, io.cwd, "Promotion plan"));
-        if (planned.sourceSignatures) io.stdout.write(sourceSignaturesText(planned.sourceSignatures));
-        if (planned.attachments) io.stdout.write(signaturesText(planned.attachments));
+        io.stdout.write(planSectionsText(planned, io.cwd, "Promotion plan"));
       }
       const copies = planned.plan.copies;
       const progress = new ProgressReporter({

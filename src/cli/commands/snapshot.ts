@@ -74,7 +74,8 @@ without tags. An empty snapshot is [] in YAML, nothing in CSV.
 What cannot be seen: the distribution API lists tags, not manifests, so a digest that no tag
 points at is found only as a child of a tagged index (listed without tags; --minimal leaves
 those children out, since promoting the index brings them). Untagged images that are not such
-children are missing from the snapshot. Signature, attestation and SBOM tags
+children are missing from a registry's snapshot; an oci: layout lists them (index.json entries
+whose name is absent or no tag), and they are shown without tags. Signature, attestation and SBOM tags
 (sha256-<hex>.sig, .att, .sbom) and referrers fallback tags (sha256-<hex>) belong to images and
 are left out. --tag T (repeatable) keeps only the digests that carry one of those tags, each with
 all its tags (kpromo's --snapshot-tag).

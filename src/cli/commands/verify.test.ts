@@ -170,6 +170,13 @@ describe("promoter verify", () => {
     const dry = await verify("--repair");
     expect(dry.status).toBe(1);
     expect(dry.out).toMatch(/Repair plan \(dry run/);
+    // Issue 17 item 8: no empty parentheses without a key; sections after a blank line.
+    expect(dry.out).toMatch(
+      /\n\nRepair plan \(dry run: add --confirm to write\)\n\nSignatures and attachments\n\n/,
+    );
+    expect(dry.out).not.toContain("()");
+    expect(dry.err).not.toMatch(/needs a key/);
+    expect((await verify("--repair", "--dry-run")).out).toBe(dry.out);
     expect(dry.out).toMatch(/copy signature \(\.sig\) -> 1 destination: oci:mirror-b/);
     expect(
       (
@@ -210,6 +217,12 @@ describe("promoter verify", () => {
     expect(missing.out).toMatch(/0 valid, 9 missing/);
     const copyOnly = await verify("--repair", "--confirm");
     expect(copyOnly.status).toBe(1);
+    // Issue 17 item 8: not only a table; it says what is needed.
+    const needsKey =
+      /promoter verify: 3 digests \(sha256:\S+…, sha256:\S+…, sha256:\S+…\) have no valid signature at any destination to copy: --repair needs a key to sign them \(--sign-key FILE, or --keyless/;
+    expect(copyOnly.err).toMatch(needsKey);
+    expect((await verify("--repair")).err).toMatch(needsKey);
+    expect(missing.err).not.toMatch(needsKey);
     const signed = await verify("--repair", "--confirm", "--sign-key", "release.key");
     expect(signed.status, signed.out + signed.err).toBe(0);
     expect(signed.out).toMatch(/signed signature \(3 manifests\) -> 3 destinations/);

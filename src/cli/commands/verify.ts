@@ -21,10 +21,12 @@ import { booleanOption, integerOption, stringOption, type Command, type ParsedVa
 import { jsonText, textLines, textValue } from "../../output/encode.js";
 import { shortDigest } from "../format.js";
 import { ExitCode, writeLine, type CliIO } from "../io.js";
+import { confirmedWrite } from "../confirm-option.js";
 import { createCliLogger, type LogFormat } from "../logger.js";
 import { manifestInputFromOptions, manifestOptionSpecs } from "../manifest-options.js";
 import { registryOptionSpecs, storeProviderFromOptions } from "../registry-options.js";
 import { registryPolicyFromOptions, registryPolicyOptionSpecs } from "../registry-policy-options.js";
+import { textSections } from "../render/sections.js";
 import { signaturesText } from "../render/signatures.js";
 import {
   signatureFormatOption,
@@ -43,7 +45,7 @@ export const verifyCommand: Command = {
   usage:
     "verify (--manifest FILE | --thin-manifest-dir DIR) --public-key FILE [--sign-identity REF] [--output text|json]\n" +
     "       [--attestations [--require-approvers N] [--require-independent-approver]]\n" +
-    "       [--repair [--confirm] [--sign-key FILE | --keyless --trusted-root FILE\n" +
+    "       [--repair [--confirm | --dry-run] [--sign-key FILE | --keyless --trusted-root FILE\n" +
     "        (--certificate-identity ID | --certificate-identity-regexp RE)\n" +
     "        (--certificate-oidc-issuer URL | --certificate-oidc-issuer-regexp RE)]] [--allow-registry NAME ...]",
   description: `
@@ -97,7 +99,8 @@ refused; 2 invalid input.`,
       description: "With --attestations: an approver who is not the pull request's author",
     },
     repair: { type: "boolean", description: "Fix missing signatures (dry run without --confirm)" },
-    confirm: { type: "boolean", description: "With --repair: write" },
+    confirm: { type: "boolean", description: "With --repair: write (without it: dry run)" },
+    "dry-run": { type: "boolean", description: "With --repair: only show the repair plan (the default)" },
     output: { type: "string", valueName: "FORMAT", description: "text (default) or json" },
     quiet: { type: "boolean", short: "q", description: "Only warnings and errors on stderr" },
     "log-format": { type: "string", valueName: "FORMAT", description: "Log lines as text (default) or json" },
@@ -112,7 +115,7 @@ async function runVerify({ io, values }: { io: CliIO; values: ParsedValues }): P
   const output: Output = stringOption(values, "output", OUTPUTS) ?? "text";
   const logFormat: LogFormat = stringOption(values, "log-format", ["text", "json"] as const) ?? "text";
   const repair = booleanOption(values, "repair");
-  const confirm = booleanOption(values, "confirm");
+  const confirm = confirmedWrite(values);
   const input = manifestInputFromOptions(values);
   if (confirm && !repair) throw new UsageError("--confirm writes repairs: give --repair too");
   const hasSigner = stringOption(values, "sign-key") !== undefined || booleanOption(values, "keyless");
@@ -163,6 +166,7 @@ async function runVerify({ io, values }: { io: CliIO; values: ParsedValues }): P
     const verifyOptions = { provider, expectation, signChildren, signal: io.signal };
     logger.log("info", "checking signatures", { digests: targets.length });
     let results: readonly VerifyResult[] = await verifyTargets(targets, verifyOptions);
+    const unsignable = repair && !signer ? withoutValidSignature(results) : [];
 
     const repaired = repair
       ? await repairSignatures(targets, results, {
@@ -195,15 +199,24 @@ async function runVerify({ io, values }: { io: CliIO; values: ParsedValues }): P
       });
       io.stdout.write(`${jsonText(document, 2)}\n`);
     } else {
-      io.stdout.write(verifyText(results, problems));
-      if (attested) io.stdout.write(attestationsText(attested, attestationFailures));
-      if (repaired) {
-        io.stdout.write(
-          repaired.outcomes
-            ? signaturesText(repaired.plan, { outcomes: repaired.outcomes })
-            : `Repair plan (dry run: add --confirm to write)\n\n${signaturesText(repaired.plan)}`,
-        );
-      }
+      io.stdout.write(
+        textSections([
+          verifyText(results, problems),
+          attested ? attestationsText(attested, attestationFailures) : "",
+          repaired && !repaired.outcomes ? "Repair plan (dry run: add --confirm to write)" : "",
+          repaired
+            ? signaturesText(repaired.plan, repaired.outcomes ? { outcomes: repaired.outcomes } : {})
+            : "",
+        ]),
+      );
+    }
+    if (unsignable.length > 0) {
+      // A repair copies a valid signature from another destination; with none anywhere, only
+      // signing helps, and nothing was given to sign with.
+      writeLine(
+        io.stderr,
+        `promoter verify: ${plural(unsignable.length, "digest")} (${unsignable.map(shortDigest).join(", ")}) ${unsignable.length === 1 ? "has" : "have"} no valid signature at any destination to copy: --repair needs a key to sign ${unsignable.length === 1 ? "it" : "them"} (--sign-key FILE, or --keyless with its certificate options)`,
+      );
     }
     const failedRepairs = repaired?.outcomes?.some((outcome) => outcome.status === "failed") ?? false;
     return problems.length > 0 ||
@@ -270,6 +283,19 @@ function problemTable(header: readonly string[], cells: readonly string[][]): st
   const line = (row: readonly string[]) =>
     row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join("  ");
   return [line(header), ...rows.map(line), ""];
+}
+
+/** Digests with a missing or invalid signature somewhere and a valid one nowhere, sorted. */
+function withoutValidSignature(results: readonly VerifyResult[]): string[] {
+  const valid = new Set(
+    results.filter((result) => result.status === "valid").map((result) => result.subject),
+  );
+  const broken = results
+    .filter(
+      (result) => (result.status === "missing" || result.status === "invalid") && !valid.has(result.subject),
+    )
+    .map((result) => result.subject as string);
+  return [...new Set(broken)].sort();
 }
 
 function optionalEntry<K extends string, V>(name: K, value: V | undefined): Partial<Record<K, V>> {

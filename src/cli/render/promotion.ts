@@ -15,6 +15,7 @@ import { formatBytes, plural } from "../../output/quantities.js";
 import { formatDuration } from "../format.js";
 import { planMarkdown } from "./plan-markdown.js";
 import { planText } from "./plan-text.js";
+import { textSections } from "./sections.js";
 import { signaturesMarkdown, signaturesText } from "./signatures.js";
 import { sourceSignaturesMarkdown, sourceSignaturesText } from "./source-signatures.js";
 
@@ -43,17 +44,25 @@ export function promotionOutput(result: PromotionResult, options: PromotionOutpu
   if (options.format === "markdown") {
     return `${promotionMarkdown(result, cwd, confirm)}${source ? sourceSignaturesMarkdown(source) : ""}${attachments ? signaturesMarkdown(attachments, outcomes) : ""}`;
   }
-  let text: string;
-  if (confirm) {
-    text = promotionText(result, cwd, "Promotion result: problems", true);
-    if (attachments && outcomes) text += signaturesText(attachments, { outcomes, onlyProblems: true });
-  } else {
-    text = promotionText(result, cwd, DRY_RUN_TITLE);
-    if (source) text += sourceSignaturesText(source);
-    if (attachments) text += signaturesText(attachments);
-  }
+  const text = textSections(
+    confirm
+      ? [
+          promotionText(result, cwd, "Promotion result: problems", true),
+          attachments && outcomes ? signaturesText(attachments, { outcomes, onlyProblems: true }) : "",
+        ]
+      : [planSectionsText(result, cwd, DRY_RUN_TITLE)],
+  );
   const prefix = options.shard ? `Shard ${formatShard(options.shard)}: ` : "";
   return `${text}${textValue(`${prefix}${promotionSummary(result, confirm, options.elapsedMs)}`)}\n`;
+}
+
+/** The plan with its source signatures and its signatures and attachments, as sections. */
+export function planSectionsText(result: PromotionResult, cwd: string, title: string): string {
+  return textSections([
+    promotionText(result, cwd, title),
+    result.sourceSignatures ? sourceSignaturesText(result.sourceSignatures) : "",
+    result.attachments ? signaturesText(result.attachments) : "",
+  ]);
 }
 
 function rows(result: PromotionResult) {

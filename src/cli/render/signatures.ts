@@ -135,7 +135,9 @@ function heading(plan: AttachmentPlan): string {
   if (plan.signer) parts.push(`signing with ${plan.signer}, ${plan.format} layout`);
   if (plan.attestations) parts.push(`attestations: ${plan.attestations}`);
   if (plan.mode !== "none") parts.push(`staging attachments: ${plan.mode}`);
-  return `Signatures and attachments (${parts.join("; ")})`;
+  return parts.length === 0
+    ? "Signatures and attachments"
+    : `Signatures and attachments (${parts.join("; ")})`;
 }
 
 export interface SignatureTextOptions {

@@ -4,13 +4,17 @@ import type { Descriptor } from "../../oci/index.js";
 import {
   emptyLayoutIndex,
   findTagged,
+  isPortableRefName,
   LayoutIndexProblem,
   parseLayoutIndex,
   REF_NAME_ANNOTATION,
   refNameProblem,
   serializeLayoutIndex,
   tagsOf,
+  untaggedEntries,
   withoutDigest,
+  withoutRedundantEntries,
+  withoutUntagged,
   withTag,
   withUntagged,
 } from "./layout-index.js";
@@ -101,5 +105,93 @@ describe("index.json model", () => {
   ])("ref.name %j", (name, problem) => {
     if (problem === undefined) expect(refNameProblem(name)).toBeUndefined();
     else expect(refNameProblem(name)).toMatch(problem);
+  });
+
+  it("names a digest instead of listing it twice: the untagged entry goes when a tag is added", () => {
+    const a = manifest("a");
+    let index = withUntagged(emptyLayoutIndex(), a);
+    index = withTag(index, a, "v1" as Tag);
+    index = withTag(index, a, "v2" as Tag);
+    expect(index.entries.map((entry) => entry.refName ?? null)).toEqual(["v1", "v2"]);
+    expect(withUntagged(index, a)).toBe(index);
+  });
+
+  it("drops the untagged entries of an index's children, not their tagged ones", () => {
+    const child = manifest("child");
+    const tagged = manifest("tagged-child");
+    let index = withUntagged(withUntagged(emptyLayoutIndex(), child), tagged);
+    index = withTag(index, tagged, "t" as Tag);
+    const after = withoutUntagged(index, new Set([child.digest, tagged.digest]));
+    expect(after.entries.map((entry) => [entry.descriptor.digest, entry.refName ?? null])).toEqual([
+      [tagged.digest, "t"],
+    ]);
+    expect(withoutUntagged(after, new Set([child.digest]))).toBe(after);
+  });
+
+  it("repairs an index.json this promoter wrote before (every tagged digest also untagged)", () => {
+    const a = manifest("a");
+    const b = manifest("b");
+    const c = manifest("c");
+    const old = parseLayoutIndex(
+      encode({
+        schemaVersion: 2,
+        mediaType: "application/vnd.oci.image.index.v1+json",
+        manifests: [
+          a,
+          { ...a, annotations: { [REF_NAME_ANNOTATION]: "1.0" } },
+          { ...a, annotations: { [REF_NAME_ANNOTATION]: "1.0.0" } },
+          b,
+          b,
+          { ...c, annotations: { [REF_NAME_ANNOTATION]: "x" } },
+          { ...a, annotations: { [REF_NAME_ANNOTATION]: "x" } },
+        ],
+      }),
+    );
+    const repaired = withoutRedundantEntries(old);
+    expect(repaired.entries.map((entry) => [entry.descriptor.digest, entry.refName ?? null])).toEqual([
+      [a.digest, "1.0"],
+      [a.digest, "1.0.0"],
+      [b.digest, null],
+      [a.digest, "x"],
+    ]);
+    // What the reader saw before the repair, it sees after.
+    for (const tag of ["1.0", "1.0.0", "x"] as Tag[]) {
+      expect(findTagged(repaired, tag)?.descriptor.digest).toBe(findTagged(old, tag)?.descriptor.digest);
+    }
+    expect(untaggedEntries(repaired).map((entry) => entry.descriptor.digest)).toEqual([b.digest]);
+    expect(withoutRedundantEntries(repaired)).toBe(repaired);
+  });
+
+  it.each([
+    ["v0.1.0", true],
+    ["1.0", true],
+    ["latest", true],
+    ["v1_2", true],
+    ["a--b", true],
+    ["sha256-abc.sig", true],
+    ["_x", false],
+    ["v1-", false],
+    ["a..b", false],
+    ["a___b", false],
+  ])("tag %j fits the ref.name grammar: %s", (tag, portable) => {
+    expect(isPortableRefName(tag)).toBe(portable);
+  });
+
+  it("counts an entry named by something that is no tag among the untagged ones", () => {
+    const index = parseLayoutIndex(
+      encode({
+        schemaVersion: 2,
+        manifests: [
+          { ...manifest("a"), annotations: { [REF_NAME_ANNOTATION]: "1.0" } },
+          { ...manifest("b"), annotations: { [REF_NAME_ANNOTATION]: "example.com/app:1.0" } },
+          manifest("c"),
+        ],
+      }),
+    );
+    expect(tagsOf(index)).toEqual(["1.0"]);
+    expect(untaggedEntries(index).map((entry) => entry.descriptor.digest)).toEqual([
+      digestOf("b"),
+      digestOf("c"),
+    ]);
   });
 });

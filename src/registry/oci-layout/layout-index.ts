@@ -125,11 +125,23 @@ function entryFor(descriptor: Descriptor, refName: string | undefined): LayoutIn
   return { descriptor: raw as unknown as Descriptor, ...(refName !== undefined ? { refName } : {}), raw };
 }
 
-/** Points `tag` at `descriptor`: removes the tag's old entries (the tag moves), appends one. */
+/**
+ * Points `tag` at `descriptor`: removes the tag's old entries (the tag moves) and an untagged
+ * entry of the same digest (now listed by name), appends one. One entry per name and no
+ * untagged twin of a named manifest is what readers expect: oci-image-tool's `--ref name=T`
+ * needs exactly one descriptor, and skopeo writes a layout that way.
+ */
 export function withTag(index: LayoutIndex, descriptor: Descriptor, tag: Tag): LayoutIndex {
   return {
     fields: index.fields,
-    entries: [...index.entries.filter((entry) => entry.refName !== tag), entryFor(descriptor, tag)],
+    entries: [
+      ...index.entries.filter(
+        (entry) =>
+          entry.refName !== tag &&
+          !(entry.refName === undefined && entry.descriptor.digest === descriptor.digest),
+      ),
+      entryFor(descriptor, tag),
+    ],
   };
 }
 
@@ -137,6 +149,66 @@ export function withTag(index: LayoutIndex, descriptor: Descriptor, tag: Tag): L
 export function withUntagged(index: LayoutIndex, descriptor: Descriptor): LayoutIndex {
   if (findByDigest(index, descriptor.digest)) return index;
   return { fields: index.fields, entries: [...index.entries, entryFor(descriptor, undefined)] };
+}
+
+/**
+ * Removes the untagged entries of `digests` (the children of an index just listed: reachable
+ * through it, as skopeo leaves them). Returns `index` itself when nothing changes.
+ */
+export function withoutUntagged(index: LayoutIndex, digests: ReadonlySet<Digest>): LayoutIndex {
+  const entries = index.entries.filter(
+    (entry) => entry.refName !== undefined || !digests.has(entry.descriptor.digest),
+  );
+  return entries.length === index.entries.length ? index : { fields: index.fields, entries };
+}
+
+/**
+ * The index without redundant entries, as this promoter wrote them before (every tagged manifest
+ * also listed untagged) or a broken file holds them: an untagged entry of a digest that another
+ * entry lists, and all but the last entry of a name (the one `findTagged` reads). Applied to
+ * every index.json written, so an older layout is repaired by its next write; reading never
+ * needed it. Returns `index` itself when nothing changes.
+ */
+export function withoutRedundantEntries(index: LayoutIndex): LayoutIndex {
+  const named = new Set<Digest>();
+  const lastOfName = new Map<string, number>();
+  index.entries.forEach((entry, position) => {
+    if (entry.refName === undefined) return;
+    named.add(entry.descriptor.digest);
+    lastOfName.set(entry.refName, position);
+  });
+  const untaggedSeen = new Set<Digest>();
+  const entries = index.entries.filter((entry, position) => {
+    if (entry.refName !== undefined) return lastOfName.get(entry.refName) === position;
+    const digest = entry.descriptor.digest;
+    if (named.has(digest) || untaggedSeen.has(digest)) return false;
+    untaggedSeen.add(digest);
+    return true;
+  });
+  return entries.length === index.entries.length ? index : { fields: index.fields, entries };
+}
+
+/**
+ * The entries no tag names: without a name (held by digest only), or with a name that is no tag
+ * (a full reference such as `example.com/app:1.0`, which some tools write).
+ */
+export function untaggedEntries(index: LayoutIndex): LayoutIndexEntry[] {
+  return index.entries.filter((entry) => entry.refName === undefined || !isTag(entry.refName));
+}
+
+/**
+ * The reference grammar of the `org.opencontainers.image.ref.name` annotation
+ * (https://github.com/opencontainers/image-spec/blob/v1.1.0/annotations.md#pre-defined-annotation-keys):
+ * components of alphanumerics joined by one separator (`-._:@+` or `--`), joined by `/`. Every
+ * tag of the distribution spec that starts with a letter or digit and has no doubled separators
+ * fits; a tag such as `_x`, `v1-` or `a..b` is a valid tag but not a portable name, and skopeo
+ * refuses `oci:DIR:_x`.
+ */
+const REF_NAME_GRAMMAR =
+  /^[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*(?:\/[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*)*$/;
+
+export function isPortableRefName(name: string): boolean {
+  return REF_NAME_GRAMMAR.test(name);
 }
 
 /** Removes every entry (tagged or not) for `digest`. */

@@ -702,4 +702,30 @@ describe("mount, delete, catalog", () => {
     await putContent(store, other, "v1");
     expect(logger.lines.some((line) => line.message === "stored manifest in OCI layout")).toBe(true);
   });
+
+  it("warns once per layout about what other readers cannot name: Docker media types, tags outside ref.name", async () => {
+    const logger = new MemoryLogger();
+    const store = openOciLayoutRepository(
+      { kind: "oci-layout", directory: root, repository: repo("readers") },
+      { logger },
+    );
+    const docker = makeImage({ layers: 1, layerSize: 64, mediaTypes: "docker", seed: "warn-docker" });
+    await putContent(store, docker, "v1");
+    await putContent(store, docker, "v2");
+    await putContent(store, other, "v1-");
+    await putContent(store, other, "v1-");
+    const warnings = logger.lines.filter((line) => line.level === "warn").map((line) => line.message);
+    expect(warnings).toEqual([
+      expect.stringMatching(
+        /^a Docker-typed manifest in an OCI layout: skopeo 1\.9 and podman 4\.3 find it only/,
+      ),
+      "this tag is outside the OCI ref.name grammar; skopeo and podman cannot name it in the layout",
+    ]);
+    // Written all the same, one entry per name.
+    expect((await indexJson("readers")).manifests.map((entry) => entry.annotations)).toEqual([
+      { "org.opencontainers.image.ref.name": "v1" },
+      { "org.opencontainers.image.ref.name": "v2" },
+      { "org.opencontainers.image.ref.name": "v1-" },
+    ]);
+  });
 });

@@ -30,6 +30,7 @@ import type {
   ManifestContent,
   RepositoryIdentity,
   RepositoryStore,
+  UntaggedManifestLister,
 } from "../store.js";
 import { LayoutFiles, layoutPathProblem, throwIfAborted } from "./layout-files.js";
 import {
@@ -39,8 +40,12 @@ import {
   LayoutIndexProblem,
   parseLayoutIndex,
   serializeLayoutIndex,
+  isPortableRefName,
   tagsOf,
+  untaggedEntries,
   withoutDigest,
+  withoutRedundantEntries,
+  withoutUntagged,
   withTag,
   withUntagged,
   type LayoutIndex,
@@ -58,7 +63,7 @@ type OciLayoutLocation = Extract<RepositoryLocation, { kind: "oci-layout" }>;
  * One repository of an OCI layout tree: every role of a repository store, and deleting (for tests
  * and clean-up; the store provider hands out only the `RepositoryStore` roles).
  */
-export type OciLayoutRepository = RepositoryStore & ContentDeleter;
+export type OciLayoutRepository = RepositoryStore & ContentDeleter & UntaggedManifestLister;
 
 /**
  * Opens one repository of an OCI layout tree: the layout directory `directory/repository`
@@ -79,6 +84,8 @@ class OciLayoutRepositoryStore implements OciLayoutRepository {
   private readonly files: LayoutFiles;
   /** Subjects of manifests read for `referrers`, by manifest digest (content never changes). */
   private readonly subjectCache = new Map<Digest, Digest | null>();
+  /** What `warnAboutReaders` has said already. */
+  private readonly warned = new Set<string>();
   /** The last index.json parsed, by file identity: a layout with many tags is parsed once per change. */
   private parsedIndex: { identity: string; index: LayoutIndex } | undefined;
 
@@ -138,7 +145,7 @@ class OciLayoutRepositoryStore implements OciLayoutRepository {
   ): Promise<void> {
     return queueIndexChange(this.files.root, change, async (apply) => {
       const before = await this.readIndex(operation);
-      const after = apply(before);
+      const after = withoutRedundantEntries(apply(before));
       if (after === before) return;
       const identity = await this.files.writeAtomic(this.files.indexJsonPath(), serializeLayoutIndex(after));
       this.parsedIndex = { identity, index: after };
@@ -317,14 +324,48 @@ class OciLayoutRepositoryStore implements OciLayoutRepository {
       size: content.bytes.byteLength,
     };
     throwIfAborted(options.signal, operation);
-    await this.updateIndex(operation, (index) =>
-      isDigest(checked) ? withUntagged(index, descriptor) : withTag(index, descriptor, checked),
+    // The children of an index are reachable through it: their untagged entries (written when
+    // each child was copied, before its index) go, so index.json lists what was promoted.
+    const children = new Set(
+      manifest.kind === "index" ? manifest.manifests.map((child) => child.digest) : [],
     );
+    await this.updateIndex(operation, (index) =>
+      withoutUntagged(
+        isDigest(checked) ? withUntagged(index, descriptor) : withTag(index, descriptor, checked),
+        children,
+      ),
+    );
+    this.warnAboutReaders(content.mediaType, checked);
     this.logger.log("debug", "stored manifest in OCI layout", {
       layout: this.name,
       digest: content.digest,
       reference: checked,
     });
+  }
+
+  /**
+   * What other tools will not read, said once per layout and kind: containers/image 5.23
+   * (skopeo 1.9.3, podman 4.3.1) skips index.json entries of Docker media types when a name is
+   * given, umoci and oci-image-tool read only OCI types; a tag outside the ref.name grammar is
+   * refused by skopeo. The bytes are promoted as they are (converting would change the digest).
+   */
+  private warnAboutReaders(mediaType: string, reference: Tag | Digest): void {
+    if (mediaType.startsWith("application/vnd.docker.") && !this.warned.has("docker")) {
+      this.warned.add("docker");
+      this.logger.log(
+        "warn",
+        "a Docker-typed manifest in an OCI layout: skopeo 1.9 and podman 4.3 find it only as the layout's one manifest (oci:DIR/REPO without a tag), umoci and oci-image-tool not at all; the digest is kept, so it is not converted",
+        { layout: this.name, mediaType },
+      );
+    }
+    if (isTag(reference) && !isPortableRefName(reference) && !this.warned.has(reference)) {
+      this.warned.add(reference);
+      this.logger.log(
+        "warn",
+        "this tag is outside the OCI ref.name grammar; skopeo and podman cannot name it in the layout",
+        { layout: this.name, tag: reference },
+      );
+    }
   }
 
   /**
@@ -505,6 +546,25 @@ class OciLayoutRepositoryStore implements OciLayoutRepository {
   async listTags(options: CallOptions = {}): Promise<Tag[]> {
     throwIfAborted(options.signal, "list tags");
     return tagsOf(await this.readIndex("list tags"));
+  }
+
+  /**
+   * The manifests index.json lists without a tag (promoted by digest only, written by a tool
+   * without a name, or named by something that is no tag), each once, in file order. A registry
+   * cannot list these; a layout can.
+   */
+  async listUntaggedManifests(options: CallOptions = {}): Promise<Descriptor[]> {
+    throwIfAborted(options.signal, "list manifests");
+    const index = await this.readIndex("list manifests");
+    const seen = new Set<Digest>();
+    const found: Descriptor[] = [];
+    for (const entry of untaggedEntries(index)) {
+      const { mediaType, digest, size } = entry.descriptor;
+      if (!isManifestMediaType(mediaType) || seen.has(digest)) continue;
+      seen.add(digest);
+      found.push({ mediaType, digest, size });
+    }
+    return found;
   }
 
   async referrers(
