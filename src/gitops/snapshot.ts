@@ -15,6 +15,7 @@ import {
   type Tag,
 } from "../reference/index.js";
 import {
+  tagsOfManifestMap,
   openOnSide,
   RegistryError,
   type ManifestReader,
@@ -188,14 +189,30 @@ async function observeRepository(
   roots: readonly Digest[] = [],
 ): Promise<RepositoryContents> {
   const call = options.signal ? { signal: options.signal } : {};
-  const allTags = await store.listTags(call);
-  const tags = options.keepAttachmentTags
-    ? allTags
-    : allTags.filter((tag) => parseAttachmentTag(tag) === undefined);
+  // Google's registries list every manifest (tagged or not) with the tags: no HEAD per tag, and
+  // the untagged digests too (remote/manifest-map.ts).
+  const listing = store.listTagsAndManifests
+    ? await store.listTagsAndManifests(call)
+    : { tags: await store.listTags(call) };
+  const allTags = listing.tags;
+  const kept = (tag: Tag) => options.keepAttachmentTags === true || parseAttachmentTag(tag) === undefined;
+  const tags = allTags.filter(kept);
   const found = new Map<Digest, { tags: Set<Tag>; mediaType: string; child: boolean }>();
   const resolved: { tag: Tag; digest: Digest; mediaType: string }[] = [];
+  const settled = new Set<Tag>();
+  if (listing.manifests) {
+    const byTag = tagsOfManifestMap(listing.manifests);
+    for (const [digest, listed] of listing.manifests) {
+      if (listed.mediaType === undefined) continue;
+      const own = listed.tags.filter((tag) => byTag.get(tag) === digest && kept(tag));
+      for (const tag of own) settled.add(tag);
+      // An attachment (a `.sig` or `.att` manifest) is left out with its tags.
+      if (own.length === 0 && listed.tags.length > 0) continue;
+      found.set(digest, { tags: new Set(own), mediaType: listed.mediaType, child: false });
+    }
+  }
   await runBounded(
-    tags,
+    tags.filter((tag) => !settled.has(tag)),
     TAG_CONCURRENCY,
     async (tag) => {
       const descriptor = await store.resolve(tag, call);

@@ -16,6 +16,7 @@ import {
   type Tag,
 } from "../reference/index.js";
 import { createStoreProvider, type RegistryStoreProvider } from "../registry/index.js";
+import { takeSnapshot } from "../gitops/index.js";
 import { ManifestMapHints, observeRepository } from "./inventory.js";
 
 /**
@@ -225,6 +226,38 @@ describe("the inventory through Google's manifest map", () => {
     } finally {
       await odd.stop();
     }
+  });
+
+  it("lets snapshot list untagged digests, with one request per repository page", async () => {
+    const tagged = { bytes: manifestBytes("snap-tagged"), mediaType: OCI_MANIFEST, tags: ["v1", "latest"] };
+    const untagged = { bytes: manifestBytes("snap-untagged"), mediaType: OCI_MANIFEST, tags: [] };
+    const signature = {
+      bytes: manifestBytes("snap-sig"),
+      mediaType: OCI_MANIFEST,
+      tags: [`sha256-${digestOf(manifestBytes("snap-tagged")).slice(7)}.sig`],
+    };
+    store("snap/app", [tagged, untagged, signature]);
+    const before = google.requests.length;
+    const snapshot = await takeSnapshot(
+      {
+        kind: "remote",
+        host: parseRegistryHost(google.host),
+        prefix: parseRepositoryPath("snap"),
+        name: `${google.host}/snap`,
+      },
+      { provider, repositories: ["app"] },
+    );
+    expect(snapshot.images).toEqual([
+      {
+        name: "app",
+        digests: [
+          { digest: digestOf(tagged.bytes), tags: ["latest", "v1"], mediaType: OCI_MANIFEST },
+          { digest: digestOf(untagged.bytes), tags: [], mediaType: OCI_MANIFEST },
+        ].sort((a, b) => (a.digest < b.digest ? -1 : 1)),
+      },
+    ]);
+    expect(snapshot.attachmentTags).toBe(1);
+    expect(requestsTo(google, before)).toEqual(["GET /v2/snap/app/tags/list"]);
   });
 
   it("knows Google's hosts", () => {
