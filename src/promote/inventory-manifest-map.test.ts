@@ -12,11 +12,13 @@ import {
   parseRegistryHost,
   parseRepositoryPath,
   parseTag,
+  RepositoryKeyCache,
   type Digest,
   type Tag,
 } from "../reference/index.js";
 import { createStoreProvider, type RegistryStoreProvider } from "../registry/index.js";
 import { takeSnapshot } from "../gitops/index.js";
+import { decidePlan, indexConflicts, type PromotionEdge } from "../plan/index.js";
 import { ManifestMapHints, observeRepository } from "./inventory.js";
 
 /**
@@ -225,6 +227,69 @@ describe("the inventory through Google's manifest map", () => {
       ]);
     } finally {
       await odd.stop();
+    }
+  });
+
+  it("asks with a HEAD a tag the listing names but the map does not place: a moved tag stays refused", async () => {
+    const wanted = { bytes: manifestBytes("moved-wanted"), mediaType: OCI_MANIFEST, tags: [] as string[] };
+    const other = { bytes: manifestBytes("moved-other"), mediaType: OCI_MANIFEST, tags: [] as string[] };
+    const moved = await ScriptedRegistry.start();
+    try {
+      moved.on("GET", "/v2/moved/app/tags/list", (_request, response) => {
+        response.writeHead(200, { "content-type": "application/json" });
+        response.end(
+          JSON.stringify({
+            name: "moved/app",
+            tags: ["v1"],
+            // The map lists the manifests but not where v1 now points.
+            manifest: {
+              [digestOf(wanted.bytes)]: { tag: [], mediaType: OCI_MANIFEST },
+              [digestOf(other.bytes)]: { tag: [], mediaType: OCI_MANIFEST },
+            },
+          }),
+        );
+      });
+      moved.on("HEAD", "/v2/moved/app/manifests/v1", (_request, response) => {
+        response.writeHead(200, {
+          "content-type": OCI_MANIFEST,
+          "content-length": other.bytes.length,
+          "docker-content-digest": digestOf(other.bytes),
+        });
+        response.end();
+      });
+      const repository = {
+        kind: "remote" as const,
+        host: parseRegistryHost(moved.host),
+        repository: parseRepositoryPath("moved/app"),
+      };
+      const state = await observeRepository(
+        provider.repository(repository),
+        { tags: new Set([parseTag("v1")]), digests: new Set([digestOf(wanted.bytes)]) },
+        { manifestMaps: new ManifestMapHints(() => true) },
+      );
+      expect(state).toMatchObject({ kind: "observed", tags: new Map([["v1", digestOf(other.bytes)]]) });
+      // The planner, given that state, refuses to move v1 to the wanted digest.
+      const keys = new RepositoryKeyCache();
+      const edge = {
+        project: "p",
+        image: parseRepositoryPath("app"),
+        digest: digestOf(wanted.bytes),
+        tag: parseTag("v1"),
+        source: repository,
+        destination: repository,
+      };
+      const plan = decidePlan(
+        [edge as unknown as PromotionEdge],
+        {
+          destinations: new Map([[keys.of(repository), state]]),
+          sources: new Map([[keys.of(repository), state]]),
+        },
+        indexConflicts([]),
+        keys,
+      );
+      expect(plan.edges[0]?.decision.kind).toBe("refused-tag-move");
+    } finally {
+      await moved.stop();
     }
   });
 
