@@ -2,7 +2,7 @@ import { homedir } from "node:os";
 import * as path from "node:path";
 import { PromoterError, UsageError } from "../errors.js";
 import type { Logger } from "../log.js";
-import { registryHostProblem } from "../reference/index.js";
+import { isGoogleRegistryHost, registryHostProblem } from "../reference/index.js";
 import {
   createStoreProvider,
   DEFAULT_MAX_CONCURRENT_PER_HOST,
@@ -67,7 +67,25 @@ export const registryOptionSpecs = {
     type: "boolean",
     description: "Speak only HTTP/1.1 to TLS registries (default: HTTP/2 where offered, blobs over HTTP/1.1)",
   },
+  "google-registry": {
+    type: "string",
+    multiple: true,
+    valueName: "HOST[:PORT]",
+    description:
+      "Treat this host as Google's (Container Registry, Artifact Registry): list repositories with their manifest map (repeatable; gcr.io, *.gcr.io and *-docker.pkg.dev always are)",
+  },
 } as const satisfies OptionSpecs;
+
+/** Which hosts are Google's registries: the known names, and those `--google-registry` names. */
+export function googleRegistryHostsOption(values: ParsedValues): (host: string) => boolean {
+  const named = new Set<string>();
+  for (const host of stringListOption(values, "google-registry")) {
+    const problem = registryHostProblem(host);
+    if (problem) throw new UsageError(`--google-registry ${JSON.stringify(host)}: ${problem}`);
+    named.add(host.toLowerCase());
+  }
+  return (host) => isGoogleRegistryHost(host) || named.has(host.toLowerCase());
+}
 
 function positiveNumber(
   values: ParsedValues,

@@ -43,7 +43,11 @@ import { manifestInputFromOptions, manifestOptionSpecs } from "../manifest-optio
 import { ProgressReporter } from "../progress.js";
 import { confirmedWrite, confirmOptionSpecs } from "../confirm-option.js";
 import { shardFromOptions, shardOptionSpecs } from "../shard-options.js";
-import { registryOptionSpecs, storeProviderFromOptions } from "../registry-options.js";
+import {
+  googleRegistryHostsOption,
+  registryOptionSpecs,
+  storeProviderFromOptions,
+} from "../registry-options.js";
 import { registryPolicyFromOptions, registryPolicyOptionSpecs } from "../registry-policy-options.js";
 import { planSectionsText, promotionOutput } from "../render/promotion.js";
 import type { AttestationLayout, AttestOptions, SourcePolicy } from "../../sign/index.js";
@@ -252,6 +256,7 @@ export async function runPromote({
       signal: io.signal,
       logger,
       confirm,
+      manifestMapHosts: googleRegistryHostsOption(values),
       ...(concurrency === undefined ? {} : { copyConcurrency: concurrency }),
       ...(signatures ? { signatures } : {}),
     };
