@@ -1,0 +1,210 @@
+import { generateKeyPairSync } from "node:crypto";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { attestationsOf, bundleOf, opensslVerifies, statementOf } from "../support/attestation-judge.js";
+import { pushToRegistry } from "../support/hostile-signing.js";
+import { expectClear, requireBuiltCli, runPromoter } from "../support/promoter-process.js";
+import { startRegistry, type TestRegistry } from "../support/registry-harness.js";
+import { runTestGit } from "../support/test-git.js";
+import { makeImage, type TestImage } from "../support/test-images.js";
+
+/**
+ * Attacks on the promotion records (issue 16), as a pull request's author, a staging pusher or a
+ * compromised production mirror would make them: the real CLI, a real registry, real git history.
+ * Each `it` states what must hold; the ones that fail on the branch they were written on are the
+ * findings of the attack report (the main engineer fixes them).
+ */
+
+const PROMOTION = "https://k8s.io/promo-tools/promotion/v1";
+const VSA = "https://slsa.dev/verification_summary/v1";
+const IDENTITY = "registry.example.io/project";
+
+let work: string;
+let staging: TestRegistry;
+let prod: TestRegistry;
+const release = generateKeyPairSync("ec", { namedCurve: "P-256" });
+const releasePublic = release.publicKey.export({ type: "spki", format: "pem" }).toString();
+
+const NAMES = ["base1", "forged1", "base2", "forged2", "renamed"] as const;
+type Name = (typeof NAMES)[number];
+const images = Object.fromEntries(
+  NAMES.map((name) => [
+    name,
+    makeImage({ layers: 1, layerSize: 256, mediaTypes: "oci", seed: `attack-${name}` }),
+  ]),
+) as Record<Name, TestImage>;
+
+/** A manifest promoting `names` from staging to each of `destinations` (repositories on prod). */
+function manifest(names: readonly Name[], destinations: readonly string[]): string {
+  return [
+    "registries:",
+    `- name: ${staging.host}/staging`,
+    "  src: true",
+    ...destinations.map((destination) => `- name: ${prod.host}/${destination}`),
+    "images:",
+    ...names.flatMap((name) => [`- name: ${name}`, "  dmap:", `    "${images[name].digest}": ["v1"]`]),
+    "",
+  ].join("\n");
+}
+
+async function record(repository: string, name: Name): Promise<Record<string, unknown>> {
+  const found = await attestationsOf(prod.url, `${repository}/${name}`, images[name].digest, PROMOTION);
+  expect(found, name).toHaveLength(1);
+  const { envelope } = await bundleOf(prod.url, `${repository}/${name}`, found[0]!.digest);
+  expect(await opensslVerifies(envelope, releasePublic), name).toBe(true);
+  return statementOf(envelope).predicate;
+}
+
+async function gitRepository(name: string) {
+  const repo = path.join(work, name);
+  const home = path.join(work, `${name}-home`);
+  await Promise.all([mkdir(repo), mkdir(home)]);
+  const git = (who: string, ...args: string[]) => runTestGit({ cwd: repo, home, who }, ...args).trim();
+  return { repo, git };
+}
+
+function promote(cwd: string, env: Record<string, string>, identity = IDENTITY) {
+  return runPromoter(
+    [
+      "promote",
+      "--manifest",
+      "promo.yaml",
+      "--confirm",
+      "--sign-key",
+      path.join(work, "release.key"),
+      "--sign-identity",
+      identity,
+    ],
+    { cwd, timeoutMs: 120_000, env },
+  );
+}
+
+function verify(cwd: string, extra: readonly string[], identity = IDENTITY) {
+  return runPromoter(
+    [
+      "verify",
+      "--manifest",
+      "promo.yaml",
+      "--public-key",
+      path.join(work, "release.pub"),
+      "--sign-identity",
+      identity,
+      "--attestations",
+      ...extra,
+    ],
+    { cwd, timeoutMs: 60_000 },
+  );
+}
+
+beforeAll(async () => {
+  requireBuiltCli();
+  work = await mkdtemp(path.join(tmpdir(), "attack-provenance-"));
+  [staging, prod] = await Promise.all([startRegistry(), startRegistry()]);
+  for (const [name, content] of Object.entries(images)) {
+    await pushToRegistry(staging.host, `staging/${name}`, [{ content, tag: "v1" }], work);
+  }
+  await writeFile(
+    path.join(work, "release.key"),
+    release.privateKey.export({ type: "pkcs8", format: "pem" }).toString(),
+  );
+  await writeFile(path.join(work, "release.pub"), releasePublic);
+}, 120_000);
+
+afterAll(async () => {
+  await Promise.all([staging.stop(), prod.stop()]);
+  await rm(work, { recursive: true, force: true });
+});
+
+describe("a pull request's author writes the merge message: it is not an approval", () => {
+  // GitHub's merge commit is "Merge pull request #N from OWNER/BRANCH", a blank line, and the
+  // pull request's title (Tide merges through the same API and, without a commit template,
+  // keeps that message). The title is the author's text: "Approved-by: carol" as a title is
+  // the last paragraph of the message, which git reads as a trailer.
+  it("Prow postsubmit without a token: a trailer from the PR title does not make carol an approver", async () => {
+    const { repo, git } = await gitRepository("prow-title");
+    git("Alice", "init", "-q", "-b", "main");
+    await writeFile(path.join(repo, "promo.yaml"), manifest(["base1"], ["title"]));
+    git("Alice", "add", "-A");
+    git("Alice", "commit", "-q", "-m", "promote base1");
+    git("Bob", "checkout", "-q", "-b", "feature");
+    await writeFile(path.join(repo, "promo.yaml"), manifest(["base1", "forged1"], ["title"]));
+    git("Bob", "commit", "-q", "-am", "promote forged1");
+    git("GitHub", "checkout", "-q", "main");
+    git(
+      "GitHub",
+      "merge",
+      "--no-ff",
+      "-q",
+      "feature",
+      "-m",
+      "Merge pull request #9 from bob/feature",
+      "-m",
+      "Approved-by: carol",
+    );
+    const merge = git("GitHub", "rev-parse", "HEAD");
+
+    const run = await promote(repo, {
+      PROW_JOB_ID: "job-1",
+      JOB_TYPE: "postsubmit",
+      REPO_OWNER: "org",
+      REPO_NAME: "manifests",
+      PULL_BASE_REF: "main",
+      PULL_BASE_SHA: merge,
+    });
+    expectClear(run, 0);
+    const predicate = await record("title", "forged1");
+    const review = predicate.review as { humanReview?: { reviewers?: { name: string }[] } };
+    // Nobody approved anything: carol is only named in Bob's title.
+    expect(review.humanReview?.reviewers ?? []).not.toContainEqual(
+      expect.objectContaining({ name: "carol" }),
+    );
+    const verified = await verify(repo, ["--require-approvers", "1"]);
+    expectClear(verified, 1);
+    expect(verified.stdout).toMatch(/unapproved/);
+  });
+
+  // With a rebase (or fast-forward) merge the author's own last commit is HEAD: its subject and
+  // trailers are entirely theirs. It can name a pull request that was really approved (#4000)
+  // and any approvers.
+  it("Prow postsubmit without a token: the author's own HEAD commit names neither the pull request nor approvers", async () => {
+    const { repo, git } = await gitRepository("prow-rebase");
+    git("Alice", "init", "-q", "-b", "main");
+    await writeFile(path.join(repo, "promo.yaml"), manifest(["base2"], ["rebase"]));
+    git("Alice", "add", "-A");
+    git("Alice", "commit", "-q", "-m", "promote base2");
+    await writeFile(path.join(repo, "promo.yaml"), manifest(["base2", "forged2"], ["rebase"]));
+    git(
+      "Bob",
+      "commit",
+      "-q",
+      "-am",
+      "Merge pull request #4000 from alice/reviewed-change",
+      "-m",
+      "Approved-by: carol\nReviewed-by: dave",
+    );
+    const head = git("Bob", "rev-parse", "HEAD");
+
+    const run = await promote(repo, {
+      PROW_JOB_ID: "job-2",
+      JOB_TYPE: "postsubmit",
+      REPO_OWNER: "org",
+      REPO_NAME: "manifests",
+      PULL_BASE_REF: "main",
+      PULL_BASE_SHA: head,
+    });
+    expectClear(run, 0);
+    const predicate = await record("rebase", "forged2");
+    const review = predicate.review as {
+      pullRequest?: { number?: number };
+      humanReview?: { reviewers?: { name: string }[] };
+    };
+    expect(review.humanReview?.reviewers ?? []).toEqual([]);
+    // Pull request #4000 is alice's, reviewed elsewhere; Bob's commit only says so.
+    expect(review.pullRequest?.number).not.toBe(4000);
+    const verified = await verify(repo, ["--require-approvers", "2"]);
+    expectClear(verified, 1);
+    expect(verified.stdout).toMatch(/unapproved/);
+  });
+});
