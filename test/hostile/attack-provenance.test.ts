@@ -27,7 +27,7 @@ let prod: TestRegistry;
 const release = generateKeyPairSync("ec", { namedCurve: "P-256" });
 const releasePublic = release.publicKey.export({ type: "spki", format: "pem" }).toString();
 
-const NAMES = ["base1", "forged1", "base2", "forged2", "renamed"] as const;
+const NAMES = ["base1", "forged1", "base2", "forged2", "base3", "forged3", "renamed"] as const;
 type Name = (typeof NAMES)[number];
 const images = Object.fromEntries(
   NAMES.map((name) => [
@@ -206,5 +206,73 @@ describe("a pull request's author writes the merge message: it is not an approva
     const verified = await verify(repo, ["--require-approvers", "2"]);
     expectClear(verified, 1);
     expect(verified.stdout).toMatch(/unapproved/);
+  });
+
+  // GitHub Actions, push event, no token: the pull request is read from HEAD's subject. With a
+  // rebase merge (or any push) HEAD is the author's commit, and "(#4000)" is their text.
+  it("GitHub Actions push without a token: the author's subject '(#4000)' does not become the record's pull request", async () => {
+    const { repo, git } = await gitRepository("actions-subject");
+    git("Alice", "init", "-q", "-b", "main");
+    await writeFile(path.join(repo, "promo.yaml"), manifest(["base3"], ["subject"]));
+    git("Alice", "add", "-A");
+    git("Alice", "commit", "-q", "-m", "promote base3");
+    const before = git("Alice", "rev-parse", "HEAD");
+    await writeFile(path.join(repo, "promo.yaml"), manifest(["base3", "forged3"], ["subject"]));
+    git("Bob", "commit", "-q", "-am", "promote forged3 (#4000)");
+    const after = git("Bob", "rev-parse", "HEAD");
+    const event = path.join(work, "push-subject.json");
+    await writeFile(event, JSON.stringify({ ref: "refs/heads/main", before, after }));
+
+    const run = await promote(repo, {
+      GITHUB_ACTIONS: "true",
+      GITHUB_REPOSITORY: "org/manifests",
+      GITHUB_EVENT_NAME: "push",
+      GITHUB_EVENT_PATH: event,
+    });
+    expectClear(run, 0);
+    const predicate = await record("subject", "forged3");
+    const review = predicate.review as { pullRequest?: { number?: number; url?: string } };
+    // Nothing but Bob's own words links his commit to pull request #4000.
+    expect(review.pullRequest?.number).not.toBe(4000);
+  });
+});
+
+describe("a mirror holding our genuine record of the digest under another name", () => {
+  // A compromised mirror can serve any record we ever signed about the digest, e.g. the one of
+  // the same bytes published under another name (copied from wherever that is public); the same
+  // happens honestly when the canonical name changes. The record is ours, but it is not about
+  // this image: recognising it as "ours" and copying it instead of signing leaves every mirror
+  // with a record verify refuses, while the signatures (which are recognised per identity) are
+  // made anew.
+  it("signs a record naming this identity instead of copying one that names another", async () => {
+    const cwd = path.join(work, "renamed");
+    await mkdir(cwd);
+    await writeFile(path.join(cwd, "promo.yaml"), manifest(["renamed"], ["held"]));
+    expectClear(await promote(cwd, {}, "old.example.io/project"), 0);
+    await writeFile(path.join(cwd, "promo.yaml"), manifest(["renamed"], ["held", "fresh"]));
+    expectClear(await promote(cwd, {}, IDENTITY), 0);
+    const verified = await verify(cwd, []);
+    expectClear(verified, 0);
+
+    for (const repository of ["held", "fresh"]) {
+      const dstRefs: string[] = [];
+      for (const type of [PROMOTION, VSA]) {
+        for (const found of await attestationsOf(
+          prod.url,
+          `${repository}/renamed`,
+          images.renamed.digest,
+          type,
+        )) {
+          const { envelope } = await bundleOf(prod.url, `${repository}/renamed`, found.digest);
+          const predicate = statementOf(envelope).predicate;
+          dstRefs.push(String(predicate.dstRef ?? predicate.resourceUri));
+        }
+      }
+      // Each mirror holds a record and a VSA about IDENTITY/renamed, whatever else it holds.
+      expect(
+        dstRefs.filter((ref) => ref === `${IDENTITY}/renamed@${images.renamed.digest}`),
+        repository,
+      ).toHaveLength(2);
+    }
   });
 });
