@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { attestationsOf, bundleOf, opensslVerifies, statementOf } from "../support/attestation-judge.js";
+import { GitHubStandIn, standInReview } from "../support/github-stand-in.js";
 import { pushToRegistry } from "../support/hostile-signing.js";
 import { expectClear, requireBuiltCli, runPromoter } from "../support/promoter-process.js";
 import { startRegistry, type TestRegistry } from "../support/registry-harness.js";
@@ -20,14 +21,26 @@ import { makeImage, type TestImage } from "../support/test-images.js";
 const PROMOTION = "https://k8s.io/promo-tools/promotion/v1";
 const VSA = "https://slsa.dev/verification_summary/v1";
 const IDENTITY = "registry.example.io/project";
+const TOKEN = "ghs_attack-provenance-token-0123456789";
 
 let work: string;
 let staging: TestRegistry;
 let prod: TestRegistry;
+let standIn: GitHubStandIn;
 const release = generateKeyPairSync("ec", { namedCurve: "P-256" });
 const releasePublic = release.publicKey.export({ type: "spki", format: "pem" }).toString();
 
-const NAMES = ["base1", "forged1", "base2", "forged2", "base3", "forged3", "renamed"] as const;
+const NAMES = [
+  "base1",
+  "forged1",
+  "base2",
+  "forged2",
+  "base3",
+  "forged3",
+  "renamed",
+  "base4",
+  "sock",
+] as const;
 type Name = (typeof NAMES)[number];
 const images = Object.fromEntries(
   NAMES.map((name) => [
@@ -102,6 +115,7 @@ beforeAll(async () => {
   requireBuiltCli();
   work = await mkdtemp(path.join(tmpdir(), "attack-provenance-"));
   [staging, prod] = await Promise.all([startRegistry(), startRegistry()]);
+  standIn = await GitHubStandIn.start({ token: TOKEN, login: "promoter-bot" });
   for (const [name, content] of Object.entries(images)) {
     await pushToRegistry(staging.host, `staging/${name}`, [{ content, tag: "v1" }], work);
   }
@@ -113,6 +127,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
+  await standIn.close();
   await Promise.all([staging.stop(), prod.stop()]);
   await rm(work, { recursive: true, force: true });
 });
@@ -274,5 +289,60 @@ describe("a mirror holding our genuine record of the digest under another name",
         repository,
       ).toHaveLength(2);
     }
+  });
+});
+
+describe("an approval on GitHub is only one when the reviewer may approve", () => {
+  // Anyone with a GitHub account can submit an APPROVED review on a public repository's pull
+  // request; GitHub lists it with `author_association: NONE` and branch protection does not
+  // count it. A pull request's author who opens a second account approves their own change.
+  // https://docs.github.com/en/rest/pulls/reviews#list-reviews-for-a-pull-request
+  // https://docs.github.com/en/graphql/reference/enums#commentauthorassociation
+  it("does not record the approval of an account with no association to the repository", async () => {
+    const { repo, git } = await gitRepository("sock");
+    git("Alice", "init", "-q", "-b", "main");
+    await writeFile(path.join(repo, "promo.yaml"), manifest(["base4"], ["sock"]));
+    git("Alice", "add", "-A");
+    git("Alice", "commit", "-q", "-m", "promote base4");
+    const base = git("Alice", "rev-parse", "HEAD");
+    git("Bob", "checkout", "-q", "-b", "feature");
+    await writeFile(path.join(repo, "promo.yaml"), manifest(["base4", "sock"], ["sock"]));
+    git("Bob", "commit", "-q", "-am", "promote sock");
+    const head = git("Bob", "rev-parse", "HEAD");
+    git("GitHub", "checkout", "-q", "main");
+    git("GitHub", "merge", "--no-ff", "-q", "feature", "-m", "Merge pull request #21 from bob/feature");
+    const merge = git("GitHub", "rev-parse", "HEAD");
+    standIn.addMergedPull("org/manifests", {
+      number: 21,
+      author: "bob",
+      head,
+      base: { ref: "main", sha: base },
+      merge,
+      reviews: [
+        {
+          ...standInReview("maintainer", "APPROVED", "2026-12-06T09:00:00Z", head),
+          author_association: "MEMBER",
+        },
+        { ...standInReview("b0b-alt", "APPROVED", "2026-12-06T09:05:00Z", head), author_association: "NONE" },
+      ],
+    });
+    const event = path.join(work, "push-sock.json");
+    await writeFile(event, JSON.stringify({ ref: "refs/heads/main", before: base, after: merge }));
+
+    const run = await promote(repo, {
+      GITHUB_ACTIONS: "true",
+      GITHUB_REPOSITORY: "org/manifests",
+      GITHUB_EVENT_NAME: "push",
+      GITHUB_EVENT_PATH: event,
+      GITHUB_TOKEN: TOKEN,
+      GITHUB_API_URL: standIn.url,
+    });
+    expectClear(run, 0);
+    const predicate = await record("sock", "sock");
+    const review = predicate.review as { humanReview?: { reviewers?: { name: string }[] } };
+    expect(review.humanReview?.reviewers?.map((reviewer) => reviewer.name)).toEqual(["maintainer"]);
+    const verified = await verify(repo, ["--require-approvers", "2", "--require-independent-approver"]);
+    expectClear(verified, 1);
+    expect(verified.stdout).toMatch(/unapproved/);
   });
 });
