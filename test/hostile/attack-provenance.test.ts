@@ -8,6 +8,13 @@ import { GitHubStandIn, standInReview } from "../support/github-stand-in.js";
 import { pushToRegistry } from "../support/hostile-signing.js";
 import { expectClear, requireBuiltCli, runPromoter } from "../support/promoter-process.js";
 import { startRegistry, type TestRegistry } from "../support/registry-harness.js";
+import {
+  createMemoryRegistry,
+  memoryRegistryRoutes,
+  ScriptedRegistry,
+  sendJson,
+  sha256,
+} from "../support/scripted-registry.js";
 import { runTestGit } from "../support/test-git.js";
 import { makeImage, type TestImage } from "../support/test-images.js";
 
@@ -40,6 +47,7 @@ const NAMES = [
   "renamed",
   "base4",
   "sock",
+  "flood",
 ] as const;
 type Name = (typeof NAMES)[number];
 const images = Object.fromEntries(
@@ -344,5 +352,64 @@ describe("an approval on GitHub is only one when the reviewer may approve", () =
     const verified = await verify(repo, ["--require-approvers", "2", "--require-independent-approver"]);
     expectClear(verified, 1);
     expect(verified.stdout).toMatch(/unapproved/);
+  });
+});
+
+describe("a compromised mirror that lists a flood of lookalike attestations", () => {
+  // The referrers list is the mirror's answer: up to 10,000 entries are accepted, and each one
+  // annotated with our predicate type costs verify a manifest GET (and a bundle GET when it is
+  // there). The planner looks at 16 candidates at most; verify and explain look at all of them.
+  it("verify reads a bounded number of the attestations a referrers list names", async () => {
+    const memory = createMemoryRegistry();
+    const mirror = await ScriptedRegistry.start();
+    const LISTED = 3000;
+    try {
+      const image = images.flood;
+      memory.repository("flooded/flood").manifests.set(image.digest, {
+        bytes: image.bytes,
+        mediaType: image.mediaType,
+      });
+      const listed = Array.from({ length: LISTED }, (_, i) => ({
+        mediaType: "application/vnd.oci.image.manifest.v1+json",
+        digest: sha256(`lookalike-${i}`),
+        size: 512,
+        artifactType: "application/vnd.dev.sigstore.bundle.v0.3+json",
+        annotations: { "dev.sigstore.bundle.predicateType": PROMOTION },
+      }));
+      mirror.on("GET", `/v2/flooded/flood/referrers/${image.digest}`, (_request, response) => {
+        sendJson(response, 200, {
+          schemaVersion: 2,
+          mediaType: "application/vnd.oci.image.index.v1+json",
+          manifests: listed,
+        });
+      });
+      memoryRegistryRoutes(mirror, memory);
+      const cwd = path.join(work, "flood");
+      await mkdir(cwd);
+      await writeFile(
+        path.join(cwd, "promo.yaml"),
+        [
+          "registries:",
+          `- name: ${staging.host}/staging`,
+          "  src: true",
+          `- name: ${mirror.host}/flooded`,
+          "images:",
+          "- name: flood",
+          "  dmap:",
+          `    "${image.digest}": ["v1"]`,
+          "",
+        ].join("\n"),
+      );
+      const verified = await verify(cwd, []);
+      expectClear(verified, 1);
+      // The list was read: the lookalikes are judged (none verifies), not the listing refused.
+      expect(verified.stdout).toMatch(/^invalid .*promotion record/m);
+      const lookalikeReads = mirror.requests.filter((request) =>
+        listed.some((entry) => request.path === `/v2/flooded/flood/manifests/${entry.digest}`),
+      ).length;
+      expect(lookalikeReads).toBeLessThanOrEqual(100);
+    } finally {
+      await mirror.stop();
+    }
   });
 });
