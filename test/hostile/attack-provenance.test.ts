@@ -48,6 +48,7 @@ const NAMES = [
   "base4",
   "sock",
   "flood",
+  "bidi",
 ] as const;
 type Name = (typeof NAMES)[number];
 const images = Object.fromEntries(
@@ -410,6 +411,53 @@ describe("a compromised mirror that lists a flood of lookalike attestations", ()
       expect(lookalikeReads).toBeLessThanOrEqual(100);
     } finally {
       await mirror.stop();
+    }
+  });
+});
+
+describe("a pull request's author names the manifest files", () => {
+  // The thin tree's project folders are the author's names, and the record carries the manifest
+  // path (review.manifest.path and .uri, the VSA's policy.uri). JSON escapes C0 controls, but a
+  // bidi override (U+202E) or a zero-width character stays raw in the signed statement, where
+  // `jq`, `cosign verify-attestation` and a browser show the path reordered. Authors and
+  // subjects lose these characters (docs/signing.md); the path must too (or be refused).
+  it("the signed statement carries no bidi or zero-width character from a folder name", async () => {
+    const { repo, git } = await gitRepository("bidi");
+    const project = "app\u202Elmay.yaml\u200B";
+    await mkdir(path.join(repo, "registry", "manifests", project), { recursive: true });
+    await mkdir(path.join(repo, "registry", "images", project), { recursive: true });
+    await writeFile(
+      path.join(repo, "registry", "manifests", project, "promoter-manifest.yaml"),
+      `registries:\n- name: ${staging.host}/staging\n  src: true\n- name: ${prod.host}/bidi\n`,
+    );
+    await writeFile(
+      path.join(repo, "registry", "images", project, "images.yaml"),
+      `- name: bidi\n  dmap:\n    "${images.bidi.digest}": ["v1"]\n`,
+    );
+    git("Bob", "init", "-q", "-b", "main");
+    git("Bob", "add", "-A");
+    git("Bob", "commit", "-q", "-m", "promote bidi");
+    const run = await runPromoter(
+      [
+        "promote",
+        "--thin-manifest-dir",
+        "registry",
+        "--confirm",
+        "--sign-key",
+        path.join(work, "release.key"),
+        "--sign-identity",
+        IDENTITY,
+      ],
+      { cwd: repo, timeoutMs: 120_000, env: {} },
+    );
+    expectClear(run, 0);
+    for (const type of [PROMOTION, VSA]) {
+      const found = await attestationsOf(prod.url, "bidi/bidi", images.bidi.digest, type);
+      expect(found, type).toHaveLength(1);
+      const { envelope } = await bundleOf(prod.url, "bidi/bidi", found[0]!.digest);
+      const text = Buffer.from(envelope.payload, "base64").toString("utf8");
+      expect(text, type).toContain("/images.yaml");
+      expect(text, type).not.toMatch(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u);
     }
   });
 });
