@@ -49,6 +49,9 @@ const NAMES = [
   "sock",
   "flood",
   "bidi",
+  "base5",
+  "queued1",
+  "queued2",
 ] as const;
 type Name = (typeof NAMES)[number];
 const images = Object.fromEntries(
@@ -459,5 +462,82 @@ describe("a pull request's author names the manifest files", () => {
       expect(text, type).toContain("/images.yaml");
       expect(text, type).not.toMatch(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u);
     }
+  });
+});
+
+describe("one push that merges several pull requests", () => {
+  // A merge queue (or anyone merging twice before the workflow runs) pushes a fast-forward over
+  // several merge commits at once: the push event's before..after holds every pull request of the
+  // group, but HEAD is the last one's merge commit. Each edge was approved by the pull request
+  // whose commits wrote it, not by the last one.
+  // https://docs.github.com/en/repositories/configuring-branches-and-merges-in-your-repository/configuring-pull-request-merges/managing-a-merge-queue
+  it("does not credit the last pull request's approvers with an edge an earlier one wrote", async () => {
+    const { repo, git } = await gitRepository("queue");
+    git("Alice", "init", "-q", "-b", "main");
+    await writeFile(path.join(repo, "promo.yaml"), manifest(["base5"], ["queue"]));
+    git("Alice", "add", "-A");
+    git("Alice", "commit", "-q", "-m", "promote base5");
+    const base = git("Alice", "rev-parse", "HEAD");
+    // Bob's pull request #41, approved by alice alone...
+    git("Bob", "checkout", "-q", "-b", "bob");
+    await writeFile(path.join(repo, "promo.yaml"), manifest(["base5", "queued1"], ["queue"]));
+    git("Bob", "commit", "-q", "-am", "promote queued1");
+    const bobHead = git("Bob", "rev-parse", "HEAD");
+    git("GitHub", "checkout", "-q", "main");
+    git("GitHub", "merge", "--no-ff", "-q", "bob", "-m", "Merge pull request #41 from bob/bob");
+    const bobMerge = git("GitHub", "rev-parse", "HEAD");
+    // ...and carol's #42, approved by dave and erin, merged in the same push.
+    git("Carol", "checkout", "-q", "-b", "carol");
+    await writeFile(path.join(repo, "promo.yaml"), manifest(["base5", "queued1", "queued2"], ["queue"]));
+    git("Carol", "commit", "-q", "-am", "promote queued2");
+    const carolHead = git("Carol", "rev-parse", "HEAD");
+    git("GitHub", "checkout", "-q", "main");
+    git("GitHub", "merge", "--no-ff", "-q", "carol", "-m", "Merge pull request #42 from carol/carol");
+    const carolMerge = git("GitHub", "rev-parse", "HEAD");
+    standIn.addMergedPull("org/queue", {
+      number: 41,
+      author: "bob",
+      head: bobHead,
+      base: { ref: "main", sha: base },
+      merge: bobMerge,
+      reviews: [
+        { ...standInReview("alice", "APPROVED", "2026-12-06T09:00:00Z"), author_association: "MEMBER" },
+      ],
+    });
+    standIn.addMergedPull("org/queue", {
+      number: 42,
+      author: "carol",
+      head: carolHead,
+      base: { ref: "main", sha: bobMerge },
+      merge: carolMerge,
+      reviews: [
+        { ...standInReview("dave", "APPROVED", "2026-12-06T09:10:00Z"), author_association: "MEMBER" },
+        { ...standInReview("erin", "APPROVED", "2026-12-06T09:11:00Z"), author_association: "MEMBER" },
+      ],
+    });
+    const event = path.join(work, "push-queue.json");
+    await writeFile(event, JSON.stringify({ ref: "refs/heads/main", before: base, after: carolMerge }));
+
+    const run = await promote(repo, {
+      GITHUB_ACTIONS: "true",
+      GITHUB_REPOSITORY: "org/queue",
+      GITHUB_EVENT_NAME: "push",
+      GITHUB_EVENT_PATH: event,
+      GITHUB_TOKEN: TOKEN,
+      GITHUB_API_URL: standIn.url,
+    });
+    expectClear(run, 0);
+    const bobs = (await record("queue", "queued1")).review as {
+      addedIn?: { sha?: string };
+      pullRequest?: { number?: number };
+      humanReview?: { reviewers?: { name: string }[] };
+    };
+    expect(bobs.addedIn?.sha).toBe(bobHead);
+    // Pull request #42 never contained bob's commit; dave and erin never saw it.
+    expect(bobs.pullRequest?.number).not.toBe(42);
+    expect(bobs.humanReview?.reviewers?.map((reviewer) => reviewer.name) ?? []).not.toContain("dave");
+    const verified = await verify(repo, ["--require-approvers", "2"]);
+    expectClear(verified, 1);
+    expect(verified.stdout).toMatch(/^unapproved .*queued1/m);
   });
 });
