@@ -52,6 +52,8 @@ const NAMES = [
   "base5",
   "queued1",
   "queued2",
+  "base6",
+  "uncommitted",
 ] as const;
 type Name = (typeof NAMES)[number];
 const images = Object.fromEntries(
@@ -539,5 +541,36 @@ describe("one push that merges several pull requests", () => {
     const verified = await verify(repo, ["--require-approvers", "2"]);
     expectClear(verified, 1);
     expect(verified.stdout).toMatch(/^unapproved .*queued1/m);
+  });
+});
+
+describe("the VSA says what the run verified, no more", () => {
+  // IMAGE_PROMOTER_MANIFEST_REVIEWED means "copied because a manifest in the reviewed repository
+  // names it" (docs/signing.md), and the VSA's policy names the commit that approved it. A line
+  // that is in no commit (the work tree was changed before the run: a CI step, a script) was
+  // reviewed by nobody, and HEAD's manifest does not name the digest; slsa-verifier's
+  // `--verified-level IMAGE_PROMOTER_MANIFEST_REVIEWED` (the admission path the docs give)
+  // accepts the VSA all the same.
+  it("does not claim MANIFEST_REVIEWED at HEAD for a digest only the work tree names", async () => {
+    const { repo, git } = await gitRepository("uncommitted");
+    git("Alice", "init", "-q", "-b", "main");
+    await writeFile(path.join(repo, "promo.yaml"), manifest(["base6"], ["uncommitted"]));
+    git("Alice", "add", "-A");
+    git("Alice", "commit", "-q", "-m", "promote base6");
+    const head = git("Alice", "rev-parse", "HEAD");
+    await writeFile(path.join(repo, "promo.yaml"), manifest(["base6", "uncommitted"], ["uncommitted"]));
+    expectClear(await promote(repo, {}), 0);
+
+    const found = await attestationsOf(prod.url, "uncommitted/uncommitted", images.uncommitted.digest, VSA);
+    expect(found).toHaveLength(1);
+    const { envelope } = await bundleOf(prod.url, "uncommitted/uncommitted", found[0]!.digest);
+    expect(await opensslVerifies(envelope, releasePublic)).toBe(true);
+    const predicate = statementOf(envelope).predicate as {
+      verifiedLevels?: string[];
+      policy?: { digest?: { gitCommit?: string } };
+    };
+    // HEAD's promo.yaml does not name the digest: HEAD did not approve it.
+    expect(predicate.policy?.digest?.gitCommit).not.toBe(head);
+    expect(predicate.verifiedLevels).not.toContain("IMAGE_PROMOTER_MANIFEST_REVIEWED");
   });
 });
