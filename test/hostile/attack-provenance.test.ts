@@ -54,6 +54,8 @@ const NAMES = [
   "queued2",
   "base6",
   "uncommitted",
+  "small",
+  "huge",
 ] as const;
 type Name = (typeof NAMES)[number];
 const images = Object.fromEntries(
@@ -588,4 +590,32 @@ describe("the VSA says what the run verified, no more", () => {
     expect(predicate.policy?.digest?.gitCommit).not.toBe(head);
     expect(predicate.verifiedLevels).not.toContain("IMAGE_PROMOTER_MANIFEST_REVIEWED");
   });
+});
+
+describe("a pull request's author writes a commit subject of tens of megabytes", () => {
+  // A subject of 48 MiB of one letter is ~50 KB pushed (git compresses it). `git blame
+  // --porcelain` prints it as the `summary` of every line the commit wrote, and the record keeps
+  // 200 characters of it, but recordText makes an array of every character first
+  // (Array.from(text)) before cutting: memory grows with the subject, not with the record. The
+  // run is given a small heap (the same for a control run that must pass) so that the test shows
+  // in seconds what a 250 MB subject does to a default heap.
+  it("records a commit with a huge subject without holding it whole", async () => {
+    const { repo, git } = await gitRepository("huge");
+    git("Alice", "init", "-q", "-b", "main");
+    await writeFile(path.join(repo, "promo.yaml"), manifest(["small"], ["huge"]));
+    git("Alice", "add", "-A");
+    git("Alice", "commit", "-q", "-m", "promote small");
+    const heap = { NODE_OPTIONS: "--max-old-space-size=192" };
+    expectClear(await promote(repo, heap), 0);
+
+    await writeFile(path.join(repo, "promo.yaml"), manifest(["small", "huge"], ["huge"]));
+    const message = path.join(work, "huge-message.txt");
+    await writeFile(message, `${"a".repeat(48 * 1024 * 1024)}\n`);
+    git("Bob", "commit", "-q", "-a", "-F", message);
+    const run = await promote(repo, heap);
+    expectClear(run, 0);
+    const predicate = await record("huge", "huge");
+    const review = predicate.review as { addedIn?: { subject?: string } };
+    expect(review.addedIn?.subject?.length).toBeLessThanOrEqual(201);
+  }, 180_000);
 });
