@@ -1,4 +1,5 @@
 import { generateKeyPairSync } from "node:crypto";
+import { execFileSync } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
@@ -56,6 +57,7 @@ const NAMES = [
   "uncommitted",
   "small",
   "huge",
+  "fifo",
 ] as const;
 type Name = (typeof NAMES)[number];
 const images = Object.fromEntries(
@@ -618,4 +620,42 @@ describe("a pull request's author writes a commit subject of tens of megabytes",
     const review = predicate.review as { addedIn?: { subject?: string } };
     expect(review.addedIn?.subject?.length).toBeLessThanOrEqual(201);
   }, 180_000);
+});
+
+describe("the event file is whatever an earlier workflow step left there", () => {
+  // github-event.ts bounds the event file because "a workflow step before ours could have
+  // written anything there"; it checks that it is a regular file, but only after opening it, and
+  // opening a named pipe for reading waits for a writer that never comes.
+  it("a named pipe at GITHUB_EVENT_PATH is a warning, not a run that never ends", async () => {
+    const cwd = path.join(work, "fifo");
+    await mkdir(cwd);
+    await writeFile(path.join(cwd, "promo.yaml"), manifest(["fifo"], ["fifo"]));
+    const pipe = path.join(work, "event.fifo");
+    execFileSync("mkfifo", [pipe]);
+    const run = await runPromoter(
+      [
+        "promote",
+        "--manifest",
+        "promo.yaml",
+        "--confirm",
+        "--sign-key",
+        path.join(work, "release.key"),
+        "--sign-identity",
+        IDENTITY,
+      ],
+      {
+        cwd,
+        timeoutMs: 60_000,
+        onTimeout: "resolve",
+        env: {
+          GITHUB_ACTIONS: "true",
+          GITHUB_REPOSITORY: "org/manifests",
+          GITHUB_EVENT_NAME: "push",
+          GITHUB_EVENT_PATH: pipe,
+        },
+      },
+    );
+    expectClear(run, 0);
+    expect(run.stderr).toMatch(/review facts: GITHUB_EVENT_PATH .* is not a regular file/);
+  }, 90_000);
 });
