@@ -16,6 +16,7 @@ import {
   sendJson,
   sha256,
 } from "../support/scripted-registry.js";
+import { skopeoCopy } from "../support/skopeo.js";
 import { runTestGit } from "../support/test-git.js";
 import { makeImage, type TestImage } from "../support/test-images.js";
 
@@ -58,6 +59,7 @@ const NAMES = [
   "small",
   "huge",
   "fifo",
+  "attcopy",
 ] as const;
 type Name = (typeof NAMES)[number];
 const images = Object.fromEntries(
@@ -658,4 +660,47 @@ describe("the event file is whatever an earlier workflow step left there", () =>
     expectClear(run, 0);
     expect(run.stderr).toMatch(/review facts: GITHUB_EVENT_PATH .* is not a regular file/);
   }, 90_000);
+});
+
+describe("a staging pusher copies our genuine .att of the digest from another name", () => {
+  // cosign's layout: a run looks for its own attestation layers in the destinations' `.att` and
+  // in staging's, which a staging pusher writes. Our record of the same bytes published under
+  // another name (any public mirror has it) is "ours" by key and digest, so it is kept as the
+  // attestation of this image and none naming this image is made: every mirror then holds only
+  // records verify refuses. (The referrer-layout twin is "a mirror holding our genuine record of
+  // the digest under another name" above; the fix is one: recognise as ours only a statement
+  // naming this identity.)
+  it("signs a record naming this identity although staging's .att holds ours for another name", async () => {
+    const cwd = path.join(work, "attcopy");
+    await mkdir(cwd);
+    const promoteCosign = (identity: string) =>
+      runPromoter(
+        [
+          "promote",
+          "--manifest",
+          "promo.yaml",
+          "--confirm",
+          "--sign-key",
+          path.join(work, "release.key"),
+          "--sign-identity",
+          identity,
+          "--attestation-layout",
+          "cosign",
+        ],
+        { cwd, timeoutMs: 120_000, env: {} },
+      );
+    await writeFile(path.join(cwd, "promo.yaml"), manifest(["attcopy"], ["elsewhere"]));
+    expectClear(await promoteCosign("other.example.io/project"), 0);
+    const tag = `${images.attcopy.digest.replace(":", "-")}.att`;
+    await skopeoCopy(
+      `docker://${prod.host}/elsewhere/attcopy:${tag}`,
+      `docker://${staging.host}/staging/attcopy:${tag}`,
+      { all: false },
+    );
+
+    await writeFile(path.join(cwd, "promo.yaml"), manifest(["attcopy"], ["target"]));
+    expectClear(await promoteCosign(IDENTITY), 0);
+    const verified = await verify(cwd, []);
+    expectClear(verified, 0);
+  });
 });
