@@ -60,6 +60,7 @@ const NAMES = [
   "huge",
   "fifo",
   "attcopy",
+  "mailmap",
 ] as const;
 type Name = (typeof NAMES)[number];
 const images = Object.fromEntries(
@@ -702,5 +703,31 @@ describe("a staging pusher copies our genuine .att of the digest from another na
     expectClear(await promoteCosign(IDENTITY), 0);
     const verified = await verify(cwd, []);
     expectClear(verified, 0);
+  });
+});
+
+describe("a pull request's author adds a .mailmap", () => {
+  // `git blame` rewrites names and e-mails through the work tree's .mailmap (git log's %an does
+  // not): a .mailmap line in any change renames the author of every commit, anyone's, in the
+  // addedIn of every later record, while the commit itself still says who wrote it.
+  it("records the commit's own author, not the one .mailmap substitutes", async () => {
+    const { repo, git } = await gitRepository("mailmap");
+    git("Alice", "init", "-q", "-b", "main");
+    await writeFile(path.join(repo, "promo.yaml"), manifest(["mailmap"], ["mailmap"]));
+    git("Alice", "add", "-A");
+    git("Alice", "commit", "-q", "-m", "promote mailmap");
+    const commit = git("Alice", "rev-parse", "HEAD");
+    await writeFile(
+      path.join(repo, ".mailmap"),
+      "Release Managers <release-managers@example.com> <alice@example.com>\n",
+    );
+    git("Mallory", "add", ".mailmap");
+    git("Mallory", "commit", "-q", "-m", "docs: contributors");
+    expectClear(await promote(repo, {}), 0);
+    const review = (await record("mailmap", "mailmap")).review as {
+      addedIn?: { sha?: string; author?: string };
+    };
+    expect(review.addedIn?.sha).toBe(commit);
+    expect(review.addedIn?.author).toBe("Alice <alice@example.com>");
   });
 });
