@@ -1,3 +1,4 @@
+import { constants } from "node:fs";
 import { open } from "node:fs/promises";
 import { describeErrno } from "../errors.js";
 import { escapeExcerpt } from "../excerpt.js";
@@ -50,7 +51,9 @@ export async function readGitHubEvent(
   if (!PULL_REQUEST_EVENTS.has(eventName) && eventName !== "push") return { kind: "other" };
   let text: string;
   try {
-    const handle = await open(file, "r");
+    // Non-blocking: opening a named pipe for reading would wait for a writer forever; opened so,
+    // it is refused below as not a regular file. (A regular file reads the same either way.)
+    const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
     try {
       const info = await handle.stat();
       if (!info.isFile()) return { warning: `${where} is not a regular file` };

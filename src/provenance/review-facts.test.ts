@@ -82,6 +82,16 @@ describe("merge commit subjects and trailers", () => {
     expect(recordText("a\u202eb\nc\u0000d\u200b")).toBe("abcd");
     expect(recordText("é".repeat(300))).toBe(`${"é".repeat(200)}…`);
   });
+
+  it("record text reads only the head of a huge text (a commit subject of many megabytes)", () => {
+    // 64 Mi code units: spreading them into an array of characters would take gigabytes.
+    expect(recordText("a".repeat(64 * 1024 * 1024))).toBe(`${"a".repeat(200)}…`);
+    // Cut inside a surrogate pair: the half left is dropped, never recorded.
+    const emoji = "😀".repeat(2000);
+    expect(recordText(emoji)).toBe(`${"😀".repeat(200)}…`);
+    // Whatever is cut is marked as cut, even when few characters of the head survive cleaning.
+    expect(recordText(`${"\u200b".repeat(5000)}tail`)).toBe("…");
+  });
 });
 
 describe("publicRepositoryUrl", () => {

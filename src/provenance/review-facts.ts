@@ -15,10 +15,19 @@ const PULL_NUMBER = /^[1-9][0-9]{0,8}$/;
 const UNSAFE_CHARACTERS = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/gu;
 const HAS_UNSAFE_CHARACTER = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/u;
 
+/**
+ * Code units of a text read before cleaning it: a commit subject can be hundreds of megabytes
+ * (it compresses to almost nothing in a push), and a record keeps `max` characters of it.
+ */
+const READ_UNITS_PER_CHAR = 8;
+
 /** Text for a record: unsafe characters dropped, at most `max` characters (then `…`). */
 export function recordText(text: string, max = MAX_RECORD_TEXT_CHARS): string {
-  const clean = Array.from(text.replace(UNSAFE_CHARACTERS, "").trim());
-  return clean.length <= max ? clean.join("") : `${clean.slice(0, max).join("")}…`;
+  const limit = max * READ_UNITS_PER_CHAR;
+  const cut = text.length > limit;
+  // A surrogate pair split by the cut leaves a lone surrogate, which UNSAFE_CHARACTERS drops.
+  const clean = Array.from((cut ? text.slice(0, limit) : text).replace(UNSAFE_CHARACTERS, "").trim());
+  return clean.length <= max && !cut ? clean.join("") : `${clean.slice(0, max).join("")}…`;
 }
 
 /** A pull request number written as text (`PULL_NUMBER`, a commit subject), or undefined. */
