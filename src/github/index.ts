@@ -21,6 +21,7 @@ export {
   type PromotionPullRequestOptions,
 } from "./pull-request.js";
 export {
+  approvalProblem,
   currentApprovals,
   isBranchName,
   isCommitSha,

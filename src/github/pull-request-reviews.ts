@@ -135,6 +135,30 @@ export interface PullRequestReview {
   readonly submittedAt?: string;
   /** The commit the review is of (`commit_id`): an approval approves that commit's content. */
   readonly commitId?: string;
+  /** The reviewer's relation to the repository (`author_association`: OWNER, MEMBER, NONE, ...). */
+  readonly association?: string;
+  /** An app's account (`user.type` Bot, or a `[bot]` login): not a person's review. */
+  readonly bot: boolean;
+}
+
+/**
+ * The associations of a reviewer who may approve: the repository's owner, a member of its
+ * organisation, an invited collaborator. Anyone else can submit an APPROVED review on a public
+ * repository (a second account of the author's own), and GitHub's branch protection does not
+ * count it. https://docs.github.com/en/graphql/reference/enums#commentauthorassociation
+ */
+const APPROVING_ASSOCIATIONS: ReadonlySet<string> = new Set(["OWNER", "MEMBER", "COLLABORATOR"]);
+
+/** Why an approving review does not count, or undefined when it does. */
+export function approvalProblem(review: {
+  readonly association?: string;
+  readonly bot: boolean;
+}): string | undefined {
+  if (review.bot) return "an app's account, not a person";
+  if (review.association === undefined || !APPROVING_ASSOCIATIONS.has(review.association)) {
+    return `no write relation to the repository (${review.association ?? "association unknown"})`;
+  }
+  return undefined;
 }
 
 const REVIEW_STATES = new Set(["APPROVED", "CHANGES_REQUESTED", "COMMENTED", "DISMISSED", "PENDING"]);
@@ -172,6 +196,10 @@ export async function pullRequestReviews(
         state: entry.state,
         ...(isTimestamp(entry.submitted_at) ? { submittedAt: entry.submitted_at } : {}),
         ...(isCommitSha(entry.commit_id) ? { commitId: entry.commit_id } : {}),
+        ...(typeof entry.author_association === "string" && /^[A-Z_]{1,40}$/.test(entry.author_association)
+          ? { association: entry.author_association }
+          : {}),
+        bot: login.endsWith("[bot]") || (isJsonObject(entry.user) && entry.user.type === "Bot"),
       });
     }
     if (json.length < REVIEWS_PER_PAGE) return reviews;
@@ -187,7 +215,8 @@ export async function pullRequestReviews(
  * The users whose last deciding review approves the pull request's head `head`, in order of that
  * approval, and when the last of those approvals was given. A later CHANGES_REQUESTED or
  * DISMISSED withdraws an approval; a comment or a pending review does not (GitHub's own rule for
- * a pull request's approvals). An approval of another commit (given before the author pushed
+ * a pull request's approvals). Only a person who may approve counts (`approvalProblem`: the
+ * others are `notEntitled`). An approval of another commit (given before the author pushed
  * again, when the repository does not dismiss stale approvals) did not see what was merged: it is
  * `stale`, not counted; so is every approval when the head is unknown.
  */
@@ -198,6 +227,8 @@ export function currentApprovals(
   readonly logins: string[];
   readonly lastApprovedAt?: string;
   readonly stale: readonly { readonly login: string; readonly commitId?: string }[];
+  /** Approvals by accounts that may not approve (approvalProblem). */
+  readonly notEntitled: readonly { readonly login: string; readonly problem: string }[];
 } {
   const last = new Map<string, PullRequestReview>();
   for (const review of reviews) {
@@ -207,8 +238,13 @@ export function currentApprovals(
     last.set(key, review);
   }
   const approving = [...last.values()].filter((review) => review.state === "APPROVED");
-  const approvals = approving.filter((review) => head !== undefined && review.commitId === head);
-  const stale = approving
+  const notEntitled = approving.flatMap((review) => {
+    const problem = approvalProblem(review);
+    return problem === undefined ? [] : [{ login: review.login, problem }];
+  });
+  const entitled = approving.filter((review) => approvalProblem(review) === undefined);
+  const approvals = entitled.filter((review) => head !== undefined && review.commitId === head);
+  const stale = entitled
     .filter((review) => !approvals.includes(review))
     .map((review) => ({
       login: review.login,
@@ -220,5 +256,6 @@ export function currentApprovals(
     logins: approvals.map((review) => review.login),
     ...(latest === undefined ? {} : { lastApprovedAt: latest }),
     stale,
+    notEntitled,
   };
 }

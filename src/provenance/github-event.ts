@@ -35,9 +35,11 @@ export type GitHubEvent =
         readonly login: string;
         readonly submittedAt?: string;
         readonly commitId?: string;
+        readonly association?: string;
+        readonly bot: boolean;
       };
     }
-  | { readonly kind: "push"; readonly ref?: string; readonly before?: string; readonly after?: string }
+  | { readonly kind: "push"; readonly ref?: string; readonly after?: string }
   | { readonly kind: "other" };
 
 /** The event's facts, or a warning saying why the file cannot be read as one. */
@@ -85,7 +87,6 @@ export async function readGitHubEvent(
     return {
       kind: "push",
       ...(ref === undefined ? {} : { ref }),
-      ...(isCommitSha(json.before) && !/^0+$/.test(json.before) ? { before: json.before } : {}),
       ...(isCommitSha(json.after) ? { after: json.after } : {}),
     };
   }
@@ -110,6 +111,11 @@ export async function readGitHubEvent(
             login: reviewer,
             ...(isTimestamp(review.submitted_at) ? { submittedAt: review.submitted_at } : {}),
             ...(isCommitSha(review.commit_id) ? { commitId: review.commit_id } : {}),
+            ...(typeof review.author_association === "string" &&
+            /^[A-Z_]{1,40}$/.test(review.author_association.toUpperCase())
+              ? { association: review.author_association.toUpperCase() }
+              : {}),
+            bot: reviewer.endsWith("[bot]") || (isJsonObject(review.user) && review.user.type === "Bot"),
           },
         }
       : {}),

@@ -9,6 +9,7 @@ export {
   promotionStatement,
   recordedApprovers,
   recordedAuthor,
+  shownReviewed,
   statementBytes,
   verificationPolicy,
   type ApprovalSource,
@@ -24,6 +25,7 @@ export {
 export {
   parseVerificationSummary,
   PROMOTED_LEVEL,
+  REVIEWED_LEVEL,
   verificationSummaryStatement,
   VSA_PREDICATE_TYPE,
   type ParsedVerificationSummary,

@@ -7,12 +7,15 @@ import {
   promotionStatement,
   recordedApprovers,
   recordedAuthor,
+  shownReviewed,
   statementBytes,
+  verificationPolicy,
   type PromotionRecord,
 } from "./promotion-record.js";
 import {
   parseVerificationSummary,
   PROMOTED_LEVEL,
+  REVIEWED_LEVEL,
   verificationSummaryStatement,
 } from "./verification-summary.js";
 
@@ -120,5 +123,39 @@ describe("verification summary", () => {
     const parsed = parseVerificationSummary(statementBytes(statement), DIGEST);
     expect(parsed.ok && parsed.value.verifiedLevels).toEqual(["SLSA_BUILD_LEVEL_3", PROMOTED_LEVEL]);
     expect(parseVerificationSummary(statementBytes(statement), OTHER).ok).toBe(false);
+    // Reviewed only when the caller shows it.
+    const reviewed = verificationSummaryStatement({
+      digest: DIGEST,
+      resourceUri: `registry.example/app@${DIGEST}`,
+      timeVerified: "2026-12-05T10:00:00Z",
+      promoterVersion: "1.2.3",
+      inputAttestations: [],
+      reviewed: true,
+    });
+    expect(reviewed.predicate).toMatchObject({ verifiedLevels: [PROMOTED_LEVEL, REVIEWED_LEVEL] });
+  });
+
+  it("names the approving commit, and claims review, only for a committed line a pull request with an approver brought", () => {
+    const merge = { sha: "3".repeat(40) };
+    const addedIn = { sha: "4".repeat(40) };
+    const pullRequest = { number: 7, approvers: [{ name: "carol", uri: "https://github.com/carol" }] };
+    const base = {
+      manifest: { path: "images/app/images.yaml", line: 4 },
+      repository: "https://github.com/org/m",
+    };
+    // Committed, approved: the merge commit approved it.
+    expect(verificationPolicy({ ...base, merge, addedIn, pullRequest })).toEqual({
+      uri: `git+https://github.com/org/m@${merge.sha}#images/app/images.yaml`,
+      gitCommit: merge.sha,
+    });
+    expect(shownReviewed({ ...base, merge, addedIn, pullRequest })).toBe(true);
+    // Only the work tree names it: no commit approved it, and nothing was reviewed.
+    expect(verificationPolicy({ ...base, merge })).toEqual({
+      uri: "git+https://github.com/org/m#images/app/images.yaml",
+    });
+    expect(shownReviewed({ ...base, merge, pullRequest })).toBe(false);
+    // Committed, but no approver recorded (no token, a stale approval): promoted, not reviewed.
+    expect(shownReviewed({ ...base, merge, addedIn, pullRequest: { number: 7, approvers: [] } })).toBe(false);
+    expect(shownReviewed({ ...base, merge, addedIn })).toBe(false);
   });
 });

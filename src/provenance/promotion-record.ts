@@ -124,17 +124,35 @@ function withoutUndefined(object: Record<string, unknown>): Record<string, unkno
 /** The git URI of a file at a commit (SPDX download-location style), when the repository is known. */
 export function manifestUri(review: ReviewRecord): string | undefined {
   if (review.repository === undefined) return undefined;
-  const at = review.merge?.sha ?? review.addedIn?.sha;
+  const at = approvingCommit(review);
   return `git+${review.repository}${at === undefined ? "" : `@${at}`}#${review.manifest.path}`;
 }
 
 /**
+ * The commit whose manifest names the digest: the merge commit (else the commit that wrote the
+ * line), and only when the line is in a commit at all. A line only the work tree holds (changed
+ * before the run) is in no commit, and HEAD's manifest does not name it.
+ */
+function approvingCommit(review: ReviewRecord): string | undefined {
+  if (review.addedIn === undefined) return undefined;
+  return review.merge?.sha ?? review.addedIn.sha;
+}
+
+/**
+ * Whether the record shows the digest's line reviewed: it is in a commit, and the pull request
+ * that brought that commit has an approver recorded (the VSA's `REVIEWED_LEVEL`).
+ */
+export function shownReviewed(review: ReviewRecord | undefined): boolean {
+  return review?.addedIn !== undefined && (review.pullRequest?.approvers.length ?? 0) > 0;
+}
+
+/**
  * The VSA's `policy`: the manifest that approved the digest, and the commit it was approved in
- * (the merge commit, else the commit that wrote the line). Without a known repository the URI is
- * the manifest's path in the tree (a relative reference).
+ * (`approvingCommit`). Without a known repository the URI is the manifest's path in the tree (a
+ * relative reference).
  */
 export function verificationPolicy(review: ReviewRecord): { uri: string; gitCommit?: string } {
-  const gitCommit = review.merge?.sha ?? review.addedIn?.sha;
+  const gitCommit = approvingCommit(review);
   return {
     uri: manifestUri(review) ?? review.manifest.path,
     ...(gitCommit === undefined ? {} : { gitCommit }),

@@ -193,6 +193,7 @@ describe("collectReviewContext", () => {
         state: "approved",
         submitted_at: "2026-12-05T11:00:00Z",
         commit_id: commits.bob,
+        author_association: "MEMBER",
       },
     });
     const context = await collectReviewContext(
@@ -215,6 +216,7 @@ describe("collectReviewContext", () => {
           user: { login: "carol" },
           state: "approved",
           submitted_at: "2026-12-05T11:00:00Z",
+          author_association: "MEMBER",
           ...(commitId === undefined ? {} : { commit_id: commitId }),
         },
       });
@@ -250,10 +252,17 @@ describe("collectReviewContext", () => {
   });
 
   it("attributes to the run's pull request only the lines its commits wrote", async () => {
-    const event = await eventFile({ ref: "refs/heads/main", before: commits.alice, after: commits.merge });
-    const context = await collectReviewContext(
-      options(actions({ GITHUB_EVENT_NAME: "push", GITHUB_EVENT_PATH: event })),
-    );
+    standIn.addMergedPull("org/manifests", {
+      number: 42,
+      author: "bob",
+      head: commits.bob,
+      base: { ref: "main", sha: commits.base },
+      merge: commits.merge,
+      reviews: [standInReview("erin", "APPROVED", "2026-12-05T10:30:00Z")],
+    });
+    // The push's `before` is irrelevant: HEAD's first parent is the base of its pull request.
+    const event = await eventFile({ ref: "refs/heads/main", before: "0".repeat(40), after: commits.merge });
+    const context = await collectReviewContext(options(pushWithApi(event)));
     const file = path.join(dir, IMAGES);
     const added = await addedInCommits(dir, [
       { file, line: 3 },
@@ -264,22 +273,12 @@ describe("collectReviewContext", () => {
       reviewRecordFor(context, { file, line: 4 }, added.get({ file, line: 4 })).pullRequest,
     ).toMatchObject({
       number: 42,
+      approvers: [{ name: "erin" }],
     });
     const old = reviewRecordFor(context, { file, line: 3 }, added.get({ file, line: 3 }));
     expect(old.pullRequest).toBeUndefined();
     expect(old.addedIn?.sha).toBe(commits.alice);
     expect(old.merge?.sha).toBe(commits.merge);
-    // Without the push's `before`, HEAD's first parent is the base: the same answer.
-    const noBefore = await eventFile({ ref: "refs/heads/main", after: commits.merge });
-    const fallback = await collectReviewContext(
-      options(actions({ GITHUB_EVENT_NAME: "push", GITHUB_EVENT_PATH: noBefore })),
-    );
-    expect(
-      reviewRecordFor(fallback, { file, line: 3 }, added.get({ file, line: 3 })).pullRequest,
-    ).toBeUndefined();
-    expect(
-      reviewRecordFor(fallback, { file, line: 4 }, added.get({ file, line: 4 })).pullRequest?.number,
-    ).toBe(42);
   });
 
   it("GitHub push event with a token: the merged pull request and its approvers from GitHub's API", async () => {
@@ -368,13 +367,16 @@ describe("collectReviewContext", () => {
     expect(names).not.toContain("user3");
   });
 
-  it("GitHub push event without a token: the pull request the merge commit names, no approvers", async () => {
+  it("GitHub push event without a token: no pull request (a commit message proves none), the commits", async () => {
     const event = await eventFile({ ref: "refs/heads/main", after: commits.merge });
     const context = await collectReviewContext(
       options(actions({ GITHUB_EVENT_NAME: "push", GITHUB_EVENT_PATH: event })),
     );
-    expect(context.pullRequests).toEqual([
-      { number: 42, url: "https://github.com/org/manifests/pull/42", approvers: [] },
+    // HEAD's subject says "Merge pull request #42": text anyone can write.
+    expect(context.pullRequests).toEqual([]);
+    expect(context.merge?.sha).toBe(commits.merge);
+    expect(warnings()).toEqual([
+      `review facts: no GITHUB_TOKEN: the pull request ${commits.merge} merged is not looked up in GitHub's API, and a commit message proves none; only the commits are recorded`,
     ]);
     expect(standIn.requests).toEqual([]);
   });
@@ -394,14 +396,12 @@ describe("collectReviewContext", () => {
         /^review facts: the pull request of [0-9a-f]{40} is not read from GitHub's API: .*HTTP 403: Resource not accessible by integration/,
       ),
     ]);
-    // The subject still names the pull request; no approvers are claimed.
-    expect(context.pullRequests).toEqual([
-      { number: 42, url: "https://github.com/org/manifests/pull/42", approvers: [] },
-    ]);
+    // No pull request is claimed; the commits are recorded.
+    expect(context.pullRequests).toEqual([]);
     expect(context.merge?.sha).toBe(commits.merge);
   });
 
-  it("Prow postsubmit: PULL_* variables, and without a token the approvers of the merge commit's trailers", async () => {
+  it("Prow postsubmit without a token: the repository and commits; neither the subject's pull request nor trailers", async () => {
     const context = await collectReviewContext(
       options({
         PROW_JOB_ID: "0b2f7c1e",
@@ -415,23 +415,11 @@ describe("collectReviewContext", () => {
     );
     expect(context.ci).toBe("prow");
     expect(context.repository).toBe("https://github.com/org/manifests");
-    expect(context.pullRequests).toEqual([
-      {
-        number: 42,
-        url: "https://github.com/org/manifests/pull/42",
-        baseRef: "refs/heads/main",
-        baseSha: commits.merge,
-        approvers: [
-          { name: "carol", uri: "https://github.com/carol" },
-          { name: "dave", uri: "https://github.com/dave" },
-        ],
-        approvalSource: "merge-commit",
-      },
-    ]);
-    // "Eve <eve@example.com>" is not a login: not recorded, and said so.
-    expect(warnings()).toEqual([
-      `review facts: 1 approval trailers of ${commits.merge} do not name a GitHub login; not recorded`,
-    ]);
+    // The merge message names #42 and has Approved-by/Reviewed-by trailers: the pull request's
+    // title is part of that message, so its author could have written them.
+    expect(context.pullRequests).toEqual([]);
+    expect(context.merge?.sha).toBe(commits.merge);
+    expect(warnings()).toEqual([expect.stringContaining("no GITHUB_TOKEN")]);
   });
 
   it("Prow postsubmit with a token: GitHub's API, not the trailers", async () => {
@@ -636,10 +624,8 @@ describe("hostile review facts", () => {
         headSha: commits.bob,
         baseRef: "refs/heads/main",
         baseSha: commits.base,
-        approvers: [
-          { name: "renovate[bot]", uri: "https://github.com/apps/renovate" },
-          { name: "owner1", uri: "https://github.com/owner1" },
-        ],
+        // renovate[bot] is an app: its approval is not a person's review.
+        approvers: [{ name: "owner1", uri: "https://github.com/owner1" }],
         approvalSource: "github-api",
       },
     ]);

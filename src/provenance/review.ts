@@ -3,6 +3,7 @@ import * as path from "node:path";
 import { AbortedError, describeError } from "../errors.js";
 import { escapeExcerpt } from "../excerpt.js";
 import {
+  approvalProblem,
   currentApprovals,
   DEFAULT_GITHUB_API_URL,
   GITHUB_TOKEN_VARIABLE,
@@ -23,8 +24,6 @@ import { addedInCommits, epochToRfc3339, type AddedInCommits } from "./added-in.
 import { readGitHubEvent } from "./github-event.js";
 import type { Approver, CommitRecord, PullRequestRecord, ReviewRecord } from "./promotion-record.js";
 import {
-  APPROVAL_TRAILERS,
-  approverTrailers,
   branchRef,
   parsePullNumber,
   parsePullRefs,
@@ -89,8 +88,6 @@ const JOB_TYPES = new Set(["presubmit", "postsubmit", "batch", "periodic"]);
 
 interface HeadCommit {
   readonly record: CommitRecord;
-  /** The `Approved-by:`/`Reviewed-by:` trailers, `Key: value` a line. */
-  readonly trailers: string;
 }
 
 interface Collector {
@@ -112,13 +109,13 @@ function rethrowAbort(error: unknown): void {
 }
 
 async function readHead(options: ReviewContextOptions, repository: GitRepository): Promise<HeadCommit> {
-  const trailerKeys = APPROVAL_TRAILERS.map((key) => `key=${key}`).join(",");
   const output = await runGit(
     [
       "log",
       "-1",
       "--no-show-signature",
-      `--format=%H%x00%an <%ae>%x00%ct%x00%s%x00%(trailers:${trailerKeys},unfold)`,
+      "--no-mailmap",
+      "--format=%H%x00%an <%ae>%x00%ct%x00%s",
       "--end-of-options",
       "HEAD",
     ],
@@ -128,7 +125,7 @@ async function readHead(options: ReviewContextOptions, repository: GitRepository
       ...(options.gitProgram ? { program: options.gitProgram } : {}),
     },
   );
-  const [sha = "", author = "", time = "", subject = "", trailers = ""] = output.toString("utf8").split("\0");
+  const [sha = "", author = "", time = "", subject = ""] = output.toString("utf8").split("\0");
   if (!isCommitSha(sha)) throw new Error(`git log printed ${escapeExcerpt(sha, 80)} for HEAD`);
   const when = epochToRfc3339(Number(time));
   const cleanAuthor = recordText(author);
@@ -140,7 +137,6 @@ async function readHead(options: ReviewContextOptions, repository: GitRepository
       ...(when === undefined ? {} : { time: when }),
       ...(cleanSubject === "" ? {} : { subject: cleanSubject }),
     },
-    trailers,
   };
 }
 
@@ -233,6 +229,11 @@ async function apiApprovals(
 ): Promise<Pick<PullRequestRecord, "approvers" | "approvalSource" | "reviewTime"> | undefined> {
   try {
     const approvals = currentApprovals(await pullRequestReviews(client, repo, number), head);
+    if (approvals.notEntitled.length > 0) {
+      collector.warn(
+        `pull request #${number}: approvals that do not count, not recorded: ${approvals.notEntitled.map((review) => `${review.login} (${review.problem})`).join(", ")}`,
+      );
+    }
     if (approvals.stale.length > 0) {
       const who = approvals.stale.map(
         (review) =>
@@ -280,41 +281,41 @@ function pullRecord(
 }
 
 /**
- * The pull request a merge commit merged: GitHub's association of the commit with a merged pull
- * request when a token is given (the subject's `#N` only picks among them), else the number the
- * subject names.
+ * The pull request HEAD merged, as GitHub's API associates the commit with a merged pull request
+ * (the subject's `#N` only picks among several). Without the API nothing is recorded: a commit's
+ * message is its author's text (a rebase or squash merge makes the pull request's own commit
+ * HEAD, and GitHub's merge message carries the pull request's title), so "#N" there proves nothing.
  */
 async function mergedPullRequest(
   collector: Collector,
   repo: RepoName,
   server: string,
-  fallback: Pick<GitHubPullRequest, "baseRef" | "baseSha">,
-): Promise<{ pull: Partial<GitHubPullRequest> & { number: number }; fromApi: boolean } | undefined> {
+): Promise<(Partial<GitHubPullRequest> & { number: number }) | undefined> {
   const head = collector.head?.record;
   if (head === undefined) return undefined;
+  if (!collector.client) {
+    collector.warn(
+      `no ${GITHUB_TOKEN_VARIABLE}: the pull request ${head.sha} merged is not looked up in GitHub's API, and a commit message proves none; only the commits are recorded`,
+    );
+    return undefined;
+  }
   const named = head.subject === undefined ? undefined : pullNumberFromSubject(head.subject);
-  if (collector.client) {
-    try {
-      const pulls = await pullRequestsOfCommit(collector.client, repo, head.sha, server);
-      const merged =
-        pulls.find((pull) => pull.merged && pull.mergeCommitSha === head.sha) ??
-        pulls.find((pull) => pull.merged && pull.number === named);
-      if (merged) return { pull: merged, fromApi: true };
-      if (named !== undefined) {
-        collector.warn(
-          `the commit ${head.sha} names pull request #${named}, but GitHub does not associate that merged pull request with it; no pull request is recorded`,
-        );
-      }
-      return undefined;
-    } catch (error) {
-      rethrowAbort(error);
+  try {
+    const pulls = await pullRequestsOfCommit(collector.client, repo, head.sha, server);
+    const merged =
+      pulls.find((pull) => pull.merged && pull.mergeCommitSha === head.sha) ??
+      pulls.find((pull) => pull.merged && pull.number === named);
+    if (!merged && named !== undefined) {
       collector.warn(
-        `the pull request of ${head.sha} is not read from GitHub's API: ${describeError(error)}`,
+        `the commit ${head.sha} names pull request #${named}, but GitHub does not associate that merged pull request with it; no pull request is recorded`,
       );
     }
+    return merged;
+  } catch (error) {
+    rethrowAbort(error);
+    collector.warn(`the pull request of ${head.sha} is not read from GitHub's API: ${describeError(error)}`);
+    return undefined;
   }
-  if (named === undefined) return undefined;
-  return { pull: { number: named, ...fallback }, fromApi: false };
 }
 
 async function fromGitHubActions(collector: Collector): Promise<Partial<ReviewContext>> {
@@ -340,7 +341,12 @@ async function fromGitHubActions(collector: Collector): Promise<Partial<ReviewCo
       : undefined;
     const approvalOfHead =
       event.approval?.commitId !== undefined && event.approval.commitId === event.pull.headSha;
-    if (approvals === undefined && event.approval && !approvalOfHead) {
+    const notEntitled = event.approval ? approvalProblem(event.approval) : undefined;
+    if (approvals === undefined && event.approval && notEntitled !== undefined) {
+      collector.warn(
+        `the approval by ${event.approval.login} in the event does not count (${notEntitled}); not recorded`,
+      );
+    } else if (approvals === undefined && event.approval && !approvalOfHead) {
       collector.warn(
         `the approval by ${event.approval.login} in the event is not of the pull request's head commit; not recorded`,
       );
@@ -351,31 +357,24 @@ async function fromGitHubActions(collector: Collector): Promise<Partial<ReviewCo
         ...(event.approval.submittedAt === undefined ? {} : { reviewTime: event.approval.submittedAt }),
       };
     }
-    return onePullRequest(collector, repository, pullRecord(event.pull, repo, server, approvals), [
-      event.pull.baseSha,
-    ]);
+    return onePullRequest(collector, repository, pullRecord(event.pull, repo, server, approvals));
   }
   if (event.kind === "push") {
     const head = collector.head?.record;
     if (event.after !== undefined && head !== undefined && event.after !== head.sha) {
       collector.warn(`the push event is about ${event.after}, but the manifests' checkout is at ${head.sha}`);
     }
-    const merged = await mergedPullRequest(collector, repo, server, {});
-    if (merged === undefined) return { repository };
-    const approvals =
-      merged.fromApi && collector.client
-        ? await apiApprovals(
-            collector,
-            collector.client,
-            repo,
-            merged.pull.number,
-            server,
-            merged.pull.headSha,
-          )
-        : undefined;
-    return onePullRequest(collector, repository, pullRecord(merged.pull, repo, server, approvals), [
-      event.before,
-    ]);
+    const merged = await mergedPullRequest(collector, repo, server);
+    if (merged === undefined || !collector.client) return { repository };
+    const approvals = await apiApprovals(
+      collector,
+      collector.client,
+      repo,
+      merged.number,
+      server,
+      merged.headSha,
+    );
+    return onePullRequest(collector, repository, pullRecord(merged, repo, server, approvals));
   }
   return { repository };
 }
@@ -407,23 +406,19 @@ async function batchCommits(
 }
 
 /**
- * The commits the checkout's HEAD brought over the first of `bases` git knows (the push's
- * `before`, the pull request's base, else HEAD's first parent), or all of HEAD's history for a
- * first commit; undefined (and a warning) when git cannot say.
+ * The commits HEAD brought over its first parent: for a merge commit (GitHub's merge button, the
+ * merge Actions and Prow check out for a pull request, Tide's merge) the pull request's commits
+ * and the merge itself; for a squash or rebase merge, HEAD alone (a rebased pull request's
+ * earlier commits are then not attributed: the record says less, never more). Never the push's
+ * `before`: a push can carry several merges (a merge queue), and the pull request of HEAD
+ * approved only its own. All of HEAD's history for a first commit; undefined (and a warning)
+ * when git cannot say.
  */
-async function changeCommits(
-  collector: Collector,
-  bases: readonly (string | undefined)[],
-): Promise<Set<string> | undefined> {
+async function changeCommits(collector: Collector): Promise<Set<string> | undefined> {
   const git = collector.git;
   if (git === undefined || collector.head === undefined) return undefined;
   const head = collector.head.record.sha;
-  const ranges = [...bases.filter((base): base is string => base !== undefined), `${head}^1`].map((base) => [
-    head,
-    `^${base}`,
-  ]);
-  ranges.push([head]);
-  for (const range of ranges) {
+  for (const range of [[head, `^${head}^1`], [head]]) {
     try {
       const output = await runGit(
         ["rev-list", `--max-count=${MAX_BATCH_COMMITS}`, "--end-of-options", ...range],
@@ -432,7 +427,7 @@ async function changeCommits(
       return new Set(output.toString("utf8").split("\n").filter(isCommitSha));
     } catch (error) {
       rethrowAbort(error);
-      // Not in the checkout (a shallow clone), or HEAD has no parent: the next range.
+      // HEAD has no parent (or it is not in a shallow checkout): the next range.
     }
   }
   collector.warn(`the commits of ${head} are not readable: no edge is attributed to a pull request`);
@@ -444,9 +439,8 @@ async function onePullRequest(
   collector: Collector,
   repository: string,
   pull: PullRequestRecord,
-  bases: readonly (string | undefined)[],
 ): Promise<Partial<ReviewContext>> {
-  const commits = await changeCommits(collector, bases);
+  const commits = await changeCommits(collector);
   return {
     repository,
     pullRequests: [pull],
@@ -493,26 +487,10 @@ async function fromProw(collector: Collector): Promise<Partial<ReviewContext>> {
     if (head && baseSha !== undefined && head.record.sha !== baseSha) {
       collector.warn(`PULL_BASE_SHA is ${baseSha}, but the manifests' checkout is at ${head.record.sha}`);
     }
-    const merged = await mergedPullRequest(collector, repo, server, base);
-    if (merged === undefined) return { repository };
-    let approvals =
-      merged.fromApi && client
-        ? await apiApprovals(collector, client, repo, merged.pull.number, server, merged.pull.headSha)
-        : undefined;
-    if (approvals === undefined && !merged.fromApi && head) {
-      // Without the API, the approvals Tide's merge commit records in its trailers.
-      const trailers = approverTrailers(head.trailers);
-      if (trailers.skipped > 0) {
-        collector.warn(
-          `${trailers.skipped} approval trailers of ${head.record.sha} do not name a GitHub login; not recorded`,
-        );
-      }
-      approvals = {
-        approvers: trailers.logins.map((login) => approver(server, login)),
-        approvalSource: "merge-commit",
-      };
-    }
-    return onePullRequest(collector, repository, pullRecord(merged.pull, repo, server, approvals), []);
+    const merged = await mergedPullRequest(collector, repo, server);
+    if (merged === undefined || !client) return { repository };
+    const approvals = await apiApprovals(collector, client, repo, merged.number, server, merged.headSha);
+    return onePullRequest(collector, repository, pullRecord({ ...base, ...merged }, repo, server, approvals));
   }
 
   // presubmit and batch: the pull requests under test, from PULL_NUMBER or PULL_REFS.
@@ -557,7 +535,7 @@ async function fromProw(collector: Collector): Promise<Partial<ReviewContext>> {
     );
   }
   const [only] = records;
-  if (records.length === 1 && only) return onePullRequest(collector, repository, only, [baseSha]);
+  if (records.length === 1 && only) return onePullRequest(collector, repository, only);
   const commitsByPullRequest = await batchCommits(
     collector,
     pulls.filter((pull) => pull.sha !== ""),

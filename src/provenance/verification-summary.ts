@@ -8,14 +8,18 @@ import { IN_TOTO_STATEMENT_V1, parseStatement, promoterId, type StatementParse }
  * admission controllers). Pure.
  * https://slsa.dev/spec/v1.0/verification_summary
  *
- * `verifiedLevels` holds our custom level `PROMOTED_LEVEL` (SLSA allows custom properties with
- * an organisation prefix): "this digest was promoted to production by a reviewed manifest
- * change", plus `SLSA_BUILD_LEVEL_<n>` when staging's verified provenance proves that level.
+ * `verifiedLevels` holds our custom levels (SLSA allows custom properties with an organisation
+ * prefix): always `PROMOTED_LEVEL`, "this digest was promoted to production because a manifest
+ * names it"; `REVIEWED_LEVEL`, "... by a reviewed change", only when the record shows it (the
+ * manifest line is in a commit, and the pull request that brought it has an approver recorded);
+ * and `SLSA_BUILD_LEVEL_<n>` when staging's verified provenance proves that level.
  */
 
 export const VSA_PREDICATE_TYPE = "https://slsa.dev/verification_summary/v1";
-/** Custom verified level: promoted by image-promoter because a reviewed manifest names it. */
-export const PROMOTED_LEVEL = "IMAGE_PROMOTER_MANIFEST_REVIEWED";
+/** Custom verified level: promoted by image-promoter because a manifest names it. */
+export const PROMOTED_LEVEL = "IMAGE_PROMOTER_MANIFEST_PROMOTED";
+/** Custom verified level: ... and the change that named it was reviewed (approvers recorded). */
+export const REVIEWED_LEVEL = "IMAGE_PROMOTER_MANIFEST_REVIEWED";
 
 /** A resource the verification read: its URI and digest (SLSA ResourceDescriptor subset). */
 export interface VerifiedInput {
@@ -36,6 +40,8 @@ export interface VerificationSummary {
   readonly inputAttestations: readonly VerifiedInput[];
   /** The SLSA build level staging's provenance proves, when it does. */
   readonly slsaBuildLevel?: number;
+  /** Whether the record shows the change reviewed (`REVIEWED_LEVEL`). */
+  readonly reviewed?: boolean;
 }
 
 function digestSet(digest: Digest): Record<string, string> {
@@ -43,7 +49,7 @@ function digestSet(digest: Digest): Record<string, string> {
 }
 
 export function verificationSummaryStatement(summary: VerificationSummary): Record<string, unknown> {
-  const levels = [PROMOTED_LEVEL];
+  const levels = summary.reviewed === true ? [PROMOTED_LEVEL, REVIEWED_LEVEL] : [PROMOTED_LEVEL];
   if (summary.slsaBuildLevel !== undefined) levels.unshift(`SLSA_BUILD_LEVEL_${summary.slsaBuildLevel}`);
   return {
     _type: IN_TOTO_STATEMENT_V1,

@@ -251,7 +251,12 @@ async function signedContent(
     if (statement === undefined) throw new SignError("sign-failed", "no statement to sign");
     const bytes = new TextEncoder().encode(JSON.stringify(await signedStatement(statement, signer, context)));
     checkRecognised(
-      await signer.ownSignatures.attestation(bytes, subject.digest, statement.predicateType),
+      await signer.ownSignatures.attestation(
+        bytes,
+        subject.digest,
+        statement.predicateType,
+        statement.identity,
+      ),
       signer,
     );
     if (!subject.descriptor)
@@ -302,6 +307,7 @@ async function signedContent(
         layer.bytes,
         subject.digest,
         statement.predicateType,
+        statement.identity,
       ),
       signer,
     );

@@ -41,17 +41,25 @@ export interface OwnSignatures {
   /** Whether a sigstore bundle (its bytes) is this signer's signature of `subject` as `identity`. */
   bundle(bundleBytes: Uint8Array, subject: Digest, identity: string): Promise<OwnVerdict>;
   /**
-   * Whether a sigstore bundle is this signer's attestation of `predicateType` about `subject`:
-   * the DSSE envelope verifies, and its payload is an in-toto statement of that type naming the
-   * digest.
+   * Whether a sigstore bundle is this signer's attestation of `predicateType` about `subject`
+   * published as `identity`: the DSSE envelope verifies, and its payload is an in-toto statement
+   * of that type naming the digest under that name (the subject's name, and the predicate's
+   * `dstRef` or `resourceUri` `<identity>@<digest>`). Our genuine statement about the same
+   * digest under another name is not this image's.
    */
-  attestation(bundleBytes: Uint8Array, subject: Digest, predicateType: string): Promise<OwnVerdict>;
+  attestation(
+    bundleBytes: Uint8Array,
+    subject: Digest,
+    predicateType: string,
+    identity: string,
+  ): Promise<OwnVerdict>;
   /** The same for a layer of cosign's `.att` manifest and its envelope blob (already read). */
   attestationLayer(
     layer: Descriptor,
     envelope: Uint8Array,
     subject: Digest,
     predicateType: string,
+    identity: string,
   ): Promise<OwnVerdict>;
 }
 
@@ -66,15 +74,31 @@ function bundlePayload(bundleBytes: Uint8Array): Uint8Array | undefined {
   }
 }
 
-/** Whether a verified payload is an in-toto statement of `predicateType` about `subject`. */
+/**
+ * Whether a verified payload is an in-toto statement of `predicateType` about `subject` as
+ * `identity`: the subject's name is the identity, and each reference the predicate gives
+ * (`dstRef` of the promotion record, `resourceUri` of the VSA; at least one) is
+ * `<identity>@<subject>`.
+ */
 function statementVerdict(
   payload: Uint8Array | undefined,
   predicateType: string,
   subject: Digest,
+  identity: string,
 ): OwnVerdict {
   if (payload === undefined) return { ok: false, reason: "the bundle holds no DSSE payload" };
   const statement = parseStatement(payload, predicateType, subject);
-  return statement.ok ? { ok: true } : { ok: false, reason: statement.reason };
+  if (!statement.ok) return { ok: false, reason: statement.reason };
+  const { subjectName, predicate } = statement.value;
+  if (subjectName !== identity) {
+    return { ok: false, reason: `the statement is about ${subjectName}, not ${identity}` };
+  }
+  const expected = `${identity}@${subject}`;
+  const references = [predicate.dstRef, predicate.resourceUri].filter((value) => value !== undefined);
+  if (references.length === 0 || references.some((reference) => reference !== expected)) {
+    return { ok: false, reason: `the statement does not name ${expected}` };
+  }
+  return { ok: true };
 }
 
 /** An `.att` layer's envelope, when it is shaped as one of ours and carries an in-toto payload. */
@@ -128,19 +152,19 @@ export function keyOwnSignatures(
       const verdict = await verifySigningBundle(bundleBytes, [key], { digest: subject, identity });
       return verdict.ok ? { ok: true } : verdict;
     },
-    async attestation(bundleBytes, subject, predicateType) {
+    async attestation(bundleBytes, subject, predicateType, identity) {
       const verdict = await verifySigningBundle(bundleBytes, [key], { digest: subject }, "attestation");
       if (!verdict.ok) return verdict;
-      return statementVerdict(bundlePayload(bundleBytes), predicateType, subject);
+      return statementVerdict(bundlePayload(bundleBytes), predicateType, subject, identity);
     },
-    attestationLayer(layer, bytes, subject, predicateType) {
+    attestationLayer(layer, bytes, subject, predicateType, identity) {
       const allowed = options.logsToRekor ? LOGGED_ATTESTATION_ANNOTATIONS : KEY_ATTESTATION_ANNOTATIONS;
       const envelope = ownEnvelope(layer, bytes, predicateType, allowed);
       if (typeof envelope === "string") return Promise.resolve({ ok: false, reason: envelope });
       if (!dsseSigner(envelope, [key])) {
         return Promise.resolve({ ok: false, reason: "the envelope does not verify with our key" });
       }
-      return Promise.resolve(statementVerdict(envelope.payload, predicateType, subject));
+      return Promise.resolve(statementVerdict(envelope.payload, predicateType, subject, identity));
     },
   };
 }
@@ -165,19 +189,19 @@ export function keylessOwnSignatures(policy: KeylessPolicy | undefined): OwnSign
       const verdict = await policy.verifyBundle(bundleBytes, { digest: subject, identity });
       return verdict.ok ? { ok: true } : verdict;
     },
-    async attestation(bundleBytes, subject, predicateType) {
+    async attestation(bundleBytes, subject, predicateType, identity) {
       if (!policy) return unconfigured;
       const verdict = await policy.verifyBundle(bundleBytes, { digest: subject }, "attestation");
       if (!verdict.ok) return verdict;
-      return statementVerdict(bundlePayload(bundleBytes), predicateType, subject);
+      return statementVerdict(bundlePayload(bundleBytes), predicateType, subject, identity);
     },
-    async attestationLayer(layer, bytes, subject, predicateType) {
+    async attestationLayer(layer, bytes, subject, predicateType, identity) {
       if (!policy) return unconfigured;
       const envelope = ownEnvelope(layer, bytes, predicateType, KEYLESS_ATTESTATION_ANNOTATIONS);
       if (typeof envelope === "string") return { ok: false, reason: envelope };
       const verdict = await policy.verifyAttestationLayer(layer, envelope, { digest: subject });
       if (!verdict.ok) return verdict;
-      return statementVerdict(envelope.payload, predicateType, subject);
+      return statementVerdict(envelope.payload, predicateType, subject, identity);
     },
   };
 }

@@ -449,7 +449,15 @@ async function planSubject(
       signHere && signer
         ? ownSignatureLayers(sets, subject.digest, target.identities, signer.ownSignatures)
         : attestHere && signer
-          ? ownAttestationLayers(sets, subject.digest, attestTypes, signer.ownSignatures, call, signal)
+          ? ownAttestationLayers(
+              sets,
+              subject.digest,
+              target.identities[0] ?? "",
+              attestTypes,
+              signer.ownSignatures,
+              call,
+              signal,
+            )
           : Promise.resolve(new Map<string, string>());
     // What the union lacks of ours: identities to sign as (`.sig`), or predicate types (`.att`).
     const wanted = signHere ? target.identities : attestHere ? attestTypes : [];
@@ -556,6 +564,7 @@ async function planSubject(
           subject,
           {
             predicateType,
+            identity: target.identities[0] ?? "",
             made: async () => {
               const statement = (await statements()).find((made) => made.predicateType === predicateType);
               if (!statement) throw new Error(`no ${predicateType} statement was made for ${subject.digest}`);
@@ -645,6 +654,7 @@ async function ownSignatureLayers(
 async function ownAttestationLayers(
   sets: readonly ObservedLayerSet[],
   subject: Digest,
+  identity: string,
   predicateTypes: readonly string[],
   ownSignatures: OwnSignatures,
   call: CallOptions,
@@ -667,7 +677,7 @@ async function ownAttestationLayers(
         if (signal?.aborted) throw error;
         continue;
       }
-      if ((await ownSignatures.attestationLayer(layer, envelope, subject, predicateType)).ok) {
+      if ((await ownSignatures.attestationLayer(layer, envelope, subject, predicateType, identity)).ok) {
         found.set(predicateType, key);
       }
     }
@@ -835,7 +845,12 @@ async function findOwnBundles(
  */
 async function planAttestationReferrer(
   subject: SignatureSubject,
-  statement: { readonly predicateType: string; readonly made: () => Promise<PlannedStatement> },
+  statement: {
+    readonly predicateType: string;
+    /** The name the statement publishes the digest under (the target's canonical identity). */
+    readonly identity: string;
+    readonly made: () => Promise<PlannedStatement>;
+  },
   { inScope: destinations, elsewhere }: SubjectDestinations,
   referrersOf: (destination: OpenDestination) => Promise<Descriptor[] | { error: string }>,
   context: Context,
@@ -868,7 +883,14 @@ async function planAttestationReferrer(
         const bytes = await referrerBundle(holder.store, digest, subject.digest, context.call);
         if (
           bytes &&
-          (await signer.ownSignatures.attestation(bytes, subject.digest, statement.predicateType)).ok
+          (
+            await signer.ownSignatures.attestation(
+              bytes,
+              subject.digest,
+              statement.predicateType,
+              statement.identity,
+            )
+          ).ok
         ) {
           return { digest, store: holder.store, keys: holder.keys };
         }

@@ -1,5 +1,6 @@
 import {
   promotionStatement,
+  shownReviewed,
   PROMOTION_PREDICATE_TYPE,
   statementBytes,
   verificationSummaryStatement,
@@ -54,10 +55,12 @@ export interface AttestOptions {
   readonly now?: () => Date;
 }
 
-/** A statement to sign: its predicate type and exact bytes. */
+/** A statement to sign: its predicate type, exact bytes, and the name it publishes the digest under. */
 export interface PlannedStatement {
   readonly predicateType: string;
   readonly bytes: Uint8Array;
+  /** The canonical identity the statement names (`<identity>@<digest>`). */
+  readonly identity: string;
 }
 
 /** The promotion record and the VSA of `subject`, promoted at `timestamp` (RFC 3339). */
@@ -90,9 +93,10 @@ export function subjectStatements(
     ...(policy ? { policy } : {}),
     inputAttestations: facts.inputs ?? [],
     ...(facts.build?.slsaBuildLevel === undefined ? {} : { slsaBuildLevel: facts.build.slsaBuildLevel }),
+    reviewed: shownReviewed(facts.review),
   });
   return [
-    { predicateType: PROMOTION_PREDICATE_TYPE, bytes: statementBytes(record) },
-    { predicateType: VSA_PREDICATE_TYPE, bytes: statementBytes(summary) },
+    { predicateType: PROMOTION_PREDICATE_TYPE, bytes: statementBytes(record), identity },
+    { predicateType: VSA_PREDICATE_TYPE, bytes: statementBytes(summary), identity },
   ];
 }

@@ -216,7 +216,7 @@ describe("promotion attestations across real registries", () => {
               resourceUri: dstRef,
               verifier: { id: `pkg:npm/image-promoter@${version}` },
               verificationResult: "PASSED",
-              verifiedLevels: ["IMAGE_PROMOTER_MANIFEST_REVIEWED"],
+              verifiedLevels: ["IMAGE_PROMOTER_MANIFEST_PROMOTED"],
             });
           }
         }
@@ -499,6 +499,10 @@ describe("who built it and who approved it, in the attestations", () => {
             uri: `git+${repository}@${merge}#promo.yaml`,
             digest: { gitCommit: merge },
           });
+          // Approved in the pull request that brought the line: reviewed.
+          expect(predicate.verifiedLevels).toEqual(
+            expect.arrayContaining(["IMAGE_PROMOTER_MANIFEST_PROMOTED", "IMAGE_PROMOTER_MANIFEST_REVIEWED"]),
+          );
           expect(predicate.inputAttestations).toEqual(
             inputs.map((input) => ({
               uri: input.uri,

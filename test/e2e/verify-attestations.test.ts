@@ -422,7 +422,7 @@ describe("explain", () => {
     expect(out).toContain("promoted at 2026-12-05T12:00:00Z by pkg:npm/image-promoter@9.9.9 (version 9.9.9)");
     expect(out).toContain(`as          ${IDENTITY}/good@${amd64.digest}`);
     expect(out).toContain(`signed by   ${releaseKeyId}`);
-    expect(out).toContain("summary     VSA PASSED: IMAGE_PROMOTER_MANIFEST_REVIEWED");
+    expect(out).toContain("summary     VSA PASSED: IMAGE_PROMOTER_MANIFEST_PROMOTED");
     expect(out).toMatch(
       new RegExp(`${escape(mirrorKey(0, "good"))}  promotion record valid \\(referrer sha256:`),
     );

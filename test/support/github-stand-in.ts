@@ -77,7 +77,8 @@ export interface StandInMergedPull {
 }
 
 /**
- * A review object as GitHub writes it; `commitId` is the commit it reviewed (`addMergedPull`
+ * A review object as GitHub writes it, by a member of the repository's organisation (spread
+ * `author_association` over it for another); `commitId` is the commit it reviewed (`addMergedPull`
  * gives the pull request's head to a review without one, as a review of the head is the usual case).
  */
 export function standInReview(
@@ -92,6 +93,7 @@ export function standInReview(
     state,
     submitted_at: submittedAt,
     body: "",
+    author_association: "MEMBER",
     ...(commitId === undefined ? {} : { commit_id: commitId }),
   };
 }
