@@ -8,12 +8,15 @@ import type { Credential, CredentialSource } from "./types.js";
  */
 export class CredentialStore {
   private readonly cache = new Map<string, Promise<Credential | undefined>>();
+  /** When each answered credential is to be asked for again (short-lived ones only). */
+  private readonly renewAfter = new Map<string, number>();
   /** `registry source` pairs already told: which file a credential came from, said once. */
   private readonly told = new Set<string>();
 
   constructor(
     private readonly sources: readonly CredentialSource[],
     private readonly logger: Logger = silentLogger,
+    private readonly now: () => number = Date.now,
   ) {}
 
   lookup(
@@ -23,11 +26,30 @@ export class CredentialStore {
   ): Promise<Credential | undefined> {
     const key = `${registry}/${repository ?? ""}`;
     let answer = this.cache.get(key);
+    const renewAfter = this.renewAfter.get(key);
+    // A short-lived credential past its renewal time is asked for again; requests arriving
+    // meanwhile share the new answer.
+    if (answer && renewAfter !== undefined && this.now() >= renewAfter) answer = undefined;
     if (!answer) {
-      answer = this.ask(registry, repository, options);
-      this.cache.set(key, answer);
-      // A failure (a helper that timed out) is not remembered: the next request asks again.
-      answer.catch(() => this.cache.delete(key));
+      const asked = this.ask(registry, repository, options);
+      answer = asked;
+      this.cache.set(key, asked);
+      this.renewAfter.delete(key);
+      asked.then(
+        (credential) => {
+          if (
+            credential?.kind === "basic" &&
+            credential.renewAfter !== undefined &&
+            this.cache.get(key) === asked
+          ) {
+            this.renewAfter.set(key, credential.renewAfter);
+          }
+        },
+        // A failure (a helper that timed out) is not remembered: the next request asks again.
+        () => {
+          if (this.cache.get(key) === asked) this.cache.delete(key);
+        },
+      );
     }
     return answer;
   }

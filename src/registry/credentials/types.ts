@@ -14,6 +14,11 @@ export type Credential =
       readonly username: string;
       readonly password: string;
       readonly source: string;
+      /**
+       * Epoch milliseconds after which the credential store asks its source again: for a
+       * short-lived password (a Google access token). Absent: good for the whole run.
+       */
+      readonly renewAfter?: number;
     }
   | {
       readonly kind: "identity-token";
