@@ -1,8 +1,9 @@
 import { readFile, stat } from "node:fs/promises";
 import * as path from "node:path";
 import {
+  Compute,
   ExternalAccountClient,
-  GoogleAuth,
+  gcpMetadata,
   Impersonated,
   JWT,
   UserRefreshClient,
@@ -262,22 +263,27 @@ export async function findApplicationDefaultCredentials(
       principal: () => Promise.resolve(made.principal),
     };
   }
-  const auth = new GoogleAuth({ scopes: [...scopes] });
-  let client: AuthClient;
+  // The metadata server: asked whether it is there (at $GCE_METADATA_HOST when set, which the
+  // library reads from the process), then used by the library's Compute client.
+  let available: boolean;
   try {
-    client = await auth.getClient();
+    available = await gcpMetadata.isAvailable();
   } catch (error) {
-    if (describeError(error).includes("Could not load the default credentials")) return undefined;
-    throw googleFailure(error, "find Google credentials", undefined);
+    throw googleFailure(error, "reach the metadata server", undefined);
   }
+  if (!available) return undefined;
+  const client = new Compute({
+    scopes: [...scopes],
+    eagerRefreshThresholdMillis: GOOGLE_TOKEN_RENEW_MARGIN_MS,
+  });
   let email: Promise<string | undefined> | undefined;
   return {
     client,
     where: "Google credentials from the metadata server",
     principal: () => {
-      email ??= auth
-        .getCredentials()
-        .then((credentials) => credentials.client_email)
+      email ??= gcpMetadata
+        .instance<string>("service-accounts/default/email")
+        .then((answer) => (typeof answer === "string" && answer.length > 0 ? answer : undefined))
         .catch(() => undefined);
       return email;
     },
