@@ -11,9 +11,8 @@
  * - IAM Credentials (`generateAccessToken`, `generateIdToken`) with a table of who may
  *   impersonate whom; others get Google's 403 with the missing permission.
  *   https://cloud.google.com/iam/docs/reference/credentials/rest
- * Every access token is random and belongs to one principal; only the latest one issued to a
- * principal is current (`isCurrent`): an earlier one counts as expired, which is how a registry
- * stand-in refuses a token the promoter should have renewed.
+ * Every access token is random and belongs to one principal, and is good (`isValid`) until the
+ * test expires it (`expireIssued`: a token revoked or run out before the promoter expected).
  */
 import { generateKeyPairSync, randomBytes, verify, type KeyObject } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
@@ -56,8 +55,10 @@ export interface GoogleStandIns {
   readonly requests: GoogleStandInRequest[];
   /** A service-account key file document for `email`, whose `token_uri` is this stand-in. */
   serviceAccountKey(email: string): Record<string, unknown>;
-  /** The principal an access token was issued to, when it is the principal's latest. */
-  isCurrent(token: string): boolean;
+  /** Whether an access token was issued here and has not been expired. */
+  isValid(token: string): boolean;
+  /** Expires every access token issued so far. */
+  expireIssued(): void;
   principalOf(token: string): string | undefined;
   /** Access tokens issued so far, in order. */
   readonly issued: readonly { readonly token: string; readonly principal: string }[];
@@ -102,7 +103,7 @@ export function googleIdToken(email: string, audience: string, lifetimeSeconds =
 export async function startGoogleStandIns(options: GoogleStandInOptions = {}): Promise<GoogleStandIns> {
   const requests: GoogleStandInRequest[] = [];
   const issued: { token: string; principal: string }[] = [];
-  const latest = new Map<string, string>(); // principal -> latest token
+  const expired = new Set<string>();
   const owners = new Map<string, string>(); // token -> principal
   const keys = new Map<string, KeyObject>(); // service account -> public key
   const impersonation = new Map<string, Set<string>>(
@@ -114,16 +115,13 @@ export async function startGoogleStandIns(options: GoogleStandInOptions = {}): P
   const issue = (principal: string): string => {
     const token = `ya29.stand-in-${randomBytes(12).toString("hex")}`;
     issued.push({ token, principal });
-    latest.set(principal, token);
     owners.set(token, principal);
     return token;
   };
   const bearerPrincipal = (request: IncomingMessage): string | undefined => {
     const header = request.headers.authorization ?? "";
     const token = header.startsWith("Bearer ") ? header.slice("Bearer ".length) : undefined;
-    return token !== undefined && latest.get(owners.get(token) ?? "") === token
-      ? owners.get(token)
-      : undefined;
+    return token !== undefined && !expired.has(token) ? owners.get(token) : undefined;
   };
 
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
@@ -358,7 +356,10 @@ export async function startGoogleStandIns(options: GoogleStandInOptions = {}): P
         token_uri: `${url}/token`,
       };
     },
-    isCurrent: (token) => latest.get(owners.get(token) ?? "") === token,
+    isValid: (token) => owners.has(token) && !expired.has(token),
+    expireIssued() {
+      for (const { token } of issued) expired.add(token);
+    },
     principalOf: (token) => owners.get(token),
     allowImpersonation(caller, target) {
       let targets = impersonation.get(caller);

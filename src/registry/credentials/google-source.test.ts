@@ -66,7 +66,7 @@ function useMetadataServer(): void {
   vi.stubEnv("METADATA_SERVER_DETECTION", "assume-present");
 }
 
-function basic(credential: Credential | undefined): { username: string; password: string; source: string } {
+function basic(credential: Credential | undefined): Extract<Credential, { kind: "basic" }> {
   if (credential?.kind !== "basic")
     throw new Error(`expected a basic credential, got ${JSON.stringify(credential)}`);
   return credential;
@@ -225,11 +225,10 @@ describe("in the credential store", () => {
       // 120 s is inside the five minutes before expiry in which a token is renewed.
       const store = new CredentialStore([source({})]);
       const first = basic(await store.lookup(REGISTRY, undefined));
-      expect(stand.isCurrent(first.password)).toBe(true);
       const second = basic(await store.lookup(REGISTRY, undefined));
       expect(second.password).not.toBe(first.password);
-      expect(stand.isCurrent(second.password)).toBe(true);
-      expect(stand.isCurrent(first.password)).toBe(false);
+      expect(stand.principalOf(second.password)).toBe(METADATA_ACCOUNT);
+      expect(stand.issued).toHaveLength(2);
     } finally {
       await stand.close();
     }
@@ -246,6 +245,24 @@ describe("in the credential store", () => {
     // answers from its cache while its token is good: nothing is renewed before it is due.
     clock += 56 * 60_000;
     expect(basic(await store.lookup(REGISTRY, undefined)).password).toBe(first.password);
+  });
+
+  it("a token refused before its time is renewed on request, once for all who held it", async () => {
+    useMetadataServer();
+    const store = new CredentialStore([source({})]);
+    const first = basic(await store.lookup(REGISTRY, undefined));
+    // Long-lived: asked again, the library answers from its cache.
+    expect(basic(await store.lookup(REGISTRY, undefined)).password).toBe(first.password);
+    google.expireIssued();
+    const renewals = await Promise.all([1, 2, 3].map(() => store.renew(REGISTRY, undefined, first)));
+    const renewed = basic(renewals[0]);
+    expect(renewed.password).not.toBe(first.password);
+    expect(google.isValid(renewed.password)).toBe(true);
+    for (const other of renewals) expect(basic(other).password).toBe(renewed.password);
+    expect(basic(await store.lookup(REGISTRY, undefined)).password).toBe(renewed.password);
+    // A credential that is not short-lived is not asked for again.
+    const explicit = { kind: "basic", username: "u", password: "p", source: "test" } as const;
+    expect(await store.renew(REGISTRY, undefined, explicit)).toBe(explicit);
   });
 
   it("explicit credentials win over Application Default Credentials", async () => {

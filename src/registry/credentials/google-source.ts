@@ -48,12 +48,16 @@ export class GoogleCredentialSource implements CredentialSource {
   async lookup(
     registry: RegistryHost,
     _repository: RepositoryPath | undefined,
+    options: { readonly fresh?: boolean } = {},
   ): Promise<Credential | undefined> {
     if (!isGoogleRegistry(registry, this.options.googleRegistries)) return undefined;
     try {
       const credentials = await this.find();
       if (credentials === undefined) return undefined;
-      const { token, renewAfter } = await googleAccessToken(credentials, this.options.now);
+      const { token, renewAfter } = await googleAccessToken(credentials, {
+        ...(this.options.now === undefined ? {} : { now: this.options.now }),
+        ...(options.fresh === true ? { fresh: true } : {}),
+      });
       return {
         kind: "basic",
         username: GOOGLE_ACCESS_TOKEN_USERNAME,

@@ -37,7 +37,11 @@ export interface CredentialSource {
   lookup(
     registry: RegistryHost,
     repository: RepositoryPath | undefined,
-    options?: { readonly signal?: AbortSignal },
+    options?: {
+      readonly signal?: AbortSignal;
+      /** The last credential was refused: a source of short-lived ones mints a new one. */
+      readonly fresh?: boolean;
+    },
   ): Promise<Credential | undefined>;
   /** Where this source looks, for "looked in" lists: a file path, a variable name. */
   describe(registry: RegistryHost): string[];

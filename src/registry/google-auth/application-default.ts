@@ -290,12 +290,20 @@ export async function findApplicationDefaultCredentials(
   };
 }
 
-/** A current access token of `credentials`, renewed by the library when near its expiry. */
+/**
+ * A current access token of `credentials`, renewed by the library when near its expiry, or now
+ * (`fresh`) when the last one was refused.
+ */
 export async function googleAccessToken(
   credentials: GoogleCredentials,
-  now: () => number = Date.now,
+  options: { readonly now?: () => number; readonly fresh?: boolean } = {},
 ): Promise<GoogleAccessToken> {
+  const now = options.now ?? Date.now;
   let answer: { token?: string | null };
+  if (options.fresh === true) {
+    // The token was refused before its time: mark it expired so the library mints a new one.
+    credentials.client.setCredentials({ ...credentials.client.credentials, expiry_date: 1 });
+  }
   try {
     answer = await credentials.client.getAccessToken();
   } catch (error) {
