@@ -71,7 +71,7 @@ afterEach(() => {
 });
 
 afterAll(async () => {
-  await Promise.allSettled([staging?.stop(), prod?.stop(), google?.close()]);
+  await Promise.allSettled([staging.stop(), prod.stop(), google.close()]);
   if (work) await rm(work, { recursive: true, force: true });
 });
 
@@ -124,7 +124,9 @@ describe("Google's registries with Application Default Credentials", () => {
   it("Workload Identity: the metadata server's token as oauth2accesstoken, renewed when it expires mid-run", async () => {
     // Once the token server has accepted one Google token, every token issued so far expires:
     // the rest of the run needs a new one from the metadata server.
-    afterAccepting = () => google.expireIssued();
+    afterAccepting = () => {
+      google.expireIssued();
+    };
     const manifest = await writeManifest("workload-identity");
     const run = await promote(manifest, { GCE_METADATA_HOST: google.metadataHost });
     expectClear(run, 0);
