@@ -121,14 +121,32 @@ function stringField(document: Record<string, unknown>, name: string): string | 
   return typeof value === "string" && value.length > 0 ? value : undefined;
 }
 
-function clientOptions(document: Record<string, unknown>): {
+/**
+ * How long one request to Google's token endpoint, STS or IAM Credentials may take: the library
+ * sets no limit of its own, and a silent endpoint must not hold a run forever. (The metadata
+ * server's requests have the limits of the library's own metadata client.)
+ */
+const GOOGLE_REQUEST_TIMEOUT_MS = 60_000;
+
+interface ClientOptions {
   eagerRefreshThresholdMillis: number;
-  transporterOptions?: { fetchImplementation: typeof fetch };
-} {
-  const fetchImplementation = fetchWithTokenUri(stringField(document, "token_uri"));
+  transporterOptions: { timeout: number; fetchImplementation?: typeof fetch };
+}
+
+/** The library's client options for clients made here (and by the signer's impersonation). */
+export function googleClientOptions(): ClientOptions {
+  return clientOptions(undefined);
+}
+
+function clientOptions(document: Record<string, unknown> | undefined): ClientOptions {
+  const fetchImplementation =
+    document === undefined ? undefined : fetchWithTokenUri(stringField(document, "token_uri"));
   return {
     eagerRefreshThresholdMillis: GOOGLE_TOKEN_RENEW_MARGIN_MS,
-    ...(fetchImplementation === undefined ? {} : { transporterOptions: { fetchImplementation } }),
+    transporterOptions: {
+      timeout: GOOGLE_REQUEST_TIMEOUT_MS,
+      ...(fetchImplementation === undefined ? {} : { fetchImplementation }),
+    },
   };
 }
 
@@ -218,7 +236,7 @@ function clientFromDocument(
         targetScopes: [...scopes],
         delegates,
         endpoint: named.endpoint,
-        eagerRefreshThresholdMillis: GOOGLE_TOKEN_RENEW_MARGIN_MS,
+        ...clientOptions(undefined),
       });
       const caller = made.principal ?? `the ${String(source.type)} credentials`;
       return { client, principal: `${named.target} (impersonated by ${caller})` };
@@ -272,10 +290,7 @@ export async function findApplicationDefaultCredentials(
     throw googleFailure(error, "reach the metadata server", undefined);
   }
   if (!available) return undefined;
-  const client = new Compute({
-    scopes: [...scopes],
-    eagerRefreshThresholdMillis: GOOGLE_TOKEN_RENEW_MARGIN_MS,
-  });
+  const client = new Compute({ ...clientOptions(undefined), scopes: [...scopes] });
   let email: Promise<string | undefined> | undefined;
   return {
     client,

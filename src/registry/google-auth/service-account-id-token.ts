@@ -2,6 +2,7 @@ import { Impersonated } from "google-auth-library";
 import {
   CLOUD_PLATFORM_SCOPE,
   findApplicationDefaultCredentials,
+  googleClientOptions,
   type ApplicationDefaultOptions,
   type GoogleCredentials,
 } from "./application-default.js";
@@ -73,6 +74,7 @@ export class ServiceAccountIdTokens {
       sourceClient: source.client,
       targetPrincipal: this.options.serviceAccount,
       targetScopes: [CLOUD_PLATFORM_SCOPE],
+      ...googleClientOptions(),
       ...(this.options.iamCredentialsUrl === undefined
         ? {}
         : { endpoint: this.options.iamCredentialsUrl.replace(/\/+$/, "") }),
