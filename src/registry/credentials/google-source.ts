@@ -14,6 +14,7 @@ import type { Credential, CredentialSource } from "./types.js";
  * The user name Google's registries take with an OAuth2 access token as the password, at the
  * registry's Docker token endpoint (`https://gcr.io/v2/token`, `https://<region>-docker.pkg.dev/v2/token`).
  * https://cloud.google.com/artifact-registry/docs/docker/authentication#token
+ * (go-containerregistry's `google` keychain sends `_token`: Google reads only the password.)
  */
 export const GOOGLE_ACCESS_TOKEN_USERNAME = "oauth2accesstoken";
 
