@@ -274,6 +274,7 @@ export {
   type ClaimsExpectation,
   type DsseEnvelope,
   type DsseSignature,
+  type IdentityTokenProvider,
   type ImageSigner,
   type KeptLayer,
   type KeylessIdentity,

@@ -34,6 +34,20 @@ afterAll(async () => {
 });
 
 describe("registry options", () => {
+  it("--google-registry marks hosts as Google's, and refuses what is no host", () => {
+    const { io } = captureIO({ cwd: "/work", env: { HOME: "/home/me" } });
+    const options = registryProviderOptions(
+      parse(["--google-registry", "registry.internal:5000", "--google-registry", "127.0.0.1"]),
+      io,
+      silentLogger,
+    );
+    expect(options.googleRegistries).toEqual(["registry.internal:5000", "127.0.0.1"]);
+    expect(registryProviderOptions(parse([]), io, silentLogger).googleRegistries).toBeUndefined();
+    expect(() =>
+      registryProviderOptions(parse(["--google-registry", "https://gcr.io/x"]), io, silentLogger),
+    ).toThrow(UsageError);
+  });
+
   it("turn flags into provider options", () => {
     const { io } = captureIO({ cwd: "/work", env: { HOME: "/home/me" } });
     const values = parse([

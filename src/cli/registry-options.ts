@@ -28,7 +28,8 @@ import { internalAddressPolicyFromOptions } from "./registry-policy-options.js";
  * Docker does for local registries; any other registry over HTTPS unless named with
  * `--insecure-registry`. Credentials come from the environment (`PROMOTER_AUTH_<HOST>`,
  * `PROMOTER_REGISTRY_AUTH`), `REGISTRY_AUTH_FILE`, `DOCKER_CONFIG`, the containers auth.json and
- * `~/.docker/config.json` (see docs/registries.md).
+ * `~/.docker/config.json`, and for Google's registries (and `--google-registry` hosts) last from
+ * Google's Application Default Credentials (see docs/registries.md).
  */
 export const registryOptionSpecs = {
   "insecure-registry": {
@@ -36,6 +37,13 @@ export const registryOptionSpecs = {
     multiple: true,
     valueName: "HOST[:PORT]",
     description: "Reach this registry over plain HTTP (repeatable; loopback registries always are)",
+  },
+  "google-registry": {
+    type: "string",
+    multiple: true,
+    valueName: "HOST[:PORT]",
+    description:
+      "Treat this registry as Google's: use Application Default Credentials for it when no explicit credential names it (repeatable; gcr.io, *.gcr.io and *-docker.pkg.dev always are)",
   },
   "registry-ca": {
     type: "string",
@@ -116,6 +124,11 @@ export function registryProviderOptions(
     const problem = registryHostProblem(host);
     if (problem) throw new UsageError(`--insecure-registry ${JSON.stringify(host)}: ${problem}`);
   }
+  const googleRegistries = stringListOption(values, "google-registry");
+  for (const host of googleRegistries) {
+    const problem = registryHostProblem(host);
+    if (problem) throw new UsageError(`--google-registry ${JSON.stringify(host)}: ${problem}`);
+  }
   const caFile = stringOption(values, "registry-ca");
   const maxConcurrent = positiveNumber(values, "max-requests-per-host", true, 10_000);
   const requestsPerSecond = positiveNumber(values, "requests-per-second", false, 100_000);
@@ -128,6 +141,7 @@ export function registryProviderOptions(
   };
   return {
     insecureRegistries: insecure,
+    ...(googleRegistries.length === 0 ? {} : { googleRegistries }),
     ...(caFile === undefined ? {} : { caBundleFile: path.resolve(io.cwd, caFile) }),
     env: io.env,
     homeDirectory: io.env.HOME ?? homedir(),

@@ -32,7 +32,8 @@ import {
   type SourceSignatureMode,
   type VerificationKey,
 } from "../sign/index.js";
-import type { Redactor } from "../registry/index.js";
+import { homedir } from "node:os";
+import { ServiceAccountIdTokens, type Redactor } from "../registry/index.js";
 import {
   booleanOption,
   integerOption,
@@ -85,6 +86,18 @@ export const signerOptionSpecs = {
     type: "string",
     valueName: "FILE",
     description: `OIDC token for --keyless: a file, or env://NAME (default env://${IDENTITY_TOKEN_VARIABLE})`,
+  },
+  "signer-account": {
+    type: "string",
+    valueName: "EMAIL",
+    description:
+      "For --keyless: sign as this Google service account, its identity token obtained by impersonating it with the Application Default Credentials (kpromo's flag)",
+  },
+  "iam-credentials-url": {
+    type: "string",
+    valueName: "URL",
+    description:
+      "For --signer-account: the IAM Credentials API (default https://iamcredentials.googleapis.com; a private endpoint)",
   },
   "trusted-root": {
     type: "string",
@@ -200,14 +213,27 @@ export async function signerFromOptions(values: ParsedValues, io: CliIO): Promis
   const fulcio = stringOption(values, "fulcio-url");
   const rekor = stringOption(values, "rekor-url");
   const token = stringOption(values, "identity-token");
+  const signerAccount = stringOption(values, "signer-account");
+  const iamCredentialsUrl = stringOption(values, "iam-credentials-url");
   const trustedRoot = stringOption(values, "trusted-root");
   const certificate = certificateIdentityOptions(values);
   if (keyFile !== undefined && keyless) throw new UsageError("give either --sign-key or --keyless, not both");
-  if (!keyless && ([fulcio, token, trustedRoot].some((value) => value !== undefined) || certificate.given)) {
+  if (
+    !keyless &&
+    ([fulcio, token, signerAccount, trustedRoot].some((value) => value !== undefined) || certificate.given)
+  ) {
     throw new UsageError(
-      "--fulcio-url, --identity-token, --trusted-root, --certificate-identity[-regexp] and --certificate-oidc-issuer[-regexp] are for --keyless",
+      "--fulcio-url, --identity-token, --signer-account, --trusted-root, --certificate-identity[-regexp] and --certificate-oidc-issuer[-regexp] are for --keyless",
     );
   }
+  if (token !== undefined && signerAccount !== undefined) {
+    throw new UsageError("give either --identity-token or --signer-account, not both");
+  }
+  if (iamCredentialsUrl !== undefined && signerAccount === undefined) {
+    throw new UsageError("--iam-credentials-url is for --signer-account");
+  }
+  if (signerAccount !== undefined) checkServiceAccount(signerAccount);
+  if (iamCredentialsUrl !== undefined) checkIamCredentialsUrl(iamCredentialsUrl);
   const format = stringOption(values, "signature-format", SIGNATURE_FORMATS);
   const identity = stringOption(values, "sign-identity");
   if (keyFile === undefined && !keyless) {
@@ -244,11 +270,62 @@ export async function signerFromOptions(values: ParsedValues, io: CliIO): Promis
   return createKeylessSigner({
     fulcioUrl: fulcio ?? DEFAULT_FULCIO_URL,
     rekorUrl: rekor ?? DEFAULT_REKOR_URL,
-    identityToken: token ?? `env://${IDENTITY_TOKEN_VARIABLE}`,
+    identityToken:
+      signerAccount === undefined
+        ? (token ?? `env://${IDENTITY_TOKEN_VARIABLE}`)
+        : serviceAccountTokens(signerAccount, iamCredentialsUrl, io),
     env: io.env,
     cwd: io.cwd,
     ownIdentity: createKeylessPolicy([certificate.identity], trust),
   });
+}
+
+/** A service account's email, as IAM names them (`name@project.iam.gserviceaccount.com`). */
+function checkServiceAccount(account: string): void {
+  if (!/^[a-z0-9][a-z0-9._-]*@[a-z0-9][a-z0-9.-]*\.[a-z]+$/.test(account)) {
+    throw new UsageError(
+      `--signer-account must be a service account's email, not ${JSON.stringify(account)}`,
+    );
+  }
+}
+
+/** The IAM Credentials endpoint: https, or plain http only on loopback (a stand-in). */
+function checkIamCredentialsUrl(text: string): void {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new UsageError(`--iam-credentials-url ${JSON.stringify(text)} is not a URL`);
+  }
+  const loopback = /^(127\.|localhost$|\[::1\]$)/.test(url.hostname);
+  if (url.protocol !== "https:" && !(url.protocol === "http:" && loopback)) {
+    throw new UsageError("--iam-credentials-url must be https (plain http only on loopback)");
+  }
+  if (url.username !== "" || url.password !== "" || url.search !== "" || !/^\/*$/.test(url.pathname)) {
+    throw new UsageError("--iam-credentials-url is the API's origin, without a path, query or user");
+  }
+}
+
+/**
+ * Identity tokens of `--signer-account` (audience `sigstore`, with its email), obtained by
+ * impersonating it with the Application Default Credentials, as kpromo's `--signer-account`.
+ * Each token joins the run's secrets.
+ */
+function serviceAccountTokens(account: string, iamCredentialsUrl: string | undefined, io: CliIO) {
+  const tokens = new ServiceAccountIdTokens({
+    env: io.env,
+    homeDirectory: io.env.HOME ?? homedir(),
+    serviceAccount: account,
+    ...(iamCredentialsUrl === undefined ? {} : { iamCredentialsUrl }),
+  });
+  return {
+    description: `service account ${account} (impersonated through IAM Credentials)`,
+    token: async () => {
+      const token = await tokens.token();
+      io.secrets?.add(token);
+      return token;
+    },
+  };
 }
 
 /**

@@ -73,6 +73,11 @@ export interface StoreProviderOptions {
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** Home directory for the default credential sources. Default: os.homedir(). */
   readonly homeDirectory?: string;
+  /**
+   * Hosts to treat as Google's registries besides gcr.io, *.gcr.io and *-docker.pkg.dev: the
+   * default credential sources give them Google's Application Default Credentials.
+   */
+  readonly googleRegistries?: readonly string[];
   /** How long a credential helper program may take. Default 30 s. */
   readonly credentialHelperTimeoutMs?: number;
   /**
@@ -163,6 +168,7 @@ export function createStoreProvider(options: StoreProviderOptions = {}): Registr
       defaultCredentialSources({
         env,
         homeDirectory: options.homeDirectory ?? homedir(),
+        ...(options.googleRegistries === undefined ? {} : { googleRegistries: options.googleRegistries }),
         ...(options.credentialHelperTimeoutMs === undefined
           ? {}
           : { helperTimeoutMs: options.credentialHelperTimeoutMs }),

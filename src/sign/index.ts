@@ -70,6 +70,7 @@ export {
   IDENTITY_TOKEN_VARIABLE,
   readIdentityToken,
   type CosignRekorBundle,
+  type IdentityTokenProvider,
   type ImageSigner,
   type KeylessSignerOptions,
   type KeySignerOptions,

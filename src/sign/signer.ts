@@ -244,11 +244,22 @@ export function createKeySigner(key: SigningKey, options: KeySignerOptions = {})
   );
 }
 
+/**
+ * Identity tokens obtained at run time rather than read (a service account's, through Google's
+ * IAM Credentials API: `--signer-account`).
+ */
+export interface IdentityTokenProvider {
+  /** For messages: whose tokens and from where. */
+  readonly description: string;
+  /** A current token (a JWT); asked for each certificate. */
+  token(): Promise<string>;
+}
+
 export interface KeylessSignerOptions {
   readonly fulcioUrl: string;
   readonly rekorUrl: string;
-  /** Where the OIDC identity token comes from: a file, or `env://NAME`. */
-  readonly identityToken: string;
+  /** Where the OIDC identity token comes from: a file, `env://NAME`, or a provider. */
+  readonly identityToken: string | IdentityTokenProvider;
   readonly env?: Readonly<Record<string, string | undefined>>;
   readonly cwd?: string;
   readonly timeoutMs?: number;
@@ -286,7 +297,7 @@ export function createKeylessSigner(options: KeylessSignerOptions): ImageSigner 
   const seen = new Set<string>();
   const identityProvider = {
     getToken: async (): Promise<string> => {
-      const token = await readIdentityToken(options.identityToken, options);
+      const token = await identityTokenOf(options);
       seen.add(token);
       return token;
     },
@@ -308,6 +319,25 @@ export function createKeylessSigner(options: KeylessSignerOptions): ImageSigner 
     undefined,
     keylessOwnSignatures(options.ownIdentity),
   );
+}
+
+/** The identity token for the next certificate, read or obtained afresh each time (tokens expire). */
+async function identityTokenOf(options: KeylessSignerOptions): Promise<string> {
+  const source = options.identityToken;
+  if (typeof source === "string") return readIdentityToken(source, options);
+  let token: string;
+  try {
+    token = await source.token();
+  } catch (error) {
+    throw new SignError(
+      "sign-failed",
+      `no identity token from ${source.description}: ${describeError(error)}`,
+    );
+  }
+  if (token.length > MAX_IDENTITY_TOKEN_BYTES || token.split(".").length !== 3) {
+    throw new SignError("sign-failed", `the identity token from ${source.description} is not a JWT`);
+  }
+  return token;
 }
 
 /** Reads an OIDC token from a file or `env://NAME`, read afresh each time (tokens expire). */

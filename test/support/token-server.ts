@@ -47,6 +47,11 @@ export type UserAccess = "pull" | "push" | "all" | readonly AccessRule[];
 export interface TestUser {
   readonly username: string;
   readonly password: string;
+  /**
+   * Token auth only: decides each time whether a password is good, instead of `password` (a
+   * Google access token as `oauth2accesstoken`'s password is good until it expires).
+   */
+  readonly acceptsPassword?: (password: string) => boolean;
   readonly access?: UserAccess;
 }
 
@@ -149,6 +154,7 @@ export async function startTokenServer(options: TokenServerOptions): Promise<Tes
 
   const authenticate = (username: string, password: string): TestUser | undefined => {
     const user = users.get(username);
+    if (user?.acceptsPassword !== undefined) return user.acceptsPassword(password) ? user : undefined;
     return user?.password === password ? user : undefined;
   };
 

@@ -688,3 +688,97 @@ describe("credentials and other origins", () => {
     }
   });
 });
+
+describe("a short-lived credential refused before its time", () => {
+  const servers: ScriptedRegistry[] = [];
+  afterEach(async () => {
+    await Promise.all(servers.splice(0).map((server) => server.stop()));
+  });
+
+  /**
+   * A registry whose token endpoint takes only passwords in `alive`, and a credential source
+   * that mints `gen-N` passwords (as Google's Application Default Credentials mint access tokens).
+   */
+  async function setUp(renewable: boolean) {
+    const registry = await ScriptedRegistry.start();
+    const authServer = await ScriptedRegistry.start();
+    servers.push(registry, authServer);
+    const alive = new Set<string>();
+    const shown: string[] = [];
+    let minted = 0;
+    const memory = createMemoryRegistry();
+    memory.repository("app");
+    memory.repository("other");
+    authServer.on("GET", "/token", (request, response) => {
+      const decoded = Buffer.from(
+        (request.headers.authorization ?? "").replace(/^Basic /, ""),
+        "base64",
+      ).toString();
+      const password = decoded.slice(decoded.indexOf(":") + 1);
+      shown.push(password);
+      if (!alive.has(password)) {
+        sendError(response, 401, "UNAUTHORIZED", "token expired");
+        return;
+      }
+      sendJson(response, 200, {
+        token: `${TOKEN_PREFIX}${request.url.searchParams.getAll("scope").join(",")}`,
+      });
+    });
+    memoryRegistryRoutes(registry, memory, (request, response) => {
+      const name = /^\/v2\/(.+?)\/tags\//.exec(request.path)?.[1] ?? "";
+      if (request.headers.authorization === `Bearer ${TOKEN_PREFIX}repository:${name}:pull`) return false;
+      sendError(response, 401, "UNAUTHORIZED", "authentication required", {
+        "www-authenticate": bearerChallenge(`${authServer.url}/token`, "scripted", `repository:${name}:pull`),
+      });
+      return true;
+    });
+    let current: Credential | undefined;
+    const source: CredentialSource = {
+      // The same credential for every repository until a fresh one is asked for.
+      lookup: (_registry, _repository, options) => {
+        if (current === undefined || options?.fresh === true) {
+          minted += 1;
+          const password = `gen-${minted}`;
+          alive.add(password);
+          current = {
+            kind: "basic",
+            username: "oauth2accesstoken",
+            password,
+            source: "the test's minting source",
+            ...(renewable ? { renewAfter: Number.MAX_SAFE_INTEGER } : {}),
+          };
+        }
+        return Promise.resolve(current);
+      },
+      describe: () => ["the test's minting source"],
+    };
+    const provider = createStoreProvider({ credentialSources: [source], clock: new FakeClock() });
+    const store = (name: string) =>
+      provider.repository({
+        kind: "remote",
+        host: registry.host as RegistryHost,
+        repository: parseRepositoryPath(name),
+      });
+    return { alive, shown, store };
+  }
+
+  it("is renewed once and the request sent again", async () => {
+    const { alive, shown, store } = await setUp(true);
+    expect(await store("app").listTags()).toEqual([]);
+    expect(shown).toEqual(["gen-1"]);
+    alive.delete("gen-1");
+    expect(await store("other").listTags()).toEqual([]);
+    expect(shown).toEqual(["gen-1", "gen-1", "gen-2"]);
+  });
+
+  it("a credential that is not short-lived is not asked for again: the refusal stands", async () => {
+    const { alive, shown, store } = await setUp(false);
+    expect(await store("app").listTags()).toEqual([]);
+    alive.delete("gen-1");
+    const error = (await store("other")
+      .listTags()
+      .catch((caught: unknown) => caught)) as RegistryError;
+    expect(error.code).toBe("registry-auth");
+    expect(shown).toEqual(["gen-1", "gen-1"]);
+  });
+});

@@ -1,7 +1,7 @@
 import type { Logger } from "../../log.js";
 import { foldHostCase, hostnameOf, type RegistryHost } from "../../reference/index.js";
 import type { Credential } from "../credentials/types.js";
-import type { RegistryError } from "../errors.js";
+import { RegistryError } from "../errors.js";
 import { redactUrl, type Redactor } from "../redact.js";
 import type { Clock } from "../transport/clock.js";
 import { isInternalHost, type HostResolver } from "../transport/network-address.js";
@@ -52,6 +52,16 @@ export interface CredentialProvider {
   ): Promise<Credential | undefined>;
   /** Where credentials for `registry` were looked for, for messages. */
   places(registry: RegistryHost): string[];
+  /**
+   * A replacement for a short-lived credential that was refused (credentials/credential-store.ts);
+   * the same credential when there is none to be had.
+   */
+  renew?(
+    registry: RegistryHost,
+    repository: RequestAuth["repository"],
+    stale: Credential,
+    options?: { readonly signal?: AbortSignal },
+  ): Promise<Credential | undefined>;
 }
 
 export interface AuthTransportOptions {
@@ -90,6 +100,59 @@ export class AuthTransport implements Transport {
     if (auth?.origin !== request.url.origin) return this.next.send(request);
 
     const credential = await this.credentialFor(auth, request.signal);
+    try {
+      return await this.sendAs(request, auth, credential);
+    } catch (error) {
+      // A short-lived credential (a Google access token) refused with 401, by the registry or
+      // its token endpoint, may have expired or been revoked before its announced time: the
+      // request is sent once more with a renewed one. Never for a streamed body.
+      const renewed = await this.renewed(error, request, auth, credential);
+      if (renewed === undefined) throw error;
+      return this.sendAs(request, auth, renewed);
+    }
+  }
+
+  /** The credential to try again with after `error`, or undefined when there is none. */
+  private async renewed(
+    error: unknown,
+    request: HttpRequest,
+    auth: RequestAuth,
+    credential: Credential | undefined,
+  ): Promise<Credential | undefined> {
+    if (
+      credential?.kind !== "basic" ||
+      credential.renewAfter === undefined ||
+      this.options.credentials.renew === undefined ||
+      !isReplayableBody(request.body) ||
+      !(error instanceof RegistryError) ||
+      error.code !== "registry-auth" ||
+      error.details.status !== 401
+    ) {
+      return undefined;
+    }
+    const renewed = await this.options.credentials.renew(
+      auth.registry,
+      auth.repository,
+      credential,
+      request.signal ? { signal: request.signal } : {},
+    );
+    if (renewed === undefined || renewed === credential) return undefined;
+    if (!this.redacted.has(renewed)) {
+      this.redacted.add(renewed);
+      this.options.redactor.addCredential(renewed);
+    }
+    this.options.logger.log(
+      "info",
+      `${auth.registry} refused the credential from ${credential.source}; trying once more with a renewed one`,
+    );
+    return renewed;
+  }
+
+  private async sendAs(
+    request: HttpRequest,
+    auth: RequestAuth,
+    credential: Credential | undefined,
+  ): Promise<HttpResponse> {
     const known = this.challenges.get(auth.origin);
     const first = known ? await this.authorize(request, auth, credential, known, false) : undefined;
     const response = await this.next.send(withAuthorization(request, first?.header));

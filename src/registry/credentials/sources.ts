@@ -10,6 +10,8 @@ import {
   registryAuthKey,
   type AuthDocument,
 } from "./auth-file.js";
+import { GoogleCredentialSource } from "./google-source.js";
+import { googleRegistrySet } from "../google-auth/index.js";
 import { runCredentialHelper } from "./helper.js";
 import type { Credential, CredentialSource } from "./types.js";
 
@@ -242,6 +244,11 @@ export interface DefaultSourcesOptions {
   /** The user id for `/run/containers/<uid>/auth.json` (default: the process's). */
   readonly userId?: number;
   readonly helperTimeoutMs?: number;
+  /**
+   * Hosts to treat as Google's (besides gcr.io, *.gcr.io, *-docker.pkg.dev): they get
+   * Application Default Credentials when no explicit source has a credential for them.
+   */
+  readonly googleRegistries?: readonly string[];
 }
 
 /**
@@ -255,6 +262,8 @@ export interface DefaultSourcesOptions {
  *   `$XDG_CONFIG_HOME/containers/auth.json` (`~/.config/...`), then `$DOCKER_CONFIG/config.json`
  *   or `~/.docker/config.json`, then Docker's old `~/.dockercfg`.
  * https://github.com/containers/image/blob/main/docs/containers-auth.json.5.md
+ * Last, for Google's registries only, Google's Application Default Credentials
+ * (google-source.ts): any explicit credential above wins over them.
  */
 export function defaultCredentialSources(options: DefaultSourcesOptions): CredentialSource[] {
   const { env, homeDirectory } = options;
@@ -265,7 +274,12 @@ export function defaultCredentialSources(options: DefaultSourcesOptions): Creden
       ...(options.helperTimeoutMs === undefined ? {} : { helperTimeoutMs: options.helperTimeoutMs }),
     });
   const sources: CredentialSource[] = [new EnvCredentialSource(env)];
-  if (env.REGISTRY_AUTH_FILE) return [...sources, file(env.REGISTRY_AUTH_FILE, "containers")];
+  const google = new GoogleCredentialSource({
+    env,
+    homeDirectory,
+    googleRegistries: googleRegistrySet(options.googleRegistries ?? []),
+  });
+  if (env.REGISTRY_AUTH_FILE) return [...sources, file(env.REGISTRY_AUTH_FILE, "containers"), google];
   // An empty variable is an unset one, as containers/image reads them.
   const variable = (name: string) => (env[name] === "" ? undefined : env[name]);
   const userId = options.userId ?? process.getuid?.() ?? 0;
@@ -283,5 +297,6 @@ export function defaultCredentialSources(options: DefaultSourcesOptions): Creden
       ? file(path.join(env.DOCKER_CONFIG, "config.json"), "docker")
       : file(path.join(homeDirectory, ".docker", "config.json"), "docker"),
     file(path.join(homeDirectory, ".dockercfg"), "legacy"),
+    google,
   ];
 }

@@ -14,6 +14,11 @@ export type Credential =
       readonly username: string;
       readonly password: string;
       readonly source: string;
+      /**
+       * Epoch milliseconds after which the credential store asks its source again: for a
+       * short-lived password (a Google access token). Absent: good for the whole run.
+       */
+      readonly renewAfter?: number;
     }
   | {
       readonly kind: "identity-token";
@@ -32,7 +37,11 @@ export interface CredentialSource {
   lookup(
     registry: RegistryHost,
     repository: RepositoryPath | undefined,
-    options?: { readonly signal?: AbortSignal },
+    options?: {
+      readonly signal?: AbortSignal;
+      /** The last credential was refused: a source of short-lived ones mints a new one. */
+      readonly fresh?: boolean;
+    },
   ): Promise<Credential | undefined>;
   /** Where this source looks, for "looked in" lists: a file path, a variable name. */
   describe(registry: RegistryHost): string[];
