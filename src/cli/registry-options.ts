@@ -2,11 +2,13 @@ import { homedir } from "node:os";
 import * as path from "node:path";
 import { PromoterError, UsageError } from "../errors.js";
 import type { Logger } from "../log.js";
-import { isGoogleRegistryHost, registryHostProblem } from "../reference/index.js";
+import { registryHostProblem, type RegistryHost } from "../reference/index.js";
 import {
   createStoreProvider,
   DEFAULT_MAX_CONCURRENT_PER_HOST,
   DEFAULT_MIN_BYTES_PER_SECOND,
+  googleRegistrySet,
+  isGoogleRegistry,
   type RegistryStoreProvider,
   type StoreProviderOptions,
 } from "../registry/index.js";
@@ -43,7 +45,7 @@ export const registryOptionSpecs = {
     multiple: true,
     valueName: "HOST[:PORT]",
     description:
-      "Treat this registry as Google's: use Application Default Credentials for it when no explicit credential names it (repeatable; gcr.io, *.gcr.io and *-docker.pkg.dev always are)",
+      "Treat this registry as Google's: Application Default Credentials when no explicit credential names it, and repositories listed with their manifest map (repeatable; gcr.io, *.gcr.io and *-docker.pkg.dev always are)",
   },
   "registry-ca": {
     type: "string",
@@ -75,24 +77,22 @@ export const registryOptionSpecs = {
     type: "boolean",
     description: "Speak only HTTP/1.1 to TLS registries (default: HTTP/2 where offered, blobs over HTTP/1.1)",
   },
-  "google-registry": {
-    type: "string",
-    multiple: true,
-    valueName: "HOST[:PORT]",
-    description:
-      "Treat this host as Google's (Container Registry, Artifact Registry): list repositories with their manifest map (repeatable; gcr.io, *.gcr.io and *-docker.pkg.dev always are)",
-  },
 } as const satisfies OptionSpecs;
+
+/** The hosts `--google-registry` names, checked. */
+function googleRegistryList(values: ParsedValues): string[] {
+  const hosts = stringListOption(values, "google-registry");
+  for (const host of hosts) {
+    const problem = registryHostProblem(host);
+    if (problem) throw new UsageError(`--google-registry ${JSON.stringify(host)}: ${problem}`);
+  }
+  return hosts;
+}
 
 /** Which hosts are Google's registries: the known names, and those `--google-registry` names. */
 export function googleRegistryHostsOption(values: ParsedValues): (host: string) => boolean {
-  const named = new Set<string>();
-  for (const host of stringListOption(values, "google-registry")) {
-    const problem = registryHostProblem(host);
-    if (problem) throw new UsageError(`--google-registry ${JSON.stringify(host)}: ${problem}`);
-    named.add(host.toLowerCase());
-  }
-  return (host) => isGoogleRegistryHost(host) || named.has(host.toLowerCase());
+  const marked = googleRegistrySet(googleRegistryList(values));
+  return (host) => isGoogleRegistry(host as RegistryHost, marked);
 }
 
 function positiveNumber(
@@ -124,11 +124,7 @@ export function registryProviderOptions(
     const problem = registryHostProblem(host);
     if (problem) throw new UsageError(`--insecure-registry ${JSON.stringify(host)}: ${problem}`);
   }
-  const googleRegistries = stringListOption(values, "google-registry");
-  for (const host of googleRegistries) {
-    const problem = registryHostProblem(host);
-    if (problem) throw new UsageError(`--google-registry ${JSON.stringify(host)}: ${problem}`);
-  }
+  const googleRegistries = googleRegistryList(values);
   const caFile = stringOption(values, "registry-ca");
   const maxConcurrent = positiveNumber(values, "max-requests-per-host", true, 10_000);
   const requestsPerSecond = positiveNumber(values, "requests-per-second", false, 100_000);

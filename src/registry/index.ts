@@ -54,7 +54,12 @@ export {
   type Credential,
   type CredentialSource,
 } from "./credentials/index.js";
-export { ServiceAccountIdTokens, SIGSTORE_AUDIENCE } from "./google-auth/index.js";
+export {
+  googleRegistrySet,
+  isGoogleRegistry,
+  ServiceAccountIdTokens,
+  SIGSTORE_AUDIENCE,
+} from "./google-auth/index.js";
 export { RemoteRepository } from "./remote/remote-repository.js";
 export { DOCKER_HUB_API_HOST } from "./remote/endpoint.js";
 export { addManifestMap, tagsOfManifestMap } from "./remote/manifest-map.js";

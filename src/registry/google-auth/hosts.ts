@@ -1,4 +1,4 @@
-import { foldHostCase, hostnameOf, type RegistryHost } from "../../reference/index.js";
+import { foldHostCase, hostnameOf, isGoogleRegistryHost, type RegistryHost } from "../../reference/index.js";
 
 /**
  * Whether a registry is Google's: Container Registry (`gcr.io`, `*.gcr.io`), Artifact Registry
@@ -13,7 +13,7 @@ export function isGoogleRegistry(registry: RegistryHost, marked: ReadonlySet<str
   if (marked.has(key)) return true;
   const hostname = foldHostCase(hostnameOf(registry));
   if (marked.has(hostname)) return true;
-  return hostname === "gcr.io" || hostname.endsWith(".gcr.io") || hostname.endsWith("-docker.pkg.dev");
+  return isGoogleRegistryHost(hostname);
 }
 
 /** The marked hosts as `isGoogleRegistry` compares them. */
