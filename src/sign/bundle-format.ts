@@ -40,6 +40,14 @@ export const EMPTY_CONFIG: BlobContent = {
 /** A bundle larger than this is not one of ours (they are a few KiB). */
 export const MAX_BUNDLE_BYTES = 1024 * 1024;
 
+/**
+ * Candidates of one kind (bundle referrers, or `.att` layers, of one predicate type) read per
+ * subject when looking for ours. The referrers list and the `.att` manifest are the registry's
+ * answer: a compromised mirror can name thousands of lookalikes, each costing GETs, while ours is
+ * one per identity. The planner and `verify --attestations` / `explain` share this bound.
+ */
+export const MAX_BUNDLE_CANDIDATES = 16;
+
 /** The statement the bundle layout signs for `subject` as `identity`. */
 export function signingStatement(subject: Digest, identity: string): Uint8Array {
   const statement = {

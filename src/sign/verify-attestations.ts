@@ -32,6 +32,7 @@ import {
   bundleLayerOf,
   checkSigningStatement,
   MAX_BUNDLE_BYTES,
+  MAX_BUNDLE_CANDIDATES,
   verifySigningBundle,
 } from "./bundle-format.js";
 import type { SignatureExpectation } from "./check-signatures.js";
@@ -97,7 +98,10 @@ export type PromotionAttestationCheckStatus = "valid" | "missing" | "invalid" | 
 
 export interface PromotionAttestationCheck {
   readonly status: PromotionAttestationCheckStatus;
-  /** For missing, invalid and unapproved: each attestation looked at and why it does not count. */
+  /**
+   * For missing, invalid and unapproved: each attestation looked at and why it does not count.
+   * For any status: that a list was cut to MAX_BUNDLE_CANDIDATES (a flood of lookalikes).
+   */
   readonly reasons: readonly string[];
   /** The ones that verified (for `unapproved`: those whose approvals fall short). */
   readonly found: readonly FoundAttestation[];
@@ -276,6 +280,22 @@ async function verifyAttLayer(
   return { ok: true, value: { digest: layer.digest, layout: "att", signer, ...statement.value } };
 }
 
+/**
+ * The first `MAX_BUNDLE_CANDIDATES` of `listed` (the registry's order), and a reason naming
+ * what was left unread when the list is longer, so that a flood of lookalikes shows in the
+ * result instead of costing a GET each.
+ */
+export function boundedCandidates<T>(
+  listed: readonly T[],
+  what: string,
+): { readonly read: readonly T[]; readonly cut?: string } {
+  if (listed.length <= MAX_BUNDLE_CANDIDATES) return { read: listed };
+  return {
+    read: listed.slice(0, MAX_BUNDLE_CANDIDATES),
+    cut: `${what} names ${listed.length}; read the first ${MAX_BUNDLE_CANDIDATES}, the other ${listed.length - MAX_BUNDLE_CANDIDATES} unread`,
+  };
+}
+
 function failure(error: unknown): string {
   return isPromoterError(error) ? error.message : describeError(error);
 }
@@ -296,14 +316,20 @@ export async function checkPromotionAttestation(
 ): Promise<PromotionAttestationCheck> {
   const predicateType = ATTESTATION_PREDICATE_TYPES[kind];
   const reasons: string[] = [];
+  /** Lists cut to MAX_BUNDLE_CANDIDATES: reported whatever the status. */
+  const cuts: string[] = [];
   const found: FoundAttestation[] = [];
   let seen = 0;
-  const referrers = (await store.referrers(subject, options)).filter(
-    (referrer) =>
-      referrer.artifactType === BUNDLE_MEDIA_TYPE &&
-      referrer.annotations?.[BundleAnnotation.predicateType] === predicateType,
+  const referrers = boundedCandidates(
+    (await store.referrers(subject, options)).filter(
+      (referrer) =>
+        referrer.artifactType === BUNDLE_MEDIA_TYPE &&
+        referrer.annotations?.[BundleAnnotation.predicateType] === predicateType,
+    ),
+    `the referrers list of ${predicateType} bundles`,
   );
-  for (const referrer of referrers) {
+  if (referrers.cut !== undefined) cuts.push(referrers.cut);
+  for (const referrer of referrers.read) {
     seen += 1;
     try {
       const verdict = await verifyBundleReferrer(store, referrer, kind, subject, expectation, options);
@@ -323,8 +349,12 @@ export async function checkPromotionAttestation(
     } catch (error) {
       reasons.push(`${tag} ${att.digest}: ${failure(error)}`);
     }
-    for (const layer of layers) {
-      if (layerPredicateType(layer) !== predicateType) continue;
+    const ofType = boundedCandidates(
+      layers.filter((layer) => layerPredicateType(layer) === predicateType),
+      `${tag} (${predicateType} layers)`,
+    );
+    if (ofType.cut !== undefined) cuts.push(ofType.cut);
+    for (const layer of ofType.read) {
       seen += 1;
       try {
         const verdict = await verifyAttLayer(store, layer, kind, subject, expectation, options);
@@ -337,21 +367,24 @@ export async function checkPromotionAttestation(
     }
   }
   const approved = found.filter((entry) => entry.approvalProblem === undefined);
-  if (approved.length > 0) return { status: "valid", reasons: [], found: approved };
+  if (approved.length > 0) return { status: "valid", reasons: cuts, found: approved };
   if (found.length > 0) {
     return {
       status: "unapproved",
-      reasons: found.map(
-        (entry) =>
-          `${entry.layout === "att" ? `${tag} layer` : "referrer"} ${entry.digest}: ${entry.approvalProblem ?? ""}`,
-      ),
+      reasons: [
+        ...cuts,
+        ...found.map(
+          (entry) =>
+            `${entry.layout === "att" ? `${tag} layer` : "referrer"} ${entry.digest}: ${entry.approvalProblem ?? ""}`,
+        ),
+      ],
       found,
     };
   }
   if (seen === 0 && reasons.length === 0) {
     return { status: "missing", reasons: [`no ${predicateType} attestation`], found: [] };
   }
-  return { status: "invalid", reasons, found: [] };
+  return { status: "invalid", reasons: [...cuts, ...reasons], found: [] };
 }
 
 export type AttestationStatus = PromotionAttestationCheckStatus | "not-promoted" | "unreadable";
