@@ -8,8 +8,13 @@ import type { RepositoryPath } from "../reference/index.js";
 import { countingStore } from "../registry/counting-store.js";
 import { openOciLayoutRepository } from "../registry/oci-layout/index.js";
 import { RequestCounter } from "../registry/transport/request-counter.js";
-import { BUNDLE_MEDIA_TYPE, BundleAnnotation, MAX_BUNDLE_CANDIDATES } from "./bundle-format.js";
-import { boundedCandidates, checkPromotionAttestation } from "./verify-attestations.js";
+import {
+  boundedCandidates,
+  BUNDLE_MEDIA_TYPE,
+  BundleAnnotation,
+  MAX_BUNDLE_CANDIDATES,
+} from "./bundle-format.js";
+import { checkPromotionAttestation } from "./verify-attestations.js";
 
 /**
  * A repository's referrers list and `.att` manifest are the registry's answer: a compromised

@@ -31,8 +31,8 @@ import {
   BundleAnnotation,
   bundleLayerOf,
   checkSigningStatement,
+  boundedCandidates,
   MAX_BUNDLE_BYTES,
-  MAX_BUNDLE_CANDIDATES,
   verifySigningBundle,
 } from "./bundle-format.js";
 import type { SignatureExpectation } from "./check-signatures.js";
@@ -278,22 +278,6 @@ async function verifyAttLayer(
   const statement = readStatement(kind, envelope.payload, subject, expectation);
   if (!statement.ok) return statement;
   return { ok: true, value: { digest: layer.digest, layout: "att", signer, ...statement.value } };
-}
-
-/**
- * The first `MAX_BUNDLE_CANDIDATES` of `listed` (the registry's order), and a reason naming
- * what was left unread when the list is longer, so that a flood of lookalikes shows in the
- * result instead of costing a GET each.
- */
-export function boundedCandidates<T>(
-  listed: readonly T[],
-  what: string,
-): { readonly read: readonly T[]; readonly cut?: string } {
-  if (listed.length <= MAX_BUNDLE_CANDIDATES) return { read: listed };
-  return {
-    read: listed.slice(0, MAX_BUNDLE_CANDIDATES),
-    cut: `${what} names ${listed.length}; read the first ${MAX_BUNDLE_CANDIDATES}, the other ${listed.length - MAX_BUNDLE_CANDIDATES} unread`,
-  };
 }
 
 function failure(error: unknown): string {
