@@ -135,6 +135,11 @@ describe("addedInCommits", () => {
       [b, "Bob <b@example.com>"],
     ]);
     expect(parseCommitAuthors("")).toEqual(new Map());
+    // A NUL inside a name (a hand-made commit object) cannot hand its text to another commit.
+    const forged = `${a}\0Mallory\0${b}\0Release Managers\0\n${b}\0Bob <b@example.com>\0\n`;
+    expect([...parseCommitAuthors(forged)]).toEqual([[b, "Bob <b@example.com>"]]);
+    const forgedLast = `${b}\0Bob <b@example.com>\0\n${a}\0Mallory\0${b}\0Release Managers\0\n`;
+    expect(parseCommitAuthors(forgedLast).get(b)).toBe("Bob <b@example.com>");
   });
 
   it("a shallow clone's boundary commit is not named for lines older than the clone", async () => {

@@ -144,16 +144,16 @@ export function parseBlamePorcelain(output: string): {
 }
 
 /**
- * Parses `git log --format=%H%x00%an <%ae>%x00` output: commit id -> `Name <e-mail>` as the
- * commit records it. A record that is not an id and a text is skipped.
+ * Parses `git log --format=%H%x00%an <%ae>%x00` output, one commit a line: commit id ->
+ * `Name <e-mail>` as the commit records it. A line of any other shape is skipped, so that a name
+ * holding a NUL (a hand-made commit object) cannot shift the fields and lend its text to the
+ * next commit; a name cannot hold a line feed (it ends the commit's header line).
  */
 export function parseCommitAuthors(output: string): Map<string, string> {
   const authors = new Map<string, string>();
-  const fields = output.split("\0");
-  for (let index = 0; index + 1 < fields.length; index += 2) {
-    // git ends each commit's format with a newline, which starts the next id.
-    const sha = (fields[index] ?? "").trim();
-    if (/^(?:[0-9a-f]{40}|[0-9a-f]{64})$/.test(sha)) authors.set(sha, fields[index + 1] ?? "");
+  for (const line of output.split("\n")) {
+    const record = /^([0-9a-f]{40}|[0-9a-f]{64})\0([^\0]*)\0$/.exec(line);
+    if (record) authors.set(record[1] ?? "", record[2] ?? "");
   }
   return authors;
 }

@@ -27,11 +27,11 @@ import type { SignatureTarget } from "./attachment-plan.js";
 import { layerPredicateType } from "./attestation-format.js";
 import { readSmallBlob } from "./blob-io.js";
 import {
+  boundedCandidates,
   BUNDLE_MEDIA_TYPE,
   BundleAnnotation,
   bundleLayerOf,
   checkSigningStatement,
-  boundedCandidates,
   MAX_BUNDLE_BYTES,
   verifySigningBundle,
 } from "./bundle-format.js";
