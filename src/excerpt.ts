@@ -1,3 +1,5 @@
+import { replaceUnsafeCharacters } from "./output/encode.js";
+
 /**
  * How a message shows a value that came from input (a manifest, a registry's answer): as a short,
  * escaped excerpt. Short, so that a file that is one long string (an environment, a key file)
@@ -10,15 +12,13 @@
 export const MAX_EXCERPT_CHARS = 80;
 
 /**
- * Characters written as `\uXXXX`: controls (C0, DEL, C1), format characters (bidi overrides and
- * isolates, zero-width characters, the byte-order mark), line and paragraph separators, and
- * unpaired surrogates.
+ * Characters written as `\uXXXX`: those output/encode.ts never writes raw (controls, format
+ * characters such as bidi overrides and zero-width characters, line and paragraph separators,
+ * unpaired surrogates, fillers that render as nothing).
  */
-const UNSAFE_CHARACTER = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/gu;
-
 function escapeUnsafe(text: string): string {
-  return text.replace(
-    UNSAFE_CHARACTER,
+  return replaceUnsafeCharacters(
+    text,
     (character) => `\\u${(character.codePointAt(0) ?? 0).toString(16).padStart(4, "0")}`,
   );
 }

@@ -49,6 +49,21 @@ const UNSAFE_EXCEPT_LINE_FEED = unsafeCharacters("\n");
 const UNSAFE_EXCEPT_LAYOUT = unsafeCharacters("\n\t");
 const UNSAFE_EXCEPT_TERMINAL_LAYOUT = unsafeCharacters("\n\t\r");
 
+/**
+ * `text` with each unsafe character (every control, and `UNSAFE_BEYOND_CONTROLS`) replaced by
+ * `replacement` of it: the one definition for code that drops them (a signed record's text,
+ * provenance/review-facts.ts) or escapes them its own way (message excerpts, excerpt.ts).
+ */
+export function replaceUnsafeCharacters(text: string, replacement: (character: string) => string): string {
+  return text.replace(UNSAFE_CHARACTERS, replacement);
+}
+
+/** Whether `text` holds a character `replaceUnsafeCharacters` replaces. */
+export function hasUnsafeCharacter(text: string): boolean {
+  // `search` starts at 0 whatever the shared global pattern's lastIndex.
+  return text.search(UNSAFE_CHARACTERS) !== -1;
+}
+
 /** The GitHub Actions runner's command at a line start, after whitespace (`TrimStart`). */
 const RUNNER_COMMAND_AT_LINE_START = /^(\s*):(?=:)/gmu;
 /** `##[command]` (GitHub, Azure Pipelines' `##vso[`, TeamCity's `##teamcity[`) anywhere in a line. */

@@ -5,7 +5,7 @@ import * as path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { runTestGit } from "../../test/support/test-git.js";
 import { MemoryLogger } from "../log.js";
-import { addedInCommits, parseBlamePorcelain } from "./added-in.js";
+import { addedInCommits, parseBlamePorcelain, parseCommitAuthors } from "./added-in.js";
 
 /** Which commit wrote each manifest line: one `git blame` per file, in a real repository. */
 
@@ -90,6 +90,58 @@ describe("addedInCommits", () => {
     expect(logger.lines).toEqual([]);
   });
 
+  it("names each commit's own author, not the one the work tree's .mailmap substitutes", async () => {
+    const file = await write("images/a/images.yaml", "- name: a\n  dmap:\n    one: [v1]\n");
+    git("Alice", "add", "-A");
+    git("Alice", "commit", "-q", "-m", "promote a");
+    const alice = git("Alice", "rev-parse", "HEAD");
+    await write("images/b/images.yaml", "- name: b\n  dmap:\n    two: [v2]\n");
+    git("Bob", "add", "-A");
+    git("Bob", "commit", "-q", "-m", "promote b");
+    const bob = git("Bob", "rev-parse", "HEAD");
+    // Another change maps both authors to one name, as a pull request's author can; and the user's
+    // configuration asks git to apply mailmaps (log.mailmap) for good measure.
+    await write(
+      ".mailmap",
+      "Release Managers <release@example.com> <alice@example.com>\nRelease Managers <release@example.com> <bob@example.com>\n",
+    );
+    git("Mallory", "add", ".mailmap");
+    git("Mallory", "commit", "-q", "-m", "docs: contributors");
+    git("Mallory", "config", "log.mailmap", "true");
+    const other = path.join(dir, "images/b/images.yaml");
+    // Blame itself applies the .mailmap: the reason it cannot be asked for the author.
+    expect(git("Alice", "blame", "--porcelain", "--", "images/a/images.yaml")).toContain(
+      "author Release Managers",
+    );
+
+    const found = await addedInCommits(dir, [
+      { file, line: 3 },
+      { file: other, line: 3 },
+    ]);
+    expect(found.get({ file, line: 3 })).toMatchObject({
+      sha: alice,
+      author: "Alice <alice@example.com>",
+      subject: "promote a",
+    });
+    expect(found.get({ file: other, line: 3 })).toMatchObject({ sha: bob, author: "Bob <bob@example.com>" });
+  });
+
+  it("reads git log's id and author records, skipping what is not one", () => {
+    const a = "a".repeat(40);
+    const b = "b".repeat(64);
+    const output = `${a}\0Alice <alice@example.com>\0\n${b}\0Bob <b@example.com>\0\nnot-an-id\0Eve\0\n`;
+    expect([...parseCommitAuthors(output)]).toEqual([
+      [a, "Alice <alice@example.com>"],
+      [b, "Bob <b@example.com>"],
+    ]);
+    expect(parseCommitAuthors("")).toEqual(new Map());
+    // A NUL inside a name (a hand-made commit object) cannot hand its text to another commit.
+    const forged = `${a}\0Mallory\0${b}\0Release Managers\0\n${b}\0Bob <b@example.com>\0\n`;
+    expect([...parseCommitAuthors(forged)]).toEqual([[b, "Bob <b@example.com>"]]);
+    const forgedLast = `${b}\0Bob <b@example.com>\0\n${a}\0Mallory\0${b}\0Release Managers\0\n`;
+    expect(parseCommitAuthors(forgedLast).get(b)).toBe("Bob <b@example.com>");
+  });
+
   it("a shallow clone's boundary commit is not named for lines older than the clone", async () => {
     const file = "images/a/images.yaml";
     await write(file, "- name: a\n  dmap:\n    one: [v1]\n");
@@ -168,9 +220,8 @@ describe("addedInCommits", () => {
       [2, sha],
       [3, other],
     ]);
+    // Blame's author and author-mail are the .mailmap's names: not read (git log's are).
     expect(parsed.commits.get(sha)).toEqual({
-      author: "Alice",
-      mail: "<alice@example.com>",
       time: 1700000000,
       summary: "first",
       boundary: true,

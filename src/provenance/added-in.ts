@@ -13,12 +13,21 @@ import { recordText } from "./review-facts.js";
  * Which commit wrote each manifest line a promoted digest stands on: `git blame --porcelain`,
  * once per file (the k8s.io tree: ~20,000 digests in 75 files, so 75 blames, not 20,000).
  * https://git-scm.com/docs/git-blame#_the_porcelain_format
+ *
+ * Blame names authors through the work tree's `.mailmap`, and has no switch to stop it
+ * (https://git-scm.com/docs/git-blame#_mapping_authors): a `.mailmap` line in any pull request
+ * would rename the author of every commit it blames. So the author is read from the blamed
+ * commits themselves, with `git log --no-walk --no-mailmap` and `%an <%ae>` (the recorded name
+ * and e-mail; `%aN`/`%aE` are the mapped ones, https://git-scm.com/docs/git-log#_pretty_formats).
+ * The mailmap changes names and e-mails only, so blame's committer time and summary stay.
  */
 
 /** Files blamed at once: blame is CPU-bound in git, and the promoter shares the machine. */
 const BLAME_CONCURRENCY = 2;
 /** More line ranges than this in one file: blame the whole file (one pass either way). */
 const MAX_LINE_RANGES = 64;
+/** Commits whose authors one `git log` reads (their ids go on standard input, 41 bytes each). */
+const MAX_COMMITS_PER_LOG = 1000;
 
 export interface AddedInCommits {
   /** The commit that last wrote the line, or undefined (not committed, outside the repository). */
@@ -88,9 +97,8 @@ export function epochToRfc3339(seconds: number): string | undefined {
   return Number.isNaN(date.getTime()) ? undefined : date.toISOString().replace(/\.\d{3}Z$/, "Z");
 }
 
+/** What a blame says of a commit that no .mailmap changes (its author is read apart). */
 interface BlamedCommit {
-  author?: string;
-  mail?: string;
   time?: number;
   summary?: string;
   boundary: boolean;
@@ -128,18 +136,59 @@ export function parseBlamePorcelain(output: string): {
     const space = line.indexOf(" ");
     const key = space < 0 ? line : line.slice(0, space);
     const value = space < 0 ? "" : line.slice(space + 1);
-    if (key === "author") commit.author = value;
-    else if (key === "author-mail") commit.mail = value;
-    else if (key === "committer-time") commit.time = Number(value);
+    if (key === "committer-time") commit.time = Number(value);
     else if (key === "summary") commit.summary = value;
     else if (key === "boundary") commit.boundary = true;
   }
   return { lines, commits };
 }
 
-function commitRecord(sha: string, commit: BlamedCommit): CommitRecord {
-  const author =
-    commit.author === undefined ? undefined : recordText(`${commit.author} ${commit.mail ?? ""}`);
+/**
+ * Parses `git log --format=%H%x00%an <%ae>%x00` output, one commit a line: commit id ->
+ * `Name <e-mail>` as the commit records it. A line of any other shape is skipped, so that a name
+ * holding a NUL (a hand-made commit object) cannot shift the fields and lend its text to the
+ * next commit; a name cannot hold a line feed (it ends the commit's header line).
+ */
+export function parseCommitAuthors(output: string): Map<string, string> {
+  const authors = new Map<string, string>();
+  for (const line of output.split("\n")) {
+    const record = /^([0-9a-f]{40}|[0-9a-f]{64})\0([^\0]*)\0$/.exec(line);
+    if (record) authors.set(record[1] ?? "", record[2] ?? "");
+  }
+  return authors;
+}
+
+/**
+ * The author each commit records (`%an <%ae>`, no mailmap), `MAX_COMMITS_PER_LOG` commits per
+ * `git log`; a commit git does not print has none.
+ */
+async function commitAuthors(
+  shas: readonly string[],
+  gitOptions: Parameters<typeof runGit>[1],
+): Promise<Map<string, string>> {
+  const authors = new Map<string, string>();
+  for (let start = 0; start < shas.length; start += MAX_COMMITS_PER_LOG) {
+    const batch = shas.slice(start, start + MAX_COMMITS_PER_LOG);
+    const output = await runGit(
+      [
+        "log",
+        "--no-walk=unsorted",
+        "--no-mailmap",
+        "--no-show-signature",
+        "--format=%H%x00%an <%ae>%x00",
+        "--stdin",
+      ],
+      gitOptions,
+      `${batch.join("\n")}\n`,
+    );
+    for (const [sha, author] of parseCommitAuthors(output.toString("utf8"))) authors.set(sha, author);
+  }
+  return authors;
+}
+
+function commitRecord(sha: string, commit: BlamedCommit, recordedAuthor: string | undefined): CommitRecord {
+  // Never blame's author: it is the .mailmap's name for the commit (see the top of this file).
+  const author = recordedAuthor === undefined ? undefined : recordText(recordedAuthor);
   const time = commit.time === undefined ? undefined : epochToRfc3339(commit.time);
   const subject = commit.summary === undefined ? undefined : recordText(commit.summary);
   return {
@@ -194,6 +243,8 @@ export async function addedInCommits(
     linesByFile.set(position.file, lines);
   }
   let boundaryLines = 0;
+  /** Per file: line -> the blamed commit's id and what blame says of it. */
+  const blamedByFile = new Map<string, Map<number, { sha: string; commit: BlamedCommit }>>();
   await runBounded(
     [...linesByFile.entries()],
     BLAME_CONCURRENCY,
@@ -217,8 +268,7 @@ export async function addedInCommits(
         return;
       }
       const blamed = parseBlamePorcelain(output);
-      const records = new Map<string, CommitRecord>();
-      const found = new Map<number, CommitRecord>();
+      const found = new Map<number, { sha: string; commit: BlamedCommit }>();
       for (const line of lines) {
         const sha = blamed.lines.get(line);
         const commit = sha === undefined ? undefined : blamed.commits.get(sha);
@@ -227,17 +277,38 @@ export async function addedInCommits(
           boundaryLines++;
           continue;
         }
-        let record = records.get(sha);
-        if (!record) {
-          record = commitRecord(sha, commit);
-          records.set(sha, record);
-        }
-        found.set(line, record);
+        found.set(line, { sha, commit });
       }
-      index.byFile.set(file, found);
+      blamedByFile.set(file, found);
     },
     options.signal,
   );
+  const shas = [
+    ...new Set([...blamedByFile.values()].flatMap((lines) => [...lines.values()].map(({ sha }) => sha))),
+  ];
+  let authors = new Map<string, string>();
+  try {
+    authors = await commitAuthors(shas, gitOptions);
+  } catch (error) {
+    if (error instanceof AbortedError) throw error;
+    logger.log(
+      "warn",
+      `cannot read the authors of the commits that added the manifest lines; the records name none: ${describeError(error)}`,
+    );
+  }
+  const records = new Map<string, CommitRecord>();
+  for (const [file, lines] of blamedByFile) {
+    const found = new Map<number, CommitRecord>();
+    for (const [line, { sha, commit }] of lines) {
+      let record = records.get(sha);
+      if (!record) {
+        record = commitRecord(sha, commit, authors.get(sha));
+        records.set(sha, record);
+      }
+      found.set(line, record);
+    }
+    index.byFile.set(file, found);
+  }
   if (boundaryLines > 0) {
     logger.log(
       "warn",

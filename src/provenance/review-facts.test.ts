@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { textValue } from "../output/encode.js";
 import {
   approverTrailers,
   branchRef,
@@ -81,6 +82,20 @@ describe("merge commit subjects and trailers", () => {
   it("record text is one line without controls or bidi overrides, and bounded", () => {
     expect(recordText("a\u202eb\nc\u0000d\u200b")).toBe("abcd");
     expect(recordText("é".repeat(300))).toBe(`${"é".repeat(200)}…`);
+  });
+
+  it("record text drops every character output/encode.ts escapes, and keeps every other one", () => {
+    // The Hangul fillers and the combining grapheme joiner render as nothing, like U+200B.
+    expect(recordText("promote \u3164\u3164\u034f\u115f\u1160\uffa0reviewed")).toBe("promote reviewed");
+    // Every code point (lone surrogates included): one definition of unsafe, not two lists.
+    const disagreements: string[] = [];
+    for (let code = 0; code <= 0x10ffff; code += 1) {
+      const character = String.fromCodePoint(code);
+      const escaped = textValue(character) !== character;
+      const kept = recordText(`a${character}b`);
+      if (kept !== (escaped ? "ab" : `a${character}b`)) disagreements.push(code.toString(16));
+    }
+    expect(disagreements).toEqual([]);
   });
 
   it("record text reads only the head of a huge text (a commit subject of many megabytes)", () => {

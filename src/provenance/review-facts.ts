@@ -1,4 +1,5 @@
 import { isBranchName, isCommitSha, isGitHubLogin } from "../github/index.js";
+import { hasUnsafeCharacter, replaceUnsafeCharacters } from "../output/encode.js";
 
 /**
  * Pure readers of the review facts that arrive as text: a merge commit's subject and trailers,
@@ -11,9 +12,6 @@ import { isBranchName, isCommitSha, isGitHubLogin } from "../github/index.js";
 export const MAX_RECORD_TEXT_CHARS = 200;
 /** Digits of a pull request number (GitHub's are far below a billion). */
 const PULL_NUMBER = /^[1-9][0-9]{0,8}$/;
-/** Controls, format characters (bidi overrides, zero-width), line separators, lone surrogates. */
-const UNSAFE_CHARACTERS = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/gu;
-const HAS_UNSAFE_CHARACTER = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/u;
 
 /**
  * Code units of a text read before cleaning it: a commit subject can be hundreds of megabytes
@@ -21,12 +19,16 @@ const HAS_UNSAFE_CHARACTER = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/u;
  */
 const READ_UNITS_PER_CHAR = 8;
 
-/** Text for a record: unsafe characters dropped, at most `max` characters (then `…`). */
+/**
+ * Text for a record: the characters output/encode.ts never writes raw (controls, bidi and
+ * zero-width format characters, line separators, lone surrogates, fillers that render as nothing)
+ * dropped, at most `max` characters (then `…`).
+ */
 export function recordText(text: string, max = MAX_RECORD_TEXT_CHARS): string {
   const limit = max * READ_UNITS_PER_CHAR;
   const cut = text.length > limit;
-  // A surrogate pair split by the cut leaves a lone surrogate, which UNSAFE_CHARACTERS drops.
-  const clean = Array.from((cut ? text.slice(0, limit) : text).replace(UNSAFE_CHARACTERS, "").trim());
+  // A surrogate pair split by the cut leaves a lone surrogate, which is unsafe and dropped.
+  const clean = Array.from(replaceUnsafeCharacters(cut ? text.slice(0, limit) : text, () => "").trim());
   return clean.length <= max && !cut ? clean.join("") : `${clean.slice(0, max).join("")}…`;
 }
 
@@ -119,7 +121,7 @@ export function approverTrailers(text: string): { readonly logins: string[]; rea
  */
 export function publicRepositoryUrl(remote: string): string | undefined {
   const text = remote.trim();
-  if (text === "" || text.length > 2048 || HAS_UNSAFE_CHARACTER.test(text)) return undefined;
+  if (text === "" || text.length > 2048 || hasUnsafeCharacter(text)) return undefined;
   const scp = /^(?:[^@/:\s]+@)?([A-Za-z0-9.-]+):(?!\/\/)([^\s\\:][^\s\\]*)$/.exec(text);
   let url: URL;
   try {

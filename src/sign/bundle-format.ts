@@ -40,6 +40,31 @@ export const EMPTY_CONFIG: BlobContent = {
 /** A bundle larger than this is not one of ours (they are a few KiB). */
 export const MAX_BUNDLE_BYTES = 1024 * 1024;
 
+/**
+ * Candidates of one kind (bundle referrers, or `.att` layers, of one predicate type) read per
+ * subject when looking for ours. The referrers list and the `.att` manifest are the registry's
+ * answer: a compromised mirror can name thousands of lookalikes, each costing GETs, while ours is
+ * one per identity. The planner, `verify` (signatures and `--attestations`) and `explain` share
+ * this bound.
+ */
+export const MAX_BUNDLE_CANDIDATES = 16;
+
+/**
+ * The first `MAX_BUNDLE_CANDIDATES` of `listed` (the registry's order), and a reason naming
+ * what was left unread when the list is longer, so that a flood of lookalikes shows in the
+ * result instead of costing a GET each.
+ */
+export function boundedCandidates<T>(
+  listed: readonly T[],
+  what: string,
+): { readonly read: readonly T[]; readonly cut?: string } {
+  if (listed.length <= MAX_BUNDLE_CANDIDATES) return { read: listed };
+  return {
+    read: listed.slice(0, MAX_BUNDLE_CANDIDATES),
+    cut: `${what} names ${listed.length}; read the first ${MAX_BUNDLE_CANDIDATES}, the other ${listed.length - MAX_BUNDLE_CANDIDATES} unread`,
+  };
+}
+
 /** The statement the bundle layout signs for `subject` as `identity`. */
 export function signingStatement(subject: Digest, identity: string): Uint8Array {
   const statement = {

@@ -4,6 +4,7 @@ import { signatureTag, type Digest } from "../reference/index.js";
 import type { BlobReader, CallOptions, ManifestReader, ReferrerLister } from "../registry/index.js";
 import { readSmallBlob } from "./blob-io.js";
 import {
+  boundedCandidates,
   bundleLayerOf,
   isSigningBundleReferrer,
   MAX_BUNDLE_BYTES,
@@ -112,8 +113,14 @@ export async function checkSignatures(
     expectation.bundles !== false &&
     (expectation.keys.length > 0 || keyless !== undefined)
   ) {
-    const referrers = await store.referrers(digest, options);
-    for (const referrer of referrers.filter(isSigningBundleReferrer)) {
+    // The referrers list is the registry's answer: a flood of lookalikes costs no more than
+    // MAX_BUNDLE_CANDIDATES reads, and the reasons say the list was cut.
+    const referrers = boundedCandidates(
+      (await store.referrers(digest, options)).filter(isSigningBundleReferrer),
+      "the referrers list of signing bundles",
+    );
+    if (referrers.cut !== undefined) reasons.push(referrers.cut);
+    for (const referrer of referrers.read) {
       try {
         const manifest = await store.getManifest(referrer.digest, options);
         if (!manifest) continue;

@@ -27,6 +27,7 @@ import type { SignatureTarget } from "./attachment-plan.js";
 import { layerPredicateType } from "./attestation-format.js";
 import { readSmallBlob } from "./blob-io.js";
 import {
+  boundedCandidates,
   BUNDLE_MEDIA_TYPE,
   BundleAnnotation,
   bundleLayerOf,
@@ -97,7 +98,10 @@ export type PromotionAttestationCheckStatus = "valid" | "missing" | "invalid" | 
 
 export interface PromotionAttestationCheck {
   readonly status: PromotionAttestationCheckStatus;
-  /** For missing, invalid and unapproved: each attestation looked at and why it does not count. */
+  /**
+   * For missing, invalid and unapproved: each attestation looked at and why it does not count.
+   * For any status: that a list was cut to MAX_BUNDLE_CANDIDATES (a flood of lookalikes).
+   */
   readonly reasons: readonly string[];
   /** The ones that verified (for `unapproved`: those whose approvals fall short). */
   readonly found: readonly FoundAttestation[];
@@ -296,14 +300,20 @@ export async function checkPromotionAttestation(
 ): Promise<PromotionAttestationCheck> {
   const predicateType = ATTESTATION_PREDICATE_TYPES[kind];
   const reasons: string[] = [];
+  /** Lists cut to MAX_BUNDLE_CANDIDATES: reported whatever the status. */
+  const cuts: string[] = [];
   const found: FoundAttestation[] = [];
   let seen = 0;
-  const referrers = (await store.referrers(subject, options)).filter(
-    (referrer) =>
-      referrer.artifactType === BUNDLE_MEDIA_TYPE &&
-      referrer.annotations?.[BundleAnnotation.predicateType] === predicateType,
+  const referrers = boundedCandidates(
+    (await store.referrers(subject, options)).filter(
+      (referrer) =>
+        referrer.artifactType === BUNDLE_MEDIA_TYPE &&
+        referrer.annotations?.[BundleAnnotation.predicateType] === predicateType,
+    ),
+    `the referrers list of ${predicateType} bundles`,
   );
-  for (const referrer of referrers) {
+  if (referrers.cut !== undefined) cuts.push(referrers.cut);
+  for (const referrer of referrers.read) {
     seen += 1;
     try {
       const verdict = await verifyBundleReferrer(store, referrer, kind, subject, expectation, options);
@@ -323,8 +333,12 @@ export async function checkPromotionAttestation(
     } catch (error) {
       reasons.push(`${tag} ${att.digest}: ${failure(error)}`);
     }
-    for (const layer of layers) {
-      if (layerPredicateType(layer) !== predicateType) continue;
+    const ofType = boundedCandidates(
+      layers.filter((layer) => layerPredicateType(layer) === predicateType),
+      `${tag} (${predicateType} layers)`,
+    );
+    if (ofType.cut !== undefined) cuts.push(ofType.cut);
+    for (const layer of ofType.read) {
       seen += 1;
       try {
         const verdict = await verifyAttLayer(store, layer, kind, subject, expectation, options);
@@ -337,21 +351,24 @@ export async function checkPromotionAttestation(
     }
   }
   const approved = found.filter((entry) => entry.approvalProblem === undefined);
-  if (approved.length > 0) return { status: "valid", reasons: [], found: approved };
+  if (approved.length > 0) return { status: "valid", reasons: cuts, found: approved };
   if (found.length > 0) {
     return {
       status: "unapproved",
-      reasons: found.map(
-        (entry) =>
-          `${entry.layout === "att" ? `${tag} layer` : "referrer"} ${entry.digest}: ${entry.approvalProblem ?? ""}`,
-      ),
+      reasons: [
+        ...cuts,
+        ...found.map(
+          (entry) =>
+            `${entry.layout === "att" ? `${tag} layer` : "referrer"} ${entry.digest}: ${entry.approvalProblem ?? ""}`,
+        ),
+      ],
       found,
     };
   }
   if (seen === 0 && reasons.length === 0) {
     return { status: "missing", reasons: [`no ${predicateType} attestation`], found: [] };
   }
-  return { status: "invalid", reasons, found: [] };
+  return { status: "invalid", reasons: [...cuts, ...reasons], found: [] };
 }
 
 export type AttestationStatus = PromotionAttestationCheckStatus | "not-promoted" | "unreadable";
