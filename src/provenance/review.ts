@@ -2,6 +2,7 @@ import { realpath } from "node:fs/promises";
 import * as path from "node:path";
 import { AbortedError, describeError } from "../errors.js";
 import { escapeExcerpt } from "../excerpt.js";
+import { replaceUnsafeCharacters } from "../output/encode.js";
 import {
   approvalProblem,
   currentApprovals,
@@ -622,7 +623,21 @@ export function manifestPath(context: ReviewContext, file: string): string {
     const rest = relativeTo(alias.given, file);
     if (rest !== undefined) inside = relativeTo(context.root, path.join(alias.real, rest));
   }
-  return (inside ?? path.basename(file)).split(path.sep).join("/");
+  return recordPath((inside ?? path.basename(file)).split(path.sep).join("/"));
+}
+
+/**
+ * A path as a signed record carries it: the folder names are the pull request author's, and a
+ * bidi override or a zero-width character would show the path reordered or hidden wherever the
+ * record is read (jq, cosign, a browser). Those characters (and `%`, so that the result is read
+ * back unambiguously) are percent-encoded as UTF-8 bytes, as in a URI.
+ */
+function recordPath(text: string): string {
+  const encode = (character: string) =>
+    [...Buffer.from(character, "utf8")]
+      .map((byte) => `%${byte.toString(16).toUpperCase().padStart(2, "0")}`)
+      .join("");
+  return replaceUnsafeCharacters(text.replace(/%/g, "%25"), encode);
 }
 
 /** The pull request that approved an edge: the one of the run's whose commits wrote its line. */

@@ -35,6 +35,7 @@ import {
   bundleLayerOf,
   isSigningBundleReferrer,
   MAX_BUNDLE_BYTES,
+  MAX_BUNDLE_CANDIDATES,
 } from "./bundle-format.js";
 import { layerKey, MAX_SIGNATURE_LAYER_BYTES, parseLayerSet, simpleSigningPayload } from "./cosign-format.js";
 import {
@@ -102,8 +103,6 @@ export interface PlanAttachmentsOptions {
 /** What planning reads from a source or a destination; it writes nothing. */
 type AttachmentReader = ManifestResolver & ManifestReader & ReferrerLister & BlobReader;
 
-/** Bundle referrers examined per subject when looking for our own signature. */
-const MAX_BUNDLE_CANDIDATES = 16;
 /** The predicate types of the attestations a signing run writes (promotion record, VSA). */
 const OUR_ATTESTATION_TYPES: readonly string[] = Object.values(ATTESTATION_PREDICATE_TYPES);
 
