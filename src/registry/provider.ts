@@ -38,6 +38,7 @@ import { DEFAULT_RETRY_POLICY, RetryTransport, type RetryPolicy } from "./transp
 import { SecurityPolicy } from "./transport/security-policy.js";
 import { UndiciTransport } from "./transport/undici-transport.js";
 import { countingStore } from "./counting-store.js";
+import { CircuitBreakerTransport } from "./transport/circuit-breaker.js";
 
 export interface StoreTimeouts {
   /** Stall timeout while waiting for response headers (refreshed while a body is sent). Default 60 s. */
@@ -119,8 +120,21 @@ export interface StoreProviderOptions {
 export interface RegistryStoreProvider extends StoreProvider {
   /** Removes every secret the client has handled from `text`; for output built outside it. */
   redact(text: string): string;
+  /**
+   * What went wrong with whole hosts during the run, one entry per host and problem: an
+   * unreachable host (its circuit opened, see transport/circuit-breaker.ts). For the CLI's
+   * once-per-host lines.
+   */
+  hostProblems(): HostProblem[];
   /** Closes idle connections (pending requests finish first). */
   close(): Promise<void>;
+}
+
+/** One host's problem of a run, as one line of text. */
+export interface HostProblem {
+  readonly host: string;
+  readonly kind: "unreachable" | "quota";
+  readonly text: string;
 }
 
 const DEFAULT_UPLOAD_COMMIT_TIMEOUT_MS = 10 * 60_000;
@@ -188,13 +202,14 @@ export function createStoreProvider(options: StoreProviderOptions = {}): Registr
     logger,
   });
   const counter = new RequestCounter();
-  const limited = new HostLimitTransport(network, {
+  const counted = new CountingTransport(network, counter);
+  const breaker = new CircuitBreakerTransport(counted, { logger });
+  const limited = new HostLimitTransport(breaker, {
     defaults: options.limits?.defaults ?? { maxConcurrent: DEFAULT_MAX_CONCURRENT_PER_HOST },
     ...(options.limits?.perHost === undefined ? {} : { perHost: options.limits.perHost }),
     clock,
   });
-  const counted = new CountingTransport(limited, counter);
-  const retried = new RetryTransport(counted, {
+  const retried = new RetryTransport(limited, {
     policy: { ...DEFAULT_RETRY_POLICY, ...options.retry },
     clock,
     logger,
@@ -256,7 +271,21 @@ export function createStoreProvider(options: StoreProviderOptions = {}): Registr
     },
 
     requestCounts(): ReadonlyMap<string, RequestCount> {
-      return counter.snapshot();
+      const counts = counter.snapshot();
+      // A host's problems of the run ride along with its counts (`promote --report`).
+      for (const { host, ...unreachable } of breaker.report()) {
+        const count = counts.get(host) ?? { total: 0, byMethod: {} };
+        counts.set(host, { ...count, unreachable });
+      }
+      return counts;
+    },
+
+    hostProblems(): HostProblem[] {
+      return breaker.report().map(({ host, message, requestsNotSent }) => ({
+        host,
+        kind: "unreachable",
+        text: `${message}; ${requestsNotSent} later request${requestsNotSent === 1 ? "" : "s"} failed at once, unsent`,
+      }));
     },
 
     redact(text: string): string {

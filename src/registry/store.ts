@@ -171,4 +171,6 @@ export interface StoreProvider extends RepositoryOpener, RepositoryCatalog {
 export interface RequestCount {
   total: number;
   byMethod: Record<string, number>;
+  /** Set when the host failed for good during the run (see `registry-unreachable`). */
+  unreachable?: { code: string; message: string; requestsNotSent: number };
 }

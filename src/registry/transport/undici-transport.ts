@@ -131,11 +131,12 @@ const PERMANENT_NETWORK_CODES: ReadonlySet<string> = new Set([
   "UND_ERR_NOT_SUPPORTED",
 ]);
 
-function errorCode(error: unknown): string | undefined {
+/** The Node or undici error code of a network failure (or of its first cause that has one). */
+export function networkErrorCode(error: unknown): string | undefined {
   if (typeof error !== "object" || error === null) return undefined;
   const code = (error as { code?: unknown }).code;
   if (typeof code === "string") return code;
-  return errorCode((error as { cause?: unknown }).cause);
+  return networkErrorCode((error as { cause?: unknown }).cause);
 }
 
 /**
@@ -146,7 +147,7 @@ export function isTransientNetworkError(error: unknown): boolean {
   if (!(error instanceof RegistryError)) return false;
   if (error.code === "registry-timeout") return true;
   if (error.code !== "registry-network") return false;
-  const code = errorCode(error.cause);
+  const code = networkErrorCode(error.cause);
   return code === undefined || !PERMANENT_NETWORK_CODES.has(code);
 }
 
@@ -161,7 +162,7 @@ export function networkError(error: unknown, request: HttpRequest, phase: "reque
   if (error instanceof RegistryError || error instanceof AbortedError) return error;
   if (request.signal?.aborted)
     return new AbortedError(`${request.context.operation} aborted`, { cause: error });
-  const code = errorCode(error) ?? "";
+  const code = networkErrorCode(error) ?? "";
   const detail = describeError(error);
   const cause = error instanceof Error ? error : undefined;
   if (code === "UND_ERR_HEADERS_OVERFLOW") {

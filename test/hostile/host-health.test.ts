@@ -1,0 +1,126 @@
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { HostileServer } from "../support/hostile-transport.js";
+import { expectClear, requireBuiltCli, runPromoter } from "../support/promoter-process.js";
+import { findFreePort, startRegistry, type TestRegistry } from "../support/registry-harness.js";
+import { seedRegistry } from "../support/registry-judge.js";
+import { skopeoListTags } from "../support/skopeo.js";
+import { makeImage, type TestContent } from "../support/test-images.js";
+
+/**
+ * Whole hosts that fail (issue 17, item 1), through `promoter` as a user runs it: a mirror where
+ * nothing listens and a mirror that accepts connections and never answers fail each once, with
+ * their first cause, on one line per host, while the healthy mirror gets every image; the silent
+ * one is not asked again and again for every repository.
+ */
+
+const IMAGES = 6;
+
+let work: string;
+let staging: TestRegistry;
+let healthy: TestRegistry;
+let silent: HostileServer;
+let closedPort: number;
+const images: TestContent[] = [];
+
+beforeAll(async () => {
+  requireBuiltCli();
+  work = await mkdtemp(path.join(tmpdir(), "host-health-"));
+  [staging, healthy] = await Promise.all([startRegistry(), startRegistry()]);
+  // Accepts the connection, reads the request, never answers.
+  silent = await HostileServer.start(() => new Promise<void>(() => undefined));
+  closedPort = await findFreePort();
+  for (let index = 0; index < IMAGES; index++) {
+    const content = makeImage({ layers: 1, layerSize: 512, mediaTypes: "oci", seed: `host-health-${index}` });
+    images.push(content);
+    await seedRegistry(staging.url, `staging/app${index}`, [{ content, tags: ["t1"] }]);
+  }
+}, 120_000);
+
+afterAll(async () => {
+  await (silent as HostileServer | undefined)?.stop();
+  const registries: (TestRegistry | undefined)[] = [staging, healthy];
+  await Promise.all(registries.flatMap((registry) => (registry ? [registry.stop()] : [])));
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+function manifest(destinations: readonly string[]): string {
+  return [
+    "registries:",
+    `- name: ${staging.host}/staging`,
+    "  src: true",
+    ...destinations.map((destination) => `- name: ${destination}`),
+    "images:",
+    ...images.flatMap((content, index) => [
+      `- name: app${index}`,
+      "  dmap:",
+      `    "${content.digest}": ["t1"]`,
+    ]),
+    "",
+  ].join("\n");
+}
+
+/** Lines of `text` that mention `host`. */
+function linesNaming(text: string, host: string): string[] {
+  return text.split("\n").filter((line) => line.includes(host));
+}
+
+describe("a per-host circuit breaker", { timeout: 120_000 }, () => {
+  it("fails an unreachable and a silent mirror once each, with their cause, and promotes to the healthy one", async () => {
+    const refused = `127.0.0.1:${closedPort}`;
+    await writeFile(
+      path.join(work, "mirrors.yaml"),
+      manifest([`${refused}/prod`, `${silent.host}/prod`, `${healthy.host}/prod`]),
+    );
+    const run = await runPromoter(
+      [
+        "promote",
+        "--manifest",
+        "mirrors.yaml",
+        "--confirm",
+        "--registry-timeout",
+        "1",
+        "--max-requests-per-host",
+        "2",
+        "--report",
+        "report.json",
+      ],
+      { cwd: work, timeoutMs: 100_000 },
+    );
+    expectClear(run, 1, /unreachable/);
+
+    // The healthy mirror got every image.
+    for (let index = 0; index < IMAGES; index++) {
+      expect(await skopeoListTags(`docker://${healthy.host}/prod/app${index}`)).toEqual(["t1"]);
+    }
+
+    // One line per failed host in the log, with the first cause; none per repository.
+    const refusedLines = linesNaming(run.stderr, refused);
+    expect(refusedLines.filter((line) => line.includes("could not read"))).toEqual([]);
+    expect(refusedLines.filter((line) => line.startsWith("promoter: warn: "))).toHaveLength(1);
+    expect(refusedLines.join("\n")).toMatch(/is unreachable: network error: ECONNREFUSED/);
+    const silentLines = linesNaming(run.stderr, silent.host);
+    expect(silentLines.filter((line) => line.includes("could not read"))).toEqual([]);
+    expect(silentLines.filter((line) => line.startsWith("promoter: warn: "))).toHaveLength(1);
+    expect(silentLines.join("\n")).toMatch(/is unreachable: timed out: no response headers in time/);
+    // And one summary line per host at the end.
+    expect(run.stderr.match(/^promoter promote: registry host .*$/gm)).toHaveLength(2);
+
+    // The silent mirror was asked only by the requests in flight before its circuit opened (two
+    // at a time, the per-host limit), not by five attempts for every repository (30).
+    expect(silent.requests.length).toBeLessThanOrEqual(4);
+
+    // The report names the failed hosts with their cause.
+    const report = JSON.parse(await readFile(path.join(work, "report.json"), "utf8")) as {
+      requests: Record<string, { total: number; unreachable?: { code: string; requestsNotSent: number } }>;
+      summary: { outcomes: Record<string, number> };
+    };
+    expect(report.requests[refused]?.unreachable?.code).toBe("registry-network");
+    expect(report.requests[refused]?.unreachable?.requestsNotSent).toBeGreaterThan(0);
+    expect(report.requests[silent.host]?.unreachable?.code).toBe("registry-timeout");
+    expect(report.requests[healthy.host]?.unreachable).toBeUndefined();
+    expect(report.summary.outcomes.copied).toBe(IMAGES);
+  });
+});
