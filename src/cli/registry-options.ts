@@ -2,7 +2,7 @@ import { homedir } from "node:os";
 import * as path from "node:path";
 import { PromoterError, UsageError } from "../errors.js";
 import type { Logger } from "../log.js";
-import { registryHostProblem } from "../reference/index.js";
+import { foldHostCase, registryHostProblem } from "../reference/index.js";
 import {
   createStoreProvider,
   DEFAULT_MAX_CONCURRENT_PER_HOST,
@@ -25,8 +25,8 @@ import { internalAddressPolicyFromOptions } from "./registry-policy-options.js";
  * `options` and build the store provider with `storeProviderFromOptions`.
  *
  * Registries on loopback addresses (127.0.0.0/8, ::1, localhost) are reached over plain HTTP, as
- * Docker does for local registries; any other registry over HTTPS unless named with
- * `--insecure-registry`. Credentials come from the environment (`PROMOTER_AUTH_<HOST>`,
+ * Docker does for local registries, unless named with `--https-registry`; any other registry over
+ * HTTPS unless named with `--insecure-registry`. Credentials come from the environment (`PROMOTER_AUTH_<HOST>`,
  * `PROMOTER_REGISTRY_AUTH`), `REGISTRY_AUTH_FILE`, `DOCKER_CONFIG`, the containers auth.json and
  * `~/.docker/config.json` (see docs/registries.md).
  */
@@ -36,6 +36,13 @@ export const registryOptionSpecs = {
     multiple: true,
     valueName: "HOST[:PORT]",
     description: "Reach this registry over plain HTTP (repeatable; loopback registries always are)",
+  },
+  "https-registry": {
+    type: "string",
+    multiple: true,
+    valueName: "HOST[:PORT]",
+    description:
+      "Reach this registry over HTTPS only, even on a loopback address (repeatable; with --registry-ca for a private CA)",
   },
   "registry-ca": {
     type: "string",
@@ -98,6 +105,13 @@ export function registryProviderOptions(
     const problem = registryHostProblem(host);
     if (problem) throw new UsageError(`--insecure-registry ${JSON.stringify(host)}: ${problem}`);
   }
+  const https = stringListOption(values, "https-registry");
+  for (const host of https) {
+    const problem = registryHostProblem(host);
+    if (problem) throw new UsageError(`--https-registry ${JSON.stringify(host)}: ${problem}`);
+    if (insecure.some((entry) => foldHostCase(entry) === foldHostCase(host)))
+      throw new UsageError(`${host} is named with both --insecure-registry and --https-registry`);
+  }
   const caFile = stringOption(values, "registry-ca");
   const maxConcurrent = positiveNumber(values, "max-requests-per-host", true, 10_000);
   const requestsPerSecond = positiveNumber(values, "requests-per-second", false, 100_000);
@@ -110,6 +124,7 @@ export function registryProviderOptions(
   };
   return {
     insecureRegistries: insecure,
+    ...(https.length === 0 ? {} : { httpsRegistries: https }),
     ...(caFile === undefined ? {} : { caBundleFile: path.resolve(io.cwd, caFile) }),
     env: io.env,
     homeDirectory: io.env.HOME ?? homedir(),

@@ -60,6 +60,11 @@ export interface StoreTimeouts {
 export interface StoreProviderOptions {
   /** `HOST` or `HOST:PORT` reached over plain HTTP; loopback hosts always are. */
   readonly insecureRegistries?: readonly string[];
+  /**
+   * `HOST` or `HOST:PORT` reached over HTTPS only, even on a loopback address (a local registry
+   * with TLS); plain HTTP to them is refused.
+   */
+  readonly httpsRegistries?: readonly string[];
   /** Extra trusted CA certificates, as PEM text (added to Node's bundled roots). */
   readonly caCertificates?: string;
   /** A PEM file of extra trusted CA certificates, read once when the provider is created. */
@@ -163,7 +168,7 @@ export function createStoreProvider(options: StoreProviderOptions = {}): Registr
   const clock = options.clock ?? systemClock;
   const redactor = options.redactor ?? new Redactor();
   const logger = redactingLogger(options.logger ?? silentLogger, redactor);
-  const policy = new SecurityPolicy(options.insecureRegistries ?? []);
+  const policy = new SecurityPolicy(options.insecureRegistries ?? [], options.httpsRegistries ?? []);
   const hostAddresses = new Map(
     Object.entries(options.hostAddresses ?? {}).map(([name, address]) => [foldHostCase(name), address]),
   );

@@ -6,14 +6,17 @@ import { HostileServer } from "../support/hostile-transport.js";
 import { expectClear, requireBuiltCli, runPromoter } from "../support/promoter-process.js";
 import { findFreePort, startRegistry, type TestRegistry } from "../support/registry-harness.js";
 import { seedRegistry } from "../support/registry-judge.js";
+import { selfSignedCertificate } from "../support/scripted-registry.js";
 import { skopeoListTags } from "../support/skopeo.js";
 import { makeImage, type TestContent } from "../support/test-images.js";
 
 /**
- * Whole hosts that fail (issue 17, item 1), through `promoter` as a user runs it: a mirror where
- * nothing listens and a mirror that accepts connections and never answers fail each once, with
- * their first cause, on one line per host, while the healthy mirror gets every image; the silent
- * one is not asked again and again for every repository.
+ * Whole hosts, through `promoter` as a user runs it (issue 17). Item 1: a mirror where nothing
+ * listens and a mirror that accepts connections and never answers fail each once, with their
+ * first cause, on one line per host, while the healthy mirror gets every image; the silent one is
+ * not asked again and again for every repository. Item 6: a registry on a loopback address that
+ * speaks TLS (a real distribution with an openssl-made certificate) is recognised as such, and
+ * `--https-registry` with `--registry-ca` reaches it.
  */
 
 const IMAGES = 6;
@@ -23,12 +26,19 @@ let staging: TestRegistry;
 let healthy: TestRegistry;
 let silent: HostileServer;
 let closedPort: number;
+let tlsRegistry: TestRegistry;
 const images: TestContent[] = [];
 
 beforeAll(async () => {
   requireBuiltCli();
   work = await mkdtemp(path.join(tmpdir(), "host-health-"));
-  [staging, healthy] = await Promise.all([startRegistry(), startRegistry()]);
+  const certificate = await selfSignedCertificate(["localhost"], ["127.0.0.1"]);
+  await writeFile(path.join(work, "ca.pem"), certificate.cert);
+  [staging, healthy, tlsRegistry] = await Promise.all([
+    startRegistry(),
+    startRegistry(),
+    startRegistry({ tls: certificate }),
+  ]);
   // Accepts the connection, reads the request, never answers.
   silent = await HostileServer.start(() => new Promise<void>(() => undefined));
   closedPort = await findFreePort();
@@ -41,7 +51,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await (silent as HostileServer | undefined)?.stop();
-  const registries: (TestRegistry | undefined)[] = [staging, healthy];
+  const registries: (TestRegistry | undefined)[] = [staging, healthy, tlsRegistry];
   await Promise.all(registries.flatMap((registry) => (registry ? [registry.stop()] : [])));
   if (work) await rm(work, { recursive: true, force: true });
 });
@@ -122,5 +132,51 @@ describe("a per-host circuit breaker", { timeout: 120_000 }, () => {
     expect(report.requests[silent.host]?.unreachable?.code).toBe("registry-timeout");
     expect(report.requests[healthy.host]?.unreachable).toBeUndefined();
     expect(report.summary.outcomes.copied).toBe(IMAGES);
+  });
+});
+
+describe("a TLS registry on a loopback address", { timeout: 120_000 }, () => {
+  it("is recognised as speaking TLS, and --https-registry with --registry-ca reaches it", async () => {
+    await writeFile(path.join(work, "tls.yaml"), manifest([`${tlsRegistry.host}/prod`]));
+    const plain = await runPromoter(["promote", "--manifest", "tls.yaml"], { cwd: work });
+    expectClear(
+      plain,
+      1,
+      new RegExp(
+        `${tlsRegistry.host} speaks TLS, not plain HTTP: reach it over HTTPS with --https-registry ${tlsRegistry.host}`.replaceAll(
+          ".",
+          "\\.",
+        ),
+      ),
+    );
+    expect(`${plain.stdout}${plain.stderr}`).not.toMatch(/HTTP 400/);
+
+    // Without the CA, HTTPS is tried and the certificate refused, once for the host.
+    const untrusted = await runPromoter(
+      ["promote", "--manifest", "tls.yaml", "--https-registry", tlsRegistry.host],
+      { cwd: work },
+    );
+    expectClear(untrusted, 1, /is unreachable: network error: (DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED)/);
+
+    const run = await runPromoter(
+      [
+        "promote",
+        "--manifest",
+        "tls.yaml",
+        "--confirm",
+        "--https-registry",
+        tlsRegistry.host,
+        "--registry-ca",
+        "ca.pem",
+      ],
+      { cwd: work },
+    );
+    expectClear(run, 0);
+    expect(run.stdout).not.toMatch(/https-registry/);
+    for (let index = 0; index < IMAGES; index++) {
+      expect(await skopeoListTags(`docker://${tlsRegistry.host}/prod/app${index}`)).toEqual(["t1"]);
+    }
+    // Every request went over TLS: distribution logs a plain-HTTP request as a TLS handshake error.
+    expect(tlsRegistry.logs().match(/"PUT \/v2\/prod\/app\d\/manifests\/t1 HTTP/g)?.length).toBe(IMAGES);
   });
 });

@@ -2,13 +2,13 @@ import { foldHostCase } from "../../reference/index.js";
 import type { Logger } from "../../log.js";
 import { RegistryError } from "../errors.js";
 import { describeRequest } from "./request-error.js";
-import { networkErrorCode } from "./undici-transport.js";
+import { isSilentHostTimeout, networkErrorCode } from "./undici-transport.js";
 import type { HttpRequest, HttpResponse, Transport } from "./types.js";
 
 /**
  * A circuit breaker per host (`name[:port]` of the URL): once a host has failed in a way that
  * another attempt will not fix within a run (nothing listens, its name does not resolve, its TLS
- * cannot be verified, or it stayed silent past the deadline twice in a row), every later request
+ * cannot be verified, or it sent nothing at all before the deadline twice in a row), every later request
  * to it fails at once with that first cause, without touching the network. A run over thousands
  * of repositories on a dead mirror then costs one failure, not one DNS wait or one timeout per
  * request, while the other hosts go on at full speed. The breaker stays open for the rest of
@@ -68,7 +68,8 @@ function isTlsFailureCode(code: string): boolean {
 export function hostFailureKind(error: unknown): "lasting" | "timeout" | undefined {
   if (!(error instanceof RegistryError)) return undefined;
   if (error.code === "registry-https-required") return "lasting";
-  if (error.code === "registry-timeout") return "timeout";
+  // A slow answer or upload is a transfer's problem, not the host's: only silence counts.
+  if (error.code === "registry-timeout") return isSilentHostTimeout(error) ? "timeout" : undefined;
   if (error.code !== "registry-network") return undefined;
   const code = networkErrorCode(error.cause);
   if (code === undefined) return undefined;
@@ -154,12 +155,12 @@ export class CircuitBreakerTransport implements Transport {
 
 /**
  * A request's failure on an open circuit: its own context (operation, repository, request),
- * the host's first cause as the summary, and a code the retry layer does not retry.
+ * the host's first cause first in the summary, and a code the retry layer does not retry.
  */
 function unreachable(cause: RegistryError, request: HttpRequest): RegistryError {
   return new RegistryError(
     "registry-unreachable",
-    `${request.url.host} is unreachable: ${cause.summary}`,
+    `${cause.summary} (${request.url.host} is unreachable: not asked again this run)`,
     { ...request.context, request: describeRequest(request) },
     { cause },
   );
