@@ -39,6 +39,7 @@ import { SecurityPolicy } from "./transport/security-policy.js";
 import { UndiciTransport } from "./transport/undici-transport.js";
 import { countingStore } from "./counting-store.js";
 import { CircuitBreakerTransport } from "./transport/circuit-breaker.js";
+import type { QuotaReport } from "./transport/quota.js";
 
 export interface StoreTimeouts {
   /** Stall timeout while waiting for response headers (refreshed while a body is sent). Default 60 s. */
@@ -127,8 +128,8 @@ export interface RegistryStoreProvider extends StoreProvider {
   redact(text: string): string;
   /**
    * What went wrong with whole hosts during the run, one entry per host and problem: an
-   * unreachable host (its circuit opened, see transport/circuit-breaker.ts). For the CLI's
-   * once-per-host lines.
+   * unreachable host (its circuit opened, see transport/circuit-breaker.ts), a host whose quota
+   * held requests back (transport/quota.ts). For the CLI's once-per-host lines.
    */
   hostProblems(): HostProblem[];
   /** Closes idle connections (pending requests finish first). */
@@ -143,6 +144,20 @@ export interface HostProblem {
 }
 
 const DEFAULT_UPLOAD_COMMIT_TIMEOUT_MS = 10 * 60_000;
+
+/** One line on a host's quota: how often it said no, how long it held the run back. */
+function quotaText(report: QuotaReport): string {
+  const parts = [
+    `quota: waited ${(report.waitedMs / 1000).toFixed(1)} s in all`,
+    `${report.throttledResponses} answer${report.throttledResponses === 1 ? "" : "s"} 429`,
+  ];
+  if (report.slowedToPerSecond !== undefined) parts.push(`slowed to ${report.slowedToPerSecond} requests/s`);
+  if (report.refusedRequests > 0)
+    parts.push(
+      `${report.refusedRequests} request${report.refusedRequests === 1 ? "" : "s"} not sent (quota spent for longer than a run waits)`,
+    );
+  return parts.join(", ");
+}
 
 function readCaBundle(file: string): string {
   const fail = (reason: string) =>
@@ -209,13 +224,17 @@ export function createStoreProvider(options: StoreProviderOptions = {}): Registr
   const counter = new RequestCounter();
   const counted = new CountingTransport(network, counter);
   const breaker = new CircuitBreakerTransport(counted, { logger });
+  const retryPolicy = { ...DEFAULT_RETRY_POLICY, ...options.retry };
   const limited = new HostLimitTransport(breaker, {
     defaults: options.limits?.defaults ?? { maxConcurrent: DEFAULT_MAX_CONCURRENT_PER_HOST },
     ...(options.limits?.perHost === undefined ? {} : { perHost: options.limits.perHost }),
     clock,
+    // A quota pause is waited for as long as a Retry-After is.
+    maxQuotaWaitMs: retryPolicy.maxRetryAfterMs,
+    logger,
   });
   const retried = new RetryTransport(limited, {
-    policy: { ...DEFAULT_RETRY_POLICY, ...options.retry },
+    policy: retryPolicy,
     clock,
     logger,
     ...(options.random === undefined ? {} : { random: options.random }),
@@ -282,15 +301,23 @@ export function createStoreProvider(options: StoreProviderOptions = {}): Registr
         const count = counts.get(host) ?? { total: 0, byMethod: {} };
         counts.set(host, { ...count, unreachable });
       }
+      for (const { host, ...quota } of limited.quotaReport()) {
+        const count = counts.get(host) ?? { total: 0, byMethod: {} };
+        counts.set(host, { ...count, quota });
+      }
       return counts;
     },
 
     hostProblems(): HostProblem[] {
-      return breaker.report().map(({ host, message, requestsNotSent }) => ({
+      const unreachable = breaker.report().map(({ host, message, requestsNotSent }): HostProblem => ({
         host,
         kind: "unreachable",
         text: `${message}; ${requestsNotSent} later request${requestsNotSent === 1 ? "" : "s"} failed at once, unsent`,
       }));
+      const quota = limited
+        .quotaReport()
+        .map((report): HostProblem => ({ host: report.host, kind: "quota", text: quotaText(report) }));
+      return [...unreachable, ...quota];
     },
 
     redact(text: string): string {

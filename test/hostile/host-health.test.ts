@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HostileServer } from "../support/hostile-transport.js";
+import { QuotaProxy } from "../support/quota-proxy.js";
 import { expectClear, requireBuiltCli, runPromoter } from "../support/promoter-process.js";
 import { findFreePort, startRegistry, type TestRegistry } from "../support/registry-harness.js";
 import { seedRegistry } from "../support/registry-judge.js";
@@ -16,7 +17,8 @@ import { makeImage, type TestContent } from "../support/test-images.js";
  * first cause, on one line per host, while the healthy mirror gets every image; the silent one is
  * not asked again and again for every repository. Item 6: a registry on a loopback address that
  * speaks TLS (a real distribution with an openssl-made certificate) is recognised as such, and
- * `--https-registry` with `--registry-ca` reaches it.
+ * `--https-registry` with `--registry-ca` reaches it. Item 4: a mirror behind a token-bucket
+ * quota (a proxy in front of a real registry) is paced, not failed, and reported per host.
  */
 
 const IMAGES = 6;
@@ -178,5 +180,111 @@ describe("a TLS registry on a loopback address", { timeout: 120_000 }, () => {
     }
     // Every request went over TLS: distribution logs a plain-HTTP request as a TLS handshake error.
     expect(tlsRegistry.logs().match(/"PUT \/v2\/prod\/app\d\/manifests\/t1 HTTP/g)?.length).toBe(IMAGES);
+  });
+});
+
+interface QuotaReportJson {
+  requests: Record<
+    string,
+    {
+      total: number;
+      quota?: { throttledResponses: number; waitedMs: number; refusedRequests: number };
+    }
+  >;
+  summary: { outcomes: Record<string, number> };
+}
+
+describe("registry quotas", { timeout: 180_000 }, () => {
+  const proxies: QuotaProxy[] = [];
+  let quotaRegistry: TestRegistry;
+  beforeAll(async () => {
+    quotaRegistry = await startRegistry();
+  });
+  afterAll(async () => {
+    await Promise.all(proxies.map((proxy) => proxy.stop()));
+    await (quotaRegistry as TestRegistry | undefined)?.stop();
+  });
+
+  async function promoteThrough(
+    proxy: QuotaProxy,
+    name: string,
+  ): Promise<{ run: Awaited<ReturnType<typeof runPromoter>>; report: QuotaReportJson }> {
+    proxies.push(proxy);
+    await writeFile(
+      path.join(work, `${name}.yaml`),
+      manifest([`${proxy.host}/${name}`, `${healthy.host}/${name}`]),
+    );
+    const run = await runPromoter(
+      ["promote", "--manifest", `${name}.yaml`, "--confirm", "--report", `${name}.json`],
+      { cwd: work, timeoutMs: 150_000 },
+    );
+    const report = JSON.parse(await readFile(path.join(work, `${name}.json`), "utf8")) as QuotaReportJson;
+    return { run, report };
+  }
+
+  async function expectComplete(registry: string, name: string): Promise<void> {
+    for (let index = 0; index < IMAGES; index++) {
+      expect(await skopeoListTags(`docker://${registry}/${name}/app${index}`)).toEqual(["t1"]);
+    }
+  }
+
+  it("slows a host that answers 429 for the rest of the run, completes it, and says how long it waited", async () => {
+    const proxy = await QuotaProxy.start({ upstream: quotaRegistry.url, capacity: 4, refillPerSecond: 10 });
+    const { run, report } = await promoteThrough(proxy, "throttled");
+    expectClear(run, 0);
+    await expectComplete(quotaRegistry.host, "throttled");
+    await expectComplete(healthy.host, "throttled");
+    expect(proxy.throttled).toBeGreaterThan(0);
+    const quota = report.requests[proxy.host]?.quota;
+    expect(quota?.throttledResponses).toBe(proxy.throttled);
+    expect(quota?.waitedMs).toBeGreaterThan(0);
+    // The other mirror was never held back.
+    expect(report.requests[healthy.host]?.quota).toBeUndefined();
+    // Once per host: when it first said no, and after the result.
+    expect(linesNaming(run.stderr, proxy.host).filter((line) => line.includes("answered 429"))).toHaveLength(
+      1,
+    );
+    expect(run.stderr).toMatch(
+      new RegExp(
+        `^promoter promote: registry host ${proxy.host.replaceAll(".", "\\.")}: quota: waited \\d+\\.\\d s in all, ${proxy.throttled} answers? 429`,
+        "m",
+      ),
+    );
+  });
+
+  it("spends an advertised budget evenly and keeps a reserve", async () => {
+    const proxy = await QuotaProxy.start({
+      upstream: quotaRegistry.url,
+      capacity: 20,
+      refillPerSecond: 5,
+      advertise: true,
+    });
+    const { run, report } = await promoteThrough(proxy, "budget");
+
+    expectClear(run, 0);
+    await expectComplete(quotaRegistry.host, "budget");
+    // Paced by what the registry said was left, the run never ran the bucket dry.
+    expect(proxy.throttled).toBe(0);
+    // The reserve: a tenth of the advertised limit of 20.
+    expect(proxy.lowestRemaining).toBeGreaterThanOrEqual(2);
+    expect(report.requests[proxy.host]?.quota?.waitedMs).toBeGreaterThan(0);
+  });
+
+  it("fails, never reports success, when a quota is spent for longer than a run waits", async () => {
+    const proxy = await QuotaProxy.start({
+      upstream: quotaRegistry.url,
+      capacity: 3,
+      refillPerSecond: 0.001,
+      retryAfterSeconds: 600,
+    });
+    const { run, report } = await promoteThrough(proxy, "spent");
+    expectClear(run, 1, /quota/);
+    // The other mirror is complete; this one is reported incomplete.
+    await expectComplete(healthy.host, "spent");
+    expect(report.summary.outcomes.failed).toBeGreaterThan(0);
+    const quota = report.requests[proxy.host]?.quota;
+    expect(quota?.throttledResponses).toBeGreaterThan(0);
+    expect(quota?.refusedRequests).toBeGreaterThan(0);
+    expect(run.stderr).toMatch(/not sent \(quota spent for longer than a run waits\)/);
   });
 });
