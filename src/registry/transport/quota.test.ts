@@ -42,7 +42,7 @@ describe("readQuotaHeaders", () => {
   });
 
   it("takes a reset in Unix seconds as a time, and ignores what it cannot read", () => {
-    expect(readQuotaHeaders(headers({ "X-RateLimit-Reset": String(now / 1000 + 12) }), now)).toEqual({
+    expect(readQuotaHeaders(headers({ "RateLimit-Reset": String(now / 1000 + 12) }), now)).toEqual({
       resetMs: 12_000,
     });
     expect(readQuotaHeaders(headers({ "RateLimit-Remaining": "many" }), now)).toEqual({});

@@ -60,9 +60,11 @@ function resetSeconds(value: number, nowMs: number): number {
 export function readQuotaHeaders(headers: ResponseHeaders, nowMs: number): QuotaHeaders {
   const combined = headers.get("ratelimit");
   const policy = headers.get("ratelimit-policy");
-  const limitHeader = headers.get("ratelimit-limit") ?? headers.get("x-ratelimit-limit");
-  const remainingHeader = headers.get("ratelimit-remaining") ?? headers.get("x-ratelimit-remaining");
-  const resetHeader = headers.get("ratelimit-reset") ?? headers.get("x-ratelimit-reset");
+  // Not GitHub's `X-RateLimit-*`: an hourly API budget spread evenly would slow a handful of
+  // API calls to one a second; the GitHub client reads those itself.
+  const limitHeader = headers.get("ratelimit-limit");
+  const remainingHeader = headers.get("ratelimit-remaining");
+  const resetHeader = headers.get("ratelimit-reset");
   const limit = leadingInteger(limitHeader) ?? parameter(combined, ["limit"]) ?? parameter(policy, ["q"]);
   const remaining = leadingInteger(remainingHeader) ?? parameter(combined, ["remaining", "r"]);
   const reset = leadingInteger(resetHeader) ?? parameter(combined, ["reset", "t"]);
