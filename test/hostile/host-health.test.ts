@@ -2,6 +2,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FaultProxy } from "../support/fault-proxy.js";
 import { HostileServer } from "../support/hostile-transport.js";
 import { QuotaProxy } from "../support/quota-proxy.js";
 import { expectClear, requireBuiltCli, runPromoter } from "../support/promoter-process.js";
@@ -134,6 +135,35 @@ describe("a per-host circuit breaker", { timeout: 120_000 }, () => {
     expect(report.requests[silent.host]?.unreachable?.code).toBe("registry-timeout");
     expect(report.requests[healthy.host]?.unreachable).toBeUndefined();
     expect(report.summary.outcomes.copied).toBe(IMAGES);
+  });
+});
+
+describe("a mirror that goes silent in the middle of the copy", { timeout: 120_000 }, () => {
+  it("fails its remaining copies at once, without a retry for every blob", async () => {
+    const mirror = await startRegistry();
+    const proxy = await FaultProxy.start({ upstream: mirror.url });
+    try {
+      // The plan's HEADs pass; every upload finds a mirror that accepts connections and says
+      // nothing.
+      proxy.setRules([{ name: "silent", method: ["POST", "PUT", "PATCH"], fault: { kind: "stall" } }]);
+      await writeFile(path.join(work, "midway.yaml"), manifest([`${proxy.host}/midway`]));
+      const run = await runPromoter(
+        ["promote", "--manifest", "midway.yaml", "--confirm", "--registry-timeout", "1"],
+        { cwd: work, timeoutMs: 100_000 },
+      );
+      expectClear(run, 1, /is unreachable/);
+      const lines = linesNaming(run.stderr, proxy.host);
+      expect(lines.filter((line) => line.startsWith("promoter: warn: registry host"))).toHaveLength(1);
+      // At most the uploads that timed out before the circuit opened are tried again by the copy
+      // engine (48 "retrying" lines before it knew an open circuit is not worth retrying).
+      expect(run.stderr.match(/retrying blob upload/g)?.length ?? 0).toBeLessThanOrEqual(2);
+      // Only the uploads in flight when it opened (at most the per-host limit of 16) reached it.
+      const stalled = proxy.events.filter((event) => event.fault === "silent").length;
+      expect(stalled).toBeLessThanOrEqual(16);
+    } finally {
+      await proxy.stop();
+      await mirror.stop();
+    }
   });
 });
 
