@@ -259,7 +259,7 @@ describe("registry quotas", { timeout: 180_000 }, () => {
   }
 
   it("slows a host that answers 429 for the rest of the run, completes it, and says how long it waited", async () => {
-    const proxy = await QuotaProxy.start({ upstream: quotaRegistry.url, capacity: 4, refillPerSecond: 10 });
+    const proxy = await QuotaProxy.start({ upstream: quotaRegistry.url, capacity: 2, refillPerSecond: 8 });
     const { run, report } = await promoteThrough(proxy, "throttled");
     expectClear(run, 0);
     await expectComplete(quotaRegistry.host, "throttled");
