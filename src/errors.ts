@@ -34,6 +34,9 @@ export type RegistryErrorCode =
   | "registry-http" // an unexpected HTTP status
   | "registry-network" // connection refused, reset, DNS, TLS
   | "registry-timeout"
+  | "registry-unreachable" // the host failed for good earlier in the run (refused, DNS, TLS, silent): not sent
+  | "registry-https-required" // a plain-HTTP request answered by a TLS server
+  | "registry-quota" // the host's quota is spent for longer than the run may wait
   | "registry-auth" // no or wrong credentials, token endpoint refused
   | "registry-denied" // authenticated but not allowed
   | "registry-not-found"
@@ -133,6 +136,9 @@ const ERROR_CODE_KEYS = {
   "registry-http": 0,
   "registry-network": 0,
   "registry-timeout": 0,
+  "registry-unreachable": 0,
+  "registry-https-required": 0,
+  "registry-quota": 0,
   "registry-auth": 0,
   "registry-denied": 0,
   "registry-not-found": 0,

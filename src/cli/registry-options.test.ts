@@ -55,6 +55,8 @@ describe("registry options", () => {
       "reg.internal:5000",
       "--insecure-registry",
       "other.internal",
+      "--https-registry",
+      "127.0.0.1:5443",
       "--max-requests-per-host",
       "4",
       "--requests-per-second",
@@ -67,6 +69,7 @@ describe("registry options", () => {
     ]);
     const options = registryProviderOptions(values, io, silentLogger);
     expect(options.insecureRegistries).toEqual(["reg.internal:5000", "other.internal"]);
+    expect(options.httpsRegistries).toEqual(["127.0.0.1:5443"]);
     expect(options.limits).toEqual({ defaults: { maxConcurrent: 4, requestsPerSecond: 2.5 } });
     expect(options.timeouts).toEqual({ headersMs: 30_000, bodyIdleMs: 30_000, minBytesPerSecond: 2560 });
     expect(options.http2).toBe(false);
@@ -86,6 +89,8 @@ describe("registry options", () => {
     const { io } = captureIO();
     for (const argv of [
       ["--insecure-registry", "bad host"],
+      ["--https-registry", "bad host"],
+      ["--https-registry", "127.0.0.1:5000", "--insecure-registry", "127.0.0.1:5000"],
       ["--max-requests-per-host", "0"],
       ["--max-requests-per-host", "2.5"],
       ["--requests-per-second", "-1"],

@@ -2,7 +2,7 @@ import { homedir } from "node:os";
 import * as path from "node:path";
 import { PromoterError, UsageError } from "../errors.js";
 import type { Logger } from "../log.js";
-import { registryHostProblem, type RegistryHost } from "../reference/index.js";
+import { foldHostCase, registryHostProblem, type RegistryHost } from "../reference/index.js";
 import {
   createStoreProvider,
   DEFAULT_MAX_CONCURRENT_PER_HOST,
@@ -27,8 +27,8 @@ import { internalAddressPolicyFromOptions } from "./registry-policy-options.js";
  * `options` and build the store provider with `storeProviderFromOptions`.
  *
  * Registries on loopback addresses (127.0.0.0/8, ::1, localhost) are reached over plain HTTP, as
- * Docker does for local registries; any other registry over HTTPS unless named with
- * `--insecure-registry`. Credentials come from the environment (`PROMOTER_AUTH_<HOST>`,
+ * Docker does for local registries, unless named with `--https-registry`; any other registry over
+ * HTTPS unless named with `--insecure-registry`. Credentials come from the environment (`PROMOTER_AUTH_<HOST>`,
  * `PROMOTER_REGISTRY_AUTH`), `REGISTRY_AUTH_FILE`, `DOCKER_CONFIG`, the containers auth.json and
  * `~/.docker/config.json`, and for Google's registries (and `--google-registry` hosts) last from
  * Google's Application Default Credentials (see docs/registries.md).
@@ -46,6 +46,13 @@ export const registryOptionSpecs = {
     valueName: "HOST[:PORT]",
     description:
       "Treat this registry as Google's: Application Default Credentials when no explicit credential names it, and repositories listed with their manifest map (repeatable; gcr.io, *.gcr.io and *-docker.pkg.dev always are)",
+  },
+  "https-registry": {
+    type: "string",
+    multiple: true,
+    valueName: "HOST[:PORT]",
+    description:
+      "Reach this registry over HTTPS only, even on a loopback address (repeatable; with --registry-ca for a private CA)",
   },
   "registry-ca": {
     type: "string",
@@ -125,6 +132,13 @@ export function registryProviderOptions(
     if (problem) throw new UsageError(`--insecure-registry ${JSON.stringify(host)}: ${problem}`);
   }
   const googleRegistries = googleRegistryList(values);
+  const https = stringListOption(values, "https-registry");
+  for (const host of https) {
+    const problem = registryHostProblem(host);
+    if (problem) throw new UsageError(`--https-registry ${JSON.stringify(host)}: ${problem}`);
+    if (insecure.some((entry) => foldHostCase(entry) === foldHostCase(host)))
+      throw new UsageError(`${host} is named with both --insecure-registry and --https-registry`);
+  }
   const caFile = stringOption(values, "registry-ca");
   const maxConcurrent = positiveNumber(values, "max-requests-per-host", true, 10_000);
   const requestsPerSecond = positiveNumber(values, "requests-per-second", false, 100_000);
@@ -138,6 +152,7 @@ export function registryProviderOptions(
   return {
     insecureRegistries: insecure,
     ...(googleRegistries.length === 0 ? {} : { googleRegistries }),
+    ...(https.length === 0 ? {} : { httpsRegistries: https }),
     ...(caFile === undefined ? {} : { caBundleFile: path.resolve(io.cwd, caFile) }),
     env: io.env,
     homeDirectory: io.env.HOME ?? homedir(),

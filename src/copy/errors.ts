@@ -59,6 +59,11 @@ const PERMANENT_ERROR_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   "registry-not-found",
   "registry-too-large",
   "registry-insecure",
+  // The transport already knows these will not pass soon (a host down for the run, a TLS
+  // server reached over plain HTTP, a quota spent for longer than a run waits).
+  "registry-unreachable",
+  "registry-https-required",
+  "registry-quota",
   "layout-invalid",
   "invalid-content",
   "copy-source-missing",

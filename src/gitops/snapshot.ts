@@ -140,7 +140,8 @@ async function listRepositories(
     if (
       error instanceof RegistryError &&
       error.code !== "registry-network" &&
-      error.code !== "registry-timeout"
+      error.code !== "registry-timeout" &&
+      error.code !== "registry-unreachable"
     ) {
       throw new SnapshotError(
         "no-catalog",

@@ -29,6 +29,9 @@ export const DEFAULT_REPOSITORIES_IN_PROGRESS = 512;
 /** With fewer wanted tags than this, listing cannot save a request: HEAD each one. */
 export const TAG_LIST_MIN_TAGS = 3;
 
+/** What an edge on an unreachable host says; the host's cause is reported once, per host. */
+export const UNREACHABLE_HOST_MESSAGE = "registry host unreachable (its cause is reported once, by host)";
+
 export interface ObserveOptions {
   readonly signal?: AbortSignal;
   readonly logger?: Logger;
@@ -155,6 +158,11 @@ export async function observeRepository(
     return { kind: "observed", tags, digests, indexes };
   } catch (error) {
     if (signal?.aborted) throw error;
+    // An unreachable host is reported once, with its cause, when it fails and after the result;
+    // not again for each of its repositories, so the plan groups its edges like any other.
+    if (isPromoterError(error) && error.code === "registry-unreachable") {
+      return { kind: "unreadable", code: error.code, message: UNREACHABLE_HOST_MESSAGE };
+    }
     options.logger?.log("warn", `could not read ${store.name}`, { error: describeError(error) });
     return {
       kind: "unreadable",

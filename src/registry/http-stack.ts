@@ -1,6 +1,7 @@
 import { silentLogger, type Logger } from "../log.js";
 import { Redactor, redactingLogger } from "./redact.js";
 import { systemClock, type Clock } from "./transport/clock.js";
+import { CircuitBreakerTransport } from "./transport/circuit-breaker.js";
 import { HostLimitTransport } from "./transport/host-limits.js";
 import { RedirectTransport } from "./transport/redirect.js";
 import { DEFAULT_RETRY_POLICY, RetryTransport, type RetryPolicy } from "./transport/retry.js";
@@ -15,7 +16,7 @@ import type { Transport } from "./transport/types.js";
  * verified), deadlines, retries with backoff and `Retry-After`, and redirects that drop
  * credentials once they leave the request's origin and never carry a body there.
  *
- *   redirect -> retry -> host limits -> undici
+ *   redirect -> retry -> host limits -> circuit breaker -> undici
  *
  * The caller attaches its own `Authorization` header; the redirect layer removes it on any hop
  * to another origin.
@@ -47,7 +48,8 @@ export function createHttpStack(options: HttpStackOptions = {}): HttpStack {
     logger,
     ...(options.userAgent === undefined ? {} : { userAgent: options.userAgent }),
   });
-  const limited = new HostLimitTransport(network, {
+  const breaker = new CircuitBreakerTransport(network, { logger });
+  const limited = new HostLimitTransport(breaker, {
     defaults: { maxConcurrent: options.maxConcurrentPerHost ?? DEFAULT_MAX_CONCURRENT },
     clock,
   });

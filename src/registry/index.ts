@@ -8,6 +8,7 @@ export * from "./errors.js";
 export { onSide, openOnSide, type Side } from "./side.js";
 export {
   createStoreProvider,
+  type HostProblem,
   type RegistryStoreProvider,
   type StoreProviderOptions,
   type StoreTimeouts,

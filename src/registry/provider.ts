@@ -38,6 +38,8 @@ import { DEFAULT_RETRY_POLICY, RetryTransport, type RetryPolicy } from "./transp
 import { SecurityPolicy } from "./transport/security-policy.js";
 import { UndiciTransport } from "./transport/undici-transport.js";
 import { countingStore } from "./counting-store.js";
+import { CircuitBreakerTransport } from "./transport/circuit-breaker.js";
+import type { QuotaReport } from "./transport/quota.js";
 
 export interface StoreTimeouts {
   /** Stall timeout while waiting for response headers (refreshed while a body is sent). Default 60 s. */
@@ -59,6 +61,11 @@ export interface StoreTimeouts {
 export interface StoreProviderOptions {
   /** `HOST` or `HOST:PORT` reached over plain HTTP; loopback hosts always are. */
   readonly insecureRegistries?: readonly string[];
+  /**
+   * `HOST` or `HOST:PORT` reached over HTTPS only, even on a loopback address (a local registry
+   * with TLS); plain HTTP to them is refused.
+   */
+  readonly httpsRegistries?: readonly string[];
   /** Extra trusted CA certificates, as PEM text (added to Node's bundled roots). */
   readonly caCertificates?: string;
   /** A PEM file of extra trusted CA certificates, read once when the provider is created. */
@@ -124,11 +131,38 @@ export interface StoreProviderOptions {
 export interface RegistryStoreProvider extends StoreProvider {
   /** Removes every secret the client has handled from `text`; for output built outside it. */
   redact(text: string): string;
+  /**
+   * What went wrong with whole hosts during the run, one entry per host and problem: an
+   * unreachable host (its circuit opened, see transport/circuit-breaker.ts), a host whose quota
+   * held requests back (transport/quota.ts). For the CLI's once-per-host lines.
+   */
+  hostProblems(): HostProblem[];
   /** Closes idle connections (pending requests finish first). */
   close(): Promise<void>;
 }
 
+/** One host's problem of a run, as one line of text. */
+export interface HostProblem {
+  readonly host: string;
+  readonly kind: "unreachable" | "quota";
+  readonly text: string;
+}
+
 const DEFAULT_UPLOAD_COMMIT_TIMEOUT_MS = 10 * 60_000;
+
+/** One line on a host's quota: how often it said no, how long it held the run back. */
+function quotaText(report: QuotaReport): string {
+  const parts = [
+    `quota: waited ${(report.waitedMs / 1000).toFixed(1)} s in all`,
+    `${report.throttledResponses} answer${report.throttledResponses === 1 ? "" : "s"} 429`,
+  ];
+  if (report.slowedToPerSecond !== undefined) parts.push(`slowed to ${report.slowedToPerSecond} requests/s`);
+  if (report.refusedRequests > 0)
+    parts.push(
+      `${report.refusedRequests} request${report.refusedRequests === 1 ? "" : "s"} not sent (quota spent for longer than a run waits)`,
+    );
+  return parts.join(", ");
+}
 
 function readCaBundle(file: string): string {
   const fail = (reason: string) =>
@@ -154,7 +188,7 @@ export function createStoreProvider(options: StoreProviderOptions = {}): Registr
   const clock = options.clock ?? systemClock;
   const redactor = options.redactor ?? new Redactor();
   const logger = redactingLogger(options.logger ?? silentLogger, redactor);
-  const policy = new SecurityPolicy(options.insecureRegistries ?? []);
+  const policy = new SecurityPolicy(options.insecureRegistries ?? [], options.httpsRegistries ?? []);
   const hostAddresses = new Map(
     Object.entries(options.hostAddresses ?? {}).map(([name, address]) => [foldHostCase(name), address]),
   );
@@ -194,14 +228,19 @@ export function createStoreProvider(options: StoreProviderOptions = {}): Registr
     logger,
   });
   const counter = new RequestCounter();
-  const limited = new HostLimitTransport(network, {
+  const counted = new CountingTransport(network, counter);
+  const breaker = new CircuitBreakerTransport(counted, { logger });
+  const retryPolicy = { ...DEFAULT_RETRY_POLICY, ...options.retry };
+  const limited = new HostLimitTransport(breaker, {
     defaults: options.limits?.defaults ?? { maxConcurrent: DEFAULT_MAX_CONCURRENT_PER_HOST },
     ...(options.limits?.perHost === undefined ? {} : { perHost: options.limits.perHost }),
     clock,
+    // A quota pause is waited for as long as a Retry-After is.
+    maxQuotaWaitMs: retryPolicy.maxRetryAfterMs,
+    logger,
   });
-  const counted = new CountingTransport(limited, counter);
-  const retried = new RetryTransport(counted, {
-    policy: { ...DEFAULT_RETRY_POLICY, ...options.retry },
+  const retried = new RetryTransport(limited, {
+    policy: retryPolicy,
     clock,
     logger,
     ...(options.random === undefined ? {} : { random: options.random }),
@@ -262,7 +301,29 @@ export function createStoreProvider(options: StoreProviderOptions = {}): Registr
     },
 
     requestCounts(): ReadonlyMap<string, RequestCount> {
-      return counter.snapshot();
+      const counts = counter.snapshot();
+      // A host's problems of the run ride along with its counts (`promote --report`).
+      for (const { host, ...unreachable } of breaker.report()) {
+        const count = counts.get(host) ?? { total: 0, byMethod: {} };
+        counts.set(host, { ...count, unreachable });
+      }
+      for (const { host, ...quota } of limited.quotaReport()) {
+        const count = counts.get(host) ?? { total: 0, byMethod: {} };
+        counts.set(host, { ...count, quota });
+      }
+      return counts;
+    },
+
+    hostProblems(): HostProblem[] {
+      const unreachable = breaker.report().map(({ host, message, requestsNotSent }): HostProblem => ({
+        host,
+        kind: "unreachable",
+        text: `${message}; ${requestsNotSent} later request${requestsNotSent === 1 ? "" : "s"} failed at once, unsent`,
+      }));
+      const quota = limited
+        .quotaReport()
+        .map((report): HostProblem => ({ host: report.host, kind: "quota", text: quotaText(report) }));
+      return [...unreachable, ...quota];
     },
 
     redact(text: string): string {

@@ -206,4 +206,16 @@ export interface StoreProvider extends RepositoryOpener, RepositoryCatalog {
 export interface RequestCount {
   total: number;
   byMethod: Record<string, number>;
+  /** Set when the host failed for good during the run (see `registry-unreachable`). */
+  unreachable?: { code: string; message: string; requestsNotSent: number };
+  /**
+   * Set when the host's quota held requests back: 429 answers, the wall time waited for it, the
+   * pace it was slowed to, and requests failed unsent because it was spent for too long.
+   */
+  quota?: {
+    throttledResponses: number;
+    waitedMs: number;
+    slowedToPerSecond?: number;
+    refusedRequests: number;
+  };
 }

@@ -364,6 +364,10 @@ export async function runPromote({
 
     if (output === "json") io.stdout.write(`${jsonText(report, 2)}\n`);
     else io.stdout.write(promotionOutput(result, { format: output, confirm, cwd: io.cwd, elapsedMs, shard }));
+    // Once per host, whatever the number of edges it failed (docs/reliability.md).
+    for (const problem of provider.hostProblems()) {
+      writeLine(io.stderr, `promoter promote: registry host ${problem.host}: ${problem.text}`);
+    }
 
     // A lost digest the base already asked for (a new mirror of an old image that staging has
     // since deleted) is not the change's doing; one the change asks for is (docs/promotion.md).

@@ -1,6 +1,9 @@
 import { foldHostCase } from "../../reference/index.js";
 import { Semaphore } from "../../concurrency/index.js";
+import type { Logger } from "../../log.js";
 import type { Clock } from "./clock.js";
+import { QuotaPacer, QuotaSpent, type QuotaReport } from "./quota.js";
+import { requestError } from "./request-error.js";
 import { hostWithoutPort } from "./security-policy.js";
 import type { HttpRequest, HttpResponse, Transport } from "./types.js";
 
@@ -14,6 +17,10 @@ import type { HttpRequest, HttpResponse, Transport } from "./types.js";
  * a copy that reads a blob from a host and uploads it to the same host would otherwise hold one
  * slot while waiting for another, and N such copies would deadlock a limit of N. How many blob
  * bodies stream at once is the copy engine's own concurrency setting.
+ *
+ * On top of the limits set by the operator, each host is paced by what it says of its own quota
+ * (429 answers, `RateLimit-*` headers; see quota.ts): the limits one host earns do not slow the
+ * others.
  */
 export interface HostLimit {
   /** Requests in flight at once; undefined or 0: no limit. */
@@ -28,7 +35,13 @@ export interface HostLimitsOptions {
   /** Limits by `host` or `host:port` (the more specific entry wins). */
   readonly perHost?: Readonly<Record<string, HostLimit>>;
   readonly clock: Clock;
+  /** The longest quota pause a request waits for (default 60 s); longer ones fail it. */
+  readonly maxQuotaWaitMs?: number;
+  /** Gets one line per host when its quota starts to hold it back. */
+  readonly logger?: Logger;
 }
+
+const DEFAULT_MAX_QUOTA_WAIT_MS = 60_000;
 
 export const DEFAULT_MAX_CONCURRENT_PER_HOST = 16;
 
@@ -60,6 +73,7 @@ export class RateLimiter {
 interface HostLimiter {
   readonly concurrency?: Semaphore;
   readonly rate?: RateLimiter;
+  readonly quota: QuotaPacer;
 }
 
 export class HostLimitTransport implements Transport {
@@ -82,11 +96,23 @@ export class HostLimitTransport implements Transport {
     let limiter = this.limiters.get(key);
     if (!limiter) {
       const limit = this.limitFor(key);
+      const { logger } = this.options;
       limiter = {
         ...(limit.maxConcurrent ? { concurrency: new Semaphore(limit.maxConcurrent) } : {}),
         ...(limit.requestsPerSecond
           ? { rate: new RateLimiter(limit.requestsPerSecond, this.options.clock) }
           : {}),
+        quota: new QuotaPacer({
+          clock: this.options.clock,
+          maxWaitMs: this.options.maxQuotaWaitMs ?? DEFAULT_MAX_QUOTA_WAIT_MS,
+          ...(logger
+            ? {
+                onChange: (message: string) => {
+                  logger.log("warn", `registry host ${key} ${message}`);
+                },
+              }
+            : {}),
+        }),
       };
       this.limiters.set(key, limiter);
     }
@@ -98,9 +124,39 @@ export class HostLimitTransport implements Transport {
     const release = limiter.concurrency ? await limiter.concurrency.acquire(request.signal) : undefined;
     try {
       if (limiter.rate) await limiter.rate.acquire(request.signal);
-      return await this.next.send(request);
+      let startedAt: number;
+      try {
+        startedAt = await limiter.quota.acquire(request.signal);
+      } catch (error) {
+        if (!(error instanceof QuotaSpent)) throw error;
+        throw requestError(
+          "registry-quota",
+          `the quota of ${request.url.host} is spent for ${Math.ceil(error.waitMs / 1000)} s more, longer than the ${Math.ceil((this.options.maxQuotaWaitMs ?? DEFAULT_MAX_QUOTA_WAIT_MS) / 1000)} s a run waits; not sent`,
+          request,
+        );
+      }
+      const response = await this.next.send(request);
+      limiter.quota.observe(response.status, response.headers, startedAt);
+      return response;
     } finally {
       release?.();
     }
+  }
+
+  /** The hosts whose quota held requests back or answered 429, with how long and how often. */
+  quotaReport(): QuotaReport[] {
+    const hosts: QuotaReport[] = [];
+    for (const [host, { quota }] of this.limiters) {
+      if (quota.throttledResponses === 0 && quota.waitedMs === 0 && quota.refusedRequests === 0) continue;
+      const slowed = quota.slowedToPerSecond();
+      hosts.push({
+        host,
+        throttledResponses: quota.throttledResponses,
+        waitedMs: Math.round(quota.waitedMs),
+        refusedRequests: quota.refusedRequests,
+        ...(slowed === undefined ? {} : { slowedToPerSecond: slowed }),
+      });
+    }
+    return hosts;
   }
 }

@@ -5,12 +5,15 @@ import type { RegistryHost, RepositoryPath } from "../../reference/index.js";
  * The HTTP transport stack of the registry client. Each concern is one layer that wraps the next
  * (`Transport`), outermost first:
  *
- *   auth -> redirect -> retry -> count -> host limits -> undici (TLS, timeouts, scheme policy)
+ *   auth -> redirect -> retry -> host limits (and quota pacing) -> circuit breaker -> count
+ *     -> undici (TLS, timeouts, scheme policy)
  *
  * Auth sits above redirects so that credentials are attached once and the redirect layer can
  * drop them when a hop leaves the registry's origin; retry sits below redirects so each hop is
- * retried on its own; counting sits below retry so every attempt that reaches the network is
- * counted; limits sit right above the network so they bound real connections.
+ * retried on its own; limits sit below retry so they bound (and pace) every attempt; the circuit
+ * breaker sits below limits so a request that waited for a slot behind a host's fatal failure
+ * fails at once; counting sits right above the network so every attempt that reaches it, and
+ * only those, is counted.
  */
 
 export type HttpMethod = "GET" | "HEAD" | "PUT" | "POST" | "PATCH" | "DELETE";

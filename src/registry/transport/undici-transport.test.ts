@@ -297,4 +297,43 @@ describe("UndiciTransport over TLS", () => {
     expect((await trusting.send({ method: "GET", url, context })).status).toBe(200);
     await trusting.close();
   });
+
+  it("says that a server reached over plain HTTP speaks TLS, and refuses plain HTTP to a host named HTTPS", async () => {
+    const transport = new UndiciTransport({ policy: new SecurityPolicy() });
+    // Node's TLS server closes a connection that starts with plain HTTP (Go's answers 400).
+    const plain = new URL(`http://127.0.0.1:${server.port}/v2/`);
+    for (const method of ["GET", "HEAD"] as const) {
+      const error = await transport.send({ method, url: plain, context }).catch((caught: unknown) => caught);
+      expect((error as RegistryError).code).toBe("registry-https-required");
+      expect((error as RegistryError).message).toContain(
+        `127.0.0.1:${server.port} speaks TLS, not plain HTTP: reach it over HTTPS with --https-registry 127.0.0.1:${server.port}`,
+      );
+    }
+    await transport.close();
+
+    const https = new UndiciTransport({ policy: new SecurityPolicy([], [`127.0.0.1:${server.port}`]) });
+    const refused = await https
+      .send({ method: "GET", url: plain, context })
+      .catch((caught: unknown) => caught);
+    expect((refused as RegistryError).code).toBe("registry-insecure");
+    await https.close();
+  });
+});
+
+describe("UndiciTransport over plain HTTP", () => {
+  it("returns a plain server's 400 as it is", async () => {
+    const server = await ScriptedRegistry.start();
+    server.on("GET", "/v2/", (_request, response) => {
+      sendJson(response, 400, { errors: [{ code: "UNSUPPORTED", message: "no" }] });
+    });
+    const transport = new UndiciTransport({ policy: new SecurityPolicy() });
+    try {
+      const response = await transport.send({ method: "GET", url: new URL("/v2/", server.url), context });
+      expect(response.status).toBe(400);
+      await response.discard();
+    } finally {
+      await transport.close();
+      await server.stop();
+    }
+  });
 });

@@ -24,6 +24,7 @@ import {
 } from "./network-address.js";
 import { requestError } from "./request-error.js";
 import type { SecurityPolicy } from "./security-policy.js";
+import { speaksTls } from "./tls-probe.js";
 import {
   isReplayableBody,
   type HttpRequest,
@@ -131,11 +132,12 @@ const PERMANENT_NETWORK_CODES: ReadonlySet<string> = new Set([
   "UND_ERR_NOT_SUPPORTED",
 ]);
 
-function errorCode(error: unknown): string | undefined {
+/** The Node or undici error code of a network failure (or of its first cause that has one). */
+export function networkErrorCode(error: unknown): string | undefined {
   if (typeof error !== "object" || error === null) return undefined;
   const code = (error as { code?: unknown }).code;
   if (typeof code === "string") return code;
-  return errorCode((error as { cause?: unknown }).cause);
+  return networkErrorCode((error as { cause?: unknown }).cause);
 }
 
 /**
@@ -146,8 +148,31 @@ export function isTransientNetworkError(error: unknown): boolean {
   if (!(error instanceof RegistryError)) return false;
   if (error.code === "registry-timeout") return true;
   if (error.code !== "registry-network") return false;
-  const code = errorCode(error.cause);
+  const code = networkErrorCode(error.cause);
   return code === undefined || !PERMANENT_NETWORK_CODES.has(code);
+}
+
+/**
+ * The cause of a timeout with nothing from the host: no connection in time, or no response
+ * headers in time while the request sent nothing (or had nothing to send).
+ */
+const SILENT_HOST_CODE = "PROMOTER_SILENT_HOST";
+
+function silentHostError(): Error {
+  return Object.assign(new Error("the host sent nothing before the deadline"), { code: SILENT_HOST_CODE });
+}
+
+/**
+ * Whether a `registry-timeout` error says the host sent nothing at all (it did not accept the
+ * connection in time, or sent no response headers), rather than that an answer or an upload was
+ * too slow: the first is a host that may be down, the second a transfer that may be too large.
+ */
+export function isSilentHostTimeout(error: unknown): boolean {
+  if (!(error instanceof RegistryError) || error.code !== "registry-timeout") return false;
+  const code = networkErrorCode(error.cause);
+  return (
+    code === SILENT_HOST_CODE || code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_CONNECT_TIMEOUT"
+  );
 }
 
 const TIMEOUT_CODES: ReadonlySet<string> = new Set([
@@ -161,7 +186,7 @@ export function networkError(error: unknown, request: HttpRequest, phase: "reque
   if (error instanceof RegistryError || error instanceof AbortedError) return error;
   if (request.signal?.aborted)
     return new AbortedError(`${request.context.operation} aborted`, { cause: error });
-  const code = errorCode(error) ?? "";
+  const code = networkErrorCode(error) ?? "";
   const detail = describeError(error);
   const cause = error instanceof Error ? error : undefined;
   if (code === "UND_ERR_HEADERS_OVERFLOW") {
@@ -203,6 +228,8 @@ export class UndiciTransport implements Transport {
   /** For requests without blobs; the same as `agent` when HTTP/2 is off. */
   private readonly multiplexed: Agent;
   private readonly options: UndiciTransportOptions;
+  /** Per host (`name:port`): whether it answered a TLS handshake, asked once (see tls-probe.ts). */
+  private readonly tlsAnswers = new Map<string, Promise<boolean>>();
 
   constructor(options: UndiciTransportOptions) {
     this.options = options;
@@ -244,6 +271,30 @@ export class UndiciTransport implements Transport {
   }
 
   /**
+   * Whether a plain-HTTP request's failure (`status` 400, or a closed connection) came from a
+   * TLS server: asked of the host once, with a TLS handshake (tls-probe.ts).
+   */
+  private answeredByTls(url: URL, failure: { status?: number; code?: string }): Promise<boolean> {
+    if (url.protocol !== "http:") return Promise.resolve(false);
+    const tlsLike =
+      failure.status === 400 ||
+      (failure.code !== undefined &&
+        (TLS_LIKE_CLOSE_CODES.has(failure.code) || failure.code.startsWith("HPE_")));
+    if (!tlsLike) return Promise.resolve(false);
+    const key = foldHostCase(url.host);
+    let answer = this.tlsAnswers.get(key);
+    if (!answer) {
+      const lookup = UndiciTransport.lookupOption(this.options).lookup;
+      answer = speaksTls(url.hostname, Number(url.port || 80), {
+        timeoutMs: this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+        ...(lookup === undefined ? {} : { lookup }),
+      });
+      this.tlsAnswers.set(key, answer);
+    }
+    return answer;
+  }
+
+  /**
    * Whether a blob's bytes travel in this request (see the class comment): a streamed body, a
    * chunk of a chunked upload (the client PATCHes only blob chunks), or a streamed response.
    */
@@ -280,7 +331,12 @@ export class UndiciTransport implements Transport {
     const deadline = new TransferDeadline(
       pace,
       (report) => {
-        abort.abort(requestError("registry-timeout", deadlineSummary(pace, report, answered), request));
+        const silent = !answered && report.bytesMoved === 0;
+        abort.abort(
+          requestError("registry-timeout", deadlineSummary(pace, report, answered), request, {
+            ...(silent ? { cause: silentHostError() } : {}),
+          }),
+        );
       },
       this.options.deadlineTimers,
     );
@@ -343,9 +399,24 @@ export class UndiciTransport implements Transport {
       });
     } catch (error) {
       if (body instanceof Readable) body.destroy();
-      throw failure(error, "request");
+      const mapped = failure(error, "request");
+      const code = networkErrorCode(error);
+      if (
+        mapped instanceof RegistryError &&
+        mapped.code === "registry-network" &&
+        (await this.answeredByTls(url, code === undefined ? {} : { code }))
+      ) {
+        throw httpsRequired(request, mapped);
+      }
+      throw mapped;
     }
     answered = true;
+    if (await this.answeredByTls(url, { status: raw.statusCode })) {
+      raw.body.on("error", () => undefined);
+      await discardBody(raw.body);
+      settle();
+      throw httpsRequired(request);
+    }
 
     this.options.logger?.log("debug", `${request.method} ${redactUrl(url)} ${raw.statusCode}`, {
       ms: Date.now() - started,
@@ -420,6 +491,20 @@ export class UndiciTransport implements Transport {
       this.multiplexed === this.agent ? undefined : this.multiplexed.close(),
     ]);
   }
+}
+
+/** Ways a server that expects TLS may end a plain-HTTP request without an HTTP answer. */
+const TLS_LIKE_CLOSE_CODES: ReadonlySet<string> = new Set(["ECONNRESET", "UND_ERR_SOCKET"]);
+
+/** The error of a plain-HTTP request answered by a TLS server, with what to do about it. */
+function httpsRequired(request: HttpRequest, cause?: Error): RegistryError {
+  const host = request.url.host;
+  return requestError(
+    "registry-https-required",
+    `${host} speaks TLS, not plain HTTP: reach it over HTTPS with --https-registry ${host} (and --registry-ca FILE when a private CA signed its certificate)`,
+    request,
+    cause === undefined ? {} : { cause },
+  );
 }
 
 /** Request bodies held in memory above this size are sent in slices of it (see `send`). */
