@@ -177,4 +177,6 @@ export type {
   Tag,
   TagEntry,
   TagLister,
+  TagListing,
+  ListedManifest,
 } from "./index.js";

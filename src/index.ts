@@ -214,6 +214,8 @@ export {
   type StoreProviderOptions,
   type StoreTimeouts,
   type TagLister,
+  type TagListing,
+  type ListedManifest,
 } from "./registry/index.js";
 
 // Copying image graphs: what a promotion reports while it runs.
