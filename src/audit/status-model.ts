@@ -27,6 +27,8 @@ export interface StatusIndex {
   readonly projects: ReadonlyMap<string, ReadonlyMap<string, readonly MirrorPlace[]>>;
   /** Every mirror of each project, sorted. */
   readonly projectMirrors: ReadonlyMap<string, readonly string[]>;
+  /** Image (path below its registry location) → every repository of that name: its mirrors. */
+  readonly byImage: ReadonlyMap<string, readonly MirrorPlace[]>;
   /** Digest → repositories promoting it. */
   readonly byDigest: ReadonlyMap<string, readonly MirrorPlace[]>;
 }
@@ -57,6 +59,7 @@ export function buildStatusIndex(state: DesiredState): StatusIndex {
   const projects = new Map<string, Map<string, MirrorPlace[]>>();
   const projectMirrors = new Map<string, Set<string>>();
   const byDigest = new Map<string, MirrorPlace[]>();
+  const byImage = new Map<string, MirrorPlace[]>();
   for (const desired of state.repositories.values()) {
     if (desired.location.kind !== "remote") continue;
     const key = desired.key;
@@ -79,6 +82,9 @@ export function buildStatusIndex(state: DesiredState): StatusIndex {
     const mirrors = images.get(place.image);
     if (mirrors) mirrors.push(place);
     else images.set(place.image, [place]);
+    const named = byImage.get(place.image);
+    if (named) named.push(place);
+    else byImage.set(place.image, [place]);
     let known = projectMirrors.get(place.project);
     if (!known) projectMirrors.set(place.project, (known = new Set()));
     known.add(place.mirror);
@@ -88,11 +94,15 @@ export function buildStatusIndex(state: DesiredState): StatusIndex {
       else byDigest.set(digest, [place]);
     }
   }
-  places.sort((a, b) => a.image.localeCompare(b.image) || a.mirror.localeCompare(b.mirror));
+  const order = (a: MirrorPlace, b: MirrorPlace): number =>
+    a.image.localeCompare(b.image) || a.mirror.localeCompare(b.mirror);
+  places.sort(order);
+  for (const named of byImage.values()) named.sort(order);
   return {
     places,
     projects,
     projectMirrors: new Map([...projectMirrors].map(([project, mirrors]) => [project, [...mirrors].sort()])),
+    byImage,
     byDigest,
   };
 }
@@ -127,14 +137,16 @@ export function searchStatus(index: StatusIndex, query: string, limit = MAX_SEAR
   let truncated = false;
   const seen = new Set<string>();
   const add = (place: MirrorPlace, digest: string): boolean => {
-    const id = `${place.project}\u0000${place.image}\u0000${digest}`;
+    // One hit per image version, on every mirror of that name (registry locations of one image
+    // may sit under different paths: us.gcr.io/k8s-artifacts-prod, asia-docker.pkg.dev/.../images).
+    const id = `${place.image}\u0000${digest}`;
     if (seen.has(id)) return true;
     if (hits.length >= limit) {
       truncated = true;
       return false;
     }
     seen.add(id);
-    const mirrors = index.projects.get(place.project)?.get(place.image) ?? [place];
+    const mirrors = index.byImage.get(place.image) ?? [place];
     const holding = mirrors.filter((mirror) => wantedDigests(mirror.desired).has(digest));
     hits.push({
       project: place.project,
@@ -218,10 +230,17 @@ export const NO_EVIDENCE: DigestEvidence = {
 /** A matrix cell's colour: every promoted digest seen / some / none / a violation there. */
 export type CellState = "complete" | "partial" | "missing" | "violation";
 
-/** The state of one image on one mirror, from the evidence of each of its promoted digests. */
-export function cellState(place: MirrorPlace, evidence: (digest: string) => DigestEvidence): CellState {
+/**
+ * The state of one image on one mirror, from the evidence of each of its promoted digests;
+ * `violated`: the repository has an unacknowledged violation (whatever its digest).
+ */
+export function cellState(
+  place: MirrorPlace,
+  evidence: (digest: string) => DigestEvidence,
+  violated = false,
+): CellState {
   let present = 0;
-  let violation = false;
+  let violation = violated;
   for (const digest of place.desired.digests.keys()) {
     const seen = evidence(digest);
     if (seen.present) present += 1;

@@ -407,7 +407,7 @@ export class StatusPage {
     const repositories = [
       ...new Set(result.hits.flatMap((hit) => hit.mirrors.map((place) => place.repository))),
     ];
-    const evidence = this.context.store.evidence(repositories);
+    const evidence = this.context.store.evidence(repositories).byDigest;
     return {
       query,
       truncated: result.truncated,
@@ -434,7 +434,9 @@ export class StatusPage {
     const images = index.projects.get(chosen) ?? new Map<string, readonly MirrorPlace[]>();
     const mirrors = index.projectMirrors.get(chosen) ?? [];
     const places = [...images.values()].flat();
-    const evidence = this.context.store.evidence(places.map((place) => place.repository));
+    const { byDigest: evidence, violated } = this.context.store.evidence(
+      places.map((place) => place.repository),
+    );
     return {
       projects,
       project: chosen,
@@ -451,6 +453,7 @@ export class StatusPage {
               state: cellState(
                 place,
                 (digest) => evidence.get(`${place.repository} ${digest}`) ?? NO_EVIDENCE,
+                violated.has(place.repository),
               ),
               digests: place.desired.digests.size,
             };

@@ -274,11 +274,15 @@ export class StatusStore {
   /**
    * What the auditor knows of the digests promoted into `repositories`: verified pushes and
    * attachments among the findings, unacknowledged violations, and the edges of uploaded reports.
-   * Keyed `repository digest`.
+   * Keyed `repository digest`; `violated` holds the repositories with an unacknowledged violation.
    */
-  evidence(repositories: readonly string[]): Map<string, DigestEvidence> {
+  evidence(repositories: readonly string[]): {
+    byDigest: Map<string, DigestEvidence>;
+    violated: Set<string>;
+  } {
     const result = new Map<string, DigestEvidence>();
-    if (repositories.length === 0) return result;
+    const violated = new Set<string>();
+    if (repositories.length === 0) return { byDigest: result, violated };
     const marks = repositories.map(() => "?").join(",");
     const get = (
       repository: string,
@@ -311,6 +315,7 @@ export class StatusStore {
     }[];
     for (const row of findings) {
       if (row.verdict === "violation") {
+        if (row.acked === null) violated.add(row.repository);
         if (row.digest !== null && row.acked === null)
           (get(row.repository, row.digest) as Mutable).violation = true;
         continue;
@@ -363,6 +368,6 @@ export class StatusStore {
         mutable.approvedBy = JSON.parse(row.approved_by) as string[];
       }
     }
-    return result;
+    return { byDigest: result, violated };
   }
 }
