@@ -317,7 +317,7 @@ describe("the auditor's status page in a browser", () => {
     await openView("Findings");
     const row = page.locator("#findings-list tbody tr").filter({ hasText: "rogue" });
     await row.getByRole("button", { name: "Acknowledge" }).waitFor();
-    await screenshotBothWidths(page, "findings");
+    await screenshotBothWidths(page, "findings", { dark: true });
     await row
       .getByLabel(`Why is finding ${rogueFinding?.seq} acceptable?`)
       .fill("load test image, deleted at 10:00");
@@ -339,7 +339,7 @@ describe("the auditor's status page in a browser", () => {
     for (const mirror of MIRRORS) expect(header).toContain(`${registry.host}/${mirror}`);
     const cells = table.locator("tbody tr").filter({ hasText: "app" }).locator("td .cell");
     expect(await cells.allTextContents()).toEqual(["complete", "complete"]);
-    await screenshotBothWidths(page, "matrix");
+    await screenshotBothWidths(page, "matrix", { dark: true });
   });
 
   it("shows repository names, hosts and reasons from outside as text, never as markup", async () => {

@@ -25,13 +25,25 @@ export function launchChromium(): Promise<Browser> {
   return chromium.launch({ executablePath: CHROMIUM, args: root ? ["--no-sandbox"] : [] });
 }
 
-/** Screenshots `page` at phone and desktop width as `<name>-phone.png` and `<name>-desktop.png`. */
-export async function screenshotBothWidths(page: Page, name: string): Promise<void> {
+/**
+ * Screenshots `page` at phone and desktop width as `<name>-phone.png` and `<name>-desktop.png`,
+ * in the light theme, and with `dark` also in the dark one (`<name>-phone-dark.png`, ...).
+ */
+export async function screenshotBothWidths(
+  page: Page,
+  name: string,
+  options: { dark?: boolean } = {},
+): Promise<void> {
   await mkdir(SCREENSHOT_DIRECTORY, { recursive: true });
   const original = page.viewportSize();
-  for (const [label, size] of Object.entries(VIEWPORTS)) {
-    await page.setViewportSize(size);
-    await page.screenshot({ path: path.join(SCREENSHOT_DIRECTORY, `${name}-${label}.png`), fullPage: true });
+  for (const scheme of options.dark === true ? (["light", "dark"] as const) : (["light"] as const)) {
+    await page.emulateMedia({ colorScheme: scheme });
+    for (const [label, size] of Object.entries(VIEWPORTS)) {
+      await page.setViewportSize(size);
+      const file = `${name}-${label}${scheme === "dark" ? "-dark" : ""}.png`;
+      await page.screenshot({ path: path.join(SCREENSHOT_DIRECTORY, file), fullPage: true });
+    }
   }
+  await page.emulateMedia({ colorScheme: "light" });
   if (original) await page.setViewportSize(original);
 }
