@@ -42,6 +42,7 @@ let registry: TestRegistry;
 let auditUrl: string;
 let stopServe: (() => Promise<number>) | undefined;
 let serveErrors: () => string;
+let serveOutput: () => string;
 let browser: Browser;
 let context: BrowserContext;
 let page: Page;
@@ -126,8 +127,9 @@ beforeAll(async () => {
     mode: 0o600,
   });
   const controller = new AbortController();
-  const { io, err } = captureIO({ cwd: work, signal: controller.signal });
+  const { io, out, err } = captureIO({ cwd: work, signal: controller.signal });
   serveErrors = err;
+  serveOutput = out;
   const done = runCli(
     allowingLoopbackRegistries([
       "audit",
@@ -413,5 +415,9 @@ describe("the auditor's status page in a browser", () => {
     expect(await page.locator("main img, main script").count()).toBe(0);
     expect(await page.evaluate("window.__pwned")).toBeUndefined();
     expect(pageErrors).toEqual([]);
+    // No token reached the auditor's log, though every one was used and wrong ones were tried.
+    const log = `${serveOutput()}${serveErrors()}`;
+    expect(log).toContain("audit request refused");
+    for (const token of [TOKEN, VIEWER_TOKEN, ALICE_TOKEN]) expect(log).not.toContain(token);
   });
 });
