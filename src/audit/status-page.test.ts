@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -308,5 +308,52 @@ describe("status page HTTP rules", () => {
         ],
       },
     ]);
+  });
+});
+
+/** WCAG 2 relative luminance of `#rrggbb`. */
+function luminance(hex: string): number {
+  const channels = [1, 3, 5].map((start) => Number.parseInt(hex.slice(start, start + 2), 16) / 255);
+  const [r, g, b] = channels.map((c) => (c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4)) as [
+    number,
+    number,
+    number,
+  ];
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+}
+
+function contrast(a: string, b: string): number {
+  const [light, dark] = [luminance(a), luminance(b)].sort((x, y) => y - x) as [number, number];
+  return (light + 0.05) / (dark + 0.05);
+}
+
+describe("status page colours", () => {
+  it("every text colour on its background has a WCAG AA contrast (4.5:1) in the light and dark themes", () => {
+    const css = readFileSync(path.join(import.meta.dirname, "status-page", "status.css"), "utf8");
+    const themes = [...css.matchAll(/:root \{([^}]*)\}/g)].map((match) => {
+      const variables = new Map<string, string>();
+      for (const [, name, value] of (match[1] ?? "").matchAll(/--([a-z-]+):\s*(#[0-9a-f]{6});/g)) {
+        variables.set(name ?? "", value ?? "");
+      }
+      return variables;
+    });
+    expect(themes).toHaveLength(2);
+    const pairs = [
+      ["fg", "bg"],
+      ["muted", "bg"],
+      ["accent", "bg"],
+      ["bg", "accent"],
+      ["fg", "none-bg"],
+      ["ok-fg", "ok-bg"],
+      ["warn-fg", "warn-bg"],
+      ["bad-fg", "bad-bg"],
+      ["none-fg", "none-bg"],
+    ] as const;
+    for (const [index, theme] of themes.entries()) {
+      for (const [text, background] of pairs) {
+        const ratio = contrast(theme.get(text) ?? "", theme.get(background) ?? "");
+        expect(ratio, `theme ${index}: --${text} on --${background}`).toBeGreaterThanOrEqual(4.5);
+      }
+    }
   });
 });

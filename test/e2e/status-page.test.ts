@@ -179,6 +179,20 @@ describe("the auditor's status page in a browser", () => {
     await page.getByRole("button", { name: "Sign in" }).click();
     await expect.poll(() => page.getByRole("alert").first().textContent()).toContain("not a viewer");
     await screenshotBothWidths(page, "sign-in");
+    // With the keyboard alone: the token field has the focus, Enter signs in, Tab reaches the views.
+    await page.goto(`${auditUrl}/status`);
+    await page.getByLabel("Viewer or acknowledger token").waitFor();
+    await page.keyboard.type(VIEWER_TOKEN);
+    await page.keyboard.press("Enter");
+    await page.getByRole("navigation", { name: "Views" }).waitFor();
+    const focused = [await page.evaluate<string>("document.activeElement?.textContent ?? ''")];
+    for (let step = 0; step < 2; step += 1) {
+      await page.keyboard.press("Tab");
+      focused.push(await page.evaluate<string>("document.activeElement?.textContent ?? ''"));
+    }
+    expect(focused).toEqual(["Search", "Promotions", "Findings"]);
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByLabel("Viewer or acknowledger token").waitFor();
     await signIn(VIEWER_TOKEN);
     expect(page.url()).not.toContain(VIEWER_TOKEN);
     expect(page.url()).not.toContain("token");

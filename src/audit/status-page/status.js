@@ -126,6 +126,8 @@ function showApp() {
       : "Signed in as viewer";
   byId("sign-out").hidden = false;
   route();
+  // The sign-in form is gone: keyboard users continue from the current view's tab.
+  document.querySelector('.tabs a[aria-current="page"]')?.focus();
 }
 
 function route() {
