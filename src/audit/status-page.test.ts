@@ -167,6 +167,14 @@ describe("status page HTTP rules", () => {
     expect(setCookie).toMatch(/SameSite=Strict/);
     expect(setCookie).toMatch(/Path=\/status/);
     expect(setCookie).not.toContain(VIEWER_TOKEN);
+    expect(setCookie).not.toMatch(/Secure/);
+    // Behind a proxy that terminates TLS the cookie is sent over https only.
+    const proxied = await postJson(
+      "/status/session",
+      { token: VIEWER_TOKEN },
+      { "x-forwarded-proto": "https" },
+    );
+    expect(proxied.headers.get("set-cookie")).toMatch(/HttpOnly; SameSite=Strict; Secure/);
     expect(cookie.startsWith(`${SESSION_COOKIE}=`)).toBe(true);
     const who = await get("/status/session", { cookie });
     expect(await who.json()).toMatchObject({ role: "viewer" });

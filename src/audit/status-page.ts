@@ -122,6 +122,17 @@ function bearer(request: IncomingMessage): string | undefined {
   return /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(request.headers.authorization ?? "")?.[1];
 }
 
+/**
+ * The session cookie's attributes. `Secure` when a TLS-terminating proxy says the browser used
+ * https (`X-Forwarded-Proto: https`): the server itself speaks plain HTTP. A forged header can
+ * only make the browser refuse the cookie on plain HTTP, never expose it.
+ */
+function cookieAttributes(request: IncomingMessage): string {
+  const forwarded = request.headers["x-forwarded-proto"];
+  const https = typeof forwarded === "string" && forwarded.split(",")[0]?.trim().toLowerCase() === "https";
+  return `Path=/status; HttpOnly; SameSite=Strict${https ? "; Secure" : ""}`;
+}
+
 function securityHeaders(): Record<string, string> {
   return {
     "content-security-policy": STATUS_CSP,
@@ -346,7 +357,7 @@ export class StatusPage {
         response,
         200,
         { signedOut: true },
-        { "set-cookie": `${SESSION_COOKIE}=; Path=/status; HttpOnly; SameSite=Strict; Max-Age=0` },
+        { "set-cookie": `${SESSION_COOKIE}=; ${cookieAttributes(request)}; Max-Age=0` },
       );
       return;
     }
@@ -368,7 +379,7 @@ export class StatusPage {
       200,
       { role: session.role, name: session.name, csrf: session.csrf },
       {
-        "set-cookie": `${SESSION_COOKIE}=${id}; Path=/status; HttpOnly; SameSite=Strict; Max-Age=${SESSION_TTL_MS / 1000}`,
+        "set-cookie": `${SESSION_COOKIE}=${id}; ${cookieAttributes(request)}; Max-Age=${SESSION_TTL_MS / 1000}`,
       },
     );
   }
