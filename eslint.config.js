@@ -24,6 +24,7 @@ const PURE_SHELL_MODULES = [
   "src/audit/desired-state.ts",
   "src/audit/event.ts",
   "src/audit/revision-history.ts",
+  "src/audit/status-model.ts",
   "src/gitops/edge-diff.ts",
   "src/gitops/images-file.ts",
   "src/gitops/manifest-snapshot.ts",
@@ -222,6 +223,11 @@ export default tseslint.config(
       eqeqeq: ["error", "always"],
       "no-console": "error",
     },
+  },
+  {
+    // The auditor's status page runs in the browser (docs/auditor.md, "Status page").
+    files: ["src/audit/status-page/**/*.js"],
+    languageOptions: { globals: { ...globals.browser }, sourceType: "module" },
   },
   {
     // Only the CLI prints; tests, benchmarks and scripts may.

@@ -3,7 +3,8 @@
 // distribution registry), skopeo (the independent judge of what we write), podman, umoci and
 // oci-image-tool (the other readers of the OCI layouts we write), openssl (certificates
 // for the token-auth registry), git (the pre-merge check tests) and htpasswd from apache2-utils
-// (bcrypt password files: distribution's htpasswd auth accepts only bcrypt). Installs them with
+// (bcrypt password files: distribution's htpasswd auth accepts only bcrypt) and chromium (the
+// browser the status page's tests drive with playwright-core, which downloads none). Installs them with
 // apt-get when missing and running as root; otherwise stops with a message naming the packages.
 import { execFileSync, spawnSync } from "node:child_process";
 
@@ -16,6 +17,7 @@ const needed = [
   { program: "openssl", pkg: "openssl" },
   { program: "git", pkg: "git" },
   { program: "htpasswd", pkg: "apache2-utils" },
+  { program: "chromium", pkg: "chromium" },
 ];
 
 function onPath(program) {

@@ -1,4 +1,3 @@
-import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { describeError, truncateForMessage } from "../errors.js";
@@ -25,6 +24,13 @@ import {
   type FindingStore,
 } from "./finding-store.js";
 import type { AuditMetrics, RejectReason } from "./metrics.js";
+import { StatusPage, StatusProblem } from "./status-page.js";
+import { StatusStore } from "./status-store.js";
+import { findingJson } from "./finding-json.js";
+import { tokenMatches } from "./token-check.js";
+
+export { findingJson } from "./finding-json.js";
+export { tokenMatches } from "./token-check.js";
 
 /**
  * The auditor's HTTP face (node:http):
@@ -71,6 +77,13 @@ export interface AuditServerOptions {
    * must not publish it. Default: removes `token`.
    */
   readonly redact?: (text: string) => string;
+  /**
+   * The read-only token of the status page (`GET /status`, docs/auditor.md "Status page");
+   * distinct from `token`. With neither it nor `acknowledgers` the page is off (404).
+   */
+  readonly viewerToken?: string;
+  /** Name -> token of those who may acknowledge findings on the status page (and view it). */
+  readonly acknowledgers?: ReadonlyMap<string, string>;
 }
 
 export interface AuditServer {
@@ -91,16 +104,6 @@ class HttpProblem extends Error {
     this.reject = reject;
     this.retryAfterSeconds = retryAfterSeconds;
   }
-}
-
-function sha256(text: string): Buffer {
-  return createHash("sha256").update(text, "utf8").digest();
-}
-
-/** Constant-time comparison: hashing first gives equal lengths whatever was sent. */
-export function tokenMatches(presented: string | undefined, expected: string): boolean {
-  if (presented === undefined) return false;
-  return timingSafeEqual(sha256(presented), sha256(expected));
 }
 
 function bearerToken(request: IncomingMessage): string | undefined {
@@ -211,10 +214,47 @@ export function startAuditServer(
   const ownReader = options.findings === undefined;
   const findings = options.findings ?? new FindingReader(options.store.path);
   const redact = options.redact ?? tokenRedaction(options.token);
+  const statusEnabled = options.viewerToken !== undefined || (options.acknowledgers?.size ?? 0) > 0;
+  const statusStore = statusEnabled ? StatusStore.open(options.store.path) : undefined;
+  const statusPage = statusStore
+    ? new StatusPage(
+        {
+          ...(options.viewerToken === undefined ? {} : { viewerToken: options.viewerToken }),
+          ...(options.acknowledgers === undefined ? {} : { acknowledgers: options.acknowledgers }),
+        },
+        {
+          desiredState: () => options.auditor.desiredState,
+          findings,
+          store: statusStore,
+          ingestToken: options.token,
+          redact,
+          now,
+          readBody,
+        },
+      )
+    : undefined;
 
   const handle = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
     const url = new URL(request.url ?? "/", "http://audit.invalid");
     const route = url.pathname;
+    if (route === "/status" || route.startsWith("/status/")) {
+      if (!statusPage)
+        throw new HttpProblem(404, "the status page is off (no --viewer-token-file)", "not-found");
+      try {
+        await statusPage.handle(request, response, url);
+      } catch (error) {
+        if (error instanceof StatusProblem) {
+          throw new HttpProblem(
+            error.status,
+            error.message,
+            error.status === 401 || error.status === 403 ? "unauthorized" : undefined,
+          );
+        }
+        if (error instanceof FindingReaderBusyError) throw new HttpProblem(503, error.message, undefined, 1);
+        throw error;
+      }
+      return;
+    }
     const attribution = eventsAttribution(route, options.hostMapping);
     if (attribution !== undefined || route === "/pubsub") {
       if (request.method !== "POST") throw new HttpProblem(405, "use POST", "method");
@@ -343,6 +383,7 @@ export function startAuditServer(
   return new Promise((resolve, reject) => {
     const failed = (error: Error): void => {
       if (ownReader) void findings.close();
+      statusStore?.close();
       reject(error);
     };
     server.once("error", failed);
@@ -364,6 +405,7 @@ export function startAuditServer(
             server.closeAllConnections();
           });
           if (ownReader) await findings.close();
+          statusStore?.close();
         },
       });
     });
@@ -410,29 +452,4 @@ function findingFilter(params: URLSearchParams): FindingFilter {
 export function normaliseTime(value: string): string | undefined {
   const time = Date.parse(value);
   return Number.isNaN(time) ? undefined : new Date(time).toISOString();
-}
-
-/** The JSON form of a finding (`GET /findings`, `promoter audit findings --output json`). */
-export function findingJson(finding: AuditFinding): Record<string, unknown> {
-  return {
-    verdict: finding.verdict,
-    action: finding.action,
-    repository: finding.repository,
-    digest: finding.digest,
-    tag: finding.tag,
-    reason: finding.reason,
-    rule: finding.rule,
-    mediaType: finding.mediaType,
-    parent: finding.parent,
-    subject: finding.subject,
-    eventId: finding.eventId,
-    source: finding.source,
-    eventTime: finding.eventTime,
-    receivedAt: finding.receivedAt,
-    decidedAt: finding.decidedAt,
-    alert: finding.alert,
-    // A violation later corrected to verified: what it said, and when it changed.
-    retracted: finding.retracted,
-    seq: finding.seq,
-  };
 }

@@ -174,4 +174,28 @@ try {
     expect(library.stderr).toBe("");
     expect(library.stdout).toMatch(/^audit-store: .*better-sqlite3/);
   });
+
+  it("ships the auditor's status page (HTML, CSS, JavaScript) beside the compiled server", async () => {
+    const packed = await new Promise<string>((resolve, reject) => {
+      execFile(
+        "npm",
+        ["pack", "--dry-run", "--json", "--ignore-scripts"],
+        { cwd: REPOSITORY_ROOT, timeout: 60_000 },
+        (error, stdout) => {
+          if (error) reject(new Error(`npm pack --dry-run: ${error.message}`));
+          else resolve(stdout);
+        },
+      );
+    });
+    const files =
+      (JSON.parse(packed) as { files: { path: string }[] }[])[0]?.files.map((file) => file.path) ?? [];
+    expect(files).toEqual(
+      expect.arrayContaining([
+        "dist/audit/status-page.js",
+        "dist/audit/status-page/index.html",
+        "dist/audit/status-page/status.css",
+        "dist/audit/status-page/status.js",
+      ]),
+    );
+  });
 });

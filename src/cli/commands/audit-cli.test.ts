@@ -122,6 +122,51 @@ describe("audit command flags", () => {
     expect(err()).not.toContain(TOKEN);
   });
 
+  it.each<{ what: string; viewer?: string; acknowledgers?: string; message: RegExp }>([
+    {
+      what: "a viewer token that is the senders' token",
+      viewer: `${TOKEN}\n`,
+      message: /--viewer-token-file holds the same token as --token-file/,
+    },
+    {
+      what: "an acknowledger token that is the senders' token",
+      acknowledgers: `alice ${TOKEN}\n`,
+      message: /the token of alice is the notification or viewer token/,
+    },
+    {
+      what: "an acknowledgers line without a token",
+      acknowledgers: "alice\n",
+      message: /line 1: expected NAME TOKEN/,
+    },
+    {
+      what: "a short acknowledger token",
+      acknowledgers: "# ok\nbob short\n",
+      message: /line 2: the token must be at least 16 characters/,
+    },
+    {
+      what: "a name given twice",
+      acknowledgers: "bob 0123456789abcdef-one\nbob 0123456789abcdef-two\n",
+      message: /line 2: each name and each token may appear once/,
+    },
+  ])("refuses $what (status page tokens) with exit 2", async ({ viewer, acknowledgers, message }) => {
+    await writeFile(path.join(work, "status-token"), TOKEN, { mode: 0o600 });
+    await writeFile(path.join(work, "status.yaml"), manifestText({ [D1]: ["1.0"] }));
+    const argv = ["audit", "serve", "--manifest", "status.yaml", "--listen", "127.0.0.1:0"];
+    argv.push("--token-file", "status-token", "--db", "status.db");
+    if (viewer !== undefined) {
+      await writeFile(path.join(work, "viewer-token"), viewer, { mode: 0o600 });
+      argv.push("--viewer-token-file", "viewer-token");
+    }
+    if (acknowledgers !== undefined) {
+      await writeFile(path.join(work, "acknowledgers"), acknowledgers, { mode: 0o600 });
+      argv.push("--acknowledger-tokens-file", "acknowledgers");
+    }
+    const { io, err } = captureIO({ cwd: work });
+    expect(await runCli(argv, io)).toBe(2);
+    expect(err()).toMatch(message);
+    expect(err()).not.toContain(TOKEN);
+  });
+
   it("lists the audit commands in the help", async () => {
     const { io, out } = captureIO();
     expect(await runCli(["--help"], io)).toBe(0);

@@ -97,6 +97,42 @@ export async function readTokenFile(
   return { token, looseMode };
 }
 
+/**
+ * Reads `--acknowledger-tokens-file`: one `NAME TOKEN` per line (`#` comments, blank lines
+ * skipped). The name is who an acknowledgement records, so each person gets a token of their own.
+ */
+export async function readAcknowledgerTokens(
+  file: string,
+): Promise<{ acknowledgers: Map<string, string>; looseMode: boolean }> {
+  const option = "--acknowledger-tokens-file";
+  const { text, looseMode } = await readSecretFile(option, file);
+  const acknowledgers = new Map<string, string>();
+  const tokens = new Set<string>();
+  text.split("\n").forEach((raw, index) => {
+    const line = raw.trim();
+    if (line === "" || line.startsWith("#")) return;
+    const match = /^([A-Za-z0-9][A-Za-z0-9._@-]{0,63})\s+(\S+)$/.exec(line);
+    const [, name, token] = match ?? [];
+    if (name === undefined || token === undefined) {
+      throw new UsageError(
+        `${option} ${file} line ${index + 1}: expected NAME TOKEN (a name of letters, digits, . _ @ -, then the token)`,
+      );
+    }
+    if (token.length < MIN_TOKEN_LENGTH) {
+      throw new UsageError(
+        `${option} ${file} line ${index + 1}: the token must be at least ${MIN_TOKEN_LENGTH} characters (e.g. openssl rand -hex 32)`,
+      );
+    }
+    if (acknowledgers.has(name) || tokens.has(token)) {
+      throw new UsageError(`${option} ${file} line ${index + 1}: each name and each token may appear once`);
+    }
+    acknowledgers.set(name, token);
+    tokens.add(token);
+  });
+  if (acknowledgers.size === 0) throw new UsageError(`${option} ${file}: no NAME TOKEN line`);
+  return { acknowledgers, looseMode };
+}
+
 /** Whether a git URL carries a user or password (`https://user:token@host/...`). */
 function gitUrlHasCredentials(url: string): boolean {
   return /^[a-z][a-z0-9+.-]*:\/\/[^/@]*@/i.test(url);
@@ -161,6 +197,7 @@ export const auditServeCommand: Command = {
   usage:
     "audit serve (--thin-manifest-dir DIR | --manifest FILE | --git-url URL|env://NAME | --git-url-file FILE [--branch B] [--path P])\n" +
     "        --listen HOST:PORT --token-file FILE [--reader-token-file FILE] [--db FILE]\n" +
+    "        [--viewer-token-file FILE] [--acknowledger-tokens-file FILE]\n" +
     "        [--alert-webhook URL|env://NAME | --alert-webhook-file FILE] [--allow-registry NAME ...]",
   description: `
 Receives registry notifications and judges each change in a production repository against the
@@ -178,6 +215,13 @@ need "Authorization: Bearer <token>" of --token-file (for Pub/Sub also "?token=<
 GET /findings needs the other token of --reader-token-file (without it, findings are only
 readable with 'promoter audit findings'), and returns at most 500 findings a page, with "next"
 for the following one.
+
+The status page, GET /status (search an image, recent promotions, findings, a matrix of images
+and mirrors), is on with --viewer-token-file (a read-only token) and/or
+--acknowledger-tokens-file (NAME TOKEN lines: who may acknowledge a finding, recorded by name).
+A browser signs in by posting the token once; it gets an HttpOnly, SameSite=Strict session
+cookie. CI uploads promotion reports (promoter promote --report) to POST /status/api/reports
+with the --token-file token.
 
 Secrets (the webhook URL, a git URL with credentials) given as arguments are visible to every
 local user in the process list: give them as env://NAME or in a file (--alert-webhook-file,
@@ -242,6 +286,16 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
       type: "string",
       valueName: "FILE",
       description: "File holding the bearer token GET /findings readers present (another token)",
+    },
+    "viewer-token-file": {
+      type: "string",
+      valueName: "FILE",
+      description: "File holding the read-only token of the status page, GET /status (another token)",
+    },
+    "acknowledger-tokens-file": {
+      type: "string",
+      valueName: "FILE",
+      description: "File of NAME TOKEN lines: who may acknowledge findings on the status page",
     },
     db: {
       type: "string",
@@ -336,6 +390,42 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
       }
       readerToken = reader.token;
       secrets?.add(reader.token);
+    }
+    let viewerToken: string | undefined;
+    const viewerTokenFile = stringOption(values, "viewer-token-file");
+    if (viewerTokenFile !== undefined) {
+      const viewer = await readTokenFile(path.resolve(io.cwd, viewerTokenFile), "--viewer-token-file");
+      if (viewer.token === token) {
+        throw new UsageError(
+          "--viewer-token-file holds the same token as --token-file: a viewer must not be able to send notifications",
+        );
+      }
+      if (viewer.looseMode) {
+        logger.log("warn", "the viewer token file is readable by group or others; chmod 600 it", {
+          viewerTokenFile,
+        });
+      }
+      viewerToken = viewer.token;
+      secrets?.add(viewer.token);
+    }
+    let acknowledgers: Map<string, string> | undefined;
+    const acknowledgerTokensFile = stringOption(values, "acknowledger-tokens-file");
+    if (acknowledgerTokensFile !== undefined) {
+      const read = await readAcknowledgerTokens(path.resolve(io.cwd, acknowledgerTokensFile));
+      for (const [name, secret] of read.acknowledgers) {
+        if (secret === token || secret === viewerToken) {
+          throw new UsageError(
+            `--acknowledger-tokens-file: the token of ${name} is the notification or viewer token; give each its own`,
+          );
+        }
+        secrets?.add(secret);
+      }
+      if (read.looseMode) {
+        logger.log("warn", "the acknowledger tokens file is readable by group or others; chmod 600 it", {
+          acknowledgerTokensFile,
+        });
+      }
+      acknowledgers = read.acknowledgers;
     }
     if (hostMapping.explicit.size > 0) {
       logger.log(
@@ -433,6 +523,8 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
           metrics,
           token,
           ...(readerToken ? { readerToken } : {}),
+          ...(viewerToken ? { viewerToken } : {}),
+          ...(acknowledgers ? { acknowledgers } : {}),
           hostMapping,
           logger,
           ...(secrets ? { redact: (text: string) => secrets.redact(text) } : {}),
@@ -459,6 +551,10 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
       findings: readerToken
         ? "GET /findings with the reader token"
         : "GET /findings refused (no --reader-token-file)",
+      statusPage:
+        viewerToken !== undefined || acknowledgers !== undefined
+          ? `${server.url}/status`
+          : "off (no --viewer-token-file)",
     });
 
     await aborted(io.signal);
