@@ -43,7 +43,7 @@ export interface Approver {
 }
 
 /** Where the approvals come from, so a reader knows what vouches for them. */
-export type ApprovalSource = "github-api" | "github-event" | "prow" | "merge-commit";
+export type ApprovalSource = "github-api" | "github-event";
 
 export interface PullRequestRecord {
   readonly number: number;

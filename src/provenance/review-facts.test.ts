@@ -1,7 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { textValue } from "../output/encode.js";
 import {
-  approverTrailers,
   branchRef,
   parsePullRefs,
   publicRepositoryUrl,
@@ -61,14 +60,6 @@ describe("merge commit subjects and trailers", () => {
     expect(pullNumberFromSubject("Revert #42")).toBeUndefined();
     expect(pullNumberFromSubject("Merge pull request #0 from x/y")).toBeUndefined();
     expect(pullNumberFromSubject("Add (#99999999999999)")).toBeUndefined();
-  });
-
-  it("keeps only logins from Approved-by and Reviewed-by trailers", () => {
-    expect(
-      approverTrailers(
-        "Approved-by: carol\nReviewed-by: @dave\nReviewed-by: Carol\nReviewed-by: Eve <eve@example.com>\nSigned-off-by: zed\nApproved-by: <script>\n",
-      ),
-    ).toEqual({ logins: ["carol", "dave"], skipped: 2 });
   });
 
   it("names a branch as a ref, and refuses what is not one", () => {

@@ -1,8 +1,8 @@
-import { isBranchName, isCommitSha, isGitHubLogin } from "../github/index.js";
+import { isBranchName, isCommitSha } from "../github/index.js";
 import { hasUnsafeCharacter, replaceUnsafeCharacters } from "../output/encode.js";
 
 /**
- * Pure readers of the review facts that arrive as text: a merge commit's subject and trailers,
+ * Pure readers of the review facts that arrive as text: a merge commit's subject (which only picks among what GitHub's API says),
  * Prow's `PULL_REFS`, a git remote's URL. All of it is written by someone else (a pull request's
  * author writes its title, a CI configuration its variables) and goes into a signed record, so
  * each reader keeps only what has the shape of what the field means and drops the rest.
@@ -87,30 +87,6 @@ export function parsePullRefs(text: string): PullRefs | { readonly error: string
     pulls.push({ number, sha });
   }
   return { baseRef, ...(baseSha === undefined ? {} : { baseSha }), pulls };
-}
-
-/** The trailers that name who approved a change in a merge commit Prow's Tide made. */
-export const APPROVAL_TRAILERS = ["Approved-by", "Reviewed-by"] as const;
-
-/**
- * The logins of `Approved-by:` and `Reviewed-by:` trailers (git's `%(trailers)` output, one
- * `Key: value` a line); a value that is not a GitHub login (optionally `@login`) is counted in
- * `skipped`, never recorded.
- */
-export function approverTrailers(text: string): { readonly logins: string[]; readonly skipped: number } {
-  const logins: string[] = [];
-  let skipped = 0;
-  for (const line of text.split("\n")) {
-    const match = /^(Approved-by|Reviewed-by):(.*)$/i.exec(line);
-    if (!match) continue;
-    const value = (match[2] ?? "").trim().replace(/^@/, "");
-    if (!isGitHubLogin(value)) {
-      skipped++;
-      continue;
-    }
-    if (!logins.some((login) => login.toLowerCase() === value.toLowerCase())) logins.push(value);
-  }
-  return { logins, skipped };
 }
 
 /**
