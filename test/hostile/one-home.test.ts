@@ -161,7 +161,9 @@ describe("cosign's attachment tags, written and read by one module", () => {
       { cwd: tree },
     );
     expect(promote.stderr).not.toMatch(/\n\s+at /);
-    expect(promote.stderr).toBe("");
+    // Outside a git checkout the attestations can only cite the manifest line, and one warning
+    // says so; nothing else is said.
+    expect(promote.stderr.replace(/^promoter: warn: review facts: .*\n/gm, "")).toBe("");
     expect(promote.status).toBe(0);
     const signatureTag = `sha512-${digest.slice("sha512:".length, "sha512:".length + 64)}.sig`;
     expect(await layoutTags(path.join(tree, "prod", "app"))).toEqual([signatureTag, "v1"].sort());
