@@ -36,6 +36,8 @@ const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../
 const promoterBin = path.join(repoRoot, "bin", "promoter.js");
 const tree = path.resolve(repoRoot, "../shared/k8sio/registry.k8s.io");
 const latencyMs = Number(process.env.BENCH_LATENCY_MS ?? 50);
+// Google's registries speak TLS and HTTP/2; BENCH_TLS=0 simulates plain HTTP/1.1 instead.
+const tls = process.env.BENCH_TLS !== "0";
 const projects = process.env.BENCH_PROJECTS?.split(",").filter((name) => name !== "");
 const cases = new Set(
   (process.env.BENCH_CASES ?? "noop-map,noop-plain,change-map,missing-map").split(",").filter(Boolean),
@@ -70,10 +72,6 @@ async function promoter(
   simulation: Simulation,
   args: readonly string[],
 ): Promise<{ ms: number; peakMb: number; status: number | null; stdout: string; stderr: string }> {
-  const hosts = [...simulation.registries.values()].flatMap((registry) => [
-    "--google-registry",
-    registry.host,
-  ]);
   const started = performance.now();
   const child = spawn(
     process.execPath,
@@ -84,7 +82,7 @@ async function promoter(
       simulation.tree,
       "--allow-registry",
       "127.0.0.1",
-      ...hosts,
+      ...simulation.flags,
       ...args,
     ],
     {
@@ -127,6 +125,7 @@ async function runCase(name: string): Promise<Run | undefined> {
   const simulation = await startSimulation(tree, dir, {
     latencyMs,
     manifestMap,
+    tls,
     ...(name === "missing-map" ? { missing: 0.01 } : {}),
     ...(projects ? { projects } : {}),
   });

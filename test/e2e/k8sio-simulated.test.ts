@@ -52,7 +52,6 @@ async function simulate(manifestMap: boolean, missing?: number): Promise<Simulat
 }
 
 function promote(run: Simulation, ...extra: string[]) {
-  const marked = [...run.registries.values()].flatMap((registry) => ["--google-registry", registry.host]);
   return runPromoter(
     [
       "promote",
@@ -61,7 +60,7 @@ function promote(run: Simulation, ...extra: string[]) {
       "--confirm",
       "--quiet",
       "--no-attestations",
-      ...marked,
+      ...run.flags,
       ...extra,
     ],
     { cwd: run.tree, timeoutMs: 300_000 },

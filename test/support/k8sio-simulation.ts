@@ -3,6 +3,7 @@ import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { loadManifests } from "../../src/manifest-files/index.js";
 import { promotionEdges } from "../../src/plan/index.js";
+import { selfSignedCertificate } from "./scripted-registry.js";
 import { SimulatedRegistry, sha256Digest, type SimulatedManifest } from "./simulated-registry.js";
 
 /**
@@ -27,6 +28,11 @@ export interface SimulationOptions {
   readonly missing?: number;
   /** Only these projects (folder names under manifests/ and images/); default all. */
   readonly projects?: readonly string[];
+  /**
+   * Serve HTTPS, with HTTP/2 to clients that offer it, as Google's registries do (default
+   * false: plain HTTP/1.1, where every HEAD costs the client a new connection).
+   */
+  readonly tls?: boolean;
 }
 
 export interface Simulation {
@@ -38,7 +44,8 @@ export interface Simulation {
   readonly digests: number;
   /** Destination (repository, digest) pairs left out. */
   readonly missingPairs: number;
-  /** A new image in staging, not in the tree: what a change would add (`addChange`). */
+  /** The promoter's flags to reach the registries (`--google-registry`, and for TLS the CA). */
+  readonly flags: readonly string[];
   readonly stop: () => Promise<void>;
 }
 
@@ -86,12 +93,27 @@ export async function startSimulation(
       // A project with no images yet.
     }
   }
+  const tls = options.tls === true ? await selfSignedCertificate([], ["127.0.0.1"]) : undefined;
   const registries = new Map<string, SimulatedRegistry>();
   for (const host of [...hosts].sort()) {
     registries.set(
       host,
-      await SimulatedRegistry.start({ latencyMs: options.latencyMs, manifestMap: options.manifestMap }),
+      await SimulatedRegistry.start({
+        latencyMs: options.latencyMs,
+        manifestMap: options.manifestMap,
+        ...(tls ? { tls } : {}),
+      }),
     );
+  }
+  const flags: string[] = [];
+  for (const registry of registries.values()) {
+    flags.push("--google-registry", registry.host);
+    if (tls) flags.push("--https-registry", registry.host);
+  }
+  if (tls) {
+    const caFile = path.join(into, "simulated-registries-ca.pem");
+    await writeFile(caFile, tls.cert);
+    flags.push("--registry-ca", caFile);
   }
   const byDigest = new Map<string, SimulatedManifest>();
   const standIn = (original: string): string => {
@@ -162,6 +184,7 @@ export async function startSimulation(
     edges,
     digests: byDigest.size,
     missingPairs,
+    flags,
     stop: async () => {
       await Promise.all([...registries.values()].map((registry) => registry.stop()));
     },

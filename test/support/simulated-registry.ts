@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createSecureServer, type Http2ServerRequest, type Http2ServerResponse } from "node:http2";
 import type { AddressInfo, Socket } from "node:net";
 
 /**
@@ -31,7 +32,15 @@ export interface SimulatedRegistryOptions {
   readonly latencyMs?: number;
   /** Answer tag listings with Google's `manifest` map (default false). */
   readonly manifestMap?: boolean;
+  /**
+   * Serve HTTPS with this key and certificate, speaking HTTP/2 to clients that offer it (and
+   * HTTP/1.1 to the others), as Google's registries do. Default: plain HTTP/1.1.
+   */
+  readonly tls?: { readonly key: string; readonly cert: string };
 }
+
+type AnyRequest = IncomingMessage | Http2ServerRequest;
+type AnyResponse = ServerResponse | Http2ServerResponse;
 
 export function sha256Digest(bytes: Uint8Array): string {
   return `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
@@ -49,7 +58,7 @@ export class SimulatedRegistry {
   private readonly sockets = new Set<Socket>();
 
   private constructor(
-    private readonly server: Server,
+    private readonly server: Server | ReturnType<typeof createSecureServer>,
     readonly host: string,
     private readonly options: SimulatedRegistryOptions,
   ) {
@@ -61,10 +70,12 @@ export class SimulatedRegistry {
 
   static async start(options: SimulatedRegistryOptions = {}): Promise<SimulatedRegistry> {
     const holder: { registry?: SimulatedRegistry } = {};
-    const server = createServer({ keepAliveTimeout: 60_000 }, (request, response) => {
+    const handler = (request: AnyRequest, response: AnyResponse) => {
       holder.registry?.receive(request, response);
-    });
-    server.maxHeadersCount = 100;
+    };
+    const server = options.tls
+      ? createSecureServer({ key: options.tls.key, cert: options.tls.cert, allowHTTP1: true }, handler)
+      : createServer(handler);
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     const port = (server.address() as AddressInfo).port;
     holder.registry = new SimulatedRegistry(server, `127.0.0.1:${port}`, options);
@@ -100,7 +111,7 @@ export class SimulatedRegistry {
     );
   }
 
-  private receive(request: IncomingMessage, response: ServerResponse): void {
+  private receive(request: AnyRequest, response: AnyResponse): void {
     const chunks: Buffer[] = [];
     request.on("data", (chunk: Buffer) => chunks.push(chunk));
     request.on("end", () => {
@@ -113,7 +124,7 @@ export class SimulatedRegistry {
     });
   }
 
-  private answer(request: IncomingMessage, body: Buffer, response: ServerResponse): void {
+  private answer(request: AnyRequest, body: Buffer, response: AnyResponse): void {
     const method = request.method ?? "GET";
     this.requests.set(method, (this.requests.get(method) ?? 0) + 1);
     const url = new URL(request.url ?? "/", "http://simulated");
@@ -143,7 +154,7 @@ export class SimulatedRegistry {
     this.manifest(method, name, reference, request, body, response);
   }
 
-  private listTags(name: string, response: ServerResponse): void {
+  private listTags(name: string, response: AnyResponse): void {
     const repository = this.repositories.get(name);
     if (!repository) {
       error(response, 404, "NAME_UNKNOWN", "repository name not known to registry");
@@ -178,9 +189,9 @@ export class SimulatedRegistry {
     method: string,
     name: string,
     reference: string,
-    request: IncomingMessage,
+    request: AnyRequest,
     body: Buffer,
-    response: ServerResponse,
+    response: AnyResponse,
   ): void {
     if (method === "PUT") {
       const repository = this.repository(name);
@@ -210,10 +221,11 @@ export class SimulatedRegistry {
       "content-length": stored.bytes.length,
       "docker-content-digest": digest,
     });
-    response.end(method === "HEAD" ? undefined : stored.bytes);
+    if (method === "HEAD") response.end();
+    else response.end(stored.bytes);
   }
 
-  private blob(method: string, name: string, digest: string, response: ServerResponse): void {
+  private blob(method: string, name: string, digest: string, response: AnyResponse): void {
     const bytes = this.repositories.get(name)?.blobs.get(digest);
     if (!bytes) {
       error(response, 404, "BLOB_UNKNOWN", "blob unknown to registry");
@@ -224,7 +236,8 @@ export class SimulatedRegistry {
       "content-length": bytes.length,
       "docker-content-digest": digest,
     });
-    response.end(method === "HEAD" ? undefined : bytes);
+    if (method === "HEAD") response.end();
+    else response.end(bytes);
   }
 
   private upload(
@@ -233,7 +246,7 @@ export class SimulatedRegistry {
     id: string,
     url: URL,
     body: Buffer,
-    response: ServerResponse,
+    response: AnyResponse,
   ): void {
     const repository = this.repository(name);
     if (method === "POST" && id === "") {
@@ -297,7 +310,7 @@ export class SimulatedRegistry {
     name: string,
     digest: string,
     bytes: Buffer,
-    response: ServerResponse,
+    response: AnyResponse,
   ): void {
     if (sha256Digest(bytes) !== digest) {
       error(response, 400, "DIGEST_INVALID", "digest did not match");
@@ -309,12 +322,12 @@ export class SimulatedRegistry {
   }
 }
 
-function send(response: ServerResponse, status: number, body: unknown): void {
+function send(response: AnyResponse, status: number, body: unknown): void {
   const bytes = Buffer.from(JSON.stringify(body));
   response.writeHead(status, { "content-type": "application/json", "content-length": bytes.length });
   response.end(bytes);
 }
 
-function error(response: ServerResponse, status: number, code: string, message: string): void {
+function error(response: AnyResponse, status: number, code: string, message: string): void {
   send(response, status, { errors: [{ code, message }] });
 }
