@@ -1,5 +1,5 @@
 import { generateKeyPairSync, sign as cryptoSign, type KeyObject } from "node:crypto";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { Readable } from "node:stream";
@@ -25,7 +25,7 @@ import {
   signatureManifest,
 } from "../support/hostile-signing.js";
 import { requireBuiltCli, runPromoter } from "../support/promoter-process.js";
-import { runTestGit } from "../support/test-git.js";
+import { githubPushEnvironment, ManifestHistory } from "../support/manifest-history.js";
 import { readThirdParty } from "../support/third-party-artifacts.js";
 import { startReferrersApiRegistry, type ReferrersApiRegistry } from "../support/referrers-api-registry.js";
 import { startRegistry, type TestRegistry } from "../support/registry-harness.js";
@@ -379,23 +379,20 @@ describe("who built it and who approved it, in the attestations", () => {
 
     // The manifests' repository: Alice starts it, Bob adds the image on a branch, and the pull
     // request is merged with a merge commit, as GitHub does.
-    const repo = path.join(work, "manifests-repo");
-    const home = path.join(work, "git-home");
-    await Promise.all([mkdir(repo), mkdir(home)]);
-    const git = (who: string, ...args: string[]) => runTestGit({ cwd: repo, home, who }, ...args).trim();
     const manifest = manifestYaml("built", built.digest);
-    git("Alice", "init", "-q", "-b", "main");
-    await writeFile(path.join(repo, "promo.yaml"), manifest.replace(/images:[\s\S]*$/, "images: []\n"));
-    git("Alice", "add", "-A");
-    git("Alice", "commit", "-q", "-m", "the manifest");
-    const base = git("Alice", "rev-parse", "HEAD");
-    git("Bob", "checkout", "-q", "-b", "feature");
-    await writeFile(path.join(repo, "promo.yaml"), manifest);
-    git("Bob", "commit", "-q", "-am", "promote built v1");
-    const added = git("Bob", "rev-parse", "HEAD");
-    git("Merger", "checkout", "-q", "main");
-    git("Merger", "merge", "--no-ff", "-q", "feature", "-m", "Merge pull request #7 from bob/feature");
-    const merge = git("Merger", "rev-parse", "HEAD");
+    const { history, base } = await ManifestHistory.start(
+      path.join(work, "manifests-repo"),
+      { "promo.yaml": manifest.replace(/images:[\s\S]*$/, "images: []\n") },
+      "Alice",
+      "the manifest",
+    );
+    const repo = history.repo;
+    const { head: added, merge } = await history.mergedPullRequest({
+      number: 7,
+      author: "Bob",
+      branch: "feature",
+      commits: [{ files: { "promo.yaml": manifest }, message: "promote built v1" }],
+    });
     standIn.addMergedPull("org/manifests", {
       number: 7,
       author: "bob",
@@ -433,14 +430,7 @@ describe("who built it and who approved it, in the attestations", () => {
     const run = await runPromoter(promoteArgs, {
       cwd: repo,
       timeoutMs: 120_000,
-      env: {
-        GITHUB_ACTIONS: "true",
-        GITHUB_REPOSITORY: "org/manifests",
-        GITHUB_EVENT_NAME: "push",
-        GITHUB_EVENT_PATH: event,
-        GITHUB_TOKEN: TOKEN,
-        GITHUB_API_URL: standIn.url,
-      },
+      env: githubPushEnvironment({ repository: "org/manifests", event, token: TOKEN, apiUrl: standIn.url }),
     });
     expect(run.status, run.stderr + run.stdout).toBe(0);
     expect(run.stderr).not.toContain("review facts:");

@@ -17,6 +17,7 @@ import {
   sha256,
 } from "../support/scripted-registry.js";
 import { skopeoCopy } from "../support/skopeo.js";
+import { githubPushEnvironment, ManifestHistory } from "../support/manifest-history.js";
 import { runTestGit } from "../support/test-git.js";
 import { makeImage, type TestImage } from "../support/test-images.js";
 
@@ -320,19 +321,16 @@ describe("an approval on GitHub is only one when the reviewer may approve", () =
   // https://docs.github.com/en/rest/pulls/reviews#list-reviews-for-a-pull-request
   // https://docs.github.com/en/graphql/reference/enums#commentauthorassociation
   it("does not record the approval of an account with no association to the repository", async () => {
-    const { repo, git } = await gitRepository("sock");
-    git("Alice", "init", "-q", "-b", "main");
-    await writeFile(path.join(repo, "promo.yaml"), manifest(["base4"], ["sock"]));
-    git("Alice", "add", "-A");
-    git("Alice", "commit", "-q", "-m", "promote base4");
-    const base = git("Alice", "rev-parse", "HEAD");
-    git("Bob", "checkout", "-q", "-b", "feature");
-    await writeFile(path.join(repo, "promo.yaml"), manifest(["base4", "sock"], ["sock"]));
-    git("Bob", "commit", "-q", "-am", "promote sock");
-    const head = git("Bob", "rev-parse", "HEAD");
-    git("GitHub", "checkout", "-q", "main");
-    git("GitHub", "merge", "--no-ff", "-q", "feature", "-m", "Merge pull request #21 from bob/feature");
-    const merge = git("GitHub", "rev-parse", "HEAD");
+    const { history, base } = await ManifestHistory.start(path.join(work, "sock"), {
+      "promo.yaml": manifest(["base4"], ["sock"]),
+    });
+    const repo = history.repo;
+    const { head, merge } = await history.mergedPullRequest({
+      number: 21,
+      author: "Bob",
+      branch: "feature",
+      commits: [{ files: { "promo.yaml": manifest(["base4", "sock"], ["sock"]) }, message: "promote sock" }],
+    });
     standIn.addMergedPull("org/manifests", {
       number: 21,
       author: "bob",
@@ -350,14 +348,10 @@ describe("an approval on GitHub is only one when the reviewer may approve", () =
     const event = path.join(work, "push-sock.json");
     await writeFile(event, JSON.stringify({ ref: "refs/heads/main", before: base, after: merge }));
 
-    const run = await promote(repo, {
-      GITHUB_ACTIONS: "true",
-      GITHUB_REPOSITORY: "org/manifests",
-      GITHUB_EVENT_NAME: "push",
-      GITHUB_EVENT_PATH: event,
-      GITHUB_TOKEN: TOKEN,
-      GITHUB_API_URL: standIn.url,
-    });
+    const run = await promote(
+      repo,
+      githubPushEnvironment({ repository: "org/manifests", event, token: TOKEN, apiUrl: standIn.url }),
+    );
     expectClear(run, 0);
     const predicate = await record("sock", "sock");
     const review = predicate.review as { humanReview?: { reviewers?: { name: string }[] } };
@@ -496,28 +490,31 @@ describe("one push that merges several pull requests", () => {
   // whose commits wrote it, not by the last one.
   // https://docs.github.com/en/repositories/configuring-branches-and-merges-in-your-repository/configuring-pull-request-merges/managing-a-merge-queue
   it("does not credit the last pull request's approvers with an edge an earlier one wrote", async () => {
-    const { repo, git } = await gitRepository("queue");
-    git("Alice", "init", "-q", "-b", "main");
-    await writeFile(path.join(repo, "promo.yaml"), manifest(["base5"], ["queue"]));
-    git("Alice", "add", "-A");
-    git("Alice", "commit", "-q", "-m", "promote base5");
-    const base = git("Alice", "rev-parse", "HEAD");
+    const { history, base } = await ManifestHistory.start(path.join(work, "queue"), {
+      "promo.yaml": manifest(["base5"], ["queue"]),
+    });
+    const repo = history.repo;
     // Bob's pull request #41, approved by alice alone...
-    git("Bob", "checkout", "-q", "-b", "bob");
-    await writeFile(path.join(repo, "promo.yaml"), manifest(["base5", "queued1"], ["queue"]));
-    git("Bob", "commit", "-q", "-am", "promote queued1");
-    const bobHead = git("Bob", "rev-parse", "HEAD");
-    git("GitHub", "checkout", "-q", "main");
-    git("GitHub", "merge", "--no-ff", "-q", "bob", "-m", "Merge pull request #41 from bob/bob");
-    const bobMerge = git("GitHub", "rev-parse", "HEAD");
+    const { head: bobHead, merge: bobMerge } = await history.mergedPullRequest({
+      number: 41,
+      author: "Bob",
+      branch: "bob",
+      commits: [
+        { files: { "promo.yaml": manifest(["base5", "queued1"], ["queue"]) }, message: "promote queued1" },
+      ],
+    });
     // ...and carol's #42, approved by dave and erin, merged in the same push.
-    git("Carol", "checkout", "-q", "-b", "carol");
-    await writeFile(path.join(repo, "promo.yaml"), manifest(["base5", "queued1", "queued2"], ["queue"]));
-    git("Carol", "commit", "-q", "-am", "promote queued2");
-    const carolHead = git("Carol", "rev-parse", "HEAD");
-    git("GitHub", "checkout", "-q", "main");
-    git("GitHub", "merge", "--no-ff", "-q", "carol", "-m", "Merge pull request #42 from carol/carol");
-    const carolMerge = git("GitHub", "rev-parse", "HEAD");
+    const { head: carolHead, merge: carolMerge } = await history.mergedPullRequest({
+      number: 42,
+      author: "Carol",
+      branch: "carol",
+      commits: [
+        {
+          files: { "promo.yaml": manifest(["base5", "queued1", "queued2"], ["queue"]) },
+          message: "promote queued2",
+        },
+      ],
+    });
     standIn.addMergedPull("org/queue", {
       number: 41,
       author: "bob",
@@ -542,14 +539,10 @@ describe("one push that merges several pull requests", () => {
     const event = path.join(work, "push-queue.json");
     await writeFile(event, JSON.stringify({ ref: "refs/heads/main", before: base, after: carolMerge }));
 
-    const run = await promote(repo, {
-      GITHUB_ACTIONS: "true",
-      GITHUB_REPOSITORY: "org/queue",
-      GITHUB_EVENT_NAME: "push",
-      GITHUB_EVENT_PATH: event,
-      GITHUB_TOKEN: TOKEN,
-      GITHUB_API_URL: standIn.url,
-    });
+    const run = await promote(
+      repo,
+      githubPushEnvironment({ repository: "org/queue", event, token: TOKEN, apiUrl: standIn.url }),
+    );
     expectClear(run, 0);
     const bobs = (await record("queue", "queued1")).review as {
       addedIn?: { sha?: string };

@@ -1,5 +1,5 @@
 import { generateKeyPairSync } from "node:crypto";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -8,7 +8,7 @@ import { GitHubStandIn, standInReview } from "../support/github-stand-in.js";
 import { pushToRegistry } from "../support/hostile-signing.js";
 import { expectClear, requireBuiltCli, runPromoter } from "../support/promoter-process.js";
 import { startRegistry, type TestRegistry } from "../support/registry-harness.js";
-import { runTestGit } from "../support/test-git.js";
+import { githubPushEnvironment, ManifestHistory } from "../support/manifest-history.js";
 import { makeImage, type TestImage } from "../support/test-images.js";
 
 /**
@@ -77,35 +77,29 @@ afterAll(async () => {
 
 describe("a pull request's author cannot make the record claim an approval", () => {
   it("records neither a stale approval, nor a trailer, nor this change's approval of an older line", async () => {
-    const repo = path.join(work, "repo");
-    const home = path.join(work, "home");
-    await Promise.all([mkdir(repo), mkdir(home)]);
-    const git = (who: string, ...args: string[]) => runTestGit({ cwd: repo, home, who }, ...args).trim();
-    git("Alice", "init", "-q", "-b", "main");
-    await writeFile(path.join(repo, "promo.yaml"), manifest(["old"]));
-    git("Alice", "add", "-A");
-    git("Alice", "commit", "-q", "-m", "promote old");
-    const base = git("Alice", "rev-parse", "HEAD");
-    // Bob's pull request: a benign commit that carol approves...
-    git("Bob", "checkout", "-q", "-b", "feature");
-    await writeFile(path.join(repo, "promo.yaml"), manifest(["old", "benign"]));
-    git("Bob", "commit", "-q", "-am", "promote benign");
-    const approved = git("Bob", "rev-parse", "HEAD");
-    // ...then one more, after the approval, with a trailer and a terminal escape of his making.
-    await writeFile(path.join(repo, "promo.yaml"), manifest(["old", "benign", "sneaky"]));
-    git(
-      "Bob",
-      "commit",
-      "-q",
-      "-am",
-      "promote sneaky \u001b[32mreviewed\u001b[0m",
-      "-m",
-      "Approved-by: carol",
+    const { history, base } = await ManifestHistory.start(
+      path.join(work, "repo"),
+      { "promo.yaml": manifest(["old"]) },
+      "Alice",
+      "promote old",
     );
-    const head = git("Bob", "rev-parse", "HEAD");
-    git("Merger", "checkout", "-q", "main");
-    git("Merger", "merge", "--no-ff", "-q", "feature", "-m", "Merge pull request #9 from bob/feature");
-    const merge = git("Merger", "rev-parse", "HEAD");
+    const repo = history.repo;
+    const pull = await history.mergedPullRequest({
+      number: 9,
+      author: "Bob",
+      branch: "feature",
+      commits: [
+        // A benign commit that carol approves...
+        { files: { "promo.yaml": manifest(["old", "benign"]) }, message: "promote benign" },
+        // ...then one more, after the approval, with a trailer and a terminal escape of his making.
+        {
+          files: { "promo.yaml": manifest(["old", "benign", "sneaky"]) },
+          message: ["promote sneaky \u001b[32mreviewed\u001b[0m", "Approved-by: carol"],
+        },
+      ],
+    });
+    const { head, merge } = pull;
+    const approved = pull.commits[0] ?? "";
     standIn.addMergedPull("org/manifests", {
       number: 9,
       author: "bob",
@@ -131,14 +125,7 @@ describe("a pull request's author cannot make the record claim an approval", () 
       {
         cwd: repo,
         timeoutMs: 120_000,
-        env: {
-          GITHUB_ACTIONS: "true",
-          GITHUB_REPOSITORY: "org/manifests",
-          GITHUB_EVENT_NAME: "push",
-          GITHUB_EVENT_PATH: event,
-          GITHUB_TOKEN: TOKEN,
-          GITHUB_API_URL: standIn.url,
-        },
+        env: githubPushEnvironment({ repository: "org/manifests", event, token: TOKEN, apiUrl: standIn.url }),
       },
     );
     expectClear(run, 0);
