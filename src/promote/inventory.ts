@@ -5,13 +5,13 @@ import type { RepositoryQuestion, RepositoryState } from "../plan/index.js";
 import type { Digest, RepositoryLocation, Tag } from "../reference/index.js";
 import {
   openOnSide,
+  tagsOfManifestMap,
   type ManifestResolver,
   type RepositoryOpener,
   type Side,
   type TagLister,
 } from "../registry/index.js";
 import { runBounded } from "../concurrency/index.js";
-import { tagsOfManifestMap } from "../registry/index.js";
 
 /**
  * Reading what the plan needs, and nothing more: for each repository an edge touches, where the

@@ -382,8 +382,9 @@ async function planSubject(
   const attest = context.attest;
   // What we attest is known before the statements are: their bytes (and the facts they hold,
   // which may ask git and GitHub) are made only when some destination lacks one of ours.
-  const attestTypes =
-    signThis && signer && attest && target.identities.length > 0 ? OUR_ATTESTATION_TYPES : [];
+  // The canonical identity our statements name (and our attestations found must name).
+  const attestIdentity = target.identities[0] ?? "";
+  const attestTypes = signThis && signer && attest && attestIdentity !== "" ? OUR_ATTESTATION_TYPES : [];
   let made: Promise<PlannedStatement[]> | undefined;
   const statements = (): Promise<PlannedStatement[]> =>
     (made ??= attest
@@ -451,7 +452,7 @@ async function planSubject(
           ? ownAttestationLayers(
               sets,
               subject.digest,
-              target.identities[0] ?? "",
+              attestIdentity,
               attestTypes,
               signer.ownSignatures,
               call,
@@ -563,7 +564,7 @@ async function planSubject(
           subject,
           {
             predicateType,
-            identity: target.identities[0] ?? "",
+            identity: attestIdentity,
             made: async () => {
               const statement = (await statements()).find((made) => made.predicateType === predicateType);
               if (!statement) throw new Error(`no ${predicateType} statement was made for ${subject.digest}`);
