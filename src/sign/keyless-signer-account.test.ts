@@ -122,6 +122,41 @@ describe("keyless signing as a service account (--signer-account)", () => {
     expectNoTokenIn(run.all);
   });
 
+  it("kpromo's command line (cip --keyless --signer-account) signs as the account the same way", async () => {
+    const manifest = await writeManifest("cip");
+    const capture = captureIO({ cwd: dir, env: { HOME: dir, GOOGLE_APPLICATION_CREDENTIALS: callerKey } });
+    const status = await runCli(
+      [
+        "cip",
+        `--manifest=${manifest}`,
+        "--confirm",
+        `--signer-account=${SIGNER}`,
+        "--keyless",
+        "--fulcio-url",
+        sigstore.fulcioUrl,
+        "--rekor-url",
+        sigstore.rekorUrl,
+        "--trusted-root",
+        "trusted_root.json",
+        "--certificate-identity",
+        SIGNER,
+        "--certificate-oidc-issuer",
+        GOOGLE_ISSUER,
+        "--no-attestations",
+        "--iam-credentials-url",
+        google.iamCredentialsUrl,
+      ],
+      capture.io,
+    );
+    const all = `${capture.out()}\n${capture.err()}`;
+    expect(status, all).toBe(0);
+    expect(all).not.toContain("is a Google service account kpromo signs as");
+    expect(google.requests.filter((request) => request.service === "iam")).toMatchObject([
+      { path: `/v1/projects/-/serviceAccounts/${SIGNER}:generateIdToken`, status: 200, caller: CALLER },
+    ]);
+    expectNoTokenIn(all);
+  });
+
   it("a caller without the permission: a sign failure naming the account, the caller and the permission", async () => {
     const run = await promote(
       await writeManifest("refused"),

@@ -200,7 +200,8 @@ gives, are refused there.
 
 Signing: kpromo signs by default (--sign=true) with a Google service account (--signer-account).
 A --confirm run that signs needs --sign-key or --keyless here, or it is refused before anything is
-written; --sign=false promotes unsigned. --certificate-identity[-regexp] and
+written; with --keyless, --signer-account signs as that account as kpromo does (its identity token
+from IAM Credentials, with the job's Google credentials); --sign=false promotes unsigned. --certificate-identity[-regexp] and
 --certificate-oidc-issuer[-regexp] check staging: a signature staging carries must be by that
 identity, or the edge is refused.
 
@@ -527,9 +528,15 @@ function signingFlags(
     );
   }
   const account = flags["signer-account"];
-  if (sign && typeof account === "string" && account !== KPROMO_DEFAULTS.signerAccount) {
-    notes.add(
-      `--signer-account ${account} is a Google service account kpromo signs as; here signatures are made with --sign-key or --keyless`,
-    );
+  if (sign && typeof account === "string") {
+    // With --keyless, sign as that account as kpromo does: its identity token from IAM
+    // Credentials (promote's --signer-account). A key or a given token signs as itself.
+    if (values.keyless === true && values["identity-token"] === undefined) {
+      values["signer-account"] = account;
+    } else if (account !== KPROMO_DEFAULTS.signerAccount) {
+      notes.add(
+        `--signer-account ${account} is a Google service account kpromo signs as; it is used with --keyless (and no --identity-token), here signatures are made with ${values.keyless === true ? "the given --identity-token" : "--sign-key"}`,
+      );
+    }
   }
 }
