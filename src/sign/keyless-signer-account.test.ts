@@ -56,31 +56,40 @@ async function writeManifest(name: string): Promise<string> {
   return file;
 }
 
-async function promote(manifest: string, keyFile: string, ...extra: string[]) {
+/** Keyless signing against the stand-ins, recognising our certificates by the account's name. */
+function keylessFlags(): string[] {
+  return [
+    "--keyless",
+    "--fulcio-url",
+    sigstore.fulcioUrl,
+    "--rekor-url",
+    sigstore.rekorUrl,
+    "--trusted-root",
+    "trusted_root.json",
+    "--certificate-identity",
+    SIGNER,
+    "--certificate-oidc-issuer",
+    GOOGLE_ISSUER,
+    "--no-attestations",
+  ];
+}
+
+/** The CLI with `keyFile` as the job's Google credentials: its status and everything it printed. */
+async function runWithCredentials(keyFile: string, args: readonly string[]) {
   const capture = captureIO({ cwd: dir, env: { HOME: dir, GOOGLE_APPLICATION_CREDENTIALS: keyFile } });
-  const status = await runCli(
-    [
-      "promote",
-      "--manifest",
-      manifest,
-      "--confirm",
-      "--keyless",
-      "--fulcio-url",
-      sigstore.fulcioUrl,
-      "--rekor-url",
-      sigstore.rekorUrl,
-      "--trusted-root",
-      "trusted_root.json",
-      "--certificate-identity",
-      SIGNER,
-      "--certificate-oidc-issuer",
-      GOOGLE_ISSUER,
-      "--no-attestations",
-      ...extra,
-    ],
-    capture.io,
-  );
+  const status = await runCli([...args], capture.io);
   return { status, all: `${capture.out()}\n${capture.err()}` };
+}
+
+function promote(manifest: string, keyFile: string, ...extra: string[]) {
+  return runWithCredentials(keyFile, [
+    "promote",
+    "--manifest",
+    manifest,
+    "--confirm",
+    ...keylessFlags(),
+    ...extra,
+  ]);
 }
 
 function expectNoTokenIn(text: string): void {
@@ -124,31 +133,15 @@ describe("keyless signing as a service account (--signer-account)", () => {
 
   it("kpromo's command line (cip --keyless --signer-account) signs as the account the same way", async () => {
     const manifest = await writeManifest("cip");
-    const capture = captureIO({ cwd: dir, env: { HOME: dir, GOOGLE_APPLICATION_CREDENTIALS: callerKey } });
-    const status = await runCli(
-      [
-        "cip",
-        `--manifest=${manifest}`,
-        "--confirm",
-        `--signer-account=${SIGNER}`,
-        "--keyless",
-        "--fulcio-url",
-        sigstore.fulcioUrl,
-        "--rekor-url",
-        sigstore.rekorUrl,
-        "--trusted-root",
-        "trusted_root.json",
-        "--certificate-identity",
-        SIGNER,
-        "--certificate-oidc-issuer",
-        GOOGLE_ISSUER,
-        "--no-attestations",
-        "--iam-credentials-url",
-        google.iamCredentialsUrl,
-      ],
-      capture.io,
-    );
-    const all = `${capture.out()}\n${capture.err()}`;
+    const { status, all } = await runWithCredentials(callerKey, [
+      "cip",
+      `--manifest=${manifest}`,
+      "--confirm",
+      `--signer-account=${SIGNER}`,
+      ...keylessFlags(),
+      "--iam-credentials-url",
+      google.iamCredentialsUrl,
+    ]);
     expect(status, all).toBe(0);
     expect(all).not.toContain("is a Google service account kpromo signs as");
     expect(google.requests.filter((request) => request.service === "iam")).toMatchObject([
