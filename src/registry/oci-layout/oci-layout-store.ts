@@ -354,7 +354,7 @@ class OciLayoutRepositoryStore implements OciLayoutRepository {
       this.warned.add("docker");
       this.logger.log(
         "warn",
-        "a Docker-typed manifest in an OCI layout: skopeo 1.9 and podman 4.3 find it only as the layout's one manifest (oci:DIR/REPO without a tag), umoci and oci-image-tool not at all; the digest is kept, so it is not converted",
+        "a Docker-typed manifest in an OCI layout: skopeo 1.9 and podman 4.3 find it only as the layout's one manifest (oci:DIR/REPO without a tag), umoci and oci-image-tool not at all; the digest is kept, so it is not converted (for those readers, build the image with OCI media types, e.g. buildah push --format oci)",
         { layout: this.name, mediaType },
       );
     }
