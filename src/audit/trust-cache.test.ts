@@ -180,6 +180,21 @@ describe("the status page's verification cache", () => {
     expect(known?.state === "known" ? known.result.signature.signers : []).toEqual(["key-2"]);
   });
 
+  it("keeps its verdicts through pulls and blob uploads (its own checks' reads are notified too)", async () => {
+    const verifier = new ScriptedVerifier();
+    const trust = cache(verifier);
+    trust.lookup(PROD, A);
+    await verifier.answerAll();
+    await trust.idle();
+    trust.observe([
+      push(PROD, { action: "pull", digest: A as never }),
+      push(PROD, { targetKind: "blob", digest: A as never }),
+      push(PROD, { action: "mount", targetKind: "blob", digest: A as never }),
+    ]);
+    expect(trust.lookup(PROD, A)?.state).toBe("known");
+    expect(trust.checksStarted).toBe(1);
+  });
+
   it("throws away an answer that an event made stale while it ran", async () => {
     const verifier = new ScriptedVerifier();
     const trust = cache(verifier);

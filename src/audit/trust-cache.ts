@@ -13,8 +13,8 @@ import { eventRepositoryKey, type RegistryEvent } from "./event.js";
  *
  * A search asks `lookup`; an unknown place answers `checking` and is queued, so the page never
  * waits on a registry. At most `concurrency` checks run at once and `maxQueued` wait; the cache
- * keeps `maxEntries` verdicts, the least recently asked dropped first. Any event in a repository
- * (a pushed or deleted signature, attestation, tag) drops that repository's verdicts, and those
+ * keeps `maxEntries` verdicts, the least recently asked dropped first. A manifest or tag pushed or
+ * deleted in a repository (a signature, attestation, tag) drops that repository's verdicts, and those
  * already asked about are checked again at once; a push of a digest the manifests promote there
  * is checked before anyone asks.
  */
@@ -58,6 +58,11 @@ export interface TrustCacheOptions {
 interface Entry {
   readonly place: TrustPlace;
   verdict: TrustVerdict;
+}
+
+/** A push or delete of a manifest or tag (a delete may not say which it is). */
+export function changesVerdicts(event: Pick<RegistryEvent, "action" | "targetKind">): boolean {
+  return (event.action === "push" || event.action === "delete") && event.targetKind !== "blob";
 }
 
 function keyOf(repository: string, digest: string): string {
@@ -118,6 +123,9 @@ export class TrustCache {
   observe(events: readonly RegistryEvent[]): void {
     const touched = new Map<string, Set<string>>();
     for (const event of events) {
+      // Only a manifest or tag written or deleted changes what is verified. Pulls (our own
+      // checks' reads among them: a registry notifies those too) and blob uploads change nothing.
+      if (!changesVerdicts(event)) continue;
       const repository = eventRepositoryKey(event);
       const digests = touched.get(repository) ?? new Set<string>();
       if (event.digest !== undefined && event.action === "push") digests.add(event.digest);

@@ -244,13 +244,25 @@ function pendingBadge(text) {
   return el("span", { className: "cell pending", text });
 }
 
+/** A key id (sha256 of the public key) shortened, whole in its title; keyless subjects as they are. */
+function signerNode(signer) {
+  return /^sha256:[0-9a-f]{64}$/.test(signer)
+    ? el("code", { title: signer, text: `key ${shortDigest(signer)}` })
+    : el("span", { text: signer });
+}
+
 /** Who signed or why not, as text. */
 function verdictDetail(node, verdict) {
   if (verdict.status === "valid" && verdict.signers.length) {
-    node.append(" ", el("span", { className: "signer", text: `by ${verdict.signers.join(", ")}` }));
+    const by = el("span", { className: "signer" }, " by ");
+    verdict.signers.forEach((signer, index) => {
+      if (index > 0) by.append(", ");
+      by.append(signerNode(signer));
+    });
+    node.append(by);
   }
   if (verdict.status !== "valid" && verdict.reasons.length) {
-    node.append(" ", el("span", { className: "reason", text: verdict.reasons.join("; ") }));
+    node.append(el("span", { className: "reason", text: verdict.reasons.join("; ") }));
   }
 }
 
@@ -282,7 +294,6 @@ function attestationCell(mirror) {
     verdictDetail(node, attestation);
     if (attestation.approvers.length) {
       node.append(
-        " ",
         el(
           "span",
           { className: "approvers verified" },
@@ -292,9 +303,13 @@ function attestationCell(mirror) {
         ),
       );
     }
-    for (const change of attestation.changes) node.append(" · ", safeLink(change));
-    for (const line of attestation.manifests)
-      node.append(" · ", el("code", { className: "manifest-line", text: line }));
+    if (attestation.changes.length || attestation.manifests.length) {
+      const where = el("span", { className: "change-line" });
+      for (const change of attestation.changes) where.append(safeLink(change), " ");
+      for (const line of attestation.manifests)
+        where.append(el("code", { className: "manifest-line", text: line }), " ");
+      node.append(where);
+    }
   } else {
     node.append(
       el("span", {
