@@ -194,4 +194,10 @@ export type {
   KeylessVerdict,
   VerifiedReview,
   ApproverPolicy,
+  KeylessIdentity,
+  ClaimsExpectation,
+  StatementKind,
+  DsseEnvelope,
+  DsseSignature,
+  PromotionAttestationCheckStatus,
 } from "./index.js";

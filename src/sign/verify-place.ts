@@ -21,7 +21,9 @@ import {
  * every target of the manifests.
  */
 
+/** Whose signatures count, and what they must name: `promoter verify`'s trust settings. */
 export interface PlaceExpectation {
+  /** Public keys whose signatures count. */
   readonly keys: readonly VerificationKey[];
   /** Keyless signers accepted (certificate identity and issuer). */
   readonly keyless?: KeylessPolicy;
@@ -31,7 +33,9 @@ export interface PlaceExpectation {
   readonly approvers?: ApproverPolicy;
 }
 
+/** The signature of a digest at one mirror. */
 export interface PlaceSignature {
+  /** `unreadable`: the registry did not answer (the reason says how). */
   readonly status: "valid" | "invalid" | "missing" | "unreadable";
   /** For a valid one: key ids or keyless subjects. */
   readonly signers: readonly string[];
@@ -49,14 +53,19 @@ export interface VerifiedReview {
   readonly manifest?: { readonly path: string; readonly line: number; readonly uri?: string };
 }
 
+/** The promotion attestation of a digest at one mirror. */
 export interface PlaceAttestation {
+  /** `unapproved`: it verified, but its approvals fall short of the approver policy. */
   readonly status: PromotionAttestationCheckStatus | "unreadable";
+  /** Who signed the ones that verified: key ids, or keyless subjects. */
   readonly signers: readonly string[];
+  /** For the other statuses: each attestation looked at and why it does not count. */
   readonly reasons: readonly string[];
   /** What each verified promotion record says (for valid and unapproved only). */
   readonly reviews: readonly VerifiedReview[];
 }
 
+/** What `verifyPlace` answers for one digest in one repository. */
 export interface PlaceVerification {
   readonly signature: PlaceSignature;
   readonly attestation: PlaceAttestation;
