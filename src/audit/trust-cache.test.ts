@@ -124,22 +124,27 @@ describe("the status page's verification cache", () => {
     await verifier.answerAll();
   });
 
-  it("runs at most `concurrency` checks at once and queues at most `maxQueued`", async () => {
+  it("runs at most `concurrency` checks at once, queues at most `maxQueued`, newest ask first", async () => {
     const verifier = new ScriptedVerifier();
     const trust = cache(verifier, { concurrency: 2, maxQueued: 2 });
     for (const repository of [PROD, EU]) for (const digest of [A, B, C]) trust.lookup(repository, digest);
     expect(verifier.inFlight).toBe(2);
     expect(trust.queued).toBe(2);
-    // The sixth found the queue full: not recorded, so a later ask queues it.
+    // The oldest waiting asks (PROD C, EU A) were dropped for the newer ones: not recorded.
     expect(trust.size).toBe(4);
     await verifier.answerAll();
     await trust.idle();
     expect(verifier.mostInFlight).toBe(2);
-    expect(verifier.asked).toHaveLength(4);
-    expect(trust.lookup(EU, C)).toEqual({ state: "checking" });
+    expect(verifier.asked.map((place) => `${place.repository} ${place.digest}`)).toEqual([
+      `${PROD} ${A}`,
+      `${PROD} ${B}`,
+      `${EU} ${C}`,
+      `${EU} ${B}`,
+    ]);
+    expect(trust.lookup(PROD, C)).toEqual({ state: "checking" });
     await verifier.answerAll();
     await trust.idle();
-    expect(trust.lookup(EU, C)?.state).toBe("known");
+    expect(trust.lookup(PROD, C)?.state).toBe("known");
   });
 
   it("keeps at most `maxEntries` verdicts, dropping the least recently asked", async () => {

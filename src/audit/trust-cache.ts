@@ -12,7 +12,8 @@ import { eventRepositoryKey, type RegistryEvent } from "./event.js";
  * `promoter verify`) answered, computed in the background and cached.
  *
  * A search asks `lookup`; an unknown place answers `checking` and is queued, so the page never
- * waits on a registry. At most `concurrency` checks run at once and `maxQueued` wait; the cache
+ * waits on a registry. At most `concurrency` checks run at once and `maxQueued` wait, the newest
+ * ask first (a full queue drops its oldest ask, which a later ask queues again); the cache
  * keeps `maxEntries` verdicts, the least recently asked dropped first. A manifest or tag pushed or
  * deleted in a repository (a signature, attestation, tag) drops that repository's verdicts, and those
  * already asked about are checked again at once; a push of a digest the manifests promote there
@@ -177,18 +178,26 @@ export class TrustCache {
 
   private schedule(place: TrustPlace): void {
     if (this.closing.signal.aborted) return;
-    // A full queue takes nothing more: the place stays unknown and a later ask queues it.
-    if (this.queue.length >= this.maxQueued && this.running >= this.concurrency) return;
+    const key = keyOf(place.repository, place.digest);
     const entry: Entry = { place, verdict: { state: "checking" } };
-    this.entries.set(keyOf(place.repository, place.digest), entry);
-    for (const key of this.entries.keys()) {
+    this.entries.set(key, entry);
+    for (const oldest of this.entries.keys()) {
       if (this.entries.size <= this.maxEntries) break;
-      const evicted = this.entries.get(key);
-      this.entries.delete(key);
+      const evicted = this.entries.get(oldest);
+      this.entries.delete(oldest);
       if (evicted) this.dequeue(evicted);
     }
-    if (!this.entries.has(keyOf(place.repository, place.digest))) return;
-    this.queue.push(entry);
+    if (this.entries.get(key) !== entry) return;
+    // Newest first: what the last search shows is checked before what a broad one queued. A full
+    // queue drops its oldest ask, which stays unknown until it is asked again.
+    this.queue.unshift(entry);
+    const room = this.maxQueued + Math.max(0, this.concurrency - this.running);
+    while (this.queue.length > room) {
+      const dropped = this.queue.pop();
+      if (!dropped) break;
+      const droppedKey = keyOf(dropped.place.repository, dropped.place.digest);
+      if (this.entries.get(droppedKey) === dropped) this.entries.delete(droppedKey);
+    }
     this.pump();
   }
 
