@@ -242,6 +242,36 @@ describe("the status page's verification cache", () => {
     });
   });
 
+  it("gives up on a registry that never answers, as unreadable, and frees the slot", async () => {
+    const hanging = (_place: TrustPlace, signal: AbortSignal): Promise<PlaceVerification> =>
+      new Promise((_resolve, reject) => {
+        signal.addEventListener(
+          "abort",
+          () => {
+            reject(new Error("aborted"));
+          },
+          { once: true },
+        );
+      });
+    const trust = new TrustCache({
+      verify: hanging,
+      desiredState: () => state,
+      timeoutMs: 1,
+      concurrency: 1,
+    });
+    trust.lookup(PROD, A);
+    trust.lookup(PROD, B);
+    await trust.idle();
+    for (const digest of [A, B]) {
+      const known = trust.lookup(PROD, digest);
+      expect(known?.state === "known" ? known.result.signature : undefined).toEqual({
+        status: "unreadable",
+        signers: [],
+        reasons: ["the registry did not answer in time"],
+      });
+    }
+  });
+
   it("starts nothing after close", () => {
     const verifier = new ScriptedVerifier();
     const trust = cache(verifier);
