@@ -13,8 +13,10 @@ import {
   type Digest,
   type RegistryLocation,
   type RepositoryLocation,
+  type RepositoryPath,
   type Tag,
 } from "../reference/index.js";
+import { identityFor } from "../sign/index.js";
 
 /**
  * What production should hold, built from the promotion manifests: per production repository,
@@ -40,6 +42,14 @@ export interface DesiredRepository {
    * applies neither, so a push of any of them is still one a manifest asked for.
    */
   readonly tags: ReadonlyMap<Tag, readonly Digest[]>;
+  /** The image's path below its registry location (the manifest's image name). */
+  readonly image?: RepositoryPath;
+  /**
+   * The canonical name signatures and attestations of its digests name, as promote signs
+   * without `--sign-identity`: the manifest's first destination registry and the image
+   * (sign/targets.ts). The first manifest's when two promote into one repository.
+   */
+  readonly identity?: string;
 }
 
 /** A registry location named by the manifests, and whether it is production (`src` not set). */
@@ -67,6 +77,8 @@ interface ImageContent {
 interface RepositoryUnderConstruction {
   readonly key: string;
   readonly location: RepositoryLocation;
+  readonly image: RepositoryPath;
+  readonly identity: string;
   content: ImageContent;
   /** Whether `content` is shared with other repositories (the mirrors of one image). */
   shared: boolean;
@@ -142,6 +154,7 @@ export function buildDesiredState(set: ManifestSet): DesiredState {
       if (image.digests.length === 0) continue;
       const sourceLocation = repositoryIn(source.location, image.name);
       const content: ImageContent = { digests: new Map(), tags: new Map() };
+      const identity = identityFor(destinations[0]?.name ?? "", image.name);
       for (const entry of image.digests) {
         addToContent(
           content,
@@ -155,7 +168,7 @@ export function buildDesiredState(set: ManifestSet): DesiredState {
         const key = formatRepositoryLocation(location);
         const existing = building.get(key);
         if (!existing) {
-          building.set(key, { key, location, content, shared: true });
+          building.set(key, { key, location, image: image.name, identity, content, shared: true });
           continue;
         }
         // Two manifests (or two names) promote into one repository: merge into its own copy.
@@ -177,6 +190,8 @@ export function buildDesiredState(set: ManifestSet): DesiredState {
       location: entry.location,
       digests: entry.content.digests,
       tags: entry.content.tags,
+      image: entry.image,
+      identity: entry.identity,
     });
   }
   return { repositories, registries, edgeCount };

@@ -122,6 +122,18 @@ export {
   type AuditServerOptions,
 } from "./server.js";
 export {
+  DEFAULT_TRUST_CACHE_ENTRIES,
+  DEFAULT_TRUST_CONCURRENCY,
+  DEFAULT_TRUST_QUEUE,
+  registryPlaceVerifier,
+  TRUST_CHECK_TIMEOUT_MS,
+  TrustCache,
+  type PlaceVerifier,
+  type TrustCacheOptions,
+  type TrustPlace,
+  type TrustVerdict,
+} from "./trust-cache.js";
+export {
   LOOKUP_CONCURRENCY,
   MAX_CACHED_MANIFESTS,
   NEGATIVE_CACHE_MS,

@@ -25,6 +25,7 @@ import {
 } from "./finding-store.js";
 import type { AuditMetrics, RejectReason } from "./metrics.js";
 import { StatusPage, StatusProblem } from "./status-page.js";
+import type { TrustCache } from "./trust-cache.js";
 import { StatusStore } from "./status-store.js";
 import { findingJson } from "./finding-json.js";
 import { tokenMatches } from "./token-check.js";
@@ -84,6 +85,11 @@ export interface AuditServerOptions {
   readonly viewerToken?: string;
   /** Name -> token of those who may acknowledge findings on the status page (and view it). */
   readonly acknowledgers?: ReadonlyMap<string, string>;
+  /**
+   * Verified signatures and attestations on the status page (trust settings given); told of
+   * every event received, so a new signature or tag is checked again.
+   */
+  readonly trust?: TrustCache;
 }
 
 export interface AuditServer {
@@ -230,6 +236,7 @@ export function startAuditServer(
           redact,
           now,
           readBody,
+          ...(options.trust ? { trust: options.trust } : {}),
         },
       )
     : undefined;
@@ -294,6 +301,7 @@ export function startAuditServer(
         logger.log("warn", "audit event skipped", { route, reason: problem.reason });
       }
       const result = options.auditor.receive(parsed.events);
+      options.trust?.observe(parsed.events);
       sendJson(response, redact, 200, { ...result, rejected: parsed.problems });
       return;
     }

@@ -10,7 +10,7 @@ import { parseHostMapping } from "./event.js";
 import { FindingStore } from "./finding-store.js";
 import { AuditMetrics } from "./metrics.js";
 import { startAuditServer, type AuditServer } from "./server.js";
-import { SESSION_COOKIE, STATUS_CSP } from "./status-page.js";
+import { SESSION_COOKIE, STATUS_CSP, verifiedJson } from "./status-page.js";
 
 /**
  * The status page's HTTP rules (docs/auditor.md, "Status page"): which token may do what, how a
@@ -278,7 +278,13 @@ describe("status page HTTP rules", () => {
     const search = (await (await get("/status/api/search?q=app%3A1.0", viewer)).json()) as {
       hits: {
         digest: string;
-        mirrors: { mirror: string; present: boolean; change: string | null; problem: string | null }[];
+        mirrors: {
+          mirror: string;
+          present: boolean;
+          change: string | null;
+          problem: string | null;
+          verified: unknown;
+        }[];
       }[];
     };
     expect(search.hits.map((hit) => hit.digest)).toEqual([PROMOTED]);
@@ -287,13 +293,17 @@ describe("status page HTTP rules", () => {
         mirror: "reg.example/eu/prod",
         present: false,
         problem: "failed: HTTP 500 from destination",
+        verified: { state: "not-checked" },
       }),
       expect.objectContaining({
         mirror: "reg.example/prod",
         present: true,
         change: "https://git.example/manifests/pull/7",
+        verified: { state: "not-checked" },
       }),
     ]);
+    // No trust settings: the answer says nothing is verified.
+    expect(search).toMatchObject({ verification: "off" });
     const promotions = (await (await get("/status/api/promotions", viewer)).json()) as {
       reports: { approvedBy: string[]; edges: { outcome: string }[] }[];
     };
@@ -363,5 +373,58 @@ describe("status page colours", () => {
         expect(ratio, `theme ${index}: --${text} on --${background}`).toBeGreaterThanOrEqual(4.5);
       }
     }
+  });
+});
+
+describe("a mirror's verified state in the search answer", () => {
+  const checkedAt = "2026-12-06T07:00:00.000Z";
+
+  it("is not-checked without trust settings, whatever is cached, and checking until known", () => {
+    expect(verifiedJson(undefined, false)).toEqual({ state: "not-checked" });
+    expect(verifiedJson({ state: "checking" }, false)).toEqual({ state: "not-checked" });
+    expect(verifiedJson({ state: "checking" }, true)).toEqual({ state: "checking" });
+  });
+
+  it("takes approvers, changes and manifest lines only from verified promotion records, reasons cut", () => {
+    const long = "x".repeat(400);
+    const shown = verifiedJson(
+      {
+        state: "known",
+        checkedAt,
+        result: {
+          signature: { status: "invalid", signers: [], reasons: ["a", "b", "c", "d", long] },
+          attestation: {
+            status: "valid",
+            signers: ["sha256:k"],
+            reasons: [long],
+            reviews: [
+              {
+                approvers: ["carol", "erin"],
+                change: "https://git.example/pull/1",
+                manifest: { path: "m.yaml", line: 3 },
+              },
+              {
+                approvers: ["carol"],
+                manifest: { path: "m.yaml", line: 3, uri: "git+https://git.example@abc#m.yaml" },
+              },
+            ],
+          },
+        },
+      },
+      true,
+    );
+    expect(shown).toEqual({
+      state: "known",
+      checkedAt,
+      signature: { status: "invalid", signers: [], reasons: ["a", "b", "c"] },
+      attestation: {
+        status: "valid",
+        signers: ["sha256:k"],
+        reasons: [`${"x".repeat(300)}…`],
+        approvers: ["carol", "erin"],
+        changes: ["https://git.example/pull/1"],
+        manifests: ["m.yaml:3", "git+https://git.example@abc#m.yaml:3"],
+      },
+    });
   });
 });

@@ -17,6 +17,7 @@ import {
   wantedDigests,
 } from "./status-model.js";
 import { parseReportUpload, ReportUploadError, type StatusStore } from "./status-store.js";
+import type { TrustCache, TrustVerdict } from "./trust-cache.js";
 
 /**
  * The status page (docs/auditor.md, "Status page"): static assets shipped in the package
@@ -106,6 +107,58 @@ export interface StatusContext {
   readonly redact: (text: string) => string;
   readonly now: () => number;
   readonly readBody: (request: IncomingMessage, limit: number) => Promise<Buffer>;
+  /**
+   * Verified signatures and attestations (`audit serve --public-key/--policy`); without it the
+   * page says they are not verified.
+   */
+  readonly trust?: TrustCache;
+}
+
+/** Reasons shown per verdict: the first few, each cut (the full ones are `promoter verify`'s). */
+const MAX_SHOWN_REASONS = 3;
+const MAX_REASON_CHARS = 300;
+
+function shownReasons(reasons: readonly string[]): string[] {
+  return reasons
+    .slice(0, MAX_SHOWN_REASONS)
+    .map((reason) => (reason.length > MAX_REASON_CHARS ? `${reason.slice(0, MAX_REASON_CHARS)}…` : reason));
+}
+
+/**
+ * A mirror's verified state as the page's JSON gives it: `not-checked` (no trust settings, or
+ * not a digest the manifests promote there), `checking`, or what the check found. Approvers and
+ * changes come only from promotion records whose signature verified.
+ */
+export function verifiedJson(verdict: TrustVerdict | undefined, enabled: boolean): Record<string, unknown> {
+  if (!enabled || !verdict) return { state: "not-checked" };
+  if (verdict.state === "checking") return { state: "checking" };
+  const { signature, attestation } = verdict.result;
+  const unique = (values: readonly string[]) => [...new Set(values)];
+  return {
+    state: "known",
+    checkedAt: verdict.checkedAt,
+    signature: {
+      status: signature.status,
+      signers: signature.signers,
+      reasons: shownReasons(signature.reasons),
+    },
+    attestation: {
+      status: attestation.status,
+      signers: attestation.signers,
+      reasons: shownReasons(attestation.reasons),
+      approvers: unique(attestation.reviews.flatMap((review) => review.approvers)),
+      changes: unique(
+        attestation.reviews.flatMap((review) => (review.change === undefined ? [] : [review.change])),
+      ),
+      manifests: unique(
+        attestation.reviews.flatMap((review) =>
+          review.manifest === undefined
+            ? []
+            : [`${review.manifest.uri ?? review.manifest.path}:${review.manifest.line}`],
+        ),
+      ),
+    },
+  };
 }
 
 function cookieValue(request: IncomingMessage, name: string): string | undefined {
@@ -419,9 +472,11 @@ export class StatusPage {
       ...new Set(result.hits.flatMap((hit) => hit.mirrors.map((place) => place.repository))),
     ];
     const evidence = this.context.store.evidence(repositories).byDigest;
+    const trust = this.context.trust;
     return {
       query,
       truncated: result.truncated,
+      verification: trust ? "on" : "off",
       hits: result.hits.map((hit) => ({
         project: hit.project,
         image: hit.image,
@@ -432,6 +487,7 @@ export class StatusPage {
           repository: place.repository,
           wantedTags: [...(wantedDigests(place.desired).get(hit.digest)?.tags ?? [])].sort(),
           ...(evidence.get(`${place.repository} ${hit.digest}`) ?? NO_EVIDENCE),
+          verified: verifiedJson(trust?.lookup(place.repository, hit.digest), trust !== undefined),
         })),
       })),
     };

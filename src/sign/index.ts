@@ -243,3 +243,12 @@ export {
   type FoundAttestation,
   type VerifyAttestationsOptions,
 } from "./verify-attestations.js";
+export {
+  verifiedReview,
+  verifyPlace,
+  type PlaceAttestation,
+  type PlaceExpectation,
+  type PlaceSignature,
+  type PlaceVerification,
+  type VerifiedReview,
+} from "./verify-place.js";

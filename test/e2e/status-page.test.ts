@@ -264,10 +264,15 @@ describe("the auditor's status page in a browser", () => {
       expect(text).toContain(`${registry.host}/${mirror}`);
       expect(text).toContain("present");
       expect(text).toContain("1.0");
-      expect(text).toContain("signature");
+      expect(text).toContain("signature seen, not verified");
       expect(text).not.toContain("none seen");
-      expect(text).toContain("approved by bob");
+      // Without trust settings the report's claims are shown as the job's, never as verified.
+      expect(text).toContain("Reported by the promotion job: approved by bob");
+      expect(text).not.toContain("(verified)");
     }
+    expect(await page.locator("#unverified-note").textContent()).toContain(
+      "Signatures are not verified here.",
+    );
     const change = hit.getByRole("link", { name: "https://git.example/org/manifests/pull/42" }).first();
     expect(await change.getAttribute("href")).toBe("https://git.example/org/manifests/pull/42");
     await screenshotBothWidths(page, "search");

@@ -146,21 +146,55 @@ function route() {
 
 // Search ---------------------------------------------------------------------------------------
 
-async function search(query) {
+/** Which search is current: a later one (or a re-ask while checks run) replaces it. */
+let searchGeneration = 0;
+/** While some mirror is still being checked, the search is asked again this often, this many times. */
+const RECHECK_MS = 1000;
+const RECHECK_TIMES = 60;
+
+async function search(query, recheck = 0) {
+  const generation = recheck === 0 ? ++searchGeneration : searchGeneration;
   const status = byId("search-status");
   const results = byId("search-results");
-  status.textContent = "Searching…";
+  if (recheck === 0) status.textContent = "Searching…";
   try {
     const answer = await api(`/status/api/search?q=${encodeURIComponent(query)}`);
+    if (generation !== searchGeneration) return;
     results.replaceChildren();
     status.textContent =
       answer.hits.length === 0
         ? `Nothing the manifests promote matches “${query}”.`
         : `${answer.hits.length}${answer.truncated ? "+" : ""} image version(s) match “${query}”.`;
+    if (answer.hits.length > 0 && answer.verification !== "on") results.append(unverifiedNote());
     for (const hit of answer.hits) results.append(hitCard(hit));
+    const checking = answer.hits.some((hit) =>
+      hit.mirrors.some((mirror) => mirror.verified?.state === "checking"),
+    );
+    if (checking && recheck < RECHECK_TIMES) {
+      setTimeout(() => {
+        if (generation === searchGeneration) void search(query, recheck + 1);
+      }, RECHECK_MS);
+    }
   } catch (error) {
-    status.textContent = `Search failed: ${error.message}`;
+    if (generation === searchGeneration) status.textContent = `Search failed: ${error.message}`;
   }
+}
+
+/** Said plainly when the auditor has no trust settings: what is shown is seen, not verified. */
+function unverifiedNote() {
+  return el(
+    "p",
+    { className: "note", id: "unverified-note" },
+    el("strong", { text: "Signatures are not verified here. " }),
+    "A signature or attestation below is one the auditor saw pushed, and approvals are what the promotion job reported. ",
+    "To verify them, start the auditor with ",
+    el("code", { text: "--public-key FILE" }),
+    " (or ",
+    el("code", { text: "--policy FILE" }),
+    "), as for ",
+    el("code", { text: "promoter verify" }),
+    ".",
+  );
 }
 
 function hitCard(hit) {
@@ -182,8 +216,8 @@ function hitCard(hit) {
     el("code", { text: mirror.mirror }),
     yesNo(mirror.present, "present", "not seen"),
     mirror.tags.length ? mirror.tags.join(", ") : "—",
-    yesNo(mirror.signature, "signature", "none seen"),
-    approval(mirror),
+    signatureCell(mirror),
+    attestationCell(mirror),
     when(mirror.firstSeen),
     mirror.problem || (mirror.violation ? "violation in this repository" : "—"),
   ]);
@@ -196,12 +230,102 @@ function hitCard(hit) {
   );
 }
 
-function approval(mirror) {
-  const node = el("span");
-  node.append(yesNo(mirror.attestation, "attestation", "no attestation"));
-  if (mirror.approvedBy.length) node.append(` approved by ${mirror.approvedBy.join(", ")}`);
-  const change = safeLink(mirror.change);
-  if (change) node.append(" · ", change);
+/** A verdict's badge: valid is good, missing/invalid/unapproved/unreadable bad. */
+function verdictBadge(status, what) {
+  const good = status === "valid";
+  return el("span", {
+    className: `cell ${good ? "yes" : "no"}`,
+    "data-status": status,
+    text: `${what} ${status}`,
+  });
+}
+
+function pendingBadge(text) {
+  return el("span", { className: "cell pending", text });
+}
+
+/** A key id (sha256 of the public key) shortened, whole in its title; keyless subjects as they are. */
+function signerNode(signer) {
+  return /^sha256:[0-9a-f]{64}$/.test(signer)
+    ? el("code", { title: signer, text: `key ${shortDigest(signer)}` })
+    : el("span", { text: signer });
+}
+
+/** Who signed or why not, as text. */
+function verdictDetail(node, verdict) {
+  if (verdict.status === "valid" && verdict.signers.length) {
+    const by = el("span", { className: "signer" }, " by ");
+    verdict.signers.forEach((signer, index) => {
+      if (index > 0) by.append(", ");
+      by.append(signerNode(signer));
+    });
+    node.append(by);
+  }
+  if (verdict.status !== "valid" && verdict.reasons.length) {
+    node.append(el("span", { className: "reason", text: verdict.reasons.join("; ") }));
+  }
+}
+
+function signatureCell(mirror) {
+  const node = el("span", { className: "verdict signature" });
+  const verified = mirror.verified || { state: "not-checked" };
+  if (verified.state === "checking") node.append(pendingBadge("checking…"));
+  else if (verified.state === "known") {
+    node.append(verdictBadge(verified.signature.status, "signature"));
+    verdictDetail(node, verified.signature);
+  } else {
+    node.append(
+      el("span", {
+        className: "cell pending",
+        text: mirror.signature ? "signature seen, not verified" : "no signature seen (not verified)",
+      }),
+    );
+  }
+  return node;
+}
+
+function attestationCell(mirror) {
+  const node = el("span", { className: "verdict attestation" });
+  const verified = mirror.verified || { state: "not-checked" };
+  if (verified.state === "checking") node.append(pendingBadge("checking…"));
+  else if (verified.state === "known") {
+    const attestation = verified.attestation;
+    node.append(verdictBadge(attestation.status, "attestation"));
+    verdictDetail(node, attestation);
+    if (attestation.approvers.length) {
+      node.append(
+        el(
+          "span",
+          { className: "approvers verified" },
+          "approved by ",
+          el("strong", { text: attestation.approvers.join(", ") }),
+          " (verified)",
+        ),
+      );
+    }
+    if (attestation.changes.length || attestation.manifests.length) {
+      const where = el("span", { className: "change-line" });
+      for (const change of attestation.changes) where.append(safeLink(change), " ");
+      for (const line of attestation.manifests)
+        where.append(el("code", { className: "manifest-line", text: line }), " ");
+      node.append(where);
+    }
+  } else {
+    node.append(
+      el("span", {
+        className: "cell pending",
+        text: mirror.attestation ? "attestation seen, not verified" : "no attestation seen (not verified)",
+      }),
+    );
+  }
+  // What an uploaded report claims is shown apart, never as verified.
+  if (mirror.approvedBy.length || mirror.change) {
+    const reported = el("span", { className: "reported" }, "Reported by the promotion job: ");
+    if (mirror.approvedBy.length) reported.append(`approved by ${mirror.approvedBy.join(", ")}`);
+    const change = safeLink(mirror.change);
+    if (change) reported.append(mirror.approvedBy.length ? " · " : "", change);
+    node.append(reported);
+  }
   return node;
 }
 

@@ -167,6 +167,39 @@ describe("audit command flags", () => {
     expect(err()).not.toContain(TOKEN);
   });
 
+  it.each([
+    { what: "--require-approvers", extra: ["--require-approvers", "2"], message: /give --public-key FILE/ },
+    {
+      what: "--sign-identity",
+      extra: ["--sign-identity", "reg.example/x"],
+      message: /give --public-key FILE/,
+    },
+    {
+      what: "--require-independent-approver",
+      extra: ["--require-independent-approver"],
+      message: /give --public-key FILE/,
+    },
+    { what: "a missing key file", extra: ["--public-key", "absent.pub"], message: /absent\.pub/ },
+  ])("refuses $what without usable trust settings, with exit 2", async ({ extra, message }) => {
+    await writeFile(path.join(work, "trust-token"), TOKEN, { mode: 0o600 });
+    await writeFile(path.join(work, "viewer-token"), `viewer-${TOKEN}`, { mode: 0o600 });
+    await writeFile(path.join(work, "trust.yaml"), manifestText({ [D1]: ["1.0"] }));
+    const argv = ["audit", "serve", "--manifest", "trust.yaml", "--listen", "127.0.0.1:0"];
+    argv.push("--token-file", "trust-token", "--viewer-token-file", "viewer-token", "--db", "trust.db");
+    const { io, err } = captureIO({ cwd: work });
+    expect(await runCli([...argv, ...extra], io)).toBe(2);
+    expect(err()).toMatch(message);
+  });
+
+  it("documents the status page's trust settings in audit serve --help", async () => {
+    const { io, out } = captureIO();
+    expect(await runCli(["audit", "serve", "--help"], io)).toBe(0);
+    for (const option of ["--public-key", "--policy", "--sign-identity", "--require-approvers"]) {
+      expect(out()).toContain(option);
+    }
+    expect(out()).toMatch(/signatures are\s+not\s+verified/);
+  });
+
   it("lists the audit commands in the help", async () => {
     const { io, out } = captureIO();
     expect(await runCli(["--help"], io)).toBe(0);

@@ -7,11 +7,15 @@ import {
   DEFAULT_PENDING_GRACE_MS,
   DEFAULT_RELOAD_INTERVAL_MS,
   DEFAULT_REVISION_WINDOW_MS,
+  DEFAULT_TRUST_CACHE_ENTRIES,
+  DEFAULT_TRUST_CONCURRENCY,
   FindingStore,
   ManifestWatcher,
   parseHostMapping,
   RegistryManifestLookup,
+  registryPlaceVerifier,
   startAuditServer,
+  TrustCache,
   WebhookAlertSink,
   type AlertSink,
   type HostMapping,
@@ -21,17 +25,25 @@ import { describeErrno, describeError, isPromoterError, UsageError } from "../..
 import type { Logger } from "../../log.js";
 import type { Tag } from "../../reference/index.js";
 import {
+  booleanOption,
   integerOption,
   stringListOption,
   stringOption,
   type Command,
   type ParsedValues,
 } from "../command.js";
-import { ExitCode } from "../io.js";
+import { ExitCode, type CliIO } from "../io.js";
 import { registryOptionSpecs, storeProviderFromOptions } from "../registry-options.js";
 import { registryPolicyOptionSpecs } from "../registry-policy-options.js";
 import { createCliLogger, parseLogLevel } from "../logger.js";
 import { readSecretFile, secretOption, type SecretValue } from "../secret-options.js";
+import { trustedSignerOptionSpecs, trustedSigners } from "../signing-options.js";
+import {
+  checkIdentity,
+  type ApproverPolicy,
+  type KeylessPolicy,
+  type VerificationKey,
+} from "../../sign/index.js";
 
 /** A token shorter than this is refused: it is the only thing between the internet and the log. */
 export const MIN_TOKEN_LENGTH = 16;
@@ -191,6 +203,49 @@ function aborted(signal: AbortSignal): Promise<void> {
   });
 }
 
+/**
+ * The status page's trust settings: `promoter verify`'s options with their meaning there
+ * (sign/verify-place.ts); undefined without `--public-key` and `--policy`.
+ */
+async function trustSettingsFromOptions(
+  values: ParsedValues,
+  io: CliIO,
+): Promise<
+  | {
+      expectation: { keys: VerificationKey[]; keyless?: KeylessPolicy; approvers?: ApproverPolicy };
+      identity?: string;
+    }
+  | undefined
+> {
+  const given =
+    stringListOption(values, "public-key").length > 0 || stringOption(values, "policy") !== undefined;
+  const identity = stringOption(values, "sign-identity");
+  const minApprovers = integerOption(values, "require-approvers", 1, 1000);
+  const independent = booleanOption(values, "require-independent-approver");
+  if (!given) {
+    if (identity !== undefined || minApprovers !== undefined || independent) {
+      throw new UsageError(
+        "--sign-identity, --require-approvers and --require-independent-approver shape the status page's signature checks: give --public-key FILE (or --policy FILE) too",
+      );
+    }
+    return undefined;
+  }
+  if (identity !== undefined) checkIdentity(identity);
+  const { keys, keyless } = await trustedSigners(values, io);
+  const approvers: ApproverPolicy = {
+    ...(minApprovers === undefined ? {} : { minApprovers }),
+    ...(independent ? { independentApprover: true } : {}),
+  };
+  return {
+    expectation: {
+      keys,
+      ...(keyless ? { keyless } : {}),
+      ...(Object.keys(approvers).length > 0 ? { approvers } : {}),
+    },
+    ...(identity === undefined ? {} : { identity }),
+  };
+}
+
 export const auditServeCommand: Command = {
   words: ["audit", "serve"],
   summary: "Judge registry notifications against the manifests, record findings, raise alerts",
@@ -222,6 +277,16 @@ and mirrors), is on with --viewer-token-file (a read-only token) and/or
 A browser signs in by posting the token once; it gets an HttpOnly, SameSite=Strict session
 cookie. CI uploads promotion reports (promoter promote --report) to POST /status/api/reports
 with the --token-file token.
+
+With trust settings, as promoter verify takes them (--public-key FILE, repeatable, and/or
+--policy FILE for keyless identities; --sign-identity for the name signatures must carry,
+default each image's first destination; --require-approvers N and
+--require-independent-approver judge the recorded approvals), the page shows each mirror's
+signature as valid (by whom), invalid (why) or missing, and the promotion attestation the same
+way, with the approvers and change only from an attestation whose signature verified. Checks run
+in the background when a search first asks or a push arrives ("checking..." until then), at most
+${DEFAULT_TRUST_CONCURRENCY} at once, and are cached (${DEFAULT_TRUST_CACHE_ENTRIES} places; an event in a repository drops its
+entries). Without them the page says signatures are not verified.
 
 Secrets (the webhook URL, a git URL with credentials) given as arguments are visible to every
 local user in the process list: give them as env://NAME or in a file (--alert-webhook-file,
@@ -336,6 +401,22 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
       description: `How long after it was replaced on the branch a manifest revision still explains events (default ${DEFAULT_REVISION_WINDOW_MS / 1000})`,
     },
     "log-level": { type: "string", valueName: "LEVEL", description: "debug, info (default), warn or error" },
+    ...trustedSignerOptionSpecs,
+    "sign-identity": {
+      type: "string",
+      valueName: "REF",
+      description:
+        "With --public-key/--policy: the name signatures must carry, a prefix or {image} template (default: each image's first destination)",
+    },
+    "require-approvers": {
+      type: "string",
+      valueName: "N",
+      description: "With --public-key/--policy: a promotion attestation counts with at least N approvers",
+    },
+    "require-independent-approver": {
+      type: "boolean",
+      description: "With --public-key/--policy: ... and an approver who is not the pull request's author",
+    },
     ...registryPolicyOptionSpecs,
     ...registryOptionSpecs,
   },
@@ -441,6 +522,7 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
       gitUrl !== undefined && gitUrlHasCredentials(gitUrl.value),
     );
     const dbPath = path.resolve(io.cwd, stringOption(values, "db") ?? DEFAULT_AUDIT_DB);
+    const trustSettings = await trustSettingsFromOptions(values, io);
 
     const metrics = new AuditMetrics();
     // The watcher's callbacks run before the auditor exists (the first load) and after.
@@ -513,6 +595,14 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
       ...(graceSeconds === undefined ? {} : { pendingGraceMs: graceSeconds * 1000 }),
     });
     running.auditor = auditor;
+    const trust = trustSettings
+      ? new TrustCache({
+          verify: registryPlaceVerifier(provider, trustSettings.expectation),
+          desiredState: () => auditor.desiredState,
+          ...(trustSettings.identity === undefined ? {} : { identity: trustSettings.identity }),
+          logger,
+        })
+      : undefined;
     let server;
     try {
       auditor.start();
@@ -525,6 +615,7 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
           ...(readerToken ? { readerToken } : {}),
           ...(viewerToken ? { viewerToken } : {}),
           ...(acknowledgers ? { acknowledgers } : {}),
+          ...(trust ? { trust } : {}),
           hostMapping,
           logger,
           ...(secrets ? { redact: (text: string) => secrets.redact(text) } : {}),
@@ -532,6 +623,7 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
         listen,
       );
     } catch (error) {
+      trust?.close();
       await auditor.close();
       store.close();
       await watcher.close();
@@ -555,11 +647,15 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
         viewerToken !== undefined || acknowledgers !== undefined
           ? `${server.url}/status`
           : "off (no --viewer-token-file)",
+      statusSignatures: trust
+        ? "verified (trust settings given)"
+        : "not verified (give --public-key or --policy to verify them)",
     });
 
     await aborted(io.signal);
     logger.log("info", "audit server stopping");
     await server.close();
+    trust?.close();
     await watcher.close();
     await auditor.close();
     await alerts?.drain(SHUTDOWN_ALERT_DRAIN_MS);
