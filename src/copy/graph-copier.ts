@@ -69,7 +69,8 @@ class BlobHolders {
   mountableInto(digest: Digest, destination: DestinationRun): CopyDestinationStore | undefined {
     return this.byDigest
       .get(digest)
-      ?.find((holder) => holder.key !== destination.key && destination.store.canMountFrom(holder.store))?.store;
+      ?.find((holder) => holder.key !== destination.key && destination.store.canMountFrom(holder.store))
+      ?.store;
   }
 }
 
@@ -424,7 +425,10 @@ export class GraphCopier {
           entry.settle(result);
         };
         const settleFailed = (error: unknown) => {
-          settle({ ok: false, failure: this.failure(error, "destination", digest, what, source, destination) });
+          settle({
+            ok: false,
+            failure: this.failure(error, "destination", digest, what, source, destination),
+          });
         };
 
         // A repository known to hold the blob on the same registry: mount without asking first.
@@ -433,7 +437,11 @@ export class GraphCopier {
         const from = this.mountSource(source, digest, destination);
         if (from !== undefined) {
           try {
-            if (await requests.run(() => destination.store.mountBlob(descriptor, from.location.repository, call))) {
+            if (
+              await requests.run(() =>
+                destination.store.mountBlob(descriptor, from.location.repository, call),
+              )
+            ) {
               destination.stats.blobsMounted += 1;
               emit({ ...event(destination), type: "blob-mounted" });
               settle(NODE_WRITTEN);
