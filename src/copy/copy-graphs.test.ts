@@ -55,6 +55,7 @@ import {
   type CopyOutcome,
   type CopySourceStore,
   type CopyTask,
+  type DestinationHint,
 } from "./index.js";
 
 // ---------------------------------------------------------------------------------------------
@@ -1137,6 +1138,64 @@ describe("copyGraphs between real registries", () => {
     }
     const raw = await skopeoInspectRaw(`docker://${mirror.host}/prod/sibling-b:v1`);
     expect(raw.bytes.equals(image.bytes)).toBe(true);
+  });
+
+  it("skips the existence checks the caller already made: the root seen absent, a repository seen empty", async () => {
+    const [staging, mirror] = registries as [TestRegistry, TestRegistry];
+    const image = makeImage({ seed: "remote-seen", layers: 2, layerSize: 4096, mediaTypes: "oci" });
+    await seed(staging, "staging/seen", [{ content: image, tag: "v1" }]);
+    const source = remoteStore(staging, "staging/seen", "source");
+    const blobs = allBlobs(image).length;
+    const copyWith = async (repository: string, seen: DestinationHint | undefined) => {
+      const destination = remoteStore(mirror, repository, "destination", { uncheckedWrites: true });
+      const before = requestsTo(mirror);
+      const [outcome] = await copyGraphs([
+        {
+          id: repository,
+          source,
+          digest: image.digest,
+          destinations: [{ store: destination, tags: [tag("v1")], ...(seen ? { seen } : {}) }],
+        },
+      ]);
+      expect(outcome?.status).toBe("copied");
+      const after = requestsTo(mirror);
+      const raw = await skopeoInspectRaw(`docker://${mirror.host}/${repository}:v1`);
+      expect(raw.bytes.equals(image.bytes)).toBe(true);
+      return Object.fromEntries(
+        Object.entries(after)
+          .map(([method, count]) => [method, count - (before[method] ?? 0)] as const)
+          .filter(([, count]) => count > 0),
+      );
+    };
+    // Without a hint: a HEAD for the root and for each blob.
+    expect(await copyWith("prod/seen-none", undefined)).toEqual({
+      HEAD: 1 + blobs,
+      POST: blobs,
+      PUT: blobs + 2,
+    });
+    expect(await copyWith("prod/seen-absent", "root-absent")).toEqual({
+      HEAD: blobs,
+      POST: blobs,
+      PUT: blobs + 2,
+    });
+    expect(await copyWith("prod/seen-empty", "empty-repository")).toEqual({ POST: blobs, PUT: blobs + 2 });
+
+    // A stale hint (the repository was not empty after all) costs bytes, not correctness: the
+    // blobs are written again under the same digests and skopeo pulls the image whole.
+    const stale = remoteStore(mirror, "prod/seen-stale", "destination");
+    await seedByDigest(stale.inner, image);
+    await stale.inner.putManifest(
+      { digest: image.digest, mediaType: image.mediaType, bytes: image.bytes },
+      tag("old"),
+    );
+    expect(await copyWith("prod/seen-stale", "empty-repository")).toEqual({ POST: blobs, PUT: blobs + 2 });
+    const pulled = path.join(root, "pulled-stale");
+    await skopeoCopy(`docker://${mirror.host}/prod/seen-stale:v1`, `oci:${pulled}:v1`);
+    for (const blob of allBlobs(image)) {
+      const bytes = await readFile(path.join(pulled, "blobs", "sha256", digestHex(blob.descriptor.digest)));
+      expect(bytes.equals(blob.bytes)).toBe(true);
+    }
+    expect((await skopeoListTags(`docker://${mirror.host}/prod/seen-stale`)).sort()).toEqual(["old", "v1"]);
   });
 
   it("does not deadlock when uploads to one host outnumber its connection slots", async () => {

@@ -92,6 +92,13 @@ export class GraphCopier {
   private readonly transfers: BlobTransfers;
   private readonly repositories = new RepositoryShortIds();
   private readonly holders = new BlobHolders();
+  /** Destinations (of one task) whose root the caller saw absent: no existence check for it. */
+  private readonly rootAbsent = new WeakSet<DestinationRun>();
+  /**
+   * Repositories the caller saw empty: nothing of a graph is checked there before it is written.
+   * What this run itself writes there is known through `manifests` and `blobs`.
+   */
+  private readonly emptyRepositories = new Set<string>();
 
   constructor(private readonly run: RunContext) {
     this.transfers = new BlobTransfers(run);
@@ -105,6 +112,11 @@ export class GraphCopier {
       (destination, index) =>
         new DestinationRun(task.id, index, destination.store, this.repositories.of(destination.store)),
     );
+    for (const destination of destinations) {
+      const seen = task.destinations[destination.index]?.seen;
+      if (seen === "root-absent") this.rootAbsent.add(destination);
+      if (seen === "empty-repository") this.emptyRepositories.add(destination.key);
+    }
     this.run.emit({ type: "task-started", taskId: task.id, destinations: destinations.length });
 
     // The root's bytes serve both the graph copy and the tag writes: read them at most once.
@@ -296,11 +308,19 @@ export class GraphCopier {
       });
     };
 
-    // Existence is checked by digest, never through a tag.
+    // Existence is checked by digest, never through a tag; not at all where the caller saw it
+    // absent (the root) or saw the repository empty.
     const missing: NodeEntry[] = [];
     await Promise.all(
       entries.map(async (entry) => {
         const { destination } = entry;
+        if (
+          (depth === 0 && this.rootAbsent.has(destination)) ||
+          this.emptyRepositories.has(destination.key)
+        ) {
+          missing.push(entry);
+          return;
+        }
         try {
           const found = await requests.run(() => destination.store.resolve(digest, call));
           if (found === undefined) {
@@ -468,6 +488,11 @@ export class GraphCopier {
           }
         }
 
+        // In a repository seen empty, a blob that this run did not put there is not there.
+        if (this.emptyRepositories.has(destination.key)) {
+          uploads.push({ destination, what, settle });
+          return;
+        }
         try {
           if (await requests.run(() => destination.store.hasBlob(digest, call))) {
             destination.stats.blobsSkipped += 1;
