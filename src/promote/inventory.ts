@@ -115,7 +115,7 @@ export async function observeRepository(
         : { tags: await store.listTags(call) };
       if (host !== undefined && store.listTagsAndManifests)
         hints?.learn(host, listing.manifests !== undefined);
-      listedEmpty = listing.tags.length === 0 && (listing.manifests?.size ?? 0) === 0;
+      listingSeen.empty = listing.tags.length === 0 && (listing.manifests?.size ?? 0) === 0;
       if (listing.manifests) {
         for (const [tag, digest] of tagsOfManifestMap(listing.manifests)) {
           const mediaType = listing.manifests.get(digest)?.mediaType;
@@ -133,7 +133,8 @@ export async function observeRepository(
       return new Set(listing.tags);
     };
     let mapped: ReadonlyMap<Digest, unknown> | undefined;
-    let listedEmpty = false;
+    // Set inside `list` (a closure, which control-flow analysis does not follow).
+    const listingSeen = { empty: false };
     let candidates = [...question.tags];
     if (host !== undefined && store.listTagsAndManifests && hints?.listFirst(host)) {
       const listed = await list();
@@ -157,7 +158,7 @@ export async function observeRepository(
       const descriptor = await store.resolve(digest, call);
       if (descriptor) present(digest, descriptor.mediaType);
     });
-    const empty = listedEmpty && tags.size === 0 && digests.size === 0;
+    const empty = listingSeen.empty && tags.size === 0 && digests.size === 0;
     return { kind: "observed", tags, digests, indexes, ...(empty ? { empty: true as const } : {}) };
   } catch (error) {
     if (signal?.aborted) throw error;
