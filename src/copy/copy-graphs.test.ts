@@ -542,6 +542,8 @@ describe("copyGraphs between OCI layouts", () => {
     for (const mirror of [m1!, m2!]) {
       for (const blob of allBlobs(first)) {
         expect(journal.count("putBlob", { store: mirror.name, reference: blob.descriptor.digest })).toBe(1);
+        // The second image's task asks nothing about a blob the run already put there.
+        expect(journal.count("hasBlob", { store: mirror.name, reference: blob.descriptor.digest })).toBe(1);
       }
       await expectComplete(mirror, first);
       await expectComplete(mirror, second);
