@@ -68,7 +68,11 @@ export interface CopyOptions {
    * `copyLimits`). Per-host request limits are the registry client's.
    */
   readonly concurrency?: number;
-  /** Try a cross-repository mount before uploading when both ends share a registry. Default true. */
+  /**
+   * Mount blobs across repositories of one registry instead of uploading them: from the source
+   * when it shares the destination's registry, or from another destination repository there that
+   * this run saw holding the blob. The mount is sent without a HEAD first. Default true.
+   */
   readonly mount?: boolean;
   /**
    * Attempts per write and destination: a blob upload (each attempt reads the source afresh and
