@@ -45,7 +45,7 @@ import {
   type TestContent,
   type TestImage,
 } from "../../test/support/test-images.js";
-import { skopeoInspectRaw, skopeoListTags } from "../../test/support/skopeo.js";
+import { skopeoCopy, skopeoInspectRaw, skopeoListTags } from "../../test/support/skopeo.js";
 import {
   copyGraphs,
   CopyError,
@@ -55,6 +55,7 @@ import {
   type CopyOutcome,
   type CopySourceStore,
   type CopyTask,
+  type DestinationHint,
 } from "./index.js";
 
 // ---------------------------------------------------------------------------------------------
@@ -138,6 +139,8 @@ interface Faults {
   uncheckedWrites?: boolean;
   /** Runs before a write is forwarded (used to abort a run at a chosen moment). */
   beforeWrite?: (operation: Operation, reference: string) => void;
+  /** Awaited before an existence check of a manifest is forwarded (to order tasks of one run). */
+  beforeResolve?: (reference: string) => Promise<void>;
 }
 
 /** Offers only the roles the engine asks for: a call to any other would not compile. */
@@ -177,7 +180,10 @@ class RecordingStore implements CopySourceStore, CopyDestinationStore {
   }
 
   resolve(reference: Tag | Digest, options?: CallOptions) {
-    return this.record("resolve", reference, () => this.inner.resolve(reference, options));
+    return this.record("resolve", reference, async () => {
+      await this.faults.beforeResolve?.(reference);
+      return this.inner.resolve(reference, options);
+    });
   }
 
   getManifest(reference: Tag | Digest, options?: CallOptions) {
@@ -536,6 +542,8 @@ describe("copyGraphs between OCI layouts", () => {
     for (const mirror of [m1!, m2!]) {
       for (const blob of allBlobs(first)) {
         expect(journal.count("putBlob", { store: mirror.name, reference: blob.descriptor.digest })).toBe(1);
+        // The second image's task asks nothing about a blob the run already put there.
+        expect(journal.count("hasBlob", { store: mirror.name, reference: blob.descriptor.digest })).toBe(1);
       }
       await expectComplete(mirror, first);
       await expectComplete(mirror, second);
@@ -1075,8 +1083,121 @@ describe("copyGraphs between real registries", () => {
     const [outcome] = await copyGraphs([task("mount", source, image, [[destination, ["v1"]]])]);
     expect(outcome).toMatchObject({ status: "copied", stats: { blobsMounted: 3, blobsUploaded: 0 } });
     expect(journal.count("openBlob")).toBe(0);
+    // A mount answers whether the blob is there too: no HEAD before it.
+    expect(journal.count("hasBlob")).toBe(0);
+    expect(journal.count("mountBlob")).toBe(3);
     const raw = await skopeoInspectRaw(`docker://${registry.host}/prod/mounted:v1`);
     expect(raw.bytes.equals(image.bytes)).toBe(true);
+  });
+
+  it("mounts what this run already put in another repository of the destination registry, without checking first", async () => {
+    const [staging, mirror] = registries as [TestRegistry, TestRegistry];
+    const image = makeImage({ seed: "remote-sibling-mount", layers: 2, layerSize: 8192, mediaTypes: "oci" });
+    await seed(staging, "staging/sibling", [{ content: image, tag: "v1" }]);
+    const source = remoteStore(staging, "staging/sibling", "source");
+    // The second repository starts once the first is complete, so the run knows who holds what.
+    let firstDone!: () => void;
+    const firstComplete = new Promise<void>((resolve) => (firstDone = resolve));
+    const first = remoteStore(mirror, "prod/sibling-a", "destination", { uncheckedWrites: true });
+    const second = remoteStore(mirror, "prod/sibling-b", "destination", {
+      uncheckedWrites: true,
+      beforeResolve: () => firstComplete,
+    });
+    const before = requestsTo(mirror);
+    let afterFirst: Record<string, number> = {};
+    const outcomes = await copyGraphs(
+      [task("a", source, image, [[first, ["v1"]]]), task("b", source, image, [[second, ["v1"]]])],
+      {
+        onEvent: (event) => {
+          if (event.type === "destination-done" && event.taskId === "a") {
+            afterFirst = requestsTo(mirror);
+            firstDone();
+          }
+        },
+      },
+    );
+    expect(outcomes.map((outcome) => outcome.status)).toEqual(["copied", "copied"]);
+    expect(outcomes[1]?.stats).toMatchObject({ blobsMounted: 3, blobsUploaded: 0 });
+    const delta = (after: Record<string, number>, start: Record<string, number>) =>
+      Object.fromEntries(
+        Object.entries(after).map(([method, count]) => [method, count - (start[method] ?? 0)]),
+      );
+    // The first repository as before: per blob a HEAD, a POST and a PUT; the root's HEAD, its
+    // PUT and the tag's PUT.
+    expect(delta(afterFirst, before)).toEqual({ HEAD: 4, POST: 3, PUT: 5 });
+    // The second: one POST ?mount= per blob (201) instead of HEAD, POST and PUT; no bytes.
+    expect(delta(requestsTo(mirror), afterFirst)).toEqual({ HEAD: 1, POST: 3, PUT: 2 });
+    for (const blob of allBlobs(image)) {
+      expect(journal.count("openBlob", { reference: blob.descriptor.digest })).toBe(1);
+    }
+
+    // skopeo pulls the mounted copy whole and checks every digest; the blobs are the source's.
+    const pulled = path.join(root, "pulled-sibling");
+    await skopeoCopy(`docker://${mirror.host}/prod/sibling-b:v1`, `oci:${pulled}:v1`);
+    for (const blob of allBlobs(image)) {
+      const bytes = await readFile(path.join(pulled, "blobs", "sha256", digestHex(blob.descriptor.digest)));
+      expect(bytes.equals(blob.bytes)).toBe(true);
+    }
+    const raw = await skopeoInspectRaw(`docker://${mirror.host}/prod/sibling-b:v1`);
+    expect(raw.bytes.equals(image.bytes)).toBe(true);
+  });
+
+  it("skips the existence checks the caller already made: the root seen absent, a repository seen empty", async () => {
+    const [staging, mirror] = registries as [TestRegistry, TestRegistry];
+    const image = makeImage({ seed: "remote-seen", layers: 2, layerSize: 4096, mediaTypes: "oci" });
+    await seed(staging, "staging/seen", [{ content: image, tag: "v1" }]);
+    const source = remoteStore(staging, "staging/seen", "source");
+    const blobs = allBlobs(image).length;
+    const copyWith = async (repository: string, seen: DestinationHint | undefined) => {
+      const destination = remoteStore(mirror, repository, "destination", { uncheckedWrites: true });
+      const before = requestsTo(mirror);
+      const [outcome] = await copyGraphs([
+        {
+          id: repository,
+          source,
+          digest: image.digest,
+          destinations: [{ store: destination, tags: [tag("v1")], ...(seen ? { seen } : {}) }],
+        },
+      ]);
+      expect(outcome?.status).toBe("copied");
+      const after = requestsTo(mirror);
+      const raw = await skopeoInspectRaw(`docker://${mirror.host}/${repository}:v1`);
+      expect(raw.bytes.equals(image.bytes)).toBe(true);
+      return Object.fromEntries(
+        Object.entries(after)
+          .map(([method, count]) => [method, count - (before[method] ?? 0)] as const)
+          .filter(([, count]) => count > 0),
+      );
+    };
+    // Without a hint: a HEAD for the root and for each blob.
+    expect(await copyWith("prod/seen-none", undefined)).toEqual({
+      HEAD: 1 + blobs,
+      POST: blobs,
+      PUT: blobs + 2,
+    });
+    expect(await copyWith("prod/seen-absent", "root-absent")).toEqual({
+      HEAD: blobs,
+      POST: blobs,
+      PUT: blobs + 2,
+    });
+    expect(await copyWith("prod/seen-empty", "empty-repository")).toEqual({ POST: blobs, PUT: blobs + 2 });
+
+    // A stale hint (the repository was not empty after all) costs bytes, not correctness: the
+    // blobs are written again under the same digests and skopeo pulls the image whole.
+    const stale = remoteStore(mirror, "prod/seen-stale", "destination");
+    await seedByDigest(stale.inner, image);
+    await stale.inner.putManifest(
+      { digest: image.digest, mediaType: image.mediaType, bytes: image.bytes },
+      tag("old"),
+    );
+    expect(await copyWith("prod/seen-stale", "empty-repository")).toEqual({ POST: blobs, PUT: blobs + 2 });
+    const pulled = path.join(root, "pulled-stale");
+    await skopeoCopy(`docker://${mirror.host}/prod/seen-stale:v1`, `oci:${pulled}:v1`);
+    for (const blob of allBlobs(image)) {
+      const bytes = await readFile(path.join(pulled, "blobs", "sha256", digestHex(blob.descriptor.digest)));
+      expect(bytes.equals(blob.bytes)).toBe(true);
+    }
+    expect((await skopeoListTags(`docker://${mirror.host}/prod/seen-stale`)).sort()).toEqual(["old", "v1"]);
   });
 
   it("does not deadlock when uploads to one host outnumber its connection slots", async () => {

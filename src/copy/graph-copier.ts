@@ -24,7 +24,7 @@ import {
   type RunContext,
   type SourceRef,
 } from "./run-state.js";
-import type { CopyOutcome, CopyStatus, CopyTask } from "./task.js";
+import type { CopyDestinationStore, CopyOutcome, CopySourceStore, CopyStatus, CopyTask } from "./task.js";
 
 /**
  * Layer media types that registries do not hold: clients fetch them from the descriptor's
@@ -46,6 +46,34 @@ interface NodeEntry {
 
 type NodeResults = ReadonlyMap<DestinationRun, Promise<NodeResult>>;
 
+/**
+ * Which destination repositories this run saw holding a blob, at most one per registry (the one
+ * a mount would come from): a run keeps one small entry per (blob, registry).
+ */
+class BlobHolders {
+  private readonly byDigest = new Map<Digest, DestinationRun[]>();
+
+  add(digest: Digest, destination: DestinationRun): void {
+    const holders = this.byDigest.get(digest);
+    if (holders === undefined) {
+      this.byDigest.set(digest, [destination]);
+      return;
+    }
+    const sameRegistry = holders.some(
+      (holder) => holder.key === destination.key || destination.store.canMountFrom(holder.store),
+    );
+    if (!sameRegistry) holders.push(destination);
+  }
+
+  /** A holder on `destination`'s registry that it may mount from, if any. */
+  mountableInto(digest: Digest, destination: DestinationRun): CopyDestinationStore | undefined {
+    return this.byDigest
+      .get(digest)
+      ?.find((holder) => holder.key !== destination.key && destination.store.canMountFrom(holder.store))
+      ?.store;
+  }
+}
+
 const PRESENT = Promise.resolve(NODE_PRESENT);
 const WRITTEN = Promise.resolve(NODE_WRITTEN);
 
@@ -63,6 +91,14 @@ export class GraphCopier {
   private readonly sourceReads = new Map<string, Promise<ManifestContent>>();
   private readonly transfers: BlobTransfers;
   private readonly repositories = new RepositoryShortIds();
+  private readonly holders = new BlobHolders();
+  /** Destinations (of one task) whose root the caller saw absent: no existence check for it. */
+  private readonly rootAbsent = new WeakSet<DestinationRun>();
+  /**
+   * Repositories the caller saw empty: nothing of a graph is checked there before it is written.
+   * What this run itself writes there is known through `manifests` and `blobs`.
+   */
+  private readonly emptyRepositories = new Set<string>();
 
   constructor(private readonly run: RunContext) {
     this.transfers = new BlobTransfers(run);
@@ -76,6 +112,11 @@ export class GraphCopier {
       (destination, index) =>
         new DestinationRun(task.id, index, destination.store, this.repositories.of(destination.store)),
     );
+    for (const destination of destinations) {
+      const seen = task.destinations[destination.index]?.seen;
+      if (seen === "root-absent") this.rootAbsent.add(destination);
+      if (seen === "empty-repository") this.emptyRepositories.add(destination.key);
+    }
     this.run.emit({ type: "task-started", taskId: task.id, destinations: destinations.length });
 
     // The root's bytes serve both the graph copy and the tag writes: read them at most once.
@@ -267,11 +308,19 @@ export class GraphCopier {
       });
     };
 
-    // Existence is checked by digest, never through a tag.
+    // Existence is checked by digest, never through a tag; not at all where the caller saw it
+    // absent (the root) or saw the repository empty.
     const missing: NodeEntry[] = [];
     await Promise.all(
       entries.map(async (entry) => {
         const { destination } = entry;
+        if (
+          (depth === 0 && this.rootAbsent.has(destination)) ||
+          this.emptyRepositories.has(destination.key)
+        ) {
+          missing.push(entry);
+          return;
+        }
         try {
           const found = await requests.run(() => destination.store.resolve(digest, call));
           if (found === undefined) {
@@ -387,49 +436,94 @@ export class GraphCopier {
     }
 
     const uploads: BlobDelivery[] = [];
-    const mountFrom = source.store.location.repository;
     await Promise.all(
       entries.map(async (entry) => {
         const { destination } = entry;
-        try {
-          if (await requests.run(() => destination.store.hasBlob(digest, call))) {
-            destination.stats.blobsSkipped += 1;
-            emit({ ...event(destination), type: "blob-skipped", reason: "exists" });
-            entry.settle(NODE_PRESENT);
-            return;
-          }
-        } catch (error) {
-          entry.settle({
+        // Whatever this run learns, later destinations on the same registry may mount from it.
+        const settle = (result: NodeResult) => {
+          if (result.ok) this.holders.add(descriptor.digest, destination);
+          entry.settle(result);
+        };
+        const settleFailed = (error: unknown) => {
+          settle({
             ok: false,
             failure: this.failure(error, "destination", digest, what, source, destination),
           });
-          return;
-        }
-        if (this.run.mount && destination.store.canMountFrom(source.store)) {
+        };
+
+        // A repository known to hold the blob on the same registry: mount without asking first.
+        // The mount answers for both questions: 201 if the blob is (now) here, 202 with an
+        // upload session if the registry declines, so the HEAD would only add a round trip.
+        const from = this.mountSource(source, digest, destination);
+        if (from !== undefined) {
           try {
-            if (await requests.run(() => destination.store.mountBlob(descriptor, mountFrom, call))) {
+            if (
+              await requests.run(() =>
+                destination.store.mountBlob(descriptor, from.location.repository, call),
+              )
+            ) {
               destination.stats.blobsMounted += 1;
               emit({ ...event(destination), type: "blob-mounted" });
-              entry.settle(NODE_WRITTEN);
+              settle(NODE_WRITTEN);
               return;
             }
+            if (destination.store.canMountFrom(from)) {
+              // Declined (202): the session it opened waits for this upload. No HEAD either:
+              // the registry would have mounted a blob it holds.
+              uploads.push({ destination, what, settle });
+              return;
+            }
+            // Refused for this pair (no session opened): check and upload as without a mount.
           } catch (error) {
             const failure = this.failure(error, "destination", digest, what, source, destination);
             if (failure instanceof AbortedError) {
-              entry.settle({ ok: false, failure });
+              settle({ ok: false, failure });
               return;
             }
-            // A refused mount is not fatal: the upload below does the same job the long way.
+            // A failed mount is not fatal: the check and upload below do the same job.
             logger.log("debug", `mount failed, uploading instead: ${describeError(error)}`, {
               digest,
               destination: destination.name,
             });
           }
         }
-        uploads.push({ destination, what, settle: entry.settle });
+
+        // In a repository seen empty, a blob that this run did not put there is not there.
+        if (this.emptyRepositories.has(destination.key)) {
+          uploads.push({ destination, what, settle });
+          return;
+        }
+        try {
+          if (await requests.run(() => destination.store.hasBlob(digest, call))) {
+            destination.stats.blobsSkipped += 1;
+            emit({ ...event(destination), type: "blob-skipped", reason: "exists" });
+            settle(NODE_PRESENT);
+            return;
+          }
+        } catch (error) {
+          settleFailed(error);
+          return;
+        }
+        uploads.push({ destination, what, settle });
       }),
     );
     if (uploads.length > 0) this.transfers.request(source, descriptor, uploads);
+  }
+
+  /**
+   * A repository to mount `digest` from into `destination`, when mounts are on: the task's source
+   * if it shares the destination's registry, else another destination repository there that
+   * this run saw holding the blob (found, uploaded or mounted). Only settled holders count:
+   * waiting for an upload in flight elsewhere would put its whole transfer on this path.
+   */
+  private mountSource(
+    source: SourceRef,
+    digest: Digest,
+    destination: DestinationRun,
+  ): CopySourceStore | CopyDestinationStore | undefined {
+    if (!this.run.mount) return undefined;
+    if (source.key !== destination.key && destination.store.canMountFrom(source.store)) return source.store;
+    return this.holders.mountableInto(digest, destination);
   }
 
   /** The manifest's bytes from the source, checked against `digest`; concurrent reads are shared. */

@@ -19,6 +19,7 @@ export type {
   CopyStats,
   CopyStatus,
   CopyTask,
+  DestinationHint,
 } from "./task.js";
 export type { BlobEvent, CopyEvent, CopyEventType, DestinationEvent, ManifestEvent } from "./events.js";
 export { CopyError, type CopyErrorCode } from "./errors.js";

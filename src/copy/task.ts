@@ -31,7 +31,19 @@ export interface CopyDestination {
    * them without reading them first.
    */
   readonly tags: readonly Tag[];
+  /**
+   * What the caller saw here just before, so that the engine need not ask again:
+   * - `root-absent`: the task's digest was not there (the planner's inventory asked): its
+   *   existence check is skipped and the copy starts at once.
+   * - `empty-repository`: the repository had nothing at all (a tags listing answered with no
+   *   tags or `NAME_UNKNOWN`): no manifest or blob of the graph is checked before it is written.
+   * A stale hint costs bytes, never correctness: content that arrived meanwhile is written again
+   * with the same digest (writes by digest are idempotent), and tags still come last.
+   */
+  readonly seen?: DestinationHint;
 }
+
+export type DestinationHint = "root-absent" | "empty-repository";
 
 /**
  * Work already decided by the planner: make `digest` (an image, an index, or any manifest)
@@ -56,7 +68,11 @@ export interface CopyOptions {
    * `copyLimits`). Per-host request limits are the registry client's.
    */
   readonly concurrency?: number;
-  /** Try a cross-repository mount before uploading when both ends share a registry. Default true. */
+  /**
+   * Mount blobs across repositories of one registry instead of uploading them: from the source
+   * when it shares the destination's registry, or from another destination repository there that
+   * this run saw holding the blob. The mount is sent without a HEAD first. Default true.
+   */
   readonly mount?: boolean;
   /**
    * Attempts per write and destination: a blob upload (each attempt reads the source afresh and

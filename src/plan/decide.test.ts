@@ -166,6 +166,15 @@ describe("decidePlan", () => {
     expect(countDecisions(plan.edges)).toMatchObject({ copy: 3, "add-tag": 1, unchanged: 1 });
   });
 
+  it("tells the copy which destination repositories the inventory saw empty", () => {
+    const empty: RepositoryState = { kind: "observed", tags: new Map(), digests: new Set(), empty: true };
+    const plan = decide([edge(D1, "v1", "a"), edge(D1, "v1", "b")], inventory(empty, observed()));
+    expect(plan.copies[0]?.destinations.map((d) => [d.key, d.repositoryEmpty])).toEqual([
+      ["a.example/prod/app", true],
+      ["b.example/prod/app", false],
+    ]);
+  });
+
   it("refuses copies and added tags of a source that fails its signature policy", () => {
     const plan = decidePlan(
       [edge(D1, "v1", "a"), edge(D2, "v2", "a")],

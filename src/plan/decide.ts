@@ -51,6 +51,8 @@ export interface PlannedDestination {
   readonly tags: readonly Tag[];
   /** Whether content must be copied (false: the digest is there, only tags are added). */
   readonly needsContent: boolean;
+  /** The inventory saw the repository empty (see `RepositoryObservation.empty`). */
+  readonly repositoryEmpty?: boolean;
 }
 
 /** Work for the copy engine: one source digest to every destination that needs it. */
@@ -235,7 +237,14 @@ export function decidePlan(
     }
     let destination = byDigest.get(destinationKey);
     if (!destination) {
-      destination = { location: edge.destination, key: destinationKey, tags: NO_TAGS, needsContent: false };
+      const state = inventory.destinations.get(destinationKey);
+      destination = {
+        location: edge.destination,
+        key: destinationKey,
+        tags: NO_TAGS,
+        needsContent: false,
+        repositoryEmpty: state?.kind === "observed" && state.empty === true,
+      };
       byDigest.set(destinationKey, destination);
     }
     if (decision.kind === "copy") destination.needsContent = true;

@@ -15,6 +15,13 @@ export interface RepositoryObservation {
    * type the registry announced. Signing reads only these to find their child images.
    */
   readonly indexes?: ReadonlySet<Digest>;
+  /**
+   * A tags listing answered with nothing (no tags, and no manifests where the registry lists them
+   * with the tags): the copy engine need not check for anything there before writing it. Absent
+   * when the repository was not listed. Tagless manifests some registries do not list may still
+   * be there: then the copy writes them again, costing bytes, not correctness.
+   */
+  readonly empty?: true;
 }
 
 /** The repository could not be read (the registry failed or refused); its edges fail. */

@@ -62,9 +62,12 @@ export async function executePlan(plan: PromotionPlan, options: ExecuteOptions):
         id: `${copy.sourceKey}@${copy.digest}`,
         source: openOnSide(options.provider, copy.source, "source"),
         digest: copy.digest,
+        // The inventory has just seen the digest absent there (that is why it is copied), and
+        // perhaps the whole repository empty: the engine need not ask again.
         destinations: withContent.map((destination) => ({
           store: openOnSide(options.provider, destination.location, "destination"),
           tags: destination.tags,
+          seen: destination.repositoryEmpty === true ? "empty-repository" : "root-absent",
         })),
       });
       taskTargets.push({ copy, destinations: withContent });

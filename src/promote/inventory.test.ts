@@ -48,6 +48,7 @@ describe("observeRepository", () => {
     expect(state.tags.size).toBe(10);
     expect(state.digests.size).toBe(10);
     expect(requests).toBe(10);
+    expect(state.empty).toBeUndefined();
   });
 
   it("lists tags once instead of asking for each when the repository is new", async () => {
@@ -58,6 +59,8 @@ describe("observeRepository", () => {
     expect(state.digests.size).toBe(0);
     // HEAD of the first tag, one tags list, then a HEAD per wanted digest.
     expect(requests).toBe(1 + 1 + 10);
+    // Listed with nothing in it: the copy need not check for anything there.
+    expect(state.empty).toBe(true);
   });
 
   it("finds the tags that exist and the digests behind missing tags", async () => {
@@ -72,5 +75,6 @@ describe("observeRepository", () => {
     expect([...state.digests].sort()).toEqual(
       [images[1]!.digest, images[2]!.digest, images[3]!.digest].sort(),
     );
+    expect(state.empty).toBeUndefined();
   });
 });

@@ -115,6 +115,7 @@ export async function observeRepository(
         : { tags: await store.listTags(call) };
       if (host !== undefined && store.listTagsAndManifests)
         hints?.learn(host, listing.manifests !== undefined);
+      listingSeen.empty = listing.tags.length === 0 && (listing.manifests?.size ?? 0) === 0;
       if (listing.manifests) {
         for (const [tag, digest] of tagsOfManifestMap(listing.manifests)) {
           const mediaType = listing.manifests.get(digest)?.mediaType;
@@ -132,6 +133,8 @@ export async function observeRepository(
       return new Set(listing.tags);
     };
     let mapped: ReadonlyMap<Digest, unknown> | undefined;
+    // Set inside `list` (a closure, which control-flow analysis does not follow).
+    const listingSeen = { empty: false };
     let candidates = [...question.tags];
     if (host !== undefined && store.listTagsAndManifests && hints?.listFirst(host)) {
       const listed = await list();
@@ -155,7 +158,8 @@ export async function observeRepository(
       const descriptor = await store.resolve(digest, call);
       if (descriptor) present(digest, descriptor.mediaType);
     });
-    return { kind: "observed", tags, digests, indexes };
+    const empty = listingSeen.empty && tags.size === 0 && digests.size === 0;
+    return { kind: "observed", tags, digests, indexes, ...(empty ? { empty: true as const } : {}) };
   } catch (error) {
     if (signal?.aborted) throw error;
     // An unreachable host is reported once, with its cause, when it fails and after the result;

@@ -97,7 +97,12 @@ export interface BlobMounter extends RepositoryIdentity {
    */
   mountBlob(descriptor: Descriptor, from: RepositoryPath, options?: CallOptions): Promise<boolean>;
 
-  /** Whether `mountBlob` from `other` can work (same registry host, same backend). */
+  /**
+   * Whether `mountBlob` from `other` can work: same registry host and backend, another
+   * repository, and (for a registry) not refused for this pair earlier in the run. After a
+   * `mountBlob` that answered false, this says whether the registry declined (an upload session
+   * may be waiting) or refused the pair (nothing was opened).
+   */
   canMountFrom(other: RepositoryIdentity): boolean;
 }
 

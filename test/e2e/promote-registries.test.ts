@@ -17,6 +17,7 @@ import { ALLOW_LOOPBACK_REGISTRIES } from "../support/local-registries.js";
 import { startRegistry, type TestRegistry } from "../support/registry-harness.js";
 import { skopeoInspectRaw, skopeoListTags } from "../support/skopeo.js";
 import {
+  allBlobs,
   pushToStore,
   makeImage,
   makeIndex,
@@ -209,6 +210,49 @@ describe("promote against real registries", () => {
     // 12 edges; per registry a ping and a token fetch at most.
     expect(total).toBeLessThanOrEqual(Math.ceil(12 * 1.05) + 3 * 2);
     expect(second.requests[staging.host]?.total ?? 0).toBe(0);
+  });
+
+  it("into new repositories, checks nothing the inventory already answered, and still tags only complete images", async () => {
+    await seed(staging, "staging/fresh", [
+      { content: multi, tag: "v1.0" },
+      { content: amd64, tag: "v1.0-amd64" },
+      { content: arm64, tag: "v1.0-arm64" },
+      { content: tagless, tag: "build-123" },
+    ]);
+    await writeFile(
+      path.join(work, "fresh.yaml"),
+      manifestYaml(APP_IMAGES.replace("- name: app", "- name: fresh")),
+    );
+    const run = await promoteConfirmed("fresh.yaml", "--report", "fresh.json");
+    expect(run.status, run.err + run.out).toBe(0);
+    const expected = { "v1.0": multi.digest, "v1.0-amd64": amd64.digest, "v1.0-arm64": arm64.digest };
+    await expectTags("prod/mirror-1/fresh", mirrors, expected);
+    await expectTags("prod/mirror-2/fresh", mirrors, expected);
+    await expectTags("deep/er/path/fresh", secured, expected);
+
+    // The inventory listed each repository (3 tags wanted, the first absent) and found it empty:
+    // the copy asks no blob HEAD there and no manifest HEAD of its own; it only writes. Per
+    // repository: a POST and a PUT per blob, a PUT per manifest and per tag.
+    const blobs = new Set([...allBlobs(multi), ...allBlobs(tagless)].map((blob) => blob.descriptor.digest))
+      .size;
+    const manifests = 4; // the index, its two images, the tagless image
+    for (const [registry, repository] of [
+      [mirrors, "prod/mirror-1/fresh"],
+      [mirrors, "prod/mirror-2/fresh"],
+      [secured, "deep/er/path/fresh"],
+    ] as const) {
+      const log = registry.logs();
+      const count = (method: string, what: string, status = "[0-9]{3}") =>
+        log.match(new RegExp(`"${method} /v2/${repository}/${what}[^"]* HTTP/[0-9.]+" ${status}`, "g"))
+          ?.length ?? 0;
+      expect(count("HEAD", "blobs/"), repository).toBe(0);
+      // One POST per blob: an upload session, or a mount from the other repository of the same
+      // registry when that one already holds the blob (201, nothing to PUT).
+      expect(count("POST", "blobs/uploads/"), repository).toBe(blobs);
+      const mounted = count("POST", "blobs/uploads/\\?[^ ]*mount=", "201");
+      expect(count("PUT", "blobs/uploads/", "201") + mounted, repository).toBe(blobs);
+      expect(count("PUT", "manifests/", "201"), repository).toBe(manifests + 3);
+    }
   });
 
   it("promotes a thin-manifest tree with two projects", async () => {

@@ -146,7 +146,7 @@ export async function mountBlob(
   options: CallOptions = {},
 ): Promise<boolean> {
   const pending = client.endpoint.pendingUploads;
-  const pair = `${from} -> ${client.repository}`;
+  const pair = mountPair(from, client.repository);
   if (client.endpoint.refusedMounts.has(pair)) return false;
   let sent;
   try {
@@ -193,6 +193,11 @@ export async function mountBlob(
     return false;
   }
   throw await client.fail(response, request, `cannot mount blob ${descriptor.digest} from ${from}`);
+}
+
+/** The key under which `RegistryEndpoint.refusedMounts` remembers a refused pair. */
+export function mountPair(from: RepositoryPath, to: RepositoryPath): string {
+  return `${from} -> ${to}`;
 }
 
 /** Remembers that mounts from one repository into another are not allowed, to stop asking. */

@@ -17,7 +17,7 @@ import type {
 } from "../store.js";
 import type { Clock } from "../transport/clock.js";
 import { deleteScope } from "../auth/scope.js";
-import { mountBlob, uploadBlob } from "./blob-upload.js";
+import { mountBlob, mountPair, uploadBlob } from "./blob-upload.js";
 import { hasBlob, openBlob } from "./blobs.js";
 import type { RegistryEndpoint } from "./endpoint.js";
 import { listTags, listTagsAndManifests } from "./listing.js";
@@ -89,7 +89,12 @@ export class RemoteRepository implements RepositoryStore, ContentDeleter {
   }
 
   canMountFrom(other: RepositoryIdentity): boolean {
-    return other instanceof RemoteRepository && other.endpoint.origin === this.endpoint.origin;
+    return (
+      other instanceof RemoteRepository &&
+      other.endpoint.origin === this.endpoint.origin &&
+      other.repository !== this.repository &&
+      !this.endpoint.refusedMounts.has(mountPair(other.repository, this.repository))
+    );
   }
 
   listTags(options?: CallOptions): Promise<Tag[]> {
