@@ -1200,6 +1200,51 @@ describe("copyGraphs between real registries", () => {
     expect((await skopeoListTags(`docker://${mirror.host}/prod/seen-stale`)).sort()).toEqual(["old", "v1"]);
   });
 
+  it("in a repository seen empty, still asks about a large blob: a stopped run's upload is not sent again", async () => {
+    const [staging, mirror] = registries as [TestRegistry, TestRegistry];
+    // A 5 MiB layer (above the 4 MiB bound) and a small config.
+    const image = makeImage({
+      seed: "seen-empty-large",
+      layers: 1,
+      layerSize: 5 * 1024 * 1024,
+      mediaTypes: "oci",
+    });
+    await seed(staging, "staging/seen-large", [{ content: image, tag: "v1" }]);
+    const source = remoteStore(staging, "staging/seen-large", "source");
+    const destination = remoteStore(mirror, "prod/seen-large", "destination", { uncheckedWrites: true });
+    // What a run stopped before its manifest and tag leaves: the layer, and a listing with no tags.
+    const layer = image.layers[0]!;
+    await destination.inner.putBlob(
+      layer.descriptor,
+      (async function* () {
+        yield await Promise.resolve(layer.bytes);
+      })(),
+    );
+    const before = requestsTo(mirror);
+    const [outcome] = await copyGraphs([
+      {
+        id: "resumed",
+        source,
+        digest: image.digest,
+        destinations: [{ store: destination, tags: [tag("v1")], seen: "empty-repository" }],
+      },
+    ]);
+    expect(outcome?.status).toBe("copied");
+    const after = requestsTo(mirror);
+    // The layer is asked about and found; only the config is sent (POST + PUT), then the
+    // manifest and the tag.
+    expect({
+      HEAD: (after.HEAD ?? 0) - (before.HEAD ?? 0),
+      POST: (after.POST ?? 0) - (before.POST ?? 0),
+    }).toEqual({
+      HEAD: 1,
+      POST: 1,
+    });
+    expect(outcome?.stats.blobsSkipped).toBe(1);
+    const raw = await skopeoInspectRaw(`docker://${mirror.host}/prod/seen-large:v1`);
+    expect(raw.bytes.equals(image.bytes)).toBe(true);
+  });
+
   it("does not deadlock when uploads to one host outnumber its connection slots", async () => {
     // Three destination repositories on one registry, mounting off, two requests in flight per
     // host, layers larger than the fan-out buffer: uploads of one source read wait for slots held
