@@ -147,3 +147,85 @@ describe("sessions", () => {
     expect(await sessionStatus(firstViewer)).toBe(401);
   });
 });
+
+/** `POST /status/api/reports` with the notification token, as CI uploads a report. */
+async function upload(body: unknown): Promise<{ status: number; text: string }> {
+  const response = await fetch(`${url}/status/api/reports`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${INGEST_TOKEN}`, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  return { status: response.status, text: await response.text() };
+}
+
+function reportOf(edges: readonly Record<string, unknown>[]): Record<string, unknown> {
+  return { schema: "image-promoter/promotion", version: 1, kind: "report", edges };
+}
+
+describe("uploaded promotion reports", () => {
+  it("a failed edge as promote writes it ({code, message, side}) is taken, and its message shown", async () => {
+    // docs/promotion.md, "JSON plan and report": edges[].error of a failed edge is an object.
+    const answer = await upload({
+      report: reportOf([
+        {
+          destination: "127.0.0.1:1/prod/app",
+          digest: `sha256:${"1".repeat(64)}`,
+          tag: "1.0",
+          decision: "copy",
+          outcome: "failed",
+          error: {
+            code: "registry-unavailable",
+            message: "the destination refused the write",
+            side: "destination",
+          },
+        },
+      ]),
+      change: "https://github.com/example/repo/pull/1",
+    });
+    expect(answer).toMatchObject({ status: 200 });
+    const promotions = await fetch(`${url}/status/api/promotions`, {
+      headers: { authorization: `Bearer ${VIEWER_TOKEN}` },
+    });
+    expect(await promotions.text()).toContain("the destination refused the write");
+  });
+
+  it("outcomes other than promote's are refused: they would become keys of every later view", async () => {
+    const answer = await upload({
+      report: reportOf([
+        {
+          destination: "127.0.0.1:1/prod/app",
+          digest: `sha256:${"1".repeat(64)}`,
+          tag: "1.0",
+          outcome: `<img src=x onerror=alert(1)>${"x".repeat(3000)}`,
+        },
+      ]),
+    });
+    expect(answer.status).toBe(400);
+    expect(answer.text).toContain("copied, tagged, unchanged, refused-tag-move, missing-source, failed");
+  });
+
+  it("the Promotions view stays small however large the uploaded reports are", async () => {
+    // Long fields on as many edges as a report lists: this one made the view 16 MB; twenty
+    // reports with every field at 4,096 characters made it fail for good ("Invalid string
+    // length"), each viewing holding the auditor's event intake for seconds.
+    const long = "x".repeat(4000);
+    const edges = Array.from({ length: 2000 }, (_, index) => ({
+      destination: `127.0.0.1:1/prod/${long}${index}`,
+      digest: `sha256:${index.toString(16).padStart(64, "0")}`,
+      tag: `t${index}`,
+      outcome: "failed",
+      reason: long,
+    }));
+    expect((await upload({ report: reportOf(edges) })).status).toBe(200);
+    const promotions = await fetch(`${url}/status/api/promotions`, {
+      headers: { authorization: `Bearer ${VIEWER_TOKEN}` },
+    });
+    expect(promotions.status).toBe(200);
+    const text = await promotions.text();
+    expect(text.length).toBeLessThan(8 * 1024 * 1024);
+    const newest = (JSON.parse(text) as { reports: { edges: unknown[]; unlistedEdges: number }[] })
+      .reports[0];
+    // What is left out is counted, so the view can say so.
+    expect((newest?.edges.length ?? 0) + (newest?.unlistedEdges ?? 0)).toBe(2000);
+  });
+});
