@@ -4,6 +4,7 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { STATUS_CSP } from "../../src/audit/status-page.js";
 import { PromoterProcess, requireBuiltCli } from "../support/promoter-process.js";
+import { launchChromium } from "../support/status-browser.js";
 
 /**
  * Attacks on the auditor's status page (issue 14), against `promoter audit serve` as a child
@@ -228,4 +229,23 @@ describe("uploaded promotion reports", () => {
     // What is left out is counted, so the view can say so.
     expect((newest?.edges.length ?? 0) + (newest?.unlistedEdges ?? 0)).toBe(2000);
   });
+
+  it("the page says how many edges the view left out", async () => {
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage();
+      const errors: string[] = [];
+      page.on("pageerror", (error) => errors.push(error.message));
+      await page.goto(`${url}/status`);
+      await page.getByLabel("Viewer or acknowledger token").fill(VIEWER_TOKEN);
+      await page.getByRole("button", { name: "Sign in" }).click();
+      await page.getByRole("link", { name: "Promotions", exact: true }).click();
+      // The 2,000-edge report above: 500 listed, the rest counted.
+      await page.getByText("1500 more edge(s) not listed here").waitFor();
+      expect(await page.locator("#promotions-list tbody tr").count()).toBe(500);
+      expect(errors).toEqual([]);
+    } finally {
+      await browser.close();
+    }
+  }, 60_000);
 });
