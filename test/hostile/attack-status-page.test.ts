@@ -1,10 +1,11 @@
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { STATUS_CSP } from "../../src/audit/status-page.js";
-import { PromoterProcess, requireBuiltCli } from "../support/promoter-process.js";
+import { PromoterProcess, requireBuiltCli, runPromoter } from "../support/promoter-process.js";
 import { launchChromium } from "../support/status-browser.js";
+import { makeImage, writeOciLayoutDirectly } from "../support/test-images.js";
 
 /**
  * Attacks on the auditor's status page (issue 14), against `promoter audit serve` as a child
@@ -164,30 +165,53 @@ function reportOf(edges: readonly Record<string, unknown>[]): Record<string, unk
 }
 
 describe("uploaded promotion reports", () => {
-  it("a failed edge as promote writes it ({code, message, side}) is taken, and its message shown", async () => {
-    // docs/promotion.md, "JSON plan and report": edges[].error of a failed edge is an object.
-    const answer = await upload({
-      report: reportOf([
-        {
-          destination: "127.0.0.1:1/prod/app",
-          digest: `sha256:${"1".repeat(64)}`,
-          tag: "1.0",
-          decision: "copy",
-          outcome: "failed",
-          error: {
-            code: "registry-unavailable",
-            message: "the destination refused the write",
-            side: "destination",
-          },
-        },
-      ]),
-      change: "https://github.com/example/repo/pull/1",
+  it("the report of a promotion with a failed edge, as promote writes it, is taken and its error shown", async () => {
+    // A real run that fails one edge: a staging blob whose bytes no longer match its digest.
+    const content = makeImage({
+      layers: 1,
+      layerSize: 4096,
+      mediaTypes: "oci",
+      seed: "attack-status-failed",
     });
+    const layer = content.layers[0];
+    if (!layer) throw new Error("no layer");
+    const staging = path.join(work, "failed", "staging", "app");
+    await writeOciLayoutDirectly(staging, [{ content, tag: "v1" }]);
+    const blob = path.join(staging, "blobs", "sha256", layer.descriptor.digest.slice("sha256:".length));
+    const bytes = await readFile(blob);
+    bytes[100] = (bytes[100] ?? 0) ^ 0xff;
+    await writeFile(blob, bytes);
+    await writeFile(
+      path.join(work, "failed.yaml"),
+      [
+        "registries:",
+        "- name: oci:failed/staging",
+        "  src: true",
+        "- name: oci:failed/prod",
+        "images:",
+        "- name: app",
+        "  dmap:",
+        `    "${content.digest}": ["v1"]`,
+        "",
+      ].join("\n"),
+    );
+    const run = await runPromoter(
+      ["promote", "--manifest", "failed.yaml", "--confirm", "--quiet", "--report", "report.json"],
+      { cwd: work },
+    );
+    expect(run.status, run.stderr).toBe(1);
+    const report = JSON.parse(await readFile(path.join(work, "report.json"), "utf8")) as {
+      edges: { outcome: string; error?: { message: string } }[];
+    };
+    // docs/promotion.md, "JSON plan and report": a failed edge's error is {code, message, side?}.
+    const failed = report.edges.find((edge) => edge.outcome === "failed");
+    expect(failed?.error?.message).toEqual(expect.any(String));
+    const answer = await upload({ report, change: "https://github.com/example/repo/pull/1" });
     expect(answer).toMatchObject({ status: 200 });
     const promotions = await fetch(`${url}/status/api/promotions`, {
       headers: { authorization: `Bearer ${VIEWER_TOKEN}` },
     });
-    expect(await promotions.text()).toContain("the destination refused the write");
+    expect(await promotions.text()).toContain(JSON.stringify(failed?.error?.message).slice(1, -1));
   });
 
   it("outcomes other than promote's are refused: they would become keys of every later view", async () => {
