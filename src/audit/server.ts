@@ -24,7 +24,7 @@ import {
   type FindingStore,
 } from "./finding-store.js";
 import type { AuditMetrics, RejectReason } from "./metrics.js";
-import { StatusPage, StatusProblem } from "./status-page.js";
+import { securityHeaders, StatusPage, StatusProblem } from "./status-page.js";
 import type { TrustCache } from "./trust-cache.js";
 import { StatusStore } from "./status-store.js";
 import { findingJson } from "./finding-json.js";
@@ -356,6 +356,8 @@ export function startAuditServer(
   };
 
   const server: Server = createServer((request, response) => {
+    // Before any handler: refusals and errors carry them too (docs/auditor.md, "Who may see and do what").
+    for (const [name, value] of Object.entries(securityHeaders())) response.setHeader(name, value);
     handle(request, response).catch((error: unknown) => {
       if (error instanceof HttpProblem) {
         if (error.reject) metrics.countRejected(error.reject);

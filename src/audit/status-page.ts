@@ -45,8 +45,12 @@ export const STATUS_CSP =
 export const SESSION_COOKIE = "promoter_status";
 /** A browser session lasts this long, then the token is asked again. */
 export const SESSION_TTL_MS = 12 * 60 * 60 * 1000;
-/** Sessions kept at once; the oldest is dropped first. */
-export const MAX_SESSIONS = 1000;
+/**
+ * Sessions one identity (the shared viewer token, or one acknowledger) holds at once; a new one
+ * drops that identity's oldest. Per identity, so signing in over and over with the viewer token
+ * never signs an acknowledger out; in all at most (acknowledgers + 1) × this many.
+ */
+export const MAX_SESSIONS_PER_IDENTITY = 1000;
 /** Largest report upload (the registry.k8s.io tree's report is ~200 MB; upload a shard's). */
 export const MAX_REPORT_BYTES = 64 * 1024 * 1024;
 /** Longest acknowledgement reason. */
@@ -186,7 +190,12 @@ function cookieAttributes(request: IncomingMessage): string {
   return `Path=/status; HttpOnly; SameSite=Strict${https ? "; Secure" : ""}`;
 }
 
-function securityHeaders(): Record<string, string> {
+/**
+ * The headers every answer of the auditor's listener carries (server.ts sets them before any
+ * handler runs, so refusals and errors have them too): a JSON error that echoes a path is never
+ * rendered or framed, https://www.w3.org/TR/CSP3/ and https://fetch.spec.whatwg.org/#x-content-type-options-header.
+ */
+export function securityHeaders(): Record<string, string> {
   return {
     "content-security-policy": STATUS_CSP,
     "x-content-type-options": "nosniff",
@@ -422,10 +431,17 @@ export class StatusPage {
       csrf: randomBytes(32).toString("base64url"),
       expires: this.context.now() + SESSION_TTL_MS,
     };
+    let held = 0;
+    let oldest: string | undefined;
     for (const [key, old] of this.sessions) {
-      if (this.sessions.size < MAX_SESSIONS && old.expires > this.context.now()) break;
-      this.sessions.delete(key);
+      if (old.expires <= this.context.now()) {
+        this.sessions.delete(key);
+      } else if (old.role === who.role && old.name === who.name) {
+        held += 1;
+        oldest ??= key;
+      }
     }
+    if (held >= MAX_SESSIONS_PER_IDENTITY && oldest !== undefined) this.sessions.delete(oldest);
     this.sessions.set(id, session);
     this.json(
       response,

@@ -1,5 +1,6 @@
 import type Database from "better-sqlite3";
 import { describeError } from "../errors.js";
+import { EDGE_OUTCOME_KINDS } from "../plan/index.js";
 import { AuditStoreError } from "./finding-store.js";
 import { openSqlite } from "./sqlite.js";
 import { NO_EVIDENCE, PRESENT_OUTCOMES, type DigestEvidence } from "./status-model.js";
@@ -51,6 +52,17 @@ CREATE TABLE IF NOT EXISTS edge_states (
 
 /** Most edges of a report kept for the promotions view (unchanged edges are only counted). */
 export const MAX_LISTED_REPORT_EDGES = 2000;
+/**
+ * Most edges one answer of the promotions view lists, over all its reports, newest first; the
+ * rest are counted (`unlistedEdges`). Keeps the answer a few MB at most whatever was uploaded.
+ */
+export const MAX_VIEWED_REPORT_EDGES = 500;
+/** Longest text of an uploaded field; a tag has at most 128 characters (OCI distribution spec). */
+const MAX_FIELD = 4096;
+const MAX_TAG = 128;
+const MAX_DIGEST = 256;
+/** Longest approver name, revision and time: logins, e-mail addresses, commit ids. */
+const MAX_NAME = 256;
 
 export interface Acknowledgement {
   readonly seq: number;
@@ -88,19 +100,40 @@ export interface StoredReport {
   readonly outcomes: Readonly<Record<string, number>>;
   /** Edges that did something or failed (not `unchanged`), at most MAX_LISTED_REPORT_EDGES. */
   readonly edges: readonly ReportEdge[];
+  /** Edges that did something or failed but are not in `edges` (MAX_VIEWED_REPORT_EDGES). */
+  readonly unlistedEdges: number;
 }
 
 /** An uploaded report that is not a promotion report. */
 export class ReportUploadError extends Error {}
 
-function text(value: unknown, where: string, optional: true): string | null;
-function text(value: unknown, where: string, optional?: false): string;
-function text(value: unknown, where: string, optional = false): string | null {
+function text(value: unknown, where: string, optional: true, max?: number): string | null;
+function text(value: unknown, where: string, optional?: false, max?: number): string;
+function text(value: unknown, where: string, optional = false, max = MAX_FIELD): string | null {
   if ((value === undefined || value === null) && optional) return null;
-  if (typeof value !== "string" || value.length > 4096) {
-    throw new ReportUploadError(`${where} must be text (at most 4,096 characters)`);
+  if (typeof value !== "string" || value.length > max) {
+    throw new ReportUploadError(`${where} must be text (at most ${max.toLocaleString("en")} characters)`);
   }
   return value;
+}
+
+/**
+ * One of promote's outcomes (docs/promotion.md): anything else would become a key of the
+ * report's counts, shown in every later view.
+ */
+function outcome(value: unknown, where: string): string {
+  if (typeof value !== "string" || !(EDGE_OUTCOME_KINDS as readonly string[]).includes(value)) {
+    throw new ReportUploadError(`${where} must be one of ${EDGE_OUTCOME_KINDS.join(", ")}`);
+  }
+  return value;
+}
+
+/** A failed edge's `error` is `{code, message, side?}` in promote's report; older uploads sent text. */
+function edgeReason(edge: Record<string, unknown>, where: string): string | null {
+  const error = edge.error;
+  if (isObject(error)) return text(error.message, `${where}.error.message`);
+  if (error !== undefined && error !== null) return text(error, `${where}.error`);
+  return text(edge.reason, `${where}.reason`, true);
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -131,17 +164,17 @@ export function parseReportUpload(json: unknown): ReportUpload {
     if (!isObject(edge)) throw new ReportUploadError(`${where} must be an object`);
     return {
       destination: text(edge.destination, `${where}.destination`),
-      digest: text(edge.digest, `${where}.digest`),
-      tag: text(edge.tag, `${where}.tag`, true),
-      outcome: text(edge.outcome ?? edge.decision, `${where}.outcome`),
-      reason: text(edge.error ?? edge.reason, `${where}.reason`, true),
+      digest: text(edge.digest, `${where}.digest`, false, MAX_DIGEST),
+      tag: text(edge.tag, `${where}.tag`, true, MAX_TAG),
+      outcome: outcome(edge.outcome, `${where}.outcome`),
+      reason: edgeReason(edge, where),
     };
   });
   return {
-    createdAt: text(report.createdAt, "report.createdAt", true),
+    createdAt: text(report.createdAt, "report.createdAt", true, MAX_NAME),
     change: text(envelope.change, "change", true),
-    approvedBy: approvedBy.map((name, index) => text(name, `approvedBy[${index}]`)),
-    revision: text(envelope.revision, "revision", true),
+    approvedBy: approvedBy.map((name, index) => text(name, `approvedBy[${index}]`, false, MAX_NAME)),
+    revision: text(envelope.revision, "revision", true, MAX_NAME),
     edges,
   };
 }
@@ -251,24 +284,34 @@ export class StatusStore {
     return run();
   }
 
-  /** The newest reports first. */
+  /** The newest reports first, with at most MAX_VIEWED_REPORT_EDGES edges listed in all. */
   recentReports(limit: number): StoredReport[] {
     const rows = this.db
       .prepare("SELECT * FROM promotion_reports ORDER BY id DESC LIMIT ?")
       .all(limit) as ReportRow[];
     const edges = this.db.prepare(
-      "SELECT destination, digest, tag, outcome, reason FROM promotion_report_edges WHERE report_id = ? ORDER BY rowid",
+      "SELECT destination, digest, tag, outcome, reason FROM promotion_report_edges WHERE report_id = ? ORDER BY rowid LIMIT ?",
     );
-    return rows.map((row) => ({
-      id: row.id,
-      receivedAt: row.received_at,
-      createdAt: row.created_at,
-      change: row.change,
-      approvedBy: JSON.parse(row.approved_by) as string[],
-      revision: row.revision,
-      outcomes: JSON.parse(row.outcomes) as Record<string, number>,
-      edges: edges.all(row.id) as ReportEdge[],
-    }));
+    let budget = MAX_VIEWED_REPORT_EDGES;
+    return rows.map((row) => {
+      const outcomes = JSON.parse(row.outcomes) as Record<string, number>;
+      const listed = budget > 0 ? (edges.all(row.id, budget) as ReportEdge[]) : [];
+      budget -= listed.length;
+      const changed = Object.entries(outcomes)
+        .filter(([kind]) => kind !== "unchanged")
+        .reduce((sum, [, count]) => sum + count, 0);
+      return {
+        id: row.id,
+        receivedAt: row.received_at,
+        createdAt: row.created_at,
+        change: row.change,
+        approvedBy: JSON.parse(row.approved_by) as string[],
+        revision: row.revision,
+        outcomes,
+        edges: listed,
+        unlistedEdges: Math.max(0, changed - listed.length),
+      };
+    });
   }
 
   /**

@@ -376,7 +376,14 @@ async function loadPromotions() {
                   edge.reason || "—",
                 ]),
               )
-            : el("p", { text: "Nothing copied: every edge was already in place." }),
+            : report.unlistedEdges
+              ? null
+              : el("p", { text: "Nothing copied: every edge was already in place." }),
+          report.unlistedEdges
+            ? el("p", {
+                text: `${report.unlistedEdges} more edge(s) not listed here: see the report CI uploaded.`,
+              })
+            : null,
         ),
       );
     }
