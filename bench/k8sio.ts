@@ -105,6 +105,9 @@ async function promoter(
   const child = spawn(
     process.execPath,
     [
+      // For profiling the promoter: BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" (flags
+      // NODE_OPTIONS does not take).
+      ...(process.env.BENCH_NODE_ARGS?.split(" ").filter(Boolean) ?? []),
       promoterBin,
       "promote",
       "--thin-manifest-dir",
@@ -119,8 +122,6 @@ async function promoter(
       env: {
         PATH: process.env.PATH ?? "/usr/bin:/bin",
         HOME: simulation.tree,
-        // For profiling the promoter: BENCH_NODE_OPTIONS="--cpu-prof --cpu-prof-dir=/tmp/prof".
-        ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}),
       },
       stdio: ["ignore", "pipe", "pipe"],
     },
