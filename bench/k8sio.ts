@@ -8,14 +8,16 @@
  *   npm run bench:k8sio
  *   BENCH_LATENCY_MS=50 BENCH_PROJECTS=k8s-staging-dns,k8s-staging-kas-network-proxy npm run bench:k8sio
  *   BENCH_CASES=noop-map,change-map npm run bench:k8sio
+ *   IMAGE_PROMOTER_K8SIO=/path/to/k8sio npm run bench:k8sio      (the tree elsewhere)
+ *   BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" ...     (profile the promoter)
  *
  * Cases, each a real CLI run (`promoter promote --confirm`) in a child process:
  *   noop-map      full run, nothing to do, registries answer tag listings with Google's map
  *   noop-plain    the same, registries without the map (one HEAD per edge)
  *   change-map    `--changed-since HEAD~1` after a commit adding one image (with the map)
  *   missing-map   full run with 1% of the (destination repository, digest) pairs missing
- * Prints wall time, peak memory (the child's VmHWM), requests, requests per edge and the
- * average requests in flight. Targets on a 2-core machine: noop-map < 2 min and < 1 GB;
+ * Prints wall time, peak memory (the child's VmHWM), requests, requests per edge, the
+ * average requests in flight, the promoter's CPU (and per request) and the registries' CPU. Targets on a 2-core machine: noop-map < 2 min and < 1 GB;
  * change-map < 10 s. Exits 1 when a target of a case that ran is missed.
  */
 import { execFileSync, spawn } from "node:child_process";
