@@ -8,14 +8,16 @@
  *   npm run bench:k8sio
  *   BENCH_LATENCY_MS=50 BENCH_PROJECTS=k8s-staging-dns,k8s-staging-kas-network-proxy npm run bench:k8sio
  *   BENCH_CASES=noop-map,change-map npm run bench:k8sio
+ *   IMAGE_PROMOTER_K8SIO=/path/to/k8sio npm run bench:k8sio      (the tree elsewhere)
+ *   BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" ...     (profile the promoter)
  *
  * Cases, each a real CLI run (`promoter promote --confirm`) in a child process:
  *   noop-map      full run, nothing to do, registries answer tag listings with Google's map
  *   noop-plain    the same, registries without the map (one HEAD per edge)
  *   change-map    `--changed-since HEAD~1` after a commit adding one image (with the map)
  *   missing-map   full run with 1% of the (destination repository, digest) pairs missing
- * Prints wall time, peak memory (the child's VmHWM), requests, requests per edge and the
- * average requests in flight. Targets on a 2-core machine: noop-map < 2 min and < 1 GB;
+ * Prints wall time, peak memory (the child's VmHWM), requests, requests per edge, the
+ * average requests in flight, the promoter's CPU (and per request) and the registries' CPU. Targets on a 2-core machine: noop-map < 2 min and < 1 GB;
  * change-map < 10 s. Exits 1 when a target of a case that ran is missed.
  */
 import { execFileSync, spawn } from "node:child_process";
@@ -34,7 +36,12 @@ import {
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const promoterBin = path.join(repoRoot, "bin", "promoter.js");
-const tree = path.resolve(repoRoot, "../shared/k8sio/registry.k8s.io");
+// The tree: IMAGE_PROMOTER_K8SIO names the checkout holding registry.k8s.io/ (as for
+// test/e2e/k8sio-simulated.test.ts); by default ../shared/k8sio beside the repository.
+const tree = path.join(
+  process.env.IMAGE_PROMOTER_K8SIO ?? path.resolve(repoRoot, "../shared/k8sio"),
+  "registry.k8s.io",
+);
 const latencyMs = Number(process.env.BENCH_LATENCY_MS ?? 50);
 // Google's registries speak TLS and HTTP/2; BENCH_TLS=0 simulates plain HTTP/1.1 instead.
 const tls = process.env.BENCH_TLS !== "0";
@@ -51,10 +58,29 @@ interface Run {
   readonly name: string;
   readonly ms: number;
   readonly peakMb: number;
+  /** The promoter's CPU seconds (user + system). */
+  readonly cpuSeconds: number;
+  /** The simulated registries' CPU seconds (this process's) during the run. */
+  readonly simulationCpuSeconds: number;
   readonly requests: number;
   readonly edges: number;
   readonly status: number | null;
   readonly summary: string;
+}
+
+/**
+ * CPU seconds (user + system) a running process has used so far (Linux; `/proc/PID/stat` fields
+ * 14 and 15, in clock ticks of 1/100 s), or undefined once it is gone.
+ */
+async function cpuSeconds(pid: number): Promise<number | undefined> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+    // The command name (field 2) may hold spaces; the fields after its closing parenthesis do not.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Peak resident memory of a running process so far (Linux), in MiB. */
@@ -71,11 +97,21 @@ async function peakMb(pid: number): Promise<number> {
 async function promoter(
   simulation: Simulation,
   args: readonly string[],
-): Promise<{ ms: number; peakMb: number; status: number | null; stdout: string; stderr: string }> {
+): Promise<{
+  ms: number;
+  peakMb: number;
+  cpuSeconds: number;
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}> {
   const started = performance.now();
   const child = spawn(
     process.execPath,
     [
+      // For profiling the promoter: BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" (flags
+      // NODE_OPTIONS does not take).
+      ...(process.env.BENCH_NODE_ARGS?.split(" ").filter(Boolean) ?? []),
       promoterBin,
       "promote",
       "--thin-manifest-dir",
@@ -87,7 +123,10 @@ async function promoter(
     ],
     {
       cwd: simulation.tree,
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: simulation.tree },
+      env: {
+        PATH: process.env.PATH ?? "/usr/bin:/bin",
+        HOME: simulation.tree,
+      },
       stdio: ["ignore", "pipe", "pipe"],
     },
   );
@@ -96,8 +135,12 @@ async function promoter(
   child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
   child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
   let peak = 0;
+  // Sampled every 100 ms: the last sample misses at most the run's final 100 ms.
+  let cpu = 0;
   const poll = setInterval(() => {
-    if (child.pid !== undefined) void peakMb(child.pid).then((mb) => (peak = Math.max(peak, mb)));
+    if (child.pid === undefined) return;
+    void peakMb(child.pid).then((mb) => (peak = Math.max(peak, mb)));
+    void cpuSeconds(child.pid).then((seconds) => (cpu = Math.max(cpu, seconds ?? 0)));
   }, 100);
   const status = await new Promise<number | null>((resolve) =>
     child.on("exit", (code) => {
@@ -105,7 +148,7 @@ async function promoter(
     }),
   );
   clearInterval(poll);
-  return { ms: performance.now() - started, peakMb: peak, status, stdout, stderr };
+  return { ms: performance.now() - started, peakMb: peak, cpuSeconds: cpu, status, stdout, stderr };
 }
 
 function lastLine(text: string, pattern: RegExp): string {
@@ -159,12 +202,17 @@ async function runCase(name: string): Promise<Run | undefined> {
     process.stdout.write(
       `${name}: ${simulation.edges} edges, ${simulation.digests} digests, ${simulation.registries.size} registries; running...\n`,
     );
+    // The simulated registries run in this process: its CPU during the run is theirs.
+    const simulationCpu = process.cpuUsage();
     const run = await promoter(simulation, ["--confirm", "--quiet", ...extra]);
+    const simulationUsage = process.cpuUsage(simulationCpu);
     const requests = simulatedRequests(simulation);
     return {
       name,
       ms: run.ms,
       peakMb: run.peakMb,
+      cpuSeconds: run.cpuSeconds,
+      simulationCpuSeconds: (simulationUsage.user + simulationUsage.system) / 1e6,
       requests,
       edges,
       status: run.status,
@@ -190,13 +238,13 @@ async function main(): Promise<void> {
     if (run) runs.push(run);
   }
   process.stdout.write(
-    "\ncase          status  wall (s)  peak (MB)  requests  edges    req/edge  in flight\n",
+    "\ncase          status  wall (s)  peak (MB)  requests  edges    req/edge  in flight  CPU (s)  CPU/req (ms)  registries' CPU (s)\n",
   );
   let missed = false;
   for (const run of runs) {
     const inFlight = (run.requests * latencyMs) / run.ms;
     process.stdout.write(
-      `${run.name.padEnd(13)} ${String(run.status).padEnd(7)} ${(run.ms / 1000).toFixed(1).padStart(8)}  ${run.peakMb.toFixed(0).padStart(9)}  ${String(run.requests).padStart(8)}  ${String(run.edges).padEnd(7)}  ${(run.requests / Math.max(1, run.edges)).toFixed(3).padStart(8)}  ${inFlight.toFixed(0).padStart(9)}\n`,
+      `${run.name.padEnd(13)} ${String(run.status).padEnd(7)} ${(run.ms / 1000).toFixed(1).padStart(8)}  ${run.peakMb.toFixed(0).padStart(9)}  ${String(run.requests).padStart(8)}  ${String(run.edges).padEnd(7)}  ${(run.requests / Math.max(1, run.edges)).toFixed(3).padStart(8)}  ${inFlight.toFixed(0).padStart(9)}  ${run.cpuSeconds.toFixed(1).padStart(7)}  ${((run.cpuSeconds * 1000) / Math.max(1, run.requests)).toFixed(3).padStart(12)}  ${run.simulationCpuSeconds.toFixed(1).padStart(19)}\n`,
     );
     const target = TARGETS[run.name as keyof typeof TARGETS] as { ms: number; mb: number } | undefined;
     // The real tree has one invalid entry (a digest of 63 hex digits in ingress-nginx's
@@ -209,6 +257,7 @@ async function main(): Promise<void> {
       );
     }
   }
+  process.stdout.write(`load average at the end: ${loadavg()[0]?.toFixed(2)}\n`);
   process.exitCode = missed ? 1 : 0;
 }
 

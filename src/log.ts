@@ -8,6 +8,17 @@ export type LogFields = Readonly<Record<string, unknown>>;
 
 export interface Logger {
   log(level: LogLevel, message: string, fields?: LogFields): void;
+  /**
+   * Whether a line of `level` would be written. Optional: a logger without it takes every level.
+   * Callers that log once per request ask first, so that a run that does not show debug lines
+   * does not build (and redact) one per request.
+   */
+  accepts?(level: LogLevel): boolean;
+}
+
+/** Whether `logger` writes lines of `level` (see `Logger.accepts`). */
+export function logsAt(logger: Logger | undefined, level: LogLevel): boolean {
+  return logger !== undefined && (logger.accepts?.(level) ?? true);
 }
 
 /** A logger that drops everything: the default for library calls that are not given one. */
@@ -15,6 +26,7 @@ export const silentLogger: Logger = {
   log() {
     // Intentionally empty.
   },
+  accepts: () => false,
 };
 
 /** Collects lines in memory; for tests and for attaching logs to reports. */

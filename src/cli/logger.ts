@@ -33,6 +33,7 @@ export function createCliLogger(
   const threshold = LEVEL_RANK[options.level ?? "info"];
   const now = options.now ?? (() => new Date());
   return {
+    accepts: (level: LogLevel) => LEVEL_RANK[level] >= threshold,
     log(level: LogLevel, message: string, fields: LogFields = {}) {
       if (LEVEL_RANK[level] < threshold) return;
       if (options.format === "json") {

@@ -1,4 +1,5 @@
 import { AbortedError } from "../errors.js";
+import { onAbort } from "./abort-listeners.js";
 
 /** A FIFO counting semaphore whose waits can be aborted. */
 export class Semaphore {
@@ -24,19 +25,21 @@ export class Semaphore {
       return this.releaser();
     }
     await new Promise<void>((resolve, reject) => {
+      // One listener on the signal for all its waits (abort-listeners.ts).
+      const stopWaiting = signal
+        ? onAbort(signal, () => {
+            const index = this.waiters.indexOf(waiter);
+            if (index >= 0) this.waiters.splice(index, 1);
+            reject(new AbortedError());
+          })
+        : undefined;
       const waiter = {
         resolve: () => {
-          signal?.removeEventListener("abort", onAbort);
+          stopWaiting?.();
           resolve();
         },
         reject,
       };
-      const onAbort = () => {
-        const index = this.waiters.indexOf(waiter);
-        if (index >= 0) this.waiters.splice(index, 1);
-        reject(new AbortedError());
-      };
-      signal?.addEventListener("abort", onAbort, { once: true });
       this.waiters.push(waiter);
     });
     return this.releaser();

@@ -71,54 +71,85 @@ function lineKindOf(status: RowStatus): LineKind | undefined {
   return undefined;
 }
 
-/** Rows for a dry run: the decisions. */
-export function rowsFromPlan(edges: readonly PlannedEdge[]): DisplayRow[] {
-  return edges.map(({ edge, decision }) => {
+/**
+ * Rows for a dry run: the decisions, one at a time (a generator: the real registry.k8s.io tree
+ * has ~720,000 edges, and the grouping keeps only the rows that make a line).
+ */
+export function* rowsFromPlan(edges: readonly PlannedEdge[]): Generator<DisplayRow> {
+  for (const { edge, decision } of edges) {
     switch (decision.kind) {
       case "refused-tag-move":
-        return { edge, status: decision.kind, detail: `points at ${decision.current}` };
+        yield { edge, status: decision.kind, detail: `points at ${decision.current}` };
+        break;
       case "refused-conflict":
-        return {
+        yield {
           edge,
           status: decision.kind,
           detail: `claimed for ${conflictDigests(decision.conflict).length} different digests`,
         };
+        break;
       case "unreadable":
-        return { edge, status: decision.kind, detail: `${decision.side}: ${decision.message}` };
+        yield { edge, status: decision.kind, detail: `${decision.side}: ${decision.message}` };
+        break;
       case "refused-source-signature":
-        return { edge, status: decision.kind, detail: decision.reason };
+        yield { edge, status: decision.kind, detail: decision.reason };
+        break;
       default:
-        return { edge, status: decision.kind };
+        yield { edge, status: decision.kind };
     }
-  });
+  }
 }
 
-/** Rows for a run that wrote: the outcomes. */
-export function rowsFromOutcomes(outcomes: readonly EdgeOutcome[]): DisplayRow[] {
-  return outcomes.map(({ edge, decision, outcome, error }) => {
+/** Rows for a run that wrote: the outcomes, one at a time (see `rowsFromPlan`). */
+export function* rowsFromOutcomes(outcomes: readonly EdgeOutcome[]): Generator<DisplayRow> {
+  for (const { edge, decision, outcome, error } of outcomes) {
     if (outcome === "refused-tag-move" && decision.kind === "refused-tag-move") {
-      return { edge, status: outcome, detail: `points at ${decision.current}` };
+      yield { edge, status: outcome, detail: `points at ${decision.current}` };
+    } else if (error) {
+      yield { edge, status: outcome, detail: error.message };
+    } else {
+      yield { edge, status: outcome };
     }
-    if (error) return { edge, status: outcome, detail: error.message };
-    return { edge, status: outcome };
-  });
+  }
 }
 
+/** The rows of one destination of one digest that make a line (copies, tags, problems). */
 interface DestinationRows {
   readonly name: string;
   readonly rows: DisplayRow[];
 }
 
+/**
+ * A destination whose rows so far make no line (unchanged): it keeps its place in the order of
+ * destinations without holding its rows.
+ */
+const NO_LINES: DestinationRows = Object.freeze({ name: "", rows: [] as DisplayRow[] });
+
+interface DigestRows {
+  readonly tags: Set<Tag>;
+  edges: number;
+  unchanged: number;
+  /** By destination key, in the order the destinations first appear. */
+  readonly destinations: Map<string, DestinationRows>;
+}
+
+interface ImageRows {
+  readonly project: string;
+  readonly image: string;
+  readonly source: string;
+  readonly digests: Map<Digest, DigestRows>;
+}
+
 export function groupForDisplay(rows: Iterable<DisplayRow>, keys = new RepositoryKeyCache()): ImageGroup[] {
-  // project|image -> digest -> destination key -> rows
-  const images = new Map<
-    string,
-    { project: string; image: string; source: string; digests: Map<Digest, Map<string, DestinationRows>> }
-  >();
+  // Rows are counted as they come, and only those that make a line are kept: a no-op run of the
+  // whole registry.k8s.io tree keeps none of its ~720,000.
+  const byProject = new Map<string, Map<string, ImageRows>>();
+  const images: ImageRows[] = [];
   for (const row of rows) {
     const { edge } = row;
-    const imageKey = `${edge.project}\u0000${edge.image}`;
-    let image = images.get(imageKey);
+    let projectImages = byProject.get(edge.project);
+    if (!projectImages) byProject.set(edge.project, (projectImages = new Map<string, ImageRows>()));
+    let image = projectImages.get(edge.image);
     if (!image) {
       // The source as the manifest names it (`oci:staging/web`, not the resolved absolute path).
       image = {
@@ -127,55 +158,57 @@ export function groupForDisplay(rows: Iterable<DisplayRow>, keys = new Repositor
         source: `${edge.sourceRegistry.name}/${edge.image}`,
         digests: new Map(),
       };
-      images.set(imageKey, image);
+      projectImages.set(edge.image, image);
+      images.push(image);
     }
-    let byDestination = image.digests.get(edge.digest);
-    if (!byDestination) {
-      byDestination = new Map();
-      image.digests.set(edge.digest, byDestination);
+    let digest = image.digests.get(edge.digest);
+    if (!digest) {
+      digest = { tags: new Set(), edges: 0, unchanged: 0, destinations: new Map() };
+      image.digests.set(edge.digest, digest);
     }
+    digest.edges += 1;
+    if (edge.tag !== undefined) digest.tags.add(edge.tag);
+    if (row.status === "unchanged") digest.unchanged += 1;
     const destinationKey = keys.of(edge.destination);
-    let destination = byDestination.get(destinationKey);
-    if (!destination) {
-      destination = { name: edge.destinationRegistry.name, rows: [] };
-      byDestination.set(destinationKey, destination);
+    const destination = digest.destinations.get(destinationKey);
+    if (lineKindOf(row.status) === undefined) {
+      if (destination === undefined) digest.destinations.set(destinationKey, NO_LINES);
+    } else if (destination === undefined || destination === NO_LINES) {
+      // Setting an existing key keeps its place in the Map's order.
+      digest.destinations.set(destinationKey, { name: edge.destinationRegistry.name, rows: [row] });
+    } else {
+      destination.rows.push(row);
     }
-    destination.rows.push(row);
   }
 
   const groups: ImageGroup[] = [];
-  for (const image of images.values()) {
+  for (const image of images) {
     const digests: DigestGroup[] = [];
     let edges = 0;
     let unchanged = 0;
-    for (const [digest, byDestination] of image.digests) {
+    for (const [digest, byDigest] of image.digests) {
       const lines = new Map<
         string,
         { line: Omit<DestinationLine, "destinations">; destinations: string[] }
       >();
-      const tags = new Set<Tag>();
-      let digestUnchanged = 0;
-      for (const destination of byDestination.values()) {
+      for (const destination of byDigest.destinations.values()) {
+        if (destination === NO_LINES) continue;
         for (const line of linesOfDestination(destination.rows)) {
           const key = `${line.kind}|${line.status}|${line.tags.join(",")}|${line.detail ?? ""}`;
           const existing = lines.get(key);
           if (existing) existing.destinations.push(destination.name);
           else lines.set(key, { line, destinations: [destination.name] });
         }
-        for (const row of destination.rows) {
-          edges += 1;
-          if (row.edge.tag !== undefined) tags.add(row.edge.tag);
-          if (row.status === "unchanged") digestUnchanged += 1;
-        }
       }
-      unchanged += digestUnchanged;
+      edges += byDigest.edges;
+      unchanged += byDigest.unchanged;
       digests.push({
         digest,
-        tags: [...tags].sort(),
+        tags: [...byDigest.tags].sort(),
         lines: [...lines.values()]
           .map(({ line, destinations }) => ({ ...line, destinations: destinations.sort() }))
           .sort(compareLines),
-        unchanged: digestUnchanged,
+        unchanged: byDigest.unchanged,
       });
     }
     groups.push({

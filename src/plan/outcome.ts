@@ -33,17 +33,22 @@ export interface EdgeOutcome {
   readonly error?: EdgeError;
 }
 
+// Settled outcomes without data are shared: the real tree has ~720,000 edges, nearly all unchanged.
+const UNCHANGED = Object.freeze({ outcome: "unchanged" as const });
+const REFUSED_TAG_MOVE = Object.freeze({ outcome: "refused-tag-move" as const });
+const MISSING_SOURCE = Object.freeze({ outcome: "missing-source" as const });
+
 /** The outcome a decision has without any write (everything but copy and add-tag). */
 export function outcomeWithoutWrite(
   decision: EdgeDecision,
-): { outcome: EdgeOutcomeKind; error?: EdgeError } | undefined {
+): { readonly outcome: EdgeOutcomeKind; readonly error?: EdgeError } | undefined {
   switch (decision.kind) {
     case "unchanged":
-      return { outcome: "unchanged" };
+      return UNCHANGED;
     case "refused-tag-move":
-      return { outcome: "refused-tag-move" };
+      return REFUSED_TAG_MOVE;
     case "missing-source":
-      return { outcome: "missing-source" };
+      return MISSING_SOURCE;
     case "refused-conflict":
       return {
         outcome: "failed",

@@ -78,13 +78,21 @@ export function countOutcomes(outcomes: readonly EdgeOutcome[]): Record<EdgeOutc
   return counts;
 }
 
-/** The outcome of every edge: what happened, or for a dry run what is already settled. */
-function settledOutcomes(result: PromotionResult): { edge: PromotionEdge; outcome: EdgeOutcomeKind }[] {
-  if (result.execution) return result.execution.outcomes.map(({ edge, outcome }) => ({ edge, outcome }));
-  return result.plan.edges.flatMap(({ edge, decision }) => {
+/**
+ * The outcome of every edge: what happened, or for a dry run what is already settled. One at a
+ * time: the real registry.k8s.io tree has ~720,000 edges.
+ */
+function* settledOutcomes(
+  result: PromotionResult,
+): Generator<{ edge: PromotionEdge; outcome: EdgeOutcomeKind }> {
+  if (result.execution) {
+    yield* result.execution.outcomes;
+    return;
+  }
+  for (const { edge, decision } of result.plan.edges) {
     const settled = outcomeWithoutWrite(decision);
-    return settled ? [{ edge, outcome: settled.outcome }] : [];
-  });
+    if (settled) yield { edge, outcome: settled.outcome };
+  }
 }
 
 /**
@@ -102,10 +110,11 @@ export function promotionFailed(
   } = {},
 ): boolean {
   const tolerated = options.tolerateMissingSource;
-  return settledOutcomes(result).some(
-    ({ edge, outcome }) =>
-      isFailureOutcome(outcome) && !(outcome === "missing-source" && tolerated?.(edge) === true),
-  );
+  for (const { edge, outcome } of settledOutcomes(result)) {
+    if (isFailureOutcome(outcome) && !(outcome === "missing-source" && tolerated?.(edge) === true))
+      return true;
+  }
+  return false;
 }
 
 /** Bytes the run wrote (blobs and manifests); undefined for a dry run. */

@@ -1,4 +1,4 @@
-import { RepositoryKeyCache } from "../reference/index.js";
+import { RepositoryKeyCache, type Digest } from "../reference/index.js";
 import type { Logger } from "../log.js";
 import { type EdgeOutcome, type EdgeOutcomeKind } from "../plan/index.js";
 import type { RepositoryOpener } from "../registry/index.js";
@@ -35,12 +35,20 @@ export async function executeSignatures(
   options: ExecuteSignaturesOptions,
 ): Promise<ExecutionResult> {
   const keys = new RepositoryKeyCache();
-  const present = new Set<string>();
+  // Source repository -> digest -> destination repositories where it is: no key string per edge
+  // (the real registry.k8s.io tree has ~720,000).
+  const present = new Map<string, Map<Digest, Set<string>>>();
   for (const { edge, outcome } of execution.outcomes) {
-    if (DONE.has(outcome)) present.add(edgeCopyKey(keys, edge));
+    if (!DONE.has(outcome)) continue;
+    const sourceKey = keys.of(edge.source);
+    let bySource = present.get(sourceKey);
+    if (!bySource) present.set(sourceKey, (bySource = new Map<Digest, Set<string>>()));
+    let destinations = bySource.get(edge.digest);
+    if (!destinations) bySource.set(edge.digest, (destinations = new Set()));
+    destinations.add(keys.of(edge.destination));
   }
   const isPresent = (target: SignatureTarget, destinationKey: string): boolean =>
-    present.has(copyKey(target.sourceKey, target.digest, destinationKey));
+    present.get(target.sourceKey)?.get(target.digest)?.has(destinationKey) ?? false;
   const attachments = await executeAttachments(plan, {
     provider: options.provider,
     isPresent,

@@ -1,4 +1,4 @@
-import type { Logger, LogFields, LogLevel } from "../log.js";
+import { logsAt, type Logger, type LogFields, type LogLevel } from "../log.js";
 import type { Credential } from "./credentials/types.js";
 
 /**
@@ -166,6 +166,7 @@ function redactValue(value: unknown, redactor: Redactor): unknown {
 /** A logger that redacts every message and field before passing it on. */
 export function redactingLogger(logger: Logger, redactor: Redactor): Logger {
   return {
+    accepts: (level: LogLevel) => logsAt(logger, level),
     log(level: LogLevel, message: string, fields?: LogFields): void {
       const safeFields = fields === undefined ? undefined : (redactValue(fields, redactor) as LogFields);
       logger.log(level, redactor.redact(message), safeFields);

@@ -88,24 +88,27 @@ export function signatureTargets(
   options: TargetOptions = {},
 ): SignatureTarget[] {
   const keys = new RepositoryKeyCache();
-  const groups = new Map<
-    string,
-    {
-      first: PlannedEdge;
-      identities: string[];
-      projects: Set<string>;
-      destinations: Map<string, TargetDestination>;
-      copied: boolean;
-    }
-  >();
+  interface Group {
+    first: PlannedEdge;
+    identities: string[];
+    projects: Set<string>;
+    destinations: Map<string, TargetDestination>;
+    copied: boolean;
+  }
+  // By source repository, then digest: no key string made per edge (the real registry.k8s.io
+  // tree has ~720,000), and groups in the order they first appear.
+  const groups = new Map<string, Map<Digest, Group>>();
+  const ordered: Group[] = [];
   for (const planned of edges) {
     const { edge, decision } = planned;
     const sourceKey = keys.of(edge.source);
-    const groupKey = `${sourceKey}@${edge.digest}`;
-    let group = groups.get(groupKey);
+    let bySource = groups.get(sourceKey);
+    if (!bySource) groups.set(sourceKey, (bySource = new Map<Digest, Group>()));
+    let group = bySource.get(edge.digest);
     if (!group) {
       group = { first: planned, identities: [], projects: new Set(), destinations: new Map(), copied: false };
-      groups.set(groupKey, group);
+      bySource.set(edge.digest, group);
+      ordered.push(group);
     }
     // The first edge of each project names the identity: edges go to destinations in the order
     // the manifest lists them, so its destination is the manifest's first.
@@ -129,12 +132,12 @@ export function signatureTargets(
   }
   const declared = declaredDestinations(options.declared ?? [], keys);
   const targets: SignatureTarget[] = [];
-  for (const [groupKey, group] of groups) {
+  for (const group of ordered) {
     if (group.destinations.size === 0) continue;
     const { edge } = group.first;
     const sourceKey = keys.of(edge.source);
     const destinations = [...group.destinations.values()].sort(byKey);
-    const elsewhere = [...(declared.get(groupKey)?.values() ?? [])]
+    const elsewhere = [...(declared.get(sourceKey)?.get(edge.digest)?.values() ?? [])]
       .filter((destination) => !group.destinations.has(destination.key))
       .sort(byKey);
     let rootIsIndex: boolean | undefined;
@@ -167,14 +170,17 @@ function byKey(a: TargetDestination, b: TargetDestination): number {
 function declaredDestinations(
   edges: readonly PromotionEdge[],
   keys: RepositoryKeyCache,
-): Map<string, Map<string, TargetDestination>> {
-  const declared = new Map<string, Map<string, TargetDestination>>();
+): Map<string, Map<Digest, Map<string, TargetDestination>>> {
+  // By source repository, then digest, as the groups of `signatureTargets`.
+  const declared = new Map<string, Map<Digest, Map<string, TargetDestination>>>();
   for (const edge of edges) {
-    const groupKey = `${keys.of(edge.source)}@${edge.digest}`;
-    let destinations = declared.get(groupKey);
+    const sourceKey = keys.of(edge.source);
+    let bySource = declared.get(sourceKey);
+    if (!bySource) declared.set(sourceKey, (bySource = new Map<Digest, Map<string, TargetDestination>>()));
+    let destinations = bySource.get(edge.digest);
     if (!destinations) {
       destinations = new Map();
-      declared.set(groupKey, destinations);
+      bySource.set(edge.digest, destinations);
     }
     const key = keys.of(edge.destination);
     if (!destinations.has(key)) {

@@ -81,6 +81,11 @@ export interface InternalAddressPolicy {
 /** The error code of a refused connection (never retried). */
 export const INTERNAL_ADDRESS_ERROR_CODE = "ERR_INTERNAL_ADDRESS";
 
+/** Hosts whose answer `refusal` remembers. */
+const MAX_REMEMBERED_HOSTS = 1024;
+/** What `refusal` remembers for a host it lets through. */
+const ALLOWED = "";
+
 interface AllowedHost {
   readonly name: string;
   readonly address: IpAddress | undefined;
@@ -104,6 +109,8 @@ export type ConnectLookup = (hostname: string, options: LookupOptions, callback:
  */
 export class InternalAddressGuard {
   private readonly allowed: readonly AllowedHost[];
+  /** `refusal`'s answers by URL host (`name[:port]`); ALLOWED for none. */
+  private readonly refusals = new Map<string, string>();
 
   constructor(private readonly policy: InternalAddressPolicy) {
     this.allowed = policy.allowed.map((entry) => {
@@ -127,11 +134,19 @@ export class InternalAddressGuard {
   /** Why a request to `url` must not be sent (an internal IP literal or name not allowed), or undefined. */
   refusal(url: URL): string | undefined {
     if (!this.policy.refuse) return undefined;
+    // The answer depends on the host and port alone: asked once per host, not per request
+    // (parsing the address cost more than the rest of the check; issue 15).
+    const known = this.refusals.get(url.host);
+    if (known !== undefined) return known === ALLOWED ? undefined : known;
     const port = url.port === "" ? undefined : url.port;
-    if (this.allows(url.hostname, port)) return undefined;
-    const reason = internalHostReason(url.hostname);
-    if (reason === undefined) return undefined;
-    return `refusing to connect to ${url.host}: it is ${reason}; only registries allowed with --allow-registry may be on this machine or a private network`;
+    const reason = this.allows(url.hostname, port) ? undefined : internalHostReason(url.hostname);
+    const refusal =
+      reason === undefined
+        ? undefined
+        : `refusing to connect to ${url.host}: it is ${reason}; only registries allowed with --allow-registry may be on this machine or a private network`;
+    // Bounded: redirects name hosts the manifests do not.
+    if (this.refusals.size < MAX_REMEMBERED_HOSTS) this.refusals.set(url.host, refusal ?? ALLOWED);
+    return refusal;
   }
 
   /** Wraps a lookup so that an answer with an internal address for a name not allowed fails the connection. */

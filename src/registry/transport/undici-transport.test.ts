@@ -1,6 +1,7 @@
+import { getEventListeners } from "node:events";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import {
   ScriptedRegistry,
   selfSignedCertificate,
@@ -8,6 +9,7 @@ import {
   sendJson,
 } from "../../../test/support/scripted-registry.js";
 import { AbortedError } from "../../errors.js";
+import type { Logger } from "../../log.js";
 import { RegistryError } from "../errors.js";
 import { readBody } from "./body.js";
 import { SecurityPolicy } from "./security-policy.js";
@@ -47,6 +49,43 @@ describe("UndiciTransport", () => {
     const buffered = await transport.send(request("/small", { bufferLimit: 5 }));
     expect(Buffer.from(buffered.bytes!).toString()).toBe("hello");
     expect(server.requests[0]?.headers["user-agent"]).toBe("image-promoter");
+  });
+
+  it("shares one abort listener on the caller's signal among its requests in flight (issue 15)", async () => {
+    const { transport, request } = await setUp();
+    const held: (() => void)[] = [];
+    server.on("HEAD", "/held", (_request, response) => {
+      held.push(() => response.writeHead(200).end());
+    });
+    const controller = new AbortController();
+    const sent = Array.from({ length: 20 }, () =>
+      transport.send(request("/held", { method: "HEAD", signal: controller.signal })),
+    );
+    await vi.waitFor(() => {
+      expect(held).toHaveLength(20);
+    });
+    expect(getEventListeners(controller.signal, "abort")).toHaveLength(1);
+    for (const answer of held) answer();
+    expect((await Promise.all(sent)).map((response) => response.status)).toEqual(Array(20).fill(200));
+  });
+
+  it("builds its per-request debug line only for a logger that takes debug lines", async () => {
+    const lines: string[] = [];
+    const logger = (accepts: boolean): Logger => ({
+      log: (_level, message) => lines.push(message),
+      accepts: (level) => accepts || level !== "debug",
+    });
+    const quiet = await setUp({ logger: logger(false) });
+    server.on("HEAD", "/x", (_request, response) => response.writeHead(200).end());
+    await quiet.transport.send(quiet.request("/x", { method: "HEAD" }));
+    expect(lines).toEqual([]);
+    await Promise.all(transports.splice(0).map((transport) => transport.close()));
+    await server.stop();
+    const verbose = await setUp({ logger: logger(true) });
+    server.on("HEAD", "/x", (_request, response) => response.writeHead(200).end());
+    await verbose.transport.send(verbose.request("/x", { method: "HEAD" }));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^HEAD http:\/\/127\.0\.0\.1:\d+\/x 200$/);
   });
 
   it("refuses a body over its cap, by Content-Length or while reading an endless body", async () => {

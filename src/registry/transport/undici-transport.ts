@@ -5,8 +5,9 @@ import { isIP } from "node:net";
 import { pipeline, Readable, Transform } from "node:stream";
 import { createSecureContext, rootCertificates, type SecureContext } from "node:tls";
 import { Agent, request as undiciRequest, type Dispatcher } from "undici";
+import { onAbort } from "../../concurrency/index.js";
 import { AbortedError, describeError } from "../../errors.js";
-import type { Logger } from "../../log.js";
+import { logsAt, type Logger } from "../../log.js";
 import { redactUrl } from "../redact.js";
 import { RegistryError } from "../errors.js";
 import { BodyTooLargeError, discardBody, emptyBody, readBody } from "./body.js";
@@ -340,13 +341,17 @@ export class UndiciTransport implements Transport {
       },
       this.options.deadlineTimers,
     );
-    const onCallerAbort = () => {
-      abort.abort(request.signal?.reason);
-    };
-    request.signal?.addEventListener("abort", onCallerAbort, { once: true });
+    // One listener on the caller's signal (the run's, shared by every request) for all requests
+    // (concurrency/abort-listeners.ts).
+    const callerSignal = request.signal;
+    const stopFollowingCaller = callerSignal
+      ? onAbort(callerSignal, () => {
+          abort.abort(callerSignal.reason);
+        })
+      : undefined;
     const settle = () => {
       deadline.finish();
-      request.signal?.removeEventListener("abort", onCallerAbort);
+      stopFollowingCaller?.();
     };
     /** The deadline's own error when it fired, else `error` mapped as usual. */
     const failure = (error: unknown, phase: "request" | "body"): Error => {
@@ -418,10 +423,13 @@ export class UndiciTransport implements Transport {
       throw httpsRequired(request);
     }
 
-    this.options.logger?.log("debug", `${request.method} ${redactUrl(url)} ${raw.statusCode}`, {
-      ms: Date.now() - started,
-      operation: request.context.operation,
-    });
+    // Asked first: building and redacting this line for every request cost more than the rest
+    // of this layer in a run that does not show it.
+    if (logsAt(this.options.logger, "debug"))
+      this.options.logger?.log("debug", `${request.method} ${redactUrl(url)} ${raw.statusCode}`, {
+        ms: Date.now() - started,
+        operation: request.context.operation,
+      });
     const responseHeaders = wrapHeaders(raw.headers);
     // Errors while a caller streams the body are mapped by the caller; keep one listener so an
     // unconsumed body that fails cannot crash the process.
