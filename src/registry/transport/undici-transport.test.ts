@@ -76,13 +76,17 @@ describe("UndiciTransport", () => {
       accepts: (level) => accepts || level !== "debug",
     });
     const quiet = await setUp({ logger: logger(false) });
-    server.on("HEAD", "/x", (_request, response) => response.writeHead(200).end());
+    server.on("HEAD", "/x", (_request, response) => {
+      response.writeHead(200).end();
+    });
     await quiet.transport.send(quiet.request("/x", { method: "HEAD" }));
     expect(lines).toEqual([]);
     await Promise.all(transports.splice(0).map((transport) => transport.close()));
     await server.stop();
     const verbose = await setUp({ logger: logger(true) });
-    server.on("HEAD", "/x", (_request, response) => response.writeHead(200).end());
+    server.on("HEAD", "/x", (_request, response) => {
+      response.writeHead(200).end();
+    });
     await verbose.transport.send(verbose.request("/x", { method: "HEAD" }));
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(/^HEAD http:\/\/127\.0\.0\.1:\d+\/x 200$/);
