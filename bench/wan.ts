@@ -266,6 +266,14 @@ async function main(): Promise<void> {
         if (result.status !== 0) throw new Error(`promoter failed (${result.status}):\n${result.output}`);
       });
       const report = JSON.parse(await readFile(path.join(work, reportFile), "utf8")) as PromoterReport;
+      if (process.env.BENCH_TRACE) {
+        // Every request of the run, by host, on the proxies' clock (for looking at what waited).
+        const trace = proxies.map((proxy, i) => ({
+          host: names[i],
+          spans: proxy.spans.slice(measured.marks[i] ?? 0),
+        }));
+        await writeFile(`${process.env.BENCH_TRACE}-${phase}.json`, JSON.stringify(trace));
+      }
       const withPhases = {
         ...measured,
         windows: [...measured.windows, ...phaseWindows(proxies, measured.marks, report)],
