@@ -53,6 +53,11 @@ export type Fault =
   /** Forward after a pause (a slow registry). */
   | { readonly kind: "delay"; readonly ms: number }
   /**
+   * Forward once `until` settles: a registry that answers nothing until the test says so (to
+   * check what a client does meanwhile by order, never by time).
+   */
+  | { readonly kind: "hold"; readonly until: Promise<void> }
+  /**
    * Never finish: with `fraction` undefined no headers are sent; otherwise the headers and that
    * part of the body are sent and then nothing more (until the client gives up or the proxy stops).
    */
@@ -304,6 +309,7 @@ export class FaultProxy {
         return;
       }
       if (fault?.kind === "delay") await sleep(fault.ms);
+      if (fault?.kind === "hold") await fault.until;
       const upstream = await this.forward(incoming, url);
       const headers = this.responseHeaders(upstream.headers);
       if (!fault) {
@@ -384,6 +390,7 @@ export class FaultProxy {
         socket.resetAndDestroy();
         return;
       case "delay":
+      case "hold":
         response.writeHead(status, withLength);
         response.end(body);
         return;
