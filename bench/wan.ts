@@ -161,9 +161,9 @@ interface PromoterReport {
 }
 
 /**
- * The promoter's phases on the proxies' clock: its first request starts the first phase, and the
- * phases follow one another for as long as `--report` says each took (a phase that overlaps
- * others reports its own span; see docs/reliability.md).
+ * The promoter's phases on the proxies' clock. A pipelined promotion (promote --confirm) times
+ * each phase from the start of the run until its last part ended (the phases overlap), so each
+ * window starts at the run's first request. Planning is pure work without requests: not shown.
  */
 function phaseWindows(
   proxies: readonly FaultProxy[],
@@ -174,12 +174,9 @@ function phaseWindows(
     ...proxies.flatMap((proxy, i) => proxy.spans.slice(marks[i] ?? 0).map((span) => span.start)),
   );
   const windows: Window[] = [];
-  let at = first;
   for (const [name, ms] of Object.entries(report.timings)) {
-    if (!name.endsWith("Ms")) continue;
-    // A phase that took no time (e.g. planning, pure work) has no traffic to show.
-    if (ms >= 1) windows.push({ name: name.slice(0, -2), from: at, to: at + ms });
-    at += ms;
+    if (!name.endsWith("Ms") || name === "planMs") continue;
+    if (ms >= 1) windows.push({ name: `..${name.slice(0, -2)}`, from: first, to: first + ms });
   }
   return windows;
 }

@@ -27,9 +27,15 @@ export interface CopyLimits {
   readonly tasks: number;
 }
 
-/** How one `concurrency` figure splits into the engine's limits. */
+/**
+ * How one `concurrency` figure splits into the engine's limits. Only blob bodies (memory and
+ * uplink) are the engine's to bound tightly; small requests and tasks get room enough that the
+ * transport's per-host limits (registry/transport/host-limits.ts) are what holds them back, so
+ * over distance every host stays busy and one slow host does not use up a pool the others need
+ * (issue 19: 4x and 2x left 40% of the per-host limits unused at 50 ms per request).
+ */
 export function copyLimits(concurrency: number = DEFAULT_COPY_CONCURRENCY): CopyLimits {
-  return { transfers: concurrency, requests: concurrency * 4, tasks: concurrency * 2 };
+  return { transfers: concurrency, requests: concurrency * 64, tasks: concurrency * 8 };
 }
 
 /**
