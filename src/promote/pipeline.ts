@@ -96,6 +96,9 @@ export function repositoryGroups(
   return [...groups.values()];
 }
 
+/** Digests of a group whose attachments are read at once (each a few requests in a row). */
+const ATTACHMENT_READS_IN_PROGRESS = 64;
+
 interface GroupResult {
   readonly execution: ExecutionResult;
   readonly attachments?: AttachmentPlan;
@@ -186,6 +189,8 @@ async function pipelineEdges(
             ...(signatures.signChildren === undefined ? {} : { signChildren: signatures.signChildren }),
             ...(signatures.attest ? { attest: withStagingFacts(signatures.attest, groupVerdicts) } : {}),
             ...observe,
+            // Digests read at once: the per-host limits bound the requests, not this (issue 19).
+            concurrency: options.concurrency ?? ATTACHMENT_READS_IN_PROGRESS,
           },
         ).then((planned) => {
           signaturesDone = Math.max(signaturesDone, performance.now());

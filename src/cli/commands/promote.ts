@@ -82,7 +82,10 @@ destination): already done, add a tag, copy, refused (a tag that points at anoth
 never moved), or missing in the source. Without --confirm nothing is written: the plan is shown
 (--dry-run says so explicitly; with --confirm it is a usage error).
 With --confirm the images are copied (blobs first, manifests bottom-up, tags last, so a tag never
-points at an incomplete image) and the result is shown.
+points at an incomplete image) and the result is shown. Reading, deciding and copying overlap:
+each group of repositories that share nothing with the others is copied as soon as it is read,
+so a slow registry holds back only its own images; the decisions are those a dry run shows, and
+the plan is printed after the run (docs/promotion.md, "Pipelined promotion").
 
 A plan saved with --plan-file runs later with --from-plan and the same manifests: the plan only
 chooses among the edges the manifests declare, and what runs and is shown comes from them. An
