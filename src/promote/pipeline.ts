@@ -19,7 +19,6 @@ import {
   judgeSourceSignatures,
   planAttachments,
   signatureTargets,
-  type AttachmentOutcome,
   type AttachmentPlan,
   type AttachmentWork,
   type SourceVerdict,
@@ -38,9 +37,11 @@ import { executeSignatures } from "./signatures.js";
 
 /**
  * A promotion without phase barriers (issue 19): the edges fall into groups that share no
- * repository (a source and the destinations it feeds), and each group goes through the whole
+ * repository (a source and the destinations it feeds), and each group goes through the
  * promotion on its own: read its destinations, then the sources they lack, decide, copy (tags
- * last), sign and attach. A group's copy starts as soon as its own facts are known, not after
+ * last) while reading staging's attachments. Signatures and attachments are written in one step
+ * for the run once every copy ended (so `--max-signature-ops` bounds the whole run, as before).
+ * A group's copy starts as soon as its own facts are known, not after
  * every repository of the run was read; what bounds the work is the transport's per-host limits
  * (registry/transport/host-limits.ts) and the copy run's limits, so a slow host holds back only
  * the groups that use it.
@@ -172,7 +173,7 @@ async function pipelineEdges(
     }
 
     // Reading staging's attachments (and what the destinations hold of ours) goes on while the
-    // images are copied; writing them waits for the copy, as in a promotion planned first.
+    // images are copied; writing them waits for the copy (below).
     const reading = withAttachments
       ? planAttachments(
           signatureTargets(plan.edges, {
@@ -197,22 +198,13 @@ async function pipelineEdges(
           return planned;
         })
       : undefined;
-    let execution = await executePlan(plan, {
+    const execution = await executePlan(plan, {
       provider: options.provider,
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.logger ? { logger: options.logger } : {}),
       copyRun,
     });
     const attachments = await reading;
-    if (attachments) {
-      execution = await executeSignatures(attachments, execution, {
-        provider: options.provider,
-        ...(signatures?.signer ? { signer: signatures.signer } : {}),
-        ...(signatures?.maxSignatureOps === undefined ? {} : { concurrency: signatures.maxSignatureOps }),
-        ...(options.signal ? { signal: options.signal } : {}),
-        ...(options.logger ? { logger: options.logger } : {}),
-      });
-    }
     return { execution, ...(attachments ? { attachments } : {}) };
   };
 
@@ -233,12 +225,10 @@ async function pipelineEdges(
   planMs += performance.now() - decideStarted;
   const byEdge = new Map<PromotionEdge, EdgeOutcome>();
   const copies: CopyOutcome[] = [];
-  const attachmentOutcomes: AttachmentOutcome[] = [];
   const works: AttachmentWork[] = [];
   for (const { execution, attachments } of results) {
     for (const outcome of execution.outcomes) byEdge.set(outcome.edge, outcome);
     copies.push(...execution.copies);
-    if (execution.attachments) attachmentOutcomes.push(...execution.attachments);
     if (attachments) works.push(...attachments.works);
   }
   copyRun.finish();
@@ -271,6 +261,19 @@ async function pipelineEdges(
   const sourceSignatures: SourceSignatureReport | undefined = signatures?.sourcePolicy
     ? { mode: signatures.sourcePolicy.mode ?? "required", verdicts }
     : undefined;
+  let execution: ExecutionResult = { outcomes, copies };
+  if (attachments) {
+    // One signing step for the whole run, after every copy, as in a promotion planned first:
+    // --max-signature-ops bounds the signer's calls and the signature writes of the run, and
+    // only digests now in place are signed (execute.ts, signatures.ts).
+    execution = await executeSignatures(attachments, execution, {
+      provider: options.provider,
+      ...(signatures?.signer ? { signer: signatures.signer } : {}),
+      ...(signatures?.maxSignatureOps === undefined ? {} : { concurrency: signatures.maxSignatureOps }),
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.logger ? { logger: options.logger } : {}),
+    });
+  }
   const ended = performance.now();
   return {
     validation,
@@ -278,11 +281,7 @@ async function pipelineEdges(
     inventory,
     ...(attachments ? { attachments } : {}),
     ...(sourceSignatures ? { sourceSignatures } : {}),
-    execution: {
-      outcomes,
-      copies,
-      ...(withAttachments ? { attachments: attachmentOutcomes } : {}),
-    },
+    execution,
     // The phases overlap: each is timed from the start of the run until its last part ended.
     timings: {
       inventoryMs: inventoryDone - started,
