@@ -15,9 +15,12 @@ export interface ProgressOptions {
   readonly stream: OutputStream;
   readonly mode: "tty" | "plain" | "json" | "quiet";
   readonly logger: Logger;
-  /** Copy tasks (source digest to its destinations) and destination pairs in the plan. */
-  readonly totalTasks: number;
-  readonly totalDestinations: number;
+  /**
+   * Copy tasks (source digest to its destinations) and destination pairs in the plan; unknown
+   * (undefined) in a pipelined promotion, which learns its plan as it goes.
+   */
+  readonly totalTasks?: number;
+  readonly totalDestinations?: number;
   readonly now?: () => number;
 }
 
@@ -148,7 +151,7 @@ export class ProgressReporter {
     // Bytes first: a narrow terminal cuts the end of the line, and they are what moves.
     return (
       `copying: ${formatBytes(this.bytes)} of ${formatBytes(this.bytesStarted)} at ${formatBytes(rate)}/s${eta}; ` +
-      `${done}/${totalDestinations} image destinations${failed}; blobs ${uploading}${this.blobsUploaded} uploaded, ` +
+      `${done}${totalDestinations === undefined ? "" : `/${totalDestinations}`} image destinations${failed}; blobs ${uploading}${this.blobsUploaded} uploaded, ` +
       `${this.blobsMounted} mounted, ${this.blobsSkipped} present`
     );
   }

@@ -6,6 +6,7 @@
 export {
   copyGraphs,
   copyLimits,
+  CopyRun,
   DEFAULT_WRITE_ATTEMPTS,
   DEFAULT_COPY_CONCURRENCY,
   type CopyLimits,

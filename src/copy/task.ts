@@ -64,8 +64,8 @@ export interface CopyOptions {
   /**
    * Blob transfers in flight: source reads, each feeding every destination that needs the blob
    * (so up to `concurrency` x destinations uploads). Default `DEFAULT_COPY_CONCURRENCY`.
-   * Manifest operations and existence checks get 4x this; tasks in flight 2x (see
-   * `copyLimits`). Per-host request limits are the registry client's.
+   * Manifest operations and existence checks get 64x this; tasks in flight 8x (see
+   * `copyLimits`): the registry client's per-host request limits are what bound them.
    */
   readonly concurrency?: number;
   /**

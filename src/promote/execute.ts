@@ -1,5 +1,5 @@
 import { RepositoryKeyCache } from "../reference/index.js";
-import { copyGraphs, type CopyEvent, type CopyOutcome, type CopyTask } from "../copy/index.js";
+import { copyGraphs, type CopyEvent, type CopyOutcome, type CopyRun, type CopyTask } from "../copy/index.js";
 import type { Logger } from "../log.js";
 import {
   outcomeWithoutWrite,
@@ -21,6 +21,11 @@ export interface ExecuteOptions {
   readonly logger?: Logger;
   readonly concurrency?: number;
   readonly onEvent?: (event: CopyEvent) => void;
+  /**
+   * Copy within this run (a pipelined promotion's, shared by every part of the plan) instead of
+   * a run of its own; `concurrency` and `onEvent` are then the run's.
+   */
+  readonly copyRun?: CopyRun;
 }
 
 export interface ExecutionResult {
@@ -83,12 +88,14 @@ export async function executePlan(plan: PromotionPlan, options: ExecuteOptions):
       taskTargets.push({ copy, destinations: [destination] });
     }
   }
-  const copies = await copyGraphs(tasks, {
-    ...(options.signal ? { signal: options.signal } : {}),
-    ...(options.logger ? { logger: options.logger } : {}),
-    ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
-    ...(options.onEvent ? { onEvent: options.onEvent } : {}),
-  });
+  const copies = options.copyRun
+    ? await options.copyRun.copy(tasks)
+    : await copyGraphs(tasks, {
+        ...(options.signal ? { signal: options.signal } : {}),
+        ...(options.logger ? { logger: options.logger } : {}),
+        ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
+        ...(options.onEvent ? { onEvent: options.onEvent } : {}),
+      });
 
   const targetsByTaskId = new Map(tasks.map((task, index) => [task.id, taskTargets[index]]));
   const byKey = new Map<string, CopyOutcome>();

@@ -28,3 +28,4 @@ export {
   type PromotionReportOptions,
 } from "./report.js";
 export { planSavedPlan, type SavedPlanCheck } from "./saved-plan.js";
+export { promotePipelined, repositoryGroups } from "./pipeline.js";

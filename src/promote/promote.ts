@@ -227,7 +227,7 @@ export async function planEdges(
  * A target's source digest's verdict serves the digest and each image of its index (the index
  * names its images by digest, so what proves the index proves them).
  */
-function withStagingFacts(attest: AttestOptions, verdicts: readonly SourceVerdict[]): AttestOptions {
+export function withStagingFacts(attest: AttestOptions, verdicts: readonly SourceVerdict[]): AttestOptions {
   const byKey = new Map<string, SourceVerdict>();
   for (const verdict of verdicts) if (verdict.status !== "refused") byKey.set(verdict.request.key, verdict);
   if (byKey.size === 0) return attest;
@@ -249,7 +249,7 @@ function withStagingFacts(attest: AttestOptions, verdicts: readonly SourceVerdic
 }
 
 /** The source digests a policy applies to: those this run would copy or tag. */
-function sourceCheckRequests(
+export function sourceCheckRequests(
   edges: readonly PlannedEdge[],
   policy: SourcePolicy,
   keys: RepositoryKeyCache,
@@ -265,7 +265,7 @@ function sourceCheckRequests(
   return [...requests.values()];
 }
 
-function isIndexIn(
+export function isIndexIn(
   inventory: { readonly destinations: Inventory; readonly sources: Inventory },
   repositoryKey: string,
   digest: Digest,

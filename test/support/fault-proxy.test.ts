@@ -297,4 +297,44 @@ describe("FaultProxy", () => {
     p.setRules([]);
     expect((await send(`${p.url}/v2/`)).status).toBe(200);
   });
+  it("as a delay line, forwards unchanged and counts the requests in flight over any stretch", async () => {
+    // Two requests held until both have arrived: they overlap for certain, whatever the timing.
+    let arrived = 0;
+    let release: () => void = () => undefined;
+    const bothHere = new Promise<void>((resolve) => (release = resolve));
+    proxy = await FaultProxy.start({
+      upstream: upstreamUrl,
+      latencyMs: 5,
+      rules: [
+        {
+          path: "/v2/held",
+          fault: {
+            kind: "respond",
+            respond: async (_request, response) => {
+              arrived += 1;
+              if (arrived === 2) release();
+              await bothHere;
+              response.writeHead(200, { "content-length": 0 });
+              response.end();
+            },
+          },
+        },
+      ],
+    });
+    const p = proxy;
+    const forwarded = await send(`${p.url}/v2/x/blobs/sha256:a`);
+    expect(forwarded.body.equals(PAYLOAD)).toBe(true);
+    await Promise.all([send(`${p.url}/v2/held`), send(`${p.url}/v2/held`)]);
+    expect(p.spans.map((span) => span.path)).toEqual(["/v2/x/blobs/sha256:a", "/v2/held", "/v2/held"]);
+    const held = p.spans.slice(1);
+    const bothIn = Math.max(...held.map((span) => span.start));
+    const firstOut = Math.min(...held.map((span) => span.end ?? Number.NaN));
+    expect(firstOut).toBeGreaterThan(bothIn);
+    expect(p.averageInFlight(bothIn, firstOut)).toBeCloseTo(2, 6);
+    expect(p.requestsBetween(held[0]!.start, bothIn + 1)).toBe(2);
+    const all = p.spans[0]!.start;
+    const last = Math.max(...p.spans.map((span) => span.end ?? Number.NaN));
+    const busy = p.spans.reduce((sum, span) => sum + (span.end ?? Number.NaN) - span.start, 0);
+    expect(p.averageInFlight(all, last)).toBeCloseTo(busy / (last - all), 6);
+  });
 });

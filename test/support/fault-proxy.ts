@@ -10,6 +10,10 @@
  * (seed, rule, method, path, how many times that method and path were seen), not in arrival
  * order, so the same seed fails the same requests however the client interleaves them.
  *
+ * With `latencyMs` it is also a delay line: every request waits that long before it is forwarded
+ * (a registry far away; bench/wan.ts), and the proxy keeps when each request arrived and when its
+ * answer ended, so a caller can tell how many requests were in flight over any stretch of time.
+ *
  * The proxy keeps the client's `Host` header when it forwards, so the registry builds the URLs it
  * returns (upload `Location`s) on the proxy's address and later requests come back through it;
  * an absolute `Location` naming the upstream is rewritten to the proxy as well.
@@ -48,6 +52,11 @@ export type Fault =
   | { readonly kind: "truncate"; readonly fraction?: number }
   /** Forward after a pause (a slow registry). */
   | { readonly kind: "delay"; readonly ms: number }
+  /**
+   * Forward once `until` settles: a registry that answers nothing until the test says so (to
+   * check what a client does meanwhile by order, never by time).
+   */
+  | { readonly kind: "hold"; readonly until: Promise<void> }
   /**
    * Never finish: with `fraction` undefined no headers are sent; otherwise the headers and that
    * part of the body are sent and then nothing more (until the client gives up or the proxy stops).
@@ -110,6 +119,16 @@ export interface FaultProxyOptions {
   readonly rules?: readonly FaultRule[];
   /** Seed of the random choices (default 1). */
   readonly seed?: number | string;
+  /** Added to every request before it is forwarded or faulted: a round trip over distance. */
+  readonly latencyMs?: number;
+}
+
+/** When one request arrived at the proxy and when its answer ended (`performance.now()`). */
+export interface RequestSpan {
+  readonly method: string;
+  readonly path: string;
+  readonly start: number;
+  end: number | undefined;
 }
 
 interface RuleState {
@@ -131,12 +150,15 @@ const HOP_BY_HOP = new Set([
 
 export class FaultProxy {
   readonly events: ProxyEvent[] = [];
+  /** Every request's arrival and end, in arrival order. */
+  readonly spans: RequestSpan[] = [];
   private rules: RuleState[] = [];
   private readonly seen = new Map<string, number>();
   private readonly sockets = new Set<Socket>();
   private readonly listeners = new Set<(request: FaultRequest) => void>();
   private readonly upstream: URL;
   private seed: string;
+  private readonly latencyMs: number;
   private stopped = false;
 
   private constructor(
@@ -147,6 +169,7 @@ export class FaultProxy {
   ) {
     this.upstream = new URL(options.upstream);
     this.seed = String(options.seed ?? 1);
+    this.latencyMs = options.latencyMs ?? 0;
     this.setRules(options.rules ?? []);
     server.on("connection", (socket: Socket) => {
       this.sockets.add(socket);
@@ -199,6 +222,26 @@ export class FaultProxy {
     return this.events.length;
   }
 
+  /**
+   * Requests in flight on average between `from` and `to` (`performance.now()` times): the time
+   * every request spent in that window, from arrival to the end of its answer, divided by its length.
+   */
+  averageInFlight(from: number, to: number): number {
+    if (to <= from) return 0;
+    let busy = 0;
+    for (const span of this.spans) {
+      const end = Math.min(span.end ?? to, to);
+      const start = Math.max(span.start, from);
+      if (end > start) busy += end - start;
+    }
+    return busy / (to - from);
+  }
+
+  /** Requests that arrived between `from` and `to`. */
+  requestsBetween(from: number, to: number): number {
+    return this.spans.filter((span) => span.start >= from && span.start < to).length;
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     for (const socket of this.sockets) socket.destroy();
@@ -238,7 +281,16 @@ export class FaultProxy {
       url,
       headers: incoming.headers,
     };
+    const span: RequestSpan = {
+      method: request.method,
+      path: request.path,
+      start: performance.now(),
+      end: undefined,
+    };
+    this.spans.push(span);
+    response.once("close", () => (span.end = performance.now()));
     for (const listener of this.listeners) listener(request);
+    if (this.latencyMs > 0) await sleep(this.latencyMs);
     const picked = this.pick(request);
     const fault = picked?.rule.fault;
     const name = picked ? (picked.rule.name ?? picked.rule.fault.kind) : undefined;
@@ -257,6 +309,7 @@ export class FaultProxy {
         return;
       }
       if (fault?.kind === "delay") await sleep(fault.ms);
+      if (fault?.kind === "hold") await fault.until;
       const upstream = await this.forward(incoming, url);
       const headers = this.responseHeaders(upstream.headers);
       if (!fault) {
@@ -337,6 +390,7 @@ export class FaultProxy {
         socket.resetAndDestroy();
         return;
       case "delay":
+      case "hold":
         response.writeHead(status, withLength);
         response.end(body);
         return;

@@ -24,6 +24,7 @@ import {
 } from "../../plan/index.js";
 import {
   planPromotion,
+  promotePipelined,
   planSavedPlan,
   promotionDocument,
   promotionFailed,
@@ -81,7 +82,10 @@ destination): already done, add a tag, copy, refused (a tag that points at anoth
 never moved), or missing in the source. Without --confirm nothing is written: the plan is shown
 (--dry-run says so explicitly; with --confirm it is a usage error).
 With --confirm the images are copied (blobs first, manifests bottom-up, tags last, so a tag never
-points at an incomplete image) and the result is shown.
+points at an incomplete image) and the result is shown. Reading, deciding and copying overlap:
+each group of repositories that share nothing with the others is copied as soon as it is read,
+so a slow registry holds back only its own images; the decisions are those a dry run shows, and
+the plan is printed after the run (docs/promotion.md, "Pipelined promotion").
 
 A plan saved with --plan-file runs later with --from-plan and the same manifests: the plan only
 chooses among the edges the manifests declare, and what runs and is shown comes from them. An
@@ -261,12 +265,26 @@ export async function runPromote({
       ...(signatures ? { signatures } : {}),
     };
 
+    const progressReporter = (copies?: PlannedPromotion["plan"]["copies"]) =>
+      new ProgressReporter({
+        stream: io.stderr,
+        mode: quiet ? "quiet" : logFormat === "json" ? "json" : io.stderr.isTTY ? "tty" : "plain",
+        logger,
+        ...(copies
+          ? {
+              totalTasks: copies.length,
+              totalDestinations: copies.reduce((sum, copy) => sum + copy.destinations.length, 0),
+            }
+          : {}),
+      });
+
     const set = await loadManifests(input, {
       signal: io.signal,
       cwd: io.cwd,
       registryPolicy,
     });
-    let planned;
+    let planned: PlannedPromotion;
+    let pipelined: PromotionResult | undefined;
     let baseFindings: readonly Finding[] | undefined;
     let baseDigests: ReadonlySet<string> | undefined;
     if (fromPlan !== undefined) {
@@ -313,7 +331,22 @@ export async function runPromote({
         }
       }
       const filter = allOfFilters(changed?.filter, shard && shardFilter(shard, shard.by));
-      planned = await planPromotion(set, { ...options, ...(filter ? { filter } : {}) });
+      const planOptions = { ...options, ...(filter ? { filter } : {}) };
+      if (confirm && !judgePlan && stringOption(values, "plan-file") === undefined) {
+        // Nothing to show or save before writing: discovery and copying overlap (docs/promotion.md,
+        // "Pipelined promotion"); the plan is shown afterwards, as it was decided.
+        const progress = progressReporter();
+        let done: PromotionResult;
+        try {
+          done = await promotePipelined(set, { ...planOptions, onEvent: progress.onEvent });
+        } finally {
+          progress.finish();
+        }
+        pipelined = done;
+        planned = done;
+      } else {
+        planned = await planPromotion(set, planOptions);
+      }
     }
     const findings = judgeFindings(planned.validation.findings, baseFindings, failOnFindings);
     writeFindings(io, findings);
@@ -334,18 +367,15 @@ export async function runPromote({
       if (output === "text") {
         io.stdout.write(planSectionsText(planned, io.cwd, "Promotion plan"));
       }
-      const copies = planned.plan.copies;
-      const progress = new ProgressReporter({
-        stream: io.stderr,
-        mode: quiet ? "quiet" : logFormat === "json" ? "json" : io.stderr.isTTY ? "tty" : "plain",
-        logger,
-        totalTasks: copies.length,
-        totalDestinations: copies.reduce((sum, copy) => sum + copy.destinations.length, 0),
-      });
-      try {
-        result = await runPlanned(planned, { ...options, onEvent: progress.onEvent });
-      } finally {
-        progress.finish();
+      if (pipelined) {
+        result = pipelined;
+      } else {
+        const progress = progressReporter(planned.plan.copies);
+        try {
+          result = await runPlanned(planned, { ...options, onEvent: progress.onEvent });
+        } finally {
+          progress.finish();
+        }
       }
     }
 

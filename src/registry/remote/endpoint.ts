@@ -27,6 +27,11 @@ export class RegistryEndpoint {
   readonly apiHost: string;
   /** undefined until the first referrers request tells. */
   referrersApi: boolean | undefined;
+  /**
+   * The first referrers request while it is in flight: the others wait for its answer instead of
+   * each asking a registry without the API once more (a pipelined run asks for many at once).
+   */
+  referrersProbe: Promise<void> | undefined;
   /** Upload sessions opened by declined mounts (see blob-upload.ts). */
   readonly pendingUploads = new PendingSessions();
   /** `from -> to` repository pairs whose mounts the registry refused (no pull on `from`). */

@@ -148,13 +148,27 @@ export async function listReferrers(
   artifactType: string | undefined,
   options: CallOptions = {},
 ): Promise<Descriptor[]> {
-  if (client.endpoint.referrersApi !== false) {
-    const viaApi = await referrersFromApi(client, subject, artifactType, options);
-    if (viaApi !== undefined) {
-      client.endpoint.referrersApi = true;
-      return viaApi;
+  const endpoint = client.endpoint;
+  // Until the registry has said whether it has the API, one request asks and the others wait.
+  while (endpoint.referrersApi === undefined && endpoint.referrersProbe) await endpoint.referrersProbe;
+  if (endpoint.referrersApi !== false) {
+    let settle: (() => void) | undefined;
+    if (endpoint.referrersApi === undefined) {
+      endpoint.referrersProbe = new Promise<void>((resolve) => (settle = resolve));
     }
-    client.endpoint.referrersApi = false;
+    try {
+      const viaApi = await referrersFromApi(client, subject, artifactType, options);
+      if (viaApi !== undefined) {
+        endpoint.referrersApi = true;
+        return viaApi;
+      }
+      endpoint.referrersApi = false;
+    } finally {
+      if (settle) {
+        endpoint.referrersProbe = undefined;
+        settle();
+      }
+    }
   }
   return referrersFromTag(client, subject, artifactType, options);
 }
