@@ -279,4 +279,30 @@ describe("the status page's verification cache", () => {
     expect(trust.lookup(PROD, A)).toEqual({ state: "checking" });
     expect(verifier.asked).toHaveLength(0);
   });
+
+  it("checks a verdict again once it is older than maxAgeMs: no event may ever say the signature changed", async () => {
+    const verifier = new ScriptedVerifier();
+    let clock = Date.parse("2026-12-06T07:00:00Z");
+    const trust = cache(verifier, { now: () => clock, maxAgeMs: 600_000 });
+    trust.lookup(PROD, A);
+    verifier.answerNext();
+    await trust.idle();
+    clock += 599_999;
+    expect(trust.lookup(PROD, A)).toMatchObject({ state: "known", result: verdict("key-1") });
+    expect(trust.checksStarted).toBe(1);
+    // The mirror's signature was replaced and no event came: the old "valid" is not shown again.
+    clock += 1;
+    expect(trust.lookup(PROD, A)).toEqual({ state: "checking" });
+    expect(trust.checksStarted).toBe(2);
+    verifier.answerNext({
+      signature: { status: "invalid", signers: [], reasons: ["another key"] },
+      attestation: { status: "missing", signers: [], reasons: [], reviews: [] },
+    });
+    await trust.idle();
+    expect(trust.lookup(PROD, A)).toMatchObject({
+      state: "known",
+      checkedAt: new Date(clock).toISOString(),
+      result: { signature: { status: "invalid" } },
+    });
+  });
 });

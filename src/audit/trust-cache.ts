@@ -17,12 +17,16 @@ import { eventRepositoryKey, type RegistryEvent } from "./event.js";
  * keeps `maxEntries` verdicts, the least recently asked dropped first. A manifest or tag pushed or
  * deleted in a repository (a signature, attestation, tag) drops that repository's verdicts, and those
  * already asked about are checked again at once; a push of a digest the manifests promote there
- * is checked before anyone asks.
+ * is checked before anyone asks. A verdict older than `maxAgeMs` is not shown: the next ask checks
+ * again, so a signature replaced or deleted without an event (a registry that does not notify, a
+ * lost notification) is seen within that time, not kept "valid" until evicted.
  */
 
 export const DEFAULT_TRUST_CACHE_ENTRIES = 10_000;
 export const DEFAULT_TRUST_CONCURRENCY = 4;
 export const DEFAULT_TRUST_QUEUE = 1_000;
+/** How long a verdict is shown before it is checked again (`--trust-max-age`): 10 minutes. */
+export const DEFAULT_TRUST_MAX_AGE_MS = 600_000;
 /** One place's check is abandoned after this long (the registry hangs): `unreadable`. */
 export const TRUST_CHECK_TIMEOUT_MS = 60_000;
 
@@ -51,6 +55,8 @@ export interface TrustCacheOptions {
   readonly maxEntries?: number;
   readonly concurrency?: number;
   readonly maxQueued?: number;
+  /** A verdict checked longer ago than this is checked again when asked. */
+  readonly maxAgeMs?: number;
   readonly timeoutMs?: number;
   readonly now?: () => number;
   readonly logger?: Logger;
@@ -59,6 +65,8 @@ export interface TrustCacheOptions {
 interface Entry {
   readonly place: TrustPlace;
   verdict: TrustVerdict;
+  /** When the check that gave a known verdict finished (`now()`), for its age. */
+  checkedAtMs?: number;
 }
 
 /** A push or delete of a manifest or tag (a delete may not say which it is). */
@@ -80,6 +88,7 @@ export class TrustCache {
   private readonly maxEntries: number;
   private readonly concurrency: number;
   private readonly maxQueued: number;
+  private readonly maxAgeMs: number;
   /** Checks started, for tests and metrics. */
   checksStarted = 0;
 
@@ -88,6 +97,7 @@ export class TrustCache {
     this.maxEntries = Math.max(1, options.maxEntries ?? DEFAULT_TRUST_CACHE_ENTRIES);
     this.concurrency = Math.max(1, options.concurrency ?? DEFAULT_TRUST_CONCURRENCY);
     this.maxQueued = Math.max(0, options.maxQueued ?? DEFAULT_TRUST_QUEUE);
+    this.maxAgeMs = Math.max(0, options.maxAgeMs ?? DEFAULT_TRUST_MAX_AGE_MS);
   }
 
   get size(): number {
@@ -105,6 +115,12 @@ export class TrustCache {
   lookup(repository: string, digest: string): TrustVerdict | undefined {
     const key = keyOf(repository, digest);
     const entry = this.entries.get(key);
+    if (entry?.checkedAtMs !== undefined && this.now() - entry.checkedAtMs >= this.maxAgeMs) {
+      // Too old to vouch for what the mirror serves now (no event may ever say it changed).
+      this.entries.delete(key);
+      this.schedule(entry.place);
+      return { state: "checking" };
+    }
     if (entry) {
       // Most recently asked last: eviction takes the first.
       this.entries.delete(key);
@@ -159,6 +175,10 @@ export class TrustCache {
   close(): void {
     this.closing.abort();
     this.queue.length = 0;
+  }
+
+  private now(): number {
+    return (this.options.now ?? Date.now)();
   }
 
   private placeOf(repository: string, digest: string): TrustPlace | undefined {
@@ -248,11 +268,8 @@ export class TrustCache {
       this.entries.get(keyOf(entry.place.repository, entry.place.digest)) === entry &&
       !this.closing.signal.aborted
     ) {
-      entry.verdict = {
-        state: "known",
-        checkedAt: new Date((this.options.now ?? Date.now)()).toISOString(),
-        result,
-      };
+      entry.checkedAtMs = this.now();
+      entry.verdict = { state: "known", checkedAt: new Date(entry.checkedAtMs).toISOString(), result };
     }
     this.pump();
   }

@@ -9,6 +9,7 @@ import {
   DEFAULT_REVISION_WINDOW_MS,
   DEFAULT_TRUST_CACHE_ENTRIES,
   DEFAULT_TRUST_CONCURRENCY,
+  DEFAULT_TRUST_MAX_AGE_MS,
   FindingStore,
   ManifestWatcher,
   parseHostMapping,
@@ -214,6 +215,7 @@ async function trustSettingsFromOptions(
   | {
       expectation: { keys: VerificationKey[]; keyless?: KeylessPolicy; approvers?: ApproverPolicy };
       identity?: string;
+      maxAgeMs?: number;
     }
   | undefined
 > {
@@ -222,10 +224,11 @@ async function trustSettingsFromOptions(
   const identity = stringOption(values, "sign-identity");
   const minApprovers = integerOption(values, "require-approvers", 1, 1000);
   const independent = booleanOption(values, "require-independent-approver");
+  const maxAgeSeconds = integerOption(values, "trust-max-age", 1, 86_400);
   if (!given) {
-    if (identity !== undefined || minApprovers !== undefined || independent) {
+    if (identity !== undefined || minApprovers !== undefined || independent || maxAgeSeconds !== undefined) {
       throw new UsageError(
-        "--sign-identity, --require-approvers and --require-independent-approver shape the status page's signature checks: give --public-key FILE (or --policy FILE) too",
+        "--sign-identity, --require-approvers, --require-independent-approver and --trust-max-age shape the status page's signature checks: give --public-key FILE (or --policy FILE) too",
       );
     }
     return undefined;
@@ -243,6 +246,7 @@ async function trustSettingsFromOptions(
       ...(Object.keys(approvers).length > 0 ? { approvers } : {}),
     },
     ...(identity === undefined ? {} : { identity }),
+    ...(maxAgeSeconds === undefined ? {} : { maxAgeMs: maxAgeSeconds * 1000 }),
   };
 }
 
@@ -286,7 +290,8 @@ signature as valid (by whom), invalid (why) or missing, and the promotion attest
 way, with the approvers and change only from an attestation whose signature verified. Checks run
 in the background when a search first asks or a push arrives ("checking..." until then), at most
 ${DEFAULT_TRUST_CONCURRENCY} at once, and are cached (${DEFAULT_TRUST_CACHE_ENTRIES} places; an event in a repository drops its
-entries). Without them the page says signatures are not verified.
+entries; a verdict older than --trust-max-age, default ${DEFAULT_TRUST_MAX_AGE_MS / 1000} s, is checked again when asked, so a
+signature replaced without an event shows within that time). Without them the page says signatures are not verified.
 
 Secrets (the webhook URL, a git URL with credentials) given as arguments are visible to every
 local user in the process list: give them as env://NAME or in a file (--alert-webhook-file,
@@ -416,6 +421,11 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
     "require-independent-approver": {
       type: "boolean",
       description: "With --public-key/--policy: ... and an approver who is not the pull request's author",
+    },
+    "trust-max-age": {
+      type: "string",
+      valueName: "SECONDS",
+      description: `With --public-key/--policy: a mirror's verdict older than this is checked again when asked, events or not (default ${DEFAULT_TRUST_MAX_AGE_MS / 1000})`,
     },
     ...registryPolicyOptionSpecs,
     ...registryOptionSpecs,
@@ -600,6 +610,7 @@ Runs until interrupted (SIGINT/SIGTERM). Details: docs/auditor.md.`,
           verify: registryPlaceVerifier(provider, trustSettings.expectation),
           desiredState: () => auditor.desiredState,
           ...(trustSettings.identity === undefined ? {} : { identity: trustSettings.identity }),
+          ...(trustSettings.maxAgeMs === undefined ? {} : { maxAgeMs: trustSettings.maxAgeMs }),
           logger,
         })
       : undefined;
