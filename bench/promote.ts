@@ -23,7 +23,7 @@ import { fileURLToPath } from "node:url";
 import { parseRegistryLocation, parseRepositoryPath, repositoryIn } from "../src/reference/index.js";
 import { createStoreProvider } from "../src/registry/index.js";
 import { startRegistry, type TestRegistry } from "../test/support/registry-harness.js";
-import { SKOPEO_PROGRAM } from "../test/support/skopeo.js";
+import { SKOPEO_PROGRAM, skopeoSyncArguments } from "../test/support/skopeo.js";
 import {
   allBlobs,
   makeImage,
@@ -254,25 +254,7 @@ async function main(): Promise<void> {
           await measure("skopeo sync", phase, staging, mirrors, async () => {
             const runs = await Promise.all(
               mirrors.map((mirror) =>
-                run(
-                  SKOPEO_PROGRAM,
-                  [
-                    "--insecure-policy",
-                    "sync",
-                    "--src",
-                    "yaml",
-                    "--dest",
-                    "docker",
-                    "--dest-tls-verify=false",
-                    "--all",
-                    "--preserve-digests",
-                    "--retry-times",
-                    "0",
-                    "sync.yaml",
-                    `${mirror.host}/prod`,
-                  ],
-                  work,
-                ),
+                run(SKOPEO_PROGRAM, skopeoSyncArguments("sync.yaml", `${mirror.host}/prod`), work),
               ),
             );
             for (const result of runs)

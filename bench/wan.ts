@@ -34,7 +34,7 @@ import { createStoreProvider } from "../src/registry/index.js";
 import { FaultProxy } from "../test/support/fault-proxy.js";
 import { allowingLoopbackRegistries } from "../test/support/local-registries.js";
 import { startRegistry, type TestRegistry } from "../test/support/registry-harness.js";
-import { SKOPEO_PROGRAM } from "../test/support/skopeo.js";
+import { SKOPEO_PROGRAM, skopeoSyncArguments } from "../test/support/skopeo.js";
 import { makeImage, makeIndex, pushToStore, type TestContent } from "../test/support/test-images.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -295,25 +295,7 @@ async function main(): Promise<void> {
         const measured = await measure(`skopeo ${phase}`, proxies, async () => {
           const runs = await Promise.all(
             mirrors.map((mirror) =>
-              run(
-                SKOPEO_PROGRAM,
-                [
-                  "--insecure-policy",
-                  "sync",
-                  "--src",
-                  "yaml",
-                  "--dest",
-                  "docker",
-                  "--dest-tls-verify=false",
-                  "--all",
-                  "--preserve-digests",
-                  "--retry-times",
-                  "0",
-                  "sync.yaml",
-                  `${mirror.proxy.host}/prod`,
-                ],
-                work,
-              ),
+              run(SKOPEO_PROGRAM, skopeoSyncArguments("sync.yaml", `${mirror.proxy.host}/prod`), work),
             ),
           );
           for (const result of runs)

@@ -13,6 +13,28 @@ import type { Digest } from "../../src/reference/index.js";
 import { RUN_DIRECTORY_ENV } from "./registry-harness.js";
 
 export const SKOPEO_PROGRAM = "/usr/bin/skopeo";
+
+/**
+ * `skopeo sync` of a YAML source list into `destination` (host/prefix) over plain HTTP, every
+ * platform, digests kept, no retries: how the benchmarks run skopeo against the promoter.
+ */
+export function skopeoSyncArguments(syncFile: string, destination: string): string[] {
+  return [
+    "--insecure-policy",
+    "sync",
+    "--src",
+    "yaml",
+    "--dest",
+    "docker",
+    "--dest-tls-verify=false",
+    "--all",
+    "--preserve-digests",
+    "--retry-times",
+    "0",
+    syncFile,
+    destination,
+  ];
+}
 const DEFAULT_TIMEOUT_MS = 60_000;
 /** Largest output kept from one skopeo run (manifests, tag lists). */
 const MAX_OUTPUT_BYTES = 64 * 1024 * 1024;
