@@ -15,22 +15,14 @@
  * Requests and bytes are read from the registries' own access logs, the same way for both tools.
  * Targets: promoter cold >= 3x faster than skopeo, warm >= 10x, each source blob read once.
  */
-import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseRegistryLocation, parseRepositoryPath, repositoryIn } from "../src/reference/index.js";
-import { createStoreProvider } from "../src/registry/index.js";
 import { startRegistry, type TestRegistry } from "../test/support/registry-harness.js";
 import { SKOPEO_PROGRAM, skopeoSyncArguments } from "../test/support/skopeo.js";
-import {
-  allBlobs,
-  makeImage,
-  makeIndex,
-  pushToStore,
-  type TestContent,
-} from "../test/support/test-images.js";
+import { allBlobs } from "../test/support/test-images.js";
+import { buildStagingImages, runProgram, seedStaging, type StagingImages } from "./staging-workload.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const promoterBin = path.join(repoRoot, "bin", "promoter.js");
@@ -41,48 +33,19 @@ const attachments = process.env.BENCH_ATTACHMENTS ?? "none";
 
 interface Workload {
   /** repository (image name) -> tag -> content */
-  readonly repositories: Map<string, Map<string, TestContent>>;
+  readonly repositories: StagingImages;
   readonly blobs: number;
   readonly blobBytes: number;
 }
 
 function buildWorkload(): Workload {
-  const repositories = new Map<string, Map<string, TestContent>>();
-  const add = (repository: string, tag: string, content: TestContent) => {
-    let tags = repositories.get(repository);
-    if (!tags) repositories.set(repository, (tags = new Map<string, TestContent>()));
-    tags.set(tag, content);
-  };
-  for (let i = 0; i < 200; i++) {
-    const repository = `small-${i % 10}`;
-    const tag = `v${Math.floor(i / 10)}.0.0`;
-    if (i % 10 === 0) {
-      const amd64 = makeImage({
-        layers: 1,
-        layerSize: 2048,
-        mediaTypes: "oci",
-        seed: `s${i}a`,
-        platform: { architecture: "amd64", os: "linux" },
-      });
-      const arm64 = makeImage({
-        layers: 1,
-        layerSize: 2048,
-        mediaTypes: "oci",
-        seed: `s${i}b`,
-        platform: { architecture: "arm64", os: "linux" },
-      });
-      add(repository, tag, makeIndex([amd64, arm64], { mediaType: "oci" }));
-    } else {
-      add(repository, tag, makeImage({ layers: 1, layerSize: 2048, mediaTypes: "oci", seed: `s${i}` }));
-    }
-  }
-  for (let i = 0; i < 20; i++) {
-    add(
-      "large",
-      `v${i}.0.0`,
-      makeImage({ layers: 3, layerSize: 1024 * 1024, mediaTypes: "oci", seed: `l${i}` }),
-    );
-  }
+  const repositories = buildStagingImages({
+    smallImages: 200,
+    smallRepositories: 10,
+    largeImages: 20,
+    smallSeed: "s",
+    largeSeed: "l",
+  });
   const blobs = new Map<string, number>();
   for (const tags of repositories.values()) {
     for (const content of tags.values())
@@ -92,32 +55,10 @@ function buildWorkload(): Workload {
 }
 
 async function seed(staging: TestRegistry, workload: Workload): Promise<void> {
-  const provider = createStoreProvider();
-  const location = parseRegistryLocation(`${staging.host}/staging`);
-  for (const [repository, tags] of workload.repositories) {
-    const store = provider.repository(repositoryIn(location, parseRepositoryPath(repository)));
-    for (const [tag, content] of tags) await pushToStore(store, content, [tag]);
-  }
-  await provider.close();
+  await seedStaging(staging, workload.repositories);
 }
 
-function run(
-  program: string,
-  args: string[],
-  cwd: string,
-): Promise<{ ms: number; status: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const started = performance.now();
-    const child = spawn(program, args, { cwd, stdio: ["ignore", "pipe", "pipe"] });
-    let output = "";
-    child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
-    child.on("error", reject);
-    child.on("close", (status) => {
-      resolve({ ms: performance.now() - started, status, output });
-    });
-  });
-}
+const run = runProgram;
 
 /** Requests (by method) and response bytes of blob GETs, from a registry's access log since `from`. */
 function accessLog(

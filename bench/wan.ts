@@ -24,18 +24,15 @@
  * of what the per-host limits allow in each phase; no more requests per edge than before the
  * work on it (cold 13, no-op 1.00).
  */
-import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseRegistryLocation, parseRepositoryPath, repositoryIn } from "../src/reference/index.js";
-import { createStoreProvider } from "../src/registry/index.js";
 import { FaultProxy } from "../test/support/fault-proxy.js";
 import { allowingLoopbackRegistries } from "../test/support/local-registries.js";
 import { startRegistry, type TestRegistry } from "../test/support/registry-harness.js";
 import { SKOPEO_PROGRAM, skopeoSyncArguments } from "../test/support/skopeo.js";
-import { makeImage, makeIndex, pushToStore, type TestContent } from "../test/support/test-images.js";
+import { buildStagingImages, runProgram, seedStaging, type StagingImages } from "./staging-workload.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const promoterBin = path.join(repoRoot, "bin", "promoter.js");
@@ -45,65 +42,20 @@ const perHostArg = extraArgs.indexOf("--max-requests-per-host");
 const perHostLimit = perHostArg >= 0 ? Number(extraArgs[perHostArg + 1]) : 16;
 const MIRRORS = 3;
 
-type Workload = Map<string, Map<string, TestContent>>;
+type Workload = StagingImages;
 
 function buildWorkload(): Workload {
-  const repositories: Workload = new Map();
-  const add = (repository: string, tag: string, content: TestContent) => {
-    let tags = repositories.get(repository);
-    if (!tags) repositories.set(repository, (tags = new Map<string, TestContent>()));
-    tags.set(tag, content);
-  };
-  for (let i = 0; i < 40; i++) {
-    const repository = `small-${i % 4}`;
-    const tag = `v${Math.floor(i / 4)}.0.0`;
-    const platform = (architecture: string) => ({ architecture, os: "linux" });
-    const image = (seed: string, architecture = "amd64") =>
-      makeImage({ layers: 1, layerSize: 2048, mediaTypes: "oci", seed, platform: platform(architecture) });
-    add(
-      repository,
-      tag,
-      i % 10 === 0
-        ? makeIndex([image(`w${i}a`), image(`w${i}b`, "arm64")], { mediaType: "oci" })
-        : image(`w${i}`),
-    );
-  }
-  for (let i = 0; i < 4; i++) {
-    add(
-      "large",
-      `v${i}.0.0`,
-      makeImage({ layers: 3, layerSize: 1024 * 1024, mediaTypes: "oci", seed: `wl${i}` }),
-    );
-  }
-  return repositories;
-}
-
-async function seed(staging: TestRegistry, workload: Workload): Promise<void> {
-  const provider = createStoreProvider();
-  const location = parseRegistryLocation(`${staging.host}/staging`);
-  for (const [repository, tags] of workload) {
-    const store = provider.repository(repositoryIn(location, parseRepositoryPath(repository)));
-    for (const [tag, content] of tags) await pushToStore(store, content, [tag]);
-  }
-  await provider.close();
-}
-
-function run(
-  program: string,
-  args: string[],
-  cwd: string,
-): Promise<{ status: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(program, args, { cwd, stdio: ["ignore", "pipe", "pipe"] });
-    let output = "";
-    child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
-    child.on("error", reject);
-    child.on("close", (status) => {
-      resolve({ status, output });
-    });
+  return buildStagingImages({
+    smallImages: 40,
+    smallRepositories: 4,
+    largeImages: 4,
+    smallSeed: "w",
+    largeSeed: "wl",
   });
 }
+
+const seed = seedStaging;
+const run = runProgram;
 
 /** A registry and the delay line in front of it; tools only ever see the proxy. */
 interface FarRegistry {
