@@ -50,6 +50,8 @@ export class ScriptedRegistry {
   readonly requests: ScriptedRequest[] = [];
   private readonly routes: Route[] = [];
   private readonly sockets = new Set<Socket>();
+  /** Connections accepted so far (keep-alive is visible as fewer connections than requests). */
+  connections = 0;
 
   private constructor(
     private readonly server: Server,
@@ -57,6 +59,7 @@ export class ScriptedRegistry {
     readonly url: string,
   ) {
     server.on("connection", (socket: Socket) => {
+      this.connections += 1;
       this.sockets.add(socket);
       socket.on("close", () => this.sockets.delete(socket));
     });

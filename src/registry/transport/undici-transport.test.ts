@@ -69,6 +69,21 @@ describe("UndiciTransport", () => {
     expect((await Promise.all(sent)).map((response) => response.status)).toEqual(Array(20).fill(200));
   });
 
+  it("keeps an HTTP/1.1 connection open after a HEAD, as after any other request (issue 15)", async () => {
+    const { transport, request } = await setUp();
+    // Like distribution and most Go servers: no `Connection: keep-alive` in the answer.
+    server.on("HEAD", "/manifest", (_request, response) => {
+      response.writeHead(200, { "content-length": "1234" }).end();
+    });
+    for (let i = 0; i < 20; i += 1) {
+      expect((await transport.send(request("/manifest", { method: "HEAD" }))).status).toBe(200);
+    }
+    expect(server.requests).toHaveLength(20);
+    // undici drops a brand-new connection whose answer comes while it still counts the request
+    // as being written; every later HEAD reuses the one that replaces it (before: 20).
+    expect(server.connections).toBeLessThanOrEqual(2);
+  });
+
   it("builds its per-request debug line only for a logger that takes debug lines", async () => {
     const lines: string[] = [];
     const logger = (accepts: boolean): Logger => ({

@@ -215,9 +215,9 @@ export function networkError(error: unknown, request: HttpRequest, phase: "reque
 /**
  * Two connection pools. Requests without a blob body in either direction (HEAD, manifests, tag
  * lists, upload sessions, tokens) go over HTTP/2 when a TLS registry offers it: one connection
- * per host multiplexes them all. Over HTTP/1.1 undici closes the connection after every HEAD
- * unless the server says `Connection: keep-alive` (distribution and most Go servers do not), so
- * checking 700,000 tags would cost 700,000 TLS handshakes.
+ * per host multiplexes them all, one TLS handshake instead of one per request in flight. Over
+ * HTTP/1.1 HEADs keep their connection open too (see `reset` below): by default undici closes it
+ * after every HEAD, and checking 700,000 tags would cost 700,000 connections.
  *
  * Blob uploads (a streamed request body) and downloads (a streamed response) keep to HTTP/1.1
  * connections of their own: HTTP/2 flow control caps what one connection has in flight (Go's
@@ -400,6 +400,11 @@ export class UndiciTransport implements Transport {
         body: body ?? null,
         dispatcher: UndiciTransport.carriesBlob(request) ? this.agent : this.multiplexed,
         signal: abort.signal,
+        // undici closes an HTTP/1.1 connection after every HEAD (in case a server sends a body
+        // anyway, undici#258) unless told otherwise; a HEAD response has no body (RFC 9110
+        // section 9.3.2), and a host that sends one anyway breaks only its own connection (the
+        // next answer fails to parse and is retried), so keep it open.
+        ...(request.method === "HEAD" ? { reset: false } : {}),
         ...(request.headersTimeoutMs === undefined ? {} : { headersTimeout: request.headersTimeoutMs }),
       });
     } catch (error) {
