@@ -10,6 +10,7 @@
  *   BENCH_CASES=noop-map,change-map npm run bench:k8sio
  *   IMAGE_PROMOTER_K8SIO=/path/to/k8sio npm run bench:k8sio      (the tree elsewhere)
  *   BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" ...     (profile the promoter)
+ *   BENCH_PROMOTER_ARGS="--disable-http2" ...                      (more promoter options)
  *
  * Cases, each a real CLI run (`promoter promote --confirm`) in a child process:
  *   noop-map      full run, nothing to do, registries answer tag listings with Google's map
@@ -120,6 +121,7 @@ async function promoter(
       "127.0.0.1",
       ...simulation.flags,
       ...args,
+      ...(process.env.BENCH_PROMOTER_ARGS?.split(" ").filter(Boolean) ?? []),
     ],
     {
       cwd: simulation.tree,

@@ -1,15 +1,7 @@
 import { readFile, stat } from "node:fs/promises";
 import * as path from "node:path";
-import {
-  Compute,
-  ExternalAccountClient,
-  gcpMetadata,
-  Impersonated,
-  JWT,
-  UserRefreshClient,
-  type AuthClient,
-  type ExternalAccountClientOptions,
-} from "google-auth-library";
+import type * as GoogleAuthModule from "google-auth-library";
+import type { AuthClient, ExternalAccountClientOptions } from "google-auth-library";
 import { isJsonObject } from "../../json-shape.js";
 import { describeError } from "../../errors.js";
 import { MAX_CREDENTIAL_FILE_BYTES } from "../limits.js";
@@ -62,6 +54,16 @@ export interface GoogleCredentials {
 }
 
 const UNKNOWN_EXPIRY_RECHECK_MS = 60_000;
+
+type GoogleAuthLibrary = typeof GoogleAuthModule;
+
+/**
+ * Google's library, loaded on first use: it is ~40 ms of start-up for every command, and only
+ * runs that reach a Google registry or sign as a service account need it.
+ */
+export function loadGoogleAuthLibrary(): Promise<GoogleAuthLibrary> {
+  return import("google-auth-library");
+}
 
 /** An OAuth2 access token and when it should be renewed. */
 export interface GoogleAccessToken {
@@ -170,6 +172,7 @@ function impersonationTarget(url: string): { endpoint: string; target: string } 
  * Whatever else is refused by name.
  */
 function clientFromDocument(
+  library: GoogleAuthLibrary,
   document: Record<string, unknown>,
   file: string,
   scopes: readonly string[],
@@ -184,7 +187,7 @@ function clientFromDocument(
         throw new GoogleAuthError(`${file}: a service_account key needs client_email and private_key`);
       }
       const keyId = stringField(document, "private_key_id");
-      const client = new JWT({
+      const client = new library.JWT({
         ...options,
         email,
         key,
@@ -202,10 +205,10 @@ function clientFromDocument(
           `${file}: an authorized_user file needs client_id, client_secret and refresh_token`,
         );
       }
-      return { client: new UserRefreshClient({ ...options, clientId, clientSecret, refreshToken }) };
+      return { client: new library.UserRefreshClient({ ...options, clientId, clientSecret, refreshToken }) };
     }
     case "external_account": {
-      const client = ExternalAccountClient.fromJSON({
+      const client = library.ExternalAccountClient.fromJSON({
         ...(document as unknown as ExternalAccountClientOptions),
         ...options,
       });
@@ -229,8 +232,8 @@ function clientFromDocument(
       const delegates = Array.isArray(document.delegates)
         ? document.delegates.filter((delegate): delegate is string => typeof delegate === "string")
         : [];
-      const made = clientFromDocument(source, file, [CLOUD_PLATFORM_SCOPE], true);
-      const client = new Impersonated({
+      const made = clientFromDocument(library, source, file, [CLOUD_PLATFORM_SCOPE], true);
+      const client = new library.Impersonated({
         sourceClient: made.client,
         targetPrincipal: named.target,
         targetScopes: [...scopes],
@@ -268,9 +271,10 @@ export async function findApplicationDefaultCredentials(
       file,
       named === undefined ? "gcloud's application default credentials" : "$GOOGLE_APPLICATION_CREDENTIALS",
     );
+    const library = await loadGoogleAuthLibrary();
     let made: { client: AuthClient; principal?: string };
     try {
-      made = clientFromDocument(document, file, scopes);
+      made = clientFromDocument(library, document, file, scopes);
     } catch (error) {
       if (error instanceof GoogleAuthError) throw error;
       throw new GoogleAuthError(`cannot use ${file}: ${describeError(error)}`);
@@ -283,6 +287,8 @@ export async function findApplicationDefaultCredentials(
   }
   // The metadata server: asked whether it is there (at $GCE_METADATA_HOST when set, which the
   // library reads from the process), then used by the library's Compute client.
+  const library = await loadGoogleAuthLibrary();
+  const { gcpMetadata } = library;
   let available: boolean;
   try {
     available = await gcpMetadata.isAvailable();
@@ -290,7 +296,7 @@ export async function findApplicationDefaultCredentials(
     throw googleFailure(error, "reach the metadata server", undefined);
   }
   if (!available) return undefined;
-  const client = new Compute({ ...clientOptions(undefined), scopes: [...scopes] });
+  const client = new library.Compute({ ...clientOptions(undefined), scopes: [...scopes] });
   let email: Promise<string | undefined> | undefined;
   return {
     client,

@@ -1,8 +1,9 @@
-import { Impersonated } from "google-auth-library";
+import type { Impersonated } from "google-auth-library";
 import {
   CLOUD_PLATFORM_SCOPE,
   findApplicationDefaultCredentials,
   googleClientOptions,
+  loadGoogleAuthLibrary,
   type ApplicationDefaultOptions,
   type GoogleCredentials,
 } from "./application-default.js";
@@ -70,7 +71,7 @@ export class ServiceAccountIdTokens {
     const now = (this.options.now ?? Date.now)();
     if (this.current !== undefined && now < this.current.renewAfter) return this.current.token;
     const source = await this.source();
-    this.client ??= new Impersonated({
+    this.client ??= new (await loadGoogleAuthLibrary()).Impersonated({
       sourceClient: source.client,
       targetPrincipal: this.options.serviceAccount,
       targetScopes: [CLOUD_PLATFORM_SCOPE],
