@@ -6,10 +6,10 @@
  *
  *   npm run bench:http2
  *
- * Over HTTP/1.1 undici closes the connection after every HEAD (distribution does not answer
- * `Connection: keep-alive`), so each one pays a TCP connection and a TLS handshake; over
- * HTTP/2 one connection carries them all. On loopback the handshake is all that differs; across
- * a network each one also costs two round trips more.
+ * HTTP/1.1 connections are kept alive, HEADs included (undici would close one after every HEAD
+ * by default); HTTP/2 (`--http2`) multiplexes them on one connection per host. On loopback this
+ * compares the two stacks' costs; across a network each HTTP/1.1 connection also pays its
+ * handshake once.
  */
 import { runBounded } from "../src/concurrency/index.js";
 import { parseRepositoryPath, parseTag, type RegistryHost } from "../src/reference/index.js";

@@ -10,7 +10,7 @@
  *   BENCH_CASES=noop-map,change-map npm run bench:k8sio
  *   IMAGE_PROMOTER_K8SIO=/path/to/k8sio npm run bench:k8sio      (the tree elsewhere)
  *   BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" ...     (profile the promoter)
- *   BENCH_PROMOTER_ARGS="--disable-http2" ...                      (more promoter options)
+ *   BENCH_PROMOTER_ARGS="--http2" ...                              (more promoter options)
  *
  * Cases, each a real CLI run (`promoter promote --confirm`) in a child process:
  *   noop-map      full run, nothing to do, registries answer tag listings with Google's map

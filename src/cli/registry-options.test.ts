@@ -65,24 +65,25 @@ describe("registry options", () => {
       "30",
       "--registry-min-rate",
       "2.5",
-      "--disable-http2",
+      "--http2",
     ]);
     const options = registryProviderOptions(values, io, silentLogger);
     expect(options.insecureRegistries).toEqual(["reg.internal:5000", "other.internal"]);
     expect(options.httpsRegistries).toEqual(["127.0.0.1:5443"]);
     expect(options.limits).toEqual({ defaults: { maxConcurrent: 4, requestsPerSecond: 2.5 } });
     expect(options.timeouts).toEqual({ headersMs: 30_000, bodyIdleMs: 30_000, minBytesPerSecond: 2560 });
-    expect(options.http2).toBe(false);
+    expect(options.http2).toBe(true);
     expect(options.homeDirectory).toBe("/home/me");
     expect(options.env).toBe(io.env);
   });
 
-  it("defaults to 16 requests per host, no rate limit, and HTTP/2 where offered", () => {
+  it("defaults to 16 requests per host, no rate limit, and HTTP/1.1 (--disable-http2 says so again)", () => {
     const { io } = captureIO();
     const options = registryProviderOptions(parse([]), io, silentLogger);
     expect(options.limits).toEqual({ defaults: { maxConcurrent: 16 } });
     expect(options.http2).toBeUndefined();
     expect(options.timeouts).toBeUndefined();
+    expect(registryProviderOptions(parse(["--disable-http2"]), io, silentLogger).http2).toBe(false);
   });
 
   it("refuses bad values with usage errors", () => {
@@ -97,6 +98,7 @@ describe("registry options", () => {
       ["--registry-timeout", "soon"],
       ["--registry-min-rate", "0"],
       ["--registry-min-rate", "fast"],
+      ["--http2", "--disable-http2"],
     ]) {
       expect(() => registryProviderOptions(parse(argv), io, silentLogger), argv.join(" ")).toThrow(
         UsageError,

@@ -80,9 +80,14 @@ export const registryOptionSpecs = {
     valueName: "KIB/S",
     description: `Give up on a request slower than this many KiB/s on average after --registry-timeout (default ${DEFAULT_MIN_BYTES_PER_SECOND / 1024})`,
   },
+  http2: {
+    type: "boolean",
+    description:
+      "Offer HTTP/2 to TLS registries for requests without blob bytes (default: HTTP/1.1 with kept-alive connections)",
+  },
   "disable-http2": {
     type: "boolean",
-    description: "Speak only HTTP/1.1 to TLS registries (default: HTTP/2 where offered, blobs over HTTP/1.1)",
+    description: "Speak only HTTP/1.1 (the default; accepted for scripts written when HTTP/2 was)",
   },
 } as const satisfies OptionSpecs;
 
@@ -140,6 +145,13 @@ export function registryProviderOptions(
       throw new UsageError(`${host} is named with both --insecure-registry and --https-registry`);
   }
   const caFile = stringOption(values, "registry-ca");
+  const http2 = booleanOption(values, "http2")
+    ? true
+    : booleanOption(values, "disable-http2")
+      ? false
+      : undefined;
+  if (http2 === true && booleanOption(values, "disable-http2"))
+    throw new UsageError("--http2 and --disable-http2 contradict each other");
   const maxConcurrent = positiveNumber(values, "max-requests-per-host", true, 10_000);
   const requestsPerSecond = positiveNumber(values, "requests-per-second", false, 100_000);
   const timeoutSeconds = positiveNumber(values, "registry-timeout", false, 86_400);
@@ -163,7 +175,7 @@ export function registryProviderOptions(
       },
     },
     ...(Object.keys(timeouts).length === 0 ? {} : { timeouts }),
-    ...(booleanOption(values, "disable-http2") ? { http2: false } : {}),
+    ...(http2 === undefined ? {} : { http2 }),
     // The run's secrets learn what the client handles, so every output sink removes it.
     ...(io.secrets ? { redactor: io.secrets } : {}),
     logger,

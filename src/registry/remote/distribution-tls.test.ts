@@ -61,8 +61,8 @@ function image(seed: string) {
 }
 
 describe("distribution 2.8.2 over TLS", () => {
-  it("multiplexes requests without blobs over HTTP/2 and moves blob bytes over HTTP/1.1", async () => {
-    const client = provider();
+  it("with HTTP/2 on, multiplexes requests without blobs over it and moves blob bytes over HTTP/1.1", async () => {
+    const client = provider(true);
     try {
       const store = client.repository({ kind: "remote", host, repository: parseRepositoryPath("tls/app") });
       const content = image("h2");
@@ -119,8 +119,8 @@ describe("distribution 2.8.2 over TLS", () => {
     expect(new Set(patches.map((line) => line.split(" ")[2]))).toEqual(new Set(["HTTP/1.1"]));
   });
 
-  it("speaks HTTP/1.1 only when HTTP/2 is off", async () => {
-    const client = provider(false);
+  it("speaks HTTP/1.1 only by default (and when HTTP/2 is off)", async () => {
+    const client = provider();
     try {
       const store = client.repository({ kind: "remote", host, repository: parseRepositoryPath("tls/plain") });
       await pushToStore(store, image("h1"), ["v1"]);

@@ -66,7 +66,7 @@ export interface UndiciTransportOptions {
   readonly deadlineTimers?: DeadlineTimers;
   readonly userAgent?: string;
   /**
-   * Offer HTTP/2 in the TLS handshake for requests that carry no blob (default true); the
+   * Offer HTTP/2 in the TLS handshake for requests that carry no blob (default false); the
    * registry picks by ALPN, so one without it is spoken to over HTTP/1.1. See `UndiciTransport`.
    */
   readonly http2?: boolean;
@@ -213,11 +213,16 @@ export function networkError(error: unknown, request: HttpRequest, phase: "reque
 }
 
 /**
- * Two connection pools. Requests without a blob body in either direction (HEAD, manifests, tag
- * lists, upload sessions, tokens) go over HTTP/2 when a TLS registry offers it: one connection
- * per host multiplexes them all, one TLS handshake instead of one per request in flight. Over
- * HTTP/1.1 HEADs keep their connection open too (see `reset` below): by default undici closes it
- * after every HEAD, and checking 700,000 tags would cost 700,000 connections.
+ * HTTP/1.1 by default, every connection kept alive, HEADs included (see `reset` below: by
+ * default undici closes the connection after every HEAD, and checking 700,000 tags would cost
+ * 700,000 connections and TLS handshakes).
+ *
+ * With `http2`, two connection pools: requests without a blob body in either direction (HEAD,
+ * manifests, tag lists, upload sessions, tokens) go over HTTP/2 when a TLS registry offers it,
+ * one connection per host multiplexing them all. It is not the default because Node's HTTP/2
+ * streams cost about 2.4 times the CPU of a kept-alive HTTP/1.1 request (`npm run
+ * bench:request`: ~245 against ~100 µs through the whole client), and with the per-host limit
+ * (16) as many HTTP/1.1 connections wait no more round trips: each pays its handshake once.
  *
  * Blob uploads (a streamed request body) and downloads (a streamed response) keep to HTTP/1.1
  * connections of their own: HTTP/2 flow control caps what one connection has in flight (Go's
@@ -226,7 +231,7 @@ export function networkError(error: unknown, request: HttpRequest, phase: "reque
  */
 export class UndiciTransport implements Transport {
   private readonly agent: Agent;
-  /** For requests without blobs; the same as `agent` when HTTP/2 is off. */
+  /** For requests without blobs; the same as `agent` unless HTTP/2 is on. */
   private readonly multiplexed: Agent;
   private readonly options: UndiciTransportOptions;
   /** Per host (`name:port`): whether it answered a TLS handshake, asked once (see tls-probe.ts). */
@@ -240,7 +245,7 @@ export class UndiciTransport implements Transport {
         : createSecureContext({ ca: [...rootCertificates, options.caCertificates] });
     this.agent = UndiciTransport.createAgent(options, false, secureContext);
     this.multiplexed =
-      options.http2 === false ? this.agent : UndiciTransport.createAgent(options, true, secureContext);
+      options.http2 === true ? UndiciTransport.createAgent(options, true, secureContext) : this.agent;
   }
 
   private static createAgent(
