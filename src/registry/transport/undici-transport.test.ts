@@ -161,6 +161,50 @@ describe("UndiciTransport", () => {
     expect(Date.now() - started).toBeLessThan(5000);
   });
 
+  it("ends a HEAD that is never answered by its deadline, and one the caller aborts (the HEAD path)", async () => {
+    const { transport, request } = await setUp({ headersTimeoutMs: 200 });
+    server.on("HEAD", "/silent", () => {
+      /* never answer */
+    });
+    const started = Date.now();
+    const timedOut = await transport
+      .send(request("/silent", { method: "HEAD" }))
+      .catch((caught: unknown) => caught);
+    expect((timedOut as RegistryError).code).toBe("registry-timeout");
+    expect(isTransientNetworkError(timedOut)).toBe(true);
+    expect(Date.now() - started).toBeLessThan(5000);
+
+    const controller = new AbortController();
+    const pending = transport.send(request("/silent", { method: "HEAD", signal: controller.signal }));
+    setTimeout(() => {
+      controller.abort();
+    }, 50);
+    await expect(pending).rejects.toBeInstanceOf(AbortedError);
+    // Already stopped before it is sent: refused at once.
+    await expect(
+      transport.send(request("/silent", { method: "HEAD", signal: controller.signal })),
+    ).rejects.toBeInstanceOf(AbortedError);
+  });
+
+  it("answers a HEAD with its status and headers, an empty body and a reusable connection", async () => {
+    const { transport, request } = await setUp();
+    server.on("HEAD", "/manifest", (_request, response) => {
+      response
+        .writeHead(200, {
+          "content-length": "1234",
+          "Docker-Content-Digest": "sha256:abc",
+          link: ["<a>", "<b>"],
+        })
+        .end();
+    });
+    const response = await transport.send(request("/manifest", { method: "HEAD" }));
+    expect(response.status).toBe(200);
+    expect(response.headers.get("docker-content-digest")).toBe("sha256:abc");
+    expect(response.headers.all("Link")).toEqual(["<a>", "<b>"]);
+    expect(Buffer.from(await readBody(response.body, 10)).byteLength).toBe(0);
+    await response.discard();
+  });
+
   it("ends a response that trickles by its deadline, though it is never silent long enough to stall", async () => {
     const { transport, request } = await setUp({
       headersTimeoutMs: 1000,
