@@ -49,6 +49,7 @@ import { skopeoCopy, skopeoInspectRaw, skopeoListTags } from "../../test/support
 import {
   copyGraphs,
   copyLimits,
+  SMALL_BLOB_MAX_BYTES,
   CopyError,
   DEFAULT_WRITE_ATTEMPTS,
   type CopyDestinationStore,
@@ -82,9 +83,20 @@ class Journal {
   readonly peaks = new Map<string, number>();
   private seq = 0;
 
-  add(store: string, operation: Operation, reference: string, phase: JournalRecord["phase"]): void {
+  add(
+    store: string,
+    operation: Operation,
+    reference: string,
+    phase: JournalRecord["phase"],
+    alsoCounted?: string,
+  ): void {
     this.records.push({ seq: this.seq++, store, operation, reference, phase });
-    const category = operationCategory(operation);
+    if (alsoCounted !== undefined) this.countInFlight(alsoCounted, phase);
+    this.countInFlight(operationCategory(operation), phase);
+  }
+
+  /** In-flight count and peak of one category. */
+  private countInFlight(category: string, phase: JournalRecord["phase"]): void {
     const now = (this.inFlight.get(category) ?? 0) + (phase === "start" ? 1 : -1);
     this.inFlight.set(category, now);
     this.peaks.set(category, Math.max(this.peaks.get(category) ?? 0, now));
@@ -162,8 +174,13 @@ class RecordingStore implements CopySourceStore, CopyDestinationStore {
     return this.inner.name;
   }
 
-  private async record<T>(operation: Operation, reference: string, call: () => Promise<T>): Promise<T> {
-    this.journal.add(this.name, operation, reference, "start");
+  private async record<T>(
+    operation: Operation,
+    reference: string,
+    call: () => Promise<T>,
+    alsoCounted?: string,
+  ): Promise<T> {
+    this.journal.add(this.name, operation, reference, "start", alsoCounted);
     try {
       if (this.faults.dead) {
         throw new RegistryError("registry-network", "connection refused (injected)", {
@@ -172,10 +189,10 @@ class RecordingStore implements CopySourceStore, CopyDestinationStore {
         });
       }
       const result = await call();
-      this.journal.add(this.name, operation, reference, "end");
+      this.journal.add(this.name, operation, reference, "end", alsoCounted);
       return result;
     } catch (error) {
-      this.journal.add(this.name, operation, reference, "error");
+      this.journal.add(this.name, operation, reference, "error", alsoCounted);
       throw error;
     }
   }
@@ -223,7 +240,12 @@ class RecordingStore implements CopySourceStore, CopyDestinationStore {
   }
 
   openBlob(descriptor: Descriptor, options?: CallOptions): Promise<Readable> {
-    return this.record("openBlob", descriptor.digest, () => this.inner.openBlob(descriptor, options));
+    return this.record(
+      "openBlob",
+      descriptor.digest,
+      () => this.inner.openBlob(descriptor, options),
+      descriptor.size > SMALL_BLOB_MAX_BYTES ? "source-read-large" : undefined,
+    );
   }
 
   putBlob(descriptor: Descriptor, content: AsyncIterable<Uint8Array>, options?: CallOptions) {
@@ -865,8 +887,10 @@ describe("copyGraphs between OCI layouts", () => {
   });
 
   it("keeps transfers within the limits and reads each source blob once for all destinations", async () => {
-    const images: TestImage[] = Array.from({ length: 30 }, (_, i) =>
-      makeImage({ seed: `queue-${i}`, layers: 1, layerSize: 256, mediaTypes: "oci" }),
+    // Layers over SMALL_BLOB_MAX_BYTES take the tight `transfers` slots; configs (small) the
+    // larger pool of small transfers.
+    const images: TestImage[] = Array.from({ length: 12 }, (_, i) =>
+      makeImage({ seed: `queue-${i}`, layers: 1, layerSize: SMALL_BLOB_MAX_BYTES + 1, mediaTypes: "oci" }),
     );
     const source = await stage(
       "queue",
@@ -877,15 +901,36 @@ describe("copyGraphs between OCI layouts", () => {
       images.map((image, i) => taskToEach(`image-${i}`, source, image, mirrors, [`t${i}`])),
       { concurrency: 2 },
     );
-    expect(byStatus(outcomes)).toEqual({ copied: 90 });
-    expect(journal.peaks.get("source-read")).toBeLessThanOrEqual(2);
-    expect(journal.peaks.get("upload")).toBeLessThanOrEqual(2 * 3);
-    expect(journal.peaks.get("request")).toBeLessThanOrEqual(copyLimits(2).requests);
+    expect(byStatus(outcomes)).toEqual({ copied: 36 });
+    const limits = copyLimits(2);
+    expect(journal.peaks.get("source-read")).toBeLessThanOrEqual(limits.transfers + limits.smallTransfers);
+    expect(journal.peaks.get("source-read-large")).toBeLessThanOrEqual(limits.transfers);
+    expect(journal.peaks.get("upload")).toBeLessThanOrEqual((limits.transfers + limits.smallTransfers) * 3);
+    expect(journal.peaks.get("request")).toBeLessThanOrEqual(limits.requests);
     for (const image of images) {
       for (const blob of allBlobs(image)) {
         expect(journal.count("openBlob", { reference: blob.descriptor.digest })).toBe(1);
       }
     }
+    expect(journal.violations).toEqual([]);
+  });
+
+  it("moves small blobs more at once than large ones, each pool within its own limit (issue 19)", async () => {
+    const images: TestImage[] = Array.from({ length: 30 }, (_, i) =>
+      makeImage({ seed: `small-${i}`, layers: 1, layerSize: 256, mediaTypes: "oci" }),
+    );
+    const source = await stage(
+      "small",
+      images.map((content, i) => ({ content, tag: `t${i}` })),
+    );
+    const mirror = layoutStore("m-small", "small", "destination");
+    const outcomes = await copyGraphs(
+      images.map((image, i) => taskToEach(`image-${i}`, source, image, [mirror], [`t${i}`])),
+      { concurrency: 2 },
+    );
+    expect(byStatus(outcomes)).toEqual({ copied: 30 });
+    expect(journal.peaks.get("source-read")).toBeGreaterThan(copyLimits(2).transfers);
+    expect(journal.peaks.get("source-read")).toBeLessThanOrEqual(copyLimits(2).smallTransfers);
     expect(journal.violations).toEqual([]);
   });
 

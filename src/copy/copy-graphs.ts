@@ -21,6 +21,11 @@ export const DEFAULT_WRITE_ATTEMPTS = 5;
 export interface CopyLimits {
   /** Source blob reads in flight (each feeding all the destinations that need the blob). */
   readonly transfers: number;
+  /**
+   * Reads of small blobs (at most `SMALL_BLOB_MAX_BYTES`) in flight, besides `transfers`: their
+   * time is round trips, not bytes, so they need not queue behind the large ones.
+   */
+  readonly smallTransfers: number;
   /** Small requests in flight: existence checks, manifest reads and writes, mounts. */
   readonly requests: number;
   /** Tasks in flight; the rest wait in a queue so a large run does not start everything at once. */
@@ -35,7 +40,12 @@ export interface CopyLimits {
  * (issue 19: 4x and 2x left 40% of the per-host limits unused at 50 ms per request).
  */
 export function copyLimits(concurrency: number = DEFAULT_COPY_CONCURRENCY): CopyLimits {
-  return { transfers: concurrency, requests: concurrency * 64, tasks: concurrency * 8 };
+  return {
+    transfers: concurrency,
+    smallTransfers: concurrency * 8,
+    requests: concurrency * 64,
+    tasks: concurrency * 8,
+  };
 }
 
 /**
@@ -109,6 +119,7 @@ export class CopyRun {
       uploadStartTimeoutMs: options.uploadStartTimeoutMs ?? FAN_OUT_START_TIMEOUT_MS,
       requests: new WorkLimiter(limits.requests, signal),
       transfers: new WorkLimiter(limits.transfers, signal),
+      smallTransfers: new WorkLimiter(limits.smallTransfers, signal),
     };
     this.copier = new GraphCopier(this.run);
     this.taskLimit = limits.tasks;

@@ -11,6 +11,7 @@ export {
   DEFAULT_COPY_CONCURRENCY,
   type CopyLimits,
 } from "./copy-graphs.js";
+export { SMALL_BLOB_MAX_BYTES } from "./blob-transfers.js";
 export type {
   CopyDestination,
   CopyDestinationStore,

@@ -21,6 +21,8 @@ export interface RunContext {
   readonly requests: WorkLimiter;
   /** Blob transfers: one slot per source read, whatever the number of destinations it feeds. */
   readonly transfers: WorkLimiter;
+  /** The same for blobs of at most `SMALL_BLOB_MAX_BYTES` (see `CopyLimits.smallTransfers`). */
+  readonly smallTransfers: WorkLimiter;
 }
 
 /**
