@@ -39,7 +39,7 @@ export interface TargetOptions {
   /**
    * Every edge the manifests declare, when `edges` are only some of them: each target's
    * `elsewhere` lists the digest's destinations that are not planned, where its signature may
-   * already be.
+   * already be. The list is indexed once, on first use, and is not to change afterwards.
    */
   readonly declared?: readonly PromotionEdge[];
 }
@@ -130,7 +130,7 @@ export function signatureTargets(
       });
     }
   }
-  const declared = declaredDestinations(options.declared ?? [], keys);
+  const declared = declaredDestinations(options.declared ?? []);
   const targets: SignatureTarget[] = [];
   for (const group of ordered) {
     if (group.destinations.size === 0) continue;
@@ -166,11 +166,20 @@ function byKey(a: TargetDestination, b: TargetDestination): number {
   return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
 }
 
+type DeclaredIndex = Map<string, Map<Digest, Map<string, TargetDestination>>>;
+
+/**
+ * Indexes already built, by the edge list they index: a pipelined promotion asks for the targets
+ * of each repository group against the whole run's declared edges, and indexing ~720,000 edges
+ * again for each of thousands of groups was most of a registry.k8s.io no-op run's CPU.
+ */
+const declaredIndexes = new WeakMap<readonly PromotionEdge[], DeclaredIndex>();
+
 /** The destinations the manifests declare for each promoted (source repository, digest). */
-function declaredDestinations(
-  edges: readonly PromotionEdge[],
-  keys: RepositoryKeyCache,
-): Map<string, Map<Digest, Map<string, TargetDestination>>> {
+function declaredDestinations(edges: readonly PromotionEdge[]): DeclaredIndex {
+  const known = declaredIndexes.get(edges);
+  if (known) return known;
+  const keys = new RepositoryKeyCache();
   // By source repository, then digest, as the groups of `signatureTargets`.
   const declared = new Map<string, Map<Digest, Map<string, TargetDestination>>>();
   for (const edge of edges) {
@@ -187,5 +196,6 @@ function declaredDestinations(
       destinations.set(key, { location: edge.destination, key, registry: edge.destinationRegistry.name });
     }
   }
+  declaredIndexes.set(edges, declared);
   return declared;
 }
