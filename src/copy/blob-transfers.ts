@@ -1,3 +1,4 @@
+import type { Readable } from "node:stream";
 import { AbortedError } from "../errors.js";
 import type { Descriptor } from "../oci/index.js";
 import { isAbort, isRetryable, nodeFailure } from "./errors.js";
@@ -114,8 +115,13 @@ export class BlobTransfers {
       }
 
       let results: FanOutResult[];
+      let stream: Readable | undefined;
       try {
-        const stream = await source.store.openBlob(descriptor, call);
+        stream = await source.store.openBlob(descriptor, call);
+        // fanOut may stop before it reads a byte (the run aborted while every upload was still
+        // waiting to start): the stream is then closed here, and the error its abort signal
+        // raises on it must not go unheard (an uncaught 'error' would end the process).
+        stream.on("error", () => undefined);
         results = await fanOut(
           stream as AsyncIterable<Uint8Array>,
           pending.map(
@@ -137,6 +143,7 @@ export class BlobTransfers {
       } catch (error) {
         results = pending.map((): FanOutResult => ({ ok: false, failedSide: "source", error }));
       }
+      if (stream !== undefined && !stream.readableEnded) stream.destroy();
 
       const again: BlobDelivery[] = [];
       const requeued: BlobDelivery[] = [];

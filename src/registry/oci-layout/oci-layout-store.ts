@@ -443,8 +443,16 @@ class OciLayoutRepositoryStore implements OciLayoutRepository {
         `blob ${descriptor.digest} has ${size} bytes, the descriptor says ${descriptor.size}`,
       );
     }
+    if (options.signal?.aborted === true) {
+      // Aborted while the file was opened: refused like an abort before it.
+      source.destroy();
+      throwIfAborted(options.signal, operation);
+    }
     const verified = source.pipe(this.verifyingStream(descriptor, operation));
     source.on("error", (error) => verified.destroy(error));
+    // An abort destroys the stream with an error; a caller that has not started reading yet has
+    // no listener for it, and an unheard 'error' would end the process. Readers still get it.
+    verified.on("error", () => undefined);
     if (options.signal) addAbortSignal(options.signal, verified);
     verified.on("close", () => source.destroy());
     return verified;
