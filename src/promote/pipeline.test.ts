@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from "node:crypto";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
@@ -7,6 +8,7 @@ import { loadManifests } from "../manifest-files/index.js";
 import { promotionEdges } from "../plan/index.js";
 import { formatRepositoryLocation, RepositoryKeyCache } from "../reference/index.js";
 import { createStoreProvider, type RegistryStoreProvider } from "../registry/index.js";
+import { createKeySigner, parseSigningKey, type ImageSigner } from "../sign/index.js";
 import { promotePipelined, repositoryGroups } from "./pipeline.js";
 import { planPromotion } from "./promote.js";
 
@@ -93,6 +95,55 @@ describe("promotePipelined", () => {
     expect(again.plan).toEqual(dryAgain.plan);
     expect(again.execution?.outcomes.map((outcome) => outcome.outcome).sort()).toEqual(
       ["unchanged", "unchanged", "unchanged", "unchanged", "unchanged", "refused-tag-move", "copied"].sort(),
+    );
+  });
+
+  it("signs each group once its copies are done, within the run's --max-signature-ops across groups", async () => {
+    // Six source repositories, each its own group; every group signs as soon as it is copied.
+    const images = Array.from({ length: 6 }, (_, i) => image(`pipe-sign-${i}`));
+    for (const [i, content] of images.entries()) {
+      await writeOciLayoutDirectly(path.join(dir, "tree", "layouts", "staging", `app${i}`), [
+        { content, tag: "v1" },
+      ]);
+    }
+    await project(
+      "signed",
+      "registries:\n- name: oci:../../layouts/staging\n  src: true\n- name: oci:../../layouts/mirror\n",
+      images.map((content, i) => `- name: app${i}\n  dmap:\n    "${content.digest}": ["v1"]\n`).join(""),
+    );
+    const key = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    const real = createKeySigner(
+      parseSigningKey(key.privateKey.export({ type: "pkcs8", format: "pem" }).toString(), "k"),
+    );
+    const seen = { inFlight: 0, peak: 0, calls: 0 };
+    // A signer that takes its time, so that groups' signatures would overlap if not bounded.
+    const slow: ImageSigner = {
+      mode: real.mode,
+      description: real.description,
+      verificationKey: real.verificationKey,
+      ownSignatures: real.ownSignatures,
+      async signPayload(payload: Uint8Array) {
+        seen.calls += 1;
+        seen.inFlight += 1;
+        seen.peak = Math.max(seen.peak, seen.inFlight);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        seen.inFlight -= 1;
+        return real.signPayload(payload);
+      },
+      signStatement: (statement: Uint8Array) => real.signStatement(statement),
+    };
+    const set = await loadManifests({ thinManifestDir: "tree" }, { cwd: dir });
+    const run = await promotePipelined(set, {
+      provider,
+      confirm: true,
+      signatures: { signer: slow, attachments: "none", maxSignatureOps: 2 },
+    });
+    expect(run.execution?.outcomes.map((outcome) => outcome.outcome)).toEqual(Array(6).fill("copied"));
+    expect(seen.calls).toBe(6);
+    expect(seen.peak).toBe(2);
+    const written = (run.execution?.attachments ?? []).filter((outcome) => outcome.status === "signed");
+    expect(new Set(written.map((outcome) => outcome.subject))).toEqual(
+      new Set(images.map((content) => content.digest)),
     );
   });
 

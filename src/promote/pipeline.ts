@@ -1,3 +1,4 @@
+import { Semaphore } from "../concurrency/index.js";
 import { CopyRun, type CopyOutcome } from "../copy/index.js";
 import { findTagConflicts, validate, type ManifestSet, type ValidationResult } from "../manifest/index.js";
 import {
@@ -16,9 +17,11 @@ import {
 import { isGoogleRegistryHost, RepositoryKeyCache } from "../reference/index.js";
 import {
   canonicalRegistries,
+  DEFAULT_SIGNATURE_OPS,
   judgeSourceSignatures,
   planAttachments,
   signatureTargets,
+  type AttachmentOutcome,
   type AttachmentPlan,
   type AttachmentWork,
   type SourceVerdict,
@@ -133,6 +136,9 @@ async function pipelineEdges(
     ...(options.copyConcurrency === undefined ? {} : { concurrency: options.copyConcurrency }),
     ...(options.onEvent ? { onEvent: options.onEvent } : {}),
   });
+  // --max-signature-ops bounds the signer's calls and the signature writes of the whole run,
+  // though each group signs as soon as its own copies are done.
+  const signatureSlots = new Semaphore(signatures?.maxSignatureOps ?? DEFAULT_SIGNATURE_OPS);
   let inventoryDone = started;
   let signaturesDone = started;
   let planMs = 0;
@@ -205,7 +211,19 @@ async function pipelineEdges(
       copyRun,
     });
     const attachments = await reading;
-    return { execution, ...(attachments ? { attachments } : {}) };
+    if (!attachments) return { execution };
+    // Signed and attached as soon as this group's copies are done (not after every group's):
+    // only digests now in place at a destination get their signatures there (signatures.ts).
+    // A group holds every edge of its source repositories, so each promoted digest is signed
+    // by exactly one group.
+    const signed = await executeSignatures(attachments, execution, {
+      provider: options.provider,
+      ...(signatures?.signer ? { signer: signatures.signer } : {}),
+      slots: signatureSlots,
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.logger ? { logger: options.logger } : {}),
+    });
+    return { execution: signed, attachments };
   };
 
   // Every group at once: the per-host limits of the transport and the copy run's limits bound
@@ -226,10 +244,12 @@ async function pipelineEdges(
   const byEdge = new Map<PromotionEdge, EdgeOutcome>();
   const copies: CopyOutcome[] = [];
   const works: AttachmentWork[] = [];
+  const attachmentOutcomes: AttachmentOutcome[] = [];
   for (const { execution, attachments } of results) {
     for (const outcome of execution.outcomes) byEdge.set(outcome.edge, outcome);
     copies.push(...execution.copies);
     if (attachments) works.push(...attachments.works);
+    if (execution.attachments) attachmentOutcomes.push(...execution.attachments);
   }
   copyRun.finish();
   const outcomes = plan.edges.map(
@@ -261,19 +281,11 @@ async function pipelineEdges(
   const sourceSignatures: SourceSignatureReport | undefined = signatures?.sourcePolicy
     ? { mode: signatures.sourcePolicy.mode ?? "required", verdicts }
     : undefined;
-  let execution: ExecutionResult = { outcomes, copies };
-  if (attachments) {
-    // One signing step for the whole run, after every copy, as in a promotion planned first:
-    // --max-signature-ops bounds the signer's calls and the signature writes of the run, and
-    // only digests now in place are signed (execute.ts, signatures.ts).
-    execution = await executeSignatures(attachments, execution, {
-      provider: options.provider,
-      ...(signatures?.signer ? { signer: signatures.signer } : {}),
-      ...(signatures?.maxSignatureOps === undefined ? {} : { concurrency: signatures.maxSignatureOps }),
-      ...(options.signal ? { signal: options.signal } : {}),
-      ...(options.logger ? { logger: options.logger } : {}),
-    });
-  }
+  const execution: ExecutionResult = {
+    outcomes,
+    copies,
+    ...(attachments ? { attachments: attachmentOutcomes } : {}),
+  };
   const ended = performance.now();
   return {
     validation,

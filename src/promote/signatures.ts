@@ -1,3 +1,4 @@
+import type { Semaphore } from "../concurrency/index.js";
 import { RepositoryKeyCache, type Digest } from "../reference/index.js";
 import type { Logger } from "../log.js";
 import { type EdgeOutcome, type EdgeOutcomeKind } from "../plan/index.js";
@@ -25,6 +26,8 @@ export interface ExecuteSignaturesOptions {
   readonly logger?: Logger;
   /** Promoted digests whose signatures are made and written at once (default 8). */
   readonly concurrency?: number;
+  /** Slots shared with other calls instead of `concurrency` (see `ExecuteAttachmentsOptions`). */
+  readonly slots?: Semaphore;
 }
 
 const DONE: ReadonlySet<EdgeOutcomeKind> = new Set(["copied", "tagged", "unchanged"]);
@@ -56,6 +59,7 @@ export async function executeSignatures(
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.logger ? { logger: options.logger } : {}),
     ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
+    ...(options.slots ? { slots: options.slots } : {}),
   });
 
   const failures = new Map<string, AttachmentOutcome>();

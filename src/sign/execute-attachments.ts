@@ -1,4 +1,4 @@
-import { runBounded } from "../concurrency/index.js";
+import { runBounded, type Semaphore } from "../concurrency/index.js";
 import { copyGraphs, type CopyDestinationStore } from "../copy/index.js";
 import { AbortedError, type Problem } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
@@ -62,6 +62,9 @@ export interface AttachmentOutcome {
   readonly error?: Problem;
 }
 
+/** Promoted digests whose signatures are made and written at once, by default. */
+export const DEFAULT_SIGNATURE_OPS = 8;
+
 export interface ExecuteAttachmentsOptions {
   readonly provider: RepositoryOpener;
   /** Needed when the plan has `sign` items. */
@@ -72,6 +75,12 @@ export interface ExecuteAttachmentsOptions {
   readonly logger?: Logger;
   /** Promoted digests worked on at once. */
   readonly concurrency?: number;
+  /**
+   * Slots shared with other calls, instead of `concurrency`: a pipelined promotion signs each
+   * repository group as soon as its copies are done, and the run's bound on signer calls and
+   * signature writes (`--max-signature-ops`) holds across all of them.
+   */
+  readonly slots?: Semaphore;
   /** Time source for the bundle layout's `org.opencontainers.image.created`. */
   readonly now?: () => Date;
 }
@@ -102,9 +111,23 @@ export async function executeAttachments(
   const results: AttachmentOutcome[][] = new Array<AttachmentOutcome[]>(plan.works.length);
   // No signal for runBounded: after an abort each remaining work still reports its items as
   // aborted (executeWork checks the signal itself).
-  await runBounded(plan.works, options.concurrency ?? 8, async (work, index) => {
-    results[index] = await executeWork(work, context);
-  });
+  const slots = options.slots;
+  if (slots) {
+    await Promise.all(
+      plan.works.map(async (work, index) => {
+        const release = await slots.acquire();
+        try {
+          results[index] = await executeWork(work, context);
+        } finally {
+          release();
+        }
+      }),
+    );
+  } else {
+    await runBounded(plan.works, options.concurrency ?? DEFAULT_SIGNATURE_OPS, async (work, index) => {
+      results[index] = await executeWork(work, context);
+    });
+  }
   return results.flat();
 }
 

@@ -125,6 +125,7 @@ export {
   type AttestationLayout,
 } from "./attestation-format.js";
 export {
+  DEFAULT_SIGNATURE_OPS,
   executeAttachments,
   type AttachmentOutcome,
   type AttachmentStatus,
