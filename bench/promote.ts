@@ -19,6 +19,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
+import { allowingLoopbackRegistries } from "../test/support/local-registries.js";
 import { startRegistry, type TestRegistry } from "../test/support/registry-harness.js";
 import { SKOPEO_PROGRAM, skopeoSyncArguments } from "../test/support/skopeo.js";
 import { allBlobs } from "../test/support/test-images.js";
@@ -160,15 +161,18 @@ async function main(): Promise<void> {
               process.execPath,
               [
                 promoterBin,
-                "promote",
-                "--manifest",
-                "promoter.yaml",
-                "--confirm",
-                "--quiet",
-                "--attachments",
-                attachments,
-                "--report",
-                `report-${phase}.json`,
+                // The registries are on 127.0.0.1: the operator allows them, as in the tests.
+                ...allowingLoopbackRegistries([
+                  "promote",
+                  "--manifest",
+                  "promoter.yaml",
+                  "--confirm",
+                  "--quiet",
+                  "--attachments",
+                  attachments,
+                  "--report",
+                  `report-${phase}.json`,
+                ]),
               ],
               work,
             );
