@@ -18,15 +18,17 @@
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
-import { fileURLToPath } from "node:url";
-import { allowingLoopbackRegistries } from "../test/support/local-registries.js";
 import { startRegistry, type TestRegistry } from "../test/support/registry-harness.js";
 import { SKOPEO_PROGRAM, skopeoSyncArguments } from "../test/support/skopeo.js";
 import { allBlobs } from "../test/support/test-images.js";
-import { buildStagingImages, runProgram, seedStaging, type StagingImages } from "./staging-workload.js";
+import {
+  buildStagingImages,
+  promoteManifest,
+  runProgram,
+  seedStaging,
+  type StagingImages,
+} from "./staging-workload.js";
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const promoterBin = path.join(repoRoot, "bin", "promoter.js");
 const rounds = Number(process.env.BENCH_ROUNDS ?? 2);
 // skopeo sync copies only the tags it is given; carrying staging's signatures and SBOMs
 // (the promoter's default) is extra work skopeo does not do. Like for like by default.
@@ -157,26 +159,10 @@ async function main(): Promise<void> {
       for (const phase of ["cold", "warm"] as const) {
         results.push(
           await measure("promoter", phase, staging, mirrors, async () => {
-            const result = await run(
-              process.execPath,
-              [
-                promoterBin,
-                // The registries are on 127.0.0.1: the operator allows them, as in the tests.
-                ...allowingLoopbackRegistries([
-                  "promote",
-                  "--manifest",
-                  "promoter.yaml",
-                  "--confirm",
-                  "--quiet",
-                  "--attachments",
-                  attachments,
-                  "--report",
-                  `report-${phase}.json`,
-                ]),
-              ],
-              work,
-            );
-            if (result.status !== 0) throw new Error(`promoter failed (${result.status}):\n${result.output}`);
+            const result = await promoteManifest(work, `report-${phase}.json`, [
+              "--attachments",
+              attachments,
+            ]);
             if (process.env.BENCH_VERBOSE) {
               const report = JSON.parse(await readFile(path.join(work, `report-${phase}.json`), "utf8")) as {
                 timings: unknown;

@@ -4,9 +4,12 @@
  * images with three 1 MiB layers; and the staging registry seeded with it.
  */
 import { spawn } from "node:child_process";
+import * as path from "node:path";
 import { performance } from "node:perf_hooks";
+import { fileURLToPath } from "node:url";
 import { parseRegistryLocation, parseRepositoryPath, repositoryIn } from "../src/reference/index.js";
 import { createStoreProvider } from "../src/registry/index.js";
+import { allowingLoopbackRegistries } from "../test/support/local-registries.js";
 import type { TestRegistry } from "../test/support/registry-harness.js";
 import { makeImage, makeIndex, pushToStore, type TestContent } from "../test/support/test-images.js";
 
@@ -89,4 +92,26 @@ export function runProgram(
       resolve({ ms: performance.now() - started, status, output });
     });
   });
+}
+
+const promoterBin = path.join(path.dirname(fileURLToPath(import.meta.url)), "../..", "bin", "promoter.js");
+
+/**
+ * `promoter promote --manifest promoter.yaml --confirm --quiet --report REPORT` in `work`, with
+ * the benchmark's loopback registries allowed (as the tests allow them) and `extraArgs`; throws
+ * with the promoter's output when it fails, else gives its wall time and output.
+ */
+export async function promoteManifest(
+  work: string,
+  reportFile: string,
+  extraArgs: readonly string[] = [],
+): Promise<{ ms: number; output: string }> {
+  const args = ["promote", "--manifest", "promoter.yaml", "--confirm", "--quiet", "--report", reportFile];
+  const result = await runProgram(
+    process.execPath,
+    [promoterBin, ...allowingLoopbackRegistries([...args, ...extraArgs])],
+    work,
+  );
+  if (result.status !== 0) throw new Error(`promoter failed (${result.status}):\n${result.output}`);
+  return result;
 }

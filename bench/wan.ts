@@ -27,15 +27,17 @@
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
 import * as path from "node:path";
-import { fileURLToPath } from "node:url";
 import { FaultProxy } from "../test/support/fault-proxy.js";
-import { allowingLoopbackRegistries } from "../test/support/local-registries.js";
 import { startRegistry, type TestRegistry } from "../test/support/registry-harness.js";
 import { SKOPEO_PROGRAM, skopeoSyncArguments } from "../test/support/skopeo.js";
-import { buildStagingImages, runProgram, seedStaging, type StagingImages } from "./staging-workload.js";
+import {
+  buildStagingImages,
+  promoteManifest,
+  runProgram,
+  seedStaging,
+  type StagingImages,
+} from "./staging-workload.js";
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const promoterBin = path.join(repoRoot, "bin", "promoter.js");
 const latencyMs = Number(process.env.BENCH_LATENCY_MS ?? 50);
 const extraArgs = (process.env.BENCH_PROMOTER_ARGS ?? "").split(/\s+/).filter((arg) => arg !== "");
 const perHostArg = extraArgs.indexOf("--max-requests-per-host");
@@ -195,24 +197,7 @@ async function main(): Promise<void> {
     for (const phase of ["cold", "no-op"] as const) {
       const reportFile = `report-${phase}.json`;
       const measured = await measure(`promoter ${phase}`, proxies, async () => {
-        const result = await run(
-          process.execPath,
-          [
-            promoterBin,
-            ...allowingLoopbackRegistries([
-              "promote",
-              "--manifest",
-              "promoter.yaml",
-              "--confirm",
-              "--quiet",
-              "--report",
-              reportFile,
-              ...extraArgs,
-            ]),
-          ],
-          work,
-        );
-        if (result.status !== 0) throw new Error(`promoter failed (${result.status}):\n${result.output}`);
+        await promoteManifest(work, reportFile, extraArgs);
       });
       const report = JSON.parse(await readFile(path.join(work, reportFile), "utf8")) as PromoterReport;
       if (process.env.BENCH_TRACE) {
