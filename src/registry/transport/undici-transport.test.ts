@@ -1,6 +1,6 @@
 import { getEventListeners } from "node:events";
 import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer as createTcpServer, type AddressInfo, type Socket } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import {
   ScriptedRegistry,
@@ -436,6 +436,67 @@ describe("UndiciTransport over plain HTTP", () => {
     } finally {
       await transport.close();
       await server.stop();
+    }
+  });
+});
+
+describe("UndiciTransport against a host that sends bytes after a HEAD answer", () => {
+  it("never reads them as the answer to the next request on the connection", async () => {
+    // A raw HTTP/1.1 server: HEAD /a is answered with a body anyway (forbidden, RFC 9110
+    // section 9.3.2) followed by a whole forged response; HEAD /b has its real answer. The
+    // connection is kept after a HEAD (undici would close it), so the forged bytes wait on it.
+    const sockets = new Set<Socket>();
+    const server = createTcpServer((socket) => {
+      sockets.add(socket);
+      let pending = "";
+      socket.on("data", (chunk: Buffer) => {
+        pending += chunk.toString("latin1");
+        for (let end = pending.indexOf("\r\n\r\n"); end >= 0; end = pending.indexOf("\r\n\r\n")) {
+          const head = pending.slice(0, end);
+          pending = pending.slice(end + 4);
+          if (head.startsWith("HEAD /a ")) {
+            socket.write(
+              "HTTP/1.1 200 OK\r\nDocker-Content-Digest: sha256:aaaa\r\nContent-Length: 5\r\n\r\nhello" +
+                "HTTP/1.1 200 OK\r\nDocker-Content-Digest: sha256:forged\r\nContent-Length: 0\r\n\r\n",
+            );
+          } else {
+            socket.write(
+              "HTTP/1.1 200 OK\r\nDocker-Content-Digest: sha256:bbbb\r\nContent-Length: 0\r\n\r\n",
+            );
+          }
+        }
+      });
+      socket.on("error", () => undefined);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const port = (server.address() as AddressInfo).port;
+    const transport = new UndiciTransport({ policy: new SecurityPolicy() });
+    const head = (path: string): HttpRequest => ({
+      method: "HEAD",
+      url: new URL(`http://127.0.0.1:${port}${path}`),
+      context,
+    });
+    try {
+      const first = await transport.send(head("/a"));
+      expect(first.headers.get("docker-content-digest")).toBe("sha256:aaaa");
+      for (let i = 0; i < 5; i += 1) {
+        // The forged answer must never be taken for this one; a broken connection may fail it
+        // (a retryable network error), but then a fresh connection gives the real answer.
+        const second = await transport.send(head("/b")).catch((caught: unknown) => caught);
+        if (second instanceof RegistryError) {
+          expect(isTransientNetworkError(second)).toBe(true);
+          continue;
+        }
+        expect(
+          (second as { headers: { get(name: string): string | undefined } }).headers.get(
+            "docker-content-digest",
+          ),
+        ).toBe("sha256:bbbb");
+      }
+    } finally {
+      await transport.close();
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
     }
   });
 });

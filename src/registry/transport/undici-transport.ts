@@ -443,8 +443,6 @@ export class UndiciTransport implements Transport {
         body: body ?? null,
         dispatcher: UndiciTransport.carriesBlob(request) ? this.agent : this.multiplexed,
         signal: abort.signal,
-        // A HEAD with a streamed body (never sent by the client) keeps its connection too; see `head`.
-        ...(request.method === "HEAD" ? { reset: false } : {}),
         ...(request.headersTimeoutMs === undefined ? {} : { headersTimeout: request.headersTimeoutMs }),
       });
     } catch (error) {
