@@ -22,7 +22,10 @@ import { createStoreProvider } from "../src/registry/index.js";
 import { selfSignedCertificate } from "../test/support/scripted-registry.js";
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 20_000);
+/** The per-host limit's default: requests in flight to one registry. */
 const IN_FLIGHT = 16;
+/** The hosts of registry.k8s.io's tree (gcr.io and 22 mirrors), for the many-hosts case. */
+const MANY_HOSTS = 23;
 const DIGEST = `sha256:${"a".repeat(64)}`;
 
 function answer(_request: IncomingMessage, response: ServerResponse): void {
@@ -54,14 +57,18 @@ async function serve(): Promise<void> {
   process.send?.({ plain: port(plain), tls: port(secure), h2: port(h2) });
 }
 
-async function measure(name: string, check: () => Promise<void>): Promise<void> {
+async function measure(
+  name: string,
+  check: (index: number) => Promise<void>,
+  inFlight: number = IN_FLIGHT,
+): Promise<void> {
   // A first pass warms the JIT and opens the connections; the second is measured.
   for (const measured of [false, true]) {
     const before = process.cpuUsage();
     const started = performance.now();
     await runBounded(
       Array.from({ length: REQUESTS }, (_, index) => index),
-      IN_FLIGHT,
+      inFlight,
       check,
     );
     if (!measured) continue;
@@ -74,7 +81,8 @@ async function measure(name: string, check: () => Promise<void>): Promise<void> 
 }
 
 async function main(): Promise<void> {
-  const certificate = await selfSignedCertificate(["registry.test"]);
+  const names = Array.from({ length: MANY_HOSTS }, (_, index) => `registry-${index}.test`);
+  const certificate = await selfSignedCertificate(["registry.test", ...names]);
   const child = fork(fileURLToPath(import.meta.url), ["serve"], {
     env: { ...process.env, BENCH_TLS_MATERIAL: JSON.stringify(certificate) },
   });
@@ -84,7 +92,9 @@ async function main(): Promise<void> {
     });
   });
   try {
-    console.log(`${REQUESTS} manifest HEADs, ${IN_FLIGHT} in flight, server in another process:`);
+    console.log(
+      `${REQUESTS} manifest HEADs, ${IN_FLIGHT} in flight (${IN_FLIGHT * MANY_HOSTS} across ${MANY_HOSTS} hosts), server in another process:`,
+    );
     const agent = new Agent();
     const plainUrl = `http://127.0.0.1:${ports.plain}/v2/bench/app/manifests/v1`;
     await measure("undici request (HTTP/1.1)", async () => {
@@ -116,6 +126,53 @@ async function main(): Promise<void> {
       });
       await provider.close();
     }
+
+    // As in a promotion to registry.k8s.io's mirrors: 23 hosts, each at its limit of 16, so 368
+    // requests in flight on as many connections (the same server behind 23 names). First the
+    // floor: undici's own HEAD over TLS, as many at once on as many connections.
+    const manyInFlight = IN_FLIGHT * MANY_HOSTS;
+    const tlsAgent = new Agent({
+      connections: IN_FLIGHT,
+      connect: {
+        ca: certificate.cert,
+        lookup: (_hostname, options, callback) => {
+          if (options.all) callback(null, [{ address: "127.0.0.1", family: 4 }]);
+          else callback(null, "127.0.0.1", 4);
+        },
+      },
+    });
+    await measure(
+      `undici request, TLS, ${MANY_HOSTS} hosts`,
+      async (index) => {
+        const url = `https://${names[index % MANY_HOSTS]}:${ports.tls}/v2/bench/app/manifests/v1`;
+        const response = await undiciRequest(url, { method: "HEAD", reset: false, dispatcher: tlsAgent });
+        await response.body.dump();
+      },
+      manyInFlight,
+    );
+    await tlsAgent.close();
+    const provider = createStoreProvider({
+      credentialSources: [],
+      caCertificates: certificate.cert,
+      hostAddresses: Object.fromEntries(names.map((name) => [name, "127.0.0.1"])),
+    });
+    const stores = names.map((name) =>
+      provider.repository({
+        kind: "remote",
+        host: `${name}:${ports.tls}` as RegistryHost,
+        repository: parseRepositoryPath("bench/app"),
+      }),
+    );
+    const tag = parseTag("v1");
+    await measure(
+      `promoter client, TLS, ${MANY_HOSTS} hosts`,
+      async (index) => {
+        const store = stores[index % MANY_HOSTS];
+        if ((await store?.resolve(tag)) === undefined) throw new Error("the tag is missing");
+      },
+      manyInFlight,
+    );
+    await provider.close();
   } finally {
     child.kill();
   }

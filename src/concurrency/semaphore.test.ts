@@ -38,6 +38,27 @@ describe("Semaphore waits on one signal", () => {
   });
 });
 
+describe("Semaphore.tryAcquire", () => {
+  it("takes a free slot at once, but never one a waiter is queued for", async () => {
+    const semaphore = new Semaphore(1);
+    const first = semaphore.tryAcquire();
+    expect(first).toBeDefined();
+    expect(semaphore.tryAcquire()).toBeUndefined();
+    const waiting = semaphore.acquire();
+    // The slot freed now is the waiter's: a later tryAcquire does not jump the queue.
+    first?.();
+    expect(semaphore.tryAcquire()).toBeUndefined();
+    const second = await waiting;
+    expect(semaphore.inUse).toBe(1);
+    second();
+    const third = semaphore.tryAcquire();
+    expect(third).toBeDefined();
+    third?.();
+    third?.();
+    expect(semaphore.inUse).toBe(0);
+  });
+});
+
 describe("onAbort", () => {
   it("calls each callback still waiting once, and none that stopped waiting", () => {
     const controller = new AbortController();

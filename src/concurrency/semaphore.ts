@@ -18,6 +18,13 @@ export class Semaphore {
     return this.waiters.length;
   }
 
+  /** A slot at once when one is free and nobody waits for one (FIFO), else undefined. */
+  tryAcquire(): (() => void) | undefined {
+    if (this.available === 0 || this.waiters.length > 0) return undefined;
+    this.available -= 1;
+    return this.releaser();
+  }
+
   async acquire(signal?: AbortSignal): Promise<() => void> {
     if (signal?.aborted) throw new AbortedError();
     if (this.available > 0 && this.waiters.length === 0) {

@@ -23,6 +23,16 @@ describe("RegistryEndpoint", () => {
     expect(endpoint("127.0.0.1:5000", "http").origin).toBe("http://127.0.0.1:5000");
   });
 
+  it("builds URLs on its own origin only", () => {
+    const registry = endpoint("r.example:5000");
+    expect(registry.url("/v2/a/b/manifests/v1").href).toBe("https://r.example:5000/v2/a/b/manifests/v1");
+    // A path must be absolute: joined to the origin, `@host/` or `.host/` would change the host.
+    for (const path of ["@other.example/v2/", ".other.example/v2/", "v2/a", ""]) {
+      expect(() => registry.url(path)).toThrow(/not an absolute API path/);
+    }
+    expect(registry.url("//other.example/v2/").host).toBe("r.example:5000");
+  });
+
   it("runs updates of one key one after another", async () => {
     const registry = endpoint("r.example");
     const order: string[] = [];

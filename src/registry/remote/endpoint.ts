@@ -54,8 +54,13 @@ export class RegistryEndpoint {
   }
 
   /** A URL of the API: `path` starts with `/v2/`. */
-  url(path: string, query: Readonly<Record<string, string | undefined>> = {}): URL {
-    const url = new URL(path, this.origin);
+  url(path: string, query?: Readonly<Record<string, string | undefined>>): URL {
+    // One absolute URL to parse, rather than `path` against a base parsed again for each of a
+    // run's 700,000 requests. Only an absolute path keeps the URL on this origin (`@other/`
+    // after the host would name another one).
+    if (!path.startsWith("/")) throw new Error(`not an absolute API path: ${path}`);
+    const url = new URL(`${this.origin}${path}`);
+    if (query === undefined) return url;
     for (const [name, value] of Object.entries(query)) {
       if (value !== undefined) url.searchParams.set(name, value);
     }

@@ -43,6 +43,9 @@ export interface HostLimitsOptions {
 
 const DEFAULT_MAX_QUOTA_WAIT_MS = 60_000;
 
+/** The release of a host without a concurrency limit. */
+const noSlot = (): void => undefined;
+
 export const DEFAULT_MAX_CONCURRENT_PER_HOST = 16;
 
 /**
@@ -119,28 +122,53 @@ export class HostLimitTransport implements Transport {
     return limiter;
   }
 
-  async send(request: HttpRequest): Promise<HttpResponse> {
+  send(request: HttpRequest): Promise<HttpResponse> {
     const limiter = this.limiterFor(request.url.host);
-    const release = limiter.concurrency ? await limiter.concurrency.acquire(request.signal) : undefined;
-    try {
-      if (limiter.rate) await limiter.rate.acquire(request.signal);
-      let startedAt: number;
-      try {
-        startedAt = await limiter.quota.acquire(request.signal);
-      } catch (error) {
-        if (!(error instanceof QuotaSpent)) throw error;
-        throw requestError(
-          "registry-quota",
-          `the quota of ${request.url.host} is spent for ${Math.ceil(error.waitMs / 1000)} s more, longer than the ${Math.ceil((this.options.maxQuotaWaitMs ?? DEFAULT_MAX_QUOTA_WAIT_MS) / 1000)} s a run waits; not sent`,
-          request,
-        );
+    // Most requests find a free slot and nothing in the quota to wait for: they go at once,
+    // without the promises of waiting (a run checking 700,000 tags does this for each).
+    if (!limiter.rate && !request.signal?.aborted) {
+      const release = limiter.concurrency ? limiter.concurrency.tryAcquire() : noSlot;
+      if (release !== undefined) {
+        const startedAt = limiter.quota.startNow();
+        if (startedAt !== undefined) return this.sendStarted(request, limiter, startedAt, release);
+        release();
       }
+    }
+    return this.sendWhenAllowed(request, limiter);
+  }
+
+  private async sendStarted(
+    request: HttpRequest,
+    limiter: HostLimiter,
+    startedAt: number,
+    release: () => void,
+  ): Promise<HttpResponse> {
+    try {
       const response = await this.next.send(request);
       limiter.quota.observe(response.status, response.headers, startedAt);
       return response;
     } finally {
-      release?.();
+      release();
     }
+  }
+
+  /** A request that waits for a slot, the rate or the quota first (they may abort the wait). */
+  private async sendWhenAllowed(request: HttpRequest, limiter: HostLimiter): Promise<HttpResponse> {
+    const release = limiter.concurrency ? await limiter.concurrency.acquire(request.signal) : noSlot;
+    let startedAt: number;
+    try {
+      if (limiter.rate) await limiter.rate.acquire(request.signal);
+      startedAt = await limiter.quota.acquire(request.signal);
+    } catch (error) {
+      release();
+      if (!(error instanceof QuotaSpent)) throw error;
+      throw requestError(
+        "registry-quota",
+        `the quota of ${request.url.host} is spent for ${Math.ceil(error.waitMs / 1000)} s more, longer than the ${Math.ceil((this.options.maxQuotaWaitMs ?? DEFAULT_MAX_QUOTA_WAIT_MS) / 1000)} s a run waits; not sent`,
+        request,
+      );
+    }
+    return this.sendStarted(request, limiter, startedAt, release);
   }
 
   /** The hosts whose quota held requests back or answered 429, with how long and how often. */

@@ -167,12 +167,25 @@ export class QuotaPacer {
       this.heldUntil = Math.max(this.heldUntil, start);
       await clock.sleep(wait, signal);
     }
-    const started = clock.now();
-    this.recentStarts.push(started);
-    const since = started - 1000;
+    return this.started(clock.now());
+  }
+
+  /**
+   * A request may start now, with nothing to wait for (no pause, no pace): its start time, as
+   * `acquire` would give it without a promise. Undefined when it must wait (then: `acquire`).
+   */
+  startNow(): number | undefined {
+    const now = this.options.clock.now();
+    if (this.pausedUntil > now || this.slowIntervalMs > 0 || this.budgetIntervalMs > 0) return undefined;
+    return this.started(now);
+  }
+
+  private started(at: number): number {
+    this.recentStarts.push(at);
+    const since = at - 1000;
     const stale = this.recentStarts.findIndex((time) => time >= since);
     this.recentStarts.splice(0, stale === -1 ? this.recentStarts.length : stale);
-    return started;
+    return at;
   }
 
   /** Learns from a response of the host to a request that started at `startedAt`. */

@@ -205,6 +205,33 @@ describe("UndiciTransport", () => {
     await response.discard();
   });
 
+  it("reads headers by name in any case, and never a prototype member for a header the host did not send", async () => {
+    const { transport, request } = await setUp();
+    for (const method of ["HEAD", "GET"] as const) {
+      server.on(method, "/odd-headers", (_request, response) => {
+        // setHeader, not an object literal, where `__proto__` would set the prototype.
+        response.setHeader("Content-Length", "0");
+        response.setHeader("X-Mixed-Case", "yes");
+        response.setHeader("__proto__", "sent");
+        response.setHeader("WWW-Authenticate", ['Bearer realm="a"', 'Basic realm="b"']);
+        response.writeHead(200).end();
+      });
+    }
+    for (const method of ["HEAD", "GET"] as const) {
+      const response = await transport.send(request("/odd-headers", { method }));
+      await response.discard();
+      expect(response.headers.get("x-MIXED-case")).toBe("yes");
+      expect(response.headers.get("__proto__")).toBe("sent");
+      expect(response.headers.get("www-authenticate")).toBe('Bearer realm="a", Basic realm="b"');
+      const challenges = response.headers.all("WWW-Authenticate");
+      challenges.push("not theirs");
+      expect(response.headers.all("www-authenticate")).toEqual(['Bearer realm="a"', 'Basic realm="b"']);
+      for (const member of ["constructor", "toString", "hasOwnProperty", "valueOf"]) {
+        expect(response.headers.get(member)).toBeUndefined();
+        expect(response.headers.all(member)).toEqual([]);
+      }
+    }
+  });
   it("ends a response that trickles by its deadline, though it is never silent long enough to stall", async () => {
     const { transport, request } = await setUp({
       headersTimeoutMs: 1000,

@@ -100,18 +100,27 @@ export function lookupWithOverrides(hostAddresses: ReadonlyMap<string, string>) 
   };
 }
 
+/**
+ * A view of undici's response headers, read where they lie rather than copied per response
+ * (a tag check reads two or three of them). undici gives them with lower-case names (its
+ * `parseHeaders`), as own properties of a plain object: `hasOwn` keeps a header named like an
+ * Object.prototype member (`constructor`, `__proto__`) from reading the prototype's.
+ */
 function wrapHeaders(raw: Dispatcher.ResponseData["headers"]): ResponseHeaders {
-  const lower = new Map<string, string[]>();
-  for (const [name, value] of Object.entries(raw)) {
-    if (value === undefined) continue;
-    lower.set(name.toLowerCase(), Array.isArray(value) ? value : [value]);
-  }
+  const values = (name: string): string | string[] | undefined => {
+    const key = name.toLowerCase();
+    return Object.hasOwn(raw, key) ? raw[key] : undefined;
+  };
   return {
     get: (name) => {
-      const values = lower.get(name.toLowerCase());
-      return values === undefined ? undefined : values.join(", ");
+      const value = values(name);
+      return Array.isArray(value) ? value.join(", ") : value;
     },
-    all: (name) => [...(lower.get(name.toLowerCase()) ?? [])],
+    all: (name) => {
+      const value = values(name);
+      if (value === undefined) return [];
+      return Array.isArray(value) ? [...value] : [value];
+    },
   };
 }
 
@@ -236,9 +245,17 @@ export class UndiciTransport implements Transport {
   private readonly options: UndiciTransportOptions;
   /** Per host (`name:port`): whether it answered a TLS handshake, asked once (see tls-probe.ts). */
   private readonly tlsAnswers = new Map<string, Promise<boolean>>();
+  /** Every attempt's schedule (see deadline.ts). */
+  private readonly pace: TransferPace;
+  private readonly userAgent: string;
 
   constructor(options: UndiciTransportOptions) {
     this.options = options;
+    this.pace = {
+      allowanceMs: options.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS,
+      minBytesPerSecond: options.minBytesPerSecond ?? DEFAULT_MIN_BYTES_PER_SECOND,
+    };
+    this.userAgent = options.userAgent ?? "image-promoter";
     const secureContext =
       options.caCertificates === undefined
         ? undefined
@@ -327,69 +344,20 @@ export class UndiciTransport implements Transport {
     if (internal !== undefined) throw requestError("registry-insecure", internal, request);
     if (request.signal?.aborted) throw new AbortedError(`${request.context.operation} aborted`);
 
-    // The attempt's deadline aborts it through `abort`, as does the caller's signal.
-    const pace: TransferPace = {
-      allowanceMs: this.options.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS,
-      minBytesPerSecond: this.options.minBytesPerSecond ?? DEFAULT_MIN_BYTES_PER_SECOND,
-    };
     // How this attempt is stopped (by its deadline or the caller): an AbortController's signal
     // for `undici.request`, the dispatch controller for a HEAD (see `head`), set once sent.
     const stop: AttemptStop = {};
-    const abortWith = (reason: unknown) => {
-      if (stop.reason !== undefined) return;
-      stop.reason = reason;
-      stop.to?.(reason);
-    };
-    let answered = false;
-    const deadline = new TransferDeadline(
-      pace,
-      (report) => {
-        const silent = !answered && report.bytesMoved === 0;
-        abortWith(
-          requestError("registry-timeout", deadlineSummary(pace, report, answered), request, {
-            ...(silent ? { cause: silentHostError() } : {}),
-          }),
-        );
-      },
-      this.options.deadlineTimers,
-    );
-    // One listener on the caller's signal (the run's, shared by every request) for all requests
-    // (concurrency/abort-listeners.ts).
-    const callerSignal = request.signal;
-    const stopFollowingCaller = callerSignal
-      ? onAbort(callerSignal, () => {
-          abortWith(callerSignal.reason);
-        })
-      : undefined;
-    const settle = () => {
-      deadline.finish();
-      stopFollowingCaller?.();
-    };
+    const attempt = this.startAttempt(request, stop);
+    if (request.method === "HEAD" && request.body === undefined) return this.sendHead(request, stop, attempt);
+    const { deadline, settle } = attempt;
     /** The deadline's own error when it fired, else `error` mapped as usual. */
     const failure = (error: unknown, phase: "request" | "body"): Error => {
       settle();
-      const reason = stop.reason;
-      if (reason instanceof RegistryError && !request.signal?.aborted) return reason;
-      return networkError(error, request, phase);
+      return attemptFailure(error, request, stop, phase);
     };
-    /** The error for a request that got no answer: mapped, or "this host wants TLS". */
-    const unanswered = async (error: unknown): Promise<Error> => {
-      const mapped = failure(error, "request");
-      const code = networkErrorCode(error);
-      if (
-        mapped instanceof RegistryError &&
-        mapped.code === "registry-network" &&
-        (await this.answeredByTls(url, code === undefined ? {} : { code }))
-      ) {
-        return httpsRequired(request, mapped);
-      }
-      return mapped;
-    };
+    const unanswered = (error: unknown): Promise<Error> => this.unanswered(error, request, stop, attempt);
 
-    const headers: Record<string, string> = {
-      "user-agent": this.options.userAgent ?? "image-promoter",
-      ...request.headers,
-    };
+    const headers: Record<string, string> = { "user-agent": this.userAgent, ...request.headers };
     let body: Buffer | Readable | undefined;
     // A request's own wait for its answer (`headersTimeoutMs`) starts once its body is sent.
     const bodySent = () => {
@@ -417,19 +385,6 @@ export class UndiciTransport implements Transport {
     }
 
     const started = Date.now();
-    if (request.method === "HEAD" && body === undefined) {
-      let answer: HeadAnswer;
-      try {
-        answer = await this.head(url, headers, request.headersTimeoutMs, stop);
-      } catch (error) {
-        throw await unanswered(error);
-      }
-      answered = true;
-      settle();
-      if (await this.answeredByTls(url, { status: answer.statusCode })) throw httpsRequired(request);
-      this.logResponse(request, answer.statusCode, started);
-      return bodilessResponse(answer.statusCode, wrapHeaders(answer.headers), url);
-    }
     const abort = new AbortController();
     stop.to = (reason) => {
       abort.abort(reason);
@@ -449,7 +404,7 @@ export class UndiciTransport implements Transport {
       if (body instanceof Readable) body.destroy();
       throw await unanswered(error);
     }
-    answered = true;
+    attempt.answered = true;
     if (await this.answeredByTls(url, { status: raw.statusCode })) {
       raw.body.on("error", () => undefined);
       await discardBody(raw.body);
@@ -465,7 +420,7 @@ export class UndiciTransport implements Transport {
     if (request.method === "HEAD") {
       await discardBody(raw.body);
       settle();
-      return bodilessResponse(raw.statusCode, responseHeaders, url);
+      return new BodilessResponse(raw.statusCode, responseHeaders, url);
     }
     // The deadline keeps counting while the caller reads the body, and ends when it is closed.
     const stream = meteredBody(raw.body, deadline, settle);
@@ -512,6 +467,90 @@ export class UndiciTransport implements Transport {
       body: emptyBody(),
       discard: () => Promise.resolve(),
     };
+  }
+
+  /**
+   * The deadline of one attempt and its hold on the caller's signal: either stops the attempt
+   * through `stop`; `settle` ends both once the attempt is over.
+   */
+  private startAttempt(request: HttpRequest, stop: AttemptStop): Attempt {
+    const pace = this.pace;
+    const attempt: Attempt = {
+      answered: false,
+      deadline: new TransferDeadline(
+        pace,
+        (report) => {
+          const silent = !attempt.answered && report.bytesMoved === 0;
+          stopAttempt(
+            stop,
+            requestError("registry-timeout", deadlineSummary(pace, report, attempt.answered), request, {
+              ...(silent ? { cause: silentHostError() } : {}),
+            }),
+          );
+        },
+        this.options.deadlineTimers,
+      ),
+      settle: () => {
+        attempt.deadline.finish();
+        stopFollowingCaller?.();
+      },
+    };
+    // One listener on the caller's signal (the run's, shared by every request) for all requests
+    // (concurrency/abort-listeners.ts).
+    const callerSignal = request.signal;
+    const stopFollowingCaller = callerSignal
+      ? onAbort(callerSignal, () => {
+          stopAttempt(stop, callerSignal.reason);
+        })
+      : undefined;
+    return attempt;
+  }
+
+  /** The error for a request that got no answer: mapped, or "this host wants TLS". */
+  private async unanswered(
+    error: unknown,
+    request: HttpRequest,
+    stop: AttemptStop,
+    attempt: Attempt,
+  ): Promise<Error> {
+    attempt.settle();
+    const mapped = attemptFailure(error, request, stop, "request");
+    const code = networkErrorCode(error);
+    if (
+      mapped instanceof RegistryError &&
+      mapped.code === "registry-network" &&
+      (await this.answeredByTls(request.url, code === undefined ? {} : { code }))
+    ) {
+      return httpsRequired(request, mapped);
+    }
+    return mapped;
+  }
+
+  /**
+   * A HEAD without a body: the lean path a tag check takes (700,000 of them in a promotion of
+   * registry.k8s.io), with nothing built that only a body or an AbortSignal would need.
+   */
+  private async sendHead(request: HttpRequest, stop: AttemptStop, attempt: Attempt): Promise<HttpResponse> {
+    const { url } = request;
+    // The request's own wait for its answer starts at once: a HEAD has no body to send first.
+    if (request.headersTimeoutMs !== undefined) attempt.deadline.extend(request.headersTimeoutMs);
+    const headers = request.headers
+      ? { "user-agent": this.userAgent, ...request.headers }
+      : { "user-agent": this.userAgent };
+    const started = Date.now();
+    let answer: HeadAnswer;
+    try {
+      answer = await this.head(url, headers, request.headersTimeoutMs, stop);
+    } catch (error) {
+      throw await this.unanswered(error, request, stop, attempt);
+    }
+    attempt.answered = true;
+    attempt.settle();
+    if (url.protocol === "http:" && (await this.answeredByTls(url, { status: answer.statusCode }))) {
+      throw httpsRequired(request);
+    }
+    this.logResponse(request, answer.statusCode, started);
+    return new BodilessResponse(answer.statusCode, wrapHeaders(answer.headers), url);
   }
 
   /**
@@ -599,6 +638,32 @@ interface AttemptStop {
   to?: ((reason: unknown) => void) | undefined;
 }
 
+/** Stops an attempt (the first reason wins). */
+function stopAttempt(stop: AttemptStop, reason: unknown): void {
+  if (stop.reason !== undefined) return;
+  stop.reason = reason;
+  stop.to?.(reason);
+}
+
+/** One attempt's deadline, whether its answer came, and how to end its deadline and signal hold. */
+interface Attempt {
+  answered: boolean;
+  readonly deadline: TransferDeadline;
+  readonly settle: () => void;
+}
+
+/** The deadline's own error when it stopped the attempt, else `error` mapped as usual. */
+function attemptFailure(
+  error: unknown,
+  request: HttpRequest,
+  stop: AttemptStop,
+  phase: "request" | "body",
+): Error {
+  const reason = stop.reason;
+  if (reason instanceof RegistryError && !request.signal?.aborted) return reason;
+  return networkError(error, request, phase);
+}
+
 interface HeadAnswer {
   readonly statusCode: number;
   readonly headers: Dispatcher.ResponseData["headers"];
@@ -612,18 +677,23 @@ function toError(reason: unknown): Error {
  * A response without a body (a HEAD's): its empty `body` stream is made only if someone asks
  * for it, which for a tag check nobody does.
  */
-function bodilessResponse(status: number, headers: ResponseHeaders, url: URL): HttpResponse {
-  let body: Readable | undefined;
-  return {
-    status,
-    headers,
-    url,
-    get body() {
-      body ??= emptyBody();
-      return body;
-    },
-    discard: () => Promise.resolve(),
-  };
+class BodilessResponse implements HttpResponse {
+  private emptyStream: Readable | undefined;
+
+  constructor(
+    readonly status: number,
+    readonly headers: ResponseHeaders,
+    readonly url: URL,
+  ) {}
+
+  get body(): Readable {
+    this.emptyStream ??= emptyBody();
+    return this.emptyStream;
+  }
+
+  discard(): Promise<void> {
+    return Promise.resolve();
+  }
 }
 
 /** Ways a server that expects TLS may end a plain-HTTP request without an HTTP answer. */
