@@ -4,7 +4,7 @@ import { maxHeaderSize } from "node:http";
 import { isIP } from "node:net";
 import { pipeline, Readable, Transform } from "node:stream";
 import { createSecureContext, rootCertificates, type SecureContext } from "node:tls";
-import { Agent, request as undiciRequest, type Dispatcher } from "undici";
+import type { Dispatcher } from "undici";
 import { onAbort } from "../../concurrency/index.js";
 import { AbortedError, describeError } from "../../errors.js";
 import { logsAt, type Logger } from "../../log.js";
@@ -26,6 +26,7 @@ import {
 import { requestError } from "./request-error.js";
 import type { SecurityPolicy } from "./security-policy.js";
 import { speaksTls } from "./tls-probe.js";
+import { Agent, requestOn } from "./undici-core.js";
 import {
   isReplayableBody,
   type HttpRequest,
@@ -392,11 +393,10 @@ export class UndiciTransport implements Transport {
     if (stop.reason !== undefined) abort.abort(stop.reason);
     let raw;
     try {
-      raw = await undiciRequest(url, {
+      raw = await requestOn(UndiciTransport.carriesBlob(request) ? this.agent : this.multiplexed, url, {
         method: request.method,
         headers,
         body: body ?? null,
-        dispatcher: UndiciTransport.carriesBlob(request) ? this.agent : this.multiplexed,
         signal: abort.signal,
         ...(request.headersTimeoutMs === undefined ? {} : { headersTimeout: request.headersTimeoutMs }),
       });
