@@ -50,7 +50,8 @@ export function copyLimits(concurrency: number = DEFAULT_COPY_CONCURRENCY): Copy
 
 /**
  * Copies each task's image graph from its source to its destinations: blobs first, then
- * manifests from the leaves up, each stored under its digest, and the tags last, so a tag never
+ * manifests from the leaves up, each stored under its digest (a root the task writes under its
+ * first tag, which stores it and tags it in one request), and the tags last, so a tag never
  * points at an incomplete image. Skips what a destination already has (checked by digest), writes
  * each blob once per destination repository for the whole run, reads each needed source blob
  * once for all the destinations of a node, and mounts across repositories when a destination can.

@@ -39,6 +39,15 @@ const NON_DISTRIBUTABLE_MEDIA_TYPES: ReadonlySet<string> = new Set([
   "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
 ]);
 
+/**
+ * The tag a task's root is written with, where the task writes the root itself (see
+ * `copyTask`), and where to note that it was.
+ */
+interface RootTag {
+  readonly tagFor: (destination: DestinationRun) => Tag | undefined;
+  readonly written: (destination: DestinationRun, tag: Tag) => void;
+}
+
 interface NodeEntry {
   readonly destination: DestinationRun;
   readonly settle: (result: NodeResult) => void;
@@ -129,13 +138,28 @@ export class GraphCopier {
     // The root's bytes serve both the graph copy and the tag writes: read them at most once.
     let rootRead: Promise<ManifestContent> | undefined;
     const readRoot = () => (rootRead ??= this.readSourceManifest(source, task.digest));
-    const roots = this.ensureManifest(source, task.digest, destinations, 0, readRoot, "manifest");
+    // A root this task writes goes up by its first tag: one request, not one by digest and one
+    // for the tag, and still only once everything under it is there.
+    const taggedWithRoot = new Map<DestinationRun, Tag>();
+    const rootTag: RootTag = {
+      tagFor: (destination) => task.destinations[destination.index]?.tags[0],
+      written: (destination, tag) => taggedWithRoot.set(destination, tag),
+    };
+    const roots = this.ensureManifest(source, task.digest, destinations, 0, readRoot, "manifest", rootTag);
 
     return Promise.all(
       destinations.map(async (destination) => {
         const root = (await roots.get(destination)) ?? NODE_PRESENT;
         const tags = task.destinations[destination.index]?.tags ?? [];
-        const finish = await this.writeTags(source, destination, task.digest, root, tags, readRoot);
+        const finish = await this.writeTags(
+          source,
+          destination,
+          task.digest,
+          root,
+          tags,
+          readRoot,
+          taggedWithRoot.get(destination),
+        );
         const outcome: CopyOutcome = {
           taskId: task.id,
           destinationIndex: destination.index,
@@ -182,22 +206,25 @@ export class GraphCopier {
     root: NodeResult,
     tags: readonly Tag[],
     readRoot: () => Promise<ManifestContent>,
+    writtenWithRoot: Tag | undefined,
   ): Promise<Pick<CopyOutcome, "status" | "tagsWritten" | "error">> {
     if (!root.ok) return failedWith(root.failure, []);
     const tagsWritten: Tag[] = [];
     const fail = (error: unknown, side: "source" | "destination", what: string) =>
       failedWith(this.failure(error, side, digest, what, source, destination), tagsWritten);
     for (const tag of tags) {
-      let content: ManifestContent;
-      try {
-        content = await readRoot();
-      } catch (error) {
-        return fail(error, "source", "manifest");
-      }
-      try {
-        await this.putManifest(destination, content, tag);
-      } catch (error) {
-        return fail(error, "destination", `tag ${tag} of manifest`);
+      if (tag !== writtenWithRoot) {
+        let content: ManifestContent;
+        try {
+          content = await readRoot();
+        } catch (error) {
+          return fail(error, "source", "manifest");
+        }
+        try {
+          await this.putManifest(destination, content, tag);
+        } catch (error) {
+          return fail(error, "destination", `tag ${tag} of manifest`);
+        }
       }
       tagsWritten.push(tag);
       this.run.emit({
@@ -223,12 +250,13 @@ export class GraphCopier {
     depth: number,
     read: () => Promise<ManifestContent>,
     what: string,
+    rootTag?: RootTag,
   ): NodeResults {
     const { results, fresh } = this.claim(this.manifests, digest, destinations, (stats) => {
       stats.manifestsSkipped += 1;
     });
     if (fresh.length > 0) {
-      this.copyManifest(source, digest, fresh, depth, read, what).catch((error: unknown) => {
+      this.copyManifest(source, digest, fresh, depth, read, what, rootTag).catch((error: unknown) => {
         this.settleUnexpected(fresh, error, source, digest, what);
       });
     }
@@ -306,6 +334,7 @@ export class GraphCopier {
     depth: number,
     read: () => Promise<ManifestContent>,
     what: string,
+    rootTag: RootTag | undefined,
   ): Promise<void> {
     const { requests, call } = this.run;
     const fail = (entry: NodeEntry, error: unknown, side: "source" | "destination") => {
@@ -397,8 +426,13 @@ export class GraphCopier {
           entry.settle(failed);
           return;
         }
+        const tag = rootTag?.tagFor(destination);
         try {
-          await this.putManifest(destination, content, digest);
+          if (tag === undefined || !(await this.putTaggedRoot(destination, content, tag))) {
+            await this.putManifest(destination, content, digest);
+          } else {
+            rootTag?.written(destination, tag);
+          }
         } catch (error) {
           fail(entry, error, "destination");
           return;
@@ -593,6 +627,25 @@ export class GraphCopier {
         });
         await pauseBeforeRetry(attempt, signal);
       }
+    }
+  }
+
+  /**
+   * Writes a root by its tag; false when the registry keeps refusing that (a tag it holds
+   * immutable, say): the caller then writes the root by digest, so the images that share it are
+   * not failed for one tag, and the tag fails alone when its turn comes in `writeTags`.
+   */
+  private async putTaggedRoot(
+    destination: DestinationRun,
+    content: ManifestContent,
+    tag: Tag,
+  ): Promise<boolean> {
+    try {
+      await this.putManifest(destination, content, tag);
+      return true;
+    } catch (error) {
+      if (isAbort(error, this.run.signal)) throw error;
+      return false;
     }
   }
 
