@@ -41,6 +41,13 @@ export type NodeFailure = CopyError | AbortedError;
  * `AbortedError`, a DOM `AbortError` from a cancelled fetch or timer, or anything thrown after
  * the run's signal fired.
  */
+/** Whether a registry answered a write with a 4xx status: it refused that request. */
+export function isRefusal(error: unknown): boolean {
+  if (!(error instanceof RegistryError)) return false;
+  const status = error.details.status;
+  return status !== undefined && status >= 400 && status < 500;
+}
+
 export function isAbort(error: unknown, signal: AbortSignal | undefined): boolean {
   if (signal?.aborted === true) return true;
   if (error instanceof AbortedError) return true;

@@ -10,7 +10,7 @@ import {
 import { digestAlgorithm, digestOf, type Digest, type Tag } from "../reference/index.js";
 import type { ManifestContent } from "../registry/index.js";
 import { BlobTransfers, type BlobDelivery } from "./blob-transfers.js";
-import { CopyError, isAbort, isRetryable, nodeFailure, type NodeFailure } from "./errors.js";
+import { CopyError, isAbort, isRefusal, isRetryable, nodeFailure, type NodeFailure } from "./errors.js";
 import {
   deferred,
   DestinationRun,
@@ -426,7 +426,10 @@ export class GraphCopier {
           entry.settle(failed);
           return;
         }
-        const tag = rootTag?.tagFor(destination);
+        // A manifest with a subject goes by digest: its PUT also records the referrer (the
+        // fallback tag on registries without the referrers API), and that part may fail after
+        // the manifest, and so the tag, is stored.
+        const tag = manifest.subject === undefined ? rootTag?.tagFor(destination) : undefined;
         try {
           if (tag === undefined || !(await this.putTaggedRoot(destination, content, tag))) {
             await this.putManifest(destination, content, digest);
@@ -631,9 +634,12 @@ export class GraphCopier {
   }
 
   /**
-   * Writes a root by its tag; false when the registry keeps refusing that (a tag it holds
-   * immutable, say): the caller then writes the root by digest, so the images that share it are
-   * not failed for one tag, and the tag fails alone when its turn comes in `writeTags`.
+   * Writes a root by its tag: true when the tag names it. A write that failed may still have
+   * been stored (an answer lost on the way back): the tag is asked, and when it names the root
+   * the write is done, so what the outcome says of the tag is what the registry holds. False
+   * when the registry refused the tag itself (a 4xx answer: a tag it holds immutable, say): the
+   * caller writes the root by digest, so the images that share it are not failed for one tag,
+   * and the tag fails alone in `writeTags`. Any other failure is the root's.
    */
   private async putTaggedRoot(
     destination: DestinationRun,
@@ -645,7 +651,16 @@ export class GraphCopier {
       return true;
     } catch (error) {
       if (isAbort(error, this.run.signal)) throw error;
-      return false;
+      const { requests, call } = this.run;
+      const named = await requests
+        .run(() => destination.store.resolve(tag, call))
+        .catch((checkError: unknown) => {
+          if (isAbort(checkError, this.run.signal)) throw checkError;
+          return undefined;
+        });
+      if (named?.digest === content.digest) return true;
+      if (isRefusal(error)) return false;
+      throw error;
     }
   }
 
