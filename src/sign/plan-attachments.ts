@@ -209,21 +209,18 @@ async function planTarget(target: SignatureTarget, context: Context): Promise<At
   }
   const notes = subjects.flatMap((subject) => (subject.note === undefined ? [] : [subject.note]));
   try {
-    const planned: SubjectWork[] = [];
     const destinationKeys = target.destinations
       .map((destination) => destination.key)
       .sort()
       .join(",");
-    for (const subject of subjects) {
-      const claim = `${subject.digest}|${target.identities.join(",")}|${destinationKeys}`;
-      if (context.claimed.has(claim)) {
-        planned.push({ subject, items: [] });
-        continue;
-      }
-      context.claimed.add(claim);
-      planned.push({
-        subject,
-        items: await planSubject(
+    // The subjects (an index and its images) are planned at once: each waits only for its own
+    // answers. Each is claimed before anything is awaited, in order, as one after another did.
+    const planned: SubjectWork[] = await Promise.all(
+      subjects.map(async (subject) => {
+        const claim = `${subject.digest}|${target.identities.join(",")}|${destinationKeys}`;
+        if (context.claimed.has(claim)) return { subject, items: [] };
+        context.claimed.add(claim);
+        const items = await planSubject(
           target,
           subject,
           source,
@@ -231,9 +228,10 @@ async function planTarget(target: SignatureTarget, context: Context): Promise<At
           context,
           signing && subject.sign,
           carry,
-        ),
-      });
-    }
+        );
+        return { subject, items };
+      }),
+    );
     return { target, subjects: planned, notes };
   } catch (error) {
     if (options.signal?.aborted) throw error;
@@ -400,21 +398,25 @@ async function planSubject(
             ),
           )
       : Promise.resolve([]));
+  // Staging's attachment tags, asked at once (each is a round trip over a distance).
   const sourceTags = new Map<"sig" | "att" | "sbom", Digest>();
   if (carry) {
-    for (const kind of ["sig", "att", "sbom"] as const) {
-      const descriptor = await source.resolve(attachmentTag(subject.digest, kind), call);
-      if (descriptor) sourceTags.set(kind, descriptor.digest);
-    }
+    const found = await Promise.all(
+      (["sig", "att", "sbom"] as const).map(
+        async (kind) => [kind, await source.resolve(attachmentTag(subject.digest, kind), call)] as const,
+      ),
+    );
+    for (const [kind, descriptor] of found) if (descriptor) sourceTags.set(kind, descriptor.digest);
   }
 
-  for (const kind of ["sig", "att"] as const) {
+  /** The `.sig` or `.att` work of this subject, or nothing to do. */
+  const layerSetItem = async (kind: "sig" | "att"): Promise<WorkItem | undefined> => {
     const signHere = kind === "sig" && signThis && context.format === "cosign";
     const mirrorHere = kind === "sig" && subject.sign && context.options.mirrorSignatures === true;
     const attestHere =
       kind === "att" && attestTypes.length > 0 && attest !== undefined && writesAttLayers(attest.layout);
     const sourceDigest = sourceTags.get(kind);
-    if (!signHere && !mirrorHere && !attestHere && sourceDigest === undefined) continue;
+    if (!signHere && !mirrorHere && !attestHere && sourceDigest === undefined) return undefined;
     const tag = attachmentTag(subject.digest, kind);
     const states = await tagStates(destinations, tag, call, signal);
     const manifests = new Map<Digest, ObservedLayerSet>();
@@ -487,22 +489,30 @@ async function planSubject(
     });
     if (item?.action === "sign" && attestHere) {
       const missing = new Set(item.sign?.identities ?? []);
-      items.push({
+      return {
         ...item,
         sign: {
           identities: [],
           keep: item.sign?.keep ?? [],
           statements: (await statements()).filter((statement) => missing.has(statement.predicateType)),
         },
-      });
-    } else if (item) items.push(item);
-  }
+      };
+    }
+    return item;
+  };
 
-  const sbom = sourceTags.get("sbom");
-  if (sbom !== undefined) {
+  /** Staging's `.sbom`, where the destinations stand on it. */
+  const sbomItem = async (): Promise<WorkItem | undefined> => {
+    const sbom = sourceTags.get("sbom");
+    if (sbom === undefined) return undefined;
     const tag = attachmentTag(subject.digest, "sbom");
     const states = await tagStates(destinations, tag, call, signal);
-    items.push(decideSingleDocument({ tag, source: { digest: sbom, from: source }, destinations: states }));
+    return decideSingleDocument({ tag, source: { digest: sbom, from: source }, destinations: states });
+  };
+
+  // The three are independent: asked at once, kept in this order.
+  for (const item of await Promise.all([layerSetItem("sig"), layerSetItem("att"), sbomItem()])) {
+    if (item) items.push(item);
   }
 
   const listings = new Map<string, Descriptor[] | { error: string }>();
