@@ -167,6 +167,7 @@ export type {
   Platform,
   PromotionManifest,
   ReferrerLister,
+  ReferrersOptions,
   RefusedErrorCode,
   RegistryEntry,
   RegistryErrorCode,

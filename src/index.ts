@@ -199,6 +199,7 @@ export {
   type ManifestWriter,
   type RedactorOptions,
   type ReferrerLister,
+  type ReferrersOptions,
   type HostProblem,
   type RegistryErrorDetails,
   type RegistryStoreProvider,

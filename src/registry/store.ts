@@ -154,10 +154,19 @@ export interface ReferrerLister extends RepositoryIdentity {
    * (`sha256-<hex>`) where the registry lacks the API.
    * https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#listing-referrers
    */
-  referrers(
-    digest: Digest,
-    options?: CallOptions & { readonly artifactType?: string },
-  ): Promise<Descriptor[]>;
+  referrers(digest: Digest, options?: ReferrersOptions): Promise<Descriptor[]>;
+}
+
+export interface ReferrersOptions extends CallOptions {
+  /** Only referrers of this artifact type. */
+  readonly artifactType?: string;
+  /**
+   * The repository's tags as the caller listed them during this run. Where the registry has no
+   * referrers API, a fallback tag (`sha256-<hex>`) not among them is taken as absent without
+   * asking: a run that carries the attachments of a thousand digests lists once rather than
+   * asking a thousand times for tags that are not there.
+   */
+  readonly listedTags?: ReadonlySet<string>;
 }
 
 /**

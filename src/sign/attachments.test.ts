@@ -24,7 +24,11 @@ import { createStoreProvider, type RegistryStoreProvider, type RepositoryOpener 
 import type { SignatureFormat, SignatureTarget, TargetDestination } from "./attachment-plan.js";
 import { executeAttachments } from "./execute-attachments.js";
 import { parseSigningKey } from "./keys.js";
-import { planAttachments, type PlanAttachmentsOptions } from "./plan-attachments.js";
+import {
+  LIST_SOURCE_TAGS_MIN_TARGETS,
+  planAttachments,
+  type PlanAttachmentsOptions,
+} from "./plan-attachments.js";
 import { createKeySigner } from "./signer.js";
 
 /**
@@ -296,6 +300,73 @@ describe("signing promoted digests (OCI layouts)", () => {
     }
     const again = await run({ attachments: "all" }, [target({ digest: image.digest })]);
     expect(again.outcomes).toEqual([]);
+  });
+});
+
+describe("staging's attachments of many digests of one repository", () => {
+  /** The tags `resolve` was asked for, and the listings, per layout. */
+  function recording(opener: RepositoryOpener, asked: string[]): RepositoryOpener {
+    return {
+      repository(at) {
+        const store = opener.repository(at);
+        const name = at.kind === "oci-layout" ? path.basename(at.directory) : at.host;
+        return new Proxy(store, {
+          get(object, property, receiver) {
+            const value: unknown = Reflect.get(object, property, receiver);
+            if (typeof value !== "function") return value;
+            return (...args: unknown[]): unknown => {
+              if (property === "listTags") asked.push(`${name} listTags`);
+              if (property === "resolve") asked.push(`${name} resolve ${String(args[0])}`);
+              return (value as (...all: unknown[]) => unknown).apply(object, args);
+            };
+          },
+        });
+      },
+    };
+  }
+
+  async function carryAll(count: number) {
+    const builder = keyPair();
+    const images = Array.from({ length: count }, (_, i) =>
+      makeImage({ layers: 1, layerSize: 64, mediaTypes: "oci", seed: `many-${count}-${i}` }),
+    );
+    const signed = images[1]!;
+    const sig = otherSignerSignature(builder.privateKey, signed.digest);
+    await seed("staging", [
+      ...images.map((image, i) => ({ content: image, tag: `v${i}` })),
+      { content: sig, tag: `${signed.digest.replace(":", "-")}.sig` },
+    ]);
+    for (const mirror of MIRRORS)
+      await seed(
+        mirror,
+        images.map((image, i) => ({ content: image, tag: `v${i}` })),
+      );
+    const asked: string[] = [];
+    const plan = await planAttachments(
+      images.map((image) => target({ digest: image.digest })),
+      { provider: recording(provider, asked), attachments: "all" },
+    );
+    const outcomes = await executeAttachments(plan, { provider });
+    return { asked: asked.filter((call) => call.startsWith("staging ")), images, signed, sig, outcomes };
+  }
+
+  it(`lists the repository once from ${LIST_SOURCE_TAGS_MIN_TARGETS} digests on, and asks only for the tags it holds`, async () => {
+    const { asked, signed, sig, outcomes } = await carryAll(LIST_SOURCE_TAGS_MIN_TARGETS + 1);
+    const prefix = signed.digest.replace(":", "-");
+    expect(asked).toEqual(["staging listTags", `staging resolve ${prefix}.sig`]);
+    expect(outcomes.map((outcome) => outcome.status)).toEqual(MIRRORS.map(() => "written"));
+    for (const mirror of MIRRORS) {
+      const bytes = await readTaggedManifest(verifierAt(mirror), `${prefix}.sig`);
+      expect(bytes && sha256Digest(bytes), mirror).toBe(sig.digest);
+    }
+  });
+
+  it("asks for each attachment tag below that, without listing", async () => {
+    const count = LIST_SOURCE_TAGS_MIN_TARGETS - 1;
+    const { asked, outcomes } = await carryAll(count);
+    expect(asked.filter((call) => call.endsWith("listTags"))).toEqual([]);
+    expect(asked.filter((call) => /\.(sig|att|sbom)$/.test(call))).toHaveLength(3 * count);
+    expect(outcomes.map((outcome) => outcome.status)).toEqual(MIRRORS.map(() => "written"));
   });
 });
 

@@ -11,6 +11,7 @@ import {
   type ManifestResolver,
   type ReferrerLister,
   type RepositoryOpener,
+  type TagLister,
 } from "../registry/index.js";
 import type {
   AttachmentMode,
@@ -62,7 +63,8 @@ import type { OwnSignatures } from "./own-signatures.js";
  * what to sign and write. Requests per subject: one HEAD of the `.sig` tag per destination and
  * one GET per distinct `.sig` manifest when signing; when staging's attachments are carried, one
  * HEAD per attachment tag in staging (and per destination for those staging has) and the
- * referrers of the subject. Our attestations (when signing with `attest`): the referrers list per
+ * referrers of the subject; from LIST_SOURCE_TAGS_MIN_TARGETS digests of one staging repository
+ * on, one listing of its tags instead of asking for the attachment tags it does not hold. Our attestations (when signing with `attest`): the referrers list per
  * destination (shared with the other referrer work of the subject), and per attestation found
  * there its manifest and bundle (to verify it is ours); with the `.att` layout, the envelopes of
  * the layers annotated with our predicate types.
@@ -101,7 +103,15 @@ export interface PlanAttachmentsOptions {
 }
 
 /** What planning reads from a source or a destination; it writes nothing. */
-type AttachmentReader = ManifestResolver & ManifestReader & ReferrerLister & BlobReader;
+type AttachmentReader = ManifestResolver & ManifestReader & ReferrerLister & BlobReader & TagLister;
+
+/**
+ * From this many carried digests of one staging repository on, its tags are listed once and
+ * the attachment tags it does not have (`.sig`, `.att`, `.sbom`, the referrers fallback) are not
+ * asked for: four requests per digest, where most digests have none. A listing is one request
+ * per 1,000 tags, so below this it could cost more than it saves.
+ */
+export const LIST_SOURCE_TAGS_MIN_TARGETS = 4;
 
 /** The predicate types of the attestations a signing run writes (promotion record, VSA). */
 const OUR_ATTESTATION_TYPES: readonly string[] = Object.values(ATTESTATION_PREDICATE_TYPES);
@@ -117,6 +127,10 @@ interface Context {
    * an index): planning them twice would make two different `.sig` manifests race.
    */
   readonly claimed: Set<string>;
+  /** Staging repositories (by store name) with enough carried digests to list their tags. */
+  readonly listedSources: ReadonlySet<string>;
+  /** Their tags, listed on first need; undefined when the listing failed (then: ask each). */
+  readonly sourceListings: Map<string, Promise<ReadonlySet<string> | undefined>>;
   /** Our attestations: where they go and the run's time (RFC 3339), when attesting. */
   readonly attest?: {
     readonly options: AttestOptions;
@@ -143,6 +157,8 @@ export async function planAttachments(
     mode: options.attachments ?? "copied",
     signChildren: options.signChildren ?? true,
     claimed: new Set(),
+    listedSources: sourcesToList(targets, options),
+    sourceListings: new Map(),
     ...(options.attest && options.signer
       ? { attest: attestContext(options.attest, targets, options.signal) }
       : {}),
@@ -167,6 +183,54 @@ export async function planAttachments(
 
 function carries(target: SignatureTarget, mode: AttachmentMode): boolean {
   return mode === "all" || (mode === "copied" && target.copied);
+}
+
+/** The staging repositories whose tags are worth listing (LIST_SOURCE_TAGS_MIN_TARGETS). */
+function sourcesToList(targets: readonly SignatureTarget[], options: PlanAttachmentsOptions): Set<string> {
+  const mode = options.attachments ?? "copied";
+  const carried = new Map<string, number>();
+  for (const target of targets) {
+    if (!carries(target, mode)) continue;
+    let name: string;
+    try {
+      name = openOnSide(options.provider, target.source, "source").name;
+    } catch {
+      continue; // planTarget reports a location that cannot be opened
+    }
+    carried.set(name, (carried.get(name) ?? 0) + 1);
+  }
+  return new Set(
+    [...carried].filter(([, count]) => count >= LIST_SOURCE_TAGS_MIN_TARGETS).map(([name]) => name),
+  );
+}
+
+/**
+ * The tags of a staging repository, listed once per plan when it is worth it; undefined when it
+ * is not, or when the listing failed (each tag is then asked for, as without it).
+ */
+function listedSourceTags(
+  source: AttachmentReader,
+  context: Context,
+): Promise<ReadonlySet<string> | undefined> {
+  if (!context.listedSources.has(source.name)) return Promise.resolve(undefined);
+  let listing = context.sourceListings.get(source.name);
+  if (listing === undefined) {
+    const signal = context.options.signal;
+    listing = source.listTags(context.call).then(
+      (tags): ReadonlySet<string> => new Set(tags),
+      (error: unknown) => {
+        if (signal?.aborted) throw error;
+        (context.options.logger ?? silentLogger).log(
+          "debug",
+          `could not list ${source.name} for its attachments; asking for each`,
+          { error: describeError(error) },
+        );
+        return undefined;
+      },
+    );
+    context.sourceListings.set(source.name, listing);
+  }
+  return listing;
 }
 
 function attestContext(
@@ -398,13 +462,17 @@ async function planSubject(
             ),
           )
       : Promise.resolve([]));
-  // Staging's attachment tags, asked at once (each is a round trip over a distance).
+  // Staging's attachment tags, asked at once (each is a round trip over a distance), and not at
+  // all when a listing of the repository shows they are not there.
   const sourceTags = new Map<"sig" | "att" | "sbom", Digest>();
+  const listed = carry ? await listedSourceTags(source, context) : undefined;
   if (carry) {
     const found = await Promise.all(
-      (["sig", "att", "sbom"] as const).map(
-        async (kind) => [kind, await source.resolve(attachmentTag(subject.digest, kind), call)] as const,
-      ),
+      (["sig", "att", "sbom"] as const).map(async (kind) => {
+        const tag = attachmentTag(subject.digest, kind);
+        if (listed !== undefined && !listed.has(tag)) return [kind, undefined] as const;
+        return [kind, await source.resolve(tag, call)] as const;
+      }),
     );
     for (const [kind, descriptor] of found) if (descriptor) sourceTags.set(kind, descriptor.digest);
   }
@@ -533,7 +601,10 @@ async function planSubject(
   };
 
   if (carry) {
-    const referrers = await source.referrers(subject.digest, call);
+    const referrers = await source.referrers(subject.digest, {
+      ...call,
+      ...(listed === undefined ? {} : { listedTags: listed }),
+    });
     for (const referrer of referrers) {
       const writeTo: string[] = [];
       const unreadable: { key: string; message: string }[] = [];

@@ -28,6 +28,7 @@ import type {
   CallOptions,
   ContentDeleter,
   ManifestContent,
+  ReferrersOptions,
   RepositoryIdentity,
   RepositoryStore,
   UntaggedManifestLister,
@@ -575,10 +576,8 @@ class OciLayoutRepositoryStore implements OciLayoutRepository {
     return found;
   }
 
-  async referrers(
-    digest: Digest,
-    options: CallOptions & { readonly artifactType?: string } = {},
-  ): Promise<Descriptor[]> {
+  // `listedTags` saves round trips to a remote registry; reading index.json costs none.
+  async referrers(digest: Digest, options: ReferrersOptions = {}): Promise<Descriptor[]> {
     const operation = "referrers";
     throwIfAborted(options.signal, operation);
     const index = await this.readIndex(operation);

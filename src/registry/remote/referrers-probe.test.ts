@@ -51,4 +51,28 @@ describe("referrers API probe", () => {
       await provider.close();
     }
   });
+
+  it("skips the fallback tag a listing of the repository did not show, and reads one it did", async () => {
+    const provider = createStoreProvider();
+    try {
+      const store = provider.repository(
+        repositoryIn(parseRegistryLocation(proxy.host), parseRepositoryPath("app")),
+      );
+      const [first, second] = images as [(typeof images)[0], (typeof images)[0]];
+      const fallbackAsked = () =>
+        proxy.spans.filter((span) => /\/manifests\/sha256-[0-9a-f]{64}$/.test(span.path)).length;
+      // The first lookup learns that the registry has no API; the listing is not used for that.
+      await store.referrers(first.digest, { listedTags: new Set() });
+      const before = fallbackAsked();
+      const listed = new Set(await store.listTags());
+      expect(await store.referrers(first.digest, { listedTags: listed })).toEqual([]);
+      expect(fallbackAsked()).toBe(before);
+      // A listing that shows the tag: it is read as always.
+      const withTag = new Set([...listed, `sha256-${second.digest.slice("sha256:".length)}`]);
+      expect(await store.referrers(second.digest, { listedTags: withTag })).toEqual([]);
+      expect(fallbackAsked()).toBe(before + 1);
+    } finally {
+      await provider.close();
+    }
+  });
 });

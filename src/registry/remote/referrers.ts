@@ -147,6 +147,7 @@ export async function listReferrers(
   subject: Digest,
   artifactType: string | undefined,
   options: CallOptions = {},
+  listedTags?: ReadonlySet<string>,
 ): Promise<Descriptor[]> {
   const endpoint = client.endpoint;
   // Until the registry has said whether it has the API, one request asks and the others wait.
@@ -170,6 +171,8 @@ export async function listReferrers(
       }
     }
   }
+  // The caller's listing of the repository says the fallback tag is not there (ReferrersOptions).
+  if (listedTags !== undefined && !listedTags.has(referrersFallbackTag(subject))) return [];
   return referrersFromTag(client, subject, artifactType, options);
 }
 

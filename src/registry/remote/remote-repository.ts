@@ -11,6 +11,7 @@ import type {
   CallOptions,
   ContentDeleter,
   ManifestContent,
+  ReferrersOptions,
   RepositoryIdentity,
   RepositoryStore,
   TagListing,
@@ -105,12 +106,9 @@ export class RemoteRepository implements RepositoryStore, ContentDeleter {
     return listTagsAndManifests(this.client, options);
   }
 
-  referrers(
-    digest: Digest,
-    options: CallOptions & { readonly artifactType?: string } = {},
-  ): Promise<Descriptor[]> {
-    const { artifactType, ...callOptions } = options;
-    return listReferrers(this.client, digest, artifactType, callOptions);
+  referrers(digest: Digest, options: ReferrersOptions = {}): Promise<Descriptor[]> {
+    const { artifactType, listedTags, ...callOptions } = options;
+    return listReferrers(this.client, digest, artifactType, callOptions, listedTags);
   }
 
   deleteManifest(digest: Digest, options?: CallOptions): Promise<void> {
