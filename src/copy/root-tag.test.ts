@@ -2,12 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FaultProxy } from "../../test/support/fault-proxy.js";
 import { startRegistry, type TestRegistry } from "../../test/support/registry-harness.js";
 import { makeImage, makeReferrer, pushToStore, type TestImage } from "../../test/support/test-images.js";
-import {
-  digestHex,
-  parseRepositoryPath,
-  parseTag,
-  type RegistryHost,
-} from "../reference/index.js";
+import { digestHex, parseRepositoryPath, parseTag, type RegistryHost } from "../reference/index.js";
 import { createStoreProvider, type RegistryStoreProvider } from "../registry/index.js";
 import { copyGraphs } from "./index.js";
 
@@ -65,54 +60,44 @@ async function copyOne(name: string, image: TestImage, destinationHost: string) 
   return { outcome, tag: await direct.resolve(parseTag("v1")), byDigest: await direct.resolve(image.digest) };
 }
 
+/**
+ * Copies a staged image to `prod/<name>` through a proxy that answers every PUT of the tag `v1`
+ * with `status`, before the registry sees it or after it stored it.
+ */
+async function copyAnsweringTag(name: string, status: number, when: "before" | "after") {
+  const image = await stagedImage(name);
+  const proxy = await FaultProxy.start({
+    upstream: registry.url,
+    rules: [{ method: "PUT", path: /\/manifests\/v1$/, fault: { kind: "status", status, when } }],
+  });
+  proxies.push(proxy);
+  const copied = await copyOne(name, image, proxy.host);
+  const putsByDigest = proxy.events.filter(
+    (event) => event.method === "PUT" && event.path.includes("/manifests/sha256:"),
+  );
+  return { ...copied, image, putsByDigest };
+}
+
 describe("a root written by its tag", () => {
   it("is done when its answer was lost but the registry stored it: the tag is asked, and reported", async () => {
-    const image = await stagedImage("lost-answer");
-    const proxy = await FaultProxy.start({
-      upstream: registry.url,
-      rules: [
-        { method: "PUT", path: /\/manifests\/v1$/, fault: { kind: "status", status: 500, when: "after" } },
-      ],
-    });
-    proxies.push(proxy);
-    const { outcome, tag } = await copyOne("lost-answer", image, proxy.host);
+    const { outcome, tag, image, putsByDigest } = await copyAnsweringTag("lost-answer", 500, "after");
     expect(outcome).toMatchObject({ status: "copied", tagsWritten: ["v1"] });
     expect(tag?.digest).toBe(image.digest);
     // Not written a second time by digest: the tag's answer settled it.
-    expect(
-      proxy.events.filter((event) => event.method === "PUT" && event.path.includes("/manifests/sha256:")),
-    ).toEqual([]);
+    expect(putsByDigest).toEqual([]);
   });
 
   it("fails as the root's failure when the registry did not store it, without a second write by digest", async () => {
-    const image = await stagedImage("server-error");
-    const proxy = await FaultProxy.start({
-      upstream: registry.url,
-      rules: [
-        { method: "PUT", path: /\/manifests\/v1$/, fault: { kind: "status", status: 503, when: "before" } },
-      ],
-    });
-    proxies.push(proxy);
-    const { outcome, tag, byDigest } = await copyOne("server-error", image, proxy.host);
+    const { outcome, tag, byDigest, putsByDigest } = await copyAnsweringTag("server-error", 503, "before");
     expect(outcome).toMatchObject({ status: "failed", tagsWritten: [] });
     expect(outcome?.error?.message).toMatch(/503/);
     expect(tag).toBeUndefined();
     expect(byDigest).toBeUndefined();
-    expect(
-      proxy.events.filter((event) => event.method === "PUT" && event.path.includes("/manifests/sha256:")),
-    ).toEqual([]);
+    expect(putsByDigest).toEqual([]);
   });
 
   it("falls back to the digest when the registry refuses the tag (4xx), and the tag fails alone", async () => {
-    const image = await stagedImage("refused-tag");
-    const proxy = await FaultProxy.start({
-      upstream: registry.url,
-      rules: [
-        { method: "PUT", path: /\/manifests\/v1$/, fault: { kind: "status", status: 409, when: "before" } },
-      ],
-    });
-    proxies.push(proxy);
-    const { outcome, tag, byDigest } = await copyOne("refused-tag", image, proxy.host);
+    const { outcome, tag, byDigest, image } = await copyAnsweringTag("refused-tag", 409, "before");
     expect(outcome).toMatchObject({ status: "failed", tagsWritten: [] });
     expect(outcome?.error?.message).toMatch(/tag v1 of manifest/);
     expect(tag).toBeUndefined();

@@ -304,26 +304,13 @@ describe("signing promoted digests (OCI layouts)", () => {
 });
 
 describe("staging's attachments of many digests of one repository", () => {
-  /** The tags `resolve` was asked for, and the listings, per layout. */
-  function recording(opener: RepositoryOpener, asked: string[]): RepositoryOpener {
-    return {
-      repository(at) {
-        const store = opener.repository(at);
-        const name = at.kind === "oci-layout" ? path.basename(at.directory) : at.host;
-        return new Proxy(store, {
-          get(object, property, receiver) {
-            const value: unknown = Reflect.get(object, property, receiver);
-            if (typeof value !== "function") return value;
-            return (...args: unknown[]): unknown => {
-              if (property === "listTags") asked.push(`${name} listTags`);
-              if (property === "resolve") asked.push(`${name} resolve ${String(args[0])}`);
-              return (value as (...all: unknown[]) => unknown).apply(object, args);
-            };
-          },
-        });
-      },
-    };
-  }
+  /** The listings and the references `resolve` was asked for, per layout. */
+  const listingsAndLookups = (name: string, method: string, args: readonly unknown[]) =>
+    method === "listTags"
+      ? `${name} listTags`
+      : method === "resolve"
+        ? `${name} resolve ${String(args[0])}`
+        : undefined;
 
   async function carryAll(count: number) {
     const builder = keyPair();
@@ -344,7 +331,7 @@ describe("staging's attachments of many digests of one repository", () => {
     const asked: string[] = [];
     const plan = await planAttachments(
       images.map((image) => target({ digest: image.digest })),
-      { provider: recording(provider, asked), attachments: "all" },
+      { provider: spying(provider, asked, listingsAndLookups), attachments: "all" },
     );
     const outcomes = await executeAttachments(plan, { provider });
     return { asked: asked.filter((call) => call.startsWith("staging ")), images, signed, sig, outcomes };
@@ -370,8 +357,16 @@ describe("staging's attachments of many digests of one repository", () => {
   });
 });
 
-/** Which store methods were called, per layout: `mirror-a getManifest`. */
-function spying(opener: RepositoryOpener, calls: string[]): RepositoryOpener {
+/**
+ * Which store methods were called, per layout: `mirror-a getManifest` (or what `describe` makes
+ * of a call; nothing when it gives undefined).
+ */
+function spying(
+  opener: RepositoryOpener,
+  calls: string[],
+  describe: (name: string, method: string, args: readonly unknown[]) => string | undefined = (name, method) =>
+    `${name} ${method}`,
+): RepositoryOpener {
   return {
     repository(at) {
       const store = opener.repository(at);
@@ -381,7 +376,8 @@ function spying(opener: RepositoryOpener, calls: string[]): RepositoryOpener {
           const value: unknown = Reflect.get(object, property, receiver);
           if (typeof value !== "function") return value;
           return (...args: unknown[]): unknown => {
-            calls.push(`${name} ${String(property)}`);
+            const call = describe(name, String(property), args);
+            if (call !== undefined) calls.push(call);
             return (value as (...all: unknown[]) => unknown).apply(object, args);
           };
         },
