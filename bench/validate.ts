@@ -113,7 +113,7 @@ async function benchTree(name: string, targets: boolean): Promise<boolean> {
   return wallOk && rssOk;
 }
 
-if (!existsSync(path.join(repoRoot, "dist/cli/entry.js"))) {
+if (!existsSync(path.join(repoRoot, "dist/bundle/entry.js"))) {
   console.error("dist/ is missing: run `npm run build` first (npm run bench:validate does).");
   process.exit(2);
 }

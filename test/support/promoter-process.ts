@@ -45,7 +45,7 @@ export interface PromoterProcessOptions {
 
 /** Throws unless dist/ exists: the child runs the built CLI. */
 export function requireBuiltCli(): void {
-  if (!existsSync(path.join(REPOSITORY_ROOT, "dist", "cli", "entry.js"))) {
+  if (!existsSync(path.join(REPOSITORY_ROOT, "dist", "bundle", "entry.js"))) {
     throw new Error("dist/ is missing: run `npm run build` before the hostile tests");
   }
 }
