@@ -127,7 +127,11 @@ export interface AttachmentWork {
   readonly subjects: readonly SubjectWork[];
   /** Children skipped (artifacts, not images). */
   readonly notes: readonly string[];
-  /** When set, nothing could be planned for this digest (e.g. its index is unreadable). */
+  /**
+   * When set, this digest's attachments could not all be planned: its index is unreadable (no
+   * subjects then), or one of its subjects failed; `subjects` holds what was planned for the
+   * others, which is written all the same.
+   */
   readonly problem?: Problem;
 }
 

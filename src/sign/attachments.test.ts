@@ -303,6 +303,64 @@ describe("signing promoted digests (OCI layouts)", () => {
   });
 });
 
+describe("a subject whose planning fails", () => {
+  /** A `.sig` tag in staging that names an index, not a signature manifest: it cannot be read. */
+  async function stageWithBrokenSig(subject: string): Promise<void> {
+    const broken = makeIndex([arm64], { mediaType: "oci" });
+    await seed("staging", [
+      { content: multi, tag: "v1" },
+      { content: broken, tag: `${subject.replace(":", "-")}.sig` },
+    ]);
+    for (const mirror of MIRRORS) await seed(mirror, [{ content: multi, tag: "v1" }]);
+  }
+
+  async function signBoth(concurrency: number) {
+    const key = keyPair();
+    const signer = createKeySigner(parseSigningKey(key.pem, "test key"));
+    const targets = [target({ copied: true }), target({ digest: amd64.digest, rootIsIndex: false })];
+    const plan = await planAttachments(targets, { provider, signer, attachments: "all", concurrency });
+    const outcomes = await executeAttachments(plan, { provider, signer });
+    const signedAt = async (digest: string) =>
+      Promise.all(
+        MIRRORS.map(
+          async (mirror) =>
+            (
+              await verifyCosignSignature(verifierAt(mirror), digest, {
+                publicKeyPem: key.publicKeyPem,
+                identity: IDENTITY,
+              })
+            ).ok,
+        ),
+      );
+    return { plan, outcomes, signedAt };
+  }
+
+  it("does not take its index's other images with it, nor another target's image", async () => {
+    // The index's own attachment is unreadable; its images are fine, and amd64 is also promoted
+    // on its own (a target that finds it claimed by the index's).
+    await stageWithBrokenSig(multi.digest);
+    for (const concurrency of [1, 8]) {
+      const { plan, outcomes, signedAt } = await signBoth(concurrency);
+      expect(plan.works[0]?.problem, `concurrency ${concurrency}`).toBeDefined();
+      expect(outcomes.filter((o) => o.status === "failed" && o.subject === multi.digest)).toHaveLength(
+        MIRRORS.length,
+      );
+      expect(await signedAt(amd64.digest)).toEqual(MIRRORS.map(() => true));
+      expect(await signedAt(arm64.digest)).toEqual(MIRRORS.map(() => true));
+    }
+  });
+
+  it("is reported by every target that needs it, not only by the one that planned it first", async () => {
+    await stageWithBrokenSig(amd64.digest);
+    for (const concurrency of [1, 8]) {
+      const { plan, signedAt } = await signBoth(concurrency);
+      // amd64 fails in the index's target and again in its own: neither says all is well.
+      expect(plan.works.map((work) => work.problem !== undefined)).toEqual([true, true]);
+      expect(await signedAt(arm64.digest)).toEqual(MIRRORS.map(() => true));
+    }
+  });
+});
+
 describe("staging's attachments of many digests of one repository", () => {
   /** The listings and the references `resolve` was asked for, per layout. */
   const listingsAndLookups = (name: string, method: string, args: readonly unknown[]) =>

@@ -133,17 +133,22 @@ export async function executeAttachments(
 
 async function executeWork(work: AttachmentWork, context: Context): Promise<AttachmentOutcome[]> {
   const { target } = work;
-  if (work.problem) {
-    return target.destinations.map((destination) => ({
-      target,
-      subject: target.digest,
-      kind: "subjects",
-      destination: destination.key,
-      status: context.options.isPresent?.(target, destination.key) === false ? "skipped" : "failed",
-      error: work.problem ?? { code: "internal", message: "unknown" },
-    }));
-  }
   const outcomes: AttachmentOutcome[] = [];
+  // A target whose planning failed (for some of its subjects, or all) fails at each destination;
+  // what was planned for its other subjects is written all the same (plan-attachments.ts).
+  const problem = work.problem;
+  if (problem) {
+    for (const destination of target.destinations) {
+      outcomes.push({
+        target,
+        subject: target.digest,
+        kind: "subjects",
+        destination: destination.key,
+        status: context.options.isPresent?.(target, destination.key) === false ? "skipped" : "failed",
+        error: problem,
+      });
+    }
+  }
   for (const { subject, items } of work.subjects) {
     for (const item of items) {
       if (context.options.signal?.aborted) {

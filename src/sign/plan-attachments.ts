@@ -109,7 +109,9 @@ type AttachmentReader = ManifestResolver & ManifestReader & ReferrerLister & Blo
  * From this many carried digests of one staging repository on, its tags are listed once and
  * the attachment tags it does not have (`.sig`, `.att`, `.sbom`, the referrers fallback) are not
  * asked for: four requests per digest, where most digests have none. A listing is one request
- * per 1,000 tags, so below this it could cost more than it saves.
+ * per 1,000 tags, so below this it could cost more than it saves. Its pages come one after
+ * another: a repository of more than ~16,000 tags with few digests carried pays more round
+ * trips than the HEADs would have (the listing's size bounds still apply).
  */
 export const LIST_SOURCE_TAGS_MIN_TARGETS = 4;
 
@@ -123,10 +125,12 @@ interface Context {
   readonly mode: AttachmentMode;
   readonly signChildren: boolean;
   /**
-   * Subjects already planned by another promoted digest (an image listed on its own and inside
-   * an index): planning them twice would make two different `.sig` manifests race.
+   * Subjects another promoted digest plans (an image listed on its own and inside an index):
+   * planning them twice would make two different `.sig` manifests race. Each claim settles true
+   * once its items are planned (the claimer keeps and writes them), false when planning that
+   * subject failed, and then the next one to need it plans it afresh (`planOnce`).
    */
-  readonly claimed: Set<string>;
+  readonly claimed: Map<string, Promise<boolean>>;
   /** Staging repositories (by store name) with enough carried digests to list their tags. */
   readonly listedSources: ReadonlySet<string>;
   /** Their tags, listed on first need; undefined when the listing failed (then: ask each). */
@@ -156,7 +160,7 @@ export async function planAttachments(
     format: options.format ?? "cosign",
     mode: options.attachments ?? "copied",
     signChildren: options.signChildren ?? true,
-    claimed: new Set(),
+    claimed: new Map(),
     listedSources: sourcesToList(targets, options),
     sourceListings: new Map(),
     ...(options.attest && options.signer
@@ -272,19 +276,18 @@ async function planTarget(target: SignatureTarget, context: Context): Promise<At
     return { target, subjects: [], notes: [], problem: problemOf(error) };
   }
   const notes = subjects.flatMap((subject) => (subject.note === undefined ? [] : [subject.note]));
-  try {
-    const destinationKeys = target.destinations
-      .map((destination) => destination.key)
-      .sort()
-      .join(",");
-    // The subjects (an index and its images) are planned at once: each waits only for its own
-    // answers. Each is claimed before anything is awaited, in order, as one after another did.
-    const planned: SubjectWork[] = await Promise.all(
-      subjects.map(async (subject) => {
-        const claim = `${subject.digest}|${target.identities.join(",")}|${destinationKeys}`;
-        if (context.claimed.has(claim)) return { subject, items: [] };
-        context.claimed.add(claim);
-        const items = await planSubject(
+  const destinationKeys = target.destinations
+    .map((destination) => destination.key)
+    .sort()
+    .join(",");
+  // The subjects (an index and its images) are planned at once, each waiting only for its own
+  // answers. One that fails does not take the others with it: what they planned is kept (and
+  // written), and the target reports the failure.
+  const results = await Promise.allSettled(
+    subjects.map(async (subject): Promise<SubjectWork> => {
+      const claim = `${subject.digest}|${target.identities.join(",")}|${destinationKeys}`;
+      const items = await planOnce(context, claim, () =>
+        planSubject(
           target,
           subject,
           source,
@@ -292,16 +295,53 @@ async function planTarget(target: SignatureTarget, context: Context): Promise<At
           context,
           signing && subject.sign,
           carry,
-        );
-        return { subject, items };
-      }),
-    );
-    return { target, subjects: planned, notes };
-  } catch (error) {
-    if (options.signal?.aborted) throw error;
-    logger.log("warn", `cannot plan the signatures of ${target.digest}`, { error: describeError(error) });
-    return { target, subjects: [], notes, problem: problemOf(error) };
+        ),
+      );
+      return { subject, items };
+    }),
+  );
+  const planned: SubjectWork[] = [];
+  let problem: AttachmentWork["problem"];
+  for (const result of results) {
+    if (result.status === "fulfilled") {
+      planned.push(result.value);
+      continue;
+    }
+    if (options.signal?.aborted) throw result.reason;
+    logger.log("warn", `cannot plan the signatures of ${target.digest}`, {
+      error: describeError(result.reason),
+    });
+    problem ??= problemOf(result.reason);
   }
+  return { target, subjects: planned, notes, ...(problem === undefined ? {} : { problem }) };
+}
+
+/**
+ * A subject's items, planned here unless another target plans it: then none (that target keeps
+ * and writes them), or, when its planning failed there, planned here afresh. The claim is taken
+ * in the same step as the decision (no await between), so two targets never plan one subject.
+ */
+async function planOnce(
+  context: Context,
+  claim: string,
+  plan: () => Promise<WorkItem[]>,
+): Promise<WorkItem[]> {
+  for (;;) {
+    const earlier = context.claimed.get(claim);
+    if (earlier === undefined) break;
+    if (await earlier) return [];
+    // Failed there: the first target to see it plans it; the others wait on that one.
+    if (context.claimed.get(claim) === earlier) break;
+  }
+  const planning = plan();
+  context.claimed.set(
+    claim,
+    planning.then(
+      () => true,
+      () => false,
+    ),
+  );
+  return planning;
 }
 
 /** The root and, for an index, its children, read from wherever the digest already is. */
