@@ -145,13 +145,10 @@ export function registryProviderOptions(
       throw new UsageError(`${host} is named with both --insecure-registry and --https-registry`);
   }
   const caFile = stringOption(values, "registry-ca");
-  const http2 = booleanOption(values, "http2")
-    ? true
-    : booleanOption(values, "disable-http2")
-      ? false
-      : undefined;
-  if (http2 === true && booleanOption(values, "disable-http2"))
-    throw new UsageError("--http2 and --disable-http2 contradict each other");
+  const wantsHttp2 = booleanOption(values, "http2");
+  const refusesHttp2 = booleanOption(values, "disable-http2");
+  if (wantsHttp2 && refusesHttp2) throw new UsageError("--http2 and --disable-http2 contradict each other");
+  const http2 = wantsHttp2 ? true : refusesHttp2 ? false : undefined;
   const maxConcurrent = positiveNumber(values, "max-requests-per-host", true, 10_000);
   const requestsPerSecond = positiveNumber(values, "requests-per-second", false, 100_000);
   const timeoutSeconds = positiveNumber(values, "registry-timeout", false, 86_400);

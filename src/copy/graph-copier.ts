@@ -39,15 +39,6 @@ const NON_DISTRIBUTABLE_MEDIA_TYPES: ReadonlySet<string> = new Set([
   "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
 ]);
 
-/**
- * The tag a task's root is written with, where the task writes the root itself (see
- * `copyTask`), and where to note that it was.
- */
-interface RootTag {
-  readonly tagFor: (destination: DestinationRun) => Tag | undefined;
-  readonly written: (destination: DestinationRun, tag: Tag) => void;
-}
-
 interface NodeEntry {
   readonly destination: DestinationRun;
   readonly settle: (result: NodeResult) => void;
@@ -126,7 +117,15 @@ export class GraphCopier {
     const source: SourceRef = { taskId: task.id, store: task.source, key: this.repositories.of(task.source) };
     const destinations = task.destinations.map(
       (destination, index) =>
-        new DestinationRun(task.id, index, destination.store, this.repositories.of(destination.store)),
+        // A root this task writes goes up by its first tag: one request, not one by digest and
+        // one for the tag, and still only once everything under it is there (copyManifest).
+        new DestinationRun(
+          task.id,
+          index,
+          destination.store,
+          this.repositories.of(destination.store),
+          destination.tags[0],
+        ),
     );
     for (const destination of destinations) {
       const seen = task.destinations[destination.index]?.seen;
@@ -138,28 +137,13 @@ export class GraphCopier {
     // The root's bytes serve both the graph copy and the tag writes: read them at most once.
     let rootRead: Promise<ManifestContent> | undefined;
     const readRoot = () => (rootRead ??= this.readSourceManifest(source, task.digest));
-    // A root this task writes goes up by its first tag: one request, not one by digest and one
-    // for the tag, and still only once everything under it is there.
-    const taggedWithRoot = new Map<DestinationRun, Tag>();
-    const rootTag: RootTag = {
-      tagFor: (destination) => task.destinations[destination.index]?.tags[0],
-      written: (destination, tag) => taggedWithRoot.set(destination, tag),
-    };
-    const roots = this.ensureManifest(source, task.digest, destinations, 0, readRoot, "manifest", rootTag);
+    const roots = this.ensureManifest(source, task.digest, destinations, 0, readRoot, "manifest");
 
     return Promise.all(
       destinations.map(async (destination) => {
         const root = (await roots.get(destination)) ?? NODE_PRESENT;
         const tags = task.destinations[destination.index]?.tags ?? [];
-        const finish = await this.writeTags(
-          source,
-          destination,
-          task.digest,
-          root,
-          tags,
-          readRoot,
-          taggedWithRoot.get(destination),
-        );
+        const finish = await this.writeTags(source, destination, task.digest, root, tags, readRoot);
         const outcome: CopyOutcome = {
           taskId: task.id,
           destinationIndex: destination.index,
@@ -206,14 +190,13 @@ export class GraphCopier {
     root: NodeResult,
     tags: readonly Tag[],
     readRoot: () => Promise<ManifestContent>,
-    writtenWithRoot: Tag | undefined,
   ): Promise<Pick<CopyOutcome, "status" | "tagsWritten" | "error">> {
     if (!root.ok) return failedWith(root.failure, []);
     const tagsWritten: Tag[] = [];
     const fail = (error: unknown, side: "source" | "destination", what: string) =>
       failedWith(this.failure(error, side, digest, what, source, destination), tagsWritten);
     for (const tag of tags) {
-      if (tag !== writtenWithRoot) {
+      if (!destination.rootTagged || tag !== destination.rootTag) {
         let content: ManifestContent;
         try {
           content = await readRoot();
@@ -250,13 +233,12 @@ export class GraphCopier {
     depth: number,
     read: () => Promise<ManifestContent>,
     what: string,
-    rootTag?: RootTag,
   ): NodeResults {
     const { results, fresh } = this.claim(this.manifests, digest, destinations, (stats) => {
       stats.manifestsSkipped += 1;
     });
     if (fresh.length > 0) {
-      this.copyManifest(source, digest, fresh, depth, read, what, rootTag).catch((error: unknown) => {
+      this.copyManifest(source, digest, fresh, depth, read, what).catch((error: unknown) => {
         this.settleUnexpected(fresh, error, source, digest, what);
       });
     }
@@ -334,7 +316,6 @@ export class GraphCopier {
     depth: number,
     read: () => Promise<ManifestContent>,
     what: string,
-    rootTag: RootTag | undefined,
   ): Promise<void> {
     const { requests, call } = this.run;
     const fail = (entry: NodeEntry, error: unknown, side: "source" | "destination") => {
@@ -426,15 +407,16 @@ export class GraphCopier {
           entry.settle(failed);
           return;
         }
-        // A manifest with a subject goes by digest: its PUT also records the referrer (the
-        // fallback tag on registries without the referrers API), and that part may fail after
-        // the manifest, and so the tag, is stored.
-        const tag = manifest.subject === undefined ? rootTag?.tagFor(destination) : undefined;
+        // A task's root (depth 0: only its own destinations claim it here) goes up by its tag,
+        // unless it has a subject: its PUT also records the referrer (the fallback tag on
+        // registries without the referrers API), and that part may fail after the manifest, and
+        // so the tag, is stored.
+        const tag = depth === 0 && manifest.subject === undefined ? destination.rootTag : undefined;
         try {
           if (tag === undefined || !(await this.putTaggedRoot(destination, content, tag))) {
             await this.putManifest(destination, content, digest);
           } else {
-            rootTag?.written(destination, tag);
+            destination.rootTagged = true;
           }
         } catch (error) {
           fail(entry, error, "destination");

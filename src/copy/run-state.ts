@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "../log.js";
-import { formatRepositoryLocation } from "../reference/index.js";
+import { formatRepositoryLocation, type Tag } from "../reference/index.js";
 import type { CallOptions, RepositoryIdentity } from "../registry/index.js";
 import { isAbort, type NodeFailure } from "./errors.js";
 import type { CopyEvent } from "./events.js";
@@ -46,6 +46,8 @@ export interface SourceRef {
 /** One destination of one task: the statistics it reports and the key of its repository. */
 export class DestinationRun {
   readonly stats: CopyStats = emptyStats();
+  /** Whether the task's root went up by `rootTag` here, which wrote that tag too. */
+  rootTagged = false;
 
   constructor(
     readonly taskId: string,
@@ -53,6 +55,8 @@ export class DestinationRun {
     readonly store: CopyDestinationStore,
     /** From `RepositoryShortIds`: equal for every store object that stands for the same repository. */
     readonly key: string,
+    /** The tag the task's root goes up by where the task writes it (its first tag here). */
+    readonly rootTag?: Tag,
   ) {}
 
   get name(): string {

@@ -1,4 +1,4 @@
-import { runBounded, type Semaphore } from "../concurrency/index.js";
+import { Semaphore } from "../concurrency/index.js";
 import { copyGraphs, type CopyDestinationStore } from "../copy/index.js";
 import { AbortedError, type Problem } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
@@ -109,25 +109,19 @@ export async function executeAttachments(
     signedStatements: new Map(),
   };
   const results: AttachmentOutcome[][] = new Array<AttachmentOutcome[]>(plan.works.length);
-  // No signal for runBounded: after an abort each remaining work still reports its items as
-  // aborted (executeWork checks the signal itself).
-  const slots = options.slots;
-  if (slots) {
-    await Promise.all(
-      plan.works.map(async (work, index) => {
-        const release = await slots.acquire();
-        try {
-          results[index] = await executeWork(work, context);
-        } finally {
-          release();
-        }
-      }),
-    );
-  } else {
-    await runBounded(plan.works, options.concurrency ?? DEFAULT_SIGNATURE_OPS, async (work, index) => {
-      results[index] = await executeWork(work, context);
-    });
-  }
+  // No signal for the slots' waits: after an abort each remaining work still reports its items
+  // as aborted (executeWork checks the signal itself).
+  const slots = options.slots ?? new Semaphore(options.concurrency ?? DEFAULT_SIGNATURE_OPS);
+  await Promise.all(
+    plan.works.map(async (work, index) => {
+      const release = await slots.acquire();
+      try {
+        results[index] = await executeWork(work, context);
+      } finally {
+        release();
+      }
+    }),
+  );
   return results.flat();
 }
 
